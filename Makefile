@@ -1,0 +1,39 @@
+# The two commands a newcomer runs: `make run` and `make test`.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.allele-installed
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: run test test-fast lint bench env sysdeps clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	VENV=$(VENV) bash scripts/bootstrap.sh
+	touch $(STAMP)
+
+env: $(STAMP)
+
+sysdeps:
+	bash scripts/sysdeps.sh
+
+## make run: the main job on its embedded defaults
+run: $(STAMP)
+	$(VENV)/bin/allele demo
+
+## make test: the whole suite, slow end-to-end tests included
+test: $(STAMP) sysdeps
+	$(PY) -m pytest
+
+## make test-fast: everything but the slow end-to-end tests
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src/allele
+
+bench: $(STAMP)
+	$(PY) benchmarks/evolution_speed.py
+	$(PY) benchmarks/kraken_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

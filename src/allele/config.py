@@ -1,0 +1,109 @@
+"""Settings: environment variables with the ``ALLELE_`` prefix (``__`` for nesting) and an optional
+``allele.toml`` in the working directory (or the file named by ``ALLELE_CONFIG``).
+
+Precedence, highest first: explicit keyword arguments, environment, ``allele.toml``, defaults.
+
+Example::
+
+    ALLELE_STORE_URL=postgresql+psycopg://localhost/allele
+    ALLELE_OBSERVE__SAMPLE_INTERVAL_S=0.5
+    ALLELE_LLM__BASE_URL=http://127.0.0.1:8000/v1
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from allele.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path(".allele")
+
+
+class ObserveSettings(BaseModel):
+    """Telemetry defaults."""
+
+    sample_interval_s: float = Field(1.0, gt=0)
+    ring_size: int = Field(4096, ge=16)
+    flush_interval_s: float = Field(2.0, gt=0)
+    alert_rules: Path | None = None
+
+
+class LLMSettings(BaseModel):
+    """Defaults for NLPAgent providers."""
+
+    provider: str = "llamacpp"
+    model: str | None = None
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0)
+
+
+class TrackingSettings(BaseModel):
+    """MLflow defaults."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "allele"
+
+
+class Settings(BaseSettings):
+    """All of Allele's settings in one validated object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALLELE_",
+        env_nested_delimiter="__",
+        toml_file="allele.toml",
+        extra="forbid",
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    store_url: str | None = None
+    observe: ObserveSettings = ObserveSettings()
+    llm: LLMSettings = LLMSettings()
+    tracking: TrackingSettings = TrackingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("ALLELE_CONFIG", "allele.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The result store URL: ``store_url`` or a SQLite file ``<data_dir>/results.db``."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.data_dir / 'results.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            parts.append(f"{loc}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(parts)) from None

@@ -1,0 +1,1 @@
+"""allele.dashboard"""
