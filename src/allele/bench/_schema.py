@@ -1,0 +1,239 @@
+"""The result store's tables and the ordered migrations that build them.
+
+The current schema (see ``docs/store.md`` for the full description):
+
+``schema_version(version)``
+    One row: the number of the last migration applied.
+``runs(pk, id, name, spec_name, target, status, created_at, finished_at, spec, environment,
+cell_count, failed_count)``
+    One row per run. ``id`` is the short public id, ``name`` is unique per store, ``spec`` and
+    ``environment`` are JSON text. ``cell_count`` / ``failed_count`` are kept up to date by every
+    write of cells, in the same transaction.
+``cells(pk, run_pk, key, target, params, status, error, started_at, finished_at, profile,
+n_samples)``
+    One row per cell of a run; ``(run_pk, key)`` is unique (no duplicates, ever); a failure is the
+    cell's ``status`` plus its ``error`` text. Indexed by ``(key, run_pk)`` for cell histories.
+``samples(cell_pk, n, metrics, metric_idx, seeds, repeats, vals)``
+    The raw samples of one cell, packed: ``metrics`` is the JSON list of the cell's metric names and
+    the four blobs are little-endian arrays of length ``n`` (``uint16`` metric index into
+    ``metrics``, ``int64`` seed, ``int64`` repeat, ``float64`` value), in the cell's original sample
+    order. Every sample is recovered bit for bit.
+``metric_points(pk, metric, component, labels, timestamp, value)``
+    Telemetry points (``labels`` is JSON text). Indexed by ``(metric, timestamp)``.
+
+A migration is a function of a connection inside an open transaction; :data:`MIGRATIONS` lists
+them in order and :func:`migrate` applies the missing ones. Each migration declares its own tables
+(a snapshot of that version), so that old migrations keep producing old schemas after the module
+level tables below have moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+
+# --- the current schema (what the store's queries use) -------------------------------------------
+
+metadata = MetaData()
+
+_BigPK = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit key on PostgreSQL; SQLite needs ``INTEGER PRIMARY KEY`` to alias the rowid."""
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("spec_name", String(200), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("spec", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("cell_count", Integer, nullable=False, server_default="0"),
+    Column("failed_count", Integer, nullable=False, server_default="0"),
+)
+
+cells = Table(
+    "cells", metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("profile", Text, nullable=True),
+    Column("n_samples", Integer, nullable=False),
+    UniqueConstraint("run_pk", "key", name="uq_cells_run_key"),
+)
+
+samples = Table(
+    "samples", metadata,
+    Column("cell_pk", Integer, ForeignKey("cells.pk", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("n", Integer, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("metric_idx", LargeBinary, nullable=False),
+    Column("seeds", LargeBinary, nullable=False),
+    Column("repeats", LargeBinary, nullable=False),
+    Column("vals", LargeBinary, nullable=False),
+)
+
+metric_points = Table(
+    "metric_points", metadata,
+    Column("pk", _BigPK, primary_key=True, autoincrement=True),
+    Column("metric", String(200), nullable=False),
+    Column("component", String(200), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("value", Float, nullable=False),
+)
+
+Index("ix_cells_key_run", cells.c.key, cells.c.run_pk)
+Index("ix_runs_created", runs.c.created_at)
+Index("ix_metric_points_metric_ts", metric_points.c.metric, metric_points.c.timestamp)
+
+
+# --- migrations -----------------------------------------------------------------------------------
+
+def _migration_1(conn: Connection) -> None:
+    """Version 1: runs, cells and packed samples."""
+    md = MetaData()
+    r = Table(
+        "runs", md,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        Column("id", String(32), nullable=False, unique=True),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("spec_name", String(200), nullable=False),
+        Column("target", String(500), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("finished_at", Float, nullable=True),
+        Column("spec", Text, nullable=False),
+        Column("environment", Text, nullable=False),
+        Column("cell_count", Integer, nullable=False, server_default="0"),
+        Column("failed_count", Integer, nullable=False, server_default="0"),
+    )
+    c = Table(
+        "cells", md,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("target", String(500), nullable=False),
+        Column("params", Text, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("error", Text, nullable=True),
+        Column("started_at", Float, nullable=False),
+        Column("finished_at", Float, nullable=False),
+        Column("profile", Text, nullable=True),
+        Column("n_samples", Integer, nullable=False),
+        UniqueConstraint("run_pk", "key", name="uq_cells_run_key"),
+    )
+    Table(
+        "samples", md,
+        Column("cell_pk", Integer, ForeignKey("cells.pk", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        Column("n", Integer, nullable=False),
+        Column("metrics", Text, nullable=False),
+        Column("metric_idx", LargeBinary, nullable=False),
+        Column("seeds", LargeBinary, nullable=False),
+        Column("repeats", LargeBinary, nullable=False),
+        Column("vals", LargeBinary, nullable=False),
+    )
+    Index("ix_cells_key_run", c.c.key, c.c.run_pk)
+    Index("ix_runs_created", r.c.created_at)
+    md.create_all(conn)
+
+
+def _migration_2(conn: Connection) -> None:
+    """Version 2: telemetry points (the store becomes a MetricSink)."""
+    md = MetaData()
+    mp = Table(
+        "metric_points", md,
+        Column("pk", _BigPK, primary_key=True, autoincrement=True),
+        Column("metric", String(200), nullable=False),
+        Column("component", String(200), nullable=False),
+        Column("labels", Text, nullable=False),
+        Column("timestamp", Float, nullable=False),
+        Column("value", Float, nullable=False),
+    )
+    Index("ix_metric_points_metric_ts", mp.c.metric, mp.c.timestamp)
+    md.create_all(conn)
+
+
+Migration = Callable[[Connection], None]
+
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2]
+"""Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the database (0 for an empty one)."""
+    row = conn.execute(select(schema_version.c.version)).first()
+    return 0 if row is None else int(row[0])
+
+
+def migrate(conn: Connection, target: int = LATEST_VERSION) -> tuple[int, int]:
+    """Apply the missing migrations up to ``target`` inside the caller's write transaction.
+
+    The caller holds the database's write lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+    PostgreSQL), so concurrent openers migrate once. Returns ``(version_before, version_after)``.
+    A database newer than this code is left alone and reported by the caller.
+    """
+    schema_version.create(conn, checkfirst=True)
+    before = current_version(conn)
+    version = before
+    while version < target:
+        MIGRATIONS[version](conn)
+        version += 1
+    if version != before:
+        if before == 0:
+            conn.execute(schema_version.insert().values(version=version))
+        else:
+            conn.execute(schema_version.update().values(version=version))
+    return before, version
+
+
+PG_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7142201)"
+"""The PostgreSQL statement that serialises migrations across processes."""
+
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "cells",
+    "current_version",
+    "metadata",
+    "metric_points",
+    "migrate",
+    "runs",
+    "samples",
+    "schema_version",
+]

@@ -1,0 +1,701 @@
+"""The result store: runs, cells and every raw sample, in SQLite (default) or PostgreSQL.
+
+Open it with :func:`open_store`::
+
+    with open_store() as store:                  # .allele/results.db, or ALLELE_STORE_URL
+        run_id = store.create_run("nightly-1", "seed-matrix", "evolution", spec, env)
+        store.save_cell(run_id, cell)            # committed at once
+        store.finish_run(run_id, "finished")
+        record = store.load_run("latest")
+
+SQLite runs in WAL mode with a long busy timeout and every write transaction starts with
+``BEGIN IMMEDIATE``, so several processes (runner workers, two concurrent runs) can write to one
+file at once without losing anything and without "database is locked" errors; a bounded retry
+covers the rare lock error that still escapes. PostgreSQL is used by URL
+(``postgresql+psycopg://user:pass@host/db``). The schema is versioned and migrated at open; see
+``docs/store.md`` and :mod:`allele.bench._schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast, get_args
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+
+from allele.bench import _schema as S
+from allele.bench.model import (
+    CellResult,
+    CellStatus,
+    RunInfo,
+    RunRecord,
+    RunStatus,
+    Sample,
+)
+from allele.errors import StoreError
+
+__all__ = ["MetricSink", "ResultStore", "StoredMetricPoint", "open_store"]
+
+T = TypeVar("T")
+
+_RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
+_CELL_STATUSES: frozenset[str] = frozenset(get_args(CellStatus))
+
+_BUSY_TIMEOUT_MS = 60_000
+_WRITE_RETRIES = 8
+_IN_CHUNK = 500  # stays below SQLite's bound-parameter limit
+
+
+# --- telemetry points -----------------------------------------------------------------------------
+
+class _PointLike(Protocol):
+    """Anything shaped like ``allele.observe.MetricPoint``."""
+
+    @property
+    def metric(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def timestamp(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+
+
+class MetricSink(Protocol):
+    """Where telemetry points go (the result store is one)."""
+
+    def write_metric_points(self, points: Iterable[_PointLike]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMetricPoint:
+    """A telemetry point read back from the store, with the fields of ``MetricPoint``.
+
+    Used by :meth:`ResultStore.read_metric_points` while ``allele.observe`` does not define
+    ``MetricPoint``; once it does, its own class is returned instead.
+    """
+
+    metric: str
+    component: str
+    labels: dict[str, str] = field(default_factory=dict)
+    timestamp: float = 0.0
+    value: float = 0.0
+
+
+def _point_class() -> Callable[..., Any]:
+    try:
+        from allele import observe
+    except ImportError:  # pragma: no cover - the package exists in this tree
+        return StoredMetricPoint
+    cls = getattr(observe, "MetricPoint", None)
+    if cls is None:
+        try:
+            from allele.observe import metrics as observe_metrics
+        except ImportError:
+            return StoredMetricPoint
+        cls = getattr(observe_metrics, "MetricPoint", None)
+    return cast("Callable[..., Any]", cls) if cls is not None else StoredMetricPoint
+
+
+# --- packing samples ------------------------------------------------------------------------------
+
+def _pack_samples(samples: Sequence[Sample]) -> tuple[int, str, bytes, bytes, bytes, bytes]:
+    """A cell's samples as ``(n, metrics_json, metric_idx, seeds, repeats, vals)``."""
+    n = len(samples)
+    names = [s.metric for s in samples]
+    order: dict[str, int] = {}
+    for name in dict.fromkeys(names):
+        if not isinstance(name, str):
+            raise StoreError(f"sample metric names must be strings, got {name!r}")
+        order[name] = len(order)
+    if len(order) > 65535:
+        raise StoreError("a cell cannot hold more than 65535 distinct metrics")
+    try:
+        idx = np.array([order[m] for m in names] if len(order) > 1 else np.zeros(n),
+                       dtype="<u2")
+        seeds = np.array([s.seed for s in samples], dtype="<i8")
+        reps = np.array([s.repeat for s in samples], dtype="<i8")
+        vals = np.array([s.value for s in samples], dtype="<f8")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise StoreError(f"cannot store samples: {exc} (seeds and repeats must be 64-bit "
+                         "integers and values numbers)") from None
+    return (n, json.dumps(list(order)), idx.tobytes(), seeds.tobytes(), reps.tobytes(),
+            vals.tobytes())
+
+
+def _unpack_samples(n: int, metrics_json: str, idx_b: bytes, seeds_b: bytes, reps_b: bytes,
+                    vals_b: bytes, only: str | None = None) -> list[Sample]:
+    """The exact inverse of :func:`_pack_samples` (optionally keeping one metric)."""
+    if n == 0:
+        return []
+    names: list[str] = json.loads(metrics_json)
+    vals = np.frombuffer(vals_b, dtype="<f8")
+    seeds = np.frombuffer(seeds_b, dtype="<i8")
+    reps = np.frombuffer(reps_b, dtype="<i8")
+    if len(names) == 1:
+        if only is not None and names[0] != only:
+            return []
+        metric_list: Iterable[str] = repeat(names[0], n)
+    else:
+        idx = np.frombuffer(idx_b, dtype="<u2")
+        if only is not None:
+            if only not in names:
+                return []
+            keep = idx == names.index(only)
+            vals, seeds, reps = vals[keep], seeds[keep], reps[keep]
+            metric_list = repeat(only, len(vals))
+        else:
+            metric_list = np.array(names, dtype=object)[idx].tolist()
+    return list(map(Sample, metric_list, vals.tolist(), seeds.tolist(), reps.tolist()))
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    msg = str(getattr(exc, "orig", exc)).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+_RUN_COLUMNS = (S.runs.c.pk, S.runs.c.id, S.runs.c.name, S.runs.c.spec_name, S.runs.c.target,
+                S.runs.c.status, S.runs.c.created_at, S.runs.c.finished_at, S.runs.c.spec,
+                S.runs.c.environment, S.runs.c.cell_count, S.runs.c.failed_count)
+_CELL_COLUMNS = (S.cells.c.key, S.cells.c.target, S.cells.c.params, S.cells.c.status,
+                 S.cells.c.error, S.cells.c.started_at, S.cells.c.finished_at, S.cells.c.profile)
+_SAMPLE_COLUMNS = (S.samples.c.n, S.samples.c.metrics, S.samples.c.metric_idx, S.samples.c.seeds,
+                   S.samples.c.repeats, S.samples.c.vals)
+
+
+def _run_info(row: Sequence[Any]) -> RunInfo:
+    """A RunInfo from a row laid out as ``_RUN_COLUMNS`` (the pk first)."""
+    return RunInfo(
+        id=row[1], name=row[2], spec_name=row[3], target=row[4], status=row[5],
+        created_at=float(row[6]), finished_at=None if row[7] is None else float(row[7]),
+        spec=json.loads(row[8]), environment=json.loads(row[9]),
+        cell_count=int(row[10]), failed_count=int(row[11]),
+    )
+
+
+def _cell(row: Sequence[Any], at: int, only: str | None = None) -> CellResult:
+    """A CellResult from ``_CELL_COLUMNS`` + ``_SAMPLE_COLUMNS`` starting at column ``at``."""
+    n = row[at + 8]
+    smp = [] if n is None else _unpack_samples(
+        n, row[at + 9], row[at + 10], row[at + 11], row[at + 12], row[at + 13], only)
+    return CellResult(
+        key=row[at], target=row[at + 1], params=json.loads(row[at + 2]), status=row[at + 3],
+        samples=smp, error=row[at + 4], started_at=float(row[at + 5]),
+        finished_at=float(row[at + 6]), profile=row[at + 7],
+    )
+
+
+def _display(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+class ResultStore:
+    """Runs, cells and raw samples in one SQL database. Create it with :func:`open_store`.
+
+    Every method is safe to call from several processes at once; a store object may also be shared
+    by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"invalid store URL {url!r}: {exc}") from None
+        self.url: str = url
+        self._url = parsed
+        self._is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._is_postgres = parsed.get_backend_name() == "postgresql"
+        self._run_pk_cache: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        self._engine = self._make_engine()
+        self._open()
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _make_engine(self) -> Engine:
+        url = self._url
+        kwargs: dict[str, Any] = {}
+        if self._is_sqlite:
+            database = url.database or ""
+            in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+            if not in_memory:
+                path = Path(database)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the store directory {path.parent}: "
+                                     f"{exc}") from None
+            kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000,
+                                      "check_same_thread": False}
+        elif self._is_postgres:
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        try:
+            engine = create_engine(url, **kwargs)
+        except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+            raise StoreError(f"unsupported store URL {_display(url)!r}: {exc}") from None
+        if self._is_sqlite:
+            self._install_sqlite_hooks(engine, in_memory)
+        return engine
+
+    @staticmethod
+    def _install_sqlite_hooks(engine: Engine, in_memory: bool) -> None:
+        """pysqlite's own transaction handling is switched off and replaced by explicit BEGINs.
+
+        This is SQLAlchemy's documented recipe for SQLite transactions; on top of it, a write
+        transaction (the ``allele_write`` execution option) starts with ``BEGIN IMMEDIATE``, which
+        takes the write lock up front (waiting up to the busy timeout) instead of failing with
+        "database is locked" when a deferred read transaction tries to upgrade.
+        """
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                if not in_memory:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA synchronous = NORMAL")
+                cur.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("allele_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    def _open(self) -> None:
+        def run(conn: Connection) -> tuple[int, int]:
+            if self._is_postgres:
+                conn.exec_driver_sql(S.PG_MIGRATION_LOCK)
+            return S.migrate(conn)
+
+        before, after = self._write(run, what="open the store")
+        if before > S.LATEST_VERSION:  # pragma: no cover - needs a newer Allele
+            raise StoreError(f"the store at {_display(self._url)} has schema version {before}, "
+                             f"newer than this Allele understands ({S.LATEST_VERSION})")
+        del after
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreError("the result store is closed")
+        pid = os.getpid()
+        if pid != self._pid:
+            # Connections inherited through fork belong to the parent: drop them, do not close.
+            self._engine.dispose(close=False)
+            self._pid = pid
+
+    def _write(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` in one write transaction, retrying a bounded number of times if locked."""
+        self._check_usable()
+        delay = 0.01
+        for attempt in range(_WRITE_RETRIES):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(allele_write=True)
+                    with conn.begin():
+                        return fn(conn)
+            except OperationalError as exc:
+                if _is_lock_error(exc) and attempt < _WRITE_RETRIES - 1:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                raise self._error(exc, what) from None
+            except StoreError:
+                raise
+            except SQLAlchemyError as exc:
+                raise self._error(exc, what) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, fn: Callable[[Connection], T], what: str) -> T:
+        self._check_usable()
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                return fn(conn)
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise self._error(exc, what) from None
+
+    def _error(self, exc: SQLAlchemyError, what: str) -> StoreError:
+        detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+        detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+        if isinstance(exc, OperationalError) and not self._is_sqlite and (
+                "connect" in detail.lower() or "connection" in detail.lower()):
+            return StoreError(f"cannot reach the result store at {_display(self._url)}: {detail}")
+        return StoreError(f"cannot {what} ({_display(self._url)}): {detail}")
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def create_run(self, name: str, spec_name: str, target: str, spec: dict[str, Any],
+                   environment: dict[str, Any]) -> str:
+        """Record a new run (status ``running``) and return its short id.
+
+        ``name`` must be unique in this store (an empty name takes the id); ``'latest'`` is
+        reserved. Raises :class:`StoreError` if the name is taken.
+        """
+        run_id = uuid.uuid4().hex[:12]
+        name = name or run_id
+        if name == "latest":
+            raise StoreError("'latest' is reserved and cannot be a run name")
+        row = {
+            "id": run_id, "name": name, "spec_name": spec_name, "target": target,
+            "status": "running", "created_at": time.time(), "finished_at": None,
+            "spec": _dumps(spec), "environment": _dumps(environment),
+            "cell_count": 0, "failed_count": 0,
+        }
+
+        def run(conn: Connection) -> int:
+            taken = conn.execute(select(S.runs.c.pk).where(S.runs.c.name == name)).first()
+            if taken is not None:
+                raise StoreError(f"a run named {name!r} already exists in the store; "
+                                 "choose another name")
+            res = conn.execute(S.runs.insert().values(**row))
+            return int(cast("tuple[int]", res.inserted_primary_key)[0])
+
+        try:
+            pk = self._write(run, what="create a run")
+        except StoreError as exc:
+            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+                raise StoreError(f"a run named {name!r} already exists in the store; "
+                                 "choose another name") from None
+            raise
+        with self._lock:
+            self._run_pk_cache[run_id] = pk
+        return run_id
+
+    def finish_run(self, run_id: str, status: RunStatus) -> None:
+        """Set a run's final status (``running`` reopens it, e.g. for ``--resume``)."""
+        if status not in _RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; expected one of "
+                             f"{sorted(_RUN_STATUSES)}")
+        finished = None if status == "running" else time.time()
+
+        def run(conn: Connection) -> None:
+            res = conn.execute(update(S.runs).where(S.runs.c.id == run_id)
+                               .values(status=status, finished_at=finished))
+            if res.rowcount == 0:
+                raise StoreError(f"no run with id {run_id!r} in the store")
+
+        self._write(run, what="finish a run")
+
+    def resolve_run(self, ref: str) -> str:
+        """The id of the run named by ``ref``: an id, a unique id prefix, a name, or ``latest``."""
+        return self._read(lambda conn: self._resolve(conn, ref)[1], what="resolve a run")
+
+    def _resolve(self, conn: Connection, ref: str) -> tuple[int, str]:
+        if ref == "latest":
+            row = conn.execute(select(S.runs.c.pk, S.runs.c.id)
+                               .order_by(S.runs.c.created_at.desc(), S.runs.c.pk.desc())
+                               .limit(1)).first()
+            if row is None:
+                raise StoreError("the store holds no runs yet, so 'latest' names nothing")
+            return int(row[0]), str(row[1])
+        for col in (S.runs.c.id, S.runs.c.name):
+            row = conn.execute(select(S.runs.c.pk, S.runs.c.id).where(col == ref)).first()
+            if row is not None:
+                return int(row[0]), str(row[1])
+        if len(ref) >= 4 and all(ch in "0123456789abcdef" for ch in ref):
+            rows = conn.execute(select(S.runs.c.pk, S.runs.c.id)
+                                .where(S.runs.c.id.startswith(ref, autoescape=True))
+                                .limit(2)).all()
+            if len(rows) == 1:
+                return int(rows[0][0]), str(rows[0][1])
+            if len(rows) > 1:
+                raise StoreError(f"run reference {ref!r} is ambiguous: it prefixes several ids")
+        raise StoreError(f"no run {ref!r} in the store (give an id, a name or 'latest'; "
+                         "`allele bench list` shows them)")
+
+    def _run_pk(self, conn: Connection, run_id: str, *, lock: bool = False) -> int:
+        """The primary key of run ``run_id`` (an exact id), optionally locking its row."""
+        if not lock:
+            with self._lock:
+                cached = self._run_pk_cache.get(run_id)
+            if cached is not None:
+                return cached
+        query = select(S.runs.c.pk).where(S.runs.c.id == run_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise StoreError(f"no run with id {run_id!r} in the store")
+        pk = int(row[0])
+        with self._lock:
+            self._run_pk_cache[run_id] = pk
+        return pk
+
+    def get_run(self, ref: str) -> RunInfo:
+        """The header of the run named by ``ref`` (see :meth:`resolve_run`)."""
+        def run(conn: Connection) -> RunInfo:
+            pk, _ = self._resolve(conn, ref)
+            row = conn.execute(select(*_RUN_COLUMNS).where(S.runs.c.pk == pk)).one()
+            return _run_info(row)
+
+        return self._read(run, what="read a run")
+
+    def list_runs(self, limit: int | None = None) -> list[RunInfo]:
+        """Run headers, newest first."""
+        query: Select[Any] = select(*_RUN_COLUMNS).order_by(S.runs.c.created_at.desc(),
+                                                             S.runs.c.pk.desc())
+        if limit is not None:
+            query = query.limit(limit)
+
+        def run(conn: Connection) -> list[RunInfo]:
+            return [_run_info(r) for r in conn.execute(query)]
+
+        return self._read(run, what="list runs")
+
+    # -- cells -------------------------------------------------------------------------------------
+
+    def save_cell(self, run_id: str, cell: CellResult) -> None:
+        """Commit one finished cell at once; a key already saved in the run is replaced."""
+        self.save_cells(run_id, [cell])
+
+    def save_cells(self, run_id: str, cells: Sequence[CellResult]) -> None:
+        """Commit many cells in one transaction with bulk inserts (replacing existing keys)."""
+        if not cells:
+            return
+        latest: dict[str, CellResult] = {}
+        for c in cells:
+            if c.status not in _CELL_STATUSES:
+                raise StoreError(f"cell {c.key!r} has unknown status {c.status!r}; expected one "
+                                 f"of {sorted(_CELL_STATUSES)}")
+            latest[c.key] = c  # a key given twice: the last one wins
+        batch = list(latest.values())
+        packed = [_pack_samples(c.samples) for c in batch]
+        params = [_dumps(c.params) for c in batch]
+        keys = [c.key for c in batch]
+
+        def run(conn: Connection) -> None:
+            run_pk = self._run_pk(conn, run_id, lock=True)
+            existing = self._cell_pks(conn, run_pk, keys)
+            if existing:
+                old = list(existing.values())
+                for part in _chunks(old):
+                    conn.execute(delete(S.samples).where(S.samples.c.cell_pk.in_(part)))
+                    conn.execute(delete(S.cells).where(S.cells.c.pk.in_(part)))
+            conn.execute(S.cells.insert(), [
+                {"run_pk": run_pk, "key": c.key, "target": c.target, "params": p,
+                 "status": c.status, "error": c.error, "started_at": float(c.started_at),
+                 "finished_at": float(c.finished_at), "profile": c.profile,
+                 "n_samples": pk_[0]}
+                for c, p, pk_ in zip(batch, params, packed, strict=True)
+            ])
+            new_pks = self._cell_pks(conn, run_pk, keys)
+            rows = [
+                {"cell_pk": new_pks[c.key], "n": pk_[0], "metrics": pk_[1],
+                 "metric_idx": pk_[2], "seeds": pk_[3], "repeats": pk_[4], "vals": pk_[5]}
+                for c, pk_ in zip(batch, packed, strict=True) if pk_[0] > 0
+            ]
+            if rows:
+                conn.execute(S.samples.insert(), rows)
+            self._recount(conn, run_pk)
+
+        self._write(run, what="save cells")
+
+    def _cell_pks(self, conn: Connection, run_pk: int, keys: Sequence[str]) -> dict[str, int]:
+        """``{key: cell pk}`` for those of ``keys`` that the run already holds."""
+        base = select(S.cells.c.key, S.cells.c.pk).where(S.cells.c.run_pk == run_pk)
+        if len(keys) <= _IN_CHUNK:
+            rows = conn.execute(base.where(S.cells.c.key.in_(keys)))
+            return {r[0]: int(r[1]) for r in rows}
+        wanted = set(keys)
+        return {r[0]: int(r[1]) for r in conn.execute(base) if r[0] in wanted}
+
+    @staticmethod
+    def _recount(conn: Connection, run_pk: int) -> None:
+        total = (select(func.count()).select_from(S.cells)
+                 .where(S.cells.c.run_pk == run_pk).scalar_subquery())
+        failed = (select(func.count()).select_from(S.cells)
+                  .where(S.cells.c.run_pk == run_pk, S.cells.c.status != "ok")
+                  .scalar_subquery())
+        conn.execute(update(S.runs).where(S.runs.c.pk == run_pk)
+                     .values(cell_count=total, failed_count=failed))
+
+    def finished_cell_keys(self, run_id: str, *, include_failed: bool = True) -> set[str]:
+        """Keys of the cells already saved in a run (for ``--resume``).
+
+        A failed cell has finished too (its failure is recorded); pass ``include_failed=False`` to
+        get only the ``ok`` cells, e.g. to retry failures.
+        """
+        def run(conn: Connection) -> set[str]:
+            run_pk = self._run_pk(conn, self._resolve(conn, run_id)[1])
+            query = select(S.cells.c.key).where(S.cells.c.run_pk == run_pk)
+            if not include_failed:
+                query = query.where(S.cells.c.status == "ok")
+            return {r[0] for r in conn.execute(query)}
+
+        return self._read(run, what="read finished cells")
+
+    def load_run(self, ref: str) -> RunRecord:
+        """A whole run: its header and every cell with all raw samples (in save order)."""
+        query = (select(*_CELL_COLUMNS, *_SAMPLE_COLUMNS)
+                 .select_from(S.cells.outerjoin(S.samples, S.samples.c.cell_pk == S.cells.c.pk)))
+
+        def run(conn: Connection) -> RunRecord:
+            pk, _ = self._resolve(conn, ref)
+            info = _run_info(conn.execute(select(*_RUN_COLUMNS).where(S.runs.c.pk == pk)).one())
+            rows = conn.execute(query.where(S.cells.c.run_pk == pk).order_by(S.cells.c.pk)).all()
+            return RunRecord(info=info, cells=[_cell(r, 0) for r in rows])
+
+        return self._read(run, what="load a run")
+
+    def cell_history(self, key: str, metric: str | None = None,
+                     limit: int | None = None) -> list[tuple[RunInfo, CellResult]]:
+        """The cell ``key`` in every run that holds it, oldest run first.
+
+        ``metric`` keeps only that metric's samples and only the cells that have some;
+        ``limit`` keeps the most recent ``limit`` runs (still returned oldest first).
+        """
+        query = (select(*_RUN_COLUMNS, *_CELL_COLUMNS, *_SAMPLE_COLUMNS)
+                 .select_from(S.cells.join(S.runs, S.runs.c.pk == S.cells.c.run_pk)
+                              .outerjoin(S.samples, S.samples.c.cell_pk == S.cells.c.pk))
+                 .where(S.cells.c.key == key)
+                 .order_by(S.runs.c.created_at.desc(), S.runs.c.pk.desc()))
+        if metric is not None:
+            # SQL cannot look inside the packed arrays, but the metric list is plain JSON text.
+            query = query.where(S.samples.c.metrics.contains(json.dumps(metric), autoescape=True))
+        if limit is not None:
+            query = query.limit(limit)
+        width = len(_RUN_COLUMNS)
+
+        def run(conn: Connection) -> list[tuple[RunInfo, CellResult]]:
+            out: list[tuple[RunInfo, CellResult]] = []
+            for r in conn.execute(query):
+                cell = _cell(r, width, metric)
+                if metric is not None and not cell.samples:
+                    continue
+                out.append((_run_info(r), cell))
+            out.reverse()
+            return out
+
+        return self._read(run, what="read a cell history")
+
+    # -- telemetry ---------------------------------------------------------------------------------
+
+    def write_metric_points(self, points: Iterable[_PointLike]) -> None:
+        """Append telemetry points (the MetricSink protocol) in one transaction."""
+        try:
+            rows = [{"metric": p.metric, "component": p.component,
+                     "labels": _dumps(dict(p.labels or {})), "timestamp": float(p.timestamp),
+                     "value": float(p.value)} for p in points]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise StoreError(f"not a metric point: {exc}") from None
+        if not rows:
+            return
+        self._write(lambda conn: conn.execute(S.metric_points.insert(), rows),
+                    what="write metric points")
+
+    def read_metric_points(self, metric: str, component: str | None = None,
+                           since: float | None = None) -> list[Any]:
+        """Points of one metric (optionally one component, from ``since`` on), oldest first.
+
+        Returns ``allele.observe.MetricPoint`` objects (or :class:`StoredMetricPoint` where that
+        class does not exist).
+        """
+        mp = S.metric_points
+        query = (select(mp.c.metric, mp.c.component, mp.c.labels, mp.c.timestamp, mp.c.value)
+                 .where(mp.c.metric == metric).order_by(mp.c.timestamp, mp.c.pk))
+        if component is not None:
+            query = query.where(mp.c.component == component)
+        if since is not None:
+            query = query.where(mp.c.timestamp >= since)
+        cls = _point_class()
+
+        def run(conn: Connection) -> list[Any]:
+            return [cls(metric=r[0], component=r[1], labels=json.loads(r[2]),
+                        timestamp=float(r[3]), value=float(r[4])) for r in conn.execute(query)]
+
+        return self._read(run, what="read metric points")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return self._read(S.current_version, what="read the schema version")
+
+    def close(self) -> None:
+        """Release every connection; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Callable[[str], ResultStore], tuple[str]]:
+        # A store travels to worker processes as its URL and is reopened there.
+        return (open_store, (self.url,))
+
+    def __repr__(self) -> str:
+        return f"ResultStore({_display(self._url)!r})"
+
+
+def open_store(url: str | None = None) -> ResultStore:
+    """Open (creating and migrating as needed) the result store at ``url``.
+
+    ``None`` means the configured store: ``ALLELE_STORE_URL`` / ``store_url`` in ``allele.toml``,
+    or the SQLite file ``.allele/results.db`` in the working directory.
+    """
+    if url is None:
+        from allele.config import load_settings
+
+        url = load_settings().resolved_store_url
+    return ResultStore(url)
+
