@@ -1,0 +1,152 @@
+"""The environment fingerprint recorded with every run: what machine and software measured it.
+
+Everything is best effort and never raises: a value that cannot be read is ``None`` (a missing
+frequency governor inside a container is normal). Two runs whose fingerprints differ in CPU,
+Python, numpy/BLAS or the allele commit are not strictly comparable; reports can say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MAIN_DEPENDENCIES = ("numpy", "scipy", "numba", "pydantic", "SQLAlchemy", "psutil", "dask",
+                     "distributed", "llama_cpp_python", "scikit-learn", "statsmodels", "torch",
+                     "mlflow")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    text = _read("/proc/cpuinfo")
+    if text:
+        for line in text.splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip() or None
+    return platform.processor() or None
+
+
+def cpu_governor() -> str | None:
+    """The frequency-scaling governor of CPU 0, when the kernel exposes it."""
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """BLAS / OpenMP libraries numpy uses: threadpoolctl's view when installed, else the
+    ``blas``/``lapack`` section of ``numpy.show_config``."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [
+            {k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
+                                      "threading_layer", "architecture")}
+            for info in threadpool_info()
+        ]
+    except Exception:  # threadpoolctl missing or confused: fall back to numpy's own record
+        pass
+    try:
+        import numpy as np
+
+        cfg = np.show_config(mode="dicts")
+        deps = cfg.get("Build Dependencies", {}) if isinstance(cfg, dict) else {}
+        return [{"user_api": k, **v} for k, v in deps.items() if isinstance(v, dict)]
+    except Exception:
+        return []
+
+
+def git_state(path: str | Path | None = None) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool, "branch": name}`` of the working tree, or None."""
+    cwd = str(path) if path is not None else os.getcwd()
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+    }
+
+
+def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
+    """Everything :mod:`allele.bench` records about the machine and software of a run."""
+    try:
+        import psutil
+
+        freq = psutil.cpu_freq()
+        mem_total = psutil.virtual_memory().total
+        physical = psutil.cpu_count(logical=False)
+    except Exception:
+        freq, mem_total, physical = None, None, None
+    try:
+        affinity: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    try:
+        import numpy as np
+
+        numpy_version: str | None = np.__version__
+    except ImportError:  # pragma: no cover - numpy is a hard dependency
+        numpy_version = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        blas = blas_info()
+    return {
+        "cpu": {
+            "model": cpu_model(),
+            "logical": os.cpu_count(),
+            "physical": physical,
+            "usable": affinity,
+            "governor": cpu_governor(),
+            "freq_mhz": round(freq.current, 1) if freq is not None else None,
+        },
+        "memory_total_mb": round(mem_total / 2**20, 1) if mem_total else None,
+        "os": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "version": platform.version(),
+            "machine": platform.machine(),
+        },
+        "hostname": platform.node(),
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "numpy": numpy_version,
+        "blas": blas,
+        "packages": {"allele": _versions(("allele",)).get("allele"),
+                     **_versions(MAIN_DEPENDENCIES)},
+        "git": git_state(repo),
+    }

@@ -1,0 +1,422 @@
+"""Where cells run: in the runner's process, in a local pool of worker processes, or on Dask.
+
+Every executor takes a list of :class:`~allele.bench.profiler.CellTask` and yields one
+:class:`~allele.bench.model.CellResult` per task as soon as it is finished (in completion order),
+so the runner can commit each one at once. A target's exception, a crash of the process running
+it, or a timeout never stops an executor: the cell's result says ``failed``, ``crashed`` or
+``timeout`` with the reason.
+
+* :class:`InlineExecutor` calls targets in the current process, one after the other. Cheapest
+  (no pickling, no process); a timeout is enforced with ``SIGALRM`` (main thread only), but a
+  segfault takes the runner down with it.
+* :class:`ProcessPoolExecutor` keeps ``workers`` persistent processes (``forkserver`` start
+  method where available, else ``spawn``: no inherited locks or threads). One cell per task; a
+  worker that dies (segfault, abort, out-of-memory kill) yields a ``crashed`` cell and is replaced;
+  a cell over its ``timeout_s`` is interrupted in the worker (``SIGALRM``) and, if that does not
+  work within :data:`KILL_GRACE_S`, the worker is killed and replaced.
+* :class:`DaskExecutor` submits cells to a Dask distributed cluster: an existing scheduler
+  (``dask://HOST:PORT``) or a :class:`~distributed.LocalCluster` it starts (``dask-local``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any
+
+from allele.bench.model import CellResult, CellStatus
+from allele.bench.profiler import CellTask, describe_exit, run_cell
+from allele.errors import BenchmarkError, ConfigError
+
+StartHook = Callable[[CellTask], None]
+KILL_GRACE_S = 2.0
+"""How long past a cell's timeout a process worker gets before it is killed."""
+
+
+def _failure(task: CellTask, status: CellStatus, error: str, started: float) -> CellResult:
+    return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
+                      samples=[], error=error, started_at=started, finished_at=time.time())
+
+
+class Executor(ABC):
+    """Runs cell tasks and yields their results as they finish."""
+
+    name: str = "executor"
+
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """How many cells can run at the same time."""
+
+    @abstractmethod
+    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
+            ) -> Iterator[CellResult]:
+        """Run every task; yield each result as soon as it is known."""
+
+    def close(self, *, kill: bool = False) -> None:  # noqa: B027 - default: nothing to release
+        """Release workers (``kill=True``: do not wait for running cells)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close(kill=exc is not None)
+
+
+class InlineExecutor(Executor):
+    """Cells run one after the other in this process (see the module docstring)."""
+
+    name = "inline"
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
+            ) -> Iterator[CellResult]:
+        for task in tasks:
+            if on_start is not None:
+                on_start(task)
+            yield run_cell(task, enforce_timeout=True)
+
+
+# --- local process pool -------------------------------------------------------------------------
+
+
+def _extend_sys_path(paths: Sequence[str]) -> None:
+    for p in paths:
+        if p not in sys.path:
+            sys.path.append(p)
+
+
+def _worker_main(conn: Connection, sys_path: list[str]) -> None:
+    """A pool worker: receive a task, run it, send the result; until None or the parent leaves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's business
+    _extend_sys_path(sys_path)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        result = run_cell(task, enforce_timeout=True)
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx: Any, sys_path: list[str]) -> None:
+        parent, child = ctx.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.process: BaseProcess = ctx.Process(target=_worker_main, args=(child, sys_path),
+                                                daemon=True, name="allele-bench-worker")
+        self.process.start()
+        child.close()
+        self.task: CellTask | None = None
+        self.started = 0.0
+        self.started_wall = 0.0
+        self.deadline = 0.0
+
+    def stop(self, kill: bool) -> None:
+        if self.process.is_alive():
+            if kill:
+                self.process.kill()
+            else:
+                try:
+                    self.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    self.process.kill()
+        self.process.join(timeout=5.0)
+        if self.process.is_alive():  # pragma: no cover - a worker that ignores its stop
+            self.process.kill()
+            self.process.join(timeout=5.0)
+        self.conn.close()
+
+
+def default_start_method() -> str:
+    """``forkserver`` where the platform has it, else ``spawn``."""
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+class ProcessPoolExecutor(Executor):
+    """A pool of persistent worker processes (see the module docstring).
+
+    Workers start lazily on the first :meth:`run` and stay up for later runs until
+    :meth:`close`. ``workers`` defaults to the number of usable cores.
+    """
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None, *, start_method: str | None = None) -> None:
+        n = workers if workers is not None else _usable_cores()
+        if n < 1:
+            raise ConfigError(f"workers must be >= 1, got {n}")
+        self.workers = n
+        method = start_method or default_start_method()
+        if method == "forkserver":
+            mp.set_forkserver_preload(["allele.bench.profiler"])
+        self._ctx = mp.get_context(method)
+        self._pool: list[_Worker] = []
+        self.replaced = 0
+        """How many workers were replaced after a crash or a timeout kill."""
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._ctx, list(sys.path))
+
+    def start(self, n: int | None = None) -> None:
+        """Start workers now (``n``, default all) instead of on the first run."""
+        want = self.workers if n is None else min(n, self.workers)
+        while len(self._pool) < want:
+            self._pool.append(self._spawn())
+
+    def _replace(self, worker: _Worker, kill: bool = True) -> _Worker:
+        worker.stop(kill=kill)
+        new = self._spawn()
+        self._pool[self._pool.index(worker)] = new
+        self.replaced += 1
+        return new
+
+    def _assign(self, worker: _Worker, task: CellTask) -> None:
+        for _attempt in range(2):
+            if not worker.process.is_alive():
+                worker = self._replace(worker)
+            try:
+                worker.conn.send(task)
+                break
+            except (BrokenPipeError, OSError):
+                worker = self._replace(worker)
+        else:
+            raise BenchmarkError("cannot start a benchmark worker process")
+        worker.task = task
+        worker.started = time.monotonic()
+        worker.started_wall = time.time()
+        worker.deadline = worker.started + task.timeout_s + KILL_GRACE_S
+
+    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
+            ) -> Iterator[CellResult]:
+        pending = deque(tasks)
+        self.start(len(pending))
+        while True:
+            for worker in list(self._pool):
+                if worker.task is None and pending:
+                    if not worker.process.is_alive():  # died while idle
+                        self._replace(worker)
+                        continue
+                    task = pending.popleft()
+                    self._assign(worker, task)
+                    if on_start is not None:
+                        on_start(task)
+            busy = [w for w in self._pool if w.task is not None]
+            if not busy:
+                if pending:
+                    continue
+                return
+            now = time.monotonic()
+            timeout = max(0.0, min(w.deadline for w in busy) - now)
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                 timeout=min(timeout, 1.0))
+            for worker in busy:
+                result = self._collect(worker)
+                if result is not None:
+                    yield result
+
+    def _collect(self, worker: _Worker) -> CellResult | None:
+        task = worker.task
+        assert task is not None
+        try:
+            if worker.conn.poll():
+                result: CellResult = worker.conn.recv()
+                worker.task = None
+                return result
+        except (EOFError, OSError):
+            pass  # the worker died; its exit code tells why
+        else:
+            if worker.process.is_alive() and time.monotonic() < worker.deadline:
+                return None
+        if worker.process.is_alive():  # over the deadline and not answering
+            worker.task = None
+            self._replace(worker, kill=True)
+            return _failure(task, "timeout",
+                            f"timeout: the cell ran longer than {task.timeout_s:g} s "
+                            "(worker killed)", worker.started_wall)
+        worker.process.join(timeout=5.0)
+        reason = describe_exit(worker.process.exitcode)
+        worker.task = None
+        self._replace(worker, kill=True)
+        return _failure(task, "crashed", f"crashed: {reason}", worker.started_wall)
+
+    def close(self, *, kill: bool = False) -> None:
+        for worker in self._pool:
+            worker.stop(kill=kill or worker.task is not None)
+        self._pool.clear()
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# --- Dask ---------------------------------------------------------------------------------------
+
+
+def _dask_cell(task: CellTask, sys_path: list[str]) -> CellResult:
+    """What a Dask worker runs for one cell."""
+    _extend_sys_path(sys_path)
+    return run_cell(task, enforce_timeout=True)
+
+
+class DaskExecutor(Executor):
+    """Cells on a Dask distributed cluster.
+
+    ``address=None`` starts a LocalCluster (``workers`` processes of one thread each; with
+    ``processes=False`` threads in this process) and the scheduler gives up on a cell whose
+    worker died at once (``allowed-failures: 0``), so a crash is reported as ``crashed``. On an
+    existing cluster the scheduler's own ``allowed-failures`` applies (a crashing cell is retried
+    that many times on other workers first). A cell over its timeout is cancelled and reported as
+    ``timeout``; on a cluster this executor started, its worker is restarted, elsewhere the
+    thread may keep running until the target returns.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, *,
+                 processes: bool = True, connect_timeout_s: float = 10.0) -> None:
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("the Dask executor needs dask[distributed]: "
+                              "pip install 'allele[dask]'") from None
+        self._cluster: Any = None
+        self.address = address
+        try:
+            if address is None:
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=workers or _usable_cores(), threads_per_worker=1,
+                        processes=processes, dashboard_address=None, silence_logs=40)
+                self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
+            else:
+                self._client = Client(  # type: ignore[no-untyped-call]
+                    address, timeout=connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise BenchmarkError(f"cannot reach the Dask scheduler {address or 'local'}: "
+                                 f"{exc}") from None
+        self._processes = processes
+
+    @property
+    def capacity(self) -> int:
+        threads = self._client.nthreads()
+        return max(1, int(sum(threads.values())))
+
+    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
+            ) -> Iterator[CellResult]:
+        from distributed import wait as dask_wait
+
+        pending = deque(tasks)
+        inflight: dict[Any, tuple[CellTask, float, float]] = {}
+        paths = list(sys.path)
+        while pending or inflight:
+            while pending and len(inflight) < self.capacity:
+                task = pending.popleft()
+                fut = self._client.submit(_dask_cell, task, paths, pure=False,
+                                          key=f"allele-cell-{uuid.uuid4().hex}")
+                inflight[fut] = (task, time.monotonic() + task.timeout_s + KILL_GRACE_S,
+                                 time.time())
+                if on_start is not None:
+                    on_start(task)
+            now = time.monotonic()
+            timeout = max(0.05, min(d for _, d, _ in inflight.values()) - now)
+            try:
+                done, _ = dask_wait(  # type: ignore[no-untyped-call]
+                    list(inflight), timeout=min(timeout, 1.0),
+                                    return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for fut in list(inflight):
+                task, deadline, started = inflight[fut]
+                if fut in done or fut.status != "pending":
+                    del inflight[fut]
+                    yield self._result(fut, task, started)
+                elif time.monotonic() >= deadline:
+                    del inflight[fut]
+                    self._abandon(fut)
+                    yield _failure(task, "timeout",
+                                   f"timeout: the cell ran longer than {task.timeout_s:g} s "
+                                   "(cancelled on the Dask cluster)", started)
+
+    def _result(self, fut: Any, task: CellTask, started: float) -> CellResult:
+        try:
+            result = fut.result()
+        except Exception as exc:
+            kind = type(exc).__name__
+            if kind == "KilledWorker":
+                return _failure(task, "crashed",
+                                "crashed: the Dask worker running the cell died", started)
+            return _failure(task, "failed", f"dask: {kind}: {exc}"[:500], started)
+        if not isinstance(result, CellResult):
+            return _failure(task, "failed", f"dask returned {type(result).__name__}", started)
+        return result
+
+    def _abandon(self, fut: Any) -> None:
+        worker = None
+        if self._cluster is not None and self._processes:
+            for addr, keys in self._client.processing().items():
+                if fut.key in keys:
+                    worker = addr
+        fut.cancel()
+        if worker is not None:
+            # best effort: the cell is already reported as a timeout
+            with contextlib.suppress(Exception):
+                self._client.restart_workers([worker])
+
+    def close(self, *, kill: bool = False) -> None:
+        try:
+            self._client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+
+def make_executor(spec: str, workers: int | None = None) -> Executor:
+    """``local`` (process pool), ``inline``, ``dask-local`` or ``dask://HOST:PORT`` -> executor."""
+    text = spec.strip()
+    if text in ("local", "process", "processes"):
+        return ProcessPoolExecutor(workers)
+    if text == "inline":
+        return InlineExecutor()
+    if text == "dask-local":
+        return DaskExecutor(None, workers)
+    if text.startswith("dask://"):
+        rest = text[len("dask://"):]
+        if not rest:
+            raise ConfigError("--executor dask://HOST:PORT: the address is missing")
+        return DaskExecutor("tcp://" + rest, workers)
+    if text.startswith(("tcp://", "tls://", "inproc://")):
+        return DaskExecutor(text, workers)
+    raise ConfigError(f"--executor {spec!r}: allowed: local, inline, dask-local, "
+                      "dask://HOST:PORT")

@@ -1,0 +1,292 @@
+"""Measuring one cell: the code that runs where the cell runs (a worker, a Dask worker, inline).
+
+For every target call the runner records ``wall_s`` (``time.perf_counter``), ``cpu_user_s`` and
+``cpu_sys_s`` (``resource.getrusage(RUSAGE_SELF)``: every thread of the process, so BLAS threads
+count), and ``peak_rss_mb``: the process's peak resident set size *during that call*. On Linux the
+peak is reset before each call (``/proc/self/clear_refs``, value 5) and read from ``VmHWM``
+afterwards; where that is impossible the value is the process's lifetime peak
+(``ru_maxrss``), which is an upper bound.
+
+Optional, and deliberately *outside* the timed calls so they never distort the timings:
+
+* ``tracemalloc``: one extra call per seed under :mod:`tracemalloc`, giving
+  ``tracemalloc_peak_mb`` samples (Python allocations only, repeat index 0);
+* ``profile``: one extra call (first seed) under :mod:`cProfile`; the top 20 functions by
+  cumulative time become the cell's ``profile`` text.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+import tracemalloc as _tracemalloc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allele.bench.model import CellResult, CellStatus, Sample
+from allele.bench.targets import TargetFn, resolve_target
+
+MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
+PROFILE_TOP = 20
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to run one cell (picklable)."""
+
+    key: str
+    benchmark: str
+    target: str
+    params: dict[str, Any]
+    seeds: tuple[int, ...]
+    repeats: int = 1
+    warmup: int = 0
+    timeout_s: float = 600.0
+    metrics: tuple[str, ...] | None = None
+    profile: bool = False
+    tracemalloc: bool = False
+    memory_limit_mb: float | None = None
+    isolation: str = "process"
+    index: int = 0
+    """Position in the run's order (for progress display)."""
+
+
+@dataclass
+class CallMeasurement:
+    """Costs of one target call and the metrics it returned."""
+
+    wall_s: float
+    cpu_user_s: float
+    cpu_sys_s: float
+    peak_rss_mb: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class CellTimeout(BaseException):
+    """Raised inside a target by the cell's alarm (a BaseException, so ``except Exception`` in a
+    target cannot swallow it)."""
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak-RSS watermark; False where the platform does not allow it."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size in MiB since the last :func:`reset_peak_rss`."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru / (1024.0 * 1024.0) if sys.platform == "darwin" else ru / 1024.0
+
+
+def _as_metrics(out: object) -> dict[str, float]:
+    if not isinstance(out, Mapping):
+        raise TypeError(f"a target must return a mapping of metric -> number, got "
+                        f"{type(out).__name__}")
+    metrics: dict[str, float] = {}
+    for name, value in out.items():
+        if not isinstance(name, str):
+            raise TypeError(f"metric names must be strings, got {name!r}")
+        if name in MEASURED or name == "tracemalloc_peak_mb":
+            raise TypeError(f"metric {name!r} is measured by the runner; a target must not "
+                            "return it")
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, int | float):
+            try:
+                value = float(value)  # numpy scalars
+            except (TypeError, ValueError):
+                raise TypeError(f"metric {name!r} is not a number: {value!r}") from None
+        metrics[name] = float(value)
+    return metrics
+
+
+def measure(fn: TargetFn, params: dict[str, Any], seed: int) -> CallMeasurement:
+    """Call ``fn(params, seed)`` once and measure it."""
+    reset_peak_rss()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    out = fn(dict(params), seed)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    rss = peak_rss_mb()
+    return CallMeasurement(
+        wall_s=wall,
+        cpu_user_s=r1.ru_utime - r0.ru_utime,
+        cpu_sys_s=r1.ru_stime - r0.ru_stime,
+        peak_rss_mb=rss,
+        metrics=_as_metrics(out),
+    )
+
+
+def tracemalloc_peak_mb(fn: TargetFn, params: dict[str, Any], seed: int) -> float:
+    """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
+    was = _tracemalloc.is_tracing()
+    if not was:
+        _tracemalloc.start()
+    try:
+        _tracemalloc.reset_peak()
+        base = _tracemalloc.get_traced_memory()[0]
+        fn(dict(params), seed)
+        peak = _tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was:
+            _tracemalloc.stop()
+    return max(0.0, (peak - base) / (1024.0 * 1024.0))
+
+
+def profile_top(fn: TargetFn, params: dict[str, Any], seed: int, top: int = PROFILE_TOP) -> str:
+    """cProfile one untimed call; the ``top`` functions by cumulative time, as text."""
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        fn(dict(params), seed)
+    finally:
+        prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats(pstats.SortKey.CUMULATIVE).print_stats(top)
+    return buf.getvalue().strip()
+
+
+@contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`CellTimeout` in the main thread after ``seconds`` (no-op elsewhere)."""
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise CellTimeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@contextmanager
+def _memory_limit(limit_mb: float | None) -> Iterator[None]:
+    """Lower the address-space soft limit for the cell (allocations beyond it fail with
+    MemoryError instead of waking the kernel's out-of-memory killer)."""
+    if limit_mb is None or not hasattr(resource, "RLIMIT_AS"):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    new = int(limit_mb * 1024 * 1024)
+    if hard != resource.RLIM_INFINITY:
+        new = min(new, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (new, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _error_text(exc: BaseException) -> str:
+    """``Type: message (file:line in function)`` of the innermost frame, on one line."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
+    msg = str(exc).replace("\n", " ").strip()
+    text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return (text[:500] + where)
+
+
+def run_cell(task: CellTask, *, enforce_timeout: bool = True) -> CellResult:
+    """Run one cell: warmup calls, then ``repeats`` x ``seeds`` measured calls, then the optional
+    untimed tracemalloc / cProfile passes. Never raises for a target's failure: the result says
+    ``failed`` (an exception) or ``timeout`` with the reason. Samples measured before a failure
+    are kept.
+    """
+    started = time.time()
+    samples: list[Sample] = []
+    status: CellStatus = "ok"
+    error: str | None = None
+    profile: str | None = None
+    keep = set(task.metrics) if task.metrics is not None else None
+    deadline_s = task.timeout_s if enforce_timeout else None
+    try:
+        with _alarm(deadline_s), _memory_limit(task.memory_limit_mb):
+            fn = resolve_target(task.target)
+            first = task.seeds[0]
+            for _ in range(task.warmup):
+                fn(dict(task.params), first)
+            for repeat in range(task.repeats):
+                for seed in task.seeds:
+                    m = measure(fn, task.params, seed)
+                    values = {"wall_s": m.wall_s, "cpu_user_s": m.cpu_user_s,
+                              "cpu_sys_s": m.cpu_sys_s, "peak_rss_mb": m.peak_rss_mb,
+                              **m.metrics}
+                    for name, value in values.items():
+                        if keep is None or name in keep:
+                            samples.append(Sample(name, value, seed, repeat))
+            if task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep):
+                for seed in task.seeds:
+                    peak = tracemalloc_peak_mb(fn, task.params, seed)
+                    samples.append(Sample("tracemalloc_peak_mb", peak, seed, 0))
+            if task.profile:
+                profile = profile_top(fn, task.params, first)
+    except CellTimeout:
+        status = "timeout"
+        error = f"timeout: the cell ran longer than {task.timeout_s:g} s"
+    except MemoryError as exc:
+        status = "failed"
+        limit = (f" (memory_limit_mb={task.memory_limit_mb:g})"
+                 if task.memory_limit_mb is not None else "")
+        error = "out of memory" + limit + ": " + _error_text(exc)
+    except Exception as exc:
+        status = "failed"
+        error = _error_text(exc)
+    return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
+                      samples=samples, error=error, started_at=started, finished_at=time.time(),
+                      profile=profile)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Why a worker process ended, in words (negative exit codes are signals)."""
+    if exitcode is None:
+        return "worker vanished"
+    if exitcode < 0:
+        sig = -exitcode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        hint = {
+            "SIGSEGV": " (segmentation fault)",
+            "SIGBUS": " (bus error)",
+            "SIGABRT": " (abort)",
+            "SIGKILL": " (killed: out-of-memory killer or an external kill)",
+            "SIGFPE": " (floating-point exception)",
+            "SIGILL": " (illegal instruction)",
+        }.get(name, "")
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with code {exitcode}"
+

@@ -1,0 +1,313 @@
+"""The matrix runner: a spec in, a stored run out.
+
+:class:`Runner` expands a :class:`~allele.bench.spec.SuiteSpec` into cells, orders them
+(randomized interleaving by default, seeded), records a run with the environment fingerprint,
+hands the cells to an executor and commits every finished cell to the store at once. Cells of
+benchmarks with ``isolation: process`` run on the executor (a local process pool by default);
+cells with ``isolation: inline`` run afterwards in this process (with a Dask executor every cell
+goes to Dask).
+
+Resuming: the run's resolved spec (preset applied) and filters are stored with it, so
+:meth:`Runner.resume` rebuilds exactly the same cells and skips every key already in the store;
+the store never holds a key twice. Ctrl-C (KeyboardInterrupt, and SIGTERM in the CLI) kills the
+running cells, marks the run ``interrupted`` and returns; the run can be resumed. A runner killed
+outright (``kill -9``) leaves its run ``running`` with every cell committed so far, and it can be
+resumed the same way.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from allele.bench.executors import Executor, InlineExecutor, make_executor
+from allele.bench.model import CellResult, RunStatus
+from allele.bench.profiler import CellTask
+from allele.bench.spec import SuiteSpec, matches, ordered, parse_filters
+from allele.bench.store import ResultStore
+from allele.bench.targets import resolve_target
+from allele.errors import BenchmarkError, ConfigError
+
+SPEC_FORMAT = 1
+"""Version of the ``spec`` document stored with a run."""
+
+
+class ProgressSink(Protocol):
+    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`)."""
+
+    def start(self, run_name: str, total: int, already_done: int) -> None: ...
+
+    def cell_started(self, task: CellTask) -> None: ...
+
+    def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """How a run (or a resumed part of it) ended."""
+
+    run_id: str
+    name: str
+    status: RunStatus
+    planned: int
+    """Cells in the run's plan."""
+    executed: int = 0
+    """Cells finished by this invocation."""
+    skipped: int = 0
+    """Cells already in the store (resume)."""
+    failed: int = 0
+    """Cells of this invocation whose status is not ``ok``."""
+    seconds: float = 0.0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    """(key, status, error) of every non-ok cell of this invocation."""
+
+
+def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
+    """Every cell of the suite that passes ``filters``, in the suite's order."""
+    wanted = parse_filters(filters)
+    tasks: list[CellTask] = []
+    from allele.bench.model import cell_key
+
+    for bench in suite.benchmarks:
+        seeds = tuple(bench.seed_list)
+        metrics = tuple(bench.metrics) if bench.metrics is not None else None
+        for params in bench.expand():
+            if wanted and not matches(wanted, bench.name, bench.target, params):
+                continue
+            tasks.append(CellTask(
+                key=cell_key(bench.target, params), benchmark=bench.name, target=bench.target,
+                params=params, seeds=seeds, repeats=bench.repeats, warmup=bench.warmup,
+                timeout_s=bench.timeout_s, metrics=metrics, profile=bench.profile,
+                tracemalloc=bench.tracemalloc, memory_limit_mb=bench.memory_limit_mb,
+                isolation=bench.isolation))
+    tasks = ordered(tasks, suite.order, suite.order_seed)
+    return [_with_index(t, i) for i, t in enumerate(tasks)]
+
+
+def _with_index(task: CellTask, index: int) -> CellTask:
+    from dataclasses import replace
+
+    return replace(task, index=index)
+
+
+def default_run_name(suite: SuiteSpec) -> str:
+    """``<suite>-<YYYYmmdd-HHMMSS>-<4 hex>``: unique enough never to collide."""
+    return f"{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+class Runner:
+    """Runs specs into a result store.
+
+    ``executor`` is ``"local"`` (a process pool of ``workers`` processes, default the core
+    count), ``"inline"``, ``"dask-local"``, ``"dask://HOST:PORT"``, or an :class:`Executor`
+    (which the caller owns and closes). ``environment`` overrides the fingerprint (tests).
+    """
+
+    def __init__(self, store: ResultStore, *, executor: str | Executor = "local",
+                 workers: int | None = None, progress: ProgressSink | None = None,
+                 environment: dict[str, Any] | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+        self.store = store
+        self.executor = executor
+        self.workers = workers
+        self.progress = progress
+        self._environment = environment
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def run(self, suite: SuiteSpec, *, name: str | None = None,
+            filters: Sequence[str] = ()) -> RunSummary:
+        """Run every cell of ``suite`` (that passes ``filters``) as a new run."""
+        tasks = plan(suite, filters)
+        if not tasks:
+            raise BenchmarkError(f"no cell of {suite.name!r} matches the filters "
+                                 f"{' '.join(filters)}")
+        for target in {t.target for t in tasks}:
+            resolve_target(target)  # fail before the run exists if a target cannot be imported
+        env = self._environment if self._environment is not None else _fingerprint()
+        doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),
+               "filters": list(filters)}
+        targets = ",".join(dict.fromkeys(t.target for t in tasks))
+        run_id = self.store.create_run(name or default_run_name(suite), suite.name, targets,
+                                       doc, env)
+        return self._execute(run_id, tasks, skipped=0)
+
+    def resume(self, ref: str) -> RunSummary:
+        """Continue a run: the cells of its stored plan that are not in the store yet."""
+        info = self.store.get_run(ref)
+        doc = info.spec
+        if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
+            raise BenchmarkError(f"run {info.name!r} was not recorded by this runner's spec "
+                                 "format; it cannot be resumed")
+        try:
+            suite = SuiteSpec.model_validate(doc["suite"])
+        except Exception as exc:
+            raise BenchmarkError(f"run {info.name!r}: its stored spec no longer validates: "
+                                 f"{exc}") from None
+        tasks = plan(suite, list(doc.get("filters", [])))
+        done = self.store.finished_cell_keys(info.id)
+        todo = [t for t in tasks if t.key not in done]
+        self.store.finish_run(info.id, "running")
+        return self._execute(info.id, todo, skipped=len(tasks) - len(todo), name=info.name)
+
+    # -- machinery -------------------------------------------------------------------------------
+
+    def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
+                 name: str | None = None) -> RunSummary:
+        run_name = name or self.store.get_run(run_id).name
+        summary = RunSummary(run_id=run_id, name=run_name, status="running",
+                             planned=len(tasks) + skipped, skipped=skipped)
+        t0 = time.perf_counter()
+        progress = self.progress
+        if progress is not None:
+            progress.start(run_name, summary.planned, skipped)
+        owned: list[Executor] = []
+        status: RunStatus = "failed"
+        try:
+            for executor, batch in self._phases(tasks, owned):
+                started: dict[str, CellTask] = {}
+
+                def on_start(task: CellTask, _s: dict[str, CellTask] = started) -> None:
+                    _s[task.key] = task
+                    if progress is not None:
+                        progress.cell_started(task)
+
+                for result in executor.run(batch, on_start):
+                    self.store.save_cell(run_id, result)
+                    summary.executed += 1
+                    if result.status != "ok":
+                        summary.failed += 1
+                        summary.failures.append((result.key, result.status, result.error or ""))
+                    if progress is not None:
+                        progress.cell_finished(started.pop(result.key, None), result)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            for ex in self._all_executors(owned):
+                ex.close(kill=True)
+            owned.clear()
+        finally:
+            for ex in owned:
+                ex.close(kill=status != "finished")
+            if progress is not None:
+                progress.stop()
+            self.store.finish_run(run_id, status)
+            summary.status = status
+            summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _all_executors(self, owned: list[Executor]) -> list[Executor]:
+        extra = [self.executor] if isinstance(self.executor, Executor) else []
+        return [*owned, *extra]
+
+    def _phases(self, tasks: list[CellTask], owned: list[Executor]
+                ) -> list[tuple[Executor, list[CellTask]]]:
+        """(executor, tasks) pairs: pooled cells first, then inline ones (see module doc)."""
+        if not tasks:
+            return []
+        main = self.executor
+        is_dask = (isinstance(main, str) and main.startswith(("dask", "tcp://", "tls://"))) or (
+            isinstance(main, Executor) and main.name == "dask")
+        if is_dask or main == "inline" or (isinstance(main, Executor)
+                                           and main.name == "inline"):
+            pooled, inline = list(tasks), []
+        else:
+            pooled = [t for t in tasks if t.isolation == "process"]
+            inline = [t for t in tasks if t.isolation == "inline"]
+        phases: list[tuple[Executor, list[CellTask]]] = []
+        if pooled:
+            if isinstance(main, Executor):
+                executor = main
+            else:
+                executor = make_executor(main, _pool_size(self.workers, len(pooled)))
+                owned.append(executor)
+            phases.append((executor, pooled))
+        if inline:
+            phases.append((InlineExecutor(), inline))
+        return phases
+
+
+def _pool_size(workers: int | None, cells: int) -> int | None:
+    if workers is None:
+        return None
+    return max(1, min(workers, cells))
+
+
+def _fingerprint() -> dict[str, Any]:
+    from allele.bench.environment import fingerprint
+
+    return fingerprint()
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class RichProgress:
+    """A rich progress bar: cells done / total, failures, elapsed, ETA and the current cell."""
+
+    def __init__(self, console: Any = None, *, describe: Callable[[CellTask], str] | None = None
+                 ) -> None:
+        from rich.console import Console
+
+        self.console = console if console is not None else Console(stderr=True)
+        self._describe = describe or _describe
+        self._progress: Any = None
+        self._task: Any = None
+        self._failed = 0
+        self._running: dict[str, CellTask] = {}
+
+    def start(self, run_name: str, total: int, already_done: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.fields[run]}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("[red]failed {task.fields[failed]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=self.console, transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("", total=total, completed=already_done,
+                                             run=run_name, failed=0)
+
+    def _refresh(self) -> None:
+        current = next(reversed(self._running.values()), None)
+        text = self._describe(current) if current is not None else ""
+        self._progress.update(self._task, description=text, failed=self._failed)
+
+    def cell_started(self, task: CellTask) -> None:
+        self._running[task.key] = task
+        if self._progress is not None:
+            self._refresh()
+
+    def cell_finished(self, task: CellTask | None, result: CellResult) -> None:
+        self._running.pop(result.key, None)
+        if result.status != "ok":
+            self._failed += 1
+        if self._progress is not None:
+            self._progress.advance(self._task)
+            self._refresh()
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _describe(task: CellTask) -> str:
+    params = " ".join(f"{k}={v}" for k, v in task.params.items())
+    text = f"{task.benchmark}: {params}"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,525 @@
+"""Benchmark specs: a YAML file, validated with pydantic, that expands into matrix cells.
+
+A spec file is either one benchmark (its keys at the top level) or a *suite*: a ``benchmarks:``
+list of benchmarks that run together as one run, with shared ``defaults`` and ``presets``::
+
+    name: seed-matrix
+    order: randomized          # or sequential; the run-level cell order
+    order_seed: 0
+    defaults: {repeats: 1, seeds: 3}
+    presets:
+      quick: {seeds: 2}        # applied to every benchmark
+    benchmarks:
+      - name: evolution
+        target: evolution
+        matrix: {population_size: [50, 100], selection: [tournament, rank]}
+        fixed: {generations: 30}
+        presets:
+          quick: {matrix: {population_size: [50]}}   # this benchmark's part of 'quick'
+
+Merge order for one benchmark: suite ``defaults`` < the benchmark's own keys < the suite
+preset < the benchmark's preset. ``matrix`` and ``fixed`` merge axis by axis (a preset's
+``matrix: {population_size: [50]}`` replaces only that axis); every other key is replaced.
+
+Matrix expansion follows GitHub Actions: the cartesian product of ``matrix``; then every
+``exclude`` entry (a partial assignment) removes the combinations that match all of its keys;
+then every ``include`` entry is added to each remaining combination whose *original* matrix
+values it does not contradict (its extra keys are added, and may overwrite keys added by an
+earlier include but never an original matrix value); an include that fits no combination becomes
+a new combination of its own. ``fixed`` params are added to every cell (a matrix or include value
+wins over a fixed one).
+
+Any wrong key or value raises :class:`allele.errors.ConfigError` with one line naming the file,
+the key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from allele.bench.model import cell_key
+from allele.errors import AlleleError, ConfigError
+
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+Order = Literal["randomized", "sequential"]
+Isolation = Literal["process", "inline"]
+
+BUILTIN_TARGETS = ("evolution", "kraken", "agent", "genome_ops")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_TARGET_REF = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_target(value: str) -> str:
+    if value in BUILTIN_TARGETS or _TARGET_REF.match(value):
+        return value
+    raise ValueError(
+        f"unknown target {value!r} (allowed: {', '.join(BUILTIN_TARGETS)}, "
+        "or 'package.module:function')"
+    )
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("a name uses letters, digits, '_', '.', '-' and starts alphanumeric")
+    return value
+
+
+def _check_params(value: Mapping[str, Any], what: str) -> None:
+    for key in value:
+        if not isinstance(key, str) or not _PARAM.match(key):
+            raise ValueError(f"{what} name {key!r} must be an identifier")
+
+
+class _Fields(BaseModel):
+    """The keys a benchmark and its overrides share (everything but name/target/presets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    matrix: dict[str, list[Scalar]] | None = None
+    include: list[dict[str, Scalar]] | None = None
+    exclude: list[dict[str, Scalar]] | None = None
+    fixed: dict[str, Any] | None = None
+    repeats: int | None = Field(None, ge=1, le=10_000)
+    warmup: int | None = Field(None, ge=0, le=10_000)
+    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    seeds: list[StrictInt] | StrictInt | None = None
+    isolation: Isolation | None = None
+    metrics: list[StrictStr] | None = None
+    profile: StrictBool | None = None
+    tracemalloc: StrictBool | None = None
+    memory_limit_mb: float | None = Field(None, gt=0)
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix(cls, v: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if v is None:
+            return v
+        _check_params(v, "matrix axis")
+        for axis, values in v.items():
+            if not values:
+                raise ValueError(f"matrix axis {axis!r} has no values")
+            if len({repr(x) for x in values}) != len(values):
+                raise ValueError(f"matrix axis {axis!r} repeats a value")
+        return v
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _partials(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if v is None:
+            return v
+        for entry in v:
+            if not entry:
+                raise ValueError("an entry must assign at least one parameter")
+            _check_params(entry, "parameter")
+        return v
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            _check_params(v, "fixed parameter")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | int | None) -> list[int] | int | None:
+        if isinstance(v, int):
+            if not 1 <= v <= 100_000:
+                raise ValueError("a seed count must be between 1 and 100000")
+        elif isinstance(v, list):
+            if not v:
+                raise ValueError("the seed list is empty")
+            if len(set(v)) != len(v):
+                raise ValueError("the seed list repeats a seed")
+            if any(s < 0 or s >= 2**63 for s in v):
+                raise ValueError("seeds must be integers in [0, 2**63)")
+        return v
+
+
+class Override(_Fields):
+    """A preset's (or the suite defaults') partial benchmark: every key optional."""
+
+
+class BenchmarkSpec(_Fields):
+    """One benchmark: a target and the parameter grid it runs over (fully resolved)."""
+
+    name: str
+    target: str
+    matrix: dict[str, list[Scalar]] = Field(default_factory=dict)
+    include: list[dict[str, Scalar]] = Field(default_factory=list)
+    exclude: list[dict[str, Scalar]] = Field(default_factory=list)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    repeats: int = Field(1, ge=1, le=10_000)
+    warmup: int = Field(0, ge=0, le=10_000)
+    timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    seeds: list[StrictInt] | StrictInt = 3
+    isolation: Isolation = "process"
+    metrics: list[StrictStr] | None = None
+    profile: StrictBool = False
+    tracemalloc: StrictBool = False
+    memory_limit_mb: float | None = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return _check_target(v)
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds every cell runs with: the list as given, or ``0..n-1`` for a count ``n``."""
+        if isinstance(self.seeds, int):
+            return list(range(self.seeds))
+        return list(self.seeds)
+
+    def expand(self) -> list[dict[str, Any]]:
+        """Every cell's parameters (fixed params included), in matrix order, without duplicates."""
+        axes = list(self.matrix)
+        combos: list[dict[str, Any]] = [
+            dict(zip(axes, values, strict=True))
+            for values in itertools.product(*(self.matrix[a] for a in axes))
+        ] if axes else []
+        for ex in self.exclude:
+            combos = [c for c in combos if not all(k in c and c[k] == v for k, v in ex.items())]
+        original = set(axes)
+        base_count = len(combos)
+        added: list[dict[str, Any]] = []
+        for inc in self.include:
+            matched = False
+            for combo in combos[:base_count]:
+                if all(combo[k] == v for k, v in inc.items() if k in original):
+                    matched = True
+                    for k, v in inc.items():
+                        if k not in original:
+                            combo[k] = v
+            if not matched:
+                added.append(dict(inc))
+        combos.extend(added)
+        if not combos and not axes and not self.include:
+            combos = [{}]  # no matrix at all: one cell with the fixed params
+        cells: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for combo in combos:
+            params = {**self.fixed, **combo}
+            key = cell_key(self.target, params)
+            if key in seen:
+                continue
+            seen.add(key)
+            cells.append(params)
+        return cells
+
+
+class SuiteSpec(BaseModel):
+    """A spec file's content once presets are applied: one or more benchmarks run together."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    order: Order = "randomized"
+    order_seed: StrictInt = 0
+    benchmarks: list[BenchmarkSpec]
+    preset: str | None = None
+
+    @property
+    def targets(self) -> list[str]:
+        """The distinct targets of the suite, in file order."""
+        return list(dict.fromkeys(b.target for b in self.benchmarks))
+
+
+class _RawBenchmark(_Fields):
+    name: str
+    target: str
+    presets: dict[str, Override] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return _check_target(v)
+
+
+class _RawSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: StrictStr = ""
+    order: Order = "randomized"
+    order_seed: StrictInt = 0
+    defaults: Override = Field(default_factory=Override)
+    presets: dict[str, Override] = Field(default_factory=dict)
+    benchmarks: list[_RawBenchmark] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+
+_SUITE_KEYS = ("name", "description", "order", "order_seed", "defaults", "presets", "benchmarks")
+_BENCH_KEYS = (*BenchmarkSpec.model_fields, "presets")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if key in ("matrix", "fixed") and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "(top level)"
+
+
+def _allowed_for(loc: Sequence[int | str], suite: bool) -> str:
+    """The allowed keys at the place an unknown key was found."""
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    last = parents[-1] if parents else ""
+    if not parents:
+        return ", ".join(_SUITE_KEYS if suite else (*_BENCH_KEYS, "order", "order_seed"))
+    if last == "benchmarks":
+        return ", ".join(_BENCH_KEYS)
+    if last == "defaults" or (len(parents) >= 2 and parents[-2] == "presets") or last == "presets":
+        return ", ".join(Override.model_fields)
+    return ""
+
+
+def _pydantic_line(exc: PydanticValidationError, source: str, suite: bool,
+                   prefix: Sequence[int | str] = ()) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:3]:
+        loc = [*prefix, *err["loc"]]
+        # Drop pydantic's union branch names (e.g. 'list[...]', 'int') from the path.
+        clean = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in (
+            "int", "float", "str", "bool", "none", "list", "dict")))]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_for(clean, suite)
+            msg = f"unknown key {str(clean[-1])!r}" + (f" (allowed: {allowed})" if allowed else "")
+        elif err["type"] == "missing":
+            msg = "this key is required"
+        else:
+            msg = str(err["msg"])
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+        parts.append(f"{_loc(clean)}: {msg}")
+    extra = len(exc.errors()) - 3
+    more = f" (+{extra} more)" if extra > 0 else ""
+    return f"{source}: " + "; ".join(parts) + more
+
+
+def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = None) -> SuiteSpec:
+    """Validate a spec's parsed YAML (a suite or a single benchmark) and apply ``preset``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the spec must be a mapping of keys, got "
+                          f"{type(data).__name__}")
+    is_suite = "benchmarks" in data
+    if not is_suite:
+        bench = {k: v for k, v in data.items() if k not in ("order", "order_seed", "description")}
+        data = {
+            "name": data.get("name", "benchmark"),
+            **{k: data[k] for k in ("order", "order_seed", "description") if k in data},
+            "benchmarks": [bench],
+        }
+    try:
+        raw = _RawSuite.model_validate(data)
+    except PydanticValidationError as exc:
+        if not is_suite:  # report paths as the user wrote them (no 'benchmarks[0].')
+            raise ConfigError(_single_line(exc, source)) from None
+        raise ConfigError(_pydantic_line(exc, source, True)) from None
+
+    known = set(raw.presets) | {p for b in raw.benchmarks for p in b.presets}
+    if preset is not None and preset not in known:
+        allowed = ", ".join(sorted(known)) or "none defined"
+        raise ConfigError(f"{source}: preset: unknown preset {preset!r} (allowed: {allowed})")
+
+    benches: list[BenchmarkSpec] = []
+    names: set[str] = set()
+    for i, rb in enumerate(raw.benchmarks):
+        if rb.name in names:
+            where = f"benchmarks[{i}].name" if is_suite else "name"
+            raise ConfigError(f"{source}: {where}: duplicate benchmark name {rb.name!r}")
+        names.add(rb.name)
+        merged = raw.defaults.model_dump(exclude_none=True)
+        merged = _merge(merged, rb.model_dump(exclude_none=True, exclude={"presets"}))
+        if preset is not None:
+            if preset in raw.presets:
+                merged = _merge(merged, raw.presets[preset].model_dump(exclude_none=True))
+            if preset in rb.presets:
+                merged = _merge(merged, rb.presets[preset].model_dump(exclude_none=True))
+        try:
+            spec = BenchmarkSpec.model_validate(merged)
+        except PydanticValidationError as exc:  # pragma: no cover - parts validated above
+            raise ConfigError(_pydantic_line(exc, source, True, ("benchmarks", i))) from None
+        _check_builtin(spec, source, f"benchmarks[{i}]." if is_suite else "")
+        benches.append(spec)
+
+    keys: dict[str, str] = {}
+    for spec in benches:
+        for params in spec.expand():
+            key = cell_key(spec.target, params)
+            if key in keys:
+                raise ConfigError(
+                    f"{source}: benchmarks: benchmarks {keys[key]!r} and {spec.name!r} "
+                    f"both define the cell {key}")
+            keys[key] = spec.name
+    return SuiteSpec(name=raw.name, description=raw.description, order=raw.order,
+                     order_seed=raw.order_seed, benchmarks=benches, preset=preset)
+
+
+def _single_line(exc: PydanticValidationError, source: str) -> str:
+    line = _pydantic_line(exc, source, False)
+    return line.replace("benchmarks[0].", "").replace("benchmarks[0]", "(top level)")
+
+
+def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
+    """Built-in targets know their parameters and metrics: check them before anything runs."""
+    if spec.target not in BUILTIN_TARGETS:
+        return
+    from allele.bench.targets import BUILTINS  # local: targets imports core lazily
+
+    info = BUILTINS[spec.target]
+    if spec.metrics is not None:
+        allowed = set(info.metrics) | set(MEASURED_METRICS)
+        for j, metric in enumerate(spec.metrics):
+            if metric not in allowed:
+                raise ConfigError(
+                    f"{source}: {prefix}metrics[{j}]: unknown metric {metric!r} for target "
+                    f"{spec.target!r} (allowed: {', '.join(sorted(allowed))})")
+    for params in spec.expand():
+        try:
+            info.check_params(params)
+        except AlleleError as exc:
+            bad = getattr(exc, "param", None)
+            where = _where(spec, bad, prefix)
+            raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _where(spec: BenchmarkSpec, param: str | None, prefix: str) -> str:
+    if param is None:
+        return prefix + "matrix"
+    if param in spec.matrix:
+        return f"{prefix}matrix.{param}"
+    if param in spec.fixed:
+        return f"{prefix}fixed.{param}"
+    for n, entry in enumerate(spec.include):
+        if param in entry:
+            return f"{prefix}include[{n}].{param}"
+    return f"{prefix}matrix.{param}"
+
+
+MEASURED_METRICS = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_mb")
+"""Metrics the runner measures around every target call (tracemalloc only when enabled)."""
+
+
+def load_suite(path: str | Path, *, preset: str | None = None) -> SuiteSpec:
+    """Read and validate a spec file; every problem is one ConfigError line naming the file."""
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the spec: {exc}") from None
+    return loads_suite(text, source=source, preset=preset)
+
+
+def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None) -> SuiteSpec:
+    """Validate a spec given as YAML text."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unparsable"
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. odd timestamps
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    return parse_suite(data, source=source, preset=preset)
+
+
+# --- cells and filters ------------------------------------------------------------------------
+
+
+def parse_filters(filters: Iterable[str]) -> dict[str, list[Any]]:
+    """``key=value`` strings -> {key: [values]} (values parsed as YAML scalars: ``100`` is 100).
+
+    The key ``target`` or ``benchmark`` matches a cell's target or benchmark name; any other
+    key matches a parameter. Several values for one key are alternatives (OR); different keys
+    must all match (AND).
+    """
+    out: dict[str, list[Any]] = {}
+    for text in filters:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--filter {text!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def matches(filters: Mapping[str, Sequence[Any]], benchmark: str, target: str,
+            params: Mapping[str, Any]) -> bool:
+    """Whether a cell passes every filter (see :func:`parse_filters`)."""
+    for key, values in filters.items():
+        if key == "benchmark":
+            actual: Any = benchmark
+        elif key == "target":
+            actual = target
+        elif key in params:
+            actual = params[key]
+        else:
+            return False
+        if not any(actual == v or str(actual) == str(v) for v in values):
+            return False
+    return True
+
+
+def ordered(items: list[Any], order: Order, seed: int) -> list[Any]:
+    """The run's cell order: as listed, or shuffled by a ``random.Random(seed)``."""
+    if order == "sequential":
+        return list(items)
+    out = list(items)
+    random.Random(seed).shuffle(out)
+    return out
