@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -38,6 +39,24 @@ def test_mutation_rate_zero_changes_nothing_and_one_changes_all():
     moved = ops.mutate_gaussian(pop.copy(), np.random.default_rng(0), 1.0, 0.05)
     assert (moved != 0.5).mean() > 0.99
     assert abs(moved.std() - 0.05) < 0.005  # noise of the requested sigma
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.1, 0.5, 0.9])
+def test_mutation_marks_each_trait_with_probability_rate(rate):
+    pop = np.full((4000, 8), 0.5)
+    out = ops.mutate_gaussian(pop, np.random.default_rng(11), rate, 0.1)
+    changed = (out != 0.5).mean()
+    assert abs(changed - rate) < 4 * np.sqrt(rate * (1 - rate) / pop.size)
+    # independent across traits: each column moves at the same rate
+    assert np.allclose((out != 0.5).mean(axis=0), rate, atol=0.03)
+
+
+def test_mutation_works_in_place_on_strided_arrays():
+    base = np.full((50, 16), 0.5)
+    view = base[:, ::2]
+    assert not view.flags.c_contiguous
+    ops.mutate_gaussian(view, np.random.default_rng(0), 1.0, 0.1)
+    assert (base[:, ::2] != 0.5).all() and (base[:, 1::2] == 0.5).all()
 
 
 def test_uniform_crossover_takes_each_gene_from_a_parent():
