@@ -1,0 +1,168 @@
+"""Result store fixtures: a temporary SQLite store and a PostgreSQL store.
+
+``sqlite_url`` / ``sqlite_store``
+    A fresh SQLite file in the test's tmp directory.
+``pg_server_url``
+    Session-wide: makes sure the machine's PostgreSQL 15 runs (starting it with
+    ``pg_ctlcluster 15 main start`` when it is stopped), creates a test role and a fresh database
+    for this test session, drops it at the end. If PostgreSQL cannot be started the test FAILS with
+    the reason: it is never skipped. ``ALLELE_TEST_PG_URL`` points the fixture at another server
+    (a database there is created and dropped the same way).
+``pg_url`` / ``pg_store``
+    The session database, emptied before each test.
+``store_url`` / ``store``
+    Parametrised over both backends; the PostgreSQL half carries the ``postgres`` mark.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from allele.bench.store import ResultStore, open_store
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_USER = "allele_test"
+PG_PASSWORD = "allele_test"
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _as_postgres(sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
+    """Run one SQL statement as the ``postgres`` superuser through the local socket."""
+    cmd = ["psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-d", database, "-c", sql]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    elif shutil.which("sudo"):
+        cmd = ["sudo", "-n", "-u", "postgres", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _ensure_server() -> None:
+    if _port_open(PG_HOST, PG_PORT):
+        return
+    starter = ["pg_ctlcluster", "15", "main", "start"]
+    if os.geteuid() != 0 and shutil.which("sudo"):
+        starter = ["sudo", "-n", *starter]
+    try:
+        proc = subprocess.run(starter, capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"PostgreSQL is not running on {PG_HOST}:{PG_PORT} and "
+                    f"`{' '.join(starter)}` could not be run: {exc}", pytrace=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _port_open(PG_HOST, PG_PORT):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"PostgreSQL is not running on {PG_HOST}:{PG_PORT} and `{' '.join(starter)}` "
+                f"did not start it (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout}",
+                pytrace=False)
+
+
+def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
+    if proc.returncode != 0:
+        pytest.fail(f"PostgreSQL test setup failed to {what}: "
+                    f"{proc.stderr.strip() or proc.stdout.strip()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database for this test session."""
+    db = f"allele_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    external = os.environ.get("ALLELE_TEST_PG_URL")
+    if external:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        base = make_url(external)
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{db}"'))
+        except Exception as exc:
+            pytest.fail(f"cannot create a test database on ALLELE_TEST_PG_URL: {exc}",
+                        pytrace=False)
+        yield base.set(database=db).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+        return
+
+    _ensure_server()
+    _check(_as_postgres(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + PG_USER + "') "
+        f"THEN CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' CREATEDB; END IF; END $$;"),
+        "create the test role")
+    _check(_as_postgres(f'CREATE DATABASE "{db}" OWNER {PG_USER}'), "create the test database")
+    try:
+        yield f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{db}"
+    finally:
+        _as_postgres(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def _truncate(url: str) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            names = [t for t in ("metric_points", "samples", "cells", "runs", "schema_version")
+                     if inspect(conn).has_table(t)]
+            for name in names:
+                conn.execute(text(f"DROP TABLE {name} CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """The session's PostgreSQL database, emptied (no tables at all) before the test."""
+    _truncate(pg_server_url)
+    return pg_server_url
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[ResultStore]:
+    with open_store(pg_url) as store:
+        yield store
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite store file (not created yet) in the test's tmp directory."""
+    return f"sqlite:///{tmp_path / 'store' / 'results.db'}"
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[ResultStore]:
+    with open_store(sqlite_url) as store:
+        yield store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URL, once per backend."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'store' / 'results.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ResultStore]:
+    with open_store(store_url) as s:
+        yield s

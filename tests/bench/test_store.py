@@ -1,0 +1,479 @@
+"""Result store: round trips, resume, run references, histories, concurrency, migrations."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import pickle
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, select
+
+from allele.bench import _schema as S
+from allele.bench.model import CellResult, Sample, cell_key
+from allele.bench.store import ResultStore, _pack_samples, _unpack_samples, open_store
+from allele.errors import StoreError
+
+METRICS = ("wall_s", "cpu_user_s", "peak_rss_mb", "best_fitness", "diversity")
+
+
+def make_cell(i: int, *, seeds: int = 3, repeats: int = 2, salt: float = 0.0,
+              status: str = "ok", target: str = "evolution") -> CellResult:
+    """A cell whose samples interleave metrics (as the runner records them)."""
+    params = {"population": 50 * (i + 1), "mutation_rate": 0.1, "selection": "tournament"}
+    rng = np.random.default_rng(1000 * i + int(salt * 7))
+    samples = [Sample(m, float(rng.normal()) + salt, 11 + s, r)
+               for s in range(seeds) for r in range(repeats) for m in METRICS]
+    return CellResult(key=cell_key(target, params), target=target, params=params,
+                      status=status, samples=samples if status == "ok" else [],  # type: ignore[arg-type]
+                      error=None if status == "ok" else f"cell {i} crashed",
+                      started_at=100.0 + i, finished_at=100.5 + i,
+                      profile="   ncalls  tottime\n 1 0.1 f" if i % 2 else None)
+
+
+def bits(values: list[float]) -> list[bytes]:
+    return [struct.pack("<d", v) for v in values]
+
+
+# --- round trips ----------------------------------------------------------------------------------
+
+def test_round_trip_every_sample_exact(store: ResultStore) -> None:
+    spec = {"name": "seed-matrix", "matrix": {"population": [50, 100]}, "repeats": 2}
+    env = {"cpu": {"model": "x", "count": 2}, "python": "3.11.7", "git": None}
+    run_id = store.create_run("first", "seed-matrix", "evolution", spec, env)
+    cells = [make_cell(i) for i in range(6)]
+    special = Sample("nrmse", float("nan"), 2**62, 0)
+    cells[0].samples += [special, Sample("nrmse", float("inf"), -5, 1),
+                         Sample("nrmse", -0.0, 0, 2), Sample("nrmse", 5e-324, 1, 3),
+                         Sample("nrmse", 1.0000000000000002, 7, 4)]
+    store.save_cells(run_id, cells[:3])
+    for c in cells[3:]:
+        store.save_cell(run_id, c)
+    store.save_cell(run_id, make_cell(6, status="crashed"))
+    store.finish_run(run_id, "finished")
+
+    rec = store.load_run(run_id)
+    assert rec.info.id == run_id
+    assert rec.info.name == "first"
+    assert rec.info.status == "finished"
+    assert rec.info.finished_at is not None and rec.info.finished_at >= rec.info.created_at
+    assert rec.info.spec == spec
+    assert rec.info.environment == env
+    assert rec.info.cell_count == 7
+    assert rec.info.failed_count == 1
+    assert [c.key for c in rec.cells] == [c.key for c in cells] + [make_cell(6).key]
+    for original in cells:
+        loaded = rec.cell(original.key)
+        assert loaded is not None
+        assert loaded.params == original.params
+        assert loaded.profile == original.profile
+        assert (loaded.started_at, loaded.finished_at) == (original.started_at,
+                                                           original.finished_at)
+        assert [(s.metric, s.seed, s.repeat) for s in loaded.samples] == \
+            [(s.metric, s.seed, s.repeat) for s in original.samples]
+        assert bits([s.value for s in loaded.samples]) == bits([s.value for s in original.samples])
+    assert all(type(s) is Sample for c in rec.cells for s in c.samples)
+    failed = rec.cells[-1]
+    assert failed.status == "crashed"
+    assert failed.error == "cell 6 crashed"
+    assert failed.samples == []
+    nan_sample = rec.cells[0].samples[-5]
+    assert math.isnan(nan_sample.value) and nan_sample.seed == 2**62
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "wall_s", "ünï"]),
+                          st.floats(allow_nan=True, allow_infinity=True),
+                          st.integers(-(2**63), 2**63 - 1), st.integers(0, 10_000)),
+                max_size=40))
+def test_packing_is_lossless(rows: list[tuple[str, float, int, int]]) -> None:
+    samples = [Sample(*r) for r in rows]
+    packed = _pack_samples(samples)
+    out = _unpack_samples(*packed)
+    assert [(s.metric, s.seed, s.repeat) for s in out] == [(s.metric, s.seed, s.repeat)
+                                                           for s in samples]
+    assert bits([s.value for s in out]) == bits([s.value for s in samples])
+    for metric in {r[0] for r in rows}:
+        only = _unpack_samples(*packed, only=metric)
+        want = [s for s in samples if s.metric == metric]
+        assert [(s.metric, s.seed, s.repeat) for s in only] == [(s.metric, s.seed, s.repeat)
+                                                                for s in want]
+        assert bits([s.value for s in only]) == bits([s.value for s in want])
+
+
+def test_unstorable_samples_are_a_store_error(sqlite_store: ResultStore) -> None:
+    run_id = sqlite_store.create_run("r", "s", "t", {}, {})
+    cell = make_cell(0)
+    cell.samples.append(Sample("wall_s", 1.0, 2**64, 0))
+    with pytest.raises(StoreError, match="64-bit"):
+        sqlite_store.save_cell(run_id, cell)
+    bad = make_cell(1)
+    bad.status = "weird"  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="unknown status"):
+        sqlite_store.save_cell(run_id, bad)
+    assert sqlite_store.finished_cell_keys(run_id) == set()
+
+
+# --- duplicates and resume ------------------------------------------------------------------------
+
+def test_saving_a_key_again_replaces_it(store: ResultStore) -> None:
+    run_id = store.create_run("r", "s", "evolution", {}, {})
+    store.save_cells(run_id, [make_cell(i) for i in range(4)])
+    store.save_cell(run_id, make_cell(1, status="failed"))
+    store.save_cell(run_id, make_cell(2, salt=5.0, seeds=1, repeats=1))
+    store.save_cells(run_id, [make_cell(3, salt=1.0), make_cell(3, salt=2.0)])
+
+    rec = store.load_run(run_id)
+    assert len(rec.cells) == 4
+    assert len({c.key for c in rec.cells}) == 4
+    assert rec.info.cell_count == 4 and rec.info.failed_count == 1
+    c1, c2, c3 = rec.cell(make_cell(1).key), rec.cell(make_cell(2).key), rec.cell(make_cell(3).key)
+    assert c1 is not None and c1.status == "failed" and c1.samples == []
+    assert c2 is not None and c2.samples == make_cell(2, salt=5.0, seeds=1, repeats=1).samples
+    assert c3 is not None and c3.samples == make_cell(3, salt=2.0).samples
+    if store.url.startswith("sqlite"):
+        engine = create_engine(store.url)
+        with engine.connect() as conn:
+            n_blobs = len(conn.execute(select(S.samples.c.cell_pk)).all())
+        engine.dispose()
+        assert n_blobs == 3  # the failed cell has none, replaced cells left none behind
+
+
+def test_finished_cell_keys_for_resume(store: ResultStore) -> None:
+    run_id = store.create_run("r", "s", "evolution", {}, {})
+    other = store.create_run("other", "s", "evolution", {}, {})
+    store.save_cells(run_id, [make_cell(0), make_cell(1, status="timeout")])
+    store.save_cell(other, make_cell(2))
+    store.finish_run(run_id, "interrupted")
+    assert store.finished_cell_keys(run_id) == {make_cell(0).key, make_cell(1).key}
+    assert store.finished_cell_keys(run_id, include_failed=False) == {make_cell(0).key}
+    assert store.finished_cell_keys("r") == {make_cell(0).key, make_cell(1).key}
+    store.finish_run(run_id, "running")
+    info = store.get_run(run_id)
+    assert info.status == "running" and info.finished_at is None
+    store.save_cell(run_id, make_cell(3))
+    assert len(store.finished_cell_keys(run_id)) == 3
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+def test_list_and_resolve_runs(store: ResultStore) -> None:
+    with pytest.raises(StoreError, match="no runs yet"):
+        store.resolve_run("latest")
+    ids = [store.create_run(f"run-{i}", "spec", "kraken", {"i": i}, {}) for i in range(3)]
+    assert len(set(ids)) == 3
+    assert [r.id for r in store.list_runs()] == ids[::-1]
+    assert [r.name for r in store.list_runs(limit=2)] == ["run-2", "run-1"]
+    assert store.resolve_run("latest") == ids[2]
+    assert store.resolve_run("run-0") == ids[0]
+    assert store.resolve_run(ids[1]) == ids[1]
+    assert store.get_run("run-1").spec == {"i": 1}
+    prefix = ids[0][:8]
+    if not any(i.startswith(prefix) for i in ids[1:]):
+        assert store.resolve_run(prefix) == ids[0]
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        store.get_run("nope")
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        store.load_run("nope")
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_run("run-1", "spec", "kraken", {}, {})
+    with pytest.raises(StoreError, match="reserved"):
+        store.create_run("latest", "spec", "kraken", {}, {})
+    with pytest.raises(StoreError, match="no run with id"):
+        store.save_cell("0123456789ab", make_cell(0))
+    with pytest.raises(StoreError, match="no run with id"):
+        store.finish_run("0123456789ab", "finished")
+    with pytest.raises(StoreError, match="unknown run status"):
+        store.finish_run(ids[0], "done")  # type: ignore[arg-type]
+    unnamed = store.create_run("", "spec", "kraken", {}, {})
+    assert store.get_run(unnamed).name == unnamed
+
+
+# --- histories ------------------------------------------------------------------------------------
+
+def test_cell_history_oldest_first(store: ResultStore) -> None:
+    key = make_cell(0).key
+    ids = []
+    for i in range(5):
+        run_id = store.create_run(f"h{i}", "spec", "evolution", {}, {"n": i})
+        ids.append(run_id)
+        if i == 2:
+            store.save_cell(run_id, make_cell(1))  # this run lacks the cell
+        elif i == 3:
+            store.save_cell(run_id, make_cell(0, status="failed"))
+        else:
+            store.save_cells(run_id, [make_cell(0, salt=float(i)), make_cell(1)])
+    hist = store.cell_history(key)
+    assert [info.id for info, _ in hist] == [ids[0], ids[1], ids[3], ids[4]]
+    assert [info.environment["n"] for info, _ in hist] == [0, 1, 3, 4]
+    assert hist[0][1].samples == make_cell(0, salt=0.0).samples
+    assert hist[2][1].status == "failed"
+    assert all(cell.key == key for _, cell in hist)
+
+    wall = store.cell_history(key, metric="wall_s")
+    assert [info.id for info, _ in wall] == [ids[0], ids[1], ids[4]]
+    assert [s.value for s in wall[2][1].samples] == make_cell(0, salt=4.0).values("wall_s")
+    assert all(s.metric == "wall_s" for _, c in wall for s in c.samples)
+
+    last_two = store.cell_history(key, limit=2)
+    assert [info.id for info, _ in last_two] == [ids[3], ids[4]]
+    assert store.cell_history(key, metric="no_such_metric") == []
+    assert store.cell_history("evolution|{}") == []
+
+
+# --- telemetry ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    metric: str
+    component: str
+    labels: dict[str, str] = field(default_factory=dict)
+    timestamp: float = 0.0
+    value: float = 0.0
+
+
+def test_metric_points(store: ResultStore) -> None:
+    pts = [Point("cpu_percent", "system", {"host": "a"}, 10.0 + i, float(i)) for i in range(5)]
+    pts += [Point("cpu_percent", "evolution", {}, 12.5, 99.0),
+            Point("rss_mb", "system", {}, 11.0, 300.0)]
+    store.write_metric_points(pts)
+    store.write_metric_points([])
+    got = store.read_metric_points("cpu_percent")
+    assert [(p.component, p.timestamp, p.value) for p in got] == [
+        ("system", 10.0, 0.0), ("system", 11.0, 1.0), ("system", 12.0, 2.0),
+        ("evolution", 12.5, 99.0), ("system", 13.0, 3.0), ("system", 14.0, 4.0)]
+    assert got[0].labels == {"host": "a"} and got[0].metric == "cpu_percent"
+    sys_since = store.read_metric_points("cpu_percent", component="system", since=12.0)
+    assert [p.value for p in sys_since] == [2.0, 3.0, 4.0]
+    assert [p.value for p in store.read_metric_points("rss_mb")] == [300.0]
+    assert store.read_metric_points("nothing") == []
+    with pytest.raises(StoreError, match="not a metric point"):
+        store.write_metric_points([object()])  # type: ignore[list-item]
+
+
+# --- opening, errors, migrations ------------------------------------------------------------------
+
+def test_default_location_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALLELE_STORE_URL", raising=False)
+    monkeypatch.delenv("ALLELE_DATA_DIR", raising=False)
+    with open_store() as s:
+        s.create_run("x", "s", "t", {}, {})
+    db = tmp_path / ".allele" / "results.db"
+    assert db.is_file()
+    other = tmp_path / "elsewhere" / "r.db"
+    monkeypatch.setenv("ALLELE_STORE_URL", f"sqlite:///{other}")
+    with open_store() as s:
+        assert s.list_runs() == []
+    assert other.is_file()
+    with open_store(f"sqlite:///{db}") as s:
+        assert [r.name for r in s.list_runs()] == ["x"]
+
+
+def test_sqlite_pragmas(sqlite_store: ResultStore, sqlite_url: str) -> None:
+    sqlite_store.create_run("x", "s", "t", {}, {})
+    raw = sqlite_store._engine  # the store's own connections carry the pragmas
+    with raw.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 30_000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_errors_are_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="invalid store URL"):
+        open_store("not a url")
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store("nosuchdb://x/y")
+    with pytest.raises(StoreError, match="cannot reach the result store"):
+        open_store("postgresql+psycopg://u:secret@127.0.0.1:1/nothing")
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql+psycopg://u:secret@127.0.0.1:1/nothing")
+    assert "secret" not in str(info.value)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the store directory"):
+        open_store(f"sqlite:///{blocker / 'sub' / 'r.db'}")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        open_store(f"sqlite:///{garbage}")
+    s = open_store(f"sqlite:///{tmp_path / 'ok.db'}")
+    s.close()
+    with pytest.raises(StoreError, match="closed"):
+        s.list_runs()
+
+
+def _v1_database(url: str) -> str:
+    """A store at schema version 1 holding one run with one cell, written with v1 tables."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        assert S.migrate(conn, target=1) == (0, 1)
+        conn.execute(S.runs.insert().values(
+            id="aaaabbbbcccc", name="old", spec_name="s", target="evolution", status="finished",
+            created_at=1.0, finished_at=2.0, spec="{}", environment='{"os": "linux"}',
+            cell_count=1, failed_count=0))
+        run_pk = conn.execute(select(S.runs.c.pk)).scalar_one()
+        cell = make_cell(0)
+        conn.execute(S.cells.insert().values(
+            run_pk=run_pk, key=cell.key, target=cell.target, params='{"population": 50, '
+            '"mutation_rate": 0.1, "selection": "tournament"}', status="ok", error=None,
+            started_at=cell.started_at, finished_at=cell.finished_at, profile=None,
+            n_samples=len(cell.samples)))
+        cell_pk = conn.execute(select(S.cells.c.pk)).scalar_one()
+        n, metrics, idx, seeds, reps, vals = _pack_samples(cell.samples)
+        conn.execute(S.samples.insert().values(cell_pk=cell_pk, n=n, metrics=metrics,
+                                               metric_idx=idx, seeds=seeds, repeats=reps,
+                                               vals=vals))
+        tables = set(conn.dialect.get_table_names(conn))
+    engine.dispose()
+    assert "metric_points" not in tables
+    return cell.key
+
+
+def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
+    key = _v1_database(store_url)
+    with open_store(store_url) as s:
+        assert s.schema_version() == S.LATEST_VERSION == 2
+        rec = s.load_run("old")
+        assert rec.info.environment == {"os": "linux"}
+        assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples
+        s.write_metric_points([Point("m", "c", {}, 1.0, 2.0)])
+        assert [p.value for p in s.read_metric_points("m")] == [2.0]
+    with open_store(store_url) as s:  # reopening applies nothing twice
+        assert s.schema_version() == 2
+        assert [r.name for r in s.list_runs()] == ["old"]
+
+
+def test_a_newer_schema_is_refused(sqlite_url: str) -> None:
+    open_store(sqlite_url).close()
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(S.schema_version.update().values(version=99))
+    engine.dispose()
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_store(sqlite_url)
+
+
+def test_store_pickles_as_its_url(sqlite_store: ResultStore) -> None:
+    run_id = sqlite_store.create_run("p", "s", "t", {}, {})
+    clone = pickle.loads(pickle.dumps(sqlite_store))
+    try:
+        assert clone.url == sqlite_store.url
+        clone.save_cell(run_id, make_cell(0))
+        assert sqlite_store.finished_cell_keys(run_id) == {make_cell(0).key}
+    finally:
+        clone.close()
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+def _worker(url: str, run_id: str, worker: int, n: int) -> None:
+    with open_store(url) as s:
+        for j in range(n):
+            s.save_cell(run_id, make_cell(1000 * worker + j, seeds=2, repeats=2))
+            if j % 10 == 0:
+                s.load_run(run_id)  # readers interleave with the writers
+
+
+def _whole_run(store: ResultStore, name: str, n: int, done: mp.Queue) -> None:  # type: ignore[type-arg]
+    # ``store`` was inherited through fork: it must reconnect by itself in the child.
+    run_id = store.create_run(name, "spec", "evolution", {}, {})
+    for j in range(n):
+        store.save_cell(run_id, make_cell(j, salt=float(len(name))))
+    store.finish_run(run_id, "finished")
+    done.put(run_id)
+
+
+def _join_all(procs: Sequence[mp.process.BaseProcess]) -> None:
+    for p in procs:
+        p.join(timeout=300)
+    codes = [p.exitcode for p in procs]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert codes == [0] * len(procs), f"worker exit codes {codes}"
+
+
+def _four_writers(url: str) -> None:
+    ctx = mp.get_context("fork")
+    with open_store(url) as s:
+        run_id = s.create_run("shared", "spec", "evolution", {}, {})
+    procs = [ctx.Process(target=_worker, args=(url, run_id, w, 50)) for w in range(4)]
+    for p in procs:
+        p.start()
+    _join_all(procs)
+    with open_store(url) as s:
+        rec = s.load_run(run_id)
+        assert len(rec.cells) == 200
+        assert rec.info.cell_count == 200
+        assert {c.key for c in rec.cells} == {make_cell(1000 * w + j).key
+                                              for w in range(4) for j in range(50)}
+        assert all(len(c.samples) == 4 * len(METRICS) for c in rec.cells)
+        want = make_cell(3002, seeds=2, repeats=2)
+        got = rec.cell(want.key)
+        assert got is not None and got.samples == want.samples
+
+
+def _two_runs(url: str) -> None:
+    ctx = mp.get_context("fork")
+    done = ctx.Queue()
+    with open_store(url) as s:
+        s.list_runs()  # the parent's store has live connections when it forks
+        procs = [ctx.Process(target=_whole_run, args=(s, name, 60, done))
+                 for name in ("alpha", "beta-run")]
+        for p in procs:
+            p.start()
+        _join_all(procs)
+        ids = {done.get(timeout=10), done.get(timeout=10)}
+        assert {r.id for r in s.list_runs()} == ids
+        for name in ("alpha", "beta-run"):
+            rec = s.load_run(name)
+            assert rec.info.status == "finished"
+            assert len(rec.cells) == 60 and rec.info.cell_count == 60
+            assert rec.cells[5].samples == make_cell(5, salt=float(len(name))).samples
+
+
+def test_four_processes_write_one_sqlite_file(sqlite_url: str) -> None:
+    _four_writers(sqlite_url)
+
+
+def test_two_concurrent_runs_sqlite(sqlite_url: str) -> None:
+    _two_runs(sqlite_url)
+
+
+@pytest.mark.postgres
+def test_four_processes_write_postgres(pg_url: str) -> None:
+    _four_writers(pg_url)
+
+
+@pytest.mark.postgres
+def test_two_concurrent_runs_postgres(pg_url: str) -> None:
+    _two_runs(pg_url)
+
+
+def _open_and_write(url: str, i: int) -> None:
+    with open_store(url) as s:
+        s.create_run(f"opener-{i}", "s", "t", {}, {})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_first_open_migrates_once(backend: str, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue("pg_url" if backend == "postgres" else "sqlite_url"))
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_open_and_write, args=(url, i)) for i in range(3)]
+    for p in procs:
+        p.start()
+    _join_all(procs)
+    with open_store(url) as s:
+        assert s.schema_version() == S.LATEST_VERSION
+        assert sorted(r.name for r in s.list_runs()) == ["opener-0", "opener-1", "opener-2"]
