@@ -1,0 +1,301 @@
+"""``allele bench``: run benchmark specs, list and show stored runs, export them.
+
+    allele bench run SPEC [--preset NAME] [--store URL] [--workers N] [--executor ...]
+                          [--resume RUN] [--filter key=value ...] [--name NAME]
+    allele bench list [--store URL] [--limit N]
+    allele bench show RUN [--store URL] [--metric NAME ...]
+    allele bench export RUN --format json|csv [-o FILE]
+
+Every error is an AlleleError: one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from allele.errors import AlleleError, ConfigError
+
+if TYPE_CHECKING:
+    from allele.bench.model import RunInfo, RunRecord
+    from allele.bench.store import ResultStore
+
+app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """AlleleErrors become one line on stderr and exit code 2."""
+    try:
+        yield
+    except AlleleError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _open(url: str | None) -> ResultStore:
+    from allele.bench.store import open_store
+
+    return open_store(url)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C: cleanly, leaving it resumable."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@app.command("run")
+def run_cmd(
+    spec: Annotated[Path | None, typer.Argument(
+        help="Spec YAML file (optional with --resume: the run's stored spec is used).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p",
+                                               help="Named preset of the spec.")] = None,
+    store: StoreOpt = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-w", help="Worker processes (default: the core count).")] = None,
+    executor: Annotated[str, typer.Option(
+        "--executor", "-e",
+        help="local (process pool), inline, dask-local, or dask://HOST:PORT.")] = "local",
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Continue an interrupted run (id, name or 'latest').")] = None,
+    filters: Annotated[list[str] | None, typer.Option(
+        "--filter", "-f", help="Only cells with key=value (repeatable; key may be a param, "
+        "'target' or 'benchmark').")] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Run name.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress bar or summary table.")] = False,
+) -> None:
+    """Run a benchmark spec (or resume a run) into the result store."""
+    with _errors():
+        from allele.bench.runner import RichProgress, Runner
+        from allele.bench.spec import load_suite
+
+        if resume is None and spec is None:
+            raise ConfigError("allele bench run: give a SPEC file (or --resume RUN)")
+        if resume is not None and (preset or filters or name):
+            raise ConfigError("--resume reuses the run's own preset, filters and name; "
+                              "do not pass --preset, --filter or --name with it")
+        suite = load_suite(spec, preset=preset) if spec is not None and resume is None else None
+        sys.path.insert(0, str(Path.cwd()))  # `module:function` targets next to the spec user
+        with _open(store) as st:
+            if resume is not None and spec is not None:
+                on_file = load_suite(spec)
+                info = st.get_run(resume)
+                if info.spec_name != on_file.name:
+                    raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
+                                      f"{info.spec_name!r}, not {on_file.name!r}")
+            progress = None if quiet else RichProgress(err_console)
+            runner = Runner(st, executor=executor, workers=workers, progress=progress)
+            with _sigterm_as_interrupt():
+                if resume is not None:
+                    summary = runner.resume(resume)
+                else:
+                    assert suite is not None
+                    summary = runner.run(suite, name=name, filters=filters or [])
+            line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
+                    f"{summary.executed} cells run, {summary.skipped} already done, "
+                    f"{summary.failed} failed, {summary.seconds:.1f} s")
+            if summary.status == "interrupted":
+                err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
+                                  f"--resume {summary.name}", highlight=False)
+                raise typer.Exit(130)
+            err_console.print(line, highlight=False)
+            if not quiet:
+                _show(st.load_run(summary.run_id), None)
+            if summary.failed:
+                raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd(store: StoreOpt = None,
+             limit: Annotated[int | None, typer.Option("--limit", help="Newest N runs.")] = 20,
+             ) -> None:
+    """List stored runs, newest first."""
+    with _errors(), _open(store) as st:
+        runs = st.list_runs(limit)
+        table = Table(title=f"runs in {st.url}" if runs else "no runs yet")
+        for col in ("id", "name", "spec", "targets", "status", "created", "cells", "failed"):
+            table.add_column(col, justify="right" if col in ("cells", "failed") else "left")
+        for r in runs:
+            table.add_row(r.id, r.name, r.spec_name, r.target, r.status, _when(r.created_at),
+                          str(r.cell_count), str(r.failed_count))
+        console.print(table)
+
+
+@app.command("show")
+def show_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")] = "latest",
+    store: StoreOpt = None,
+    metrics: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Only these metrics (repeatable).")] = None,
+) -> None:
+    """A table per benchmark target: every cell's median, IQR, 95% CI and failures."""
+    with _errors(), _open(store) as st:
+        _show(st.load_run(run), metrics)
+
+
+def _show(record: RunRecord, metrics: list[str] | None) -> None:
+    from allele.bench.summary import CI_METHOD, summarize_cell
+
+    info = record.info
+    env = info.environment or {}
+    cpu = env.get("cpu") or {}
+    git = env.get("git") or {}
+    py = (env.get("python") or {}).get("version", "?")
+    commit = (git.get("commit") or "")[:10] + ("+dirty" if git.get("dirty") else "")
+    console.print(
+        f"[bold]{info.name}[/] ({info.id}) spec {info.spec_name}: {info.status}, "
+        f"{info.cell_count} cells, {info.failed_count} failed; {_when(info.created_at)}; "
+        f"{cpu.get('model', '?')} x{cpu.get('logical', '?')}, Python {py}"
+        + (f", git {commit}" if commit else ""), highlight=False)
+    by_target: dict[str, list[Any]] = {}
+    for cell in record.cells:
+        by_target.setdefault(cell.target, []).append(cell)
+    for target, cells in by_target.items():
+        table = Table(title=f"{target}: median, IQR and 95% CI ({CI_METHOD})",
+                      title_justify="left")
+        for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),
+                           ("median", True), ("IQR", True), ("95% CI", True)):
+            table.add_column(col, justify="right" if right else "left")
+        for cell in sorted(cells, key=lambda c: c.key):
+            params = " ".join(f"{k}={v}" for k, v in cell.params.items())
+            rows = summarize_cell(cell, metrics)
+            if cell.status != "ok":
+                table.add_row(params, f"[red]{cell.status}[/]", "error", "", "",
+                              "", (cell.error or "")[:80])
+            for i, s in enumerate(rows):
+                ci = (f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s.ci_low is not None
+                      and s.ci_high is not None else "n/a")
+                first = i == 0 and cell.status == "ok"
+                table.add_row(params if first else "", cell.status if first else "", s.metric,
+                              str(s.n), _num(s.median), _num(s.iqr), ci)
+            table.add_section()
+        console.print(table)
+    failed = [c for c in record.cells if c.status != "ok"]
+    if failed:
+        ft = Table(title="failures", title_justify="left")
+        for col in ("cell", "status", "reason"):
+            ft.add_column(col)
+        for c in failed:
+            ft.add_row(c.key, c.status, c.error or "")
+        console.print(ft)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")],
+    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="File (default: stdout).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Export a run with every raw sample (json: one document; csv: one row per sample)."""
+    with _errors():
+        if fmt not in ("json", "csv"):
+            raise ConfigError(f"--format {fmt!r}: allowed: json, csv")
+        with _open(store) as st:
+            record = st.load_run(run)
+        text = export_json(record) if fmt == "json" else export_csv(record)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {output}: {exc}") from None
+            err_console.print(f"wrote {output} ({len(record.cells)} cells)", highlight=False)
+
+
+def _info_dict(info: RunInfo) -> dict[str, Any]:
+    return {"id": info.id, "name": info.name, "spec_name": info.spec_name,
+            "target": info.target, "status": info.status, "created_at": info.created_at,
+            "finished_at": info.finished_at, "cell_count": info.cell_count,
+            "failed_count": info.failed_count, "spec": info.spec,
+            "environment": info.environment}
+
+
+def export_json(record: RunRecord) -> str:
+    """A run as one JSON document: ``{"run": {...}, "cells": [{..., "samples": [...]}]}``."""
+    cells = [{
+        "key": c.key, "target": c.target, "params": c.params, "status": c.status,
+        "error": c.error, "started_at": c.started_at, "finished_at": c.finished_at,
+        "profile": c.profile,
+        "samples": [{"metric": s.metric, "value": _json_num(s.value), "seed": s.seed,
+                     "repeat": s.repeat} for s in c.samples],
+    } for c in record.cells]
+    return json.dumps({"run": _info_dict(record.info), "cells": cells}, indent=2,
+                      default=str) + "\n"
+
+
+CSV_COLUMNS = ("run_id", "run_name", "cell_key", "target", "params", "status", "metric", "seed",
+               "repeat", "value", "error")
+
+
+def export_csv(record: RunRecord) -> str:
+    """One row per raw sample (a failed cell without samples gets one row with its error)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    info = record.info
+    for c in record.cells:
+        params = json.dumps(c.params, sort_keys=True)
+        if not c.samples:
+            writer.writerow([info.id, info.name, c.key, c.target, params, c.status, "", "", "",
+                             "", c.error or ""])
+        for s in sorted(c.samples, key=lambda s: (s.metric, s.seed, s.repeat)):
+            writer.writerow([info.id, info.name, c.key, c.target, params, c.status, s.metric,
+                             s.seed, s.repeat, repr(float(s.value)), c.error or ""])
+    return buf.getvalue()
+
+
+def _json_num(v: float) -> float | str:
+    return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
+
+
+def _num(v: float | None) -> str:
+    if v is None or v != v:
+        return "n/a"
+    a = abs(v)
+    if a != 0 and (a >= 1e6 or a < 1e-3):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+if __name__ == "__main__":
+    app()
