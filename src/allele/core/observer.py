@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -141,3 +142,32 @@ def default_name(kind: str) -> str:
     with _counters_lock:
         counter = _counters.setdefault(kind, itertools.count())
         return f"{kind}-{next(counter)}"
+
+
+# -- process-wide default observer (used by allele.tracking.autolog) -------------------------------
+# Components call ``default_observer(kind, name)`` when constructed with ``observer=None``. Unset
+# (the default) it is one global read returning None: an unobserved component still pays nothing.
+
+ObserverFactory = Callable[[str, str], Any]
+"""``factory(kind, name) -> observer or None``; kind is ``evolution``, ``kraken`` or ``agent``."""
+
+_default_factory: ObserverFactory | None = None
+
+
+def set_default_observer_factory(factory: ObserverFactory | None) -> ObserverFactory | None:
+    """Install (or with None remove) the process-wide default observer factory; returns the old."""
+    global _default_factory
+    old, _default_factory = _default_factory, factory
+    return old
+
+
+def default_observer(kind: str, name: str) -> Any:
+    """The observer a component named ``name`` of ``kind`` gets when it was given none (or None)."""
+    factory = _default_factory
+    if factory is None:
+        return None
+    try:
+        return factory(kind, name)
+    except Exception:  # a broken factory must never break the component
+        _log.exception("default observer factory failed for %s %s", kind, name)
+        return None
