@@ -1,0 +1,174 @@
+"""Exposition: Prometheus (prometheus-client, private registry) and optional OpenTelemetry.
+
+Nothing here runs on an observed component's thread. The Prometheus collector reads a
+:meth:`Telemetry.snapshot` at scrape time; the OpenTelemetry bridge registers observable
+instruments whose callbacks read the same snapshot, and feeds histogram observations to an OTel
+``Histogram`` as events are drained.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from allele.observe.metrics import CATALOGUE, MetricDef, Record, record_points
+
+if TYPE_CHECKING:
+    from allele.observe.alerts import AlertManager
+    from allele.observe.hooks import Telemetry
+
+
+def _family(m: MetricDef) -> Metric:
+    labels = ["component", *m.label_names]
+    if m.kind == "counter":
+        return CounterMetricFamily(m.name, m.help, labels=labels)
+    if m.kind == "gauge":
+        return GaugeMetricFamily(m.name, m.help, labels=labels)
+    return HistogramMetricFamily(m.name, m.help, labels=labels)
+
+
+class TelemetryCollector:
+    """A prometheus-client collector that reads a Telemetry at scrape time."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        self.alert_managers: list[AlertManager] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return [_family(m) for m in CATALOGUE.values()]
+
+    def collect(self) -> Iterator[Metric]:
+        for fam in self.telemetry.snapshot():
+            m = fam.metric
+            metric = _family(m)
+            if m.kind == "histogram":
+                assert isinstance(metric, HistogramMetricFamily)
+                for h in fam.histograms:
+                    metric.add_metric([h.component], buckets=h.buckets, sum_value=h.sum)
+            else:
+                assert isinstance(metric, CounterMetricFamily | GaugeMetricFamily)
+                for comp, values, v in fam.samples:
+                    metric.add_metric([comp, *values], v)
+            yield metric
+        for name, value in self.telemetry.self_metrics().items():
+            if name.endswith("_total"):
+                yield CounterMetricFamily(name, "Allele telemetry self-metric.", value=value)
+            else:
+                yield GaugeMetricFamily(name, "Allele telemetry self-metric.", value=value)
+        for manager in self.alert_managers:
+            yield from manager.prometheus_families()
+
+
+def make_registry(telemetry: Telemetry) -> CollectorRegistry:
+    """A private registry holding one :class:`TelemetryCollector` (not the global default)."""
+    registry = CollectorRegistry(auto_describe=True)
+    collector = TelemetryCollector(telemetry)
+    registry.register(collector)
+    telemetry._collector = collector  # type: ignore[attr-defined]  # alerts attach here
+    return registry
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP server (prometheus-client's WSGI server in a thread)."""
+
+    def __init__(self, httpd: Any, thread: threading.Thread, host: str) -> None:
+        self._httpd = httpd
+        self._thread = thread
+        self.host = host
+        self.port: int = int(httpd.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(telemetry: Telemetry, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``telemetry`` on ``http://host:port/metrics`` (127.0.0.1 unless told otherwise)."""
+    from prometheus_client import start_http_server
+
+    from allele.errors import ConfigError
+
+    try:
+        httpd, thread = start_http_server(port, addr=host, registry=telemetry.registry)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc}") from None
+    return MetricsServer(httpd, thread, host)
+
+
+# --- OpenTelemetry (optional: opentelemetry-api only) --------------------------------------------
+
+
+class OpenTelemetryBridge:
+    """Mirror a Telemetry into an OpenTelemetry ``Meter`` (``opentelemetry-api`` only).
+
+    Counters become observable counters and gauges observable gauges, read from a snapshot when
+    the application's SDK collects; histograms become OTel histograms fed with every observation
+    as events are drained. Attributes carry the same bounded labels (``component``, ``cause``,
+    ``generation``). Without a ``meter``, ``opentelemetry.metrics.get_meter("allele")`` is used,
+    which is a no-op until the application installs an SDK ``MeterProvider``.
+    """
+
+    def __init__(self, telemetry: Telemetry, meter: Any | None = None) -> None:
+        try:
+            from opentelemetry import metrics as otel_metrics
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from allele.errors import ConfigError
+
+            raise ConfigError(
+                "OpenTelemetry export needs opentelemetry-api: pip install 'allele[otel]'"
+            ) from exc
+        self._otel = otel_metrics
+        self.telemetry = telemetry
+        self.meter = meter if meter is not None else otel_metrics.get_meter("allele")
+        self.instruments: dict[str, Any] = {}
+        self._histograms: dict[str, tuple[MetricDef, Any]] = {}
+        for m in CATALOGUE.values():
+            if m.kind == "histogram":
+                inst = self.meter.create_histogram(
+                    m.name, unit=m.unit, description=m.help,
+                    explicit_bucket_boundaries_advisory=list(m.buckets))
+                self._histograms[m.source + ":" + m.name] = (m, inst)
+            elif m.kind == "counter":
+                inst = self.meter.create_observable_counter(
+                    m.name, callbacks=[self._callback(m)], unit=m.unit, description=m.help)
+            else:
+                inst = self.meter.create_observable_gauge(
+                    m.name, callbacks=[self._callback(m)], unit=m.unit, description=m.help)
+            self.instruments[m.name] = inst
+        self._by_source: dict[str, list[tuple[MetricDef, Any]]] = {}
+        for m, inst in self._histograms.values():
+            self._by_source.setdefault(m.source, []).append((m, inst))
+        telemetry.subscribe(self._on_record)
+
+    def _callback(self, m: MetricDef) -> Any:
+        observation = self._otel.Observation
+
+        def observe(options: Any) -> list[Any]:
+            out = []
+            for fam in self.telemetry.snapshot([m.name]):
+                for comp, values, v in fam.samples:
+                    attrs = {"component": comp, **dict(zip(m.label_names, values, strict=True))}
+                    out.append(observation(v, attrs))
+            return out
+
+        return observe
+
+    def _on_record(self, source: str, component: str, rec: Record) -> None:
+        for m, inst in self._by_source.get(source, ()):
+            for _, v in record_points(m, rec):
+                inst.record(v, {"component": component})

@@ -1,0 +1,710 @@
+"""Telemetry: the observer that core components report to.
+
+Design for a cost the observed component never notices:
+
+* The observer methods (``on_generation`` ...) do one thing: append ``(name, timestamp, stats)``
+  to an inbox ``collections.deque``. ``deque.append`` is atomic under the GIL, so any number of
+  threads can record at once without a lock and without losing an event.
+* Everything else happens later, in batches, off the component's thread: the background thread
+  (or any reader: :meth:`Telemetry.series`, a ``/metrics`` scrape, an alert evaluation,
+  :meth:`Telemetry.flush`) *drains* the inbox under a lock into one stream per
+  ``(source, component)``: cumulative counters, fixed-bucket histograms, and a bounded ring buffer
+  of the raw records. Metric values are read from those records only when someone asks.
+
+Labels are bounded by construction: the component name, plus ``cause`` for agent failures and
+``generation`` for GC runs. Never a genome id.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from allele.config import ObserveSettings, Settings
+from allele.core import observer as _core_observer
+from allele.core.observer import (
+    ChatErrorStats,
+    ChatStats,
+    GenerationStats,
+    ReadoutStats,
+    SequenceStats,
+)
+from allele.observe.metrics import (
+    BY_SOURCE,
+    EWMA_ALPHA,
+    FAILURE_WINDOW,
+    SOURCE_OF_STATS,
+    Histogram,
+    Labels,
+    MetricDef,
+    MetricPoint,
+    MetricSink,
+    Record,
+    Series,
+    Source,
+    SystemSample,
+    metric_def,
+    record_points,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from allele.observe.export import MetricsServer
+
+_log = logging.getLogger("allele.observe")
+
+SYSTEM_COMPONENT = "process"
+"""Component name under which the system sampler's series are kept."""
+
+Subscriber = Callable[[str, str, Record], None]
+
+
+# --- streams: per (source, component) state, only touched under Telemetry._lock ----------------
+
+
+class _Stream:
+    __slots__ = ("component", "hists", "pending", "ring", "source")
+
+    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
+        self.source = source
+        self.component = component
+        self.ring: deque[Record] = deque(maxlen=ring_size)
+        self.pending: list[Record] | None = [] if keep else None
+        self.hists: dict[str, Histogram] = {
+            m.name: Histogram(m.buckets) for m in BY_SOURCE[source] if m.kind == "histogram"
+        }
+
+    def add(self, ts: float, stats: Any) -> Record:
+        raise NotImplementedError
+
+    def _keep(self, rec: Record) -> Record:
+        self.ring.append(rec)
+        if self.pending is not None:
+            self.pending.append(rec)
+        return rec
+
+    def label_counts(self, metric: MetricDef) -> list[tuple[tuple[str, ...], float]] | None:
+        """Current values of a labelled counter kept outside the ring (None: read the ring)."""
+        return None
+
+
+class _EvolutionStream(_Stream):
+    __slots__ = (
+        "_h",
+        "best_so_far",
+        "evaluations",
+        "ewma",
+        "generations",
+        "prev_best",
+        "stagnation",
+    )
+
+    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
+        super().__init__(source, component, ring_size, keep)
+        self.generations = 0
+        self.evaluations = 0
+        self.prev_best: float | None = None
+        self.best_so_far: float | None = None
+        self.stagnation = 0
+        self.ewma: float | None = None
+        self._h = self.hists["allele_evolution_generation_seconds"].pending.append
+
+    def add(self, ts: float, s: GenerationStats) -> Record:
+        self.generations += 1
+        self.evaluations += s.evaluations
+        best = s.best
+        prev = self.prev_best
+        improvement = 0.0 if prev is None else best - prev
+        self.prev_best = best
+        so_far = self.best_so_far
+        if so_far is None or best > so_far:
+            self.best_so_far = best
+            self.stagnation = 0
+        else:
+            self.stagnation += 1
+        secs = s.seconds
+        ew = self.ewma
+        if ew is None:
+            ratio = 1.0
+            self.ewma = secs
+        else:
+            ratio = secs / ew if ew > 0 else 1.0
+            self.ewma = ew + EWMA_ALPHA * (secs - ew)
+        self._h(secs)
+        eps = s.evaluations / secs if secs > 0 else 0.0
+        rec = (ts, s, (self.generations, self.evaluations, improvement, self.stagnation, ratio,
+                       eps))
+        self.ring.append(rec)
+        if self.pending is not None:
+            self.pending.append(rec)
+        return rec
+
+
+class _KrakenStream(_Stream):
+    __slots__ = ("_h", "sequences", "steps")
+
+    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
+        super().__init__(source, component, ring_size, keep)
+        self.sequences = 0
+        self.steps = 0
+        self._h = self.hists["allele_kraken_sequence_seconds"].pending.append
+
+    def add(self, ts: float, s: SequenceStats) -> Record:
+        self.sequences += 1
+        self.steps += s.steps
+        secs = s.seconds
+        self._h(secs)
+        sps = s.steps / secs if secs > 0 else 0.0
+        rec = (ts, s, (self.sequences, self.steps, sps))
+        self.ring.append(rec)
+        if self.pending is not None:
+            self.pending.append(rec)
+        return rec
+
+
+class _ReadoutStream(_Stream):
+    __slots__ = ("trainings",)
+
+    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
+        super().__init__(source, component, ring_size, keep)
+        self.trainings = 0
+
+    def add(self, ts: float, s: ReadoutStats) -> Record:
+        self.trainings += 1
+        return self._keep((ts, s, (self.trainings,)))
+
+
+class _AgentStream(_Stream):
+    __slots__ = (
+        "_h_req",
+        "_h_ttft",
+        "causes",
+        "completion",
+        "failures",
+        "prompt",
+        "requests",
+        "retries",
+        "window",
+        "window_failures",
+    )
+
+    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
+        super().__init__(source, component, ring_size, keep)
+        self.requests = 0
+        self.failures = 0
+        self.prompt = 0
+        self.completion = 0
+        self.retries = 0
+        self.causes: dict[str, int] = {}
+        self.window: deque[int] = deque(maxlen=FAILURE_WINDOW)
+        self.window_failures = 0
+        self._h_req = self.hists["allele_agent_request_seconds"]
+        self._h_ttft = self.hists["allele_agent_time_to_first_token_seconds"]
+
+    def add(self, ts: float, s: ChatStats | ChatErrorStats) -> Record:
+        self.requests += 1
+        self.retries += s.retries
+        win = self.window
+        if len(win) == FAILURE_WINDOW:
+            self.window_failures -= win[0]
+        if type(s) is ChatErrorStats:
+            self.failures += 1
+            cause_count = self.causes.get(s.cause, 0) + 1
+            self.causes[s.cause] = cause_count
+            win.append(1)
+            self.window_failures += 1
+        else:
+            assert isinstance(s, ChatStats)
+            cause_count = 0
+            self.prompt += s.prompt_tokens
+            self.completion += s.completion_tokens
+            self._h_req.observe(s.seconds)
+            if s.time_to_first_token is not None:
+                self._h_ttft.observe(s.time_to_first_token)
+            win.append(0)
+        ratio = self.window_failures / len(win)
+        return self._keep((ts, s, (self.requests, self.failures, self.prompt, self.completion,
+                                   self.retries, ratio, cause_count)))
+
+    def label_counts(self, metric: MetricDef) -> list[tuple[tuple[str, ...], float]] | None:
+        if metric.name == "allele_agent_failures_total":
+            return [((cause,), float(n)) for cause, n in sorted(self.causes.items())]
+        return None
+
+
+class _SystemStream(_Stream):
+    __slots__ = ()
+
+    def add(self, ts: float, s: SystemSample) -> Record:
+        return self._keep((ts, s, ()))
+
+
+_STREAM_TYPES: dict[str, type[_Stream]] = {
+    "evolution": _EvolutionStream,
+    "kraken": _KrakenStream,
+    "readout": _ReadoutStream,
+    "agent": _AgentStream,
+    "system": _SystemStream,
+}
+
+
+# --- snapshots handed to exporters ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramState:
+    """A copy of one histogram: cumulative ``(le, count)`` buckets, sum and count."""
+
+    component: str
+    buckets: list[tuple[str, float]]
+    sum: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySnapshot:
+    """Current values of one metric across components, taken under the Telemetry's lock."""
+
+    metric: MetricDef
+    samples: list[tuple[str, tuple[str, ...], float]]
+    histograms: list[HistogramState]
+
+
+def _matches(pattern: str | None, component: str) -> bool:
+    if pattern is None:
+        return True
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(component, pattern)
+    return component == pattern
+
+
+def _since(ring: Iterable[Record], since: float | None) -> list[Record]:
+    if since is None:
+        return list(ring)
+    out = list(itertools.takewhile(lambda r: r[0] >= since, reversed(list(ring))))
+    out.reverse()
+    return out
+
+
+class Telemetry:
+    """Records what observed components do; implements :class:`allele.core.observer.Observer`.
+
+    ``sink``: a :class:`~allele.observe.metrics.MetricSink` (e.g. the result store) receiving
+    :class:`~allele.observe.metrics.MetricPoint` batches every ``flush_interval_s``.
+    ``system``: run the psutil system sampler every ``sample_interval_s``.
+    ``background``: start the background thread that drains, samples and flushes (turn it off to
+    drive everything by hand: :meth:`drain`, :meth:`sample_system`, :meth:`flush`).
+    ``clock``: where timestamps come from (``time.time``; tests inject their own).
+    Defaults for ``ring_size``, ``sample_interval_s`` and ``flush_interval_s`` come from
+    ``settings.observe`` (see :mod:`allele.config`).
+    """
+
+    def __init__(
+        self,
+        *,
+        sink: MetricSink | None = None,
+        ring_size: int | None = None,
+        sample_interval_s: float | None = None,
+        flush_interval_s: float | None = None,
+        system: bool = True,
+        background: bool = True,
+        clock: Callable[[], float] = time.time,
+        settings: Settings | ObserveSettings | None = None,
+        batch_size: int = 5000,
+        max_pending_points: int = 500_000,
+        drain_interval_s: float = 0.25,
+    ) -> None:
+        obs = settings.observe if isinstance(settings, Settings) else settings
+        obs = obs or ObserveSettings()
+        self.ring_size = int(ring_size if ring_size is not None else obs.ring_size)
+        self.sample_interval_s = float(
+            sample_interval_s if sample_interval_s is not None else obs.sample_interval_s)
+        self.flush_interval_s = float(
+            flush_interval_s if flush_interval_s is not None else obs.flush_interval_s)
+        if self.ring_size < 1 or self.sample_interval_s <= 0 or self.flush_interval_s <= 0:
+            from allele.errors import ValidationError
+
+            raise ValidationError("ring_size and intervals must be positive")
+        if batch_size < 1 or max_pending_points < 1:
+            from allele.errors import ValidationError
+
+            raise ValidationError("batch_size and max_pending_points must be positive")
+        self._clock = clock
+        self._sink = sink
+        self._batch_size = batch_size
+        self._max_pending = max_pending_points
+        self._drain_interval = drain_interval_s
+
+        self._inbox: deque[tuple[str, float, Any]] = deque()
+        self._push = self._inbox.append
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._adders: dict[tuple[str, type], Callable[[float, Any], Record]] = {}
+        self._unsent: deque[MetricPoint] = deque()
+        self._subscribers: list[Subscriber] = []
+
+        self.events_total = 0
+        self.unknown_events = 0
+        self.points_written = 0
+        self.points_dropped = 0
+        self.sink_failures = 0
+        self.subscriber_failures = 0
+
+        self._sampler: Any = None
+        if system:
+            from allele.observe.system import SystemSampler
+
+            self._sampler = SystemSampler()
+        self._registry: CollectorRegistry | None = None
+        self._servers: list[MetricsServer] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background:
+            self.start()
+
+    # --- the observer Protocol: the hot path, one append each ----------------------------------
+
+    def on_generation(self, name: str, stats: GenerationStats) -> None:
+        self._push((name, self._clock(), stats))
+
+    def on_sequence(self, name: str, stats: SequenceStats) -> None:
+        self._push((name, self._clock(), stats))
+
+    def on_readout(self, name: str, stats: ReadoutStats) -> None:
+        self._push((name, self._clock(), stats))
+
+    def on_chat(self, name: str, stats: ChatStats) -> None:
+        self._push((name, self._clock(), stats))
+
+    def on_chat_error(self, name: str, stats: ChatErrorStats) -> None:
+        self._push((name, self._clock(), stats))
+
+    def record(self, name: str, stats: object) -> None:
+        """Record any supported stats object (the five above or a SystemSample)."""
+        self._push((name, self._clock(), stats))
+
+    # --- ingestion ------------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Move every queued event into its stream; returns how many were ingested."""
+        with self._lock:
+            inbox = self._inbox
+            streams = self._streams
+            subscribers = self._subscribers
+            n = 0
+            adders = self._adders
+            while inbox:
+                name, ts, stats = inbox.popleft()
+                add = adders.get((name, type(stats)))
+                if add is None:
+                    add = self._new_stream(name, stats)
+                    if add is None:
+                        continue
+                rec = add(ts, stats)
+                n += 1
+                if subscribers:
+                    self._publish(subscribers, rec[1].__class__, name, rec)
+            self.events_total += n
+            if n:
+                for stream in streams.values():
+                    for hist in stream.hists.values():
+                        if len(hist.pending) >= 4096:
+                            hist.fold()
+        return n
+
+    def _new_stream(self, name: str, stats: Any) -> Callable[[float, Any], Record] | None:
+        source = SOURCE_OF_STATS.get(type(stats))
+        if source is None:
+            self.unknown_events += 1
+            return None
+        stream = self._streams.get((source, name))
+        if stream is None:
+            stream = _STREAM_TYPES[source](source, name, self.ring_size, self._sink is not None)
+            self._streams[(source, name)] = stream
+        self._adders[(name, type(stats))] = stream.add
+        return stream.add
+
+    def _publish(self, subscribers: list[Subscriber], stats_type: type, name: str, rec: Record
+                 ) -> None:
+        source = SOURCE_OF_STATS[stats_type]
+        for fn in subscribers:
+            try:
+                fn(source, name, rec)
+            except Exception:
+                self.subscriber_failures += 1
+                _log.exception("telemetry subscriber %r failed", fn)
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Call ``fn(source, component, record)`` for every event as it is drained."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+    def sample_system(self) -> SystemSample:
+        """Take one system sample now and record it under component ``"process"``."""
+        if self._sampler is None:
+            from allele.observe.system import SystemSampler
+
+            self._sampler = SystemSampler()
+        sample: SystemSample = self._sampler.sample()
+        self._push((SYSTEM_COMPONENT, self._clock(), sample))
+        return sample
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def components(self, source: str | None = None) -> list[str]:
+        """Names of the components seen so far (optionally of one source)."""
+        self.drain()
+        with self._lock:
+            names = {c for (s, c) in self._streams if source is None or s == source}
+        return sorted(names)
+
+    def streams(
+        self,
+        metric: str,
+        component: str | None = None,
+        since: float | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> list[Series]:
+        """One :class:`Series` per (component, label set) of ``metric`` still in the rings.
+
+        ``component`` may be a glob (``"evolution-*"``); ``since`` keeps points with
+        ``timestamp >= since``; ``labels`` keeps series whose labels include these pairs.
+        Counters give their cumulative value after each event; histograms give each observation.
+        """
+        m = metric_def(metric)
+        self.drain()
+        groups: dict[tuple[str, Labels], tuple[list[float], list[float]]] = {}
+        with self._lock:
+            for (source, comp), stream in self._streams.items():
+                if source != m.source or not _matches(component, comp):
+                    continue
+                for rec in _since(stream.ring, since):
+                    for values, v in record_points(m, rec):
+                        lab = tuple(zip(m.label_names, values, strict=True))
+                        if labels and any(dict(lab).get(k) != val for k, val in labels.items()):
+                            continue
+                        ts_list, v_list = groups.setdefault((comp, lab), ([], []))
+                        ts_list.append(rec[0])
+                        v_list.append(v)
+        return [
+            Series(metric, comp, lab, np.asarray(ts, dtype=np.float64),
+                   np.asarray(vals, dtype=np.float64))
+            for (comp, lab), (ts, vals) in sorted(groups.items())
+        ]
+
+    def series(
+        self,
+        metric: str,
+        component: str | None = None,
+        since: float | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Series:
+        """Timestamps and values of ``metric`` (oldest first) from the in-memory rings.
+
+        With one matching component and label set this is that series; when several match (no
+        ``component`` given and several components report the metric) they are merged in time
+        order and ``component`` is ``"*"`` — pass ``component`` to get one of them.
+        """
+        parts = self.streams(metric, component, since, labels)
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            empty = np.empty(0, dtype=np.float64)
+            return Series(metric, component or "*", tuple(sorted((labels or {}).items())),
+                          empty, empty.copy())
+        ts = np.concatenate([p.timestamps for p in parts])
+        vals = np.concatenate([p.values for p in parts])
+        order = np.argsort(ts, kind="stable")
+        comps = {p.component for p in parts}
+        comp = comps.pop() if len(comps) == 1 else "*"
+        return Series(metric, comp, tuple(sorted((labels or {}).items())), ts[order],
+                      vals[order])
+
+    def latest(self, metric: str, component: str, labels: dict[str, str] | None = None
+               ) -> float | None:
+        """The current value of a counter or gauge for one component (None if never seen)."""
+        for fam in self.snapshot([metric]):
+            for comp, values, v in fam.samples:
+                lab = dict(zip(fam.metric.label_names, values, strict=True))
+                if comp == component and all(lab.get(k) == x for k, x in (labels or {}).items()):
+                    return v
+        return None
+
+    def snapshot(self, metrics: Sequence[str] | None = None) -> list[FamilySnapshot]:
+        """Current values of every metric (or of the named ones), for exporters."""
+        from allele.observe.metrics import CATALOGUE
+
+        self.drain()
+        defs = [metric_def(n) for n in metrics] if metrics is not None else list(
+            CATALOGUE.values())
+        out: list[FamilySnapshot] = []
+        with self._lock:
+            streams = sorted(self._streams.items())
+            for m in defs:
+                samples: list[tuple[str, tuple[str, ...], float]] = []
+                hists: list[HistogramState] = []
+                for (source, comp), stream in streams:
+                    if source != m.source:
+                        continue
+                    if m.kind == "histogram":
+                        h = stream.hists[m.name]
+                        hists.append(HistogramState(comp, h.cumulative(), h.sum, h.count))
+                        continue
+                    kept = stream.label_counts(m)
+                    if kept is None:
+                        kept = []
+                        for rec in reversed(stream.ring):
+                            kept = record_points(m, rec)
+                            if kept:
+                                break
+                    samples.extend((comp, values, v) for values, v in kept)
+                out.append(FamilySnapshot(m, samples, hists))
+        return out
+
+    def self_metrics(self) -> dict[str, float]:
+        """Telemetry's own health counters."""
+        return {
+            "allele_telemetry_events_total": float(self.events_total),
+            "allele_telemetry_unknown_events_total": float(self.unknown_events),
+            "allele_telemetry_points_written_total": float(self.points_written),
+            "allele_telemetry_points_dropped_total": float(self.points_dropped),
+            "allele_telemetry_sink_failures_total": float(self.sink_failures),
+            "allele_telemetry_pending_points": float(len(self._unsent)),
+            "allele_observer_failures_total": float(_core_observer.observer_failures),
+        }
+
+    # --- the sink -------------------------------------------------------------------------------
+
+    @property
+    def sink(self) -> MetricSink | None:
+        return self._sink
+
+    def flush(self) -> int:
+        """Write pending points to the sink in batches; returns how many were written.
+
+        A failing sink never raises: the failure is counted (``sink_failures``) and logged, the
+        batch stays queued for the next flush, and the oldest points beyond
+        ``max_pending_points`` are dropped (counted in ``points_dropped``).
+        """
+        if self._sink is None:
+            return 0
+        self.drain()
+        with self._lock:
+            taken: list[tuple[str, str, list[Record]]] = []
+            for (source, comp), stream in self._streams.items():
+                if stream.pending:
+                    taken.append((source, comp, stream.pending))
+                    stream.pending = []
+        new_points: list[MetricPoint] = []
+        for source, comp, recs in taken:
+            defs = BY_SOURCE[source]
+            for rec in recs:
+                ts = rec[0]
+                for m in defs:
+                    for values, v in record_points(m, rec):
+                        new_points.append(MetricPoint(
+                            m.name, comp, tuple(zip(m.label_names, values, strict=True)), ts, v))
+        written = 0
+        with self._flush_lock:
+            unsent = self._unsent
+            unsent.extend(new_points)
+            excess = len(unsent) - self._max_pending
+            if excess > 0:
+                for _ in range(excess):
+                    unsent.popleft()
+                self.points_dropped += excess
+                _log.warning("telemetry dropped %d points the sink could not take", excess)
+            while unsent:
+                batch = [unsent.popleft() for _ in range(min(self._batch_size, len(unsent)))]
+                try:
+                    self._sink.write_metric_points(batch)
+                except Exception:
+                    unsent.extendleft(reversed(batch))
+                    self.sink_failures += 1
+                    _log.exception("telemetry sink %r failed; %d points kept for retry",
+                                   self._sink, len(unsent))
+                    break
+                written += len(batch)
+                self.points_written += len(batch)
+        return written
+
+    # --- exposition -----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """A private prometheus-client registry exposing this Telemetry (built on first use)."""
+        if self._registry is None:
+            from allele.observe.export import make_registry
+
+            self._registry = make_registry(self)
+        return self._registry
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric right now."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+    def serve(self, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve ``/metrics`` over HTTP in a background thread (``port=0`` picks a free one)."""
+        from allele.observe.export import serve
+
+        server = serve(self, port=port, host=host)
+        self._servers.append(server)
+        return server
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread (drain, system samples, flushes). Idempotent."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="allele-telemetry", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_sample = time.monotonic()
+        next_flush = time.monotonic() + self.flush_interval_s
+        tick = min(self._drain_interval, self.sample_interval_s, self.flush_interval_s)
+        while not self._stop.wait(tick):
+            try:
+                now = time.monotonic()
+                if self._sampler is not None and now >= next_sample:
+                    self.sample_system()
+                    next_sample = now + self.sample_interval_s
+                self.drain()
+                if self._sink is not None and now >= next_flush:
+                    self.flush()
+                    next_flush = now + self.flush_interval_s
+            except Exception:  # the background thread must survive anything
+                _log.exception("telemetry background step failed")
+
+    def close(self) -> None:
+        """Stop the background thread and servers, then drain and flush what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        self.drain()
+        self.flush()
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
