@@ -118,6 +118,15 @@ def test_prompt_rejects_unknown_or_missing_traits() -> None:
         build_system_prompt({"empathy": 0.5})
 
 
+def test_docs_table_matches_the_code() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
+    for trait in TRAITS:
+        row = " | ".join([trait, *(TRAIT_INSTRUCTIONS[trait][lvl]  # type: ignore[index]
+                                   for lvl in ("low", "medium", "high"))])
+        assert f"| {row} |" in doc
+    assert PREAMBLE in doc
+
+
 # --------------------------------------------------------------------------- config
 
 
