@@ -242,23 +242,24 @@ class ProcessPoolExecutor(Executor):
     def _collect(self, worker: _Worker) -> CellResult | None:
         task = worker.task
         assert task is not None
+        broken = False
         try:
             if worker.conn.poll():
                 result: CellResult = worker.conn.recv()
                 worker.task = None
                 return result
         except (EOFError, OSError):
-            pass  # the worker died; its exit code tells why
-        else:
+            broken = True  # the worker died; its exit code tells why
+        if not broken:
             if worker.process.is_alive() and time.monotonic() < worker.deadline:
                 return None
-        if worker.process.is_alive():  # over the deadline and not answering
-            worker.task = None
-            self._replace(worker, kill=True)
-            return _failure(task, "timeout",
-                            f"timeout: the cell ran longer than {task.timeout_s:g} s "
-                            "(worker killed)", worker.started_wall)
-        worker.process.join(timeout=5.0)
+            if worker.process.is_alive():  # over the deadline and not answering
+                worker.task = None
+                self._replace(worker, kill=True)
+                return _failure(task, "timeout",
+                                f"timeout: the cell ran longer than {task.timeout_s:g} s "
+                                "(worker killed)", worker.started_wall)
+        worker.process.join(timeout=5.0)  # the pipe may close a moment before the exit is seen
         reason = describe_exit(worker.process.exitcode)
         worker.task = None
         self._replace(worker, kill=True)

@@ -315,7 +315,8 @@ def _allowed_for(loc: Sequence[int | str], suite: bool) -> str:
     if not parents:
         return ", ".join(_SUITE_KEYS if suite else (*_BENCH_KEYS, "order", "order_seed"))
     if last == "benchmarks":
-        return ", ".join(_BENCH_KEYS)
+        return ", ".join(_BENCH_KEYS if suite else (*_BENCH_KEYS, "order", "order_seed",
+                                                     "description"))
     if last == "defaults" or (len(parents) >= 2 and parents[-2] == "presets") or last == "presets":
         return ", ".join(Override.model_fields)
     return ""

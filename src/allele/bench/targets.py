@@ -222,7 +222,7 @@ def kraken(params: dict[str, Any], seed: int) -> dict[str, float]:
 
 DEFAULT_AGENT_PROMPT = "In one short sentence: what is a genetic algorithm?"
 _AGENT_KEYS = {"temperature", "max_tokens", "provider", "model", "base_url", "prompt", "expect",
-               "context_window", "timeout_s"}
+               "timeout_s"}
 
 
 def check_agent(params: Mapping[str, Any]) -> None:
@@ -230,7 +230,6 @@ def check_agent(params: Mapping[str, Any]) -> None:
     _unknown(params, _AGENT_KEYS, "agent")
     _number(params, "temperature", 0.0, 2.0)
     _number(params, "max_tokens", 1, 100_000, integer=True)
-    _number(params, "context_window", 16, 10_000_000, integer=True)
     _number(params, "timeout_s", 0.001, 1e6)
     if "provider" in params and params["provider"] not in ("llamacpp", "openai"):
         raise ParamError(f"provider must be 'llamacpp' or 'openai', got {params['provider']!r}",
@@ -245,36 +244,27 @@ def agent(params: dict[str, Any], seed: int) -> dict[str, float]:
     from allele.core.agent import AgentConfig, NLPAgent
     from allele.core.genome import Genome
 
-    cfg_keys = {"temperature", "max_tokens", "provider", "model", "base_url", "context_window",
-                "timeout_s"}
+    cfg_keys = {"temperature", "max_tokens", "provider", "model", "base_url", "timeout_s"}
     cfg: dict[str, Any] = {k: params[k] for k in cfg_keys if k in params}
-    cfg.setdefault("kraken_enabled", False)
-    fields = getattr(AgentConfig, "model_fields", None)
-    if isinstance(fields, dict) and "seed" in fields:
-        cfg["seed"] = seed
+    cfg["kraken_enabled"] = False
+    cfg["seed"] = seed
     config = AgentConfig(**cfg)
     genome = Genome.random(np.random.default_rng(seed))
-    bot = NLPAgent(genome, config, name="bench-agent")
     prompt = str(params.get("prompt") or DEFAULT_AGENT_PROMPT)
     expect = str(params.get("expect") or "").lower()
-    start = time.perf_counter()
-    first: float | None = None
-    chunks: list[str] = []
-    final: Any = None
-    for item in bot.stream(prompt):
-        if isinstance(item, str):
-            if first is None and item:
-                first = time.perf_counter() - start
-            chunks.append(item)
-        else:
-            final = item
-    total = time.perf_counter() - start
-    text = str(getattr(final, "text", None) or "".join(chunks))
-    tokens = int(getattr(final, "completion_tokens", 0) or len(chunks))
-    gen_time = total - (first or 0.0)
+    with NLPAgent(genome, config, name="bench-agent") as bot:
+        start = time.perf_counter()
+        stream = bot.stream(prompt)
+        chunks = list(stream)
+        response = stream.finish()
+        total = time.perf_counter() - start
+    text = response.text or "".join(chunks)
+    tokens = int(response.completion_tokens)
+    first = response.time_to_first_token
+    decode = total - (first if first is not None else 0.0)
     ok = bool(text.strip()) and (expect in text.lower() if expect else True)
     return {
-        "tokens_per_s": float(tokens / gen_time) if gen_time > 0 else 0.0,
+        "tokens_per_s": float(tokens / decode) if decode > 0 and tokens > 0 else 0.0,
         "time_to_first_token_s": float(first if first is not None else total),
         "completion_tokens": float(tokens),
         "success": 1.0 if ok else 0.0,

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +96,8 @@ def run_cmd(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No progress bar or summary table.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit with code 1 when any cell failed, crashed or timed out.")] = False,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with _errors():
@@ -134,7 +136,7 @@ def run_cmd(
             err_console.print(line, highlight=False)
             if not quiet:
                 _show(st.load_run(summary.run_id), None)
-            if summary.failed:
+            if summary.failed and strict:
                 raise typer.Exit(1)
 
 
@@ -184,14 +186,15 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
     for target, cells in by_target.items():
+        varying = _varying(cells)
         table = Table(title=f"{target}: median, IQR and 95% CI ({CI_METHOD})",
                       title_justify="left")
         for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),
                            ("median", True), ("IQR", True), ("95% CI", True)):
-            table.add_column(col, justify="right" if right else "left")
+            table.add_column(col, justify="right" if right else "left", no_wrap=col != "params")
         for cell in sorted(cells, key=lambda c: c.key):
-            params = " ".join(f"{k}={v}" for k, v in cell.params.items())
-            rows = summarize_cell(cell, metrics)
+            params = " ".join(f"{k}={v}" for k, v in cell.params.items() if k in varying)
+            rows = summarize_cell(cell, metrics if metrics else _metric_order(cell.metrics()))
             if cell.status != "ok":
                 table.add_row(params, f"[red]{cell.status}[/]", "error", "", "",
                               "", (cell.error or "")[:80])
@@ -211,6 +214,22 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         for c in failed:
             ft.add_row(c.key, c.status, c.error or "")
         console.print(ft)
+
+
+def _varying(cells: list[Any]) -> set[str]:
+    """Parameter names whose value differs between cells (all of them for a single cell)."""
+    if len(cells) == 1:
+        return set(cells[0].params)
+    keys = {k for c in cells for k in c.params}
+    return {k for k in keys if len({repr(c.params.get(k)) for c in cells}) > 1}
+
+
+def _metric_order(names: list[str]) -> list[str]:
+    """The target's quality metrics first (sorted), then the runner's cost metrics."""
+    from allele.bench.spec import MEASURED_METRICS
+
+    return ([n for n in names if n not in MEASURED_METRICS]
+            + [m for m in MEASURED_METRICS if m in names])
 
 
 @app.command("export")

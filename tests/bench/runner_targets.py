@@ -1,0 +1,70 @@
+"""Targets the runner tests reference as ``tests.bench.runner_targets:NAME`` (workers import them)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def echo(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Returns its numeric params and the seed, plus the worker's pid."""
+    out = {k: float(v) for k, v in params.items() if isinstance(v, int | float)}
+    out["seed_seen"] = float(seed)
+    out["pid"] = float(os.getpid())
+    if "sleep_s" in params:
+        time.sleep(float(params["sleep_s"]))
+    return out
+
+
+def flaky(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Raises for x == 2, else returns x * seed."""
+    if params.get("x") == 2:
+        raise RuntimeError("x=2 is not allowed")
+    return {"y": float(params.get("x", 0)) * seed}
+
+
+def crash(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Dies the way ``params['how']`` says: segv, abort, oom_kill, hang, exit, or ok."""
+    how = params.get("how", "ok")
+    if how == "segv":
+        ctypes.string_at(0)
+    elif how == "abort":
+        os.abort()
+    elif how == "oom_kill":  # what the kernel's OOM killer does to a process
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "hang":
+        time.sleep(3600)
+    elif how == "busy_hang":  # does not return to Python's signal handling quickly
+        while True:
+            pass
+    elif how == "exit":
+        os._exit(3)
+    elif how == "hog":
+        _ = bytearray(int(params.get("mb", 4096)) * 1024 * 1024)
+    return {"ok": 1.0}
+
+
+def allocate(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Touches ``mb`` MiB of memory (numpy) and ``py_mb`` MiB of Python objects."""
+    arr = np.ones(int(params.get("mb", 0)) * 1024 * 1024 // 8)
+    blob = [bytes(1024) for _ in range(int(params.get("py_mb", 0)) * 1024)]
+    return {"sum": float(arr.sum()) + len(blob)}
+
+
+def interrupt_after(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Raises KeyboardInterrupt (as Ctrl-C would) when the file ``params['flag']`` exists."""
+    if Path(str(params["flag"])).exists() and params.get("x") == params.get("stop_at"):
+        raise KeyboardInterrupt
+    return {"x": float(params.get("x", 0))}
+
+
+def slow(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Sleeps ``s`` seconds."""
+    time.sleep(float(params.get("s", 0.2)))
+    return {"x": float(params.get("x", 0))}
