@@ -121,7 +121,7 @@ def test_prompt_rejects_unknown_or_missing_traits() -> None:
 def test_docs_table_matches_the_code() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
     for trait in TRAITS:
-        row = " | ".join([trait, *(TRAIT_INSTRUCTIONS[trait][lvl]  # type: ignore[index]
+        row = " | ".join([trait, *(TRAIT_INSTRUCTIONS[trait][lvl]
                                    for lvl in ("low", "medium", "high"))])
         assert f"| {row} |" in doc
     assert PREAMBLE in doc
