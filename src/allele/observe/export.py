@@ -23,7 +23,6 @@ from prometheus_client.core import (
 from allele.observe.metrics import CATALOGUE, MetricDef, Record, record_points
 
 if TYPE_CHECKING:
-    from allele.observe.alerts import AlertManager
     from allele.observe.hooks import Telemetry
 
 
@@ -41,7 +40,6 @@ class TelemetryCollector:
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
-        self.alert_managers: list[AlertManager] = []
 
     def describe(self) -> Iterable[Metric]:
         return [_family(m) for m in CATALOGUE.values()]
@@ -64,7 +62,7 @@ class TelemetryCollector:
                 yield CounterMetricFamily(name, "Allele telemetry self-metric.", value=value)
             else:
                 yield GaugeMetricFamily(name, "Allele telemetry self-metric.", value=value)
-        for manager in self.alert_managers:
+        for manager in list(self.telemetry.alert_managers):
             yield from manager.prometheus_families()
 
 
@@ -73,7 +71,6 @@ def make_registry(telemetry: Telemetry) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     collector = TelemetryCollector(telemetry)
     registry.register(collector)
-    telemetry._collector = collector  # type: ignore[attr-defined]  # alerts attach here
     return registry
 
 

@@ -59,6 +59,7 @@ from allele.observe.metrics import (
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from allele.observe.alerts import AlertManager
     from allele.observe.export import MetricsServer
 
 _log = logging.getLogger("allele.observe")
@@ -368,6 +369,8 @@ class Telemetry:
             self._sampler = SystemSampler()
         self._registry: CollectorRegistry | None = None
         self._servers: list[MetricsServer] = []
+        self.alert_managers: list[AlertManager] = []
+        """Alert managers watching this Telemetry (their alerts are exported with it)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:

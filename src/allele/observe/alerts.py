@@ -1,0 +1,509 @@
+"""Threshold alerts over Telemetry series, with Alertmanager semantics.
+
+A rule compares a reduction of one metric (``last`` value, or ``mean`` / ``max`` / ``min`` /
+``rate`` / ``delta`` over a ``window``) per component against a threshold. Each (rule, component,
+metric labels) gives one alert whose label set is ``alertname``, ``component``, ``severity``, the
+metric's own labels and the rule's ``labels``; alerts with identical label sets are one alert
+(deduplicated by ``fingerprint``).
+
+States: inactive -> pending (condition true, waiting ``for``) -> firing -> resolved. A firing
+alert is notified once, then again every ``repeat_interval_s`` while it keeps firing; a resolved
+notification follows when it stops. Silences (label matchers with an expiry) hold notifications
+back while active. Time comes from an injected ``clock`` so tests control it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import itertools
+import logging
+import math
+import operator
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from allele.errors import ConfigError, ValidationError
+from allele.observe.metrics import CATALOGUE
+from allele.observe.notify import Notification, Notifier, Status
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from allele.config import Settings
+    from allele.observe.hooks import Telemetry
+
+_log = logging.getLogger("allele.observe.alerts")
+
+State = Literal["inactive", "pending", "firing", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+Reduce = Literal["last", "mean", "max", "min", "rate", "delta"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne,
+}
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: float | int | str) -> float:
+    """``30`` / ``"30s"`` / ``"250ms"`` / ``"5m"`` / ``"1h"`` / ``"1d"`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValidationError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValidationError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValidationError(f"duration must be >= 0: {value!r}")
+    return seconds
+
+
+class AlertRule(BaseModel):
+    """One threshold rule (YAML keys are the field names; ``for`` may be written as ``for``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    metric: str
+    component: str = "*"
+    match: dict[str, str] = Field(default_factory=dict)
+    op: Op = ">"
+    threshold: float
+    for_s: float = Field(0.0, alias="for")
+    reduce: Reduce = "last"
+    window_s: float = Field(0.0, alias="window")
+    severity: Severity = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("for_s", "window_s", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in CATALOGUE:
+            raise ValueError(f"unknown metric {v!r}")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = {"alertname", "component", "severity"} & set(v)
+        if reserved:
+            raise ValueError(f"labels may not set {sorted(reserved)}")
+        return v
+
+    @model_validator(mode="after")
+    def _window_needed(self) -> AlertRule:
+        if self.reduce != "last" and self.window_s <= 0:
+            raise ValueError(f"reduce {self.reduce!r} needs a window")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+
+def _format(template: str, values: Mapping[str, Any]) -> str:
+    class _Keep(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    try:
+        return template.format_map(_Keep(values))
+    except (ValueError, IndexError):
+        return template
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable id of a label set."""
+    text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A snapshot of one alert (plain data; the analytics layer correlates these)."""
+
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    severity: str
+    state: State
+    value: float
+    fingerprint: str
+    active_at: float
+    starts_at: float | None
+    ends_at: float | None
+    silenced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Hold back notifications of alerts whose labels match every matcher (values may be globs)
+    between ``starts_at`` and ``ends_at``."""
+
+    id: str
+    matchers: dict[str, str]
+    starts_at: float
+    ends_at: float
+    comment: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(fnmatch.fnmatchcase(labels.get(k, ""), v) for k, v in self.matchers.items())
+
+
+@dataclass(slots=True)
+class _Tracked:
+    rule: AlertRule
+    labels: dict[str, str]
+    fingerprint: str
+    value: float
+    active_at: float
+    state: State = "pending"
+    starts_at: float | None = None
+    ends_at: float | None = None
+    notified_at: float | None = None
+    repeats: int = 0
+    silenced: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def snapshot(self) -> Alert:
+        return Alert(self.rule.name, dict(self.labels), dict(self.annotations),
+                     self.rule.severity, self.state, self.value, self.fingerprint,
+                     self.active_at, self.starts_at, self.ends_at, self.silenced)
+
+
+# --- loading rules -------------------------------------------------------------------------------
+
+
+def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
+    """Rules from parsed YAML: a list, or a mapping with a ``rules`` list."""
+    if isinstance(data, Mapping):
+        unknown = set(data) - {"rules"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}")
+        data = data.get("rules", [])
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: expected a list of rules")
+    rules: list[AlertRule] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{source}: rule {i} is not a mapping")
+        try:
+            rules.append(AlertRule.model_validate(dict(item)))
+        except (PydanticValidationError, ValidationError) as exc:
+            name = item.get("name", f"#{i}")
+            raise ConfigError(f"{source}: rule {name}: {_pydantic_message(exc)}") from None
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: duplicate rule names {dupes}")
+    return rules
+
+
+def _pydantic_message(exc: Exception) -> str:
+    if isinstance(exc, PydanticValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def load_rules(path: str | Path | None = None) -> list[AlertRule]:
+    """Rules from a YAML file, or the shipped default rules when ``path`` is None."""
+    if path is None:
+        text = resources.files("allele.observe").joinpath("default_rules.yaml").read_text()
+        source = "default_rules.yaml"
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read alert rules {p}: {exc.strerror}") from None
+        source = str(p)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    return parse_rules(data, source)
+
+
+def rules_from_settings(settings: Settings) -> list[AlertRule]:
+    """``settings.observe.alert_rules`` if set, else the default rules."""
+    return load_rules(settings.observe.alert_rules)
+
+
+# --- the manager ---------------------------------------------------------------------------------
+
+
+class AlertManager:
+    """Evaluates rules against a Telemetry and sends notifications on state changes.
+
+    ``stale_after_s``: a component whose metric has no point that recent is treated as absent
+    (so an alert on a component that stopped reporting resolves). ``repeat_interval_s``: how often
+    a still-firing alert is notified again. ``history_size``: resolved alerts kept for
+    :meth:`history`.
+    """
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        rules: Sequence[AlertRule],
+        notifiers: Iterable[Notifier] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+        repeat_interval_s: float = 4 * 3600.0,
+        stale_after_s: float = 300.0,
+        notify_resolved: bool = True,
+        history_size: int = 1000,
+    ) -> None:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ConfigError("alert rule names must be unique")
+        if repeat_interval_s <= 0 or stale_after_s <= 0:
+            raise ValidationError("repeat_interval_s and stale_after_s must be positive")
+        self.telemetry = telemetry
+        self.rules = list(rules)
+        self.notifiers = list(notifiers)
+        self._clock = clock
+        self.repeat_interval_s = repeat_interval_s
+        self.stale_after_s = stale_after_s
+        self.notify_resolved = notify_resolved
+        self._active: dict[str, _Tracked] = {}
+        self._history: deque[Alert] = deque(maxlen=history_size)
+        self._silences: dict[str, Silence] = {}
+        self._silence_ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self.notifications_sent = 0
+        self.notifier_failures = 0
+        self.evaluations = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        telemetry.alert_managers.append(self)
+
+    # --- silences -------------------------------------------------------------------------------
+
+    def silence(self, matchers: Mapping[str, str], duration_s: float | str, *,
+                comment: str = "", starts_at: float | None = None) -> Silence:
+        """Silence alerts matching ``matchers`` for ``duration_s`` (from now by default)."""
+        start = self._clock() if starts_at is None else starts_at
+        if not matchers:
+            raise ValidationError("a silence needs at least one matcher")
+        s = Silence(f"silence-{next(self._silence_ids)}", dict(matchers), start,
+                    start + parse_duration(duration_s), comment)
+        with self._lock:
+            self._silences[s.id] = s
+        return s
+
+    def expire_silence(self, silence_id: str) -> None:
+        """End a silence now."""
+        with self._lock:
+            s = self._silences.get(silence_id)
+            if s is None:
+                from allele.errors import ValidationError as _VE
+
+                raise _VE(f"no silence {silence_id!r}")
+            self._silences[silence_id] = Silence(s.id, s.matchers, s.starts_at,
+                                                 min(s.ends_at, self._clock()), s.comment)
+
+    def silences(self, include_expired: bool = False) -> list[Silence]:
+        now = self._clock()
+        with self._lock:
+            return [s for s in self._silences.values() if include_expired or now < s.ends_at]
+
+    def _is_silenced(self, labels: Mapping[str, str], now: float) -> bool:
+        return any(s.active(now) and s.matches(labels) for s in self._silences.values())
+
+    # --- evaluation -----------------------------------------------------------------------------
+
+    def _values(self, rule: AlertRule, now: float) -> Iterator[tuple[str, dict[str, str], float]]:
+        lookback = max(rule.window_s, self.stale_after_s)
+        component = None if rule.component == "*" else rule.component
+        for series in self.telemetry.streams(rule.metric, component, since=now - lookback,
+                                             labels=rule.match or None):
+            ts, vals = series.timestamps, series.values
+            if rule.reduce == "last":
+                if len(series) == 0 or now - ts[-1] > self.stale_after_s:
+                    continue
+                value = float(vals[-1])
+            else:
+                keep = ts >= now - rule.window_s
+                ts, vals = ts[keep], vals[keep]
+                if len(vals) == 0:
+                    continue
+                if rule.reduce == "mean":
+                    value = float(vals.mean())
+                elif rule.reduce == "max":
+                    value = float(vals.max())
+                elif rule.reduce == "min":
+                    value = float(vals.min())
+                else:
+                    if len(vals) < 2:
+                        continue
+                    delta = float(vals[-1] - vals[0])
+                    if rule.reduce == "delta":
+                        value = delta
+                    else:
+                        dt = float(ts[-1] - ts[0])
+                        if dt <= 0:
+                            continue
+                        value = delta / dt
+            yield series.component, dict(series.labels), value
+
+    def evaluate(self) -> list[Alert]:
+        """Evaluate every rule now; send due notifications; return the pending and firing alerts.
+        """
+        now = self._clock()
+        outbox: list[Notification] = []
+        with self._lock:
+            self.evaluations += 1
+            seen: set[str] = set()
+            for rule in self.rules:
+                for component, metric_labels, value in self._values(rule, now):
+                    if not rule.holds(value):
+                        continue
+                    labels = {**metric_labels, **rule.labels, "alertname": rule.name,
+                              "component": component, "severity": rule.severity}
+                    fp = fingerprint(labels)
+                    if fp in seen:  # identical label sets are one alert
+                        continue
+                    seen.add(fp)
+                    tracked = self._active.get(fp)
+                    if tracked is None:
+                        tracked = _Tracked(rule, labels, fp, value, now)
+                        self._active[fp] = tracked
+                    tracked.value = value
+                    tracked.annotations = {
+                        k: _format(v, {**labels, "value": value, "threshold": rule.threshold,
+                                       "metric": rule.metric, "op": rule.op})
+                        for k, v in rule.annotations.items()
+                    }
+                    if tracked.state == "pending" and now - tracked.active_at >= rule.for_s:
+                        tracked.state = "firing"
+                        tracked.starts_at = now
+            for fp in list(self._active):
+                tracked = self._active[fp]
+                tracked.silenced = self._is_silenced(tracked.labels, now)
+                if fp in seen:
+                    if tracked.state == "firing" and not tracked.silenced and (
+                        tracked.notified_at is None
+                        or now - tracked.notified_at >= self.repeat_interval_s
+                    ):
+                        outbox.append(self._note(tracked, "firing", now))
+                        tracked.notified_at = now
+                        tracked.repeats += 1
+                    continue
+                del self._active[fp]
+                if tracked.state == "pending":
+                    continue  # never fired: back to inactive, nothing to tell
+                tracked.state = "resolved"
+                tracked.ends_at = now
+                self._history.append(tracked.snapshot())
+                if (self.notify_resolved and tracked.notified_at is not None
+                        and not tracked.silenced):
+                    outbox.append(self._note(tracked, "resolved", now))
+            current = [t.snapshot() for t in self._active.values()]
+        for note in outbox:
+            self._dispatch(note)
+        return current
+
+    def _note(self, tracked: _Tracked, status: Status, now: float) -> Notification:
+        repeat = tracked.repeats if status == "firing" else 0
+        key = f"{tracked.fingerprint}:{status}:{tracked.starts_at!r}:{repeat}"
+        return Notification(key=key, status=status, alert=tracked.snapshot(), sent_at=now,
+                            repeat=repeat)
+
+    def _dispatch(self, note: Notification) -> None:
+        self.notifications_sent += 1
+        for notifier in self.notifiers:
+            try:
+                notifier.send(note)
+            except Exception:
+                self.notifier_failures += 1
+                _log.exception("notifier %r failed for %s", notifier, note.key)
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def alerts(self, state: State | None = None) -> list[Alert]:
+        """Current pending / firing alerts (as of the last evaluation)."""
+        with self._lock:
+            out = [t.snapshot() for t in self._active.values()]
+        return [a for a in out if state is None or a.state == state]
+
+    def history(self) -> list[Alert]:
+        """Resolved alerts, oldest first (bounded by ``history_size``)."""
+        with self._lock:
+            return list(self._history)
+
+    def prometheus_families(self) -> list[Metric]:
+        """``allele_alerts`` (1 per pending / firing alert) and notification counters."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        fam = GaugeMetricFamily("allele_alerts", "Pending and firing alerts.",
+                                labels=["alertname", "component", "severity", "state"])
+        for a in self.alerts():
+            fam.add_metric([a.name, a.labels.get("component", ""), a.severity, a.state], 1.0)
+        return [
+            fam,
+            CounterMetricFamily("allele_alert_notifications", "Alert notifications dispatched.",
+                                value=float(self.notifications_sent)),
+            CounterMetricFamily("allele_alert_notifier_failures",
+                                "Notifier calls that raised.",
+                                value=float(self.notifier_failures)),
+        ]
+
+    # --- background evaluation ------------------------------------------------------------------
+
+    def start(self, interval_s: float = 5.0) -> None:
+        """Evaluate every ``interval_s`` seconds (real time) in a background thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.evaluate()
+                except Exception:
+                    _log.exception("alert evaluation failed")
+
+        self._thread = threading.Thread(target=loop, name="allele-alerts", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the background thread and close the notifiers."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        for notifier in self.notifiers:
+            try:
+                notifier.close()
+            except Exception:
+                _log.exception("closing notifier %r failed", notifier)
+        if self in self.telemetry.alert_managers:
+            self.telemetry.alert_managers.remove(self)
