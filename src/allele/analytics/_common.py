@@ -1,0 +1,127 @@
+"""Small helpers shared by the analytics modules: input validation and human-readable phrasing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from allele.errors import AnalyticsError
+
+FloatArray = NDArray[np.float64]
+
+
+def as_series(values: ArrayLike, *, name: str = "y", min_length: int = 1) -> FloatArray:
+    """A finite 1-D float64 copy of ``values``; AnalyticsError when that is impossible."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise AnalyticsError(f"{name} must be numeric: {exc}") from exc
+    if arr.ndim != 1:
+        raise AnalyticsError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size < min_length:
+        raise AnalyticsError(f"{name} needs at least {min_length} value(s), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise AnalyticsError(f"{name} contains NaN or infinite values")
+    return arr.copy()
+
+
+def as_matrix(values: ArrayLike, *, name: str = "X", min_rows: int = 1) -> FloatArray:
+    """A finite 2-D float64 array (a 1-D input becomes one column)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise AnalyticsError(f"{name} must be numeric: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise AnalyticsError(f"{name} must be two-dimensional, got shape {arr.shape}")
+    if arr.shape[0] < min_rows:
+        raise AnalyticsError(f"{name} needs at least {min_rows} row(s), got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise AnalyticsError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def as_timestamps(timestamps: ArrayLike | None, n: int) -> FloatArray | None:
+    """Timestamps (seconds) as float64, checked for length and strict increase."""
+    if timestamps is None:
+        return None
+    ts = as_series(timestamps, name="timestamps")
+    if ts.size != n:
+        raise AnalyticsError(f"timestamps has {ts.size} values but the series has {n}")
+    if ts.size > 1 and np.any(np.diff(ts) <= 0):
+        raise AnalyticsError("timestamps must be strictly increasing")
+    return ts
+
+
+def median_step(timestamps: FloatArray | None) -> float | None:
+    """The typical spacing of ``timestamps`` in seconds, or None without timestamps."""
+    if timestamps is None or timestamps.size < 2:
+        return None
+    return float(np.median(np.diff(timestamps)))
+
+
+def humanize_duration(seconds: float) -> str:
+    """'45 s', '12 min', '2 h', '3 days' (one significant unit, rounded)."""
+    s = abs(seconds)
+    if s < 90:
+        return f"{max(1, round(s))} s"
+    if s < 90 * 60:
+        return f"{round(s / 60)} min"
+    if s < 36 * 3600:
+        hours = s / 3600
+        return f"{hours:.1f} h" if hours < 10 and round(hours) != hours else f"{round(hours)} h"
+    return f"{round(s / 86400)} days"
+
+
+_BYTE_UNITS = (("TB", 1024.0**4), ("GB", 1024.0**3), ("MB", 1024.0**2), ("KB", 1024.0))
+
+
+def format_value(value: float, unit: str = "") -> str:
+    """A value with its unit; ``unit='bytes'`` is scaled to KB/MB/GB/TB, ``'MB'`` to GB when large."""
+    if unit in ("bytes", "B"):
+        for label, size in _BYTE_UNITS:
+            if abs(value) >= size:
+                return f"{_short(value / size)} {label}"
+        return f"{_short(value)} B"
+    if unit == "MB" and abs(value) >= 1024:
+        return f"{_short(value / 1024)} GB"
+    return f"{_short(value)} {unit}".rstrip()
+
+
+def _short(x: float) -> str:
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".")
+    return f"{x:.3g}"
+
+
+def check_level(level: float) -> float:
+    """A confidence level strictly between 0 and 1."""
+    if not 0.0 < level < 1.0:
+        raise AnalyticsError(f"level must be in (0, 1), got {level}")
+    return float(level)
+
+
+def check_positive_int(value: int, name: str, minimum: int = 1) -> int:
+    """An integer of at least ``minimum``."""
+    if int(value) != value or value < minimum:
+        raise AnalyticsError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def stable_fingerprint(parts: Sequence[str]) -> str:
+    """A short, process-independent hex digest (never Python's salted ``hash()``)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:12]
