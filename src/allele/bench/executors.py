@@ -316,7 +316,7 @@ class DaskExecutor(Executor):
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                         n_workers=workers or _usable_cores(), threads_per_worker=1,
-                        processes=processes, dashboard_address=None, silence_logs=40)
+                        processes=processes, dashboard_address=":0", silence_logs=40)
                 self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
             else:
                 self._client = Client(  # type: ignore[no-untyped-call]

@@ -1,0 +1,137 @@
+"""Executors: the local process pool and Dask (against a real LocalCluster)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from allele.bench.executors import (
+    DaskExecutor,
+    InlineExecutor,
+    ProcessPoolExecutor,
+    make_executor,
+)
+from allele.bench.model import cell_key
+from allele.bench.profiler import CellTask, run_cell
+from allele.errors import ConfigError
+
+T = "tests.bench.runner_targets"
+
+
+def task(target: str, i: int = 0, seeds: tuple[int, ...] = (0,), timeout_s: float = 30.0,
+         **params: object) -> CellTask:
+    p = {"i": i, **params}
+    return CellTask(key=cell_key(target, p), benchmark="b", target=target, params=p,
+                    seeds=seeds, timeout_s=timeout_s, index=i)
+
+
+def test_run_cell_measures_and_never_raises_for_a_target_failure() -> None:
+    ok = run_cell(task(f"{T}:flaky", x=3, seeds=(1, 2)))
+    assert ok.status == "ok" and ok.values("y") == [3.0, 6.0]
+    assert ok.finished_at >= ok.started_at > 0
+    bad = run_cell(task(f"{T}:flaky", x=2))
+    assert bad.status == "failed" and bad.samples == []
+    missing = run_cell(task("nope.module:fn"))
+    assert missing.status == "failed" and "cannot import nope.module" in (missing.error or "")
+
+
+def test_run_cell_rejects_non_numeric_and_reserved_metrics() -> None:
+    r = run_cell(task("allele.bench.targets:resolve_target"))  # returns a function
+    assert r.status == "failed"
+
+
+def test_inline_timeout_uses_the_alarm() -> None:
+    r = run_cell(task(f"{T}:crash", how="hang", timeout_s=0.3))
+    assert r.status == "timeout" and "longer than 0.3 s" in (r.error or "")
+
+
+def test_pool_workers_are_persistent_and_results_complete() -> None:
+    tasks = [task(f"{T}:echo", i=i) for i in range(8)]
+    started: list[int] = []
+    with ProcessPoolExecutor(2) as pool:
+        results = list(pool.run(tasks, on_start=lambda t: started.append(t.index)))
+        again = list(pool.run([task(f"{T}:echo", i=100)]))
+    assert sorted(r.params["i"] for r in results) == list(range(8))
+    assert sorted(started) == list(range(8))
+    pids = {r.values("pid")[0] for r in results + again}
+    assert len(pids) <= 2 and os.getpid() not in pids  # two workers served nine cells
+    assert all(r.status == "ok" for r in results)
+
+
+def test_pool_replaces_a_crashed_worker_and_keeps_going() -> None:
+    tasks = [task(f"{T}:crash", i=0, how="segv"), task(f"{T}:echo", i=1),
+             task(f"{T}:crash", i=2, how="abort"), task(f"{T}:echo", i=3)]
+    with ProcessPoolExecutor(1) as pool:
+        results = {r.params["i"]: r for r in pool.run(tasks)}
+        assert pool.replaced == 2
+    assert results[0].status == "crashed" and "SIGSEGV" in (results[0].error or "")
+    assert results[2].status == "crashed" and "SIGABRT" in (results[2].error or "")
+    assert results[1].status == results[3].status == "ok"
+    assert results[1].values("pid") != results[3].values("pid")  # a new worker after abort
+
+
+def test_pool_kills_a_worker_that_ignores_the_alarm() -> None:
+    # time.sleep is interrupted by SIGALRM; a C-level hang is not; both end as timeouts
+    with ProcessPoolExecutor(1) as pool:
+        r = next(iter(pool.run([task(f"{T}:crash", how="hang", timeout_s=0.5)])))
+    assert r.status == "timeout"
+
+
+def test_make_executor_parses_the_cli_values() -> None:
+    assert isinstance(make_executor("inline"), InlineExecutor)
+    pool = make_executor("local", 3)
+    assert isinstance(pool, ProcessPoolExecutor) and pool.capacity == 3
+    for bad in ("threads", "dask://", "ftp://x"):
+        with pytest.raises(ConfigError, match="--executor"):
+            make_executor(bad)
+    with pytest.raises(ConfigError, match="workers"):
+        ProcessPoolExecutor(0)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    distributed = pytest.importorskip("distributed")
+    lc = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp", dashboard_address=":0")
+    try:
+        yield lc.scheduler_address
+    finally:
+        lc.close()
+
+
+def test_dask_executor_against_a_local_cluster(cluster: str) -> None:
+    address = cluster.removeprefix("tcp://")
+    with make_executor(f"dask://{address}") as ex:
+        assert isinstance(ex, DaskExecutor) and ex.capacity == 2
+        tasks = [task(f"{T}:flaky", i=i, x=i % 3, seeds=(1, 2)) for i in range(6)]
+        seen: list[int] = []
+        results = {r.params["i"]: r
+                   for r in ex.run(tasks, on_start=lambda t: seen.append(t.index))}
+    assert sorted(results) == sorted(seen) == list(range(6))
+    for i, r in results.items():
+        if i % 3 == 2:
+            assert r.status == "failed" and "x=2 is not allowed" in (r.error or "")
+        else:
+            assert r.status == "ok" and r.values("y") == [float(i % 3), 2.0 * (i % 3)]
+            assert len(r.values("wall_s")) == 2
+
+
+def test_dask_executor_times_out_a_hanging_cell(cluster: str) -> None:
+    with DaskExecutor(cluster) as ex:
+        tasks = [task(f"{T}:crash", i=0, how="ok"),
+                 task(f"{T}:slow", i=1, s=5.0, timeout_s=0.3)]
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+    assert results[0].status == "ok"
+    assert results[1].status == "timeout" and "Dask" in (results[1].error or "")
+
+
+def test_dask_local_starts_and_stops_its_own_cluster() -> None:
+    pytest.importorskip("distributed")
+    ex = DaskExecutor(None, workers=1, processes=False)
+    try:
+        r = list(ex.run([task(f"{T}:echo", i=7)]))
+    finally:
+        ex.close()
+    assert r[0].status == "ok" and r[0].values("i") == [7.0]

@@ -1,0 +1,282 @@
+"""The matrix runner against the real SQLite store: isolation, failures, resume, interrupts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from allele.bench.environment import fingerprint
+from allele.bench.executors import ProcessPoolExecutor
+from allele.bench.runner import Runner, plan
+from allele.bench.spec import loads_suite
+from allele.bench.store import ResultStore, open_store
+from allele.errors import BenchmarkError
+
+ROOT = Path(__file__).resolve().parents[2]
+T = "tests.bench.runner_targets"
+ENV = {"test": True}  # skip the (slow-ish) fingerprint in most tests
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultStore:
+    st = open_store(f"sqlite:///{tmp_path / 'results.db'}")
+    yield st
+    st.close()
+
+
+def test_inline_run_stores_every_sample(store: ResultStore) -> None:
+    suite = loads_suite(f"""
+name: echo
+target: {T}:echo
+isolation: inline
+matrix: {{a: [1, 2, 3], b: [10, 20]}}
+seeds: [5, 6]
+repeats: 2
+""")
+    summary = Runner(store, environment=ENV).run(suite, name="r1")
+    assert (summary.status, summary.planned, summary.executed, summary.failed) == (
+        "finished", 6, 6, 0)
+    rec = store.load_run("r1")
+    assert rec.info.status == "finished" and rec.info.cell_count == 6
+    assert rec.info.spec["suite"]["name"] == "echo" and rec.info.environment == ENV
+    cell = rec.cell(f'{T}:echo|{{"a":2,"b":20}}')
+    assert cell is not None and cell.status == "ok"
+    # 2 seeds x 2 repeats of every metric; the target saw the right params and seeds
+    assert cell.values("a") == [2.0] * 4 and cell.values("b") == [20.0] * 4
+    assert cell.values("seed_seen") == [5.0, 5.0, 6.0, 6.0]
+    assert {(s.seed, s.repeat) for s in cell.samples if s.metric == "wall_s"} == {
+        (5, 0), (5, 1), (6, 0), (6, 1)}
+    for m in ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb"):
+        assert len(cell.values(m)) == 4 and all(v >= 0 for v in cell.values(m))
+    assert cell.values("pid") == [float(os.getpid())] * 4  # inline: this very process
+
+
+def test_a_failing_cell_does_not_stop_the_run(store: ResultStore) -> None:
+    suite = loads_suite(f"name: f\ntarget: {T}:flaky\nisolation: inline\nmatrix: {{x: [1, 2, 3]}}\n"
+                        "seeds: [1, 2]\n")
+    summary = Runner(store, environment=ENV).run(suite, name="f")
+    assert summary.status == "finished" and summary.failed == 1
+    rec = store.load_run("f")
+    statuses = {c.params["x"]: c.status for c in rec.cells}
+    assert statuses == {1: "ok", 2: "failed", 3: "ok"}
+    bad = next(c for c in rec.cells if c.params["x"] == 2)
+    assert bad.error is not None and bad.error.startswith("RuntimeError: x=2 is not allowed")
+    assert "runner_targets.py" in bad.error
+    good = next(c for c in rec.cells if c.params["x"] == 3)
+    assert good.values("y") == [3.0, 6.0]
+    assert rec.info.failed_count == 1
+
+
+def test_process_isolation_survives_segfault_abort_oom_kill_and_hangs(
+        store: ResultStore) -> None:
+    suite = loads_suite(f"""
+name: crashy
+target: {T}:crash
+order: sequential
+timeout_s: 1.5
+seeds: 1
+matrix: {{how: [ok, segv, abort, oom_kill, hang, busy_hang, exit]}}
+""")
+    pool = ProcessPoolExecutor(2)
+    try:
+        summary = Runner(store, executor=pool, environment=ENV).run(suite, name="c")
+    finally:
+        pool.close()
+    assert summary.status == "finished" and summary.executed == 7
+    rec = store.load_run("c")
+    by = {c.params["how"]: c for c in rec.cells}
+    assert by["ok"].status == "ok" and by["ok"].values("ok") == [1.0]
+    assert (by["segv"].status, by["segv"].error) == (
+        "crashed", "crashed: worker killed by SIGSEGV (segmentation fault)")
+    assert by["abort"].status == "crashed" and "SIGABRT" in (by["abort"].error or "")
+    assert by["oom_kill"].status == "crashed"
+    assert "SIGKILL" in (by["oom_kill"].error or "")
+    assert "out-of-memory" in (by["oom_kill"].error or "")
+    assert by["exit"].status == "crashed" and "code 3" in (by["exit"].error or "")
+    for how in ("hang", "busy_hang"):  # interrupted by the alarm, or the worker killed
+        assert by[how].status == "timeout", by[how].error
+        assert "longer than 1.5 s" in (by[how].error or "")
+    assert pool.replaced >= 4  # segv, abort, oom_kill, exit each cost a worker
+
+
+def test_memory_limit_turns_a_hog_into_a_failed_cell(store: ResultStore) -> None:
+    suite = loads_suite(f"name: m\ntarget: {T}:crash\nseeds: 1\nmemory_limit_mb: 2048\n"
+                        "matrix: {how: [hog]}\nfixed: {mb: 8192}\n")
+    Runner(store, executor="local", workers=1, environment=ENV).run(suite, name="m")
+    cell = store.load_run("m").cells[0]
+    assert cell.status == "failed"
+    assert cell.error is not None and cell.error.startswith("out of memory (memory_limit_mb=2048)")
+
+
+def test_peak_rss_tracemalloc_and_profile(store: ResultStore) -> None:
+    suite = loads_suite(f"""
+name: mem
+target: {T}:allocate
+seeds: 1
+profile: true
+tracemalloc: true
+matrix: {{mb: [0, 200]}}
+fixed: {{py_mb: 5}}
+""")
+    Runner(store, executor="local", workers=1, environment=ENV).run(suite, name="mem")
+    rec = store.load_run("mem")
+    small = next(c for c in rec.cells if c.params["mb"] == 0)
+    big = next(c for c in rec.cells if c.params["mb"] == 200)
+    # the same worker ran both; the peak is reset per call, so it tracks each call's memory
+    assert big.values("peak_rss_mb")[0] > small.values("peak_rss_mb")[0] + 150
+    assert big.values("tracemalloc_peak_mb")[0] >= 200
+    assert 4.5 <= small.values("tracemalloc_peak_mb")[0] < 50
+    assert small.profile is not None and "cumulative" in small.profile
+    assert "allocate" in small.profile
+
+
+def test_metrics_filter_keeps_only_the_named_metrics(store: ResultStore) -> None:
+    suite = loads_suite(f"name: k\ntarget: {T}:echo\nisolation: inline\nseeds: 2\n"
+                        "metrics: [a, wall_s]\nmatrix: {a: [1]}\n")
+    Runner(store, environment=ENV).run(suite, name="k")
+    assert store.load_run("k").cells[0].metrics() == ["a", "wall_s"]
+
+
+def test_unimportable_target_fails_before_the_run_exists(store: ResultStore) -> None:
+    suite = loads_suite("name: x\ntarget: no_such_module_here:fn\n")
+    with pytest.raises(BenchmarkError, match="cannot import no_such_module_here"):
+        Runner(store, environment=ENV).run(suite)
+    assert store.list_runs() == []
+    with pytest.raises(BenchmarkError, match="no cell"):
+        Runner(store, environment=ENV).run(loads_suite(f"name: y\ntarget: {T}:echo\n"),
+                                           filters=["zz=1"])
+
+
+def test_interrupt_leaves_a_resumable_run_and_resume_adds_no_duplicates(
+        store: ResultStore, tmp_path: Path) -> None:
+    flag = tmp_path / "stop"
+    flag.write_text("1")
+    suite = loads_suite(f"""
+name: intr
+target: {T}:interrupt_after
+isolation: inline
+order: sequential
+seeds: 1
+matrix: {{x: [0, 1, 2, 3, 4, 5]}}
+fixed: {{flag: "{flag}", stop_at: 3}}
+""")
+    first = Runner(store, environment=ENV).run(suite, name="intr")
+    assert first.status == "interrupted" and first.executed == 3
+    info = store.get_run("intr")
+    assert info.status == "interrupted" and info.cell_count == 3
+    flag.unlink()
+    again = Runner(store, environment=ENV).resume("intr")
+    assert (again.status, again.executed, again.skipped, again.planned) == (
+        "finished", 3, 3, 6)
+    rec = store.load_run("intr")
+    assert sorted(c.params["x"] for c in rec.cells) == [0, 1, 2, 3, 4, 5]
+    assert rec.info.status == "finished"
+    # resuming a finished run runs nothing
+    assert Runner(store, environment=ENV).resume("intr").executed == 0
+
+
+def test_environment_fingerprint_is_recorded() -> None:
+    env = fingerprint(repo=ROOT)
+    assert env["cpu"]["logical"] == os.cpu_count()
+    assert env["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert env["numpy"] and env["packages"]["numpy"] == env["numpy"]
+    assert env["packages"]["allele"] is not None
+    assert isinstance(env["blas"], list) and env["blas"]
+    assert env["git"] is not None and len(env["git"]["commit"]) == 40
+    assert isinstance(env["git"]["dirty"], bool)
+    assert fingerprint(repo="/")["git"] is None
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from allele.cli.bench import app; app()", *args]
+
+
+def _count_cells(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("select count(*) from cells").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_resume_after_kill_9_of_the_runner(tmp_path: Path, executor: str) -> None:
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(f"name: slow\ntarget: {T}:slow\nseeds: 1\nmatrix: {{x: {list(range(16))}}}\n"
+                    "fixed: {s: 0.25}\n")
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "k9", "-q",
+                                 "--executor", executor, "--workers", "2"),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while _count_cells(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    done_before = _count_cells(db)
+    assert 4 <= done_before < 16
+    with open_store(url) as st:
+        assert st.get_run("k9").status == "running"  # never got to say goodbye
+    out = subprocess.run(_cli("run", "--resume", "k9", "--store", url, "-q",
+                              "--executor", executor, "--workers", "2"),
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"{16 - done_before} cells run, {done_before} already done" in out.stderr
+    with open_store(url) as st:
+        rec = st.load_run("k9")
+    counts = Counter(c.params["x"] for c in rec.cells)
+    assert counts == Counter(range(16))  # every cell exactly once
+    assert rec.info.status == "finished" and rec.info.cell_count == 16
+    assert all(c.status == "ok" for c in rec.cells)
+    # the orphaned workers of the killed runner went away with it
+    if executor == "local":
+        leftovers = ["?"]
+        deadline = time.monotonic() + 10
+        while leftovers and time.monotonic() < deadline:
+            ps = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True,
+                                text=True)
+            leftovers = [line for line in ps.stdout.splitlines()
+                         if line.split()[1] == str(proc.pid)]
+            time.sleep(0.1)
+        assert leftovers == []
+
+
+def test_sigint_stops_cleanly_and_exit_code_130(tmp_path: Path) -> None:
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(f"name: slow\ntarget: {T}:slow\nseeds: 1\nisolation: process\n"
+                    f"matrix: {{x: {list(range(20))}}}\nfixed: {{s: 0.2}}\n")
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "ci", "-q",
+                                 "--workers", "2"),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while _count_cells(db) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "resume with: allele bench run --resume ci" in err
+    with open_store(url) as st:
+        info = st.get_run("ci")
+        assert info.status == "interrupted"
+        assert 3 <= info.cell_count < 20
+        done = st.finished_cell_keys(info.id)
+    assert len(done) == info.cell_count
+    assert plan(loads_suite(spec.read_text()))[0].key.startswith(f"{T}:slow|")
