@@ -1,0 +1,186 @@
+"""The local spool: tracking records that could not reach MLflow, kept until replayed.
+
+The spool is one append-only JSON-lines file. Every line is one of
+
+* ``{"t": "rec", "key": K, "target": URI, ...record}``: a record (create a run, log a batch,
+  log an artifact, end a run) with a unique idempotency ``key`` and the tracking URI it was meant
+  for;
+* ``{"t": "done", "key": K}``: record ``K`` was delivered (it is never replayed again);
+* ``{"t": "rej", "key": K, "error": E}``: the server refused record ``K`` for good (it is kept for
+  inspection and never replayed again);
+* ``{"t": "run", "target": URI, "run": RK, "run_id": ID}``: the Allele run key ``RK`` is the
+  MLflow run ``ID`` on that server.
+
+Nothing is ever rewritten in place, so a crash can at worst leave a truncated last line, which
+is ignored. Writers and the replayer take an exclusive ``flock`` on ``<spool>.lock``, so several
+processes can share one spool. Artifacts of spooled records are copied into
+``<spool>.artifacts/<key>/``.
+
+This module has no MLflow dependency; :func:`allele.tracking.mlflow.sync_spool` replays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allele.errors import TrackingError
+
+Record = dict[str, Any]
+
+
+def new_key() -> str:
+    """A fresh idempotency key."""
+    return uuid.uuid4().hex
+
+
+def default_spool_path() -> Path:
+    """``<data_dir>/tracking-spool.jsonl`` from the settings (``.allele/`` by default)."""
+    from allele.config import load_settings
+
+    return Path(load_settings().data_dir) / "tracking-spool.jsonl"
+
+
+@dataclass
+class SpoolState:
+    """What a spool file holds, as read at one moment."""
+
+    pending: list[Record] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    rejected: dict[str, str] = field(default_factory=dict)
+    run_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(target URI, run key) -> MLflow run id."""
+
+    def pending_run_keys(self) -> set[str]:
+        """Run keys that still have undelivered records."""
+        return {str(r["run"]) for r in self.pending if "run" in r}
+
+
+class Spool:
+    """An append-only JSON-lines spool file (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_spool_path()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the spool's exclusive inter-process lock."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TrackingError(f"cannot open tracking spool lock {self.lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write_lines(self, lines: Sequence[Record]) -> None:
+        if not lines:
+            return
+        text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=True) + "\n"
+                       for line in lines)
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise TrackingError(f"cannot write tracking spool {self.path}: {exc}") from exc
+
+    def append(self, records: Sequence[Record], *, locked: bool = False) -> None:
+        """Append records (each needs ``key`` and ``target``); ``locked``: caller holds the lock."""
+        lines = [{"t": "rec", **r} for r in records]
+        if locked:
+            self._write_lines(lines)
+        else:
+            with self.lock():
+                self._write_lines(lines)
+
+    def mark_done(self, key: str, *, locked: bool = False) -> None:
+        """Record that ``key`` was delivered; it will never be replayed."""
+        self._mark([{"t": "done", "key": key}], locked)
+
+    def mark_rejected(self, key: str, error: str, *, locked: bool = False) -> None:
+        """Record that the server refused ``key`` for good."""
+        self._mark([{"t": "rej", "key": key, "error": error}], locked)
+
+    def note_run_id(self, target: str, run_key: str, run_id: str, *, locked: bool = False) -> None:
+        """Remember that run key ``run_key`` is MLflow run ``run_id`` on ``target``."""
+        self._mark([{"t": "run", "target": target, "run": run_key, "run_id": run_id}], locked)
+
+    def _mark(self, lines: list[Record], locked: bool) -> None:
+        if locked:
+            self._write_lines(lines)
+        else:
+            with self.lock():
+                self._write_lines(lines)
+
+    def read(self) -> SpoolState:
+        """Parse the spool file (a missing file is an empty spool)."""
+        state = SpoolState()
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return state
+        except OSError as exc:
+            raise TrackingError(f"cannot read tracking spool {self.path}: {exc}") from exc
+        records: list[Record] = []
+        lines = raw.split("\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                if i >= len(lines) - 2:  # a truncated last line from a crash mid-write
+                    continue
+                raise TrackingError(f"tracking spool {self.path} is corrupt at line {i + 1}"
+                                    ) from None
+            kind = item.get("t")
+            if kind == "rec":
+                records.append(item)
+            elif kind == "done":
+                state.done.add(str(item["key"]))
+            elif kind == "rej":
+                state.rejected[str(item["key"])] = str(item.get("error", ""))
+            elif kind == "run":
+                state.run_ids[(str(item["target"]), str(item["run"]))] = str(item["run_id"])
+        seen: set[str] = set()
+        for rec in records:
+            key = str(rec["key"])
+            if key in state.done or key in state.rejected or key in seen:
+                continue
+            seen.add(key)
+            state.pending.append(rec)
+        return state
+
+    def stash_artifact(self, src: str | os.PathLike[str], key: str) -> str:
+        """Copy an artifact file into the spool's artifact folder; return the copy's path."""
+        dest_dir = self.artifacts_dir / key
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            dest = dest_dir / Path(src).name
+            shutil.copyfile(src, dest)
+        except OSError as exc:
+            raise TrackingError(f"cannot stage artifact {src} in {dest_dir}: {exc}") from exc
+        return str(dest)
+
+    def drop_artifact(self, key: str) -> None:
+        """Remove a staged artifact folder once its record was delivered."""
+        shutil.rmtree(self.artifacts_dir / key, ignore_errors=True)
