@@ -108,6 +108,22 @@ def test_packing_is_lossless(rows: list[tuple[str, float, int, int]]) -> None:
         assert bits([s.value for s in only]) == bits([s.value for s in want])
 
 
+def test_fast_sample_construction_gives_real_samples() -> None:
+    import dataclasses
+    import gc
+
+    from allele.bench.store import _FAST_SAMPLES, _make_samples
+
+    assert _FAST_SAMPLES  # Sample is a plain slotted dataclass today
+    built = _make_samples(["a", "b"], [1.5, float("inf")], [3, -4], [0, 7])
+    assert built == [Sample("a", 1.5, 3, 0), Sample("b", float("inf"), -4, 7)]
+    assert all(type(s) is Sample for s in built)
+    assert hash(built[0]) == hash(Sample("a", 1.5, 3, 0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built[0].value = 2.0  # type: ignore[misc]
+    assert gc.isenabled()
+
+
 def test_unstorable_samples_are_a_store_error(sqlite_store: ResultStore) -> None:
     run_id = sqlite_store.create_run("r", "s", "t", {}, {})
     cell = make_cell(0)
