@@ -403,21 +403,32 @@ class DaskExecutor(Executor):
                 self._cluster = None
 
 
-def make_executor(spec: str, workers: int | None = None) -> Executor:
-    """``local`` (process pool), ``inline``, ``dask-local`` or ``dask://HOST:PORT`` -> executor."""
+def parse_executor(spec: str) -> tuple[str, str | None]:
+    """``(kind, address)`` of an executor spec: kind is ``local``, ``inline`` or ``dask``
+    (address None: start a LocalCluster). Raises ConfigError for anything else."""
     text = spec.strip()
     if text in ("local", "process", "processes"):
-        return ProcessPoolExecutor(workers)
+        return "local", None
     if text == "inline":
-        return InlineExecutor()
+        return "inline", None
     if text == "dask-local":
-        return DaskExecutor(None, workers)
+        return "dask", None
     if text.startswith("dask://"):
         rest = text[len("dask://"):]
         if not rest:
             raise ConfigError("--executor dask://HOST:PORT: the address is missing")
-        return DaskExecutor("tcp://" + rest, workers)
+        return "dask", "tcp://" + rest
     if text.startswith(("tcp://", "tls://", "inproc://")):
-        return DaskExecutor(text, workers)
+        return "dask", text
     raise ConfigError(f"--executor {spec!r}: allowed: local, inline, dask-local, "
                       "dask://HOST:PORT")
+
+
+def make_executor(spec: str, workers: int | None = None) -> Executor:
+    """``local`` (process pool), ``inline``, ``dask-local`` or ``dask://HOST:PORT`` -> executor."""
+    kind, address = parse_executor(spec)
+    if kind == "local":
+        return ProcessPoolExecutor(workers)
+    if kind == "inline":
+        return InlineExecutor()
+    return DaskExecutor(address, workers)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from allele.bench.executors import Executor, InlineExecutor, make_executor
+from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
 from allele.bench.model import CellResult, RunStatus
 from allele.bench.profiler import CellTask
 from allele.bench.spec import SuiteSpec, matches, ordered, parse_filters
@@ -113,6 +113,7 @@ class Runner:
                  environment: dict[str, Any] | None = None) -> None:
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
+        self._kind = parse_executor(executor)[0] if isinstance(executor, str) else executor.name
         self.store = store
         self.executor = executor
         self.workers = workers
@@ -212,10 +213,7 @@ class Runner:
         if not tasks:
             return []
         main = self.executor
-        is_dask = (isinstance(main, str) and main.startswith(("dask", "tcp://", "tls://"))) or (
-            isinstance(main, Executor) and main.name == "dask")
-        if is_dask or main == "inline" or (isinstance(main, Executor)
-                                           and main.name == "inline"):
+        if self._kind in ("dask", "inline"):
             pooled, inline = list(tasks), []
         else:
             pooled = [t for t in tasks if t.isolation == "process"]

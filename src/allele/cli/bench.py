@@ -110,7 +110,8 @@ def run_cmd(
             raise ConfigError("--resume reuses the run's own preset, filters and name; "
                               "do not pass --preset, --filter or --name with it")
         suite = load_suite(spec, preset=preset) if spec is not None and resume is None else None
-        sys.path.insert(0, str(Path.cwd()))  # `module:function` targets next to the spec user
+        if str(Path.cwd()) not in sys.path:  # `module:function` targets of the working dir
+            sys.path.insert(0, str(Path.cwd()))
         with _open(store) as st:
             if resume is not None and spec is not None:
                 on_file = load_suite(spec)

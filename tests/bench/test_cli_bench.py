@@ -1,0 +1,146 @@
+"""``allele bench`` driven through typer's CliRunner against a real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from allele.bench.store import open_store
+from allele.cli.bench import app
+
+T = "tests.bench.runner_targets"
+runner = CliRunner()
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    p = tmp_path / "spec.yaml"
+    p.write_text(f"""
+name: clispec
+isolation: inline
+defaults: {{seeds: 3}}
+presets: {{tiny: {{seeds: 1}}}}
+benchmarks:
+  - name: flaky
+    target: {T}:flaky
+    matrix: {{x: [1, 2, 3]}}
+  - name: echo
+    target: {T}:echo
+    isolation: inline
+    matrix: {{a: [1, 2]}}
+""".replace("isolation: inline\ndefaults", "defaults"))
+    return p
+
+
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_run_list_show_export(spec: Path, tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    code, out, err = invoke("run", str(spec), "--store", url, "--name", "first",
+                            "--executor", "inline")
+    assert code == 0, err
+    assert "run first" in err and "5 cells run, 0 already done, 1 failed" in err
+    assert "flaky" in out or f"{T}:flaky" in out  # the summary table follows the run
+    assert "95% CI" in out and "median" in out and "IQR" in out
+    assert "x=2 is not allowed" in out  # the failure is listed
+
+    code, out, _ = invoke("list", "--store", url)
+    assert code == 0 and "first" in out and "clispec" in out and "finished" in out
+
+    code, out, _ = invoke("show", "first", "--store", url, "-m", "y")
+    assert code == 0
+    assert "percentile bootstrap of the median" in out
+    # x=3, seeds 0,1,2 -> y = 0, 3, 6: median 3
+    row = next(line for line in out.splitlines() if "x=3" in line)
+    assert "│ y " in row and "│      3 │" in row.replace(" 3.0 ", " 3 ")
+
+    code, out, _ = invoke("export", "first", "--format", "json", "--store", url)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["run"]["name"] == "first" and len(doc["cells"]) == 5
+    cell = next(c for c in doc["cells"] if c["params"] == {"x": 3})
+    ys = sorted(s["value"] for s in cell["samples"] if s["metric"] == "y")
+    assert ys == [0.0, 3.0, 6.0]
+
+    target = tmp_path / "out.csv"
+    code, _, err = invoke("export", "latest", "--format", "csv", "-o", str(target),
+                          "--store", url)
+    assert code == 0 and "wrote" in err
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    with open_store(url) as st:
+        rec = st.load_run("first")
+    n_samples = sum(len(c.samples) for c in rec.cells)
+    failed_without_samples = sum(1 for c in rec.cells if not c.samples)
+    assert len(rows) == n_samples + failed_without_samples
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and "x=2" in failed[0]["error"] and failed[0]["metric"] == ""
+
+
+def test_preset_filter_and_strict(spec: Path, tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    code, _, err = invoke("run", str(spec), "--store", url, "--preset", "tiny", "-q",
+                          "--filter", "benchmark=echo", "--filter", "a=2", "--name", "f")
+    assert code == 0, err
+    with open_store(url) as st:
+        rec = st.load_run("f")
+    assert [c.params for c in rec.cells] == [{"a": 2}]
+    assert len(rec.cells[0].values("a")) == 1  # the preset's single seed
+    code, _, _ = invoke("run", str(spec), "--store", url, "-q", "--strict",
+                        "--filter", "x=2")
+    assert code == 1
+
+
+def test_resume_through_the_cli(spec: Path, tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "r")[0] == 0
+    code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
+    assert code == 0 and "0 cells run, 5 already done" in err
+    code, _, err = invoke("run", "--resume", "r", "--store", url, "-q", "--preset", "tiny")
+    assert code == 2 and "--resume reuses" in err
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("run",), "give a SPEC file"),
+    (("run", "/no/such/spec.yaml"), "no such spec file"),
+    (("show", "nosuchrun"), "nosuchrun"),
+    (("export", "latest", "--format", "xml"), "allowed: json, csv"),
+    (("run", "SPEC", "--executor", "threads"), "--executor 'threads'"),
+    (("run", "SPEC", "--preset", "nope"), "unknown preset 'nope'"),
+    (("run", "SPEC", "--workers", "0"), "--workers must be >= 1"),
+    (("run", "SPEC", "--name", "latest"), "reserved"),
+])
+def test_errors_are_one_line_and_exit_2(args: tuple[str, ...], fragment: str, spec: Path,
+                                        tmp_path: Path) -> None:
+    full = [str(spec) if a == "SPEC" else a for a in args]
+    code, out, err = invoke(*full, "--store", store_url(tmp_path))
+    assert code == 2, (out, err)
+    assert fragment in err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in out + err
+
+
+def test_name_clash_is_an_error(spec: Path, tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "dup")[0] == 0
+    code, _, err = invoke("run", str(spec), "--store", url, "-q", "--name", "dup")
+    assert code == 2 and "already exists" in err
+
+
+def test_bad_spec_file_through_the_cli(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\ntarget: evolution\nmatrix: {population_size: [50, one]}\n")
+    code, _, err = invoke("run", str(bad), "--store", store_url(tmp_path))
+    assert code == 2
+    assert f"{bad}: matrix.population_size:" in err and "integer" in err
