@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
@@ -309,3 +310,20 @@ def _describe(task: CellTask) -> str:
     params = " ".join(f"{k}={v}" for k, v in task.params.items())
     text = f"{task.benchmark}: {params}"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def run_spec(path: str | Path, *, preset: str | None = None, store: str | None = None,
+             executor: str = "local", workers: int | None = None, name: str | None = None,
+             filters: Sequence[str] = (), progress: bool = False) -> RunSummary:
+    """Load a spec file and run it into the store at ``store`` (default: the configured one).
+
+    >>> summary = run_spec("benchmarks/seed-matrix.yaml", preset="quick")  # doctest: +SKIP
+    """
+    from allele.bench.spec import load_suite
+    from allele.bench.store import open_store
+
+    suite = load_suite(path, preset=preset)
+    with open_store(store) as st:
+        runner = Runner(st, executor=executor, workers=workers,
+                        progress=RichProgress() if progress else None)
+        return runner.run(suite, name=name, filters=filters)
