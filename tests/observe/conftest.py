@@ -115,3 +115,90 @@ def receiver() -> Iterator[Receiver]:
     r.start()
     yield r
     r.stop()
+
+
+class ChatServer:
+    """A small OpenAI-compatible ``/v1/chat/completions`` server (http.server, 127.0.0.1).
+
+    It answers ``"you said: <last user message>"``, with ``usage`` counted in words, streamed as
+    server-sent events when asked; the first ``fail_first`` requests get a 503. Every request
+    body is kept so tests can compare the prompts agents sent.
+    """
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.bodies: list[dict[str, Any]] = []
+        self.port = free_port()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                server.bodies.append(body)
+                if server.fail_first > 0:
+                    server.fail_first -= 1
+                    payload = b'{"error": "overloaded"}'
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                messages = body["messages"]
+                text = "you said: " + messages[-1]["content"]
+                prompt_tokens = sum(len(m["content"].split()) for m in messages)
+                usage = {"prompt_tokens": prompt_tokens,
+                         "completion_tokens": len(text.split()),
+                         "total_tokens": prompt_tokens + len(text.split())}
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for i, word in enumerate(text.split()):
+                        piece = word if i == 0 else " " + word
+                        event = {"choices": [{"index": 0, "delta": {"content": piece}}],
+                                 "model": "echo"}
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                    final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                             "usage": usage, "model": "echo"}
+                    self.wfile.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                payload = json.dumps({
+                    "id": "c1", "object": "chat.completion", "model": "echo",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": usage}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    server = ChatServer()
+    yield server
+    server.stop()

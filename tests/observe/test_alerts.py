@@ -397,5 +397,5 @@ def test_alerts_are_exported_with_the_telemetry(tel: Telemetry, clock: ManualClo
                              "severity": "warning", "state": "firing"}
     assert fams["allele_alert_notifications"].samples[0].value == 1.0
     am.close()
-    fams = {f.name for f in text_string_to_metric_families(tel.exposition().decode())}
-    assert "allele_alerts" not in fams
+    names = {f.name for f in text_string_to_metric_families(tel.exposition().decode())}
+    assert "allele_alerts" not in names
