@@ -1,0 +1,255 @@
+"""Run comparison: statistics against known truth (synthetic samples, fixed seeds)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from allele.bench.compare import compare_runs, compare_samples, environment_diff
+from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
+from allele.errors import ValidationError
+
+METRICS = ("wall_s", "peak_rss_mb", "best_fitness")  # lower, lower, higher
+N_CELLS = 60
+N_REP = 10
+NOISE = 0.03
+
+
+def _matrix(rng: np.random.Generator, effect: dict[int, float] | None = None,
+            noise: float = NOISE) -> tuple[np.ndarray, np.ndarray]:
+    """(cells*metrics) x repeats arrays for BASE and HEAD; ``effect`` scales HEAD rows."""
+    k = N_CELLS * len(METRICS)
+    means = rng.uniform(0.5, 2.0, size=(k, 1))
+    base = means * (1.0 + noise * rng.standard_normal((k, N_REP)))
+    head = means * (1.0 + noise * rng.standard_normal((k, N_REP)))
+    for row, factor in (effect or {}).items():
+        head[row] *= factor
+    return base, head
+
+
+DIRECTIONS = ["lower", "lower", "higher"] * N_CELLS
+
+
+def test_aa_false_positive_rate_over_200_matrices() -> None:
+    """A/A: 200 matrices of 60 cells x 3 metrics, 10 repeats, 3% noise: <= 5% report any."""
+    flagged = 0
+    unchanged_share = []
+    for trial in range(200):
+        rng = np.random.default_rng(trial)
+        base, head = _matrix(rng)
+        ests = compare_samples(base, head, direction=DIRECTIONS, seed=trial)
+        verdicts = [e.verdict for e in ests]
+        flagged += "regressed" in verdicts
+        unchanged_share.append(verdicts.count("unchanged") / len(verdicts))
+    assert flagged / 200 <= 0.05
+    # and most cells are positively "unchanged", not merely unflagged
+    assert float(np.mean(unchanged_share)) > 0.85
+
+
+def test_power_10_percent_slowdown_in_one_cell() -> None:
+    """A 10% slowdown in one cell (10 repeats, 3% noise) is regressed in >= 90% of 200 trials."""
+    hits = 0
+    others_flagged = 0
+    target = 3 * 17  # wall_s of cell 17
+    for trial in range(200):
+        rng = np.random.default_rng(10_000 + trial)
+        base, head = _matrix(rng, effect={target: 1.10})
+        ests = compare_samples(base, head, direction=DIRECTIONS, seed=trial)
+        hits += ests[target].verdict == "regressed"
+        others_flagged += sum(e.verdict == "regressed" for i, e in enumerate(ests)
+                              if i != target)
+    assert hits / 200 >= 0.90
+    assert others_flagged <= 10
+
+
+def test_quality_drop_regresses_and_speedup_improves() -> None:
+    rng = np.random.default_rng(1)
+    base, head = _matrix(rng, effect={0: 0.85, 2: 0.85, 5: 1.2})
+    ests = compare_samples(base, head, direction=DIRECTIONS, seed=0)
+    assert ests[0].verdict == "improved"  # wall_s 15% lower: faster
+    assert ests[2].verdict == "regressed"  # best_fitness 15% lower: worse
+    assert ests[5].verdict == "improved"  # best_fitness 20% higher
+    assert ests[0].ci_high < 0.95 and ests[0].ratio == pytest.approx(0.85, abs=0.03)
+
+
+def test_noise_hides_effect_inconclusive_with_mde() -> None:
+    rng = np.random.default_rng(2)
+    base = 1.0 + 0.30 * rng.standard_normal(10)
+    head = 1.1 * (1.0 + 0.30 * rng.standard_normal(10))
+    (est,) = compare_samples([base], [head], seed=0)
+    assert est.verdict == "inconclusive"
+    assert est.mde > 0.10  # this cell could not see a 10% change
+    assert est.ci_low < 1.0 < est.ci_high or est.ci_low < 1.05
+
+
+def test_mde_infinite_when_paired_test_too_coarse_for_the_family() -> None:
+    rng = np.random.default_rng(3)
+    base = 1.0 + 0.03 * rng.standard_normal((180, 10))
+    head = 1.0 + 0.03 * rng.standard_normal((180, 10))
+    head[0] *= 1.3  # huge, every pair worse
+    ests = compare_samples(base, head, paired=True, seed=0)
+    # 10 pairs: signed-rank p >= 2/1024 > 0.05/180, so it can never pass FDR on its own
+    assert ests[0].p_value == pytest.approx(2 / 1024)
+    assert ests[0].verdict == "inconclusive"
+    assert math.isinf(ests[0].mde)
+
+
+def test_pvalues_and_fdr_match_scipy() -> None:
+    rng = np.random.default_rng(4)
+    base = rng.normal(1.0, 0.05, size=(20, 12))
+    head = rng.normal(1.0, 0.05, size=(20, 12))
+    head[:5] *= 1.08
+    ests = compare_samples(base, head, seed=0)
+    p = np.array([e.p_value for e in ests])
+    expected = [stats.mannwhitneyu(head[i], base[i], method="exact").pvalue for i in range(20)]
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+    np.testing.assert_allclose([e.q_value for e in ests],
+                               stats.false_discovery_control(p, method="bh"), rtol=1e-12)
+    paired = compare_samples(base, head, paired=True, seed=0)
+    expected_w = [stats.wilcoxon(head[i], base[i]).pvalue for i in range(20)]
+    np.testing.assert_allclose([e.p_value for e in paired], expected_w, rtol=1e-12)
+    assert {e.test for e in paired} == {"wilcoxon"}
+    assert {e.test for e in ests} == {"mannwhitneyu"}
+
+
+def test_bootstrap_ci_covers_true_ratio() -> None:
+    rng = np.random.default_rng(5)
+    k, n = 400, 20
+    base = rng.lognormal(0.0, 0.05, size=(k, n))
+    head = 1.2 * rng.lognormal(0.0, 0.05, size=(k, n))
+    true_ratio = 1.2  # ratio of the means (same shape of noise)
+    ests = compare_samples(base, head, seed=1)
+    covered = np.mean([e.ci_low <= true_ratio <= e.ci_high for e in ests])
+    assert 0.88 <= covered <= 0.99
+    assert all(e.ci_low <= e.ratio <= e.ci_high for e in ests)
+    np.testing.assert_allclose([e.ratio for e in ests], head.mean(1) / base.mean(1))
+    np.testing.assert_allclose([e.median_base for e in ests], np.median(base, axis=1))
+
+
+def test_seeded_and_reproducible() -> None:
+    rng = np.random.default_rng(6)
+    base, head = _matrix(rng)
+    a = compare_samples(base, head, direction=DIRECTIONS, seed=7)
+    b = compare_samples(base, head, direction=DIRECTIONS, seed=7)
+    c = compare_samples(base, head, direction=DIRECTIONS, seed=8)
+    assert a == b
+    assert [e.ci_low for e in a] != [e.ci_low for e in c]
+
+
+def test_identical_deterministic_samples_unchanged() -> None:
+    vals = np.full(5, 0.8)
+    (paired,) = compare_samples([vals], [vals.copy()], paired=True, direction="higher")
+    (unpaired,) = compare_samples([vals], [vals.copy()], direction="higher")
+    for est in (paired, unpaired):
+        assert est.p_value == 1.0 and est.ratio == 1.0
+        assert est.verdict == "unchanged"
+
+
+def test_zero_and_negative_baselines() -> None:
+    (zero,) = compare_samples([np.zeros(8)], [np.zeros(8)], direction="lower")
+    assert zero.ratio == 1.0 and zero.verdict == "unchanged"
+    (grow,) = compare_samples([np.zeros(8)], [np.ones(8)], direction="lower")
+    assert math.isinf(grow.ratio) and grow.verdict == "regressed"
+    rng = np.random.default_rng(9)
+    # negative fitness: -2 -> -1 is better for "higher", ratio 1.5 means +50% of |base|
+    (neg,) = compare_samples([-2 + 0.01 * rng.standard_normal(10)],
+                             [-1 + 0.01 * rng.standard_normal(10)], direction="higher")
+    assert neg.ratio == pytest.approx(1.5, abs=0.02) and neg.verdict == "improved"
+
+
+def test_validation_errors() -> None:
+    with pytest.raises(ValidationError):
+        compare_samples([np.ones(3)], [np.ones(4)], paired=True)
+    with pytest.raises(ValidationError):
+        compare_samples([np.ones(3)], [np.ones(3), np.ones(3)])
+    with pytest.raises(ValidationError):
+        compare_samples([np.ones(3)], [np.ones(3)], q=1.5)
+    with pytest.raises(ValidationError):
+        compare_samples([np.array([1.0, np.nan])], [np.ones(2)])
+    (single,) = compare_samples([np.ones(1)], [np.ones(1) * 2])
+    assert single.test == "none" and single.verdict == "inconclusive"
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def _run(name: str, rng: np.random.Generator, *, seeds: int, repeats: int,
+         slow: dict[tuple[int, str], float] | None = None,
+         failed: set[int] | None = None, cells: int = 12) -> RunRecord:
+    out = []
+    for i in range(cells):
+        params = {"population_size": [50, 100, 200, 500][i % 4], "selection": "ts"[i // 4 % 2],
+                  "i": i}
+        key = cell_key("evolution", params)
+        if failed and i in failed:
+            out.append(CellResult(key, "evolution", params, "failed", [], error="boom"))
+            continue
+        samples = []
+        for metric, mu in (("wall_s", 1.0 + i / 10), ("best_fitness", 0.9)):
+            factor = (slow or {}).get((i, metric), 1.0)
+            for s in range(seeds):
+                seed_effect = 1.0 + 0.05 * s if metric == "best_fitness" else 1.0
+                for r in range(repeats):
+                    v = mu * seed_effect * factor * (1.0 + 0.02 * rng.standard_normal())
+                    samples.append(Sample(metric, float(v), s, r))
+        out.append(CellResult(key, "evolution", params, "ok", samples))
+    info = RunInfo(id=name, name=name, spec_name="s", target="evolution", status="finished",
+                   created_at=0.0, environment={"python": "3.11", "cpu": {"count": 2}})
+    return RunRecord(info, out)
+
+
+def test_compare_runs_matches_samples_and_flags_cell() -> None:
+    rng = np.random.default_rng(11)
+    base = _run("base", rng, seeds=1, repeats=10)
+    head = _run("head", rng, seeds=1, repeats=10, slow={(3, "wall_s"): 1.25,
+                                                        (5, "best_fitness"): 0.7})
+    comp = compare_runs(base, head, seed=3)
+    assert len(comp.rows) == 24
+    assert [(r.key, r.metric) for r in comp.regressed] == sorted(
+        [(base.cells[3].key, "wall_s"), (base.cells[5].key, "best_fitness")])
+    assert all(r.estimate.test == "mannwhitneyu" for r in comp.rows)
+    order = sorted(range(12), key=lambda i: base.cells[i].key)
+    b = [base.cells[i].values(m) for i in order for m in ("best_fitness", "wall_s")]
+    h = [head.cells[i].values(m) for i in order for m in ("best_fitness", "wall_s")]
+    direct = compare_samples(b, h, direction=["higher", "lower"] * 12, seed=3)
+    assert [r.estimate for r in comp.rows] == direct
+    assert comp.counts()["regressed"] == 2
+
+
+def test_compare_runs_pairs_by_seed() -> None:
+    rng = np.random.default_rng(12)
+    base = _run("base", rng, seeds=8, repeats=2)
+    head = _run("head", rng, seeds=8, repeats=2)
+    comp = compare_runs(base, head)
+    assert all(r.estimate.paired and r.estimate.test == "wilcoxon" for r in comp.rows)
+    assert not comp.regressed
+    row = comp.rows[0]
+    cb, ch = base.cell(row.key), head.cell(row.key)
+    assert cb is not None and ch is not None
+    expected = stats.wilcoxon(ch.values(row.metric), cb.values(row.metric)).pvalue
+    assert row.estimate.p_value == pytest.approx(expected)
+
+
+def test_compare_runs_failures_missing_cells_and_json() -> None:
+    rng = np.random.default_rng(13)
+    base = _run("base", rng, seeds=1, repeats=5, cells=10)
+    head = _run("head", rng, seeds=1, repeats=5, cells=12, failed={2})
+    comp = compare_runs(base, head)
+    assert [f.key for f in comp.failures] == [base.cells[2].key]
+    assert comp.failures[0].head_status == "failed" and comp.failures[0].error == "boom"
+    assert comp.only_in_head == sorted(c.key for c in head.cells[10:])
+    assert comp.only_in_base == []
+    assert len(comp.rows) == 9 * 2
+    doc = json.loads(json.dumps(comp.to_dict(), allow_nan=False))
+    assert doc["head"]["name"] == "head" and len(doc["rows"]) == 18
+    assert set(doc["counts"]) == {"regressed", "improved", "inconclusive", "unchanged"}
+
+
+def test_environment_diff() -> None:
+    diff = environment_diff({"python": "3.11", "cpu": {"count": 2, "model": "x"}},
+                            {"python": "3.12", "cpu": {"count": 2}, "git": "abc"})
+    assert diff == [("cpu.model", "x", None), ("git", None, "abc"), ("python", "3.11", "3.12")]
