@@ -20,6 +20,7 @@ from allele.bench import _schema as S
 from allele.bench.model import CellResult, Sample, cell_key
 from allele.bench.store import ResultStore, _pack_samples, _unpack_samples, open_store
 from allele.errors import StoreError
+from allele.observe.metrics import MetricPoint, MetricSink
 
 METRICS = ("wall_s", "cpu_user_s", "peak_rss_mb", "best_fitness", "diversity")
 
@@ -246,32 +247,41 @@ def test_cell_history_oldest_first(store: ResultStore) -> None:
 
 # --- telemetry ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Point:
-    metric: str
-    component: str
-    labels: dict[str, str] = field(default_factory=dict)
-    timestamp: float = 0.0
-    value: float = 0.0
-
-
 def test_metric_points(store: ResultStore) -> None:
-    pts = [Point("cpu_percent", "system", {"host": "a"}, 10.0 + i, float(i)) for i in range(5)]
-    pts += [Point("cpu_percent", "evolution", {}, 12.5, 99.0),
-            Point("rss_mb", "system", {}, 11.0, 300.0)]
-    store.write_metric_points(pts)
-    store.write_metric_points([])
+    sink: MetricSink = store  # the store is the telemetry sink (checked by mypy too)
+    assert isinstance(sink, MetricSink)
+    pts = [MetricPoint("cpu_percent", "system", (("host", "a"), ("cpu", "0")), 10.0 + i,
+                       float(i)) for i in range(5)]
+    pts += [MetricPoint("cpu_percent", "evolution", (), 12.5, 99.0),
+            MetricPoint("rss_mb", "system", (), 11.0, 300.0)]
+    sink.write_metric_points(pts)
+    sink.write_metric_points([])
     got = store.read_metric_points("cpu_percent")
+    assert all(type(p) is MetricPoint for p in got)
     assert [(p.component, p.timestamp, p.value) for p in got] == [
         ("system", 10.0, 0.0), ("system", 11.0, 1.0), ("system", 12.0, 2.0),
         ("evolution", 12.5, 99.0), ("system", 13.0, 3.0), ("system", 14.0, 4.0)]
-    assert got[0].labels == {"host": "a"} and got[0].metric == "cpu_percent"
+    assert got[0] == pts[0]  # labels keep their pairs and order
+    assert got[3].labels == ()
     sys_since = store.read_metric_points("cpu_percent", component="system", since=12.0)
     assert [p.value for p in sys_since] == [2.0, 3.0, 4.0]
     assert [p.value for p in store.read_metric_points("rss_mb")] == [300.0]
     assert store.read_metric_points("nothing") == []
+
+
+def test_metric_points_from_any_point_like_object(sqlite_store: ResultStore) -> None:
+    @dataclass(frozen=True)
+    class Point:
+        metric: str
+        component: str
+        labels: dict[str, str] = field(default_factory=dict)
+        timestamp: float = 0.0
+        value: float = 0.0
+
+    sqlite_store.write_metric_points([Point("m", "c", {"k": "v"}, 1.0, 2.0)])  # type: ignore[list-item]
+    assert sqlite_store.read_metric_points("m") == [MetricPoint("m", "c", (("k", "v"),), 1.0, 2.0)]
     with pytest.raises(StoreError, match="not a metric point"):
-        store.write_metric_points([object()])  # type: ignore[list-item]
+        sqlite_store.write_metric_points([object()])  # type: ignore[list-item]
 
 
 # --- opening, errors, migrations ------------------------------------------------------------------
@@ -363,7 +373,7 @@ def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
         rec = s.load_run("old")
         assert rec.info.environment == {"os": "linux"}
         assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples
-        s.write_metric_points([Point("m", "c", {}, 1.0, 2.0)])
+        s.write_metric_points([MetricPoint("m", "c", (), 1.0, 2.0)])
         assert [p.value for p in s.read_metric_points("m")] == [2.0]
     with open_store(store_url) as s:  # reopening applies nothing twice
         assert s.schema_version() == 2

@@ -28,12 +28,11 @@ import time
 import types
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, TypeVar, cast, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, get_args
 
 import numpy as np
 from sqlalchemy import (
@@ -68,7 +67,10 @@ from allele.bench.model import (
 )
 from allele.errors import StoreError
 
-__all__ = ["MetricSink", "ResultStore", "StoredMetricPoint", "open_store"]
+if TYPE_CHECKING:
+    from allele.observe.metrics import MetricPoint
+
+__all__ = ["ResultStore", "open_store"]
 
 T = TypeVar("T")
 
@@ -82,55 +84,11 @@ _IN_CHUNK = 500  # stays below SQLite's bound-parameter limit
 
 # --- telemetry points -----------------------------------------------------------------------------
 
-class _PointLike(Protocol):
-    """Anything shaped like ``allele.observe.MetricPoint``."""
-
-    @property
-    def metric(self) -> str: ...
-    @property
-    def component(self) -> str: ...
-    @property
-    def labels(self) -> dict[str, str]: ...
-    @property
-    def timestamp(self) -> float: ...
-    @property
-    def value(self) -> float: ...
-
-
-class MetricSink(Protocol):
-    """Where telemetry points go (the result store is one)."""
-
-    def write_metric_points(self, points: Iterable[_PointLike]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMetricPoint:
-    """A telemetry point read back from the store, with the fields of ``MetricPoint``.
-
-    Used by :meth:`ResultStore.read_metric_points` while ``allele.observe`` does not define
-    ``MetricPoint``; once it does, its own class is returned instead.
-    """
-
-    metric: str
-    component: str
-    labels: dict[str, str] = field(default_factory=dict)
-    timestamp: float = 0.0
-    value: float = 0.0
-
-
-def _point_class() -> Callable[..., Any]:
-    try:
-        from allele import observe
-    except ImportError:  # pragma: no cover - the package exists in this tree
-        return StoredMetricPoint
-    cls = getattr(observe, "MetricPoint", None)
-    if cls is None:
-        try:
-            from allele.observe import metrics as observe_metrics
-        except ImportError:
-            return StoredMetricPoint
-        cls = getattr(observe_metrics, "MetricPoint", None)
-    return cast("Callable[..., Any]", cls) if cls is not None else StoredMetricPoint
+def _labels_json(labels: Any) -> str:
+    """``MetricPoint.labels`` (a tuple of ``(name, value)`` pairs; a mapping is accepted too) as
+    a JSON list of pairs, order kept."""
+    pairs = labels.items() if isinstance(labels, Mapping) else (labels or ())
+    return json.dumps([[str(k), str(v)] for k, v in pairs])
 
 
 # --- packing samples ------------------------------------------------------------------------------
@@ -767,11 +725,11 @@ class ResultStore:
 
     # -- telemetry ---------------------------------------------------------------------------------
 
-    def write_metric_points(self, points: Iterable[_PointLike]) -> None:
-        """Append telemetry points (the MetricSink protocol) in one transaction."""
+    def write_metric_points(self, points: Iterable[MetricPoint]) -> None:
+        """Append telemetry points in one transaction (``allele.observe.MetricSink``)."""
         try:
             rows = [{"metric": p.metric, "component": p.component,
-                     "labels": _dumps(dict(p.labels or {})), "timestamp": float(p.timestamp),
+                     "labels": _labels_json(p.labels), "timestamp": float(p.timestamp),
                      "value": float(p.value)} for p in points]
         except (AttributeError, TypeError, ValueError) as exc:
             raise StoreError(f"not a metric point: {exc}") from None
@@ -781,12 +739,12 @@ class ResultStore:
                     what="write metric points")
 
     def read_metric_points(self, metric: str, component: str | None = None,
-                           since: float | None = None) -> list[Any]:
-        """Points of one metric (optionally one component, from ``since`` on), oldest first.
+                           since: float | None = None) -> list[MetricPoint]:
+        """Points of one metric (optionally one component, from ``since`` on), oldest first."""
+        # Imported here: allele.observe's package pulls in the telemetry machinery, which a
+        # process that only reads benchmark results does not need.
+        from allele.observe.metrics import MetricPoint
 
-        Returns ``allele.observe.MetricPoint`` objects (or :class:`StoredMetricPoint` where that
-        class does not exist).
-        """
         mp = S.metric_points
         query = (select(mp.c.metric, mp.c.component, mp.c.labels, mp.c.timestamp, mp.c.value)
                  .where(mp.c.metric == metric).order_by(mp.c.timestamp, mp.c.pk))
@@ -794,11 +752,10 @@ class ResultStore:
             query = query.where(mp.c.component == component)
         if since is not None:
             query = query.where(mp.c.timestamp >= since)
-        cls = _point_class()
 
-        def run(conn: Connection) -> list[Any]:
-            return [cls(metric=r[0], component=r[1], labels=json.loads(r[2]),
-                        timestamp=float(r[3]), value=float(r[4])) for r in conn.execute(query)]
+        def run(conn: Connection) -> list[MetricPoint]:
+            return [MetricPoint(r[0], r[1], tuple((k, v) for k, v in json.loads(r[2])),
+                                float(r[3]), float(r[4])) for r in conn.execute(query)]
 
         return self._read(run, what="read metric points")
 
