@@ -1,0 +1,132 @@
+"""``allele genome register|list|show|diff``: evolved genomes in the MLflow model registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from allele.errors import ValidationError
+
+app = typer.Typer(help="Version evolved genomes in the MLflow model registry (allele[mlflow]).",
+                  no_args_is_help=True)
+console = Console()
+
+UriOption = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///mlflow.db).")]
+
+
+def _parse_tags(items: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--tag takes KEY=VALUE, got {item!r}")
+        tags[key] = value
+    return tags
+
+
+@app.command("register")
+def register(
+    genome_file: Annotated[Path, typer.Argument(help="A genome JSON file (Genome.to_json).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")],
+    alias: Annotated[str, typer.Option(help="Alias pointed at the new version.")] = "champion",
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="KEY=VALUE version tag (repeatable).")] = None,
+    fitness_spec: Annotated[str | None, typer.Option(
+        "--fitness-spec", help='Default fitness for predict, JSON: {"target": {...}}.')] = None,
+    tracking_uri: UriOption = None,
+) -> None:
+    """Register a genome JSON file as a new version of NAME and alias it."""
+    from allele.core.genome import Genome
+    from allele.tracking.registry import register_genome
+
+    try:
+        text = genome_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"cannot read genome file {genome_file}: {exc}") from None
+    genome = Genome.from_json(text)
+    spec = None
+    if fitness_spec is not None:
+        try:
+            spec = json.loads(fitness_spec)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--fitness-spec is not valid JSON: {exc}") from None
+    reg = register_genome(genome, name, alias=alias or None, tags=_parse_tags(tag),
+                          tracking_uri=tracking_uri, fitness_spec=spec)
+    console.print(f"registered genome {genome.id} as [bold]{reg.name}[/] version {reg.version}"
+                  + (f" (alias {alias})" if alias else ""), highlight=False)
+
+
+@app.command("list")
+def list_(
+    name: Annotated[str | None, typer.Argument(help="Only this registered model.")] = None,
+    tracking_uri: UriOption = None,
+) -> None:
+    """List registered genome versions with aliases, generation and fitness."""
+    from allele.tracking.registry import TAG_FITNESS, TAG_GENERATION, TAG_GENOME_ID, list_genomes
+
+    versions = list_genomes(name, tracking_uri=tracking_uri)
+    if not versions:
+        console.print("no registered genomes" + (f" named {name!r}" if name else ""))
+        return
+    table = Table("name", "version", "aliases", "genome id", "generation", "fitness")
+    for v in versions:
+        table.add_row(v.name, v.version, ",".join(v.aliases), v.tags.get(TAG_GENOME_ID, ""),
+                      v.tags.get(TAG_GENERATION, ""), v.tags.get(TAG_FITNESS, ""))
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or models:/...")],
+    tracking_uri: UriOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the genome JSON only.")] = False,
+) -> None:
+    """Show a registered genome: traits, lineage, fitness and its system prompt."""
+    from allele.tracking.registry import get_genome, system_prompt_for
+
+    reg = get_genome(ref, tracking_uri=tracking_uri)
+    g = reg.genome
+    if as_json:
+        typer.echo(g.to_json())
+        return
+    console.print(f"[bold]{reg.name}[/] version {reg.version}"
+                  + (f" (aliases: {', '.join(reg.aliases)})" if reg.aliases else ""),
+                  highlight=False)
+    console.print(f"genome {g.id}, generation {g.generation}, parents "
+                  f"{', '.join(g.parent_ids) or '-'}, fitness "
+                  f"{'-' if g.fitness is None else f'{g.fitness:.6g}'}", highlight=False)
+    table = Table("trait", "value")
+    for trait, value in g.traits.items():
+        table.add_row(trait, f"{value:.4f}")
+    console.print(table)
+    console.print(system_prompt_for(g), highlight=False)
+
+
+@app.command("diff")
+def diff(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    v1: Annotated[str, typer.Argument(help="Version number or alias.")],
+    v2: Annotated[str, typer.Argument(help="Version number or alias.")],
+    tracking_uri: UriOption = None,
+) -> None:
+    """Trait differences and fitness of two versions of a registered genome."""
+    from allele.tracking.registry import compare_versions
+
+    cmp = compare_versions(name, v1, v2, tracking_uri=tracking_uri)
+    table = Table("trait", f"v{cmp.a.version}", f"v{cmp.b.version}", "delta")
+    for t in cmp.traits:
+        style = "bold" if t.delta != 0 else ""
+        table.add_row(t.trait, f"{t.a:.4f}", f"{t.b:.4f}", f"{t.delta:+.4f}", style=style)
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.6g}"
+
+    table.add_row("fitness", fmt(cmp.fitness_a), fmt(cmp.fitness_b),
+                  "-" if cmp.fitness_delta is None else f"{cmp.fitness_delta:+.6g}")
+    console.print(table)

@@ -1,0 +1,57 @@
+"""``allele tracking sync|status``: the local MLflow spool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from allele.errors import TrackingError
+
+app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (allele[mlflow]).",
+                  no_args_is_help=True)
+console = Console()
+
+SpoolOption = Annotated[Path | None, typer.Option(
+    "--spool", help="Spool file (default: <data_dir>/tracking-spool.jsonl).")]
+
+
+@app.command("sync")
+def sync(
+    spool: SpoolOption = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="Send every record here instead of where it was meant to go.")
+    ] = None,
+) -> None:
+    """Replay the records spooled while MLflow was unreachable, exactly once."""
+    from allele.tracking.mlflow import sync_spool
+    from allele.tracking.spool import Spool
+
+    report = sync_spool(Spool(spool), tracking_uri)
+    console.print(f"replayed {report.replayed} record(s), created {report.runs_created} run(s), "
+                  f"rejected {report.rejected}, still pending {report.pending}"
+                  + (f"; marked {len(report.reaped)} stale run(s) FAILED" if report.reaped
+                     else ""), highlight=False)
+    for err in report.errors:
+        console.print(f"  {err}", highlight=False, markup=False)
+    if not report.complete:
+        raise TrackingError(f"{report.pending} record(s) still pending: the tracking server is "
+                            "unreachable; run `allele tracking sync` again later")
+
+
+@app.command("status")
+def status(spool: SpoolOption = None) -> None:
+    """How many records wait in the spool, per tracking URI."""
+    from allele.tracking.spool import Spool
+
+    sp = Spool(spool)
+    state = sp.read()
+    by_target: dict[str, int] = {}
+    for rec in state.pending:
+        by_target[str(rec.get("target"))] = by_target.get(str(rec.get("target")), 0) + 1
+    console.print(f"spool {sp.path}: {len(state.pending)} pending, {len(state.done)} done, "
+                  f"{len(state.rejected)} rejected", highlight=False)
+    for target, n in sorted(by_target.items()):
+        console.print(f"  {target}: {n} pending", highlight=False, markup=False)

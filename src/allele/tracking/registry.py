@@ -1,0 +1,445 @@
+"""A model registry for evolved genomes, on the MLflow Model Registry.
+
+A genome is registered as an MLflow pyfunc model (:class:`GenomeModel`) whose one artifact is the
+genome JSON. ``predict`` returns, for every input row, the system prompt the genome gives an
+agent (``allele.core.prompt.build_system_prompt``, exactly what :class:`allele.core.agent.NLPAgent`
+sends), the trait vector, and a fitness when the row (or the registration) names a fitness spec.
+
+Versions carry the lineage as tags (``allele.genome_id``, ``allele.parent_ids``,
+``allele.generation``, ``allele.fitness``); the registry uses aliases (``champion`` by default),
+never stages. URIs are ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+
+Fitness specs are JSON mappings: ``{"target": {trait: value, ...}, "weights": {...}}`` (closeness
+to a target personality, see :func:`allele.core.fitness.target_personality`) or
+``{"trait_weights": {trait: weight, ...}}`` (a linear objective).
+
+Importing this module imports MLflow (it raises :class:`~allele.errors.TrackingError` without).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from allele.core.genome import TRAITS, Genome
+from allele.errors import TrackingError, ValidationError
+from allele.tracking._deps import require_mlflow
+
+mlflow = require_mlflow()
+importlib.import_module("mlflow.pyfunc")
+# GenomeModel.predict takes list[Any] rows on purpose (DataFrame rows or mappings); MLflow warns
+# that it cannot validate Any. Only that one message is silenced.
+warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType.*",
+                        category=UserWarning)
+
+_MODEL_CODE = """\
+# The genome pyfunc model of Allele (MLflow models-from-code: nothing is pickled).
+import mlflow
+
+from allele.tracking.registry import GenomeModel
+
+mlflow.models.set_model(GenomeModel())
+"""
+
+MODEL_ARTIFACT_PATH = "genome_model"
+GENOME_ARTIFACT = "genome"
+DEFAULT_EXPERIMENT = "allele-genomes"
+
+TAG_GENOME_ID = "allele.genome_id"
+TAG_PARENT_IDS = "allele.parent_ids"
+TAG_GENERATION = "allele.generation"
+TAG_FITNESS = "allele.fitness"
+
+
+def fitness_from_spec(spec: Mapping[str, Any] | str) -> Any:
+    """A vectorised fitness function from a JSON fitness spec (see the module docstring)."""
+    from allele.core.fitness import target_personality, weighted_objectives
+
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"fitness spec is not valid JSON: {exc}") from None
+    if not isinstance(spec, Mapping):
+        raise ValidationError(f"a fitness spec is a mapping, got {spec!r}")
+    unknown = set(spec) - {"target", "weights", "trait_weights"}
+    if unknown:
+        raise ValidationError(f"unknown fitness spec key(s): {', '.join(sorted(unknown))}")
+    if "target" in spec:
+        return target_personality(spec["target"], spec.get("weights"))
+    if "trait_weights" in spec:
+        return weighted_objectives(dict(spec["trait_weights"]))
+    raise ValidationError("a fitness spec needs 'target' or 'trait_weights'")
+
+
+def system_prompt_for(genome: Genome, dynamics: str | None = None) -> str:
+    """The system prompt an NLPAgent with this genome sends (the agent's own mapping)."""
+    from allele.core.prompt import build_system_prompt
+
+    return build_system_prompt(genome.traits, dynamics)
+
+
+def _rows(model_input: Any) -> list[dict[str, Any]]:
+    if model_input is None:
+        return [{}]
+    if hasattr(model_input, "to_dict") and hasattr(model_input, "columns"):
+        records: list[dict[str, Any]] = model_input.to_dict(orient="records")
+        return records
+    if isinstance(model_input, Mapping):
+        return [dict(model_input)]
+    if isinstance(model_input, Sequence) and not isinstance(model_input, str):
+        return [dict(r) if isinstance(r, Mapping) else {} for r in model_input]
+    raise ValidationError(f"GenomeModel.predict takes rows (a DataFrame or a list of mappings), "
+                          f"got {type(model_input).__name__}")
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+class GenomeModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """The pyfunc flavour of a genome: the artifact ``genome`` is the genome JSON.
+
+    ``predict(rows)`` gives one output row per input row with ``genome_id``, ``system_prompt``,
+    ``traits`` (the 8 values in :data:`allele.core.genome.TRAITS` order) and ``fitness``. Optional
+    input columns: ``dynamics`` (a conversation-dynamics line added to the prompt) and
+    ``fitness_spec`` (a fitness spec mapping or JSON string); without a row spec the spec given
+    at registration (model config ``fitness_spec``) is used, and without either ``fitness`` is
+    NaN.
+    """
+
+    genome: Genome
+    fitness_spec: Any = None
+
+    def load_context(self, context: Any) -> None:
+        path = Path(context.artifacts[GENOME_ARTIFACT])
+        self.genome = Genome.from_json(path.read_text(encoding="utf-8"))
+        config = getattr(context, "model_config", None) or {}
+        self.fitness_spec = config.get("fitness_spec")
+
+    def predict(self, context: Any, model_input: list[Any],
+                params: dict[str, Any] | None = None) -> Any:
+        import pandas as pd
+
+        genome = self.genome
+        vec = genome.vector()
+        out: list[dict[str, Any]] = []
+        for row in _rows(model_input):
+            dynamics = row.get("dynamics")
+            spec = row.get("fitness_spec")
+            if not _present(spec):
+                spec = self.fitness_spec
+            fitness = math.nan
+            if spec is not None and _present(spec):
+                fn = fitness_from_spec(spec)
+                fitness = float(np.asarray(fn(vec[None, :]))[0])
+            out.append({
+                "genome_id": genome.id,
+                "system_prompt": system_prompt_for(
+                    genome, str(dynamics) if _present(dynamics) else None),
+                "traits": [float(v) for v in vec],
+                "fitness": fitness,
+            })
+        return pd.DataFrame(out, columns=["genome_id", "system_prompt", "traits", "fitness"])
+
+
+# ----------------------------------------------------------------------------- registry API
+@dataclass
+class RegisteredGenome:
+    """One registered genome version."""
+
+    name: str
+    version: str
+    genome: Genome
+    aliases: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``."""
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass
+class TraitDifference:
+    """One trait of two genome versions."""
+
+    trait: str
+    a: float
+    b: float
+
+    @property
+    def delta(self) -> float:
+        """``b - a``."""
+        return self.b - self.a
+
+
+@dataclass
+class GenomeComparison:
+    """Two versions of a registered genome side by side."""
+
+    name: str
+    a: RegisteredGenome
+    b: RegisteredGenome
+    traits: list[TraitDifference]
+
+    @property
+    def fitness_a(self) -> float | None:
+        """The first version's fitness (its genome's latest)."""
+        return self.a.genome.fitness
+
+    @property
+    def fitness_b(self) -> float | None:
+        """The second version's fitness."""
+        return self.b.genome.fitness
+
+    @property
+    def fitness_delta(self) -> float | None:
+        """``fitness_b - fitness_a`` when both are known."""
+        if self.fitness_a is None or self.fitness_b is None:
+            return None
+        return self.fitness_b - self.fitness_a
+
+    def changed(self, tolerance: float = 0.0) -> list[TraitDifference]:
+        """The traits whose values differ by more than ``tolerance``."""
+        return [t for t in self.traits if abs(t.delta) > tolerance]
+
+
+def _uri(tracking_uri: str | None) -> str:
+    if tracking_uri:
+        return tracking_uri
+    from allele.config import load_settings
+
+    return load_settings().tracking.tracking_uri
+
+
+def _client(tracking_uri: str | None) -> Any:
+    from mlflow import MlflowClient
+
+    uri = _uri(tracking_uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _lineage_tags(genome: Genome) -> dict[str, str]:
+    tags = {
+        TAG_GENOME_ID: genome.id,
+        TAG_PARENT_IDS: ",".join(genome.parent_ids),
+        TAG_GENERATION: str(genome.generation),
+    }
+    if genome.fitness is not None:
+        tags[TAG_FITNESS] = repr(float(genome.fitness))
+    return tags
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def register_genome(
+    genome: Genome,
+    name: str,
+    alias: str | None = "champion",
+    tags: Mapping[str, Any] | None = None,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    fitness_spec: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> RegisteredGenome:
+    """Register ``genome`` as a new version of model ``name`` and point ``alias`` at it.
+
+    The version's tags hold the lineage (genome id, parent ids, generation, fitness) plus
+    ``tags``. ``fitness_spec`` (validated now) becomes the model's default fitness for predict.
+    """
+    if not isinstance(genome, Genome):
+        raise ValidationError(f"register_genome takes a Genome, got {type(genome).__name__}")
+    if not _NAME_RE.match(name):
+        raise ValidationError(f"invalid registered model name {name!r}: use letters, digits, "
+                              "'_', '-' and '.'")
+    if fitness_spec is not None:
+        fitness_from_spec(fitness_spec)  # fail now, not at predict time
+    from mlflow.exceptions import MlflowException
+
+    import allele
+    from allele.tracking.mlflow import owner_tags
+
+    uri = _uri(tracking_uri)
+    client = _client(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+        run = client.create_run(exp_id, run_name=f"register-{name}",
+                                tags={"allele.kind": "genome", **owner_tags(),
+                                      **_lineage_tags(genome)})
+        run_id = run.info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                genome_path = Path(tmp) / "genome.json"
+                genome_path.write_text(genome.to_json(), encoding="utf-8")
+                model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
+                code_path = Path(tmp) / "genome_model.py"
+                code_path.write_text(_MODEL_CODE, encoding="utf-8")
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*")
+                    mlflow.pyfunc.save_model(
+                        path=str(model_dir),
+                        python_model=str(code_path),
+                        artifacts={GENOME_ARTIFACT: str(genome_path)},
+                        model_config=({"fitness_spec": dict(fitness_spec)} if fitness_spec
+                                      else None),
+                        pip_requirements=[f"allele=={allele.__version__}",
+                                          f"mlflow=={mlflow.__version__}"],
+                    )
+                client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+            client.log_param(run_id, "genome_id", genome.id)
+            try:
+                client.create_registered_model(name, description=description)
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                    raise
+            version_tags = {**_lineage_tags(genome),
+                            **{str(k): str(v) for k, v in (tags or {}).items()}}
+            mv = client.create_model_version(
+                name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", run_id=run_id,
+                tags=version_tags, description=description)
+            if alias:
+                client.set_registered_model_alias(name, alias, mv.version)
+        except BaseException:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+        client.set_terminated(run_id, status="FINISHED")
+    except MlflowException as exc:
+        raise TrackingError(f"could not register genome {genome.id} as {name!r} at {uri}: "
+                            f"{exc}") from exc
+    return RegisteredGenome(name=name, version=str(mv.version), genome=genome,
+                            aliases=[alias] if alias else [], run_id=run_id, tags=version_tags)
+
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS`` or ``NAME/VERSION``
+    -> (name, alias, version)."""
+    text = ref if ref.startswith("models:/") else f"models:/{ref}"
+    m = _MODELS_URI.match(text)
+    if m is None:
+        raise ValidationError(f"not a genome model reference: {ref!r} (use models:/NAME@ALIAS "
+                              "or models:/NAME/VERSION)")
+    return m.group("name"), m.group("alias"), m.group("version")
+
+
+def _model_version(client: Any, ref: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_model_ref(ref)
+    try:
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise TrackingError(f"no registered genome {ref!r}: {exc.message}") from None
+
+
+def _download_model(client: Any, mv: Any, uri: str, dst: str) -> str:
+    import mlflow.artifacts
+
+    source = client.get_model_version_download_uri(mv.name, mv.version)
+    return str(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst,
+                                                   tracking_uri=uri))
+
+
+def _registered(client: Any, mv: Any, genome: Genome) -> RegisteredGenome:
+    return RegisteredGenome(name=str(mv.name), version=str(mv.version), genome=genome,
+                            aliases=list(getattr(mv, "aliases", []) or []),
+                            run_id=mv.run_id, tags=dict(mv.tags or {}))
+
+
+def load_genome_model(ref: str, *, tracking_uri: str | None = None,
+                      dst_path: str | os.PathLike[str] | None = None) -> Any:
+    """The pyfunc model of a registered genome (``predict`` as in :class:`GenomeModel`)."""
+    uri = _uri(tracking_uri)
+    client = _client(uri)
+    mv = _model_version(client, ref)
+    dst = str(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="allele-genome-")
+    local = _download_model(client, mv, uri, dst)
+    return mlflow.pyfunc.load_model(local)
+
+
+def get_genome(ref: str, *, tracking_uri: str | None = None) -> RegisteredGenome:
+    """A registered genome version with its aliases and tags (``ref`` as in :func:`load_genome`)."""
+    uri = _uri(tracking_uri)
+    client = _client(uri)
+    mv = _model_version(client, ref)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = mlflow.pyfunc.load_model(_download_model(client, mv, uri, tmp))
+        genome = model.unwrap_python_model().genome
+    return _registered(client, mv, genome)
+
+
+def load_genome(ref: str, *, tracking_uri: str | None = None) -> Genome:
+    """The genome of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+    return get_genome(ref, tracking_uri=tracking_uri).genome
+
+
+def _ref(name: str, v: str | int) -> str:
+    text = str(v)
+    return f"models:/{name}/{text}" if text.isdigit() else f"models:/{name}@{text}"
+
+
+def compare_versions(name: str, v1: str | int, v2: str | int, *,
+                     tracking_uri: str | None = None) -> GenomeComparison:
+    """Compare two versions (numbers or aliases) of a registered genome: traits and fitness."""
+    a = get_genome(_ref(name, v1), tracking_uri=tracking_uri)
+    b = get_genome(_ref(name, v2), tracking_uri=tracking_uri)
+    ta, tb = a.genome.traits, b.genome.traits
+    return GenomeComparison(name=name, a=a, b=b,
+                            traits=[TraitDifference(t, ta[t], tb[t]) for t in TRAITS])
+
+
+@dataclass
+class VersionSummary:
+    """A registered version as listed (no artifact download)."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    tags: dict[str, str]
+    created_ms: int
+
+
+def list_genomes(name: str | None = None, *, tracking_uri: str | None = None
+                 ) -> list[VersionSummary]:
+    """Every version of ``name`` (or of every registered genome), newest first."""
+    client = _client(tracking_uri)
+    filt = f"name = '{name}'" if name else None
+    versions = client.search_model_versions(filt) if filt else client.search_model_versions()
+    out: list[VersionSummary] = []
+    alias_cache: dict[str, dict[str, list[str]]] = {}
+    for mv in versions:
+        if TAG_GENOME_ID not in (mv.tags or {}):
+            continue  # not a genome
+        if mv.name not in alias_cache:
+            by_version: dict[str, list[str]] = {}
+            for alias, ver in (client.get_registered_model(mv.name).aliases or {}).items():
+                by_version.setdefault(str(ver), []).append(alias)
+            alias_cache[mv.name] = by_version
+        out.append(VersionSummary(name=str(mv.name), version=str(mv.version),
+                                  aliases=sorted(alias_cache[mv.name].get(str(mv.version), [])),
+                                  tags=dict(mv.tags or {}),
+                                  created_ms=int(mv.creation_timestamp or 0)))
+    out.sort(key=lambda v: (v.name, -int(v.version)))
+    return out
