@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from allele.bench.model import CellResult, CellStatus
 from allele.bench.profiler import CellTask, describe_exit, run_cell
@@ -67,7 +67,7 @@ class Executor(ABC):
     def close(self, *, kill: bool = False) -> None:  # noqa: B027 - default: nothing to release
         """Release workers (``kill=True``: do not wait for running cells)."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
