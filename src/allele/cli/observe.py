@@ -1,0 +1,162 @@
+"""``allele observe``: serve /metrics, check alert rules, list the metric catalogue.
+
+    allele observe serve [--port 9464] [--host 127.0.0.1] [--rules FILE | --no-alerts]
+                         [--webhook URL] [--store URL] [--demo none|evolution|kraken]
+                         [--duration SECONDS]
+    allele observe rules [FILE]
+    allele observe metrics
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from allele.errors import ConfigError
+
+if TYPE_CHECKING:
+    from allele.observe import Telemetry
+
+app = typer.Typer(help="Observability: serve /metrics, check alert rules, list metrics.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+def _demo_loop(kind: str, telemetry: Telemetry, stop: threading.Event) -> None:
+    """Keep a real component busy under ``telemetry`` so the endpoint has something to show."""
+    if kind == "evolution":
+        from allele.core.evolution import EvolutionConfig, EvolutionEngine
+        from allele.core.fitness import target_personality
+
+        fitness = target_personality({"empathy": 0.9, "technical_knowledge": 0.7})
+        engine = EvolutionEngine(EvolutionConfig(population_size=200, generations=10**9, seed=0),
+                                 fitness, observer=telemetry, name="evolution-demo")
+        while not stop.is_set():
+            engine.step()
+            stop.wait(0.05)
+    elif kind == "kraken":
+        import numpy as np
+
+        from allele.core.datasets import mackey_glass
+        from allele.core.kraken import KrakenLNN
+
+        series = np.asarray(mackey_glass(6000), dtype=np.float64)
+        net = KrakenLNN(reservoir_size=100, seed=0, observer=telemetry, name="kraken-demo")
+        net.fit(series[:2000], series[1:2001])
+        i = 2000
+        while not stop.is_set():
+            net.process_sequence(series[i:i + 50])
+            i = 2000 if i + 100 > len(series) else i + 50
+            stop.wait(0.05)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port of /metrics (0 picks a free one).")] = 9464,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the "
+                                           "network.")] = "127.0.0.1",
+    rules: Annotated[Path | None, typer.Option(help="Alert rules YAML (default: settings "
+                                                    "observe.alert_rules, else the shipped "
+                                                    "defaults).")] = None,
+    alerts: Annotated[bool, typer.Option(help="Evaluate alert rules and log notifications.")
+                      ] = True,
+    webhook: Annotated[str | None, typer.Option(help="Also POST alert notifications to this "
+                                                     "URL.")] = None,
+    store: Annotated[str | None, typer.Option(help="Flush metric points to this result store "
+                                                   "URL.")] = None,
+    demo: Annotated[str, typer.Option(help="Run a demo workload: none, evolution or kraken.")
+                    ] = "none",
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")
+                        ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between alert evaluations.")] = 5.0,
+) -> None:
+    """Serve this process's telemetry (system sampler + optional demo) on /metrics."""
+    from allele.config import load_settings
+    from allele.observe import Telemetry
+    from allele.observe.alerts import AlertManager, load_rules
+    from allele.observe.notify import LogNotifier, Notifier, WebhookNotifier
+
+    if demo not in ("none", "evolution", "kraken"):
+        raise ConfigError(f"--demo must be none, evolution or kraken, got {demo!r}")
+    settings = load_settings()
+    sink: Any = None
+    if store is not None:
+        from allele.bench.store import open_store
+
+        sink = open_store(store)
+    telemetry = Telemetry(settings=settings, sink=sink)
+    manager: AlertManager | None = None
+    stop = threading.Event()
+    worker: threading.Thread | None = None
+    try:
+        server = telemetry.serve(port=port, host=host)
+        if alerts:
+            rule_list = load_rules(rules if rules is not None else settings.observe.alert_rules)
+            notifiers: list[Notifier] = [LogNotifier()]
+            if webhook:
+                notifiers.append(WebhookNotifier(webhook))
+            manager = AlertManager(telemetry, rule_list, notifiers)
+            manager.start(interval_s=interval)
+        if demo != "none":
+            worker = threading.Thread(target=_demo_loop, args=(demo, telemetry, stop),
+                                      daemon=True, name="allele-demo")
+            worker.start()
+        console.print(f"serving {server.url}"
+                      + (f" with {len(manager.rules)} alert rules" if manager else "")
+                      + (f", demo {demo}" if demo != "none" else ""), highlight=False)
+        sys.stdout.flush()
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2,
+                                                                 deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=5)
+        if manager is not None:
+            manager.close()
+        telemetry.close()
+        if sink is not None:
+            sink.close()
+
+
+@app.command()
+def rules(
+    path: Annotated[Path | None, typer.Argument(help="Rules YAML (default: the shipped "
+                                                     "defaults).")] = None,
+) -> None:
+    """Validate alert rules and list them."""
+    from allele.observe.alerts import load_rules
+
+    loaded = load_rules(path)
+    table = Table(title=f"{len(loaded)} alert rules ({path or 'defaults'})")
+    for col in ("name", "metric", "component", "condition", "for", "severity", "summary"):
+        table.add_column(col)
+    for r in loaded:
+        cond = f"{r.reduce}({r.window_s:g}s) " if r.reduce != "last" else ""
+        table.add_row(r.name, r.metric, r.component, f"{cond}{r.op} {r.threshold:g}",
+                      f"{r.for_s:g}s", r.severity, r.annotations.get("summary", ""))
+    console.print(table)
+
+
+@app.command()
+def metrics() -> None:
+    """List every metric Allele records."""
+    from allele.observe import CATALOGUE
+
+    table = Table(title=f"{len(CATALOGUE)} metrics")
+    for col in ("name", "kind", "source", "labels", "help"):
+        table.add_column(col)
+    for m in CATALOGUE.values():
+        table.add_row(m.name, m.kind, m.source, ", ".join(("component", *m.label_names)),
+                      m.help)
+    console.print(table)
