@@ -12,7 +12,7 @@ INSTALL_HINT = "pip install 'allele[mlflow]'"
 _HTTP_DEFAULTS = {
     # MLflow's own defaults retry a dead server for minutes; Allele spools instead.
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
 

@@ -156,6 +156,17 @@ def _param_value(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """For a SQLite tracking URI, ``<folder of the .db>/mlruns`` (not the working directory);
+    None (the server's choice) otherwise."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///"):])
+    if str(db) in ("", ":memory:"):
+        return None
+    return (db.parent.resolve() / "mlruns").as_uri()
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the tracking backend cannot be reached right now (vs. a refusal)."""
     seen: set[int] = set()
@@ -220,7 +231,8 @@ class _Applier:
         exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
-                exp_id = str(client.create_experiment(name))
+                exp_id = str(client.create_experiment(
+                    name, artifact_location=default_artifact_location(target)))
             except Exception as exc:
                 if _is_unavailable(exc):
                     raise
@@ -873,6 +885,8 @@ class MlflowTracker:
         if run is None:
             raise TrackingError("end_matrix_run without a matrix run")
         mapped = _BENCH_STATUS.get(status, status.upper())
+        if mapped == "RUNNING":
+            raise TrackingError("end_matrix_run needs a final status, not 'running'")
         if report_path is not None:
             run.log_artifact(report_path)
         run.end(mapped, error)
@@ -1080,3 +1094,73 @@ def _cell_run_name(cell: CellResult) -> str:
     parts = ",".join(f"{k}={v}" for k, v in sorted(cell.params.items()))
     name = f"{cell.target}[{parts}]" if parts else cell.target
     return name if len(name) <= 200 else name[:197] + "..."
+
+
+# ----------------------------------------------------------------------------- bench runner
+class MlflowProgress:
+    """A bench runner progress sink that mirrors the run into MLflow (and forwards to ``inner``).
+
+    ``start`` opens the matrix (parent) run from the store's run header, ``cell_finished`` logs
+    each cell as a child run. The parent is ended by :func:`run_matrix_tracked` (the runner
+    knows the final status only after the sink stops).
+    """
+
+    def __init__(self, tracker: MlflowTracker, store: Any, inner: Any = None) -> None:
+        self.tracker = tracker
+        self.store = store
+        self.inner = inner
+        self.matrix: TrackedRun | None = None
+
+    def start(self, run_name: str, total: int, already_done: int) -> None:
+        info = self.store.get_run(run_name)
+        self.matrix = self.tracker.start_matrix_run(info)
+        if already_done:
+            self.matrix.set_tags({"allele.resumed_with_done_cells": already_done})
+        if self.inner is not None:
+            self.inner.start(run_name, total, already_done)
+
+    def cell_started(self, task: Any) -> None:
+        if self.inner is not None:
+            self.inner.cell_started(task)
+
+    def cell_finished(self, task: Any, result: CellResult) -> None:
+        if self.matrix is not None:
+            self.tracker.log_cell(result, self.matrix)
+        if self.inner is not None:
+            self.inner.cell_finished(task, result)
+
+    def stop(self) -> None:
+        if self.inner is not None:
+            self.inner.stop()
+
+
+def run_matrix_tracked(tracker: MlflowTracker, runner: Any, suite: Any = None, *,
+                       name: str | None = None, filters: Sequence[str] = (),
+                       resume: str | None = None,
+                       report_path: str | os.PathLike[str] | None = None) -> Any:
+    """Run (or with ``resume`` continue) a matrix with ``runner`` and mirror it into MLflow.
+
+    The runner's progress sink is wrapped for the duration of the call; the matrix run ends
+    FINISHED, FAILED (the error as a tag) or KILLED (the runner's ``interrupted``). Returns the
+    runner's :class:`~allele.bench.runner.RunSummary`.
+    """
+    sink = MlflowProgress(tracker, runner.store, runner.progress)
+    runner.progress = sink
+    try:
+        if resume is not None:
+            summary = runner.resume(resume)
+        else:
+            summary = runner.run(suite, name=name, filters=filters)
+    except BaseException as exc:
+        if sink.matrix is not None:
+            tracker.end_matrix_run(end_status_for(exc), matrix=sink.matrix,
+                                   error=None if isinstance(exc, KeyboardInterrupt)
+                                   else _error_text(exc))
+        raise
+    finally:
+        runner.progress = sink.inner
+    if sink.matrix is not None:
+        sink.matrix.set_tags({"allele.failed_cells": summary.failed,
+                              "allele.bench_status": summary.status})
+        tracker.end_matrix_run(summary.status, report_path, matrix=sink.matrix)
+    return summary

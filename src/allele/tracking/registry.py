@@ -274,13 +274,14 @@ def register_genome(
     from mlflow.exceptions import MlflowException
 
     import allele
-    from allele.tracking.mlflow import owner_tags
+    from allele.tracking.mlflow import default_artifact_location, owner_tags
 
     uri = _uri(tracking_uri)
     client = _client(uri)
     try:
         exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+        exp_id = (exp.experiment_id if exp is not None else client.create_experiment(
+            experiment, artifact_location=default_artifact_location(uri)))
         run = client.create_run(exp_id, run_name=f"register-{name}",
                                 tags={"allele.kind": "genome", **owner_tags(),
                                       **_lineage_tags(genome)})

@@ -1,0 +1,349 @@
+"""MlflowTracker against a real SQLite backend: observer runs, batching, lifecycle, matrix runs,
+the bench runner, autolog, and spooling with exactly-once replay."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from allele.bench.model import CellResult, RunInfo, Sample
+from allele.core.evolution import EvolutionConfig, EvolutionEngine
+from allele.core.fitness import target_personality
+from allele.core.observer import ChatStats, default_observer
+from allele.errors import TrackingError
+from allele.tracking.mlflow import (
+    TAG_ERROR,
+    TAG_HOST,
+    TAG_NOTE,
+    TAG_PID,
+    TAG_PID_STARTED,
+    TAG_RUN_KEY,
+    MlflowTracker,
+    environment_fingerprint,
+    owner_tags,
+    sync_spool,
+)
+from allele.tracking.spool import Spool
+from tests.tracking.conftest import runs_of
+
+FIT = target_personality({"empathy": 0.9, "creativity": 0.2})
+
+
+def _engine(observer: Any, generations: int = 30, pop: int = 20, seed: int = 1) -> EvolutionEngine:
+    cfg = EvolutionConfig(population_size=pop, generations=generations, seed=seed)
+    return EvolutionEngine(cfg, FIT, observer=observer)
+
+
+def _spy_log_batch(tracker: MlflowTracker) -> list[tuple[int, int, int]]:
+    """Record (metrics, params, tags) sizes of every log_batch call of the tracker's client."""
+    client = tracker._applier.client(tracker.tracking_uri)
+    calls: list[tuple[int, int, int]] = []
+    real = client.log_batch
+
+    def log_batch(run_id: str, metrics: Any = (), params: Any = (), tags: Any = (),
+                  synchronous: Any = None) -> Any:
+        calls.append((len(metrics), len(params), len(tags)))
+        return real(run_id, metrics=metrics, params=params, tags=tags, synchronous=synchronous)
+
+    client.log_batch = log_batch
+    return calls
+
+
+def test_evolution_metrics_are_buffered_then_written_in_batches_of_at_most_1000(
+        tracker: MlflowTracker, client: Any, experiment: str) -> None:
+    calls = _spy_log_batch(tracker)
+    obs = tracker.observer()
+    engine = _engine(obs, generations=300)
+    result = engine.run()
+    run = obs.runs()[engine.name]
+    # the hot path only buffered: nothing reached MLflow yet (the flush interval is an hour)
+    assert calls == [] and len(tracker._q) > 301
+    run_id = run.run_id()
+    assert run_id is not None
+    obs.close()
+    tracker.flush()
+    # 301 generations x 5 metrics = 1505 metrics -> two batches, never one call per metric
+    metric_calls = [c for c in calls if c[0]]
+    assert [c[0] for c in metric_calls] == [1000, 505]
+    assert all(m + p + t <= 1000 for m, p, t in calls)
+    for key in ("best", "mean", "std", "diversity", "generation_seconds"):
+        hist = client.get_metric_history(run_id, key)
+        assert sorted(m.step for m in hist) == list(range(301)), key
+    best = sorted(client.get_metric_history(run_id, "best"), key=lambda m: m.step)
+    assert [m.value for m in best] == [h.best for h in result.history]
+    info = client.get_run(run_id)
+    assert info.info.status == "FINISHED" and info.info.run_name == engine.name
+    assert info.data.tags["allele.kind"] == "evolution"
+    assert info.data.tags[TAG_PID] == owner_tags()[TAG_PID]
+    assert info.data.tags[TAG_RUN_KEY] == run.key
+
+
+def test_error_in_block_ends_failed_with_error_tag_and_ctrl_c_ends_killed(
+        tracker: MlflowTracker, client: Any) -> None:
+    with pytest.raises(RuntimeError), tracker.observer() as obs:
+        engine = _engine(obs, generations=3)
+        engine.run()
+        raise RuntimeError("fitness exploded")
+    failed = obs.runs()[engine.name].run_id()
+    with pytest.raises(KeyboardInterrupt), tracker.observer() as obs2:
+        engine2 = _engine(obs2, generations=3)
+        engine2.run()
+        raise KeyboardInterrupt
+    killed = obs2.runs()[engine2.name].run_id()
+    tracker.flush()
+    f = client.get_run(failed)
+    assert f.info.status == "FAILED"
+    assert f.data.tags[TAG_ERROR] == "RuntimeError: fitness exploded"
+    k = client.get_run(killed)
+    assert k.info.status == "KILLED" and TAG_ERROR not in k.data.tags
+
+
+def test_kraken_readout_and_sequence_metrics_and_chat_events(
+        tracker: MlflowTracker, client: Any) -> None:
+    from allele.core.datasets import mackey_glass
+    from allele.core.kraken import KrakenLNN
+
+    obs = tracker.observer()
+    net = KrakenLNN(reservoir_size=50, seed=0, observer=obs)
+    series = mackey_glass(600, seed=0)
+    net.fit(series[:399], series[1:400], warmup=50)
+    net.predict(series[400:499])
+    net.process_sequence(series[500:550])
+    obs.on_chat("agent-x", ChatStats(provider="openai", model="m", prompt_tokens=12,
+                                     completion_tokens=30, seconds=0.5,
+                                     time_to_first_token=0.1, retries=0, streamed=False))
+    tracker.flush()
+    runs = obs.runs()
+    k_id, a_id = runs[net.name].run_id(), runs["agent-x"].run_id()
+    k = client.get_run(k_id)
+    assert k.data.tags["allele.kind"] == "kraken"
+    assert [m.value for m in client.get_metric_history(k_id, "readout_samples")] == [349.0]
+    assert sorted(m.value for m in client.get_metric_history(k_id, "sequence_steps")) == [
+        50.0, 99.0]
+    assert math.isfinite(k.data.metrics["train_nrmse"]) and k.data.metrics["train_nrmse"] < 0.5
+    a = client.get_run(a_id)
+    assert a.data.tags["allele.kind"] == "agent" and a.data.tags["allele.model"] == "m"
+    assert a.data.metrics["tokens_per_s"] == pytest.approx(60.0)
+    assert a.data.metrics["time_to_first_token_s"] == pytest.approx(0.1)
+
+
+def test_agent_chat_error_is_tracked(tracker: MlflowTracker, client: Any) -> None:
+    from allele.core.agent import AgentConfig, NLPAgent
+    from allele.core.genome import Genome
+    from allele.errors import ProviderError
+
+    obs = tracker.observer()
+    cfg = AgentConfig(provider="openai", model="none", base_url="http://127.0.0.1:9/v1",
+                      max_retries=0, timeout_s=2)
+    agent = NLPAgent(Genome(), cfg, observer=obs, name="agent-offline")
+    with pytest.raises(ProviderError):
+        agent.chat("hello")
+    obs.close()
+    run_id = obs.runs()["agent-offline"].run_id()
+    r = client.get_run(run_id)
+    assert r.data.metrics["chat_error"] == 1.0
+    assert r.data.tags["allele.last_error"].startswith("connect")
+    assert r.info.status == "FINISHED"
+
+
+def test_runs_of_dead_processes_are_marked_failed_on_start(
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any) -> None:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = proc.stdout.strip()
+    exp_id = client.create_experiment(experiment)
+    dead = client.create_run(exp_id, tags={TAG_HOST: owner_tags()[TAG_HOST], TAG_PID: dead_pid,
+                                           TAG_PID_STARTED: "1.0"}).info.run_id
+    alive = client.create_run(exp_id, tags=owner_tags()).info.run_id
+    tr = MlflowTracker(mlflow_uri, experiment, spool_path=spool_path)
+    tr.close()
+    assert tr.reaped == [dead]
+    d = client.get_run(dead)
+    assert d.info.status == "FAILED" and f"process {dead_pid}" in d.data.tags[TAG_NOTE]
+    assert client.get_run(alive).info.status == "RUNNING"
+    client.set_terminated(alive)
+
+
+def _info(environment: dict[str, Any]) -> RunInfo:
+    return RunInfo(id="abc123", name="nightly-1", spec_name="nightly", target="evolution",
+                   status="running", created_at=time.time() - 5,
+                   spec={"name": "nightly", "matrix": {"population_size": [10, 20]}},
+                   environment=environment, cell_count=2)
+
+
+def test_matrix_run_is_a_parent_with_one_nested_child_per_cell(
+        tracker: MlflowTracker, client: Any, tmp_path: Path) -> None:
+    env = {"cpu": {"model": "x"}, "python": {"version": "3.11"}}
+    parent = tracker.start_matrix_run(_info(env))
+    now = time.time()
+    ok = CellResult(key='evolution|{"population_size":10}', target="evolution",
+                    params={"population_size": 10}, status="ok",
+                    samples=[Sample("wall_s", v, seed, rep) for (seed, rep), v in
+                             zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0.4, 0.2, 0.3, 0.5])],
+                    started_at=now - 2, finished_at=now - 1)
+    bad = CellResult(key='evolution|{"population_size":20}', target="evolution",
+                     params={"population_size": 20}, status="timeout", error="timed out after 5s",
+                     started_at=now - 1, finished_at=now)
+    tracker.log_cell(ok)
+    tracker.log_cell(bad)
+    report = tmp_path / "report.html"
+    report.write_text("<html>report</html>")
+    tracker.end_matrix_run("finished", report)
+    report.unlink()  # the tracker copied it at once
+    tracker.flush()
+    pid = parent.run_id()
+    p = client.get_run(pid)
+    assert p.info.status == "FINISHED" and p.info.run_name == "nightly-1"
+    assert p.data.params == {"spec_name": "nightly", "target": "evolution", "cell_count": "2"}
+    fp = environment_fingerprint(env)
+    assert p.data.tags["allele.env_fingerprint"] == fp
+    arts = {a.path for a in client.list_artifacts(pid)}
+    assert arts == {"spec.json", "environment.json", "report.html"}
+    spec_file = client.download_artifacts(pid, "spec.json", str(tmp_path))
+    assert json.loads(Path(spec_file).read_text()) == _info(env).spec
+    children = client.search_runs([p.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{pid}'")
+    by_key = {c.data.tags["allele.cell_key"]: c for c in children}
+    assert set(by_key) == {ok.key, bad.key}
+    c_ok, c_bad = by_key[ok.key], by_key[bad.key]
+    assert c_ok.info.status == "FINISHED" and c_ok.data.params == {"population_size": "10"}
+    assert c_ok.data.tags["allele.target"] == "evolution"
+    assert c_ok.data.tags["allele.seed"] == "0,1"
+    assert c_ok.data.tags["allele.env_fingerprint"] == fp
+    hist = sorted(client.get_metric_history(c_ok.info.run_id, "wall_s"), key=lambda m: m.step)
+    assert [m.value for m in hist] == ok.values("wall_s")
+    assert c_ok.data.metrics["wall_s.median"] == pytest.approx(0.35)
+    assert c_ok.info.start_time == int(ok.started_at * 1000)
+    assert c_bad.info.status == "FAILED" and c_bad.data.tags[TAG_ERROR] == "timed out after 5s"
+
+
+def test_bench_runner_end_to_end_through_the_progress_hook(
+        tracker: MlflowTracker, client: Any, experiment: str, tmp_path: Path) -> None:
+    from allele.bench.runner import Runner
+    from allele.bench.spec import loads_suite
+    from allele.bench.store import open_store
+    from allele.tracking.mlflow import run_matrix_tracked
+
+    suite = loads_suite("""
+name: echo
+target: tests.bench.runner_targets:echo
+isolation: inline
+matrix: {a: [1, 2, 3]}
+seeds: [5, 6]
+""")
+    with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        runner = Runner(store, environment={"test": True})
+        summary = run_matrix_tracked(tracker, runner, suite, name="echo-run")
+        assert summary.status == "finished" and runner.progress is None
+        cells = store.load_run("echo-run").cells
+    tracker.flush()
+    runs = runs_of(client, experiment)
+    parents = [r for r in runs if r.data.tags.get("allele.kind") == "matrix"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags["allele.bench_run_id"] == summary.run_id
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 3 == len(cells)
+    for child in children:
+        cell = next(c for c in cells if c.key == child.data.tags["allele.cell_key"])
+        hist = sorted(client.get_metric_history(child.info.run_id, "seed_seen"),
+                      key=lambda m: m.step)
+        assert [m.value for m in hist] == cell.values("seed_seen") == [5.0, 6.0]
+        assert child.data.params == {"a": str(cell.params["a"])}
+
+
+def test_autolog_tracks_components_created_afterwards(
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any) -> None:
+    from allele.core.datasets import mackey_glass
+    from allele.core.kraken import KrakenLNN
+    from allele.tracking import autolog, autolog_tracker
+
+    assert default_observer("kraken", "k") is None
+    tracker = autolog(mlflow_uri, experiment, spool_path=spool_path, flush_interval_s=3600)
+    try:
+        assert tracker is not None and autolog_tracker() is tracker
+        assert autolog(mlflow_uri, experiment) is tracker  # idempotent
+        net = KrakenLNN(reservoir_size=30, seed=1)  # no observer given: autolog's is used
+        series = mackey_glass(300, seed=1)
+        net.fit(series[:199], series[1:200], warmup=20)
+        evo_obs = default_observer("evolution", "evolution-autolog")
+        EvolutionEngine(EvolutionConfig(population_size=10, generations=4, seed=0), FIT,
+                        observer=evo_obs, name="evolution-autolog").run()
+    finally:
+        autolog(disable=True)
+    assert default_observer("kraken", "k") is None and autolog_tracker() is None
+    runs = {r.info.run_name: r for r in runs_of(client, experiment)}
+    assert set(runs) == {net.name, "evolution-autolog"}
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    assert runs[net.name].data.tags["allele.kind"] == "kraken"
+    evo = runs["evolution-autolog"]
+    assert len(client.get_metric_history(evo.info.run_id, "best")) == 5
+
+
+def test_unreachable_server_spools_and_sync_replays_exactly_once(
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead_uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    tr = MlflowTracker(dead_uri, experiment, spool_path=spool_path, flush_interval_s=3600,
+                       retry_interval_s=3600)
+    assert not tr.online
+    obs = tr.observer()
+    engine = _engine(obs, generations=40)
+    result = engine.run()  # the work goes on while tracking is offline
+    report = tmp_path / "notes.txt"
+    report.write_text("artifact made offline")
+    obs.runs()[engine.name].log_artifact(report)
+    tr.close()
+    assert tr.delivered == 0 and tr.spooled >= 3
+    pending = Spool(spool_path).read().pending
+    assert {r["op"] for r in pending} == {"create_run", "log", "artifact", "end"}
+    assert all(r["target"] == dead_uri for r in pending)
+
+    # the server is still down: nothing is lost, nothing is marked done
+    down = sync_spool(spool_path)
+    assert down.replayed == 0 and down.pending == len(pending) and not down.complete
+
+    first = sync_spool(spool_path, tracking_uri=mlflow_uri)
+    assert first.complete and first.replayed == len(pending) and first.runs_created == 1
+    again = sync_spool(spool_path, tracking_uri=mlflow_uri)
+    assert (again.replayed, again.runs_created) == (0, 0)
+
+    runs = runs_of(client, experiment)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == engine.name
+    best = sorted(client.get_metric_history(run.info.run_id, "best"), key=lambda m: m.step)
+    assert [m.value for m in best] == [h.best for h in result.history]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+
+    # a replay whose done-marks were lost (crash right after delivery) changes nothing either
+    lines = spool_path.read_text().splitlines()
+    spool_path.write_text("\n".join(x for x in lines if json.loads(x)["t"] == "rec") + "\n")
+    redo = sync_spool(spool_path, tracking_uri=mlflow_uri)
+    assert redo.replayed == len(pending) - 1  # the artifact file was removed after delivery
+    assert redo.rejected == 1 and redo.runs_created == 0
+    assert len(runs_of(client, experiment)) == 1
+    assert len(client.get_metric_history(run.info.run_id, "best")) == 41
+    assert len(client.get_metric_history(run.info.run_id, "diversity")) == 41
+
+
+def test_bad_arguments_raise_tracking_error(tracker: MlflowTracker) -> None:
+    run = tracker.start_run("x")
+    with pytest.raises(TrackingError, match="FINISHED, FAILED or KILLED"):
+        run.end("DONE")
+    with pytest.raises(TrackingError, match="start_matrix_run"):
+        tracker.log_cell(CellResult(key="k", target="t", params={}, status="ok"))
+    with pytest.raises(TrackingError, match="flush_interval_s"):
+        MlflowTracker(tracker.tracking_uri, tracker.experiment, flush_interval_s=0)
+    assert np.isfinite(0.0)
