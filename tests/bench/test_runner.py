@@ -280,3 +280,60 @@ def test_sigint_stops_cleanly_and_exit_code_130(tmp_path: Path) -> None:
         done = st.finished_cell_keys(info.id)
     assert len(done) == info.cell_count
     assert plan(loads_suite(spec.read_text()))[0].key.startswith(f"{T}:slow|")
+
+
+@pytest.mark.slow
+def test_seed_matrix_quick_preset_end_to_end(tmp_path: Path) -> None:
+    """The `make run` command minus the agent (its own llm-marked test below)."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    out = subprocess.run(
+        _cli("run", str(ROOT / "benchmarks" / "seed-matrix.yaml"), "--preset", "quick",
+             "--store", url, "--name", "quick", "--workers", "2",
+             "--filter", "benchmark=evolution", "--filter", "benchmark=kraken"),
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    with open_store(url) as st:
+        rec = st.load_run("quick")
+    assert rec.info.status == "finished" and len(rec.cells) == 10
+    assert all(c.status == "ok" for c in rec.cells), [c.error for c in rec.cells]
+    for c in rec.cells:
+        if c.target == "kraken":
+            assert all(v < 0.2 for v in c.values("nrmse"))
+        else:
+            assert all(0.8 < v <= 1.0 for v in c.values("best_fitness"))
+        assert len(c.values("wall_s")) == 2  # the quick preset's two seeds
+    assert "kraken: median, IQR and 95% CI" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_seed_matrix_quick_agent_cells(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    out = subprocess.run(
+        _cli("run", str(ROOT / "benchmarks" / "seed-matrix.yaml"), "--preset", "quick",
+             "--store", url, "--name", "agent", "-q", "--filter", "benchmark=agent"),
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    with open_store(url) as st:
+        rec = st.load_run("agent")
+    assert len(rec.cells) == 2
+    assert all(c.status == "ok" for c in rec.cells), [c.error for c in rec.cells]
+    assert all(c.values("success") == [1.0] for c in rec.cells)
+
+
+@pytest.mark.slow
+def test_dask_local_process_workers_report_crashes_and_timeouts(store: ResultStore) -> None:
+    suite = loads_suite(f"""
+name: dcrash
+target: {T}:crash
+seeds: 1
+timeout_s: 2
+matrix: {{how: [ok, segv, hang]}}
+""")
+    summary = Runner(store, executor="dask-local", workers=1, environment=ENV).run(
+        suite, name="d")
+    assert summary.status == "finished" and summary.executed == 3
+    by = {c.params["how"]: c for c in store.load_run("d").cells}
+    assert by["ok"].status == "ok"
+    assert by["segv"].status == "crashed" and "Dask worker" in (by["segv"].error or "")
+    assert by["hang"].status == "timeout"

@@ -211,33 +211,35 @@ class ProcessPoolExecutor(Executor):
         worker.started_wall = time.time()
         worker.deadline = worker.started + task.timeout_s + KILL_GRACE_S
 
+    def _fill(self, pending: deque[CellTask], on_start: StartHook | None) -> None:
+        """Give every idle worker a task (replacing workers that died while idle)."""
+        for worker in list(self._pool):
+            if worker.task is None and pending:
+                if not worker.process.is_alive():
+                    worker = self._replace(worker)
+                task = pending.popleft()
+                self._assign(worker, task)
+                if on_start is not None:
+                    on_start(task)
+
     def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
             ) -> Iterator[CellResult]:
         pending = deque(tasks)
         self.start(len(pending))
         while True:
-            for worker in list(self._pool):
-                if worker.task is None and pending:
-                    if not worker.process.is_alive():  # died while idle
-                        self._replace(worker)
-                        continue
-                    task = pending.popleft()
-                    self._assign(worker, task)
-                    if on_start is not None:
-                        on_start(task)
+            self._fill(pending, on_start)
             busy = [w for w in self._pool if w.task is not None]
             if not busy:
-                if pending:
-                    continue
                 return
             now = time.monotonic()
             timeout = max(0.0, min(w.deadline for w in busy) - now)
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                  timeout=min(timeout, 1.0))
-            for worker in busy:
-                result = self._collect(worker)
-                if result is not None:
-                    yield result
+            done = [r for r in (self._collect(w) for w in busy) if r is not None]
+            # Hand out the next cells before the caller stores these results, so workers never
+            # wait for the store.
+            self._fill(pending, on_start)
+            yield from done
 
     def _collect(self, worker: _Worker) -> CellResult | None:
         task = worker.task
