@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -356,6 +357,23 @@ def test_fit_fills_memory_with_training_states() -> None:
 
 
 # --- the numba kernels against the NumPy reference ---------------------------------------------
+
+
+@SLOW_SETTINGS
+@given(size=st.integers(1, 80), connectivity=st.floats(0.01, 1.0), seed=st.integers(0, 1000))
+def test_ell_layout_holds_exactly_the_matrix(size: int, connectivity: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    w = scipy.sparse.random_array(
+        (size, size), density=connectivity, format="csr", rng=rng
+    )
+    ell = kraken_mod._to_ell(w)
+    rebuilt = np.zeros((size, size))
+    for i in range(size):
+        np.add.at(rebuilt[i], ell.idx[i], ell.val[i])
+        lo, hi = ell.ov_ptr[i], ell.ov_ptr[i + 1]
+        np.add.at(rebuilt[i], ell.ov_idx[lo:hi], ell.ov_val[lo:hi])
+    np.testing.assert_array_equal(rebuilt, w.toarray())
+    assert ell.idx.shape[1] <= max(np.diff(w.indptr).max(initial=0), 0)
 
 
 def test_fast_tanh_matches_numpy() -> None:

@@ -100,7 +100,7 @@ class SequenceResult:
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
 def _fast_tanh(v: float) -> float:  # pragma: no cover - compiled by numba
     """tanh from arithmetic only, so that the loop over units vectorises (libm tanh does not).
 
@@ -119,19 +119,22 @@ def _fast_tanh(v: float) -> float:  # pragma: no cover - compiled by numba
     return r if v >= 0.0 else -r
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _tanh_array(v: FloatArray, out: FloatArray) -> None:  # pragma: no cover - numba
     """``out[:] = tanh(v)`` with the kernels' tanh (exposed for the accuracy test)."""
     for i in range(v.shape[0]):
         out[i] = _fast_tanh(v[i])
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _run_kernel(
     drive: FloatArray,
     inputs: FloatArray,
     ell_idx: IntArray,
     ell_val: FloatArray,
+    ov_ptr: IntArray,
+    ov_idx: IntArray,
+    ov_val: FloatArray,
     x: FloatArray,
     leak: float,
     readout_t: FloatArray,
@@ -140,9 +143,10 @@ def _run_kernel(
 ) -> None:  # pragma: no cover - compiled by numba; compared with the reference in the tests
     """Run the recursion over ``drive`` (T, N) from ``x`` (updated in place).
 
-    The recurrent matrix comes in padded row-major ELL form: row ``i`` has the column indices
-    ``ell_idx[i]`` and values ``ell_val[i]`` (padding: index 0, value 0). A fixed row length lets
-    the compiler vectorise the row products with gathers, about twice as fast as CSR rows.
+    The recurrent matrix comes as padded row-major ELL (``ell_idx``, ``ell_val``: a fixed row
+    length, so the row products vectorise with gathers, about twice as fast as CSR rows) plus a
+    CSR overflow (``ov_ptr``, ``ov_idx``, ``ov_val``) for the entries of rows longer than that;
+    see ``_to_ell``.
 
     ``readout_t`` is the readout transposed, (k, 1 + d + N), with k = 0 for "no readout"; then
     ``out[t, c] = readout_t[c] . [1; inputs[t]; x[t]]``. ``states`` (R, N) receives the last R
@@ -161,6 +165,8 @@ def _run_kernel(
             acc = 0.0
             for k in range(width):
                 acc += ell_val[i, k] * x[ell_idx[i, k]]
+            for k in range(ov_ptr[i], ov_ptr[i + 1]):
+                acc += ov_val[k] * x[ov_idx[k]]
             pre[i] = acc + drive[t, i]
         for i in range(n):
             x[i] = keep * x[i] + leak * _fast_tanh(pre[i])
@@ -229,18 +235,58 @@ def _float_arg(
     return v
 
 
-def _to_ell(weights: Any) -> tuple[IntArray, FloatArray]:
-    """Padded row-major ELL copy of a CSR matrix: (N, max row length) indices and values."""
+@dataclass(frozen=True, slots=True)
+class _EllMatrix:
+    """The recurrent matrix in the layout the kernel walks: padded ELL plus a CSR overflow.
+
+    Row ``i`` holds its first ``width`` entries in ``idx[i]`` / ``val[i]`` (padding: index 0,
+    value 0) and the rest in ``ov_idx[ov_ptr[i]:ov_ptr[i+1]]`` / ``ov_val[...]``.
+    """
+
+    idx: IntArray
+    val: FloatArray
+    ov_ptr: IntArray
+    ov_idx: IntArray
+    ov_val: FloatArray
+
+
+_OVERFLOW_COST = 3.0
+"""Relative cost of one scalar overflow entry against one (vectorised) ELL slot."""
+
+
+def _to_ell(weights: Any) -> _EllMatrix:
+    """Split a CSR matrix into ELL + overflow, with the width that minimises the expected cost.
+
+    A row-major ELL block of fixed width lets the compiler vectorise row products with gathers;
+    padding every row to the longest one would waste about a third of the slots for a random
+    sparse matrix, so rows longer than the chosen width spill into a small CSR overflow.
+    """
     n = weights.shape[0]
-    lengths = np.diff(weights.indptr)
-    width = int(lengths.max()) if n else 0
+    lengths = np.diff(weights.indptr).astype(np.int64)
+    longest = int(lengths.max()) if n and weights.nnz else 0
+    widths = np.arange(longest + 1)
+    counts = np.bincount(lengths, minlength=longest + 1)  # rows of each length
+    # spill(w) = sum over rows longer than w of (length - w), from suffix sums
+    rows_longer = np.concatenate((np.cumsum(counts[::-1])[::-1][1:], [0]))
+    mass_longer = np.concatenate((np.cumsum((counts * widths)[::-1])[::-1][1:], [0]))
+    spill = mass_longer - widths * rows_longer
+    width = int(np.argmin(n * widths + _OVERFLOW_COST * spill))
+    in_row = np.arange(weights.nnz) - np.repeat(weights.indptr[:-1], lengths)
+    rows = np.repeat(np.arange(n), lengths)
+    main = in_row < width
     idx = np.zeros((n, width), dtype=np.int32)
     val = np.zeros((n, width), dtype=np.float64)
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(weights.nnz) - np.repeat(weights.indptr[:-1], lengths)
-    idx[rows, cols] = weights.indices
-    val[rows, cols] = weights.data
-    return idx, val
+    idx[rows[main], in_row[main]] = weights.indices[main]
+    val[rows[main], in_row[main]] = weights.data[main]
+    ov_counts = np.maximum(lengths - width, 0)
+    ov_ptr = np.concatenate(([0], np.cumsum(ov_counts))).astype(np.int32)
+    return _EllMatrix(
+        idx=idx,
+        val=val,
+        ov_ptr=ov_ptr,
+        ov_idx=np.ascontiguousarray(weights.indices[~main], dtype=np.int32),
+        ov_val=np.ascontiguousarray(weights.data[~main], dtype=np.float64),
+    )
 
 
 def _spectral_radius(weights: Any, rng: np.random.Generator) -> float:
@@ -336,7 +382,7 @@ class KrakenLNN:
         root = np.random.SeedSequence(seed)
         w_seq, self._win_seq, self._noise_seq = root.spawn(3)
         self._weights = self._build_recurrent(np.random.default_rng(w_seq))
-        self._ell_idx, self._ell_val = _to_ell(self._weights)
+        self._ell = _to_ell(self._weights)
 
         self._input_dim: int | None = None
         self._w_in: FloatArray | None = None  # (N, 1 + d): bias column, then input columns
@@ -493,8 +539,10 @@ class KrakenLNN:
             readout_t = np.empty((0, 1 + u.shape[1] + self.reservoir_size))
         out = np.empty((steps, readout_t.shape[0]))
         kept = np.empty((keep_states, self.reservoir_size))
+        ell = self._ell
         _run_kernel(
-            drive, u, self._ell_idx, self._ell_val, x, self.leak_rate, readout_t, out, kept
+            drive, u, ell.idx, ell.val, ell.ov_ptr, ell.ov_idx, ell.ov_val, x, self.leak_rate,
+            readout_t, out, kept,
         )
         return kept, (out if readout else None)
 
