@@ -249,7 +249,7 @@ def _unpack_samples(n: int, metrics_json: str, idx_b: bytes, seeds_b: bytes, rep
 
 # --- helpers --------------------------------------------------------------------------------------
 
-_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _dumps(obj: Any) -> str:
@@ -506,7 +506,7 @@ class ResultStore:
     def _resolve(self, conn: Connection, ref: str) -> tuple[int, str]:
         if ref == "latest":
             row = conn.execute(select(S.runs.c.pk, S.runs.c.id)
-                               .order_by(S.runs.c.created_at.desc(), S.runs.c.pk.desc())
+                               .order_by(S.runs.c.pk.desc())
                                .limit(1)).first()
             if row is None:
                 raise StoreError("the store holds no runs yet, so 'latest' names nothing")
@@ -554,9 +554,8 @@ class ResultStore:
         return self._read(run, what="read a run")
 
     def list_runs(self, limit: int | None = None) -> list[RunInfo]:
-        """Run headers, newest first."""
-        query: Select[Any] = select(*_RUN_COLUMNS).order_by(S.runs.c.created_at.desc(),
-                                                             S.runs.c.pk.desc())
+        """Run headers, newest first (the order in which runs were created in this store)."""
+        query: Select[Any] = select(*_RUN_COLUMNS).order_by(S.runs.c.pk.desc())
         if limit is not None:
             query = query.limit(limit)
 
@@ -704,7 +703,7 @@ class ResultStore:
                  .select_from(S.cells.join(S.runs, S.runs.c.pk == S.cells.c.run_pk)
                               .outerjoin(S.samples, S.samples.c.cell_pk == S.cells.c.pk))
                  .where(S.cells.c.key == key)
-                 .order_by(S.runs.c.created_at.desc(), S.runs.c.pk.desc()))
+                 .order_by(S.cells.c.run_pk.desc()))
         if metric is not None:
             # SQL cannot look inside the packed arrays, but the metric list is plain JSON text.
             query = query.where(S.samples.c.metrics.contains(json.dumps(metric), autoescape=True))
