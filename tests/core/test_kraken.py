@@ -270,13 +270,28 @@ def test_predict_continues_from_fit_and_is_pure() -> None:
     # streaming from the state fit left behind gives the same predictions
     streamed = net.process_sequence(u[400:]).outputs
     assert streamed is not None
-    np.testing.assert_allclose(streamed, first, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(streamed, first)
     # ...and continuing the training series is what makes it good: from a zero state the first
     # predictions are worse
     fresh = KrakenLNN(60, seed=1).fit(u[:400], y[:400], warmup=20)
     fresh.fit_state_ = np.zeros(60)
     cold = fresh.predict(u[400:])
     assert np.abs(cold[:5] - y[400:405]).mean() > np.abs(first[:5] - y[400:405]).mean()
+
+
+def test_predict_in_blocks_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    u, y = _delay_task(400, seed=6)
+    net = KrakenLNN(30, seed=2).fit(u[:200], y[:200], warmup=20)
+    whole = net.predict(u[200:])
+    monkeypatch.setattr(kraken_mod, "_BLOCK", 7)
+    np.testing.assert_array_equal(net.predict(u[200:]), whole)
+
+
+def test_unseeded_instances_differ() -> None:
+    a = KrakenLNN(30)
+    b = KrakenLNN(30)
+    assert a.seed is None
+    assert (a.recurrent_weights != b.recurrent_weights).nnz > 0
 
 
 def test_reset_zeroes_state_and_memory_but_keeps_readout() -> None:
