@@ -135,3 +135,27 @@ def test_dask_local_starts_and_stops_its_own_cluster() -> None:
     finally:
         ex.close()
     assert r[0].status == "ok" and r[0].values("i") == [7.0]
+
+
+def test_workers_that_cannot_start_are_an_error_not_crashed_cells(tmp_path: object) -> None:
+    """A script fed on stdin has a main module the workers cannot re-import."""
+    import subprocess
+    import sys
+
+    script = (
+        "from allele.bench.executors import ProcessPoolExecutor\n"
+        "from allele.bench.model import cell_key\n"
+        "from allele.bench.profiler import CellTask\n"
+        "from allele.errors import BenchmarkError\n"
+        "t = CellTask(key=cell_key('x', {}), benchmark='b', "
+        "target='allele.bench.targets:work', params={'n': 10}, seeds=(0,))\n"
+        "try:\n"
+        "    with ProcessPoolExecutor(1) as pool:\n"
+        "        print(list(pool.run([t])))\n"
+        "except BenchmarkError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                         timeout=120)
+    assert "ERROR benchmark worker processes die while starting" in out.stdout, out.stderr
+    assert "__main__" in out.stdout

@@ -101,10 +101,19 @@ def _extend_sys_path(paths: Sequence[str]) -> None:
             sys.path.append(p)
 
 
+_READY = "allele-worker-ready"
+MAX_START_FAILURES = 3
+"""Workers dying before they ever said ready, in a row, that make the pool give up."""
+
+
 def _worker_main(conn: Connection, sys_path: list[str]) -> None:
     """A pool worker: receive a task, run it, send the result; until None or the parent leaves."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's business
     _extend_sys_path(sys_path)
+    try:
+        conn.send(_READY)
+    except (BrokenPipeError, OSError):
+        return
     while True:
         try:
             task = conn.recv()
@@ -128,6 +137,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.task: CellTask | None = None
+        self.ready = False
         self.started = 0.0
         self.started_wall = 0.0
         self.deadline = 0.0
@@ -172,6 +182,8 @@ class ProcessPoolExecutor(Executor):
             mp.set_forkserver_preload(["allele.bench.profiler"])
         self._ctx = mp.get_context(method)
         self._pool: list[_Worker] = []
+        self._start_failures = 0
+        self._requeue: list[CellTask] = []
         self.replaced = 0
         """How many workers were replaced after a crash or a timeout kill."""
 
@@ -236,6 +248,8 @@ class ProcessPoolExecutor(Executor):
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                  timeout=min(timeout, 1.0))
             done = [r for r in (self._collect(w) for w in busy) if r is not None]
+            while self._requeue:
+                pending.appendleft(self._requeue.pop())
             # Hand out the next cells before the caller stores these results, so workers never
             # wait for the store.
             self._fill(pending, on_start)
@@ -246,8 +260,13 @@ class ProcessPoolExecutor(Executor):
         assert task is not None
         broken = False
         try:
-            if worker.conn.poll():
-                result: CellResult = worker.conn.recv()
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if message == _READY:
+                    worker.ready = True
+                    self._start_failures = 0
+                    continue
+                result: CellResult = message
                 worker.task = None
                 return result
         except (EOFError, OSError):
@@ -263,6 +282,17 @@ class ProcessPoolExecutor(Executor):
                                 "(worker killed)", worker.started_wall)
         worker.process.join(timeout=5.0)  # the pipe may close a moment before the exit is seen
         reason = describe_exit(worker.process.exitcode)
+        if not worker.ready:  # died before it could take the cell: not the cell's fault
+            self._start_failures += 1
+            if self._start_failures >= MAX_START_FAILURES:
+                raise BenchmarkError(
+                    f"benchmark worker processes die while starting ({reason}); when the "
+                    "runner is used from a script, guard it with if __name__ == '__main__': "
+                    "(the workers re-import the main module)")
+            self._requeue.append(task)
+            worker.task = None
+            self._replace(worker, kill=True)
+            return None
         worker.task = None
         self._replace(worker, kill=True)
         return _failure(task, "crashed", f"crashed: {reason}", worker.started_wall)
