@@ -194,11 +194,23 @@ def test_unfitted_behaviour() -> None:
         (np.zeros(50), np.full(50, np.inf), 0, "targets"),
         (np.zeros(50), np.zeros((50, 2, 1)), 0, "targets"),
         (["a"] * 50, np.zeros(50), 0, "numeric"),
+        (np.zeros(50), ["b"] * 50, 0, "targets must be numeric"),
+        (np.zeros(50), None, 0, "targets"),
     ],
 )
 def test_fit_validation(inputs: Any, targets: Any, warmup: int, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         KrakenLNN(20, seed=0).fit(inputs, targets, warmup=warmup)
+
+
+def test_failed_fit_does_not_fix_the_input_dimension() -> None:
+    net = KrakenLNN(20, seed=0)
+    with pytest.raises(ValidationError):
+        net.fit(np.zeros((50, 3)), np.zeros(49))
+    assert net.input_weights is None
+    net.fit(np.zeros(50), np.arange(50.0), warmup=5)  # a 1-D input is still accepted
+    assert net.input_weights is not None
+    assert net.input_weights.shape == (20, 2)
 
 
 def test_empty_sequence_is_a_no_op() -> None:

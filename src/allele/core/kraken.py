@@ -482,17 +482,25 @@ class KrakenLNN:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _check_inputs(self, inputs: npt.ArrayLike, what: str = "inputs") -> FloatArray:
+    @staticmethod
+    def _as_2d(values: npt.ArrayLike, what: str, second: str) -> FloatArray:
+        """``values`` as a finite float64 (T, m) array; (T,) becomes (T, 1)."""
         try:
-            u = np.asarray(inputs, dtype=np.float64)
+            arr = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"{what} must be numeric: {exc}") from None
-        if u.ndim == 1:
-            u = u[:, None]
-        if u.ndim != 2 or u.shape[1] < 1:
-            raise ValidationError(f"{what} must have shape (T,) or (T, d), got {u.shape}")
-        if not np.all(np.isfinite(u)):
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] < 1:
+            raise ValidationError(
+                f"{what} must have shape (T,) or (T, {second}), got {np.shape(values)}"
+            )
+        if not np.all(np.isfinite(arr)):
             raise ValidationError(f"{what} contain NaN or infinite values")
+        return np.ascontiguousarray(arr)
+
+    def _bind_inputs(self, u: FloatArray, what: str = "inputs") -> None:
+        """Check the input dimension; the first input seen fixes it and draws ``W_in``."""
         d = u.shape[1]
         if self._input_dim is None:
             self._input_dim = d
@@ -505,7 +513,11 @@ class KrakenLNN:
                 f"{what} have {d} dimension(s) but this reservoir was driven with "
                 f"{self._input_dim}"
             )
-        return np.ascontiguousarray(u)
+
+    def _check_inputs(self, inputs: npt.ArrayLike, what: str = "inputs") -> FloatArray:
+        u = self._as_2d(inputs, what, "d")
+        self._bind_inputs(u, what)
+        return u
 
     def _drive(self, u: FloatArray) -> FloatArray:
         """``W_in @ [1; u[t]]`` for every step before the loop: (T, N).
@@ -591,25 +603,20 @@ class KrakenLNN:
         ``warmup`` steps only settle the reservoir and are left out of the regression.
         """
         start = time.perf_counter()
-        y = np.asarray(targets, dtype=np.float64) if targets is not None else None
-        if y is None or y.ndim not in (1, 2):
-            raise ValidationError("targets must have shape (T,) or (T, k)")
-        u = self._check_inputs(inputs)
-        target_1d = y.ndim == 1
-        if target_1d:
-            y = y[:, None]
+        u = self._as_2d(inputs, "inputs", "d")
+        target_1d = np.ndim(targets) == 1
+        y = self._as_2d(targets, "targets", "k")
         if y.shape[0] != u.shape[0]:
             raise ValidationError(
                 f"targets have {y.shape[0]} steps but inputs have {u.shape[0]}"
             )
-        if not np.all(np.isfinite(y)):
-            raise ValidationError("targets contain NaN or infinite values")
         warmup = _int_arg("warmup", warmup, 0)
         steps = u.shape[0]
         if steps - warmup < 2:
             raise ValidationError(
                 f"warmup={warmup} leaves {steps - warmup} training step(s) of {steps}; need >= 2"
             )
+        self._bind_inputs(u)
 
         drive = self._drive(u)
         if self.noise > 0.0:
