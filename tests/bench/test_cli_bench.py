@@ -144,3 +144,46 @@ def test_bad_spec_file_through_the_cli(tmp_path: Path) -> None:
     code, _, err = invoke("run", str(bad), "--store", store_url(tmp_path))
     assert code == 2
     assert f"{bad}: matrix.population_size:" in err and "integer" in err
+
+
+def test_summary_statistics() -> None:
+    from allele.bench.summary import summarize
+
+    s = summarize("m", [4.0, 1.0, 100.0, 3.0, 2.0, float("nan")])
+    assert (s.n, s.median, s.q25, s.q75, s.iqr, s.dropped) == (5, 3.0, 2.0, 4.0, 2.0, 1)
+    assert s.mean == 22.0
+    assert s.ci_low is not None and s.ci_high is not None
+    assert 1.0 <= s.ci_low <= 3.0 <= s.ci_high <= 100.0
+    assert summarize("m", [4.0, 1.0, 100.0, 3.0, 2.0]) == summarize(
+        "m", [4.0, 1.0, 100.0, 3.0, 2.0])  # seeded: the same interval every time
+    one = summarize("m", [7.0])
+    assert (one.median, one.ci_low, one.ci_high) == (7.0, None, None)
+    empty = summarize("m", [float("inf")])
+    assert empty.n == 0 and empty.dropped == 1
+    # a wide sample of a known distribution: the interval covers the true median
+    import numpy as np
+
+    draws = np.random.default_rng(1).normal(10.0, 1.0, 400)
+    big = summarize("m", list(draws))
+    assert big.ci_low is not None and big.ci_high is not None
+    assert big.ci_low < 10.0 < big.ci_high and big.ci_high - big.ci_low < 0.5
+
+
+def test_rich_progress_reports_done_failed_and_current_cell() -> None:
+    from rich.console import Console
+
+    from allele.bench.model import CellResult
+    from allele.bench.profiler import CellTask
+    from allele.bench.runner import RichProgress
+
+    buf = io.StringIO()
+    progress = RichProgress(Console(file=buf, width=200, force_terminal=False))
+    progress.start("myrun", total=3, already_done=1)
+    t = CellTask(key="k1", benchmark="evo", target="evolution", params={"population_size": 50},
+                 seeds=(0,))
+    progress.cell_started(t)
+    progress.cell_finished(t, CellResult(key="k1", target="evolution", params={},
+                                         status="failed"))
+    progress.stop()
+    text = buf.getvalue()
+    assert "myrun" in text and "2/3" in text and "failed 1" in text
