@@ -337,3 +337,35 @@ matrix: {{how: [ok, segv, hang]}}
     assert by["ok"].status == "ok"
     assert by["segv"].status == "crashed" and "Dask worker" in (by["segv"].error or "")
     assert by["hang"].status == "timeout"
+
+
+@pytest.mark.postgres
+def test_runner_on_postgres_with_workers_and_resume(pg_url: str, tmp_path: Path) -> None:
+    flag = tmp_path / "stop"
+    flag.write_text("1")
+    suite = loads_suite(f"""
+name: pg
+order: sequential
+benchmarks:
+  - name: pooled
+    target: {T}:echo
+    seeds: [1, 2]
+    matrix: {{a: [1, 2, 3, 4]}}
+  - name: stopper
+    target: {T}:interrupt_after
+    isolation: inline
+    seeds: 1
+    matrix: {{x: [0, 1, 2]}}
+    fixed: {{flag: "{flag}", stop_at: 1}}
+""")
+    with open_store(pg_url) as st:
+        first = Runner(st, executor="local", workers=2, environment=ENV).run(suite, name="pg")
+        assert first.status == "interrupted" and first.executed == 5  # 4 pooled + x=0
+        flag.unlink()
+        again = Runner(st, executor="local", workers=2, environment=ENV).resume("pg")
+        assert (again.executed, again.skipped) == (2, 5)
+        rec = st.load_run("pg")
+    assert rec.info.status == "finished" and len(rec.cells) == 7
+    assert len({c.key for c in rec.cells}) == 7
+    pooled = [c for c in rec.cells if "echo" in c.target]
+    assert all(c.values("seed_seen") == [1.0, 2.0] for c in pooled)
