@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ ENV = {"test": True}  # skip the (slow-ish) fingerprint in most tests
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ResultStore:
+def store(tmp_path: Path) -> Iterator[ResultStore]:
     st = open_store(f"sqlite:///{tmp_path / 'results.db'}")
     yield st
     st.close()
