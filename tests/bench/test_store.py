@@ -487,6 +487,29 @@ def test_two_concurrent_runs_postgres(pg_url: str) -> None:
     _two_runs(pg_url)
 
 
+def test_threads_share_one_store(store: ResultStore) -> None:
+    import threading
+
+    run_id = store.create_run("threads", "spec", "evolution", {}, {})
+    errors: list[BaseException] = []
+
+    def write(t: int) -> None:
+        try:
+            for j in range(25):
+                store.save_cell(run_id, make_cell(100 * t + j, seeds=1, repeats=1))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(store.finished_cell_keys(run_id)) == 100
+    assert store.get_run(run_id).cell_count == 100
+
+
 def _open_and_write(url: str, i: int) -> None:
     with open_store(url) as s:
         s.create_run(f"opener-{i}", "s", "t", {}, {})
