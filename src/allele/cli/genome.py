@@ -14,7 +14,10 @@ from allele.errors import ValidationError
 
 app = typer.Typer(help="Version evolved genomes in the MLflow model registry (allele[mlflow]).",
                   no_args_is_help=True)
-console = Console()
+
+
+def _console() -> Console:
+    return Console()  # built per command, so that the terminal width is read when it runs
 
 UriOption = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///mlflow.db).")]
@@ -58,7 +61,7 @@ def register(
             raise ValidationError(f"--fitness-spec is not valid JSON: {exc}") from None
     reg = register_genome(genome, name, alias=alias or None, tags=_parse_tags(tag),
                           tracking_uri=tracking_uri, fitness_spec=spec)
-    console.print(f"registered genome {genome.id} as [bold]{reg.name}[/] version {reg.version}"
+    _console().print(f"registered genome {genome.id} as [bold]{reg.name}[/] version {reg.version}"
                   + (f" (alias {alias})" if alias else ""), highlight=False)
 
 
@@ -72,13 +75,13 @@ def list_(
 
     versions = list_genomes(name, tracking_uri=tracking_uri)
     if not versions:
-        console.print("no registered genomes" + (f" named {name!r}" if name else ""))
+        _console().print("no registered genomes" + (f" named {name!r}" if name else ""))
         return
     table = Table("name", "version", "aliases", "genome id", "generation", "fitness")
     for v in versions:
         table.add_row(v.name, v.version, ",".join(v.aliases), v.tags.get(TAG_GENOME_ID, ""),
                       v.tags.get(TAG_GENERATION, ""), v.tags.get(TAG_FITNESS, ""))
-    console.print(table)
+    _console().print(table)
 
 
 @app.command("show")
@@ -95,17 +98,17 @@ def show(
     if as_json:
         typer.echo(g.to_json())
         return
-    console.print(f"[bold]{reg.name}[/] version {reg.version}"
+    _console().print(f"[bold]{reg.name}[/] version {reg.version}"
                   + (f" (aliases: {', '.join(reg.aliases)})" if reg.aliases else ""),
                   highlight=False)
-    console.print(f"genome {g.id}, generation {g.generation}, parents "
+    _console().print(f"genome {g.id}, generation {g.generation}, parents "
                   f"{', '.join(g.parent_ids) or '-'}, fitness "
                   f"{'-' if g.fitness is None else f'{g.fitness:.6g}'}", highlight=False)
     table = Table("trait", "value")
     for trait, value in g.traits.items():
         table.add_row(trait, f"{value:.4f}")
-    console.print(table)
-    console.print(system_prompt_for(g), highlight=False)
+    _console().print(table)
+    _console().print(system_prompt_for(g), highlight=False)
 
 
 @app.command("diff")
@@ -129,4 +132,4 @@ def diff(
 
     table.add_row("fitness", fmt(cmp.fitness_a), fmt(cmp.fitness_b),
                   "-" if cmp.fitness_delta is None else f"{cmp.fitness_delta:+.6g}")
-    console.print(table)
+    _console().print(table)

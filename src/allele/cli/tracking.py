@@ -12,7 +12,10 @@ from allele.errors import TrackingError
 
 app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (allele[mlflow]).",
                   no_args_is_help=True)
-console = Console()
+
+
+def _console() -> Console:
+    return Console()  # built per command, so that the terminal width is read when it runs
 
 SpoolOption = Annotated[Path | None, typer.Option(
     "--spool", help="Spool file (default: <data_dir>/tracking-spool.jsonl).")]
@@ -30,12 +33,12 @@ def sync(
     from allele.tracking.spool import Spool
 
     report = sync_spool(Spool(spool), tracking_uri)
-    console.print(f"replayed {report.replayed} record(s), created {report.runs_created} run(s), "
+    _console().print(f"replayed {report.replayed} record(s), created {report.runs_created} run(s), "
                   f"rejected {report.rejected}, still pending {report.pending}"
                   + (f"; marked {len(report.reaped)} stale run(s) FAILED" if report.reaped
                      else ""), highlight=False)
     for err in report.errors:
-        console.print(f"  {err}", highlight=False, markup=False)
+        _console().print(f"  {err}", highlight=False, markup=False)
     if not report.complete:
         raise TrackingError(f"{report.pending} record(s) still pending: the tracking server is "
                             "unreachable; run `allele tracking sync` again later")
@@ -51,7 +54,7 @@ def status(spool: SpoolOption = None) -> None:
     by_target: dict[str, int] = {}
     for rec in state.pending:
         by_target[str(rec.get("target"))] = by_target.get(str(rec.get("target")), 0) + 1
-    console.print(f"spool {sp.path}: {len(state.pending)} pending, {len(state.done)} done, "
+    _console().print(f"spool {sp.path}: {len(state.pending)} pending, {len(state.done)} done, "
                   f"{len(state.rejected)} rejected", highlight=False)
     for target, n in sorted(by_target.items()):
-        console.print(f"  {target}: {n} pending", highlight=False, markup=False)
+        _console().print(f"  {target}: {n} pending", highlight=False, markup=False)

@@ -38,10 +38,7 @@ from allele.tracking._deps import require_mlflow
 
 mlflow = require_mlflow()
 importlib.import_module("mlflow.pyfunc")
-# GenomeModel.predict takes list[Any] rows on purpose (DataFrame rows or mappings); MLflow warns
-# that it cannot validate Any. Only that one message is silenced.
-warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType.*",
-                        category=UserWarning)
+import pandas as pd  # noqa: E402  (a dependency of MLflow; the predict type hint needs it)
 
 _MODEL_CODE = """\
 # The genome pyfunc model of Allele (MLflow models-from-code: nothing is pickled).
@@ -130,10 +127,8 @@ class GenomeModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         config = getattr(context, "model_config", None) or {}
         self.fitness_spec = config.get("fitness_spec")
 
-    def predict(self, context: Any, model_input: list[Any],
+    def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> Any:
-        import pandas as pd
-
         genome = self.genome
         vec = genome.vector()
         out: list[dict[str, Any]] = []

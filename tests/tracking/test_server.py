@@ -1,0 +1,153 @@
+"""Against a real ``mlflow server`` (one worker, job execution disabled) on 127.0.0.1: the server
+is killed mid-run, the work goes on into the spool, the server restarts, ``sync`` replays, and
+every metric arrives exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allele.core.evolution import EvolutionConfig, EvolutionEngine
+from allele.core.fitness import target_personality
+from allele.tracking.mlflow import MlflowTracker, sync_spool
+from allele.tracking.spool import Spool
+
+pytestmark = pytest.mark.slow
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+METRICS = ("best", "mean", "std", "diversity", "generation_seconds")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``mlflow server`` in its own process group (so that killing it kills its worker too)."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180.0) -> None:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 (kept open for the process)
+        self.proc = subprocess.Popen(
+            [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts")],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.kill()
+        raise AssertionError(f"mlflow server did not answer within {timeout}s")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("mlflow-server"), _free_port())
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def test_server_killed_mid_run_then_restarted_and_synced_gets_every_metric_once(
+        server: Server, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    spool = tmp_path / "spool.jsonl"
+    tracker = MlflowTracker(server.url, "server-kill", spool_path=spool, flush_interval_s=3600,
+                            retry_interval_s=3600)
+    assert tracker.online
+    obs = tracker.observer()
+    cfg = EvolutionConfig(population_size=30, generations=0, seed=3)
+    engine = EvolutionEngine(cfg, target_personality({"empathy": 0.8}), observer=obs)
+    engine.initialize()
+    for _ in range(20):
+        engine.step()
+    run = obs.runs()[engine.name]
+    run_id = run.run_id()
+    assert run_id is not None and tracker.delivered >= 2
+    client = MlflowClient(tracking_uri=server.url)
+    assert len(client.get_metric_history(run_id, "best")) == 21
+
+    server.kill()
+    for _ in range(30):  # the work continues while the server is down
+        engine.step()
+    tracker.flush()
+    assert not tracker.online
+    obs.close()
+    tracker.close()
+    pending = Spool(spool).read().pending
+    assert pending and {r["op"] for r in pending} == {"log", "end"}
+
+    server.start()
+    report = sync_spool(spool)
+    assert report.complete and report.replayed == len(pending) and report.runs_created == 0
+    assert sync_spool(spool).replayed == 0  # exactly once: a second sync has nothing to do
+
+    r = client.get_run(run_id)
+    assert r.info.status == "FINISHED"
+    for key in METRICS:
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert sorted(steps) == list(range(51)), key  # every generation, each exactly once
+    best = sorted(client.get_metric_history(run_id, "best"), key=lambda m: m.step)
+    assert [m.value for m in best] == [h.best for h in engine.history]
+    exp = client.get_experiment_by_name("server-kill")
+    assert len(client.search_runs([exp.experiment_id])) == 1
+
+
+def test_tracker_reconnects_by_itself_and_replays_the_spool_first(
+        server: Server, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    spool = tmp_path / "spool.jsonl"
+    tracker = MlflowTracker(server.url, "server-reconnect", spool_path=spool,
+                            flush_interval_s=3600, retry_interval_s=0.0)
+    run = tracker.start_run("reconnect")
+    run.log_metrics({"x": 1.0}, step=0)
+    run_id = run.run_id()
+    server.kill()
+    run.log_metrics({"x": 2.0}, step=1)
+    tracker.flush()
+    assert not tracker.online
+    server.start()
+    run.log_metrics({"x": 3.0}, step=2)
+    run.end()
+    tracker.close()
+    assert tracker.online  # it came back, replayed the spool, then wrote the rest
+    client: Any = MlflowClient(tracking_uri=server.url)
+    hist = sorted(client.get_metric_history(run_id, "x"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert Spool(spool).read().pending == []
