@@ -1,6 +1,6 @@
 """Overhead of observing: the same seeded workload with and without a Telemetry attached.
 
-Run:  .venv/bin/python benchmarks/overhead.py [--repeats 9] [--chunk 100]
+Run:  .venv/bin/python benchmarks/overhead.py [--repeats 9] [--chunk 1000,100]
 
 * evolution: EvolutionEngine, population 1000, 200 generations, a cheap vectorised fitness
   (``target_personality``);
@@ -10,13 +10,18 @@ Run:  .venv/bin/python benchmarks/overhead.py [--repeats 9] [--chunk 100]
   including the later ingestion (drain) of that event, and prometheus-client's own ``Counter.inc``
   plus the same metrics recorded directly with prometheus-client objects, all in this run.
 
-Runs are interleaved (baseline, observed, observed, baseline, ...) and the medians are compared,
+Whole runs are interleaved (baseline, observed, observed, baseline, ...) and the medians are
+compared,
 both in wall time and in process CPU time (all threads, so the Telemetry's background thread is
 counted). On a shared, loaded machine wall time swings by tens of percent between runs; CPU time
 is far steadier and is the figure to judge a 1 % budget by. The script also prints the attributed
 cost: events x measured per-event cost (hot path + ingestion) over the baseline run time.
 The Telemetry uses default settings (system sampler and background thread on, no sink); its
 creation and closing are outside the timed region, its background work is inside.
+
+A finer, paired measurement follows each: two identical components stepped alternately call by
+call, each call timed in *thread* CPU time (which other processes on a busy machine cannot
+inflate), the observed side also paying the ingestion of its events.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from allele.core.observer import GenerationStats
+from allele.core.observer import GenerationStats, notify
 from allele.observe import Telemetry
 
 Timing = tuple[float, float]
@@ -150,6 +155,136 @@ def bench_kraken(repeats: int, steps: int, chunk: int) -> tuple[float, int, floa
         statistics.median(x[1] for x in b)
 
 
+DRAIN_EVERY = 32
+
+
+def _paired_report(title: str, ratios: list[float]) -> float:
+    med = statistics.median(ratios) * 100.0
+    print(f"{title}")
+    print(f"  paired per-call CPU overhead, median of {len(ratios)} runs: {med:+.3f} %   "
+          f"(runs: {', '.join(f'{r * 100:+.2f}' for r in ratios)})")
+    return med
+
+
+def paired_evolution(repeats: int, population: int, generations: int) -> float:
+    """Two engines, same seed, stepped alternately; each step timed in thread CPU time.
+
+    The observed side pays the observer call and the ingestion (a drain every DRAIN_EVERY calls,
+    timed on its side; the default background thread drains every 0.25 s).
+    """
+    from allele.core.evolution import EvolutionConfig, EvolutionEngine
+    from allele.core.fitness import target_personality
+
+    cfg = EvolutionConfig(population_size=population, generations=generations, seed=7)
+    fitness = target_personality({"empathy": 0.9, "technical_knowledge": 0.8,
+                                  "conciseness": 0.3})
+    clock = time.thread_time_ns
+    ratios: list[float] = []
+    for r in range(repeats):
+        tel = Telemetry(background=False, system=False)
+        watched = EvolutionEngine(cfg, fitness, observer=tel, name="bench")
+        plain = EvolutionEngine(cfg, fitness, name="bench")
+        t_watched = t_plain = 0
+        n_calls = 1
+        for g in range(generations + 1):
+            if (g + r) % 2:
+                t0 = clock()
+                plain.step()
+                t1 = clock()
+                watched.step()
+                if n_calls % DRAIN_EVERY == 0:
+                    tel.drain()
+                n_calls += 1
+                t2 = clock()
+                t_plain += t1 - t0
+                t_watched += t2 - t1
+            else:
+                t0 = clock()
+                watched.step()
+                if n_calls % DRAIN_EVERY == 0:
+                    tel.drain()
+                n_calls += 1
+                t1 = clock()
+                plain.step()
+                t2 = clock()
+                t_watched += t1 - t0
+                t_plain += t2 - t1
+        t0 = clock()
+        tel.drain()
+        t_watched += clock() - t0
+        assert [h.best for h in watched.history] == [h.best for h in plain.history]
+        ratios.append(t_watched / t_plain - 1.0)
+    return _paired_report(f"evolution (paired steps): population {population}, "
+                          f"{generations} generations", ratios)
+
+
+def paired_kraken(repeats: int, steps: int, chunk: int) -> float:
+    """Two networks, same seed, fed the same chunks alternately; each call timed in thread CPU
+    time, the observed side including the ingestion (as above)."""
+    from allele.core.datasets import mackey_glass
+    from allele.core.kraken import KrakenLNN
+
+    series = np.asarray(mackey_glass(steps + 2001), dtype=np.float64)
+    train_u, train_y = series[:2000], series[1:2001]
+    stream = series[2001:2001 + steps]
+    chunks = [stream[i:i + chunk] for i in range(0, steps, chunk)]
+    clock = time.thread_time_ns
+    ratios: list[float] = []
+    for r in range(repeats):
+        tel = Telemetry(background=False, system=False)
+        watched = KrakenLNN(reservoir_size=100, seed=3, observer=tel, name="bench")
+        plain = KrakenLNN(reservoir_size=100, seed=3, name="bench")
+        watched.fit(train_u, train_y)
+        plain.fit(train_u, train_y)
+        t_watched = t_plain = 0
+        n_calls = 1
+        for i, part in enumerate(chunks):
+            if (i + r) % 2:
+                t0 = clock()
+                plain.process_sequence(part)
+                t1 = clock()
+                watched.process_sequence(part)
+                if n_calls % DRAIN_EVERY == 0:
+                    tel.drain()
+                n_calls += 1
+                t2 = clock()
+                t_plain += t1 - t0
+                t_watched += t2 - t1
+            else:
+                t0 = clock()
+                watched.process_sequence(part)
+                if n_calls % DRAIN_EVERY == 0:
+                    tel.drain()
+                n_calls += 1
+                t1 = clock()
+                plain.process_sequence(part)
+                t2 = clock()
+                t_watched += t1 - t0
+                t_plain += t2 - t1
+        t0 = clock()
+        tel.drain()
+        t_watched += clock() - t0
+        assert np.array_equal(watched.state, plain.state)
+        ratios.append(t_watched / t_plain - 1.0)
+    return _paired_report(f"kraken (paired calls): {steps} steps in chunks of {chunk}", ratios)
+
+
+def system_sampler_cost(samples: int = 50) -> float:
+    """Thread CPU time of one system sample; at the default 1 s interval this is the sampler's
+    share of one core."""
+    tel = Telemetry(background=False, system=True)
+    tel.sample_system()
+    t0 = time.thread_time_ns()
+    for _ in range(samples):
+        tel.sample_system()
+    tel.drain()
+    per = (time.thread_time_ns() - t0) / samples
+    interval = tel.sample_interval_s
+    print(f"system sampler: {per / 1e3:.0f} us per sample, every {interval:g} s = "
+          f"{per / 1e9 / interval * 100:.3f} % of one core")
+    return per
+
+
 def bench_per_event(n: int, repeats: int) -> dict[str, float]:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -172,47 +307,94 @@ def bench_per_event(n: int, repeats: int) -> dict[str, float]:
         counters[1].inc(1000)
         hist.observe(0.0005)
 
-    results: dict[str, list[float]] = {"hot": [], "inclusive": [], "counter": [],
+    results: dict[str, list[float]] = {"hot": [], "notify": [], "inclusive": [], "counter": [],
                                        "prom_equiv": []}
     block = range(1000)
     blocks = max(1, n // 1000)
     inc = counter.inc
+    clock = time.thread_time_ns  # CPU time of this thread: other processes cannot inflate it
     for _ in range(repeats):
         # Blocks of 1000 events alternate between the contenders so that load changes on a
         # shared machine hit all of them alike.
         tel = Telemetry(background=False, system=False)
         on_gen = tel.on_generation
-        hot = incl = cnt = equiv = 0
+        hot = via_notify = incl = cnt = equiv = 0
         for _ in range(blocks):
-            t0 = time.perf_counter_ns()
+            t0 = clock()
             for _ in block:
                 on_gen("evolution-0", stats)
-            t1 = time.perf_counter_ns()
+            t1 = clock()
             tel.drain()
-            t2 = time.perf_counter_ns()
+            t2 = clock()
+            for _ in block:
+                notify(tel, "on_generation", "evolution-0", stats)
+            t3 = clock()
+            tel.drain()
+            t4 = clock()
             for _ in block:
                 inc()
-            t3 = time.perf_counter_ns()
+            t5 = clock()
             for _ in block:
                 prom_equivalent()
-            t4 = time.perf_counter_ns()
+            t6 = clock()
             hot += t1 - t0
-            incl += t2 - t0
-            cnt += t3 - t2
-            equiv += t4 - t3
+            via_notify += t3 - t2
+            incl += t4 - t2
+            cnt += t5 - t4
+            equiv += t6 - t5
         total = blocks * 1000
         results["hot"].append(hot / total)
+        results["notify"].append(via_notify / total)
         results["inclusive"].append(incl / total)
         results["counter"].append(cnt / total)
         results["prom_equiv"].append(equiv / total)
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"per event ({n} events x {repeats} interleaved repeats, medians):")
-    print(f"  Telemetry.on_generation, component thread (hot path) {med['hot']:8.0f} ns")
-    print(f"  Telemetry.on_generation + ingestion (drain)          {med['inclusive']:8.0f} ns")
+    print(f"per event, thread CPU time ({n} events x {repeats} interleaved repeats, medians):")
+    print(f"  Telemetry.on_generation (hot path)                   {med['hot']:8.0f} ns")
+    print(f"  through core's notify() as components call it        {med['notify']:8.0f} ns")
+    print(f"  notify() + ingestion (drain), all a generation costs {med['inclusive']:8.0f} ns")
     print(f"  prometheus-client Counter.inc                        {med['counter']:8.0f} ns")
     print(f"  prometheus-client, same 12 evolution metrics         {med['prom_equiv']:8.0f} ns")
     print(f"  hot path / Counter.inc = {med['hot'] / med['counter']:.2f}; "
-          f"inclusive / prometheus equivalent = {med['inclusive'] / med['prom_equiv']:.2f}")
+          f"all-in / prometheus equivalent = {med['inclusive'] / med['prom_equiv']:.2f}")
+    return med
+
+
+def kraken_call_cost(repeats: int, calls: int = 2000) -> float:
+    """Extra thread CPU time of one observed ``process_sequence`` call (KrakenLNN computing its
+    SequenceStats, notify, the hot path and the ingestion), from 1-step calls alternated in
+    blocks between an observed and an unobserved network (the extra cost does not depend on the
+    chunk length: the stats are over the state vector)."""
+    from allele.core.datasets import mackey_glass
+    from allele.core.kraken import KrakenLNN
+
+    series = np.asarray(mackey_glass(2100), dtype=np.float64)
+    one = [series[2001 + i:2002 + i] for i in range(50)]
+    clock = time.thread_time_ns
+    deltas: list[float] = []
+    for _ in range(repeats):
+        tel = Telemetry(background=False, system=False)
+        watched = KrakenLNN(reservoir_size=100, seed=3, observer=tel, name="bench")
+        plain = KrakenLNN(reservoir_size=100, seed=3, name="bench")
+        for net in (watched, plain):
+            net.fit(series[:2000], series[1:2001])
+        t_w = t_p = 0
+        for _ in range(calls // len(one)):
+            t0 = clock()
+            for part in one:
+                watched.process_sequence(part)
+            tel.drain()
+            t1 = clock()
+            for part in one:
+                plain.process_sequence(part)
+            t2 = clock()
+            t_w += t1 - t0
+            t_p += t2 - t1
+        n_calls = (calls // len(one)) * len(one)
+        deltas.append((t_w - t_p) / n_calls)
+    med = statistics.median(deltas)
+    print(f"kraken: extra cost of one observed process_sequence call (stats + notify + "
+          f"Telemetry): {med / 1e3:.2f} us (runs: {', '.join(f'{d / 1e3:.2f}' for d in deltas)})")
     return med
 
 
@@ -222,22 +404,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=1000)
     parser.add_argument("--generations", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--chunk", default="1000,100",
+                        help="process_sequence chunk sizes, comma-separated")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--only", choices=["evolution", "kraken"], default=None)
     args = parser.parse_args(argv)
     per_event = bench_per_event(args.events, args.repeats)["inclusive"]
+    system_sampler_cost()
     if args.only in (None, "evolution"):
         _, events, base_cpu = bench_evolution(args.repeats, args.population, args.generations)
-        print(f"  attributed: {events} events x {per_event:.0f} ns = "
+        print(f"  attributed: {events} generations x {per_event:.0f} ns = "
               f"{events * per_event / 1e6:.3f} ms = "
               f"{events * per_event / 1e9 / base_cpu * 100:.3f} % of the baseline CPU time")
+        paired_evolution(args.repeats, args.population, args.generations)
     if args.only in (None, "kraken"):
-        _, events, base_cpu = bench_kraken(args.repeats, args.steps, args.chunk)
-        print(f"  attributed: {events} events x {per_event:.0f} ns = "
-              f"{events * per_event / 1e6:.3f} ms = "
-              f"{events * per_event / 1e9 / base_cpu * 100:.3f} % of the baseline CPU time "
-              "(Telemetry only; the component's own stats computation is in the runs above)")
+        call_cost = kraken_call_cost(args.repeats)
+        for chunk in (int(c) for c in args.chunk.split(",")):
+            _, events, base_cpu = bench_kraken(args.repeats, args.steps, chunk)
+            print(f"  attributed: {events} calls x {call_cost / 1e3:.2f} us = "
+                  f"{events * call_cost / 1e6:.3f} ms = "
+                  f"{events * call_cost / 1e9 / base_cpu * 100:.3f} % of the baseline CPU time "
+                  f"(of which Telemetry: {events * per_event / 1e9 / base_cpu * 100:.3f} %)")
+            paired_kraken(args.repeats, args.steps, chunk)
     return 0
 
 

@@ -401,6 +401,8 @@ class Telemetry:
 
     def drain(self) -> int:
         """Move every queued event into its stream; returns how many were ingested."""
+        if not self._inbox:
+            return 0
         with self._lock:
             inbox = self._inbox
             streams = self._streams
