@@ -487,3 +487,38 @@ def environment_diff(base: dict[str, Any], head: dict[str, Any],
         elif bv != hv:
             out.append((path, bv, hv))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """An A/A comparison's error rates for one target: every flagged cell is a false alarm."""
+
+    target: str
+    comparisons: int
+    false_positives: int
+    """Cells x metrics reported ``regressed`` or ``improved`` although nothing changed."""
+    inconclusive: int
+    cells: int
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.false_positives / self.comparisons if self.comparisons else 0.0
+
+    @property
+    def inconclusive_rate(self) -> float:
+        return self.inconclusive / self.comparisons if self.comparisons else 0.0
+
+
+def calibration(comp: Comparison) -> list[Calibration]:
+    """Per-target empirical false-positive rates of an A/A comparison (same code twice)."""
+    by_target: dict[str, list[MetricComparison]] = {}
+    for r in comp.rows:
+        by_target.setdefault(r.target, []).append(r)
+    out = []
+    for target, rows in sorted(by_target.items()):
+        out.append(Calibration(
+            target=target, comparisons=len(rows),
+            false_positives=sum(r.verdict in ("regressed", "improved") for r in rows),
+            inconclusive=sum(r.verdict == "inconclusive" for r in rows),
+            cells=len({r.key for r in rows})))
+    return out

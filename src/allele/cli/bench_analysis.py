@@ -1,0 +1,403 @@
+"""Analysis commands of ``allele bench``: compare, regressions, calibrate, report, import.
+
+    allele bench compare BASE HEAD [--json] [--fail-on regressed|inconclusive|never]
+                                   [--q 0.05] [--floor 0.05] [--all] [--store URL]
+    allele bench regressions [--cell PATTERN ...] [--since RUN|DATE|7d] [--metric M ...] [--json]
+    allele bench calibrate SPEC [--preset NAME] [--workers N] [--executor KIND]
+    allele bench report RUN [--baseline RUN] -o report.html [--format html|markdown]
+    allele bench import FILE.json ... [--name NAME]
+
+This module only composes :mod:`allele.bench.compare`, :mod:`allele.bench.regress`,
+:mod:`allele.bench.report` and :mod:`allele.bench.importers`; :func:`register` adds the commands
+to the ``bench`` group (``allele.cli.bench`` calls it). Heavy imports happen inside commands.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from allele.errors import AlleleError, ConfigError
+
+if TYPE_CHECKING:
+    from allele.bench.compare import Comparison
+    from allele.bench.regress import RegressionReport
+    from allele.bench.store import ResultStore
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
+
+
+class FailOn(StrEnum):
+    regressed = "regressed"
+    inconclusive = "inconclusive"
+    never = "never"
+
+
+class Format(StrEnum):
+    html = "html"
+    markdown = "markdown"
+
+
+_STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "yellow",
+          "unchanged": "dim"}
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except AlleleError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _open(url: str | None) -> ResultStore:
+    from allele.bench.store import open_store
+
+    return open_store(url)
+
+
+def _pct(r: float) -> str:
+    if math.isnan(r):
+        return "–"
+    if math.isinf(r):
+        return "+∞" if r > 0 else "-∞"
+    return f"{(r - 1) * 100:+.1f}%"
+
+
+def _num(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v:.4g}"
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(p.items())) or "-"
+
+
+def fails(comp: Comparison, fail_on: FailOn) -> bool:
+    """Whether ``--fail-on`` makes this comparison a CI failure."""
+    counts = comp.counts()
+    if fail_on is FailOn.never:
+        return False
+    if fail_on is FailOn.regressed:
+        return counts["regressed"] > 0
+    return counts["regressed"] > 0 or counts["inconclusive"] > 0
+
+
+def _print_comparison(comp: Comparison, show_all: bool) -> None:
+    counts = comp.counts()
+    rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
+    order = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
+    rows = sorted(rows, key=lambda r: (order[r.verdict], r.key, r.metric))
+    table = Table(title=f"{comp.base.name} → {comp.head.name}: "
+                        + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
+                "verdict"):
+        table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
+                         else "left", overflow="fold")
+    for r in rows:
+        e = r.estimate
+        table.add_row(r.target, _params(r.params), r.metric, _num(e.median_base),
+                      _num(e.median_head), _pct(e.ratio),
+                      f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", _num(e.q_value),
+                      "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
+                      f"[{_STYLE[r.verdict]}]{r.verdict}[/]")
+    if rows:
+        console.print(table)
+    else:
+        console.print(f"{comp.base.name} → {comp.head.name}: all {len(comp.rows)} cell metrics "
+                      f"unchanged (q={comp.q}, floor {comp.floor:.0%})")
+    blind = [r for r in comp.rows if math.isinf(r.estimate.mde)]
+    if blind:
+        n = blind[0].estimate.n_head
+        err_console.print(
+            f"[yellow]note:[/] {len(blind)} of {len(comp.rows)} cell metrics have too few "
+            f"samples (e.g. {n}) for any verdict to survive FDR control over "
+            f"{len(comp.rows)} comparisons; add seeds or repeats to the spec.", highlight=False)
+    if comp.failures:
+        err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
+                          + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
+                                      for f in comp.failures[:5]), highlight=False)
+    if comp.only_in_base or comp.only_in_head:
+        err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
+                          f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
+                          highlight=False)
+
+
+def compare_cmd(
+    base: Annotated[str, typer.Argument(help="Baseline run: id, name or 'latest'.")],
+    head: Annotated[str, typer.Argument(help="Run to judge: id, name or 'latest'.")] = "latest",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+    = False,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="Exit 1 when anything regressed (default), also when anything is "
+        "inconclusive, or never.")] = FailOn.regressed,
+    q: Annotated[float, typer.Option("--q", help="False-discovery rate (Benjamini-Hochberg).")]
+    = 0.05,
+    floor: Annotated[float, typer.Option(
+        "--floor", help="Practical floor: smallest relative change worth a verdict.")] = 0.05,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
+    with _errors():
+        from allele.bench.compare import compare_runs
+
+        with _open(store) as st:
+            b = st.load_run(base)
+            h = st.load_run(head)
+        if b.info.id == h.info.id:
+            raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
+        comp = compare_runs(b, h, q=q, floor=floor, seed=seed)
+        if as_json:
+            sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
+        else:
+            _print_comparison(comp, show_all)
+    if fails(comp, fail_on):
+        raise typer.Exit(1)
+
+
+def parse_since(text: str, store: ResultStore | None = None, now: float | None = None) -> float:
+    """A timestamp from ``7d`` / ``12h`` / ``30m``, an ISO date or time, or a run reference."""
+    now = time.time() if now is None else now
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip())
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return now - float(m.group(1)) * unit
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    if store is not None:
+        try:
+            return store.get_run(text).created_at
+        except AlleleError:
+            pass
+    raise ConfigError(f"--since {text!r}: give a duration (7d, 12h), an ISO date "
+                      "(2026-11-01) or a run id/name")
+
+
+def cell_matcher(patterns: list[str]) -> Callable[[str], bool] | None:
+    """A key filter: ``param=value`` matches a parameter (or ``target=``), anything else is a
+    glob on the cell key (a plain word matches as a substring). Any pattern may match."""
+    if not patterns:
+        return None
+    tests: list[Callable[[str], bool]] = []
+    for pat in patterns:
+        if "=" in pat and "|" not in pat and not any(ch in pat for ch in "*?["):
+            name, _, want = pat.partition("=")
+            tests.append(_param_test(name.strip(), want.strip()))
+        else:
+            glob = pat if any(ch in pat for ch in "*?[") else f"*{pat}*"
+            tests.append(_glob_test(glob))
+    return lambda key: any(t(key) for t in tests)
+
+
+def _glob_test(glob: str) -> Callable[[str], bool]:
+    def test(key: str) -> bool:
+        return fnmatch.fnmatchcase(key, glob)
+
+    return test
+
+
+def _param_test(name: str, want: str) -> Callable[[str], bool]:
+    def test(key: str) -> bool:
+        target, _, raw = key.partition("|")
+        if name == "target":
+            return target == want
+        try:
+            params = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return False
+        return name in params and str(params[name]) == want
+
+    return test
+
+
+def _print_regressions(report: RegressionReport) -> None:
+    if not report.groups:
+        console.print(f"no change point in {report.series} cell metric series over "
+                      f"{report.runs} runs")
+        return
+    table = Table(title=f"change points over {report.runs} runs ({report.series} series)")
+    for col in ("kind", "target", "metric", "first affected run", "magnitude", "p", "cells",
+                "where"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("magnitude", "p", "cells") else "left")
+    for g in report.groups:
+        style = "bold red" if g.kind == "regression" else "bold green"
+        table.add_row(f"[{style}]{g.kind}[/]", g.target, g.metric, g.run.name,
+                      f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
+                      f"{g.p_value:.2g}", f"{len(g.changes)}/{g.cells_checked}",
+                      g.attribution.description)
+    console.print(table)
+
+
+def regressions_cmd(
+    cells: Annotated[list[str] | None, typer.Option(
+        "--cell", "-c", help="Only cells matching: param=value, target=NAME, or a glob on the "
+        "cell key (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only changes from this run, date (2026-11-01) or age (7d) on.")] = None,
+    metrics: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Only these metrics (repeatable).")] = None,
+    runs_limit: Annotated[int, typer.Option("--runs", help="Look at the newest N runs.")]
+    = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fail: Annotated[bool, typer.Option(
+        "--fail", help="Exit 1 when a regression is found.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Change points over each cell's history of runs (E-divisive means + t-test)."""
+    with _errors():
+        from allele.bench.regress import analyse_runs
+
+        with _open(store) as st:
+            infos = [i for i in st.list_runs(runs_limit) if i.status != "running"]
+            since_ts = parse_since(since, st) if since else None
+            runs = [st.load_run(i.id) for i in infos]
+        report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
+                              since=since_ts)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        else:
+            _print_regressions(report)
+    if fail and report.regressions:
+        raise typer.Exit(1)
+
+
+def calibrate_cmd(
+    spec: Annotated[Path, typer.Argument(help="Spec YAML file to run twice (A/A).")],
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset of the spec.")]
+    = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker processes.")]
+    = None,
+    executor: Annotated[str, typer.Option("--executor", "-e", help="Executor kind.")]
+    = "local",
+    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
+    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """A/A calibration: run SPEC twice and report the comparison's false-positive rate."""
+    with _errors():
+        from allele.bench.compare import calibration, compare_runs
+        from allele.bench.runner import RichProgress, Runner
+        from allele.bench.spec import load_suite
+
+        suite = load_suite(spec, preset=preset)
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        with _open(store) as st:
+            runner = Runner(st, executor=executor, workers=workers,
+                            progress=None if as_json else RichProgress(err_console))
+            ids = []
+            for side in ("a", "b"):
+                summary = runner.run(suite, name=f"calibrate-{suite.name}-{stamp}-{side}")
+                if summary.status != "finished":
+                    raise AlleleError(f"calibration run {summary.name} ended {summary.status}")
+                ids.append(summary.run_id)
+            first, second = st.load_run(ids[0]), st.load_run(ids[1])
+        comp = compare_runs(first, second, q=q, floor=floor)
+        cal = calibration(comp)
+        if as_json:
+            sys.stdout.write(json.dumps({
+                "runs": [first.info.name, second.info.name], "q": q, "floor": floor,
+                "targets": [{"target": c.target, "cells": c.cells,
+                             "comparisons": c.comparisons,
+                             "false_positives": c.false_positives,
+                             "false_positive_rate": c.false_positive_rate,
+                             "inconclusive_rate": c.inconclusive_rate} for c in cal],
+            }, indent=2) + "\n")
+            return
+        table = Table(title=f"A/A calibration of {suite.name}: {first.info.name} vs "
+                            f"{second.info.name} (q={q}, floor {floor:.0%})")
+        for col in ("target", "cells", "comparisons", "false positives", "FP rate",
+                    "inconclusive"):
+            table.add_column(col, justify="left" if col == "target" else "right")
+        for c in cal:
+            table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
+                          f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}")
+        console.print(table)
+
+
+def report_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")] = "latest",
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", "-b", help="Run to compare with.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write (default: report.html / report.md).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="html or markdown.")]
+    = Format.html,
+    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
+    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    store: StoreOpt = None,
+) -> None:
+    """Write a self-contained HTML report (or Markdown for a pull request) of a run."""
+    with _errors():
+        from allele.bench.report import build_report
+
+        with _open(store) as st:
+            text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
+        path = output or Path("report.md" if fmt is Format.markdown else "report.html")
+        if str(path) == "-":
+            sys.stdout.write(text)
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc}") from None
+        err_console.print(f"report written to {path.resolve()}", highlight=False)
+
+
+def import_cmd(
+    files: Annotated[list[Path], typer.Argument(help="pytest-benchmark JSON file(s).")],
+    name: Annotated[str | None, typer.Option(
+        "--name", "-n", help="Run name (one file only; default pytest-<file stem>).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Import pytest-benchmark JSON results (raw rounds when saved, else statistics)."""
+    with _errors():
+        from allele.bench.importers import import_files, import_pytest_benchmark
+
+        if name is not None and len(files) != 1:
+            raise ConfigError("--name needs exactly one FILE")
+        with _open(store) as st:
+            if name is not None:
+                ids = [import_pytest_benchmark(st, files[0], name=name)]
+            else:
+                ids = import_files(st, files)
+            for run_id in ids:
+                info = st.get_run(run_id)
+                err_console.print(f"imported run {info.name} ({info.id}): "
+                                  f"{info.cell_count} benchmarks, {info.failed_count} failed",
+                                  highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysis commands to the ``bench`` command group."""
+    app.command("compare")(compare_cmd)
+    app.command("regressions")(regressions_cmd)
+    app.command("calibrate")(calibrate_cmd)
+    app.command("report")(report_cmd)
+    app.command("import")(import_cmd)

@@ -1,0 +1,184 @@
+"""``allele bench compare / regressions / calibrate / report / import`` on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from markdown_it import MarkdownIt
+from typer.testing import CliRunner
+
+from allele.bench.model import RunRecord
+from allele.bench.store import open_store
+from allele.cli.bench_analysis import cell_matcher, parse_since, register
+from allele.errors import ConfigError
+from tests.bench.test_report import history
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:  # a group, as `allele bench` is
+        pass
+
+    register(app)
+    return app
+
+
+def _save(url: str, runs: list[RunRecord]) -> None:
+    with open_store(url) as st:
+        for run in runs:
+            run_id = st.create_run(run.info.name, run.info.spec_name, run.info.target,
+                                   {"spec": "synthetic"}, run.info.environment)
+            st.save_cells(run_id, run.cells)
+            st.finish_run(run_id, "finished")
+            time.sleep(0.002)  # distinct created_at, oldest first
+
+
+@pytest.fixture
+def filled(sqlite_url: str) -> str:
+    _save(sqlite_url, history())
+    return sqlite_url
+
+
+def test_compare_exit_codes_and_json(filled: str) -> None:
+    runner = CliRunner()
+    app = _app()
+    # run-0 -> run-9: population >= 500 is 20% slower (8 cells)
+    res = runner.invoke(app, ["compare", "run-0", "run-9", "--store", filled, "--json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    regressed = [r for r in doc["rows"] if r["verdict"] == "regressed"]
+    assert len(regressed) == 8
+    assert {r["params"]["population_size"] for r in regressed} == {500, 1000}
+    assert all(r["metric"] == "wall_s" and 1.15 < r["ratio"] < 1.25 for r in regressed)
+    assert [f["head_status"] for f in doc["failures"]] == ["failed"]
+    res = runner.invoke(app, ["compare", "run-0", "run-9", "--store", filled,
+                              "--fail-on", "never"])
+    assert res.exit_code == 0 and "regressed" in res.stdout
+    # two runs before the step: nothing regressed
+    res = runner.invoke(app, ["compare", "run-1", "run-2", "--store", filled])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compare", "run-1", "run-2", "--store", filled,
+                              "--fail-on", "inconclusive", "--json"])
+    counts = json.loads(res.stdout)["counts"]
+    assert res.exit_code == (1 if counts["inconclusive"] else 0)
+    assert counts["regressed"] == 0 and counts["improved"] == 0
+    # user errors: one line, exit 2
+    res = runner.invoke(app, ["compare", "run-1", "nope", "--store", filled])
+    assert res.exit_code == 2 and "no run 'nope'" in res.output
+    res = runner.invoke(app, ["compare", "run-1", "run-1", "--store", filled])
+    assert res.exit_code == 2 and "same run" in res.output
+
+
+def test_regressions_command(filled: str) -> None:
+    runner = CliRunner()
+    app = _app()
+    res = runner.invoke(app, ["regressions", "--store", filled, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["runs"] == 10
+    (group,) = doc["groups"]
+    assert (group["kind"], group["metric"], group["run"]["name"]) == ("regression", "wall_s",
+                                                                      "run-6")
+    assert group["attribution"] == "population_size >= 500"
+    assert group["cells_changed"] == 8
+    res = runner.invoke(app, ["regressions", "--store", filled, "--fail"])
+    assert res.exit_code == 1 and "population_size >= 500" in res.stdout
+    res = runner.invoke(app, ["regressions", "--store", filled, "--json",
+                              "--cell", "population_size=50"])
+    assert json.loads(res.stdout)["groups"] == []
+    res = runner.invoke(app, ["regressions", "--store", filled, "--json", "--since", "run-7"])
+    assert json.loads(res.stdout)["groups"] == []
+    res = runner.invoke(app, ["regressions", "--store", filled, "--since", "yesterday-ish"])
+    assert res.exit_code == 2 and "--since" in res.output
+
+
+def test_report_command_html_and_markdown(filled: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = _app()
+    out = tmp_path / "r" / "report.html"
+    res = runner.invoke(app, ["report", "run-9", "--baseline", "run-0", "-o", str(out),
+                              "--store", filled])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "Comparison with run-0" in text
+    assert "population_size &gt;= 500" in text
+    md = tmp_path / "report.md"
+    res = runner.invoke(app, ["report", "latest", "-b", "run-0", "--format", "markdown",
+                              "-o", str(md), "--store", filled])
+    assert res.exit_code == 0, res.output
+    tokens = MarkdownIt("commonmark").enable("table").parse(md.read_text())
+    assert sum(t.type == "table_open" for t in tokens) == 4
+    assert "## Allele benchmark: `run-9`" in md.read_text()
+
+
+def test_import_command(sqlite_url: str, tmp_path: Path) -> None:
+    doc = {"datetime": "2026-01-01T00:00:00+00:00", "version": "5.1.0", "machine_info": {},
+           "commit_info": {"id": "abc"},
+           "benchmarks": [{"name": "test_a", "fullname": "t.py::test_a", "params": None,
+                           "param": None, "group": None,
+                           "stats": {"data": [1.0, 1.1, 0.9, 1.05]}}]}
+    path = tmp_path / "0001_abc.json"
+    path.write_text(json.dumps(doc))
+    runner = CliRunner()
+    res = runner.invoke(_app(), ["import", str(path), "--store", sqlite_url])
+    assert res.exit_code == 0, res.output
+    assert "imported run pytest-0001_abc" in res.output
+    with open_store(sqlite_url) as st:
+        run = st.load_run("pytest-0001_abc")
+    assert run.cells[0].values("wall_s") == [1.0, 1.1, 0.9, 1.05]
+    assert run.info.environment["commit_info"] == {"id": "abc"}
+    res = runner.invoke(_app(), ["import", str(tmp_path / "missing.json"), "--store",
+                                 sqlite_url])
+    assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_calibrate_runs_spec_twice(sqlite_url: str, tmp_path: Path) -> None:
+    spec = tmp_path / "aa.yaml"
+    spec.write_text(
+        "name: aa\n"
+        "target: allele.bench.targets:work\n"
+        "isolation: inline\n"
+        "seeds: 2\n"
+        "repeats: 4\n"
+        "matrix: {n: [5000, 10000, 20000]}\n")
+    runner = CliRunner()
+    res = runner.invoke(_app(), ["calibrate", str(spec), "--store", sqlite_url, "--executor",
+                                 "inline", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    (target,) = doc["targets"]
+    assert target["target"] == "allele.bench.targets:work"
+    assert target["cells"] == 3
+    assert target["comparisons"] >= 3 * 4  # wall_s, cpu times, rss and the checksum
+    # the checksum is deterministic per seed: never a false positive there; overall rate small
+    assert 0.0 <= target["false_positive_rate"] <= 0.25
+    with open_store(sqlite_url) as st:
+        names = sorted(r.name for r in st.list_runs())
+    assert len(names) == 2 and names[0].startswith("calibrate-aa-") and names[0].endswith("-a")
+
+
+def test_since_and_cell_parsing(filled: str) -> None:
+    now = 1_000_000.0
+    assert parse_since("7d", now=now) == pytest.approx(now - 7 * 86400)
+    assert parse_since("90m", now=now) == pytest.approx(now - 5400)
+    assert parse_since("2026-01-01T00:00:00+00:00") == pytest.approx(1767225600.0)
+    with open_store(filled) as st:
+        assert parse_since("run-3", st) == st.get_run("run-3").created_at
+        with pytest.raises(ConfigError):
+            parse_since("never", st)
+    m = cell_matcher(["population_size=500", "*tournament*"])
+    assert m is not None
+    assert m('evolution|{"population_size":500,"selection":"rank"}')
+    assert m('evolution|{"population_size":50,"selection":"tournament"}')
+    assert not m('evolution|{"population_size":50,"selection":"rank"}')
+    t = cell_matcher(["target=kraken"])
+    assert t is not None and t("kraken|{}") and not t("evolution|{}")
+    assert cell_matcher([]) is None
+    assert np.isfinite(parse_since("1h"))
