@@ -487,6 +487,50 @@ def test_two_concurrent_runs_postgres(pg_url: str) -> None:
     _two_runs(pg_url)
 
 
+def test_lock_contention_is_retried_then_reported(sqlite_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import threading
+    import time
+
+    from allele.bench import store as store_mod
+
+    # A short busy timeout makes SQLite give up quickly, so the bounded retry has to act.
+    monkeypatch.setattr(store_mod, "_BUSY_TIMEOUT_MS", 30)
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def counting_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", counting_sleep)
+    s = open_store(sqlite_url)
+    run_id = s.create_run("locked", "spec", "evolution", {}, {})
+    path = sqlite_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock ...
+    release = threading.Timer(0.25, lambda: holder.execute("COMMIT"))  # ... for a while
+    release.start()
+    try:
+        s.save_cell(run_id, make_cell(0))
+    finally:
+        release.join()
+    assert sleeps, "the write should have been retried while the lock was held"
+    assert s.finished_cell_keys(run_id) == {make_cell(0).key}
+
+    monkeypatch.setattr(store_mod, "_WRITE_RETRIES", 3)
+    holder.execute("BEGIN IMMEDIATE")  # now the lock is never released
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            s.save_cell(run_id, make_cell(1))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert s.finished_cell_keys(run_id) == {make_cell(0).key}
+    s.close()
+
+
 def test_threads_share_one_store(store: ResultStore) -> None:
     import threading
 

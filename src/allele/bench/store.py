@@ -258,7 +258,8 @@ def _dumps(obj: Any) -> str:
 
 def _is_lock_error(exc: BaseException) -> bool:
     msg = str(getattr(exc, "orig", exc)).lower()
-    return "locked" in msg or "busy" in msg
+    return any(word in msg for word in ("locked", "busy", "deadlock detected",
+                                        "could not serialize"))
 
 
 def _chunks(items: Sequence[T], size: int = _IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -322,7 +323,11 @@ class ResultStore:
         self._pid = os.getpid()
         self._closed = False
         self._engine = self._make_engine()
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -406,13 +411,28 @@ class ResultStore:
             self._pid = pid
 
     def _write(self, fn: Callable[[Connection], T], what: str) -> T:
-        """Run ``fn`` in one write transaction, retrying a bounded number of times if locked."""
+        """Run ``fn`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        return self._transaction(fn, what, write=True)
+
+    def _read(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` in one read transaction (a consistent snapshot)."""
+        return self._transaction(fn, what, write=False)
+
+    def _transaction(self, fn: Callable[[Connection], T], what: str, *, write: bool) -> T:
+        """Run ``fn`` in a transaction, retrying a bounded number of times on lock contention.
+
+        With WAL and the busy timeout, SQLite waits for the lock by itself; the retry (jittered
+        exponential backoff) covers what still escapes: "database is locked" / "busy", and
+        PostgreSQL's deadlock or serialization failures. The whole transaction is rolled back
+        before a retry, so ``fn`` runs again from scratch.
+        """
         self._check_usable()
         delay = 0.01
         for attempt in range(_WRITE_RETRIES):
             try:
                 with self._engine.connect() as conn:
-                    conn.execution_options(allele_write=True)
+                    if write:
+                        conn.execution_options(allele_write=True)
                     with conn.begin():
                         return fn(conn)
             except OperationalError as exc:
@@ -426,16 +446,6 @@ class ResultStore:
             except SQLAlchemyError as exc:
                 raise self._error(exc, what) from None
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _read(self, fn: Callable[[Connection], T], what: str) -> T:
-        self._check_usable()
-        try:
-            with self._engine.connect() as conn, conn.begin():
-                return fn(conn)
-        except StoreError:
-            raise
-        except SQLAlchemyError as exc:
-            raise self._error(exc, what) from None
 
     def _error(self, exc: SQLAlchemyError, what: str) -> StoreError:
         detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
