@@ -85,6 +85,11 @@ def test_observing_evolution_changes_nothing_even_when_telemetry_fails(
                                 backoff_initial_s=0.01, backoff_max_s=0.01)
     with Telemetry(sink=sink, flush_interval_s=0.01, drain_interval_s=0.005,
                    sample_interval_s=0.01) as tel:
+
+        def broken_exporter(source: str, component: str, rec: object) -> None:
+            raise RuntimeError("exporter down")
+
+        tel.subscribe(broken_exporter)
         rules = [*load_rules()]
         from allele.observe.alerts import AlertRule
 
@@ -102,6 +107,7 @@ def test_observing_evolution_changes_nothing_even_when_telemetry_fails(
     assert np.array_equal(watched.fitness, plain.fitness)
     assert watched.best.traits == plain.best.traits
     assert sink.calls >= 1 and tel.sink_failures >= 1 and sink.batches == []
+    assert tel.subscriber_failures >= 31
     assert am.notifications_sent >= 1
     assert tel.latest("allele_evolution_generations_total",
                       tel.components("evolution")[0]) == 31

@@ -274,3 +274,19 @@ def test_histogram_buckets_are_le_inclusive() -> None:
     assert h.sum == 8.0
     with pytest.raises(ValueError):
         Histogram([2.0, 1.0])
+
+
+def test_failing_exporter_subscriber_is_counted_not_raised(tel: Telemetry) -> None:
+    seen: list[str] = []
+
+    def broken(source: str, component: str, rec: object) -> None:
+        raise RuntimeError("exporter down")
+
+    tel.subscribe(broken)
+    tel.subscribe(lambda source, component, rec: seen.append(f"{source}:{component}"))
+    tel.on_generation("evolution-0", gen(0, 0.5))
+    tel.on_chat_error("agent-0", err("timeout"))
+    assert tel.drain() == 2
+    assert tel.subscriber_failures == 2
+    assert seen == ["evolution:evolution-0", "agent:agent-0"]
+    assert tel.latest("allele_evolution_best_fitness", "evolution-0") == 0.5
