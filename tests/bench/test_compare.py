@@ -218,6 +218,7 @@ def test_compare_runs_matches_samples_and_flags_cell() -> None:
     direct = compare_samples(b, h, direction=["higher", "lower"] * 12, seed=3)
     assert [r.estimate for r in comp.rows] == direct
     assert comp.counts()["regressed"] == 2
+    assert all(math.isfinite(r.estimate.mde) for r in comp.regressed)
 
 
 def test_compare_runs_pairs_by_seed() -> None:

@@ -75,8 +75,9 @@ class Estimate:
     q_value: float
     """Benjamini-Hochberg adjusted p-value within the comparison's family."""
     mde: float
-    """Minimum detectable relative effect (0.10 = 10%) for this cell if it were the only change;
-    ``inf`` when the test cannot reach significance with this many samples."""
+    """Minimum detectable relative effect (0.10 = 10%) of this cell at the significance level BH
+    applied in this comparison (``q / m`` when nothing was significant); ``inf`` when the test
+    cannot reach that level with this many samples."""
     verdict: Verdict
 
     @property
@@ -375,7 +376,12 @@ def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayL
         min_p[idx] = res.min_p
     qv = _bh(cols["p_value"])
     n_tests = int(np.sum(np.isfinite(cols["p_value"])))
-    alpha_one = q / max(1, n_tests)  # BH threshold for a lone discovery
+    # the p-value level BH actually applied in this family: that of a lone discovery (q/m), or
+    # the largest p-value it declared significant
+    significant = np.isfinite(qv) & (qv <= q)
+    alpha_one = q / max(1, n_tests)
+    if np.any(significant):
+        alpha_one = max(alpha_one, float(np.max(cols["p_value"][significant])))
     z_one = float(stats.norm.isf(alpha_one / 2.0))
     out: list[Estimate] = []
     for i in range(k):
