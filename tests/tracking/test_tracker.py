@@ -347,3 +347,35 @@ def test_bad_arguments_raise_tracking_error(tracker: MlflowTracker) -> None:
     with pytest.raises(TrackingError, match="flush_interval_s"):
         MlflowTracker(tracker.tracking_uri, tracker.experiment, flush_interval_s=0)
     assert np.isfinite(0.0)
+
+
+def test_tracking_cli_status_and_sync(mlflow_uri: str, experiment: str, spool_path: Path,
+                                      client: Any) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from allele.cli import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    tr = MlflowTracker(dead_uri, experiment, spool_path=spool_path, retry_interval_s=3600)
+    with tr.start_run("cli-run") as run:
+        for step in range(5):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    tr.close()
+    n = len(Spool(spool_path).read().pending)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["tracking", "status", "--spool", str(spool_path)])
+    assert res.exit_code == 0 and f"{n} pending" in res.output and dead_uri in res.output
+    res = runner.invoke(app, ["tracking", "sync", "--spool", str(spool_path)])
+    assert res.exit_code == 2 and f"{n} record(s) still pending" in res.output
+    res = runner.invoke(app, ["tracking", "sync", "--spool", str(spool_path),
+                              "--tracking-uri", mlflow_uri])
+    assert res.exit_code == 0, res.output
+    assert f"replayed {n} record(s), created 1 run(s)" in res.output
+    (run_info,) = runs_of(client, experiment)
+    hist = sorted(client.get_metric_history(run_info.info.run_id, "loss"), key=lambda m: m.step)
+    assert [m.value for m in hist] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert run_info.info.status == "FINISHED"
