@@ -303,6 +303,17 @@ def test_default_location_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert [r.name for r in s.list_runs()] == ["x"]
 
 
+def test_read_only_store(sqlite_store: ResultStore, sqlite_url: str) -> None:
+    run_id = sqlite_store.create_run("ro", "spec", "evolution", {}, {})
+    sqlite_store.save_cell(run_id, make_cell(0))
+    path = sqlite_url.removeprefix("sqlite:///")
+    # An up-to-date store opens with a read transaction only, so a read-only handle works.
+    with open_store(f"sqlite:///file:{path}?mode=ro&uri=true") as ro:
+        assert ro.load_run("ro").cells[0].samples == make_cell(0).samples
+        with pytest.raises(StoreError, match="readonly"):
+            ro.create_run("other", "spec", "evolution", {}, {})
+
+
 def test_sqlite_pragmas(sqlite_store: ResultStore, sqlite_url: str) -> None:
     sqlite_store.create_run("x", "s", "t", {}, {})
     raw = sqlite_store._engine  # the store's own connections carry the pragmas

@@ -45,6 +45,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
     select,
 )
 
@@ -196,6 +197,8 @@ LATEST_VERSION = len(MIGRATIONS)
 
 def current_version(conn: Connection) -> int:
     """The schema version of the database (0 for an empty one)."""
+    if not inspect(conn).has_table("schema_version"):
+        return 0
     row = conn.execute(select(schema_version.c.version)).first()
     return 0 if row is None else int(row[0])
 

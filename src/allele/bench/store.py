@@ -336,8 +336,10 @@ class ResultStore:
         kwargs: dict[str, Any] = {}
         if self._is_sqlite:
             database = url.database or ""
-            in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-            if not in_memory:
+            uri = database.startswith("file:")
+            in_memory = (database in ("", ":memory:") or database.startswith("file::memory:")
+                         or "mode=memory" in database)
+            if not in_memory and not uri:  # a SQLite URI (file:...?uri=true) is used as is
                 path = Path(database)
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -388,16 +390,22 @@ class ResultStore:
                 conn.exec_driver_sql("BEGIN")
 
     def _open(self) -> None:
-        def run(conn: Connection) -> tuple[int, int]:
-            if self._is_postgres:
-                conn.exec_driver_sql(S.PG_MIGRATION_LOCK)
-            return S.migrate(conn)
+        """Check the schema version; migrate (under the write lock) only when it is behind.
 
-        before, after = self._write(run, what="open the store")
-        if before > S.LATEST_VERSION:
-            raise StoreError(f"the store at {_display(self._url)} has schema version {before}, "
+        An up-to-date store is opened with a read transaction only, so opening never waits for
+        writers and works on a read-only copy.
+        """
+        version = self._read(S.current_version, what="open the store")
+        if version < S.LATEST_VERSION:
+            def run(conn: Connection) -> tuple[int, int]:
+                if self._is_postgres:
+                    conn.exec_driver_sql(S.PG_MIGRATION_LOCK)
+                return S.migrate(conn)
+
+            version = self._write(run, what="open the store")[0]
+        if version > S.LATEST_VERSION:
+            raise StoreError(f"the store at {_display(self._url)} has schema version {version}, "
                              f"newer than this Allele understands ({S.LATEST_VERSION})")
-        del after
 
     # -- transactions ------------------------------------------------------------------------------
 
