@@ -291,14 +291,6 @@ def test_predict_continues_from_fit_and_is_pure() -> None:
     assert np.abs(cold[:5] - y[400:405]).mean() > np.abs(first[:5] - y[400:405]).mean()
 
 
-def test_predict_in_blocks_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    u, y = _delay_task(400, seed=6)
-    net = KrakenLNN(30, seed=2).fit(u[:200], y[:200], warmup=20)
-    whole = net.predict(u[200:])
-    monkeypatch.setattr(kraken_mod, "_BLOCK", 7)
-    np.testing.assert_array_equal(net.predict(u[200:]), whole)
-
-
 def test_unseeded_instances_differ() -> None:
     a = KrakenLNN(30)
     b = KrakenLNN(30)
