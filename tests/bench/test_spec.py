@@ -296,3 +296,12 @@ def test_yaml_round_trip_of_a_model_dump(tmp_path: Path) -> None:
     dumped = suite.model_dump(mode="json")
     again = type(suite).model_validate(yaml.safe_load(yaml.safe_dump(dumped)))
     assert plan(again) == plan(suite)
+
+
+def test_null_values_survive_merging_and_a_preset_can_reset_metrics() -> None:
+    suite = loads_suite("name: s\ntarget: m:f\nfixed: {x: null}\nmatrix: {a: [null, 1]}\n"
+                        "include: [{b: null}]\nmetrics: [a]\npresets: {all: {metrics: null}}\n",
+                        preset="all")
+    b = suite.benchmarks[0]
+    assert b.expand() == [{"x": None, "a": None, "b": None}, {"x": None, "a": 1, "b": None}]
+    assert b.metrics is None

@@ -377,13 +377,13 @@ def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = No
             where = f"benchmarks[{i}].name" if is_suite else "name"
             raise ConfigError(f"{source}: {where}: duplicate benchmark name {rb.name!r}")
         names.add(rb.name)
-        merged = raw.defaults.model_dump(exclude_none=True)
-        merged = _merge(merged, rb.model_dump(exclude_none=True, exclude={"presets"}))
+        merged = raw.defaults.model_dump(exclude_unset=True)
+        merged = _merge(merged, rb.model_dump(exclude_unset=True, exclude={"presets"}))
         if preset is not None:
             if preset in raw.presets:
-                merged = _merge(merged, raw.presets[preset].model_dump(exclude_none=True))
+                merged = _merge(merged, raw.presets[preset].model_dump(exclude_unset=True))
             if preset in rb.presets:
-                merged = _merge(merged, rb.presets[preset].model_dump(exclude_none=True))
+                merged = _merge(merged, rb.presets[preset].model_dump(exclude_unset=True))
         try:
             spec = BenchmarkSpec.model_validate(merged)
         except PydanticValidationError as exc:  # pragma: no cover - parts validated above
