@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -289,10 +289,10 @@ def _matches(pattern: str | None, component: str) -> bool:
     return component == pattern
 
 
-def _since(ring: Iterable[Record], since: float | None) -> list[Record]:
+def _since(ring: deque[Record], since: float | None) -> list[Record]:
     if since is None:
         return list(ring)
-    out = list(itertools.takewhile(lambda r: r[0] >= since, reversed(list(ring))))
+    out = list(itertools.takewhile(lambda r: r[0] >= since, reversed(ring)))
     out.reverse()
     return out
 
