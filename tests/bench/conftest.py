@@ -104,10 +104,15 @@ def pg_server_url() -> Iterator[str]:
         return
 
     _ensure_server()
-    _check(_as_postgres(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + PG_USER + "') "
-        f"THEN CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' CREATEDB; END IF; END $$;"),
-        "create the test role")
+    create_role = ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                   f"'{PG_USER}') THEN CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' "
+                   "CREATEDB; END IF; END $$;")
+    for _ in range(3):  # another test session may be creating the role at the same moment
+        proc = _as_postgres(create_role)
+        if proc.returncode == 0:
+            break
+        time.sleep(0.5)
+    _check(proc, "create the test role")
     _check(_as_postgres(f'CREATE DATABASE "{db}" OWNER {PG_USER}'), "create the test database")
     try:
         yield f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{db}"
