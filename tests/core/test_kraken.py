@@ -367,6 +367,15 @@ def test_memory_holds_exactly_the_last_states(chunks: list[int], cap: int) -> No
     np.testing.assert_array_equal(net.memory, everything[total - min(total, cap) :])
 
 
+def test_huge_memory_capacity_is_allocated_on_demand() -> None:
+    net = KrakenLNN(10, seed=0, memory_size=10**9)  # 80 GB if allocated up front
+    for _ in range(3):
+        net.process_sequence(_signal(7))
+    assert net.memory_fill == 21
+    assert net.memory.shape == (21, 10)
+    np.testing.assert_array_equal(net.memory[-1], net.state)
+
+
 def test_fit_fills_memory_with_training_states() -> None:
     u, y = _delay_task(200)
     net = KrakenLNN(20, seed=0, memory_size=15).fit(u, y, warmup=10)

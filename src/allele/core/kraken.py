@@ -407,7 +407,8 @@ class KrakenLNN:
         self._w_in: FloatArray | None = None  # (N, 1 + d): bias column, then input columns
         self._w_in_t: FloatArray = np.empty((0, self.reservoir_size))  # W_in transposed
         self._x: FloatArray = np.zeros(self.reservoir_size)
-        self._mem = np.empty((self.memory_size, self.reservoir_size))
+        # allocated on demand, growing geometrically up to memory_size rows
+        self._mem: FloatArray = np.empty((0, self.reservoir_size))
         self._mem_pos = 0  # next slot to write
         self._mem_fill = 0
 
@@ -581,6 +582,12 @@ class KrakenLNN:
     def _push_memory(self, states: FloatArray) -> None:
         cap = self.memory_size
         steps = states.shape[0]
+        needed = min(cap, self._mem_fill + steps)
+        if needed > self._mem.shape[0]:
+            # not full yet, so the held states are rows [0, fill) in order (no wrap so far)
+            grown = np.empty((min(cap, max(needed, 2 * self._mem.shape[0])), self.reservoir_size))
+            grown[: self._mem_fill] = self._mem[: self._mem_fill]
+            self._mem = grown
         if steps >= cap:
             self._mem[:] = states[steps - cap :]
             self._mem_pos = 0
