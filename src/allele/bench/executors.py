@@ -103,6 +103,8 @@ def _extend_sys_path(paths: Sequence[str]) -> None:
 
 _READY = "allele-worker-ready"
 MAX_START_FAILURES = 3
+STARTUP_TIMEOUT_S = 120.0
+"""How long a new worker may take to import and report ready."""
 """Workers dying before they ever said ready, in a row, that make the pool give up."""
 
 
@@ -208,6 +210,14 @@ class ProcessPoolExecutor(Executor):
         return new
 
     def _assign(self, worker: _Worker, task: CellTask) -> None:
+        if not worker.ready:  # an idle new worker may have said ready already
+            try:
+                while worker.conn.poll():
+                    if worker.conn.recv() == _READY:
+                        worker.ready = True
+                        self._start_failures = 0
+            except (EOFError, OSError):
+                pass  # dead: replaced just below
         for _attempt in range(2):
             if not worker.process.is_alive():
                 worker = self._replace(worker)
@@ -221,7 +231,8 @@ class ProcessPoolExecutor(Executor):
         worker.task = task
         worker.started = time.monotonic()
         worker.started_wall = time.time()
-        worker.deadline = worker.started + task.timeout_s + KILL_GRACE_S
+        limit = task.timeout_s if worker.ready else STARTUP_TIMEOUT_S + task.timeout_s
+        worker.deadline = worker.started + limit + KILL_GRACE_S
 
     def _fill(self, pending: deque[CellTask], on_start: StartHook | None) -> None:
         """Give every idle worker a task (replacing workers that died while idle)."""
@@ -265,6 +276,10 @@ class ProcessPoolExecutor(Executor):
                 if message == _READY:
                     worker.ready = True
                     self._start_failures = 0
+                    # the cell's clock starts when the worker can run it, not at its start-up
+                    worker.started = time.monotonic()
+                    worker.started_wall = time.time()
+                    worker.deadline = worker.started + task.timeout_s + KILL_GRACE_S
                     continue
                 result: CellResult = message
                 worker.task = None
@@ -274,7 +289,9 @@ class ProcessPoolExecutor(Executor):
         if not broken:
             if worker.process.is_alive() and time.monotonic() < worker.deadline:
                 return None
-            if worker.process.is_alive():  # over the deadline and not answering
+            if worker.process.is_alive() and not worker.ready:  # stuck while starting
+                worker.process.kill()
+            elif worker.process.is_alive():  # over the deadline and not answering
                 worker.task = None
                 self._replace(worker, kill=True)
                 return _failure(task, "timeout",
