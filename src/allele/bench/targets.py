@@ -252,7 +252,14 @@ def agent(params: dict[str, Any], seed: int) -> dict[str, float]:
     genome = Genome.random(np.random.default_rng(seed))
     prompt = str(params.get("prompt") or DEFAULT_AGENT_PROMPT)
     expect = str(params.get("expect") or "").lower()
-    with NLPAgent(genome, config, name="bench-agent") as bot:
+    provider = None
+    if config.provider == "llamacpp":
+        # Load the model once per process (the cache is keyed by the load seed); the cell's seed
+        # still drives sampling through the request's GenerationParams.
+        from allele.core.llm import LlamaCppProvider
+
+        provider = LlamaCppProvider(config.model, n_ctx=config.n_ctx, seed=0)
+    with NLPAgent(genome, config, name="bench-agent", provider=provider) as bot:
         start = time.perf_counter()
         stream = bot.stream(prompt)
         chunks = list(stream)
