@@ -239,6 +239,20 @@ def test_cell_history_oldest_first(store: ResultStore) -> None:
     assert [s.value for s in wall[2][1].samples] == make_cell(0, salt=4.0).values("wall_s")
     assert all(s.metric == "wall_s" for _, c in wall for s in c.samples)
 
+    mh = store.metric_history(key, "wall_s")
+    assert len(mh) == 3 and mh.run_ids == [info.id for info, _ in wall]
+    assert mh.run_names == ["h0", "h1", "h4"] and mh.statuses == ["ok", "ok", "ok"]
+    assert mh.created_at.tolist() == [info.created_at for info, _ in wall]
+    for i, (_, cell) in enumerate(wall):
+        assert bits(mh.run_values(i).tolist()) == bits([s.value for s in cell.samples])
+        lo, hi = mh.offsets[i], mh.offsets[i + 1]
+        assert mh.seeds[lo:hi].tolist() == [s.seed for s in cell.samples]
+        assert mh.repeats[lo:hi].tolist() == [s.repeat for s in cell.samples]
+    assert mh.medians().tolist() == [float(np.median(c.values("wall_s"))) for _, c in wall]
+    assert store.metric_history(key, "wall_s", limit=1).run_ids == [ids[4]]
+    empty = store.metric_history(key, "no_such_metric")
+    assert len(empty) == 0 and empty.values.size == 0 and empty.offsets.tolist() == [0]
+
     last_two = store.cell_history(key, limit=2)
     assert [info.id for info, _ in last_two] == [ids[3], ids[4]]
     assert store.cell_history(key, metric="no_such_metric") == []

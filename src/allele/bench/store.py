@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, get_args
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     Connection,
     Engine,
@@ -70,7 +71,7 @@ from allele.errors import StoreError
 if TYPE_CHECKING:
     from allele.observe.metrics import MetricPoint
 
-__all__ = ["ResultStore", "open_store"]
+__all__ = ["MetricHistory", "ResultStore", "open_store"]
 
 T = TypeVar("T")
 
@@ -191,54 +192,100 @@ SampleRow = tuple[Any, Any, Any, Any, Any, Any]
 """A ``samples`` row as selected: n (None when the cell has none), metrics, and the four blobs."""
 
 
-def _unpack_cells(rows: Sequence[SampleRow], only: str | None = None) -> list[list[Sample]]:
-    """The exact inverse of :func:`_pack_cells`, optionally keeping only one metric.
+@dataclasses.dataclass(slots=True)
+class _Columns:
+    """Decoded samples of many cells: flat arrays plus each cell's sample count."""
 
-    All cells are decoded together: each column's blobs are joined and read by one
-    ``np.frombuffer``; local metric indexes become global ones through one lookup table.
+    counts: list[int]
+    names: list[str]
+    gidx: npt.NDArray[np.intp] | None  # index into ``names``; None once filtered to one metric
+    vals: npt.NDArray[np.float64]
+    seeds: npt.NDArray[np.int64]
+    reps: npt.NDArray[np.int64]
+
+
+def _decode(rows: Sequence[SampleRow], only: str | None = None) -> _Columns:
+    """Decode the packed samples of many cells at once (optionally keeping one metric).
+
+    Each column's blobs are joined and read by one ``np.frombuffer``; the cells' local metric
+    indexes become global ones through one lookup table built per distinct metric list.
     """
     counts = [int(r[0]) if r[0] else 0 for r in rows]
-    total = sum(counts)
-    if total == 0:
-        return [[] for _ in rows]
     present = [r for r, n in zip(rows, counts, strict=True) if n]
-    global_ids: dict[str, int] = {}
+    names: dict[str, int] = {}
     lut_offset: dict[str, int] = {}
-    lut_parts: list[int] = []
+    lut: list[int] = []
     cell_offsets: list[int] = []
     for r in present:
         off = lut_offset.get(r[1])
         if off is None:
-            off = lut_offset[r[1]] = len(lut_parts)
-            lut_parts.extend(global_ids.setdefault(m, len(global_ids)) for m in json.loads(r[1]))
+            off = lut_offset[r[1]] = len(lut)
+            lut.extend(names.setdefault(m, len(names)) for m in json.loads(r[1]))
         cell_offsets.append(off)
-    present_counts = [n for n in counts if n]
     local = np.frombuffer(b"".join(r[2] for r in present), dtype="<u2").astype(np.intp)
-    gidx = np.asarray(lut_parts, dtype=np.intp)[
-        local + np.repeat(np.asarray(cell_offsets, dtype=np.intp), present_counts)]
+    gidx = np.asarray(lut, dtype=np.intp)[
+        local + np.repeat(np.asarray(cell_offsets, dtype=np.intp), [n for n in counts if n])]
     vals = np.frombuffer(b"".join(r[5] for r in present), dtype="<f8")
     seeds = np.frombuffer(b"".join(r[3] for r in present), dtype="<i8")
     reps = np.frombuffer(b"".join(r[4] for r in present), dtype="<i8")
+    if only is None:
+        return _Columns(counts, list(names), gidx, vals, seeds, reps)
+    gid = names.get(only, -1)
+    keep = gidx == gid
+    kept_before = np.concatenate(([0], np.cumsum(keep)))
+    bounds = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+    kept = (kept_before[bounds[1:]] - kept_before[bounds[:-1]]).tolist()
+    return _Columns(kept, [only], None, vals[keep], seeds[keep], reps[keep])
+
+
+def _unpack_cells(rows: Sequence[SampleRow], only: str | None = None) -> list[list[Sample]]:
+    """The exact inverse of :func:`_pack_cells`, optionally keeping only one metric."""
+    cols = _decode(rows, only)
     metric_col: Iterable[str]
-    if only is not None:
-        gid = global_ids.get(only)
-        if gid is None:
-            return [[] for _ in rows]
-        keep = gidx == gid
-        kept_before = np.concatenate(([0], np.cumsum(keep)))
-        bounds = np.concatenate(([0], np.cumsum(counts)))
-        counts = (kept_before[bounds[1:]] - kept_before[bounds[:-1]]).tolist()
-        vals, seeds, reps = vals[keep], seeds[keep], reps[keep]
-        metric_col = repeat(only, len(vals))
+    if cols.gidx is None:
+        metric_col = repeat(cols.names[0], len(cols.vals))
     else:
-        metric_col = np.array(list(global_ids), dtype=object)[gidx].tolist()
-    flat = _make_samples(metric_col, vals.tolist(), seeds.tolist(), reps.tolist())
+        metric_col = np.array(cols.names, dtype=object)[cols.gidx].tolist()
+    flat = _make_samples(metric_col, cols.vals.tolist(), cols.seeds.tolist(), cols.reps.tolist())
     out: list[list[Sample]] = []
     start = 0
-    for n in counts:
+    for n in cols.counts:
         out.append(flat[start:start + n])
         start += n
     return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricHistory:
+    """One metric of one cell across runs, as arrays, oldest run first.
+
+    Run ``i``'s raw samples are ``values[offsets[i]:offsets[i + 1]]`` (with their ``seeds`` and
+    ``repeats``), in the order they were saved. Built without one Python object per sample, for
+    analyses over long histories (change points, trends).
+    """
+
+    key: str
+    metric: str
+    run_ids: list[str]
+    run_names: list[str]
+    created_at: npt.NDArray[np.float64]
+    statuses: list[str]
+    offsets: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    seeds: npt.NDArray[np.int64]
+    repeats: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.run_ids)
+
+    def run_values(self, i: int) -> npt.NDArray[np.float64]:
+        """The samples of the ``i``-th run (oldest first)."""
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+    def medians(self) -> npt.NDArray[np.float64]:
+        """The median of each run's samples."""
+        return np.array([np.median(self.run_values(i)) for i in range(len(self))],
+                        dtype=np.float64)
 
 
 def _unpack_samples(n: int, metrics_json: str, idx_b: bytes, seeds_b: bytes, reps_b: bytes,
@@ -739,6 +786,41 @@ class ResultStore:
             return out
 
         return self._read(run, what="read a cell history")
+
+    def metric_history(self, key: str, metric: str,
+                       limit: int | None = None) -> MetricHistory:
+        """One metric of the cell ``key`` across runs, as numpy arrays (oldest run first).
+
+        The same cells as ``cell_history(key, metric, limit)`` (runs whose cell has samples of
+        ``metric``), without building a RunInfo, CellResult or Sample per row: the fast path for
+        long series.
+        """
+        query = (select(S.runs.c.id, S.runs.c.name, S.runs.c.created_at, S.cells.c.status,
+                        *_SAMPLE_COLUMNS)
+                 .select_from(S.cells.join(S.runs, S.runs.c.pk == S.cells.c.run_pk)
+                              .join(S.samples, S.samples.c.cell_pk == S.cells.c.pk))
+                 .where(S.cells.c.key == key,
+                        S.samples.c.metrics.contains(json.dumps(metric), autoescape=True))
+                 .order_by(S.cells.c.run_pk.desc()))
+        if limit is not None:
+            query = query.limit(limit)
+
+        def run(conn: Connection) -> MetricHistory:
+            rows = list(conn.execute(query))
+            rows.reverse()
+            cols = _decode([cast("SampleRow", tuple(r[4:10])) for r in rows], metric)
+            has = [i for i, n in enumerate(cols.counts) if n]
+            kept = [rows[i] for i in has]
+            offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+            np.cumsum([cols.counts[i] for i in has], out=offsets[1:])
+            return MetricHistory(
+                key=key, metric=metric, run_ids=[r[0] for r in kept],
+                run_names=[r[1] for r in kept],
+                created_at=np.array([r[2] for r in kept], dtype=np.float64),
+                statuses=[r[3] for r in kept], offsets=offsets,
+                values=cols.vals.copy(), seeds=cols.seeds.copy(), repeats=cols.reps.copy())
+
+        return self._read(run, what="read a metric history")
 
     # -- telemetry ---------------------------------------------------------------------------------
 
