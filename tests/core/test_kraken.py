@@ -114,11 +114,14 @@ def test_spectral_radius_is_the_requested_one(
     assert got == pytest.approx(radius, rel=1e-9)
 
 
-def test_spectral_radius_via_arpack_matches_dense(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kraken_mod, "_DENSE_EIG_MAX", 50)
-    net = KrakenLNN(300, spectral_radius=0.8, connectivity=0.05, seed=4)
+@pytest.mark.parametrize("dense_max", [50, 10_000])  # the ARPACK path, then the dense one
+def test_spectral_radius_both_eigen_paths(
+    dense_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kraken_mod, "_DENSE_EIG_MAX", dense_max)
+    net = KrakenLNN(200, spectral_radius=0.8, connectivity=0.05, seed=4)
     got = np.abs(np.linalg.eigvals(net.recurrent_weights.toarray())).max()
-    assert got == pytest.approx(0.8, rel=1e-6)
+    assert got == pytest.approx(0.8, rel=1e-9)
 
 
 def test_zero_spectral_radius_means_no_recurrence() -> None:
