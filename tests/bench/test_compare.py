@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from allele.bench.compare import compare_runs, compare_samples, environment_diff
+from allele.bench.compare import (
+    calibration,
+    clip_far_outliers,
+    compare_runs,
+    compare_samples,
+    environment_diff,
+)
 from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 from allele.errors import ValidationError
 
@@ -126,8 +132,25 @@ def test_bootstrap_ci_covers_true_ratio() -> None:
     covered = np.mean([e.ci_low <= true_ratio <= e.ci_high for e in ests])
     assert 0.88 <= covered <= 0.99
     assert all(e.ci_low <= e.ratio <= e.ci_high for e in ests)
-    np.testing.assert_allclose([e.ratio for e in ests], head.mean(1) / base.mean(1))
+    np.testing.assert_allclose([e.ratio for e in ests], clip_far_outliers(head).mean(1)
+                               / clip_far_outliers(base).mean(1))
     np.testing.assert_allclose([e.median_base for e in ests], np.median(base, axis=1))
+
+
+def test_far_outliers_clipped_for_the_ratio_not_for_the_test() -> None:
+    rng = np.random.default_rng(15)
+    clean = 1.0 + 0.03 * rng.standard_normal((50, 10))
+    clipped = clip_far_outliers(clean)  # normal data: rarely touched, and only slightly
+    assert np.mean(clipped != clean) < 0.02
+    assert np.max(np.abs(clipped - clean)) < 0.03
+    base = 1.0 + 0.01 * rng.standard_normal(200)
+    head = 1.0 + 0.01 * rng.standard_normal(200)
+    head[:2] = 100.0  # two rounds hit by a 100x stall
+    (est,) = compare_samples([base], [head])
+    assert head.mean() > 1.9  # the raw mean doubled
+    assert est.ratio == pytest.approx(1.0, abs=0.01)  # the clipped one did not
+    assert est.verdict == "unchanged"
+    assert est.p_value == pytest.approx(stats.mannwhitneyu(head, base).pvalue)
 
 
 def test_seeded_and_reproducible() -> None:
@@ -248,6 +271,15 @@ def test_compare_runs_failures_missing_cells_and_json() -> None:
     doc = json.loads(json.dumps(comp.to_dict(), allow_nan=False))
     assert doc["head"]["name"] == "head" and len(doc["rows"]) == 18
     assert set(doc["counts"]) == {"regressed", "improved", "inconclusive", "unchanged"}
+
+
+def test_calibration_counts_flags_per_target() -> None:
+    rng = np.random.default_rng(14)
+    base = _run("base", rng, seeds=1, repeats=10)
+    head = _run("head", rng, seeds=1, repeats=10, slow={(3, "wall_s"): 1.3})
+    (cal,) = calibration(compare_runs(base, head))
+    assert cal.target == "evolution" and cal.cells == 12 and cal.comparisons == 24
+    assert cal.false_positives == 1 and cal.false_positive_rate == pytest.approx(1 / 24)
 
 
 def test_environment_diff() -> None:
