@@ -138,6 +138,22 @@ def test_unstorable_samples_are_a_store_error(sqlite_store: ResultStore) -> None
     assert sqlite_store.finished_cell_keys(run_id) == set()
 
 
+def test_messy_error_text_is_stored(store: ResultStore) -> None:
+    run_id = store.create_run("messy", "spec", "evolution", {}, {})
+    cell = make_cell(0, status="crashed")
+    cell.error = "Segmentation fault\x00\x00 after bad bytes \udcff here"
+    cell.profile = "ok profile"
+    store.save_cell(run_id, cell)
+    got = store.load_run(run_id).cells[0]
+    assert got.error == "Segmentation fault\\x00\\x00 after bad bytes \\udcff here"
+    assert got.profile == "ok profile"
+    bad_key = make_cell(1)
+    bad_key.key = "evolution|\udcff"
+    with pytest.raises(StoreError, match="not valid Unicode"):
+        store.save_cell(run_id, bad_key)
+    assert store.finished_cell_keys(run_id) == {cell.key}
+
+
 # --- duplicates and resume ------------------------------------------------------------------------
 
 def test_saving_a_key_again_replaces_it(store: ResultStore) -> None:

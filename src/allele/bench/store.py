@@ -303,6 +303,23 @@ def _dumps(obj: Any) -> str:
     return _ENCODER.encode(obj)
 
 
+def _clean_text(text: str | None) -> str | None:
+    """Free text (an error, a profile) made storable everywhere.
+
+    A crashed cell's output can hold NUL characters (PostgreSQL text refuses them) or lone
+    surrogates from undecodable bytes (not UTF-8); both become visible backslash escapes.
+    """
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     msg = str(getattr(exc, "orig", exc)).lower()
     return any(word in msg for word in ("locked", "busy", "deadlock detected",
@@ -500,6 +517,8 @@ class ResultStore:
                 raise
             except SQLAlchemyError as exc:
                 raise self._error(exc, what) from None
+            except UnicodeError as exc:
+                raise StoreError(f"cannot {what}: text that is not valid Unicode ({exc})") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _error(self, exc: SQLAlchemyError, what: str) -> StoreError:
@@ -659,8 +678,8 @@ class ResultStore:
                     conn.execute(delete(S.samples).where(S.samples.c.cell_pk.in_(part)))
                     conn.execute(delete(S.cells).where(S.cells.c.pk.in_(part)))
             self._bulk_insert(conn, S.cells, [
-                (run_pk, c.key, c.target, p, c.status, c.error, float(c.started_at),
-                 float(c.finished_at), c.profile, pk_[0])
+                (run_pk, c.key, c.target, p, c.status, _clean_text(c.error),
+                 float(c.started_at), float(c.finished_at), _clean_text(c.profile), pk_[0])
                 for c, p, pk_ in zip(batch, params, packed, strict=True)
             ])
             new_pks = self._cell_pks(conn, run_pk, keys)
