@@ -10,7 +10,7 @@ Wall-clock figures are what the goals are about; the CPU-time figures (``time.pr
 are printed next to them because on a shared machine the wall clock also counts time spent
 waiting for a core.
 
-    .venv/bin/python benchmarks/kraken_speed.py [--predict-steps 50000] [--repeats 5]
+    .venv/bin/python benchmarks/kraken_speed.py [--predict-steps 50000] [--repeats 5] [--check]
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2_000,
                         help="process_sequence calls for the latency median")
+    parser.add_argument("--check", action="store_true",
+                        help="exit with status 1 when a goal is missed")
     args = parser.parse_args(argv)
 
     series = mackey_glass(max(args.predict_steps, args.reference_steps) + 1600, seed=1)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  goal median < {STREAM_GOAL_MS} ms: {'PASS' if ok_stream else 'FAIL'}")
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load_end:.2f} at end")
-    return 0 if ok_predict and ok_stream else 1
+    return 1 if args.check and not (ok_predict and ok_stream) else 0
 
 
 if __name__ == "__main__":
