@@ -24,7 +24,7 @@ __all__ = ["mackey_glass", "narma10", "nrmse"]
 FloatArray = npt.NDArray[np.float64]
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]
+@numba.njit(cache=True)
 def _mg_integrate(
     history: FloatArray,
     total_steps: int,
@@ -132,7 +132,7 @@ def mackey_glass(
 
 
 def narma10(n: int, seed: int | None = 0, *, washout: int = 200) -> tuple[FloatArray, FloatArray]:
-    """The NARMA10 task: inputs ``u`` uniform in ``[0, 0.5]`` and targets ``y``, both of length ``n``.
+    """The NARMA10 task: inputs ``u`` uniform in ``[0, 0.5]`` and targets ``y``, each ``n`` long.
 
     The system is ``s[t+1] = 0.3 s[t] + 0.05 s[t] * sum(s[t-9..t]) + 1.5 u[t-9] u[t] + 0.1``.
     The returned arrays are aligned for a causal model: ``y[t] = s[t+1]`` depends on
