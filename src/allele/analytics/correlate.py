@@ -1,0 +1,430 @@
+"""Alert correlation and an alert manager with deduplication, inhibition, priority and escalation.
+
+Input alerts are :class:`AlertEvent` records; :func:`as_alert_event` adapts the observability
+layer's ``allele.observe.alerts.Alert`` (and any object or dict with the same fields) to it, so
+this module does not depend on the observe package.
+
+:class:`AlertCorrelator` groups alerts that belong together. The distance between two alerts
+combines three features scaled to [0, 1]: label difference (Jaccard distance of their label
+pairs, ignoring ``alertname`` and ``severity``), time proximity (``|dt| / time_window_s``, capped
+at 1) and co-movement of their metric windows (``1 - |corr|`` of the first differences, when
+both alerts carry a ``series``). The weighted mean of the available features is clustered with
+DBSCAN (precomputed distances). Fallback for tiny batches: with fewer alerts than
+``min_samples`` DBSCAN would call every alert noise, so pairs closer than ``eps`` are linked
+directly (single linkage). DBSCAN noise points become singleton groups.
+
+Group ids are stable across batches: the correlator retains recent alerts (``retention_s``) and
+clusters each batch together with them; a cluster inherits the id of its earliest member that
+already had one, and a new cluster's id is derived from its earliest member's fingerprint and
+start time (sha1, never Python's salted ``hash()``), so it does not depend on the batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from allele.analytics._common import FloatArray, stable_fingerprint
+from allele.errors import AnalyticsError
+
+__all__ = [
+    "AlertCorrelator",
+    "AlertEvent",
+    "AlertGroup",
+    "Escalation",
+    "InhibitRule",
+    "IntelligentAlertManager",
+    "ManagerUpdate",
+    "as_alert_event",
+]
+
+SEVERITY_WEIGHT = {"critical": 1.0, "error": 0.8, "warning": 0.6, "info": 0.2}
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """The minimal alert the analytics layer needs."""
+
+    fingerprint: str
+    name: str
+    labels: Mapping[str, str]
+    severity: str
+    starts_at: float
+    state: str = "firing"
+    ends_at: float | None = None
+    value: float | None = None
+    series: tuple[float, ...] | None = field(default=None, compare=False)
+    """Optional recent values of the alert's metric (for co-movement)."""
+
+    @property
+    def component(self) -> str | None:
+        """The ``component`` label, if any."""
+        return self.labels.get("component")
+
+
+def as_alert_event(obj: Any) -> AlertEvent:
+    """Adapt an observe ``Alert``, an :class:`AlertEvent`, a dict or any object with
+    ``fingerprint``, ``name``, ``labels``, ``severity`` and ``starts_at`` (or ``active_at``)."""
+    if isinstance(obj, AlertEvent):
+        return obj
+
+    def get(key: str, default: Any = None) -> Any:
+        if isinstance(obj, Mapping):
+            return obj.get(key, default)
+        return getattr(obj, key, default)
+
+    labels = dict(get("labels") or {})
+    name = get("name") or labels.get("alertname")
+    starts = get("starts_at")
+    if starts is None:
+        starts = get("active_at")
+    if name is None or starts is None:
+        raise AnalyticsError("an alert needs a name and a start time (starts_at or active_at)")
+    fp = get("fingerprint") or stable_fingerprint([str(name)] + [
+        f"{k}={v}" for k, v in sorted(labels.items())])
+    series = get("series")
+    return AlertEvent(
+        fingerprint=str(fp), name=str(name), labels=labels,
+        severity=str(get("severity", "warning")), starts_at=float(starts),
+        state=str(get("state", "firing")),
+        ends_at=None if get("ends_at") is None else float(get("ends_at")),
+        value=None if get("value") is None else float(get("value")),
+        series=None if series is None else tuple(float(v) for v in series),
+    )
+
+
+@dataclass
+class AlertGroup:
+    """Alerts that belong to one incident."""
+
+    id: str
+    alerts: list[AlertEvent]
+
+    @property
+    def starts_at(self) -> float:
+        """Start of the earliest alert."""
+        return min(a.starts_at for a in self.alerts)
+
+    @property
+    def severity(self) -> str:
+        """The most severe member severity."""
+        return max((a.severity for a in self.alerts), key=lambda s: SEVERITY_WEIGHT.get(s, 0.5))
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        """Label pairs shared by every member."""
+        first = dict(self.alerts[0].labels)
+        return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in self.alerts)}
+
+    @property
+    def fingerprints(self) -> list[str]:
+        """Member fingerprints, sorted."""
+        return sorted(a.fingerprint for a in self.alerts)
+
+
+def _label_distance(a: AlertEvent, b: AlertEvent, ignore: frozenset[str]) -> float:
+    sa = {(k, v) for k, v in a.labels.items() if k not in ignore}
+    sb = {(k, v) for k, v in b.labels.items() if k not in ignore}
+    union = sa | sb
+    return 0.0 if not union else 1.0 - len(sa & sb) / len(union)
+
+
+def _comove_distance(a: AlertEvent, b: AlertEvent) -> float | None:
+    if a.series is None or b.series is None:
+        return None
+    n = min(len(a.series), len(b.series))
+    if n < 4:
+        return None
+    da = np.diff(np.asarray(a.series[-n:], dtype=np.float64))
+    db = np.diff(np.asarray(b.series[-n:], dtype=np.float64))
+    if np.std(da) == 0 or np.std(db) == 0:
+        return None
+    r = float(np.corrcoef(da, db)[0, 1])
+    return 1.0 - abs(r)
+
+
+class AlertCorrelator:
+    """Groups alerts by shared labels, time proximity and co-movement (see module docstring)."""
+
+    def __init__(
+        self,
+        time_window_s: float = 600.0,
+        eps: float = 0.5,
+        min_samples: int = 2,
+        weights: tuple[float, float, float] = (0.4, 0.3, 0.3),
+        ignore_labels: Sequence[str] = ("alertname", "severity"),
+        retention_s: float = 3600.0,
+    ) -> None:
+        self.time_window_s = time_window_s
+        self.eps = eps
+        self.min_samples = min_samples
+        self.weights = weights
+        self.ignore_labels = tuple(ignore_labels)
+        self.retention_s = retention_s
+        self._retained: dict[str, AlertEvent] = {}
+        self._group_of: dict[str, str] = {}
+
+    def distance_matrix(self, alerts: Sequence[AlertEvent]) -> FloatArray:
+        """Pairwise combined distances in [0, 1]."""
+        n = len(alerts)
+        ignore = frozenset(self.ignore_labels)
+        wl, wt, wc = self.weights
+        d = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                a, b = alerts[i], alerts[j]
+                parts = [(wl, _label_distance(a, b, ignore)),
+                         (wt, min(1.0, abs(a.starts_at - b.starts_at) / self.time_window_s))]
+                cm = _comove_distance(a, b)
+                if cm is not None:
+                    parts.append((wc, cm))
+                total_w = sum(w for w, _ in parts)
+                d[i, j] = d[j, i] = sum(w * v for w, v in parts) / total_w
+        return d
+
+    def _labels(self, d: FloatArray) -> list[int]:
+        n = d.shape[0]
+        if n < self.min_samples:
+            # Tiny-batch fallback: single linkage at eps (DBSCAN would call everything noise).
+            parent = list(range(n))
+
+            def find(i: int) -> int:
+                while parent[i] != i:
+                    parent[i] = parent[parent[i]]
+                    i = parent[i]
+                return i
+
+            for i in range(n):
+                for j in range(i + 1, n):
+                    if d[i, j] <= self.eps:
+                        parent[find(i)] = find(j)
+            return [find(i) for i in range(n)]
+        from sklearn.cluster import DBSCAN
+
+        labels = DBSCAN(eps=self.eps, min_samples=self.min_samples,
+                        metric="precomputed").fit_predict(d)
+        out = []
+        next_label = int(labels.max()) + 1 if labels.size else 0
+        for lab in labels:
+            if lab < 0:
+                out.append(next_label)
+                next_label += 1
+            else:
+                out.append(int(lab))
+        return out
+
+    def correlate(self, alerts: Iterable[Any]) -> list[AlertGroup]:
+        """Group a batch (together with retained recent alerts); returns the groups that contain
+        at least one alert of this batch, oldest group first."""
+        batch = [as_alert_event(a) for a in alerts]
+        if not batch:
+            return []
+        # Alerts of earlier batches are kept while they started within retention_s of the
+        # newest alert; the current batch is always clustered whole.
+        newest = max(a.starts_at for a in batch)
+        self._retained = {fp: a for fp, a in self._retained.items()
+                          if newest - a.starts_at <= self.retention_s}
+        for a in batch:
+            self._retained[a.fingerprint] = a
+        pool = sorted(self._retained.values(), key=lambda a: (a.starts_at, a.fingerprint))
+        labels = self._labels(self.distance_matrix(pool))
+        clusters: dict[int, list[AlertEvent]] = {}
+        for lab, a in zip(labels, pool, strict=True):
+            clusters.setdefault(lab, []).append(a)
+        batch_fps = {a.fingerprint for a in batch}
+        groups = []
+        for members in clusters.values():
+            members.sort(key=lambda a: (a.starts_at, a.fingerprint))
+            known = [self._group_of[a.fingerprint] for a in members if a.fingerprint in self._group_of]
+            if known:
+                gid = known[0]
+            else:
+                first = members[0]
+                gid = "g-" + stable_fingerprint([first.fingerprint, repr(first.starts_at)])[:10]
+            for a in members:
+                self._group_of[a.fingerprint] = gid
+            if any(a.fingerprint in batch_fps for a in members):
+                groups.append(AlertGroup(gid, members))
+        groups.sort(key=lambda g: (g.starts_at, g.id))
+        return groups
+
+
+@dataclass(frozen=True)
+class InhibitRule:
+    """A firing alert matching ``source`` mutes alerts matching ``target`` when they agree on
+    every label in ``equal`` (Alertmanager semantics)."""
+
+    source: Mapping[str, str]
+    target: Mapping[str, str]
+    equal: tuple[str, ...] = ("host",)
+
+    def mutes(self, src: AlertEvent, tgt: AlertEvent) -> bool:
+        """Whether ``src`` mutes ``tgt`` under this rule."""
+        if src.fingerprint == tgt.fingerprint or src.state != "firing":
+            return False
+        if any(src.labels.get(k) != v for k, v in self.source.items()):
+            return False
+        if any(tgt.labels.get(k) != v for k, v in self.target.items()):
+            return False
+        return all(src.labels.get(k) is not None and src.labels.get(k) == tgt.labels.get(k)
+                   for k in self.equal)
+
+
+DEFAULT_INHIBIT = (InhibitRule({"scope": "system"}, {"scope": "component"}, ("host",)),)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """An unacknowledged high-priority group was escalated to ``level``."""
+
+    group_id: str
+    level: int
+    priority: float
+    at: float
+
+
+@dataclass
+class _GroupState:
+    group: AlertGroup
+    first_seen: float
+    acknowledged: bool = False
+    level: int = 0
+    last_escalated: float | None = None
+
+
+@dataclass
+class ManagerUpdate:
+    """What one :meth:`IntelligentAlertManager.process` call did."""
+
+    accepted: list[AlertEvent]
+    duplicates: list[AlertEvent]
+    inhibited: list[tuple[AlertEvent, str]]
+    """(muted alert, fingerprint of the alert that muted it)."""
+    groups: list[AlertGroup]
+    priorities: dict[str, float]
+    """Priority per group id of this update."""
+
+
+class IntelligentAlertManager:
+    """Deduplication, inhibition, grouping, priority and escalation of alerts.
+
+    * Dedup: an alert whose fingerprint was seen less than ``dedup_window_s`` ago is a duplicate;
+      it only raises that fingerprint's frequency count.
+    * Inhibition: with the default rule, a firing ``scope=system`` alert mutes ``scope=component``
+      alerts of the same ``host`` (they are explained by it) while it is active.
+    * Grouping: the remaining alerts go through the :class:`AlertCorrelator`.
+    * Priority in [0, 1]: ``0.4 severity + 0.2 duration + 0.2 frequency + 0.2 criticality``, with
+      duration ``1 - exp(-age / escalate_after_s)``, frequency ``1 - exp(-(count - 1) / 3)`` and
+      the component's criticality (default 0.5). A group's priority is its highest member's.
+    * Escalation: :meth:`check_escalations` escalates unacknowledged groups whose priority is at
+      least ``escalation_threshold`` and that are older than ``escalate_after_s`` (again every
+      ``escalate_after_s``). The clock is injected (``clock``) for tests.
+    """
+
+    def __init__(
+        self,
+        correlator: AlertCorrelator | None = None,
+        dedup_window_s: float = 300.0,
+        inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT,
+        criticality: Mapping[str, float] | None = None,
+        escalate_after_s: float = 600.0,
+        escalation_threshold: float = 0.7,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.correlator = correlator if correlator is not None else AlertCorrelator()
+        self.dedup_window_s = dedup_window_s
+        self.inhibit_rules = tuple(inhibit_rules)
+        self.criticality = dict(criticality or {})
+        self.escalate_after_s = escalate_after_s
+        self.escalation_threshold = escalation_threshold
+        self.clock = clock
+        self._last_seen: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+        self._active: dict[str, AlertEvent] = {}
+        self._groups: dict[str, _GroupState] = {}
+
+    def priority(self, alert: AlertEvent) -> float:
+        """The priority of one alert now."""
+        now = self.clock()
+        sev = SEVERITY_WEIGHT.get(alert.severity, 0.5)
+        age = max(0.0, now - alert.starts_at)
+        dur = 1.0 - math.exp(-age / self.escalate_after_s)
+        freq = 1.0 - math.exp(-(self._count.get(alert.fingerprint, 1) - 1) / 3.0)
+        crit = self.criticality.get(alert.component or "", 0.5)
+        return 0.4 * sev + 0.2 * dur + 0.2 * freq + 0.2 * crit
+
+    def group_priority(self, group: AlertGroup) -> float:
+        """The highest member priority."""
+        return max(self.priority(a) for a in group.alerts)
+
+    def process(self, alerts: Iterable[Any]) -> ManagerUpdate:
+        """Take a batch of alerts through dedup, inhibition and grouping."""
+        now = self.clock()
+        events = [as_alert_event(a) for a in alerts]
+        accepted: list[AlertEvent] = []
+        duplicates: list[AlertEvent] = []
+        for ev in events:
+            if ev.state == "resolved":
+                self._active.pop(ev.fingerprint, None)
+                continue
+            last = self._last_seen.get(ev.fingerprint)
+            self._last_seen[ev.fingerprint] = now
+            self._count[ev.fingerprint] = self._count.get(ev.fingerprint, 0) + 1
+            if last is not None and now - last <= self.dedup_window_s:
+                duplicates.append(ev)
+                continue
+            self._active[ev.fingerprint] = ev
+            accepted.append(ev)
+        inhibited: list[tuple[AlertEvent, str]] = []
+        kept: list[AlertEvent] = []
+        sources = list(self._active.values())
+        for ev in accepted:
+            by = next((s.fingerprint for s in sources for rule in self.inhibit_rules
+                       if rule.mutes(s, ev)), None)
+            if by is not None:
+                inhibited.append((ev, by))
+            else:
+                kept.append(ev)
+        groups = self.correlator.correlate(kept)
+        priorities: dict[str, float] = {}
+        for g in groups:
+            state = self._groups.get(g.id)
+            if state is None:
+                self._groups[g.id] = _GroupState(g, first_seen=now)
+            else:
+                state.group = g
+            priorities[g.id] = self.group_priority(g)
+        return ManagerUpdate(accepted, duplicates, inhibited, groups, priorities)
+
+    def acknowledge(self, group_id: str) -> None:
+        """Mark a group acknowledged (it will not escalate)."""
+        if group_id not in self._groups:
+            raise AnalyticsError(f"unknown alert group {group_id!r}")
+        self._groups[group_id].acknowledged = True
+
+    def check_escalations(self) -> list[Escalation]:
+        """Escalate the groups that are due (see the class docstring)."""
+        now = self.clock()
+        out = []
+        for gid, st in sorted(self._groups.items()):
+            if st.acknowledged:
+                continue
+            prio = self.group_priority(st.group)
+            if prio < self.escalation_threshold:
+                continue
+            since = st.last_escalated if st.last_escalated is not None else st.first_seen
+            if now - since >= self.escalate_after_s:
+                st.level += 1
+                st.last_escalated = now
+                out.append(Escalation(gid, st.level, prio, now))
+        return out
+
+    @property
+    def groups(self) -> dict[str, AlertGroup]:
+        """Every group seen so far, by id."""
+        return {gid: st.group for gid, st in self._groups.items()}

@@ -1,0 +1,345 @@
+"""Root-cause ranking: which metric moved first, which parameter explains a regression, what
+changed in the environment.
+
+* :func:`rank_metric_causes`: given metric series and the index of an anomaly, each metric's
+  change point is located in the ``max_lag`` points before the anomaly (the split maximising a
+  two-sample z against a robust noise scale). Metrics that changed significantly are ranked by
+  how early they moved (lead), how much (magnitude), and by the lead-lag cross-correlation of
+  their differenced series with the target's (positive lag = the candidate leads).
+* :func:`rank_parameter_causes`: per-cell regression effects (``log(after / before)``) are
+  explained by each matrix parameter with a one-way ANOVA (eta squared = share of the variance
+  explained, F and p) and a depth-2 decision tree (impurity importance, summed per parameter).
+* :func:`diff_environments`: flattened environment dictionaries of two runs, differences ranked
+  by how likely they matter for performance (versions, CPU, platform first).
+
+Every result is a :class:`Cause` with a score in [0, 1] and an evidence sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from allele.analytics._common import FloatArray, as_series
+from allele.errors import AnalyticsError
+
+__all__ = [
+    "Cause",
+    "RootCauseAnalyzer",
+    "diff_environments",
+    "lead_lag",
+    "rank_metric_causes",
+    "rank_parameter_causes",
+]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A candidate cause with its score (higher = more likely) and the evidence for it."""
+
+    kind: str
+    """'metric', 'parameter' or 'environment'."""
+    name: str
+    score: float
+    evidence: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"kind": self.kind, "name": self.name, "score": self.score,
+                "evidence": self.evidence, "details": self.details}
+
+
+def _robust_sigma(x: FloatArray) -> float:
+    """Robust spread of the baseline levels (so slow oscillations count as normal variation)."""
+    mad = float(np.median(np.abs(x - np.median(x))))
+    s = 1.4826 * mad
+    return s if s > 0 else (float(np.std(x)) or 1.0)
+
+
+def _change_point(x: FloatArray, lo: int, hi: int, start: int, sigma: float
+                  ) -> tuple[int, float, float]:
+    """Best split k in [lo, hi] of x[start:hi+1]: (k, z, mean_after - mean_before)."""
+    seg = x[start:hi + 1]
+    c = np.concatenate(([0.0], np.cumsum(seg)))
+    m = seg.size
+    ks = np.arange(max(lo - start, 2), min(hi - start, m - 1) + 1)
+    if ks.size == 0:
+        return hi, 0.0, 0.0
+    before = c[ks] / ks
+    after = (c[m] - c[ks]) / (m - ks)
+    z = np.abs(after - before) / (sigma * np.sqrt(1.0 / ks + 1.0 / (m - ks)))
+    i = int(np.argmax(z))
+    return int(ks[i]) + start, float(z[i]), float(after[i] - before[i])
+
+
+def lead_lag(candidate: ArrayLike, target: ArrayLike, max_lag: int) -> tuple[int, float]:
+    """Lag (in steps) at which ``candidate``'s differences best correlate with ``target``'s,
+    and that correlation. A positive lag means the candidate moves first."""
+    a = np.diff(as_series(candidate, name="candidate"))
+    b = np.diff(as_series(target, name="target"))
+    n = min(a.size, b.size)
+    a, b = a[-n:], b[-n:]
+    best = (0, 0.0)
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            x, y = a[: n - lag], b[lag:]
+        else:
+            x, y = a[-lag:], b[: n + lag]
+        if x.size < 4 or np.std(x) == 0 or np.std(y) == 0:
+            continue
+        r = float(np.corrcoef(x, y)[0, 1])
+        if abs(r) > abs(best[1]):
+            best = (lag, r)
+    return best
+
+
+def rank_metric_causes(
+    metrics: Mapping[str, ArrayLike],
+    anomaly_index: int,
+    target: str | None = None,
+    *,
+    max_lag: int = 20,
+    baseline: int = 60,
+    z_threshold: float = 5.0,
+) -> list[Cause]:
+    """Rank the metrics that moved before the anomaly at ``anomaly_index`` (see module docs).
+
+    ``target`` is the metric where the anomaly was seen; it is excluded from the candidates and
+    used for the lead-lag evidence. Score: ``0.8 lead + 0.1 magnitude + 0.1 lead-lag``, where
+    lead = ``exp(-(onset - earliest onset) / 2)`` (the first mover gets 1, one that moved two
+    steps later 0.37), magnitude = ``1 - exp(-shift / (4 sigma))``, and lead-lag = the
+    cross-correlation when the metric leads the target (0 otherwise). Change points are searched
+    in the ``max_lag`` points before the anomaly against the ``baseline`` points before those;
+    metrics without a significant change (z <= ``z_threshold``) are not listed.
+    """
+    if not metrics:
+        raise AnalyticsError("no metrics given")
+    series = {k: as_series(v, name=k) for k, v in metrics.items()}
+    n = min(s.size for s in series.values())
+    a = int(anomaly_index)
+    if not 0 <= a < n:
+        raise AnalyticsError(f"anomaly_index {a} is outside the series (length {n})")
+    lo = max(a - max_lag, 3)
+    start = max(0, lo - baseline)
+    if lo - start < 5:
+        raise AnalyticsError("not enough history before the anomaly for a baseline")
+    if target is not None and target not in series:
+        raise AnalyticsError(f"target metric {target!r} not among the metrics")
+    tgt_onset: int | None = None
+    if target is not None:
+        t = series[target]
+        k, z, _ = _change_point(t, lo, a, start, _robust_sigma(t[start:lo]))
+        tgt_onset = k if z > z_threshold else None
+    found = []
+    for name, x in series.items():
+        if name == target:
+            continue
+        sigma = _robust_sigma(x[start:lo])
+        k, z, delta = _change_point(x, lo, a, start, sigma)
+        if z > z_threshold:
+            found.append((name, x, sigma, k, z, delta))
+    first = min((f[3] for f in found), default=a)
+    causes = []
+    for name, x, sigma, k, z, delta in found:
+        lead = math.exp(-(k - first) / 2.0)
+        mag = 1.0 - math.exp(-abs(delta) / (4.0 * sigma))
+        ll_score = 0.0
+        ll_txt = ""
+        if target is not None:
+            lag, r = lead_lag(x[start:a + 1], series[target][start:a + 1], max_lag)
+            if lag > 0:
+                ll_score = abs(r)
+                ll_txt = f"; leads {target} by {lag} steps (r={r:+.2f})"
+            elif lag < 0:
+                ll_txt = f"; lags {target} by {-lag} steps (r={r:+.2f})"
+        score = 0.8 * lead + 0.1 * mag + 0.1 * ll_score
+        before_txt = ""
+        if tgt_onset is not None and k < tgt_onset:
+            before_txt = f", {tgt_onset - k} steps before {target}"
+        causes.append(Cause(
+            "metric", name, float(score),
+            f"{name} changed at {k} ({a - k} steps before the anomaly{before_txt}) by "
+            f"{delta:+.3g} ({abs(delta) / sigma:.1f} sigma, z={z:.1f}){ll_txt}",
+            {"onset": k, "shift": delta, "z": z, "lead_steps": a - k},
+        ))
+    causes.sort(key=lambda c: -c.score)
+    return causes
+
+
+def _encode(params: Sequence[Mapping[str, Any]], names: list[str]) -> tuple[FloatArray,
+                                                                            list[str]]:
+    cols: list[FloatArray] = []
+    owners: list[str] = []
+    for name in names:
+        values = [p.get(name) for p in params]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            cols.append(np.asarray(values, dtype=np.float64))
+            owners.append(name)
+        else:
+            for level in sorted({repr(v) for v in values}):
+                cols.append(np.asarray([repr(v) == level for v in values], dtype=np.float64))
+                owners.append(name)
+    return np.stack(cols, axis=1), owners
+
+
+def rank_parameter_causes(
+    params: Sequence[Mapping[str, Any]],
+    before: ArrayLike,
+    after: ArrayLike | None = None,
+    *,
+    metric: str = "wall_s",
+    seed: int = 0,
+) -> list[Cause]:
+    """Rank matrix parameters by how much of a regression they explain.
+
+    ``params[i]`` are the parameters of cell ``i``; with ``after``, the per-cell effect is
+    ``log(after / before)`` (both must be positive), otherwise ``before`` already holds the
+    effects. Score = ANOVA eta squared (share of effect variance explained by the parameter's
+    groups), averaged with the depth-2 decision-tree importance.
+    """
+    from scipy import stats
+    from sklearn.tree import DecisionTreeRegressor
+
+    b = as_series(before, name="before")
+    if len(params) != b.size:
+        raise AnalyticsError(f"{len(params)} parameter sets but {b.size} values")
+    if after is not None:
+        af = as_series(after, name="after")
+        if af.size != b.size:
+            raise AnalyticsError("before and after differ in length")
+        if np.any(b <= 0) or np.any(af <= 0):
+            raise AnalyticsError("before/after must be positive to compare as ratios")
+        effect = np.log(af / b)
+    else:
+        effect = b
+    names = sorted({k for p in params for k in p})
+    if not names:
+        raise AnalyticsError("cells have no parameters")
+    if effect.size < 4 or np.ptp(effect) == 0:
+        raise AnalyticsError("need at least 4 cells with varying effects")
+    total_ss = float(np.sum((effect - effect.mean()) ** 2))
+    x, owners = _encode(params, names)
+    tree = DecisionTreeRegressor(max_depth=2, random_state=seed).fit(x, effect)
+    imp: dict[str, float] = {}
+    for owner, v in zip(owners, tree.feature_importances_, strict=True):
+        imp[owner] = imp.get(owner, 0.0) + float(v)
+    causes = []
+    for name in names:
+        keys = [repr(p.get(name)) for p in params]
+        groups: dict[str, list[float]] = {}
+        for k, e in zip(keys, effect, strict=True):
+            groups.setdefault(k, []).append(float(e))
+        if len(groups) < 2:
+            continue
+        between = sum(len(v) * (np.mean(v) - effect.mean()) ** 2 for v in groups.values())
+        eta2 = float(between / total_ss) if total_ss > 0 else 0.0
+        arrays = [np.asarray(v) for v in groups.values() if len(v) > 0]
+        if all(a.size > 1 for a in arrays):
+            f_stat, p_val = stats.f_oneway(*arrays)
+            f, p = float(f_stat), float(p_val)
+        else:
+            f, p = math.nan, math.nan
+        worst = max(groups, key=lambda k: float(np.mean(groups[k])))
+        worst_pct = (math.exp(float(np.mean(groups[worst]))) - 1) * 100 if after is not None \
+            else float(np.mean(groups[worst]))
+        rest = [e for k, v in groups.items() if k != worst for e in v]
+        rest_pct = (math.exp(float(np.mean(rest))) - 1) * 100 if after is not None \
+            else float(np.mean(rest))
+        unit = "%" if after is not None else ""
+        score = 0.5 * eta2 + 0.5 * imp.get(name, 0.0)
+        causes.append(Cause(
+            "parameter", name, float(score),
+            f"{name} explains {eta2:.0%} of the {metric} change across cells "
+            f"(ANOVA F={f:.1f}, p={p:.2g}; tree importance {imp.get(name, 0.0):.2f}); "
+            f"{name}={worst.strip(chr(39))}: {worst_pct:+.1f}{unit}, other values "
+            f"{rest_pct:+.1f}{unit}",
+            {"eta2": eta2, "f": f, "p": p, "importance": imp.get(name, 0.0),
+             "worst_value": worst},
+        ))
+    causes.sort(key=lambda c: -c.score)
+    return causes
+
+
+_ENV_WEIGHTS = (
+    (("version", "python", "numpy", "scipy", "torch", "sklearn", "scikit", "blas", "mkl",
+      "openblas", "numba"), 0.9),
+    (("cpu", "processor", "machine", "cores", "threads", "freq", "gpu", "memory", "ram"), 0.8),
+    (("platform", "os", "kernel", "implementation", "compiler"), 0.6),
+    (("commit", "git", "branch"), 0.5),
+)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def diff_environments(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> list[Cause]:
+    """Differences between two runs' environments, most performance-relevant first."""
+    fa, fb = _flatten(env_a), _flatten(env_b)
+    causes = []
+    for key in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(key, "<absent>"), fb.get(key, "<absent>")
+        if va == vb:
+            continue
+        low = key.lower()
+        weight = next((w for hints, w in _ENV_WEIGHTS if any(h in low for h in hints)), 0.3)
+        causes.append(Cause("environment", key, weight, f"{key}: {va} -> {vb}",
+                            {"before": va, "after": vb}))
+    causes.sort(key=lambda c: (-c.score, c.name))
+    return causes
+
+
+class RootCauseAnalyzer:
+    """Runs every applicable ranking and returns one list, best-scored first within each kind
+    (metric causes, then parameter causes, then environment differences)."""
+
+    def __init__(self, max_lag: int = 20, baseline: int = 60, z_threshold: float = 5.0,
+                 seed: int = 0) -> None:
+        self.max_lag = max_lag
+        self.baseline = baseline
+        self.z_threshold = z_threshold
+        self.seed = seed
+
+    def analyze(
+        self,
+        *,
+        metrics: Mapping[str, ArrayLike] | None = None,
+        anomaly_index: int | None = None,
+        target: str | None = None,
+        cells: Sequence[Mapping[str, Any]] | None = None,
+        before: ArrayLike | None = None,
+        after: ArrayLike | None = None,
+        env_before: Mapping[str, Any] | None = None,
+        env_after: Mapping[str, Any] | None = None,
+        metric: str = "wall_s",
+    ) -> list[Cause]:
+        """Combine the evidence that was supplied; raises AnalyticsError when none was."""
+        out: list[Cause] = []
+        used = False
+        if metrics is not None and anomaly_index is not None:
+            used = True
+            out += rank_metric_causes(metrics, anomaly_index, target, max_lag=self.max_lag,
+                                      baseline=self.baseline, z_threshold=self.z_threshold)
+        if cells is not None and before is not None:
+            used = True
+            out += rank_parameter_causes(cells, before, after, metric=metric, seed=self.seed)
+        if env_before is not None and env_after is not None:
+            used = True
+            out += diff_environments(env_before, env_after)
+        if not used:
+            raise AnalyticsError(
+                "give metrics + anomaly_index, cells + before (+ after), or two environments")
+        return out
