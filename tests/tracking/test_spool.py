@@ -88,3 +88,15 @@ def test_concurrent_writers_never_interleave_lines(tmp_path: Path) -> None:
     assert len(lines) == 150
     assert all(json.loads(line)["t"] == "rec" for line in lines)
     assert len(Spool(path).read().pending) == 150
+
+
+def test_clear_refuses_while_records_are_pending(tmp_path: Path) -> None:
+    sp = Spool(tmp_path / "s.jsonl")
+    sp.append([_rec(0)])
+    sp.stash_artifact(__file__, "k0")
+    with pytest.raises(TrackingError, match="still holds records"):
+        sp.clear()
+    sp.mark_done("k0")
+    sp.clear()
+    assert not sp.path.exists() and not sp.artifacts_dir.exists()
+    assert sp.read().pending == []

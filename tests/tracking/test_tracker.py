@@ -313,9 +313,11 @@ def test_unreachable_server_spools_and_sync_replays_exactly_once(
     # the server is still down: nothing is lost, nothing is marked done
     down = sync_spool(spool_path)
     assert down.replayed == 0 and down.pending == len(pending) and not down.complete
+    records_only = [x for x in spool_path.read_text().splitlines() if json.loads(x)["t"] == "rec"]
 
     first = sync_spool(spool_path, tracking_uri=mlflow_uri)
     assert first.complete and first.replayed == len(pending) and first.runs_created == 1
+    assert not spool_path.exists()  # all delivered: the spool was cleared
     again = sync_spool(spool_path, tracking_uri=mlflow_uri)
     assert (again.replayed, again.runs_created) == (0, 0)
 
@@ -328,8 +330,7 @@ def test_unreachable_server_spools_and_sync_replays_exactly_once(
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
 
     # a replay whose done-marks were lost (crash right after delivery) changes nothing either
-    lines = spool_path.read_text().splitlines()
-    spool_path.write_text("\n".join(x for x in lines if json.loads(x)["t"] == "rec") + "\n")
+    spool_path.write_text("\n".join(records_only) + "\n")
     redo = sync_spool(spool_path, tracking_uri=mlflow_uri)
     assert redo.replayed == len(pending) - 1  # the artifact file was removed after delivery
     assert redo.rejected == 1 and redo.runs_created == 0

@@ -359,8 +359,9 @@ def sync_spool(
     ``tracking_uri`` sends every record there instead of the URI it was recorded for;
     ``only_target`` replays only the records recorded for that URI. Replay stops at the first
     record whose backend is unreachable (the rest stay pending); a record the backend refuses is
-    marked rejected (with the error) and skipped. Afterwards, runs of dead processes still RUNNING
-    in the experiments touched are marked FAILED (see :func:`reap_stale_runs`).
+    marked rejected (with the error) and skipped. When nothing is left pending or rejected the
+    spool file is deleted. Afterwards, runs of dead processes still RUNNING in the experiments
+    touched are marked FAILED (see :func:`reap_stale_runs`).
     """
     sp = spool if isinstance(spool, Spool) else Spool(spool)
     applier = _applier or _Applier()
@@ -393,7 +394,10 @@ def sync_spool(
                 sp.drop_artifact(str(rec["key"]))
             report.replayed += 1
             touched.setdefault(target, set()).add(str(rec["experiment"]))
-        still_pending = sp.read().pending_run_keys()
+        final = sp.read()
+        still_pending = final.pending_run_keys()
+        if not final.pending and not final.rejected and sp.path.exists():
+            sp.clear(locked=True)  # everything delivered: the spool starts afresh
     if report.complete:
         for target, experiments in touched.items():
             try:

@@ -170,6 +170,22 @@ class Spool:
             state.pending.append(rec)
         return state
 
+    def clear(self, *, locked: bool = False) -> None:
+        """Delete the spool file and staged artifacts (only when nothing is pending or rejected:
+        :func:`~allele.tracking.mlflow.sync_spool` calls it after a complete replay)."""
+        if locked:
+            self._clear()
+        else:
+            with self.lock():
+                self._clear()
+
+    def _clear(self) -> None:
+        state = self.read()
+        if state.pending or state.rejected:
+            raise TrackingError(f"tracking spool {self.path} still holds records; not clearing")
+        self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.artifacts_dir, ignore_errors=True)
+
     def stash_artifact(self, src: str | os.PathLike[str], key: str) -> str:
         """Copy an artifact file into the spool's artifact folder; return the copy's path."""
         dest_dir = self.artifacts_dir / key
