@@ -74,7 +74,7 @@ from allele.core.observer import (
 )
 from allele.errors import NotFittedError, ValidationError
 
-__all__ = ["KrakenLNN", "SequenceResult", "reservoir_states_reference"]
+__all__ = ["Backend", "KrakenLNN", "SequenceResult", "reservoir_states_reference"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
