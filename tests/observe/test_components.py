@@ -224,3 +224,33 @@ def test_agent_http_run_metrics_equal_the_responses(chat_server: ChatServer) -> 
     assert second.time_to_first_token is not None and first.time_to_first_token is None
     assert tel.series("allele_agent_time_to_first_token_seconds", "http").values.tolist() == [
         second.time_to_first_token]
+
+
+def test_install_observes_components_created_without_observer() -> None:
+    from allele.core import observer as core_observer
+    from allele.core.kraken import KrakenLNN
+    from allele.core.observer import NullObserver, SequenceStats
+    from allele.observe.hooks import FanOut
+
+    class Counting(NullObserver):
+        def __init__(self) -> None:
+            self.sequences = 0
+
+        def on_sequence(self, name: str, stats: SequenceStats) -> None:
+            self.sequences += 1
+
+    other = Counting()
+    before = core_observer.set_default_observer_factory(lambda kind, name: other)
+    tel = Telemetry(background=False, system=False)
+    uninstall = tel.install()
+    try:
+        net = KrakenLNN(reservoir_size=20, seed=1, name="auto")
+        assert isinstance(net.observer, FanOut)
+        net.process_sequence(np.linspace(0, 1, 50))
+        assert tel.latest("allele_kraken_steps_total", "auto") == 50
+        assert other.sequences == 1  # the factory installed before still gets its events
+    finally:
+        uninstall()
+        core_observer.set_default_observer_factory(before)
+    later = KrakenLNN(reservoir_size=20, seed=1, name="later")
+    assert later.observer is not tel and not isinstance(later.observer, FanOut)
