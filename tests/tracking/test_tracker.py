@@ -380,3 +380,21 @@ def test_tracking_cli_status_and_sync(mlflow_uri: str, experiment: str, spool_pa
     hist = sorted(client.get_metric_history(run_info.info.run_id, "loss"), key=lambda m: m.step)
     assert [m.value for m in hist] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert run_info.info.status == "FINISHED"
+
+
+def test_events_after_close_are_dropped_not_buffered(
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any) -> None:
+    import allele.core.observer as core_observer
+
+    tr = MlflowTracker(mlflow_uri, experiment, spool_path=spool_path, flush_interval_s=3600)
+    obs = tr.observer()
+    engine = _engine(obs, generations=0)
+    engine.initialize()
+    tr.close()
+    failures = core_observer.observer_failures
+    for _ in range(5):
+        engine.step()  # the engine keeps working; its observer is detached
+    assert len(tr._q) == 0 and core_observer.observer_failures == failures
+    (run,) = runs_of(client, experiment)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "best")) == 1

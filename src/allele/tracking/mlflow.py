@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -594,6 +595,10 @@ class _Component:
         return [], {}
 
 
+def _drop(item: object) -> None:
+    """Where a detached observer's events go."""
+
+
 _KIND_OF_EVENT = {
     "on_generation": "evolution",
     "on_sequence": "kraken",
@@ -624,7 +629,12 @@ class MlflowObserver:
         self._components: dict[str, _Component] = {}
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._append = tracker._q.append
+        self._append: Any = tracker._q.append
+        tracker._observers.add(self)
+
+    def _detach(self) -> None:
+        """The tracker closed: from now on events are dropped (the writer is gone)."""
+        self._append = _drop
 
     # -- the component -> run map (slow path: first event of a component) ----------------------
     def expect(self, name: str, kind: str) -> None:
@@ -753,6 +763,7 @@ class MlflowTracker:
         self._owner = owner_tags()
         self._runs: dict[str, TrackedRun] = {}
         self._runs_lock = threading.Lock()
+        self._observers: weakref.WeakSet[MlflowObserver] = weakref.WeakSet()
         self._online = True
         self._offline_since = 0.0
         self._closed = False
@@ -1067,6 +1078,8 @@ class MlflowTracker:
             run.end(status, error)
         self._closed = True
         self.flush(timeout)
+        for obs in list(self._observers):
+            obs._detach()
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
