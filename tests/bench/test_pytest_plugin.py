@@ -8,6 +8,7 @@ straight into a SQLite store. The tests check the three agree.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,9 +44,13 @@ def test_broken(benchmark):
 
 
 def _pytest(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # Plugins are named explicitly and entry-point autoloading is off, so the run is the same
+    # whether or not the `pytest11: allele` entry point is installed (loading the module through
+    # both `-p` and the entry point would register it twice).
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          check=False)
+                           "-p", "pytest_benchmark.plugin", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
