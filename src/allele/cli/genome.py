@@ -16,7 +16,7 @@ from allele.errors import AlleleError, ValidationError
 
 P = ParamSpec("P")
 
-app = typer.Typer(help="Version evolved genomes in the MLflow model registry (allele[mlflow]).",
+app = typer.Typer(help="Version evolved genomes in the MLflow model registry (mlflow extra).",
                   no_args_is_help=True)
 
 

@@ -14,7 +14,7 @@ from allele.errors import AlleleError, TrackingError
 
 P = ParamSpec("P")
 
-app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (allele[mlflow]).",
+app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (mlflow extra).",
                   no_args_is_help=True)
 
 
