@@ -73,7 +73,8 @@ def humanize_duration(seconds: float) -> str:
         return f"{round(s / 60)} min"
     if s < 36 * 3600:
         hours = s / 3600
-        return f"{hours:.1f} h" if hours < 10 and round(hours) != hours else f"{round(hours)} h"
+        text = f"{hours:.1f}".removesuffix(".0") if hours < 10 else f"{round(hours)}"
+        return f"{text} h"
     return f"{round(s / 86400)} days"
 
 
