@@ -63,7 +63,7 @@ def test_detector_errors() -> None:
 
 
 def test_persistence_roundtrip_with_skops(tmp_path: Path) -> None:
-    train, normal, outliers = _data(1)
+    train, _normal, outliers = _data(1)
     det = EnsembleDetector(seed=3).fit(train)
     path = save_detector(det, tmp_path / "det.skops")
     loaded = load_detector(path)

@@ -119,7 +119,7 @@ def test_trend_mann_kendall_and_theil_sen() -> None:
     assert tr.slope_low < 0.3 < tr.slope_high
     noise = rng.normal(0, 1, 100)
     assert theil_sen_trend(noise).direction == "none"
-    s, z, p, tau = mann_kendall([1.0, 2, 3, 4, 5])
+    s, _z, p, tau = mann_kendall([1.0, 2, 3, 4, 5])
     assert s == 10 and tau == 1.0 and p < 0.05
 
 

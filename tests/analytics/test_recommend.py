@@ -38,7 +38,7 @@ def test_recommender_recovers_known_optimum_and_phrases_advice() -> None:
 
 
 def test_optimizer_per_component_and_errors() -> None:
-    params, quality, cost, optimum = response_surface(seed=1, repeats=1)
+    params, quality, cost, _optimum = response_surface(seed=1, repeats=1)
     cells = [("evolution", p, {"best_fitness": q, "wall_s": c})
              for p, q, c in zip(params, quality, cost, strict=True)]
     cells += [("kraken", {"units": u}, {"best_fitness": -abs(u - 200) / 100.0, "wall_s": u / 100})

@@ -1,1 +1,89 @@
-"""allele.analytics"""
+"""Analytics over plain arrays: forecasting, anomaly detection, alert correlation, root-cause
+ranking and configuration recommendations. Knows no store; the CLI face composes the two.
+
+The main names are re-exported here; see the modules for the details:
+:mod:`~allele.analytics.forecast`, :mod:`~allele.analytics.anomaly`,
+:mod:`~allele.analytics.correlate`, :mod:`~allele.analytics.rca`,
+:mod:`~allele.analytics.recommend` and :mod:`~allele.analytics.synthetic` (labelled test data).
+Heavy libraries (statsmodels, scikit-learn, torch) are imported only when a model is fitted.
+"""
+
+from allele.analytics.anomaly import (
+    EnsembleDetector,
+    IsolationForestDetector,
+    OneClassSVMDetector,
+    RobustZScoreDetector,
+    SeriesDetection,
+    detect_series,
+    load_detector,
+    save_detector,
+    score_series,
+)
+from allele.analytics.correlate import (
+    AlertCorrelator,
+    AlertEvent,
+    AlertGroup,
+    InhibitRule,
+    IntelligentAlertManager,
+    as_alert_event,
+)
+from allele.analytics.forecast import (
+    ARIMAForecaster,
+    BacktestResult,
+    Forecast,
+    LSTMForecaster,
+    NaiveForecaster,
+    PerformancePredictor,
+    PredictiveAnalyzer,
+    SeasonalNaiveForecaster,
+    backtest,
+)
+from allele.analytics.rca import (
+    Cause,
+    RootCauseAnalyzer,
+    diff_environments,
+    rank_metric_causes,
+    rank_parameter_causes,
+)
+from allele.analytics.recommend import (
+    ConfigurationRecommender,
+    PerformanceOptimizer,
+    Recommendation,
+    pareto_front,
+)
+
+__all__ = [
+    "ARIMAForecaster",
+    "AlertCorrelator",
+    "AlertEvent",
+    "AlertGroup",
+    "BacktestResult",
+    "Cause",
+    "ConfigurationRecommender",
+    "EnsembleDetector",
+    "Forecast",
+    "InhibitRule",
+    "IntelligentAlertManager",
+    "IsolationForestDetector",
+    "LSTMForecaster",
+    "NaiveForecaster",
+    "OneClassSVMDetector",
+    "PerformanceOptimizer",
+    "PerformancePredictor",
+    "PredictiveAnalyzer",
+    "Recommendation",
+    "RobustZScoreDetector",
+    "RootCauseAnalyzer",
+    "SeasonalNaiveForecaster",
+    "SeriesDetection",
+    "as_alert_event",
+    "backtest",
+    "detect_series",
+    "diff_environments",
+    "load_detector",
+    "pareto_front",
+    "rank_metric_causes",
+    "rank_parameter_causes",
+    "save_detector",
+    "score_series",
+]

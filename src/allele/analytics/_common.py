@@ -82,7 +82,7 @@ _BYTE_UNITS = (("TB", 1024.0**4), ("GB", 1024.0**3), ("MB", 1024.0**2), ("KB", 1
 
 
 def format_value(value: float, unit: str = "") -> str:
-    """A value with its unit; ``unit='bytes'`` is scaled to KB/MB/GB/TB, ``'MB'`` to GB when large."""
+    """A value with its unit; ``'bytes'`` scales to KB/MB/GB/TB, ``'MB'`` to GB when large."""
     if unit in ("bytes", "B"):
         for label, size in _BYTE_UNITS:
             if abs(value) >= size:

@@ -25,8 +25,9 @@ an inflation factor (upper quartile of the statistic over its null upper quartil
 1), and a statistic scores ``logistic((z / inflation - fence) / 0.5)``, so 0.5 sits at the fence.
 ``method="robust"`` takes, for each point, the strongest of the four calibrated statistics;
 ``"iforest"`` and ``"ocsvm"`` fit the scikit-learn detector on the learning-period statistic
-vectors and turn its raw score into a robust z against the learning rows (fence ``ml_fence``:
-about a hundred learning rows cannot calibrate a tiny false-alarm rate empirically);
+vectors and turn its raw score into a robust z against the learning rows (fence ``ml_fence``,
+default ``fence`` alone and 8 inside the ensemble: about a hundred learning rows cannot
+calibrate a tiny false-alarm rate empirically);
 ``"ensemble"`` is ``max(robust, min(iforest, ocsvm))``: the robust statistics may flag on their
 own, the learned detectors only when both agree. The robust path is fully vectorised (rolling
 windows through ``sliding_window_view``); :func:`robust_statistics_reference` is the per-point
@@ -38,6 +39,7 @@ with a format and scikit-learn version check on load.
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -78,7 +80,7 @@ def _logistic(x: FloatArray) -> FloatArray:
 
 
 class _Calibrated:
-    """Raw outlyingness -> [0, 1]: median of training -> 0.1, (1 - contamination) quantile -> 0.5."""
+    """Raw outlyingness -> [0, 1]: training median -> 0.1, (1 - contamination) quantile -> 0.5."""
 
     center_: float
     scale_: float
@@ -303,7 +305,8 @@ def load_detector(path: str | Path) -> BaseDetector:
     saved = str(payload.get("sklearn_version", ""))
     if saved.split(".")[:2] != sklearn.__version__.split(".")[:2]:
         raise AnalyticsError(
-            f"detector was saved with scikit-learn {saved}, this is {sklearn.__version__}; refit it")
+            f"detector was saved with scikit-learn {saved}, this is {sklearn.__version__}; "
+            "refit it")
     det = payload["detector"]
     if not isinstance(det, BaseDetector):
         raise AnalyticsError(f"{target} does not hold a detector")
@@ -536,7 +539,7 @@ def _deseasonalise(y: FloatArray, learn_end: int, period: int | None) -> tuple[F
     while bounds[-1] < n:
         bounds.append(min(2 * bounds[-1], n))
     used = first
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         seen = max(lo, learn_end)  # data available before the segment starts
         if fixed is None and seen > learn_end:
             used = seasonal_period(y[:seen], max_period=min(seen // 2, 4 * first)) or used
@@ -554,7 +557,7 @@ def detect_series(
     window: int | None = None,
     short: int = 5,
     fence: float = 4.5,
-    ml_fence: float = 8.0,
+    ml_fence: float | None = None,
     threshold: float = 0.5,
     seed: int = 0,
 ) -> SeriesDetection:
@@ -572,7 +575,7 @@ def detect_series(
     if not 0.0 < learn_fraction < 1.0:
         raise AnalyticsError(f"learn_fraction must be in (0, 1), got {learn_fraction}")
     n = y.size
-    learn_end = int(math.ceil(learn_fraction * n))
+    learn_end = math.ceil(learn_fraction * n)
     w = window if window is not None else max(8, min(48, learn_end // 3))
     if learn_end < w + 2 * short + 10:
         raise AnalyticsError(
@@ -601,6 +604,9 @@ def detect_series(
             models.append(IsolationForestDetector(contamination=0.01, seed=seed))
         if method in ("ocsvm", "ensemble"):
             models.append(OneClassSVMDetector(nu=0.05, contamination=0.01, seed=seed))
+        # Alone, a learned detector uses the statistics' fence; inside the ensemble (where the
+        # robust statistics already flag) it must be far more certain to add a flag.
+        mlf = ml_fence if ml_fence is not None else (8.0 if method == "ensemble" else fence)
         for det in models:
             det.fit(x_learn)
             # A learning period of ~100 rows cannot calibrate a 1e-4 false-alarm quantile
@@ -610,7 +616,7 @@ def detect_series(
             mid = float(np.median(raw_learn))
             spread = _MAD_TO_SIGMA * float(np.median(np.abs(raw_learn - mid)))
             spread = spread or float(np.std(raw_learn)) or 1.0
-            parts.append(_logistic(((det._raw(z) - mid) / spread - ml_fence) / 0.5))
+            parts.append(_logistic(((det._raw(z) - mid) / spread - mlf) / 0.5))
         if method == "ensemble":
             # The robust statistics flag on their own; the two learned detectors must agree.
             scores = np.maximum(robust, np.minimum(parts[0], parts[1]))

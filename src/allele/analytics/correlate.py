@@ -240,7 +240,8 @@ class AlertCorrelator:
         groups = []
         for members in clusters.values():
             members.sort(key=lambda a: (a.starts_at, a.fingerprint))
-            known = [self._group_of[a.fingerprint] for a in members if a.fingerprint in self._group_of]
+            known = [self._group_of[a.fingerprint] for a in members
+                     if a.fingerprint in self._group_of]
             if known:
                 gid = known[0]
             else:

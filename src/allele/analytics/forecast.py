@@ -60,8 +60,8 @@ __all__ = [
     "NaiveForecaster",
     "PerformancePredictor",
     "PredictiveAnalyzer",
-    "Seasonality",
     "SeasonalNaiveForecaster",
+    "Seasonality",
     "SeriesAnalysis",
     "ThresholdCrossing",
     "Trend",
@@ -445,7 +445,8 @@ class LSTMForecaster(BaseForecaster):
             return
         if y.size < w + self.min_windows:
             self._fallback = _baseline_for(
-                y, None, self.level, f"only {y.size} observations, LSTM needs {w + self.min_windows}")
+                y, None, self.level,
+                f"only {y.size} observations, LSTM needs {w + self.min_windows}")
             self.model_ = self._fallback.model_
             return
         try:

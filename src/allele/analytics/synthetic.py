@@ -20,6 +20,7 @@ true-positive runs / runs; F1 is their harmonic mean. Detections before ``start`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,7 +300,7 @@ def regression_trial(
     one particular value; every cell has multiplicative noise of about 5%.
     """
     rng = np.random.default_rng(seed)
-    grid = {
+    grid: dict[str, list[Any]] = {
         "population": [50, 100, 200],
         "mutation_rate": [0.01, 0.05, 0.1],
         "crossover": ["blend", "uniform", "sbx"],
@@ -308,8 +309,6 @@ def regression_trial(
     cause = list(grid)[int(rng.integers(0, len(grid)))]
     bad_value = grid[cause][int(rng.integers(0, len(grid[cause])))]
     cells: list[dict[str, Any]] = []
-    import itertools
-
     for combo in itertools.product(*grid.values()):
         for _ in range(repeats):
             cells.append(dict(zip(grid, combo, strict=True)))

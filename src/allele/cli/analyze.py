@@ -143,7 +143,7 @@ def anomalies(
 @app.command()
 def alerts(
     file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="JSON list of alerts (name, labels, severity, starts_at, ...)"),
+                                help="JSON list of alerts (name, labels, severity, starts_at)"),
     now: float | None = typer.Option(None, "--now", help="Clock (default: newest alert start)."),
     as_json: bool = JsonOpt,
 ) -> None:

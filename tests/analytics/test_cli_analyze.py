@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from allele.analytics.synthetic import anomaly_benchmark, response_surface
+from allele.bench.model import CellResult, Sample, cell_key
+from allele.bench.store import open_store
+from allele.cli.analyze import app
+from allele.observe.metrics import MetricPoint
+
+runner = CliRunner()
+
+
+def _store_with_series(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    s = anomaly_benchmark(n_series=1, n=600, seed=2, kinds=["spike"])[0]
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint("gen_time", "evolution", {}, 1000.0 + 10 * i, float(v))
+                               for i, v in enumerate(s.values))
+    return url
+
+
+def test_anomalies_and_forecast_json(tmp_path: Path) -> None:
+    url = _store_with_series(tmp_path)
+    res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--method", "robust",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["component"] == "evolution" and data["anomalies"]
+    assert all(0.5 < a["score"] <= 1 for a in data["anomalies"])
+    res = runner.invoke(app, ["forecast", "gen_time", "--store", url, "--horizon", "5",
+                              "--model", "naive", "--json"])
+    assert res.exit_code == 0, res.output
+    fc = json.loads(res.output)["forecast"]
+    assert len(fc["mean"]) == 5 and fc["model"] == "naive"
+    res = runner.invoke(app, ["anomalies", "nope", "--store", url])
+    assert res.exit_code != 0
+
+
+def test_recommend_and_alerts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    params, quality, cost, optimum = response_surface(seed=0, repeats=1)
+    with open_store(url) as st:
+        rid = st.create_run("grid", "spec", "evolution", {}, {})
+        cells = [CellResult(cell_key("evolution", p), "evolution", p, "ok",
+                            [Sample("best_fitness", float(q), 0, 0), Sample("wall_s", float(c), 0, 0)])
+                 for p, q, c in zip(params, quality, cost, strict=True)]
+        st.save_cells(rid, cells)
+        st.finish_run(rid, "finished")
+    res = runner.invoke(app, ["recommend", "grid", "--store", url, "--json", "--current",
+                              json.dumps({"population": 100, "mutation_rate": 0.05,
+                                          "crossover": "sbx"})])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["evolution"]
+    assert data["recommendations"][0]["params"]["population"] > 100
+    assert any(p["params"] == optimum for p in data["pareto"])
+    alerts = [{"name": "HostOOM", "labels": {"host": "h", "scope": "system"},
+               "severity": "critical", "starts_at": 100.0},
+              {"name": "Slow", "labels": {"host": "h", "scope": "component"},
+               "severity": "warning", "starts_at": 101.0}]
+    f = tmp_path / "alerts.json"
+    f.write_text(json.dumps(alerts))
+    res = runner.invoke(app, ["alerts", str(f), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert len(out["inhibited"]) == 1 and len(out["groups"]) == 1
+    assert 0.4 < out["groups"][0]["priority"] <= 1.0  # critical: 0.4 * 1.0 plus the rest
