@@ -176,13 +176,17 @@ def smollm2_path() -> Path:
 @pytest.fixture(scope="session")
 def llama_server(smollm2_path: Path) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:<port>/v1``) of a running ``llama_cpp.server``."""
+    from allele.core.llm import default_threads
+
+    threads = default_threads()
     port = free_port()
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
         prefix="llama_server_", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-         "--model_alias", "smollm2-135m"],
+         "--model_alias", "smollm2-135m", "--n_threads", str(threads),
+         "--n_threads_batch", str(threads)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base_url = f"http://127.0.0.1:{port}/v1"

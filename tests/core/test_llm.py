@@ -328,4 +328,8 @@ def test_llama_cpp_server_over_http(llama_server: str) -> None:
     chunks, final = collect(list(p.stream(MESSAGES, PARAMS)))
     assert chunks and "".join(chunks) == final.text
     assert 1 <= final.completion_tokens <= PARAMS.max_tokens
+    if final.usage_estimated:  # llama_cpp.server 0.3.36 ignores stream_options.include_usage
+        assert final.completion_tokens == len(chunks)
+    else:
+        assert final.prompt_tokens == result.prompt_tokens
     p.close()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -536,12 +537,21 @@ class _LoadedModel:
         self.lock = threading.Lock()
 
 
-_models: dict[tuple[str, int, int], _LoadedModel] = {}
+_models: dict[tuple[str, int, int, int], _LoadedModel] = {}
 _models_lock = threading.Lock()
 
 
-def _load_llama(path: Path, n_ctx: int, seed: int) -> _LoadedModel:
-    key = (str(path), n_ctx, seed)
+def default_threads() -> int:
+    """Threads for the in-process model: half the logical CPUs (at least 1).
+
+    The same count is used for prompt evaluation: llama.cpp's default of all logical CPUs for
+    batches was 3-4 times slower here on a busy 2-core machine.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _load_llama(path: Path, n_ctx: int, seed: int, n_threads: int) -> _LoadedModel:
+    key = (str(path), n_ctx, seed, n_threads)
     with _models_lock:
         cached = _models.get(key)
         if cached is not None:
@@ -557,7 +567,8 @@ def _load_llama(path: Path, n_ctx: int, seed: int) -> _LoadedModel:
             raise ProviderError(f"model file not found: {path}", url=str(path),
                                 cause="model_load")
         try:
-            llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False)
+            llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False,
+                                    n_threads=n_threads, n_threads_batch=n_threads)
         except Exception as exc:  # llama_cpp raises ValueError/RuntimeError on bad files
             raise ProviderError(f"cannot load model {path}: {exc}", url=str(path),
                                 cause="model_load") from None
@@ -576,17 +587,24 @@ class LlamaCppProvider(LLMProvider):
     """A GGUF model run in process by llama-cpp-python, loaded lazily and cached per file.
 
     ``n_ctx`` is the model context in tokens (modest by default, 2048). Sampling is seeded
-    (``GenerationParams.seed``, default 0 in :class:`~allele.core.agent.AgentConfig`), so the same
-    conversation at the same settings gives the same answer.
+    (``GenerationParams.seed``, default 0 in :class:`~allele.core.agent.AgentConfig`) and every
+    call evaluates its prompt from an empty KV cache, so the same messages at the same settings
+    give the same answer. ``reuse_prefix=True`` lets llama.cpp reuse the cached prefix of the
+    previous prompt instead: faster for growing conversations, but answers may then differ
+    slightly (a prompt evaluated in one batch or token by token gives slightly different logits,
+    enough to flip a greedy choice). ``n_threads`` defaults to :func:`default_threads`.
     """
 
     kind = "llamacpp"
 
     def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 2048,
-                 seed: int = 0) -> None:
+                 seed: int = 0, n_threads: int | None = None,
+                 reuse_prefix: bool = False) -> None:
         self._path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
         self.seed = seed
+        self.n_threads = n_threads if n_threads is not None else default_threads()
+        self.reuse_prefix = reuse_prefix
 
     @property
     def path(self) -> Path:
@@ -603,7 +621,7 @@ class LlamaCppProvider(LLMProvider):
         return self._path.name if self._path is not None else "SmolLM2-135M-Instruct"
 
     def _loaded(self) -> _LoadedModel:
-        return _load_llama(self.path, self.n_ctx, self.seed)
+        return _load_llama(self.path, self.n_ctx, self.seed, self.n_threads)
 
     def load(self) -> None:
         """Load (or fetch from the cache) the model now rather than in the first chat."""
@@ -629,6 +647,8 @@ class LlamaCppProvider(LLMProvider):
         loaded = self._loaded()
         with loaded.lock:
             try:
+                if not self.reuse_prefix:
+                    loaded.llama.reset()  # evaluate the prompt afresh: reproducible answers
                 result = loaded.llama.create_chat_completion(
                     **self._kwargs(messages, params, stream=False)
                 )
@@ -663,6 +683,8 @@ class LlamaCppProvider(LLMProvider):
         finish: str | None = None
         with loaded.lock:
             try:
+                if not self.reuse_prefix:
+                    llama.reset()  # evaluate the prompt afresh: reproducible answers
                 prompt_tokens = self._count_prompt_tokens(llama, messages)
                 for chunk in llama.create_chat_completion(
                     **self._kwargs(messages, params, stream=True)
