@@ -68,3 +68,26 @@ def test_recommend_and_alerts(tmp_path: Path) -> None:
     out = json.loads(res.output)
     assert len(out["inhibited"]) == 1 and len(out["groups"]) == 1
     assert 0.4 < out["groups"][0]["priority"] <= 1.0  # critical: 0.4 * 1.0 plus the rest
+
+
+def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
+    from allele.analytics.synthetic import regression_trial
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cells, before, after, cause = regression_trial(4, repeats=1)
+    with open_store(url) as st:
+        for name, values, env in (("base", before, {"numpy": "1.26"}),
+                                  ("new", after, {"numpy": "2.1"})):
+            rid = st.create_run(name, "spec", "evolution", {}, env)
+            st.save_cells(rid, [CellResult(cell_key("evolution", p), "evolution", p, "ok",
+                                           [Sample("wall_s", float(v), 0, 0)])
+                                for p, v in zip(cells, values, strict=True)])
+            st.finish_run(rid, "finished")
+    res = runner.invoke(app, ["rca", "base", "new", "--store", url, "--json"])
+    assert res.exit_code == 0, res.output
+    causes = json.loads(res.output)["causes"]
+    assert causes[0]["kind"] == "parameter" and causes[0]["name"] == cause
+    assert {"kind": "environment", "name": "numpy"}.items() <= {
+        k: v for k, v in causes[-1].items() if k in ("kind", "name")}.items()
+    table = runner.invoke(app, ["rca", "base", "new", "--store", url])
+    assert table.exit_code == 0 and cause in table.output
