@@ -18,7 +18,7 @@ def _store_with_series(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     s = anomaly_benchmark(n_series=1, n=600, seed=2, kinds=["spike"])[0]
     with open_store(url) as st:
-        st.write_metric_points(MetricPoint("gen_time", "evolution", {}, 1000.0 + 10 * i, float(v))
+        st.write_metric_points(MetricPoint("gen_time", "evolution", (), 1000.0 + 10 * i, float(v))
                                for i, v in enumerate(s.values))
     return url
 

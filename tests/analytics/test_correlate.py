@@ -5,14 +5,15 @@ import pytest
 from allele.analytics.correlate import (
     AlertCorrelator,
     AlertEvent,
+    AlertGroup,
     IntelligentAlertManager,
     as_alert_event,
 )
-from allele.analytics.synthetic import incident_alerts
+from allele.analytics.synthetic import SyntheticAlert, incident_alerts
 from allele.errors import AnalyticsError
 
 
-def _by_incident(groups: list, alerts: list) -> dict[str, set[int]]:
+def _by_incident(groups: list[AlertGroup], alerts: list[SyntheticAlert]) -> dict[str, set[int]]:
     inc = {a.fingerprint: a.incident for a in alerts}
     return {g.id: {inc[a.fingerprint] for a in g.alerts} for g in groups}
 

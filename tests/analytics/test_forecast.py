@@ -93,9 +93,11 @@ def test_lstm_is_deterministic_and_learns_a_sine() -> None:
     pytest.importorskip("torch")
     t = np.arange(120)
     y = np.sin(2 * np.pi * t / 12) + 0.05 * np.random.default_rng(0).normal(size=120)
-    kw = {"window": 12, "hidden_size": 8, "epochs": 60, "learning_rate": 0.03, "seed": 7}
-    a = LSTMForecaster(**kw).fit(y).predict(12)
-    b = LSTMForecaster(**kw).fit(y).predict(12)
+    def make() -> LSTMForecaster:
+        return LSTMForecaster(window=12, hidden_size=8, epochs=60, learning_rate=0.03, seed=7)
+
+    a = make().fit(y).predict(12)
+    b = make().fit(y).predict(12)
     np.testing.assert_array_equal(a.mean, b.mean)
     assert a.model.startswith("LSTM")
     truth = np.sin(2 * np.pi * np.arange(120, 132) / 12)

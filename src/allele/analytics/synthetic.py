@@ -34,6 +34,7 @@ __all__ = [
     "ANOMALY_KINDS",
     "EventScore",
     "LabelledSeries",
+    "SyntheticAlert",
     "anomaly_benchmark",
     "benchmark_table",
     "evaluate_events",
