@@ -133,3 +133,23 @@ def test_labelled_benchmark_f1_on_spikes_and_level_shifts(method: str) -> None:
     table = benchmark_table(lambda v: detect_series(v, method=method).flags, series)  # type: ignore[arg-type]
     assert table["spike"].f1 >= 0.8
     assert table["level_shift"].f1 >= 0.8
+
+
+def test_robust_detector_streaming_update_is_causal_and_follows_level() -> None:
+    rng = np.random.default_rng(9)
+    train = rng.normal(0, 1, (300, 2))
+    det = RobustZScoreDetector(window=100).fit(train)
+    stream = rng.normal(0, 1, (400, 2))
+    stream[200:] += 10.0  # a level change the rolling window must adapt to
+    stream[50, 0] += 12.0  # a spike
+    scores = np.array([det.update(row) for row in stream])
+    assert scores[50] > 0.9
+    assert scores[200] > 0.9  # the change is anomalous when it happens
+    assert np.median(scores[320:]) < 0.5  # and normal once the window holds the new level
+    # Same stream, same scores: nothing depends on hidden state beyond the rows seen.
+    det2 = RobustZScoreDetector(window=100).fit(train)
+    np.testing.assert_array_equal([det2.update(r) for r in stream[:60]], scores[:60])
+    with pytest.raises(NotFittedError):
+        RobustZScoreDetector().update([1.0, 2.0])
+    with pytest.raises(AnalyticsError):
+        det.update([1.0])

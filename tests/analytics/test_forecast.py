@@ -166,3 +166,17 @@ def test_performance_predictor_horizons() -> None:
         assert p.model.startswith("STL[24]")
     assert preds[2].timestamp == pytest.approx(ts[-1] + 240)
     assert (preds[2].upper - preds[2].lower) >= (preds[0].upper - preds[0].lower)
+
+
+def test_analyzer_and_predictor_on_short_or_constant_series() -> None:
+    const = PredictiveAnalyzer().analyze([3.0] * 20, threshold=5.0)
+    assert const.trend.direction == "none" and const.level_shifts == []
+    assert const.seasonality.period is None
+    assert const.crossing is not None and const.crossing.steps is None
+    short = PerformancePredictor(horizons=(1, 6)).fit([1.0, 2.0, 3.0]).predict()
+    assert [p.horizon for p in short] == [1, 6]
+    assert all("fallback" in p.model for p in short)
+    with pytest.raises(AnalyticsError):
+        PredictiveAnalyzer().analyze([1.0, 2.0])
+    with pytest.raises(NotFittedError):
+        PerformancePredictor().predict()

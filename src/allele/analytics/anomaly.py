@@ -202,7 +202,40 @@ class RobustZScoreDetector(BaseDetector):
     """Largest per-feature robust z score ``|x - median| / (1.4826 * MAD)``.
 
     A feature with zero MAD uses its standard deviation, and 1 if that is zero too.
+
+    Streaming: after ``fit``, :meth:`update` scores one new row against the median and MAD of a
+    rolling window of the previous ``window`` rows (seeded with the last training rows), then
+    adds the row to the window, so the reference follows slow changes while each score uses only
+    the past. The calibration learned in ``fit`` maps the z to [0, 1].
     """
+
+    def __init__(self, contamination: float = 0.01, seed: int = 0, window: int = 256) -> None:
+        super().__init__(contamination, seed)
+        self.window = window
+
+    def fit(self, X: ArrayLike) -> Self:
+        """Learn medians, MADs and the calibration; seed the streaming window."""
+        super().fit(X)
+        arr = as_matrix(X)
+        self._buffer = np.array(arr[-self.window:], dtype=np.float64)
+        return self
+
+    def update(self, x: ArrayLike) -> float:
+        """Score one new row causally (see the class docstring) and append it to the window."""
+        if not hasattr(self, "_buffer"):
+            raise NotFittedError("RobustZScoreDetector.update called before fit")
+        row = np.asarray(x, dtype=np.float64).reshape(-1)
+        if row.size != self.n_features_in_ or not np.all(np.isfinite(row)):
+            raise AnalyticsError(f"expected {self.n_features_in_} finite features")
+        med = np.median(self._buffer, axis=0)
+        mad = _MAD_TO_SIGMA * np.median(np.abs(self._buffer - med), axis=0)
+        mad = np.where(mad > 0, mad, self.mad_)
+        raw = np.array([float(np.max(np.abs(row - med) / mad))])
+        if self._buffer.shape[0] >= self.window:
+            self._buffer = np.vstack([self._buffer[1:], row])
+        else:
+            self._buffer = np.vstack([self._buffer, row])
+        return float(self._to_unit(raw)[0])
 
     def _fit_raw(self, X: FloatArray) -> FloatArray:
         self.median_ = np.median(X, axis=0)
