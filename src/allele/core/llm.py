@@ -31,6 +31,9 @@ import asyncio
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -566,6 +569,7 @@ def _load_llama(path: Path, n_ctx: int, seed: int, n_threads: int) -> _LoadedMod
         if not path.is_file():
             raise ProviderError(f"model file not found: {path}", url=str(path),
                                 cause="model_load")
+        _probe_native(path)
         try:
             llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False,
                                     n_threads=n_threads, n_threads_batch=n_threads)
@@ -575,6 +579,53 @@ def _load_llama(path: Path, n_ctx: int, seed: int, n_threads: int) -> _LoadedMod
         loaded = _LoadedModel(llama)
         _models[key] = loaded
         return loaded
+
+
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
+    "-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+)
+"""CMake flags for a llama-cpp-python build that runs where ``-march=native`` builds crash."""
+
+_PROBE_CODE = """
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, n_threads_batch=1,
+                      verbose=False)
+llm.eval(llm.tokenize(b"Hello, world."))
+"""
+
+_probed: set[str] = set()
+
+
+def _probe_native(path: Path, code: str = _PROBE_CODE) -> None:
+    """Evaluate a few tokens in a child process once per model file and process.
+
+    A llama.cpp build compiled for instructions that this CPU (or its sandbox) refuses, such as
+    AMX under ``-march=native``, dies with SIGILL, which no Python code can catch; the child's
+    death becomes a ProviderError that says how to rebuild. Other child failures are left to the
+    in-process load, which reports them with its own message.
+    """
+    if str(path) in _probed:
+        return
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(path)],
+                              capture_output=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProviderError(f"loading {path} in a probe process took over 300 s",
+                            url=str(path), cause="model_load") from None
+    if proc.returncode < 0:
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
+        raise ProviderError(
+            f"llama.cpp crashed ({sig}) evaluating {path.name}: this llama-cpp-python build uses "
+            f"CPU instructions this machine refuses. Rebuild it: CMAKE_ARGS="
+            f"'{PORTABLE_CMAKE_ARGS}' pip install --no-cache-dir --force-reinstall "
+            f"--no-deps 'llama-cpp-python[server]'",
+            url=str(path), cause="model_load",
+        )
+    _probed.add(str(path))
 
 
 def clear_model_cache() -> None:
