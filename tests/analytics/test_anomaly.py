@@ -153,3 +153,14 @@ def test_robust_detector_streaming_update_is_causal_and_follows_level() -> None:
         RobustZScoreDetector().update([1.0, 2.0])
     with pytest.raises(AnalyticsError):
         det.update([1.0])
+
+
+def test_load_refuses_a_different_sklearn_version(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn
+
+    train, _, _ = _data(2)
+    path = save_detector(RobustZScoreDetector().fit(train), tmp_path / "d.skops")
+    monkeypatch.setattr(sklearn, "__version__", "0.1.0")
+    with pytest.raises(AnalyticsError, match="refit"):
+        load_detector(path)

@@ -103,3 +103,18 @@ def test_adapter_accepts_observe_alerts_and_dicts() -> None:
                                             "starts_at": 6}).fingerprint
     with pytest.raises(AnalyticsError):
         as_alert_event({"labels": {}})
+
+
+def test_co_movement_separates_alerts_with_equal_labels_and_times() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base = np.cumsum(rng.normal(size=60))
+    labels = {"host": "h", "scope": "component"}
+    a = AlertEvent("a", "A", labels, "warning", 0.0, series=tuple(base))
+    b = AlertEvent("b", "B", labels, "warning", 0.0, series=tuple(2 * base + 1))
+    c = AlertEvent("c", "C", labels, "warning", 0.0,
+                   series=tuple(np.cumsum(rng.normal(size=60))))
+    d = AlertCorrelator().distance_matrix([a, b, c])
+    assert d[0, 1] < 0.05  # moved together
+    assert d[0, 2] > d[0, 1] + 0.15  # independent series push them apart

@@ -600,6 +600,8 @@ def detect_series(
     the rolling reference length (default ``min(48, learn_len // 3)``, at least 8). The
     learning period needs at least ``window + short + 10`` points, otherwise AnalyticsError.
     ``threshold`` applies to the final score; 0.5 is where the calibrated fences sit.
+    ``timestamps`` are checked (same length, increasing) but the statistics work in sample
+    units: resample irregular series before scoring.
     """
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
