@@ -91,3 +91,22 @@ def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
         k: v for k, v in causes[-1].items() if k in ("kind", "name")}.items()
     table = runner.invoke(app, ["rca", "base", "new", "--store", url])
     assert table.exit_code == 0 and cause in table.output
+
+
+def test_rca_telemetry_mode_names_the_metric_that_moved_first(tmp_path: Path) -> None:
+    from allele.analytics.synthetic import root_cause_trial
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    metrics, cause, target, at = root_cause_trial(3)
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint(name, "system", (), 100.0 + 5 * i, float(v))
+                               for name, series in metrics.items()
+                               for i, v in enumerate(series))
+    others = ",".join(m for m in metrics if m != target)
+    res = runner.invoke(app, ["rca", "--target", target, "--candidates", others,
+                              "--at", str(100.0 + 5 * at), "--store", url, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["index"] == at and out["causes"][0]["name"] == cause
+    res = runner.invoke(app, ["rca", "--store", url])
+    assert res.exit_code != 0

@@ -192,15 +192,43 @@ def _cell_medians(record: Any, metric: str) -> dict[str, tuple[dict[str, Any], f
     return out
 
 
+def _causes_table(title: str, causes: list[Any]) -> None:
+    table = Table(title=title)
+    for col in ("kind", "name", "score", "evidence"):
+        table.add_column(col)
+    for c in causes:
+        table.add_row(c.kind, c.name, f"{c.score:.2f}", c.evidence)
+    console.print(table)
+
+
 @app.command()
 def rca(
-    base: str = typer.Argument(..., help="Baseline run (id, name or 'latest')"),
-    new: str = typer.Argument(..., help="Run with the regression"),
-    metric: str = typer.Option("wall_s", "--metric", "-m"),
+    base: str | None = typer.Argument(None, help="Baseline run (id, name or 'latest')"),
+    new: str | None = typer.Argument(None, help="Run with the regression"),
+    metric: str = typer.Option("wall_s", "--metric", "-m", help="Run metric to compare."),
+    target: str | None = typer.Option(
+        None, "--target", help="Telemetry mode: the metric where the anomaly was seen."),
+    candidates: str | None = typer.Option(
+        None, "--candidates", help="Telemetry mode: comma-separated candidate metrics."),
+    component: str | None = typer.Option(None, "--component", "-c",
+                                         help="Telemetry mode: component of the target."),
+    at: float | None = typer.Option(
+        None, "--at", help="Telemetry mode: anomaly time (default: last flagged point)."),
+    max_lag: int = typer.Option(20, "--max-lag", min=1),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Rank the parameters and environment differences that explain a regression between runs."""
+    """Rank candidate causes.
+
+    Two runs: the parameters and environment differences that explain a regression of
+    ``--metric``. Telemetry (``--target`` and ``--candidates``): the metrics that moved first and
+    most before the target's anomaly (candidates are interpolated onto the target's timestamps).
+    """
+    if target is not None:
+        _rca_telemetry(target, candidates, component, at, max_lag, store, as_json)
+        return
+    if base is None or new is None:
+        raise AnalyticsError("give two runs (BASE NEW), or --target and --candidates")
     from allele.analytics.rca import diff_environments, rank_parameter_causes
     from allele.bench.store import open_store
 
@@ -221,13 +249,39 @@ def rca(
         _emit_json({"base": rec_a.info.id, "new": rec_b.info.id, "metric": metric,
                     "causes": [c.to_dict() for c in causes]})
         return
-    table = Table(title=f"Candidate causes of the {metric} change {rec_a.info.name} -> "
-                        f"{rec_b.info.name}")
-    for col in ("kind", "name", "score", "evidence"):
-        table.add_column(col)
-    for c in causes:
-        table.add_row(c.kind, c.name, f"{c.score:.2f}", c.evidence)
-    console.print(table)
+    _causes_table(f"Candidate causes of the {metric} change {rec_a.info.name} -> "
+                  f"{rec_b.info.name}", causes)
+
+
+def _rca_telemetry(target: str, candidates: str | None, component: str | None,
+                   at: float | None, max_lag: int, store: str | None, as_json: bool) -> None:
+    import numpy as np
+
+    from allele.analytics.anomaly import detect_series
+    from allele.analytics.rca import rank_metric_causes
+
+    names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
+    if not names:
+        raise AnalyticsError("--candidates needs at least one metric name")
+    ts, values, _ = _series(store, target, component)
+    t_arr = np.asarray(ts)
+    metrics = {target: np.asarray(values)}
+    for name in names:
+        c_ts, c_vals, _ = _series(store, name, None)
+        metrics[name] = np.interp(t_arr, np.asarray(c_ts), np.asarray(c_vals))
+    if at is not None:
+        index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
+    else:
+        flagged = detect_series(values, ts, "robust").anomalies()
+        if not flagged:
+            raise AnalyticsError(f"no anomaly flagged in {target!r}; give --at")
+        index = flagged[-1]
+    causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
+    if as_json:
+        _emit_json({"target": target, "index": index, "timestamp": ts[index],
+                    "causes": [c.to_dict() for c in causes]})
+        return
+    _causes_table(f"Metrics that moved before the {target} anomaly at {ts[index]:.0f}", causes)
 
 
 @app.command()
