@@ -240,6 +240,40 @@ def test_stream_chunks_join_to_the_response(scripted_server: Make) -> None:
     assert stats.time_to_first_token == response.time_to_first_token
 
 
+def test_astream_chunks_join_to_the_response(scripted_server: Make) -> None:
+    server = scripted_server(Reply(body=sse_body(["x", "y", "z"], None),
+                                   content_type="text/event-stream"))
+    recorder = Recorder()
+    agent = NLPAgent(Genome(), http_config(server), observer=recorder)
+
+    async def run() -> tuple[list[str], AgentResponse | None]:
+        stream = agent.astream("hello")
+        chunks = [c async for c in stream]
+        return chunks, stream.response
+
+    chunks, response = asyncio.run(run())
+    assert chunks == ["x", "y", "z"]
+    assert response is not None and response.text == "xyz"
+    assert response.usage_estimated and response.completion_tokens == 3
+    assert agent.history == [("hello", "xyz")]
+    assert [(e[0], e[2].streamed) for e in recorder.events] == [("on_chat", True)]
+
+
+def test_abandoned_astream_is_not_remembered(scripted_server: Make) -> None:
+    server = scripted_server(Reply(body=sse_body(["a", "b"], None),
+                                   content_type="text/event-stream"))
+    agent = NLPAgent(Genome(), http_config(server))
+
+    async def run() -> str:
+        stream = agent.astream("hi")
+        first = await stream.__anext__()
+        await stream.aclose()
+        return first
+
+    assert asyncio.run(run()) == "a"
+    assert agent.history == []
+
+
 def test_abandoned_stream_is_not_remembered(scripted_server: Make) -> None:
     server = scripted_server(Reply(body=sse_body(["a", "b"], None),
                                    content_type="text/event-stream"))

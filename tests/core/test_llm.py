@@ -231,6 +231,34 @@ def test_stream_5xx_before_the_body_is_retried(scripted_server: Make) -> None:
     assert len(server.chat_requests) == 2
 
 
+def test_astream_retries_then_yields_chunks_and_completion(scripted_server: Make) -> None:
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    server = scripted_server(Reply(status=502, body=b"gateway"),
+                             Reply(body=sse_body(["as", "ync"], usage),
+                                   content_type="text/event-stream"))
+
+    async def run() -> list[str | Completion]:
+        return [item async for item in provider(server.base_url).astream(MESSAGES, PARAMS)]
+
+    chunks, final = collect(asyncio.run(run()))
+    assert chunks == ["as", "ync"] and final.text == "async"
+    assert (final.prompt_tokens, final.completion_tokens, final.retries) == (9, 2, 1)
+    assert len(server.chat_requests) == 2
+    assert server.chat_requests[1].json["stream_options"] == {"include_usage": True}
+
+
+def test_astream_400_is_not_retried(scripted_server: Make) -> None:
+    server = scripted_server(Reply(status=400, body=b"bad"))
+
+    async def run() -> None:
+        async for _ in provider(server.base_url, max_retries=3).astream(MESSAGES, PARAMS):
+            pass
+
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(run())
+    assert info.value.cause == "http_4xx" and len(server.chat_requests) == 1
+
+
 def test_stream_junk_event_is_invalid_response(scripted_server: Make) -> None:
     body = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\ndata: {not json\n\n'
     server = scripted_server(Reply(body=body, content_type="text/event-stream"))
@@ -324,6 +352,12 @@ def test_in_process_complete_and_stream(smollm2_path: Path) -> None:
     chunks, final = collect(list(p.stream(MESSAGES, PARAMS)))
     assert len(chunks) >= 1 and "".join(chunks) == final.text
     assert final.text == first.text
+
+    async def run() -> list[str | Completion]:
+        return [item async for item in p.astream(MESSAGES, PARAMS)]
+
+    achunks, afinal = collect(asyncio.run(run()))
+    assert achunks == chunks and afinal == final
     # the streamed call counts prompt tokens the way the non-streamed call reports them
     assert final.prompt_tokens == first.prompt_tokens
     assert 1 <= final.completion_tokens <= PARAMS.max_tokens

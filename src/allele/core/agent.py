@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentConfig",
     "AgentResponse",
+    "AsyncChatStream",
     "ChatStream",
     "ConversationDynamics",
     "NLPAgent",
@@ -504,6 +505,12 @@ class NLPAgent:
         messages = self._begin(message)
         return ChatStream(self, message, messages, started)
 
+    def astream(self, message: str) -> AsyncChatStream:
+        """:meth:`stream` for async code: ``async for chunk in agent.astream(...)``."""
+        started = time.perf_counter()
+        messages = self._begin(message)
+        return AsyncChatStream(self, message, messages, started)
+
     def warm_up(self) -> None:
         """Load the in-process model now (instead of inside the first chat)."""
         if isinstance(self.provider, LlamaCppProvider):
@@ -582,6 +589,66 @@ class ChatStream:
     def close(self) -> None:
         """Abandon the stream: nothing enters the memory and the observer sees nothing."""
         self._gen.close()
+        if not self._done:
+            self._done = True
+            self._agent._undo()
+
+
+class AsyncChatStream:
+    """:class:`ChatStream` for async code: ``async for`` the chunks, then read ``response``
+    (or ``await finish()``); ``await aclose()`` abandons it."""
+
+    def __init__(self, agent: NLPAgent, message: str, messages: list[ChatMessage],
+                 started: float) -> None:
+        self._agent = agent
+        self._message = message
+        self._started = started
+        self._done = False
+        self._gen = self._run(messages)
+        self.response: AgentResponse | None = None
+        self.time_to_first_token: float | None = None
+
+    async def _run(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+        agent = self._agent
+        completion: Completion | None = None
+        try:
+            async for item in agent.provider.astream(messages, agent._params()):
+                if isinstance(item, str):
+                    if self.time_to_first_token is None:
+                        self.time_to_first_token = time.perf_counter() - self._started
+                    yield item
+                else:
+                    completion = item
+            if completion is None:
+                raise ProviderError("the stream ended without a final answer",
+                                    url=agent.provider.url, cause="invalid_response")
+        except AlleleError as err:
+            self._done = True
+            agent._failed(err, self._started)
+            raise
+        response = agent._response(completion, time.perf_counter() - self._started,
+                                   self.time_to_first_token)
+        self.response = response
+        self._done = True
+        agent._succeeded(self._message, response, streamed=True)
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._gen.__anext__()
+
+    async def finish(self) -> AgentResponse:
+        """Consume the remaining chunks and return the final response."""
+        async for _ in self._gen:
+            pass
+        if self.response is None:
+            raise ValidationError("this stream was closed before it finished")
+        return self.response
+
+    async def aclose(self) -> None:
+        """Abandon the stream: nothing enters the memory and the observer sees nothing."""
+        await self._gen.aclose()
         if not self._done:
             self._done = True
             self._agent._undo()

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -121,8 +121,29 @@ class LLMProvider(ABC):
     ) -> Iterator[StreamItem]:
         """Answer one chat request chunk by chunk (see the class docstring)."""
 
+    async def astream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> AsyncIterator[StreamItem]:
+        """:meth:`stream` for async code. By default the blocking stream runs in a worker thread,
+        one ``next`` at a time, so the event loop is never blocked."""
+        items = self.stream(messages, params)
+        try:
+            while True:
+                item = await asyncio.to_thread(next, items, None)
+                if item is None:
+                    return
+                yield item
+        finally:
+            await asyncio.to_thread(_close_iterator, items)
+
     def close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Release connections; the provider must not be used afterwards."""
+
+
+def _close_iterator(items: Iterator[StreamItem]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def estimate_tokens(text: str) -> int:
@@ -399,111 +420,152 @@ class OpenAIProvider(LLMProvider):
         attempt = 0
         while True:
             retry_after: float | None = None
+            sse = _SSEAccumulator(self, url, model, attempt, messages)
             try:
                 with client.stream("POST", url, json=payload) as response:
                     if response.status_code < 400:
-                        yield from self._read_sse(url, response.iter_lines(), model, attempt,
-                                                  messages)
+                        for line in response.iter_lines():
+                            piece = sse.feed(line)
+                            if piece is _DONE:
+                                break
+                            if isinstance(piece, str):
+                                yield piece
+                        yield sse.finish()
                         return
                     body = response.read().decode("utf-8", "replace")
                     err = self._classify_status(url, response, body)
                     retry_after = _parse_retry_after(response)
-            except _StreamStarted as started:
-                raise started.error from None
             except httpx.HTTPError as exc:
                 err = self._classify_transport(url, exc)
+                if sse.started:  # text was already yielded: never retried
+                    err.retries = attempt
+                    raise err from None
             err.retries = attempt
             if attempt >= self.max_retries or not _is_retryable(err.cause, err.status):
                 raise err
             self._sleep(_backoff_delay(attempt, self.backoff_s, retry_after))
             attempt += 1
 
-    def _read_sse(
-        self, url: str, lines: Iterator[str], model: str, retries: int,
-        messages: Sequence[ChatMessage],
-    ) -> Iterator[StreamItem]:
-        parts: list[str] = []
-        chunks = 0
-        usage: Mapping[str, Any] | None = None
-        finish: str | None = None
-        answered_model = model
-        started = False
-        events = 0
-        skipped: list[str] = []
-        try:
-            for line in lines:
-                if not line or line.startswith(":") or not line.startswith("data:"):
-                    if line and len(skipped) < 3:
-                        skipped.append(line[:100])
-                    continue
-                events += 1
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
+    async def astream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> AsyncIterator[StreamItem]:
+        async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers()) as client:
+            model = await self._aresolved_model(client)
+            payload = self._payload(messages, params, model, stream=True)
+            url = self.url
+            attempt = 0
+            while True:
+                retry_after: float | None = None
+                sse = _SSEAccumulator(self, url, model, attempt, messages)
                 try:
-                    event = json.loads(data)
-                    if event.get("error"):
-                        raise self._error(url, "invalid_response",
-                                          f"error event in stream: {event['error']!r}",
-                                          retries=retries)
-                    if isinstance(event.get("usage"), dict):
-                        usage = event["usage"]
-                    answered_model = event.get("model") or answered_model
-                    choices = event.get("choices") or []
-                    if choices:
-                        choice = choices[0]
-                        delta = choice.get("delta") or {}
-                        piece = delta.get("content")
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
-                    else:
-                        piece = None
-                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                    raise self._error(url, "invalid_response",
-                                      f"malformed stream event ({exc!r}): {data[:200]!r}",
-                                      retries=retries) from None
-                if isinstance(piece, str) and piece:
-                    parts.append(piece)
-                    chunks += 1
-                    started = True
-                    yield piece
-        except httpx.HTTPError as exc:
-            err = self._classify_transport(url, exc)
-            err.retries = retries
-            if started:
-                raise _StreamStarted(err) from None
-            raise
-        except ProviderError as err:
-            raise _StreamStarted(err) from None
-        if events == 0:
-            raise self._error(url, "invalid_response",
-                              f"the answer is not an event stream (no 'data:' line): {skipped!r}",
-                              retries=retries)
-        text = "".join(parts)
-        prompt_tokens = usage.get("prompt_tokens") if usage else None
-        completion_tokens = usage.get("completion_tokens") if usage else None
-        estimated = not (isinstance(prompt_tokens, int) and isinstance(completion_tokens, int))
-        if estimated:
-            prompt_tokens = estimate_tokens("".join(m["content"] for m in messages))
-            completion_tokens = chunks
-        assert isinstance(prompt_tokens, int) and isinstance(completion_tokens, int)
-        yield Completion(
+                    async with client.stream("POST", url, json=payload) as response:
+                        if response.status_code < 400:
+                            async for line in response.aiter_lines():
+                                piece = sse.feed(line)
+                                if piece is _DONE:
+                                    break
+                                if isinstance(piece, str):
+                                    yield piece
+                            yield sse.finish()
+                            return
+                        body = (await response.aread()).decode("utf-8", "replace")
+                        err = self._classify_status(url, response, body)
+                        retry_after = _parse_retry_after(response)
+                except httpx.HTTPError as exc:
+                    err = self._classify_transport(url, exc)
+                    if sse.started:
+                        err.retries = attempt
+                        raise err from None
+                err.retries = attempt
+                if attempt >= self.max_retries or not _is_retryable(err.cause, err.status):
+                    raise err
+                await asyncio.sleep(_backoff_delay(attempt, self.backoff_s, retry_after))
+                attempt += 1
+
+
+_DONE = object()
+"""Returned by :meth:`_SSEAccumulator.feed` for the ``data: [DONE]`` line."""
+
+
+class _SSEAccumulator:
+    """Parses an OpenAI-style SSE stream line by line and builds the final Completion."""
+
+    def __init__(self, provider: OpenAIProvider, url: str, model: str, retries: int,
+                 messages: Sequence[ChatMessage]) -> None:
+        self.provider = provider
+        self.url = url
+        self.model = model
+        self.retries = retries
+        self.messages = messages
+        self.parts: list[str] = []
+        self.usage: Mapping[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.events = 0
+        self.skipped: list[str] = []
+        self.started = False
+
+    def _invalid(self, detail: str) -> ProviderError:
+        return self.provider._error(self.url, "invalid_response", detail, retries=self.retries)
+
+    def feed(self, line: str) -> str | object | None:
+        """The text chunk of one line, :data:`_DONE` at the end marker, else None."""
+        if not line or line.startswith(":") or not line.startswith("data:"):
+            if line and len(self.skipped) < 3:
+                self.skipped.append(line[:100])
+            return None
+        self.events += 1
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return _DONE
+        try:
+            event = json.loads(data)
+            error = event.get("error")
+            usage = event.get("usage")
+            model = event.get("model")
+            choices = event.get("choices") or []
+            piece = None
+            if choices:
+                choice = choices[0]
+                piece = (choice.get("delta") or {}).get("content")
+                if choice.get("finish_reason"):
+                    self.finish_reason = str(choice["finish_reason"])
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self._invalid(f"malformed stream event ({exc!r}): {data[:200]!r}") from None
+        if error:
+            raise self._invalid(f"error event in stream: {error!r}")
+        if isinstance(usage, dict):
+            self.usage = usage
+        if isinstance(model, str) and model:
+            self.model = model
+        if isinstance(piece, str) and piece:
+            self.parts.append(piece)
+            self.started = True
+            return piece
+        return None
+
+    def finish(self) -> Completion:
+        if self.events == 0:
+            raise self._invalid(
+                f"the answer is not an event stream (no 'data:' line): {self.skipped!r}")
+        text = "".join(self.parts)
+        usage = self.usage or {}
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+            estimated = False
+        else:
+            estimated = True
+            prompt_tokens = estimate_tokens("".join(m["content"] for m in self.messages))
+            completion_tokens = len(self.parts)
+        return Completion(
             text=text,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            model=str(answered_model),
-            retries=retries,
+            model=self.model,
+            retries=self.retries,
             usage_estimated=estimated,
-            finish_reason=finish,
+            finish_reason=self.finish_reason,
         )
-
-
-class _StreamStarted(Exception):
-    """Internal: a failure after the stream began, which must not be retried."""
-
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 # --------------------------------------------------------------------------- llama.cpp in process
