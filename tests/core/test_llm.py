@@ -364,6 +364,18 @@ def test_in_process_complete_and_stream(smollm2_path: Path) -> None:
 
 
 @pytest.mark.llm
+def test_prompt_longer_than_the_context_is_a_provider_error(smollm2_path: Path) -> None:
+    p = LlamaCppProvider(smollm2_path, n_ctx=64)
+    long: list[ChatMessage] = [{"role": "user", "content": "word " * 200}]
+    with pytest.raises(ProviderError) as info:
+        p.complete(long, PARAMS)
+    assert info.value.cause == "other" and info.value.url == str(smollm2_path)
+    assert "context" in str(info.value).lower()
+    with pytest.raises(ProviderError):
+        list(p.stream(long, PARAMS))
+
+
+@pytest.mark.llm
 @pytest.mark.slow
 def test_llama_cpp_server_over_http(llama_server: str) -> None:
     p = OpenAIProvider(llama_server, model=None, timeout_s=60.0)

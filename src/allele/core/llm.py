@@ -768,10 +768,13 @@ class LlamaCppProvider(LLMProvider):
             try:
                 if not self.reuse_prefix:
                     loaded.llama.reset()  # evaluate the prompt afresh: reproducible answers
+                self._check_fits(self._count_prompt_tokens(loaded.llama, messages))
                 result = loaded.llama.create_chat_completion(
                     **self._kwargs(messages, params, stream=False)
                 )
-            except Exception as exc:  # e.g. prompt longer than n_ctx
+            except ProviderError:
+                raise
+            except Exception as exc:  # llama.cpp failures
                 raise self._call_error(exc) from None
         try:
             choice = result["choices"][0]
@@ -805,6 +808,7 @@ class LlamaCppProvider(LLMProvider):
                 if not self.reuse_prefix:
                     llama.reset()  # evaluate the prompt afresh: reproducible answers
                 prompt_tokens = self._count_prompt_tokens(llama, messages)
+                self._check_fits(prompt_tokens)
                 for chunk in llama.create_chat_completion(
                     **self._kwargs(messages, params, stream=True)
                 ):
@@ -833,6 +837,16 @@ class LlamaCppProvider(LLMProvider):
             usage_estimated=estimated,
             finish_reason=finish,
         )
+
+    def _check_fits(self, prompt_tokens: int | None) -> None:
+        """A prompt that fills the context is an error here, not an obscure one in llama.cpp.
+        (Longer answers than the context leaves room for are cut by llama.cpp itself.)"""
+        if prompt_tokens is not None and prompt_tokens >= self.n_ctx:
+            raise ProviderError(
+                f"the prompt is {prompt_tokens} tokens but the context of {self.path.name} is "
+                f"n_ctx={self.n_ctx}: lower context_window (turns of memory) or raise n_ctx",
+                url=str(self.path), cause="other",
+            )
 
     @staticmethod
     def _count_prompt_tokens(llama: Any, messages: Sequence[ChatMessage]) -> int | None:
