@@ -47,6 +47,7 @@ from allele.analytics._common import (
     humanize_duration,
     median_step,
 )
+from allele.analytics._season import seasonal_period
 from allele.errors import AnalyticsError, NotFittedError
 
 __all__ = [
@@ -703,41 +704,34 @@ class Seasonality:
 def detect_seasonality(
     y: ArrayLike, max_period: int | None = None, min_strength: float = 0.3
 ) -> Seasonality:
-    """Find the dominant season by the autocorrelation of the detrended series.
+    """Find the dominant season.
 
-    The period is the lag (2..``max_period``, default ``n // 3``) of the highest local ACF peak
-    that exceeds both ``min_strength`` and the 95% white-noise band ``1.96 / sqrt(n)``.
+    Candidate periods are the highest autocorrelation peaks of the series (and their neighbours
+    and divisors), refined by how well a Fourier profile of each period explains the detrended
+    series (:func:`allele.analytics._season.seasonal_period`; sharper than the ACF peak alone,
+    which is often one step off). The period (2..``max_period``, default ``n // 3``) is kept when
+    its detrended ACF exceeds both ``min_strength`` and the 95% white-noise band
+    ``1.96 / sqrt(n)``; ``strength`` is that ACF value.
     """
-    from statsmodels.tsa.stattools import acf
-
     arr = as_series(y, name="y")
     n = arr.size
     if n < 8 or np.ptp(arr) == 0:
         return Seasonality(None, 0.0)
-    x = np.arange(n, dtype=np.float64)
-    slope, intercept = np.polyfit(x, arr, 1)
-    resid = arr - (slope * x + intercept)
-    if np.ptp(resid) == 0:
-        return Seasonality(None, 0.0)
     max_lag = min(max_period if max_period is not None else n // 3, n - 2)
     if max_lag < 3:
         return Seasonality(None, 0.0)
-    r = np.asarray(acf(resid, nlags=max_lag, fft=True), dtype=np.float64)
-    band = max(min_strength, 1.96 / math.sqrt(n))
-    best_lag: int | None = None
-    best_val = -1.0
-    for lag in range(2, max_lag):
-        if r[lag] > r[lag - 1] and r[lag] >= r[lag + 1] and r[lag] > band and r[lag] > best_val:
-            best_lag, best_val = lag, float(r[lag])
-    if best_lag is None:
+    period = seasonal_period(arr, min_period=2, max_period=max_lag)
+    if period is None:
         return Seasonality(None, 0.0)
-    # Prefer the fundamental: a divisor of the best lag whose ACF is nearly as strong.
-    for div in range(2, best_lag):
-        if best_lag % div == 0 and r[best_lag // div] > 0.9 * best_val:
-            cand = best_lag // div
-            if cand >= 2 and r[cand] >= r[cand - 1] and r[cand] >= r[cand + 1]:
-                return Seasonality(cand, float(r[cand]))
-    return Seasonality(best_lag, best_val)
+    x = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(x, arr, 1)
+    resid = arr - (slope * x + intercept)
+    resid = resid - resid.mean()
+    denom = float(resid @ resid)
+    strength = float(resid[period:] @ resid[:-period]) / denom if denom > 0 else 0.0
+    if strength <= max(min_strength, 1.96 / math.sqrt(n)):
+        return Seasonality(None, 0.0)
+    return Seasonality(period, strength)
 
 
 @dataclass(frozen=True)
