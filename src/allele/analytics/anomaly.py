@@ -72,6 +72,7 @@ __all__ = [
 
 Method = Literal["robust", "iforest", "ocsvm", "ensemble"]
 _LN9 = math.log(9.0)
+_MEDIAN_VAR = math.pi / 2.0  # variance of a sample median relative to a mean (Gaussian)
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -398,7 +399,10 @@ def robust_statistics(
       window before the recent block;
     * variance: Wilson-Hilferty z of ``mean((r - med)^2) / s'^2`` over the last ``2 * short``
       points (positive part: only increases);
-    * drift: ``|mean(r[t-window+1..t]) - level| / (sigma * sqrt(1/window + 1/learn_n))``.
+    * drift: ``|med - level| / (s * sqrt(pi/2 * (1/window + 1/learn_n)))``: the rolling median
+      against the learning-period level, over the standard error of a difference of two
+      medians under the current noise level ``s`` (a median forgets a temporary shift twice as
+      fast as a mean and ignores spikes).
 
     Rows before ``window + 2 * short`` are NaN.
     """
@@ -422,8 +426,8 @@ def robust_statistics(
     ms = _trailing_mean(dev2, kv)
     sref_v = lagged(sref, kv - 1)
     out[:, 2] = np.maximum(_wilson_hilferty(ms / sref_v**2, kv), 0.0)
-    out[:, 3] = np.abs(_trailing_mean(x, window) - level) / (
-        sigma * math.sqrt(1.0 / window + 1.0 / learn_n))
+    out[:, 3] = np.abs(med - level) / (sref * math.sqrt(_MEDIAN_VAR * (1.0 / window
+                                                                       + 1.0 / learn_n)))
     out[: window + kv] = np.nan
     return out
 
@@ -447,7 +451,7 @@ def robust_statistics_reference(
         m = float(np.median(win))
         med[t] = m
         sref[t] = max(_MAD_TO_SIGMA * float(np.median(np.abs(win - m))), sigma)
-    drift_scale = sigma * math.sqrt(1.0 / window + 1.0 / learn_n)
+    drift_scale = math.sqrt(_MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
     for t in range(window + kv, n):
         spike = abs(x[t] - med[t]) / sref[t]
         t0 = t - short + 1
@@ -455,7 +459,7 @@ def robust_statistics_reference(
         tv = t - kv + 1
         ms = float(np.mean((x[tv:t + 1] - med[tv:t + 1]) ** 2))
         var = max(float(_wilson_hilferty(ms / sref[tv] ** 2, kv)), 0.0)
-        drift = abs(float(np.mean(x[t - window + 1:t + 1])) - level) / drift_scale
+        drift = abs(med[t] - level) / (sref[t] * drift_scale)
         out[t] = (spike, shift, var, drift)
     return out
 
