@@ -15,9 +15,11 @@ env: $(STAMP)
 sysdeps:
 	bash scripts/sysdeps.sh
 
-## make run: the main job on its embedded defaults
+## make run: the main job on its embedded defaults - a quick matrix benchmark of every component
+## (evolution, Kraken, the agent on the bundled SmolLM2 model) into .allele/results.db, then an
+## HTML report compared with the previous run
 run: $(STAMP)
-	$(VENV)/bin/allele demo
+	$(VENV)/bin/allele bench run benchmarks/seed-matrix.yaml --preset quick --report .allele/report.html
 
 ## make test: the whole suite, slow end-to-end tests included
 test: $(STAMP) sysdeps

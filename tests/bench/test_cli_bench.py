@@ -187,3 +187,34 @@ def test_rich_progress_reports_done_failed_and_current_cell() -> None:
     progress.stop()
     text = buf.getvalue()
     assert "myrun" in text and "2/3" in text and "failed 1" in text
+
+
+def test_run_writes_a_report_against_the_previous_run(spec: Path, tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    out_file = tmp_path / "out" / "report.html"
+    code, _, err = invoke("run", str(spec), "--store", url, "--name", "r1", "--executor",
+                          "inline", "-q", "--report", str(out_file))
+    assert code == 0, err
+    assert f"report written to {out_file.resolve()}" in err
+    assert "compared with" not in err  # the first run of the spec has no baseline
+    first = out_file.read_text()
+    assert first.startswith("<!DOCTYPE html>") or first.lstrip().lower().startswith("<!doctype")
+    assert "r1" in first
+
+    code, _, err = invoke("run", str(spec), "--store", url, "--name", "r2", "--executor",
+                          "inline", "-q", "--report", str(out_file))
+    assert code == 0, err
+    with open_store(url) as st:
+        r1 = st.get_run("r1")
+    assert f"compared with run r1 ({r1.id})" in err
+    second = out_file.read_text()
+    assert "r2" in second and "r1" in second
+
+
+def test_run_report_to_an_unwritable_path_is_a_clear_error(spec: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = invoke("run", str(spec), "--store", store_url(tmp_path), "--executor",
+                          "inline", "-q", "--report", str(blocker / "report.html"))
+    assert code == 2
+    assert "cannot write" in err

@@ -254,3 +254,23 @@ def test_install_observes_components_created_without_observer() -> None:
         core_observer.set_default_observer_factory(before)
     later = KrakenLNN(reservoir_size=20, seed=1, name="later")
     assert later.observer is not tel and not isinstance(later.observer, FanOut)
+
+
+def test_install_observes_an_evolution_engine_created_without_observer() -> None:
+    from allele.core.evolution import EvolutionConfig, EvolutionEngine
+    from allele.core.fitness import target_personality
+
+    tel = Telemetry(background=False, system=False)
+    uninstall = tel.install()
+    try:
+        engine = EvolutionEngine(EvolutionConfig(population_size=20, generations=3, seed=2),
+                                 target_personality({"empathy": 0.9}), name="auto-evo")
+        result = engine.run()
+        assert tel.latest("allele_evolution_generation", "auto-evo") == result.history[-1].generation
+        assert tel.latest("allele_evolution_best_fitness", "auto-evo") == pytest.approx(
+            result.history[-1].best)
+    finally:
+        uninstall()
+    later = EvolutionEngine(EvolutionConfig(population_size=20, generations=1, seed=2),
+                            target_personality({"empathy": 0.9}))
+    assert later.observer is None

@@ -98,6 +98,14 @@ def run_cmd(
                                         help="No progress bar or summary table.")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit with code 1 when any cell failed, crashed or timed out.")] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write an HTML report of the run to this file, compared with the "
+        "previous finished run of the same spec when there is one.")] = None,
+    mlflow_uri: Annotated[str | None, typer.Option(
+        "--mlflow", help="Also track the run in MLflow at this tracking URI "
+        "(needs the mlflow extra).")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="MLflow experiment (default: the configured one).")] = None,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with _errors():
@@ -122,7 +130,10 @@ def run_cmd(
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
             with _sigterm_as_interrupt():
-                if resume is not None:
+                if mlflow_uri is not None:
+                    summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
+                                           filters=filters or [], resume=resume)
+                elif resume is not None:
                     summary = runner.resume(resume)
                 else:
                     assert suite is not None
@@ -137,8 +148,40 @@ def run_cmd(
             err_console.print(line, highlight=False)
             if not quiet:
                 _show(st.load_run(summary.run_id), None)
+            if report is not None:
+                _write_report(st, summary.run_id, report)
             if summary.failed and strict:
                 raise typer.Exit(1)
+
+
+def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
+                 name: str | None, filters: list[str], resume: str | None) -> Any:
+    from allele.tracking.mlflow import MlflowTracker, run_matrix_tracked
+
+    with MlflowTracker(uri, experiment) as tracker:
+        summary = run_matrix_tracked(tracker, runner, suite, name=name, filters=filters,
+                                     resume=resume)
+    err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
+                      highlight=False)
+    return summary
+
+
+def _write_report(st: Any, run_id: str, path: Path) -> None:
+    """The HTML report of ``run_id``, against the previous finished run of the same spec."""
+    from allele.bench.report import build_report
+
+    info = st.get_run(run_id)
+    baseline = next((r for r in st.list_runs(None)
+                     if r.id != run_id and r.spec_name == info.spec_name
+                     and r.status == "finished" and r.created_at < info.created_at), None)
+    text = build_report(st, run_id, baseline.id if baseline else None, fmt="html")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from None
+    against = f", compared with run {baseline.name} ({baseline.id})" if baseline else ""
+    err_console.print(f"report written to {path.resolve()}{against}", highlight=False)
 
 
 @app.command("list")
@@ -316,6 +359,11 @@ def _num(v: float | None) -> str:
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
+
+# compare, regressions, calibrate, report and import live in their own module.
+from allele.cli.bench_analysis import register as _register_analysis  # noqa: E402
+
+_register_analysis(app)
 
 if __name__ == "__main__":
     app()

@@ -27,7 +27,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from allele.core import operators as ops
 from allele.core.genome import N_TRAITS, Genome
-from allele.core.observer import GenerationStats, default_name, notify
+from allele.core.observer import GenerationStats, default_name, default_observer, notify
 from allele.errors import ValidationError
 
 FloatArray = NDArray[np.float64]
@@ -169,8 +169,9 @@ class EvolutionEngine:
             raise ValidationError("EvolutionEngine needs a fitness function")
         self.config = config
         self.fitness_fn = as_batch_fitness(fitness)
-        self.observer = observer
         self.name = name if name is not None else default_name("evolution")
+        self.observer = (observer if observer is not None
+                         else default_observer("evolution", self.name))
         self.rng = np.random.default_rng(config.seed)
         self._tag = _seed_tag(config.seed)
         n = config.population_size
