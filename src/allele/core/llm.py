@@ -28,6 +28,8 @@ are counted as the number of content chunks and prompt tokens are estimated as
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import math
 import os
@@ -694,6 +696,23 @@ def clear_model_cache() -> None:
     """Forget every loaded in-process model (they are freed when no agent holds them)."""
     with _models_lock:
         _models.clear()
+
+
+def _close_models_at_exit() -> None:
+    # Cached models are closed while the interpreter is still whole: left to the garbage
+    # collector at shutdown, llama-cpp-python's __del__ finds its ctypes functions already torn
+    # down and prints "Exception ignored ... 'NoneType' object is not callable".
+    with _models_lock:
+        loaded = list(_models.values())
+        _models.clear()
+    for model in loaded:
+        close = getattr(model.llama, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+atexit.register(_close_models_at_exit)
 
 
 class LlamaCppProvider(LLMProvider):
