@@ -1,1 +1,0 @@
-"""allele.dashboard"""
