@@ -15,12 +15,17 @@ Both comparisons alternate baseline and runner ``--rounds`` times and report med
 machine may be shared. The load average is printed alongside: on a busy 2-core machine no pool can
 reach 2x. Two further figures separate the runner's own losses from the machine's: the CPU each
 side actually obtained, and the worker utilisation (time the workers spent inside cells divided
-by 2 x the pool's wall time), which only dispatch delays of the runner can lower.
+by 2 x the pool's wall time), which only dispatch delays of the runner can lower. And a third
+baseline bounds what any pool can reach here: the same cells submitted one by one to a bare, warm
+``concurrent.futures.ProcessPoolExecutor(2)`` (no store, no runner). Its efficiency is the
+machine's ceiling (two vCPUs that share a physical core, or a neighbour's load, keep it below
+100%); the runner's share of that ceiling is bare-pool time / runner-pool time.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import statistics
 import sys
@@ -77,6 +82,18 @@ def runner_time(db: Path, name: str, cells: int, n: int, executor: object,
     return elapsed
 
 
+def _cell(i: int, n: int) -> None:
+    work({"i": i, "n": n}, 0)
+
+
+def bare_pool(pool: concurrent.futures.ProcessPoolExecutor, cells: int, n: int) -> float:
+    """The same cells on a bare, warm process pool: the most any pool gets out of this machine."""
+    t0 = time.perf_counter()
+    for fut in [pool.submit(_cell, i, n) for i in range(cells)]:
+        fut.result()
+    return time.perf_counter() - t0
+
+
 def calibrate(seconds: float) -> int:
     """Loop count of ``work`` that takes about ``seconds`` here."""
     n = 20_000
@@ -118,8 +135,12 @@ def main() -> None:
         # 2. parallel efficiency -----------------------------------------------------------------
         n_big = calibrate(0.2)
         CPU_RATES["serial"].clear()
-        serial, fresh, warm = [], [], []
+        serial, fresh, warm, bare = [], [], [], []
+        plain = concurrent.futures.ProcessPoolExecutor(2)
+        for fut in [plain.submit(_cell, i, 1000) for i in range(4)]:
+            fut.result()  # both workers started and warm
         for r in range(args.rounds):
+            bare.append(bare_pool(plain, args.par_cells, n_big))
             serial.append(bare_loop(args.par_cells, n_big))
             fresh.append(runner_time(db, f"fresh-{r}", args.par_cells, n_big, "local"))
             with ProcessPoolExecutor(2) as pool:
@@ -127,6 +148,7 @@ def main() -> None:
                 runner_time(db, f"warmup-{r}", 2, 1000, pool)  # imports done in both workers
                 warm.append(runner_time(db, f"warm-{r}", args.par_cells, n_big, pool,
                                         record_cpu=True))
+        plain.shutdown()
         s = statistics.median(serial)
         f, w = statistics.median(fresh), statistics.median(warm)
         print(f"\n[2 workers] {args.par_cells} CPU-bound cells of "
@@ -135,6 +157,10 @@ def main() -> None:
         print(f"  pool, fresh        {f:8.3f} s   efficiency {s / (2 * f) * 100:5.1f}%")
         print(f"  pool, warm         {w:8.3f} s   efficiency {s / (2 * w) * 100:5.1f}%   "
               f"goal >= 85%: {'PASS' if s / (2 * w) >= 0.85 else 'FAIL'}")
+        bp = statistics.median(bare)
+        print(f"  bare pool (ceiling) {bp:7.3f} s   efficiency {s / (2 * bp) * 100:5.1f}%   "
+              f"(concurrent.futures, warm, no runner)")
+        print(f"  runner, warm pool, as a share of the bare pool: {bp / w * 100:5.1f}%")
         rs = statistics.median(CPU_RATES["serial"])
         rp = statistics.median(CPU_RATES["pool"])
         print(f"  CPU obtained: serial loop {rs:.2f} CPU-s per s, warm pool {rp:.2f} CPU-s per s"
@@ -144,7 +170,8 @@ def main() -> None:
         print(f"  worker utilisation (time inside cells / (2 x pool time)): "
               f"{statistics.median(BUSY) * 100:5.1f}%  (the runner's own dispatch losses only)")
         print(f"  rounds: serial {[round(x, 3) for x in serial]}, fresh "
-              f"{[round(x, 3) for x in fresh]}, warm {[round(x, 3) for x in warm]}")
+              f"{[round(x, 3) for x in fresh]}, warm {[round(x, 3) for x in warm]}, "
+              f"bare pool {[round(x, 3) for x in bare]}")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
