@@ -286,3 +286,23 @@ def test_environment_diff() -> None:
     diff = environment_diff({"python": "3.11", "cpu": {"count": 2, "model": "x"}},
                             {"python": "3.12", "cpu": {"count": 2}, "git": "abc"})
     assert diff == [("cpu.model", "x", None), ("git", None, "abc"), ("python", "3.11", "3.12")]
+
+
+def test_values_below_the_metric_resolution_are_unchanged_not_infinite_regressions() -> None:
+    from allele.bench.model import resolution_of
+
+    rng = np.random.default_rng(7)
+    base = np.zeros(12)  # a cell that never entered the kernel: 0 s of system CPU time
+    head = rng.uniform(1e-5, 2e-5, 12)  # ... and a few microseconds the next run
+    raw = compare_samples([base], [head], direction="lower", paired=True)[0]
+    assert raw.verdict == "regressed" and math.isinf(raw.ratio)  # what the ratio alone says
+    est = compare_samples([base], [head], direction="lower", paired=True,
+                          resolution=resolution_of("cpu_sys_s"))[0]
+    assert est.verdict == "unchanged"
+    # above the resolution the statistics decide as before
+    big = compare_samples([base + 0.01], [head + 0.02], direction="lower", paired=True,
+                          resolution=resolution_of("cpu_sys_s"))[0]
+    assert big.verdict == "regressed"
+    assert resolution_of("wall_s") == 0.0 and resolution_of("peak_rss_mb") == 1.0
+    with pytest.raises(ValidationError, match="one entry per comparison"):
+        compare_samples([base], [head], resolution=[1e-3, 1e-3])

@@ -117,6 +117,22 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
 _COST_HINTS = ("time", "_s", "seconds", "latency", "rss", "memory", "_mb", "nrmse", "error", "loss")
 
 
+METRIC_RESOLUTIONS: dict[str, float] = {
+    # getrusage CPU times: the kernel accounts them in scheduler ticks on many systems, and a
+    # cell that barely enters the kernel reads 0 one time and a few microseconds the next
+    "cpu_user_s": 1e-3,
+    "cpu_sys_s": 1e-3,
+    # peak RSS is read in kilobytes and moves by a page table or an allocator arena
+    "peak_rss_mb": 1.0,
+}
+"""Absolute resolution of the runner's own measurements: values below it carry no signal."""
+
+
+def resolution_of(metric: str) -> float:
+    """The absolute resolution of ``metric`` (0 when it has none, i.e. every value counts)."""
+    return METRIC_RESOLUTIONS.get(metric, 0.0)
+
+
 def direction_of(metric: str) -> Direction:
     """Whether lower or higher values of ``metric`` are better."""
     if metric in METRIC_DIRECTIONS:
