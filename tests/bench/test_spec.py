@@ -104,7 +104,7 @@ def test_seed_matrix_suite_has_all_three_components() -> None:
     quick = load_suite(ROOT / "benchmarks" / "seed-matrix.yaml", preset="quick")
     qcounts = {b.name: len(b.expand()) for b in quick.benchmarks}
     assert qcounts == {"evolution": 6, "kraken": 4, "agent": 2}
-    assert all(b.seed_list == list(range(6)) or b.name == "agent" for b in quick.benchmarks)
+    assert all(b.seed_list == list(range(12)) or b.name == "agent" for b in quick.benchmarks)
     assert quick.benchmarks[2].seed_list == [0, 1]
     assert quick.benchmarks[0].fixed["generations"] == 30
     assert quick.benchmarks[0].fixed["target_fitness"] == 0.97  # merged, not replaced
@@ -227,7 +227,7 @@ def test_plan_keys_tasks_and_filters() -> None:
     assert len({t.key for t in tasks}) == len(tasks) == 12
     assert [t.index for t in tasks] == list(range(12))
     t = next(t for t in tasks if t.target == "kraken")
-    assert t.key == cell_key("kraken", t.params) and t.warmup == 1 and t.seeds == tuple(range(6))
+    assert t.key == cell_key("kraken", t.params) and t.warmup == 1 and t.seeds == tuple(range(12))
     agent = next(t for t in tasks if t.target == "agent")
     assert agent.seeds == (0, 1)
     only = plan(suite, ["benchmark=kraken", "reservoir_size=50"])
