@@ -602,17 +602,22 @@ def backtest(
 
     Fold ``i`` trains on everything before ``n - (folds - i) * horizon`` and is scored on the next
     ``horizon`` points. The forecaster is deep-copied per fold (the caller's object is untouched).
-    ``period`` (default: the forecaster's ``seasonal_period`` or ``period`` attribute, else 1) is
-    the season of the seasonal-naive baseline and of the MASE scale. Reported MASE/sMAPE are the
+    ``period`` is the season of the seasonal-naive baseline and of the MASE scale. Default: the
+    forecaster's ``seasonal_period`` or ``period`` attribute; for a model that declares none
+    (the LSTM), the season detected in the points before the first origin, else 1. So every
+    model faces the same seasonal-naive baseline on a seasonal series. Reported MASE/sMAPE are the
     means over folds; ``model`` is the model used in the last fold.
     """
     arr = as_series(y, name="y")
     h = check_positive_int(horizon, "horizon")
     k = check_positive_int(folds, "folds")
-    if period is None:
-        period = getattr(forecaster, "seasonal_period", None) or getattr(forecaster, "period", 1)
-    m = check_positive_int(int(period or 1), "period")
     first_origin = arr.size - k * h
+    if period is None:
+        period = (getattr(forecaster, "seasonal_period", None)
+                  or getattr(forecaster, "period", None))
+        if period is None and first_origin >= 8:
+            period = seasonal_period(arr[:first_origin])
+    m = check_positive_int(int(period or 1), "period")
     if first_origin < 2:
         raise AnalyticsError(
             f"series of {arr.size} points is too short for {k} folds of horizon {h}")
