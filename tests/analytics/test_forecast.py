@@ -180,3 +180,12 @@ def test_analyzer_and_predictor_on_short_or_constant_series() -> None:
         PredictiveAnalyzer().analyze([1.0, 2.0])
     with pytest.raises(NotFittedError):
         PerformancePredictor().predict()
+
+
+def test_backtest_judges_a_model_without_a_season_against_the_series_season() -> None:
+    y = trend_season_series(n=240, period=24, slope=0.05, seed=1)
+    res = backtest(NaiveForecaster(), y, horizon=24, folds=3)
+    assert res.period == 24  # detected in the 168 points before the first origin
+    assert res.mase > res.baseline_mase  # plain naive loses to seasonal-naive on a season
+    flat = np.random.default_rng(0).normal(size=120)
+    assert backtest(NaiveForecaster(), flat, horizon=12, folds=2).period == 1
