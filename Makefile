@@ -33,9 +33,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/allele
 
+BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
+              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy
+
+## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)
-	$(PY) benchmarks/evolution_speed.py
-	$(PY) benchmarks/kraken_speed.py
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
