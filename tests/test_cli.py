@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from allele import __version__
@@ -30,3 +31,16 @@ def test_allele_error_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error:") and "colour" in proc.stderr
+
+
+def test_errors_are_one_verbatim_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from allele.cli._common import one_line_errors
+    from allele.errors import ValidationError
+
+    with pytest.raises(typer.Exit) as info, one_line_errors():
+        raise ValidationError("empathy must be in [0, 1]; install allele[mlflow] [/bold]")
+    assert info.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: empathy must be in [0, 1]; install allele[mlflow] [/bold]"

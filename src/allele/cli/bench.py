@@ -23,40 +23,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from allele.errors import AlleleError, ConfigError
+from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
+from allele.errors import ConfigError
 
 if TYPE_CHECKING:
     from allele.bench.model import RunInfo, RunRecord
-    from allele.bench.store import ResultStore
 
 app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console(width=None if sys.stdout.isatty() else 150)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+console = make_console()
+err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """AlleleErrors become one line on stderr and exit code 2."""
-    try:
-        yield
-    except AlleleError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-def _open(url: str | None) -> ResultStore:
-    from allele.bench.store import open_store
-
-    return open_store(url)
 
 
 @contextmanager
@@ -108,7 +89,7 @@ def run_cmd(
         "--experiment", help="MLflow experiment (default: the configured one).")] = None,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.runner import RichProgress, Runner
         from allele.bench.spec import load_suite
 
@@ -120,7 +101,7 @@ def run_cmd(
         suite = load_suite(spec, preset=preset) if spec is not None and resume is None else None
         if str(Path.cwd()) not in sys.path:  # `module:function` targets of the working dir
             sys.path.insert(0, str(Path.cwd()))
-        with _open(store) as st:
+        with open_store_url(store) as st:
             if resume is not None and spec is not None:
                 on_file = load_suite(spec)
                 info = st.get_run(resume)
@@ -189,7 +170,7 @@ def list_cmd(store: StoreOpt = None,
              limit: Annotated[int | None, typer.Option("--limit", help="Newest N runs.")] = 20,
              ) -> None:
     """List stored runs, newest first."""
-    with _errors(), _open(store) as st:
+    with one_line_errors(), open_store_url(store) as st:
         runs = st.list_runs(limit)
         table = Table(title=f"runs in {st.url}" if runs else "no runs yet")
         for col in ("id", "name", "spec", "targets", "status", "created", "cells", "failed"):
@@ -208,7 +189,7 @@ def show_cmd(
         "--metric", "-m", help="Only these metrics (repeatable).")] = None,
 ) -> None:
     """A table per benchmark target: every cell's median, IQR, 95% CI and failures."""
-    with _errors(), _open(store) as st:
+    with one_line_errors(), open_store_url(store) as st:
         _show(st.load_run(run), metrics)
 
 
@@ -285,10 +266,10 @@ def export_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Export a run with every raw sample (json: one document; csv: one row per sample)."""
-    with _errors():
+    with one_line_errors():
         if fmt not in ("json", "csv"):
             raise ConfigError(f"--format {fmt!r}: allowed: json, csv")
-        with _open(store) as st:
+        with open_store_url(store) as st:
             record = st.load_run(run)
         text = export_json(record) if fmt == "json" else export_csv(record)
         if output is None:

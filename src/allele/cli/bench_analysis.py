@@ -20,17 +20,16 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
 from allele.errors import AlleleError, ConfigError
 
 if TYPE_CHECKING:
@@ -38,11 +37,8 @@ if TYPE_CHECKING:
     from allele.bench.regress import RegressionReport
     from allele.bench.store import ResultStore
 
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
+console = make_console(width=160)
+err_console = make_console(stderr=True, width=160)
 
 
 class FailOn(StrEnum):
@@ -60,19 +56,6 @@ _STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "ye
           "unchanged": "dim"}
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except AlleleError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-def _open(url: str | None) -> ResultStore:
-    from allele.bench.store import open_store
-
-    return open_store(url)
 
 
 def _pct(r: float) -> str:
@@ -158,10 +141,10 @@ def compare_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.compare import compare_runs
 
-        with _open(store) as st:
+        with open_store_url(store) as st:
             b = st.load_run(base)
             h = st.load_run(head)
         if b.info.id == h.info.id:
@@ -267,10 +250,10 @@ def regressions_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Change points over each cell's history of runs (E-divisive means + t-test)."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.regress import analyse_runs
 
-        with _open(store) as st:
+        with open_store_url(store) as st:
             infos = [i for i in st.list_runs(runs_limit) if i.status != "running"]
             since_ts = parse_since(since, st) if since else None
             runs = [st.load_run(i.id) for i in infos]
@@ -298,7 +281,7 @@ def calibrate_cmd(
     store: StoreOpt = None,
 ) -> None:
     """A/A calibration: run SPEC twice and report the comparison's false-positive rate."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.compare import calibration, compare_runs
         from allele.bench.runner import RichProgress, Runner
         from allele.bench.spec import load_suite
@@ -307,7 +290,7 @@ def calibrate_cmd(
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        with _open(store) as st:
+        with open_store_url(store) as st:
             runner = Runner(st, executor=executor, workers=workers,
                             progress=None if as_json else RichProgress(err_console))
             ids = []
@@ -353,10 +336,10 @@ def report_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Write a self-contained HTML report (or Markdown for a pull request) of a run."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.report import build_report
 
-        with _open(store) as st:
+        with open_store_url(store) as st:
             text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
         path = output or Path("report.md" if fmt is Format.markdown else "report.html")
         if str(path) == "-":
@@ -377,12 +360,12 @@ def import_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Import pytest-benchmark JSON results (raw rounds when saved, else statistics)."""
-    with _errors():
+    with one_line_errors():
         from allele.bench.importers import import_files, import_pytest_benchmark
 
         if name is not None and len(files) != 1:
             raise ConfigError("--name needs exactly one FILE")
-        with _open(store) as st:
+        with open_store_url(store) as st:
             if name is not None:
                 ids = [import_pytest_benchmark(st, files[0], name=name)]
             else:

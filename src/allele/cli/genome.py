@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.errors import AlleleError, ValidationError
-
-P = ParamSpec("P")
+from allele.cli._common import errors_as_one_line
+from allele.errors import ValidationError
 
 app = typer.Typer(help="Version evolved genomes in the MLflow model registry (mlflow extra).",
                   no_args_is_help=True)
@@ -24,19 +21,6 @@ def _console() -> Console:
     return Console()  # built per command, so that the terminal width is read when it runs
 
 
-def _errors_as_one_line(fn: Callable[P, None]) -> Callable[P, None]:
-    """Print an AlleleError verbatim (no rich markup: ``allele[mlflow]`` survives); exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            fn(*args, **kwargs)
-        except AlleleError as exc:
-            Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False,
-                                       soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 UriOption = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///mlflow.db).")]
@@ -53,7 +37,7 @@ def _parse_tags(items: list[str] | None) -> dict[str, str]:
 
 
 @app.command("register")
-@_errors_as_one_line
+@errors_as_one_line
 def register(
     genome_file: Annotated[Path, typer.Argument(help="A genome JSON file (Genome.to_json).")],
     name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")],
@@ -86,7 +70,7 @@ def register(
 
 
 @app.command("list")
-@_errors_as_one_line
+@errors_as_one_line
 def list_(
     name: Annotated[str | None, typer.Argument(help="Only this registered model.")] = None,
     tracking_uri: UriOption = None,
@@ -106,7 +90,7 @@ def list_(
 
 
 @app.command("show")
-@_errors_as_one_line
+@errors_as_one_line
 def show(
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or models:/...")],
     tracking_uri: UriOption = None,
@@ -134,7 +118,7 @@ def show(
 
 
 @app.command("diff")
-@_errors_as_one_line
+@errors_as_one_line
 def diff(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     v1: Annotated[str, typer.Argument(help="Version number or alias.")],

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from allele.errors import AlleleError, TrackingError
-
-P = ParamSpec("P")
+from allele.cli._common import errors_as_one_line
+from allele.errors import TrackingError
 
 app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (mlflow extra).",
                   no_args_is_help=True)
@@ -22,26 +19,13 @@ def _console() -> Console:
     return Console()  # built per command, so that the terminal width is read when it runs
 
 
-def _errors_as_one_line(fn: Callable[P, None]) -> Callable[P, None]:
-    """Print an AlleleError verbatim (no rich markup: ``allele[mlflow]`` survives); exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            fn(*args, **kwargs)
-        except AlleleError as exc:
-            Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False,
-                                       soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 SpoolOption = Annotated[Path | None, typer.Option(
     "--spool", help="Spool file (default: <data_dir>/tracking-spool.jsonl).")]
 
 
 @app.command("sync")
-@_errors_as_one_line
+@errors_as_one_line
 def sync(
     spool: SpoolOption = None,
     tracking_uri: Annotated[str | None, typer.Option(
@@ -65,7 +49,7 @@ def sync(
 
 
 @app.command("status")
-@_errors_as_one_line
+@errors_as_one_line
 def status(spool: SpoolOption = None) -> None:
     """How many records wait in the spool, per tracking URI."""
     from allele.tracking.spool import Spool
