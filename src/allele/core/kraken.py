@@ -77,7 +77,7 @@ from allele.errors import NotFittedError, ValidationError
 __all__ = ["Backend", "KrakenLNN", "SequenceResult", "reservoir_states_reference"]
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int32]
+IntArray = npt.NDArray[np.uint32]
 Backend = Literal["numba", "numpy"]
 
 _DENSE_EIG_MAX = 64
@@ -270,7 +270,9 @@ class _EllMatrix:
     """The recurrent matrix in the layout the kernel walks: padded ELL plus a CSR overflow.
 
     Row ``i`` holds its first ``width`` entries in ``idx[i]`` / ``val[i]`` (padding: index 0,
-    value 0) and the rest in ``ov_idx[ov_ptr[i]:ov_ptr[i+1]]`` / ``ov_val[...]``.
+    value 0) and the rest in ``ov_idx[ov_ptr[i]:ov_ptr[i+1]]`` / ``ov_val[...]``. Indices are
+    unsigned (uint32): numba then skips its negative-index wrap-around in the gathers, which was
+    measured at about a fifth of the step time with int32 (45k -> 55-63k steps/s at 500 units).
     """
 
     idx: IntArray
@@ -304,17 +306,17 @@ def _to_ell(weights: Any) -> _EllMatrix:
     in_row = np.arange(weights.nnz) - np.repeat(weights.indptr[:-1], lengths)
     rows = np.repeat(np.arange(n), lengths)
     main = in_row < width
-    idx = np.zeros((n, width), dtype=np.int32)
+    idx = np.zeros((n, width), dtype=np.uint32)
     val = np.zeros((n, width), dtype=np.float64)
     idx[rows[main], in_row[main]] = weights.indices[main]
     val[rows[main], in_row[main]] = weights.data[main]
     ov_counts = np.maximum(lengths - width, 0)
-    ov_ptr = np.concatenate(([0], np.cumsum(ov_counts))).astype(np.int32)
+    ov_ptr = np.concatenate(([0], np.cumsum(ov_counts))).astype(np.uint32)
     return _EllMatrix(
         idx=idx,
         val=val,
         ov_ptr=ov_ptr,
-        ov_idx=np.ascontiguousarray(weights.indices[~main], dtype=np.int32),
+        ov_idx=np.ascontiguousarray(weights.indices[~main], dtype=np.uint32),
         ov_val=np.ascontiguousarray(weights.data[~main], dtype=np.float64),
     )
 
