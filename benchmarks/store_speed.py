@@ -232,6 +232,7 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
     """
     walls, cpus, result = [], [], None
     for _ in range(repeats):
+        result = None  # freeing the previous result is not part of the next measurement
         gc.collect()
         c0, t0 = time.process_time(), time.perf_counter()
         result = fn()
@@ -304,21 +305,53 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> list[Figure]:
     load_s, load_cpu, rec = timed(lambda: store.load_run(run_id), args.repeats)
     assert len(rec.cells) == 1000 and sum(len(c.samples) for c in rec.cells) == 150_000
     assert rec.cells[17].samples == run_cells[17].samples
+    assert rec.cells == run_cells
+
+    def load_all_samples() -> Any:
+        record = store.load_run(run_id)
+        for c in record.cells:
+            c.samples  # noqa: B018 - builds the cell's Sample objects
+        return record
+
+    def load_all_values() -> Any:
+        record = store.load_run(run_id)
+        for c in record.cells:
+            for m in c.metrics():
+                c.values(m)
+        return record
+
+    full_load_s, full_load_cpu, _ = timed(load_all_samples, args.repeats)
+    vals_load_s, vals_load_cpu, _ = timed(load_all_values, args.repeats)
     naive_load_s, _, naive_rec = timed(lambda: naive.load_run(naive_pk),
                                        max(1, args.repeats // 2))
     assert len(naive_rec) == 1000
     figures.append(Figure("load", "load that run (150,000 samples)", load_s, load_cpu,
                           naive_load_s, TARGET_MS["load"]))
+    figures.append(Figure("load", "  + build all 150,000 Sample objects", full_load_s,
+                          full_load_cpu, naive_load_s, TARGET_MS["load"]))
+    figures.append(Figure("load", "  + values() of every metric of every cell", vals_load_s,
+                          vals_load_cpu, naive_load_s, TARGET_MS["load"]))
 
     hist_s, hist_cpu, hist = timed(lambda: store.cell_history(history_key, metric="wall_s"),
                                    args.repeats)
     assert len(hist) == args.seed_runs and len(hist[0][1].samples) == SEEDS * REPEATS
     full_s, full_cpu, full = timed(lambda: store.cell_history(history_key), args.repeats)
+
+    def history_everything() -> Any:
+        hist = store.cell_history(history_key)
+        for info, cell in hist:
+            cell.samples  # noqa: B018
+            info.spec  # noqa: B018
+            info.environment  # noqa: B018
+        return hist
+
+    every_s, every_cpu, _ = timed(history_everything, args.repeats)
     arr_s, arr_cpu, arr = timed(lambda: store.metric_history(history_key, "wall_s"),
                                 args.repeats)
     assert len(arr) == args.seed_runs and arr.values.size == args.seed_runs * SEEDS * REPEATS
     assert len(full) == args.seed_runs
     assert full[-1][1].samples == seed_cells[0].samples
+    assert full[-1][0].environment["git"] == f"{args.seed_runs - 1:040x}"
     naive_hist_s, _, naive_hist = timed(lambda: naive.cell_history(history_key),
                                         max(1, args.repeats // 2))
     assert len(naive_hist) == args.seed_runs
@@ -326,6 +359,8 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> list[Figure]:
                           hist_s, hist_cpu, naive_hist_s, TARGET_MS["history"]))
     figures.append(Figure("history", f"one cell's history, all 5 metrics, {args.seed_runs} runs",
                           full_s, full_cpu, naive_hist_s, TARGET_MS["history"]))
+    figures.append(Figure("history", "  + every Sample, spec and environment built",
+                          every_s, every_cpu, naive_hist_s, TARGET_MS["history"]))
     figures.append(Figure("history", f"  as arrays (metric_history), 1 metric, "
                           f"{args.seed_runs} runs", arr_s, arr_cpu, naive_hist_s,
                           TARGET_MS["history"]))

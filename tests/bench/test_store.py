@@ -229,6 +229,142 @@ def test_list_and_resolve_runs(store: ResultStore) -> None:
     assert store.get_run(unnamed).name == unnamed
 
 
+# --- loaded records behave as plain records ------------------------------------------------------
+
+def _tricky_cell(i: int, nan: bool = False) -> CellResult:
+    """A cell with special floats and repeated (seed, repeat) pairs (ties in ``values``).
+
+    NaN only on request: a NaN sample equals only itself, so a loaded copy never compares equal.
+    """
+    cell = make_cell(i)
+    cell.samples += [Sample("wall_s", float("nan") if nan else 3.25, 11, 0),
+                     Sample("wall_s", -0.0, 11, 0),
+                     Sample("wall_s", float("-inf"), 2**62, 0), Sample("extra", 5e-324, -3, 9),
+                     Sample("wall_s", 1.5, 10, 7)]
+    return cell
+
+
+def _saved_run(store: ResultStore, n: int = 6,
+               nan: bool = False) -> tuple[str, list[CellResult]]:
+    run_id = store.create_run("lazy", "spec", "evolution", {"m": {"a": [1, 2]}}, {"git": "abc"})
+    cells = [_tricky_cell(i, nan) for i in range(n)] + [make_cell(n, status="timeout")]
+    store.save_cells(run_id, cells)
+    store.finish_run(run_id, "finished")
+    return run_id, cells
+
+
+def test_loaded_cells_equal_print_and_pickle_as_plain_records(store: ResultStore) -> None:
+    import copy
+    import dataclasses
+
+    run_id, cells = _saved_run(store)
+    rec = store.load_run(run_id)
+    # Equality both ways, before any sample was touched, and inequality.
+    assert cells == store.load_run(run_id).cells
+    assert store.load_run(run_id).cells == cells
+    assert rec.cells[0] != cells[1] and cells[1] != rec.cells[0]
+    assert rec.cells != cells[::-1]
+    assert all(isinstance(c, CellResult) for c in rec.cells)
+    fields = [f.name for f in dataclasses.fields(CellResult)]
+    as_plain = CellResult(**{f: getattr(rec.cells[2], f) for f in fields})
+    assert repr(rec.cells[2]) == repr(as_plain)
+    assert repr(rec.cells[2]).startswith("CellResult(key=")
+    for loaded in (store.load_run(run_id).cells, rec.cells):
+        back = pickle.loads(pickle.dumps(loaded))
+        assert [type(c) for c in back] == [CellResult] * len(cells)
+        assert back == cells
+    assert copy.deepcopy(store.load_run(run_id).cells[1]) == cells[1]
+    assert type(copy.copy(store.load_run(run_id).cells[1])) is CellResult
+    assert dataclasses.asdict(store.load_run(run_id).cells[3]) == dataclasses.asdict(cells[3])
+    changed = dataclasses.replace(store.load_run(run_id).cells[3], status="failed")
+    assert changed.status == "failed" and changed.samples == cells[3].samples
+    assert bits([s.value for s in rec.cells[0].samples]) == \
+        bits([s.value for s in cells[0].samples])
+    assert rec.cells[-1].samples == [] and rec.cells[-1].status == "timeout"
+
+
+def test_loaded_samples_in_any_access_order(store: ResultStore) -> None:
+    run_id, cells = _saved_run(store, n=9, nan=True)
+    order = [4, 4, 0, 8, 2, 9, 1, 7, 3, 6, 5]  # a lone lookup, then the rest in a jumble
+    rec = store.load_run(run_id)
+    for i in order:
+        got = rec.cells[i].samples
+        assert [(s.metric, s.seed, s.repeat) for s in got] == \
+            [(s.metric, s.seed, s.repeat) for s in cells[i].samples]
+        assert bits([s.value for s in got]) == bits([s.value for s in cells[i].samples])
+        assert all(type(s) is Sample for s in got)
+    assert rec.cells[4].samples is rec.cells[4].samples  # built once, then kept
+    one = store.load_run(run_id).cells[5].samples  # a single lookup alone
+    assert bits([s.value for s in one]) == bits([s.value for s in cells[5].samples])
+
+
+def test_values_and_metrics_without_building_samples(store: ResultStore) -> None:
+    run_id, cells = _saved_run(store, nan=True)
+    for rec in (store.load_run(run_id), store.load_run(run_id)):
+        for loaded, original in zip(rec.cells, cells, strict=True):
+            assert loaded.metrics() == original.metrics()
+            for metric in [*original.metrics(), "no_such_metric"]:
+                # the same values in the same (seed, repeat) order, ties in saved order
+                assert bits(loaded.values(metric)) == bits(original.values(metric))
+        rec.cells[0].samples  # noqa: B018 - the second pass answers from built samples too
+    hist = store.cell_history(cells[0].key, metric="wall_s")
+    assert bits(hist[0][1].values("wall_s")) == bits(cells[0].values("wall_s"))
+    assert hist[0][1].metrics() == ["wall_s"] and hist[0][1].values("cpu_user_s") == []
+
+
+def test_loaded_records_can_be_changed(store: ResultStore) -> None:
+    run_id, cells = _saved_run(store)
+    rec = store.load_run(run_id)
+    rec.cells[0].samples.append(Sample("wall_s", 99.0, 0, 0))
+    assert rec.cells[0].values("wall_s")[0] == 99.0
+    assert "wall_s" in rec.cells[0].metrics()
+    rec.cells[1].samples = [Sample("new", 1.0, 1, 1)]  # replaced before it was ever built
+    assert rec.cells[1].metrics() == ["new"] and rec.cells[1].values("new") == [1.0]
+    assert rec.cells[1] == CellResult(**{**{f: getattr(cells[1], f) for f in
+                                            ("key", "target", "params", "status", "error",
+                                             "started_at", "finished_at", "profile")},
+                                         "samples": [Sample("new", 1.0, 1, 1)]})
+    rec.info.environment["note"] = "x"
+    rec.info.spec = {"replaced": True}
+    assert rec.info.environment == {"git": "abc", "note": "x"}
+    assert rec.info.spec == {"replaced": True}
+    # the store is untouched
+    again = store.load_run(run_id)
+    assert again.cells == cells and again.info.environment == {"git": "abc"}
+
+
+def test_loaded_run_infos_equal_print_and_pickle_as_plain_ones(store: ResultStore) -> None:
+    from allele.bench.model import RunInfo
+
+    run_id, _ = _saved_run(store)
+    info = store.get_run(run_id)
+    plain = RunInfo(id=info.id, name="lazy", spec_name="spec", target="evolution",
+                    status="finished", created_at=info.created_at, finished_at=info.finished_at,
+                    spec={"m": {"a": [1, 2]}}, environment={"git": "abc"}, cell_count=7,
+                    failed_count=1)
+    assert info == plain and plain == store.get_run(run_id)
+    assert store.list_runs() == [plain]
+    assert repr(store.get_run(run_id)) == repr(plain)
+    back = pickle.loads(pickle.dumps(store.get_run(run_id)))
+    assert type(back) is RunInfo and back == plain
+    assert store.cell_history(_tricky_cell(0).key)[0][0] == plain
+
+
+def test_a_failing_read_is_a_store_error(store: ResultStore) -> None:
+    """Reads take the driver's own path on PostgreSQL (binary rows); its errors are wrapped too."""
+    run_id, _ = _saved_run(store)
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE samples")
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"cannot load a run .*samples"):
+        store.load_run(run_id)
+    with pytest.raises(StoreError, match="cannot read a cell history"):
+        store.cell_history(_tricky_cell(0).key)
+    with pytest.raises(StoreError, match="cannot read a metric history"):
+        store.metric_history(_tricky_cell(0).key, "wall_s")
+
+
 # --- histories ------------------------------------------------------------------------------------
 
 def test_cell_history_oldest_first(store: ResultStore) -> None:

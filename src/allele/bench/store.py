@@ -14,6 +14,13 @@ file at once without losing anything and without "database is locked" errors; a 
 covers the rare lock error that still escapes. PostgreSQL is used by URL
 (``postgresql+psycopg://user:pass@host/db``). The schema is versioned and migrated at open; see
 ``docs/store.md`` and :mod:`allele.bench._schema`.
+
+Reading is built for large runs and long histories: each cell's samples are one packed row, every
+blob of a query is decoded by one ``np.frombuffer`` (PostgreSQL rows come in binary format), and
+the records returned are lazy where it pays: a loaded cell builds its ``Sample`` objects when
+``samples`` is first read (``values()`` / ``metrics()`` answer from numpy columns without them), and
+a loaded run header parses its ``spec`` / ``environment`` JSON when first read. Both behave as, and
+pickle as, the plain dataclasses of :mod:`allele.bench.model`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import types
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
+from itertools import pairwise, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, get_args
@@ -194,14 +201,27 @@ SampleRow = tuple[Any, Any, Any, Any, Any, Any]
 
 @dataclasses.dataclass(slots=True)
 class _Columns:
-    """Decoded samples of many cells: flat arrays plus each cell's sample count."""
+    """Decoded samples of many cells: flat arrays plus each cell's sample count.
+
+    ``gidx[i]`` indexes ``names`` (the metric of sample ``i``); cell ``j``'s samples are
+    ``[bounds[j], bounds[j + 1])`` of every array.
+    """
 
     counts: list[int]
     names: list[str]
-    gidx: npt.NDArray[np.intp] | None  # index into ``names``; None once filtered to one metric
+    gidx: npt.NDArray[np.intp]
     vals: npt.NDArray[np.float64]
     seeds: npt.NDArray[np.int64]
     reps: npt.NDArray[np.int64]
+
+    @property
+    def bounds(self) -> list[int]:
+        out = [0]
+        total = 0
+        for n in self.counts:
+            total += n
+            out.append(total)
+        return out
 
 
 def _decode(rows: Sequence[SampleRow], only: str | None = None) -> _Columns:
@@ -235,17 +255,14 @@ def _decode(rows: Sequence[SampleRow], only: str | None = None) -> _Columns:
     kept_before = np.concatenate(([0], np.cumsum(keep)))
     bounds = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     kept = (kept_before[bounds[1:]] - kept_before[bounds[:-1]]).tolist()
-    return _Columns(kept, [only], None, vals[keep], seeds[keep], reps[keep])
+    return _Columns(kept, [only], np.zeros(int(keep.sum()), dtype=np.intp), vals[keep],
+                    seeds[keep], reps[keep])
 
 
 def _unpack_cells(rows: Sequence[SampleRow], only: str | None = None) -> list[list[Sample]]:
     """The exact inverse of :func:`_pack_cells`, optionally keeping only one metric."""
     cols = _decode(rows, only)
-    metric_col: Iterable[str]
-    if cols.gidx is None:
-        metric_col = repeat(cols.names[0], len(cols.vals))
-    else:
-        metric_col = np.array(cols.names, dtype=object)[cols.gidx].tolist()
+    metric_col = np.array(cols.names, dtype=object)[cols.gidx].tolist()
     flat = _make_samples(metric_col, cols.vals.tolist(), cols.seeds.tolist(), cols.reps.tolist())
     out: list[list[Sample]] = []
     start = 0
@@ -253,6 +270,168 @@ def _unpack_cells(rows: Sequence[SampleRow], only: str | None = None) -> list[li
         out.append(flat[start:start + n])
         start += n
     return out
+
+
+class _SampleSource:
+    """The decoded columns that the cells of one load share until their samples are built.
+
+    The first cell whose ``samples`` are read builds only its own ``Sample`` objects (a lookup of
+    one cell in a large run stays cheap). The second read from another cell looks like a walk over
+    the cells, so the objects of every cell are then built in one pass, with the cyclic garbage
+    collector paused once instead of being run again and again by a cell-by-cell build (which
+    would cost more than the building itself), and handed out as each cell asks.
+    """
+
+    __slots__ = ("bounds", "built", "gidx", "groups", "lock", "names", "reps", "seeds",
+                 "singles", "sorted_vals", "vals")
+
+    def __init__(self, cols: _Columns) -> None:
+        self.names = cols.names
+        self.gidx = cols.gidx
+        self.vals = cols.vals
+        self.seeds = cols.seeds
+        self.reps = cols.reps
+        self.bounds = cols.bounds
+        self.built: list[list[Sample]] | None = None
+        self.singles = 0
+        self.groups: dict[int, tuple[int, int]] | None = None
+        self.sorted_vals = cols.vals
+        self.lock = threading.Lock()
+
+    def samples(self, i: int) -> list[Sample]:
+        """The Sample objects of cell ``i`` (each cell asks once)."""
+        built = self.built
+        if built is not None:
+            return built[i]
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        if self.singles == 0 or lo == hi:
+            self.singles += lo != hi
+            return _make_samples(np.array(self.names, dtype=object)[self.gidx[lo:hi]].tolist(),
+                                 self.vals[lo:hi].tolist(), self.seeds[lo:hi].tolist(),
+                                 self.reps[lo:hi].tolist())
+        flat = _make_samples(np.array(self.names, dtype=object)[self.gidx].tolist(),
+                             self.vals.tolist(), self.seeds.tolist(), self.reps.tolist())
+        bounds = self.bounds
+        built = self.built = [flat[a:b] for a, b in pairwise(bounds)]
+        return built[i]
+
+    def metrics(self, i: int) -> list[str]:
+        """The sorted metric names of cell ``i``."""
+        return sorted(self.names[int(g)]
+                      for g in np.unique(self.gidx[self.bounds[i]:self.bounds[i + 1]]))
+
+    def values(self, i: int, metric: str) -> list[float]:
+        """Cell ``i``'s samples of ``metric`` in (seed, repeat) order, as ``CellResult.values``.
+
+        The first call sorts every sample of the load once by (cell, metric, seed, repeat) with a
+        stable sort (ties keep their saved order, as ``sorted`` does); each call is then a slice.
+        """
+        groups = self.groups
+        if groups is None:
+            counts = [b - a for a, b in pairwise(self.bounds)]
+            cell_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+            order = np.lexsort((self.reps, self.seeds, self.gidx, cell_of))
+            keys = cell_of[order] * len(self.names) + self.gidx[order]
+            uniq, starts = np.unique(keys, return_index=True)
+            ends = np.append(starts[1:], len(keys))
+            self.sorted_vals = self.vals[order]
+            groups = self.groups = dict(zip(uniq.tolist(), zip(starts.tolist(), ends.tolist(),
+                                                               strict=True), strict=True))
+        try:
+            gid = self.names.index(metric)
+        except ValueError:
+            return []
+        span = groups.get(i * len(self.names) + gid)
+        if span is None:
+            return []
+        return cast("list[float]", self.sorted_vals[span[0]:span[1]].tolist())
+
+
+_SAMPLES_SLOT: Any = CellResult.__dict__["samples"]
+"""CellResult's own storage for ``samples`` (a slot), which :class:`_StoredCell` fills late."""
+
+_CELL_FIELDS = tuple(f.name for f in dataclasses.fields(CellResult))
+
+
+class _StoredCell(CellResult):
+    """A :class:`CellResult` read from the store, whose ``Sample`` objects are built on first use.
+
+    Loading a run decodes every sample into numpy columns shared by its cells at once; building a
+    Python object per sample (the dominant cost of a load: 150,000 of them for a 1000-cell run) is
+    deferred until ``samples`` is first read (see :class:`_SampleSource` for when it is done per
+    cell and when for all). ``values()`` and ``metrics()``, which comparisons and reports use, answer
+    from the columns without building them. It compares equal to a plain ``CellResult`` with the
+    same fields, prints like one and pickles / copies as one; assigning or changing ``samples``
+    works as on any ``CellResult``.
+    """
+
+    __slots__ = ("_hi", "_i", "_lo", "_src")
+
+    _src: _SampleSource | None
+    _i: int
+    _lo: int
+    _hi: int
+
+    @classmethod
+    def _make(cls, key: str, target: str, params: dict[str, Any], status: CellStatus,
+              error: str | None, started_at: float, finished_at: float, profile: str | None,
+              src: _SampleSource, i: int) -> _StoredCell:
+        self = cls.__new__(cls)
+        self.key = key
+        self.target = target
+        self.params = params
+        self.status = status
+        self.error = error
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.profile = profile
+        self._src, self._i, self._lo, self._hi = src, i, src.bounds[i], src.bounds[i + 1]
+        return self
+
+    def _get_samples(self) -> list[Sample]:
+        src = self._src
+        if src is not None:
+            with src.lock:  # threads sharing a record build (and keep) one list per cell
+                if self._src is not None:
+                    _SAMPLES_SLOT.__set__(self, src.samples(self._i))
+                    self._src = None
+        return cast("list[Sample]", _SAMPLES_SLOT.__get__(self, CellResult))
+
+    def _set_samples(self, value: list[Sample]) -> None:
+        _SAMPLES_SLOT.__set__(self, value)
+        self._src = None
+
+    samples = property(_get_samples, _set_samples,
+                       doc="Every raw sample, built from the stored columns on first access.")
+
+    def values(self, metric: str) -> list[float]:
+        src = self._src
+        if src is None:
+            return CellResult.values(self, metric)
+        return src.values(self._i, metric)
+
+    def metrics(self) -> list[str]:
+        src = self._src
+        if src is None:
+            return CellResult.metrics(self)
+        return src.metrics(self._i)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _CELL_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CellResult):
+            return NotImplemented
+        return self._fields() == tuple(getattr(other, name) for name in _CELL_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        text = CellResult.__repr__(self)
+        return "CellResult" + text[len(type(self).__qualname__):]
+
+    def __reduce__(self) -> tuple[type[CellResult], tuple[Any, ...]]:
+        return (CellResult, self._fields())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -340,24 +519,141 @@ _SAMPLE_COLUMNS = (S.samples.c.n, S.samples.c.metrics, S.samples.c.metric_idx, S
                    S.samples.c.repeats, S.samples.c.vals)
 
 
+def _loads_many(texts: Sequence[str]) -> list[Any]:
+    """``[json.loads(t) for t in texts]``, parsed in one call (one C scan, shared key strings)."""
+    if not texts:
+        return []
+    try:
+        out = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        out = None
+    if not isinstance(out, list) or len(out) != len(texts):
+        out = [json.loads(t) for t in texts]  # a malformed text: fail (or not) on its own
+    return out
+
+
+_RUN_SLOTS: Any = {name: RunInfo.__dict__[name] for name in ("spec", "environment")}
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
+
+
+def _json_field(name: str) -> property:
+    """A RunInfo field kept as stored JSON text until first read (then parsed once)."""
+    slot = _RUN_SLOTS[name]
+    text_slot = f"_{name}_text"
+
+    def get(self: _StoredRunInfo) -> dict[str, Any]:
+        text = getattr(self, text_slot)
+        if text is not None:
+            slot.__set__(self, json.loads(text))
+            setattr(self, text_slot, None)
+        return cast("dict[str, Any]", slot.__get__(self, RunInfo))
+
+    def set_(self: _StoredRunInfo, value: dict[str, Any]) -> None:
+        slot.__set__(self, value)
+        setattr(self, text_slot, None)
+
+    return property(get, set_, doc=f"The run's {name} (parsed from the store on first use).")
+
+
+class _StoredRunInfo(RunInfo):
+    """A :class:`RunInfo` read from the store whose ``spec`` and ``environment`` (JSON text in the
+    database) are parsed on first access.
+
+    A cell's history across 1000 runs would otherwise spend most of its time parsing 1000
+    environments that the caller rarely reads. Compares equal to, prints like and pickles as a
+    plain ``RunInfo``.
+    """
+
+    __slots__ = ("_environment_text", "_spec_text")
+
+    _spec_text: str | None
+    _environment_text: str | None
+
+    spec = _json_field("spec")
+    environment = _json_field("environment")
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> _StoredRunInfo:
+        """From a row laid out as ``_RUN_COLUMNS`` (the pk first)."""
+        self = cls.__new__(cls)
+        self.id = row[1]
+        self.name = row[2]
+        self.spec_name = row[3]
+        self.target = row[4]
+        self.status = row[5]
+        self.created_at = float(row[6])
+        self.finished_at = None if row[7] is None else float(row[7])
+        self._spec_text = row[8]
+        self._environment_text = row[9]
+        self.cell_count = int(row[10])
+        self.failed_count = int(row[11])
+        return self
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _RUN_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunInfo):
+            return NotImplemented
+        return self._fields() == tuple(getattr(other, name) for name in _RUN_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        text = RunInfo.__repr__(self)
+        return "RunInfo" + text[len(type(self).__qualname__):]
+
+    def __reduce__(self) -> tuple[type[RunInfo], tuple[Any, ...]]:
+        return (RunInfo, self._fields())
+
+
 def _run_info(row: Sequence[Any]) -> RunInfo:
     """A RunInfo from a row laid out as ``_RUN_COLUMNS`` (the pk first)."""
-    return RunInfo(
-        id=row[1], name=row[2], spec_name=row[3], target=row[4], status=row[5],
-        created_at=float(row[6]), finished_at=None if row[7] is None else float(row[7]),
-        spec=json.loads(row[8]), environment=json.loads(row[9]),
-        cell_count=int(row[10]), failed_count=int(row[11]),
-    )
+    return _StoredRunInfo._from_row(row)
 
 
-def _cells(rows: Sequence[Sequence[Any]], at: int, only: str | None = None) -> list[CellResult]:
-    """CellResults from rows holding ``_CELL_COLUMNS`` + ``_SAMPLE_COLUMNS`` from column ``at``."""
-    smp = _unpack_cells([cast("SampleRow", tuple(r[at + 8:at + 14])) for r in rows], only)
-    loads = json.loads
-    return [CellResult(key=r[at], target=r[at + 1], params=loads(r[at + 2]), status=r[at + 3],
-                       samples=sm, error=r[at + 4], started_at=float(r[at + 5]),
-                       finished_at=float(r[at + 6]), profile=r[at + 7])
-            for r, sm in zip(rows, smp, strict=True)]
+def _run_infos(rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
+    """RunInfos from rows laid out as ``_RUN_COLUMNS``."""
+    return [_StoredRunInfo._from_row(r) for r in rows]
+
+
+def _cells(rows: Sequence[Sequence[Any]], at: int,
+           only: str | None = None) -> list[_StoredCell]:
+    """CellResults from rows holding ``_CELL_COLUMNS`` + ``_SAMPLE_COLUMNS`` from column ``at``.
+
+    The samples of all rows are decoded into shared columns at once; each cell builds its
+    ``Sample`` objects on first access (see :class:`_StoredCell`).
+    """
+    cols = _decode([cast("SampleRow", tuple(r[at + 8:at + 14])) for r in rows], only)
+    src = _SampleSource(cols)
+    params = _loads_many([r[at + 2] for r in rows])
+    make = _StoredCell._make
+    return [make(r[at], r[at + 1], p, r[at + 3], r[at + 4], float(r[at + 5]),
+                 float(r[at + 6]), r[at + 7], src, i)
+            for i, (r, p) in enumerate(zip(rows, params, strict=True))]
+
+
+def _fetch(conn: Connection, query: Select[Any]) -> list[Sequence[Any]]:
+    """All rows of ``query``; on PostgreSQL (psycopg) fetched in binary format.
+
+    The text protocol sends ``bytea`` hex-encoded, twice its size, and decoding it dominates a
+    history's or a run's read time; binary results arrive as raw bytes (numbers, text and NULL
+    come back as the same Python values either way). Driver errors become SQLAlchemy's, so the
+    store's retry and error messages treat them like any other.
+    """
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return list(conn.execute(query).all())
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    statement, params = str(compiled), compiled.params
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        with raw.cursor(binary=True) as cur:
+            cur.execute(statement, params)
+            return list(cur.fetchall())
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, params, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
 
 
 def _display(url: URL) -> str:
@@ -644,7 +940,7 @@ class ResultStore:
             query = query.limit(limit)
 
         def run(conn: Connection) -> list[RunInfo]:
-            return [_run_info(r) for r in conn.execute(query)]
+            return _run_infos(conn.execute(query).all())
 
         return self._read(run, what="list runs")
 
@@ -771,8 +1067,8 @@ class ResultStore:
         def run(conn: Connection) -> RunRecord:
             pk, _ = self._resolve(conn, ref)
             info = _run_info(conn.execute(select(*_RUN_COLUMNS).where(S.runs.c.pk == pk)).one())
-            rows = conn.execute(query.where(S.cells.c.run_pk == pk).order_by(S.cells.c.pk)).all()
-            return RunRecord(info=info, cells=_cells(rows, 0))
+            rows = _fetch(conn, query.where(S.cells.c.run_pk == pk).order_by(S.cells.c.pk))
+            return RunRecord(info=info, cells=list[CellResult](_cells(rows, 0)))
 
         return self._read(run, what="load a run")
 
@@ -796,13 +1092,14 @@ class ResultStore:
         width = len(_RUN_COLUMNS)
 
         def run(conn: Connection) -> list[tuple[RunInfo, CellResult]]:
-            rows = list(conn.execute(query))
+            rows = _fetch(conn, query)
             rows.reverse()
-            out = [(_run_info(r), cell) for r, cell in zip(rows, _cells(rows, width, metric),
-                                                          strict=True)]
-            if metric is not None:
-                out = [(info, cell) for info, cell in out if cell.samples]
-            return out
+            cells = _cells(rows, width, metric)
+            if metric is not None:  # only the cells that hold samples of it
+                has = [i for i, c in enumerate(cells) if c._hi > c._lo]
+                rows = [rows[i] for i in has]
+                cells = [cells[i] for i in has]
+            return list(zip(_run_infos(rows), cells, strict=True))
 
         return self._read(run, what="read a cell history")
 
@@ -825,7 +1122,7 @@ class ResultStore:
             query = query.limit(limit)
 
         def run(conn: Connection) -> MetricHistory:
-            rows = list(conn.execute(query))
+            rows = _fetch(conn, query)
             rows.reverse()
             cols = _decode([cast("SampleRow", tuple(r[4:10])) for r in rows], metric)
             has = [i for i, n in enumerate(cols.counts) if n]
