@@ -12,6 +12,12 @@ of ``--repeats`` measurements and is printed as a ratio against its target (<= 1
 against a naive baseline measured in the same invocation on the same database: one row per sample,
 row-by-row inserts with one commit per cell, and one query per cell when loading.
 
+Loaded records are lazy (a cell builds its ``Sample`` objects when ``samples`` is first read, a run
+header parses its JSON when first read), so the whole price of touching everything is printed too:
+loading the run and then building every ``Sample`` (or reading ``values()`` of every metric of
+every cell), and loading the history and then building every ``Sample``, spec and environment.
+Freeing the previous repetition's result happens before the clock starts.
+
 Usage::
 
     .venv/bin/python benchmarks/store_speed.py                 # both backends
