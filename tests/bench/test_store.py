@@ -312,6 +312,39 @@ def test_values_and_metrics_without_building_samples(store: ResultStore) -> None
     assert hist[0][1].metrics() == ["wall_s"] and hist[0][1].values("cpu_user_s") == []
 
 
+def test_values_of_cells_without_samples(sqlite_store: ResultStore) -> None:
+    run_id = sqlite_store.create_run("empty", "spec", "evolution", {}, {})
+    sqlite_store.save_cells(run_id, [make_cell(0, status="failed"), make_cell(1, status="crashed")])
+    rec = sqlite_store.load_run(run_id)
+    assert [c.metrics() for c in rec.cells] == [[], []]
+    assert [c.values("wall_s") for c in rec.cells] == [[], []]
+    assert [c.samples for c in rec.cells] == [[], []]
+
+
+def test_threads_build_one_list_per_loaded_cell(sqlite_store: ResultStore) -> None:
+    import threading
+
+    run_id, cells = _saved_run(sqlite_store, n=40)
+    rec = sqlite_store.load_run(run_id)
+    seen: list[list[list[Sample]]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def read(t: int) -> None:
+        start.wait()
+        order = list(range(len(rec.cells)))[t::2] + list(range(len(rec.cells)))
+        seen[t] = [rec.cells[i].samples for i in sorted(set(order), key=order.index)]
+        seen[t].sort(key=lambda lst: id(lst))
+
+    threads = [threading.Thread(target=read, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ids = [sorted(id(lst) for lst in got) for got in seen]
+    assert ids[0] == ids[1] == ids[2] == ids[3]  # every thread got the very same lists
+    assert rec.cells == cells
+
+
 def test_loaded_records_can_be_changed(store: ResultStore) -> None:
     run_id, cells = _saved_run(store)
     rec = store.load_run(run_id)

@@ -282,7 +282,7 @@ class _SampleSource:
     would cost more than the building itself), and handed out as each cell asks.
     """
 
-    __slots__ = ("bounds", "built", "gidx", "groups", "lock", "names", "reps", "seeds",
+    __slots__ = ("bounds", "built", "gidx", "index", "lock", "name_ids", "names", "reps", "seeds",
                  "singles", "sorted_vals", "vals")
 
     def __init__(self, cols: _Columns) -> None:
@@ -294,7 +294,8 @@ class _SampleSource:
         self.bounds = cols.bounds
         self.built: list[list[Sample]] | None = None
         self.singles = 0
-        self.groups: dict[int, tuple[int, int]] | None = None
+        self.name_ids = {name: i for i, name in enumerate(cols.names)}
+        self.index: tuple[dict[int, tuple[int, int]], list[list[str]]] | None = None
         self.sorted_vals = cols.vals
         self.lock = threading.Lock()
 
@@ -315,33 +316,43 @@ class _SampleSource:
         built = self.built = [flat[a:b] for a, b in pairwise(bounds)]
         return built[i]
 
-    def metrics(self, i: int) -> list[str]:
-        """The sorted metric names of cell ``i``."""
-        return sorted(self.names[int(g)]
-                      for g in np.unique(self.gidx[self.bounds[i]:self.bounds[i + 1]]))
+    def _index(self) -> tuple[dict[int, tuple[int, int]], list[list[str]]]:
+        """Sort every sample of the load once by (cell, metric, seed, repeat), stably.
 
-    def values(self, i: int, metric: str) -> list[float]:
-        """Cell ``i``'s samples of ``metric`` in (seed, repeat) order, as ``CellResult.values``.
-
-        The first call sorts every sample of the load once by (cell, metric, seed, repeat) with a
-        stable sort (ties keep their saved order, as ``sorted`` does); each call is then a slice.
+        Returns ``{cell * n_names + metric_id: (start, end)}`` into ``sorted_vals`` and each cell's
+        sorted metric names. Ties keep their saved order, as ``sorted`` does in
+        ``CellResult.values``.
         """
-        groups = self.groups
-        if groups is None:
+        index = self.index
+        if index is None:
+            n_names = len(self.names)
             counts = [b - a for a, b in pairwise(self.bounds)]
             cell_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
             order = np.lexsort((self.reps, self.seeds, self.gidx, cell_of))
-            keys = cell_of[order] * len(self.names) + self.gidx[order]
+            keys = cell_of[order] * n_names + self.gidx[order]
             uniq, starts = np.unique(keys, return_index=True)
-            ends = np.append(starts[1:], len(keys))
+            ends = np.append(starts[1:], len(keys)) if len(starts) else starts
+            ukeys = uniq.tolist()
+            groups = dict(zip(ukeys, zip(starts.tolist(), ends.tolist(), strict=True),
+                              strict=True))
+            per_cell: list[list[str]] = [[] for _ in counts]
+            for k in ukeys:
+                per_cell[k // n_names].append(self.names[k % n_names])
+            for names in per_cell:
+                names.sort()
             self.sorted_vals = self.vals[order]
-            groups = self.groups = dict(zip(uniq.tolist(), zip(starts.tolist(), ends.tolist(),
-                                                               strict=True), strict=True))
-        try:
-            gid = self.names.index(metric)
-        except ValueError:
-            return []
-        span = groups.get(i * len(self.names) + gid)
+            index = self.index = (groups, per_cell)
+        return index
+
+    def metrics(self, i: int) -> list[str]:
+        """The sorted metric names of cell ``i``."""
+        return list(self._index()[1][i])
+
+    def values(self, i: int, metric: str) -> list[float]:
+        """Cell ``i``'s samples of ``metric`` in (seed, repeat) order, as ``CellResult.values``."""
+        groups = self._index()[0]
+        gid = self.name_ids.get(metric)
+        span = None if gid is None else groups.get(i * len(self.names) + gid)
         if span is None:
             return []
         return cast("list[float]", self.sorted_vals[span[0]:span[1]].tolist())
@@ -357,12 +368,12 @@ class _StoredCell(CellResult):
     """A :class:`CellResult` read from the store, whose ``Sample`` objects are built on first use.
 
     Loading a run decodes every sample into numpy columns shared by its cells at once; building a
-    Python object per sample (the dominant cost of a load: 150,000 of them for a 1000-cell run) is
-    deferred until ``samples`` is first read (see :class:`_SampleSource` for when it is done per
-    cell and when for all). ``values()`` and ``metrics()``, which comparisons and reports use, answer
-    from the columns without building them. It compares equal to a plain ``CellResult`` with the
-    same fields, prints like one and pickles / copies as one; assigning or changing ``samples``
-    works as on any ``CellResult``.
+    Python object per sample (the dominant cost of a load: 150,000 of them for a 1000-cell run)
+    is deferred until ``samples`` is first read (see :class:`_SampleSource` for when it is done
+    per cell and when for all). ``values()`` and ``metrics()``, which comparisons and reports
+    use, answer from the columns without building them. It compares equal to a plain
+    ``CellResult`` with the same fields, prints like one and pickles / copies as one; assigning or
+    changing ``samples`` works as on any ``CellResult``.
     """
 
     __slots__ = ("_hi", "_i", "_lo", "_src")
