@@ -8,7 +8,10 @@ calls before anything is timed.
 
 Wall-clock figures are what the goals are about; the CPU-time figures (``time.process_time``)
 are printed next to them because on a shared machine the wall clock also counts time spent
-waiting for a core.
+waiting for a core. By default a long ``predict`` shares each step's rows with a low-priority
+helper thread (``threads=2``, see ``allele.core.kraken``); the CPU figure then counts both
+threads. The single-thread figure (``threads=1``) is printed too, with the share of the rows the
+helper computed, which shows how much of a second core the machine left free.
 
     .venv/bin/python benchmarks/kraken_speed.py [--predict-steps 50000] [--repeats 5] [--check]
 """
@@ -30,23 +33,32 @@ PREDICT_GOAL = 50_000.0  # steps/s at 500 units
 STREAM_GOAL_MS = 1.0  # median ms for 50 steps at 100 units
 
 
-def _fitted(size: int, backend: Backend, series: np.ndarray) -> KrakenLNN:
-    net = KrakenLNN(size, seed=0, backend=backend, memory_size=1000)
+def _fitted(size: int, backend: Backend, series: np.ndarray, threads: int = 2) -> KrakenLNN:
+    net = KrakenLNN(size, seed=0, backend=backend, memory_size=1000, threads=threads)
     net.fit(series[:1500], series[1:1501], warmup=100)
     return net
 
 
-def predict_rate(net: KrakenLNN, inputs: np.ndarray, repeats: int) -> tuple[float, float]:
-    """Median steps/s over ``repeats`` predict calls: (wall clock, CPU time)."""
+def predict_rate(
+    net: KrakenLNN, inputs: np.ndarray, repeats: int
+) -> tuple[float, float, float]:
+    """Median steps/s over ``repeats`` predict calls: (wall clock, CPU time, helper's share of
+    the rows)."""
     net.predict(inputs[:200])  # warm-up (JIT compile or cache load)
-    walls, cpus = [], []
+    walls, cpus, shares = [], [], []
+    chunks = -(-net.reservoir_size // net._chunk)
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
         net.predict(inputs)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
+        shares.append(net._helper_chunks / (chunks * inputs.shape[0]))
     steps = inputs.shape[0]
-    return steps / statistics.median(walls), steps / statistics.median(cpus)
+    return (
+        steps / statistics.median(walls),
+        steps / statistics.median(cpus),
+        statistics.median(shares),
+    )
 
 
 def stream_latency(net: KrakenLNN, chunk: np.ndarray, calls: int) -> tuple[float, float]:
@@ -80,15 +92,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"KrakenLNN speed  (cpus={os.cpu_count()}, load average {load:.2f} at start)")
 
     fast500 = _fitted(500, "numba", series)
+    one500 = _fitted(500, "numba", series, threads=1)
     ref500 = _fitted(500, "numpy", series)
-    fast_wall, fast_cpu = predict_rate(fast500, test[: args.predict_steps], args.repeats)
-    ref_wall, ref_cpu = predict_rate(ref500, test[: args.reference_steps], max(1, args.repeats // 2))
+    fast_wall, fast_cpu, share = predict_rate(fast500, test[: args.predict_steps], args.repeats)
+    one_wall, one_cpu, _ = predict_rate(one500, test[: args.predict_steps], args.repeats)
+    ref_wall, ref_cpu, _ = predict_rate(
+        ref500, test[: args.reference_steps], max(1, args.repeats // 2)
+    )
     ok_predict = fast_wall >= PREDICT_GOAL
     print("\npredict, 500 units (defaults: connectivity 0.1, leak 0.3), median of "
           f"{args.repeats} calls of {args.predict_steps} steps")
-    print(f"  numba      {fast_wall:12,.0f} steps/s wall  {fast_cpu:12,.0f} steps/s cpu")
+    print(f"  numba      {fast_wall:12,.0f} steps/s wall  {fast_cpu:12,.0f} steps/s cpu"
+          f"   (default threads=2; helper computed {share:.0%} of the rows)")
+    print(f"  numba 1thr {one_wall:12,.0f} steps/s wall  {one_cpu:12,.0f} steps/s cpu"
+          "   (threads=1)")
     print(f"  numpy ref  {ref_wall:12,.0f} steps/s wall  {ref_cpu:12,.0f} steps/s cpu")
-    print(f"  ratio      {fast_wall / ref_wall:12.1f}x wall      {fast_cpu / ref_cpu:12.1f}x cpu")
+    print(f"  ratio      {fast_wall / ref_wall:12.1f}x wall      {fast_cpu / ref_cpu:12.1f}x cpu"
+          "   (numba default / numpy ref)")
     print(f"  goal >= {PREDICT_GOAL:,.0f} steps/s: {'PASS' if ok_predict else 'FAIL'}")
 
     chunk = test[:50]

@@ -32,7 +32,13 @@ Hot loop: the time-step recursion cannot be vectorised over time. It runs in one
 (``backend="numba"``, the default, compiled with ``cache=True``) that walks the recurrent matrix in
 a padded-ELL-plus-overflow layout (so the row products vectorise with gathers) and uses an
 arithmetic-only tanh (so the loop over units vectorises; absolute error < 2e-14 against
-``np.tanh``). ``backend="numpy"`` runs the pure NumPy/SciPy reference of the same recursion
+``np.tanh``). Runs of at least ``_HELPER_MIN_STEPS`` steps on at least ``_HELPER_MIN_UNITS``
+units share each step's rows with a second, lowest-priority (nice 19) helper thread when the
+process may use two CPUs and ``threads=2`` (the default): the caller's thread never waits for
+the helper, it takes whatever rows the helper has finished and computes the rest itself, so a
+busy machine costs nothing but the helper's bookkeeping, and the results are bit-identical with
+one thread or two (see ``_run_kernel``). ``threads=1`` never starts the helper.
+``backend="numpy"`` runs the pure NumPy/SciPy reference of the same recursion
 (:func:`reservoir_states_reference`: ``scipy.sparse`` product, ``np.tanh``), which the tests
 compare against. The input drive ``W_in @ [1; u[t]]`` and the readout are computed inside the
 kernel, step by step (N * d and (1 + d + N) * k vectorised multiply-adds): precomputing the drive
@@ -52,6 +58,9 @@ Settings that meet the reference tasks (held-out data, see ``PRESETS`` and the t
 from __future__ import annotations
 
 import math
+import os
+import platform
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -63,6 +72,10 @@ import numpy.typing as npt
 import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
+from llvmlite import ir as llvm_ir
+from numba.core import cgutils as _cgutils
+from numba.core import types
+from numba.extending import intrinsic
 
 from allele.core.datasets import nrmse
 from allele.core.observer import (
@@ -84,6 +97,10 @@ _DENSE_EIG_MAX = 64
 """Up to this many units the spectral radius comes from dense ``eigvals``; above, from ARPACK
 (``eigs(k=1, which="LM")``, tol 1e-12: agrees with dense to ~1e-14 relative and is one to two
 orders of magnitude faster from a few hundred units on)."""
+
+cgutils: Any = _cgutils  # untyped numba module
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 _SATURATION = 0.99
 """A unit counts as saturated in SequenceStats when ``|x_i|`` exceeds this value."""
@@ -121,8 +138,14 @@ def _fast_tanh(v: float) -> float:  # pragma: no cover - compiled by numba
     p = 1.0 + na * (1.0 + na * (1.0 / 2 + na * (1.0 / 6 + na * (1.0 / 24 + na * (
         1.0 / 120 + na * (1.0 / 720 + na * (1.0 / 5040 + na * (1.0 / 40320 + na * (
             1.0 / 362880 + na * (1.0 / 3628800))))))))))
-    for _ in range(8):
-        p = p * p
+    p = p * p  # eight squarings, written out (no loop left for the vectoriser to trip on)
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
     r = (1.0 - p) / (1.0 + p)
     return r if v >= 0.0 else -r
 
@@ -134,8 +157,92 @@ def _tanh_array(v: FloatArray, out: FloatArray) -> None:  # pragma: no cover - n
         out[i] = _fast_tanh(v[i])
 
 
+# --- synchronisation between the caller's thread and the optional helper thread ---------------
+# One int64 array per run; each slot that a thread writes sits on its own 64-byte cache line.
+_MAIN = 0
+_HELPER = 1
+_SYNC_STEP = 0  # main: t + 1 once the state entering step t is in place (release)
+_SYNC_MAIN = 8  # main: (t + 1) << _TAG_SHIFT | chunks of step t done from the front
+_SYNC_HELPER = 16  # helper: (t + 1) << _TAG_SHIFT | chunks of step t done from the back
+_SYNC_QUIT = 24  # main: 1 when the run is over
+_SYNC_TAKEN = 32  # main: how many chunks it took from the helper (diagnostics and tests)
+_SYNC_LEN = 40
+_TAG_SHIFT = 24
+_COUNT_MASK = (1 << _TAG_SHIFT) - 1
+_CHUNK = 32
+"""Rows per chunk, the unit of work the two threads share within a step (for reservoirs large
+enough to use a helper; smaller ones run each step as one chunk, which saves ~0.2 us a step at
+100 units)."""
+
+
+def _load_acquire_typing(typingctx: Any, arr: Any, idx: Any) -> Any:  # pragma: no cover - numba
+    """``arr[idx]`` as an atomic acquire load (int64 array)."""
+    sig = types.int64(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        return builder.load_atomic(ptr, ordering="acquire", align=8)
+
+    return sig, codegen
+
+
+_load_acquire: Any = intrinsic(_load_acquire_typing)
+
+
+def _store_release_typing(typingctx: Any, arr: Any, idx: Any, val: Any) -> Any:  # pragma: no cover
+    """``arr[idx] = val`` as an atomic release store (int64 array)."""
+    sig = types.void(arr, idx, types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(value, ptr, ordering="release", align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_store_release: Any = intrinsic(_store_release_typing)
+
+
+def _spin_pause_typing(typingctx: Any) -> Any:  # pragma: no cover - numba
+    """The x86 ``pause`` hint inside a spin-wait (a no-op elsewhere)."""
+    sig = types.void()
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        if _X86:
+            fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_spin_pause: Any = intrinsic(_spin_pause_typing)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _leaky_tanh_rows(
+    pre: FloatArray, src: FloatArray, dst: FloatArray, lo: int, rows: int, keep: float,
+    leak: float,
+) -> None:  # pragma: no cover - numba
+    """``dst[lo:lo+rows] = keep * src[lo:lo+rows] + leak * tanh(pre[:rows])``.
+
+    A function of its own so that numba optimises (and vectorises) this loop on its own before
+    inlining it: written inline in ``_run_kernel`` the loop stayed scalar.
+    """
+    for r in range(rows):
+        dst[lo + r] = keep * src[lo + r] + leak * _fast_tanh(pre[r])
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _run_kernel(
+    role: int,
     inputs: FloatArray,
     w_in_t: FloatArray,
     extra: FloatArray,
@@ -145,19 +252,36 @@ def _run_kernel(
     ov_idx: IntArray,
     ov_val: FloatArray,
     x: FloatArray,
+    x_alt: FloatArray,
+    shared: FloatArray,
     leak: float,
     readout_t: FloatArray,
     out: FloatArray,
     states: FloatArray,
     final: FloatArray,
-) -> None:  # pragma: no cover - compiled by numba; compared with the reference in the tests
+    sync: npt.NDArray[np.int64],
+    spin_budget: int,
+    chunk: int,
+) -> int:  # pragma: no cover - compiled by numba; compared with the reference in the tests
     """Run the recursion over ``inputs`` (T, d) from ``x`` (updated in place).
 
-    The input drive is formed per step inside the loop from ``w_in_t`` = ``W_in`` transposed,
-    (1 + d, N): ``w_in_t[0] + sum_j w_in_t[1 + j] * inputs[t, j]`` (+ ``extra[t]``, the training
-    noise, when ``extra`` has T rows; pass (0, N) for none). That is N * d vectorised
-    multiply-adds per step and saves materialising a (T, N) drive array, which cost about a tenth
-    of the step time when precomputed.
+    ``role`` is ``_MAIN`` for the caller's thread, which runs every step, or ``_HELPER`` for an
+    optional second thread that computes rows of the steps the main thread publishes (see
+    ``_run``). Each step splits the rows into chunks of ``chunk`` rows (fixed per reservoir, see
+    ``_chunk_rows``); the main thread works from
+    the first chunk forward, the helper from the last one backward into ``shared`` (N,), and
+    when the main thread reaches a chunk the helper has finished it copies the helper's rows
+    instead of computing them. The main thread never waits for the helper: without one (or with
+    a helper that is late or descheduled) it simply computes every chunk. A chunk's values come
+    from the same compiled code whichever thread runs it, so the results are bit-identical with
+    or without the helper. The state alternates between ``x`` and ``x_alt`` (N,) step by step
+    (the last state is copied back into ``x``). Returns 0, or 1 when a helper gave up waiting
+    after ``spin_budget`` spins (its caller yields the CPU and calls again).
+
+    The input drive is formed per step from ``w_in_t`` = ``W_in`` transposed, (1 + d, N):
+    ``w_in_t[0] + sum_j w_in_t[1 + j] * inputs[t, j]`` (+ ``extra[t]``, the training noise, when
+    ``extra`` has T rows; pass (0, N) for none), which saves materialising a (T, N) drive array
+    (that cost about a tenth of the step time when precomputed).
 
     The recurrent matrix comes as padded row-major ELL (``ell_idx``, ``ell_val``: a fixed row
     length, so the row products vectorise with gathers, about twice as fast as CSR rows) plus a
@@ -166,8 +290,9 @@ def _run_kernel(
 
     ``readout_t`` is the readout transposed, (k, 1 + d + N), with k = 0 for "no readout"; then
     ``out[t, c] = readout_t[c] . [1; inputs[t]; x[t]]``. ``states`` (R, N) receives the last R
-    states (R = 0 stores none). Every step does the same arithmetic in the same order whatever T
-    is, so splitting a sequence into chunks changes no bit of the results.
+    states (R = 0 stores none). ``final`` (2,) receives the final state's norm and saturated
+    fraction. Every step does the same arithmetic in the same order whatever T is, so splitting
+    a sequence into chunks changes no bit of the results.
     """
     steps, d = inputs.shape
     n = x.shape[0]
@@ -176,33 +301,111 @@ def _run_kernel(
     k_out = readout_t.shape[0]
     first_stored = steps - states.shape[0]
     keep = 1.0 - leak
-    pre = np.empty(n)
-    for t in range(steps):
-        for i in range(n):
-            acc = 0.0
-            for k in range(width):
-                acc += ell_val[i, k] * x[ell_idx[i, k]]
-            for k in range(ov_ptr[i], ov_ptr[i + 1]):
-                acc += ov_val[k] * x[ov_idx[k]]
-            pre[i] = acc
-        for i in range(n):
-            v = pre[i] + w_in_t[0, i]
+    chunks = (n + chunk - 1) // chunk
+    pre = np.empty(chunk)
+    local = np.empty(n if role == _HELPER else 0)
+    watch_from = chunks  # main: first chunk at which the helper's progress is worth reading
+    last = -1
+    t = 0
+    while True:
+        if role == _MAIN:
+            if t == steps:
+                break
+            _store_release(sync, _SYNC_STEP, t + 1)
+            if chunks == 1:  # all products are formed before any row is written: in place
+                src = x
+                dst = x
+            elif t % 2 == 0:
+                src = x
+                dst = x_alt
+            else:
+                src = x_alt
+                dst = x
+        else:
+            spins = 0
+            published = _load_acquire(sync, _SYNC_STEP)
+            while published - 1 <= last:
+                if _load_acquire(sync, _SYNC_QUIT) != 0:
+                    return 0
+                spins += 1
+                if spins > spin_budget:
+                    return 1
+                _spin_pause()
+                published = _load_acquire(sync, _SYNC_STEP)
+            t = published - 1
+            last = t
+            # one streaming copy of the other core's freshly written state, then gathers from L1
+            src = x if chunks == 1 or t % 2 == 0 else x_alt
+            for i in range(n):
+                local[i] = src[i]
+            src = local
+            dst = shared
+        tag = (t + 1) << _TAG_SHIFT
+        done = 0
+        while True:
+            if role == _MAIN:
+                c = done
+                if c == chunks:
+                    watch_from = chunks
+                    break
+                if c + 1 >= watch_from:
+                    theirs = _load_acquire(sync, _SYNC_HELPER)
+                    if (theirs >> _TAG_SHIFT) == t + 1 and c >= chunks - (theirs & _COUNT_MASK):
+                        for i in range(c * chunk, n):
+                            dst[i] = shared[i]
+                        sync[_SYNC_TAKEN] += chunks - c
+                        watch_from = c
+                        break
+            else:
+                c = chunks - 1 - done
+                if c < 0:
+                    break
+                theirs = _load_acquire(sync, _SYNC_MAIN)
+                if (theirs >> _TAG_SHIFT) == t + 1:
+                    if c < (theirs & _COUNT_MASK):
+                        break  # the main thread has done (or is doing) this chunk
+                elif _load_acquire(sync, _SYNC_STEP) != t + 1:
+                    break  # the main thread has moved on: this step is over
+            lo = c * chunk
+            rows = min(chunk, n - lo)
+            for r in range(rows):
+                i = lo + r
+                acc = 0.0
+                for k in range(width):
+                    acc += ell_val[i, k] * src[ell_idx[i, k]]
+                for k in range(ov_ptr[i], ov_ptr[i + 1]):
+                    acc += ov_val[k] * src[ov_idx[k]]
+                pre[r] = acc
+            # the drive, term by term (loops without inner loops vectorise), then the update
+            for r in range(rows):
+                pre[r] += w_in_t[0, lo + r]
             for j in range(d):
-                v += w_in_t[1 + j, i] * inputs[t, j]
+                u_tj = inputs[t, j]
+                for r in range(rows):
+                    pre[r] += w_in_t[1 + j, lo + r] * u_tj
             if has_extra:
-                v += extra[t, i]
-            x[i] = keep * x[i] + leak * _fast_tanh(v)
-        if t >= first_stored:
-            row = t - first_stored
-            for i in range(n):
-                states[row, i] = x[i]
-        for c in range(k_out):
-            acc = readout_t[c, 0]
-            for j in range(d):
-                acc += readout_t[c, 1 + j] * inputs[t, j]
-            for i in range(n):
-                acc += readout_t[c, 1 + d + i] * x[i]
-            out[t, c] = acc
+                for r in range(rows):
+                    pre[r] += extra[t, lo + r]
+            _leaky_tanh_rows(pre, src, dst, lo, rows, keep, leak)
+            done += 1
+            _store_release(sync, _SYNC_HELPER if role == _HELPER else _SYNC_MAIN, tag | done)
+        if role == _MAIN:
+            if t >= first_stored:
+                row = t - first_stored
+                for i in range(n):
+                    states[row, i] = dst[i]
+            for c in range(k_out):
+                acc = readout_t[c, 0]
+                for j in range(d):
+                    acc += readout_t[c, 1 + j] * inputs[t, j]
+                for i in range(n):
+                    acc += readout_t[c, 1 + d + i] * dst[i]
+                out[t, c] = acc
+            t += 1
+    _store_release(sync, _SYNC_QUIT, 1)
+    if chunks > 1 and steps % 2 == 1:
+        for i in range(n):
+            x[i] = x_alt[i]
     sq = 0.0
     sat = 0
     for i in range(n):
@@ -211,6 +414,53 @@ def _run_kernel(
             sat += 1
     final[0] = math.sqrt(sq)
     final[1] = sat / n if n else 0.0
+    return 0
+
+
+_HELPER_MIN_STEPS = 1000
+"""A helper thread is started only for runs of at least this many steps (starting one costs
+about 0.1 ms) ..."""
+_HELPER_MIN_UNITS = 200
+"""... and at least this many units (below, a step is too short to share between two cores)."""
+_HELPER_SPIN_BUDGET = 20_000
+"""Spins (each with a ``pause``) the helper waits for the next step before yielding its CPU."""
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _chunk_rows(units: int) -> int:
+    """The kernel's chunk size for a reservoir: fixed per reservoir, so that every run of it
+    splits the rows the same way (a row's value never depends on the run's length)."""
+    return _CHUNK if units >= _HELPER_MIN_UNITS else units
+
+
+def _worth_a_helper(steps: int, units: int) -> bool:
+    return steps >= _HELPER_MIN_STEPS and units >= _HELPER_MIN_UNITS and _usable_cpus() > 1
+
+
+def _helper(*args: Any) -> None:
+    """Body of the helper thread: lowest CPU priority, then help until the main thread quits.
+
+    At nice 19 the helper only takes CPU time nobody else wants, so on a busy machine it cannot
+    slow the caller's thread down (measured: within a few per cent of running alone) and it
+    barely competes with other processes. Where the priority cannot be lowered the helper does
+    not run at all; the results are the same either way (see ``_run_kernel``).
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        return
+    yield_cpu = getattr(os, "sched_yield", None)
+    while _run_kernel(_HELPER, *args) == 1:
+        if yield_cpu is not None:
+            yield_cpu()
+        else:  # pragma: no cover - not Linux
+            time.sleep(0.0001)
 
 
 def reservoir_states_reference(
@@ -388,6 +638,7 @@ class KrakenLNN:
         name: str | None = None,
         *,
         backend: Backend = "numba",
+        threads: int = 2,
     ) -> None:
         self.reservoir_size = _int_arg("reservoir_size", reservoir_size, 1)
         self.spectral_radius = _float_arg("spectral_radius", spectral_radius, low=0.0)
@@ -405,6 +656,10 @@ class KrakenLNN:
         if backend not in ("numba", "numpy"):
             raise ValidationError(f"backend must be 'numba' or 'numpy', got {backend!r}")
         self.backend: Backend = backend
+        if isinstance(threads, bool) or threads not in (1, 2):
+            raise ValidationError(f"threads must be 1 or 2, got {threads!r}")
+        self.threads = int(threads)
+        self._helper_chunks = 0  # row chunks the helper thread supplied in the last numba run
         if name is not None and not isinstance(name, str):
             raise ValidationError(f"name must be a string, got {name!r}")
         self.name = name if name is not None else default_name("kraken")
@@ -415,6 +670,7 @@ class KrakenLNN:
         w_seq, self._win_seq, self._noise_seq = root.spawn(3)
         self._weights = self._build_recurrent(np.random.default_rng(w_seq))
         self._ell = _to_ell(self._weights)
+        self._chunk = _chunk_rows(self.reservoir_size)
         self._final = np.zeros(2)  # norm and saturated fraction of the last _run's final state
 
         self._input_dim: int | None = None
@@ -589,10 +845,20 @@ class KrakenLNN:
         out = np.empty((steps, readout_t.shape[0]))
         kept = np.empty((keep_states, self.reservoir_size))
         ell = self._ell
-        _run_kernel(
+        n = self.reservoir_size
+        helped = self.threads > 1 and _worth_a_helper(steps, n)
+        sync = np.zeros(_SYNC_LEN, dtype=np.int64)
+        args = (
             u, self._w_in_t, extra, ell.idx, ell.val, ell.ov_ptr, ell.ov_idx, ell.ov_val, x,
-            self.leak_rate, readout_t, out, kept, self._final,
+            np.empty(n), np.empty(n if helped else 0), self.leak_rate, readout_t, out, kept,
+            self._final, sync, _HELPER_SPIN_BUDGET, self._chunk,
         )
+        if helped:
+            # Not joined: the main thread never waits for the helper, and a helper that is
+            # descheduled at the end of the run sees the quit flag when it next runs.
+            threading.Thread(target=_helper, args=args, daemon=True).start()
+        _run_kernel(_MAIN, *args)
+        self._helper_chunks = int(sync[_SYNC_TAKEN])
         return kept, (out if readout else None)
 
     def _push_memory(self, states: FloatArray) -> None:
