@@ -394,19 +394,18 @@ def test_fit_fills_memory_with_training_states() -> None:
 
 @SLOW_SETTINGS
 @given(size=st.integers(1, 80), connectivity=st.floats(0.01, 1.0), seed=st.integers(0, 1000))
-def test_ell_layout_holds_exactly_the_matrix(size: int, connectivity: float, seed: int) -> None:
+def test_row_layout_holds_exactly_the_matrix(size: int, connectivity: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     w = scipy.sparse.random_array(
         (size, size), density=connectivity, format="csr", rng=rng
     )
-    ell = kraken_mod._to_ell(w)
+    rows = kraken_mod._to_rows(w)
+    assert rows.ptr.dtype == np.uint32 and rows.idx.dtype == np.uint32
     rebuilt = np.zeros((size, size))
     for i in range(size):
-        np.add.at(rebuilt[i], ell.idx[i], ell.val[i])
-        lo, hi = ell.ov_ptr[i], ell.ov_ptr[i + 1]
-        np.add.at(rebuilt[i], ell.ov_idx[lo:hi], ell.ov_val[lo:hi])
+        lo, hi = rows.ptr[i], rows.ptr[i + 1]
+        np.add.at(rebuilt[i], rows.idx[lo:hi], rows.val[lo:hi])
     np.testing.assert_array_equal(rebuilt, w.toarray())
-    assert ell.idx.shape[1] <= max(np.diff(w.indptr).max(initial=0), 0)
 
 
 def test_fast_tanh_matches_numpy() -> None:
@@ -482,9 +481,9 @@ def test_reference_function_matches_kernel_directly() -> None:
 def _kernel_args(net: KrakenLNN, u: np.ndarray, x: np.ndarray, sync: np.ndarray) -> tuple[Any, ...]:
     """Arguments of one direct ``_run_kernel`` call (no readout, no kept states)."""
     n = net.reservoir_size
-    ell = net._ell
+    rows = net._rows
     return (
-        u, net._w_in_t, np.empty((0, n)), ell.idx, ell.val, ell.ov_ptr, ell.ov_idx, ell.ov_val,
+        u, net._w_in_t, np.empty((0, n)), rows.ptr, rows.idx, rows.val,
         x, np.empty(n), np.zeros(n), net.leak_rate, np.empty((0, 1 + u.shape[1] + n)),
         np.empty((u.shape[0], 0)), np.empty((0, n)), np.zeros(2), sync, 50, kraken_mod._CHUNK,
     )
@@ -506,7 +505,7 @@ def test_helper_rows_are_bit_identical_and_the_main_thread_takes_them() -> None:
     sync[kraken_mod._SYNC_STEP] = 1
     helper_args = _kernel_args(net, u, x0.copy(), sync)
     assert kraken_mod._run_kernel(kraken_mod._HELPER, *helper_args) == 1
-    shared = helper_args[10]
+    shared = helper_args[8]
     np.testing.assert_array_equal(shared, alone)
     chunks = -(-150 // kraken_mod._CHUNK)
     assert sync[kraken_mod._SYNC_HELPER] == (1 << kraken_mod._TAG_SHIFT) | chunks
@@ -514,18 +513,18 @@ def test_helper_rows_are_bit_identical_and_the_main_thread_takes_them() -> None:
     main_sync = np.zeros(kraken_mod._SYNC_LEN, np.int64)
     main_sync[kraken_mod._SYNC_HELPER] = sync[kraken_mod._SYNC_HELPER]
     main_args = list(_kernel_args(net, u, x0.copy(), main_sync))
-    main_args[10] = shared.copy()
+    main_args[8] = shared.copy()
     kraken_mod._run_kernel(kraken_mod._MAIN, *main_args)
     assert main_sync[kraken_mod._SYNC_TAKEN] >= 1
-    np.testing.assert_array_equal(main_args[8], alone)
+    np.testing.assert_array_equal(main_args[6], alone)
     # a helper's rows tagged with another step are never used
     stale_sync = np.zeros(kraken_mod._SYNC_LEN, np.int64)
     stale_sync[kraken_mod._SYNC_HELPER] = (7 << kraken_mod._TAG_SHIFT) | chunks
     stale_args = list(_kernel_args(net, u, x0.copy(), stale_sync))
-    stale_args[10] = np.full(150, 123.0)
+    stale_args[8] = np.full(150, 123.0)
     kraken_mod._run_kernel(kraken_mod._MAIN, *stale_args)
     assert stale_sync[kraken_mod._SYNC_TAKEN] == 0
-    np.testing.assert_array_equal(stale_args[8], alone)
+    np.testing.assert_array_equal(stale_args[6], alone)
 
 
 @pytest.mark.parametrize("noise", [0.0, 1e-3])
