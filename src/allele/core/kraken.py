@@ -565,6 +565,10 @@ class KrakenLNN:
     ``train_nrmse_``. The recurrent matrix is built (and rescaled) in the constructor; the input
     weights are drawn the first time an input's dimension ``d`` is known. Both derive only from
     ``seed``, so two instances with the same seed and the same calls behave identically.
+
+    ``threads`` (keyword-only, 1 or 2, default 2) lets long numba runs share each step with a
+    lowest-priority helper thread (see the module docstring); it never changes a result, only
+    the wall time (and the process's CPU time, which then counts both threads).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, float]]] = {
