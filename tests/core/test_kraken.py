@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -554,6 +555,30 @@ def test_two_threads_give_the_same_bits_as_one(
     # Whether the low-priority helper got a core depends on the machine's load, so this count
     # is reported, not asserted; the deterministic test above covers the helper's rows.
     print(f"helper supplied {helped} chunks")
+
+
+def test_helper_threads_end_with_their_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_STEPS", 1)
+    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_UNITS", 1)
+    monkeypatch.setattr(kraken_mod, "_usable_cpus", lambda: 2)
+    started: list[threading.Thread] = []
+
+    class Recorded(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(kraken_mod.threading, "Thread", Recorded)
+    u, y = _delay_task(400, seed=2)
+    net = KrakenLNN(260, seed=1).fit(u[:300], y[:300], warmup=20)
+    for _ in range(3):
+        net.predict(u[300:])
+    KrakenLNN(260, seed=1, threads=1).fit(u[:300], y[:300], warmup=20).predict(u[300:])
+    assert len(started) == 4  # fit + 3 predicts; threads=1 starts none
+    assert all(t.name == kraken_mod._HELPER_NAME and t.daemon for t in started)
+    for thread in started:
+        thread.join(timeout=10.0)
+        assert not thread.is_alive()
 
 
 def test_helper_is_only_started_for_long_runs_on_large_reservoirs() -> None:

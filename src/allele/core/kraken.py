@@ -416,6 +416,7 @@ about 0.1 ms) ..."""
 _HELPER_MIN_UNITS = 256
 """... and at least this many units: below, a step is too short to share between two cores
 (measured on 2 cores: 200 units no gain, 300 units 1.2-1.4x, 500 units 1.3-1.5x)."""
+_HELPER_NAME = "allele-kraken-helper"
 _HELPER_SPIN_BUDGET = 20_000
 """Spins (each with a ``pause``) the helper waits for the next step before yielding its CPU."""
 
@@ -825,8 +826,11 @@ class KrakenLNN:
         if helped:
             # Not joined: the main thread never waits for the helper, and a helper that is
             # descheduled at the end of the run sees the quit flag when it next runs.
-            threading.Thread(target=_helper, args=args, daemon=True).start()
-        _run_kernel(_MAIN, *args)
+            threading.Thread(target=_helper, args=args, name=_HELPER_NAME, daemon=True).start()
+        try:
+            _run_kernel(_MAIN, *args)
+        finally:
+            sync[_SYNC_QUIT] = 1  # (the kernel sets it too; this covers a failed call)
         self._helper_chunks = int(sync[_SYNC_TAKEN])
         return kept, (out if readout else None)
 
