@@ -568,7 +568,7 @@ def test_helper_threads_end_with_their_run(monkeypatch: pytest.MonkeyPatch) -> N
             started.append(self)
             super().start()
 
-    monkeypatch.setattr(kraken_mod.threading, "Thread", Recorded)
+    monkeypatch.setattr(threading, "Thread", Recorded)
     u, y = _delay_task(400, seed=2)
     net = KrakenLNN(260, seed=1).fit(u[:300], y[:300], warmup=20)
     for _ in range(3):
