@@ -39,26 +39,34 @@ def _fitted(size: int, backend: Backend, series: np.ndarray, threads: int = 2) -
     return net
 
 
-def predict_rate(
-    net: KrakenLNN, inputs: np.ndarray, repeats: int
-) -> tuple[float, float, float]:
-    """Median steps/s over ``repeats`` predict calls: (wall clock, CPU time, helper's share of
-    the rows)."""
-    net.predict(inputs[:200])  # warm-up (JIT compile or cache load)
-    walls, cpus, shares = [], [], []
-    chunks = -(-net.reservoir_size // net._chunk)
+def predict_rates(
+    nets: list[KrakenLNN], inputs: np.ndarray, repeats: int
+) -> list[tuple[float, float, float]]:
+    """For each net, median steps/s over ``repeats`` predict calls: (wall clock, CPU time,
+    share of the rows its helper thread computed). The nets' calls are interleaved, so a change
+    in the machine's load during the run affects them alike."""
+    for net in nets:
+        net.predict(inputs[:200])  # warm-up (JIT compile or cache load)
+    walls: list[list[float]] = [[] for _ in nets]
+    cpus: list[list[float]] = [[] for _ in nets]
+    shares: list[list[float]] = [[] for _ in nets]
     for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        net.predict(inputs)
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-        shares.append(net._helper_chunks / (chunks * inputs.shape[0]))
+        for k, net in enumerate(nets):
+            w0, c0 = time.perf_counter(), time.process_time()
+            net.predict(inputs)
+            walls[k].append(time.perf_counter() - w0)
+            cpus[k].append(time.process_time() - c0)
+            chunks = -(-net.reservoir_size // net._chunk)
+            shares[k].append(net._helper_chunks / (chunks * inputs.shape[0]))
     steps = inputs.shape[0]
-    return (
-        steps / statistics.median(walls),
-        steps / statistics.median(cpus),
-        statistics.median(shares),
-    )
+    return [
+        (
+            steps / statistics.median(walls[k]),
+            steps / statistics.median(cpus[k]),
+            statistics.median(shares[k]),
+        )
+        for k in range(len(nets))
+    ]
 
 
 def stream_latency(net: KrakenLNN, chunk: np.ndarray, calls: int) -> tuple[float, float]:
@@ -94,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     fast500 = _fitted(500, "numba", series)
     one500 = _fitted(500, "numba", series, threads=1)
     ref500 = _fitted(500, "numpy", series)
-    fast_wall, fast_cpu, share = predict_rate(fast500, test[: args.predict_steps], args.repeats)
-    one_wall, one_cpu, _ = predict_rate(one500, test[: args.predict_steps], args.repeats)
-    ref_wall, ref_cpu, _ = predict_rate(
-        ref500, test[: args.reference_steps], max(1, args.repeats // 2)
+    (fast_wall, fast_cpu, share), (one_wall, one_cpu, _) = predict_rates(
+        [fast500, one500], test[: args.predict_steps], args.repeats
+    )
+    [(ref_wall, ref_cpu, _)] = predict_rates(
+        [ref500], test[: args.reference_steps], max(1, args.repeats // 2)
     )
     ok_predict = fast_wall >= PREDICT_GOAL
     print("\npredict, 500 units (defaults: connectivity 0.1, leak 0.3), median of "
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  numba      {fast_wall:12,.0f} steps/s wall  {fast_cpu:12,.0f} steps/s cpu"
           f"   (default threads=2; helper computed {share:.0%} of the rows)")
     print(f"  numba 1thr {one_wall:12,.0f} steps/s wall  {one_cpu:12,.0f} steps/s cpu"
-          "   (threads=1)")
+          "   (threads=1, calls interleaved with the line above)")
     print(f"  numpy ref  {ref_wall:12,.0f} steps/s wall  {ref_cpu:12,.0f} steps/s cpu")
     print(f"  ratio      {fast_wall / ref_wall:12.1f}x wall      {fast_cpu / ref_cpu:12.1f}x cpu"
           "   (numba default / numpy ref)")
