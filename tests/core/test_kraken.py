@@ -441,6 +441,25 @@ def test_numba_kernel_matches_reference(
     np.testing.assert_allclose(fast.memory, ref.memory, rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 301])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunked_kernel_matches_reference(
+    monkeypatch: pytest.MonkeyPatch, steps: int, threads: int
+) -> None:
+    """From 256 units the kernel splits rows into chunks and alternates two state buffers."""
+    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_STEPS", 1)
+    kw: dict[str, Any] = {"reservoir_size": 300, "seed": 3, "memory_size": 400}
+    fast = KrakenLNN(**kw, threads=threads)
+    ref = KrakenLNN(**kw, backend="numpy")
+    assert fast._chunk == kraken_mod._CHUNK
+    u = _signal(steps, dims=2, seed=steps)
+    for _ in range(2):  # the second call starts from a non-zero state
+        a = fast.process_sequence(u)
+        b = ref.process_sequence(u)
+        np.testing.assert_allclose(a.state, b.state, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(fast.memory, ref.memory, rtol=0, atol=1e-11)
+
+
 def test_numba_predict_and_fit_match_reference() -> None:
     u, y = _delay_task(700, seed=3)
     fast = KrakenLNN(80, seed=11).fit(u[:500], y[:500], warmup=50)
