@@ -266,15 +266,21 @@ def _run_kernel(
     ``role`` is ``_MAIN`` for the caller's thread, which runs every step, or ``_HELPER`` for an
     optional second thread that computes rows of the steps the main thread publishes (see
     ``_run``). Each step splits the rows into chunks of ``chunk`` rows (fixed per reservoir, see
-    ``_chunk_rows``); the main thread works from
-    the first chunk forward, the helper from the last one backward into ``shared`` (N,), and
-    when the main thread reaches a chunk the helper has finished it copies the helper's rows
-    instead of computing them. The main thread never waits for the helper: without one (or with
-    a helper that is late or descheduled) it simply computes every chunk. A chunk's values come
-    from the same compiled code whichever thread runs it, so the results are bit-identical with
-    or without the helper. The state alternates between ``x`` and ``x_alt`` (N,) step by step
-    (the last state is copied back into ``x``). Returns 0, or 1 when a helper gave up waiting
-    after ``spin_budget`` spins (its caller yields the CPU and calls again).
+    ``_chunk_rows``); the main thread works from the first chunk forward, the helper from the
+    last one backward into ``shared`` (N,), and when the main thread reaches a chunk the helper
+    has finished it copies the helper's rows instead of computing them. The main thread never
+    waits for the helper: without one (or with a helper that is late or descheduled) it simply
+    computes every chunk. A chunk's values come from the same compiled code whichever thread
+    runs it, so the results are bit-identical with or without the helper. With several chunks
+    the state alternates between ``x`` and ``x_alt`` (N,) step by step (the last state is copied
+    back into ``x``); with one chunk every product is formed before any row is written, so the
+    state is updated in place. Returns 0, or 1 when a helper gave up waiting after
+    ``spin_budget`` spins (its caller yields the CPU and calls again).
+
+    Memory ordering: the progress slots in ``sync`` are written with release stores and read
+    with acquire loads, so rows written before a slot's update are visible to the thread that
+    reads the update. A helper that falls a step behind may read a state buffer while the main
+    thread rewrites it; what it computes then carries the old step's tag and is never used.
 
     The input drive is formed per step from ``w_in_t`` = ``W_in`` transposed, (1 + d, N):
     ``w_in_t[0] + sum_j w_in_t[1 + j] * inputs[t, j]`` (+ ``extra[t]``, the training noise, when
