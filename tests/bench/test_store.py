@@ -306,6 +306,9 @@ def test_values_and_metrics_without_building_samples(store: ResultStore) -> None
             for metric in [*original.metrics(), "no_such_metric"]:
                 # the same values in the same (seed, repeat) order, ties in saved order
                 assert bits(loaded.values(metric)) == bits(original.values(metric))
+                got, want = loaded.keyed(metric), original.keyed(metric)
+                assert list(got) == list(want)  # (seed, repeat) keys, in order
+                assert bits(list(got.values())) == bits(list(want.values()))
         rec.cells[0].samples  # noqa: B018 - the second pass answers from built samples too
     hist = store.cell_history(cells[0].key, metric="wall_s")
     assert bits(hist[0][1].values("wall_s")) == bits(cells[0].values("wall_s"))

@@ -67,6 +67,13 @@ def test_kraken_learns_mackey_glass() -> None:
     assert kraken(dict(params), 1)["nrmse"] != out["nrmse"]
 
 
+def test_kraken_threads_param_changes_speed_not_numbers() -> None:
+    params = {"reservoir_size": 300, "train_steps": 600, "test_steps": 400, "threads": 1}
+    one = kraken(dict(params), 3)
+    two = kraken({**params, "threads": 2}, 3)
+    assert one["nrmse"] == two["nrmse"] and one["train_nrmse"] == two["train_nrmse"]
+
+
 @pytest.mark.parametrize("op", GENOME_OPS)
 def test_genome_ops_measure_every_operator(op: str) -> None:
     out = genome_ops({"op": op, "n": 200, "loops": 3}, 0)
@@ -82,6 +89,7 @@ def test_genome_ops_measure_every_operator(op: str) -> None:
     (check_evolution, {"seed": 3}, "seed", "unknown parameter"),
     (check_kraken, {"reservoir_size": 0}, "reservoir_size", "in [1"),
     (check_kraken, {"backend": "gpu"}, "backend", "numba"),
+    (check_kraken, {"threads": 3}, "threads", "in [1"),
     (check_kraken, {"washout": 500, "train_steps": 100}, "washout", "smaller"),
     (check_agent, {"temperature": 3}, "temperature", "in [0.0, 2.0]"),
     (check_agent, {"provider": "hf"}, "provider", "llamacpp"),

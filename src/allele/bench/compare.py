@@ -468,10 +468,6 @@ def _as_list(x: Sequence[ArrayLike] | ArrayLike) -> list[NDArray[np.float64]]:
 # runs
 
 
-def _samples_by_key(cell: CellResult, metric: str) -> dict[tuple[int, int], float]:
-    return {(s.seed, s.repeat): s.value for s in cell.samples if s.metric == metric}
-
-
 def _pairing(b: dict[tuple[int, int], float],
              h: dict[tuple[int, int], float]) -> tuple[bool, list[float], list[float]]:
     """Aligned samples and whether they pair: same (seed, repeat) keys over >= 2 seeds."""
@@ -510,7 +506,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         for metric in sorted(set(cb.metrics()) & set(ch.metrics())):
             if wanted is not None and metric not in wanted:
                 continue
-            pr, bv, hv = _pairing(_samples_by_key(cb, metric), _samples_by_key(ch, metric))
+            pr, bv, hv = _pairing(cb.keyed(metric), ch.keyed(metric))
             ident.append((ch, metric))
             b_samples.append(bv)
             h_samples.append(hv)

@@ -61,6 +61,12 @@ class CellResult:
         """The metric names measured in this cell, sorted."""
         return sorted({s.metric for s in self.samples})
 
+    def keyed(self, metric: str) -> dict[tuple[int, int], float]:
+        """One metric's samples keyed by ``(seed, repeat)``, in that order (pairing across runs)."""
+        picked = sorted((s for s in self.samples if s.metric == metric),
+                        key=lambda s: (s.seed, s.repeat))
+        return {(s.seed, s.repeat): s.value for s in picked}
+
 
 @dataclass(slots=True)
 class RunInfo:

@@ -51,7 +51,7 @@ HISTORY_RUNS = 50
 
 
 def _ok(cells: Sequence[CellResult]) -> list[CellResult]:
-    return [c for c in cells if c.status == "ok" and c.samples]
+    return [c for c in cells if c.status == "ok" and c.metrics()]
 
 
 def pick_time_metric(metrics: Sequence[str]) -> str | None:

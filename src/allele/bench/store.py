@@ -283,7 +283,7 @@ class _SampleSource:
     """
 
     __slots__ = ("bounds", "built", "gidx", "index", "lock", "name_ids", "names", "reps", "seeds",
-                 "singles", "sorted_vals", "vals")
+                 "singles", "sorted_keys", "sorted_vals", "vals")
 
     def __init__(self, cols: _Columns) -> None:
         self.names = cols.names
@@ -297,6 +297,7 @@ class _SampleSource:
         self.name_ids = {name: i for i, name in enumerate(cols.names)}
         self.index: tuple[dict[int, tuple[int, int]], list[list[str]]] | None = None
         self.sorted_vals = cols.vals
+        self.sorted_keys: list[tuple[int, int]] | None = None
         self.lock = threading.Lock()
 
     def samples(self, i: int) -> list[Sample]:
@@ -341,6 +342,8 @@ class _SampleSource:
             for names in per_cell:
                 names.sort()
             self.sorted_vals = self.vals[order]
+            self.sorted_keys = list(zip(self.seeds[order].tolist(), self.reps[order].tolist(),
+                                        strict=True))
             index = self.index = (groups, per_cell)
         return index
 
@@ -356,6 +359,16 @@ class _SampleSource:
         if span is None:
             return []
         return cast("list[float]", self.sorted_vals[span[0]:span[1]].tolist())
+
+    def keyed(self, i: int, metric: str) -> dict[tuple[int, int], float]:
+        """Cell ``i``'s samples of ``metric`` keyed by (seed, repeat), as ``CellResult.keyed``."""
+        groups = self._index()[0]
+        gid = self.name_ids.get(metric)
+        span = None if gid is None else groups.get(i * len(self.names) + gid)
+        if span is None:
+            return {}
+        keys = cast("list[tuple[int, int]]", self.sorted_keys)[span[0]:span[1]]
+        return dict(zip(keys, self.sorted_vals[span[0]:span[1]].tolist(), strict=True))
 
 
 _SAMPLES_SLOT: Any = CellResult.__dict__["samples"]
@@ -426,6 +439,12 @@ class _StoredCell(CellResult):
         if src is None:
             return CellResult.metrics(self)
         return src.metrics(self._i)
+
+    def keyed(self, metric: str) -> dict[tuple[int, int], float]:
+        src = self._src
+        if src is None:
+            return CellResult.keyed(self, metric)
+        return src.keyed(self._i, metric)
 
     def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _CELL_FIELDS)

@@ -66,6 +66,10 @@ def summarize(metric: str, values: Sequence[float], *, confidence: float = 0.95,
 def summarize_cell(cell: CellResult, metrics: Sequence[str] | None = None
                    ) -> list[MetricSummary]:
     """A summary per metric of a cell (all its metrics, or those named, in that order)."""
-    names = list(metrics) if metrics is not None else cell.metrics()
-    return [summarize(m, cell.values(m)) for m in names if any(s.metric == m
-                                                                 for s in cell.samples)]
+    present = cell.metrics()
+    if metrics is None:
+        names = present
+    else:
+        have = set(present)
+        names = [m for m in metrics if m in have]
+    return [summarize(m, cell.values(m)) for m in names]

@@ -16,8 +16,9 @@ Built-in targets (name in a spec's ``target:``):
 ``kraken``
     Trains a :class:`~allele.core.kraken.KrakenLNN` readout for one-step-ahead Mackey-Glass
     prediction (the series seeded by the cell's seed) and scores it on the following steps.
-    Params: the KrakenLNN constructor's numeric arguments, ``backend``, and ``train_steps``
-    (default 2000), ``test_steps`` (1000), ``washout`` (100), ``tau`` (17). Metrics: ``nrmse``
+    Params: the KrakenLNN constructor's numeric arguments, ``backend``, ``threads`` (1 or 2;
+    use 1 when the matrix runs one worker per core), and ``train_steps`` (default 2000),
+    ``test_steps`` (1000), ``washout`` (100), ``tau`` (17). Metrics: ``nrmse``
     (test), ``train_nrmse``, ``steps_per_s`` (prediction steps per second), ``fit_s``.
 ``agent``
     One streamed chat of an :class:`~allele.core.agent.NLPAgent` (by default the local SmolLM2
@@ -174,6 +175,7 @@ _KRAKEN_NUMERIC = {
     "test_steps": (2, 10_000_000, True),
     "washout": (0, 1_000_000, True),
     "tau": (1.0, 1000.0, False),
+    "threads": (1, 2, True),
 }
 
 
@@ -202,7 +204,7 @@ def kraken(params: dict[str, Any], seed: int) -> dict[str, float]:
     inputs, targets = series[:-1], series[1:]
     ctor = {k: params[k] for k in ("reservoir_size", "spectral_radius", "leak_rate",
                                    "input_scaling", "connectivity", "ridge", "noise",
-                                   "memory_size", "backend") if k in params}
+                                   "memory_size", "backend", "threads") if k in params}
     net = KrakenLNN(**ctor, seed=seed, name="bench-kraken")
     t0 = time.perf_counter()
     net.fit(inputs[:train], targets[:train], warmup=washout)
