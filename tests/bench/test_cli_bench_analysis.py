@@ -157,8 +157,15 @@ def test_calibrate_runs_spec_twice(sqlite_url: str, tmp_path: Path) -> None:
     assert target["target"] == "allele.bench.targets:work"
     assert target["cells"] == 3
     assert target["comparisons"] >= 3 * 4  # wall_s, cpu times, rss and the checksum
-    # the checksum is deterministic per seed: never a false positive there; overall rate small
-    assert 0.0 <= target["false_positive_rate"] <= 0.25
+    # timings are this machine's noise (two back-to-back runs on a shared box may drift), so
+    # only the bookkeeping is asserted for them; the checksum is deterministic per seed and
+    # must never be flagged
+    by_metric = target["false_positives_by_metric"]
+    assert by_metric["checksum"] == 0
+    assert "wall_s" in by_metric
+    assert sum(by_metric.values()) == target["false_positives"]
+    assert target["false_positive_rate"] == pytest.approx(
+        target["false_positives"] / target["comparisons"])
     with open_store(sqlite_url) as st:
         names = sorted(r.name for r in st.list_runs())
     assert len(names) == 2 and names[0].startswith("calibrate-aa-") and names[0].endswith("-a")

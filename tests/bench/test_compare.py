@@ -280,6 +280,9 @@ def test_calibration_counts_flags_per_target() -> None:
     (cal,) = calibration(compare_runs(base, head))
     assert cal.target == "evolution" and cal.cells == 12 and cal.comparisons == 24
     assert cal.false_positives == 1 and cal.false_positive_rate == pytest.approx(1 / 24)
+    assert cal.false_positives_by_metric == {"wall_s": 1, **{
+        m: 0 for m in cal.false_positives_by_metric if m != "wall_s"}}
+    assert len(cal.false_positives_by_metric) == 2
 
 
 def test_environment_diff() -> None:

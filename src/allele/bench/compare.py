@@ -546,6 +546,9 @@ class Calibration:
     """Cells x metrics reported ``regressed`` or ``improved`` although nothing changed."""
     inconclusive: int
     cells: int
+    false_positives_by_metric: dict[str, int] = field(default_factory=dict)
+    """Flagged comparisons per metric (every metric of the target, zeros included): shows
+    which measurements are noisy on this machine, e.g. wall time against a checksum."""
 
     @property
     def false_positive_rate(self) -> float:
@@ -563,9 +566,14 @@ def calibration(comp: Comparison) -> list[Calibration]:
         by_target.setdefault(r.target, []).append(r)
     out = []
     for target, rows in sorted(by_target.items()):
+        per_metric: dict[str, int] = {}
+        for r in rows:
+            per_metric[r.metric] = (per_metric.get(r.metric, 0)
+                                    + (r.verdict in ("regressed", "improved")))
         out.append(Calibration(
             target=target, comparisons=len(rows),
             false_positives=sum(r.verdict in ("regressed", "improved") for r in rows),
             inconclusive=sum(r.verdict == "inconclusive" for r in rows),
-            cells=len({r.key for r in rows})))
+            cells=len({r.key for r in rows}),
+            false_positives_by_metric=dict(sorted(per_metric.items()))))
     return out

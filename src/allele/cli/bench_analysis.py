@@ -309,17 +309,22 @@ def calibrate_cmd(
                              "comparisons": c.comparisons,
                              "false_positives": c.false_positives,
                              "false_positive_rate": c.false_positive_rate,
-                             "inconclusive_rate": c.inconclusive_rate} for c in cal],
+                             "inconclusive_rate": c.inconclusive_rate,
+                             "false_positives_by_metric": c.false_positives_by_metric}
+                            for c in cal],
             }, indent=2) + "\n")
             return
         table = Table(title=f"A/A calibration of {suite.name}: {first.info.name} vs "
                             f"{second.info.name} (q={q}, floor {floor:.0%})")
         for col in ("target", "cells", "comparisons", "false positives", "FP rate",
-                    "inconclusive"):
-            table.add_column(col, justify="left" if col == "target" else "right")
+                    "inconclusive", "flagged metrics"):
+            table.add_column(col, justify="left" if col in ("target", "flagged metrics")
+                             else "right")
         for c in cal:
+            flagged = ", ".join(f"{m} ({n})" for m, n in c.false_positives_by_metric.items()
+                                if n) or "-"
             table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
-                          f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}")
+                          f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", flagged)
         console.print(table)
 
 
