@@ -48,9 +48,9 @@ def suite_text(name: str, cells: int, n: int, isolation: str) -> str:
 
 
 CPU_RATES: dict[str, list[float]] = {"serial": [], "pool": []}
+"""CPU seconds per wall second of the serial loop and of the (warm) pool, per round."""
 BUSY: list[float] = []
 """Per warm round: time the workers spent inside cells / (2 x pool wall time)."""
-"""CPU seconds per wall second of the serial loop and of the (warm) pool, per round."""
 
 
 def bare_loop(cells: int, n: int) -> float:
