@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from allele.bench.model import cell_key
@@ -255,6 +255,7 @@ _values = st.recursive(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.one_of(st.dictionaries(_keys, _values, max_size=8), _values),
        preset=st.sampled_from([None, "quick"]))
+@example(data={"matrix": {"\n": None}}, preset=None)  # a key with a line break, found by fuzzing
 def test_random_specs_never_escape_as_tracebacks(data: Any, preset: str | None) -> None:
     try:
         suite = parse_suite(data, source="fuzz.yaml", preset=preset)

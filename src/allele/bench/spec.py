@@ -304,7 +304,10 @@ def _loc(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + str(part)
+            name = str(part)
+            if not name or not name.isprintable() or name.strip() != name or "." in name:
+                name = repr(name)  # a key like '\n' or 'a.b' stays one readable path part
+            text += ("." if text else "") + name
     return text or "(top level)"
 
 
