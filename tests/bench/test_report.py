@@ -140,6 +140,17 @@ def test_html_is_self_contained_with_all_sections() -> None:
     assert "ValueError: boom" in doc
     assert re.search(r"git\.commit</td><td>abc</td><td>def</td>", doc)
     assert "median slope 1.0" in doc or "median slope 0.9" in doc
+    # the comparison table shows what moved; the unchanged rows are folded into <details>
+    rows = data.comparison.rows
+    flagged = sum(r.verdict != "unchanged" for r in rows)
+    steady = len(rows) - flagged
+    assert flagged and steady
+    section = doc[doc.index("Comparison with run-0"):doc.index("Change points in the history")]
+    visible, folded = section.split("<details id='unchanged-comparisons'>")
+    assert f"<summary>{steady} unchanged comparisons</summary>" in folded
+    assert visible.count("<tr><td>") == flagged and "'v-unchanged'" not in visible
+    assert folded.count("<tr><td>") == steady
+    assert folded.count("<td class='v-unchanged'>") == steady
 
 
 def test_html_without_baseline_or_history() -> None:

@@ -9,6 +9,7 @@ full-page screenshot is saved.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ SCREENSHOT_DIR = Path(os.environ.get("ALLELE_SCREENSHOT_DIR", "/tmp/allele-repor
 
 
 def _open_in_chromium(html_path: Path, shot: Path) -> dict[str, Any]:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install -y chromium"
@@ -61,6 +63,19 @@ def _open_in_chromium(html_path: Path, shot: Path) -> dict[str, Any]:
                 "() => { const d = document.querySelectorAll('.plotly-graph-div');"
                 " return d.length > 0 && [...d].every(x => x.querySelector('svg.main-svg')); }",
                 timeout=60_000)
+            fits = ("() => [...document.querySelectorAll('.chart')].every(c => {"
+                    " const svg = c.querySelector('svg.main-svg');"
+                    " return svg && svg.getBoundingClientRect().width"
+                    " <= c.getBoundingClientRect().width + 1; })")
+            # every chart refitted to its box (ResizeObserver after layout); a chart that never
+            # fits is counted below
+            with contextlib.suppress(PlaywrightTimeout):
+                page.wait_for_function(fits, timeout=10_000)
+            overflowing = page.evaluate(
+                "() => [...document.querySelectorAll('.chart')].filter(c => {"
+                " const svg = c.querySelector('svg.main-svg');"
+                " return !svg || svg.getBoundingClientRect().width"
+                " > c.getBoundingClientRect().width + 1; }).length")
             result: dict[str, Any] = page.evaluate(
                 """() => {
                   const divs = [...document.querySelectorAll('.plotly-graph-div')];
@@ -75,8 +90,15 @@ def _open_in_chromium(html_path: Path, shot: Path) -> dict[str, Any]:
                 }""")
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+            folded = page.locator("#unchanged-comparisons")
+            if folded.count():  # unchanged rows: folded until the summary is clicked
+                first = folded.locator("tbody tr").first
+                hidden = not first.is_visible()
+                folded.locator("summary").click()
+                result["unchanged_toggle"] = (hidden, first.is_visible())
         finally:
             browser.close()
+    result["overflowing"] = overflowing
     result["errors"] = errors
     result["external"] = external
     return result
@@ -118,10 +140,12 @@ def test_report_of_real_runs_renders(tmp_path: Path) -> None:
     seen = _open_in_chromium(out, SCREENSHOT_DIR / "real-runs.png")
     assert seen["errors"] == []
     assert seen["external"] == []
+    assert seen["overflowing"] == 0  # no chart wider than its box (none clipped)
     # heatmaps (time, quality) over the one parameter pair, scaling curve, comparison chart
     assert seen["charts"] == 4
     assert seen["drawn"] == seen["charts"] == seen["withData"]
     assert seen["title"] == "Allele report e2e-head"
+    assert seen["unchanged_toggle"] == (True, True)
     assert (SCREENSHOT_DIR / "real-runs.png").stat().st_size > 20_000
 
 
@@ -134,6 +158,7 @@ def test_report_of_history_with_regression_renders(tmp_path: Path) -> None:
     seen = _open_in_chromium(out, SCREENSHOT_DIR / "history.png")
     assert seen["errors"] == []
     assert seen["external"] == []
+    assert seen["overflowing"] == 0  # no chart wider than its box (none clipped)
     assert seen["charts"] == 8 and seen["drawn"] == 8 and seen["withData"] == 8
     assert seen["heatmaps"] >= 6
     assert seen["tables"] >= 5  # comparison, change points, failures, env diff, environment

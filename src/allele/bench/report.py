@@ -297,9 +297,20 @@ background:#eceef2}.diff{background:#fff4d6}.charts{display:flex;flex-wrap:wrap;
 """
 
 
+# Each chart is drawn by its own inline script while the page is still being parsed, so a chart
+# that shares a row with a later one is first sized as if it were alone in the row (and then
+# clipped). Plotly's "responsive" option follows window resizes only; this refits every chart
+# whenever its box changes size, including once right after the page is laid out.
+_FIT_CHARTS_JS = (
+    "(function(){if(!window.ResizeObserver||!window.Plotly)return;"
+    "var ro=new ResizeObserver(function(es){es.forEach(function(e){"
+    "var d=e.target.querySelector('.plotly-graph-div');if(d)Plotly.Plots.resize(d);});});"
+    "document.querySelectorAll('.chart').forEach(function(c){ro.observe(c);});})();")
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]],
            classes: Sequence[str] | None = None) -> str:
-    """An HTML table; cells are already-escaped HTML fragments."""
+    """An HTML table; cells are already-escaped HTML fragments; ``classes`` per row."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
@@ -432,21 +443,32 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                           height=max(380, 24 * len(moved) + 120))
         fig.update_yaxes(autorange="reversed")
         parts.append(figs.div(fig))
-    table_rows = []
-    classes = []
-    for r in rows:
-        e = r.estimate
-        table_rows.append([
-            _td(r.target), _td(_params_text(r.params)), _td(r.metric),
-            _td(_fmt(e.median_base), "num"), _td(_fmt(e.median_head), "num"),
-            _td(_pct(e.ratio), "num"), _td(f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", "num"),
-            _td(_fmt(e.p_value, 2), "num"), _td(_fmt(e.q_value, 2), "num"),
-            _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
-            _td(e.test), f"<td class='v-{r.verdict}'>{r.verdict}</td>"])
-        classes.append("")
-    parts.append(_table(["target", "params", "metric", "base median", "head median", "change",
-                         "95% CI", "p", "q (BH)", "MDE", "test", "verdict"], table_rows,
-                        classes))
+    headers = ["target", "params", "metric", "base median", "head median", "change",
+               "95% CI", "p", "q (BH)", "MDE", "test", "verdict"]
+
+    def comparison_table(selected: list[MetricComparison]) -> str:
+        table_rows = []
+        for r in selected:
+            e = r.estimate
+            table_rows.append([
+                _td(r.target), _td(_params_text(r.params)), _td(r.metric),
+                _td(_fmt(e.median_base), "num"), _td(_fmt(e.median_head), "num"),
+                _td(_pct(e.ratio), "num"),
+                _td(f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", "num"),
+                _td(_fmt(e.p_value, 2), "num"), _td(_fmt(e.q_value, 2), "num"),
+                _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
+                _td(e.test), f"<td class='v-{r.verdict}'>{r.verdict}</td>"])
+        return _table(headers, table_rows)
+
+    # what moved (or could not be decided) is read first; the unchanged rest stays one click away
+    flagged = [r for r in rows if r.verdict != "unchanged"]
+    steady = [r for r in rows if r.verdict == "unchanged"]
+    if flagged:
+        parts.append(comparison_table(flagged))
+    if steady:
+        parts.append(f"<details id='unchanged-comparisons'><summary>{len(steady)} unchanged "
+                     f"comparison{'s' if len(steady) != 1 else ''}</summary>"
+                     f"{comparison_table(steady)}</details>")
     if comp.only_in_base or comp.only_in_head:
         parts.append(f"<p class='muted'>{len(comp.only_in_base)} cells only in the baseline, "
                      f"{len(comp.only_in_head)} only in this run.</p>")
@@ -541,7 +563,8 @@ def render_html(data: ReportData) -> str:
             f"<title>Allele report {html.escape(info.name)}</title>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
-            f"</head><body>{head}<main>{''.join(sections)}</main></body></html>")
+            f"</head><body>{head}<main>{''.join(sections)}</main>"
+            f"<script type='text/javascript'>{_FIT_CHARTS_JS}</script></body></html>")
 
 
 # --------------------------------------------------------------------------------------------
