@@ -304,7 +304,7 @@ background:#eceef2}.diff{background:#fff4d6}.charts{display:flex;flex-wrap:wrap;
 _FIT_CHARTS_JS = (
     "(function(){if(!window.ResizeObserver||!window.Plotly)return;"
     "var ro=new ResizeObserver(function(es){es.forEach(function(e){"
-    "var d=e.target.querySelector('.plotly-graph-div');if(d)Plotly.Plots.resize(d);});});"
+    "var d=e.target.querySelector('[id^=chart-]');if(d)Plotly.Plots.resize(d);});});"
     "document.querySelectorAll('.chart').forEach(function(c){ro.observe(c);});})();")
 
 
