@@ -306,6 +306,24 @@ def test_values_below_the_metric_resolution_are_unchanged_not_infinite_regressio
     big = compare_samples([base + 0.01], [head + 0.02], direction="lower", paired=True,
                           resolution=resolution_of("cpu_sys_s"))[0]
     assert big.verdict == "regressed"
+    # one sample above the resolution does not make 43 us -> 0 an improvement of 100% ...
+    spiky = np.full(12, 2e-5)
+    spiky[3] = 4e-3  # one scheduler tick
+    raw = compare_samples([spiky], [np.zeros(12)], direction="lower", paired=True)[0]
+    assert raw.verdict == "improved" and raw.ratio == 0.0
+    est = compare_samples([spiky], [np.zeros(12)], direction="lower", paired=True,
+                          resolution=resolution_of("cpu_sys_s"))[0]
+    assert est.verdict == "unchanged"
+    # ... but a change larger than the resolution from near zero still counts
+    grown = compare_samples([np.zeros(12)], [rng.uniform(4e-3, 5e-3, 12)], direction="lower",
+                            paired=True, resolution=resolution_of("cpu_sys_s"))[0]
+    assert grown.verdict == "regressed"
+    # and values well above the resolution are judged by the statistics, however small the
+    # change in absolute terms (3.0 ms -> 3.6 ms of user CPU is +20%)
+    ms = rng.normal(3e-3, 3e-5, 12)
+    slower = compare_samples([ms], [ms * 1.2], direction="lower", paired=True,
+                             resolution=resolution_of("cpu_user_s"))[0]
+    assert slower.verdict == "regressed"
     assert resolution_of("wall_s") == 0.0 and resolution_of("peak_rss_mb") == 1.0
     with pytest.raises(ValidationError, match="one entry per comparison"):
         compare_samples([base], [head], resolution=[1e-3, 1e-3])
