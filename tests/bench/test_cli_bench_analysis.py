@@ -76,6 +76,20 @@ def test_compare_exit_codes_and_json(filled: str) -> None:
     assert res.exit_code == 2 and "same run" in res.output
 
 
+def test_compare_warns_when_one_run_started_on_a_busier_machine(sqlite_url: str) -> None:
+    runs = history()
+    for run, load in zip(runs, [0.1] * 9 + [3.2], strict=True):
+        run.info.environment["load"] = {"1m": load, "5m": load, "15m": load}
+    _save(sqlite_url, runs)
+    res = CliRunner().invoke(_app(), ["compare", "run-0", "run-9", "--store", sqlite_url,
+                                      "--fail-on", "never"])
+    assert res.exit_code == 0, res.output
+    assert "warning: the machine was busier when run-9 started (load average 3.20" in res.stderr
+    res = CliRunner().invoke(_app(), ["compare", "run-0", "run-8", "--store", sqlite_url,
+                                      "--fail-on", "never"])
+    assert "busier" not in res.stderr
+
+
 def test_regressions_command(filled: str) -> None:
     runner = CliRunner()
     app = _app()

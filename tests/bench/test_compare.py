@@ -327,3 +327,37 @@ def test_values_below_the_metric_resolution_are_unchanged_not_infinite_regressio
     assert resolution_of("wall_s") == 0.0 and resolution_of("peak_rss_mb") == 1.0
     with pytest.raises(ValidationError, match="one entry per comparison"):
         compare_samples([base], [head], resolution=[1e-3, 1e-3])
+
+
+def test_conditions_warning_when_one_run_started_on_a_busier_machine() -> None:
+    from allele.bench.compare import conditions_warning
+
+    rng = np.random.default_rng(3)
+    base = _run("base", rng, seeds=1, repeats=4)
+    head = _run("head", rng, seeds=1, repeats=4)
+    # no load recorded (older runs): nothing to say
+    assert conditions_warning(base.info, head.info) is None
+    assert compare_runs(base, head).warnings == []
+    base.info.environment["load"] = {"1m": 1.9, "5m": 1.2, "15m": 0.8}
+    head.info.environment["load"] = {"1m": 0.3, "5m": 0.4, "15m": 0.5}
+    head.info.environment["cpu"] = {"usable": 2}
+    note = conditions_warning(base.info, head.info)
+    assert note is not None
+    assert note.startswith("the machine was busier when base started (load average 1.90 on 2")
+    assert "than when head started (0.30)" in note
+    comp = compare_runs(base, head)
+    assert comp.warnings == [note] and comp.to_dict()["warnings"] == [note]
+    # the busier run is named whichever side it is on
+    assert "busier when base started" in (conditions_warning(head.info, base.info) or "")
+    del head.info.environment["cpu"]  # no CPU count anywhere: the sentence leaves it out
+    assert "(load average 1.90) than when head" in (conditions_warning(base.info, head.info) or "")
+    head.info.environment["cpu"] = {"usable": 2}
+    # a small difference is the usual noise: under half a process on 2 CPUs ...
+    head.info.environment["load"]["1m"] = 1.5
+    assert conditions_warning(base.info, head.info) is None
+    # ... or under a quarter of the CPUs on 8 (1.6 < 2), but not 2.7
+    head.info.environment["cpu"] = {"usable": 8}
+    head.info.environment["load"]["1m"] = 0.3
+    assert conditions_warning(base.info, head.info) is None
+    base.info.environment["load"]["1m"] = 3.0
+    assert "(load average 3.00 on 8 CPUs)" in (conditions_warning(base.info, head.info) or "")

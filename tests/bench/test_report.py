@@ -210,3 +210,23 @@ def test_markdown_pipes_escaped() -> None:
         elif t.type == "th_open" and in_head:
             header_cells += 1
     assert header_cells == 4  # the failures table keeps its 4 columns
+
+
+def test_busier_machine_warning_in_html_and_markdown() -> None:
+    runs = history()
+    base, head = runs[0], runs[-1]
+    base.info.environment["load"] = {"1m": 0.2, "5m": 0.2, "15m": 0.2}
+    head.info.environment["load"] = {"1m": 2.4, "5m": 1.1, "15m": 0.6}
+    data = report_data(head, base, history=runs)
+    assert data.comparison is not None
+    (warning,) = data.comparison.warnings
+    assert warning.startswith(f"the machine was busier when {head.info.name} started")
+    doc = render_html(data)
+    assert f"<p class='warning'>Warning: {warning}.</p>" in doc
+    text = render_markdown(data)
+    assert f"> **Warning:** {warning}." in text
+    MarkdownIt("commonmark").enable("table").parse(text)  # still valid
+    head.info.environment["load"] = {"1m": 0.3, "5m": 0.3, "15m": 0.3}
+    calm = report_data(head, base, history=runs)
+    assert calm.comparison is not None and calm.comparison.warnings == []
+    assert "class='warning'" not in render_html(calm)

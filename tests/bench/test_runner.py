@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from allele.bench.environment import fingerprint
+from allele.bench.environment import fingerprint, stable_view
 from allele.bench.executors import ProcessPoolExecutor
 from allele.bench.runner import Runner, plan
 from allele.bench.spec import loads_suite
@@ -194,6 +194,15 @@ def test_environment_fingerprint_is_recorded() -> None:
     assert env["git"] is not None and len(env["git"]["commit"]) == 40
     assert isinstance(env["git"]["dirty"], bool)
     assert fingerprint(repo="/")["git"] is None
+    # the load at the start of the run is kept (it explains noisy timings) ...
+    assert set(env["load"]) == {"1m", "5m", "15m"}
+    assert env["load"]["1m"] == pytest.approx(os.getloadavg()[0], abs=2.0)
+    # ... but is not part of what identifies the machine, nor is the current CPU frequency
+    stable = stable_view(env)
+    assert "load" not in stable and "freq_mhz" not in stable["cpu"]
+    assert stable["cpu"]["logical"] == env["cpu"]["logical"] and "load" in env  # not mutated
+    assert "freq_mhz" in env["cpu"]
+    assert stable_view({"python": "3.11"}) == {"python": "3.11"}
 
 
 def _cli(*args: str) -> list[str]:

@@ -205,6 +205,10 @@ def test_matrix_run_is_a_parent_with_one_nested_child_per_cell(
     assert p.data.params == {"spec_name": "nightly", "target": "evolution", "cell_count": "2"}
     fp = environment_fingerprint(env)
     assert p.data.tags["allele.env_fingerprint"] == fp
+    # the same machine under another load is the same environment; another Python is not
+    assert environment_fingerprint({**env, "load": {"1m": 9.0}}) == environment_fingerprint(
+        {**env, "load": {"1m": 0.1}})
+    assert environment_fingerprint({**env, "python": "3.12"}) != fp
     arts = {a.path for a in client.list_artifacts(pid)}
     assert arts == {"spec.json", "environment.json", "report.html"}
     spec_file = client.download_artifacts(pid, "spec.json", str(tmp_path))

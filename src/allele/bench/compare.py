@@ -146,6 +146,12 @@ class Comparison:
         return out
 
     @property
+    def warnings(self) -> list[str]:
+        """What may distort this comparison besides the code (e.g. a busier machine)."""
+        note = conditions_warning(self.base, self.head)
+        return [note] if note else []
+
+    @property
     def regressed(self) -> list[MetricComparison]:
         return self.by_verdict("regressed")
 
@@ -184,8 +190,38 @@ class Comparison:
             "failures": [asdict(f) for f in self.failures],
             "only_in_base": list(self.only_in_base),
             "only_in_head": list(self.only_in_head),
+            "warnings": self.warnings,
         })
         return out
+
+
+def _load_1m(info: RunInfo) -> float | None:
+    load = (info.environment or {}).get("load")
+    value = load.get("1m") if isinstance(load, dict) else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def conditions_warning(base: RunInfo, head: RunInfo) -> str | None:
+    """A sentence when one run started on a clearly busier machine than the other: its 1-minute
+    load average (recorded in the environment) was higher by at least half a process and by at
+    least a quarter of the usable CPUs. None otherwise, or when a run has no load recorded."""
+    a, b = _load_1m(base), _load_1m(head)
+    if a is None or b is None:
+        return None
+    cpus = _usable_cpus(head) or _usable_cpus(base)
+    if abs(a - b) < max(0.5, 0.25 * (cpus or 1)):
+        return None
+    busy, calm = (base, head) if a > b else (head, base)
+    on = f" on {cpus} CPU{'s' if cpus != 1 else ''}" if cpus else ""
+    return (f"the machine was busier when {busy.name} started (load average {max(a, b):.2f}"
+            f"{on}) than when {calm.name} started ({min(a, b):.2f}): time and memory verdicts "
+            "may reflect that rather than the code")
+
+
+def _usable_cpus(info: RunInfo) -> int | None:
+    cpu = (info.environment or {}).get("cpu")
+    n = (cpu.get("usable") or cpu.get("logical")) if isinstance(cpu, dict) else None
+    return n if isinstance(n, int) and n > 0 else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -100,6 +100,38 @@ def git_state(path: str | Path | None = None) -> dict[str, Any] | None:
     }
 
 
+VOLATILE_KEYS: tuple[tuple[str, ...], ...] = (("load",), ("cpu", "freq_mhz"))
+"""Entries of :func:`fingerprint` that describe the moment, not the machine: kept with the run
+(they explain noisy timings) but left out of :func:`stable_view`."""
+
+
+def load_average() -> dict[str, float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except (AttributeError, OSError):
+        return None
+    return {"1m": round(one, 2), "5m": round(five, 2), "15m": round(fifteen, 2)}
+
+
+def stable_view(environment: dict[str, Any]) -> dict[str, Any]:
+    """``environment`` without its :data:`VOLATILE_KEYS`: what identifies the machine and
+    software (for a fingerprint hash), the same for two runs on an idle or a busy machine."""
+    out = dict(environment)
+    for path in VOLATILE_KEYS:
+        node: Any = out
+        for part in path[:-1]:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                node = None
+                break
+            node[part] = child = dict(child)
+            node = child
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
+
+
 def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
     """Everything :mod:`allele.bench` records about the machine and software of a run."""
     try:
@@ -149,4 +181,5 @@ def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
         "packages": {"allele": _versions(("allele",)).get("allele"),
                      **_versions(MAIN_DEPENDENCIES)},
         "git": git_state(repo),
+        "load": load_average(),
     }

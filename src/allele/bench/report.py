@@ -293,7 +293,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .v-inconclusive{color:#9a6700}.v-unchanged{color:#57606a}
 .badge{display:inline-block;border-radius:10px;padding:2px 10px;margin-right:6px;font-size:13px;
 background:#eceef2}.diff{background:#fff4d6}.charts{display:flex;flex-wrap:wrap;gap:12px}
-.chart{flex:1 1 460px;min-width:420px}.muted{color:#6a7280}code{font-size:12px}
+.chart{flex:1 1 460px;min-width:420px}
+.warning{background:#fff4d6;border-left:4px solid #c08a00;padding:6px 10px}
+.muted{color:#6a7280}code{font-size:12px}
 """
 
 
@@ -419,6 +421,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
              f"<p>{badges}</p><p class='muted'>HEAD = {html.escape(comp.head.name)}; "
              f"ratio = HEAD/BASE of the means with a bootstrap 95% CI; FDR q = {comp.q}, "
              f"practical floor {comp.floor:.0%}.</p>"]
+    parts.extend(f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in comp.warnings)
     if moved:
         fig = go.Figure()
         labels = [f"{_params_text(r.params)} · {r.metric}" for r in moved]
@@ -599,6 +602,9 @@ def render_markdown(data: ReportData) -> str:
         out.append(" · ".join(f"{v}: {n}" for v, n in counts.items()) +
                    f" (FDR q = {comp.q}, floor {comp.floor:.0%})")
         out.append("")
+        for warning in comp.warnings:
+            out.append(f"> **Warning:** {_md_escape(warning)}.")
+            out.append("")
         moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
         if moved:
             rows = [[r.verdict, r.target, _params_text(r.params), r.metric,

@@ -114,6 +114,8 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
             f"[yellow]note:[/] {len(blind)} of {len(comp.rows)} cell metrics have too few "
             f"samples (e.g. {n}) for any verdict to survive FDR control over "
             f"{len(comp.rows)} comparisons; add seeds or repeats to the spec.", highlight=False)
+    for warning in comp.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
                           + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"

@@ -147,8 +147,12 @@ def _error_text(exc: BaseException) -> str:
 
 
 def environment_fingerprint(environment: Mapping[str, Any]) -> str:
-    """A short stable hash of an environment description (the bench ``environment`` JSON)."""
-    text = json.dumps(environment, sort_keys=True, default=str, separators=(",", ":"))
+    """A short stable hash of an environment description (the bench ``environment`` JSON),
+    leaving out what describes the moment (load average, current CPU frequency)."""
+    from allele.bench.environment import stable_view
+
+    text = json.dumps(stable_view(dict(environment)), sort_keys=True, default=str,
+                      separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
