@@ -361,3 +361,23 @@ def test_conditions_warning_when_one_run_started_on_a_busier_machine() -> None:
     assert conditions_warning(base.info, head.info) is None
     base.info.environment["load"]["1m"] = 3.0
     assert "(load average 3.00 on 8 CPUs)" in (conditions_warning(base.info, head.info) or "")
+
+
+def test_split_params_separates_varying_from_shared() -> None:
+    from allele.bench.compare import split_params
+
+    rng = np.random.default_rng(5)
+    base = _run("base", rng, seeds=1, repeats=3)
+    head = _run("head", rng, seeds=1, repeats=3)
+    for run in (base, head):
+        for c in run.cells:
+            c.params = {**c.params, "generations": 30, "seed_bank": [1, 2]}
+    comp = compare_runs(base, head)
+    assert split_params(comp.rows) == {
+        "evolution": (["i", "population_size", "selection"],
+                      {"generations": 30, "seed_bank": [1, 2]})}
+    # a parameter present in some cells only varies (set vs unset)
+    comp.rows[0].params.pop("generations")
+    varying, fixed = split_params(comp.rows)["evolution"]
+    assert "generations" in varying and fixed == {"seed_bank": [1, 2]}
+    assert split_params([]) == {}

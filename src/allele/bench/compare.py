@@ -31,6 +31,7 @@ FDR control over a matrix. With one seed the samples are compared unpaired.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -193,6 +194,24 @@ class Comparison:
             "warnings": self.warnings,
         })
         return out
+
+
+def split_params(rows: Sequence[MetricComparison]) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """Per target: the parameters whose value differs between its compared cells (sorted), and
+    the ones every cell shares with their value. Tables show the first and mention the second
+    once, instead of repeating ``generations=30, target_fitness=0.97`` on every row."""
+    by_target: dict[str, list[MetricComparison]] = {}
+    for r in rows:
+        by_target.setdefault(r.target, []).append(r)
+    out: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for target, group in by_target.items():
+        keys = sorted({k for r in group for k in r.params})
+        varying = [k for k in keys
+                   if len({json.dumps(r.params.get(k, "<unset>"), sort_keys=True, default=str)
+                           for r in group}) > 1]
+        fixed = {k: group[0].params[k] for k in keys if k not in varying}
+        out[target] = (varying, fixed)
+    return out
 
 
 def _load_1m(info: RunInfo) -> float | None:

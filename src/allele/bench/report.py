@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from allele.bench.compare import Comparison, MetricComparison, compare_runs, environment_diff
+from allele.bench.compare import (
+    Comparison,
+    MetricComparison,
+    compare_runs,
+    environment_diff,
+    split_params,
+)
 from allele.bench.model import CellResult, RunRecord, direction_of
 from allele.bench.regress import ChangeGroup, find_changes
 from allele.errors import ValidationError
@@ -219,6 +225,22 @@ def _pct(ratio: float) -> str:
 
 def _params_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(no params)"
+
+
+class _ShownParams:
+    """A comparison's rows show the parameters that vary within their target; the ones every
+    cell of a target shares are said once (:func:`allele.bench.compare.split_params`)."""
+
+    def __init__(self, comp: Comparison) -> None:
+        self.split = split_params(comp.rows)
+
+    def text(self, r: MetricComparison) -> str:
+        keys = self.split[r.target][0]
+        return _params_text({k: r.params[k] for k in keys if k in r.params})
+
+    def fixed_lines(self) -> list[str]:
+        return [f"{target}, in every cell: {_params_text(fixed)}"
+                for target, (_, fixed) in self.split.items() if fixed]
 
 
 _VERDICT_ORDER = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
@@ -416,6 +438,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     counts = comp.counts()
     badges = "".join(f"<span class='badge v-{v}'>{v}: {n}</span>" for v, n in counts.items())
     rows = _sorted_rows(comp)
+    shown = _ShownParams(comp)
     moved = [r for r in rows if r.verdict != "unchanged"][:40] or rows[:20]
     parts = [f"<h2>Comparison with {html.escape(comp.base.name)}</h2>",
              f"<p>{badges}</p><p class='muted'>HEAD = {html.escape(comp.head.name)}; "
@@ -424,7 +447,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     parts.extend(f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in comp.warnings)
     if moved:
         fig = go.Figure()
-        labels = [f"{_params_text(r.params)} · {r.metric}" for r in moved]
+        labels = [f"{shown.text(r)} · {r.metric}" for r in moved]
         for verdict, color in (("regressed", "#b3261e"), ("improved", "#1b7f3a"),
                                ("inconclusive", "#c08a00"), ("unchanged", "#8a9099")):
             idx = [i for i, r in enumerate(moved) if r.verdict == verdict
@@ -454,7 +477,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
         for r in selected:
             e = r.estimate
             table_rows.append([
-                _td(r.target), _td(_params_text(r.params)), _td(r.metric),
+                _td(r.target), _td(shown.text(r)), _td(r.metric),
                 _td(_fmt(e.median_base), "num"), _td(_fmt(e.median_head), "num"),
                 _td(_pct(e.ratio), "num"),
                 _td(f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", "num"),
@@ -468,6 +491,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     steady = [r for r in rows if r.verdict == "unchanged"]
     if flagged:
         parts.append(comparison_table(flagged))
+    parts.extend(f"<p class='muted'>{html.escape(line)}</p>" for line in shown.fixed_lines())
     if steady:
         parts.append(f"<details id='unchanged-comparisons'><summary>{len(steady)} unchanged "
                      f"comparison{'s' if len(steady) != 1 else ''}</summary>"
@@ -606,8 +630,9 @@ def render_markdown(data: ReportData) -> str:
             out.append(f"> **Warning:** {_md_escape(warning)}.")
             out.append("")
         moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
+        shown = _ShownParams(comp)
         if moved:
-            rows = [[r.verdict, r.target, _params_text(r.params), r.metric,
+            rows = [[r.verdict, r.target, shown.text(r), r.metric,
                      _fmt(r.estimate.median_base), _fmt(r.estimate.median_head),
                      _pct(r.estimate.ratio),
                      f"[{_pct(r.estimate.ci_low)}, {_pct(r.estimate.ci_high)}]",
@@ -620,6 +645,9 @@ def render_markdown(data: ReportData) -> str:
                 out.append("")
                 out.append(f"... and {len(moved) - MAX_ROWS_MD} more.")
             out.append("")
+            for line in shown.fixed_lines():
+                out.append(f"_{_md_escape(line)}_")
+                out.append("")
         base_env = data.baseline.info.environment if data.baseline is not None else {}
         diffs = environment_diff(base_env, info.environment)
         if diffs:

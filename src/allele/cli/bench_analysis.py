@@ -33,7 +33,7 @@ from allele.cli._common import StoreOpt, make_console, one_line_errors, open_sto
 from allele.errors import AlleleError, ConfigError
 
 if TYPE_CHECKING:
-    from allele.bench.compare import Comparison
+    from allele.bench.compare import Comparison, MetricComparison
     from allele.bench.regress import RegressionReport
     from allele.bench.store import ResultStore
 
@@ -95,15 +95,27 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
                 "verdict"):
         table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
                          else "left", overflow="fold")
+    from allele.bench.compare import split_params
+
+    shown = split_params(comp.rows)
+
+    def varying(r: MetricComparison) -> str:
+        keys = shown[r.target][0]
+        return _params({k: r.params[k] for k in keys if k in r.params})
+
     for r in rows:
         e = r.estimate
-        table.add_row(r.target, _params(r.params), r.metric, _num(e.median_base),
+        table.add_row(r.target, varying(r), r.metric, _num(e.median_base),
                       _num(e.median_head), _pct(e.ratio),
                       f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", _num(e.q_value),
                       "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{r.verdict}[/]")
     if rows:
         console.print(table)
+        for target, (_, fixed) in shown.items():
+            if fixed and any(r.target == target for r in rows):
+                console.print(f"[dim]{target}, in every cell: {_params(fixed)}[/]",
+                              highlight=False)
     else:
         console.print(f"{comp.base.name} → {comp.head.name}: all {len(comp.rows)} cell metrics "
                       f"unchanged (q={comp.q}, floor {comp.floor:.0%})")
