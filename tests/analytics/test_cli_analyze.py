@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from allele.analytics.synthetic import anomaly_benchmark, response_surface
@@ -95,6 +96,30 @@ def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
         k: v for k, v in causes[-1].items() if k in ("kind", "name")}.items()
     table = runner.invoke(app, ["rca", "base", "new", "--store", url])
     assert table.exit_code == 0 and cause in table.output
+
+
+def test_rca_between_runs_says_when_every_cell_moved_alike(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cells = [{"population_size": n, "selection": s} for n in (50, 250, 1000)
+             for s in ("rank", "tournament")]
+    rng = np.random.default_rng(8)
+    base = rng.uniform(0.01, 0.05, len(cells))
+    with open_store(url) as st:
+        for name, values, load in (("calm", base, 0.2),
+                                   ("busy", base * 1.3 * np.exp(rng.normal(0, 0.01, 6)), 2.0)):
+            rid = st.create_run(name, "spec", "evolution", {},
+                                {"python": "3.11", "load": {"1m": load}})
+            st.save_cells(rid, [CellResult(cell_key("evolution", p), "evolution", p, "ok",
+                                           [Sample("wall_s", float(v), 0, 0)])
+                                for p, v in zip(cells, values, strict=True)])
+            st.finish_run(rid, "finished")
+    res = runner.invoke(app, ["rca", "calm", "busy", "--store", url, "--json"])
+    assert res.exit_code == 0, res.output
+    causes = json.loads(res.output)["causes"]
+    assert causes[0]["kind"] == "shift" and causes[0]["score"] > 0.9
+    assert all(c["name"] != "target" for c in causes)  # one target: not a candidate
+    env = [c for c in causes if c["kind"] == "environment"]
+    assert [c["name"] for c in env] == ["load.1m"]
 
 
 def test_rca_telemetry_mode_names_the_metric_that_moved_first(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from allele.analytics.forecast import (
 from allele.analytics.rca import (
     Cause,
     RootCauseAnalyzer,
+    common_shift,
     diff_environments,
     rank_metric_causes,
     rank_parameter_causes,
@@ -78,6 +79,7 @@ __all__ = [
     "SeriesDetection",
     "as_alert_event",
     "backtest",
+    "common_shift",
     "detect_series",
     "diff_environments",
     "load_detector",

@@ -43,7 +43,7 @@ class Cause:
     """A candidate cause with its score (higher = more likely) and the evidence for it."""
 
     kind: str
-    """'metric', 'parameter' or 'environment'."""
+    """'metric', 'parameter', 'shift' (one change common to all cells) or 'environment'."""
     name: str
     score: float
     evidence: str
@@ -188,6 +188,10 @@ def _encode(params: Sequence[Mapping[str, Any]], names: list[str]) -> tuple[Floa
     return np.stack(cols, axis=1), owners
 
 
+_UNSET = "(unset)"
+"""The group of cells that do not have a parameter (cells of another target)."""
+
+
 def rank_parameter_causes(
     params: Sequence[Mapping[str, Any]],
     before: ArrayLike,
@@ -231,7 +235,7 @@ def rank_parameter_causes(
         imp[owner] = imp.get(owner, 0.0) + float(v)
     causes = []
     for name in names:
-        keys = [repr(p.get(name)) for p in params]
+        keys = [repr(p[name]) if name in p else _UNSET for p in params]
         groups: dict[str, list[float]] = {}
         for k, e in zip(keys, effect, strict=True):
             groups.setdefault(k, []).append(float(e))
@@ -252,18 +256,53 @@ def rank_parameter_causes(
         rest_pct = (math.exp(float(np.mean(rest))) - 1) * 100 if after is not None \
             else float(np.mean(rest))
         unit = "%" if after is not None else ""
+        worst_text = (f"cells without {name}" if worst == _UNSET
+                      else f"{name}={worst.strip(chr(39))}")
         score = 0.5 * eta2 + 0.5 * imp.get(name, 0.0)
         causes.append(Cause(
             "parameter", name, float(score),
             f"{name} explains {eta2:.0%} of the {metric} change across cells "
             f"(ANOVA F={f:.1f}, p={p:.2g}; tree importance {imp.get(name, 0.0):.2f}); "
-            f"{name}={worst.strip(chr(39))}: {worst_pct:+.1f}{unit}, other values "
-            f"{rest_pct:+.1f}{unit}",
+            f"{worst_text}: {worst_pct:+.1f}{unit}, the other cells {rest_pct:+.1f}{unit}",
             {"eta2": eta2, "f": f, "p": p, "importance": imp.get(name, 0.0),
              "worst_value": worst},
         ))
     causes.sort(key=lambda c: -c.score)
     return causes
+
+
+def common_shift(before: ArrayLike, after: ArrayLike, *, metric: str = "wall_s") -> Cause | None:
+    """The share of a change that is one shift common to every cell.
+
+    With per-cell effects ``e = log(after / before)``, ``n * mean(e)**2 / sum(e**2)`` is the
+    part of the squared effect that a uniform shift explains: near 1 when every cell moved
+    alike (the machine, a shared dependency, the environment), small when a few cells moved
+    (then a matrix parameter usually explains it). None for fewer than 4 cells or no change.
+    """
+    b = as_series(before, name="before")
+    af = as_series(after, name="after")
+    if af.size != b.size:
+        raise AnalyticsError("before and after differ in length")
+    if b.size < 4:
+        return None
+    if np.any(b <= 0) or np.any(af <= 0):
+        raise AnalyticsError("before/after must be positive to compare as ratios")
+    effect = np.log(af / b)
+    energy = float(np.sum(effect**2))
+    if energy == 0.0:
+        return None
+    mean = float(effect.mean())
+    share = float(b.size * mean**2 / energy)
+    same_sign = int(np.sum(np.sign(effect) == np.sign(mean)))
+    pct = (math.exp(float(np.median(effect))) - 1) * 100
+    lo, hi = ((math.exp(float(x)) - 1) * 100 for x in (effect.min(), effect.max()))
+    return Cause(
+        "shift", "all cells", share,
+        f"a shift common to all cells explains {share:.0%} of the {metric} change: median "
+        f"{pct:+.1f}% (cells from {lo:+.1f}% to {hi:+.1f}%, {same_sign} of {b.size} in the same "
+        "direction); a cause shared by every cell (machine load, a dependency, the environment) "
+        "fits that part better than any parameter",
+        {"share": share, "median_pct": pct, "same_direction": same_sign, "cells": int(b.size)})
 
 
 _ENV_WEIGHTS = (
@@ -295,6 +334,16 @@ def diff_environments(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> lis
         if va == vb:
             continue
         low = key.lower()
+        if low.startswith("load."):
+            # the load average at the start of a run always differs a little: only the 1-minute
+            # figure, and only a difference of at least half a busy process, is evidence
+            if (low != "load.1m" or not isinstance(va, int | float)
+                    or not isinstance(vb, int | float) or abs(vb - va) < 0.5):
+                continue
+            causes.append(Cause("environment", key, 0.85,
+                                f"{key}: {va} -> {vb} (load average when the run started)",
+                                {"before": va, "after": vb}))
+            continue
         weight = next((w for hints, w in _ENV_WEIGHTS if any(h in low for h in hints)), 0.3)
         causes.append(Cause("environment", key, weight, f"{key}: {va} -> {vb}",
                             {"before": va, "after": vb}))
@@ -304,7 +353,8 @@ def diff_environments(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> lis
 
 class RootCauseAnalyzer:
     """Runs every applicable ranking and returns one list, best-scored first within each kind
-    (metric causes, then parameter causes, then environment differences)."""
+    (metric causes, then parameter causes with the common shift, then environment
+    differences)."""
 
     def __init__(self, max_lag: int = 20, baseline: int = 60, z_threshold: float = 5.0,
                  seed: int = 0) -> None:
@@ -335,7 +385,11 @@ class RootCauseAnalyzer:
                                       baseline=self.baseline, z_threshold=self.z_threshold)
         if cells is not None and before is not None:
             used = True
-            out += rank_parameter_causes(cells, before, after, metric=metric, seed=self.seed)
+            ranked = rank_parameter_causes(cells, before, after, metric=metric, seed=self.seed)
+            shift = common_shift(before, after, metric=metric) if after is not None else None
+            if shift is not None:
+                ranked = sorted([*ranked, shift], key=lambda c: -c.score)
+            out += ranked
         if env_before is not None and env_after is not None:
             used = True
             out += diff_environments(env_before, env_after)

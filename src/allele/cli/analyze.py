@@ -188,7 +188,10 @@ def _cell_medians(record: Any, metric: str) -> dict[str, tuple[dict[str, Any], f
     for cell in record.cells:
         vals = cell.values(metric)
         if cell.status == "ok" and vals:
-            out[cell.key] = (dict(cell.params), float(statistics.median(vals)))
+            # the target is a parameter too: in a run of several targets, "only the kraken
+            # cells moved" is an answer
+            out[cell.key] = ({"target": cell.target, **cell.params},
+                             float(statistics.median(vals)))
     return out
 
 
@@ -229,17 +232,22 @@ def rca(
         return
     if base is None or new is None:
         raise AnalyticsError("give two runs (BASE NEW), or --target and --candidates")
-    from allele.analytics.rca import diff_environments, rank_parameter_causes
+    from allele.analytics.rca import common_shift, diff_environments, rank_parameter_causes
     from allele.bench.store import open_store
 
     with open_store(store) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
     a, b = _cell_medians(rec_a, metric), _cell_medians(rec_b, metric)
-    keys = sorted(set(a) & set(b))
+    keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k][1] > 0)
     causes = []
     if len(keys) >= 4:
-        causes += rank_parameter_causes([a[k][0] for k in keys], [a[k][1] for k in keys],
-                                        [b[k][1] for k in keys], metric=metric)
+        params = [a[k][0] for k in keys]
+        if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
+            params = [{n: v for n, v in p.items() if n != "target"} for p in params]
+        before, after = [a[k][1] for k in keys], [b[k][1] for k in keys]
+        ranked = rank_parameter_causes(params, before, after, metric=metric)
+        shift = common_shift(before, after, metric=metric)
+        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
     causes += diff_environments(rec_a.info.environment, rec_b.info.environment)
     if not causes:
         raise AnalyticsError(
