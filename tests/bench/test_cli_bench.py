@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,7 @@ def test_run_list_show_export(spec: Path, tmp_path: Path) -> None:
     code, out, _ = invoke("show", "first", "--store", url, "-m", "y")
     assert code == 0
     assert "percentile bootstrap of the median" in out
+    assert re.search(r"load \d+\.\d\d at start", out)  # the machine's load when it began
     # x=3, seeds 0,1,2 -> y = 0, 3, 6: median 3
     row = next(line for line in out.splitlines() if "x=3" in line)
     assert "│ y " in row and "│      3 │" in row.replace(" 3.0 ", " 3 ")

@@ -202,11 +202,14 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
     git = env.get("git") or {}
     py = (env.get("python") or {}).get("version", "?")
     commit = (git.get("commit") or "")[:10] + ("+dirty" if git.get("dirty") else "")
+    load = (env.get("load") or {}).get("1m")
     console.print(
         f"[bold]{info.name}[/] ({info.id}) spec {info.spec_name}: {info.status}, "
         f"{info.cell_count} cells, {info.failed_count} failed; {_when(info.created_at)}; "
         f"{cpu.get('model', '?')} x{cpu.get('logical', '?')}, Python {py}"
-        + (f", git {commit}" if commit else ""), highlight=False)
+        + (f", git {commit}" if commit else "")
+        + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
+        highlight=False)
     by_target: dict[str, list[Any]] = {}
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
