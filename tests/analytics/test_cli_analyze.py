@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from typer.testing import CliRunner
@@ -75,19 +76,25 @@ def test_recommend_and_alerts(tmp_path: Path) -> None:
     assert 0.4 < out["groups"][0]["priority"] <= 1.0  # critical: 0.4 * 1.0 plus the rest
 
 
-def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
-    from allele.analytics.synthetic import regression_trial
-
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    cells, before, after, cause = regression_trial(4, repeats=1)
+def _store_runs(url: str, cells: list[dict[str, Any]],
+                runs: list[tuple[str, Any, dict[str, Any]]]) -> None:
+    """Evolution runs of one wall_s sample per cell: (name, values, environment) each."""
     with open_store(url) as st:
-        for name, values, env in (("base", before, {"numpy": "1.26"}),
-                                  ("new", after, {"numpy": "2.1"})):
+        for name, values, env in runs:
             rid = st.create_run(name, "spec", "evolution", {}, env)
             st.save_cells(rid, [CellResult(cell_key("evolution", p), "evolution", p, "ok",
                                            [Sample("wall_s", float(v), 0, 0)])
                                 for p, v in zip(cells, values, strict=True)])
             st.finish_run(rid, "finished")
+
+
+def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
+    from allele.analytics.synthetic import regression_trial
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cells, before, after, cause = regression_trial(4, repeats=1)
+    _store_runs(url, cells, [("base", before, {"numpy": "1.26"}),
+                             ("new", after, {"numpy": "2.1"})])
     res = runner.invoke(app, ["rca", "base", "new", "--store", url, "--json"])
     assert res.exit_code == 0, res.output
     causes = json.loads(res.output)["causes"]
@@ -104,15 +111,9 @@ def test_rca_between_runs_says_when_every_cell_moved_alike(tmp_path: Path) -> No
              for s in ("rank", "tournament")]
     rng = np.random.default_rng(8)
     base = rng.uniform(0.01, 0.05, len(cells))
-    with open_store(url) as st:
-        for name, values, load in (("calm", base, 0.2),
-                                   ("busy", base * 1.3 * np.exp(rng.normal(0, 0.01, 6)), 2.0)):
-            rid = st.create_run(name, "spec", "evolution", {},
-                                {"python": "3.11", "load": {"1m": load}})
-            st.save_cells(rid, [CellResult(cell_key("evolution", p), "evolution", p, "ok",
-                                           [Sample("wall_s", float(v), 0, 0)])
-                                for p, v in zip(cells, values, strict=True)])
-            st.finish_run(rid, "finished")
+    busy = base * 1.3 * np.exp(rng.normal(0, 0.01, 6))
+    _store_runs(url, cells, [("calm", base, {"python": "3.11", "load": {"1m": 0.2}}),
+                             ("busy", busy, {"python": "3.11", "load": {"1m": 2.0}})])
     res = runner.invoke(app, ["rca", "calm", "busy", "--store", url, "--json"])
     assert res.exit_code == 0, res.output
     causes = json.loads(res.output)["causes"]
