@@ -31,7 +31,7 @@ def main() -> None:
     if args.lstm:
         from allele.analytics.forecast import LSTMForecaster
         models.append(("lstm", LSTMForecaster, {"seed": 0}))
-    print("seed  model                     period    MASE  naive MASE  ratio   sMAPE  naive sMAPE")
+    print(f"seed  {'model':40s}  period    MASE  naive MASE  ratio   sMAPE  naive sMAPE")
     for label, cls, kwargs in models:
         ratios = []
         t0 = time.perf_counter()
@@ -39,8 +39,9 @@ def main() -> None:
             y = trend_season_series(n=240, period=24, slope=0.05, seed=seed)
             res = backtest(cls(**kwargs), y, horizon=24, folds=3)  # type: ignore[arg-type]
             ratios.append(res.relative_mase)
-            print(f"{seed:4d}  {res.model[:24]:24s}  {res.period:6d}  {res.mase:6.3f}  {res.baseline_mase:10.3f}"
-                  f"  {res.relative_mase:5.2f}  {res.smape:6.2f}  {res.baseline_smape:11.2f}")
+            print(f"{seed:4d}  {res.model[:40]:40s}  {res.period:6d}  {res.mase:6.3f}  "
+                  f"{res.baseline_mase:10.3f}  {res.relative_mase:5.2f}  {res.smape:6.2f}  "
+                  f"{res.baseline_smape:11.2f}")
         print(f"{label}: median MASE ratio {statistics.median(ratios):.2f} "
               f"(< 1 beats seasonal-naive; {sum(r < 1 for r in ratios)}/{len(ratios)} seeds), "
               f"{time.perf_counter() - t0:.1f} s")

@@ -411,11 +411,19 @@ class LSTMForecaster(BaseForecaster):
     Needs the ``lstm`` extra (``pip install 'allele[lstm]'``); without torch, ``fit`` raises
     :class:`~allele.errors.AnalyticsError`. Training is seeded and deterministic on CPU: it runs
     inside a forked torch RNG seeded with ``seed``, with deterministic algorithms on and one
-    thread (the previous global settings are restored afterwards). The series is standardised;
-    the interval comes from the in-sample one-step residuals, widened with ``sqrt(h)``.
+    thread (the previous global settings are restored afterwards).
+
+    With ``difference=True`` (the default) the network models the first differences and the
+    forecast integrates them from the last value: a network of saturating units cannot
+    extrapolate a level it never saw, so on a trending series a model of the levels bends back
+    towards the training range, while the differences of a trend plus a season are stationary.
+    ``difference=False`` models the levels (for series without a trend). The modelled series
+    is standardised; the interval comes from the in-sample one-step residuals (the same in
+    levels and differences), widened with ``sqrt(h)``.
 
     Fallback (documented; ``model_`` says so): a constant series, or fewer than
-    ``window + min_windows`` observations -> :class:`NaiveForecaster`.
+    ``window + min_windows`` modelled observations -> :class:`NaiveForecaster`; differences that
+    are all equal (a straight line) -> that line.
     """
 
     def __init__(
@@ -427,6 +435,7 @@ class LSTMForecaster(BaseForecaster):
         seed: int = 0,
         level: float = 0.9,
         min_windows: int = 8,
+        difference: bool = True,
     ) -> None:
         super().__init__(level)
         self.window = window
@@ -435,20 +444,29 @@ class LSTMForecaster(BaseForecaster):
         self.learning_rate = learning_rate
         self.seed = seed
         self.min_windows = min_windows
+        self.difference = difference
 
     def _fit(self, y: FloatArray) -> None:
         w = check_positive_int(self.window, "window")
         check_positive_int(self.epochs, "epochs")
         self._fallback: BaseForecaster | None = None
+        self._line: float | None = None
         if np.ptp(y) == 0:
             self._fallback = _baseline_for(y, None, self.level, "constant series")
             self.model_ = self._fallback.model_
             return
-        if y.size < w + self.min_windows:
+        series = np.diff(y) if self.difference else y
+        if series.size < w + self.min_windows:
             self._fallback = _baseline_for(
                 y, None, self.level,
-                f"only {y.size} observations, LSTM needs {w + self.min_windows}")
+                f"only {y.size} observations, LSTM needs "
+                f"{w + self.min_windows + int(self.difference)}")
             self.model_ = self._fallback.model_
+            return
+        self._last = float(y[-1])
+        if np.ptp(series) == 0:  # differences all equal: the series is a straight line
+            self._line = float(series[0])
+            self.model_ = "line (fallback: constant differences)"
             return
         try:
             import torch
@@ -456,9 +474,9 @@ class LSTMForecaster(BaseForecaster):
             raise AnalyticsError(
                 "LSTMForecaster needs PyTorch: pip install 'allele[lstm]'") from exc
 
-        self._mu = float(np.mean(y))
-        self._sd = float(np.std(y))
-        z = (y - self._mu) / self._sd
+        self._mu = float(np.mean(series))
+        self._sd = float(np.std(series))
+        z = (series - self._mu) / self._sd
         windows = np.lib.stride_tricks.sliding_window_view(z[:-1], w)
         targets = z[w:]
         threads = torch.get_num_threads()
@@ -488,11 +506,16 @@ class LSTMForecaster(BaseForecaster):
         self._resid_sd = float(np.std(targets - fitted))
         self._tail = z[-w:].copy()
         self.final_loss_ = float(np.mean((targets - fitted) ** 2))
-        self.model_ = f"LSTM(window={w}, hidden={self.hidden_size})"
+        self.model_ = (f"LSTM(window={w}, hidden={self.hidden_size}"
+                       f"{', differences' if self.difference else ''})")
 
     def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         if self._fallback is not None:
             return self._fallback._predict(horizon)
+        steps = np.arange(1, horizon + 1, dtype=np.float64)
+        if self._line is not None:
+            line: FloatArray = self._last + self._line * steps
+            return line, line.copy(), line.copy()
         import torch
 
         buf = list(self._tail)
@@ -503,8 +526,9 @@ class LSTMForecaster(BaseForecaster):
                                  dtype=torch.float32)
                 out[i] = float(self._net(x)[0, 0])
                 buf.append(out[i])
-        mean = out * self._sd + self._mu
-        width = _z(self.level) * self._resid_sd * self._sd * np.sqrt(np.arange(1, horizon + 1))
+        modelled = out * self._sd + self._mu
+        mean = self._last + np.cumsum(modelled) if self.difference else modelled
+        width = _z(self.level) * self._resid_sd * self._sd * np.sqrt(steps)
         return mean, mean - width, mean + width
 
 
