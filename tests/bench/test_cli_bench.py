@@ -209,6 +209,16 @@ def test_run_writes_a_report_against_the_previous_run(spec: Path, tmp_path: Path
     with open_store(url) as st:
         r1 = st.get_run("r1")
     assert f"compared with run r1 ({r1.id})" in err
+    # the verdicts in one line: they add up to every compared cell metric
+    line = next(x for x in err.splitlines() if x.startswith("against r1:"))
+    counts = dict((v, int(n)) for n, v in re.findall(
+        r"(\d+) (regressed|improved|inconclusive|unchanged)", line))
+    assert set(counts) == {"regressed", "improved", "inconclusive", "unchanged"}
+    with open_store(url) as st:
+        from allele.bench.compare import compare_runs
+
+        expected = compare_runs(st.load_run("r1"), st.load_run("r2")).counts()
+    assert counts == dict(expected)
     second = out_file.read_text()
     assert "r2" in second and "r1" in second
 

@@ -285,6 +285,15 @@ def build_report(store: ResultStore, run_ref: str, baseline_ref: str | None = No
                  fmt: ReportFormat = "html", q: float = 0.05, floor: float = 0.05,
                  seed: int = 0, history_runs: int = HISTORY_RUNS) -> str:
     """Load the runs from ``store`` and render the report of ``run_ref``."""
+    data = load_report_data(store, run_ref, baseline_ref, q=q, floor=floor, seed=seed,
+                            history_runs=history_runs)
+    return render_markdown(data) if fmt == "markdown" else render_html(data)
+
+
+def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
+                     q: float = 0.05, floor: float = 0.05, seed: int = 0,
+                     history_runs: int = HISTORY_RUNS) -> ReportData:
+    """The runs :func:`build_report` needs from ``store``, compared and analysed."""
     run = store.load_run(run_ref)
     baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
     infos = [i for i in store.list_runs() if i.created_at <= run.info.created_at
@@ -293,8 +302,7 @@ def build_report(store: ResultStore, run_ref: str, baseline_ref: str | None = No
     history = [run if i.id == run.info.id else store.load_run(i.id) for i in infos]
     if all(r.info.id != run.info.id for r in history):
         history.append(run)
-    data = report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
-    return render_markdown(data) if fmt == "markdown" else render_html(data)
+    return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------

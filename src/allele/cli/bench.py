@@ -149,20 +149,29 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
 
 def _write_report(st: Any, run_id: str, path: Path) -> None:
     """The HTML report of ``run_id``, against the previous finished run of the same spec."""
-    from allele.bench.report import build_report
+    from allele.bench.report import load_report_data, render_html
 
     info = st.get_run(run_id)
     baseline = next((r for r in st.list_runs(None)
                      if r.id != run_id and r.spec_name == info.spec_name
                      and r.status == "finished" and r.created_at < info.created_at), None)
-    text = build_report(st, run_id, baseline.id if baseline else None, fmt="html")
+    data = load_report_data(st, run_id, baseline.id if baseline else None)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(render_html(data), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc}") from None
     against = f", compared with run {baseline.name} ({baseline.id})" if baseline else ""
     err_console.print(f"report written to {path.resolve()}{against}", highlight=False)
+    comp = data.comparison
+    if comp is not None:  # the verdicts in one line, so nobody has to open the report to know
+        counts = comp.counts()
+        style = "red" if counts["regressed"] else "green"
+        err_console.print(f"[{style}]against {comp.base.name}:[/] "
+                          + ", ".join(f"{n} {v}" for v, n in counts.items())
+                          + " (`allele bench compare` for the table)", highlight=False)
+        for warning in comp.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @app.command("list")
