@@ -381,3 +381,25 @@ def test_split_params_separates_varying_from_shared() -> None:
     varying, fixed = split_params(comp.rows)["evolution"]
     assert "generations" in varying and fixed == {"seed_bank": [1, 2]}
     assert split_params([]) == {}
+
+
+def test_paired_pvalues_with_zero_and_tied_differences_use_the_normal_approximation() -> None:
+    from scipy import stats
+
+    from allele.bench.compare import _pvalues
+
+    rng = np.random.default_rng(11)
+    base = np.round(rng.normal(100, 2, (6, 12)))  # integer-valued: tied and zero differences
+    head = base + np.round(rng.normal(1.5, 2, (6, 12)))
+    head[0] = base[0]  # a row without any difference: p = 1
+    got = _pvalues(base, head, paired=True)
+    assert got[0] == 1.0
+    for i in range(1, 6):  # close to scipy's permutation answer, without its cost
+        ref = stats.wilcoxon(head[i], base[i], zero_method="wilcox", method="auto").pvalue
+        assert got[i] == pytest.approx(ref, abs=0.03)
+    clean = rng.normal(0, 1, (3, 10))  # no ties, no zeros: the exact distribution
+    moved = clean + rng.normal(0.5, 1, (3, 10))
+    exact = _pvalues(clean, moved, paired=True)
+    for i in range(3):
+        ref = stats.wilcoxon(moved[i], clean[i], method="exact").pvalue
+        assert exact[i] == pytest.approx(ref, rel=1e-12)
