@@ -68,3 +68,16 @@ def slow(params: dict[str, Any], seed: int) -> dict[str, float]:
     """Sleeps ``s`` seconds."""
     time.sleep(float(params.get("s", 0.2)))
     return {"x": float(params.get("x", 0))}
+
+
+CALLS: dict[str, int] = {}
+"""Calls of :func:`counted` in this process, per cell (``params['cell']``)."""
+
+
+def counted(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Counts its calls per cell in this process; fails for ``fail_seed``; returns the pid."""
+    cell = str(params.get("cell", ""))
+    CALLS[cell] = CALLS.get(cell, 0) + 1
+    if seed == params.get("fail_seed"):
+        raise ValueError(f"seed {seed} fails")
+    return {"seed_seen": float(seed), "pid": float(os.getpid())}

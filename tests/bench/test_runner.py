@@ -19,7 +19,7 @@ from allele.bench.executors import ProcessPoolExecutor
 from allele.bench.runner import Runner, plan
 from allele.bench.spec import loads_suite
 from allele.bench.store import ResultStore, open_store
-from allele.errors import BenchmarkError
+from allele.errors import BenchmarkError, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 T = "tests.bench.runner_targets"
@@ -58,6 +58,65 @@ repeats: 2
     for m in ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb"):
         assert len(cell.values(m)) == 4 and all(v >= 0 for v in cell.values(m))
     assert cell.values("pid") == [float(os.getpid())] * 4  # inline: this very process
+
+
+def test_rounds_split_the_seeds_interleave_cells_and_merge_into_one_cell(
+        store: ResultStore) -> None:
+    from allele.bench.runner import plan
+    from tests.bench import runner_targets
+
+    text = (f"name: rr\ntarget: {T}:counted\nisolation: inline\nseeds: 6\nrounds: 3\n"
+            "warmup: 2\nrepeats: 2\nprofile: true\nmatrix: {cell: [a, b]}\n")
+    tasks = plan(loads_suite(text))
+    # every round of every cell before the next round of any; seed i goes to round i % 3
+    assert [(t.round, t.rounds) for t in tasks] == [(r, 3) for r in range(3) for _ in range(2)]
+    assert [t.index for t in tasks] == list(range(6))
+    for t in tasks:
+        assert t.seeds == (t.round, t.round + 3)
+        assert t.profile == (t.round == 0)  # the profiling pass runs once per cell
+    runner_targets.CALLS.clear()
+    summary = Runner(store, environment=ENV).run(loads_suite(text), name="rr")
+    assert (summary.planned, summary.executed, summary.failed) == (2, 2, 0)
+    rec = store.load_run("rr")
+    assert rec.info.cell_count == 2
+    for cell in rec.cells:
+        # one stored cell with every seed x repeat exactly once
+        pairs = sorted((s.seed, s.repeat) for s in cell.samples if s.metric == "wall_s")
+        assert pairs == [(seed, r) for seed in range(6) for r in range(2)]
+        assert cell.status == "ok" and cell.profile
+        # warm-up ran once in this process (2 calls), not once per round; plus 12 measured
+        # calls and one profiled call
+        assert runner_targets.CALLS[cell.params["cell"]] == 2 + 12 + 1
+
+
+def test_rounds_on_a_process_pool_then_resume_adds_nothing(store: ResultStore) -> None:
+    suite = loads_suite(f"name: rp\ntarget: {T}:echo\nseeds: 6\nrounds: 3\n"
+                        "matrix: {a: [1, 2, 3, 4]}\n")
+    summary = Runner(store, workers=2, environment=ENV).run(suite, name="rp")
+    assert (summary.status, summary.executed, summary.failed) == ("finished", 4, 0)
+    rec = store.load_run("rp")
+    assert rec.info.cell_count == 4
+    for cell in rec.cells:
+        assert sorted(cell.values("seed_seen")) == [float(s) for s in range(6)]
+        assert all(pid != os.getpid() for pid in cell.values("pid"))  # in the workers
+    again = Runner(store, workers=2, environment=ENV).resume("rp")
+    assert (again.executed, again.skipped) == (0, 4)
+    assert store.load_run("rp").info.cell_count == 4
+
+
+def test_a_failing_round_fails_its_cell_and_keeps_the_other_rounds(
+        store: ResultStore) -> None:
+    suite = loads_suite(f"name: rf\ntarget: {T}:counted\nisolation: inline\nseeds: 4\n"
+                        "rounds: 2\nmatrix: {cell: [x]}\nfixed: {fail_seed: 1}\n")
+    summary = Runner(store, environment=ENV).run(suite, name="rf")
+    assert summary.failed == 1 and summary.executed == 1
+    (cell,) = store.load_run("rf").cells
+    assert cell.status == "failed" and cell.error is not None
+    assert cell.error.startswith("ValueError: seed 1 fails")
+    # round 0 (seeds 0, 2) finished; round 1 stopped at seed 1, before seed 3
+    assert sorted(cell.values("seed_seen")) == [0.0, 2.0]
+    with pytest.raises(ConfigError, match="rounds \\(5\\) cannot exceed the number of seeds \\(4\\)"):
+        loads_suite(f"name: bad\ntarget: {T}:counted\nseeds: 4\nrounds: 5\n")
 
 
 def test_a_failing_cell_does_not_stop_the_run(store: ResultStore) -> None:

@@ -224,14 +224,16 @@ def test_randomized_order_is_a_seeded_permutation() -> None:
 def test_plan_keys_tasks_and_filters() -> None:
     suite = load_suite(ROOT / "benchmarks" / "seed-matrix.yaml", preset="quick")
     tasks = plan(suite)
-    assert len({t.key for t in tasks}) == len(tasks) == 12
-    assert [t.index for t in tasks] == list(range(12))
-    t = next(t for t in tasks if t.target == "kraken")
-    assert t.key == cell_key("kraken", t.params) and t.warmup == 1 and t.seeds == tuple(range(12))
-    agent = next(t for t in tasks if t.target == "agent")
-    assert agent.seeds == (0, 1)
+    # 12 cells: evolution and kraken in 3 rounds of 4 seeds, the agent in 2 rounds of 1
+    assert len({t.key for t in tasks}) == 12 and len(tasks) == 10 * 3 + 2 * 2
+    assert [t.index for t in tasks] == list(range(len(tasks)))
+    t = next(t for t in tasks if t.target == "kraken" and t.round == 1)
+    assert t.key == cell_key("kraken", t.params) and t.warmup == 1
+    assert t.seeds == (1, 4, 7, 10) and t.rounds == 3
+    agent = [t.seeds for t in tasks if t.target == "agent" and t.params["temperature"] == 0.2]
+    assert agent == [(0,), (1,)]
     only = plan(suite, ["benchmark=kraken", "reservoir_size=50"])
-    assert len(only) == 2 and all(t.params["reservoir_size"] == 50 for t in only)
+    assert len(only) == 2 * 3 and all(t.params["reservoir_size"] == 50 for t in only)
 
 
 # --- hypothesis: whatever the input, a clear AlleleError or a valid spec ---------------------
@@ -239,7 +241,7 @@ def test_plan_keys_tasks_and_filters() -> None:
 _keys = st.sampled_from(["name", "target", "matrix", "include", "exclude", "fixed", "repeats",
                          "warmup", "timeout_s", "seeds", "order", "order_seed", "isolation",
                          "metrics", "presets", "defaults", "benchmarks", "profile",
-                         "tracemalloc", "memory_limit_mb", "bogus", "quick"])
+                         "tracemalloc", "memory_limit_mb", "rounds", "bogus", "quick"])
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**20),
                      st.floats(allow_nan=True), st.text(max_size=12),
                      st.sampled_from(["evolution", "kraken", "m:f", "process", "inline",

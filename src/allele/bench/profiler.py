@@ -62,6 +62,9 @@ class CellTask:
     isolation: str = "process"
     index: int = 0
     """Position in the run's order (for progress display)."""
+    round: int = 0
+    rounds: int = 1
+    """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
 
 
 @dataclass
@@ -219,6 +222,11 @@ def _error_text(exc: BaseException) -> str:
     return (text[:500] + where)
 
 
+_WARMED: set[str] = set()
+"""Cells whose warm-up calls already ran in this process: warm-up loads what a process keeps
+(compiled kernels, a model, imports), so a cell's later rounds on the same worker skip it."""
+
+
 def run_cell(task: CellTask, *, enforce_timeout: bool = True) -> CellResult:
     """Run one cell: warmup calls, then ``repeats`` x ``seeds`` measured calls, then the optional
     untimed tracemalloc / cProfile passes. Never raises for a target's failure: the result says
@@ -236,8 +244,10 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True) -> CellResult:
         with _alarm(deadline_s), _memory_limit(task.memory_limit_mb):
             fn = resolve_target(task.target)
             first = task.seeds[0]
-            for _ in range(task.warmup):
-                fn(dict(task.params), first)
+            if task.key not in _WARMED:  # later rounds of a cell in this process are warm
+                for _ in range(task.warmup):
+                    fn(dict(task.params), first)
+                _WARMED.add(task.key)
             for repeat in range(task.repeats):
                 for seed in task.seeds:
                     m = measure(fn, task.params, seed)

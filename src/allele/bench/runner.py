@@ -74,20 +74,42 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
     tasks: list[CellTask] = []
     from allele.bench.model import cell_key
 
+    by_round: dict[int, list[CellTask]] = {}
     for bench in suite.benchmarks:
         seeds = tuple(bench.seed_list)
         metrics = tuple(bench.metrics) if bench.metrics is not None else None
         for params in bench.expand():
             if wanted and not matches(wanted, bench.name, bench.target, params):
                 continue
-            tasks.append(CellTask(
-                key=cell_key(bench.target, params), benchmark=bench.name, target=bench.target,
-                params=params, seeds=seeds, repeats=bench.repeats, warmup=bench.warmup,
-                timeout_s=bench.timeout_s, metrics=metrics, profile=bench.profile,
-                tracemalloc=bench.tracemalloc, memory_limit_mb=bench.memory_limit_mb,
-                isolation=bench.isolation))
-    tasks = ordered(tasks, suite.order, suite.order_seed)
+            for r in range(bench.rounds):
+                # the profiling passes run once per cell, with its first round
+                by_round.setdefault(r, []).append(CellTask(
+                    key=cell_key(bench.target, params), benchmark=bench.name,
+                    target=bench.target, params=params, seeds=seeds[r::bench.rounds],
+                    repeats=bench.repeats, warmup=bench.warmup, timeout_s=bench.timeout_s,
+                    metrics=metrics, profile=bench.profile and r == 0,
+                    tracemalloc=bench.tracemalloc and r == 0,
+                    memory_limit_mb=bench.memory_limit_mb, isolation=bench.isolation,
+                    round=r, rounds=bench.rounds))
+    tasks = [t for r in sorted(by_round)
+             for t in ordered(by_round[r], suite.order, suite.order_seed + r)]
     return [_with_index(t, i) for i, t in enumerate(tasks)]
+
+
+def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
+    """One cell's result from the results of its rounds: every sample, the worst status (the
+    first round that did not end ``ok``), every error, the earliest start and the latest end."""
+    first = parts[0]
+    bad = [p for p in parts if p.status != "ok"]
+    errors = [p.error for p in parts if p.error]
+    return CellResult(
+        key=first.key, target=first.target, params=dict(first.params),
+        status=bad[0].status if bad else "ok",
+        samples=[s for p in parts for s in p.samples],
+        error="; ".join(dict.fromkeys(errors)) if errors else None,
+        started_at=min(p.started_at for p in parts),
+        finished_at=max(p.finished_at for p in parts),
+        profile=next((p.profile for p in parts if p.profile), None))
 
 
 def _with_index(task: CellTask, index: int) -> CellTask:
@@ -156,19 +178,23 @@ class Runner:
         done = self.store.finished_cell_keys(info.id)
         todo = [t for t in tasks if t.key not in done]
         self.store.finish_run(info.id, "running")
-        return self._execute(info.id, todo, skipped=len(tasks) - len(todo), name=info.name)
+        return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done),
+                             skipped_tasks=len(tasks) - len(todo), name=info.name)
 
     # -- machinery -------------------------------------------------------------------------------
 
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
-                 name: str | None = None) -> RunSummary:
+                 skipped_tasks: int = 0, name: str | None = None) -> RunSummary:
         run_name = name or self.store.get_run(run_id).name
+        cells = len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
-                             planned=len(tasks) + skipped, skipped=skipped)
+                             planned=cells + skipped, skipped=skipped)
+        rounds = {t.key: t.rounds for t in tasks}
+        parts: dict[str, list[CellResult]] = {}
         t0 = time.perf_counter()
         progress = self.progress
-        if progress is not None:
-            progress.start(run_name, summary.planned, skipped)
+        if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
+            progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks)
         owned: list[Executor] = []
         status: RunStatus = "failed"
         try:
@@ -180,14 +206,19 @@ class Runner:
                     if progress is not None:
                         progress.cell_started(task)
 
-                for result in executor.run(batch, on_start):
+                for part in executor.run(batch, on_start):
+                    if progress is not None:
+                        progress.cell_finished(started.pop(part.key, None), part)
+                    done = parts.setdefault(part.key, [])
+                    done.append(part)
+                    if len(done) < rounds[part.key]:
+                        continue  # the cell is stored once all its rounds are in
+                    result = merge_rounds(parts.pop(part.key)) if len(done) > 1 else part
                     self.store.save_cell(run_id, result)
                     summary.executed += 1
                     if result.status != "ok":
                         summary.failed += 1
                         summary.failures.append((result.key, result.status, result.error or ""))
-                    if progress is not None:
-                        progress.cell_finished(started.pop(result.key, None), result)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -309,7 +340,8 @@ class RichProgress:
 def _describe(task: CellTask) -> str:
     params = " ".join(f"{k}={v}" for k, v in task.params.items())
     text = f"{task.benchmark}: {params}"
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} (round {task.round + 1}/{task.rounds})" if task.rounds > 1 else text
 
 
 def run_spec(path: str | Path, *, preset: str | None = None, store: str | None = None,

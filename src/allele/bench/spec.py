@@ -52,6 +52,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 
@@ -108,6 +109,7 @@ class _Fields(BaseModel):
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0)
+    rounds: int | None = Field(None, ge=1, le=1000)
 
     @field_validator("matrix")
     @classmethod
@@ -178,6 +180,18 @@ class BenchmarkSpec(_Fields):
     profile: StrictBool = False
     tracemalloc: StrictBool = False
     memory_limit_mb: float | None = Field(None, gt=0)
+    rounds: int = Field(1, ge=1, le=1000)
+    """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);
+    round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
+    or a slow worker process touches a few samples of many cells instead of every sample of one
+    cell (see docs/benchmarking.md)."""
+
+    @model_validator(mode="after")
+    def _rounds_fit_the_seeds(self) -> BenchmarkSpec:
+        if self.rounds > len(self.seed_list):
+            raise ValueError(f"rounds ({self.rounds}) cannot exceed the number of seeds "
+                             f"({len(self.seed_list)}): each round runs at least one seed")
+        return self
 
     @field_validator("name")
     @classmethod
