@@ -57,6 +57,7 @@ def test_compare_exit_codes_and_json(filled: str) -> None:
     assert len(regressed) == 8
     assert {r["params"]["population_size"] for r in regressed} == {500, 1000}
     assert all(r["metric"] == "wall_s" and 1.15 < r["ratio"] < 1.25 for r in regressed)
+    assert all(r["floor"] >= 0.05 for r in doc["rows"])  # each row's floor is reported
     assert [f["head_status"] for f in doc["failures"]] == ["failed"]
     res = runner.invoke(app, ["compare", "run-0", "run-9", "--store", filled,
                               "--fail-on", "never"])

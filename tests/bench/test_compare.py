@@ -403,3 +403,61 @@ def test_paired_pvalues_with_zero_and_tied_differences_use_the_normal_approximat
     for i in range(3):
         ref = stats.wilcoxon(moved[i], clean[i], method="exact").pvalue
         assert exact[i] == pytest.approx(ref, rel=1e-12)
+
+
+def _history_runs(n: int, rng: np.random.Generator, *, swing: float,
+                  step_at: int | None = None) -> list[RunRecord]:
+    """``n`` runs of two cells: ``noisy`` whose whole-run level swings by ``swing`` (log sd)
+    from run to run with tight samples inside a run, and ``steady`` (1% level noise, +20% from
+    run ``step_at`` on)."""
+    runs = []
+    for r in range(n):
+        level = math.exp(rng.normal(0, swing))
+        step = 1.2 if step_at is not None and r >= step_at else 1.0
+        cells = []
+        for name, mu in (("noisy", level), ("steady", step * math.exp(rng.normal(0, 0.01)))):
+            params = {"cell": name}
+            samples = [Sample("wall_s", float(mu * (1 + 0.01 * rng.standard_normal())), s, 0)
+                       for s in range(12)]
+            cells.append(CellResult(cell_key("evolution", params), "evolution", params, "ok",
+                                    samples))
+        info = RunInfo(id=f"r{r}", name=f"r{r}", spec_name="s", target="evolution",
+                       status="finished", created_at=float(r), environment={})
+        runs.append(RunRecord(info, cells))
+    return runs
+
+
+def test_run_to_run_noise_raises_the_floor_of_cells_that_swing_between_runs() -> None:
+    from allele.bench.compare import noise_floor, run_to_run_noise
+
+    rng = np.random.default_rng(21)
+    runs = _history_runs(12, rng, swing=0.25, step_at=9)
+    noise = run_to_run_noise(runs)
+    noisy = noise[(cell_key("evolution", {"cell": "noisy"}), "wall_s")]
+    steady = noise[(cell_key("evolution", {"cell": "steady"}), "wall_s")]
+    assert 0.12 < noisy < 0.5  # the true run-to-run spread is exp(0.25) - 1 = 28%
+    assert steady < 0.03  # one +20% step in the history barely moves the estimate
+    assert run_to_run_noise(runs[:4]) == {}  # too few runs to say anything
+    assert noise_floor(0.05, None) == 0.05 and noise_floor(0.05, 0.001) == 0.05
+    assert noise_floor(0.05, noisy) > 0.3
+    # base and head: the noisy cell 35% slower in head (a swing), the steady one +20% (a step)
+    base, head = runs[8], runs[9]
+    noisy_key = cell_key("evolution", {"cell": "noisy"})
+    for c in head.cells:
+        if c.key == noisy_key:
+            ref = base.cell(noisy_key)
+            assert ref is not None
+            c.samples = [Sample(s.metric, s.value * 1.35, s.seed, s.repeat) for s in ref.samples]
+    plain = {r.params["cell"]: r.verdict for r in compare_runs(base, head).rows}
+    assert plain == {"noisy": "regressed", "steady": "regressed"}
+    judged = compare_runs(base, head, noise=noise)
+    verdicts = {r.params["cell"]: r for r in judged.rows}
+    # the swing is within what this cell does between identical runs: not a verdict, and not
+    # "unchanged" either; the step in the steady cell still is a regression
+    assert verdicts["noisy"].verdict == "inconclusive"
+    assert verdicts["noisy"].estimate.floor == pytest.approx(noise_floor(0.05, noisy))
+    assert verdicts["steady"].verdict == "regressed"
+    assert verdicts["steady"].estimate.floor == 0.05
+    note = judged.noise_note()
+    assert note is not None and note.startswith("1 of 2 cell metrics move between identical")
+    assert compare_runs(base, head).noise_note() is None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +90,9 @@ class Estimate:
     applied in this comparison (``q / m`` when nothing was significant); ``inf`` when the test
     cannot reach that level with this many samples."""
     verdict: Verdict
+    floor: float = DEFAULT_FLOOR
+    """The practical floor this row was judged with: the comparison's, or higher when the cell's
+    history shows it moving that much between identical runs (:func:`run_to_run_noise`)."""
 
     @property
     def change(self) -> float:
@@ -145,6 +148,15 @@ class Comparison:
         for r in self.rows:
             out[r.verdict] += 1
         return out
+
+    def noise_note(self) -> str | None:
+        """A sentence when some rows were judged with a floor raised by their history."""
+        raised = [r.estimate.floor for r in self.rows if r.estimate.floor > self.floor + 1e-12]
+        if not raised:
+            return None
+        return (f"{len(raised)} of {len(self.rows)} cell metrics move between identical runs "
+                f"by more than the {self.floor:.0%} floor (run-to-run noise in their history); "
+                f"each was judged against its own floor, up to {max(raised):.0%}")
 
     @property
     def warnings(self) -> list[str]:
@@ -407,14 +419,18 @@ def _bh(p: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _verdict(direction: Direction, q_value: float, lo: float, hi: float, q: float,
-             floor: float) -> Verdict:
+             floor: float, unchanged_floor: float | None = None) -> Verdict:
+    """``floor`` decides regressed / improved; ``unchanged_floor`` (default ``floor``) decides
+    unchanged. A floor raised by run-to-run noise makes a verdict harder to earn, but a CI
+    inside it does not show that nothing changed: that stays inconclusive."""
     significant = bool(np.isfinite(q_value) and q_value <= q)
     worse_up = direction == "lower"
     if significant and lo > 1.0 + floor:
         return "regressed" if worse_up else "improved"
     if significant and hi < 1.0 - floor:
         return "improved" if worse_up else "regressed"
-    if lo >= 1.0 - floor and hi <= 1.0 + floor:
+    still = floor if unchanged_floor is None else min(floor, unchanged_floor)
+    if lo >= 1.0 - still and hi <= 1.0 + still:
         return "unchanged"
     return "inconclusive"
 
@@ -422,9 +438,10 @@ def _verdict(direction: Direction, q_value: float, lo: float, hi: float, q: floa
 def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayLike] | ArrayLike,
                     *, direction: Direction | Sequence[Direction] = "lower",
                     paired: bool | Sequence[bool] = False, q: float = DEFAULT_Q,
-                    floor: float = DEFAULT_FLOOR, seed: int = 0,
+                    floor: float | Sequence[float] = DEFAULT_FLOOR, seed: int = 0,
                     n_boot: int = DEFAULT_N_BOOT,
-                    resolution: float | Sequence[float] = 0.0) -> list[Estimate]:
+                    resolution: float | Sequence[float] = 0.0,
+                    unchanged_floor: float | None = None) -> list[Estimate]:
     """Compare ``k`` BASE/HEAD sample pairs as one FDR family.
 
     ``base`` and ``head`` are each a sequence of ``k`` 1-D sample arrays (or a ``k x n`` array, or
@@ -434,11 +451,12 @@ def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayL
     metric's absolute resolution: when the mean of one side lies below it and the two means
     differ by less than it, the verdict is ``unchanged`` whatever the ratio (0 -> 14 us of system
     CPU time is not a regression of infinite size, nor 43 us -> 0 an improvement of 100%).
+    ``floor`` is the practical floor, one for all or one per comparison; ``unchanged_floor``,
+    when given, caps the floor within which a CI counts as ``unchanged`` (rows whose ``floor``
+    was raised for noise are then ``inconclusive`` rather than ``unchanged``).
     """
     if not 0.0 < q < 1.0:
         raise ValidationError(f"q must be in (0, 1), got {q}")
-    if floor < 0.0:
-        raise ValidationError(f"floor must be >= 0, got {floor}")
     if n_boot < 100:
         raise ValidationError(f"n_boot must be >= 100, got {n_boot}")
     bases = _as_list(base)
@@ -450,8 +468,13 @@ def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayL
     pairs = [paired] * k if isinstance(paired, bool) else list(paired)
     resolutions = ([float(resolution)] * k if isinstance(resolution, int | float)
                    else [float(r) for r in resolution])
-    if len(dirs) != k or len(pairs) != k or len(resolutions) != k:
-        raise ValidationError("direction, paired and resolution need one entry per comparison")
+    floors = ([float(floor)] * k if isinstance(floor, int | float)
+              else [float(f) for f in floor])
+    if len(dirs) != k or len(pairs) != k or len(resolutions) != k or len(floors) != k:
+        raise ValidationError("direction, paired, resolution and floor need one entry per "
+                              "comparison")
+    if any(not f >= 0.0 for f in floors):
+        raise ValidationError(f"floor must be >= 0, got {min(floors)}")
     for i in range(k):
         if pairs[i] and len(bases[i]) != len(heads[i]):
             raise ValidationError(f"comparison {i}: paired samples need equal lengths "
@@ -491,7 +514,7 @@ def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayL
         if not np.isfinite(cols["p_value"][i]) or min_p[i] > alpha_one or not np.isfinite(se):
             mde = math.inf
         else:
-            mde = max(floor + 0.5 * (hi - lo), (z_one + _POWER_Z) * se)
+            mde = max(floors[i] + 0.5 * (hi - lo), (z_one + _POWER_Z) * se)
         nb, nh = len(bases[i]), len(heads[i])
         test: TestName = ("none" if nb < 2 or nh < 2 else
                           "wilcoxon" if pairs[i] else "mannwhitneyu")
@@ -505,13 +528,15 @@ def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayL
                     and min(abs(mb), abs(mh)) < resolutions[i])
         verdict: Verdict = ("unchanged" if tiny else
                             "inconclusive" if test == "none" or math.isnan(lo)
-                            else _verdict(dirs[i], float(qv[i]), lo, hi, q, floor))
+                            else _verdict(dirs[i], float(qv[i]), lo, hi, q, floors[i],
+                                          unchanged_floor))
         out.append(Estimate(
             direction=dirs[i], n_base=nb, n_head=nh, paired=pairs[i], test=test,
             median_base=float(cols["median_base"][i]), median_head=float(cols["median_head"][i]),
             mean_base=float(cols["mean_base"][i]), mean_head=float(cols["mean_head"][i]),
             ratio=float(cols["ratio"][i]), ci_low=lo, ci_high=hi,
             p_value=float(cols["p_value"][i]), q_value=float(qv[i]), mde=mde, verdict=verdict,
+            floor=floors[i],
         ))
     return out
 
@@ -542,13 +567,60 @@ def _pairing(b: dict[tuple[int, int], float],
     return paired, [b[k] for k in kb], [h[k] for k in kh]
 
 
+NOISE_Z = 2.0
+"""A change must exceed this many standard deviations of the difference between two identical
+runs (``sqrt(2)`` times a cell's run-to-run spread) before the history lets it count."""
+MIN_NOISE_RUNS = 5
+"""Runs of a cell :func:`run_to_run_noise` needs before it estimates anything."""
+
+
+def run_to_run_noise(history: Sequence[RunRecord], *, min_runs: int = MIN_NOISE_RUNS
+                     ) -> dict[tuple[str, str], float]:
+    """How much each cell's median moves between runs, from a history of runs.
+
+    Per (cell key, metric) with a positive median in at least ``min_runs`` runs (``ok`` cells,
+    oldest first): ``sigma`` of the log-median from its successive differences, ``median |d| /
+    (0.6745 sqrt 2)``, which one real step in the history barely moves. Returned as a relative
+    spread, ``exp(sigma) - 1``. On a quiet machine it is small, and the comparison's own floor
+    rules. On a shared machine a millisecond cell can swing by 30% between identical runs, and
+    a comparison of two runs cannot see that from their samples: within one run they share its
+    conditions.
+    """
+    series: dict[tuple[str, str], list[float]] = {}
+    for run in sorted(history, key=lambda r: r.info.created_at):
+        for cell in run.cells:
+            if cell.status != "ok":
+                continue
+            for metric in cell.metrics():
+                values = cell.values(metric)
+                med = float(np.median(values)) if values else 0.0
+                if med > 0 and math.isfinite(med):
+                    series.setdefault((cell.key, metric), []).append(math.log(med))
+    out: dict[tuple[str, str], float] = {}
+    for key, logs in series.items():
+        if len(logs) >= min_runs:
+            sigma = float(np.median(np.abs(np.diff(logs)))) / (0.6745 * math.sqrt(2.0))
+            out[key] = math.exp(sigma) - 1.0
+    return out
+
+
+def noise_floor(floor: float, noise: float | None) -> float:
+    """The practical floor of one row: ``floor``, or the history's noise bound when larger."""
+    if noise is None:
+        return floor
+    return max(floor, math.exp(NOISE_Z * math.sqrt(2.0) * math.log1p(noise)) - 1.0)
+
+
 def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
                  floor: float = DEFAULT_FLOOR, seed: int = 0, n_boot: int = DEFAULT_N_BOOT,
-                 metrics: Sequence[str] | None = None) -> Comparison:
+                 metrics: Sequence[str] | None = None,
+                 noise: Mapping[tuple[str, str], float] | None = None) -> Comparison:
     """Compare every cell and metric measured ``ok`` in both runs (one FDR family).
 
     Cells in only one run are listed in ``only_in_base`` / ``only_in_head``; cells that did not
-    finish ``ok`` in one of the runs are listed in ``failures``.
+    finish ``ok`` in one of the runs are listed in ``failures``. ``noise`` (from
+    :func:`run_to_run_noise`) raises the practical floor of the rows whose history moves more
+    than ``floor`` between runs (:func:`noise_floor`).
     """
     head_cells = {c.key: c for c in head.cells}
     base_cells = {c.key: c for c in base.cells}
@@ -561,6 +633,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
     pairs: list[bool] = []
     dirs: list[Direction] = []
     res: list[float] = []
+    floors: list[float] = []
     wanted = set(metrics) if metrics is not None else None
     for key in sorted(set(base_cells) & set(head_cells)):
         cb, ch = base_cells[key], head_cells[key]
@@ -578,10 +651,12 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
             pairs.append(pr)
             dirs.append(direction_of(metric))
             res.append(resolution_of(metric))
+            floors.append(noise_floor(floor, (noise or {}).get((key, metric))))
     if not ident:
         return comp
-    ests = compare_samples(b_samples, h_samples, direction=dirs, paired=pairs, q=q, floor=floor,
-                           seed=seed, n_boot=n_boot, resolution=res)
+    ests = compare_samples(b_samples, h_samples, direction=dirs, paired=pairs, q=q,
+                           floor=floors, seed=seed, n_boot=n_boot, resolution=res,
+                           unchanged_floor=floor)
     comp.rows = [MetricComparison(c.key, c.target, dict(c.params), metric, est)
                  for (c, metric), est in zip(ident, ests, strict=True)]
     return comp

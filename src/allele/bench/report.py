@@ -31,6 +31,7 @@ from allele.bench.compare import (
     MetricComparison,
     compare_runs,
     environment_diff,
+    run_to_run_noise,
     split_params,
 )
 from allele.bench.model import CellResult, RunRecord, direction_of
@@ -275,7 +276,8 @@ def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
                 seed: int = 0) -> ReportData:
     """Compare ``run`` with ``baseline`` (if any) and look for change points in ``history``
     (runs up to and including ``run``)."""
-    comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed)
+    noise = run_to_run_noise(history) if baseline is not None else {}
+    comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed, noise=noise)
                   if baseline is not None else None)
     changes = find_changes(list(history)) if len(history) >= 6 else []
     return ReportData(run, baseline, comparison, changes, len(history))
@@ -453,6 +455,9 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
              f"ratio = HEAD/BASE of the means with a bootstrap 95% CI; FDR q = {comp.q}, "
              f"practical floor {comp.floor:.0%}.</p>"]
     parts.extend(f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in comp.warnings)
+    note = comp.noise_note()
+    if note:
+        parts.append(f"<p class='muted' id='noise-note'>{html.escape(note)}.</p>")
     if moved:
         fig = go.Figure()
         labels = [f"{shown.text(r)} · {r.metric}" for r in moved]
@@ -636,6 +641,10 @@ def render_markdown(data: ReportData) -> str:
         out.append("")
         for warning in comp.warnings:
             out.append(f"> **Warning:** {_md_escape(warning)}.")
+            out.append("")
+        note = comp.noise_note()
+        if note:
+            out.append(f"_{_md_escape(note)}._")
             out.append("")
         moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
         shown = _ShownParams(comp)

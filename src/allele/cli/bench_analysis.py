@@ -128,6 +128,9 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
             f"{len(comp.rows)} comparisons; add seeds or repeats to the spec.", highlight=False)
     for warning in comp.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    note = comp.noise_note()
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
                           + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
@@ -152,18 +155,25 @@ def compare_cmd(
         "--floor", help="Practical floor: smallest relative change worth a verdict.")] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
+    history: Annotated[int, typer.Option(
+        "--history", min=0, help="Runs up to HEAD whose run-to-run noise may raise a cell's "
+        "floor (0: the floor alone).")] = 20,
     store: StoreOpt = None,
 ) -> None:
     """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
     with one_line_errors():
-        from allele.bench.compare import compare_runs
+        from allele.bench.compare import compare_runs, run_to_run_noise
 
         with open_store_url(store) as st:
             b = st.load_run(base)
             h = st.load_run(head)
-        if b.info.id == h.info.id:
-            raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
-        comp = compare_runs(b, h, q=q, floor=floor, seed=seed)
+            if b.info.id == h.info.id:
+                raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
+            infos = [i for i in st.list_runs() if i.created_at <= h.info.created_at
+                     and i.status in ("finished", "interrupted")][:history]
+            past = [h if i.id == h.info.id else b if i.id == b.info.id else st.load_run(i.id)
+                    for i in infos]
+        comp = compare_runs(b, h, q=q, floor=floor, seed=seed, noise=run_to_run_noise(past))
         if as_json:
             sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
         else:
