@@ -440,6 +440,7 @@ def test_run_to_run_noise_raises_the_floor_of_cells_that_swing_between_runs() ->
     assert run_to_run_noise(runs[:4]) == {}  # too few runs to say anything
     assert noise_floor(0.05, None) == 0.05 and noise_floor(0.05, 0.001) == 0.05
     assert noise_floor(0.05, noisy) > 0.3
+    assert noise_floor(0.05, 40.0) == 1.0 and noise_floor(1.5, 40.0) == 1.5  # capped at +100%
     # base and head: the noisy cell 35% slower in head (a swing), the steady one +20% (a step)
     base, head = runs[8], runs[9]
     noisy_key = cell_key("evolution", {"cell": "noisy"})
@@ -461,3 +462,8 @@ def test_run_to_run_noise_raises_the_floor_of_cells_that_swing_between_runs() ->
     note = judged.noise_note()
     assert note is not None and note.startswith("1 of 2 cell metrics move between identical")
     assert compare_runs(base, head).noise_note() is None
+    # medians at a metric's resolution (sys time of 0 or a few us) are left out
+    for i, run in enumerate(runs):
+        for c in run.cells:
+            c.samples += [Sample("cpu_sys_s", 1e-5 * (1 + i % 3), s, 0) for s in range(12)]
+    assert all(metric != "cpu_sys_s" for _, metric in run_to_run_noise(runs))

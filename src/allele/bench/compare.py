@@ -594,7 +594,9 @@ def run_to_run_noise(history: Sequence[RunRecord], *, min_runs: int = MIN_NOISE_
             for metric in cell.metrics():
                 values = cell.values(metric)
                 med = float(np.median(values)) if values else 0.0
-                if med > 0 and math.isfinite(med):
+                # a median at the metric's resolution floor carries no signal (system CPU
+                # time of 0 or a few microseconds): its log would swing by orders of magnitude
+                if med > resolution_of(metric) and math.isfinite(med):
                     series.setdefault((cell.key, metric), []).append(math.log(med))
     out: dict[tuple[str, str], float] = {}
     for key, logs in series.items():
@@ -604,11 +606,17 @@ def run_to_run_noise(history: Sequence[RunRecord], *, min_runs: int = MIN_NOISE_
     return out
 
 
+MAX_NOISE_FLOOR = 1.0
+"""The history never raises a floor beyond +100% (a cell that doubles still gets a verdict)."""
+
+
 def noise_floor(floor: float, noise: float | None) -> float:
-    """The practical floor of one row: ``floor``, or the history's noise bound when larger."""
+    """The practical floor of one row: ``floor``, or the history's noise bound when larger
+    (at most :data:`MAX_NOISE_FLOOR`, or ``floor`` if that is larger still)."""
     if noise is None:
         return floor
-    return max(floor, math.exp(NOISE_Z * math.sqrt(2.0) * math.log1p(noise)) - 1.0)
+    bound = math.exp(NOISE_Z * math.sqrt(2.0) * math.log1p(noise)) - 1.0
+    return max(floor, min(bound, MAX_NOISE_FLOOR))
 
 
 def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,

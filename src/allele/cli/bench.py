@@ -172,6 +172,9 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
                           + " (`allele bench compare` for the table)", highlight=False)
         for warning in comp.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        note = comp.noise_note()
+        if note:
+            err_console.print(f"[dim]note: {note}[/]", highlight=False)
 
 
 @app.command("list")
