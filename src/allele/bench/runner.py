@@ -209,11 +209,11 @@ class Runner:
                 for part in executor.run(batch, on_start):
                     if progress is not None:
                         progress.cell_finished(started.pop(part.key, None), part)
-                    done = parts.setdefault(part.key, [])
-                    done.append(part)
-                    if len(done) < rounds[part.key]:
+                    parts.setdefault(part.key, []).append(part)
+                    if len(parts[part.key]) < rounds[part.key]:
                         continue  # the cell is stored once all its rounds are in
-                    result = merge_rounds(parts.pop(part.key)) if len(done) > 1 else part
+                    done = parts.pop(part.key)
+                    result = done[0] if len(done) == 1 else merge_rounds(done)
                     self.store.save_cell(run_id, result)
                     summary.executed += 1
                     if result.status != "ok":
