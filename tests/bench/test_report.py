@@ -230,3 +230,24 @@ def test_busier_machine_warning_in_html_and_markdown() -> None:
     calm = report_data(head, base, history=runs)
     assert calm.comparison is not None and calm.comparison.warnings == []
     assert "class='warning'" not in render_html(calm)
+
+
+def test_ratio_axis_keeps_every_point_and_not_one_huge_interval() -> None:
+    import dataclasses
+
+    from allele.bench.compare import MetricComparison, compare_samples
+    from allele.bench.report import _ratio_axis
+
+    rng = np.random.default_rng(9)
+    base = [rng.normal(1.0, 0.01, 12) for _ in range(3)]
+    head = [base[0] * 1.3, base[1] * 0.9, base[2] * 1.02]
+    rows = [MetricComparison(f"k{i}", "evolution", {}, "wall_s", e)
+            for i, e in enumerate(compare_samples(base, head, paired=True))]
+    # one row with a CI reaching +1800% (a tiny sys time that jumped in one sample)
+    wild = rows[2].estimate
+    rows[2] = MetricComparison("k2", "evolution", {}, "cpu_sys_s",
+                               dataclasses.replace(wild, ci_high=19.0))
+    lo, hi = _ratio_axis(rows, 0.05)
+    assert lo < 0.9 < 1.3 < hi < 2.0  # every point shown, the wild CI cut at the edge
+    assert lo <= 0.95 and hi >= 1.05  # the floor lines stay in view
+    assert _ratio_axis([], 0.05) is None

@@ -366,7 +366,8 @@ class _Figures:
 
     def div(self, fig: Any) -> str:
         self.count += 1
-        fig.update_layout(margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=380,
+        fig.update_layout(margin={"l": 60, "r": 20, "t": 50, "b": 50},
+                          height=fig.layout.height or 380,  # a chart may need more rows
                           template="plotly_white")
         out: str = fig.to_html(full_html=False, include_plotlyjs=False,
                                div_id=f"chart-{self.count}",
@@ -480,7 +481,10 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                           line_color="#8a9099")
         fig.update_layout(title_text="HEAD/BASE ratio with 95% CI (dotted: practical floor)",
                           height=max(380, 24 * len(moved) + 120))
-        fig.update_yaxes(autorange="reversed")
+        fig.update_yaxes(autorange="reversed", dtick=1)  # a label on every row
+        x_range = _ratio_axis(moved, comp.floor)
+        if x_range is not None:
+            fig.update_xaxes(range=list(x_range))
         parts.append(figs.div(fig))
     headers = ["target", "params", "metric", "base median", "head median", "change",
                "95% CI", "p", "q (BH)", "MDE", "test", "verdict"]
@@ -513,6 +517,26 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
         parts.append(f"<p class='muted'>{len(comp.only_in_base)} cells only in the baseline, "
                      f"{len(comp.only_in_head)} only in this run.</p>")
     return "<section>" + "".join(parts) + "</section>"
+
+
+def _ratio_axis(rows: Sequence[MetricComparison], floor: float = 0.05
+                ) -> tuple[float, float] | None:
+    """The ratio chart's x range: every point, and the CIs up to twice the largest point's
+    distance from 1. One CI of [0.9, 19] (a sys time of 0.1 ms in a run) would otherwise squeeze
+    every other row into a sliver; its bar then runs off the edge of the chart."""
+    ests = [r.estimate for r in rows  # the rows the chart draws
+            if all(math.isfinite(v) for v in (r.estimate.ratio, r.estimate.ci_low,
+                                               r.estimate.ci_high))]
+    if not ests:
+        return None
+    points = [e.ratio for e in ests]
+    lows = [e.ci_low for e in ests if math.isfinite(e.ci_low)]
+    highs = [e.ci_high for e in ests if math.isfinite(e.ci_high)]
+    reach = 2.0 * max(abs(p - 1.0) for p in points) + 0.1
+    lo = min(max(min([*points, *lows]), 1.0 - reach, 0.0), 1.0 - floor)  # floor lines shown
+    hi = max(min(max([*points, *highs]), 1.0 + reach), 1.0 + floor)
+    pad = 0.05 * (hi - lo)
+    return max(0.0, lo - pad), hi + pad
 
 
 def _changes_section(data: ReportData) -> str:
