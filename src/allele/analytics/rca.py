@@ -188,6 +188,16 @@ def _encode(params: Sequence[Mapping[str, Any]], names: list[str]) -> tuple[Floa
     return np.stack(cols, axis=1), owners
 
 
+def _log_effects(before: FloatArray, after: ArrayLike) -> FloatArray:
+    """Per-cell ``log(after / before)``; both positive and of one length."""
+    af = as_series(after, name="after")
+    if af.size != before.size:
+        raise AnalyticsError("before and after differ in length")
+    if np.any(before <= 0) or np.any(af <= 0):
+        raise AnalyticsError("before/after must be positive to compare as ratios")
+    return np.log(af / before)
+
+
 _UNSET = "(unset)"
 """The group of cells that do not have a parameter (cells of another target)."""
 
@@ -213,15 +223,7 @@ def rank_parameter_causes(
     b = as_series(before, name="before")
     if len(params) != b.size:
         raise AnalyticsError(f"{len(params)} parameter sets but {b.size} values")
-    if after is not None:
-        af = as_series(after, name="after")
-        if af.size != b.size:
-            raise AnalyticsError("before and after differ in length")
-        if np.any(b <= 0) or np.any(af <= 0):
-            raise AnalyticsError("before/after must be positive to compare as ratios")
-        effect = np.log(af / b)
-    else:
-        effect = b
+    effect = _log_effects(b, after) if after is not None else b
     names = sorted({k for p in params for k in p})
     if not names:
         raise AnalyticsError("cells have no parameters")
@@ -279,30 +281,25 @@ def common_shift(before: ArrayLike, after: ArrayLike, *, metric: str = "wall_s")
     alike (the machine, a shared dependency, the environment), small when a few cells moved
     (then a matrix parameter usually explains it). None for fewer than 4 cells or no change.
     """
-    b = as_series(before, name="before")
-    af = as_series(after, name="after")
-    if af.size != b.size:
-        raise AnalyticsError("before and after differ in length")
-    if b.size < 4:
+    effect = _log_effects(as_series(before, name="before"), after)
+    if effect.size < 4:
         return None
-    if np.any(b <= 0) or np.any(af <= 0):
-        raise AnalyticsError("before/after must be positive to compare as ratios")
-    effect = np.log(af / b)
     energy = float(np.sum(effect**2))
     if energy == 0.0:
         return None
     mean = float(effect.mean())
-    share = float(b.size * mean**2 / energy)
+    share = float(effect.size * mean**2 / energy)
     same_sign = int(np.sum(np.sign(effect) == np.sign(mean)))
+    n = int(effect.size)
     pct = (math.exp(float(np.median(effect))) - 1) * 100
     lo, hi = ((math.exp(float(x)) - 1) * 100 for x in (effect.min(), effect.max()))
     return Cause(
         "shift", "all cells", share,
         f"a shift common to all cells explains {share:.0%} of the {metric} change: median "
-        f"{pct:+.1f}% (cells from {lo:+.1f}% to {hi:+.1f}%, {same_sign} of {b.size} in the same "
+        f"{pct:+.1f}% (cells from {lo:+.1f}% to {hi:+.1f}%, {same_sign} of {n} in the same "
         "direction); a cause shared by every cell (machine load, a dependency, the environment) "
         "fits that part better than any parameter",
-        {"share": share, "median_pct": pct, "same_direction": same_sign, "cells": int(b.size)})
+        {"share": share, "median_pct": pct, "same_direction": same_sign, "cells": n})
 
 
 _ENV_WEIGHTS = (

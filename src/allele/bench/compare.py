@@ -226,6 +226,13 @@ def split_params(rows: Sequence[MetricComparison]) -> dict[str, tuple[list[str],
     return out
 
 
+def row_params(split: Mapping[str, tuple[list[str], dict[str, Any]]],
+                   row: MetricComparison) -> dict[str, Any]:
+    """The parameters of ``row`` that vary within its target (``split`` from
+    :func:`split_params`)."""
+    return {k: row.params[k] for k in split[row.target][0] if k in row.params}
+
+
 def _load_1m(info: RunInfo) -> float | None:
     load = (info.environment or {}).get("load")
     value = load.get("1m") if isinstance(load, dict) else None

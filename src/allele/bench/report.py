@@ -31,6 +31,7 @@ from allele.bench.compare import (
     MetricComparison,
     compare_runs,
     environment_diff,
+    row_params,
     run_to_run_noise,
     split_params,
 )
@@ -236,8 +237,7 @@ class _ShownParams:
         self.split = split_params(comp.rows)
 
     def text(self, r: MetricComparison) -> str:
-        keys = self.split[r.target][0]
-        return _params_text({k: r.params[k] for k in keys if k in r.params})
+        return _params_text(row_params(self.split, r))
 
     def fixed_lines(self) -> list[str]:
         return [f"{target}, in every cell: {_params_text(fixed)}"
@@ -298,13 +298,22 @@ def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None 
     """The runs :func:`build_report` needs from ``store``, compared and analysed."""
     run = store.load_run(run_ref)
     baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
-    infos = [i for i in store.list_runs() if i.created_at <= run.info.created_at
-             and i.status in ("finished", "interrupted")]
-    infos = infos[:history_runs]
-    history = [run if i.id == run.info.id else store.load_run(i.id) for i in infos]
-    if all(r.info.id != run.info.id for r in history):
-        history.append(run)
+    history = load_history(store, run, history_runs, loaded=[baseline] if baseline else [])
     return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
+
+
+def load_history(store: ResultStore, head: RunRecord, limit: int = HISTORY_RUNS, *,
+                 loaded: Sequence[RunRecord] = ()) -> list[RunRecord]:
+    """The newest ``limit`` finished or interrupted runs created up to ``head`` (``head``
+    always among them): the history behind change points and run-to-run noise. Runs already
+    in memory (``head``, ``loaded``) are reused, not read again."""
+    known = {r.info.id: r for r in (head, *loaded)}
+    infos = [i for i in store.list_runs() if i.created_at <= head.info.created_at
+             and i.status in ("finished", "interrupted")][:limit]
+    history = [known.get(i.id) or store.load_run(i.id) for i in infos]
+    if all(r.info.id != head.info.id for r in history):
+        history.append(head)
+    return history
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,11 +539,11 @@ def _ratio_axis(rows: Sequence[MetricComparison], floor: float = 0.05
     if not ests:
         return None
     points = [e.ratio for e in ests]
-    lows = [e.ci_low for e in ests if math.isfinite(e.ci_low)]
-    highs = [e.ci_high for e in ests if math.isfinite(e.ci_high)]
     reach = 2.0 * max(abs(p - 1.0) for p in points) + 0.1
-    lo = min(max(min([*points, *lows]), 1.0 - reach, 0.0), 1.0 - floor)  # floor lines shown
-    hi = max(min(max([*points, *highs]), 1.0 + reach), 1.0 + floor)
+    lows = [*points, *(e.ci_low for e in ests)]
+    highs = [*points, *(e.ci_high for e in ests)]
+    lo = min(max(min(lows), 1.0 - reach, 0.0), 1.0 - floor)  # the floor lines stay in view
+    hi = max(min(max(highs), 1.0 + reach), 1.0 + floor)
     pad = 0.05 * (hi - lo)
     return max(0.0, lo - pad), hi + pad
 

@@ -150,6 +150,7 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
 def _write_report(st: Any, run_id: str, path: Path) -> None:
     """The HTML report of ``run_id``, against the previous finished run of the same spec."""
     from allele.bench.report import load_report_data, render_html
+    from allele.cli.bench_analysis import print_conditions
 
     info = st.get_run(run_id)
     baseline = next((r for r in st.list_runs(None)
@@ -170,11 +171,7 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
         err_console.print(f"[{style}]against {comp.base.name}:[/] "
                           + ", ".join(f"{n} {v}" for v, n in counts.items())
                           + " (`allele bench compare` for the table)", highlight=False)
-        for warning in comp.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        note = comp.noise_note()
-        if note:
-            err_console.print(f"[dim]note: {note}[/]", highlight=False)
+        print_conditions(comp)
 
 
 @app.command("list")

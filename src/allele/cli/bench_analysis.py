@@ -33,7 +33,7 @@ from allele.cli._common import StoreOpt, make_console, one_line_errors, open_sto
 from allele.errors import AlleleError, ConfigError
 
 if TYPE_CHECKING:
-    from allele.bench.compare import Comparison, MetricComparison
+    from allele.bench.compare import Comparison
     from allele.bench.regress import RegressionReport
     from allele.bench.store import ResultStore
 
@@ -95,17 +95,12 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
                 "verdict"):
         table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
                          else "left", overflow="fold")
-    from allele.bench.compare import split_params
+    from allele.bench.compare import row_params, split_params
 
     shown = split_params(comp.rows)
-
-    def varying(r: MetricComparison) -> str:
-        keys = shown[r.target][0]
-        return _params({k: r.params[k] for k in keys if k in r.params})
-
     for r in rows:
         e = r.estimate
-        table.add_row(r.target, varying(r), r.metric, _num(e.median_base),
+        table.add_row(r.target, _params(row_params(shown, r)), r.metric, _num(e.median_base),
                       _num(e.median_head), _pct(e.ratio),
                       f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", _num(e.q_value),
                       "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
@@ -126,11 +121,7 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
             f"[yellow]note:[/] {len(blind)} of {len(comp.rows)} cell metrics have too few "
             f"samples (e.g. {n}) for any verdict to survive FDR control over "
             f"{len(comp.rows)} comparisons; add seeds or repeats to the spec.", highlight=False)
-    for warning in comp.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    note = comp.noise_note()
-    if note:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    print_conditions(comp)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
                           + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
@@ -139,6 +130,15 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
         err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
                           f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
                           highlight=False)
+
+
+def print_conditions(comp: Comparison) -> None:
+    """What besides the code may have moved the numbers: a busier machine, run-to-run noise."""
+    for warning in comp.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    note = comp.noise_note()
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def compare_cmd(
@@ -163,16 +163,14 @@ def compare_cmd(
     """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
     with one_line_errors():
         from allele.bench.compare import compare_runs, run_to_run_noise
+        from allele.bench.report import load_history
 
         with open_store_url(store) as st:
             b = st.load_run(base)
             h = st.load_run(head)
             if b.info.id == h.info.id:
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
-            infos = [i for i in st.list_runs() if i.created_at <= h.info.created_at
-                     and i.status in ("finished", "interrupted")][:history]
-            past = [h if i.id == h.info.id else b if i.id == b.info.id else st.load_run(i.id)
-                    for i in infos]
+            past = load_history(st, h, history, loaded=[b])
         comp = compare_runs(b, h, q=q, floor=floor, seed=seed, noise=run_to_run_noise(past))
         if as_json:
             sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
