@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from allele.machine import cpu_affinity
+
 MAIN_DEPENDENCIES = ("numpy", "scipy", "numba", "pydantic", "SQLAlchemy", "psutil", "dask",
                      "distributed", "llama_cpp_python", "scikit-learn", "statsmodels", "torch",
                      "mlflow")
@@ -142,10 +144,7 @@ def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
         physical = psutil.cpu_count(logical=False)
     except Exception:
         freq, mem_total, physical = None, None, None
-    try:
-        affinity: int | None = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = None
+    affinity = cpu_affinity()
     try:
         import numpy as np
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import signal
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any, Self
 from allele.bench.model import CellResult, CellStatus
 from allele.bench.profiler import CellTask, describe_exit, run_cell
 from allele.errors import BenchmarkError, ConfigError
+from allele.machine import usable_cpus
 
 StartHook = Callable[[CellTask], None]
 KILL_GRACE_S = 2.0
@@ -175,7 +175,7 @@ class ProcessPoolExecutor(Executor):
     name = "process"
 
     def __init__(self, workers: int | None = None, *, start_method: str | None = None) -> None:
-        n = workers if workers is not None else _usable_cores()
+        n = workers if workers is not None else usable_cpus()
         if n < 1:
             raise ConfigError(f"workers must be >= 1, got {n}")
         self.workers = n
@@ -320,13 +320,6 @@ class ProcessPoolExecutor(Executor):
         self._pool.clear()
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 # --- Dask ---------------------------------------------------------------------------------------
 
 
@@ -364,7 +357,7 @@ class DaskExecutor(Executor):
             if address is None:
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                        n_workers=workers or _usable_cores(), threads_per_worker=1,
+                        n_workers=workers or usable_cpus(), threads_per_worker=1,
                         processes=processes, dashboard_address=":0", silence_logs=40)
                 self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
             else:

@@ -86,6 +86,7 @@ from allele.core.observer import (
     notify,
 )
 from allele.errors import NotFittedError, ValidationError
+from allele.machine import usable_cpus
 
 __all__ = ["Backend", "KrakenLNN", "SequenceResult", "reservoir_states_reference"]
 
@@ -427,13 +428,6 @@ _HELPER_SPIN_BUDGET = 20_000
 """Spins (each with a ``pause``) the helper waits for the next step before yielding its CPU."""
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
-
-
 def _chunk_rows(units: int) -> int:
     """The kernel's chunk size for a reservoir: fixed per reservoir, so that every run of it
     splits the rows the same way (a row's value never depends on the run's length)."""
@@ -441,7 +435,7 @@ def _chunk_rows(units: int) -> int:
 
 
 def _worth_a_helper(steps: int, units: int) -> bool:
-    return steps >= _HELPER_MIN_STEPS and units >= _HELPER_MIN_UNITS and _usable_cpus() > 1
+    return steps >= _HELPER_MIN_STEPS and units >= _HELPER_MIN_UNITS and usable_cpus() > 1
 
 
 def _helper(*args: Any) -> None:

@@ -32,7 +32,6 @@ import atexit
 import contextlib
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any, Literal, TypedDict
 import httpx
 
 from allele.errors import ProviderError
+from allele.machine import usable_cpus
 
 MAX_BACKOFF_S = 8.0
 """Upper bound of one backoff sleep between retries, in seconds."""
@@ -609,12 +609,12 @@ _models_lock = threading.Lock()
 
 
 def default_threads() -> int:
-    """Threads for the in-process model: half the logical CPUs (at least 1).
+    """Threads for the in-process model: half the usable CPUs (at least 1).
 
     The same count is used for prompt evaluation: llama.cpp's default of all logical CPUs for
     batches was 3-4 times slower here on a busy 2-core machine.
     """
-    return max(1, (os.cpu_count() or 2) // 2)
+    return max(1, usable_cpus() // 2)
 
 
 def _load_llama(path: Path, n_ctx: int, seed: int, n_threads: int) -> _LoadedModel:
