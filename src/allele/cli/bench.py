@@ -218,7 +218,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         f"{cpu.get('model', '?')} x{cpu.get('logical', '?')}, Python {py}"
         + (f", git {commit}" if commit else "")
         + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
-        highlight=False)
+        highlight=False, soft_wrap=True)
     by_target: dict[str, list[Any]] = {}
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
