@@ -36,8 +36,8 @@ from pathlib import Path
 from allele.bench.executors import ProcessPoolExecutor
 from allele.bench.runner import Runner
 from allele.bench.spec import loads_suite
-from allele.bench.store import open_store
 from allele.bench.targets import work
+from allele.store import open_store
 
 TARGET = "allele.bench.targets:work"
 

@@ -63,8 +63,8 @@ from sqlalchemy import (
     select,
 )
 
-from allele.bench.model import CellResult, RunInfo, Sample, cell_key
-from allele.bench.store import open_store
+from allele.store import open_store
+from allele.store.model import CellResult, RunInfo, Sample, cell_key
 
 METRICS = ("wall_s", "cpu_user_s", "peak_rss_mb", "best_fitness", "diversity")
 SEEDS = 10

@@ -8,10 +8,10 @@ import numpy as np
 from typer.testing import CliRunner
 
 from allele.analytics.synthetic import anomaly_benchmark, response_surface
-from allele.bench.model import CellResult, Sample, cell_key
-from allele.bench.store import open_store
 from allele.cli.analyze import app
 from allele.observe.metrics import MetricPoint
+from allele.store import open_store
+from allele.store.model import CellResult, Sample, cell_key
 
 runner = CliRunner()
 

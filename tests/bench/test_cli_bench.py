@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from allele.bench.store import open_store
 from allele.cli.bench import app
+from allele.store import open_store
 
 T = "tests.bench.runner_targets"
 runner = CliRunner()
@@ -174,9 +174,9 @@ def test_summary_statistics() -> None:
 def test_rich_progress_reports_done_failed_and_current_cell() -> None:
     from rich.console import Console
 
-    from allele.bench.model import CellResult
     from allele.bench.profiler import CellTask
     from allele.bench.runner import RichProgress
+    from allele.store.model import CellResult
 
     buf = io.StringIO()
     progress = RichProgress(Console(file=buf, width=200, force_terminal=False))

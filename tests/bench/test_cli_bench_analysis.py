@@ -12,10 +12,10 @@ import typer
 from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
-from allele.bench.model import RunRecord
-from allele.bench.store import open_store
 from allele.cli.bench_analysis import cell_matcher, parse_since, register
 from allele.errors import ConfigError
+from allele.store import open_store
+from allele.store.model import RunRecord
 from tests.bench.test_report import history
 
 

@@ -16,8 +16,8 @@ from allele.bench.compare import (
     compare_samples,
     environment_diff,
 )
-from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 from allele.errors import ValidationError
+from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 METRICS = ("wall_s", "peak_rss_mb", "best_fitness")  # lower, lower, higher
 N_CELLS = 60
@@ -292,7 +292,7 @@ def test_environment_diff() -> None:
 
 
 def test_values_below_the_metric_resolution_are_unchanged_not_infinite_regressions() -> None:
-    from allele.bench.model import resolution_of
+    from allele.bench.metrics import resolution_of
 
     rng = np.random.default_rng(7)
     base = np.zeros(12)  # a cell that never entered the kernel: 0 s of system CPU time

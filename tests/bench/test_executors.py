@@ -13,9 +13,9 @@ from allele.bench.executors import (
     ProcessPoolExecutor,
     make_executor,
 )
-from allele.bench.model import cell_key
 from allele.bench.profiler import CellTask, run_cell
 from allele.errors import ConfigError
+from allele.store.model import cell_key
 
 T = "tests.bench.runner_targets"
 
@@ -144,7 +144,7 @@ def test_workers_that_cannot_start_are_an_error_not_crashed_cells(tmp_path: obje
 
     script = (
         "from allele.bench.executors import ProcessPoolExecutor\n"
-        "from allele.bench.model import cell_key\n"
+        "from allele.store.model import cell_key\n"
         "from allele.bench.profiler import CellTask\n"
         "from allele.errors import BenchmarkError\n"
         "t = CellTask(key=cell_key('x', {}), benchmark='b', "

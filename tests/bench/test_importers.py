@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from allele.bench.importers import cell_from_benchmark, import_files, import_pytest_benchmark
-from allele.bench.model import cell_key
-from allele.bench.store import open_store
 from allele.errors import ValidationError
+from allele.store import open_store
+from allele.store.model import cell_key
 
 
 def test_cell_from_benchmark_keys() -> None:

@@ -19,9 +19,9 @@ import pytest
 
 from allele.bench.compare import compare_runs
 from allele.bench.importers import import_pytest_benchmark
-from allele.bench.model import cell_key
-from allele.bench.store import open_store
 from allele.errors import StoreError
+from allele.store import open_store
+from allele.store.model import cell_key
 
 BENCH_MODULE = '''
 import pytest

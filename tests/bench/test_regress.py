@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 from allele.bench.regress import (
     analyse_runs,
     attribute,
@@ -16,6 +15,7 @@ from allele.bench.regress import (
     segment_stats,
 )
 from allele.errors import ValidationError
+from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 
 def test_energy_statistic_matches_direct_formula() -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 
-from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 from allele.bench.report import (
     heatmap_grid,
     pick_quality_metric,
@@ -23,6 +22,7 @@ from allele.bench.report import (
     varying_params,
 )
 from allele.errors import ValidationError
+from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 POPS = (50, 100, 250, 500, 1000)
 

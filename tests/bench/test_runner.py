@@ -18,8 +18,8 @@ from allele.bench.environment import fingerprint, stable_view
 from allele.bench.executors import ProcessPoolExecutor
 from allele.bench.runner import Runner, plan
 from allele.bench.spec import loads_suite
-from allele.bench.store import ResultStore, open_store
 from allele.errors import BenchmarkError, ConfigError
+from allele.store import ResultStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 T = "tests.bench.runner_targets"

@@ -10,7 +10,6 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from allele.bench.model import cell_key
 from allele.bench.runner import plan
 from allele.bench.spec import (
     BenchmarkSpec,
@@ -22,6 +21,7 @@ from allele.bench.spec import (
     parse_suite,
 )
 from allele.errors import AlleleError, ConfigError
+from allele.store.model import cell_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ import math
 import pytest
 
 from allele.bench.executors import ProcessPoolExecutor
-from allele.bench.model import cell_key
 from allele.bench.profiler import CellTask
 from allele.bench.targets import (
     BUILTINS,
@@ -25,6 +24,7 @@ from allele.bench.targets import (
     work,
 )
 from allele.errors import BenchmarkError
+from allele.store.model import cell_key
 
 
 def test_evolution_metrics_are_seeded_and_sensible() -> None:

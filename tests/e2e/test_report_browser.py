@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from allele.bench.report import render_html, report_data
 from allele.bench.runner import Runner
 from allele.bench.spec import load_suite
-from allele.bench.store import open_store
 from allele.cli.bench_analysis import register
+from allele.store import open_store
 from tests.bench.test_report import history
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from allele.bench.model import CellResult, Sample, cell_key
-from allele.bench.store import open_store
+from allele.store import open_store
+from allele.store.model import CellResult, Sample, cell_key
 
 T0 = 1_790_000_000.0  # 2026-09-21, fixed so the printed dates never move
 SEEDS = range(12)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from allele.bench.store import open_store
 from allele.core.evolution import EvolutionConfig, EvolutionEngine
 from allele.core.fitness import target_personality
 from allele.core.observer import ChatErrorStats
 from allele.observe import MetricSink, Telemetry
+from allele.store import open_store
 
 
 def test_points_reach_the_result_store(tmp_path: Path) -> None:

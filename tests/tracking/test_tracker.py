@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from allele.bench.model import CellResult, RunInfo, Sample
 from allele.core.evolution import EvolutionConfig, EvolutionEngine
 from allele.core.fitness import target_personality
 from allele.core.observer import ChatStats, default_observer
 from allele.errors import TrackingError
+from allele.store.model import CellResult, RunInfo, Sample
 from allele.tracking.mlflow import (
     TAG_ERROR,
     TAG_HOST,
@@ -233,7 +233,7 @@ def test_bench_runner_end_to_end_through_the_progress_hook(
         tracker: MlflowTracker, client: Any, experiment: str, tmp_path: Path) -> None:
     from allele.bench.runner import Runner
     from allele.bench.spec import loads_suite
-    from allele.bench.store import open_store
+    from allele.store import open_store
     from allele.tracking.mlflow import run_matrix_tracked
 
     suite = loads_suite("""

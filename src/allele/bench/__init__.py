@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from allele.bench.environment import fingerprint
-    from allele.bench.model import CellResult, RunInfo, RunRecord, Sample, cell_key
     from allele.bench.runner import Runner, RunSummary, run_spec
     from allele.bench.spec import BenchmarkSpec, SuiteSpec, load_suite, loads_suite
-    from allele.bench.store import ResultStore, open_store
+    from allele.store import ResultStore, open_store
+    from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 _EXPORTS = {
     "Runner": "allele.bench.runner",
@@ -34,13 +34,13 @@ _EXPORTS = {
     "loads_suite": "allele.bench.spec",
     "SuiteSpec": "allele.bench.spec",
     "BenchmarkSpec": "allele.bench.spec",
-    "open_store": "allele.bench.store",
-    "ResultStore": "allele.bench.store",
-    "CellResult": "allele.bench.model",
-    "RunInfo": "allele.bench.model",
-    "RunRecord": "allele.bench.model",
-    "Sample": "allele.bench.model",
-    "cell_key": "allele.bench.model",
+    "open_store": "allele.store",
+    "ResultStore": "allele.store",
+    "CellResult": "allele.store.model",
+    "RunInfo": "allele.store.model",
+    "RunRecord": "allele.store.model",
+    "Sample": "allele.store.model",
+    "cell_key": "allele.store.model",
     "fingerprint": "allele.bench.environment",
 }
 

@@ -1,6 +1,6 @@
 """Pairwise comparison of two runs: did HEAD make anything slower or worse than BASE?
 
-Pure statistics over arrays and :class:`~allele.bench.model.RunRecord` values; no I/O. For every
+Pure statistics over arrays and :class:`~allele.store.model.RunRecord` values; no I/O. For every
 cell and metric present in both runs:
 
 * medians and means of both sides, and the **ratio** HEAD/BASE of the means with a
@@ -14,7 +14,7 @@ cell and metric present in both runs:
   comparison (``q``);
 * a **verdict**: ``regressed`` / ``improved`` only when significant after FDR *and* the whole
   confidence interval lies beyond the practical ``floor`` in the worse / better direction of the
-  metric (:func:`allele.bench.model.direction_of`); ``unchanged`` when the interval lies within
+  metric (:func:`allele.bench.metrics.direction_of`); ``unchanged`` when the interval lies within
   the floor; otherwise ``inconclusive``, with the minimum detectable effect of the cell.
 
 Why the ratio of means and not of medians: the interval has to lie beyond the floor for a
@@ -42,15 +42,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from allele.bench.model import (
-    CellResult,
-    Direction,
-    RunInfo,
-    RunRecord,
-    direction_of,
-    resolution_of,
-)
+from allele.bench.metrics import Direction, direction_of, resolution_of
 from allele.errors import ValidationError
+from allele.store.model import CellResult, RunInfo, RunRecord
 
 Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
 TestName = Literal["wilcoxon", "mannwhitneyu", "none"]

@@ -1,7 +1,7 @@
 """Where cells run: in the runner's process, in a local pool of worker processes, or on Dask.
 
 Every executor takes a list of :class:`~allele.bench.profiler.CellTask` and yields one
-:class:`~allele.bench.model.CellResult` per task as soon as it is finished (in completion order),
+:class:`~allele.store.model.CellResult` per task as soon as it is finished (in completion order),
 so the runner can commit each one at once. A target's exception, a crash of the process running
 it, or a timeout never stops an executor: the cell's result says ``failed``, ``crashed`` or
 ``timeout`` with the reason.
@@ -34,10 +34,10 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Self
 
-from allele.bench.model import CellResult, CellStatus
 from allele.bench.profiler import CellTask, describe_exit, run_cell
 from allele.errors import BenchmarkError, ConfigError
 from allele.machine import usable_cpus
+from allele.store.model import CellResult, CellStatus
 
 StartHook = Callable[[CellTask], None]
 KILL_GRACE_S = 2.0

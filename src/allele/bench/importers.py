@@ -26,11 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.model import CellResult, Sample, cell_key
 from allele.errors import ValidationError
+from allele.store.model import CellResult, Sample, cell_key
 
 if TYPE_CHECKING:
-    from allele.bench.store import ResultStore
+    from allele.store import ResultStore
 
 SOURCE = "pytest-benchmark"
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allele.bench.model import CellResult, CellStatus, Sample
 from allele.bench.targets import TargetFn, resolve_target
+from allele.store.model import CellResult, CellStatus, Sample
 
 MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
 PROFILE_TOP = 20

@@ -66,7 +66,7 @@ def record_session(config: pytest.Config) -> str | None:
     """Write the session's benchmarks into the store as one run; its id (None: nothing ran)."""
     from allele.bench.environment import fingerprint
     from allele.bench.importers import SOURCE, cell_from_benchmark, record_cells
-    from allele.bench.store import open_store
+    from allele.store import open_store
 
     now = time.time()
     cells = {}

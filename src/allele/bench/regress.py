@@ -1,6 +1,6 @@
 """Change points in a cell's history of runs, the way Hunter / Apache Otava find them.
 
-Pure functions over arrays and :class:`~allele.bench.model.RunRecord` values; no I/O.
+Pure functions over arrays and :class:`~allele.store.model.RunRecord` values; no I/O.
 
 The detector is **E-divisive means** (Matteson & James 2014) with a Student/Welch t-test as the
 significance test of each candidate, run in two passes as Otava describes:
@@ -33,8 +33,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from allele.bench.model import Direction, RunInfo, RunRecord, direction_of
+from allele.bench.metrics import Direction, direction_of
 from allele.errors import ValidationError
+from allele.store.model import RunInfo, RunRecord
 
 ChangeKind = Literal["regression", "improvement"]
 

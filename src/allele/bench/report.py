@@ -35,12 +35,13 @@ from allele.bench.compare import (
     run_to_run_noise,
     split_params,
 )
-from allele.bench.model import CellResult, RunRecord, direction_of
+from allele.bench.metrics import direction_of
 from allele.bench.regress import ChangeGroup, find_changes
 from allele.errors import ValidationError
+from allele.store.model import CellResult, RunRecord
 
 if TYPE_CHECKING:
-    from allele.bench.store import ResultStore
+    from allele.store import ResultStore
 
 ReportFormat = Literal["html", "markdown"]
 

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
-from allele.bench.model import CellResult, RunStatus
 from allele.bench.profiler import CellTask
 from allele.bench.spec import SuiteSpec, matches, ordered, parse_filters
-from allele.bench.store import ResultStore
 from allele.bench.targets import resolve_target
 from allele.errors import BenchmarkError, ConfigError
+from allele.store import ResultStore
+from allele.store.model import CellResult, RunStatus
 
 SPEC_FORMAT = 1
 """Version of the ``spec`` document stored with a run."""
@@ -72,7 +72,7 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
     """Every cell of the suite that passes ``filters``, in the suite's order."""
     wanted = parse_filters(filters)
     tasks: list[CellTask] = []
-    from allele.bench.model import cell_key
+    from allele.store.model import cell_key
 
     by_round: dict[int, list[CellTask]] = {}
     for bench in suite.benchmarks:
@@ -352,7 +352,7 @@ def run_spec(path: str | Path, *, preset: str | None = None, store: str | None =
     >>> summary = run_spec("benchmarks/seed-matrix.yaml", preset="quick")  # doctest: +SKIP
     """
     from allele.bench.spec import load_suite
-    from allele.bench.store import open_store
+    from allele.store import open_store
 
     suite = load_suite(path, preset=preset)
     with open_store(store) as st:

@@ -56,8 +56,8 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from allele.bench.model import cell_key
 from allele.errors import AlleleError, ConfigError
+from allele.store.model import cell_key
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 Order = Literal["randomized", "sequential"]

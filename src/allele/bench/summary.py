@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allele.bench.model import CellResult
+from allele.store.model import CellResult
 
 CI_METHOD = "percentile bootstrap of the median (2000 resamples, seed 0)"
 

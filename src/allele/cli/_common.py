@@ -15,7 +15,7 @@ from rich.markup import escape
 from allele.errors import AlleleError
 
 if TYPE_CHECKING:
-    from allele.bench.store import ResultStore
+    from allele.store import ResultStore
 
 P = ParamSpec("P")
 
@@ -59,6 +59,6 @@ def errors_as_one_line(fn: Callable[P, None]) -> Callable[P, None]:
 
 def open_store_url(url: str | None) -> ResultStore:
     """The result store at ``url`` (default: the configured one)."""
-    from allele.bench.store import open_store
+    from allele.store import open_store
 
     return open_store(url)

@@ -1,5 +1,5 @@
 """``allele analyze``: forecasts, anomalies, alert grouping, root causes and recommendations
-over the result store. This face only composes :mod:`allele.bench.store` with
+over the result store. This face only composes :mod:`allele.store` with
 :mod:`allele.analytics`; every computation lives in the analytics layer."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _emit_json(data: Any) -> None:
 
 def _series(store_url: str | None, metric: str, component: str | None
             ) -> tuple[list[float], list[float], str]:
-    from allele.bench.store import open_store
+    from allele.store import open_store
 
     with open_store(store_url) as store:
         points = store.read_metric_points(metric, component)
@@ -233,7 +233,7 @@ def rca(
     if base is None or new is None:
         raise AnalyticsError("give two runs (BASE NEW), or --target and --candidates")
     from allele.analytics.rca import common_shift, diff_environments, rank_parameter_causes
-    from allele.bench.store import open_store
+    from allele.store import open_store
 
     with open_store(store) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
@@ -306,8 +306,8 @@ def recommend(
 ) -> None:
     """Recommend configurations (quality vs cost) from a run's matrix results."""
     from allele.analytics.recommend import PerformanceOptimizer
-    from allele.bench.model import direction_of
-    from allele.bench.store import open_store
+    from allele.bench.metrics import direction_of
+    from allele.store import open_store
 
     with open_store(store) as st:
         record = st.load_run(run)

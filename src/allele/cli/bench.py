@@ -29,7 +29,7 @@ from allele.cli._common import StoreOpt, make_console, one_line_errors, open_sto
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
-    from allele.bench.model import RunInfo, RunRecord
+    from allele.store.model import RunInfo, RunRecord
 
 app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)

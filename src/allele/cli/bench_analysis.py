@@ -35,7 +35,7 @@ from allele.errors import AlleleError, ConfigError
 if TYPE_CHECKING:
     from allele.bench.compare import Comparison
     from allele.bench.regress import RegressionReport
-    from allele.bench.store import ResultStore
+    from allele.store import ResultStore
 
 console = make_console(width=160)
 err_console = make_console(stderr=True, width=160)

@@ -88,7 +88,7 @@ def serve(
     settings = load_settings()
     sink: Any = None
     if store is not None:
-        from allele.bench.store import open_store
+        from allele.store import open_store
 
         sink = open_store(store)
     telemetry = Telemetry(settings=settings, sink=sink)

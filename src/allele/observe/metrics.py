@@ -28,9 +28,12 @@ from allele.core.observer import (
     SequenceStats,
 )
 
+# A point is defined by the store, which receives it (see MetricSink below); re-exported here.
+from allele.store.points import Labels as Labels
+from allele.store.points import MetricPoint as MetricPoint
+
 MetricKind = Literal["counter", "gauge", "histogram"]
 Source = Literal["evolution", "kraken", "readout", "agent", "system"]
-Labels = tuple[tuple[str, str], ...]
 Record = tuple[float, Any, tuple[Any, ...]]
 """``(timestamp, stats, derived)``; see the module docstring."""
 
@@ -46,17 +49,6 @@ class SystemSample:
     threads: int
     open_files: int
     gc_collections: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
-    """One value of one metric at one time: the unit the result store receives."""
-
-    metric: str
-    component: str
-    labels: Labels
-    timestamp: float
-    value: float
 
 
 @runtime_checkable

@@ -60,7 +60,7 @@ from allele.tracking._deps import require_mlflow
 from allele.tracking.spool import Record, Spool, new_key
 
 if TYPE_CHECKING:
-    from allele.bench.model import CellResult, RunInfo
+    from allele.store.model import CellResult, RunInfo
 
 _log = logging.getLogger("allele.tracking")
 

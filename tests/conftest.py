@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from allele.bench.store import ResultStore, open_store
+from allele.store import ResultStore, open_store
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432

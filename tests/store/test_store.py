@@ -16,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 
-from allele.bench import _schema as S
-from allele.bench.model import CellResult, Sample, cell_key
-from allele.bench.store import ResultStore, _pack_samples, _unpack_samples, open_store
 from allele.errors import StoreError
 from allele.observe.metrics import MetricPoint, MetricSink
+from allele.store import ResultStore, open_store
+from allele.store import schema as S
+from allele.store.codecs import pack_samples, unpack_samples
+from allele.store.model import CellResult, Sample, cell_key
 
 METRICS = ("wall_s", "cpu_user_s", "peak_rss_mb", "best_fitness", "diversity")
 
@@ -96,13 +97,13 @@ def test_round_trip_every_sample_exact(store: ResultStore) -> None:
                 max_size=40))
 def test_packing_is_lossless(rows: list[tuple[str, float, int, int]]) -> None:
     samples = [Sample(*r) for r in rows]
-    packed = _pack_samples(samples)
-    out = _unpack_samples(*packed)
+    packed = pack_samples(samples)
+    out = unpack_samples(*packed)
     assert [(s.metric, s.seed, s.repeat) for s in out] == [(s.metric, s.seed, s.repeat)
                                                            for s in samples]
     assert bits([s.value for s in out]) == bits([s.value for s in samples])
     for metric in {r[0] for r in rows}:
-        only = _unpack_samples(*packed, only=metric)
+        only = unpack_samples(*packed, only=metric)
         want = [s for s in samples if s.metric == metric]
         assert [(s.metric, s.seed, s.repeat) for s in only] == [(s.metric, s.seed, s.repeat)
                                                                 for s in want]
@@ -113,10 +114,10 @@ def test_fast_sample_construction_gives_real_samples() -> None:
     import dataclasses
     import gc
 
-    from allele.bench.store import _FAST_SAMPLES, _make_samples
+    from allele.store.codecs import FAST_SAMPLES, make_samples
 
-    assert _FAST_SAMPLES  # Sample is a plain slotted dataclass today
-    built = _make_samples(["a", "b"], [1.5, float("inf")], [3, -4], [0, 7])
+    assert FAST_SAMPLES  # Sample is a plain slotted dataclass today
+    built = make_samples(["a", "b"], [1.5, float("inf")], [3, -4], [0, 7])
     assert built == [Sample("a", 1.5, 3, 0), Sample("b", float("inf"), -4, 7)]
     assert all(type(s) is Sample for s in built)
     assert hash(built[0]) == hash(Sample("a", 1.5, 3, 0))
@@ -370,7 +371,7 @@ def test_loaded_records_can_be_changed(store: ResultStore) -> None:
 
 
 def test_loaded_run_infos_equal_print_and_pickle_as_plain_ones(store: ResultStore) -> None:
-    from allele.bench.model import RunInfo
+    from allele.store.model import RunInfo
 
     run_id, _ = _saved_run(store)
     info = store.get_run(run_id)
@@ -569,7 +570,7 @@ def _v1_database(url: str) -> str:
             started_at=cell.started_at, finished_at=cell.finished_at, profile=None,
             n_samples=len(cell.samples)))
         cell_pk = conn.execute(select(S.cells.c.pk)).scalar_one()
-        n, metrics, idx, seeds, reps, vals = _pack_samples(cell.samples)
+        n, metrics, idx, seeds, reps, vals = pack_samples(cell.samples)
         conn.execute(S.samples.insert().values(cell_pk=cell_pk, n=n, metrics=metrics,
                                                metric_idx=idx, seeds=seeds, repeats=reps,
                                                vals=vals))
@@ -706,7 +707,7 @@ def test_lock_contention_is_retried_then_reported(sqlite_url: str,
     import threading
     import time
 
-    from allele.bench import store as store_mod
+    from allele.store import engine as store_mod
 
     # A short busy timeout makes SQLite give up quickly, so the bounded retry has to act.
     monkeypatch.setattr(store_mod, "_BUSY_TIMEOUT_MS", 30)

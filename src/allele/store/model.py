@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 CellStatus = Literal["ok", "failed", "timeout", "crashed"]
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
-Direction = Literal["lower", "higher"]
 
 
 def cell_key(target: str, params: dict[str, Any]) -> str:
@@ -100,48 +102,35 @@ class RunRecord:
         return None
 
 
-# Which way is better for each well-known metric. Metrics not listed default to "lower" when
-# their name looks like a cost (time, seconds, memory, rss, nrmse, error) and "higher" otherwise;
-# see :func:`direction_of`.
-METRIC_DIRECTIONS: dict[str, Direction] = {
-    "wall_s": "lower",
-    "cpu_user_s": "lower",
-    "cpu_sys_s": "lower",
-    "peak_rss_mb": "lower",
-    "tracemalloc_peak_mb": "lower",
-    "best_fitness": "higher",
-    "mean_fitness": "higher",
-    "diversity": "higher",
-    "generations_to_target": "lower",
-    "nrmse": "lower",
-    "steps_per_s": "higher",
-    "tokens_per_s": "higher",
-    "time_to_first_token_s": "lower",
-    "success": "higher",
-}
+@dataclass(frozen=True, slots=True)
+class MetricHistory:
+    """One metric of one cell across runs, as arrays, oldest run first.
 
-_COST_HINTS = ("time", "_s", "seconds", "latency", "rss", "memory", "_mb", "nrmse", "error", "loss")
+    Run ``i``'s raw samples are ``values[offsets[i]:offsets[i + 1]]`` (with their ``seeds`` and
+    ``repeats``), in the order they were saved. Built without one Python object per sample, for
+    analyses over long histories (change points, trends).
+    """
 
+    key: str
+    metric: str
+    run_ids: list[str]
+    run_names: list[str]
+    created_at: npt.NDArray[np.float64]
+    statuses: list[str]
+    offsets: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    seeds: npt.NDArray[np.int64]
+    repeats: npt.NDArray[np.int64]
 
-METRIC_RESOLUTIONS: dict[str, float] = {
-    # getrusage CPU times: the kernel accounts them in scheduler ticks on many systems, and a
-    # cell that barely enters the kernel reads 0 one time and a few microseconds the next
-    "cpu_user_s": 1e-3,
-    "cpu_sys_s": 1e-3,
-    # peak RSS is read in kilobytes and moves by a page table or an allocator arena
-    "peak_rss_mb": 1.0,
-}
-"""Absolute resolution of the runner's own measurements: values below it carry no signal."""
+    def __len__(self) -> int:
+        return len(self.run_ids)
 
+    def run_values(self, i: int) -> npt.NDArray[np.float64]:
+        """The samples of the ``i``-th run (oldest first)."""
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
 
-def resolution_of(metric: str) -> float:
-    """The absolute resolution of ``metric`` (0 when it has none, i.e. every value counts)."""
-    return METRIC_RESOLUTIONS.get(metric, 0.0)
+    def medians(self) -> npt.NDArray[np.float64]:
+        """The median of each run's samples."""
+        return np.array([np.median(self.run_values(i)) for i in range(len(self))],
+                        dtype=np.float64)
 
-
-def direction_of(metric: str) -> Direction:
-    """Whether lower or higher values of ``metric`` are better."""
-    if metric in METRIC_DIRECTIONS:
-        return METRIC_DIRECTIONS[metric]
-    name = metric.lower()
-    return "lower" if any(h in name for h in _COST_HINTS) else "higher"

@@ -1,0 +1,262 @@
+"""The store's database: engine and connections, transactions with bounded retries, schema
+checks and migrations at open, and errors that say what could not be done.
+
+SQLite runs in WAL mode with a long busy timeout and every write transaction starts with
+``BEGIN IMMEDIATE``, so several processes (runner workers, two concurrent runs) can write to one
+file at once without losing anything and without "database is locked" errors; a bounded retry
+covers the rare lock error that still escapes. PostgreSQL is used by URL
+(``postgresql+psycopg://user:pass@host/db``). :class:`Database` knows nothing of runs or
+samples; :class:`allele.store.results.ResultStore` builds on it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+
+from allele.errors import StoreError
+from allele.store import schema as S
+
+T = TypeVar("T")
+
+_BUSY_TIMEOUT_MS = 60_000
+_WRITE_RETRIES = 8
+IN_CHUNK = 500
+"""Keys per ``IN (...)`` list: stays below SQLite's bound-parameter limit."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    msg = str(getattr(exc, "orig", exc)).lower()
+    return any(word in msg for word in ("locked", "busy", "deadlock detected",
+                                        "could not serialize"))
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def fetch(conn: Connection, query: Select[Any]) -> list[Sequence[Any]]:
+    """All rows of ``query``; on PostgreSQL (psycopg) fetched in binary format.
+
+    The text protocol sends ``bytea`` hex-encoded, twice its size, and decoding it dominates a
+    history's or a run's read time; binary results arrive as raw bytes (numbers, text and NULL
+    come back as the same Python values either way). Driver errors become SQLAlchemy's, so the
+    store's retry and error messages treat them like any other.
+    """
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return list(conn.execute(query).all())
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    statement, params = str(compiled), compiled.params
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        with raw.cursor(binary=True) as cur:
+            cur.execute(statement, params)
+            return list(cur.fetchall())
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, params, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+class Database:
+    """One SQL database behind a URL, opened (created and migrated as needed) at construction.
+
+    Every method is safe to call from several processes at once; the object may also be shared
+    by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"invalid store URL {url!r}: {exc}") from None
+        self.url: str = url
+        self._url = parsed
+        self._is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._is_postgres = parsed.get_backend_name() == "postgresql"
+        self._pid = os.getpid()
+        self._closed = False
+        self._engine = self._make_engine()
+        try:
+            self._open()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _make_engine(self) -> Engine:
+        url = self._url
+        kwargs: dict[str, Any] = {}
+        if self._is_sqlite:
+            database = url.database or ""
+            uri = database.startswith("file:")
+            in_memory = (database in ("", ":memory:") or database.startswith("file::memory:")
+                         or "mode=memory" in database)
+            if not in_memory and not uri:  # a SQLite URI (file:...?uri=true) is used as is
+                path = Path(database)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the store directory {path.parent}: "
+                                     f"{exc}") from None
+            kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000,
+                                      "check_same_thread": False}
+        elif self._is_postgres:
+            kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        try:
+            engine = create_engine(url, **kwargs)
+        except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+            raise StoreError(f"unsupported store URL {display_url(url)!r}: {exc}") from None
+        if self._is_sqlite:
+            self._install_sqlite_hooks(engine, in_memory)
+        return engine
+
+    @staticmethod
+    def _install_sqlite_hooks(engine: Engine, in_memory: bool) -> None:
+        """pysqlite's own transaction handling is switched off and replaced by explicit BEGINs.
+
+        This is SQLAlchemy's documented recipe for SQLite transactions; on top of it, a write
+        transaction (the ``allele_write`` execution option) starts with ``BEGIN IMMEDIATE``, which
+        takes the write lock up front (waiting up to the busy timeout) instead of failing with
+        "database is locked" when a deferred read transaction tries to upgrade.
+        """
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                if not in_memory:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA synchronous = NORMAL")
+                cur.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("allele_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    def _open(self) -> None:
+        """Check the schema version; migrate (under the write lock) only when it is behind.
+
+        An up-to-date store is opened with a read transaction only, so opening never waits for
+        writers and works on a read-only copy.
+        """
+        version = self.read_tx(S.current_version, what="open the store")
+        if version < S.LATEST_VERSION:
+            def run(conn: Connection) -> tuple[int, int]:
+                if self._is_postgres:
+                    conn.exec_driver_sql(S.PG_MIGRATION_LOCK)
+                return S.migrate(conn)
+
+            version = self.write_tx(run, what="open the store")[0]
+        if version > S.LATEST_VERSION:
+            raise StoreError(f"the store at {display_url(self._url)} has schema version {version}, "
+                             f"newer than this Allele understands ({S.LATEST_VERSION})")
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreError("the result store is closed")
+        pid = os.getpid()
+        if pid != self._pid:
+            # Connections inherited through fork belong to the parent: drop them, do not close.
+            self._engine.dispose(close=False)
+            self._pid = pid
+
+    def write_tx(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        return self._transaction(fn, what, write=True)
+
+    def read_tx(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` in one read transaction (a consistent snapshot)."""
+        return self._transaction(fn, what, write=False)
+
+    def _transaction(self, fn: Callable[[Connection], T], what: str, *, write: bool) -> T:
+        """Run ``fn`` in a transaction, retrying a bounded number of times on lock contention.
+
+        With WAL and the busy timeout, SQLite waits for the lock by itself; the retry (jittered
+        exponential backoff) covers what still escapes: "database is locked" / "busy", and
+        PostgreSQL's deadlock or serialization failures. The whole transaction is rolled back
+        before a retry, so ``fn`` runs again from scratch.
+        """
+        self._check_usable()
+        delay = 0.01
+        for attempt in range(_WRITE_RETRIES):
+            try:
+                with self._engine.connect() as conn:
+                    if write:
+                        conn.execution_options(allele_write=True)
+                    with conn.begin():
+                        return fn(conn)
+            except OperationalError as exc:
+                if _is_lock_error(exc) and attempt < _WRITE_RETRIES - 1:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                raise self._error(exc, what) from None
+            except StoreError:
+                raise
+            except SQLAlchemyError as exc:
+                raise self._error(exc, what) from None
+            except UnicodeError as exc:
+                raise StoreError(f"cannot {what}: text that is not valid Unicode ({exc})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error(self, exc: SQLAlchemyError, what: str) -> StoreError:
+        detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+        detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+        if isinstance(exc, OperationalError) and not self._is_sqlite and (
+                "connect" in detail.lower() or "connection" in detail.lower()):
+            return StoreError(f"cannot reach the result store at {display_url(self._url)}: "
+                              f"{detail}")
+        return StoreError(f"cannot {what} ({display_url(self._url)}): {detail}")
+
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return self.read_tx(S.current_version, what="read the schema version")
+
+    def close(self) -> None:
+        """Release every connection; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
