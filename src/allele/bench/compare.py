@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from allele.bench.history import History, as_history
 from allele.bench.metrics import Direction, direction_of, resolution_of
 from allele.errors import ValidationError
 from allele.store.model import CellResult, RunInfo, RunRecord
@@ -575,8 +576,8 @@ MIN_NOISE_RUNS = 5
 """Runs of a cell :func:`run_to_run_noise` needs before it estimates anything."""
 
 
-def run_to_run_noise(history: Sequence[RunRecord], *, min_runs: int = MIN_NOISE_RUNS
-                     ) -> dict[tuple[str, str], float]:
+def run_to_run_noise(history: History | Sequence[RunRecord], *,
+                     min_runs: int = MIN_NOISE_RUNS) -> dict[tuple[str, str], float]:
     """How much each cell's median moves between runs, from a history of runs.
 
     Per (cell key, metric) with a positive median in at least ``min_runs`` runs (``ok`` cells,
@@ -587,23 +588,16 @@ def run_to_run_noise(history: Sequence[RunRecord], *, min_runs: int = MIN_NOISE_
     a comparison of two runs cannot see that from their samples: within one run they share its
     conditions.
     """
-    series: dict[tuple[str, str], list[float]] = {}
-    for run in sorted(history, key=lambda r: r.info.created_at):
-        for cell in run.cells:
-            if cell.status != "ok":
-                continue
-            for metric in cell.metrics():
-                values = cell.values(metric)
-                med = float(np.median(values)) if values else 0.0
-                # a median at the metric's resolution floor carries no signal (system CPU
-                # time of 0 or a few microseconds): its log would swing by orders of magnitude
-                if med > resolution_of(metric) and math.isfinite(med):
-                    series.setdefault((cell.key, metric), []).append(math.log(med))
     out: dict[tuple[str, str], float] = {}
-    for key, logs in series.items():
+    for series in as_history(history):
+        # a median at the metric's resolution floor carries no signal (system CPU time of 0 or
+        # a few microseconds): its log would swing by orders of magnitude
+        floor = resolution_of(series.metric)
+        logs = [math.log(m) for m in series.medians().tolist()
+                if m > floor and math.isfinite(m)]
         if len(logs) >= min_runs:
             sigma = float(np.median(np.abs(np.diff(logs)))) / (0.6745 * math.sqrt(2.0))
-            out[key] = math.exp(sigma) - 1.0
+            out[(series.key, series.metric)] = math.exp(sigma) - 1.0
     return out
 
 

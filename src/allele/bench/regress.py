@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from allele.bench.history import History, as_history
 from allele.bench.metrics import Direction, direction_of
 from allele.errors import ValidationError
 from allele.store.model import RunInfo, RunRecord
@@ -330,24 +331,14 @@ class ChangeGroup:
         return min(c.p_value for c in self.changes)
 
 
-def build_series(runs: Sequence[RunRecord]) -> list[CellSeries]:
-    """Every (cell, metric) series across ``runs`` (sorted by creation time)."""
-    ordered = sorted(runs, key=lambda r: (r.info.created_at, r.info.id))
-    acc: dict[tuple[str, str], tuple[str, dict[str, Any], list[RunInfo], list[float]]] = {}
-    for run in ordered:
-        for cell in run.cells:
-            if cell.status != "ok":
-                continue
-            for metric in cell.metrics():
-                vals = cell.values(metric)
-                if not vals:
-                    continue
-                entry = acc.setdefault((cell.key, metric),
-                                       (cell.target, dict(cell.params), [], []))
-                entry[2].append(run.info)
-                entry[3].append(float(np.median(vals)))
-    return [CellSeries(k, t, p, m, rs, np.asarray(vs)) for (k, m), (t, p, rs, vs)
-            in sorted(acc.items())]
+def build_series(runs: History | Sequence[RunRecord]) -> list[CellSeries]:
+    """Every (cell, metric) series across ``runs`` (sorted by creation time): each run's
+    median."""
+    history = as_history(runs)
+    infos = {info.id: info for info in history.runs}
+    return [CellSeries(h.key, h.target, dict(h.params), h.metric,
+                       [infos[i] for i in h.run_ids], h.medians())
+            for h in history]
 
 
 def _kind(direction: Direction, magnitude: float) -> ChangeKind:
@@ -355,7 +346,8 @@ def _kind(direction: Direction, magnitude: float) -> ChangeKind:
     return "regression" if worse else "improvement"
 
 
-def find_changes(runs: Sequence[RunRecord], *, cell_filter: Callable[[str], bool] | None = None,
+def find_changes(runs: History | Sequence[RunRecord], *,
+                 cell_filter: Callable[[str], bool] | None = None,
                  metrics: Sequence[str] | None = None, since: float | None = None,
                  window: int = DEFAULT_WINDOW, max_pvalue: float = DEFAULT_MAX_PVALUE,
                  weak_pvalue: float = DEFAULT_WEAK_PVALUE,
@@ -454,11 +446,13 @@ class RegressionReport:
         }
 
 
-def analyse_runs(runs: Sequence[RunRecord], **kwargs: Any) -> RegressionReport:
+def analyse_runs(runs: History | Sequence[RunRecord], **kwargs: Any) -> RegressionReport:
     """:func:`find_changes` plus the scope figures, as a :class:`RegressionReport`."""
+    history = as_history(runs)
     cell_filter = kwargs.get("cell_filter")
     metrics = kwargs.get("metrics")
-    n_series = sum(1 for s in build_series(runs)
+    n_series = sum(1 for s in build_series(history)
                    if (cell_filter is None or cell_filter(s.key))
                    and (metrics is None or s.metric in metrics))
-    return RegressionReport(find_changes(runs, **kwargs), runs=len(runs), series=n_series)
+    return RegressionReport(find_changes(history, **kwargs), runs=len(history),
+                            series=n_series)

@@ -35,6 +35,7 @@ from allele.bench.compare import (
     run_to_run_noise,
     split_params,
 )
+from allele.bench.history import HISTORY_RUNS, History, as_history, load_history
 from allele.bench.metrics import direction_of
 from allele.bench.regress import ChangeGroup, find_changes
 from allele.errors import ValidationError
@@ -52,7 +53,6 @@ RESOURCE_METRICS = {"cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_
 SIZE_HINTS = ("population", "size", "length", "steps", "n_", "genomes", "tokens")
 MAX_PAIRS = 3
 MAX_ROWS_MD = 40
-HISTORY_RUNS = 50
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,15 +273,16 @@ class ReportData:
 
 
 def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
-                history: Sequence[RunRecord] = (), q: float = 0.05, floor: float = 0.05,
-                seed: int = 0) -> ReportData:
+                history: History | Sequence[RunRecord] = (), q: float = 0.05,
+                floor: float = 0.05, seed: int = 0) -> ReportData:
     """Compare ``run`` with ``baseline`` (if any) and look for change points in ``history``
     (runs up to and including ``run``)."""
-    noise = run_to_run_noise(history) if baseline is not None else {}
+    past = as_history(history)
+    noise = run_to_run_noise(past) if baseline is not None else {}
     comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed, noise=noise)
                   if baseline is not None else None)
-    changes = find_changes(list(history)) if len(history) >= 6 else []
-    return ReportData(run, baseline, comparison, changes, len(history))
+    changes = find_changes(past) if len(past) >= 6 else []
+    return ReportData(run, baseline, comparison, changes, len(past))
 
 
 def build_report(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
@@ -299,22 +300,8 @@ def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None 
     """The runs :func:`build_report` needs from ``store``, compared and analysed."""
     run = store.load_run(run_ref)
     baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
-    history = load_history(store, run, history_runs, loaded=[baseline] if baseline else [])
+    history = load_history(store, run.info, history_runs)
     return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
-
-
-def load_history(store: ResultStore, head: RunRecord, limit: int = HISTORY_RUNS, *,
-                 loaded: Sequence[RunRecord] = ()) -> list[RunRecord]:
-    """The newest ``limit`` finished or interrupted runs created up to ``head`` (``head``
-    always among them): the history behind change points and run-to-run noise. Runs already
-    in memory (``head``, ``loaded``) are reused, not read again."""
-    known = {r.info.id: r for r in (head, *loaded)}
-    infos = [i for i in store.list_runs() if i.created_at <= head.info.created_at
-             and i.status in ("finished", "interrupted")][:limit]
-    history = [known.get(i.id) or store.load_run(i.id) for i in infos]
-    if all(r.info.id != head.info.id for r in history):
-        history.append(head)
-    return history
 
 
 # --------------------------------------------------------------------------------------------

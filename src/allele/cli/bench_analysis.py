@@ -163,14 +163,14 @@ def compare_cmd(
     """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
     with one_line_errors():
         from allele.bench.compare import compare_runs, run_to_run_noise
-        from allele.bench.report import load_history
+        from allele.bench.history import load_history
 
         with open_store_url(store) as st:
             b = st.load_run(base)
             h = st.load_run(head)
             if b.info.id == h.info.id:
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
-            past = load_history(st, h, history, loaded=[b])
+            past = load_history(st, h.info, history)
         comp = compare_runs(b, h, q=q, floor=floor, seed=seed, noise=run_to_run_noise(past))
         if as_json:
             sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -273,12 +273,12 @@ def regressions_cmd(
 ) -> None:
     """Change points over each cell's history of runs (E-divisive means + t-test)."""
     with one_line_errors():
+        from allele.bench.history import recent_history
         from allele.bench.regress import analyse_runs
 
         with open_store_url(store) as st:
-            infos = [i for i in st.list_runs(runs_limit) if i.status != "running"]
+            runs = recent_history(st, runs_limit)
             since_ts = parse_since(since, st) if since else None
-            runs = [st.load_run(i.id) for i in infos]
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
         if as_json:

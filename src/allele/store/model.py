@@ -121,6 +121,9 @@ class MetricHistory:
     values: npt.NDArray[np.float64]
     seeds: npt.NDArray[np.int64]
     repeats: npt.NDArray[np.int64]
+    target: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The cell's target and parameters (as in its newest run)."""
 
     def __len__(self) -> int:
         return len(self.run_ids)

@@ -28,13 +28,13 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, cast, get_args
 
-import numpy as np
 from sqlalchemy import Connection, Select, Table, delete, func, select, update
 
 from allele.errors import StoreError
 from allele.store import schema as S
-from allele.store.codecs import SampleRow, clean_text, decode, dumps, pack_cells
+from allele.store.codecs import clean_text, dumps, pack_cells
 from allele.store.engine import IN_CHUNK, Database, chunks, display_url, fetch
+from allele.store.histories import histories, metric_history
 from allele.store.lazy import (
     CELL_COLUMNS,
     RUN_COLUMNS,
@@ -357,32 +357,15 @@ class ResultStore(Database):
         ``metric``), without building a RunInfo, CellResult or Sample per row: the fast path for
         long series.
         """
-        query = (select(S.runs.c.id, S.runs.c.name, S.runs.c.created_at, S.cells.c.status,
-                        *SAMPLE_COLUMNS)
-                 .select_from(S.cells.join(S.runs, S.runs.c.pk == S.cells.c.run_pk)
-                              .join(S.samples, S.samples.c.cell_pk == S.cells.c.pk))
-                 .where(S.cells.c.key == key,
-                        S.samples.c.metrics.contains(json.dumps(metric), autoescape=True))
-                 .order_by(S.cells.c.run_pk.desc()))
-        if limit is not None:
-            query = query.limit(limit)
+        return metric_history(self, key, metric, limit)
 
-        def run(conn: Connection) -> MetricHistory:
-            rows = fetch(conn, query)
-            rows.reverse()
-            cols = decode([cast("SampleRow", tuple(r[4:10])) for r in rows], metric)
-            has = [i for i, n in enumerate(cols.counts) if n]
-            kept = [rows[i] for i in has]
-            offsets = np.zeros(len(kept) + 1, dtype=np.int64)
-            np.cumsum([cols.counts[i] for i in has], out=offsets[1:])
-            return MetricHistory(
-                key=key, metric=metric, run_ids=[r[0] for r in kept],
-                run_names=[r[1] for r in kept],
-                created_at=np.array([r[2] for r in kept], dtype=np.float64),
-                statuses=[r[3] for r in kept], offsets=offsets,
-                values=cols.vals.copy(), seeds=cols.seeds.copy(), repeats=cols.reps.copy())
-
-        return self.read_tx(run, what="read a metric history")
+    def histories(self, run_ids: Sequence[str], *,
+                  statuses: Sequence[str] = ("ok",)) -> list[MetricHistory]:
+        """Every (cell, metric) series over the runs ``run_ids``, column-wise, sorted by cell key
+        and metric; in each, the runs oldest first (creation time, then id). Only cells whose
+        status is in ``statuses``. One query for all of them: what change-point detection and
+        run-to-run noise read (see :mod:`allele.bench.history`)."""
+        return histories(self, run_ids, statuses)
 
     # -- telemetry ---------------------------------------------------------------------------------
 
