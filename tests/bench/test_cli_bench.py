@@ -174,8 +174,8 @@ def test_summary_statistics() -> None:
 def test_rich_progress_reports_done_failed_and_current_cell() -> None:
     from rich.console import Console
 
-    from allele.bench.profiler import CellTask
-    from allele.bench.runner import RichProgress
+    from allele.bench.task import CellTask
+    from allele.cli.progress import RichProgress
     from allele.store.model import CellResult
 
     buf = io.StringIO()

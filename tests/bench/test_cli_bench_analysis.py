@@ -12,7 +12,8 @@ import typer
 from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
-from allele.cli.bench_analysis import cell_matcher, parse_since, register
+from allele.bench.select import cell_matcher, parse_since
+from allele.cli.bench_analysis import register
 from allele.errors import ConfigError
 from allele.store import open_store
 from allele.store.model import RunRecord

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from allele.bench.calibrate import calibration
 from allele.bench.compare import (
-    calibration,
     clip_far_outliers,
     compare_runs,
     compare_samples,

@@ -13,7 +13,8 @@ from allele.bench.executors import (
     ProcessPoolExecutor,
     make_executor,
 )
-from allele.bench.profiler import CellTask, run_cell
+from allele.bench.profiler import run_cell
+from allele.bench.task import CellTask
 from allele.errors import ConfigError
 from allele.store.model import cell_key
 
@@ -145,7 +146,7 @@ def test_workers_that_cannot_start_are_an_error_not_crashed_cells(tmp_path: obje
     script = (
         "from allele.bench.executors import ProcessPoolExecutor\n"
         "from allele.store.model import cell_key\n"
-        "from allele.bench.profiler import CellTask\n"
+        "from allele.bench.task import CellTask\n"
         "from allele.errors import BenchmarkError\n"
         "t = CellTask(key=cell_key('x', {}), benchmark='b', "
         "target='allele.bench.targets:work', params={'n': 10}, seeds=(0,))\n"

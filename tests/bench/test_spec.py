@@ -11,13 +11,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from allele.bench.runner import plan
+from allele.bench.select import matches, parse_filters
 from allele.bench.spec import (
     BenchmarkSpec,
     load_suite,
     loads_suite,
-    matches,
     ordered,
-    parse_filters,
     parse_suite,
 )
 from allele.errors import AlleleError, ConfigError

@@ -7,7 +7,6 @@ import math
 import pytest
 
 from allele.bench.executors import ProcessPoolExecutor
-from allele.bench.profiler import CellTask
 from allele.bench.targets import (
     BUILTINS,
     GENOME_OPS,
@@ -23,6 +22,7 @@ from allele.bench.targets import (
     spin,
     work,
 )
+from allele.bench.task import CellTask
 from allele.errors import BenchmarkError
 from allele.store.model import cell_key
 

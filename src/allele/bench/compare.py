@@ -50,6 +50,9 @@ from allele.store.model import CellResult, RunInfo, RunRecord
 Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
 TestName = Literal["wilcoxon", "mannwhitneyu", "none"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "improved", "inconclusive", "unchanged")
+"""Every verdict, in the order tables list them."""
+VERDICT_RANK: dict[str, int] = {v: i for i, v in enumerate(VERDICTS)}
+FailOn = Literal["regressed", "inconclusive", "never"]
 
 DEFAULT_Q = 0.05
 DEFAULT_FLOOR = 0.05
@@ -143,6 +146,16 @@ class Comparison:
         for r in self.rows:
             out[r.verdict] += 1
         return out
+
+    def fails(self, fail_on: FailOn = "regressed") -> bool:
+        """Whether this comparison fails a CI gate: on any regression (the default), also on
+        any inconclusive row, or never."""
+        if fail_on == "never":
+            return False
+        counts = self.counts()
+        if fail_on == "regressed":
+            return counts["regressed"] > 0
+        return counts["regressed"] > 0 or counts["inconclusive"] > 0
 
     def noise_note(self) -> str | None:
         """A sentence when some rows were judged with a floor raised by their history."""
@@ -676,47 +689,4 @@ def environment_diff(base: dict[str, Any], head: dict[str, Any],
             out.extend(environment_diff(bv, hv, path + "."))
         elif bv != hv:
             out.append((path, bv, hv))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """An A/A comparison's error rates for one target: every flagged cell is a false alarm."""
-
-    target: str
-    comparisons: int
-    false_positives: int
-    """Cells x metrics reported ``regressed`` or ``improved`` although nothing changed."""
-    inconclusive: int
-    cells: int
-    false_positives_by_metric: dict[str, int] = field(default_factory=dict)
-    """Flagged comparisons per metric (every metric of the target, zeros included): shows
-    which measurements are noisy on this machine, e.g. wall time against a checksum."""
-
-    @property
-    def false_positive_rate(self) -> float:
-        return self.false_positives / self.comparisons if self.comparisons else 0.0
-
-    @property
-    def inconclusive_rate(self) -> float:
-        return self.inconclusive / self.comparisons if self.comparisons else 0.0
-
-
-def calibration(comp: Comparison) -> list[Calibration]:
-    """Per-target empirical false-positive rates of an A/A comparison (same code twice)."""
-    by_target: dict[str, list[MetricComparison]] = {}
-    for r in comp.rows:
-        by_target.setdefault(r.target, []).append(r)
-    out = []
-    for target, rows in sorted(by_target.items()):
-        per_metric: dict[str, int] = {}
-        for r in rows:
-            per_metric[r.metric] = (per_metric.get(r.metric, 0)
-                                    + (r.verdict in ("regressed", "improved")))
-        out.append(Calibration(
-            target=target, comparisons=len(rows),
-            false_positives=sum(r.verdict in ("regressed", "improved") for r in rows),
-            inconclusive=sum(r.verdict == "inconclusive" for r in rows),
-            cells=len({r.key for r in rows}),
-            false_positives_by_metric=dict(sorted(per_metric.items()))))
     return out

@@ -1,6 +1,6 @@
 """Where cells run: in the runner's process, in a local pool of worker processes, or on Dask.
 
-Every executor takes a list of :class:`~allele.bench.profiler.CellTask` and yields one
+Every executor takes a list of :class:`~allele.bench.task.CellTask` and yields one
 :class:`~allele.store.model.CellResult` per task as soon as it is finished (in completion order),
 so the runner can commit each one at once. A target's exception, a crash of the process running
 it, or a timeout never stops an executor: the cell's result says ``failed``, ``crashed`` or
@@ -34,7 +34,8 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Self
 
-from allele.bench.profiler import CellTask, describe_exit, run_cell
+from allele.bench.profiler import describe_exit, run_cell
+from allele.bench.task import CellTask
 from allele.errors import BenchmarkError, ConfigError
 from allele.machine import usable_cpus
 from allele.store.model import CellResult, CellStatus

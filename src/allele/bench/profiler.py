@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from allele.bench.targets import TargetFn, resolve_target
+from allele.bench.task import CellTask
 from allele.store.model import CellResult, CellStatus, Sample
 
 MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
@@ -41,30 +42,6 @@ PROFILE_TOP = 20
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
-
-
-@dataclass(frozen=True)
-class CellTask:
-    """Everything a worker needs to run one cell (picklable)."""
-
-    key: str
-    benchmark: str
-    target: str
-    params: dict[str, Any]
-    seeds: tuple[int, ...]
-    repeats: int = 1
-    warmup: int = 0
-    timeout_s: float = 600.0
-    metrics: tuple[str, ...] | None = None
-    profile: bool = False
-    tracemalloc: bool = False
-    memory_limit_mb: float | None = None
-    isolation: str = "process"
-    index: int = 0
-    """Position in the run's order (for progress display)."""
-    round: int = 0
-    rounds: int = 1
-    """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
 
 
 @dataclass

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
-from allele.bench.profiler import CellTask
-from allele.bench.spec import SuiteSpec, matches, ordered, parse_filters
+from allele.bench.select import CellFilter
+from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
+from allele.bench.task import CellTask
 from allele.errors import BenchmarkError, ConfigError
-from allele.store import ResultStore
-from allele.store.model import CellResult, RunStatus
+from allele.store.model import CellResult, RunStatus, cell_key
+from allele.store.results import ResultStore
 
 SPEC_FORMAT = 1
 """Version of the ``spec`` document stored with a run."""
@@ -70,21 +71,21 @@ class RunSummary:
 
 def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
     """Every cell of the suite that passes ``filters``, in the suite's order."""
-    wanted = parse_filters(filters)
+    wanted = CellFilter.parse(filters)
     tasks: list[CellTask] = []
-    from allele.store.model import cell_key
 
     by_round: dict[int, list[CellTask]] = {}
     for bench in suite.benchmarks:
         seeds = tuple(bench.seed_list)
         metrics = tuple(bench.metrics) if bench.metrics is not None else None
         for params in bench.expand():
-            if wanted and not matches(wanted, bench.name, bench.target, params):
+            key = cell_key(bench.target, params)
+            if not wanted.matches(bench.target, params, key=key, benchmark=bench.name):
                 continue
             for r in range(bench.rounds):
                 # the profiling passes run once per cell, with its first round
                 by_round.setdefault(r, []).append(CellTask(
-                    key=cell_key(bench.target, params), benchmark=bench.name,
+                    key=key, benchmark=bench.name,
                     target=bench.target, params=params, seeds=seeds[r::bench.rounds],
                     repeats=bench.repeats, warmup=bench.warmup, timeout_s=bench.timeout_s,
                     metrics=metrics, profile=bench.profile and r == 0,
@@ -275,79 +276,11 @@ def _fingerprint() -> dict[str, Any]:
     return fingerprint()
 
 
-# --- progress -----------------------------------------------------------------------------------
-
-
-class RichProgress:
-    """A rich progress bar: cells done / total, failures, elapsed, ETA and the current cell."""
-
-    def __init__(self, console: Any = None, *, describe: Callable[[CellTask], str] | None = None
-                 ) -> None:
-        from rich.console import Console
-
-        self.console = console if console is not None else Console(stderr=True)
-        self._describe = describe or _describe
-        self._progress: Any = None
-        self._task: Any = None
-        self._failed = 0
-        self._running: dict[str, CellTask] = {}
-
-    def start(self, run_name: str, total: int, already_done: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.fields[run]}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("[red]failed {task.fields[failed]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("{task.description}"),
-            console=self.console, transient=False)
-        self._progress.start()
-        self._task = self._progress.add_task("", total=total, completed=already_done,
-                                             run=run_name, failed=0)
-
-    def _refresh(self) -> None:
-        current = next(reversed(self._running.values()), None)
-        text = self._describe(current) if current is not None else ""
-        self._progress.update(self._task, description=text, failed=self._failed)
-
-    def cell_started(self, task: CellTask) -> None:
-        self._running[task.key] = task
-        if self._progress is not None:
-            self._refresh()
-
-    def cell_finished(self, task: CellTask | None, result: CellResult) -> None:
-        self._running.pop(result.key, None)
-        if result.status != "ok":
-            self._failed += 1
-        if self._progress is not None:
-            self._progress.advance(self._task)
-            self._refresh()
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
-def _describe(task: CellTask) -> str:
-    params = " ".join(f"{k}={v}" for k, v in task.params.items())
-    text = f"{task.benchmark}: {params}"
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return f"{text} (round {task.round + 1}/{task.rounds})" if task.rounds > 1 else text
-
-
 def run_spec(path: str | Path, *, preset: str | None = None, store: str | None = None,
              executor: str = "local", workers: int | None = None, name: str | None = None,
-             filters: Sequence[str] = (), progress: bool = False) -> RunSummary:
-    """Load a spec file and run it into the store at ``store`` (default: the configured one).
+             filters: Sequence[str] = (), progress: ProgressSink | None = None) -> RunSummary:
+    """Load a spec file and run it into the store at ``store`` (default: the configured one),
+    reporting to ``progress`` (e.g. :class:`allele.cli.progress.RichProgress`) when given.
 
     >>> summary = run_spec("benchmarks/seed-matrix.yaml", preset="quick")  # doctest: +SKIP
     """
@@ -356,6 +289,5 @@ def run_spec(path: str | Path, *, preset: str | None = None, store: str | None =
 
     suite = load_suite(path, preset=preset)
     with open_store(store) as st:
-        runner = Runner(st, executor=executor, workers=workers,
-                        progress=RichProgress() if progress else None)
+        runner = Runner(st, executor=executor, workers=workers, progress=progress)
         return runner.run(suite, name=name, filters=filters)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -494,44 +494,6 @@ def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None)
 
 
 # --- cells and filters ------------------------------------------------------------------------
-
-
-def parse_filters(filters: Iterable[str]) -> dict[str, list[Any]]:
-    """``key=value`` strings -> {key: [values]} (values parsed as YAML scalars: ``100`` is 100).
-
-    The key ``target`` or ``benchmark`` matches a cell's target or benchmark name; any other
-    key matches a parameter. Several values for one key are alternatives (OR); different keys
-    must all match (AND).
-    """
-    out: dict[str, list[Any]] = {}
-    for text in filters:
-        key, sep, raw = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--filter {text!r}: expected key=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def matches(filters: Mapping[str, Sequence[Any]], benchmark: str, target: str,
-            params: Mapping[str, Any]) -> bool:
-    """Whether a cell passes every filter (see :func:`parse_filters`)."""
-    for key, values in filters.items():
-        if key == "benchmark":
-            actual: Any = benchmark
-        elif key == "target":
-            actual = target
-        elif key in params:
-            actual = params[key]
-        else:
-            return False
-        if not any(actual == v or str(actual) == str(v) for v in values):
-            return False
-    return True
 
 
 def ordered(items: list[Any], order: Order, seed: int) -> list[Any]:

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -400,6 +402,14 @@ BUILTINS: dict[str, TargetInfo] = {
         "genome_ops", genome_ops, ("us_per_call", "ns_per_genome"), check_genome_ops,
         "genome operator micro-costs"),
 }
+
+
+def include_working_directory() -> None:
+    """Make ``module:function`` targets of the working directory importable (in this process
+    and in the worker processes it starts), as ``python -m`` would."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def resolve_target(ref: str) -> TargetFn:

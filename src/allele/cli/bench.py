@@ -11,9 +11,6 @@ Every error is an AlleleError: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import signal
 import sys
 import time
@@ -29,7 +26,7 @@ from allele.cli._common import StoreOpt, make_console, one_line_errors, open_sto
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
-    from allele.store.model import RunInfo, RunRecord
+    from allele.store.model import RunRecord
 
 app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -90,8 +87,9 @@ def run_cmd(
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with one_line_errors():
-        from allele.bench.runner import RichProgress, Runner
+        from allele.bench.runner import Runner
         from allele.bench.spec import load_suite
+        from allele.cli.progress import RichProgress
 
         if resume is None and spec is None:
             raise ConfigError("allele bench run: give a SPEC file (or --resume RUN)")
@@ -150,12 +148,10 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
 def _write_report(st: Any, run_id: str, path: Path) -> None:
     """The HTML report of ``run_id``, against the previous finished run of the same spec."""
     from allele.bench.report import load_report_data, render_html
+    from allele.bench.select import previous_run
     from allele.cli.bench_analysis import print_conditions
 
-    info = st.get_run(run_id)
-    baseline = next((r for r in st.list_runs(None)
-                     if r.id != run_id and r.spec_name == info.spec_name
-                     and r.status == "finished" and r.created_at < info.created_at), None)
+    baseline = previous_run(st, st.get_run(run_id))
     data = load_report_data(st, run_id, baseline.id if baseline else None)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +277,8 @@ def export_cmd(
     with one_line_errors():
         if fmt not in ("json", "csv"):
             raise ConfigError(f"--format {fmt!r}: allowed: json, csv")
+        from allele.bench.export import export_csv, export_json
+
         with open_store_url(store) as st:
             record = st.load_run(run)
         text = export_json(record) if fmt == "json" else export_csv(record)
@@ -292,52 +290,6 @@ def export_cmd(
             except OSError as exc:
                 raise ConfigError(f"cannot write {output}: {exc}") from None
             err_console.print(f"wrote {output} ({len(record.cells)} cells)", highlight=False)
-
-
-def _info_dict(info: RunInfo) -> dict[str, Any]:
-    return {"id": info.id, "name": info.name, "spec_name": info.spec_name,
-            "target": info.target, "status": info.status, "created_at": info.created_at,
-            "finished_at": info.finished_at, "cell_count": info.cell_count,
-            "failed_count": info.failed_count, "spec": info.spec,
-            "environment": info.environment}
-
-
-def export_json(record: RunRecord) -> str:
-    """A run as one JSON document: ``{"run": {...}, "cells": [{..., "samples": [...]}]}``."""
-    cells = [{
-        "key": c.key, "target": c.target, "params": c.params, "status": c.status,
-        "error": c.error, "started_at": c.started_at, "finished_at": c.finished_at,
-        "profile": c.profile,
-        "samples": [{"metric": s.metric, "value": _json_num(s.value), "seed": s.seed,
-                     "repeat": s.repeat} for s in c.samples],
-    } for c in record.cells]
-    return json.dumps({"run": _info_dict(record.info), "cells": cells}, indent=2,
-                      default=str) + "\n"
-
-
-CSV_COLUMNS = ("run_id", "run_name", "cell_key", "target", "params", "status", "metric", "seed",
-               "repeat", "value", "error")
-
-
-def export_csv(record: RunRecord) -> str:
-    """One row per raw sample (a failed cell without samples gets one row with its error)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    info = record.info
-    for c in record.cells:
-        params = json.dumps(c.params, sort_keys=True)
-        if not c.samples:
-            writer.writerow([info.id, info.name, c.key, c.target, params, c.status, "", "", "",
-                             "", c.error or ""])
-        for s in sorted(c.samples, key=lambda s: (s.metric, s.seed, s.repeat)):
-            writer.writerow([info.id, info.name, c.key, c.target, params, c.status, s.metric,
-                             s.seed, s.repeat, repr(float(s.value)), c.error or ""])
-    return buf.getvalue()
-
-
-def _json_num(v: float) -> float | str:
-    return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
 
 
 def _num(v: float | None) -> str:

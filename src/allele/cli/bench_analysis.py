@@ -14,14 +14,9 @@ to the ``bench`` group (``allele.cli.bench`` calls it). Heavy imports happen ins
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
-import re
 import sys
-import time
-from collections.abc import Callable
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,12 +25,11 @@ import typer
 from rich.table import Table
 
 from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
-from allele.errors import AlleleError, ConfigError
+from allele.errors import ConfigError
 
 if TYPE_CHECKING:
     from allele.bench.compare import Comparison
     from allele.bench.regress import RegressionReport
-    from allele.store import ResultStore
 
 console = make_console(width=160)
 err_console = make_console(stderr=True, width=160)
@@ -72,16 +66,6 @@ def _num(v: float) -> str:
 
 def _params(p: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(p.items())) or "-"
-
-
-def fails(comp: Comparison, fail_on: FailOn) -> bool:
-    """Whether ``--fail-on`` makes this comparison a CI failure."""
-    counts = comp.counts()
-    if fail_on is FailOn.never:
-        return False
-    if fail_on is FailOn.regressed:
-        return counts["regressed"] > 0
-    return counts["regressed"] > 0 or counts["inconclusive"] > 0
 
 
 def _print_comparison(comp: Comparison, show_all: bool) -> None:
@@ -176,65 +160,8 @@ def compare_cmd(
             sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
         else:
             _print_comparison(comp, show_all)
-    if fails(comp, fail_on):
+    if comp.fails(fail_on.value):
         raise typer.Exit(1)
-
-
-def parse_since(text: str, store: ResultStore | None = None, now: float | None = None) -> float:
-    """A timestamp from ``7d`` / ``12h`` / ``30m``, an ISO date or time, or a run reference."""
-    now = time.time() if now is None else now
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip())
-    if m:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        return now - float(m.group(1)) * unit
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    if store is not None:
-        try:
-            return store.get_run(text).created_at
-        except AlleleError:
-            pass
-    raise ConfigError(f"--since {text!r}: give a duration (7d, 12h), an ISO date "
-                      "(2026-11-01) or a run id/name")
-
-
-def cell_matcher(patterns: list[str]) -> Callable[[str], bool] | None:
-    """A key filter: ``param=value`` matches a parameter (or ``target=``), anything else is a
-    glob on the cell key (a plain word matches as a substring). Any pattern may match."""
-    if not patterns:
-        return None
-    tests: list[Callable[[str], bool]] = []
-    for pat in patterns:
-        if "=" in pat and "|" not in pat and not any(ch in pat for ch in "*?["):
-            name, _, want = pat.partition("=")
-            tests.append(_param_test(name.strip(), want.strip()))
-        else:
-            glob = pat if any(ch in pat for ch in "*?[") else f"*{pat}*"
-            tests.append(_glob_test(glob))
-    return lambda key: any(t(key) for t in tests)
-
-
-def _glob_test(glob: str) -> Callable[[str], bool]:
-    def test(key: str) -> bool:
-        return fnmatch.fnmatchcase(key, glob)
-
-    return test
-
-
-def _param_test(name: str, want: str) -> Callable[[str], bool]:
-    def test(key: str) -> bool:
-        target, _, raw = key.partition("|")
-        if name == "target":
-            return target == want
-        try:
-            params = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            return False
-        return name in params and str(params[name]) == want
-
-    return test
 
 
 def _print_regressions(report: RegressionReport) -> None:
@@ -275,6 +202,7 @@ def regressions_cmd(
     with one_line_errors():
         from allele.bench.history import recent_history
         from allele.bench.regress import analyse_runs
+        from allele.bench.select import cell_matcher, parse_since
 
         with open_store_url(store) as st:
             runs = recent_history(st, runs_limit)
@@ -304,45 +232,25 @@ def calibrate_cmd(
 ) -> None:
     """A/A calibration: run SPEC twice and report the comparison's false-positive rate."""
     with one_line_errors():
-        from allele.bench.compare import calibration, compare_runs
-        from allele.bench.runner import RichProgress, Runner
+        from allele.bench.calibrate import calibrate
         from allele.bench.spec import load_suite
+        from allele.cli.progress import RichProgress
 
         suite = load_suite(spec, preset=preset)
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         with open_store_url(store) as st:
-            runner = Runner(st, executor=executor, workers=workers,
-                            progress=None if as_json else RichProgress(err_console))
-            ids = []
-            for side in ("a", "b"):
-                summary = runner.run(suite, name=f"calibrate-{suite.name}-{stamp}-{side}")
-                if summary.status != "finished":
-                    raise AlleleError(f"calibration run {summary.name} ended {summary.status}")
-                ids.append(summary.run_id)
-            first, second = st.load_run(ids[0]), st.load_run(ids[1])
-        comp = compare_runs(first, second, q=q, floor=floor)
-        cal = calibration(comp)
+            result = calibrate(st, suite, executor=executor, workers=workers, q=q, floor=floor,
+                               progress=None if as_json else RichProgress(err_console))
         if as_json:
-            sys.stdout.write(json.dumps({
-                "runs": [first.info.name, second.info.name], "q": q, "floor": floor,
-                "targets": [{"target": c.target, "cells": c.cells,
-                             "comparisons": c.comparisons,
-                             "false_positives": c.false_positives,
-                             "false_positive_rate": c.false_positive_rate,
-                             "inconclusive_rate": c.inconclusive_rate,
-                             "false_positives_by_metric": c.false_positives_by_metric}
-                            for c in cal],
-            }, indent=2) + "\n")
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
-        table = Table(title=f"A/A calibration of {suite.name}: {first.info.name} vs "
-                            f"{second.info.name} (q={q}, floor {floor:.0%})")
+        first, second = result.runs
+        table = Table(title=f"A/A calibration of {suite.name}: {first} vs {second} "
+                            f"(q={q}, floor {floor:.0%})")
         for col in ("target", "cells", "comparisons", "false positives", "FP rate",
                     "inconclusive", "flagged metrics"):
             table.add_column(col, justify="left" if col in ("target", "flagged metrics")
                              else "right")
-        for c in cal:
+        for c in result.targets:
             flagged = ", ".join(f"{m} ({n})" for m, n in c.false_positives_by_metric.items()
                                 if n) or "-"
             table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),

@@ -1,0 +1,30 @@
+"""The runner's unit of work: one cell (or one round of a cell's seeds) for one worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to run one cell (picklable)."""
+
+    key: str
+    benchmark: str
+    target: str
+    params: dict[str, Any]
+    seeds: tuple[int, ...]
+    repeats: int = 1
+    warmup: int = 0
+    timeout_s: float = 600.0
+    metrics: tuple[str, ...] | None = None
+    profile: bool = False
+    tracemalloc: bool = False
+    memory_limit_mb: float | None = None
+    isolation: str = "process"
+    index: int = 0
+    """Position in the run's order (for progress display)."""
+    round: int = 0
+    rounds: int = 1
+    """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
