@@ -31,7 +31,6 @@ FDR control over a matrix. With one seed the samples are compared unpaired.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from allele.bench.format import param_variation
 from allele.bench.history import History, as_history
 from allele.bench.metrics import Direction, direction_of, resolution_of
 from allele.errors import ValidationError
@@ -225,11 +225,9 @@ def split_params(rows: Sequence[MetricComparison]) -> dict[str, tuple[list[str],
         by_target.setdefault(r.target, []).append(r)
     out: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for target, group in by_target.items():
-        keys = sorted({k for r in group for k in r.params})
-        varying = [k for k in keys
-                   if len({json.dumps(r.params.get(k, "<unset>"), sort_keys=True, default=str)
-                           for r in group}) > 1]
-        fixed = {k: group[0].params[k] for k in keys if k not in varying}
+        counts = param_variation(r.params for r in group)
+        varying = sorted(k for k, n in counts.items() if n > 1)
+        fixed = {k: group[0].params[k] for k in sorted(counts) if k not in varying}
         out[target] = (varying, fixed)
     return out
 

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from allele.bench.format import value_text
 from allele.bench.history import History, as_history
 from allele.bench.metrics import Direction, direction_of
 from allele.errors import ValidationError
@@ -219,10 +220,6 @@ class Attribution:
     total: int
 
 
-def _fmt(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else str(v)
-
-
 def _holds(x: Any, op: str, val: Any) -> bool:
     if op == "==":
         return bool(x == val)
@@ -264,7 +261,7 @@ def attribute(params: Sequence[Mapping[str, Any]], affected: Sequence[bool]) -> 
             f1 = 2 * precision * recall / (precision + recall)
             score = (f1, -complexity, int(match.sum()))
             if best is None or score > best[0]:
-                desc = f"{name} {op} {_fmt(val)}"
+                desc = f"{name} {op} {value_text(val)}"
                 best = (score, Attribution(desc, name, op, val, precision, recall, n_aff, total))
     if best is None:
         return Attribution("no single parameter explains it", None, None, None, 0.0, 0.0,

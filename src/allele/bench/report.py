@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from allele.bench.compare import (
+    VERDICT_RANK,
     Comparison,
     MetricComparison,
     compare_runs,
@@ -35,8 +36,14 @@ from allele.bench.compare import (
     run_to_run_noise,
     split_params,
 )
+from allele.bench.format import number, param_variation, params_text, pct, when
 from allele.bench.history import HISTORY_RUNS, History, as_history, load_history
-from allele.bench.metrics import direction_of
+from allele.bench.metrics import (
+    QUALITY_METRICS,
+    RESOURCE_METRICS,
+    TIME_METRICS,
+    direction_of,
+)
 from allele.bench.regress import ChangeGroup, find_changes
 from allele.errors import ValidationError
 from allele.store.model import CellResult, RunRecord
@@ -46,10 +53,6 @@ if TYPE_CHECKING:
 
 ReportFormat = Literal["html", "markdown"]
 
-TIME_METRICS = ("wall_s", "cpu_user_s", "ns_per_genome", "us_per_call", "time_to_first_token_s")
-QUALITY_METRICS = ("best_fitness", "nrmse", "mean_fitness", "tokens_per_s", "steps_per_s",
-                   "diversity", "generations_to_target", "success")
-RESOURCE_METRICS = {"cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_mb"}
 SIZE_HINTS = ("population", "size", "length", "steps", "n_", "genomes", "tokens")
 MAX_PAIRS = 3
 MAX_ROWS_MD = 40
@@ -79,12 +82,8 @@ def pick_quality_metric(metrics: Sequence[str]) -> str | None:
 
 def varying_params(cells: Sequence[CellResult]) -> list[str]:
     """Parameters with more than one value among ``cells``, most values first."""
-    values: dict[str, set[str]] = {}
-    for c in cells:
-        for k, v in c.params.items():
-            values.setdefault(k, set()).add(json.dumps(v, sort_keys=True, default=str))
-    names = [k for k, vs in values.items() if len(vs) > 1]
-    return sorted(names, key=lambda k: (-len(values[k]), k))
+    counts = param_variation(c.params for c in cells)
+    return sorted((k for k, n in counts.items() if n > 1), key=lambda k: (-counts[k], k))
 
 
 def _sort_values(values: set[Any]) -> list[Any]:
@@ -205,29 +204,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "-∞"
-    if v == 0:
-        return "0"
-    mag = abs(v)
-    if mag >= 1e5 or mag < 1e-3:
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
-
-
-def _pct(ratio: float) -> str:
-    if math.isnan(ratio):
-        return "–"
-    if math.isinf(ratio):
-        return "+∞" if ratio > 0 else "-∞"
-    return f"{(ratio - 1.0) * 100:+.1f}%"
-
-
 def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(no params)"
+    return params_text(params, empty="(no params)")
 
 
 class _ShownParams:
@@ -245,11 +223,8 @@ class _ShownParams:
                 for target, (_, fixed) in self.split.items() if fixed]
 
 
-_VERDICT_ORDER = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
-
-
 def _sorted_rows(comp: Comparison) -> list[MetricComparison]:
-    return sorted(comp.rows, key=lambda r: (_VERDICT_ORDER[r.verdict],
+    return sorted(comp.rows, key=lambda r: (VERDICT_RANK[r.verdict],
                                             -abs(math.log(r.estimate.ratio))
                                             if r.estimate.ratio > 0
                                             and math.isfinite(r.estimate.ratio) else -math.inf,
@@ -492,10 +467,10 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
             e = r.estimate
             table_rows.append([
                 _td(r.target), _td(shown.text(r)), _td(r.metric),
-                _td(_fmt(e.median_base), "num"), _td(_fmt(e.median_head), "num"),
-                _td(_pct(e.ratio), "num"),
-                _td(f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", "num"),
-                _td(_fmt(e.p_value, 2), "num"), _td(_fmt(e.q_value, 2), "num"),
+                _td(number(e.median_base), "num"), _td(number(e.median_head), "num"),
+                _td(pct(e.ratio), "num"),
+                _td(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", "num"),
+                _td(number(e.p_value, 2), "num"), _td(number(e.q_value, 2), "num"),
                 _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
                 _td(e.test), f"<td class='v-{r.verdict}'>{r.verdict}</td>"])
         return _table(headers, table_rows)
@@ -550,7 +525,7 @@ def _changes_section(data: ReportData) -> str:
         rows.append([_td(g.kind, "v-regressed" if g.kind == "regression" else "v-improved"),
                      _td(g.target), _td(g.metric), _td(g.run.name),
                      _td(f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞", "num"),
-                     _td(_fmt(g.p_value, 2), "num"),
+                     _td(number(g.p_value, 2), "num"),
                      _td(f"{len(g.changes)} of {g.cells_checked}", "num"),
                      _td(g.attribution.description)])
     parts.append(_table(["kind", "target", "metric", "first affected run", "magnitude",
@@ -595,10 +570,6 @@ def _environment_section(data: ReportData) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "–"
-
-
 def render_html(data: ReportData) -> str:
     """The whole report as one self-contained HTML document."""
     from plotly.offline import get_plotlyjs
@@ -618,8 +589,8 @@ def render_html(data: ReportData) -> str:
     head = (f"<header><h1>Allele benchmark report: {html.escape(info.name)}</h1>"
             f"<p>spec {html.escape(info.spec_name)} · target {html.escape(info.target)} · "
             f"{info.status} · {info.cell_count or len(data.run.cells)} cells, "
-            f"{len(_failures(data))} failed · started {_when(info.created_at)}{baseline} · "
-            f"generated {_when(data.generated_at)}</p></header>")
+            f"{len(_failures(data))} failed · started {when(info.created_at)}{baseline} · "
+            f"generated {when(data.generated_at)}</p></header>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>Allele report {html.escape(info.name)}</title>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -671,10 +642,10 @@ def render_markdown(data: ReportData) -> str:
         shown = _ShownParams(comp)
         if moved:
             rows = [[r.verdict, r.target, shown.text(r), r.metric,
-                     _fmt(r.estimate.median_base), _fmt(r.estimate.median_head),
-                     _pct(r.estimate.ratio),
-                     f"[{_pct(r.estimate.ci_low)}, {_pct(r.estimate.ci_high)}]",
-                     _fmt(r.estimate.q_value, 2),
+                     number(r.estimate.median_base), number(r.estimate.median_head),
+                     pct(r.estimate.ratio),
+                     f"[{pct(r.estimate.ci_low)}, {pct(r.estimate.ci_high)}]",
+                     number(r.estimate.q_value, 2),
                      "n too small" if math.isinf(r.estimate.mde) else f"{r.estimate.mde:.1%}"]
                     for r in moved[:MAX_ROWS_MD]]
             out.append(_md_table(["verdict", "target", "params", "metric", "base", "head",
@@ -703,7 +674,7 @@ def render_markdown(data: ReportData) -> str:
                               "p", "where"],
                              [[g.kind, g.target, g.metric, g.run.name,
                                f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
-                               _fmt(g.p_value, 2), g.attribution.description]
+                               number(g.p_value, 2), g.attribution.description]
                               for g in data.changes[:MAX_ROWS_MD]]))
         out.append("")
     failed = _failures(data)

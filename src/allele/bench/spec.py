@@ -56,6 +56,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from allele.bench.metrics import MEASURED_METRICS
 from allele.errors import AlleleError, ConfigError
 from allele.store.model import cell_key
 
@@ -462,8 +463,6 @@ def _where(spec: BenchmarkSpec, param: str | None, prefix: str) -> str:
     return f"{prefix}matrix.{param}"
 
 
-MEASURED_METRICS = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_mb")
-"""Metrics the runner measures around every target call (tracemalloc only when enabled)."""
 
 
 def load_suite(path: str | Path, *, preset: str | None = None) -> SuiteSpec:

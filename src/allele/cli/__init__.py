@@ -15,8 +15,8 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from allele.cli._common import print_error
 from allele.errors import AlleleError
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except AlleleError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        print_error(exc)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

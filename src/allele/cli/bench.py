@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from allele.bench.format import number, param_variation, when
 from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
 from allele.errors import ConfigError
 
@@ -181,7 +181,7 @@ def list_cmd(store: StoreOpt = None,
         for col in ("id", "name", "spec", "targets", "status", "created", "cells", "failed"):
             table.add_column(col, justify="right" if col in ("cells", "failed") else "left")
         for r in runs:
-            table.add_row(r.id, r.name, r.spec_name, r.target, r.status, _when(r.created_at),
+            table.add_row(r.id, r.name, r.spec_name, r.target, r.status, when(r.created_at),
                           str(r.cell_count), str(r.failed_count))
         console.print(table)
 
@@ -199,6 +199,7 @@ def show_cmd(
 
 
 def _show(record: RunRecord, metrics: list[str] | None) -> None:
+    from allele.bench.metrics import metric_order
     from allele.bench.summary import CI_METHOD, summarize_cell
 
     info = record.info
@@ -210,7 +211,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
     load = (env.get("load") or {}).get("1m")
     console.print(
         f"[bold]{info.name}[/] ({info.id}) spec {info.spec_name}: {info.status}, "
-        f"{info.cell_count} cells, {info.failed_count} failed; {_when(info.created_at)}; "
+        f"{info.cell_count} cells, {info.failed_count} failed; {when(info.created_at)}; "
         f"{cpu.get('model', '?')} x{cpu.get('logical', '?')}, Python {py}"
         + (f", git {commit}" if commit else "")
         + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
@@ -227,7 +228,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
             table.add_column(col, justify="right" if right else "left", no_wrap=col != "params")
         for cell in sorted(cells, key=lambda c: c.key):
             params = " ".join(f"{k}={v}" for k, v in cell.params.items() if k in varying)
-            rows = summarize_cell(cell, metrics if metrics else _metric_order(cell.metrics()))
+            rows = summarize_cell(cell, metrics if metrics else metric_order(cell.metrics()))
             if cell.status != "ok":
                 table.add_row(params, f"[red]{cell.status}[/]", "error", "", "",
                               "", (cell.error or "")[:80])
@@ -253,16 +254,7 @@ def _varying(cells: list[Any]) -> set[str]:
     """Parameter names whose value differs between cells (all of them for a single cell)."""
     if len(cells) == 1:
         return set(cells[0].params)
-    keys = {k for c in cells for k in c.params}
-    return {k for k in keys if len({repr(c.params.get(k)) for c in cells}) > 1}
-
-
-def _metric_order(names: list[str]) -> list[str]:
-    """The target's quality metrics first (sorted), then the runner's cost metrics."""
-    from allele.bench.spec import MEASURED_METRICS
-
-    return ([n for n in names if n not in MEASURED_METRICS]
-            + [m for m in MEASURED_METRICS if m in names])
+    return {k for k, n in param_variation(c.params for c in cells).items() if n > 1}
 
 
 @app.command("export")
@@ -293,16 +285,7 @@ def export_cmd(
 
 
 def _num(v: float | None) -> str:
-    if v is None or v != v:
-        return "n/a"
-    a = abs(v)
-    if a != 0 and (a >= 1e6 or a < 1e-3):
-        return f"{v:.3e}"
-    return f"{v:.4g}"
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return number(v, sci_above=1e6, missing="n/a")
 
 
 # compare, regressions, calibrate, report and import live in their own module.

@@ -19,11 +19,12 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from allele.bench.format import number, params_text, pct
 from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
 from allele.errors import ConfigError
 
@@ -52,48 +53,35 @@ _STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "ye
 
 
 
-def _pct(r: float) -> str:
-    if math.isnan(r):
-        return "–"
-    if math.isinf(r):
-        return "+∞" if r > 0 else "-∞"
-    return f"{(r - 1) * 100:+.1f}%"
-
-
 def _num(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:.4g}"
-
-
-def _params(p: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(p.items())) or "-"
+    return number(v, sci_above=None)
 
 
 def _print_comparison(comp: Comparison, show_all: bool) -> None:
+    from allele.bench.compare import VERDICT_RANK, row_params, split_params
+
     counts = comp.counts()
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
-    order = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
-    rows = sorted(rows, key=lambda r: (order[r.verdict], r.key, r.metric))
+    rows = sorted(rows, key=lambda r: (VERDICT_RANK[r.verdict], r.key, r.metric))
     table = Table(title=f"{comp.base.name} → {comp.head.name}: "
                         + ", ".join(f"{n} {v}" for v, n in counts.items()))
     for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
                 "verdict"):
         table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
                          else "left", overflow="fold")
-    from allele.bench.compare import row_params, split_params
-
     shown = split_params(comp.rows)
     for r in rows:
         e = r.estimate
-        table.add_row(r.target, _params(row_params(shown, r)), r.metric, _num(e.median_base),
-                      _num(e.median_head), _pct(e.ratio),
-                      f"[{_pct(e.ci_low)}, {_pct(e.ci_high)}]", _num(e.q_value),
+        table.add_row(r.target, params_text(row_params(shown, r)), r.metric,
+                      _num(e.median_base), _num(e.median_head), pct(e.ratio),
+                      f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", _num(e.q_value),
                       "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{r.verdict}[/]")
     if rows:
         console.print(table)
         for target, (_, fixed) in shown.items():
             if fixed and any(r.target == target for r in rows):
-                console.print(f"[dim]{target}, in every cell: {_params(fixed)}[/]",
+                console.print(f"[dim]{target}, in every cell: {params_text(fixed)}[/]",
                               highlight=False)
     else:
         console.print(f"{comp.base.name} → {comp.head.name}: all {len(comp.rows)} cell metrics "
