@@ -10,12 +10,9 @@ import pytest
 from scipy import stats
 
 from allele.bench.calibrate import calibration
-from allele.bench.compare import (
-    clip_far_outliers,
-    compare_runs,
-    compare_samples,
-    environment_diff,
-)
+from allele.bench.compare import compare_runs, environment_diff
+from allele.bench.estimate import compare_samples
+from allele.bench.stats import clip_far_outliers
 from allele.errors import ValidationError
 from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
@@ -386,7 +383,7 @@ def test_split_params_separates_varying_from_shared() -> None:
 def test_paired_pvalues_with_zero_and_tied_differences_use_the_normal_approximation() -> None:
     from scipy import stats
 
-    from allele.bench.compare import _pvalues
+    from allele.bench.stats import pvalues as _pvalues
 
     rng = np.random.default_rng(11)
     base = np.round(rng.normal(100, 2, (6, 12)))  # integer-valued: tied and zero differences

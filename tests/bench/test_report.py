@@ -235,8 +235,9 @@ def test_busier_machine_warning_in_html_and_markdown() -> None:
 def test_ratio_axis_keeps_every_point_and_not_one_huge_interval() -> None:
     import dataclasses
 
-    from allele.bench.compare import MetricComparison, compare_samples
-    from allele.bench.report import _ratio_axis
+    from allele.bench.compare import MetricComparison
+    from allele.bench.estimate import compare_samples
+    from allele.bench.report.html import _ratio_axis
 
     rng = np.random.default_rng(9)
     base = [rng.normal(1.0, 0.01, 12) for _ in range(3)]

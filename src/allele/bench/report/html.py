@@ -1,282 +1,42 @@
-"""Reports of a run: one self-contained HTML file (Plotly, JavaScript inlined) or Markdown.
-
-The HTML holds, per target: heatmaps of time and of quality over pairs of matrix parameters,
-scaling curves (time against a size parameter on log-log axes, with the fitted slope); then the
-comparison against a baseline (verdict table and a ratio/CI chart), the change points found in the
-history, failed cells, and the environment with its differences from the baseline. Nothing is
-fetched at view time: no CDN, no fonts, no images.
-
-The Markdown version is made for a pull-request comment: verdict counts, the cells that moved,
-regressions in the history, failures and the environment differences.
-
-The data preparation (:func:`heatmap_grid`, :func:`scaling_series`, ...) is pure and separately
-tested; :func:`build_report` is the only function that reads a store.
-"""
+"""The HTML report: one self-contained file (Plotly, JavaScript inlined; no CDN, no fonts, no
+images fetched at view time)."""
 
 from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 
-from allele.bench.compare import (
-    VERDICT_RANK,
-    Comparison,
-    MetricComparison,
-    compare_runs,
-    environment_diff,
-    row_params,
-    run_to_run_noise,
-    split_params,
+from allele.bench.compare import Comparison, MetricComparison, environment_diff
+from allele.bench.format import number, pct, when
+from allele.bench.metrics import direction_of
+from allele.bench.report.charts import (
+    _hashable,
+    _ok,
+    _sort_values,
+    heatmap_grid,
+    pick_quality_metric,
+    pick_time_metric,
+    scaling_series,
+    size_param,
+    varying_params,
 )
-from allele.bench.format import number, param_variation, params_text, pct, when
-from allele.bench.history import HISTORY_RUNS, History, as_history, load_history
-from allele.bench.metrics import (
-    QUALITY_METRICS,
-    RESOURCE_METRICS,
-    TIME_METRICS,
-    direction_of,
+from allele.bench.report.data import (
+    ReportData,
+    _by_target,
+    _failures,
+    _flatten,
+    _params_text,
+    _ShownParams,
+    _sorted_rows,
 )
-from allele.bench.regress import ChangeGroup, find_changes
-from allele.errors import ValidationError
-from allele.store.model import CellResult, RunRecord
+from allele.store.model import CellResult
 
-if TYPE_CHECKING:
-    from allele.store import ResultStore
-
-ReportFormat = Literal["html", "markdown"]
-
-SIZE_HINTS = ("population", "size", "length", "steps", "n_", "genomes", "tokens")
 MAX_PAIRS = 3
-MAX_ROWS_MD = 40
-
-
-# --------------------------------------------------------------------------------------------
-# data preparation (pure)
-
-
-def _ok(cells: Sequence[CellResult]) -> list[CellResult]:
-    return [c for c in cells if c.status == "ok" and c.metrics()]
-
-
-def pick_time_metric(metrics: Sequence[str]) -> str | None:
-    """The metric that stands for speed: the first present of :data:`TIME_METRICS`."""
-    return next((m for m in TIME_METRICS if m in metrics), None)
-
-
-def pick_quality_metric(metrics: Sequence[str]) -> str | None:
-    """The metric that stands for quality: a known one, else any non-time, non-resource one."""
-    known = next((m for m in QUALITY_METRICS if m in metrics), None)
-    if known is not None:
-        return known
-    rest = sorted(m for m in metrics if m not in TIME_METRICS and m not in RESOURCE_METRICS)
-    return rest[0] if rest else None
-
-
-def varying_params(cells: Sequence[CellResult]) -> list[str]:
-    """Parameters with more than one value among ``cells``, most values first."""
-    counts = param_variation(c.params for c in cells)
-    return sorted((k for k, n in counts.items() if n > 1), key=lambda k: (-counts[k], k))
-
-
-def _sort_values(values: set[Any]) -> list[Any]:
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return sorted(values)
-    return sorted(values, key=lambda v: json.dumps(v, sort_keys=True, default=str))
-
-
-def _hashable(v: Any) -> Any:
-    return v if isinstance(v, int | float | str | bool) or v is None else json.dumps(
-        v, sort_keys=True, default=str)
-
-
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """A heatmap: median of ``metric`` for each (x, y) parameter pair, over all other params."""
-
-    metric: str
-    x: str
-    y: str
-    xs: list[Any]
-    ys: list[Any]
-    z: list[list[float | None]]
-    """``z[i][j]`` belongs to ``ys[i]``, ``xs[j]``; None where no cell measured it."""
-
-
-def heatmap_grid(cells: Sequence[CellResult], metric: str, x: str, y: str) -> Grid:
-    """Median of every sample of ``metric`` in the cells sharing each (x, y) value pair."""
-    pool: dict[tuple[Any, Any], list[float]] = {}
-    for c in _ok(cells):
-        if x not in c.params or y not in c.params:
-            continue
-        vals = c.values(metric)
-        if vals:
-            pool.setdefault((_hashable(c.params[x]), _hashable(c.params[y])), []).extend(vals)
-    xs = _sort_values({k[0] for k in pool})
-    ys = _sort_values({k[1] for k in pool})
-    z: list[list[float | None]] = [[float(np.median(pool[(xv, yv)])) if (xv, yv) in pool
-                                    else None for xv in xs] for yv in ys]
-    return Grid(metric, x, y, xs, ys, z)
-
-
-def scaling_fit(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
-    """Least-squares line through ``(log sizes, log values)``: ``(slope, intercept)``."""
-    s = np.asarray(sizes, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    keep = (s > 0) & (v > 0)
-    if int(np.unique(s[keep]).size) < 2:
-        raise ValidationError("a scaling fit needs positive values at two or more sizes")
-    slope, intercept = np.polyfit(np.log(s[keep]), np.log(v[keep]), 1)
-    return float(slope), float(intercept)
-
-
-def size_param(cells: Sequence[CellResult]) -> str | None:
-    """The numeric parameter to draw scaling curves over: >= 3 positive values, size-like name
-    preferred."""
-    candidates = []
-    for name in varying_params(cells):
-        vals = {c.params.get(name) for c in cells if name in c.params}
-        if len(vals) >= 3 and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                  and v > 0 for v in vals):
-            hinted = any(h in name.lower() for h in SIZE_HINTS)
-            candidates.append((not hinted, -len(vals), name))
-    return min(candidates)[2] if candidates else None
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingSeries:
-    """One curve: the median metric at each size, for one combination of the other params."""
-
-    label: str
-    sizes: list[float]
-    values: list[float]
-    slope: float | None
-
-
-def scaling_series(cells: Sequence[CellResult], metric: str, size: str,
-                   max_series: int = 8) -> list[ScalingSeries]:
-    """Curves of ``metric`` against ``size``, one per value of the most varying other param
-    (or a single curve pooling everything)."""
-    ok = [c for c in _ok(cells) if size in c.params and c.values(metric)]
-    others = [p for p in varying_params(ok) if p != size]
-    split = others[0] if others else None
-    groups: dict[Any, dict[float, list[float]]] = {}
-    for c in ok:
-        label = _hashable(c.params.get(split)) if split else None
-        groups.setdefault(label, {}).setdefault(float(c.params[size]), []).extend(
-            c.values(metric))
-    out = []
-    for label in _sort_values(set(groups))[:max_series]:
-        by_size = groups[label]
-        xs = sorted(by_size)
-        ys = [float(np.median(by_size[s])) for s in xs]
-        try:
-            slope: float | None = scaling_fit(xs, ys)[0]
-        except ValidationError:
-            slope = None
-        name = f"{split}={label}" if split else "all cells"
-        out.append(ScalingSeries(name, xs, ys, slope))
-    return out
-
-
-def _by_target(cells: Sequence[CellResult]) -> dict[str, list[CellResult]]:
-    out: dict[str, list[CellResult]] = {}
-    for c in cells:
-        out.setdefault(c.target, []).append(c)
-    return dict(sorted(out.items()))
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k in sorted(d, key=str):
-        v = d[k]
-        if isinstance(v, dict) and v:
-            out.extend(_flatten(v, f"{prefix}{k}."))
-        else:
-            out.append((f"{prefix}{k}", v))
-    return out
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return params_text(params, empty="(no params)")
-
-
-class _ShownParams:
-    """A comparison's rows show the parameters that vary within their target; the ones every
-    cell of a target shares are said once (:func:`allele.bench.compare.split_params`)."""
-
-    def __init__(self, comp: Comparison) -> None:
-        self.split = split_params(comp.rows)
-
-    def text(self, r: MetricComparison) -> str:
-        return _params_text(row_params(self.split, r))
-
-    def fixed_lines(self) -> list[str]:
-        return [f"{target}, in every cell: {_params_text(fixed)}"
-                for target, (_, fixed) in self.split.items() if fixed]
-
-
-def _sorted_rows(comp: Comparison) -> list[MetricComparison]:
-    return sorted(comp.rows, key=lambda r: (VERDICT_RANK[r.verdict],
-                                            -abs(math.log(r.estimate.ratio))
-                                            if r.estimate.ratio > 0
-                                            and math.isfinite(r.estimate.ratio) else -math.inf,
-                                            r.key, r.metric))
-
-
-# --------------------------------------------------------------------------------------------
-# the report's content
-
-
-@dataclass(slots=True)
-class ReportData:
-    """Everything a report shows; built by :func:`build_report` or by hand in tests."""
-
-    run: RunRecord
-    baseline: RunRecord | None = None
-    comparison: Comparison | None = None
-    changes: list[ChangeGroup] = field(default_factory=list)
-    history_runs: int = 0
-    generated_at: float = field(default_factory=time.time)
-
-
-def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
-                history: History | Sequence[RunRecord] = (), q: float = 0.05,
-                floor: float = 0.05, seed: int = 0) -> ReportData:
-    """Compare ``run`` with ``baseline`` (if any) and look for change points in ``history``
-    (runs up to and including ``run``)."""
-    past = as_history(history)
-    noise = run_to_run_noise(past) if baseline is not None else {}
-    comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed, noise=noise)
-                  if baseline is not None else None)
-    changes = find_changes(past) if len(past) >= 6 else []
-    return ReportData(run, baseline, comparison, changes, len(past))
-
-
-def build_report(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
-                 fmt: ReportFormat = "html", q: float = 0.05, floor: float = 0.05,
-                 seed: int = 0, history_runs: int = HISTORY_RUNS) -> str:
-    """Load the runs from ``store`` and render the report of ``run_ref``."""
-    data = load_report_data(store, run_ref, baseline_ref, q=q, floor=floor, seed=seed,
-                            history_runs=history_runs)
-    return render_markdown(data) if fmt == "markdown" else render_html(data)
-
-
-def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
-                     q: float = 0.05, floor: float = 0.05, seed: int = 0,
-                     history_runs: int = HISTORY_RUNS) -> ReportData:
-    """The runs :func:`build_report` needs from ``store``, compared and analysed."""
-    run = store.load_run(run_ref)
-    baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
-    history = load_history(store, run.info, history_runs)
-    return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,8 +293,6 @@ def _changes_section(data: ReportData) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
-def _failures(data: ReportData) -> list[CellResult]:
-    return [c for c in data.run.cells if c.status != "ok"]
 
 
 def _failures_section(data: ReportData) -> str:
@@ -598,93 +356,4 @@ def render_html(data: ReportData) -> str:
             f"</head><body>{head}<main>{''.join(sections)}</main>"
             f"<script type='text/javascript'>{_FIT_CHARTS_JS}</script></body></html>")
 
-
-# --------------------------------------------------------------------------------------------
-# Markdown
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def render_markdown(data: ReportData) -> str:
-    """A compact Markdown summary for a pull-request comment."""
-    info = data.run.info
-    out = [f"## Allele benchmark: `{info.name}`", ""]
-    out.append(f"spec `{info.spec_name}` · {info.status} · "
-               f"{info.cell_count or len(data.run.cells)} cells, "
-               f"{len(_failures(data))} failed")
-    out.append("")
-    comp = data.comparison
-    if comp is not None:
-        counts = comp.counts()
-        verdict = ("**regressions found**" if counts["regressed"] else "no regression")
-        out.append(f"### Against `{comp.base.name}`: {verdict}")
-        out.append("")
-        out.append(" · ".join(f"{v}: {n}" for v, n in counts.items()) +
-                   f" (FDR q = {comp.q}, floor {comp.floor:.0%})")
-        out.append("")
-        for warning in comp.warnings:
-            out.append(f"> **Warning:** {_md_escape(warning)}.")
-            out.append("")
-        note = comp.noise_note()
-        if note:
-            out.append(f"_{_md_escape(note)}._")
-            out.append("")
-        moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
-        shown = _ShownParams(comp)
-        if moved:
-            rows = [[r.verdict, r.target, shown.text(r), r.metric,
-                     number(r.estimate.median_base), number(r.estimate.median_head),
-                     pct(r.estimate.ratio),
-                     f"[{pct(r.estimate.ci_low)}, {pct(r.estimate.ci_high)}]",
-                     number(r.estimate.q_value, 2),
-                     "n too small" if math.isinf(r.estimate.mde) else f"{r.estimate.mde:.1%}"]
-                    for r in moved[:MAX_ROWS_MD]]
-            out.append(_md_table(["verdict", "target", "params", "metric", "base", "head",
-                                  "change", "95% CI", "q", "MDE"], rows))
-            if len(moved) > MAX_ROWS_MD:
-                out.append("")
-                out.append(f"... and {len(moved) - MAX_ROWS_MD} more.")
-            out.append("")
-            for line in shown.fixed_lines():
-                out.append(f"_{_md_escape(line)}_")
-                out.append("")
-        base_env = data.baseline.info.environment if data.baseline is not None else {}
-        diffs = environment_diff(base_env, info.environment)
-        if diffs:
-            out.append("<details><summary>Environment differences</summary>")
-            out.append("")
-            out.append(_md_table(["entry", "baseline", "this run"],
-                                 [[k, str(b), str(h)] for k, b, h in diffs]))
-            out.append("")
-            out.append("</details>")
-            out.append("")
-    if data.changes:
-        out.append("### Change points in the history")
-        out.append("")
-        out.append(_md_table(["kind", "target", "metric", "first affected run", "magnitude",
-                              "p", "where"],
-                             [[g.kind, g.target, g.metric, g.run.name,
-                               f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
-                               number(g.p_value, 2), g.attribution.description]
-                              for g in data.changes[:MAX_ROWS_MD]]))
-        out.append("")
-    failed = _failures(data)
-    if failed:
-        out.append("### Failures")
-        out.append("")
-        out.append(_md_table(["target", "params", "status", "error"], [
-            [c.target, _params_text(c.params), c.status,
-             (c.error or "").strip().splitlines()[-1][:200] if c.error else ""]
-            for c in failed[:MAX_ROWS_MD]]))
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
 

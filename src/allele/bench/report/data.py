@@ -1,0 +1,117 @@
+"""A report's content: the run, its baseline, their comparison and the change points of the
+history, gathered once (:func:`load_report_data` reads the store, :func:`report_data` computes)
+and rendered by :mod:`.html` or :mod:`.markdown`; plus the small views both renderers share.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from allele.bench.compare import (
+    VERDICT_RANK,
+    Comparison,
+    MetricComparison,
+    compare_runs,
+    row_params,
+    run_to_run_noise,
+    split_params,
+)
+from allele.bench.format import params_text
+from allele.bench.history import HISTORY_RUNS, History, as_history, load_history
+from allele.bench.regress import ChangeGroup, find_changes
+from allele.store.model import CellResult, RunRecord
+
+if TYPE_CHECKING:
+    from allele.store import ResultStore
+
+
+def _by_target(cells: Sequence[CellResult]) -> dict[str, list[CellResult]]:
+    out: dict[str, list[CellResult]] = {}
+    for c in cells:
+        out.setdefault(c.target, []).append(c)
+    return dict(sorted(out.items()))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k in sorted(d, key=str):
+        v = d[k]
+        if isinstance(v, dict) and v:
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return params_text(params, empty="(no params)")
+
+
+class _ShownParams:
+    """A comparison's rows show the parameters that vary within their target; the ones every
+    cell of a target shares are said once (:func:`allele.bench.compare.split_params`)."""
+
+    def __init__(self, comp: Comparison) -> None:
+        self.split = split_params(comp.rows)
+
+    def text(self, r: MetricComparison) -> str:
+        return _params_text(row_params(self.split, r))
+
+    def fixed_lines(self) -> list[str]:
+        return [f"{target}, in every cell: {_params_text(fixed)}"
+                for target, (_, fixed) in self.split.items() if fixed]
+
+
+def _sorted_rows(comp: Comparison) -> list[MetricComparison]:
+    return sorted(comp.rows, key=lambda r: (VERDICT_RANK[r.verdict],
+                                            -abs(math.log(r.estimate.ratio))
+                                            if r.estimate.ratio > 0
+                                            and math.isfinite(r.estimate.ratio) else -math.inf,
+                                            r.key, r.metric))
+
+
+
+@dataclass(slots=True)
+class ReportData:
+    """Everything a report shows; built by :func:`build_report` or by hand in tests."""
+
+    run: RunRecord
+    baseline: RunRecord | None = None
+    comparison: Comparison | None = None
+    changes: list[ChangeGroup] = field(default_factory=list)
+    history_runs: int = 0
+    generated_at: float = field(default_factory=time.time)
+
+
+def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
+                history: History | Sequence[RunRecord] = (), q: float = 0.05,
+                floor: float = 0.05, seed: int = 0) -> ReportData:
+    """Compare ``run`` with ``baseline`` (if any) and look for change points in ``history``
+    (runs up to and including ``run``)."""
+    past = as_history(history)
+    noise = run_to_run_noise(past) if baseline is not None else {}
+    comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed, noise=noise)
+                  if baseline is not None else None)
+    changes = find_changes(past) if len(past) >= 6 else []
+    return ReportData(run, baseline, comparison, changes, len(past))
+
+
+
+def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
+                     q: float = 0.05, floor: float = 0.05, seed: int = 0,
+                     history_runs: int = HISTORY_RUNS) -> ReportData:
+    """The runs :func:`build_report` needs from ``store``, compared and analysed."""
+    run = store.load_run(run_ref)
+    baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
+    history = load_history(store, run.info, history_runs)
+    return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
+
+
+
+def _failures(data: ReportData) -> list[CellResult]:
+    return [c for c in data.run.cells if c.status != "ok"]
+
