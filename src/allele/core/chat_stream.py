@@ -10,8 +10,9 @@ stream.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from typing import TYPE_CHECKING
 
 from allele.errors import AlleleError, ProviderError, ValidationError
@@ -50,24 +51,26 @@ class _StreamBookkeeping:
         self._completion = item
         return None
 
-    def _final(self) -> Completion:
-        """The provider's final answer, once its stream is over (ProviderError when it sent
-        none)."""
-        if self._completion is None:
-            raise ProviderError("the stream ended without a final answer",
-                                url=self._agent.provider.url, cause="invalid_response")
-        return self._completion
-
-    def _finish(self, completion: Completion) -> None:
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Wraps the iteration of the provider's stream: when it ends, the turn is finished (or
+        failed with ProviderError if no final answer came); a failure fails the turn and is
+        re-raised. An abandoned iteration (GeneratorExit) passes through untouched."""
+        try:
+            yield
+            completion = self._completion
+            if completion is None:
+                raise ProviderError("the stream ended without a final answer",
+                                    url=self._agent.provider.url, cause="invalid_response")
+        except AlleleError as err:
+            self._done = True
+            self._agent.fail_turn(err, self._started)
+            raise
         self._done = True
         self.response = self._agent.end_turn(
             self._message, completion, self._started,
             time_to_first_token=self.time_to_first_token, streamed=True,
         )
-
-    def _fail(self, err: AlleleError) -> None:
-        self._done = True
-        self._agent.fail_turn(err, self._started)
 
     def _abandon(self) -> None:
         if not self._done:
@@ -97,16 +100,11 @@ class ChatStream(_StreamBookkeeping):
 
     def _run(self, messages: list[ChatMessage]) -> Generator[str, None, None]:
         agent = self._agent
-        try:
+        with self._turn():
             for item in agent.provider.stream(messages, agent.generation_params):
                 text = self._take(item)
                 if text is not None:
                     yield text
-            completion = self._final()
-        except AlleleError as err:
-            self._fail(err)
-            raise
-        self._finish(completion)
 
     def __iter__(self) -> ChatStream:
         return self
@@ -137,16 +135,11 @@ class AsyncChatStream(_StreamBookkeeping):
 
     async def _run(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         agent = self._agent
-        try:
+        with self._turn():
             async for item in agent.provider.astream(messages, agent.generation_params):
                 text = self._take(item)
                 if text is not None:
                     yield text
-            completion = self._final()
-        except AlleleError as err:
-            self._fail(err)
-            raise
-        self._finish(completion)
 
     def __aiter__(self) -> AsyncChatStream:
         return self

@@ -33,7 +33,7 @@ import os
 import platform
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -44,6 +44,9 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from allele.machine import usable_cpus
+
+if TYPE_CHECKING:
+    from allele.core.kraken.weights import RowMatrix
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.uint32]
@@ -389,32 +392,23 @@ def _helper(*args: Any) -> None:
 
 
 def run(
-    inputs: FloatArray,
-    w_in_t: FloatArray,
-    extra: FloatArray,
-    w_ptr: IntArray,
-    w_idx: IntArray,
-    w_val: FloatArray,
-    x: FloatArray,
-    leak: float,
-    readout_t: FloatArray,
-    out: FloatArray,
-    states: FloatArray,
-    final: FloatArray,
-    chunk: int,
-    threads: int,
+    inputs: FloatArray, w_in_t: FloatArray, extra: FloatArray, rows: RowMatrix, x: FloatArray,
+    leak: float, readout_t: FloatArray, out: FloatArray, states: FloatArray, final: FloatArray,
+    *, chunk: int, threads: int,
 ) -> int:
     """Run ``_run_kernel`` on the caller's thread over ``inputs`` from ``x`` (updated in place),
     with a helper thread when ``threads > 1`` and the run is worth one (``_worth_a_helper``).
 
-    The arguments are those of ``_run_kernel`` (the scratch state buffers, the sync array and the
-    spin budget are made here). Returns how many row chunks the main thread took from the helper.
+    The arguments are those of ``_run_kernel``, with the recurrent matrix as its
+    :class:`~allele.core.kraken.weights.RowMatrix` (the scratch state buffers, the sync array and
+    the spin budget are made here). Returns how many row chunks the main thread took from the
+    helper.
     """
     n = x.shape[0]
     helped = threads > 1 and _worth_a_helper(inputs.shape[0], n)
     sync = np.zeros(_SYNC_LEN, dtype=np.int64)
     args = (
-        inputs, w_in_t, extra, w_ptr, w_idx, w_val, x,
+        inputs, w_in_t, extra, rows.ptr, rows.idx, rows.val, x,
         np.empty(n), np.empty(n if helped else 0), leak, readout_t, out, states,
         final, sync, _HELPER_SPIN_BUDGET, chunk,
     )

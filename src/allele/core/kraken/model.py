@@ -324,10 +324,9 @@ class KrakenLNN:
         extra = np.empty((0, self.reservoir_size)) if noise is None else noise
         out = np.empty((steps, readout_t.shape[0]))
         kept = np.empty((keep_states, self.reservoir_size))
-        rows = self._rows
         self._helper_chunks = kernel.run(
-            u, self._w_in_t, extra, rows.ptr, rows.idx, rows.val, x, self.leak_rate, readout_t,
-            out, kept, self._final, self._chunk, self.threads,
+            u, self._w_in_t, extra, self._rows, x, self.leak_rate, readout_t, out, kept,
+            self._final, chunk=self._chunk, threads=self.threads,
         )
         return kept, (out if readout else None)
 
