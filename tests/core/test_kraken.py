@@ -11,9 +11,11 @@ import scipy.sparse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allele.core import kraken as kraken_mod
 from allele.core.datasets import mackey_glass, narma10, nrmse
 from allele.core.kraken import KrakenLNN, SequenceResult, reservoir_states_reference
+from allele.core.kraken import kernel as kernel_mod
+from allele.core.kraken import model as model_mod
+from allele.core.kraken import weights as weights_mod
 from allele.core.observer import ReadoutStats, SequenceStats
 from allele.errors import NotFittedError, ValidationError
 
@@ -121,7 +123,7 @@ def test_spectral_radius_is_the_requested_one(
 def test_spectral_radius_both_eigen_paths(
     dense_max: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kraken_mod, "_DENSE_EIG_MAX", dense_max)
+    monkeypatch.setattr(weights_mod, "_DENSE_EIG_MAX", dense_max)
     net = KrakenLNN(200, spectral_radius=0.8, connectivity=0.05, seed=4)
     got = np.abs(np.linalg.eigvals(net.recurrent_weights.toarray())).max()
     assert got == pytest.approx(0.8, rel=1e-9)
@@ -400,7 +402,7 @@ def test_row_layout_holds_exactly_the_matrix(size: int, connectivity: float, see
     w = scipy.sparse.random_array(
         (size, size), density=connectivity, format="csr", rng=rng
     )
-    rows = kraken_mod._to_rows(w)
+    rows = weights_mod.to_rows(w)
     assert rows.ptr.dtype == np.uint32 and rows.idx.dtype == np.uint32
     rebuilt = np.zeros((size, size))
     for i in range(size):
@@ -412,7 +414,7 @@ def test_row_layout_holds_exactly_the_matrix(size: int, connectivity: float, see
 def test_fast_tanh_matches_numpy() -> None:
     v = np.concatenate([np.linspace(-50, 50, 400_001), [0.0, -0.0, 1e-300, -1e-12, 20.0, 700.0]])
     out = np.empty_like(v)
-    kraken_mod._tanh_array(v, out)
+    kernel_mod._tanh_array(v, out)
     assert np.abs(out - np.tanh(v)).max() < 2e-14
     assert out[v >= 20].min() == 1.0
 
@@ -447,11 +449,11 @@ def test_chunked_kernel_matches_reference(
     monkeypatch: pytest.MonkeyPatch, steps: int, threads: int
 ) -> None:
     """From 256 units the kernel splits rows into chunks and alternates two state buffers."""
-    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_STEPS", 1)
+    monkeypatch.setattr(kernel_mod, "_HELPER_MIN_STEPS", 1)
     kw: dict[str, Any] = {"reservoir_size": 300, "seed": 3, "memory_size": 400}
     fast = KrakenLNN(**kw, threads=threads)
     ref = KrakenLNN(**kw, backend="numpy")
-    assert fast._chunk == kraken_mod._CHUNK
+    assert fast._chunk == kernel_mod._CHUNK
     u = _signal(steps, dims=2, seed=steps)
     for _ in range(2):  # the second call starts from a non-zero state
         a = fast.process_sequence(u)
@@ -505,7 +507,7 @@ def _kernel_args(net: KrakenLNN, u: np.ndarray, x: np.ndarray, sync: np.ndarray)
     return (
         u, net._w_in_t, np.empty((0, n)), rows.ptr, rows.idx, rows.val,
         x, np.empty(n), np.zeros(n), net.leak_rate, np.empty((0, 1 + u.shape[1] + n)),
-        np.empty((u.shape[0], 0)), np.empty((0, n)), np.zeros(2), sync, 50, kraken_mod._CHUNK,
+        np.empty((u.shape[0], 0)), np.empty((0, n)), np.zeros(2), sync, 50, kernel_mod._CHUNK,
     )
 
 
@@ -517,33 +519,33 @@ def test_helper_rows_are_bit_identical_and_the_main_thread_takes_them() -> None:
     x0 = net.state
     # the main thread alone, one step
     alone = x0.copy()
-    kraken_mod._run_kernel(kraken_mod._MAIN, *_kernel_args(net, u, alone, np.zeros(40, np.int64)))
+    kernel_mod._run_kernel(kernel_mod._MAIN, *_kernel_args(net, u, alone, np.zeros(40, np.int64)))
     assert not np.array_equal(alone, x0)
     # a helper that sees step 0 published computes every chunk (no main thread progress yet),
     # then gives up waiting for step 1 after its spin budget (return value 1)
-    sync = np.zeros(kraken_mod._SYNC_LEN, np.int64)
-    sync[kraken_mod._SYNC_STEP] = 1
+    sync = np.zeros(kernel_mod._SYNC_LEN, np.int64)
+    sync[kernel_mod._SYNC_STEP] = 1
     helper_args = _kernel_args(net, u, x0.copy(), sync)
-    assert kraken_mod._run_kernel(kraken_mod._HELPER, *helper_args) == 1
+    assert kernel_mod._run_kernel(kernel_mod._HELPER, *helper_args) == 1
     shared = helper_args[8]
     np.testing.assert_array_equal(shared, alone)
-    chunks = -(-150 // kraken_mod._CHUNK)
-    assert sync[kraken_mod._SYNC_HELPER] == (1 << kraken_mod._TAG_SHIFT) | chunks
+    chunks = -(-150 // kernel_mod._CHUNK)
+    assert sync[kernel_mod._SYNC_HELPER] == (1 << kernel_mod._TAG_SHIFT) | chunks
     # a main thread that finds the helper's chunks done copies (some of) them: same bits
-    main_sync = np.zeros(kraken_mod._SYNC_LEN, np.int64)
-    main_sync[kraken_mod._SYNC_HELPER] = sync[kraken_mod._SYNC_HELPER]
+    main_sync = np.zeros(kernel_mod._SYNC_LEN, np.int64)
+    main_sync[kernel_mod._SYNC_HELPER] = sync[kernel_mod._SYNC_HELPER]
     main_args = list(_kernel_args(net, u, x0.copy(), main_sync))
     main_args[8] = shared.copy()
-    kraken_mod._run_kernel(kraken_mod._MAIN, *main_args)
-    assert main_sync[kraken_mod._SYNC_TAKEN] >= 1
+    kernel_mod._run_kernel(kernel_mod._MAIN, *main_args)
+    assert main_sync[kernel_mod._SYNC_TAKEN] >= 1
     np.testing.assert_array_equal(main_args[6], alone)
     # a helper's rows tagged with another step are never used
-    stale_sync = np.zeros(kraken_mod._SYNC_LEN, np.int64)
-    stale_sync[kraken_mod._SYNC_HELPER] = (7 << kraken_mod._TAG_SHIFT) | chunks
+    stale_sync = np.zeros(kernel_mod._SYNC_LEN, np.int64)
+    stale_sync[kernel_mod._SYNC_HELPER] = (7 << kernel_mod._TAG_SHIFT) | chunks
     stale_args = list(_kernel_args(net, u, x0.copy(), stale_sync))
     stale_args[8] = np.full(150, 123.0)
-    kraken_mod._run_kernel(kraken_mod._MAIN, *stale_args)
-    assert stale_sync[kraken_mod._SYNC_TAKEN] == 0
+    kernel_mod._run_kernel(kernel_mod._MAIN, *stale_args)
+    assert stale_sync[kernel_mod._SYNC_TAKEN] == 0
     np.testing.assert_array_equal(stale_args[6], alone)
 
 
@@ -551,8 +553,8 @@ def test_helper_rows_are_bit_identical_and_the_main_thread_takes_them() -> None:
 def test_two_threads_give_the_same_bits_as_one(
     monkeypatch: pytest.MonkeyPatch, noise: float
 ) -> None:
-    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_STEPS", 1)
-    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_UNITS", 1)
+    monkeypatch.setattr(kernel_mod, "_HELPER_MIN_STEPS", 1)
+    monkeypatch.setattr(kernel_mod, "_HELPER_MIN_UNITS", 1)
     u, y = _delay_task(1500, seed=9)
     kw: dict[str, Any] = {"reservoir_size": 230, "seed": 5, "noise": noise, "memory_size": 300}
     one = KrakenLNN(**kw, threads=1).fit(u[:1000], y[:1000], warmup=50)
@@ -577,9 +579,9 @@ def test_two_threads_give_the_same_bits_as_one(
 
 
 def test_helper_threads_end_with_their_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_STEPS", 1)
-    monkeypatch.setattr(kraken_mod, "_HELPER_MIN_UNITS", 1)
-    monkeypatch.setattr(kraken_mod, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(kernel_mod, "_HELPER_MIN_STEPS", 1)
+    monkeypatch.setattr(kernel_mod, "_HELPER_MIN_UNITS", 1)
+    monkeypatch.setattr(kernel_mod, "usable_cpus", lambda: 2)
     started: list[threading.Thread] = []
 
     class Recorded(threading.Thread):
@@ -594,17 +596,17 @@ def test_helper_threads_end_with_their_run(monkeypatch: pytest.MonkeyPatch) -> N
         net.predict(u[300:])
     KrakenLNN(260, seed=1, threads=1).fit(u[:300], y[:300], warmup=20).predict(u[300:])
     assert len(started) == 4  # fit + 3 predicts; threads=1 starts none
-    assert all(t.name == kraken_mod._HELPER_NAME and t.daemon for t in started)
+    assert all(t.name == kernel_mod._HELPER_NAME and t.daemon for t in started)
     for thread in started:
         thread.join(timeout=10.0)
         assert not thread.is_alive()
 
 
 def test_helper_is_only_started_for_long_runs_on_large_reservoirs() -> None:
-    assert not kraken_mod._worth_a_helper(kraken_mod._HELPER_MIN_STEPS - 1, 500)
-    assert not kraken_mod._worth_a_helper(10_000, kraken_mod._HELPER_MIN_UNITS - 1)
-    expected = kraken_mod.usable_cpus() > 1
-    assert kraken_mod._worth_a_helper(10_000, 500) is expected
+    assert not kernel_mod._worth_a_helper(kernel_mod._HELPER_MIN_STEPS - 1, 500)
+    assert not kernel_mod._worth_a_helper(10_000, kernel_mod._HELPER_MIN_UNITS - 1)
+    expected = kernel_mod.usable_cpus() > 1
+    assert kernel_mod._worth_a_helper(10_000, 500) is expected
 
 
 # --- it learns ---------------------------------------------------------------------------------
@@ -699,8 +701,8 @@ def test_no_stats_built_without_observer(monkeypatch: pytest.MonkeyPatch) -> Non
     def boom(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("stats object built without an observer")
 
-    monkeypatch.setattr(kraken_mod, "SequenceStats", boom)
-    monkeypatch.setattr(kraken_mod, "ReadoutStats", boom)
+    monkeypatch.setattr(model_mod, "SequenceStats", boom)
+    monkeypatch.setattr(model_mod, "ReadoutStats", boom)
     u, y = _delay_task(200)
     net = KrakenLNN(20, seed=0).fit(u, y, warmup=20)
     net.predict(u[:10])

@@ -321,7 +321,7 @@ def test_missing_smollm2_package_says_how_to_install(monkeypatch: pytest.MonkeyP
 
 
 def test_a_native_crash_in_the_probe_is_a_clear_model_load_error(tmp_path: Path) -> None:
-    from allele.core.llm import PORTABLE_CMAKE_ARGS, _probe_native
+    from allele.core.llm.llamacpp import PORTABLE_CMAKE_ARGS, _probe_native
 
     crash = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
     model = tmp_path / "m.gguf"

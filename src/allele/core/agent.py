@@ -5,9 +5,12 @@
   the assistant's reply); older turns are dropped first, the system prompt is always sent.
   A failed chat leaves the memory untouched.
 * With ``kraken_enabled`` every user message becomes a small lexical feature vector
-  (:func:`message_features`) streamed through a :class:`~allele.core.kraken.KrakenLNN`, and a
-  one-line summary of the conversation's dynamics enters the system prompt
-  (see :class:`ConversationDynamics`).
+  (:func:`~allele.core.dynamics.message_features`) streamed through a
+  :class:`~allele.core.kraken.KrakenLNN`, and a one-line summary of the conversation's dynamics
+  enters the system prompt (see :class:`~allele.core.dynamics.ConversationDynamics`).
+* Streamed answers are :class:`~allele.core.chat_stream.ChatStream` and
+  :class:`~allele.core.chat_stream.AsyncChatStream`; they and :meth:`NLPAgent.chat` drive a turn
+  through the same four methods (``begin_turn``, ``end_turn``, ``fail_turn``, ``drop_turn``).
 * Providers (``openai`` over HTTP, ``llamacpp`` in process) live in :mod:`allele.core.llm`. Any
   failure is an :class:`allele.errors.ProviderError`; there is never a canned reply.
 * With an observer, ``on_chat(name, ChatStats)`` follows every successful chat and
@@ -21,19 +24,17 @@ One agent holds one conversation: do not call it from several threads at once.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from allele.core.chat_stream import AsyncChatStream, ChatStream
+from allele.core.dynamics import FEATURE_NAMES, ConversationDynamics, ema, message_features
 from allele.core.llm import (
     ChatMessage,
     Completion,
@@ -50,23 +51,25 @@ from allele.core.observer import (
     notify,
 )
 from allele.core.prompt import build_system_prompt
-from allele.errors import AlleleError, ProviderError, ValidationError
+from allele.errors import AlleleError, ValidationError
 
 if TYPE_CHECKING:
     from allele.config import Settings
     from allele.core.genome import Genome
-    from allele.core.kraken import KrakenLNN
 
 __all__ = [
+    "FEATURE_NAMES",
     "AgentConfig",
     "AgentResponse",
     "AsyncChatStream",
     "ChatStream",
     "ConversationDynamics",
     "NLPAgent",
+    "ema",
     "make_provider",
     "message_features",
 ]
+
 
 
 # --------------------------------------------------------------------------- configuration
@@ -167,184 +170,6 @@ class AgentResponse:
     finish_reason: str | None = None
 
 
-# --------------------------------------------------------------------------- conversation dynamics
-
-FEATURE_NAMES: tuple[str, ...] = ("engagement", "length", "questions")
-_LENGTH_SATURATION_WORDS = 100
-_DYNAMICS_ALPHA = 0.3
-_TREND_MARGIN = 0.08
-_PRIME_STEPS = 20
-
-
-def message_features(text: str) -> npt.NDArray[np.float64]:
-    """Deterministic lexical features of one user message, each in [0, 1].
-
-    * ``length``: ``log1p(words) / log1p(100)``, capped at 1 (100 words or more -> 1);
-    * ``questions``: ``min(1, count('?') / 2)``;
-    * ``engagement``: ``0.5 * length + 0.3 * questions + 0.2 * min(1, count('!') / 2)``.
-
-    Returned in the order of :data:`FEATURE_NAMES`: ``[engagement, length, questions]``.
-    """
-    words = len(text.split())
-    length = min(1.0, math.log1p(words) / math.log1p(_LENGTH_SATURATION_WORDS))
-    questions = min(1.0, text.count("?") / 2.0)
-    exclaims = min(1.0, text.count("!") / 2.0)
-    engagement = 0.5 * length + 0.3 * questions + 0.2 * exclaims
-    return np.array([engagement, length, questions], dtype=np.float64)
-
-
-class ConversationDynamics:
-    """Conversation features through a KrakenLNN, summarised in one line.
-
-    The reservoir (50 units, seeded) gets a ridge readout trained, on first use, to output a slow
-    running level of each feature (the exponential moving average with ``alpha = 0.3``) from its
-    state; the training stream is synthetic and derived from ``seed`` only (piecewise-constant
-    levels plus noise, 600 steps). During a conversation each user message is one reservoir step.
-    A feature is *rising* (*falling*) when the newest message's value exceeds (is below) the
-    reservoir's level from before that message by more than 0.08; otherwise it is *steady*.
-    The summary needs at least two user messages; before that it is None.
-
-    Example summary: ``"engagement rising, messages getting shorter, few questions"``.
-    """
-
-    def __init__(self, seed: int | None = 0, reservoir_size: int = 50,
-                 name: str | None = None) -> None:
-        self.seed = seed
-        self.name = name
-        self.reservoir_size = reservoir_size
-        self._kraken: KrakenLNN | None = None
-        self._features: list[npt.NDArray[np.float64]] = []
-        self._levels: list[npt.NDArray[np.float64]] = []  # readout output after each message
-        self.last_state: npt.NDArray[np.float64] | None = None
-
-    # ---- the reservoir
-    def _reservoir(self) -> KrakenLNN:
-        if self._kraken is None:
-            from allele.core.kraken import KrakenLNN
-
-            kraken = KrakenLNN(
-                reservoir_size=self.reservoir_size,
-                spectral_radius=0.9,
-                leak_rate=0.3,
-                input_scaling=0.5,
-                connectivity=0.2,
-                ridge=1e-4,
-                memory_size=256,
-                seed=self.seed,
-                name=self.name,
-            )
-            inputs, targets = self.training_stream(self.seed)
-            kraken.fit(inputs, targets, warmup=50)
-            kraken.reset()
-            self._kraken = kraken
-        return self._kraken
-
-    @staticmethod
-    def training_stream(
-        seed: int | None, steps: int = 600
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """The synthetic feature stream and its EMA targets the readout is trained on."""
-        rng = np.random.default_rng(seed)
-        d = len(FEATURE_NAMES)
-        inputs = np.empty((steps, d))
-        level = rng.uniform(0.0, 1.0, size=d)
-        for t in range(steps):
-            if rng.random() < 0.1:
-                level = rng.uniform(0.0, 1.0, size=d)
-            inputs[t] = np.clip(level + rng.normal(0.0, 0.15, size=d), 0.0, 1.0)
-        return inputs, ema(inputs, _DYNAMICS_ALPHA)
-
-    # ---- streaming
-    def observe(self, text: str) -> npt.NDArray[np.float64]:
-        """Feed one user message; returns the reservoir's level estimate after it."""
-        return self.observe_features(message_features(text))
-
-    def observe_features(self, features: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Feed one feature vector ``[engagement, length, questions]``; returns the level."""
-        row = np.asarray(features, dtype=np.float64).reshape(len(FEATURE_NAMES))
-        # The first message primes the reservoir: it is held for _PRIME_STEPS steps, so that the
-        # level starts at the first message (as the EMA targets do) rather than at a cold state.
-        steps = _PRIME_STEPS if not self._features else 1
-        result = self._reservoir().process_sequence(np.repeat(row[None, :], steps, axis=0))
-        if result.outputs is None:  # the readout is always fitted by _reservoir()
-            raise AlleleError("Kraken readout missing")
-        outputs: npt.NDArray[np.float64] = np.asarray(result.outputs, dtype=np.float64)
-        level: npt.NDArray[np.float64] = outputs[-1].reshape(-1)
-        self.last_state = result.state
-        self._features.append(row)
-        self._levels.append(level)
-        return level
-
-    def rollback(self, n_messages: int) -> None:
-        """Forget everything after the first ``n_messages`` messages (the rest are replayed)."""
-        keep = self._features[:n_messages]
-        self.reset()
-        for row in keep:
-            self.observe_features(row)
-
-    def reset(self) -> None:
-        """Forget the conversation (the trained readout is kept)."""
-        if self._kraken is not None:
-            self._kraken.reset()
-        self._features.clear()
-        self._levels.clear()
-        self.last_state = None
-
-    @property
-    def messages_seen(self) -> int:
-        return len(self._features)
-
-    @property
-    def levels(self) -> npt.NDArray[np.float64]:
-        """The reservoir's level estimates, one row per message: (messages, 3)."""
-        if not self._levels:
-            return np.empty((0, len(FEATURE_NAMES)))
-        return np.vstack(self._levels)
-
-    def trends(self) -> dict[str, str] | None:
-        """``{"engagement": "rising"|"falling"|"steady", "length": ..., "questions": ...}``."""
-        if len(self._features) < 2:
-            return None
-        newest = self._features[-1]
-        before = self._levels[-2]
-        out: dict[str, str] = {}
-        for i, feature in enumerate(FEATURE_NAMES):
-            diff = float(newest[i] - before[i])
-            if diff > _TREND_MARGIN:
-                out[feature] = "rising"
-            elif diff < -_TREND_MARGIN:
-                out[feature] = "falling"
-            else:
-                out[feature] = "steady"
-        return out
-
-    def summary(self) -> str | None:
-        """One line for the system prompt, or None before two user messages."""
-        trends = self.trends()
-        if trends is None:
-            return None
-        length_words = {
-            "rising": "messages getting longer",
-            "falling": "messages getting shorter",
-            "steady": "message length steady",
-        }
-        question_level = float(self._levels[-1][2])
-        questions = "many questions" if question_level >= 0.4 else "few questions"
-        return (
-            f"engagement {trends['engagement']}, {length_words[trends['length']]}, {questions}"
-        )
-
-
-def ema(values: npt.NDArray[np.float64], alpha: float) -> npt.NDArray[np.float64]:
-    """Exponential moving average along axis 0, starting at the first row."""
-    out = np.empty_like(values)
-    level = values[0].copy()
-    for t in range(values.shape[0]):
-        level = (1.0 - alpha) * level + alpha * values[t]
-        out[t] = level
-    return out
-
-
 # --------------------------------------------------------------------------- the agent
 
 
@@ -408,14 +233,19 @@ class NLPAgent:
         if self.dynamics is not None:
             self.dynamics.reset()
 
-    def _params(self) -> GenerationParams:
+    # ---- one turn: chat, achat and the chat streams all go through these four methods
+    @property
+    def generation_params(self) -> GenerationParams:
+        """The sampling parameters every request of this agent sends (from ``config``)."""
         return GenerationParams(
             temperature=self.config.temperature,
             max_tokens=self.config.max_tokens,
             seed=self.config.seed,
         )
 
-    def _begin(self, message: str) -> list[ChatMessage]:
+    def begin_turn(self, message: str) -> list[ChatMessage]:
+        """Start a turn: check ``message``, let the dynamics (with Kraken) observe it, and return
+        the messages to send, system prompt first (also kept as ``last_messages``)."""
         if not isinstance(message, str) or not message.strip():
             raise ValidationError(f"message must be a non-empty string, got {message!r}")
         if self.dynamics is not None:
@@ -424,30 +254,25 @@ class NLPAgent:
         self.last_messages = messages
         return messages
 
-    def _commit(self, message: str, reply: str) -> None:
-        self._turns.append((message, reply))
-
-    def _undo(self) -> None:
-        if self.dynamics is not None:
-            self.dynamics.rollback(self.dynamics.messages_seen - 1)
-
-    def _response(self, completion: Completion, seconds: float,
-                  ttft: float | None) -> AgentResponse:
-        return AgentResponse(
+    def end_turn(self, message: str, completion: Completion, started: float, *,
+                 time_to_first_token: float | None = None,
+                 streamed: bool = False) -> AgentResponse:
+        """Finish a turn begun at ``started`` (``time.perf_counter()``) that the provider
+        answered with ``completion``: the turn enters the memory, the observer hears
+        ``on_chat``, and the response is returned."""
+        response = AgentResponse(
             text=completion.text,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
-            seconds=seconds,
+            seconds=time.perf_counter() - started,
             provider=self.provider.kind,
             model=completion.model or self.provider.model,
-            time_to_first_token=ttft,
+            time_to_first_token=time_to_first_token,
             retries=completion.retries,
             usage_estimated=completion.usage_estimated,
             finish_reason=completion.finish_reason,
         )
-
-    def _succeeded(self, message: str, response: AgentResponse, streamed: bool) -> None:
-        self._commit(message, response.text)
+        self._turns.append((message, response.text))
         if self.observer is not None:
             notify(self.observer, "on_chat", self.name, ChatStats(
                 provider=response.provider,
@@ -459,9 +284,12 @@ class NLPAgent:
                 retries=response.retries,
                 streamed=streamed,
             ))
+        return response
 
-    def _failed(self, err: AlleleError, started: float) -> None:
-        self._undo()
+    def fail_turn(self, err: AlleleError, started: float) -> None:
+        """A turn begun at ``started`` failed with ``err``: the memory is untouched, the dynamics
+        forget its message, the observer hears ``on_chat_error``."""
+        self.drop_turn()
         if self.observer is not None:
             notify(self.observer, "on_chat_error", self.name, ChatErrorStats(
                 provider=self.provider.kind,
@@ -472,43 +300,45 @@ class NLPAgent:
                 message=str(err),
             ))
 
+    def drop_turn(self) -> None:
+        """Abandon the turn in flight (a stream closed early): the dynamics forget its message;
+        nothing is remembered or reported."""
+        if self.dynamics is not None:
+            self.dynamics.rollback(self.dynamics.messages_seen - 1)
+
     # ---- chatting
     def chat(self, message: str) -> AgentResponse:
         """Send ``message`` with the conversation so far; remember the turn on success."""
         started = time.perf_counter()
-        messages = self._begin(message)
+        messages = self.begin_turn(message)
         try:
-            completion = self.provider.complete(messages, self._params())
+            completion = self.provider.complete(messages, self.generation_params)
         except AlleleError as err:
-            self._failed(err, started)
+            self.fail_turn(err, started)
             raise
-        response = self._response(completion, time.perf_counter() - started, None)
-        self._succeeded(message, response, streamed=False)
-        return response
+        return self.end_turn(message, completion, started)
 
     async def achat(self, message: str) -> AgentResponse:
         """:meth:`chat` without blocking the event loop."""
         started = time.perf_counter()
-        messages = self._begin(message)
+        messages = self.begin_turn(message)
         try:
-            completion = await self.provider.acomplete(messages, self._params())
+            completion = await self.provider.acomplete(messages, self.generation_params)
         except AlleleError as err:
-            self._failed(err, started)
+            self.fail_turn(err, started)
             raise
-        response = self._response(completion, time.perf_counter() - started, None)
-        self._succeeded(message, response, streamed=False)
-        return response
+        return self.end_turn(message, completion, started)
 
     def stream(self, message: str) -> ChatStream:
         """Stream the answer: iterate for text chunks, then read ``.response``."""
         started = time.perf_counter()
-        messages = self._begin(message)
+        messages = self.begin_turn(message)
         return ChatStream(self, message, messages, started)
 
     def astream(self, message: str) -> AsyncChatStream:
         """:meth:`stream` for async code: ``async for chunk in agent.astream(...)``."""
         started = time.perf_counter()
-        messages = self._begin(message)
+        messages = self.begin_turn(message)
         return AsyncChatStream(self, message, messages, started)
 
     def warm_up(self) -> None:
@@ -526,129 +356,3 @@ class NLPAgent:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-class ChatStream:
-    """The text chunks of one streamed answer.
-
-    Iterate it for ``str`` chunks; when it is exhausted, ``response`` holds the
-    :class:`AgentResponse` (its ``text`` is the chunks joined, ``time_to_first_token`` the seconds
-    from the call to the first chunk). :meth:`finish` consumes the rest and returns the response.
-    A failure raises :class:`ProviderError` from the iteration. Abandoning a stream (``close``)
-    records nothing in the memory.
-    """
-
-    def __init__(self, agent: NLPAgent, message: str, messages: list[ChatMessage],
-                 started: float) -> None:
-        self._agent = agent
-        self._message = message
-        self._started = started
-        self._done = False
-        self._gen = self._run(messages)
-        self.response: AgentResponse | None = None
-        self.time_to_first_token: float | None = None
-
-    def _run(self, messages: list[ChatMessage]) -> Generator[str, None, None]:
-        agent = self._agent
-        completion: Completion | None = None
-        try:
-            for item in agent.provider.stream(messages, agent._params()):
-                if isinstance(item, str):
-                    if self.time_to_first_token is None:
-                        self.time_to_first_token = time.perf_counter() - self._started
-                    yield item
-                else:
-                    completion = item
-            if completion is None:
-                raise ProviderError("the stream ended without a final answer",
-                                    url=agent.provider.url, cause="invalid_response")
-        except AlleleError as err:
-            self._done = True
-            agent._failed(err, self._started)
-            raise
-        response = agent._response(completion, time.perf_counter() - self._started,
-                                   self.time_to_first_token)
-        self.response = response
-        self._done = True
-        agent._succeeded(self._message, response, streamed=True)
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> str:
-        return next(self._gen)
-
-    def finish(self) -> AgentResponse:
-        """Consume the remaining chunks and return the final response."""
-        for _ in self._gen:
-            pass
-        if self.response is None:  # closed before the end
-            raise ValidationError("this stream was closed before it finished")
-        return self.response
-
-    def close(self) -> None:
-        """Abandon the stream: nothing enters the memory and the observer sees nothing."""
-        self._gen.close()
-        if not self._done:
-            self._done = True
-            self._agent._undo()
-
-
-class AsyncChatStream:
-    """:class:`ChatStream` for async code: ``async for`` the chunks, then read ``response``
-    (or ``await finish()``); ``await aclose()`` abandons it."""
-
-    def __init__(self, agent: NLPAgent, message: str, messages: list[ChatMessage],
-                 started: float) -> None:
-        self._agent = agent
-        self._message = message
-        self._started = started
-        self._done = False
-        self._gen = self._run(messages)
-        self.response: AgentResponse | None = None
-        self.time_to_first_token: float | None = None
-
-    async def _run(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
-        agent = self._agent
-        completion: Completion | None = None
-        try:
-            async for item in agent.provider.astream(messages, agent._params()):
-                if isinstance(item, str):
-                    if self.time_to_first_token is None:
-                        self.time_to_first_token = time.perf_counter() - self._started
-                    yield item
-                else:
-                    completion = item
-            if completion is None:
-                raise ProviderError("the stream ended without a final answer",
-                                    url=agent.provider.url, cause="invalid_response")
-        except AlleleError as err:
-            self._done = True
-            agent._failed(err, self._started)
-            raise
-        response = agent._response(completion, time.perf_counter() - self._started,
-                                   self.time_to_first_token)
-        self.response = response
-        self._done = True
-        agent._succeeded(self._message, response, streamed=True)
-
-    def __aiter__(self) -> AsyncChatStream:
-        return self
-
-    async def __anext__(self) -> str:
-        return await self._gen.__anext__()
-
-    async def finish(self) -> AgentResponse:
-        """Consume the remaining chunks and return the final response."""
-        async for _ in self._gen:
-            pass
-        if self.response is None:
-            raise ValidationError("this stream was closed before it finished")
-        return self.response
-
-    async def aclose(self) -> None:
-        """Abandon the stream: nothing enters the memory and the observer sees nothing."""
-        await self._gen.aclose()
-        if not self._done:
-            self._done = True
-            self._agent._undo()
