@@ -20,12 +20,12 @@ seeded and deterministic on CPU; :mod:`~allele.analytics.forecast.lstm`). :func:
 (:mod:`~allele.analytics.forecast.backtest`) evaluates any of them by rolling origin with MASE
 and sMAPE against the seasonal-naive baseline.
 
-Beside the package: :class:`~allele.analytics.predict.PerformancePredictor` gives multi-horizon
-forecasts of a component metric and :class:`~allele.analytics.trend.PredictiveAnalyzer`
-describes a series: trend (Theil-Sen slope with a Mann-Kendall test), seasonality, level shifts
-and the time until a threshold is crossed. Their names are still importable from here (loaded on
-first use: :mod:`allele.analytics.predict` builds on this package, so importing it here eagerly
-would make the two import each other).
+Beside the package: :class:`~allele.analytics.trend.PredictiveAnalyzer` describes a series
+(trend as a Theil-Sen slope with a Mann-Kendall test, seasonality, level shifts and the time until
+a threshold is crossed) and :class:`~allele.analytics.predict.PerformancePredictor` gives
+multi-horizon forecasts of a component metric. Their names are still importable from here; the
+two of :mod:`allele.analytics.predict` are loaded on first use, because that module builds on
+this package (importing it here would make the two import each other).
 """
 
 from __future__ import annotations
@@ -38,32 +38,22 @@ from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, s
 from allele.analytics.forecast.base import BaseForecaster, Forecast
 from allele.analytics.forecast.baselines import NaiveForecaster, SeasonalNaiveForecaster
 from allele.analytics.forecast.lstm import LSTMForecaster
+from allele.analytics.trend import (
+    LevelShift,
+    PredictiveAnalyzer,
+    Seasonality,
+    SeriesAnalysis,
+    ThresholdCrossing,
+    Trend,
+    detect_level_shifts,
+    detect_seasonality,
+    mann_kendall,
+    theil_sen_trend,
+    time_to_threshold,
+)
 
 if TYPE_CHECKING:
     from allele.analytics.predict import HorizonPrediction, PerformancePredictor
-    from allele.analytics.trend import (
-        LevelShift,
-        PredictiveAnalyzer,
-        Seasonality,
-        SeriesAnalysis,
-        ThresholdCrossing,
-        Trend,
-        detect_level_shifts,
-        detect_seasonality,
-        mann_kendall,
-        theil_sen_trend,
-        time_to_threshold,
-    )
-
-_MOVED = {
-    "HorizonPrediction": "allele.analytics.predict",
-    "PerformancePredictor": "allele.analytics.predict",
-    **dict.fromkeys(
-        ("LevelShift", "PredictiveAnalyzer", "Seasonality", "SeriesAnalysis", "ThresholdCrossing",
-         "Trend", "detect_level_shifts", "detect_seasonality", "mann_kendall", "theil_sen_trend",
-         "time_to_threshold"),
-        "allele.analytics.trend"),
-}
 
 __all__ = [
     "ARIMAForecaster",
@@ -93,11 +83,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'allele.analytics.forecast' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))
+    if name in ("HorizonPrediction", "PerformancePredictor"):
+        return getattr(importlib.import_module("allele.analytics.predict"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
