@@ -31,7 +31,7 @@ this package (importing it here would make the two import each other).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from allele.analytics.forecast.arima import ARIMAForecaster
 from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
@@ -51,9 +51,6 @@ from allele.analytics.trend import (
     theil_sen_trend,
     time_to_threshold,
 )
-
-if TYPE_CHECKING:
-    from allele.analytics.predict import HorizonPrediction, PerformancePredictor
 
 __all__ = [
     "ARIMAForecaster",
