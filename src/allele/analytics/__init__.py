@@ -2,7 +2,8 @@
 ranking and configuration recommendations. Knows no store; the CLI face composes the two.
 
 The main names are re-exported here; see the modules for the details:
-:mod:`~allele.analytics.forecast`, :mod:`~allele.analytics.anomaly`,
+:mod:`~allele.analytics.forecast`, :mod:`~allele.analytics.trend`,
+:mod:`~allele.analytics.predict`, :mod:`~allele.analytics.anomaly`,
 :mod:`~allele.analytics.correlate`, :mod:`~allele.analytics.rca`,
 :mod:`~allele.analytics.recommend` and :mod:`~allele.analytics.synthetic` (labelled test data).
 Heavy libraries (statsmodels, scikit-learn, torch) are imported only when a model is fitted.
@@ -33,11 +34,10 @@ from allele.analytics.forecast import (
     Forecast,
     LSTMForecaster,
     NaiveForecaster,
-    PerformancePredictor,
-    PredictiveAnalyzer,
     SeasonalNaiveForecaster,
     backtest,
 )
+from allele.analytics.predict import PerformancePredictor
 from allele.analytics.rca import (
     Cause,
     RootCauseAnalyzer,
@@ -52,6 +52,7 @@ from allele.analytics.recommend import (
     Recommendation,
     pareto_front,
 )
+from allele.analytics.trend import PredictiveAnalyzer
 
 __all__ = [
     "ARIMAForecaster",

@@ -12,6 +12,9 @@ from allele.errors import AnalyticsError
 
 FloatArray = NDArray[np.float64]
 
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation of a Gaussian (``1 / Phi^-1(3/4)``)."""
+
 
 def as_series(values: ArrayLike, *, name: str = "y", min_length: int = 1) -> FloatArray:
     """A finite 1-D float64 copy of ``values``; AnalyticsError when that is impossible."""
@@ -55,6 +58,16 @@ def as_timestamps(timestamps: ArrayLike | None, n: int) -> FloatArray | None:
     if ts.size > 1 and np.any(np.diff(ts) <= 0):
         raise AnalyticsError("timestamps must be strictly increasing")
     return ts
+
+
+def mad_sigma(x: FloatArray, center: float | None = None) -> float:
+    """Robust noise scale: ``1.4826 * median(|x - center|)`` (``center`` defaults to the median).
+
+    It stays bounded until half the points are outliers (breakdown point 50%), where one outlier
+    alone can move a standard deviation without bound.
+    """
+    c = np.median(x) if center is None else center
+    return MAD_TO_SIGMA * float(np.median(np.abs(x - c)))
 
 
 def median_step(timestamps: FloatArray | None) -> float | None:

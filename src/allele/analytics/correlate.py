@@ -41,6 +41,7 @@ __all__ = [
     "IntelligentAlertManager",
     "ManagerUpdate",
     "as_alert_event",
+    "correlate_batch",
 ]
 
 SEVERITY_WEIGHT = {"critical": 1.0, "error": 0.8, "warning": 0.6, "info": 0.2}
@@ -429,3 +430,12 @@ class IntelligentAlertManager:
     def groups(self) -> dict[str, AlertGroup]:
         """Every group seen so far, by id."""
         return {gid: st.group for gid, st in self._groups.items()}
+
+
+def correlate_batch(alerts: Iterable[Any], now: float | None = None) -> ManagerUpdate:
+    """One batch of alerts through a fresh :class:`IntelligentAlertManager` (default settings)
+    whose clock stands at ``now``, by default the newest alert's start: a batch read from a file
+    is judged as of its own time, so its ages (and priorities) do not grow with the file's age."""
+    events = [as_alert_event(a) for a in alerts]
+    clock_now = now if now is not None else max((e.starts_at for e in events), default=0.0)
+    return IntelligentAlertManager(clock=lambda: clock_now).process(events)

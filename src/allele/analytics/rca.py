@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from allele.analytics._common import FloatArray, as_series
+from allele.analytics._common import FloatArray, as_series, mad_sigma
 from allele.errors import AnalyticsError
 
 __all__ = [
@@ -57,8 +57,7 @@ class Cause:
 
 def _robust_sigma(x: FloatArray) -> float:
     """Robust spread of the baseline levels (so slow oscillations count as normal variation)."""
-    mad = float(np.median(np.abs(x - np.median(x))))
-    s = 1.4826 * mad
+    s = mad_sigma(x)
     return s if s > 0 else (float(np.std(x)) or 1.0)
 
 
@@ -188,6 +187,11 @@ def _encode(params: Sequence[Mapping[str, Any]], names: list[str]) -> tuple[Floa
     return np.stack(cols, axis=1), owners
 
 
+def _percent(effect: float) -> float:
+    """A log effect ``log(after / before)`` as a percent change (0.1 -> +10.5%)."""
+    return (math.exp(effect) - 1) * 100
+
+
 def _log_effects(before: FloatArray, after: ArrayLike) -> FloatArray:
     """Per-cell ``log(after / before)``; both positive and of one length."""
     af = as_series(after, name="after")
@@ -252,11 +256,10 @@ def rank_parameter_causes(
         else:
             f, p = math.nan, math.nan
         worst = max(groups, key=lambda k: float(np.mean(groups[k])))
-        worst_pct = (math.exp(float(np.mean(groups[worst]))) - 1) * 100 if after is not None \
-            else float(np.mean(groups[worst]))
         rest = [e for k, v in groups.items() if k != worst for e in v]
-        rest_pct = (math.exp(float(np.mean(rest))) - 1) * 100 if after is not None \
-            else float(np.mean(rest))
+        worst_pct, rest_pct = float(np.mean(groups[worst])), float(np.mean(rest))
+        if after is not None:
+            worst_pct, rest_pct = _percent(worst_pct), _percent(rest_pct)
         unit = "%" if after is not None else ""
         worst_text = (f"cells without {name}" if worst == _UNSET
                       else f"{name}={worst.strip(chr(39))}")
@@ -291,8 +294,8 @@ def common_shift(before: ArrayLike, after: ArrayLike, *, metric: str = "wall_s")
     share = float(effect.size * mean**2 / energy)
     same_sign = int(np.sum(np.sign(effect) == np.sign(mean)))
     n = int(effect.size)
-    pct = (math.exp(float(np.median(effect))) - 1) * 100
-    lo, hi = ((math.exp(float(x)) - 1) * 100 for x in (effect.min(), effect.max()))
+    pct = _percent(float(np.median(effect)))
+    lo, hi = (_percent(float(x)) for x in (effect.min(), effect.max()))
     return Cause(
         "shift", "all cells", share,
         f"a shift common to all cells explains {share:.0%} of the {metric} change: median "

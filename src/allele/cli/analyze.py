@@ -1,11 +1,11 @@
 """``allele analyze``: forecasts, anomalies, alert grouping, root causes and recommendations
-over the result store. This face only composes :mod:`allele.store` with
-:mod:`allele.analytics`; every computation lives in the analytics layer."""
+over the result store. This face only parses options, opens the store, calls one service of
+:mod:`allele.bench.diagnose` (or :func:`allele.analytics.correlate.correlate_batch` for a file of
+alerts) and prints; every decision lives in those layers."""
 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +27,6 @@ def _emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def _series(store_url: str | None, metric: str, component: str | None
-            ) -> tuple[list[float], list[float], str]:
-    from allele.store import open_store
-
-    with open_store(store_url) as store:
-        points = store.read_metric_points(metric, component)
-    if not points:
-        where = f" for component {component!r}" if component else ""
-        raise AnalyticsError(f"no points of metric {metric!r}{where} in the store")
-    comps = sorted({p.component for p in points})
-    if component is None and len(comps) > 1:
-        raise AnalyticsError(f"metric {metric!r} has several components ({', '.join(comps)}); "
-                             "choose one with --component")
-    # One value per timestamp (the mean when labels split a metric into several series).
-    by_ts: dict[float, list[float]] = {}
-    for p in points:
-        by_ts.setdefault(float(p.timestamp), []).append(float(p.value))
-    ts = sorted(by_ts)
-    return ts, [statistics.fmean(by_ts[t]) for t in ts], comps[0]
-
-
 @app.command()
 def forecast(
     metric: str = typer.Argument(..., help="Telemetry metric name, e.g. allele_process_rss_bytes"),
@@ -63,38 +42,15 @@ def forecast(
     as_json: bool = JsonOpt,
 ) -> None:
     """Forecast a telemetry metric with intervals, and describe its trend and seasonality."""
-    from allele.analytics.forecast import (
-        ARIMAForecaster,
-        BaseForecaster,
-        LSTMForecaster,
-        NaiveForecaster,
-        PredictiveAnalyzer,
-        SeasonalNaiveForecaster,
-        detect_seasonality,
-    )
+    from allele.bench.diagnose import forecast_metric
+    from allele.store import open_store
 
-    ts, values, comp = _series(store, metric, component)
-    if period is None and len(values) >= 8:
-        period = detect_seasonality(values).period
-    fc_model: BaseForecaster
-    if model == "arima":
-        fc_model = ARIMAForecaster(seasonal_period=period, level=level)
-    elif model == "naive":
-        fc_model = NaiveForecaster(level=level)
-    elif model == "seasonal":
-        if period is None:
-            raise AnalyticsError("no season found; give --period for the seasonal model")
-        fc_model = SeasonalNaiveForecaster(period, level=level)
-    elif model == "lstm":
-        fc_model = LSTMForecaster(level=level)
-    else:
-        raise AnalyticsError(f"unknown model {model!r}; use arima, naive, seasonal or lstm")
-    fc = fc_model.fit(values, ts).predict(horizon)
-    analysis = PredictiveAnalyzer().analyze(values, ts, threshold=threshold, metric=metric,
-                                            unit=unit) if len(values) >= 3 else None
+    with open_store(store) as st:
+        res = forecast_metric(st, metric, component, model=model, horizon=horizon, level=level,
+                              period=period, threshold=threshold, unit=unit)
+    fc, comp = res.forecast, res.series.component
     if as_json:
-        _emit_json({"metric": metric, "component": comp, "forecast": fc.to_dict(),
-                    "findings": analysis.summary() if analysis else []})
+        _emit_json(res.to_dict())
         return
     table = Table(title=f"{metric} [{comp}] - {fc.model}, {level:.0%} interval")
     for col in ("step", "time", "forecast", "lower", "upper"):
@@ -104,9 +60,8 @@ def forecast(
         table.add_row(str(i + 1), t, f"{fc.mean[i]:.4g}", f"{fc.lower[i]:.4g}",
                       f"{fc.upper[i]:.4g}")
     console.print(table)
-    if analysis:
-        for line in analysis.summary():
-            console.print(f"- {line}")
+    for line in res.findings:
+        console.print(f"- {line}")
 
 
 @app.command()
@@ -120,18 +75,19 @@ def anomalies(
     as_json: bool = JsonOpt,
 ) -> None:
     """Causally score a telemetry metric and list the flagged points."""
-    from allele.analytics.anomaly import detect_series
+    from allele.bench.diagnose import metric_anomalies
+    from allele.store import open_store
 
-    ts, values, comp = _series(store, metric, component)
-    det = detect_series(values, ts, method, period=period, threshold=threshold)  # type: ignore[arg-type]
-    rows = [{"index": i, "timestamp": ts[i], "value": values[i], "score": float(det.scores[i])}
-            for i in det.anomalies()]
+    with open_store(store) as st:
+        res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
+                               period=period, threshold=threshold)
     if as_json:
-        _emit_json({"metric": metric, "component": comp, "method": method,
-                    "learn_end": det.learn_end, "period": det.period, "anomalies": rows})
+        _emit_json(res.to_dict())
         return
-    table = Table(title=f"{metric} [{comp}]: {len(rows)} anomalous points of {len(values)} "
-                        f"({method}; learning period {det.learn_end} points)")
+    rows = res.rows()
+    table = Table(title=f"{metric} [{res.series.component}]: {len(rows)} anomalous points of "
+                        f"{len(res.series.values)} ({method}; learning period "
+                        f"{res.detection.learn_end} points)")
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -148,7 +104,7 @@ def alerts(
     as_json: bool = JsonOpt,
 ) -> None:
     """Deduplicate, inhibit, group and prioritise a batch of alerts."""
-    from allele.analytics.correlate import IntelligentAlertManager, as_alert_event
+    from allele.analytics.correlate import correlate_batch
 
     try:
         raw = json.loads(file.read_text())
@@ -156,10 +112,7 @@ def alerts(
         raise AnalyticsError(f"{file} is not valid JSON: {exc}") from exc
     if not isinstance(raw, list):
         raise AnalyticsError(f"{file} must hold a JSON list of alerts")
-    events = [as_alert_event(a) for a in raw]
-    clock_now = now if now is not None else max((e.starts_at for e in events), default=0.0)
-    mgr = IntelligentAlertManager(clock=lambda: clock_now)
-    upd = mgr.process(events)
+    upd = correlate_batch(raw, now)
     if as_json:
         _emit_json({
             "groups": [{"id": g.id, "priority": upd.priorities[g.id], "severity": g.severity,
@@ -169,7 +122,7 @@ def alerts(
             "inhibited": [{"alert": e.fingerprint, "by": by} for e, by in upd.inhibited],
         })
         return
-    table = Table(title=f"{len(upd.groups)} alert groups from {len(events)} alerts")
+    table = Table(title=f"{len(upd.groups)} alert groups from {len(raw)} alerts")
     for col in ("group", "priority", "severity", "alerts", "common labels"):
         table.add_column(col)
     for g in sorted(upd.groups, key=lambda g: -upd.priorities[g.id]):
@@ -181,18 +134,6 @@ def alerts(
         console.print(f"- muted {e.name} ({e.fingerprint}) by {by}")
     if upd.duplicates:
         console.print(f"- {len(upd.duplicates)} duplicate(s) dropped")
-
-
-def _cell_medians(record: Any, metric: str) -> dict[str, tuple[dict[str, Any], float]]:
-    out = {}
-    for cell in record.cells:
-        vals = cell.values(metric)
-        if cell.status == "ok" and vals:
-            # the target is a parameter too: in a run of several targets, "only the kraken
-            # cells moved" is an answer
-            out[cell.key] = ({"target": cell.target, **cell.params},
-                             float(statistics.median(vals)))
-    return out
 
 
 def _causes_table(title: str, causes: list[Any]) -> None:
@@ -232,64 +173,34 @@ def rca(
         return
     if base is None or new is None:
         raise AnalyticsError("give two runs (BASE NEW), or --target and --candidates")
-    from allele.analytics.rca import common_shift, diff_environments, rank_parameter_causes
+    from allele.bench.diagnose import root_causes
     from allele.store import open_store
 
     with open_store(store) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
-    a, b = _cell_medians(rec_a, metric), _cell_medians(rec_b, metric)
-    keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k][1] > 0)
-    causes = []
-    if len(keys) >= 4:
-        params = [a[k][0] for k in keys]
-        if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
-            params = [{n: v for n, v in p.items() if n != "target"} for p in params]
-        before, after = [a[k][1] for k in keys], [b[k][1] for k in keys]
-        ranked = rank_parameter_causes(params, before, after, metric=metric)
-        shift = common_shift(before, after, metric=metric)
-        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
-    causes += diff_environments(rec_a.info.environment, rec_b.info.environment)
-    if not causes:
-        raise AnalyticsError(
-            f"nothing to rank: {len(keys)} common cells with {metric!r} (need 4) and identical "
-            "environments")
+    res = root_causes(rec_a, rec_b, metric)
     if as_json:
-        _emit_json({"base": rec_a.info.id, "new": rec_b.info.id, "metric": metric,
-                    "causes": [c.to_dict() for c in causes]})
+        _emit_json(res.to_dict())
         return
-    _causes_table(f"Candidate causes of the {metric} change {rec_a.info.name} -> "
-                  f"{rec_b.info.name}", causes)
+    _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
+                  f"{res.head.name}", res.causes)
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
                    at: float | None, max_lag: int, store: str | None, as_json: bool) -> None:
-    import numpy as np
-
-    from allele.analytics.anomaly import detect_series
-    from allele.analytics.rca import rank_metric_causes
+    from allele.bench.diagnose import metric_root_causes
+    from allele.store import open_store
 
     names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
     if not names:
         raise AnalyticsError("--candidates needs at least one metric name")
-    ts, values, _ = _series(store, target, component)
-    t_arr = np.asarray(ts)
-    metrics = {target: np.asarray(values)}
-    for name in names:
-        c_ts, c_vals, _ = _series(store, name, None)
-        metrics[name] = np.interp(t_arr, np.asarray(c_ts), np.asarray(c_vals))
-    if at is not None:
-        index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
-    else:
-        flagged = detect_series(values, ts, "robust").anomalies()
-        if not flagged:
-            raise AnalyticsError(f"no anomaly flagged in {target!r}; give --at")
-        index = flagged[-1]
-    causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
+    with open_store(store) as st:
+        res = metric_root_causes(st, target, names, component, at=at, max_lag=max_lag)
     if as_json:
-        _emit_json({"target": target, "index": index, "timestamp": ts[index],
-                    "causes": [c.to_dict() for c in causes]})
+        _emit_json(res.to_dict())
         return
-    _causes_table(f"Metrics that moved before the {target} anomaly at {ts[index]:.0f}", causes)
+    _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
+                  res.causes)
 
 
 @app.command()
@@ -305,42 +216,21 @@ def recommend(
     as_json: bool = JsonOpt,
 ) -> None:
     """Recommend configurations (quality vs cost) from a run's matrix results."""
-    from allele.analytics.recommend import PerformanceOptimizer
-    from allele.bench.metrics import direction_of
+    from allele.bench.diagnose import recommendations
     from allele.store import open_store
 
     with open_store(store) as st:
         record = st.load_run(run)
-    cells = []
-    for cell in record.cells:
-        q, c = cell.values(quality), cell.values(cost)
-        if cell.status == "ok" and q and c:
-            cells.append((cell.target, dict(cell.params),
-                          {quality: statistics.median(q), cost: statistics.median(c)}))
-    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher")
-    opt.fit(cells)
-    cur_given = json.loads(current) if current else None
-    result: dict[str, Any] = {}
-    for comp in opt.components():
-        if target is not None and comp != target:
-            continue
-        rec = opt.recommenders_[comp]
-        if cur_given is not None:
-            cur = cur_given
-        else:
-            cur = min((c for c in cells if c[0] == comp), key=lambda c: c[2][cost])[1]
-        result[comp] = {"current": cur,
-                        "recommendations": [r.to_dict() for r in opt.recommend(comp, cur, top)],
-                        "pareto": [{"params": p, "quality": q, "cost": c}
-                                   for p, q, c in rec.pareto()]}
-    if not result:
+    cur = json.loads(current) if current else None
+    advice = recommendations(record, quality, cost, current=cur, target=target, top=top)
+    if not advice:
         raise AnalyticsError(f"no component {target!r} in run {run!r}")
     if as_json:
-        _emit_json(result)
+        _emit_json({a.component: a.to_dict() for a in advice})
         return
-    for comp, data in result.items():
-        console.print(f"[bold]{comp}[/] (current: {json.dumps(data['current'])})")
-        if not data["recommendations"]:
+    for a in advice:
+        console.print(f"[bold]{a.component}[/] (current: {json.dumps(a.current)})")
+        if not a.recommendations:
             console.print("- the current configuration is already on the predicted Pareto front")
-        for r in data["recommendations"]:
-            console.print(f"- {r['text']}")
+        for r in a.recommendations:
+            console.print(f"- {r.text}")

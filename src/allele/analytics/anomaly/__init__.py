@@ -1,0 +1,49 @@
+"""Anomaly detection over metric vectors and metric series.
+
+* :mod:`~allele.analytics.anomaly.detectors`: multivariate detectors over rows of metric
+  vectors (:class:`IsolationForestDetector`, :class:`OneClassSVMDetector`,
+  :class:`RobustZScoreDetector`, :class:`EnsembleDetector`), each calibrated to a score in
+  [0, 1] where 0.5 flags about a ``contamination`` share of data like the training data.
+* :mod:`~allele.analytics.anomaly.series`: univariate, causal, streaming scoring of a metric
+  series (:func:`score_series` / :func:`detect_series`): four robust statistics (spike, shift,
+  variance, drift) calibrated on a learning period, optionally with the learned detectors.
+* :mod:`~allele.analytics.anomaly.persist`: :func:`save_detector` / :func:`load_detector` use
+  skops (no pickle, no lambdas) with a format and scikit-learn version check on load.
+"""
+
+from allele.analytics._season import seasonal_period
+from allele.analytics.anomaly.detectors import (
+    BaseDetector,
+    EnsembleDetector,
+    IsolationForestDetector,
+    OneClassSVMDetector,
+    RobustZScoreDetector,
+)
+from allele.analytics.anomaly.persist import load_detector, save_detector
+from allele.analytics.anomaly.series import (
+    STATISTICS,
+    Method,
+    SeriesDetection,
+    detect_series,
+    robust_statistics,
+    robust_statistics_reference,
+    score_series,
+)
+
+__all__ = [
+    "STATISTICS",
+    "BaseDetector",
+    "EnsembleDetector",
+    "IsolationForestDetector",
+    "Method",
+    "OneClassSVMDetector",
+    "RobustZScoreDetector",
+    "SeriesDetection",
+    "detect_series",
+    "load_detector",
+    "robust_statistics",
+    "robust_statistics_reference",
+    "save_detector",
+    "score_series",
+    "seasonal_period",
+]

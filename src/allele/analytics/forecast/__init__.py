@@ -1,0 +1,85 @@
+"""Forecasting of metric series, with one API for every model.
+
+Every forecaster takes its configuration in ``__init__``, learns in :meth:`BaseForecaster.fit`
+(``fit(y, timestamps=None)``) and answers :meth:`BaseForecaster.predict` (``predict(horizon)``)
+with a :class:`Forecast`: the mean path and a prediction interval at the forecaster's ``level``.
+After ``fit`` the attribute ``model_`` names the model that was actually used, which matters
+because of the documented fallbacks:
+
+* An empty series or one with NaN/inf raises :class:`~allele.errors.AnalyticsError`.
+* A constant series, or one too short for the requested model, is forecast by a baseline instead
+  (:class:`NaiveForecaster`, or :class:`SeasonalNaiveForecaster` when at least one season is
+  available). ``model_`` and :attr:`Forecast.model` then say e.g.
+  ``"naive (fallback: constant series)"``. No forecaster ever crashes on short or constant input.
+
+Models: :class:`NaiveForecaster`, :class:`SeasonalNaiveForecaster` (baselines,
+:mod:`~allele.analytics.forecast.baselines`), :class:`ARIMAForecaster` (statsmodels, order chosen
+by AIC over a small grid when not given, seasonal when a period is given;
+:mod:`~allele.analytics.forecast.arima`) and :class:`LSTMForecaster` (PyTorch, optional extra;
+seeded and deterministic on CPU; :mod:`~allele.analytics.forecast.lstm`). :func:`backtest`
+(:mod:`~allele.analytics.forecast.backtest`) evaluates any of them by rolling origin with MASE
+and sMAPE against the seasonal-naive baseline.
+
+Beside the package: :class:`~allele.analytics.trend.PredictiveAnalyzer` describes a series
+(trend as a Theil-Sen slope with a Mann-Kendall test, seasonality, level shifts and the time until
+a threshold is crossed) and :class:`~allele.analytics.predict.PerformancePredictor` gives
+multi-horizon forecasts of a component metric. Their names are still importable from here; the
+two of :mod:`allele.analytics.predict` are loaded on first use, because that module builds on
+this package (importing it here would make the two import each other).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from allele.analytics.forecast.arima import ARIMAForecaster
+from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
+from allele.analytics.forecast.base import BaseForecaster, Forecast
+from allele.analytics.forecast.baselines import NaiveForecaster, SeasonalNaiveForecaster
+from allele.analytics.forecast.lstm import LSTMForecaster
+from allele.analytics.trend import (
+    LevelShift,
+    PredictiveAnalyzer,
+    Seasonality,
+    SeriesAnalysis,
+    ThresholdCrossing,
+    Trend,
+    detect_level_shifts,
+    detect_seasonality,
+    mann_kendall,
+    theil_sen_trend,
+    time_to_threshold,
+)
+
+__all__ = [
+    "ARIMAForecaster",
+    "BacktestResult",
+    "BaseForecaster",
+    "Forecast",
+    "HorizonPrediction",
+    "LSTMForecaster",
+    "LevelShift",
+    "NaiveForecaster",
+    "PerformancePredictor",
+    "PredictiveAnalyzer",
+    "SeasonalNaiveForecaster",
+    "Seasonality",
+    "SeriesAnalysis",
+    "ThresholdCrossing",
+    "Trend",
+    "backtest",
+    "detect_level_shifts",
+    "detect_seasonality",
+    "mann_kendall",
+    "mase",
+    "smape",
+    "theil_sen_trend",
+    "time_to_threshold",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("HorizonPrediction", "PerformancePredictor"):
+        return getattr(importlib.import_module("allele.analytics.predict"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,104 @@
+"""What every forecaster shares: the :class:`Forecast` it answers with and the
+:class:`BaseForecaster` API (``fit(y, timestamps=None)`` then ``predict(horizon)``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from allele.analytics._common import (
+    FloatArray,
+    as_series,
+    as_timestamps,
+    check_level,
+    check_positive_int,
+    median_step,
+)
+from allele.errors import NotFittedError
+
+__all__ = ["BaseForecaster", "Forecast"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A forecast path with its prediction interval.
+
+    ``lower``/``upper`` bound a central interval at probability ``level``; ``timestamps`` are the
+    future times when the series was fitted with timestamps; ``model`` names the model used.
+    """
+
+    mean: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    level: float
+    model: str
+    timestamps: FloatArray | None = None
+
+    @property
+    def horizon(self) -> int:
+        """Number of steps forecast."""
+        return int(self.mean.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "model": self.model,
+            "level": self.level,
+            "mean": self.mean.tolist(),
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+            "timestamps": None if self.timestamps is None else self.timestamps.tolist(),
+        }
+
+
+def _z(level: float) -> float:
+    return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+class BaseForecaster(ABC):
+    """The shared forecaster API: ``fit(y, timestamps=None)`` then ``predict(horizon)``."""
+
+    level: float
+    model_: str
+    n_obs_: int
+
+    def __init__(self, level: float = 0.9) -> None:
+        self.level = level
+        self._fitted = False
+        self._timestamps: FloatArray | None = None
+
+    # -- public API -------------------------------------------------------------------------
+    def fit(self, y: ArrayLike, timestamps: ArrayLike | None = None) -> Self:
+        """Learn from the series ``y`` (oldest first); ``timestamps`` in seconds are optional."""
+        check_level(self.level)
+        arr = as_series(y, name="y")
+        self._timestamps = as_timestamps(timestamps, arr.size)
+        self.n_obs_ = int(arr.size)
+        self._fit(arr)
+        self._fitted = True
+        return self
+
+    def predict(self, horizon: int) -> Forecast:
+        """Forecast the next ``horizon`` steps with a central interval at ``level``."""
+        if not self._fitted:
+            raise NotFittedError(f"{type(self).__name__}.predict called before fit")
+        h = check_positive_int(horizon, "horizon")
+        mean, lower, upper = self._predict(h)
+        ts = None
+        step = median_step(self._timestamps)
+        if self._timestamps is not None and step is not None:
+            ts = self._timestamps[-1] + step * np.arange(1, h + 1, dtype=np.float64)
+        return Forecast(mean=mean, lower=lower, upper=upper, level=self.level, model=self.model_,
+                        timestamps=ts)
+
+    # -- for subclasses ---------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, y: FloatArray) -> None: ...
+
+    @abstractmethod
+    def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]: ...

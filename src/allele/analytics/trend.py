@@ -1,0 +1,331 @@
+"""Description of a metric series: trend, seasonality, level shifts and a threshold crossing.
+
+:func:`theil_sen_trend` (Theil-Sen slope with a Mann-Kendall test, :func:`mann_kendall`),
+:func:`detect_seasonality`, :func:`detect_level_shifts` (binary segmentation against a robust
+noise scale) and :func:`time_to_threshold`; :class:`PredictiveAnalyzer` runs them all on one
+series and returns a :class:`SeriesAnalysis`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from allele.analytics._common import (
+    FloatArray,
+    as_series,
+    as_timestamps,
+    format_value,
+    humanize_duration,
+    mad_sigma,
+    median_step,
+)
+from allele.analytics._season import seasonal_period
+
+__all__ = [
+    "LevelShift",
+    "PredictiveAnalyzer",
+    "Seasonality",
+    "SeriesAnalysis",
+    "ThresholdCrossing",
+    "Trend",
+    "detect_level_shifts",
+    "detect_seasonality",
+    "mann_kendall",
+    "theil_sen_trend",
+    "time_to_threshold",
+]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Theil-Sen slope (per step) with its confidence band and a Mann-Kendall test."""
+
+    slope: float
+    intercept: float
+    slope_low: float
+    slope_high: float
+    tau: float
+    mk_z: float
+    p_value: float
+    direction: str
+    """'increasing', 'decreasing' or 'none' (not significant at ``alpha``)."""
+
+
+def mann_kendall(y: ArrayLike) -> tuple[float, float, float, float]:
+    """Mann-Kendall trend test: ``(S, z, two-sided p-value, Kendall tau)`` with tie correction."""
+    arr = as_series(y, name="y", min_length=3)
+    n = arr.size
+    s = 0.0
+    for k in range(1, n):
+        s += float(np.sum(np.sign(arr[k:] - arr[:-k])))
+    _, counts = np.unique(arr, return_counts=True)
+    ties = counts[counts > 1].astype(np.float64)
+    var = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18.0
+    if var <= 0:
+        return s, 0.0, 1.0, 0.0
+    z = (s - np.sign(s)) / math.sqrt(var)
+    p = float(2.0 * stats.norm.sf(abs(z)))
+    tau = s / (n * (n - 1) / 2.0)
+    return s, float(z), p, float(tau)
+
+
+def theil_sen_trend(y: ArrayLike, alpha: float = 0.05) -> Trend:
+    """Robust linear trend of ``y`` against its index, tested with Mann-Kendall at ``alpha``."""
+    arr = as_series(y, name="y", min_length=3)
+    x = np.arange(arr.size, dtype=np.float64)
+    if np.ptp(arr) == 0:
+        return Trend(0.0, float(arr[0]), 0.0, 0.0, 0.0, 0.0, 1.0, "none")
+    res = stats.theilslopes(arr, x, alpha=1.0 - alpha)
+    _, z, p, tau = mann_kendall(arr)
+    direction = "none"
+    if p < alpha:
+        direction = "increasing" if z > 0 else "decreasing"
+    return Trend(float(res.slope), float(res.intercept), float(res.low_slope),
+                 float(res.high_slope), tau, z, p, direction)
+
+
+@dataclass(frozen=True)
+class Seasonality:
+    """A detected season: ``period`` in steps (None when there is none) and ACF ``strength``."""
+
+    period: int | None
+    strength: float
+
+
+def detect_seasonality(
+    y: ArrayLike, max_period: int | None = None, min_strength: float = 0.3
+) -> Seasonality:
+    """Find the dominant season.
+
+    Candidate periods are the highest autocorrelation peaks of the series (and their neighbours
+    and divisors), refined by how well a Fourier profile of each period explains the detrended
+    series (:func:`allele.analytics._season.seasonal_period`; sharper than the ACF peak alone,
+    which is often one step off). The period (2..``max_period``, default ``n // 3``) is kept when
+    its detrended ACF exceeds both ``min_strength`` and the 95% white-noise band
+    ``1.96 / sqrt(n)``; ``strength`` is that ACF value.
+    """
+    arr = as_series(y, name="y")
+    n = arr.size
+    if n < 8 or np.ptp(arr) == 0:
+        return Seasonality(None, 0.0)
+    max_lag = min(max_period if max_period is not None else n // 3, n - 2)
+    if max_lag < 3:
+        return Seasonality(None, 0.0)
+    period = seasonal_period(arr, min_period=2, max_period=max_lag)
+    if period is None:
+        return Seasonality(None, 0.0)
+    x = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(x, arr, 1)
+    resid = arr - (slope * x + intercept)
+    resid = resid - resid.mean()
+    denom = float(resid @ resid)
+    strength = float(resid[period:] @ resid[:-period]) / denom if denom > 0 else 0.0
+    if strength <= max(min_strength, 1.96 / math.sqrt(n)):
+        return Seasonality(None, 0.0)
+    return Seasonality(period, strength)
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """A persistent change of the mean at ``index`` (first point of the new level)."""
+
+    index: int
+    before: float
+    after: float
+    z: float
+    timestamp: float | None = None
+
+    @property
+    def size(self) -> float:
+        """``after - before``."""
+        return self.after - self.before
+
+
+def _robust_sigma(y: FloatArray) -> float:
+    d = np.diff(y)
+    if d.size == 0:
+        return 0.0
+    sigma = mad_sigma(d) / math.sqrt(2.0)
+    if sigma == 0.0:
+        sigma = float(np.std(d)) / math.sqrt(2.0)
+    return sigma
+
+
+def detect_level_shifts(
+    y: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    min_size: int = 8,
+    z_threshold: float | None = None,
+    max_shifts: int = 10,
+) -> list[LevelShift]:
+    """Binary segmentation of the mean with a two-sample z test.
+
+    The noise scale is estimated robustly from first differences (MAD), so shifts themselves do
+    not inflate it. A split is kept when its z statistic exceeds ``z_threshold`` (default
+    ``sqrt(2 ln n) + 2``, a Bonferroni-like bound for scanning n positions) and both sides have
+    at least ``min_size`` points. Remove trend and season first when the series has them.
+    """
+    arr = as_series(y, name="y")
+    ts = as_timestamps(timestamps, arr.size)
+    n = arr.size
+    sigma = _robust_sigma(arr)
+    if n < 2 * min_size or sigma == 0.0:
+        if n >= 2 * min_size and np.ptp(arr) > 0:
+            sigma = float(np.ptp(arr)) * 1e-6
+        else:
+            return []
+    thr = z_threshold if z_threshold is not None else math.sqrt(2.0 * math.log(n)) + 2.0
+    found: list[tuple[int, float]] = []
+    stack = [(0, n)]
+    while stack and len(found) < max_shifts:
+        lo, hi = stack.pop()
+        seg = arr[lo:hi]
+        m = seg.size
+        if m < 2 * min_size:
+            continue
+        csum = np.cumsum(seg)
+        k = np.arange(min_size, m - min_size + 1)
+        left_mean = csum[k - 1] / k
+        right_mean = (csum[-1] - csum[k - 1]) / (m - k)
+        zs = np.abs(left_mean - right_mean) / (sigma * np.sqrt(1.0 / k + 1.0 / (m - k)))
+        best = int(np.argmax(zs))
+        if zs[best] > thr:
+            split = lo + int(k[best])
+            found.append((split, float(zs[best])))
+            stack.append((lo, split))
+            stack.append((split, hi))
+    found.sort()
+    shifts: list[LevelShift] = []
+    bounds = [0] + [s for s, _ in found] + [n]
+    for i, (split, z) in enumerate(found):
+        before = float(np.mean(arr[bounds[i]:split]))
+        after = float(np.mean(arr[split:bounds[i + 2]]))
+        shifts.append(LevelShift(split, before, after, z,
+                                 None if ts is None else float(ts[split])))
+    return shifts
+
+
+@dataclass(frozen=True)
+class ThresholdCrossing:
+    """When the trend line reaches ``threshold``: in ``steps`` (and ``seconds`` with timestamps)."""
+
+    threshold: float
+    steps: float | None
+    seconds: float | None
+    already: bool
+    message: str
+
+
+def time_to_threshold(
+    trend: Trend,
+    n: int,
+    threshold: float,
+    *,
+    step_seconds: float | None = None,
+    metric: str = "value",
+    unit: str = "",
+) -> ThresholdCrossing:
+    """Extrapolate the Theil-Sen line of a series of ``n`` points to ``threshold``.
+
+    Only a significant trend (Mann-Kendall) heading towards the threshold gives a crossing time.
+    The message reads like ``"rss reaches 8 GB in about 2 h"``.
+    """
+    current = trend.intercept + trend.slope * (n - 1)
+    thr_txt = format_value(threshold, unit)
+    up = threshold > current
+    if (up and current >= threshold) or (not up and current <= threshold) or current == threshold:
+        return ThresholdCrossing(threshold, 0.0, 0.0, True,
+                                 f"{metric} is already at {thr_txt}")
+    heading = (trend.direction == "increasing" and up) or (trend.direction == "decreasing"
+                                                           and not up)
+    if not heading or trend.slope == 0:
+        word = "upward" if up else "downward"
+        return ThresholdCrossing(threshold, None, None, False,
+                                 f"{metric} is not expected to reach {thr_txt} "
+                                 f"(no significant {word} trend)")
+    steps = (threshold - current) / trend.slope
+    if step_seconds is not None:
+        secs = steps * step_seconds
+        return ThresholdCrossing(threshold, steps, secs, False,
+                                 f"{metric} reaches {thr_txt} in about {humanize_duration(secs)}")
+    return ThresholdCrossing(threshold, steps, None, False,
+                             f"{metric} reaches {thr_txt} in about {round(steps)} steps")
+
+
+@dataclass(frozen=True)
+class SeriesAnalysis:
+    """Everything :class:`PredictiveAnalyzer` found in one series."""
+
+    n: int
+    trend: Trend
+    seasonality: Seasonality
+    level_shifts: list[LevelShift]
+    crossing: ThresholdCrossing | None
+
+    def summary(self) -> list[str]:
+        """Human-readable findings, one per line."""
+        lines = []
+        t = self.trend
+        if t.direction == "none":
+            lines.append(f"no significant trend (Mann-Kendall p={t.p_value:.3g})")
+        else:
+            lines.append(f"{t.direction} trend: {t.slope:+.4g} per step "
+                         f"(Theil-Sen, band {t.slope_low:+.3g}..{t.slope_high:+.3g}; "
+                         f"Mann-Kendall p={t.p_value:.3g})")
+        if self.seasonality.period is not None:
+            lines.append(f"seasonal with period {self.seasonality.period} "
+                         f"(ACF {self.seasonality.strength:.2f})")
+        for s in self.level_shifts:
+            lines.append(f"level shift at {s.index}: {s.before:.4g} -> {s.after:.4g} "
+                         f"(z={s.z:.1f})")
+        if self.crossing is not None:
+            lines.append(self.crossing.message)
+        return lines
+
+
+class PredictiveAnalyzer:
+    """Describes a metric series: trend, seasonality, level shifts and a threshold crossing.
+
+    ``analyze`` removes the detected seasonal profile (and a significant trend) before looking
+    for level shifts, so that a season or a ramp is not mistaken for a shift.
+    """
+
+    def __init__(self, alpha: float = 0.05, max_period: int | None = None,
+                 shift_min_size: int = 8) -> None:
+        self.alpha = alpha
+        self.max_period = max_period
+        self.shift_min_size = shift_min_size
+
+    def analyze(
+        self,
+        y: ArrayLike,
+        timestamps: ArrayLike | None = None,
+        *,
+        threshold: float | None = None,
+        metric: str = "value",
+        unit: str = "",
+    ) -> SeriesAnalysis:
+        """Analyse ``y`` (at least 3 points) and optionally when it crosses ``threshold``."""
+        arr = as_series(y, name="y", min_length=3)
+        ts = as_timestamps(timestamps, arr.size)
+        trend = theil_sen_trend(arr, self.alpha)
+        season = detect_seasonality(arr, self.max_period)
+        resid = arr.copy()
+        if trend.direction != "none":
+            resid = resid - trend.slope * np.arange(arr.size)
+        if season.period is not None:
+            m = season.period
+            phase = np.arange(arr.size) % m
+            profile = np.array([np.median(resid[phase == k]) for k in range(m)])
+            resid = resid - profile[phase] + float(np.median(profile))
+        shifts = detect_level_shifts(resid, ts, min_size=self.shift_min_size)
+        crossing = None
+        if threshold is not None:
+            crossing = time_to_threshold(trend, arr.size, threshold,
+                                         step_seconds=median_step(ts), metric=metric, unit=unit)
+        return SeriesAnalysis(arr.size, trend, season, shifts, crossing)

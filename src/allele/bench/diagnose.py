@@ -1,0 +1,330 @@
+"""Diagnoses over stored results: forecasts and anomalies of telemetry metrics, root causes of a
+regression between two runs or of a telemetry anomaly, and configuration recommendations.
+
+The service between the store and :mod:`allele.analytics` (which works on plain arrays and knows
+no store): each function takes a store or run records, turns them into series, cells and
+environments, calls the analytics and returns a plain result object; the ``allele analyze`` face
+only parses options, opens the store, calls one of these and prints. The rules that decide what
+counts as evidence live here: a cell counts when it ended ``ok`` and has the metric (its median
+over samples is used), a parameter ranking needs at least :data:`MIN_COMMON_CELLS` cells with a
+positive value in both runs, and the current configuration of a recommendation is the cheapest
+measured cell unless one is given.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from allele.analytics.anomaly import Method, SeriesDetection, detect_series
+from allele.analytics.forecast import (
+    ARIMAForecaster,
+    BaseForecaster,
+    Forecast,
+    LSTMForecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
+)
+from allele.analytics.rca import (
+    Cause,
+    common_shift,
+    diff_environments,
+    rank_metric_causes,
+    rank_parameter_causes,
+)
+from allele.analytics.recommend import PerformanceOptimizer, Recommendation
+from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
+from allele.bench.metrics import direction_of
+from allele.errors import AnalyticsError
+from allele.store.model import CellResult, RunInfo, RunRecord
+
+if TYPE_CHECKING:
+    from allele.store import ResultStore
+
+__all__ = [
+    "MIN_COMMON_CELLS",
+    "ComponentAdvice",
+    "MetricAnomalies",
+    "MetricForecast",
+    "MetricRootCauses",
+    "MetricSeries",
+    "RootCauses",
+    "forecast_metric",
+    "metric_anomalies",
+    "metric_root_causes",
+    "metric_series",
+    "recommendations",
+    "root_causes",
+]
+
+MIN_COMMON_CELLS = 4
+"""Cells two runs must share before their parameters are ranked: the ANOVA and the tree of
+:func:`~allele.analytics.rca.rank_parameter_causes` explain per-cell effects, and with fewer than
+four a single noisy cell decides the ranking."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Telemetry metrics
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """One telemetry metric of one component as a series: one value per timestamp (the mean when
+    labels split the metric into several series), oldest first."""
+
+    metric: str
+    component: str
+    timestamps: list[float]
+    values: list[float]
+
+
+def metric_series(store: ResultStore, metric: str, component: str | None = None) -> MetricSeries:
+    """The stored points of ``metric`` as one series; AnalyticsError when there are none, or when
+    several components have it and ``component`` does not choose one."""
+    points = store.read_metric_points(metric, component)
+    if not points:
+        where = f" for component {component!r}" if component else ""
+        raise AnalyticsError(f"no points of metric {metric!r}{where} in the store")
+    comps = sorted({p.component for p in points})
+    if component is None and len(comps) > 1:
+        raise AnalyticsError(f"metric {metric!r} has several components ({', '.join(comps)}); "
+                             "choose one with --component")
+    by_ts: dict[float, list[float]] = {}
+    for p in points:
+        by_ts.setdefault(float(p.timestamp), []).append(float(p.value))
+    ts = sorted(by_ts)
+    return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricForecast:
+    """A forecast of a telemetry metric and what :class:`PredictiveAnalyzer` found in it."""
+
+    series: MetricSeries
+    forecast: Forecast
+    findings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"metric": self.series.metric, "component": self.series.component,
+                "forecast": self.forecast.to_dict(), "findings": self.findings}
+
+
+def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
+    if model == "arima":
+        return ARIMAForecaster(seasonal_period=period, level=level)
+    if model == "naive":
+        return NaiveForecaster(level=level)
+    if model == "seasonal":
+        if period is None:
+            raise AnalyticsError("no season found; give --period for the seasonal model")
+        return SeasonalNaiveForecaster(period, level=level)
+    if model == "lstm":
+        return LSTMForecaster(level=level)
+    raise AnalyticsError(f"unknown model {model!r}; use arima, naive, seasonal or lstm")
+
+
+def forecast_metric(
+    store: ResultStore,
+    metric: str,
+    component: str | None = None,
+    *,
+    model: str = "arima",
+    horizon: int = 24,
+    level: float = 0.9,
+    period: int | None = None,
+    threshold: float | None = None,
+    unit: str = "",
+) -> MetricForecast:
+    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` (arima, naive, seasonal or
+    lstm) and describe its trend, season and level shifts (and when it crosses ``threshold``).
+
+    Without ``period`` the season is detected on series of 8 points or more.
+    """
+    series = metric_series(store, metric, component)
+    ts, values = series.timestamps, series.values
+    if period is None and len(values) >= 8:
+        period = detect_seasonality(values).period
+    fc = _forecaster(model, level, period).fit(values, ts).predict(horizon)
+    analysis = PredictiveAnalyzer().analyze(values, ts, threshold=threshold, metric=metric,
+                                            unit=unit) if len(values) >= 3 else None
+    return MetricForecast(series, fc, analysis.summary() if analysis else [])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricAnomalies:
+    """The causal anomaly detection of a telemetry metric."""
+
+    series: MetricSeries
+    method: str
+    detection: SeriesDetection
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The flagged points: index, timestamp, value and score."""
+        s = self.series
+        return [{"index": i, "timestamp": s.timestamps[i], "value": s.values[i],
+                 "score": float(self.detection.scores[i])} for i in self.detection.anomalies()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"metric": self.series.metric, "component": self.series.component,
+                "method": self.method, "learn_end": self.detection.learn_end,
+                "period": self.detection.period, "anomalies": self.rows()}
+
+
+def metric_anomalies(store: ResultStore, metric: str, component: str | None = None, *,
+                     method: Method = "ensemble", period: int | None = None,
+                     threshold: float = 0.5) -> MetricAnomalies:
+    """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`)."""
+    series = metric_series(store, metric, component)
+    det = detect_series(series.values, series.timestamps, method, period=period,
+                        threshold=threshold)
+    return MetricAnomalies(series, method, det)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRootCauses:
+    """The metrics that moved before the anomaly of ``target`` at ``index``, best first."""
+
+    target: str
+    index: int
+    timestamp: float
+    causes: list[Cause]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"target": self.target, "index": self.index, "timestamp": self.timestamp,
+                "causes": [c.to_dict() for c in self.causes]}
+
+
+def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str],
+                       component: str | None = None, *, at: float | None = None,
+                       max_lag: int = 20) -> MetricRootCauses:
+    """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``.
+
+    The candidates are interpolated onto the target's timestamps. The anomaly is the point at or
+    after time ``at``, or else the last point the robust detector flags (AnalyticsError when it
+    flags none).
+    """
+    series = metric_series(store, target, component)
+    t_arr = np.asarray(series.timestamps)
+    metrics = {target: np.asarray(series.values)}
+    for name in candidates:
+        other = metric_series(store, name, None)
+        metrics[name] = np.interp(t_arr, np.asarray(other.timestamps), np.asarray(other.values))
+    if at is not None:
+        index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
+    else:
+        flagged = detect_series(series.values, series.timestamps, "robust").anomalies()
+        if not flagged:
+            raise AnalyticsError(f"no anomaly flagged in {target!r}; give --at")
+        index = flagged[-1]
+    causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
+    return MetricRootCauses(target, index, series.timestamps[index], causes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _cell_medians(record: RunRecord, *metrics: str) -> Iterator[tuple[CellResult, list[float]]]:
+    """The cells of ``record`` that ended ok with samples of every metric, with each median."""
+    for cell in record.cells:
+        values = [cell.values(m) for m in metrics]
+        if cell.status == "ok" and all(values):
+            yield cell, [float(statistics.median(v)) for v in values]
+
+
+@dataclass(frozen=True, slots=True)
+class RootCauses:
+    """Candidate causes of the change of ``metric`` from run ``base`` to run ``head``: parameter
+    causes and the common shift (best first) when enough cells are shared, then environment
+    differences (most performance-relevant first)."""
+
+    base: RunInfo
+    head: RunInfo
+    metric: str
+    causes: list[Cause]
+    common_cells: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"base": self.base.id, "new": self.head.id, "metric": self.metric,
+                "causes": [c.to_dict() for c in self.causes]}
+
+
+def root_causes(base_record: RunRecord, head_record: RunRecord,
+                metric: str = "wall_s") -> RootCauses:
+    """Rank the parameters and environment differences that explain a change of ``metric``.
+
+    Cells are matched by key; the target is a parameter too (in a run of several targets, "only
+    the kraken cells moved" is an answer) unless every shared cell has the same one. Parameters
+    are ranked only over at least :data:`MIN_COMMON_CELLS` shared cells with a positive median in
+    both runs. AnalyticsError when there is nothing to rank.
+    """
+    a = {c.key: ({"target": c.target, **c.params}, m) for c, (m,) in
+         _cell_medians(base_record, metric)}
+    b = {c.key: m for c, (m,) in _cell_medians(head_record, metric)}
+    keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k] > 0)
+    causes: list[Cause] = []
+    if len(keys) >= MIN_COMMON_CELLS:
+        params = [a[k][0] for k in keys]
+        if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
+            params = [{n: v for n, v in p.items() if n != "target"} for p in params]
+        before, after = [a[k][1] for k in keys], [b[k] for k in keys]
+        ranked = rank_parameter_causes(params, before, after, metric=metric)
+        shift = common_shift(before, after, metric=metric)
+        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
+    causes += diff_environments(base_record.info.environment, head_record.info.environment)
+    if not causes:
+        raise AnalyticsError(
+            f"nothing to rank: {len(keys)} common cells with {metric!r} "
+            f"(need {MIN_COMMON_CELLS}) and identical environments")
+    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys))
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentAdvice:
+    """Recommendations for one component, from ``current``, and its predicted Pareto front of
+    ``(params, quality, cost)``, cheapest first."""
+
+    component: str
+    current: Mapping[str, Any]
+    recommendations: list[Recommendation]
+    pareto: list[tuple[dict[str, Any], float, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (without the component, which keys it)."""
+        return {"current": self.current,
+                "recommendations": [r.to_dict() for r in self.recommendations],
+                "pareto": [{"params": p, "quality": q, "cost": c} for p, q, c in self.pareto]}
+
+
+def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str = "wall_s", *,
+                    current: Mapping[str, Any] | None = None, target: str | None = None,
+                    top: int = 3) -> list[ComponentAdvice]:
+    """Recommend configurations (``quality`` vs ``cost``) per component of a run's matrix.
+
+    Each cell counts with the medians of both metrics; quality's direction comes from the metric
+    catalogue. ``current`` defaults, per component, to its cheapest cell; ``target`` keeps one
+    component (an empty list when the run has no such component).
+    """
+    cells = [(cell.target, dict(cell.params), {quality: q, cost: c})
+             for cell, (q, c) in _cell_medians(record, quality, cost)]
+    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher")
+    opt.fit(cells)
+    out = []
+    for comp in opt.components():
+        if target is not None and comp != target:
+            continue
+        cur = current if current is not None else min(
+            (c for c in cells if c[0] == comp), key=lambda c: c[2][cost])[1]
+        out.append(ComponentAdvice(comp, cur, opt.recommend(comp, cur, top),
+                                   opt.recommenders_[comp].pareto()))
+    return out

@@ -1,0 +1,85 @@
+"""Stores with a known answer, shared by the tests of the diagnose service
+(tests/bench/test_diagnose.py) and of its face, ``allele analyze`` (tests/analytics/test_cli_analyze.py).
+Each function fills the store at ``url`` and returns what the answer should be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from allele.analytics.synthetic import (
+    anomaly_benchmark,
+    regression_trial,
+    response_surface,
+    root_cause_trial,
+)
+from allele.observe.metrics import MetricPoint
+from allele.store import open_store
+from allele.store.model import CellResult, Sample, cell_key
+
+
+def series_store(url: str) -> None:
+    """600 points of ``gen_time`` (component evolution), every 10 s: a period-48 season with
+    spikes."""
+    s = anomaly_benchmark(n_series=1, n=600, seed=2, kinds=["spike"])[0]
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint("gen_time", "evolution", (), 1000.0 + 10 * i, float(v))
+                               for i, v in enumerate(s.values))
+
+
+def grid_store(url: str) -> dict[str, Any]:
+    """A run ``grid`` of evolution cells over a response surface with best_fitness and wall_s;
+    returns the optimum configuration."""
+    params, quality, cost, optimum = response_surface(seed=0, repeats=1)
+    with open_store(url) as st:
+        rid = st.create_run("grid", "spec", "evolution", {}, {})
+        cells = [CellResult(cell_key("evolution", p), "evolution", p, "ok",
+                            [Sample("best_fitness", float(q), 0, 0), Sample("wall_s", float(c), 0, 0)])
+                 for p, q, c in zip(params, quality, cost, strict=True)]
+        st.save_cells(rid, cells)
+        st.finish_run(rid, "finished")
+    return optimum
+
+
+def store_runs(url: str, cells: list[dict[str, Any]],
+               runs: list[tuple[str, Any, dict[str, Any]]]) -> None:
+    """Evolution runs of one wall_s sample per cell: (name, values, environment) each."""
+    with open_store(url) as st:
+        for name, values, env in runs:
+            rid = st.create_run(name, "spec", "evolution", {}, env)
+            st.save_cells(rid, [CellResult(cell_key("evolution", p), "evolution", p, "ok",
+                                           [Sample("wall_s", float(v), 0, 0)])
+                                for p, v in zip(cells, values, strict=True)])
+            st.finish_run(rid, "finished")
+
+
+def regression_store(url: str) -> str:
+    """Runs ``base`` and ``new``: one parameter value slows its cells, and numpy changed;
+    returns the parameter."""
+    cells, before, after, cause = regression_trial(4, repeats=1)
+    store_runs(url, cells, [("base", before, {"numpy": "1.26"}),
+                            ("new", after, {"numpy": "2.1"})])
+    return str(cause)
+
+
+def common_shift_store(url: str) -> None:
+    """Runs ``calm`` and ``busy``: every cell 30% slower, the 1-minute load 0.2 -> 2.0."""
+    cells = [{"population_size": n, "selection": s} for n in (50, 250, 1000)
+             for s in ("rank", "tournament")]
+    rng = np.random.default_rng(8)
+    base = rng.uniform(0.01, 0.05, len(cells))
+    busy = base * 1.3 * np.exp(rng.normal(0, 0.01, 6))
+    store_runs(url, cells, [("calm", base, {"python": "3.11", "load": {"1m": 0.2}}),
+                            ("busy", busy, {"python": "3.11", "load": {"1m": 2.0}})])
+
+
+def telemetry_trial_store(url: str) -> tuple[str, str, list[str], int]:
+    """System metrics every 5 s from t=100 where one metric moves before the target's anomaly;
+    returns (cause, target, the other metrics, anomaly index)."""
+    metrics, cause, target, at = root_cause_trial(3)
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint(name, "system", (), 100.0 + 5 * i, float(v))
+                               for name, series in metrics.items()
+                               for i, v in enumerate(series))
+    return cause, target, [m for m in metrics if m != target], at

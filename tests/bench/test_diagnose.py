@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+
+from allele.bench.diagnose import (
+    forecast_metric,
+    metric_anomalies,
+    metric_root_causes,
+    metric_series,
+    recommendations,
+    root_causes,
+)
+from allele.errors import AnalyticsError
+from allele.observe.metrics import MetricPoint
+from allele.store import open_store
+from tests.bench.diagnose_stores import (
+    common_shift_store,
+    grid_store,
+    regression_store,
+    series_store,
+    store_runs,
+    telemetry_trial_store,
+)
+
+
+def test_metric_series_is_one_value_per_timestamp_of_one_component(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as st:
+        st.write_metric_points([MetricPoint("m", "a", (("k", "1"),), 2.0, 1.0),
+                                MetricPoint("m", "a", (("k", "2"),), 2.0, 3.0),
+                                MetricPoint("m", "a", (), 1.0, 5.0),
+                                MetricPoint("m", "b", (), 1.0, 7.0)])
+        s = metric_series(st, "m", "a")
+        assert (s.component, s.timestamps, s.values) == ("a", [1.0, 2.0], [5.0, 2.0])
+        with pytest.raises(AnalyticsError, match="several components"):
+            metric_series(st, "m")
+        with pytest.raises(AnalyticsError, match="no points of metric 'x'"):
+            metric_series(st, "x")
+
+
+def test_forecast_and_anomalies_of_a_stored_series(sqlite_url: str) -> None:
+    series_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        fc = forecast_metric(st, "gen_time", model="naive", horizon=5)
+        assert fc.forecast.model == "naive" and fc.forecast.horizon == 5
+        assert fc.series.component == "evolution"
+        assert any("seasonal with period 48" in f for f in fc.findings)
+        with pytest.raises(AnalyticsError, match="unknown model"):
+            forecast_metric(st, "gen_time", model="prophet")
+        found = metric_anomalies(st, "gen_time", method="robust")
+    rows = found.rows()
+    assert rows and all(0.5 < r["score"] <= 1 for r in rows)
+    assert found.to_dict()["anomalies"] == rows
+
+
+def test_root_causes_names_the_slow_parameter_and_the_environment(sqlite_url: str) -> None:
+    cause = regression_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        res = root_causes(st.load_run("base"), st.load_run("new"))
+    assert res.common_cells >= 4 and (res.base.name, res.head.name) == ("base", "new")
+    assert res.causes[0].kind == "parameter" and res.causes[0].name == cause
+    assert (res.causes[-1].kind, res.causes[-1].name) == ("environment", "numpy")
+
+
+def test_root_causes_say_when_every_cell_moved_alike(sqlite_url: str) -> None:
+    common_shift_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        causes = root_causes(st.load_run("calm"), st.load_run("busy")).causes
+    assert causes[0].kind == "shift" and causes[0].score > 0.9
+    assert all(c.name != "target" for c in causes)  # one target: not a candidate
+    assert [c.name for c in causes if c.kind == "environment"] == ["load.1m"]
+
+
+def test_root_causes_rank_parameters_over_four_common_cells_only(sqlite_url: str) -> None:
+    cells = [{"population_size": n} for n in (50, 250, 1000)]
+    store_runs(sqlite_url, cells, [("a", [1.0, 2.0, 3.0], {"python": "3.11"}),
+                                   ("b", [2.0, 2.0, 3.0], {"python": "3.11"}),
+                                   ("c", [2.0, 2.0, 3.0], {"python": "3.12"})])
+    with open_store(sqlite_url) as st:
+        a, b, c = (st.load_run(n) for n in "abc")
+    with pytest.raises(AnalyticsError, match=r"3 common cells with 'wall_s' \(need 4\)"):
+        root_causes(a, b)
+    res = root_causes(a, c)
+    assert res.common_cells == 3 and [x.kind for x in res.causes] == ["environment"]
+
+
+def test_metric_root_causes_name_the_metric_that_moved_first(sqlite_url: str) -> None:
+    cause, target, others, at = telemetry_trial_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        res = metric_root_causes(st, target, others, at=100.0 + 5 * at)
+    assert res.index == at and res.timestamp == 100.0 + 5 * at
+    assert res.causes[0].name == cause
+
+
+def test_recommendations_per_component(sqlite_url: str) -> None:
+    optimum = grid_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        record = st.load_run("grid")
+    current = {"population": 100, "mutation_rate": 0.05, "crossover": "sbx"}
+    (advice,) = recommendations(record, current=current)
+    assert advice.component == "evolution" and advice.current == current
+    assert advice.recommendations[0].params["population"] > 100
+    assert any(p == optimum for p, _, _ in advice.pareto)
+    (cheapest,) = recommendations(record)  # default: the cheapest measured cell
+    costs = {tuple(sorted(c.params.items())): c.values("wall_s")[0] for c in record.cells}
+    assert costs[tuple(sorted(cheapest.current.items()))] == min(costs.values())
+    assert recommendations(record, target="kraken") == []
