@@ -269,7 +269,7 @@ def register_genome(
     from mlflow.exceptions import MlflowException
 
     import allele
-    from allele.tracking.mlflow import default_artifact_location, owner_tags
+    from allele.tracking._common import default_artifact_location, owner_tags
 
     uri = _uri(tracking_uri)
     client = _client(uri)

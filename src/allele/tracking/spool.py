@@ -16,7 +16,7 @@ is ignored. Writers and the replayer take an exclusive ``flock`` on ``<spool>.lo
 processes can share one spool. Artifacts of spooled records are copied into
 ``<spool>.artifacts/<key>/``.
 
-This module has no MLflow dependency; :func:`allele.tracking.mlflow.sync_spool` replays.
+This module has no MLflow dependency; :func:`allele.tracking.sync.sync_spool` replays.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Spool:
 
     def clear(self, *, locked: bool = False) -> None:
         """Delete the spool file and staged artifacts (only when nothing is pending or rejected:
-        :func:`~allele.tracking.mlflow.sync_spool` calls it after a complete replay)."""
+        :func:`~allele.tracking.sync.sync_spool` calls it after a complete replay)."""
         if locked:
             self._clear()
         else:
