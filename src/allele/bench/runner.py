@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
-from allele.bench.model import CellResult, RunStatus
+from allele.bench.model import CellResult, RunInfo, RunStatus
 from allele.bench.profiler import CellTask
 from allele.bench.spec import SuiteSpec, matches, ordered, parse_filters
 from allele.bench.store import ResultStore
@@ -37,9 +37,14 @@ SPEC_FORMAT = 1
 
 
 class ProgressSink(Protocol):
-    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`)."""
+    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`).
 
-    def start(self, run_name: str, total: int, already_done: int) -> None: ...
+    ``start`` also receives ``run``, the run's header as the runner created it (or read it to
+    resume it), so that a sink mirroring the run elsewhere (MLflow) does not read it back from
+    the store."""
+
+    def start(self, run_name: str, total: int, already_done: int,
+              run: RunInfo | None = None) -> None: ...
 
     def cell_started(self, task: CellTask) -> None: ...
 
@@ -179,13 +184,14 @@ class Runner:
         todo = [t for t in tasks if t.key not in done]
         self.store.finish_run(info.id, "running")
         return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done),
-                             skipped_tasks=len(tasks) - len(todo), name=info.name)
+                             skipped_tasks=len(tasks) - len(todo), info=info)
 
     # -- machinery -------------------------------------------------------------------------------
 
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
-                 skipped_tasks: int = 0, name: str | None = None) -> RunSummary:
-        run_name = name or self.store.get_run(run_id).name
+                 skipped_tasks: int = 0, info: RunInfo | None = None) -> RunSummary:
+        info = info or self.store.get_run(run_id)
+        run_name = info.name
         cells = len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
                              planned=cells + skipped, skipped=skipped)
@@ -194,7 +200,7 @@ class Runner:
         t0 = time.perf_counter()
         progress = self.progress
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
-            progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks)
+            progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         owned: list[Executor] = []
         status: RunStatus = "failed"
         try:
@@ -292,7 +298,8 @@ class RichProgress:
         self._failed = 0
         self._running: dict[str, CellTask] = {}
 
-    def start(self, run_name: str, total: int, already_done: int) -> None:
+    def start(self, run_name: str, total: int, already_done: int,
+              run: RunInfo | None = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -6,7 +6,9 @@ every metric at the step of its index, and ``<metric>.median``). :class:`MlflowP
 runner progress sink that does it while the runner runs; :func:`run_matrix_tracked` plugs it in
 and ends the parent with the runner's final status.
 
-This is the one module of :mod:`allele.tracking` that knows the bench data model.
+The runner hands the sink the run header it recorded (``start(..., run=info)``), so nothing here
+reads the result store: tracking only mirrors what the runner reports. This is the one module of
+:mod:`allele.tracking` that knows the bench data model.
 """
 
 from __future__ import annotations
@@ -130,24 +132,26 @@ def _cell_run_name(cell: CellResult) -> str:
 class MlflowProgress:
     """A bench runner progress sink that mirrors the run into MLflow (and forwards to ``inner``).
 
-    ``start`` opens the matrix (parent) run from the store's run header, ``cell_finished`` logs
-    each cell as a child run. The parent is ended by :func:`run_matrix_tracked` (the runner
-    knows the final status only after the sink stops).
+    ``start`` opens the matrix (parent) run from the run header the runner passes along
+    (``run``), ``cell_finished`` logs each cell as a child run. The parent is ended by
+    :func:`run_matrix_tracked` (the runner knows the final status only after the sink stops).
     """
 
-    def __init__(self, tracker: MlflowTracker, store: Any, inner: Any = None) -> None:
+    def __init__(self, tracker: MlflowTracker, inner: Any = None) -> None:
         self.tracker = tracker
-        self.store = store
         self.inner = inner
         self.matrix: TrackedRun | None = None
 
-    def start(self, run_name: str, total: int, already_done: int) -> None:
-        info = self.store.get_run(run_name)
-        self.matrix = self.tracker.start_matrix_run(info)
+    def start(self, run_name: str, total: int, already_done: int,
+              run: RunInfo | None = None) -> None:
+        if run is None:
+            raise TrackingError(f"the runner gave no header for run {run_name!r}: MlflowProgress "
+                                "needs allele.bench.runner.Runner (its start passes run=)")
+        self.matrix = self.tracker.start_matrix_run(run)
         if already_done:
             self.matrix.set_tags({"allele.resumed_with_done_cells": already_done})
         if self.inner is not None:
-            self.inner.start(run_name, total, already_done)
+            self.inner.start(run_name, total, already_done, run=run)
 
     def cell_started(self, task: Any) -> None:
         if self.inner is not None:
@@ -174,7 +178,7 @@ def run_matrix_tracked(tracker: MlflowTracker, runner: Any, suite: Any = None, *
     FINISHED, FAILED (the error as a tag) or KILLED (the runner's ``interrupted``). Returns the
     runner's :class:`~allele.bench.runner.RunSummary`.
     """
-    sink = MlflowProgress(tracker, runner.store, runner.progress)
+    sink = MlflowProgress(tracker, runner.progress)
     runner.progress = sink
     try:
         if resume is not None:
