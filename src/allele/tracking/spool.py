@@ -63,6 +63,14 @@ class SpoolState:
         """Run keys that still have undelivered records."""
         return {str(r["run"]) for r in self.pending if "run" in r}
 
+    def pending_by_target(self) -> dict[str, int]:
+        """How many records wait for each tracking URI, by URI."""
+        counts: dict[str, int] = {}
+        for rec in self.pending:
+            target = str(rec.get("target"))
+            counts[target] = counts.get(target, 0) + 1
+        return dict(sorted(counts.items()))
+
 
 class Spool:
     """An append-only JSON-lines spool file (see the module docstring)."""
