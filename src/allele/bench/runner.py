@@ -30,7 +30,7 @@ from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
 from allele.bench.task import CellTask
 from allele.errors import BenchmarkError, ConfigError
-from allele.store.model import CellResult, RunStatus, cell_key
+from allele.store.model import CellResult, RunInfo, RunStatus, cell_key
 from allele.store.results import ResultStore
 
 SPEC_FORMAT = 1
@@ -38,9 +38,14 @@ SPEC_FORMAT = 1
 
 
 class ProgressSink(Protocol):
-    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`)."""
+    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`).
 
-    def start(self, run_name: str, total: int, already_done: int) -> None: ...
+    ``start`` also receives ``run``, the run's header as the runner created it (or read it to
+    resume it), so that a sink mirroring the run elsewhere (MLflow) does not read it back from
+    the store."""
+
+    def start(self, run_name: str, total: int, already_done: int,
+              run: RunInfo | None = None) -> None: ...
 
     def cell_started(self, task: CellTask) -> None: ...
 
@@ -180,13 +185,14 @@ class Runner:
         todo = [t for t in tasks if t.key not in done]
         self.store.finish_run(info.id, "running")
         return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done),
-                             skipped_tasks=len(tasks) - len(todo), name=info.name)
+                             skipped_tasks=len(tasks) - len(todo), info=info)
 
     # -- machinery -------------------------------------------------------------------------------
 
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
-                 skipped_tasks: int = 0, name: str | None = None) -> RunSummary:
-        run_name = name or self.store.get_run(run_id).name
+                 skipped_tasks: int = 0, info: RunInfo | None = None) -> RunSummary:
+        info = info or self.store.get_run(run_id)
+        run_name = info.name
         cells = len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
                              planned=cells + skipped, skipped=skipped)
@@ -195,7 +201,7 @@ class Runner:
         t0 = time.perf_counter()
         progress = self.progress
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
-            progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks)
+            progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         owned: list[Executor] = []
         status: RunStatus = "failed"
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from allele.cli._common import errors_as_one_line
-from allele.errors import ValidationError
 
 app = typer.Typer(help="Version evolved genomes in the MLflow model registry (mlflow extra).",
                   no_args_is_help=True)
@@ -24,16 +22,6 @@ def _console() -> Console:
 
 UriOption = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking/registry URI (default: settings, sqlite:///mlflow.db).")]
-
-
-def _parse_tags(items: list[str] | None) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"--tag takes KEY=VALUE, got {item!r}")
-        tags[key] = value
-    return tags
 
 
 @app.command("register")
@@ -49,24 +37,12 @@ def register(
     tracking_uri: UriOption = None,
 ) -> None:
     """Register a genome JSON file as a new version of NAME and alias it."""
-    from allele.core.genome import Genome
-    from allele.tracking.registry import register_genome
+    from allele.tracking.registry import register_genome_file
 
-    try:
-        text = genome_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read genome file {genome_file}: {exc}") from None
-    genome = Genome.from_json(text)
-    spec = None
-    if fitness_spec is not None:
-        try:
-            spec = json.loads(fitness_spec)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"--fitness-spec is not valid JSON: {exc}") from None
-    reg = register_genome(genome, name, alias=alias or None, tags=_parse_tags(tag),
-                          tracking_uri=tracking_uri, fitness_spec=spec)
-    _console().print(f"registered genome {genome.id} as [bold]{reg.name}[/] version {reg.version}"
-                  + (f" (alias {alias})" if alias else ""), highlight=False)
+    reg = register_genome_file(genome_file, name, alias=alias or None, tags=tag or [],
+                               fitness_spec=fitness_spec, tracking_uri=tracking_uri)
+    _console().print(f"registered genome {reg.genome.id} as [bold]{reg.name}[/] version "
+                     f"{reg.version}" + (f" (alias {alias})" if alias else ""), highlight=False)
 
 
 @app.command("list")

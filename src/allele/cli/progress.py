@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from allele.bench.task import CellTask
-from allele.store.model import CellResult
+from allele.store.model import CellResult, RunInfo
 
 
 class RichProgress:
@@ -24,7 +24,8 @@ class RichProgress:
         self._failed = 0
         self._running: dict[str, CellTask] = {}
 
-    def start(self, run_name: str, total: int, already_done: int) -> None:
+    def start(self, run_name: str, total: int, already_done: int,
+              run: RunInfo | None = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -56,10 +56,7 @@ def status(spool: SpoolOption = None) -> None:
 
     sp = Spool(spool)
     state = sp.read()
-    by_target: dict[str, int] = {}
-    for rec in state.pending:
-        by_target[str(rec.get("target"))] = by_target.get(str(rec.get("target")), 0) + 1
     _console().print(f"spool {sp.path}: {len(state.pending)} pending, {len(state.done)} done, "
-                  f"{len(state.rejected)} rejected", highlight=False)
-    for target, n in sorted(by_target.items()):
+                     f"{len(state.rejected)} rejected", highlight=False)
+    for target, n in state.pending_by_target().items():
         _console().print(f"  {target}: {n} pending", highlight=False, markup=False)

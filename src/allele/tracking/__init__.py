@@ -8,7 +8,8 @@ Public names:
 * :func:`autolog`: every evolution engine, Kraken network and agent created afterwards is
   tracked (one MLflow run each), through the core default-observer hook;
 * :class:`MlflowTracker`, :class:`MlflowObserver`, :class:`TrackedRun`, :func:`sync_spool`
-  (from :mod:`allele.tracking.mlflow`);
+  (from :mod:`allele.tracking.mlflow`, which re-exports them from :mod:`~allele.tracking.tracker`,
+  :mod:`~allele.tracking.runs` and :mod:`~allele.tracking.sync`);
 * :func:`register_genome`, :func:`load_genome`, :func:`compare_versions`, :class:`GenomeModel`
   (from :mod:`allele.tracking.registry`).
 """
@@ -20,7 +21,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from allele.tracking.mlflow import MlflowObserver, MlflowTracker
+    from allele.tracking.runs import MlflowObserver
+    from allele.tracking.tracker import MlflowTracker
 
 __all__ = [
     "GenomeModel",
@@ -37,10 +39,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "MlflowTracker": "allele.tracking.mlflow",
-    "MlflowObserver": "allele.tracking.mlflow",
-    "TrackedRun": "allele.tracking.mlflow",
-    "sync_spool": "allele.tracking.mlflow",
+    "MlflowTracker": "allele.tracking.tracker",
+    "MlflowObserver": "allele.tracking.runs",
+    "TrackedRun": "allele.tracking.runs",
+    "sync_spool": "allele.tracking.sync",
     "GenomeModel": "allele.tracking.registry",
     "register_genome": "allele.tracking.registry",
     "load_genome": "allele.tracking.registry",
@@ -76,7 +78,7 @@ def autolog(
     same tracker; with others it closes the old one first. Returns the tracker (None on disable).
     """
     from allele.core.observer import set_default_observer_factory
-    from allele.tracking.mlflow import MlflowTracker
+    from allele.tracking.tracker import MlflowTracker
 
     with _lock:
         tracker: MlflowTracker | None = _active.get("tracker")

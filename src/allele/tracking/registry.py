@@ -269,7 +269,7 @@ def register_genome(
     from mlflow.exceptions import MlflowException
 
     import allele
-    from allele.tracking.mlflow import default_artifact_location, owner_tags
+    from allele.tracking._common import default_artifact_location, owner_tags
 
     uri = _uri(tracking_uri)
     client = _client(uri)
@@ -322,6 +322,43 @@ def register_genome(
                             f"{exc}") from exc
     return RegisteredGenome(name=name, version=str(mv.version), genome=genome,
                             aliases=[alias] if alias else [], run_id=run_id, tags=version_tags)
+
+
+def parse_tags(items: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings (``--tag``) as a mapping; the value may be empty or hold ``=``."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--tag takes KEY=VALUE, got {item!r}")
+        tags[key] = value
+    return tags
+
+
+def register_genome_file(
+    path: str | os.PathLike[str],
+    name: str,
+    alias: str | None = "champion",
+    tags: Sequence[str] = (),
+    *,
+    fitness_spec: str | None = None,
+    tracking_uri: str | None = None,
+) -> RegisteredGenome:
+    """:func:`register_genome` from a genome JSON file (``Genome.to_json``), ``KEY=VALUE`` tags
+    and a JSON fitness spec: what ``allele genome register`` takes."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"cannot read genome file {path}: {exc}") from None
+    genome = Genome.from_json(text)
+    spec = None
+    if fitness_spec is not None:
+        try:
+            spec = json.loads(fitness_spec)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--fitness-spec is not valid JSON: {exc}") from None
+    return register_genome(genome, name, alias=alias, tags=parse_tags(tags),
+                           tracking_uri=tracking_uri, fitness_spec=spec)
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")

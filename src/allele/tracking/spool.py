@@ -16,7 +16,7 @@ is ignored. Writers and the replayer take an exclusive ``flock`` on ``<spool>.lo
 processes can share one spool. Artifacts of spooled records are copied into
 ``<spool>.artifacts/<key>/``.
 
-This module has no MLflow dependency; :func:`allele.tracking.mlflow.sync_spool` replays.
+This module has no MLflow dependency; :func:`allele.tracking.sync.sync_spool` replays.
 """
 
 from __future__ import annotations
@@ -62,6 +62,14 @@ class SpoolState:
     def pending_run_keys(self) -> set[str]:
         """Run keys that still have undelivered records."""
         return {str(r["run"]) for r in self.pending if "run" in r}
+
+    def pending_by_target(self) -> dict[str, int]:
+        """How many records wait for each tracking URI, by URI."""
+        counts: dict[str, int] = {}
+        for rec in self.pending:
+            target = str(rec.get("target"))
+            counts[target] = counts.get(target, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 class Spool:
@@ -172,7 +180,7 @@ class Spool:
 
     def clear(self, *, locked: bool = False) -> None:
         """Delete the spool file and staged artifacts (only when nothing is pending or rejected:
-        :func:`~allele.tracking.mlflow.sync_spool` calls it after a complete replay)."""
+        :func:`~allele.tracking.sync.sync_spool` calls it after a complete replay)."""
         if locked:
             self._clear()
         else:

@@ -1,0 +1,150 @@
+"""What every part of the MLflow tracking shares: run end statuses, MLflow's batch and length
+limits, the ``allele.*`` tags, the process that owns a run, parameter formatting, and whether an
+error means "the backend cannot be reached right now" (spool and retry) or "refused" (give up).
+
+No MLflow import here: the error classification reads type and module names, so it also works
+for the ``requests``/``urllib3``/SQLAlchemy errors MLflow lets through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+RunEndStatus = Literal["FINISHED", "FAILED", "KILLED"]
+END_STATUSES: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 5000
+
+TAG_RUN_KEY = "allele.run_key"
+TAG_HOST = "allele.host"
+TAG_PID = "allele.pid"
+TAG_PID_STARTED = "allele.pid_started"
+TAG_KIND = "allele.kind"
+TAG_ERROR = "allele.error"
+TAG_NOTE = "allele.note"
+TAG_PARENT = "mlflow.parentRunId"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (MLflow's timestamps)."""
+    return time.time_ns() // 1_000_000
+
+
+def _process_started() -> float:
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # psutil missing or restricted: the pid alone still helps
+        return 0.0
+
+
+def owner_tags() -> dict[str, str]:
+    """The tags naming the process that owns a run (used to find runs left RUNNING by a crash)."""
+    return {
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(os.getpid()),
+        TAG_PID_STARTED: repr(_process_started()),
+    }
+
+
+def process_alive(pid: int, started: float) -> bool:
+    """Whether process ``pid`` of this host, started at ``started`` (0: unknown), still runs."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a core dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if started and abs(proc.create_time() - started) > 1.0:
+            return False  # the pid was reused by another process
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+
+
+def end_status_for(exc: BaseException | None) -> RunEndStatus:
+    """FINISHED without an exception, KILLED for KeyboardInterrupt/SystemExit, else FAILED."""
+    if exc is None:
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "KILLED"
+    return "FAILED"
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message``, cut to MLflow's tag length (the ``allele.error`` tag)."""
+    return f"{type(exc).__name__}: {exc}"[:MAX_TAG_LENGTH]
+
+
+def recorded_error(exc: BaseException | None) -> BaseException | None:
+    """The error a run ended by ``exc`` records: none for Ctrl-C (KILLED says it all)."""
+    return exc if exc is not None and not isinstance(exc, KeyboardInterrupt) else None
+
+
+def param_value(value: Any) -> str:
+    """A parameter as MLflow stores it: strings as they are, anything else as sorted JSON, cut to
+    MLflow's parameter length."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:MAX_PARAM_LENGTH]
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """For a SQLite tracking URI, ``<folder of the .db>/mlruns`` (not the working directory);
+    None (the server's choice) otherwise."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///"):])
+    if str(db) in ("", ":memory:"):
+        return None
+    return (db.parent.resolve() / "mlruns").as_uri()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the tracking backend cannot be reached right now (vs. a refusal)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionError | TimeoutError):
+            return True
+        mod = type(e).__module__
+        name = type(e).__name__
+        if mod.startswith(("requests", "urllib3")) and name in {
+            "ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout", "MaxRetryError",
+            "NewConnectionError", "ProtocolError", "ChunkedEncodingError", "RetryError",
+        }:
+            return True
+        if mod.startswith("sqlalchemy") and name in {"OperationalError", "TimeoutError"}:
+            return True
+        if name == "MlflowException":
+            text = str(e)
+            if any(s in text for s in ("Max retries exceeded", "Connection refused",
+                                       "Failed to establish", "Connection aborted",
+                                       "Read timed out", "RemoteDisconnected")):
+                return True
+            status = getattr(e, "get_http_status_code", lambda: 400)()
+            if isinstance(status, int) and status >= 500:
+                return True
+        todo.extend([e.__cause__, e.__context__])
+    return False

@@ -1,0 +1,144 @@
+"""Replaying the spool exactly once (``allele tracking sync``), and reaping runs of dead processes.
+
+:func:`sync_spool` delivers every pending record in order through one
+:class:`~allele.tracking.delivery.Applier`: stopping at the first record whose backend is
+unreachable (the rest stay pending), marking a refused record rejected and going on. Exactly
+once holds because every record carries an idempotency key marked done once delivered, runs are
+found again by their ``allele.run_key`` tag, and metrics carry the event's timestamp (so MLflow
+drops a replayed duplicate itself). :func:`reap_stale_runs` marks ``FAILED`` the runs still
+``RUNNING`` whose owner process (host, pid, pid start time) is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from allele.tracking._common import (
+    TAG_HOST,
+    TAG_NOTE,
+    TAG_PID,
+    TAG_PID_STARTED,
+    TAG_RUN_KEY,
+    error_text,
+    process_alive,
+)
+from allele.tracking.delivery import Applier, classify
+from allele.tracking.spool import Spool
+
+
+@dataclass
+class SyncReport:
+    """What :func:`sync_spool` did."""
+
+    replayed: int = 0
+    rejected: int = 0
+    pending: int = 0
+    runs_created: int = 0
+    reaped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing is left to replay."""
+        return self.pending == 0
+
+
+def sync_spool(
+    spool: Spool | str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    *,
+    only_target: str | None = None,
+    _applier: Applier | None = None,
+) -> SyncReport:
+    """Replay every pending spooled record, in order, exactly once.
+
+    ``tracking_uri`` sends every record there instead of the URI it was recorded for;
+    ``only_target`` replays only the records recorded for that URI. Replay stops at the first
+    record whose backend is unreachable (the rest stay pending); a record the backend refuses is
+    marked rejected (with the error) and skipped. When nothing is left pending or rejected the
+    spool file is deleted. Afterwards, runs of dead processes still RUNNING in the experiments
+    touched are marked FAILED (see :func:`reap_stale_runs`).
+    """
+    sp = spool if isinstance(spool, Spool) else Spool(spool)
+    applier = _applier or Applier()
+    report = SyncReport()
+    touched: dict[str, set[str]] = {}
+    with sp.lock():
+        state = sp.read()
+        for (target, rk), run_id in state.run_ids.items():
+            applier.run_ids.setdefault((target, rk), run_id)
+        todo = [r for r in state.pending if only_target is None or r.get("target") == only_target]
+        for i, rec in enumerate(todo):
+            target = tracking_uri or str(rec["target"])
+            try:
+                created = applier.apply(rec, target)
+            except Exception as exc:
+                if classify(exc) == "unavailable":
+                    report.pending = len(todo) - i
+                    report.errors.append(f"{target} unreachable: {exc}")
+                    break
+                sp.mark_rejected(str(rec["key"]), error_text(exc), locked=True)
+                report.rejected += 1
+                report.errors.append(f"record {rec['key']} ({rec['op']}) refused: {exc}")
+                continue
+            if created:
+                report.runs_created += 1
+                rid = applier.run_ids[(target, str(rec["run"]))]
+                sp.note_run_id(target, str(rec["run"]), rid, locked=True)
+            sp.mark_done(str(rec["key"]), locked=True)
+            if rec["op"] == "artifact":
+                sp.drop_artifact(str(rec["key"]))
+            report.replayed += 1
+            touched.setdefault(target, set()).add(str(rec["experiment"]))
+        final = sp.read()
+        still_pending = final.pending_run_keys()
+        if not final.pending and not final.rejected and sp.path.exists():
+            sp.clear(locked=True)  # everything delivered: the spool starts afresh
+    if report.complete:
+        for target, experiments in touched.items():
+            try:
+                ids = [applier.experiment_id(target, e) for e in experiments]
+                report.reaped += reap_stale_runs(applier.client(target), ids,
+                                                 skip_run_keys=still_pending)
+            except Exception as exc:
+                report.errors.append(f"could not check for stale runs at {target}: {exc}")
+    return report
+
+
+def reap_stale_runs(client: Any, experiment_ids: Sequence[str], *,
+                    skip_run_keys: Iterable[str] = ()) -> list[str]:
+    """Mark FAILED the RUNNING runs of these experiments owned by a dead process on this host.
+
+    Runs with records still waiting in a spool (``skip_run_keys``) are left alone: the replay
+    will end them. Returns the ids of the runs marked.
+    """
+    host = socket.gethostname().replace("'", "")
+    skip = set(skip_run_keys)
+    runs = client.search_runs(
+        list(experiment_ids),
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+        max_results=1000,
+    )
+    reaped: list[str] = []
+    for run in runs:
+        tags = run.data.tags
+        if tags.get(TAG_RUN_KEY) in skip:
+            continue
+        try:
+            pid = int(tags.get(TAG_PID, ""))
+            started = float(tags.get(TAG_PID_STARTED, "0") or 0)
+        except ValueError:
+            continue
+        if process_alive(pid, started):
+            continue
+        note = (f"process {pid} on {host} ended without closing this run (crash or kill); "
+                f"marked FAILED by Allele at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+        client.set_tag(run.info.run_id, TAG_NOTE, note)
+        client.set_terminated(run.info.run_id, status="FAILED")
+        reaped.append(str(run.info.run_id))
+    return reaped
