@@ -90,7 +90,7 @@ def test_manager_dedup_inhibition_priority_escalation() -> None:
 
 
 def test_adapter_accepts_observe_alerts_and_dicts() -> None:
-    from allele.observe.alerts import Alert
+    from allele.observe.alert_model import Alert
 
     obs = Alert(name="HighRSS", labels={"host": "h", "component": "kraken"}, annotations={},
                 severity="critical", state="firing", value=9.5, fingerprint="fp1",

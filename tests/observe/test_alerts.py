@@ -12,14 +12,14 @@ from allele.config import ObserveSettings, Settings
 from allele.core.observer import ChatErrorStats, ChatStats, GenerationStats
 from allele.errors import ConfigError, ValidationError
 from allele.observe import Telemetry
-from allele.observe.alerts import (
-    AlertManager,
+from allele.observe.alert_model import (
     AlertRule,
     load_rules,
     parse_duration,
     parse_rules,
     rules_from_settings,
 )
+from allele.observe.alerts import AlertManager
 from allele.observe.notify import CallbackNotifier, LogNotifier, Notification, WebhookNotifier
 
 from .conftest import ManualClock, Receiver
@@ -388,14 +388,17 @@ def test_webhook_max_attempts(tel: Telemetry, clock: ManualClock) -> None:
 def test_alerts_are_exported_with_the_telemetry(tel: Telemetry, clock: ManualClock) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
+    from allele.observe.export import exposition, make_registry
+
     am = AlertManager(tel, [rule(**{"for": 0})], clock=clock)
+    registry = make_registry(tel, collectors=[am.collector()])
     tel.on_generation("evolution-0", gen(0, 9.0))
     am.evaluate()
-    fams = {f.name: f for f in text_string_to_metric_families(tel.exposition().decode())}
+    fams = {f.name: f for f in text_string_to_metric_families(exposition(registry).decode())}
     (sample,) = fams["allele_alerts"].samples
     assert sample.labels == {"alertname": "SlowGeneration", "component": "evolution-0",
                              "severity": "warning", "state": "firing"}
     assert fams["allele_alert_notifications"].samples[0].value == 1.0
     am.close()
-    names = {f.name for f in text_string_to_metric_families(tel.exposition().decode())}
+    names = {f.name for f in text_string_to_metric_families(exposition(registry).decode())}
     assert "allele_alerts" not in names

@@ -14,7 +14,8 @@ from allele.core.fitness import target_personality
 from allele.core.observer import GenerationStats
 from allele.errors import ProviderError
 from allele.observe import CATALOGUE, Telemetry
-from allele.observe.alerts import AlertManager, load_rules
+from allele.observe.alert_model import load_rules
+from allele.observe.alerts import AlertManager
 from allele.observe.notify import CallbackNotifier, Notification, WebhookNotifier
 
 from .conftest import ChatServer, MemorySink, free_port
@@ -91,7 +92,7 @@ def test_observing_evolution_changes_nothing_even_when_telemetry_fails(
 
         tel.subscribe(broken_exporter)
         rules = [*load_rules()]
-        from allele.observe.alerts import AlertRule
+        from allele.observe.alert_model import AlertRule
 
         rules.append(AlertRule.model_validate({
             "name": "AnyGeneration", "metric": "allele_evolution_generations_total",
@@ -230,7 +231,7 @@ def test_install_observes_components_created_without_observer() -> None:
     from allele.core import observer as core_observer
     from allele.core.kraken import KrakenLNN
     from allele.core.observer import NullObserver, SequenceStats
-    from allele.observe.hooks import FanOut
+    from allele.observe.install import FanOut, install
 
     class Counting(NullObserver):
         def __init__(self) -> None:
@@ -242,7 +243,7 @@ def test_install_observes_components_created_without_observer() -> None:
     other = Counting()
     before = core_observer.set_default_observer_factory(lambda kind, name: other)
     tel = Telemetry(background=False, system=False)
-    uninstall = tel.install()
+    uninstall = install(tel)
     try:
         net = KrakenLNN(reservoir_size=20, seed=1, name="auto")
         assert isinstance(net.observer, FanOut)
@@ -259,9 +260,10 @@ def test_install_observes_components_created_without_observer() -> None:
 def test_install_observes_an_evolution_engine_created_without_observer() -> None:
     from allele.core.evolution import EvolutionConfig, EvolutionEngine
     from allele.core.fitness import target_personality
+    from allele.observe.install import install
 
     tel = Telemetry(background=False, system=False)
-    uninstall = tel.install()
+    uninstall = install(tel)
     try:
         engine = EvolutionEngine(EvolutionConfig(population_size=20, generations=3, seed=2),
                                  target_personality({"empathy": 0.9}), name="auto-evo")

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from allele.core.observer import ChatErrorStats, GenerationStats, SequenceStats
 from allele.errors import ConfigError
 from allele.observe import CATALOGUE, Telemetry
-from allele.observe.export import OpenTelemetryBridge
+from allele.observe.export import OpenTelemetryBridge, make_registry, serve
 
 from .conftest import ManualClock
 
@@ -45,7 +45,7 @@ def test_metrics_served_over_http_and_parsed(clock: ManualClock) -> None:
     tel = Telemetry(background=False, system=False, clock=clock)
     feed(tel)
     tel.sample_system()
-    server = tel.serve(port=0)
+    server = serve(make_registry(tel), port=0)
     try:
         assert server.host == "127.0.0.1" and server.port > 0
         resp = httpx.get(server.url, timeout=10)
@@ -53,6 +53,7 @@ def test_metrics_served_over_http_and_parsed(clock: ManualClock) -> None:
         assert resp.headers["content-type"].startswith("text/plain")
         fams = parse(resp.text)
     finally:
+        server.close()
         tel.close()
     assert fams["allele_evolution_best_fitness"].type == "gauge"
     assert sample(fams, "allele_evolution_best_fitness", component="evolution-0") == 0.7
@@ -85,11 +86,13 @@ def test_metrics_served_over_http_and_parsed(clock: ManualClock) -> None:
 
 def test_serve_port_in_use_is_a_config_error() -> None:
     tel = Telemetry(background=False, system=False)
-    first = tel.serve(port=0)
+    registry = make_registry(tel)
+    first = serve(registry, port=0)
     try:
         with pytest.raises(ConfigError, match="cannot serve metrics"):
-            tel.serve(port=first.port)
+            serve(registry, port=first.port)
     finally:
+        first.close()
         tel.close()
 
 

@@ -1,8 +1,8 @@
 """Alert correlation and an alert manager with deduplication, inhibition, priority and escalation.
 
 Input alerts are :class:`AlertEvent` records; :func:`as_alert_event` adapts the observability
-layer's ``allele.observe.alerts.Alert`` (and any object or dict with the same fields) to it, so
-this module does not depend on the observe package.
+layer's ``allele.observe.alert_model.Alert`` (and any object or dict with the same fields) to it,
+so this module does not depend on the observe package.
 
 :class:`AlertCorrelator` groups alerts that belong together. The distance between two alerts
 combines three features scaled to [0, 1]: label difference (Jaccard distance of their label

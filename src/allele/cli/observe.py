@@ -80,7 +80,10 @@ def serve(
     """Serve this process's telemetry (system sampler + optional demo) on /metrics."""
     from allele.config import load_settings
     from allele.observe import Telemetry
-    from allele.observe.alerts import AlertManager, load_rules
+    from allele.observe.alert_model import load_rules
+    from allele.observe.alerts import AlertManager
+    from allele.observe.export import MetricsServer, make_registry
+    from allele.observe.export import serve as serve_metrics
     from allele.observe.notify import LogNotifier, Notifier, WebhookNotifier
 
     if demo not in ("none", "evolution", "kraken"):
@@ -93,16 +96,19 @@ def serve(
         sink = open_store(store)
     telemetry = Telemetry(settings=settings, sink=sink)
     manager: AlertManager | None = None
+    server: MetricsServer | None = None
     stop = threading.Event()
     worker: threading.Thread | None = None
     try:
-        server = telemetry.serve(port=port, host=host)
+        registry = make_registry(telemetry)
+        server = serve_metrics(registry, port=port, host=host)
         if alerts:
             rule_list = load_rules(rules if rules is not None else settings.observe.alert_rules)
             notifiers: list[Notifier] = [LogNotifier()]
             if webhook:
                 notifiers.append(WebhookNotifier(webhook))
             manager = AlertManager(telemetry, rule_list, notifiers)
+            registry.register(manager.collector())
             manager.start(interval_s=interval)
         if demo != "none":
             worker = threading.Thread(target=_demo_loop, args=(demo, telemetry, stop),
@@ -124,6 +130,8 @@ def serve(
             worker.join(timeout=5)
         if manager is not None:
             manager.close()
+        if server is not None:
+            server.close()
         telemetry.close()
         if sink is not None:
             sink.close()
@@ -135,7 +143,7 @@ def rules(
                                                      "defaults).")] = None,
 ) -> None:
     """Validate alert rules and list them."""
-    from allele.observe.alerts import load_rules
+    from allele.observe.alert_model import load_rules
 
     loaded = load_rules(path)
     table = Table(title=f"{len(loaded)} alert rules ({path or 'defaults'})")

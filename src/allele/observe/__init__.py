@@ -5,15 +5,22 @@ The public surface::
     telemetry = Telemetry()                       # implements allele.core.observer.Observer
     engine = EvolutionEngine(cfg, fitness, observer=telemetry)
     telemetry.series("allele_evolution_best_fitness", component=engine.name)
-    telemetry.serve(9464)                         # /metrics on 127.0.0.1
     alerts = AlertManager(telemetry, load_rules(), [WebhookNotifier(url), LogNotifier()])
     alerts.start(interval_s=5)
+    from allele.observe.export import make_registry, serve    # loads prometheus-client
+    registry = make_registry(telemetry, collectors=[alerts.collector()])
+    server = serve(registry, 9464)                # /metrics on 127.0.0.1
+
+Modules: ``telemetry`` (ingest, query, flush), ``streams`` (per-component state), ``metrics``
+(the catalogue and plain data types), ``alert_model`` (rules, alerts, silences), ``alerts`` (the
+AlertManager), ``notify`` (notifiers), ``export`` (Prometheus and OpenTelemetry exposition),
+``install`` (the process-wide default observer), ``system`` (the psutil sampler).
 
 See docs/observability.md.
 """
 
-from allele.observe.alerts import Alert, AlertManager, AlertRule, Silence, load_rules
-from allele.observe.hooks import Telemetry
+from allele.observe.alert_model import Alert, AlertRule, Silence, load_rules
+from allele.observe.alerts import AlertManager
 from allele.observe.metrics import (
     CATALOGUE,
     MetricDef,
@@ -29,6 +36,7 @@ from allele.observe.notify import (
     Notifier,
     WebhookNotifier,
 )
+from allele.observe.telemetry import Telemetry
 
 __all__ = [
     "CATALOGUE",

@@ -1,126 +1,46 @@
-"""Threshold alerts over Telemetry series, with Alertmanager semantics.
+"""The alert manager: threshold rules evaluated over Telemetry series, Alertmanager semantics.
 
-A rule compares a reduction of one metric (``last`` value, or ``mean`` / ``max`` / ``min`` /
-``rate`` / ``delta`` over a ``window``) per component against a threshold. Each (rule, component,
-metric labels) gives one alert whose label set is ``alertname``, ``component``, ``severity``, the
-metric's own labels and the rule's ``labels``; alerts with identical label sets are one alert
-(deduplicated by ``fingerprint``).
+Each (rule, component, metric labels) gives one alert; alerts with identical label sets are one
+alert (deduplicated by ``fingerprint``). The rules, alerts and silences themselves are plain data
+in :mod:`allele.observe.alert_model`.
 
 States: inactive -> pending (condition true, waiting ``for``) -> firing -> resolved. A firing
 alert is notified once, then again every ``repeat_interval_s`` while it keeps firing; a resolved
 notification follows when it stops. Silences (label matchers with an expiry) hold notifications
-back while active. Time comes from an injected ``clock`` so tests control it.
+back while active. Time comes from an injected ``clock`` so tests control it. The alert state is
+exposed to Prometheus through :meth:`AlertManager.collector`, which the caller registers beside
+the Telemetry's (see :func:`allele.observe.export.make_registry`).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import itertools
 import logging
-import math
-import operator
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic import ValidationError as PydanticValidationError
+from typing import TYPE_CHECKING, Any
 
 from allele.errors import ConfigError, ValidationError
-from allele.observe.metrics import CATALOGUE
-from allele.observe.notify import Notification, Notifier, Status
+from allele.observe.alert_model import (
+    Alert,
+    AlertRule,
+    Silence,
+    State,
+    Status,
+    fingerprint,
+    parse_duration,
+)
+from allele.observe.notify import Notification, Notifier
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-    from allele.config import Settings
-    from allele.observe.hooks import Telemetry
+    from allele.observe.telemetry import Telemetry
 
 _log = logging.getLogger("allele.observe.alerts")
-
-State = Literal["inactive", "pending", "firing", "resolved"]
-Severity = Literal["info", "warning", "critical"]
-Op = Literal[">", ">=", "<", "<=", "==", "!="]
-Reduce = Literal["last", "mean", "max", "min", "rate", "delta"]
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-    "==": operator.eq, "!=": operator.ne,
-}
-_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration(value: float | int | str) -> float:
-    """``30`` / ``"30s"`` / ``"250ms"`` / ``"5m"`` / ``"1h"`` / ``"1d"`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValidationError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value)
-        if not match:
-            raise ValidationError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds < 0 or not math.isfinite(seconds):
-        raise ValidationError(f"duration must be >= 0: {value!r}")
-    return seconds
-
-
-class AlertRule(BaseModel):
-    """One threshold rule (YAML keys are the field names; ``for`` may be written as ``for``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str = Field(min_length=1)
-    metric: str
-    component: str = "*"
-    match: dict[str, str] = Field(default_factory=dict)
-    op: Op = ">"
-    threshold: float
-    for_s: float = Field(0.0, alias="for")
-    reduce: Reduce = "last"
-    window_s: float = Field(0.0, alias="window")
-    severity: Severity = "warning"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("for_s", "window_s", mode="before")
-    @classmethod
-    def _duration(cls, v: Any) -> float:
-        return parse_duration(v)
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, v: str) -> str:
-        if v not in CATALOGUE:
-            raise ValueError(f"unknown metric {v!r}")
-        return v
-
-    @field_validator("labels")
-    @classmethod
-    def _no_reserved(cls, v: dict[str, str]) -> dict[str, str]:
-        reserved = {"alertname", "component", "severity"} & set(v)
-        if reserved:
-            raise ValueError(f"labels may not set {sorted(reserved)}")
-        return v
-
-    @model_validator(mode="after")
-    def _window_needed(self) -> AlertRule:
-        if self.reduce != "last" and self.window_s <= 0:
-            raise ValueError(f"reduce {self.reduce!r} needs a window")
-        return self
-
-    def holds(self, value: float) -> bool:
-        return _OPS[self.op](value, self.threshold)
 
 
 def _format(template: str, values: Mapping[str, Any]) -> str:
@@ -132,47 +52,6 @@ def _format(template: str, values: Mapping[str, Any]) -> str:
         return template.format_map(_Keep(values))
     except (ValueError, IndexError):
         return template
-
-
-def fingerprint(labels: Mapping[str, str]) -> str:
-    """A stable id of a label set."""
-    text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A snapshot of one alert (plain data; the analytics layer correlates these)."""
-
-    name: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    severity: str
-    state: State
-    value: float
-    fingerprint: str
-    active_at: float
-    starts_at: float | None
-    ends_at: float | None
-    silenced: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """Hold back notifications of alerts whose labels match every matcher (values may be globs)
-    between ``starts_at`` and ``ends_at``."""
-
-    id: str
-    matchers: dict[str, str]
-    starts_at: float
-    ends_at: float
-    comment: str = ""
-
-    def active(self, now: float) -> bool:
-        return self.starts_at <= now < self.ends_at
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(fnmatch.fnmatchcase(labels.get(k, ""), v) for k, v in self.matchers.items())
 
 
 @dataclass(slots=True)
@@ -194,67 +73,6 @@ class _Tracked:
         return Alert(self.rule.name, dict(self.labels), dict(self.annotations),
                      self.rule.severity, self.state, self.value, self.fingerprint,
                      self.active_at, self.starts_at, self.ends_at, self.silenced)
-
-
-# --- loading rules -------------------------------------------------------------------------------
-
-
-def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
-    """Rules from parsed YAML: a list, or a mapping with a ``rules`` list."""
-    if isinstance(data, Mapping):
-        unknown = set(data) - {"rules"}
-        if unknown:
-            raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}")
-        data = data.get("rules", [])
-    if data is None:
-        data = []
-    if not isinstance(data, list):
-        raise ConfigError(f"{source}: expected a list of rules")
-    rules: list[AlertRule] = []
-    for i, item in enumerate(data):
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{source}: rule {i} is not a mapping")
-        try:
-            rules.append(AlertRule.model_validate(dict(item)))
-        except (PydanticValidationError, ValidationError) as exc:
-            name = item.get("name", f"#{i}")
-            raise ConfigError(f"{source}: rule {name}: {_pydantic_message(exc)}") from None
-    names = [r.name for r in rules]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{source}: duplicate rule names {dupes}")
-    return rules
-
-
-def _pydantic_message(exc: Exception) -> str:
-    if isinstance(exc, PydanticValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors())
-    return str(exc)
-
-
-def load_rules(path: str | Path | None = None) -> list[AlertRule]:
-    """Rules from a YAML file, or the shipped default rules when ``path`` is None."""
-    if path is None:
-        text = resources.files("allele.observe").joinpath("default_rules.yaml").read_text()
-        source = "default_rules.yaml"
-    else:
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read alert rules {p}: {exc.strerror}") from None
-        source = str(p)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    return parse_rules(data, source)
-
-
-def rules_from_settings(settings: Settings) -> list[AlertRule]:
-    """``settings.observe.alert_rules`` if set, else the default rules."""
-    return load_rules(settings.observe.alert_rules)
 
 
 # --- the manager ---------------------------------------------------------------------------------
@@ -303,7 +121,7 @@ class AlertManager:
         self.evaluations = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        telemetry.alert_managers.append(self)
+        self._closed = False
 
     # --- silences -------------------------------------------------------------------------------
 
@@ -459,22 +277,15 @@ class AlertManager:
         with self._lock:
             return list(self._history)
 
-    def prometheus_families(self) -> list[Metric]:
-        """``allele_alerts`` (1 per pending / firing alert) and notification counters."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (a closed manager's collector exports nothing)."""
+        return self._closed
 
-        fam = GaugeMetricFamily("allele_alerts", "Pending and firing alerts.",
-                                labels=["alertname", "component", "severity", "state"])
-        for a in self.alerts():
-            fam.add_metric([a.name, a.labels.get("component", ""), a.severity, a.state], 1.0)
-        return [
-            fam,
-            CounterMetricFamily("allele_alert_notifications", "Alert notifications dispatched.",
-                                value=float(self.notifications_sent)),
-            CounterMetricFamily("allele_alert_notifier_failures",
-                                "Notifier calls that raised.",
-                                value=float(self.notifier_failures)),
-        ]
+    def collector(self) -> AlertCollector:
+        """A prometheus-client collector of this manager's alerts, to register beside the
+        Telemetry's: ``make_registry(telemetry, collectors=[manager.collector()])``."""
+        return AlertCollector(self)
 
     # --- background evaluation ------------------------------------------------------------------
 
@@ -505,5 +316,35 @@ class AlertManager:
                 notifier.close()
             except Exception:
                 _log.exception("closing notifier %r failed", notifier)
-        if self in self.telemetry.alert_managers:
-            self.telemetry.alert_managers.remove(self)
+        self._closed = True
+
+
+class AlertCollector:
+    """A prometheus-client collector of one alert manager's state, read at scrape time.
+
+    ``allele_alerts`` (1 per pending / firing alert) and the notification counters; nothing once
+    the manager is closed.
+    """
+
+    def __init__(self, manager: AlertManager) -> None:
+        self.manager = manager
+
+    def describe(self) -> Iterable[Metric]:
+        # No names reserved: several managers may share one registry, as they always could.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        manager = self.manager
+        if manager.closed:
+            return
+        fam = GaugeMetricFamily("allele_alerts", "Pending and firing alerts.",
+                                labels=["alertname", "component", "severity", "state"])
+        for a in manager.alerts():
+            fam.add_metric([a.name, a.labels.get("component", ""), a.severity, a.state], 1.0)
+        yield fam
+        yield CounterMetricFamily("allele_alert_notifications", "Alert notifications dispatched.",
+                                  value=float(manager.notifications_sent))
+        yield CounterMetricFamily("allele_alert_notifier_failures", "Notifier calls that raised.",
+                                  value=float(manager.notifier_failures))

@@ -4,6 +4,10 @@ Nothing here runs on an observed component's thread. The Prometheus collector re
 :meth:`Telemetry.snapshot` at scrape time; the OpenTelemetry bridge registers observable
 instruments whose callbacks read the same snapshot, and feeds histogram observations to an OTel
 ``Histogram`` as events are drained.
+
+What is exposed is what the caller registers: ``registry = make_registry(telemetry,
+collectors=[manager.collector()])``, then :func:`serve` it on ``/metrics`` or render it once with
+:func:`exposition`. Neither the Telemetry nor an alert manager knows it is being exported.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from prometheus_client.core import (
 from allele.observe.metrics import CATALOGUE, MetricDef, Record, record_points
 
 if TYPE_CHECKING:
-    from allele.observe.hooks import Telemetry
+    from allele.observe.telemetry import Telemetry
 
 
 def _family(m: MetricDef) -> Metric:
@@ -62,16 +66,23 @@ class TelemetryCollector:
                 yield CounterMetricFamily(name, "Allele telemetry self-metric.", value=value)
             else:
                 yield GaugeMetricFamily(name, "Allele telemetry self-metric.", value=value)
-        for manager in list(self.telemetry.alert_managers):
-            yield from manager.prometheus_families()
 
 
-def make_registry(telemetry: Telemetry) -> CollectorRegistry:
-    """A private registry holding one :class:`TelemetryCollector` (not the global default)."""
+def make_registry(telemetry: Telemetry, collectors: Iterable[Any] = ()) -> CollectorRegistry:
+    """A private registry (not the global default) holding a :class:`TelemetryCollector` and
+    ``collectors`` (e.g. ``[manager.collector()]``); more may be registered later."""
     registry = CollectorRegistry(auto_describe=True)
-    collector = TelemetryCollector(telemetry)
-    registry.register(collector)
+    registry.register(TelemetryCollector(telemetry))
+    for collector in collectors:
+        registry.register(collector)
     return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text format of everything ``registry`` holds, right now."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
 
 
 class MetricsServer:
@@ -94,14 +105,16 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve(telemetry: Telemetry, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
-    """Serve ``telemetry`` on ``http://host:port/metrics`` (127.0.0.1 unless told otherwise)."""
+def serve(registry: CollectorRegistry, port: int = 9464, host: str = "127.0.0.1"
+          ) -> MetricsServer:
+    """Serve ``registry`` (see :func:`make_registry`) on ``http://host:port/metrics`` in a
+    background thread (127.0.0.1 unless told otherwise; ``port=0`` picks a free one)."""
     from prometheus_client import start_http_server
 
     from allele.errors import ConfigError
 
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=telemetry.registry)
+        httpd, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc}") from None
     return MetricsServer(httpd, thread, host)

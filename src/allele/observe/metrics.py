@@ -151,6 +151,28 @@ def _fmt_le(bound: float) -> str:
     return repr(float(bound))
 
 
+# --- snapshots handed to exporters ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramState:
+    """A copy of one histogram: cumulative ``(le, count)`` buckets, sum and count."""
+
+    component: str
+    buckets: list[tuple[str, float]]
+    sum: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySnapshot:
+    """Current values of one metric across components, taken under the Telemetry's lock."""
+
+    metric: MetricDef
+    samples: list[tuple[str, tuple[str, ...], float]]
+    histograms: list[HistogramState]
+
+
 # --- fixed buckets -------------------------------------------------------------------------------
 
 GENERATION_BUCKETS: Final = (

@@ -16,14 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from allele.observe.alerts import Alert
+from allele.observe.alert_model import Alert, Status
 
 _log = logging.getLogger("allele.observe.notify")
-
-Status = Literal["firing", "resolved"]
 
 
 def _iso(ts: float | None) -> str | None:

@@ -13,6 +13,11 @@ Design for a cost the observed component never notices:
 
 Labels are bounded by construction: the component name, plus ``cause`` for agent failures and
 ``generation`` for GC runs. Never a genome id.
+
+This module holds the three jobs on that data: ingest (the observer methods and :meth:`drain`),
+query (:meth:`Telemetry.series`, :meth:`Telemetry.snapshot` ...) and flush to the sink. The
+per-component state lives in :mod:`allele.observe.streams`; Prometheus serving in
+:mod:`allele.observe.export`; the process-wide default observer in :mod:`allele.observe.install`.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -40,27 +44,20 @@ from allele.core.observer import (
 )
 from allele.observe.metrics import (
     BY_SOURCE,
-    EWMA_ALPHA,
-    FAILURE_WINDOW,
+    CATALOGUE,
     SOURCE_OF_STATS,
-    Histogram,
+    FamilySnapshot,
+    HistogramState,
     Labels,
-    MetricDef,
     MetricPoint,
     MetricSink,
     Record,
     Series,
-    Source,
     SystemSample,
     metric_def,
     record_points,
 )
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-    from allele.observe.alerts import AlertManager
-    from allele.observe.export import MetricsServer
+from allele.observe.streams import STREAM_TYPES, Stream
 
 _log = logging.getLogger("allele.observe")
 
@@ -68,217 +65,6 @@ SYSTEM_COMPONENT = "process"
 """Component name under which the system sampler's series are kept."""
 
 Subscriber = Callable[[str, str, Record], None]
-
-
-# --- streams: per (source, component) state, only touched under Telemetry._lock ----------------
-
-
-class _Stream:
-    __slots__ = ("component", "hists", "pending", "ring", "source")
-
-    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
-        self.source = source
-        self.component = component
-        self.ring: deque[Record] = deque(maxlen=ring_size)
-        self.pending: list[Record] | None = [] if keep else None
-        self.hists: dict[str, Histogram] = {
-            m.name: Histogram(m.buckets) for m in BY_SOURCE[source] if m.kind == "histogram"
-        }
-
-    def add(self, ts: float, stats: Any) -> Record:
-        raise NotImplementedError
-
-    def _keep(self, rec: Record) -> Record:
-        self.ring.append(rec)
-        if self.pending is not None:
-            self.pending.append(rec)
-        return rec
-
-    def label_counts(self, metric: MetricDef) -> list[tuple[tuple[str, ...], float]] | None:
-        """Current values of a labelled counter kept outside the ring (None: read the ring)."""
-        return None
-
-
-class _EvolutionStream(_Stream):
-    __slots__ = (
-        "_h",
-        "best_so_far",
-        "evaluations",
-        "ewma",
-        "generations",
-        "prev_best",
-        "stagnation",
-    )
-
-    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
-        super().__init__(source, component, ring_size, keep)
-        self.generations = 0
-        self.evaluations = 0
-        self.prev_best: float | None = None
-        self.best_so_far: float | None = None
-        self.stagnation = 0
-        self.ewma: float | None = None
-        self._h = self.hists["allele_evolution_generation_seconds"].pending.append
-
-    def add(self, ts: float, s: GenerationStats) -> Record:
-        self.generations += 1
-        self.evaluations += s.evaluations
-        best = s.best
-        prev = self.prev_best
-        improvement = 0.0 if prev is None else best - prev
-        self.prev_best = best
-        so_far = self.best_so_far
-        if so_far is None or best > so_far:
-            self.best_so_far = best
-            self.stagnation = 0
-        else:
-            self.stagnation += 1
-        secs = s.seconds
-        ew = self.ewma
-        if ew is None:
-            ratio = 1.0
-            self.ewma = secs
-        else:
-            ratio = secs / ew if ew > 0 else 1.0
-            self.ewma = ew + EWMA_ALPHA * (secs - ew)
-        self._h(secs)
-        eps = s.evaluations / secs if secs > 0 else 0.0
-        rec = (ts, s, (self.generations, self.evaluations, improvement, self.stagnation, ratio,
-                       eps))
-        self.ring.append(rec)
-        if self.pending is not None:
-            self.pending.append(rec)
-        return rec
-
-
-class _KrakenStream(_Stream):
-    __slots__ = ("_h", "sequences", "steps")
-
-    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
-        super().__init__(source, component, ring_size, keep)
-        self.sequences = 0
-        self.steps = 0
-        self._h = self.hists["allele_kraken_sequence_seconds"].pending.append
-
-    def add(self, ts: float, s: SequenceStats) -> Record:
-        self.sequences += 1
-        self.steps += s.steps
-        secs = s.seconds
-        self._h(secs)
-        sps = s.steps / secs if secs > 0 else 0.0
-        rec = (ts, s, (self.sequences, self.steps, sps))
-        self.ring.append(rec)
-        if self.pending is not None:
-            self.pending.append(rec)
-        return rec
-
-
-class _ReadoutStream(_Stream):
-    __slots__ = ("trainings",)
-
-    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
-        super().__init__(source, component, ring_size, keep)
-        self.trainings = 0
-
-    def add(self, ts: float, s: ReadoutStats) -> Record:
-        self.trainings += 1
-        return self._keep((ts, s, (self.trainings,)))
-
-
-class _AgentStream(_Stream):
-    __slots__ = (
-        "_h_req",
-        "_h_ttft",
-        "causes",
-        "completion",
-        "failures",
-        "prompt",
-        "requests",
-        "retries",
-        "window",
-        "window_failures",
-    )
-
-    def __init__(self, source: Source, component: str, ring_size: int, keep: bool) -> None:
-        super().__init__(source, component, ring_size, keep)
-        self.requests = 0
-        self.failures = 0
-        self.prompt = 0
-        self.completion = 0
-        self.retries = 0
-        self.causes: dict[str, int] = {}
-        self.window: deque[int] = deque(maxlen=FAILURE_WINDOW)
-        self.window_failures = 0
-        self._h_req = self.hists["allele_agent_request_seconds"]
-        self._h_ttft = self.hists["allele_agent_time_to_first_token_seconds"]
-
-    def add(self, ts: float, s: ChatStats | ChatErrorStats) -> Record:
-        self.requests += 1
-        self.retries += s.retries
-        win = self.window
-        if len(win) == FAILURE_WINDOW:
-            self.window_failures -= win[0]
-        if type(s) is ChatErrorStats:
-            self.failures += 1
-            cause_count = self.causes.get(s.cause, 0) + 1
-            self.causes[s.cause] = cause_count
-            win.append(1)
-            self.window_failures += 1
-        else:
-            assert isinstance(s, ChatStats)
-            cause_count = 0
-            self.prompt += s.prompt_tokens
-            self.completion += s.completion_tokens
-            self._h_req.observe(s.seconds)
-            if s.time_to_first_token is not None:
-                self._h_ttft.observe(s.time_to_first_token)
-            win.append(0)
-        ratio = self.window_failures / len(win)
-        return self._keep((ts, s, (self.requests, self.failures, self.prompt, self.completion,
-                                   self.retries, ratio, cause_count)))
-
-    def label_counts(self, metric: MetricDef) -> list[tuple[tuple[str, ...], float]] | None:
-        if metric.name == "allele_agent_failures_total":
-            return [((cause,), float(n)) for cause, n in sorted(self.causes.items())]
-        return None
-
-
-class _SystemStream(_Stream):
-    __slots__ = ()
-
-    def add(self, ts: float, s: SystemSample) -> Record:
-        return self._keep((ts, s, ()))
-
-
-_STREAM_TYPES: dict[str, type[_Stream]] = {
-    "evolution": _EvolutionStream,
-    "kraken": _KrakenStream,
-    "readout": _ReadoutStream,
-    "agent": _AgentStream,
-    "system": _SystemStream,
-}
-
-
-# --- snapshots handed to exporters ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramState:
-    """A copy of one histogram: cumulative ``(le, count)`` buckets, sum and count."""
-
-    component: str
-    buckets: list[tuple[str, float]]
-    sum: float
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class FamilySnapshot:
-    """Current values of one metric across components, taken under the Telemetry's lock."""
-
-    metric: MetricDef
-    samples: list[tuple[str, tuple[str, ...], float]]
-    histograms: list[HistogramState]
 
 
 def _matches(pattern: str | None, component: str) -> bool:
@@ -350,7 +136,7 @@ class Telemetry:
         self._push = self._inbox.append
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._streams: dict[tuple[str, str], Stream] = {}
         self._adders: dict[tuple[str, type], Callable[[float, Any], Record]] = {}
         self._unsent: deque[MetricPoint] = deque()
         self._subscribers: list[Subscriber] = []
@@ -367,10 +153,6 @@ class Telemetry:
             from allele.observe.system import SystemSampler
 
             self._sampler = SystemSampler()
-        self._registry: CollectorRegistry | None = None
-        self._servers: list[MetricsServer] = []
-        self.alert_managers: list[AlertManager] = []
-        """Alert managers watching this Telemetry (their alerts are exported with it)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
@@ -435,7 +217,7 @@ class Telemetry:
             return None
         stream = self._streams.get((source, name))
         if stream is None:
-            stream = _STREAM_TYPES[source](source, name, self.ring_size, self._sink is not None)
+            stream = STREAM_TYPES[source](source, name, self.ring_size, self._sink is not None)
             self._streams[(source, name)] = stream
         self._adders[(name, type(stats))] = stream.add
         return stream.add
@@ -548,8 +330,6 @@ class Telemetry:
 
     def snapshot(self, metrics: Sequence[str] | None = None) -> list[FamilySnapshot]:
         """Current values of every metric (or of the named ones), for exporters."""
-        from allele.observe.metrics import CATALOGUE
-
         self.drain()
         defs = [metric_def(n) for n in metrics] if metrics is not None else list(
             CATALOGUE.values())
@@ -644,53 +424,6 @@ class Telemetry:
                 self.points_written += len(batch)
         return written
 
-    # --- exposition -----------------------------------------------------------------------------
-
-    @property
-    def registry(self) -> CollectorRegistry:
-        """A private prometheus-client registry exposing this Telemetry (built on first use)."""
-        if self._registry is None:
-            from allele.observe.export import make_registry
-
-            self._registry = make_registry(self)
-        return self._registry
-
-    def exposition(self) -> bytes:
-        """The Prometheus text format of every metric right now."""
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
-
-    def serve(self, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
-        """Serve ``/metrics`` over HTTP in a background thread (``port=0`` picks a free one)."""
-        from allele.observe.export import serve
-
-        server = serve(self, port=port, host=host)
-        self._servers.append(server)
-        return server
-
-    # --- process-wide default ------------------------------------------------------------------
-
-    def install(self) -> Callable[[], None]:
-        """Observe every component created from now on without an explicit observer.
-
-        Uses ``allele.core.observer.set_default_observer_factory``; a factory installed before
-        (e.g. MLflow autolog) keeps working: both observers get the events. Returns a function
-        that restores the previous factory.
-        """
-        previous = _core_observer.set_default_observer_factory(None)
-
-        def factory(kind: str, name: str) -> Any:
-            other = previous(kind, name) if previous is not None else None
-            return self if other is None else FanOut(self, other)
-
-        _core_observer.set_default_observer_factory(factory)
-
-        def uninstall() -> None:
-            _core_observer.set_default_observer_factory(previous)
-
-        return uninstall
-
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -719,14 +452,11 @@ class Telemetry:
                 _log.exception("telemetry background step failed")
 
     def close(self) -> None:
-        """Stop the background thread and servers, then drain and flush what is left."""
+        """Stop the background thread, then drain and flush what is left."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
         self.drain()
         self.flush()
 
@@ -736,28 +466,3 @@ class Telemetry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-class FanOut:
-    """An observer that forwards every event to several observers (each failure isolated)."""
-
-    def __init__(self, *observers: Any) -> None:
-        self.observers = observers
-
-    def _send(self, method: str, name: str, stats: object) -> None:
-        for obs in self.observers:
-            _core_observer.notify(obs, method, name, stats)
-
-    def on_generation(self, name: str, stats: GenerationStats) -> None:
-        self._send("on_generation", name, stats)
-
-    def on_sequence(self, name: str, stats: SequenceStats) -> None:
-        self._send("on_sequence", name, stats)
-
-    def on_readout(self, name: str, stats: ReadoutStats) -> None:
-        self._send("on_readout", name, stats)
-
-    def on_chat(self, name: str, stats: ChatStats) -> None:
-        self._send("on_chat", name, stats)
-
-    def on_chat_error(self, name: str, stats: ChatErrorStats) -> None:
-        self._send("on_chat_error", name, stats)

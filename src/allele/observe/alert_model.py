@@ -1,0 +1,216 @@
+"""The alert model: rules, alerts, silences and their states, and loading rules from YAML.
+
+Plain data shared by the :class:`~allele.observe.alerts.AlertManager` (which evaluates rules and
+tracks alerts) and the notifiers (:mod:`allele.observe.notify`, whose notifications carry an
+:class:`Alert`); it imports neither, so both can import it.
+
+A rule compares a reduction of one metric (``last`` value, or ``mean`` / ``max`` / ``min`` /
+``rate`` / ``delta`` over a ``window``) per component against a threshold. An alert's label set
+is ``alertname``, ``component``, ``severity``, the metric's own labels and the rule's ``labels``;
+its :func:`fingerprint` identifies it. Rules load from YAML (a list, or a mapping with a
+``rules`` list); the shipped defaults are ``default_rules.yaml`` in this package.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from allele.errors import ConfigError, ValidationError
+from allele.observe.metrics import CATALOGUE
+
+if TYPE_CHECKING:
+    from allele.config import Settings
+
+State = Literal["inactive", "pending", "firing", "resolved"]
+Status = Literal["firing", "resolved"]
+"""The status of a notification: the alert started (or keeps) firing, or it resolved."""
+Severity = Literal["info", "warning", "critical"]
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+Reduce = Literal["last", "mean", "max", "min", "rate", "delta"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne,
+}
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: float | int | str) -> float:
+    """``30`` / ``"30s"`` / ``"250ms"`` / ``"5m"`` / ``"1h"`` / ``"1d"`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValidationError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValidationError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValidationError(f"duration must be >= 0: {value!r}")
+    return seconds
+
+
+class AlertRule(BaseModel):
+    """One threshold rule (YAML keys are the field names; ``for`` may be written as ``for``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    metric: str
+    component: str = "*"
+    match: dict[str, str] = Field(default_factory=dict)
+    op: Op = ">"
+    threshold: float
+    for_s: float = Field(0.0, alias="for")
+    reduce: Reduce = "last"
+    window_s: float = Field(0.0, alias="window")
+    severity: Severity = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("for_s", "window_s", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in CATALOGUE:
+            raise ValueError(f"unknown metric {v!r}")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = {"alertname", "component", "severity"} & set(v)
+        if reserved:
+            raise ValueError(f"labels may not set {sorted(reserved)}")
+        return v
+
+    @model_validator(mode="after")
+    def _window_needed(self) -> AlertRule:
+        if self.reduce != "last" and self.window_s <= 0:
+            raise ValueError(f"reduce {self.reduce!r} needs a window")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable id of a label set."""
+    text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A snapshot of one alert (plain data; the analytics layer correlates these)."""
+
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    severity: str
+    state: State
+    value: float
+    fingerprint: str
+    active_at: float
+    starts_at: float | None
+    ends_at: float | None
+    silenced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Hold back notifications of alerts whose labels match every matcher (values may be globs)
+    between ``starts_at`` and ``ends_at``."""
+
+    id: str
+    matchers: dict[str, str]
+    starts_at: float
+    ends_at: float
+    comment: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(fnmatch.fnmatchcase(labels.get(k, ""), v) for k, v in self.matchers.items())
+
+
+
+# --- loading rules -------------------------------------------------------------------------------
+
+
+def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
+    """Rules from parsed YAML: a list, or a mapping with a ``rules`` list."""
+    if isinstance(data, Mapping):
+        unknown = set(data) - {"rules"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}")
+        data = data.get("rules", [])
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: expected a list of rules")
+    rules: list[AlertRule] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{source}: rule {i} is not a mapping")
+        try:
+            rules.append(AlertRule.model_validate(dict(item)))
+        except (PydanticValidationError, ValidationError) as exc:
+            name = item.get("name", f"#{i}")
+            raise ConfigError(f"{source}: rule {name}: {_pydantic_message(exc)}") from None
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: duplicate rule names {dupes}")
+    return rules
+
+
+def _pydantic_message(exc: Exception) -> str:
+    if isinstance(exc, PydanticValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def load_rules(path: str | Path | None = None) -> list[AlertRule]:
+    """Rules from a YAML file, or the shipped default rules when ``path`` is None."""
+    if path is None:
+        text = resources.files("allele.observe").joinpath("default_rules.yaml").read_text()
+        source = "default_rules.yaml"
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read alert rules {p}: {exc.strerror}") from None
+        source = str(p)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    return parse_rules(data, source)
+
+
+def rules_from_settings(settings: Settings) -> list[AlertRule]:
+    """``settings.observe.alert_rules`` if set, else the default rules."""
+    return load_rules(settings.observe.alert_rules)
