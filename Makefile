@@ -29,9 +29,13 @@ test: $(STAMP) sysdeps
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
+## make lint: ruff, mypy (strict), the layer and cycle contracts (import-linter) and the size
+## limits (600 lines a module, 80 a function)
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy src/allele
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_sizes.py src/allele
 
 BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
               mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy

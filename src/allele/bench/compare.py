@@ -191,7 +191,7 @@ def conditions_warning(base: RunInfo, head: RunInfo) -> str | None:
     a, b = _load_1m(base), _load_1m(head)
     if a is None or b is None:
         return None
-    cpus = _usable_cpus(head) or _usable_cpus(base)
+    cpus = _recorded_cpus(head) or _recorded_cpus(base)
     if abs(a - b) < max(0.5, 0.25 * (cpus or 1)):
         return None
     busy, calm = (base, head) if a > b else (head, base)
@@ -201,7 +201,7 @@ def conditions_warning(base: RunInfo, head: RunInfo) -> str | None:
             "may reflect that rather than the code")
 
 
-def _usable_cpus(info: RunInfo) -> int | None:
+def _recorded_cpus(info: RunInfo) -> int | None:
     cpu = (info.environment or {}).get("cpu")
     n = (cpu.get("usable") or cpu.get("logical")) if isinstance(cpu, dict) else None
     return n if isinstance(n, int) and n > 0 else None

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allele.bench.format import number
 from allele.errors import AnalyticsError
 
 app = typer.Typer(help="Forecasts, anomalies, alert correlation, root causes, recommendations.",
@@ -25,6 +26,11 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 def _emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+
+def _num(v: float) -> str:
+    return number(float(v), sci_above=None)
 
 
 @app.command()
@@ -57,8 +63,7 @@ def forecast(
         table.add_column(col, justify="right")
     for i in range(fc.horizon):
         t = "" if fc.timestamps is None else f"{fc.timestamps[i]:.0f}"
-        table.add_row(str(i + 1), t, f"{fc.mean[i]:.4g}", f"{fc.lower[i]:.4g}",
-                      f"{fc.upper[i]:.4g}")
+        table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
     for line in res.findings:
         console.print(f"- {line}")
@@ -91,7 +96,7 @@ def anomalies(
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["index"]), f"{r['timestamp']:.0f}", f"{r['value']:.4g}",
+        table.add_row(str(r["index"]), f"{r['timestamp']:.0f}", _num(r["value"]),
                       f"{r['score']:.2f}")
     console.print(table)
 
