@@ -7,6 +7,8 @@ metric names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["lower", "higher"]
@@ -43,6 +45,8 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
     "tokens_per_s": "higher",
     "time_to_first_token_s": "lower",
     "success": "higher",
+    "instructions": "lower",
+    "estimated_cycles": "lower",
 }
 
 _COST_HINTS = ("time", "_s", "seconds", "latency", "rss", "memory", "_mb", "nrmse", "error", "loss")
@@ -76,3 +80,41 @@ def metric_order(names: list[str]) -> list[str]:
     """The target's own metrics first (in the given order), then the runner's measurements."""
     return ([n for n in names if n not in MEASURED_METRICS]
             + [m for m in MEASURED_METRICS if m in names])
+
+
+DETERMINISTIC_METRICS: dict[str, float] = {
+    # Instruction counts under callgrind (issue 12): the same code on the same input counts the
+    # same to a few parts in 10^5; the relative tolerance is at least twice the A/A spread that
+    # benchmarks/instruction_stability.py measures.
+    "instructions": 0.003,
+    "estimated_cycles": 0.003,
+}
+"""Metrics measured deterministically, with their relative tolerance: compared exactly (a change
+beyond the tolerance is a verdict), never pooled into a statistical FDR family."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What a comparison, a table or a report needs to know about one metric."""
+
+    name: str
+    direction: Direction
+    unit: str = ""
+    resolution: float = 0.0
+    deterministic: bool = False
+    tolerance: float | None = None
+    """Relative tolerance of a deterministic metric (None for a statistical one)."""
+    declared: bool = False
+    """True when the direction was declared (spec, target or catalogue); False when guessed
+    from the name."""
+
+
+def metric_info(name: str, declared: Mapping[str, MetricInfo] | None = None) -> MetricInfo:
+    """Everything known about ``name``: a declaration in ``declared`` (from the run's spec or
+    its targets) wins; then the built-in catalogue; then a guess from the name."""
+    if declared is not None and name in declared:
+        return declared[name]
+    tolerance = DETERMINISTIC_METRICS.get(name)
+    return MetricInfo(name=name, direction=direction_of(name), resolution=resolution_of(name),
+                      deterministic=tolerance is not None, tolerance=tolerance,
+                      declared=name in METRIC_DIRECTIONS or tolerance is not None)
