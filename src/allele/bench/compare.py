@@ -1,16 +1,23 @@
-"""Pairwise comparison of two runs: did HEAD make anything slower or worse than BASE?
+"""Comparison of two runs: did HEAD make anything slower or worse than BASE?
 
 Pure functions over :class:`~allele.store.model.RunRecord` values; no I/O. Every cell and metric
-present in both runs is one comparison of a single FDR family, estimated and judged by
-:func:`allele.bench.estimate.compare_samples` (which explains the statistics); samples pair up
-when both runs measured the same ``(seed, repeat)`` keys over at least two seeds. A cell's
-history (:mod:`allele.bench.history`) may raise its practical floor when it moves that much
-between identical runs (:func:`run_to_run_noise`).
+present in both runs is one row; the rows of a comparison are one false-discovery-rate family
+(:func:`allele.bench.estimate.estimate_rows` explains the statistics). Two designs:
+
+* **an A/B session** (the two halves of ``allele bench ab``): both versions ran in the same
+  rounds, call after call in random order; a round is the block, pairs are ``(seed, repeat)``
+  within it, and nothing else is needed: whatever the machine did, both saw it;
+* **two runs measured apart**: within-run evidence (pairs by ``(seed, repeat)`` over at least two
+  seeds, else unpaired), plus the run-level model of :mod:`allele.bench.runlevel`: a run-wide
+  shift of time metrics, reported once and taken out, and each cell's run-level variance from
+  its history (``history``: earlier runs; the compared runs are always left out of it) or from
+  the spread of the matrix itself.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -19,23 +26,27 @@ import numpy as np
 
 from allele.bench.estimate import (
     DEFAULT_FLOOR,
-    DEFAULT_N_BOOT,
     DEFAULT_Q,
     VERDICT_RANK,
     VERDICTS,
     Estimate,
+    Row,
     Verdict,
     compare_samples,
+    estimate_rows,
 )
 from allele.bench.format import param_variation
-from allele.bench.history import History, as_history
-from allele.bench.metrics import Direction, direction_of, resolution_of
+from allele.bench.history import History, ab_meta, ab_partners
+from allele.bench.metrics import MetricInfo, metric_info
+from allele.bench.runlevel import RunLevelModel, Shift
 from allele.store.model import CellResult, RunInfo, RunRecord
 
 FailOn = Literal["regressed", "inconclusive", "never"]
+Mode = Literal["ab", "two-run"]
 
 __all__ = ["VERDICTS", "VERDICT_RANK", "Comparison", "Estimate", "MetricComparison", "Verdict",
-           "compare_runs", "compare_samples", "run_to_run_noise"]
+           "compare_runs", "compare_samples"]
+
 
 @dataclass(frozen=True, slots=True)
 class MetricComparison:
@@ -46,6 +57,9 @@ class MetricComparison:
     params: dict[str, Any]
     metric: str
     estimate: Estimate
+    run_level: str = ""
+    """Where the row's run-level variance came from: ``history``, ``matrix`` (the spread of the
+    comparison's cells), ``assumed 0``, ``unknown``; empty in an A/B session."""
 
     @property
     def verdict(self) -> Verdict:
@@ -72,10 +86,13 @@ class Comparison:
     head: RunInfo
     q: float
     floor: float
+    mode: Mode = "two-run"
     rows: list[MetricComparison] = field(default_factory=list)
     failures: list[CellFailure] = field(default_factory=list)
     only_in_base: list[str] = field(default_factory=list)
     only_in_head: list[str] = field(default_factory=list)
+    shifts: list[Shift] = field(default_factory=list)
+    """Run-wide shifts taken out of the rows (two runs only; see :mod:`allele.bench.runlevel`)."""
 
     def by_verdict(self, verdict: Verdict) -> list[MetricComparison]:
         return [r for r in self.rows if r.verdict == verdict]
@@ -96,19 +113,39 @@ class Comparison:
             return counts["regressed"] > 0
         return counts["regressed"] > 0 or counts["inconclusive"] > 0
 
-    def noise_note(self) -> str | None:
-        """A sentence when some rows were judged with a floor raised by their history."""
-        raised = [r.estimate.floor for r in self.rows if r.estimate.floor > self.floor + 1e-12]
-        if not raised:
-            return None
-        return (f"{len(raised)} of {len(self.rows)} cell metrics move between identical runs "
-                f"by more than the {self.floor:.0%} floor (run-to-run noise in their history); "
-                f"each was judged against its own floor, up to {max(raised):.0%}")
+    @property
+    def excluded(self) -> list[MetricComparison]:
+        """Statistical rows left out of the family: they could not reach significance."""
+        return [r for r in self.rows if not r.estimate.in_family
+                and r.estimate.design != "deterministic"]
+
+    @property
+    def family_size(self) -> int:
+        return sum(r.estimate.in_family for r in self.rows)
+
+    def reasons(self) -> dict[str, int]:
+        """How many rows are inconclusive for each reason."""
+        out: dict[str, int] = {}
+        for r in self.inconclusive:
+            out[r.estimate.reason] = out.get(r.estimate.reason, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def notes(self) -> list[str]:
+        """What a reader needs besides the table: the environment's shift, excluded rows."""
+        out = [shift_note(s) for s in self.shifts if s.significant]
+        if self.excluded:
+            why = Counter(r.estimate.reason for r in self.excluded)
+            out.append(f"{len(self.excluded)} of {len(self.rows)} cell metrics cannot reach "
+                       f"significance in a family of {self.family_size} ("
+                       + ", ".join(f"{n} {k}" for k, n in why.most_common())
+                       + ") and are left out of the false-discovery-rate family; more seeds, "
+                       "repeats or A/B rounds help")
+        return out
 
     @property
     def warnings(self) -> list[str]:
         """What may distort this comparison besides the code (e.g. a busier machine)."""
-        note = conditions_warning(self.base, self.head)
+        note = conditions_warning(self.base, self.head) if self.mode == "two-run" else None
         return [note] if note else []
 
     @property
@@ -137,22 +174,41 @@ class Comparison:
 
         rows = []
         for r in self.rows:
-            d = {"key": r.key, "target": r.target, "params": r.params, "metric": r.metric}
+            d: dict[str, Any] = {"key": r.key, "target": r.target, "params": r.params,
+                                 "metric": r.metric}
             d.update(asdict(r.estimate))
+            d["run_level"] = r.run_level
             rows.append(d)
         out: dict[str, Any] = clean({
             "base": {"id": self.base.id, "name": self.base.name},
             "head": {"id": self.head.id, "name": self.head.name},
+            "mode": self.mode,
             "q": self.q,
             "floor": self.floor,
             "counts": dict(self.counts()),
+            "family_size": self.family_size,
+            "shifts": [asdict(s) for s in self.shifts],
             "rows": rows,
             "failures": [asdict(f) for f in self.failures],
             "only_in_base": list(self.only_in_base),
             "only_in_head": list(self.only_in_head),
+            "notes": self.notes(),
             "warnings": self.warnings,
         })
         return out
+
+
+def verdict_label(e: Estimate) -> str:
+    """The verdict with its reason: ``inconclusive (run-level noise)``."""
+    return f"{e.verdict} ({e.reason})" if e.reason else e.verdict
+
+
+def shift_note(s: Shift) -> str:
+    """One sentence for a run-wide shift."""
+    return (f"the whole run moved {s.ratio - 1.0:+.1%} in {s.metric} (median of {s.cells} "
+            f"cells, 95% CI {s.ci_low - 1.0:+.1%} .. {s.ci_high - 1.0:+.1%}): an environment "
+            "change, taken out of every row; a change of the code that moves every cell alike "
+            "looks the same between two runs (`allele bench ab` tells them apart)")
 
 
 def split_params(rows: Sequence[MetricComparison]) -> dict[str, tuple[list[str], dict[str, Any]]]:
@@ -220,74 +276,54 @@ def _pairing(b: dict[tuple[int, int], float],
     return paired, [b[k] for k in kb], [h[k] for k in kh]
 
 
-NOISE_Z = 2.0
-"""A change must exceed this many standard deviations of the difference between two identical
-runs (``sqrt(2)`` times a cell's run-to-run spread) before the history lets it count."""
-MIN_NOISE_RUNS = 5
-"""Runs of a cell :func:`run_to_run_noise` needs before it estimates anything."""
+def _ab_row(b: dict[tuple[int, int], float], h: dict[tuple[int, int], float], stride: int,
+            info: MetricInfo, floor: float) -> Row:
+    """An A/B row: the pairs present on both sides, each with its round (``repeat //
+    stride``, as :mod:`allele.bench.ab` stores it)."""
+    keys = sorted(set(b) & set(h))
+    return Row("ab", np.array([b[k] for k in keys]), np.array([h[k] for k in keys]),
+               info.direction, group=info.name, floor=floor, resolution=info.resolution,
+               blocks=np.array([r // stride for _, r in keys], dtype=np.int64))
 
 
-def run_to_run_noise(history: History | Sequence[RunRecord], *,
-                     min_runs: int = MIN_NOISE_RUNS) -> dict[tuple[str, str], float]:
-    """How much each cell's median moves between runs, from a history of runs.
-
-    Per (cell key, metric) with a positive median in at least ``min_runs`` runs (``ok`` cells,
-    oldest first): ``sigma`` of the log-median from its successive differences, ``median |d| /
-    (0.6745 sqrt 2)``, which one real step in the history barely moves. Returned as a relative
-    spread, ``exp(sigma) - 1``. On a quiet machine it is small, and the comparison's own floor
-    rules. On a shared machine a millisecond cell can swing by 30% between identical runs, and
-    a comparison of two runs cannot see that from their samples: within one run they share its
-    conditions.
-    """
-    out: dict[tuple[str, str], float] = {}
-    for series in as_history(history):
-        # a median at the metric's resolution floor carries no signal (system CPU time of 0 or
-        # a few microseconds): its log would swing by orders of magnitude
-        floor = resolution_of(series.metric)
-        logs = [math.log(m) for m in series.medians().tolist()
-                if m > floor and math.isfinite(m)]
-        if len(logs) >= min_runs:
-            sigma = float(np.median(np.abs(np.diff(logs)))) / (0.6745 * math.sqrt(2.0))
-            out[(series.key, series.metric)] = math.exp(sigma) - 1.0
-    return out
-
-
-MAX_NOISE_FLOOR = 1.0
-"""The history never raises a floor beyond +100% (a cell that doubles still gets a verdict)."""
-
-
-def noise_floor(floor: float, noise: float | None) -> float:
-    """The practical floor of one row: ``floor``, or the history's noise bound when larger
-    (at most :data:`MAX_NOISE_FLOOR`, or ``floor`` if that is larger still)."""
-    if noise is None:
-        return floor
-    bound = math.exp(NOISE_Z * math.sqrt(2.0) * math.log1p(noise)) - 1.0
-    return max(floor, min(bound, MAX_NOISE_FLOOR))
+def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: float,
+         stride: int | None) -> Row:
+    b, h = cb.keyed(metric), ch.keyed(metric)
+    if info.deterministic:
+        return Row("deterministic", np.array(list(b.values())), np.array(list(h.values())),
+                   info.direction, group=metric, tolerance=info.tolerance or 0.0,
+                   floor=info.tolerance or 0.0)
+    if stride is not None:
+        return _ab_row(b, h, stride, info, floor)
+    pr, bv, hv = _pairing(b, h)
+    return Row("paired" if pr else "unpaired", np.array(bv), np.array(hv), info.direction,
+               group=metric, floor=floor, resolution=info.resolution)
 
 
 def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
-                 floor: float = DEFAULT_FLOOR, seed: int = 0, n_boot: int = DEFAULT_N_BOOT,
-                 metrics: Sequence[str] | None = None,
-                 noise: Mapping[tuple[str, str], float] | None = None) -> Comparison:
+                 floor: float = DEFAULT_FLOOR, metrics: Sequence[str] | None = None,
+                 history: History | None = None,
+                 declared: Mapping[str, MetricInfo] | None = None) -> Comparison:
     """Compare every cell and metric measured ``ok`` in both runs (one FDR family).
 
-    Cells in only one run are listed in ``only_in_base`` / ``only_in_head``; cells that did not
-    finish ``ok`` in one of the runs are listed in ``failures``. ``noise`` (from
-    :func:`run_to_run_noise`) raises the practical floor of the rows whose history moves more
-    than ``floor`` between runs (:func:`noise_floor`).
+    The halves of an A/B session are compared as one (no history needed). Two runs measured
+    apart get the run-level model, with ``history`` (earlier runs; BASE and HEAD themselves are
+    ignored in it) for each cell's run-level variance. Cells in only one run are listed in
+    ``only_in_base`` / ``only_in_head``; cells that did not finish ``ok`` in one of the runs
+    in ``failures``. ``declared`` overrides the metric catalogue (:func:`metric_info`).
     """
     head_cells = {c.key: c for c in head.cells}
     base_cells = {c.key: c for c in base.cells}
-    comp = Comparison(base=base.info, head=head.info, q=q, floor=floor)
+    ab = ab_partners(base.info, head.info)
+    meta = ab_meta(head.info) or {}
+    raw_stride = meta.get("round_stride")
+    stride = raw_stride if ab and isinstance(raw_stride, int) and raw_stride > 0 else None
+    comp = Comparison(base=base.info, head=head.info, q=q, floor=floor,
+                      mode="ab" if ab else "two-run")
     comp.only_in_base = sorted(set(base_cells) - set(head_cells))
     comp.only_in_head = sorted(set(head_cells) - set(base_cells))
     ident: list[tuple[CellResult, str]] = []
-    b_samples: list[list[float]] = []
-    h_samples: list[list[float]] = []
-    pairs: list[bool] = []
-    dirs: list[Direction] = []
-    res: list[float] = []
-    floors: list[float] = []
+    rows: list[Row] = []
     wanted = set(metrics) if metrics is not None else None
     for key in sorted(set(base_cells) & set(head_cells)):
         cb, ch = base_cells[key], head_cells[key]
@@ -298,21 +334,18 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         for metric in sorted(set(cb.metrics()) & set(ch.metrics())):
             if wanted is not None and metric not in wanted:
                 continue
-            pr, bv, hv = _pairing(cb.keyed(metric), ch.keyed(metric))
             ident.append((ch, metric))
-            b_samples.append(bv)
-            h_samples.append(hv)
-            pairs.append(pr)
-            dirs.append(direction_of(metric))
-            res.append(resolution_of(metric))
-            floors.append(noise_floor(floor, (noise or {}).get((key, metric))))
-    if not ident:
+            rows.append(_row(cb, ch, metric, metric_info(metric, declared), floor, stride))
+    if not rows:
         return comp
-    ests = compare_samples(b_samples, h_samples, direction=dirs, paired=pairs, q=q,
-                           floor=floors, seed=seed, n_boot=n_boot, resolution=res,
-                           unchanged_floor=floor)
-    comp.rows = [MetricComparison(c.key, c.target, dict(c.params), metric, est)
-                 for (c, metric), est in zip(ident, ests, strict=True)]
+    model = None if ab else RunLevelModel([c.key for c, _ in ident], history,
+                                          frozenset({base.info.id, head.info.id}), declared)
+    ests = estimate_rows(rows, q=q, between=model)
+    sources = model.sources if model is not None else {}
+    comp.rows = [MetricComparison(c.key, c.target, dict(c.params), metric, est,
+                                  sources.get(i, ""))
+                 for i, ((c, metric), est) in enumerate(zip(ident, ests, strict=True))]
+    comp.shifts = list(model.shifts.values()) if model is not None else []
     return comp
 
 

@@ -1,252 +1,341 @@
-"""Comparing BASE and HEAD samples: the estimate of each comparison and its verdict.
+"""The estimate of one BASE/HEAD comparison row and its verdict, from arrays.
 
-Pure statistics over arrays; no I/O. For every comparison (in a run comparison: every cell and
-metric present in both runs):
+Pure statistics; no I/O. A row is one cell and metric. Its evidence has two parts:
 
-* medians and means of both sides, and the **ratio** HEAD/BASE of the means with a
-  **bootstrap 95% confidence interval** (percentile bootstrap, vectorised: a resample is a row of
-  multinomial counts, so all resample means of a batch are one matrix product). Means are taken
-  after clipping far-out values to Tukey's fences (``Q1 - 3 IQR``, ``Q3 + 3 IQR``), which leaves
-  well-behaved samples untouched and stops a stray 100x timing round from moving the mean;
-* a **p-value**: Wilcoxon signed-rank when the samples pair up (both runs measured the same
-  ``(seed, repeat)`` keys over at least two seeds), Mann-Whitney U otherwise;
-* **Benjamini-Hochberg** false-discovery-rate control across every cell x metric of the
-  comparison (``q``);
-* a **verdict**: ``regressed`` / ``improved`` only when significant after FDR *and* the whole
-  confidence interval lies beyond the practical ``floor`` in the worse / better direction of the
-  metric (:func:`allele.bench.metrics.direction_of`); ``unchanged`` when the interval lies within
-  the floor; otherwise ``inconclusive``, with the minimum detectable effect of the cell.
+* **within**: how far HEAD is from BASE inside the blocks that share conditions, on the log scale
+  (a ratio of 1.10 is ``log 1.10``): the mean of winsorized paired log-differences (pairs by
+  ``(seed, repeat)``), of round means in an A/B session (:func:`block_within`: a round is the
+  block, so its shared conditions count once), or Welch's difference of winsorized means when the
+  samples do not pair. Its variance is moderated across the rows of the same metric
+  (:func:`allele.bench.stats.squeeze_var`);
+* **between**: the run-level variance that two runs measured apart add (:mod:`allele.bench.
+  runlevel`): zero in an A/B session, where both versions share every round.
 
-Why the ratio of means and not of medians: the interval has to lie beyond the floor for a
-verdict, so its width decides the power. With 10 samples and 3% noise the bootstrap interval of a
-median ratio is about 30% wider than that of a mean ratio, which drops the power to flag a 10%
-slowdown from about 95% to about 82%. Robustness against a stray outlier comes from the rank test
-that every verdict also needs. Medians are still reported.
+:func:`judge` turns the evidence of a whole matrix into verdicts with the right nulls:
 
-Why seeds, not repeats, decide pairing: the repeats of one seed are exchangeable, so pairing
-repeat ``i`` of BASE with repeat ``i`` of HEAD carries no information, and a signed-rank test on
-``n`` pairs can never give ``p < 2 / 2**n`` (about 0.002 for 10 pairs) - too coarse to survive
-FDR control over a matrix. With one seed the samples are compared unpaired.
+* ``regressed`` / ``improved``: the interval null ``|log ratio| <= log(1 + floor)`` is rejected
+  (:func:`allele.bench.stats.interval_pvalue`) after Benjamini-Hochberg over the rows that can
+  reach significance (the *family*);
+* ``unchanged``: only from an equivalence test (TOST at level ``q``) inside the floor;
+* ``inconclusive`` otherwise, with its reason: ``too few samples`` (the row cannot reach
+  significance and is left out of the family), ``below resolution``, ``noise`` (its own noise
+  hides whether it moved by more than the floor), ``run-level noise`` (it would have a verdict
+  if two runs did not differ by themselves), ``run-level noise unknown`` (two runs, no history of
+  the cell and too few cells to estimate it) or ``not deterministic``.
+
+The interval is the t interval on the log-ratio, with the moderated degrees of freedom; the
+minimum detectable effect (MDE) is the change the row's test finds with 80% power at the level
+Benjamini-Hochberg applied. Deterministic metrics (instruction counts) never enter the family:
+their tolerance is their floor (:func:`deterministic_rows`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 from allele.bench.metrics import Direction
-from allele.bench.stats import batch_stats, bh
+from allele.bench.stats import (
+    FloatArray,
+    bh,
+    equivalent,
+    interval_pvalue,
+    log_floor,
+    mean_var,
+    power_noncentrality,
+    robust_mean_var,
+    sandwich,
+    satterthwaite,
+    squeeze_var,
+    t_interval,
+    winsorize,
+)
 from allele.errors import ValidationError
 
 Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
-TestName = Literal["wilcoxon", "mannwhitneyu", "none"]
+Reason = Literal["", "too few samples", "below resolution", "noise", "run-level noise",
+                 "run-level noise unknown", "not deterministic"]
+Design = Literal["ab", "paired", "unpaired", "deterministic", "none"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "improved", "inconclusive", "unchanged")
 """Every verdict, in the order tables list them."""
 VERDICT_RANK: dict[str, int] = {v: i for i, v in enumerate(VERDICTS)}
+REASONS: tuple[Reason, ...] = ("", "too few samples", "below resolution", "noise",
+                               "run-level noise", "run-level noise unknown", "not deterministic")
+R_NONE, R_FEW, R_RESOLUTION, R_NOISE, R_RUN, R_UNKNOWN, R_NONDET = range(7)
+V_REGRESSED, V_IMPROVED, V_INCONCLUSIVE, V_UNCHANGED = range(4)
 
 DEFAULT_Q = 0.05
 DEFAULT_FLOOR = 0.05
-DEFAULT_N_BOOT = 1000
-_POWER_Z = 0.8416212335729143  # z of 80% power, used by the minimum detectable effect
+MAX_MDE = 1.0
+"""A row whose test could not see less than a doubling (+100%) at the level of a lone discovery
+cannot reach significance: it is left out of the family (and said so)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """The statistics of one BASE/HEAD comparison (one cell and metric), without identity."""
+    """The statistics of one BASE/HEAD comparison row (one cell and metric), without identity."""
 
     direction: Direction
     n_base: int
     n_head: int
     paired: bool
-    test: TestName
+    design: Design
+    """``ab`` (rounds of an A/B session), ``paired`` / ``unpaired`` (two runs), ``deterministic``
+    (compared against the metric's tolerance) or ``none`` (nothing to compare)."""
     median_base: float
     median_head: float
-    mean_base: float
-    """Mean after clipping far-out values (see :func:`clip_far_outliers`); likewise HEAD's."""
-    mean_head: float
+    base: float
+    """BASE's location: the geometric mean of its winsorized samples (arithmetic when a sample is
+    not positive); likewise HEAD's."""
+    head: float
     ratio: float
-    """HEAD/BASE of the means, as ``1 + (mean_head - mean_base) / |mean_base|``."""
+    """The change the verdict used, as HEAD/BASE: ``exp`` of the log-ratio estimate, after the
+    run-wide shift (``shift``) was taken out in a two-run comparison."""
     ci_low: float
     ci_high: float
     p_value: float
+    """p-value of "moved by more than the floor" (NaN outside the family)."""
     q_value: float
-    """Benjamini-Hochberg adjusted p-value within the comparison's family."""
+    """Benjamini-Hochberg adjusted p-value over the family (NaN outside it)."""
     mde: float
-    """Minimum detectable relative effect (0.10 = 10%) of this cell at the significance level BH
-    applied in this comparison (``q / m`` when nothing was significant); ``inf`` when the test
-    cannot reach that level with this many samples."""
+    """Relative change found with 80% power at the level BH applied (0.10 = 10%); ``inf`` when
+    the row is outside the family."""
     verdict: Verdict
+    reason: Reason = ""
+    """Why an ``inconclusive`` row is inconclusive (empty for the other verdicts)."""
     floor: float = DEFAULT_FLOOR
-    """The practical floor this row was judged with: the comparison's, or higher when the cell's
-    history shows it moving that much between identical runs (:func:`run_to_run_noise`)."""
+    """The practical floor of this row (a deterministic metric's tolerance)."""
+    se_within: float = math.nan
+    """Standard error of the log-ratio from within the blocks."""
+    se_between: float = 0.0
+    """Standard error the run level adds (0 in an A/B session; NaN when unknown)."""
+    df: float = math.nan
+    """Degrees of freedom of the t reference."""
+    shift: float = 1.0
+    """The run-wide shift taken out of ``ratio`` (1.0: none)."""
+    in_family: bool = False
+    """Whether the row counted in the false-discovery-rate family."""
 
     @property
     def change(self) -> float:
         """Relative change of HEAD against BASE (``ratio - 1``)."""
         return self.ratio - 1.0
 
+    @property
+    def test(self) -> str:
+        """The test behind the verdict, in words."""
+        return {"ab": "t (rounds)", "paired": "t (pairs)", "unpaired": "Welch t",
+                "deterministic": "tolerance", "none": "none"}[self.design]
 
 
-def _verdict(direction: Direction, q_value: float, lo: float, hi: float, q: float,
-             floor: float, unchanged_floor: float | None = None) -> Verdict:
-    """``floor`` decides regressed / improved; ``unchanged_floor`` (default ``floor``) decides
-    unchanged. A floor raised by run-to-run noise makes a verdict harder to earn, but a CI
-    inside it does not show that nothing changed: that stays inconclusive."""
-    significant = bool(np.isfinite(q_value) and q_value <= q)
-    worse_up = direction == "lower"
-    if significant and lo > 1.0 + floor:
-        return "regressed" if worse_up else "improved"
-    if significant and hi < 1.0 - floor:
-        return "improved" if worse_up else "regressed"
-    still = floor if unchanged_floor is None else min(floor, unchanged_floor)
-    if lo >= 1.0 - still and hi <= 1.0 + still:
-        return "unchanged"
-    return "inconclusive"
-
-
-def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayLike] | ArrayLike,
-                    *, direction: Direction | Sequence[Direction] = "lower",
-                    paired: bool | Sequence[bool] = False, q: float = DEFAULT_Q,
-                    floor: float | Sequence[float] = DEFAULT_FLOOR, seed: int = 0,
-                    n_boot: int = DEFAULT_N_BOOT,
-                    resolution: float | Sequence[float] = 0.0,
-                    unchanged_floor: float | None = None) -> list[Estimate]:
-    """Compare ``k`` BASE/HEAD sample pairs as one FDR family.
-
-    ``base`` and ``head`` are each a sequence of ``k`` 1-D sample arrays (or a ``k x n`` array, or
-    a single 1-D array for ``k = 1``). ``paired[i]`` means ``base[i][j]`` and ``head[i][j]``
-    belong together (equal lengths required). Comparisons with equal sample sizes are computed
-    together in one vectorised batch. The result keeps the input order. ``resolution[i]`` is the
-    metric's absolute resolution: when the mean of one side lies below it and the two means
-    differ by less than it, the verdict is ``unchanged`` whatever the ratio (0 -> 14 us of system
-    CPU time is not a regression of infinite size, nor 43 us -> 0 an improvement of 100%).
-    ``floor`` is the practical floor, one for all or one per comparison; ``unchanged_floor``,
-    when given, caps the floor within which a CI counts as ``unchanged`` (rows whose ``floor``
-    was raised for noise are then ``inconclusive`` rather than ``unchanged``).
-    """
-    if not 0.0 < q < 1.0:
-        raise ValidationError(f"q must be in (0, 1), got {q}")
-    if n_boot < 100:
-        raise ValidationError(f"n_boot must be >= 100, got {n_boot}")
-    family = _family(base, head, direction, paired, resolution, floor)
-    cols, min_p = _family_stats(family, n_boot, np.random.default_rng(seed))
-    qv = bh(cols["p_value"])
-    n_tests = int(np.sum(np.isfinite(cols["p_value"])))
-    # the p-value level BH actually applied in this family: that of a lone discovery (q/m), or
-    # the largest p-value it declared significant
-    significant = np.isfinite(qv) & (qv <= q)
-    alpha_one = q / max(1, n_tests)
-    if np.any(significant):
-        alpha_one = max(alpha_one, float(np.max(cols["p_value"][significant])))
-    z_one = float(stats.norm.isf(alpha_one / 2.0))
-    return [_estimate(family, i, cols, float(qv[i]), bool(min_p[i] > alpha_one), z_one, q,
-                      unchanged_floor) for i in range(len(family.bases))]
+# --- within-block evidence ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Family:
-    """A family of comparisons, validated: one entry per comparison in every list."""
+class Within:
+    """Per-row evidence from within blocks (arrays over rows, leading axes broadcast):
+    estimate ``est`` of the log-ratio, unit variance ``s2`` with ``df``, and ``n_eff`` such that
+    the estimate's variance is ``s2 / n_eff``."""
 
-    bases: list[NDArray[np.float64]]
-    heads: list[NDArray[np.float64]]
-    dirs: list[Direction]
-    pairs: list[bool]
-    resolutions: list[float]
-    floors: list[float]
+    est: FloatArray
+    s2: FloatArray
+    df: FloatArray
+    n_eff: FloatArray
 
+    @property
+    def var(self) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(self.s2 / self.n_eff)
 
-def _family(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayLike] | ArrayLike,
-            direction: Direction | Sequence[Direction], paired: bool | Sequence[bool],
-            resolution: float | Sequence[float], floor: float | Sequence[float]) -> _Family:
-    bases = _as_list(base)
-    heads = _as_list(head)
-    k = len(bases)
-    if len(heads) != k:
-        raise ValidationError(f"{k} base sample sets but {len(heads)} head sample sets")
-    dirs = [direction] * k if isinstance(direction, str) else list(direction)
-    pairs = [paired] * k if isinstance(paired, bool) else list(paired)
-    resolutions = ([float(resolution)] * k if isinstance(resolution, int | float)
-                   else [float(r) for r in resolution])
-    floors = ([float(floor)] * k if isinstance(floor, int | float)
-              else [float(f) for f in floor])
-    if len(dirs) != k or len(pairs) != k or len(resolutions) != k or len(floors) != k:
-        raise ValidationError("direction, paired, resolution and floor need one entry per "
-                              "comparison")
-    if any(not f >= 0.0 for f in floors):
-        raise ValidationError(f"floor must be >= 0, got {min(floors)}")
-    for i in range(k):
-        if pairs[i] and len(bases[i]) != len(heads[i]):
-            raise ValidationError(f"comparison {i}: paired samples need equal lengths "
-                                  f"({len(bases[i])} vs {len(heads[i])})")
-        if not (np.all(np.isfinite(bases[i])) and np.all(np.isfinite(heads[i]))):
-            raise ValidationError(f"comparison {i}: samples must be finite numbers")
-    return _Family(bases, heads, dirs, pairs, resolutions, floors)
+    def moderated(self) -> Within:
+        """The same evidence with its variances moderated across the rows (last axis)."""
+        s2, df = squeeze_var(self.s2, self.df)
+        return Within(self.est, s2, df, self.n_eff)
 
 
-_STAT_COLUMNS = ("median_base", "median_head", "mean_base", "mean_head", "ratio", "ci_low",
-                 "ci_high", "se", "p_value")
+def paired_within(d: ArrayLike) -> Within:
+    """Rows of paired log-differences ``d`` (``... x rows x n``, NaN-padded): the winsorized
+    mean and its variance."""
+    mean, var, n = robust_mean_var(d)
+    return Within(mean, var, n - 1.0, n)
 
 
-def _family_stats(family: _Family, n_boot: int, rng: np.random.Generator
-                  ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64]]:
-    """Every comparison's raw statistics, computed in batches of equal sample sizes and
-    pairing, and the smallest p-value each comparison's test can reach."""
-    k = len(family.bases)
-    groups: dict[tuple[int, int, bool], list[int]] = {}
-    for i in range(k):
-        groups.setdefault((len(family.bases[i]), len(family.heads[i]), family.pairs[i]),
-                          []).append(i)
-    cols = {name: np.full(k, np.nan) for name in _STAT_COLUMNS}
-    min_p = np.ones(k)
-    for (n1, n2, pr), idx in sorted(groups.items()):
-        if n1 == 0 or n2 == 0:
+def unpaired_within(base: ArrayLike, head: ArrayLike) -> Within:
+    """Rows of unpaired log values (``... x rows x n``): Welch's difference of winsorized means,
+    as a unit variance over ``n_eff = 1 / (1/n_b + 1/n_h)`` with Welch's degrees of freedom."""
+    mb, vb, nb = robust_mean_var(base)
+    mh, vh, nh = robust_mean_var(head)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = vb / nb + vh / nh
+        n_eff = 1.0 / (1.0 / nb + 1.0 / nh)
+        df = satterthwaite((vb / nb, nb - 1.0), (vh / nh, nh - 1.0))
+    return Within(mh - mb, var * n_eff, np.where(np.isfinite(var), df, np.nan), n_eff)
+
+
+def block_within(d: ArrayLike) -> Within:
+    """Rows of paired log-differences by block (``... x rows x blocks x m``, NaN-padded): the
+    mean of block means (each block a round of an A/B session) and their spread.
+
+    Differences are winsorized over the whole row first (the variance of the mean then gets the
+    sandwich factor of :func:`allele.bench.stats.sandwich`), then averaged per block; the blocks,
+    not the pairs, are the units, so whatever a round shares (its two worker processes, the
+    machine's mood at the time) counts once. With ``m`` pairs in each of ``R`` blocks, the
+    estimate has ``R - 1`` degrees of freedom before moderation."""
+    a = np.asarray(d, dtype=np.float64)
+    w, f = winsorize(a, axis=(-2, -1))
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(np.isfinite(w), axis=-1)
+        sums = np.nansum(w, axis=-1)
+        blocks = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    mean, var, r = mean_var(blocks)
+    return Within(mean, sandwich(var, f), r - 1.0, r)
+
+
+# --- a matrix's evidence and its verdicts ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """Verdicts of a matrix of rows (arrays over rows; codes index :data:`VERDICTS` and
+    :data:`REASONS`)."""
+
+    est: FloatArray
+    verdict: NDArray[np.int64]
+    reason: NDArray[np.int64]
+    p: FloatArray
+    q: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    mde: FloatArray
+    """In log units beyond 0 (``exp(mde) - 1`` is the relative MDE)."""
+    se: FloatArray
+    df: FloatArray
+    in_family: NDArray[np.bool_]
+
+
+def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
+          worse: ArrayLike, floor: ArrayLike, q: float = DEFAULT_Q,
+          var_between: ArrayLike = 0.0, df_between: ArrayLike = np.inf,
+          blocked: ArrayLike | None = None) -> Judgement:
+    """Verdicts for every row (last axis) of one or many matrices (leading axes).
+
+    ``est`` is the log-ratio HEAD/BASE, ``worse`` +1 where a larger value is worse (time) and -1
+    where it is better (fitness), ``floor`` the relative practical floor. ``var_between`` is
+    the run-level variance (NaN: unknown, which makes the row ``run-level noise unknown``).
+    ``blocked`` holds a reason code (:data:`REASONS`) for rows that cannot be judged a priori
+    (``R_NONE`` for the others); they stay out of the family.
+    """
+    e = np.asarray(est, dtype=np.float64)
+    shape = e.shape
+    vw = np.broadcast_to(np.asarray(var_within, dtype=np.float64), shape)
+    vb_raw = np.broadcast_to(np.asarray(var_between, dtype=np.float64), shape)
+    delta = np.broadcast_to(log_floor(floor), shape)
+    sign = np.broadcast_to(np.asarray(worse, dtype=np.float64), shape)
+    reason = (np.zeros(shape, dtype=np.int64) if blocked is None
+              else np.broadcast_to(np.asarray(blocked, dtype=np.int64), shape).copy())
+    reason = np.where((reason == R_NONE) & np.isnan(vb_raw), R_UNKNOWN, reason)
+    vb = np.nan_to_num(vb_raw, nan=0.0)
+    var = vw + vb
+    se = np.sqrt(var)
+    dfb = np.broadcast_to(np.asarray(df_between, dtype=np.float64), shape)
+    # an estimated run-level variance (finite df) bounds the degrees of freedom of the total,
+    # even when its point estimate is 0: "no run-level noise seen in 12 cells" is not certainty
+    df = np.minimum(satterthwaite((vw, df_within), (vb, dfb)),
+                    np.where(np.isfinite(dfb), dfb, np.inf))
+    finite = np.isfinite(e) & np.isfinite(se) & (df >= 1.0)
+    reason = np.where((reason == R_NONE) & ~finite, R_FEW, reason)
+    eligible = reason == R_NONE
+    # the family: rows whose test could see less than MAX_MDE at the level of a lone discovery
+    m0 = np.maximum(eligible.sum(axis=-1, keepdims=True), 1)
+    lone = delta + power_noncentrality(q / m0, df) * se
+    family = eligible & (lone <= math.log1p(MAX_MDE))
+    lone_within = delta + power_noncentrality(q / m0, df_within) * np.sqrt(vw)
+    out = eligible & ~family
+    reason = np.where(out, np.where((vb > 0) & (lone_within <= math.log1p(MAX_MDE)), R_RUN,
+                                    R_FEW), reason)
+    p = np.where(family, interval_pvalue(e, se, df, delta), np.nan)
+    qv = bh(p)
+    significant = family & (qv <= q)
+    m = np.maximum(family.sum(axis=-1, keepdims=True), 1)
+    applied = np.maximum(q / m, np.max(np.where(significant, p, 0.0), axis=-1, keepdims=True))
+    mde = np.where(family, delta + power_noncentrality(applied, df) * se, np.inf)
+    same = family & ~significant & equivalent(e, se, df, delta, q)
+    verdict = np.full(shape, V_INCONCLUSIVE, dtype=np.int64)
+    verdict = np.where(significant, np.where(e * sign > 0, V_REGRESSED, V_IMPROVED), verdict)
+    verdict = np.where(same, V_UNCHANGED, verdict)
+    # why the rest is inconclusive: would the within-block evidence alone have decided it?
+    sw = np.sqrt(vw)
+    alone = (interval_pvalue(e, sw, df_within, delta) <= applied) | equivalent(
+        e, sw, df_within, delta, q)
+    open_rows = family & (verdict == V_INCONCLUSIVE)
+    reason = np.where(open_rows, np.where((vb > 0) & alone, R_RUN, R_NOISE), reason)
+    reason = np.where(verdict == V_INCONCLUSIVE, reason, R_NONE)
+    lo, hi = t_interval(e, se, df)
+    return Judgement(e, verdict, reason, p, qv, lo, hi, mde, se, df, family)
+
+
+# --- samples to rows ---------------------------------------------------------------------------
+
+
+def log_scale(values: Sequence[NDArray[np.float64]]) -> bool:
+    """Whether a row's samples (all sides) are all positive, so that it is judged on logs."""
+    return all(v.size == 0 or bool(np.all(v > 0)) for v in values)
+
+
+def to_scale(x: NDArray[np.float64], logs: bool, scale: float) -> NDArray[np.float64]:
+    """Samples on the scale of the estimate: logs, or values relative to ``scale`` (the base
+    location) when some sample is 0 or negative (then ``ratio = 1 + estimate``)."""
+    if logs:
+        return np.log(x)
+    return x / scale if scale != 0 else x
+
+
+def location(x: NDArray[np.float64], logs: bool) -> float:
+    """The location a table shows: geometric mean of the winsorized samples (arithmetic when
+    a sample is not positive)."""
+    if x.size == 0:
+        return math.nan
+    if logs:
+        return float(np.exp(np.mean(winsorize(np.log(x))[0])))
+    return float(np.mean(winsorize(x)[0]))
+
+
+def deterministic_rows(base: Sequence[NDArray[np.float64]], head: Sequence[NDArray[np.float64]],
+                       tolerance: Sequence[float], worse: Sequence[float]
+                       ) -> list[tuple[Verdict, Reason, float]]:
+    """Verdicts of deterministic metrics: HEAD/BASE of the medians against the tolerance.
+
+    ``regressed`` / ``improved`` beyond it, ``unchanged`` within it, ``inconclusive`` (``not
+    deterministic``) when a side's own samples spread by more than the tolerance, and ``too
+    few samples`` when a side is empty. Never in the family: a count that does not move by
+    itself needs no false-discovery control."""
+    out: list[tuple[Verdict, Reason, float]] = []
+    for b, h, tol, sgn in zip(base, head, tolerance, worse, strict=True):
+        if b.size == 0 or h.size == 0:
+            out.append(("inconclusive", "too few samples", math.nan))
             continue
-        b = np.stack([family.bases[i] for i in idx])
-        h = np.stack([family.heads[i] for i in idx])
-        res = batch_stats(b, h, paired=pr, n_boot=n_boot, rng=rng)
-        for name in _STAT_COLUMNS:
-            cols[name][idx] = getattr(res, name)
-        min_p[idx] = res.min_p
-    return cols, min_p
+        mb, mh = float(np.median(b)), float(np.median(h))
+        ratio = mh / mb if mb != 0 else (1.0 if mh == 0 else math.inf)
+        spread = max(_spread(b), _spread(h))
+        if spread > tol:
+            out.append(("inconclusive", "not deterministic", ratio))
+        elif ratio <= 0 or abs(math.log(ratio)) > math.log1p(tol):
+            out.append(("regressed" if (ratio - 1.0) * sgn > 0 else "improved", "", ratio))
+        else:
+            out.append(("unchanged", "", ratio))
+    return out
 
 
-def _estimate(family: _Family, i: int, cols: dict[str, NDArray[np.float64]], q_value: float,
-              blind: bool, z_one: float, q: float, unchanged_floor: float | None) -> Estimate:
-    """Comparison ``i`` of the family as an :class:`Estimate` with its verdict; ``blind`` when
-    its test cannot reach the level BH applied (its MDE is then infinite)."""
-    floor = family.floors[i]
-    lo, hi = float(cols["ci_low"][i]), float(cols["ci_high"][i])
-    se = float(cols["se"][i])
-    if not np.isfinite(cols["p_value"][i]) or blind or not np.isfinite(se):
-        mde = math.inf
-    else:
-        mde = max(floor + 0.5 * (hi - lo), (z_one + _POWER_Z) * se)
-    nb, nh = len(family.bases[i]), len(family.heads[i])
-    paired = family.pairs[i]
-    test: TestName = "none" if nb < 2 or nh < 2 else "wilcoxon" if paired else "mannwhitneyu"
-    if nb == 0 or nh == 0:
-        lo = hi = math.nan
-    # a side whose mean sits at the resolution floor carries no signal, and neither does a
-    # change smaller than the resolution: sys time 43 us -> 0 is not "-100%, improved"
-    mb, mh = float(cols["mean_base"][i]), float(cols["mean_head"][i])
-    res = family.resolutions[i]
-    tiny = bool(res > 0 and nb and nh and abs(mh - mb) < res and min(abs(mb), abs(mh)) < res)
-    verdict: Verdict = ("unchanged" if tiny else
-                        "inconclusive" if test == "none" or math.isnan(lo)
-                        else _verdict(family.dirs[i], q_value, lo, hi, q, floor,
-                                      unchanged_floor))
-    return Estimate(
-        direction=family.dirs[i], n_base=nb, n_head=nh, paired=paired, test=test,
-        median_base=float(cols["median_base"][i]), median_head=float(cols["median_head"][i]),
-        mean_base=mb, mean_head=mh, ratio=float(cols["ratio"][i]), ci_low=lo, ci_high=hi,
-        p_value=float(cols["p_value"][i]), q_value=q_value, mde=mde, verdict=verdict,
-        floor=floor)
+def _spread(x: NDArray[np.float64]) -> float:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo == hi:
+        return 0.0
+    return (hi - lo) / abs(lo) if lo != 0 else math.inf
 
 
 def _as_list(x: Sequence[ArrayLike] | ArrayLike) -> list[NDArray[np.float64]]:
@@ -260,3 +349,231 @@ def _as_list(x: Sequence[ArrayLike] | ArrayLike) -> list[NDArray[np.float64]]:
     if seq and all(isinstance(v, int | float | np.number) for v in seq):
         return [np.asarray(seq, dtype=np.float64)]
     return [np.asarray(v, dtype=np.float64).ravel() for v in seq]
+
+
+# --- rows of a comparison ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One comparison row, its samples arranged for its design.
+
+    ``paired`` and ``ab``: ``base[i]`` and ``head[i]`` belong together (``ab`` also gives each
+    pair's ``blocks[i]``, its round); ``unpaired``: two independent samples; ``deterministic``:
+    judged against ``tolerance``. ``group`` names the rows whose variances are moderated
+    together and whose run-level model is shared (the metric)."""
+
+    design: Design
+    base: NDArray[np.float64]
+    head: NDArray[np.float64]
+    direction: Direction
+    group: str = ""
+    floor: float = DEFAULT_FLOOR
+    resolution: float = 0.0
+    tolerance: float | None = None
+    blocks: NDArray[np.int64] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """The run-level part of a group's rows: the run-wide shift taken out (log), and each row's
+    run-level variance (NaN: unknown) with its degrees of freedom."""
+
+    shift: float
+    var: FloatArray
+    df: FloatArray
+
+
+BetweenModel = Callable[[str, Within, list[int]], Between]
+"""Gives a group's rows their run-level part from their within evidence (group name, evidence,
+row indices in the comparison)."""
+
+
+def _row_within(row: Row, logs: bool, scale: float) -> tuple[FloatArray, str]:
+    """The scaled data of one row, padded later: ``(values, kind)``; kind is the design."""
+    b = to_scale(row.base, logs, scale)
+    h = to_scale(row.head, logs, scale)
+    if row.design == "unpaired":
+        return np.stack([_pad(b, max(b.size, h.size)), _pad(h, max(b.size, h.size))]), "unpaired"
+    return h - b, row.design
+
+
+def _pad(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    out = np.full(n, np.nan)
+    out[:x.size] = x
+    return out
+
+
+def _group_within(rows: list[Row], idx: list[int], logs: list[bool],
+                  scales: list[float]) -> Within:
+    """The within evidence of rows sharing one design, moderated across them."""
+    data = [_row_within(rows[i], logs[i], scales[i])[0] for i in idx]
+    design = rows[idx[0]].design
+    if design == "unpaired":
+        n = max(d.shape[1] for d in data)
+        arr = np.stack([np.stack([_pad(d[0][np.isfinite(d[0])], n),
+                                  _pad(d[1][np.isfinite(d[1])], n)]) for d in data])
+        return unpaired_within(arr[:, 0], arr[:, 1]).moderated()
+    if design == "ab":
+        per_row = []
+        for i, d in zip(idx, data, strict=True):
+            blocks = rows[i].blocks
+            assert blocks is not None
+            ids = np.unique(blocks)
+            per_row.append([d[blocks == b] for b in ids])
+        r = max(len(p) for p in per_row)
+        m = max((len(x) for p in per_row for x in p), default=1)
+        arr = np.full((len(idx), r, m), np.nan)
+        for j, p in enumerate(per_row):
+            for k, x in enumerate(p):
+                arr[j, k, :x.size] = x
+        return block_within(arr).moderated()
+    n = max(d.size for d in data)
+    return paired_within(np.stack([_pad(d, n) for d in data])).moderated()
+
+
+def _locations(rows: Sequence[Row]) -> tuple[list[bool], FloatArray, FloatArray, list[float]]:
+    logs = [log_scale([r.base, r.head]) for r in rows]
+    loc_b = np.array([location(r.base, lg) for r, lg in zip(rows, logs, strict=True)])
+    loc_h = np.array([location(r.head, lg) for r, lg in zip(rows, logs, strict=True)])
+    scales = [abs(b) if b != 0 and math.isfinite(b) else (abs(h) if h != 0 and math.isfinite(h)
+                                                          else 1.0)
+              for b, h in zip(loc_b.tolist(), loc_h.tolist(), strict=True)]
+    return logs, loc_b, loc_h, scales
+
+
+def _blocked(rows: Sequence[Row], loc_b: FloatArray, loc_h: FloatArray) -> NDArray[np.int64]:
+    """Reason codes of rows that cannot be judged before any test: too few samples, or a
+    location below the metric's resolution (a ratio of two near-zero timings means nothing)."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    for i, r in enumerate(rows):
+        few = r.design == "none" or min(r.base.size, r.head.size) < 2
+        if r.design == "ab" and r.blocks is not None:
+            few = few or np.unique(r.blocks).size < 2
+        if few:
+            out[i] = R_FEW
+        elif r.resolution > 0 and min(abs(loc_b[i]), abs(loc_h[i])) < r.resolution:
+            out[i] = R_RESOLUTION
+    return out
+
+
+def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
+                  between: BetweenModel | None = None) -> list[Estimate]:
+    """Estimates and verdicts of every row, as one false-discovery-rate family.
+
+    Rows of one ``group`` and design are estimated together (their variances moderated across
+    them); ``between``, when given, adds each group's run-level part (two runs measured apart);
+    without it the rows are judged on their within evidence alone (an A/B session, or samples
+    known to be independent)."""
+    if not 0.0 < q < 1.0:
+        raise ValidationError(f"q must be in (0, 1), got {q}")
+    k = len(rows)
+    logs, loc_b, loc_h, scales = _locations(rows)
+    blocked = _blocked(rows, loc_b, loc_h)
+    stat = [i for i in range(k) if rows[i].design != "deterministic"]
+    est, vw, dfw = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    vb, dfb, shift = np.zeros(k), np.full(k, np.inf), np.zeros(k)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in stat:
+        if blocked[i] != R_FEW:
+            groups.setdefault((rows[i].group, rows[i].design), []).append(i)
+    for idx in groups.values():
+        w = _group_within(list(rows), idx, logs, scales)
+        est[idx], vw[idx], dfw[idx] = w.est, w.var, w.df
+    if between is not None:
+        for name in dict.fromkeys(g for g, _ in groups):
+            idx = [i for (g, _), ids in groups.items() if g == name for i in ids]
+            part = between(name, Within(est[idx], vw[idx], dfw[idx], np.ones(len(idx))), idx)
+            est[idx] -= part.shift
+            shift[idx] = part.shift
+            vb[idx], dfb[idx] = part.var, part.df
+    worse = np.array([1.0 if rows[i].direction == "lower" else -1.0 for i in stat])
+    floors = np.array([rows[i].floor if logs[i] else math.expm1(rows[i].floor) for i in stat])
+    j = judge(est[stat], vw[stat], dfw[stat], worse=worse, floor=floors, q=q,
+              var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat])
+    out: list[Estimate | None] = [None] * k
+    for n, i in enumerate(stat):
+        out[i] = _estimate(rows[i], logs[i], float(loc_b[i]), float(loc_h[i]), j, n,
+                           float(shift[i]),
+                           float(vw[i]), float(vb[i]))
+    det = [i for i in range(k) if rows[i].design == "deterministic"]
+    for i, (verdict, why, ratio) in zip(det, deterministic_rows(
+            [rows[i].base for i in det], [rows[i].head for i in det],
+            [rows[i].tolerance or 0.0 for i in det],
+            [1.0 if rows[i].direction == "lower" else -1.0 for i in det]), strict=True):
+        out[i] = _deterministic_estimate(rows[i], ratio, verdict, why)
+    return [e for e in out if e is not None]
+
+
+def _estimate(row: Row, logs: bool, loc_b: float, loc_h: float, j: Judgement, n: int,
+              shift: float, var_w: float, var_b: float) -> Estimate:
+    back = (lambda x: math.exp(x)) if logs else (lambda x: 1.0 + x)
+    verdict_code, reason_code = int(j.verdict[n]), int(j.reason[n])
+    # a change smaller than the resolution is not one, whatever its ratio
+    if (verdict_code in (V_REGRESSED, V_IMPROVED) and row.resolution > 0
+            and abs(loc_h - loc_b) < row.resolution):
+        verdict_code, reason_code = V_INCONCLUSIVE, R_RESOLUTION
+    e = j.est[n]
+    mde = float(j.mde[n])
+    return Estimate(
+        direction=row.direction, n_base=int(row.base.size), n_head=int(row.head.size),
+        paired=row.design in ("paired", "ab"), design=row.design,
+        median_base=_median(row.base), median_head=_median(row.head), base=loc_b, head=loc_h,
+        ratio=back(float(e)), ci_low=back(float(j.ci_low[n])), ci_high=back(float(j.ci_high[n])),
+        p_value=float(j.p[n]), q_value=float(j.q[n]),
+        mde=(math.expm1(mde) if logs else mde) if math.isfinite(mde) else math.inf,
+        verdict=VERDICTS[verdict_code], reason=REASONS[reason_code], floor=row.floor,
+        se_within=math.sqrt(var_w) if var_w >= 0 else math.nan,
+        se_between=math.sqrt(var_b) if math.isfinite(var_b) and var_b >= 0 else math.nan,
+        df=float(j.df[n]), shift=back(shift) if shift else 1.0, in_family=bool(j.in_family[n]))
+
+
+def _deterministic_estimate(row: Row, ratio: float, verdict: Verdict, why: Reason) -> Estimate:
+    tol = row.tolerance or 0.0
+    return Estimate(
+        direction=row.direction, n_base=int(row.base.size), n_head=int(row.head.size),
+        paired=False, design="deterministic", median_base=_median(row.base),
+        median_head=_median(row.head), base=_median(row.base), head=_median(row.head),
+        ratio=ratio, ci_low=ratio, ci_high=ratio, p_value=math.nan, q_value=math.nan, mde=tol,
+        verdict=verdict, reason=why, floor=tol, se_within=0.0, se_between=0.0, df=math.inf)
+
+
+def _median(x: NDArray[np.float64]) -> float:
+    return float(np.median(x)) if x.size else math.nan
+
+
+def compare_samples(base: Sequence[ArrayLike] | ArrayLike, head: Sequence[ArrayLike] | ArrayLike,
+                    *, direction: Direction | Sequence[Direction] = "lower",
+                    paired: bool | Sequence[bool] = False, q: float = DEFAULT_Q,
+                    floor: float | Sequence[float] = DEFAULT_FLOOR,
+                    resolution: float | Sequence[float] = 0.0) -> list[Estimate]:
+    """Compare ``k`` BASE/HEAD sample sets as one FDR family, every sample taken as its own
+    block (independent of the others: say so only when it is true, e.g. each sample from its
+    own process at its own time; samples of one run are not, see :mod:`allele.bench.compare`).
+
+    ``base`` and ``head`` are each a sequence of ``k`` 1-D sample arrays (or a ``k x n`` array,
+    or one 1-D array for ``k = 1``); ``paired[i]`` means ``base[i][j]`` and ``head[i][j]``
+    belong together. Variances are moderated across all ``k`` rows."""
+    bases, heads = _as_list(base), _as_list(head)
+    k = len(bases)
+    if len(heads) != k:
+        raise ValidationError(f"{k} base sample sets but {len(heads)} head sample sets")
+    dirs = [direction] * k if isinstance(direction, str) else list(direction)
+    pairs = [paired] * k if isinstance(paired, bool) else list(paired)
+    res = [float(resolution)] * k if isinstance(resolution, int | float) else list(resolution)
+    floors = [float(floor)] * k if isinstance(floor, int | float) else list(floor)
+    if len(dirs) != k or len(pairs) != k or len(res) != k or len(floors) != k:
+        raise ValidationError("direction, paired, resolution and floor need one entry per "
+                              "comparison")
+    if any(not f >= 0.0 for f in floors):
+        raise ValidationError(f"floor must be >= 0, got {min(floors)}")
+    rows = []
+    for i in range(k):
+        if not (np.all(np.isfinite(bases[i])) and np.all(np.isfinite(heads[i]))):
+            raise ValidationError(f"comparison {i}: samples must be finite numbers")
+        if pairs[i] and bases[i].size != heads[i].size:
+            raise ValidationError(f"comparison {i}: paired samples need equal lengths "
+                                  f"({bases[i].size} vs {heads[i].size})")
+        rows.append(Row("paired" if pairs[i] else "unpaired", bases[i], heads[i], dirs[i],
+                        floor=floors[i], resolution=float(res[i])))
+    return estimate_rows(rows, q=q)

@@ -12,6 +12,10 @@ Which runs count:
 * behind a comparison or a report of run HEAD: the newest ``limit`` runs created up to HEAD
   whose status is ``finished`` or ``interrupted``, HEAD always among them;
 * behind ``allele bench regressions``: the newest ``limit`` runs that are not ``running``.
+
+The BASE half of an A/B session (``allele bench ab``) re-measures old code next to the new: it is
+left out of every history unless asked for (``include_ab_base=True``), so that it never looks
+like a step back to the old level. Its HEAD half is an ordinary run of the code it measured.
 """
 
 from __future__ import annotations
@@ -23,6 +27,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from allele.store.model import MetricHistory, RunInfo, RunRecord
+
+AB_KEY = "ab"
+"""Key of the A/B session document in a run's stored spec (see :mod:`allele.bench.ab`)."""
+
+
+def ab_meta(info: RunInfo) -> dict[str, object] | None:
+    """The A/B session document of a run (role, session, refs, rounds), or None."""
+    doc = info.spec.get(AB_KEY) if isinstance(info.spec, dict) else None
+    return doc if isinstance(doc, dict) else None
+
+
+def is_ab_base(info: RunInfo) -> bool:
+    """Whether the run is the BASE half of an A/B session (old code measured again)."""
+    meta = ab_meta(info)
+    return meta is not None and meta.get("role") == "base"
+
+
+def ab_partners(base: RunInfo, head: RunInfo) -> bool:
+    """Whether ``base`` and ``head`` are the two halves of one A/B session, in that order."""
+    mb, mh = ab_meta(base), ab_meta(head)
+    return (mb is not None and mh is not None and mb.get("session") == mh.get("session")
+            and mb.get("role") == "base" and mh.get("role") == "head")
 
 if TYPE_CHECKING:
     from allele.store.results import ResultStore
@@ -103,17 +129,22 @@ def _read(store: ResultStore, infos: Sequence[RunInfo]) -> History:
     return History(runs, store.histories([i.id for i in runs]))
 
 
-def load_history(store: ResultStore, head: RunInfo, limit: int = HISTORY_RUNS) -> History:
+def load_history(store: ResultStore, head: RunInfo, limit: int = HISTORY_RUNS, *,
+                 include_ab_base: bool = False) -> History:
     """The history behind a comparison or report of ``head``: the newest ``limit`` finished or
-    interrupted runs created up to ``head``, ``head`` always among them."""
+    interrupted runs created up to ``head``, ``head`` always among them (BASE halves of A/B
+    sessions only with ``include_ab_base``)."""
     infos = [i for i in store.list_runs() if i.created_at <= head.created_at
-             and i.status in HISTORY_STATUSES][:limit]
+             and i.status in HISTORY_STATUSES
+             and (include_ab_base or not is_ab_base(i))][:limit]
     if all(i.id != head.id for i in infos):
         infos.append(head)
     return _read(store, infos)
 
 
-def recent_history(store: ResultStore, limit: int | None = 200) -> History:
+def recent_history(store: ResultStore, limit: int | None = 200, *,
+                   include_ab_base: bool = False) -> History:
     """The history ``allele bench regressions`` looks at: of the newest ``limit`` runs, those
-    not still running."""
-    return _read(store, [i for i in store.list_runs(limit) if i.status != "running"])
+    not still running (BASE halves of A/B sessions only with ``include_ab_base``)."""
+    return _read(store, [i for i in store.list_runs(limit) if i.status != "running"
+                         and (include_ab_base or not is_ab_base(i))])

@@ -1,27 +1,29 @@
-"""Change points in a cell's history of runs, the way Hunter / Apache Otava find them.
+"""Change points in the history of a matrix: every cell's series of runs, the run-wide shifts
+of the machine, false-discovery control over the series, grouping and attribution.
 
-Pure functions over arrays and :class:`~allele.store.model.RunRecord` values; no I/O.
+Pure functions over :class:`~allele.bench.history.History` values (or runs in memory); no I/O.
+The detector on one series is :mod:`allele.bench.changepoint` (rank-based, aware of
+autocorrelation, with a search over both the split and the segment end). On top:
 
-The detector is **E-divisive means** (Matteson & James 2014) with a Student/Welch t-test as the
-significance test of each candidate, run in two passes as Otava describes:
+* **run-wide shifts**: for a time metric measured in at least 3 cells, each run's shift common
+  to all cells (median polish of the cells x runs log medians) is taken out of every cell's
+  series before detection, and the series of shifts is analysed on its own: a step there is
+  one *environment* change ("every cell moved at run X"), not 50 regressions. A busy run that
+  slowed every cell is one point of that series, not an outlier in each;
+* **false-discovery control across the series of a matrix**: each series gets the p-value of
+  "has a change point" (its first segment test); Benjamini-Hochberg at ``q`` over all series of
+  the history picks the series to segment, at the level BH applied;
+* :func:`find_changes` turns change points into :class:`CellChange` (regression or
+  improvement, by the metric's direction), groups the cells that changed at the same run and
+  explains the group over the matrix parameters (:func:`attribute`, e.g. "population_size >=
+  500").
 
-1. *weak pass*: over overlapping windows of the series, split recursively at the point that
-   maximises the energy-distance statistic, keeping a split while its t-test between the two
-   sides of the current segment gives ``p < weak_pvalue``;
-2. *strong pass*: recompute every candidate's t-test between its neighbouring candidates and drop
-   the weakest one (largest p-value, or a relative change below ``min_magnitude``) until every
-   remaining candidate has ``p <= max_pvalue`` and a large enough magnitude.
-
-A change point's ``index`` is the first point of the new level: the first affected run.
-
-On top, :func:`find_changes` follows every cell and metric through a list of runs, turns change
-points into :class:`CellChange` (regression or improvement, by the metric's direction), groups the
-cells that changed at the same run and explains the group over the matrix parameters
-(:func:`attribute`, e.g. "population_size >= 500").
+A change point's ``index`` is the first affected run.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections import Counter
@@ -30,174 +32,50 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 from scipy import stats
 
+from allele.bench.changepoint import (
+    DEFAULT_MIN_MAGNITUDE,
+    DEFAULT_MIN_SIZE,
+    ChangePoint,
+    ChangePointState,
+    SegmentStats,
+    detect_change_points,
+    normal_scores,
+    pooled_phi,
+    scan,
+    series_pvalue,
+    spikes,
+)
 from allele.bench.format import value_text
 from allele.bench.history import History, as_history
-from allele.bench.metrics import Direction, direction_of
+from allele.bench.metrics import Direction, metric_info
+from allele.bench.runlevel import MIN_SHIFT_CELLS, environment_sensitive
+from allele.bench.stats import bh
 from allele.errors import ValidationError
 from allele.store.model import RunInfo, RunRecord
 
-ChangeKind = Literal["regression", "improvement"]
+ChangeKind = Literal["regression", "improvement", "environment"]
 
-DEFAULT_WINDOW = 50
-DEFAULT_MAX_PVALUE = 0.001
-DEFAULT_WEAK_PVALUE = 0.05
-DEFAULT_MIN_MAGNITUDE = 0.05
-DEFAULT_MIN_SIZE = 3
+DEFAULT_Q = 0.05
+"""False-discovery rate over the series of a history."""
+ENVIRONMENT = "(every cell)"
+"""The target name of an environment change."""
 
-
-@dataclass(frozen=True, slots=True)
-class SegmentStats:
-    """The two segments either side of a change point and the t-test between them."""
-
-    mean_before: float
-    mean_after: float
-    std_before: float
-    std_after: float
-    n_before: int
-    n_after: int
-    p_value: float
-
-    @property
-    def rel_change(self) -> float:
-        """``(after - before) / |before|``; +-inf when ``before`` is 0 and ``after`` is not."""
-        if self.mean_before == 0.0:
-            return 0.0 if self.mean_after == 0.0 else math.copysign(math.inf, self.mean_after)
-        return (self.mean_after - self.mean_before) / abs(self.mean_before)
-
-
-@dataclass(frozen=True, slots=True)
-class ChangePoint:
-    """A change point: ``index`` is the first point of the new level."""
-
-    index: int
-    stats: SegmentStats
-
-    @property
-    def magnitude(self) -> float:
-        return self.stats.rel_change
-
-
-# --------------------------------------------------------------------------------------------
-# the detector on one series
-
-
-def energy_statistic(x: ArrayLike, min_size: int = 1) -> NDArray[np.float64]:
-    """E-divisive's ``Q(tau)`` for every split ``tau`` (size of the left part), ``alpha = 1``.
-
-    Returns an array of length ``n + 1``; entries for splits that leave a side shorter than
-    ``min_size`` are ``-inf``. Computed for all splits at once from 2-D prefix sums of the
-    pairwise distance matrix (O(n^2)).
-    """
-    v = np.asarray(x, dtype=np.float64).ravel()
-    n = v.size
-    q = np.full(n + 1, -np.inf)
-    if n < 2 * max(1, min_size):
-        return q
-    d = np.abs(v[:, None] - v[None, :])
-    p = np.zeros((n + 1, n + 1))
-    p[1:, 1:] = d.cumsum(axis=0).cumsum(axis=1)
-    tau = np.arange(max(1, min_size), n - max(1, min_size) + 1)
-    m1 = tau.astype(np.float64)
-    m2 = (n - tau).astype(np.float64)
-    left = p[tau, tau]
-    cross = p[tau, n] - left
-    right = p[n, n] - 2.0 * p[tau, n] + left
-    with np.errstate(divide="ignore", invalid="ignore"):
-        within_l = np.where(m1 > 1, left / (m1 * (m1 - 1.0)), 0.0)
-        within_r = np.where(m2 > 1, right / (m2 * (m2 - 1.0)), 0.0)
-    e = 2.0 * cross / (m1 * m2) - within_l - within_r
-    q[tau] = m1 * m2 / n * e
-    return q
-
-
-def segment_stats(before: NDArray[np.float64], after: NDArray[np.float64]) -> SegmentStats:
-    """Means, standard deviations and a Welch t-test p-value of two segments.
-
-    Two constant segments give p = 0 when their levels differ (a deterministic change is
-    certain) and p = 1 when they are equal.
-    """
-    mb, ma = float(before.mean()), float(after.mean())
-    sb = float(before.std(ddof=1)) if before.size > 1 else 0.0
-    sa = float(after.std(ddof=1)) if after.size > 1 else 0.0
-    if before.size < 2 or after.size < 2:
-        p = 1.0
-    elif sb == 0.0 and sa == 0.0:
-        p = 1.0 if mb == ma else 0.0
-    else:
-        with warnings.catch_warnings():  # nearly constant segments: scipy warns, p is fine
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(stats.ttest_ind(before, after, equal_var=False).pvalue)
-        if not math.isfinite(p):
-            p = 1.0
-    return SegmentStats(mb, ma, sb, sa, int(before.size), int(after.size), p)
-
-
-def _edivisive(v: NDArray[np.float64], offset: int, min_size: int, pvalue: float) -> list[int]:
-    """Recursive E-divisive splitting of one window; global indices of accepted splits."""
-    out: list[int] = []
-    segments = [(0, v.size)]
-    while segments:
-        best: tuple[float, int, int, int] | None = None
-        for lo, hi in segments:
-            q = energy_statistic(v[lo:hi], min_size)
-            tau = int(np.argmax(q))
-            if np.isfinite(q[tau]) and (best is None or q[tau] > best[0]):
-                best = (float(q[tau]), lo, hi, tau)
-        if best is None:
-            break
-        _, lo, hi, tau = best
-        segments.remove((lo, hi))
-        st = segment_stats(v[lo:lo + tau], v[lo + tau:hi])
-        if st.p_value < pvalue:
-            out.append(offset + lo + tau)
-            segments.extend([(lo, lo + tau), (lo + tau, hi)])
-    return out
-
-
-def _passes(st: SegmentStats, max_pvalue: float, min_magnitude: float) -> bool:
-    return st.p_value <= max_pvalue and abs(st.rel_change) >= min_magnitude
-
-
-def detect_change_points(series: ArrayLike, *, window: int = DEFAULT_WINDOW,
-                         max_pvalue: float = DEFAULT_MAX_PVALUE,
-                         weak_pvalue: float = DEFAULT_WEAK_PVALUE,
-                         min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
-                         min_size: int = DEFAULT_MIN_SIZE) -> list[ChangePoint]:
-    """Change points of ``series`` (ordered oldest first), sorted by index."""
-    v = np.asarray(series, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(v)):
-        raise ValidationError("series must contain finite numbers only")
-    if window < 2 * min_size or min_size < 2:
-        raise ValidationError(f"need min_size >= 2 and window >= 2 * min_size "
-                              f"(window={window}, min_size={min_size})")
-    if not 0.0 < max_pvalue <= weak_pvalue < 1.0:
-        raise ValidationError("need 0 < max_pvalue <= weak_pvalue < 1")
-    n = v.size
-    if n < 2 * min_size:
-        return []
-    # weak pass over overlapping windows
-    candidates: set[int] = set()
-    step = max(1, window // 2)
-    starts = list(range(0, max(1, n - window + step), step))
-    for s in starts:
-        e = min(n, s + window)
-        if e - s >= 2 * min_size:
-            candidates.update(_edivisive(v[s:e], s, min_size, weak_pvalue))
-    # strong pass: merge until every candidate holds between its neighbours
-    cps = sorted(candidates)
-    while cps:
-        bounds = [0, *cps, n]
-        sts = [segment_stats(v[bounds[i]:bounds[i + 1]], v[bounds[i + 1]:bounds[i + 2]])
-               for i in range(len(cps))]
-        failing = [i for i, st in enumerate(sts) if not _passes(st, max_pvalue, min_magnitude)]
-        if not failing:
-            return [ChangePoint(c, st) for c, st in zip(cps, sts, strict=True)]
-        worst = max(failing, key=lambda i: (sts[i].p_value, -abs(sts[i].rel_change)))
-        del cps[worst]
-    return []
+__all__ = [
+    "CellChange",
+    "ChangeGroup",
+    "ChangePoint",
+    "ChangePointState",
+    "RegressionReport",
+    "SegmentStats",
+    "analyse_runs",
+    "attribute",
+    "build_series",
+    "detect_change_points",
+    "find_changes",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,36 +221,147 @@ def _kind(direction: Direction, magnitude: float) -> ChangeKind:
     return "regression" if worse else "improvement"
 
 
+def run_shifts(series: Sequence[CellSeries], runs: Sequence[RunInfo]
+               ) -> tuple[NDArray[np.float64], list[CellSeries]]:
+    """The run-wide shift of one metric's series (log, one per run of ``runs``; NaN where no
+    cell was measured) and the series with it taken out. Two sweeps of median polish over
+    the cells x runs matrix of log medians."""
+    pos = {r.id: j for j, r in enumerate(runs)}
+    m = np.full((len(series), len(runs)), np.nan)
+    for i, s in enumerate(series):
+        if np.all(s.values > 0):
+            m[i, [pos[r.id] for r in s.runs]] = np.log(s.values)
+    cols = np.zeros(len(runs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runs without any cell
+        r = m.copy()
+        for _ in range(2):
+            r = r - np.nanmedian(r, axis=1, keepdims=True)
+            c = np.nanmedian(r, axis=0)
+            c = np.where(np.isfinite(c), c, 0.0)
+            cols += c
+            r = r - c
+    out = []
+    for s in series:
+        idx = [pos[x.id] for x in s.runs]
+        values = s.values / np.exp(cols[idx]) if np.all(s.values > 0) else s.values
+        out.append(CellSeries(s.key, s.target, s.params, s.metric, s.runs, values))
+    seen = np.any(np.isfinite(m), axis=0)
+    return np.where(seen, cols, np.nan), out
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    series: CellSeries
+    environment: bool
+    p: float
+    phi: float
+
+
+MIN_POOLED_SERIES = 3
+"""Series of a metric from which their autocorrelation is pooled (:func:`pooled_phi`)."""
+
+
+def shared_phi(series: Sequence[CellSeries]) -> float | None:
+    """The lag-1 autocorrelation pooled over ``series`` (spikes left out), or None with fewer
+    than :data:`MIN_POOLED_SERIES` series of at least 10 runs."""
+    logs = []
+    for s in series:
+        if len(s.values) >= 10:
+            v = np.log(s.values) if np.all(s.values > 0) else s.values
+            logs.append(v[~spikes(v)])
+    return pooled_phi(logs) if len(logs) >= MIN_POOLED_SERIES else None
+
+
+def _environment_phi(v: NDArray[np.float64]) -> float:
+    """The autocorrelation of a series of run-wide shifts, from its residuals around its
+    strongest split (one series: the difference-based estimate would drown a clean step;
+    this one may miss a slow month of the machine, which then shows as an environment change,
+    never as a regression)."""
+    x = v[~spikes(v)]
+    if x.size < 8:
+        return 0.0
+    _, tau, kap = scan(normal_scores(x), DEFAULT_MIN_SIZE)
+    r = x.copy()
+    edges = [0, int(tau), *([int(kap)] if int(kap) < x.size else []), x.size]
+    for a, b in itertools.pairwise(edges):
+        r[a:b] -= np.median(r[a:b])
+    if np.all(r == r[0]):
+        return 0.0
+    rho = float(stats.spearmanr(r[1:], r[:-1])[0])
+    return float(min(0.9, max(0.0, 2.0 * math.sin(math.pi * rho / 6.0)))) \
+        if math.isfinite(rho) else 0.0
+
+
+def _candidates(series: list[CellSeries], runs: Sequence[RunInfo],
+                min_size: int) -> list[_Candidate]:
+    """Every series to test (cells, with run-wide shifts taken out of time metrics, and the
+    shift series themselves), with its series-level p-value."""
+    out: list[_Candidate] = []
+    by_metric: dict[str, list[CellSeries]] = {}
+    for s in series:
+        by_metric.setdefault(s.metric, []).append(s)
+    for metric, group in by_metric.items():
+        if environment_sensitive(metric_info(metric)) and len(group) >= MIN_SHIFT_CELLS:
+            shifts, group = run_shifts(group, runs)
+            ok = np.isfinite(shifts)
+            env = CellSeries(ENVIRONMENT, ENVIRONMENT, {}, metric,
+                             [r for r, k in zip(runs, ok, strict=True) if k],
+                             np.exp(shifts[ok]))
+            if len(env.runs) >= 2 * min_size:
+                v = env.values
+                phi = _environment_phi(np.log(v))
+                out.append(_Candidate(env, True, series_pvalue(v, min_size=min_size, phi=phi),
+                                      phi))
+        shared = shared_phi(group)
+        for s in group:
+            if len(s.runs) >= 2 * min_size:
+                p = series_pvalue(s.values, min_size=min_size, phi=shared)
+                out.append(_Candidate(s, False, p, -1.0 if shared is None else shared))
+    return out
+
+
 def find_changes(runs: History | Sequence[RunRecord], *,
                  cell_filter: Callable[[str], bool] | None = None,
                  metrics: Sequence[str] | None = None, since: float | None = None,
-                 window: int = DEFAULT_WINDOW, max_pvalue: float = DEFAULT_MAX_PVALUE,
-                 weak_pvalue: float = DEFAULT_WEAK_PVALUE,
-                 min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
+                 q: float = DEFAULT_Q, min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
                  min_size: int = DEFAULT_MIN_SIZE) -> list[ChangeGroup]:
-    """Change points of every cell and metric over ``runs``, grouped and attributed.
+    """Change points of every cell and metric over ``runs``, grouped and attributed, with the
+    false-discovery rate over the series at ``q``.
 
     ``since`` (a timestamp) keeps only changes whose first affected run was created at or after
     it; the detector still sees the whole history. Groups are ordered newest run first,
-    regressions before improvements.
+    environment changes, then regressions, then improvements.
     """
-    series = [s for s in build_series(runs)
+    if not 0.0 < q < 1.0:
+        raise ValidationError(f"q must be in (0, 1), got {q}")
+    history = as_history(runs)
+    series = [s for s in build_series(history)
               if (cell_filter is None or cell_filter(s.key))
               and (metrics is None or s.metric in metrics)]
+    cands = _candidates(series, history.runs, min_size)
+    if not cands:
+        return []
+    qv = bh(np.array([c.p for c in cands]))
+    chosen = [c for c, qq in zip(cands, qv.tolist(), strict=True) if qq <= q]
+    if not chosen:
+        return []
+    alpha = q * len(chosen) / len(cands)  # the level Benjamini-Hochberg applied
     changes: list[CellChange] = []
-    for s in series:
-        for cp in detect_change_points(s.values, window=window, max_pvalue=max_pvalue,
-                                       weak_pvalue=weak_pvalue, min_magnitude=min_magnitude,
-                                       min_size=min_size):
+    for c in chosen:
+        s = c.series
+        direction = metric_info(s.metric).direction
+        for cp in detect_change_points(s.values, alpha=alpha, min_magnitude=min_magnitude,
+                                       min_size=min_size, phi=None if c.phi < 0 else c.phi):
             run = s.runs[cp.index]
             if since is not None and run.created_at < since:
                 continue
-            direction = direction_of(s.metric)
+            kind: ChangeKind = "environment" if c.environment else _kind(direction,
+                                                                         cp.magnitude)
             changes.append(CellChange(
-                s.key, s.target, s.params, s.metric, direction,
-                _kind(direction, cp.magnitude), run, cp.index, cp.magnitude,
-                cp.stats.p_value, cp.stats.mean_before, cp.stats.mean_after))
-    return _group(changes, series)
+                s.key, s.target, s.params, s.metric, direction, kind, run, cp.index,
+                cp.magnitude, cp.stats.p_value, cp.stats.mean_before, cp.stats.mean_after))
+    return _group(changes, [x for x in series])
 
 
 def _group(changes: list[CellChange], series: list[CellSeries]) -> list[ChangeGroup]:
@@ -395,6 +384,12 @@ def _group(changes: list[CellChange], series: list[CellSeries]) -> list[ChangeGr
             top = max(votes.values())
             pos = min(p for p, k in votes.items() if k == top)
             run = next(c.run for c in cluster if run_order[c.run.id] == pos)
+            if kind == "environment":
+                cells = sum(1 for s in series if s.metric == metric)
+                groups.append(ChangeGroup(target, metric, kind, run, cluster, Attribution(
+                    "every cell: the machine, or code they all share", None, None, None, 1.0,
+                    1.0, cells, cells), cells))
+                continue
             first, last = run_order[cluster[0].run.id], run_order[cluster[-1].run.id]
             # the cells that could have shown this change: measured before and after it
             peers = [s for s in series if s.target == target and s.metric == metric
@@ -407,7 +402,8 @@ def _group(changes: list[CellChange], series: list[CellSeries]) -> list[ChangeGr
             groups.append(ChangeGroup(target, metric, kind, run,
                                       sorted(cluster, key=lambda c: c.key), attribution,
                                       len(peers)))
-    groups.sort(key=lambda g: (-run_order[g.run.id], g.kind != "regression", g.target, g.metric))
+    rank = {"environment": 0, "regression": 1, "improvement": 2}
+    groups.sort(key=lambda g: (-run_order[g.run.id], rank[g.kind], g.target, g.metric))
     return groups
 
 

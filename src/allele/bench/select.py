@@ -143,7 +143,11 @@ def parse_since(text: str, store: ResultStore | None = None, now: float | None =
 
 def previous_run(store: ResultStore, run: RunInfo) -> RunInfo | None:
     """The newest finished run of the same spec created before ``run``: what ``bench run
-    --report`` compares a new run with."""
+    --report`` compares a new run with (never the BASE half of an A/B session: it re-measured
+    old code)."""
+    from allele.bench.history import is_ab_base
+
     return next((r for r in store.list_runs(None)
                  if r.id != run.id and r.spec_name == run.spec_name
-                 and r.status == "finished" and r.created_at < run.created_at), None)
+                 and r.status == "finished" and r.created_at < run.created_at
+                 and not is_ab_base(r)), None)

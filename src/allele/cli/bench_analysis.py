@@ -1,5 +1,6 @@
-"""Analysis commands of ``allele bench``: compare, regressions, calibrate, report, import.
+"""Analysis commands of ``allele bench``: ab, compare, regressions, calibrate, report, import.
 
+    allele bench ab SPEC --base REF [--head REF] [--rounds 10] [--report FILE] [--run-if-clean]
     allele bench compare BASE HEAD [--json] [--fail-on regressed|inconclusive|never]
                                    [--q 0.05] [--floor 0.05] [--all] [--store URL]
     allele bench regressions [--cell PATTERN ...] [--since RUN|DATE|7d] [--metric M ...] [--json]
@@ -19,7 +20,7 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -57,13 +58,17 @@ def _num(v: float) -> str:
     return number(v, sci_above=None)
 
 
-def _print_comparison(comp: Comparison, show_all: bool) -> None:
-    from allele.bench.compare import VERDICT_RANK, row_params, split_params
+def print_comparison(comp: Comparison, show_all: bool) -> None:
+    """The comparison table (rows that moved or could not be decided; all with ``show_all``),
+    then what else a reader must know: run-wide shifts, rows left out of the family,
+    warnings, failed and missing cells."""
+    from allele.bench.compare import VERDICT_RANK, row_params, split_params, verdict_label
 
     counts = comp.counts()
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
     rows = sorted(rows, key=lambda r: (VERDICT_RANK[r.verdict], r.key, r.metric))
-    table = Table(title=f"{comp.base.name} → {comp.head.name}: "
+    design = "A/B session" if comp.mode == "ab" else "two runs"
+    table = Table(title=f"{comp.base.name} → {comp.head.name} ({design}): "
                         + ", ".join(f"{n} {v}" for v, n in counts.items()))
     for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
                 "verdict"):
@@ -73,10 +78,10 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
     for r in rows:
         e = r.estimate
         table.add_row(r.target, params_text(row_params(shown, r)), r.metric,
-                      _num(e.median_base), _num(e.median_head), pct(e.ratio),
+                      _num(e.base), _num(e.head), pct(e.ratio),
                       f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", _num(e.q_value),
-                      "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
-                      f"[{_STYLE[r.verdict]}]{r.verdict}[/]")
+                      "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
+                      f"[{_STYLE[r.verdict]}]{verdict_label(e)}[/]")
     if rows:
         console.print(table)
         for target, (_, fixed) in shown.items():
@@ -84,15 +89,8 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
                 console.print(f"[dim]{target}, in every cell: {params_text(fixed)}[/]",
                               highlight=False)
     else:
-        console.print(f"{comp.base.name} → {comp.head.name}: all {len(comp.rows)} cell metrics "
-                      f"unchanged (q={comp.q}, floor {comp.floor:.0%})")
-    blind = [r for r in comp.rows if math.isinf(r.estimate.mde)]
-    if blind:
-        n = blind[0].estimate.n_head
-        err_console.print(
-            f"[yellow]note:[/] {len(blind)} of {len(comp.rows)} cell metrics have too few "
-            f"samples (e.g. {n}) for any verdict to survive FDR control over "
-            f"{len(comp.rows)} comparisons; add seeds or repeats to the spec.", highlight=False)
+        console.print(f"{comp.base.name} → {comp.head.name} ({design}): all {len(comp.rows)} "
+                      f"cell metrics unchanged (q={comp.q}, floor {comp.floor:.0%})")
     print_conditions(comp)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
@@ -105,11 +103,11 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
 
 
 def print_conditions(comp: Comparison) -> None:
-    """What besides the code may have moved the numbers: a busier machine, run-to-run noise."""
+    """What besides the code may have moved the numbers: a busier machine, a run-wide shift,
+    rows that cannot reach significance."""
     for warning in comp.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    note = comp.noise_note()
-    if note:
+    for note in comp.notes():
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
@@ -125,16 +123,18 @@ def compare_cmd(
     = 0.05,
     floor: Annotated[float, typer.Option(
         "--floor", help="Practical floor: smallest relative change worth a verdict.")] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
     history: Annotated[int, typer.Option(
-        "--history", min=0, help="Runs up to HEAD whose run-to-run noise may raise a cell's "
-        "floor (0: the floor alone).")] = 20,
+        "--history", min=0, help="Earlier runs (up to HEAD, BASE and HEAD left out) that "
+        "give each cell its run-level noise (0: only the spread of the matrix).")] = 20,
     store: StoreOpt = None,
 ) -> None:
-    """Compare two runs cell by cell: ratio, bootstrap CI, FDR-controlled verdicts."""
+    """Compare two runs cell by cell: change, t interval, FDR-controlled verdicts with reasons.
+
+    The halves of an A/B session (`allele bench ab`) are compared round by round; two runs
+    measured apart get the run-level model (a run-wide shift, each cell's run-level noise)."""
     with one_line_errors():
-        from allele.bench.compare import compare_runs, run_to_run_noise
+        from allele.bench.compare import compare_runs
         from allele.bench.history import load_history
 
         with open_store_url(store) as st:
@@ -142,14 +142,19 @@ def compare_cmd(
             h = st.load_run(head)
             if b.info.id == h.info.id:
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
-            past = load_history(st, h.info, history)
-        comp = compare_runs(b, h, q=q, floor=floor, seed=seed, noise=run_to_run_noise(past))
-        if as_json:
-            sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
-        else:
-            _print_comparison(comp, show_all)
+            past = load_history(st, h.info, history + 2) if history else None
+        comp = compare_runs(b, h, q=q, floor=floor, history=past)
+        emit_comparison(comp, as_json=as_json, show_all=show_all)
     if comp.fails(fail_on.value):
         raise typer.Exit(1)
+
+
+def emit_comparison(comp: Comparison, *, as_json: bool, show_all: bool) -> None:
+    """The comparison as JSON on stdout, or as the table."""
+    if as_json:
+        sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
+    else:
+        print_comparison(comp, show_all)
 
 
 def _print_regressions(report: RegressionReport) -> None:
@@ -300,8 +305,118 @@ def import_cmd(
                                   highlight=False)
 
 
+def ab_cmd(
+    spec: Annotated[Path, typer.Argument(help="Spec YAML file, read once for both versions.")],
+    base: Annotated[str, typer.Option("--base", help="The old version: a git ref.")] = "HEAD",
+    head: Annotated[str | None, typer.Option(
+        "--head", help="The new version: a git ref (default: the working tree).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset of the spec.")]
+    = None,
+    rounds: Annotated[int, typer.Option(
+        "--rounds", "-r", min=2, help="Rounds (blocks): each starts a fresh worker per "
+        "version.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random call order.")] = 0,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Session name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+    = False,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="Exit 1 when anything regressed (default), also when anything is "
+        "inconclusive, or never.")] = FailOn.regressed,
+    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
+    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Also write the HTML report of HEAD against BASE.")] = None,
+    run_if_clean: Annotated[bool, typer.Option(
+        "--run-if-clean", help="When the working tree has no change against BASE, make a "
+        "plain run instead, compared with the previous run (what `make run` does).")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Interleaved A/B session: BASE and HEAD measured in the same rounds, compared paired.
+
+    Exit 1 when anything regressed (like `compare`); 2 on a usage error."""
+    with one_line_errors():
+        from allele.bench.ab import repo_root, run_ab, working_tree_dirty
+        from allele.bench.compare import compare_runs
+        from allele.cli.progress import RichProgress
+
+        if (run_if_clean and head is None
+                and not working_tree_dirty(repo_root(Path.cwd()))):
+            fails = _plain_run(spec, preset, store, report, q=q, floor=floor,
+                               fail_on=fail_on.value)
+        else:
+            with open_store_url(store) as st:
+                result = run_ab(st, spec, base=base, head=head, preset=preset, rounds=rounds,
+                                seed=seed, name=name,
+                                progress=None if as_json else RichProgress(err_console))
+                comp = compare_runs(st.load_run(result.base_run), st.load_run(result.head_run),
+                                    q=q, floor=floor)
+                if report is not None:
+                    _write_report(st, result.head_run, result.base_run, report, q, floor)
+            err_console.print(f"A/B session {result.name}: {result.status}, {result.rounds} "
+                              f"rounds, {result.seconds:.1f} s; runs {result.name}-base and "
+                              f"{result.name}-head", highlight=False)
+            for key, side, error in result.failed[:5]:
+                err_console.print(f"[red]{side} failed:[/] {key}: {error}", highlight=False)
+            emit_comparison(comp, as_json=as_json, show_all=show_all)
+            fails = comp.fails(fail_on.value)
+    if fails:
+        raise typer.Exit(1)
+
+
+def _write_report(st: Any, run: str, baseline: str | None, path: Path, q: float,
+                  floor: float) -> None:
+    from allele.bench.report import load_report_data, render_html
+
+    text = render_html(load_report_data(st, run, baseline, q=q, floor=floor))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from None
+    err_console.print(f"report written to {path.resolve()}", highlight=False)
+
+
+def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None, *,
+               q: float, floor: float, fail_on: str) -> bool:
+    """A plain run of ``spec``, compared with the previous run of the spec through the
+    run-level model; whether the comparison fails ``fail_on``."""
+    from allele.bench.compare import compare_runs
+    from allele.bench.history import load_history
+    from allele.bench.runner import Runner
+    from allele.bench.select import previous_run
+    from allele.bench.spec import load_suite
+    from allele.bench.targets import include_working_directory
+    from allele.cli.progress import RichProgress
+
+    err_console.print("the working tree has no change against BASE: a plain run, compared "
+                      "with the previous run", highlight=False)
+    include_working_directory()
+    with open_store_url(store) as st:
+        summary = Runner(st, progress=RichProgress(err_console)).run(
+            load_suite(spec, preset=preset))
+        err_console.print(f"run {summary.name} ({summary.run_id}): {summary.status}; "
+                          f"{summary.executed} cells, {summary.failed} failed, "
+                          f"{summary.seconds:.1f} s", highlight=False)
+        info = st.get_run(summary.run_id)
+        baseline = previous_run(st, info)
+        if report is not None:
+            _write_report(st, info.id, baseline.id if baseline else None, report, q, floor)
+        if baseline is None:
+            return False
+        comp = compare_runs(st.load_run(baseline.id), st.load_run(info.id), q=q, floor=floor,
+                            history=load_history(st, info))
+    style = "red" if comp.counts()["regressed"] else "green"
+    err_console.print(f"[{style}]against {comp.base.name}:[/] "
+                      + ", ".join(f"{n} {v}" for v, n in comp.counts().items())
+                      + " (`allele bench compare` for the table)", highlight=False)
+    print_conditions(comp)
+    return comp.fails(fail_on)  # type: ignore[arg-type]
+
+
 def register(app: typer.Typer) -> None:
     """Add the analysis commands to the ``bench`` command group."""
+    app.command("ab")(ab_cmd)
     app.command("compare")(compare_cmd)
     app.command("regressions")(regressions_cmd)
     app.command("calibrate")(calibrate_cmd)

@@ -17,7 +17,6 @@ from allele.bench.compare import (
     MetricComparison,
     compare_runs,
     row_params,
-    run_to_run_noise,
     split_params,
 )
 from allele.bench.format import params_text
@@ -90,11 +89,13 @@ class ReportData:
 def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
                 history: History | Sequence[RunRecord] = (), q: float = 0.05,
                 floor: float = 0.05, seed: int = 0) -> ReportData:
-    """Compare ``run`` with ``baseline`` (if any) and look for change points in ``history``
-    (runs up to and including ``run``)."""
+    """Compare ``run`` with ``baseline`` (if any; with the run-level model over ``history``,
+    or as an A/B session when the two are its halves) and look for change points in
+    ``history`` (runs up to and including ``run``). ``seed`` is kept for callers; the
+    comparison no longer resamples."""
+    del seed
     past = as_history(history)
-    noise = run_to_run_noise(past) if baseline is not None else {}
-    comparison = (compare_runs(baseline, run, q=q, floor=floor, seed=seed, noise=noise)
+    comparison = (compare_runs(baseline, run, q=q, floor=floor, history=past)
                   if baseline is not None else None)
     changes = find_changes(past) if len(past) >= 6 else []
     return ReportData(run, baseline, comparison, changes, len(past))

@@ -11,7 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from allele.bench.compare import Comparison, MetricComparison, environment_diff
+from allele.bench.compare import (
+    Comparison,
+    MetricComparison,
+    environment_diff,
+    verdict_label,
+)
 from allele.bench.format import number, pct, when
 from allele.bench.metrics import direction_of
 from allele.bench.report.charts import (
@@ -175,6 +180,12 @@ def _target_section(target: str, cells: list[CellResult], figs: _Figures) -> str
     return "<section>" + "".join(parts) + "</section>"
 
 
+def _design(comp: Comparison) -> str:
+    if comp.mode == "ab":
+        return "rounds of an A/B session as the blocks"
+    return "two runs, with their run-level noise"
+
+
 def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     import plotly.graph_objects as go
 
@@ -185,12 +196,12 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     moved = [r for r in rows if r.verdict != "unchanged"][:40] or rows[:20]
     parts = [f"<h2>Comparison with {html.escape(comp.base.name)}</h2>",
              f"<p>{badges}</p><p class='muted'>HEAD = {html.escape(comp.head.name)}; "
-             f"ratio = HEAD/BASE of the means with a bootstrap 95% CI; FDR q = {comp.q}, "
+             f"change = HEAD/BASE of the geometric means, 95% t interval on the log-ratio "
+             f"({_design(comp)}); FDR q = {comp.q}, "
              f"practical floor {comp.floor:.0%}.</p>"]
     parts.extend(f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in comp.warnings)
-    note = comp.noise_note()
-    if note:
-        parts.append(f"<p class='muted' id='noise-note'>{html.escape(note)}.</p>")
+    parts.extend(f"<p class='muted' id='noise-note'>{html.escape(note)}.</p>"
+                 for note in comp.notes())
     if moved:
         fig = go.Figure()
         labels = [f"{shown.text(r)} · {r.metric}" for r in moved]
@@ -218,7 +229,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
         if x_range is not None:
             fig.update_xaxes(range=list(x_range))
         parts.append(figs.div(fig))
-    headers = ["target", "params", "metric", "base median", "head median", "change",
+    headers = ["target", "params", "metric", "base", "head", "change",
                "95% CI", "p", "q (BH)", "MDE", "test", "verdict"]
 
     def comparison_table(selected: list[MetricComparison]) -> str:
@@ -227,12 +238,12 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
             e = r.estimate
             table_rows.append([
                 _td(r.target), _td(shown.text(r)), _td(r.metric),
-                _td(number(e.median_base), "num"), _td(number(e.median_head), "num"),
+                _td(number(e.base), "num"), _td(number(e.head), "num"),
                 _td(pct(e.ratio), "num"),
                 _td(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", "num"),
                 _td(number(e.p_value, 2), "num"), _td(number(e.q_value, 2), "num"),
                 _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
-                _td(e.test), f"<td class='v-{r.verdict}'>{r.verdict}</td>"])
+                _td(e.test), f"<td class='v-{r.verdict}'>{html.escape(verdict_label(e))}</td>"])
         return _table(headers, table_rows)
 
     # what moved (or could not be decided) is read first; the unchanged rest stays one click away

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from allele.bench.compare import environment_diff
+from allele.bench.compare import environment_diff, verdict_label
 from allele.bench.format import number, pct
 from allele.bench.report.data import (
     ReportData,
@@ -54,15 +54,14 @@ def render_markdown(data: ReportData) -> str:
         for warning in comp.warnings:
             out.append(f"> **Warning:** {_md_escape(warning)}.")
             out.append("")
-        note = comp.noise_note()
-        if note:
+        for note in comp.notes():
             out.append(f"_{_md_escape(note)}._")
             out.append("")
         moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
         shown = _ShownParams(comp)
         if moved:
-            rows = [[r.verdict, r.target, shown.text(r), r.metric,
-                     number(r.estimate.median_base), number(r.estimate.median_head),
+            rows = [[verdict_label(r.estimate), r.target, shown.text(r), r.metric,
+                     number(r.estimate.base), number(r.estimate.head),
                      pct(r.estimate.ratio),
                      f"[{pct(r.estimate.ci_low)}, {pct(r.estimate.ci_high)}]",
                      number(r.estimate.q_value, 2),

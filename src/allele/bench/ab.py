@@ -1,0 +1,427 @@
+"""Interleaved A/B sessions: two versions of the code measured in the same rounds, call after
+call, so that whatever the machine does, both versions see it.
+
+``allele bench ab SPEC --base REF [--head REF]`` (HEAD defaults to the working tree):
+
+* **the trees**: BASE (and HEAD when it is a ref) is checked out with ``git worktree add
+  --detach`` into a temporary directory, or extracted with ``git archive`` when the repository
+  cannot take a worktree (read-only); the current directory maps to the same relative
+  directory in each tree. The spec is read once, from the path given, so both versions run
+  the same cells;
+* **the workers**: one Python process cannot hold two versions of a package, so each round
+  starts a fresh worker subprocess per version (:mod:`allele.bench.ab_worker`, HEAD's file and
+  protocol) with that version's ``<tree>/src`` and ``<tree>`` first on its path. A target that
+  cannot be imported in a tree (a file missing in BASE) is one clear error before anything
+  runs;
+* **the design**: every call ``(seed, repeat)`` of a cell runs on both versions in the same
+  round, one right after the other in a random order; the calls of a round are shuffled across
+  cells; rounds are the blocks (at least 10 by default). When a cell's seeds and repeats give
+  fewer calls than rounds, its repeats are raised so that every round has one. Samples are
+  stored with ``repeat = round * ROUND_STRIDE + repeat`` so that the comparison can recover
+  the round of each pair (:func:`allele.bench.compare.compare_runs`);
+* **the result**: two runs, ``<name>-base`` and ``<name>-head``, linked by the ``ab`` document
+  of their stored spec (:func:`allele.bench.history.ab_meta`). The BASE half re-measured old
+  code: histories, change points and ``run --report``'s baseline leave it out. Cells are saved
+  after every round, so an interruption keeps what was measured (both runs end
+  ``interrupted``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from allele.bench.ab_worker import recv, send
+from allele.bench.history import AB_KEY
+from allele.errors import BenchmarkError, ConfigError
+from allele.store.model import CellResult, RunStatus, Sample, cell_key
+
+if TYPE_CHECKING:
+    from allele.bench.runner import ProgressSink
+    from allele.bench.spec import BenchmarkSpec, SuiteSpec
+    from allele.store.results import ResultStore
+
+DEFAULT_ROUNDS = 10
+ROUND_STRIDE = 100_000
+"""Stored ``repeat = round * ROUND_STRIDE + repeat`` (a spec allows up to 10,000 repeats)."""
+WORKER_START_S = 120.0
+_WORKER = Path(__file__).with_name("ab_worker.py")
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess[Any]:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=text,
+                              check=False, timeout=300)
+    except FileNotFoundError:
+        raise ConfigError("allele bench ab needs git on the PATH") from None
+
+
+def repo_root(path: Path) -> Path:
+    """The top of the git repository holding ``path``."""
+    res = _git(path, "rev-parse", "--show-toplevel")
+    if res.returncode != 0:
+        raise ConfigError(f"{path} is not inside a git repository: allele bench ab compares "
+                          "two versions of one")
+    return Path(res.stdout.strip())
+
+
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The commit a ref names (one clear error when it names none)."""
+    res = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if res.returncode != 0:
+        raise ConfigError(f"--base/--head {ref!r}: not a commit of {repo} "
+                          "(`git log --oneline` lists them)")
+    return str(res.stdout.strip())
+
+
+def working_tree_dirty(repo: Path) -> bool:
+    """Whether the working tree differs from HEAD (changed, staged or new files that git does
+    not ignore)."""
+    res = _git(repo, "status", "--porcelain")
+    if res.returncode != 0:
+        raise ConfigError(f"git status failed in {repo}: {res.stderr.strip()}")
+    return bool(res.stdout.strip())
+
+
+@dataclass
+class Tree:
+    """A checked-out version: its directory, the commit (None for the working tree) and how
+    to remove it."""
+
+    path: Path
+    commit: str | None
+    label: str
+    _cleanup: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fn in reversed(self._cleanup):
+            with contextlib.suppress(Exception):
+                fn()
+        self._cleanup.clear()
+
+
+def checkout(repo: Path, ref: str) -> Tree:
+    """``ref`` of ``repo`` in a temporary directory: a detached ``git worktree``, or the files
+    of ``git archive`` when the repository does not take a worktree (read-only)."""
+    commit = resolve_ref(repo, ref)
+    tmp = Path(tempfile.mkdtemp(prefix="allele-ab-"))
+    target = tmp / "tree"
+    res = _git(repo, "worktree", "add", "--detach", str(target), commit)
+    if res.returncode == 0:
+        tree = Tree(target, commit, ref)
+        tree._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+        tree._cleanup.append(lambda: _git(repo, "worktree", "remove", "--force", str(target)))
+        return tree
+    archive = _git(repo, "archive", "--format=tar", commit, text=False)
+    if archive.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot check out {ref} of {repo}: {res.stderr.strip()}")
+    target.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(target, filter="data")
+    tree = Tree(target, commit, ref)
+    tree._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    return tree
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+
+class AbWorker:
+    """A worker subprocess running one version (see :mod:`allele.bench.ab_worker`)."""
+
+    def __init__(self, tree: Path, cwd: Path) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        paths = [str(tree / "src"), str(tree), str(cwd)]
+        args = [sys.executable, str(_WORKER), "--fds", f"{to_child_r},{from_child_w}",
+                "--cwd", str(cwd)]
+        for p in paths:
+            args += ["--path", p]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([*paths, *sys.path[1:]])
+        self.proc = subprocess.Popen(args, pass_fds=(to_child_r, from_child_w), env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     cwd=str(cwd))
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._w, self._r = to_child_w, from_child_r
+
+    def ask(self, msg: dict[str, Any], timeout_s: float) -> Any:
+        """Send one request and wait for its answer (BenchmarkError on a crash or timeout)."""
+        import select
+
+        send(self._w, msg)
+        ready, _, _ = select.select([self._r], [], [], timeout_s)
+        if not ready:
+            self.kill()
+            raise BenchmarkError(f"timeout: no answer within {timeout_s:g} s")
+        try:
+            return recv(self._r)
+        except (EOFError, OSError):
+            code = self.proc.wait(timeout=5)
+            raise BenchmarkError(f"crashed: the worker exited with code {code}") from None
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            send(self._w, {"op": "stop"})
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait(timeout=10)
+        for fd in (self._w, self._r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AbCell:
+    """One cell of an A/B session: its identity and the calls of each round."""
+
+    key: str
+    benchmark: str
+    target: str
+    params: dict[str, Any]
+    warmup: int
+    timeout_s: float
+    metrics: tuple[str, ...] | None
+    calls: tuple[tuple[tuple[int, int], ...], ...]
+    """Per round: the ``(seed, repeat)`` calls it runs."""
+
+
+def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
+    """Every cell of ``suite`` with its calls spread round-robin over ``rounds`` rounds."""
+    if rounds < 2:
+        raise ConfigError(f"--rounds must be >= 2 (rounds are the blocks), got {rounds}")
+    cells = []
+    for bench in suite.benchmarks:
+        seeds = list(bench.seed_list)
+        repeats = max(bench.repeats, math.ceil(rounds / len(seeds)))
+        calls = [(s, r) for r in range(repeats) for s in seeds]
+        per_round = tuple(tuple(calls[i::rounds]) for i in range(rounds))
+        for params in bench.expand():
+            cells.append(AbCell(cell_key(bench.target, params), bench.name, bench.target,
+                                params, bench.warmup, bench.timeout_s, _metrics(bench),
+                                per_round))
+    return cells
+
+
+def _metrics(bench: BenchmarkSpec) -> tuple[str, ...] | None:
+    return tuple(bench.metrics) if bench.metrics is not None else None
+
+
+# --- the session -------------------------------------------------------------------------------
+
+
+@dataclass
+class AbResult:
+    """The two runs of a finished (or interrupted) session."""
+
+    base_run: str
+    head_run: str
+    name: str
+    status: str
+    rounds: int
+    seconds: float
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(key, side, error)`` of cells that failed on a side."""
+
+
+@dataclass
+class _Side:
+    label: str
+    tree: Tree
+    run_id: str = ""
+    cells: dict[str, CellResult] = field(default_factory=dict)
+
+
+def _task_for(cell: AbCell, rnd: int, n_rounds: int) -> Any:
+    from allele.bench.task import CellTask
+
+    return CellTask(key=cell.key, benchmark=cell.benchmark, target=cell.target,
+                    params=cell.params, seeds=(), round=rnd, rounds=n_rounds)
+
+
+class AbSession:
+    """Runs one A/B session into a store (see the module docstring)."""
+
+    def __init__(self, store: ResultStore, suite: SuiteSpec, *, base: str,
+                 head: str | None = None, rounds: int = DEFAULT_ROUNDS, seed: int = 0,
+                 cwd: Path | None = None, progress: ProgressSink | None = None,
+                 name: str | None = None) -> None:
+        self.store, self.suite, self.rounds, self.seed = store, suite, rounds, seed
+        self.cwd = (cwd or Path.cwd()).resolve()
+        self.repo = repo_root(self.cwd)
+        self.base_ref, self.head_ref = base, head
+        self.progress = progress
+        self.name = name or (f"ab-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-"
+                             f"{uuid.uuid4().hex[:4]}")
+        self.cells = plan_ab(suite, rounds)
+
+    def run(self) -> AbResult:
+        base_tree = checkout(self.repo, self.base_ref)
+        head_tree = (checkout(self.repo, self.head_ref) if self.head_ref is not None
+                     else Tree(self.repo, None, "working tree"))
+        try:
+            return self._run(_Side("base", base_tree), _Side("head", head_tree))
+        finally:
+            base_tree.close()
+            head_tree.close()
+
+    def _cwd_in(self, tree: Tree) -> Path:
+        rel = self.cwd.relative_to(self.repo)
+        path = tree.path / rel
+        if not path.is_dir():
+            raise ConfigError(f"{rel} does not exist in {tree.label}")
+        return path
+
+    def _preflight(self, sides: Sequence[_Side]) -> None:
+        """Every target imports in every tree, or one error naming what is missing where."""
+        targets = sorted({c.target for c in self.cells})
+        problems = []
+        for side in sides:
+            worker = AbWorker(side.tree.path, self._cwd_in(side.tree))
+            try:
+                answer = worker.ask({"op": "resolve", "targets": targets}, WORKER_START_S)
+            finally:
+                worker.close()
+            problems += [f"{t} in {side.label} ({side.tree.label}): {err}"
+                         for t, err in answer.items() if err]
+        if problems:
+            raise BenchmarkError("a target cannot be imported: " + "; ".join(problems))
+
+    def _create_runs(self, sides: Sequence[_Side]) -> None:
+        from allele.bench.environment import fingerprint
+        from allele.bench.runner import SPEC_FORMAT
+
+        env = fingerprint()
+        targets = ",".join(dict.fromkeys(c.target for c in self.cells))
+        for side in sides:
+            doc = {"format": SPEC_FORMAT, "suite": self.suite.model_dump(mode="json"),
+                   "filters": [], AB_KEY: {
+                       "session": self.name, "role": side.label, "rounds": self.rounds,
+                       "round_stride": ROUND_STRIDE, "base_ref": self.base_ref,
+                       "base_commit": sides[0].tree.commit,
+                       "head_ref": self.head_ref or "working tree",
+                       "head_commit": sides[1].tree.commit, "seed": self.seed}}
+            side.run_id = self.store.create_run(f"{self.name}-{side.label}", self.suite.name,
+                                                targets, doc, env)
+
+    def _run(self, base: _Side, head: _Side) -> AbResult:
+        sides = (base, head)
+        self._preflight(sides)
+        self._create_runs(sides)
+        rng = random.Random(self.seed)
+        t0 = time.perf_counter()
+        status: RunStatus = "failed"
+        total = len(self.cells) * self.rounds
+        if self.progress is not None:
+            self.progress.start(self.name, total, 0)
+        try:
+            for rnd in range(self.rounds):
+                self._round(rnd, sides, rng)
+                for side in sides:
+                    self.store.save_cells(side.run_id, list(side.cells.values()))
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            for side in sides:
+                self.store.save_cells(side.run_id, list(side.cells.values()))
+                self.store.finish_run(side.run_id, status)
+            if self.progress is not None:
+                self.progress.stop()
+        failed = [(k, side.label, c.error or "") for side in sides
+                  for k, c in side.cells.items() if c.status != "ok"]
+        return AbResult(base.run_id, head.run_id, self.name, status, self.rounds,
+                        time.perf_counter() - t0, failed)
+
+    def _round(self, rnd: int, sides: Sequence[_Side], rng: random.Random) -> None:
+        """One round: a fresh worker per version, every call of the round on both, in random
+        order of cells and of the two versions."""
+        order = list(sides)
+        rng.shuffle(order)  # which version's process starts first
+        workers = {s.label: AbWorker(s.tree.path, self._cwd_in(s.tree)) for s in order}
+        try:
+            calls = [(cell, key) for cell in self.cells for key in cell.calls[rnd]]
+            rng.shuffle(calls)
+            done: dict[str, int] = {}
+            for cell, (seed, rep) in calls:
+                first = list(sides)
+                rng.shuffle(first)
+                for side in first:
+                    self._call(side, workers, cell, seed, rep, rnd)
+                done[cell.key] = done.get(cell.key, 0) + 1
+                if done[cell.key] == len(cell.calls[rnd]) and self.progress is not None:
+                    task = _task_for(cell, rnd, self.rounds)
+                    self.progress.cell_started(task)
+                    self.progress.cell_finished(task, sides[1].cells[cell.key])
+        finally:
+            for w in workers.values():
+                w.close()
+
+    def _call(self, side: _Side, workers: dict[str, AbWorker], cell: AbCell, seed: int,
+              rep: int, rnd: int) -> None:
+        result = side.cells.get(cell.key)
+        if result is None:
+            result = side.cells[cell.key] = CellResult(
+                cell.key, cell.target, dict(cell.params), "ok", [], started_at=time.time())
+        if result.status != "ok":
+            return  # a cell that failed on this side is not called again
+        try:
+            answer = workers[side.label].ask(
+                {"op": "call", "key": cell.key, "target": cell.target,
+                 "params": cell.params, "seed": seed, "warmup": cell.warmup},
+                cell.timeout_s + WORKER_START_S)
+        except BenchmarkError as exc:
+            result.status = "timeout" if str(exc).startswith("timeout") else "crashed"
+            result.error = str(exc)
+            workers[side.label].close()
+            workers[side.label] = AbWorker(side.tree.path, self._cwd_in(side.tree))
+            return
+        if "error" in answer:
+            result.status, result.error = "failed", str(answer["error"])
+            return
+        stored = rnd * ROUND_STRIDE + rep
+        keep = set(cell.metrics) if cell.metrics is not None else None
+        result.samples.extend(Sample(m, float(v), seed, stored)
+                              for m, v in answer["values"].items()
+                              if keep is None or m in keep)
+        result.finished_at = time.time()
+
+
+def run_ab(store: ResultStore, spec: Path, *, base: str, head: str | None = None,
+           preset: str | None = None, rounds: int = DEFAULT_ROUNDS, seed: int = 0,
+           progress: ProgressSink | None = None, name: str | None = None) -> AbResult:
+    """Load ``spec`` once and run an A/B session of BASE against HEAD (the working tree by
+    default) into ``store``."""
+    from allele.bench.spec import load_suite
+
+    suite = load_suite(spec, preset=preset)
+    return AbSession(store, suite, base=base, head=head, rounds=rounds, seed=seed,
+                     progress=progress, name=name).run()

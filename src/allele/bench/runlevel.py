@@ -1,0 +1,253 @@
+"""The run-level model of a comparison of two runs measured apart.
+
+Every sample of a run shares that run's conditions: its worker processes, what else the machine
+was doing. Two runs of identical code therefore differ by more than their samples say, in two
+ways this module estimates:
+
+* a **run-wide shift** common to every cell of an environment-sensitive metric (time, rates):
+  the machine was 10% slower. It is the median over the cells of their log-ratios, taken out of
+  every cell and reported once (:class:`Shift`): "the whole run moved +10%; relative to that,
+  cell X moved +12%". Two runs cannot tell a shift of the machine from a change of the code that
+  slows every cell alike; ``allele bench ab`` can (both versions share every round);
+* a **run-level variance** per cell, beyond its within-run sampling: from the cell's *history*
+  of earlier runs (never the runs being compared), as half the mean squared successive
+  difference of its per-run locations after each run's shift is taken out (a real step in the
+  history moves one difference, not all of them), moderated across the cells of the metric;
+  without enough history, from the *cross-section* of the comparison itself: the spread of the
+  cells' shift-free log-ratios beyond their sampling variances (a median-based random-effects
+  estimate, which a few real changes do not inflate).
+
+A verdict must beat both the within-run and the run-level noise (:func:`allele.bench.estimate.
+judge`). Quality and memory metrics are not shifted; with neither history nor enough cells
+their run-level variance is taken as 0, that of a time metric as unknown.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from allele.bench.estimate import Between, Within
+from allele.bench.history import History
+from allele.bench.metrics import TIME_METRICS, MetricInfo, metric_info
+from allele.bench.stats import (
+    FloatArray,
+    fence_k,
+    robust_between,
+    robust_mean_var,
+    squeeze_var,
+)
+from allele.store.model import MetricHistory
+
+MIN_HISTORY_RUNS = 4
+"""Earlier runs of a cell its own run-level variance needs (3 successive differences)."""
+MIN_SHIFT_CELLS = 3
+"""Cells of a metric a run-wide shift needs (with fewer, a shift and a cell's change are one)."""
+_TIME_UNITS = ("s", "ms", "us", "µs", "ns", "1/s", "/s", "hz", "ops/s")
+_TIME_HINTS = ("_s", "_ms", "_us", "_ns", "per_s", "time", "latency", "throughput")
+
+
+def environment_sensitive(info: MetricInfo) -> bool:
+    """Whether a busier or quieter machine moves ``info``'s metric for every cell alike: times
+    and rates, not quality, memory or deterministic counts."""
+    if info.deterministic:
+        return False
+    if info.unit:
+        return info.unit.lower() in _TIME_UNITS
+    name = info.name.lower()
+    return (info.name in TIME_METRICS or name == "cpu_sys_s"
+            or any(name.endswith(h) or h in name for h in _TIME_HINTS if h[0] != "_")
+            or any(name.endswith(h) for h in _TIME_HINTS if h[0] == "_"))
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A run-wide shift of one metric between two runs."""
+
+    metric: str
+    ratio: float
+    """HEAD/BASE common to the cells (1.10: the whole run 10% higher)."""
+    ci_low: float
+    ci_high: float
+    cells: int
+
+    @property
+    def significant(self) -> bool:
+        return self.ci_low > 1.0 or self.ci_high < 1.0
+
+
+def locations(logs: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per row of log samples (``... x n``, NaN-padded): the location a comparison estimates
+    (the winsorized mean) and its sampling variance (NaN below 2 samples)."""
+    mean, var, n = robust_mean_var(logs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mean, np.where(n > 1, var / n, np.nan)
+
+
+def run_locations(series: MetricHistory) -> tuple[FloatArray, FloatArray]:
+    """:func:`locations` of every run of a series; NaN for a run with a non-positive sample."""
+    k = len(series)
+    counts = np.diff(series.offsets)
+    arr = np.full((k, max(int(counts.max()) if k else 0, 1)), np.nan)
+    for i in range(k):
+        v = series.run_values(i)
+        arr[i, :v.size] = np.log(v) if v.size and np.all(v > 0) else np.nan
+    return locations(arr)
+
+
+def _polish(loc: FloatArray) -> FloatArray:
+    """Residuals of ``... x cells x runs`` locations after a cell level and a run shift (two
+    sweeps of median polish): what is left is each cell's own run-to-run movement."""
+    r = loc.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows and columns stay NaN
+        for _ in range(2):
+            r = r - np.nanmedian(r, axis=-1, keepdims=True)
+            cols = np.nanmedian(r, axis=-2, keepdims=True)
+            r = r - np.where(np.isfinite(cols), cols, 0.0)
+    return r
+
+
+def robust_square_mean(d: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The mean square of ``d`` about 0 along the last axis, robust to a few large values (a
+    real step in a history makes one large successive difference): values beyond the robust
+    fences are pulled in and the result is divided by the share of a normal's variance that
+    winsorizing at ``k`` keeps. Returns ``(mean square, count)``."""
+    n = np.sum(np.isfinite(d), axis=-1).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any difference
+        scale = (np.sqrt(np.nanmedian(d * d, axis=-1) / 0.45493642311957283)
+                 if d.shape[-1] else np.zeros(d.shape[:-1]))
+    k = fence_k(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lim = np.where(scale > 0, k * scale, np.inf)[..., None]
+        clipped = np.clip(d, -lim, lim)
+        ms = np.nansum(clipped * clipped, axis=-1) / n
+        kept = ((2.0 * stats.norm.cdf(k) - 1.0) - 2.0 * k * stats.norm.pdf(k)
+                + 2.0 * k * k * stats.norm.sf(k))
+    return np.where(n > 0, ms / kept, np.nan), n
+
+
+def history_variance(loc: FloatArray, w: FloatArray, shifted: bool
+                     ) -> tuple[FloatArray, FloatArray]:
+    """Per cell (``... x cells x earlier runs`` locations, NaN where absent): the run-level
+    variance of the *difference* of two runs beyond sampling, and its degrees of freedom; NaN
+    for a cell with fewer than :data:`MIN_HISTORY_RUNS` runs. ``shifted``: take each run's
+    shift (median over the cells) out first."""
+    res = _polish(loc) if shifted and loc.shape[-2] >= MIN_SHIFT_CELLS else loc
+    d = np.diff(res, axis=-1)
+    v, nd = robust_square_mean(d)
+    v = v / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = nd + 1.0
+        df = 2.0 * (k - 1.0) ** 2 / (3.0 * k - 4.0)  # a successive-difference variance's df
+    enough = nd >= MIN_HISTORY_RUNS - 1
+    v_post, df_post = squeeze_var(np.where(enough, v, np.nan), np.where(enough, df, np.nan))
+    wv = np.where(np.isfinite(loc), w, np.nan)
+    wbar = np.nansum(wv, axis=-1) / np.maximum(np.sum(np.isfinite(wv), axis=-1), 1)
+    excess = np.maximum(0.0, v_post - wbar)
+    return np.where(enough, 2.0 * excess, np.nan), np.where(enough, df_post, np.nan)
+
+
+SRC_HISTORY, SRC_MATRIX, SRC_ZERO, SRC_UNKNOWN = range(4)
+SOURCES = ("history", "matrix", "assumed 0", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class RunLevel:
+    """The run-level part of rows (arrays over ``... x rows``): shift (log, per matrix), its
+    variance, each row's run-level variance with its df and source (:data:`SOURCES`)."""
+
+    shift: FloatArray
+    var_shift: FloatArray
+    var: FloatArray
+    df: FloatArray
+    source: NDArray[np.int64]
+
+
+def run_level(est: FloatArray, var: FloatArray, loc: FloatArray, w: FloatArray, *,
+              sensitive: bool) -> RunLevel:
+    """The run-level part of a metric's rows in two-run comparisons (``... x rows``): ``est``
+    and ``var`` the within estimates, ``loc`` / ``w`` each row's earlier runs (``... x rows x
+    runs``, may have 0 runs). Vectorised over leading axes, so a simulation runs the very
+    procedure a comparison does."""
+    finite = np.isfinite(est)
+    g = np.sum(finite, axis=-1)
+    shifted = sensitive and bool(np.all(g >= MIN_SHIFT_CELLS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shift = np.nanmedian(est, axis=-1) if shifted else np.zeros(est.shape[:-1])
+    tau2, df = history_variance(loc, w, shifted)
+    source = np.where(np.isfinite(tau2), SRC_HISTORY, SRC_UNKNOWN)
+    cross, cross_df = robust_between(est - shift[..., None], var)
+    missing = ~np.isfinite(tau2)
+    use = missing & np.isfinite(cross)[..., None]
+    tau2 = np.where(use, cross[..., None], tau2)
+    df = np.where(use, cross_df[..., None], df)
+    source = np.where(use, SRC_MATRIX, source)
+    if not sensitive:
+        zero = ~np.isfinite(tau2)
+        tau2, df = np.where(zero, 0.0, tau2), np.where(zero, np.inf, df)
+        source = np.where(zero, SRC_ZERO, source)
+    var_shift = np.zeros(est.shape[:-1])
+    if shifted:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            typical = np.nanmedian(var + np.where(np.isfinite(tau2), tau2, 0.0), axis=-1)
+        var_shift = math.pi / 2.0 * typical / np.maximum(g, 1)
+    return RunLevel(shift, var_shift, tau2 + var_shift[..., None], df, source)
+
+
+@dataclass
+class RunLevelModel:
+    """The run-level part of a two-run comparison's rows (an
+    :data:`allele.bench.estimate.BetweenModel`).
+
+    ``keys[i]`` is row ``i``'s cell key; ``history`` holds earlier runs (the compared ones are
+    left out here, whatever the caller passed). After use, ``shifts`` holds the run-wide shift of
+    each metric that had one and ``sources`` where each row's run-level variance came from."""
+
+    keys: Sequence[str]
+    history: History | None = None
+    exclude: frozenset[str] = frozenset()
+    declared: Mapping[str, MetricInfo] | None = None
+    shifts: dict[str, Shift] = field(default_factory=dict)
+    sources: dict[int, str] = field(default_factory=dict)
+
+    def _history_arrays(self, metric: str, keys: list[str]) -> tuple[FloatArray, FloatArray]:
+        g = len(keys)
+        if self.history is None or g == 0:
+            return np.full((g, 0), np.nan), np.full((g, 0), np.nan)
+        runs = [r.id for r in self.history.runs if r.id not in self.exclude]
+        pos = {rid: j for j, rid in enumerate(runs)}
+        loc = np.full((g, len(runs)), np.nan)
+        w = np.full((g, len(runs)), np.nan)
+        by_key = {s.key: s for s in self.history.series if s.metric == metric}
+        for i, key in enumerate(keys):
+            series = by_key.get(key)
+            if series is None:
+                continue
+            m, v = run_locations(series)
+            for j, rid in enumerate(series.run_ids):
+                if rid in pos:
+                    loc[i, pos[rid]], w[i, pos[rid]] = m[j], v[j]
+        return loc, w
+
+    def __call__(self, metric: str, within: Within, idx: list[int]) -> Between:
+        info = metric_info(metric, self.declared)
+        loc, w = self._history_arrays(metric, [self.keys[i] for i in idx])
+        part = run_level(within.est, within.var, loc, w, sensitive=environment_sensitive(info))
+        if float(part.var_shift) > 0:
+            shift, half = float(part.shift), 1.959963984540054 * math.sqrt(float(part.var_shift))
+            self.shifts[metric] = Shift(metric, math.exp(shift), math.exp(shift - half),
+                                        math.exp(shift + half),
+                                        int(np.sum(np.isfinite(within.est))))
+        for n, i in enumerate(idx):
+            self.sources[i] = SOURCES[int(part.source[n])]
+        return Between(float(part.shift), part.var, part.df)
