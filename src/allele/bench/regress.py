@@ -23,7 +23,6 @@ A change point's ``index`` is the first affected run.
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections import Counter
@@ -33,7 +32,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 from allele.bench.changepoint import (
     DEFAULT_MIN_MAGNITUDE,
@@ -42,9 +40,7 @@ from allele.bench.changepoint import (
     ChangePointState,
     SegmentStats,
     detect_change_points,
-    normal_scores,
     pooled_phi,
-    scan,
     series_pvalue,
     spikes,
 )
@@ -273,26 +269,6 @@ def shared_phi(series: Sequence[CellSeries]) -> float | None:
     return pooled_phi(logs) if len(logs) >= MIN_POOLED_SERIES else None
 
 
-def _environment_phi(v: NDArray[np.float64]) -> float:
-    """The autocorrelation of a series of run-wide shifts, from its residuals around its
-    strongest split (one series: the difference-based estimate would drown a clean step;
-    this one may miss a slow month of the machine, which then shows as an environment change,
-    never as a regression)."""
-    x = v[~spikes(v)]
-    if x.size < 8:
-        return 0.0
-    _, tau, kap = scan(normal_scores(x), DEFAULT_MIN_SIZE)
-    r = x.copy()
-    edges = [0, int(tau), *([int(kap)] if int(kap) < x.size else []), x.size]
-    for a, b in itertools.pairwise(edges):
-        r[a:b] -= np.median(r[a:b])
-    if np.all(r == r[0]):
-        return 0.0
-    rho = float(stats.spearmanr(r[1:], r[:-1])[0])
-    return float(min(0.9, max(0.0, 2.0 * math.sin(math.pi * rho / 6.0)))) \
-        if math.isfinite(rho) else 0.0
-
-
 def _candidates(series: list[CellSeries], runs: Sequence[RunInfo],
                 min_size: int) -> list[_Candidate]:
     """Every series to test (cells, with run-wide shifts taken out of time metrics, and the
@@ -309,10 +285,8 @@ def _candidates(series: list[CellSeries], runs: Sequence[RunInfo],
                              [r for r, k in zip(runs, ok, strict=True) if k],
                              np.exp(shifts[ok]))
             if len(env.runs) >= 2 * min_size:
-                v = env.values
-                phi = _environment_phi(np.log(v))
-                out.append(_Candidate(env, True, series_pvalue(v, min_size=min_size, phi=phi),
-                                      phi))
+                out.append(_Candidate(env, True, series_pvalue(env.values, min_size=min_size),
+                                      -1.0))
         shared = shared_phi(group)
         for s in group:
             if len(s.runs) >= 2 * min_size:
