@@ -17,9 +17,11 @@ sysdeps:
 
 ## make run: the main job on its embedded defaults - a quick matrix benchmark of every component
 ## (evolution, Kraken, the agent on the bundled SmolLM2 model) into .allele/results.db, then an
-## HTML report compared with the previous run
+## HTML report. With uncommitted changes it is an interleaved A/B session of the working tree
+## against HEAD (both versions in the same rounds); otherwise a plain run compared with the
+## previous run through the run-level model (docs/comparison.md).
 run: $(STAMP)
-	$(VENV)/bin/allele bench run benchmarks/seed-matrix.yaml --preset quick --report .allele/report.html
+	$(VENV)/bin/allele bench ab benchmarks/seed-matrix.yaml --preset quick --base HEAD --run-if-clean --fail-on never --report .allele/report.html
 
 ## make test: the whole suite, slow end-to-end tests included
 test: $(STAMP) sysdeps
@@ -38,7 +40,7 @@ lint: $(STAMP)
 	$(PY) scripts/check_sizes.py src/allele
 
 BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
-              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy
+              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy changepoint_speed
 
 ## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)

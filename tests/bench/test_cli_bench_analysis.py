@@ -155,36 +155,40 @@ def test_import_command(sqlite_url: str, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no such file" in res.output
 
 
-def test_calibrate_runs_spec_twice(sqlite_url: str, tmp_path: Path) -> None:
+def test_calibrate_runs_k_aa_pairs(sqlite_url: str, tmp_path: Path) -> None:
     spec = tmp_path / "aa.yaml"
     spec.write_text(
         "name: aa\n"
         "target: allele.bench.targets:work\n"
         "isolation: inline\n"
-        "seeds: 2\n"
-        "repeats: 4\n"
+        "seeds: 3\n"
+        "repeats: 2\n"
         "matrix: {n: [5000, 10000, 20000]}\n")
     runner = CliRunner()
-    res = runner.invoke(_app(), ["calibrate", str(spec), "--store", sqlite_url, "--executor",
-                                 "inline", "--json"])
+    res = runner.invoke(_app(), ["calibrate", str(spec), "--pairs", "3", "--store", sqlite_url,
+                                 "--executor", "inline", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
+    assert len(doc["pairs"]) == 3 and 0 <= doc["flagged_pairs"] <= 3
+    lo, hi = doc["rate_ci"]
+    assert lo <= doc["rate"] <= hi and hi > 0.25  # three pairs say little: the CI says so
     (target,) = doc["targets"]
-    assert target["target"] == "allele.bench.targets:work"
-    assert target["cells"] == 3
-    assert target["comparisons"] >= 3 * 4  # wall_s, cpu times, rss and the checksum
-    # timings are this machine's noise (two back-to-back runs on a shared box may drift), so
-    # only the bookkeeping is asserted for them; the checksum is deterministic per seed and
-    # must never be flagged
+    assert target["target"] == "allele.bench.targets:work" and target["cells"] == 3
+    assert target["comparisons"] >= 3 * 3 * 4  # pairs x cells x (wall, cpu, rss, checksum)
+    # timings are this machine's noise; the checksum is deterministic per seed and must never
+    # be flagged
     by_metric = target["false_positives_by_metric"]
-    assert by_metric["checksum"] == 0
-    assert "wall_s" in by_metric
+    assert by_metric["checksum"] == 0 and "wall_s" in by_metric
     assert sum(by_metric.values()) == target["false_positives"]
-    assert target["false_positive_rate"] == pytest.approx(
-        target["false_positives"] / target["comparisons"])
+    spreads = {(s["params"]["n"], s["metric"]): s for s in doc["spreads"]}
+    assert spreads[(20000, "wall_s")]["runs"] == 6 and spreads[(20000, "wall_s")]["spread"] > 0
+    assert spreads[(20000, "checksum")]["spread"] == 0.0
     with open_store(sqlite_url) as st:
         names = sorted(r.name for r in st.list_runs())
-    assert len(names) == 2 and names[0].startswith("calibrate-aa-") and names[0].endswith("-a")
+    assert len(names) == 6 and names[0].startswith("calibrate-aa-") and names[0].endswith("-1a")
+    res = runner.invoke(_app(), ["calibrate", str(spec), "--pairs", "1", "--store", sqlite_url,
+                                 "--executor", "inline"])
+    assert res.exit_code == 0 and "pairs with any false verdict" in res.output
 
 
 def test_since_and_cell_parsing(filled: str) -> None:

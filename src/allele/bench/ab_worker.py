@@ -5,9 +5,8 @@ One Python process cannot hold two versions of a package, so each version gets p
 own. This file is HEAD's (``python .../allele/bench/ab_worker.py --path TREE/src --path TREE
 ...``): the protocol and the measurement are HEAD's, the code measured is the version whose tree
 comes first. It imports nothing of Allele at module level (only the standard library), so it
-works whatever the other version's ``allele`` looks like; targets are resolved through that
-version's ``allele.bench.targets.resolve_target`` when it has one (built-in names), else as
-``module:function``.
+works whatever the other version's ``allele`` looks like; a ``module:function`` target is
+imported directly, a built-in name through that version's ``resolve_target``.
 
 Messages are pickled builtins (dicts, lists, numbers, strings) on two pipes inherited as file
 descriptors, never on stdout, which a target may print to:
@@ -62,18 +61,17 @@ def recv(fd: int) -> Any:
     return pickle.loads(exactly(size))
 
 
-def _resolver() -> Callable[[str], Callable[..., Any]]:
-    try:
+def resolve(ref: str) -> Callable[..., Any]:
+    """A ``module:function`` target directly (a worker measuring user code need not import
+    Allele at all); a built-in name through the measured version's own registry."""
+    module, sep, attr = ref.partition(":")
+    if not sep:
         from allele.bench.targets import resolve_target  # the measured version's registry
-        return resolve_target
-    except Exception:
-        def resolve(ref: str) -> Callable[..., Any]:
-            module, _, attr = ref.partition(":")
-            fn = getattr(importlib.import_module(module), attr, None)
-            if not callable(fn):
-                raise LookupError(f"{module} has no function {attr!r}")
-            return fn  # type: ignore[no-any-return]
-        return resolve
+        return resolve_target(ref)
+    fn = getattr(importlib.import_module(module), attr, None)
+    if not callable(fn):
+        raise LookupError(f"{module} has no function {attr!r}")
+    return fn  # type: ignore[no-any-return]
 
 
 def _peak_rss_mb() -> float:
@@ -124,7 +122,6 @@ def _error(exc: BaseException) -> str:
 
 def serve(rfd: int, wfd: int) -> None:
     """Answer messages until ``stop`` or the parent leaves."""
-    resolve = _resolver()
     fns: dict[str, Callable[..., Any]] = {}
     warmed: set[str] = set()
     while True:

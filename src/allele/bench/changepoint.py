@@ -5,21 +5,24 @@ Pure numerics over arrays; no I/O (:mod:`allele.bench.regress` follows a history
 it). The series is taken on the log scale (a run's location, :func:`allele.bench.runlevel.
 run_locations`, or any positive values), and:
 
-1. **the statistic** of a segment ``[a, b)`` is the largest standardized difference of mean
-   normal scores (van der Waerden: the ranks of the segment mapped to normal quantiles) between
-   a left part ``[a, tau)`` and a right part ``[tau, kappa)``, over every split ``tau`` and a
-   geometric grid of right lengths ``kappa - tau`` (plus ``kappa = b``). Ranks make it robust:
-   a run that was 1.3x slower because the machine was busy counts as "the largest value", not
-   as 30%. Searching the end finds a change that did not last to the end of the segment, which
-   a split statistic with the end fixed dilutes;
+1. **the statistic** of a segment ``[a, b)`` is the largest t statistic (variance pooled
+   within the parts) of the difference of mean robust scores (:func:`robust_scores`: Huber's
+   psi of the values, clipped at 2.5 noise standard deviations) between a left part ``[a,
+   tau)`` and a right part ``[tau, kappa)``, over every split ``tau`` and a geometric grid of
+   right lengths ``kappa - tau`` (plus ``kappa = b``). Clipping makes it robust: a run that was
+   1.3x slower because the machine was busy counts as "high", not as 30%; isolated spikes are
+   also left out beforehand (:func:`spikes`). Searching the end finds a change that did not
+   last to the end of the segment, which a split statistic with the end fixed dilutes; the
+   split found is then refined by least absolute deviations (:func:`refine`);
 2. **dependence**: a history's runs are autocorrelated (a slow week), which looks like level
    shifts to a test that assumes independence (9% false change points on flat AR(1) histories
    with phi 0.5). The lag-1 autocorrelation ``phi`` is estimated robustly from the successive
    differences (a step moves one difference; ``corr(dx_t, dx_t-1) = -(1 - phi) / 2``) and the
    statistic divided by the square root of the long-run variance factor ``(1 + phi)/(1 - phi)``;
-3. **significance**: a p-value from the null distribution of the statistic for ``n``
-   exchangeable values, which depends only on ``n`` and the minimum segment size: simulated
-   once (:mod:`allele.bench._cp_null` holds the table for size 3, made by
+3. **significance**: a p-value from the permutation distribution of the statistic for ``n``
+   exchangeable values (simulated once over permutations of normal scores, which the
+   standardized robust scores of independent runs follow closely;
+   :mod:`allele.bench._cp_null` holds the table for size 3, made by
    ``scripts/cp_null_table.py``), with a peaks-over-threshold tail so that p-values below 1e-3
    exist for false-discovery control over many series;
 4. **segmentation**: binary segmentation at a level ``alpha`` (the caller's share of a
@@ -91,10 +94,12 @@ class ChangePoint:
 
 
 def right_lengths(n: int, min_size: int) -> list[int]:
-    """The grid of right-part lengths searched besides "to the segment end": ``min_size``
-    growing by half each step, below ``n - min_size``."""
+    """The grid of right-part lengths searched besides "to the segment end": twice
+    ``min_size``, growing by half each step, below ``n - min_size``. An episode shorter than
+    that is more often a busy spell of the machine (two or three slow runs in a row) than a
+    change of the code and its revert."""
     out: list[int] = []
-    x = float(min_size)
+    x = float(2 * min_size)
     while round(x) <= n - 2 * min_size:
         v = round(x)
         if not out or v > out[-1]:
@@ -149,13 +154,35 @@ def scan(z: F, min_size: int) -> tuple[F, NDArray[np.int64], NDArray[np.int64]]:
 
 def normal_scores(x: F) -> F:
     """Van der Waerden scores of ``x`` (ties share their mean rank), standardized to mean 0 and
-    sd 1."""
+    sd 1: the exchangeable values whose permutations give the null table."""
     order = np.argsort(x, kind="stable")
     r = np.empty(x.size)
     r[order] = np.arange(1.0, x.size + 1.0)
     if np.any(np.diff(x[order]) == 0):  # ties share their mean rank
         r = stats.rankdata(x)
-    z = special.ndtri(r / (x.size + 1.0))
+    return _standard(special.ndtri(r / (x.size + 1.0)))
+
+
+PSI_CLIP = 2.5
+"""Robust scores are clipped at this many noise standard deviations (Huber's psi)."""
+
+
+def robust_scores(x: F) -> F:
+    """Huber scores of ``x``: ``(x - median) / s`` clipped at +-:data:`PSI_CLIP`, with ``s`` the
+    noise scale from the successive differences (which a step barely moves), standardized to
+    mean 0 and sd 1. Like ranks, a busy run counts as "high", never as +30%; unlike ranks, a
+    clean 20% step over 2% noise is as far from its neighbours as it looks, so ten runs can
+    show it (ranks cap the evidence of 6 against 4 runs at p ~ 0.005). Normal scores when
+    there is no scale (constant differences)."""
+    d = np.diff(x)
+    scale = (float(np.median(np.abs(d - np.median(d)))) * 1.482602218505602 / math.sqrt(2.0)
+             if d.size > 2 else 0.0)
+    if not scale > 0:
+        return normal_scores(x)
+    return _standard(np.clip((x - np.median(x)) / scale, -PSI_CLIP, PSI_CLIP))
+
+
+def _standard(z: F) -> F:
     sd = float(z.std())
     return (z - z.mean()) / sd if sd > 0 else np.zeros_like(z)
 
@@ -177,7 +204,7 @@ def residual_phi(x: F, min_size: int = 3) -> float:
     part of a slow wander for a step, so it errs low."""
     if x.size < 2 * min_size + 2:
         return 0.0
-    _, tau, kap = scan(normal_scores(x), min_size)
+    _, tau, kap = scan(robust_scores(x), min_size)
     t = refine(x, int(tau), int(kap), min_size)
     r = x.copy()
     edges = [0, t, *([int(kap)] if int(kap) < x.size else []), x.size]
@@ -187,14 +214,17 @@ def residual_phi(x: F, min_size: int = 3) -> float:
 
 
 def series_phi(x: F, shared: float | None = None, min_size: int = 3) -> float:
-    """The autocorrelation a series is tested with: the difference-based estimate (its own, or
-    ``shared`` over a matrix), but no more than its residuals around its strongest split show
-    plus :data:`RESIDUAL_MARGIN`. The difference-based estimate of one series of 30 runs
-    varies by +-0.4 and can drown a 10-sigma step (found within a run in 71% of series with
-    it alone, 87% with the bound); the bound cannot hide a real wander (flat AR(0.5) series:
-    1.7% false change points with it, 1.3% without)."""
-    base = lag1_phi(x) if shared is None else shared
-    return min(base, residual_phi(x, min_size) + RESIDUAL_MARGIN)
+    """The autocorrelation a series is tested with: ``shared`` when a matrix's series gave it
+    (pooled, it is precise), else the series' own difference-based estimate, but no more than
+    its residuals around its strongest split show plus :data:`RESIDUAL_MARGIN`. The
+    difference-based estimate of one series of 30 runs varies by +-0.4 and can drown a
+    10-sigma step (found within a run in 71% of series with it alone, 87% with the bound); on
+    one series the bound cannot hide a real wander (flat AR(0.5) series: 1.7% false change
+    points with it, 1.3% without), but over the 20 series of a matrix it let one in five
+    matrices through, so a shared estimate is used as it is."""
+    if shared is not None:
+        return shared
+    return min(lag1_phi(x), residual_phi(x, min_size) + RESIDUAL_MARGIN)
 
 
 def pooled_phi(series: Sequence[F]) -> float:
@@ -351,7 +381,7 @@ def segment_test(x: F, min_size: int, phi: float) -> tuple[float, int, int]:
     n = x.size
     if n < 2 * min_size:
         return 1.0, 0, n
-    t, tau, kap = scan(normal_scores(x), min_size)
+    t, tau, kap = scan(robust_scores(x), min_size)
     lrv = (1.0 + phi) / (1.0 - phi)
     return null_tail(n, min_size).pvalue(float(t) / math.sqrt(lrv)), int(tau), int(kap)
 

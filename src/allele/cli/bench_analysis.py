@@ -4,7 +4,7 @@
     allele bench compare BASE HEAD [--json] [--fail-on regressed|inconclusive|never]
                                    [--q 0.05] [--floor 0.05] [--all] [--store URL]
     allele bench regressions [--cell PATTERN ...] [--since RUN|DATE|7d] [--metric M ...] [--json]
-    allele bench calibrate SPEC [--preset NAME] [--workers N] [--executor KIND]
+    allele bench calibrate SPEC [--pairs 10] [--preset NAME] [--workers N] [--executor KIND]
     allele bench report RUN [--baseline RUN] -o report.html [--format html|markdown]
     allele bench import FILE.json ... [--name NAME]
 
@@ -211,7 +211,8 @@ def regressions_cmd(
 
 
 def calibrate_cmd(
-    spec: Annotated[Path, typer.Argument(help="Spec YAML file to run twice (A/A).")],
+    spec: Annotated[Path, typer.Argument(help="Spec YAML file to run as A/A pairs.")],
+    pairs: Annotated[int, typer.Option("--pairs", "-k", min=1, help="A/A pairs to run.")] = 10,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset of the spec.")]
     = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker processes.")]
@@ -223,7 +224,8 @@ def calibrate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     store: StoreOpt = None,
 ) -> None:
-    """A/A calibration: run SPEC twice and report the comparison's false-positive rate."""
+    """A/A calibration: run SPEC as K pairs, compare each exactly as `compare` does, and
+    report the share of pairs with any false verdict and each cell's run-level spread."""
     with one_line_errors():
         from allele.bench.calibrate import calibrate
         from allele.bench.spec import load_suite
@@ -231,24 +233,47 @@ def calibrate_cmd(
 
         suite = load_suite(spec, preset=preset)
         with open_store_url(store) as st:
-            result = calibrate(st, suite, executor=executor, workers=workers, q=q, floor=floor,
+            result = calibrate(st, suite, pairs=pairs, executor=executor, workers=workers,
+                               q=q, floor=floor,
                                progress=None if as_json else RichProgress(err_console))
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
-        first, second = result.runs
-        table = Table(title=f"A/A calibration of {suite.name}: {first} vs {second} "
-                            f"(q={q}, floor {floor:.0%})")
-        for col in ("target", "cells", "comparisons", "false positives", "FP rate",
-                    "inconclusive", "flagged metrics"):
-            table.add_column(col, justify="left" if col in ("target", "flagged metrics")
-                             else "right")
-        for c in result.targets:
-            flagged = ", ".join(f"{m} ({n})" for m, n in c.false_positives_by_metric.items()
-                                if n) or "-"
-            table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
-                          f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", flagged)
-        console.print(table)
+        _print_calibration(result)
+
+
+def _print_calibration(result: Any) -> None:
+    lo, hi = result.interval
+    n = len(result.pairs)
+    console.print(f"A/A calibration of {result.suite}: {result.flagged_pairs} of {n} pairs "
+                  f"with any false verdict ({result.rate:.0%}, 95% CI {lo:.0%} .. {hi:.0%}; "
+                  f"q={result.q}, floor {result.floor:.0%})", highlight=False)
+    table = Table(title="false verdicts per target, over all pairs")
+    for col in ("target", "cells", "comparisons", "false", "false rate", "inconclusive",
+                "flagged metrics"):
+        table.add_column(col, justify="left" if col in ("target", "flagged metrics")
+                         else "right")
+    for c in result.targets:
+        flagged = ", ".join(f"{m} ({k})" for m, k in c.false_positives_by_metric.items()
+                            if k) or "-"
+        table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
+                      f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", flagged)
+    console.print(table)
+    noisy = sorted(result.spreads, key=lambda c: -c.spread)[:10]
+    if noisy:
+        spread = Table(title="run-level spread (the noisiest cells): how much a cell's level "
+                             "moves between identical runs")
+        for col in ("target", "params", "metric", "runs", "between runs", "sampling alone"):
+            spread.add_column(col, justify="right" if col in ("runs", "between runs",
+                                                               "sampling alone") else "left")
+        for c in noisy:
+            spread.add_row(c.target, params_text(c.params), c.metric, str(c.runs),
+                           f"{c.spread:.1%}", f"{c.within:.1%}")
+        console.print(spread)
+    if result.deterministic_flags:
+        err_console.print(f"[red]{result.deterministic_flags} deterministic rows flagged:[/] "
+                          "a counter that is not deterministic (not counted in the rate)",
+                          highlight=False)
 
 
 def report_cmd(

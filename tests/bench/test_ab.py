@@ -1,0 +1,223 @@
+"""Interleaved A/B sessions: the plan, the trees, the workers and a real session end to end.
+
+The end-to-end tests build a small git repository with a CPU-bound user target, commit it as
+BASE and change the working tree; the A/B session runs both versions in worker subprocesses
+for real (marked slow).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from allele.bench import ab
+from allele.bench.ab import ROUND_STRIDE, checkout, plan_ab, repo_root, working_tree_dirty
+from allele.bench.spec import loads_suite
+from allele.cli.bench_analysis import register
+from allele.errors import BenchmarkError, ConfigError
+from allele.store import open_store
+
+TARGET = textwrap.dedent('''
+    def work(params, seed):
+        n = int(params["n"]) * EXTRA.get(int(params["n"]), 1.0)
+        acc = seed
+        for i in range(int(n)):
+            acc = (acc * 1103515245 + i) & 0xFFFFFFFF
+        return {"checksum": float(seed)}
+
+    EXTRA = {}
+''')
+
+SPEC = textwrap.dedent('''
+    name: abtest
+    target: abtarget:work
+    seeds: 3
+    repeats: 10
+    matrix: {n: [300000, 400000, 500000]}
+''')
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    register(app)
+    return app
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.org")
+    _git(repo, "config", "user.name", "t")
+    (repo / "abtarget.py").write_text(TARGET)
+    (repo / "spec.yaml").write_text(SPEC)
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    return repo
+
+
+def test_plan_spreads_every_call_over_the_rounds() -> None:
+    suite = loads_suite("name: p\ntarget: allele.bench.targets:work\nseeds: 3\n"
+                        "matrix: {n: [1, 2]}\n")
+    cells = plan_ab(suite, 10)
+    assert len(cells) == 2
+    calls = [c for rnd in cells[0].calls for c in rnd]
+    # 3 seeds x 1 repeat < 10 rounds: repeats raised to 4, every round gets a call
+    assert sorted(calls) == sorted((s, r) for s in range(3) for r in range(4))
+    assert all(len(rnd) >= 1 for rnd in cells[0].calls) and len(cells[0].calls) == 10
+    with pytest.raises(ConfigError, match="rounds"):
+        plan_ab(suite, 1)
+    assert ROUND_STRIDE > 10_000  # above any spec's repeats
+
+
+def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path)
+    assert repo_root(repo / ".") == repo.resolve()
+    assert not working_tree_dirty(repo)
+    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[300000] = 1.1\n")
+    assert working_tree_dirty(repo)
+    tree = checkout(repo, "HEAD")
+    try:
+        assert tree.commit == _git(repo, "rev-parse", "HEAD").strip()
+        assert "EXTRA[40000]" not in (tree.path / "abtarget.py").read_text()
+    finally:
+        tree.close()
+    assert not tree.path.exists()
+    assert "allele-ab" not in _git(repo, "worktree", "list")
+    # a repository that takes no worktree (read-only): the files of git archive instead
+    real = ab._git
+
+    def no_worktree(path: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess:
+        if args and args[0] == "worktree":
+            return subprocess.CompletedProcess(args, 128, "", "read-only file system")
+        return real(path, *args, text=text)
+
+    monkeypatch.setattr(ab, "_git", no_worktree)
+    tree = checkout(repo, "HEAD")
+    try:
+        assert (tree.path / "spec.yaml").read_text() == SPEC
+    finally:
+        tree.close()
+    with pytest.raises(ConfigError, match="not a commit"):
+        checkout(repo, "no-such-ref")
+    with pytest.raises(ConfigError, match="not inside a git repository"):
+        repo_root(tmp_path)
+
+
+def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path)
+    (repo / "newtarget.py").write_text(TARGET)  # only in the working tree
+    (repo / "spec2.yaml").write_text(SPEC.replace("abtarget:work", "newtarget:work"))
+    monkeypatch.chdir(repo)
+    res = CliRunner().invoke(_app(), ["ab", "spec2.yaml", "--base", "HEAD", "--store",
+                                      sqlite_url])
+    assert res.exit_code == 2, res.output
+    assert "a target cannot be imported: newtarget:work in base (HEAD)" in res.output
+    assert "ModuleNotFoundError" in res.output
+    with open_store(sqlite_url) as st:
+        assert st.list_runs() == []  # nothing started
+
+
+@pytest.mark.slow
+def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """`allele bench ab SPEC --base HEAD` on a working tree with more work in one cell exits 1
+    and flags that cell alone (3 cells of 60-100 ms a call, 3 seeds x 10 repeats, 10 rounds:
+    30 pairs a cell). 30% more work here: with four other jobs on the two cores, one pair
+    differs by ~19% in CPU time, so 30 pairs see about 15%; the 10% case, with the rounds it
+    needs, is benchmarks/aa_real.py's."""
+    repo = _repo(tmp_path)
+    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[400000] = 1.30\n")
+    monkeypatch.chdir(repo)
+    res = CliRunner().invoke(_app(), ["ab", "spec.yaml", "--base", "HEAD", "--store",
+                                      sqlite_url, "--json", "--name", "s1"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    assert doc["mode"] == "ab"
+    flagged = [(r["params"]["n"], r["metric"]) for r in doc["rows"]
+               if r["verdict"] in ("regressed", "improved")]
+    assert (400000, "cpu_user_s") in flagged or (400000, "wall_s") in flagged
+    assert all(n == 400000 for n, _ in flagged), flagged
+    row = next(r for r in doc["rows"] if r["params"]["n"] == 400000
+               and r["metric"] == "cpu_user_s")
+    assert 1.15 < row["ratio"] < 1.45 and row["design"] == "ab"
+    checksum = [r for r in doc["rows"] if r["metric"] == "checksum"]
+    assert all(r["verdict"] == "unchanged" for r in checksum)
+    with open_store(sqlite_url) as st:
+        runs = {r.name: r for r in st.list_runs()}
+        assert set(runs) == {"s1-base", "s1-head"}
+        assert runs["s1-base"].spec["ab"]["role"] == "base"
+        assert runs["s1-head"].spec["ab"]["head_ref"] == "working tree"
+        head = st.load_run("s1-head")
+        assert {s.repeat // ROUND_STRIDE for s in head.cells[0].samples} == set(range(10))
+    # the report of HEAD compares it with its BASE half as an A/B session
+    res = CliRunner().invoke(_app(), ["report", "s1-head", "--baseline", "s1-base",
+                                      "--format", "markdown", "-o", "-", "--store", sqlite_url])
+    assert res.exit_code == 0 and "regressed" in res.stdout
+
+
+@pytest.mark.slow
+def test_run_if_clean_makes_a_plain_run(tmp_path: Path, sqlite_url: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run`'s choice: an unchanged working tree gets a plain run compared with the
+    previous run; the second of two such runs exits 0 (the run-level model takes the
+    machine's drift)."""
+    repo = _repo(tmp_path)
+    (repo / "spec.yaml").write_text(SPEC.replace("repeats: 10", "repeats: 2")
+                                    + "isolation: inline\n")
+    _git(repo, "commit", "-qam", "inline")
+    monkeypatch.chdir(repo)
+    for _ in range(2):
+        res = CliRunner().invoke(_app(), ["ab", "spec.yaml", "--run-if-clean", "--store",
+                                          sqlite_url, "--report", str(tmp_path / "r.html")])
+        assert res.exit_code == 0, res.output
+        assert "a plain run" in res.output
+    assert "against abtest-" in res.output and "0 regressed, 0 improved" in res.output
+    with open_store(sqlite_url) as st:
+        assert len(st.list_runs()) == 2 and all("ab" not in r.spec for r in st.list_runs())
+    assert (tmp_path / "r.html").exists()
+
+
+def test_worker_protocol_round_trip(tmp_path: Path) -> None:
+    """One worker of a tree: resolves, measures, reports a failing call, stops."""
+    repo = _repo(tmp_path)
+    worker = ab.AbWorker(repo, repo)
+    try:
+        answer = worker.ask({"op": "resolve", "targets": ["abtarget:work", "abtarget:nope"]},
+                            60.0)
+        assert answer["abtarget:work"] is None and "no function 'nope'" in answer["abtarget:nope"]
+        out = worker.ask({"op": "call", "key": "k", "target": "abtarget:work",
+                          "params": {"n": 1000}, "seed": 1, "warmup": 1}, 60.0)
+        assert set(out["values"]) == {"wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb",
+                                      "checksum"}
+        bad = worker.ask({"op": "call", "key": "k2", "target": "abtarget:work",
+                          "params": {}, "seed": 1, "warmup": 0}, 60.0)
+        assert bad["error"].startswith("KeyError")
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
+    slow = ab.AbWorker(repo, repo)
+    try:
+        with pytest.raises(BenchmarkError, match="timeout"):
+            slow.ask({"op": "call", "key": "k", "target": "abtarget:work",
+                      "params": {"n": 10**12}, "seed": 1, "warmup": 0}, 0.5)
+    finally:
+        slow.close()
