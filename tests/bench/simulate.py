@@ -147,7 +147,7 @@ def judge_two_run(x: F, *, floor: float = 0.05, q: float = 0.05,
     if history:
         loc, w = locations(x[:, :, :-2, :])
     else:
-        loc = w = np.full(x.shape[:2] + (0,), np.nan)
+        loc = w = np.full((*x.shape[:2], 0), np.nan)
     part = run_level(within.est, within.var, loc, w, sensitive=sensitive)
     est = within.est - part.shift[..., None]
     j = judge(est, within.var, within.df, worse=1.0, floor=floor, q=q,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from allele.bench.estimate import V_REGRESSED, V_UNCHANGED
-from tests.bench.simulate import Noise, ab_diffs, flagged, judge_ab, judge_two_run, \
-    two_run_samples
+from tests.bench.simulate import Noise, ab_diffs, flagged, judge_ab, judge_two_run, two_run_samples
 
 #: the power setting of the acceptance: per-sample noise 3% with 5% 2x outliers, no bimodal
 #: cells, and small per-process round effects (0.3% per version and round, per cell and common)

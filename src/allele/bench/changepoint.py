@@ -55,6 +55,8 @@ DEFAULT_MIN_SIZE = 3
 DEFAULT_MIN_MAGNITUDE = 0.05
 MAX_PHI = 0.9
 NULL_DRAWS = 2000
+MIN_P = 1e-12
+"""The smallest p-value the extrapolated tail gives: beyond it the table says nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +302,7 @@ class NullTail:
 
     def pvalue(self, t: float) -> float:
         if t >= self.q90:
-            return 0.1 * math.exp(-(t - self.q90) / self.excess)
+            return max(MIN_P, 0.1 * math.exp(-(t - self.q90) / self.excess))
         pts = ((0.0, 1.0), (self.q50, 0.5), (self.q80, 0.2), (self.q90, 0.1))
         for (x0, p0), (x1, p1) in itertools.pairwise(pts):
             if t <= x1:
