@@ -221,3 +221,24 @@ def test_worker_protocol_round_trip(tmp_path: Path) -> None:
                       "params": {"n": 10**12}, "seed": 1, "warmup": 0}, 0.5)
     finally:
         slow.close()
+
+
+def test_base_halves_stay_out_of_histories_and_baselines(sqlite_url: str) -> None:
+    from allele.bench.history import load_history, recent_history
+    from allele.bench.select import previous_run
+    from allele.store.model import CellResult, Sample
+
+    cell = CellResult("t|{}", "t", {}, "ok", [Sample("wall_s", 1.0, 0, 0)])
+    with open_store(sqlite_url) as st:
+        ids = {}
+        for name, doc in (("plain", {}), ("s-base", {"ab": {"session": "s", "role": "base"}}),
+                          ("s-head", {"ab": {"session": "s", "role": "head"}})):
+            ids[name] = st.create_run(name, "spec", "t", doc, {})
+            st.save_cells(ids[name], [cell])
+            st.finish_run(ids[name], "finished")
+        head = st.get_run(ids["s-head"])
+        assert [r.name for r in load_history(st, head).runs] == ["plain", "s-head"]
+        assert len(load_history(st, head, include_ab_base=True).runs) == 3
+        assert "s-base" not in [r.name for r in recent_history(st).runs]
+        prev = previous_run(st, head)
+        assert prev is not None and prev.name == "plain"

@@ -177,6 +177,7 @@ class Comparison:
             d: dict[str, Any] = {"key": r.key, "target": r.target, "params": r.params,
                                  "metric": r.metric}
             d.update(asdict(r.estimate))
+            d["test"] = r.estimate.test
             d["run_level"] = r.run_level
             rows.append(d)
         out: dict[str, Any] = clean({

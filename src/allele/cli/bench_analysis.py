@@ -189,16 +189,19 @@ def regressions_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fail: Annotated[bool, typer.Option(
         "--fail", help="Exit 1 when a regression is found.")] = False,
+    ab_base: Annotated[bool, typer.Option(
+        "--ab-base", help="Also follow the BASE halves of A/B sessions (old code measured "
+        "again; left out by default).")] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Change points over each cell's history of runs (E-divisive means + t-test)."""
+    """Change points over each cell's history of runs (robust, with FDR over the series)."""
     with one_line_errors():
         from allele.bench.history import recent_history
         from allele.bench.regress import analyse_runs
         from allele.bench.select import cell_matcher, parse_since
 
         with open_store_url(store) as st:
-            runs = recent_history(st, runs_limit)
+            runs = recent_history(st, runs_limit, include_ab_base=ab_base)
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
@@ -298,12 +301,7 @@ def report_cmd(
         if str(path) == "-":
             sys.stdout.write(text)
             return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write {path}: {exc}") from None
-        err_console.print(f"report written to {path.resolve()}", highlight=False)
+        _write_text(path, text)
 
 
 def import_cmd(
@@ -393,7 +391,10 @@ def _write_report(st: Any, run: str, baseline: str | None, path: Path, q: float,
                   floor: float) -> None:
     from allele.bench.report import load_report_data, render_html
 
-    text = render_html(load_report_data(st, run, baseline, q=q, floor=floor))
+    _write_text(path, render_html(load_report_data(st, run, baseline, q=q, floor=floor)))
+
+
+def _write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -286,14 +286,16 @@ def _changes_section(data: ReportData) -> str:
     parts = ["<h2>Change points in the history</h2>"]
     if not data.changes:
         parts.append(f"<p class='muted'>No change point in the last {data.history_runs} runs"
-                     " (E-divisive, t-test p ≤ 0.001, magnitude ≥ 5%)."
+                     " (robust scores, search over split and segment end, FDR 5% over the series, "
+                     "magnitude ≥ 5%; run-wide shifts reported as environment changes)."
                      "</p>" if data.history_runs >= 6 else
                      f"<p class='muted'>Only {data.history_runs} runs in the history: change "
                      "points need at least 6.</p>")
         return "<section>" + "".join(parts) + "</section>"
     rows = []
     for g in data.changes:
-        rows.append([_td(g.kind, "v-regressed" if g.kind == "regression" else "v-improved"),
+        rows.append([_td(g.kind, {"regression": "v-regressed", "improvement": "v-improved"}.get(
+            g.kind, "v-inconclusive")),
                      _td(g.target), _td(g.metric), _td(g.run.name),
                      _td(f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞", "num"),
                      _td(number(g.p_value, 2), "num"),
