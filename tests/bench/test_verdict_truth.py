@@ -81,16 +81,16 @@ def test_ab_unchanged_only_from_equivalence() -> None:
 
 
 def test_two_run_aa_with_run_shifts_and_history() -> None:
-    """A/A of two consecutive runs, 1,000 matrices of 100 cells (4 targets), 12 seeds in 3
+    """A/A of two consecutive runs, 1,000 matrices of 100 cells (4 targets), 8 seeds in 2
     rounds, per-sample sd 10-30%, 5% outliers 2x, bimodal cells, run-wide shift sd 5%,
-    per-target shift sd 2%, per-cell run effects up to 3%, 8 earlier runs as history; once
+    per-target shift sd 2%, per-cell run effects up to 3%, 6 earlier runs as history; once
     independent runs, once AR(1) 0.5 across runs: matrices with any false verdict <= 5%
-    (measured 2.3% and 1.5%)."""
+    (measured 3.8% and 3.0%; with 8 runs of history and 12 seeds, 2.3% and 1.5%)."""
     rng = np.random.default_rng(106)
     for ar in (0.0, 0.5):
         anyf = 0
         for _ in range(4):  # four blocks of 250 keep the arrays small
-            x = two_run_samples(rng, 250, 100, 10, 12, 3, Noise(ar=ar))
+            x = two_run_samples(rng, 250, 100, 8, 8, 2, Noise(ar=ar))
             anyf += int(np.sum(np.any(flagged(judge_two_run(x).judgement), axis=1)))
         assert anyf / TRIALS <= 0.05, (ar, anyf)
 
