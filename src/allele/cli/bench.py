@@ -37,6 +37,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535, help="Serve the running matrix's metrics (progress, "
+    "worker resources, component and user metrics) for Prometheus on "
+    "http://127.0.0.1:PORT/metrics (0 picks a free port).")]
+LiveOpt = Annotated[bool, typer.Option(
+    "--live/--no-live", help="Publish live telemetry to the store while running (what "
+    "`allele dashboard` and `allele top` show).")]
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops a run like Ctrl-C: cleanly, leaving it resumable."""
@@ -84,13 +93,8 @@ def run_cmd(
         "(needs the mlflow extra).")] = None,
     experiment: Annotated[str | None, typer.Option(
         "--experiment", help="MLflow experiment (default: the configured one).")] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", min=0, max=65535, help="Serve the running matrix's metrics "
-        "(progress, worker resources, component and user metrics) for Prometheus on "
-        "http://127.0.0.1:PORT/metrics (0 picks a free port).")] = None,
-    live: Annotated[bool, typer.Option(
-        "--live/--no-live", help="Publish live telemetry to the store while running (what "
-        "`allele dashboard` and `allele top` show).")] = True,
+    metrics_port: MetricsPortOpt = None,
+    live: LiveOpt = True,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with one_line_errors():
@@ -114,10 +118,9 @@ def run_cmd(
                     raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
                                       f"{info.spec_name!r}, not {on_file.name!r}")
             progress = None if quiet else RichProgress(err_console)
-            run_live = _run_live(st, live, metrics_port)
             runner = Runner(st, executor=executor, workers=workers, progress=progress,
-                            live=run_live)
-            with _sigterm_as_interrupt(), _closing(run_live):
+                            live=_run_live(st, live, metrics_port))
+            with _sigterm_as_interrupt(), _closing(runner.live):
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
                                            filters=filters or [], resume=resume)

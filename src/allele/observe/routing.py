@@ -99,6 +99,7 @@ class AlertRouter:
         self.manager = manager if manager is not None else IntelligentAlertManager(clock=clock)
         self.outbox_limit = outbox_limit
         self._lock = threading.Lock()
+        self._adopted: set[str] = set()
         self.refused = 0
 
     def _silenced(self, labels: dict[str, str], now: float) -> bool:
@@ -159,6 +160,17 @@ class AlertRouter:
         if not new:
             return RouteResult("known", row.fingerprint)
         return self.route(row, "firing", f"regression:{row.fingerprint}")
+
+    def adopt(self) -> int:
+        """Let the manager know the firing alerts stored by other processes (without notifying
+        anyone), so that their groups escalate here too; returns how many were new to it."""
+        with self._lock:
+            rows = [r for r in list_alerts(self.db, states=["firing"])
+                    if r.fingerprint not in self._adopted]
+            if rows:
+                self.manager.process([_event(r, "firing") for r in rows])
+                self._adopted.update(r.fingerprint for r in rows)
+            return len(rows)
 
     def escalate(self) -> list[RouteResult]:
         """Queue a notification for every group the manager escalates now (acknowledged groups,
@@ -225,3 +237,41 @@ def _event(row: AlertRow, state: str) -> dict[str, Any]:
     return {"fingerprint": row.fingerprint, "name": row.name, "labels": row.labels,
             "severity": row.severity, "starts_at": row.starts_at, "state": state,
             "value": row.value}
+
+
+def alert_board(db: Database, *, states: Sequence[str] | None = None,
+                source: str | None = None, now: float | None = None,
+                limit: int = 500) -> dict[str, Any]:
+    """What the Alerts page shows: the stored alerts (each marked ``silenced`` when an active
+    silence matches it), grouped by their group id (an alert without one is its own group;
+    groups with a firing member first, then by severity), and the active silences."""
+    from allele.analytics.correlate import SEVERITY_WEIGHT
+
+    at = time.time() if now is None else now
+    silences = list_silences(db, active_at=at)
+    matchers = [Silence(s.id, s.matchers, s.starts_at, s.ends_at) for s in silences]
+    alerts = []
+    for a in list_alerts(db, states=states, source=source, limit=limit):
+        d = a.to_dict()
+        hit = next((s.id for s in matchers if s.matches(a.labels)), None)
+        d["silenced"] = hit is not None and a.state != "resolved"
+        d["silenced_by"] = hit
+        alerts.append(d)
+    groups: dict[str, dict[str, Any]] = {}
+    for d in alerts:
+        gid = d["group_id"] or d["fingerprint"]
+        g = groups.setdefault(gid, {"id": gid, "alerts": [], "severity": "info",
+                                    "firing": 0, "acknowledged": True})
+        g["alerts"].append(d["fingerprint"])
+        g["firing"] += d["state"] == "firing" and not d["silenced"]
+        g["acknowledged"] = g["acknowledged"] and d["acknowledged_at"] is not None
+        if SEVERITY_WEIGHT.get(d["severity"], 0.5) > SEVERITY_WEIGHT.get(g["severity"], 0.5):
+            g["severity"] = d["severity"]
+    ordered = sorted(groups.values(), key=lambda g: (g["firing"] == 0,
+                                                     -SEVERITY_WEIGHT.get(g["severity"], 0.5),
+                                                     g["id"]))
+    return {"now": at, "alerts": alerts, "groups": ordered,
+            "silences": [s.to_dict() for s in silences],
+            "counts": {st: sum(1 for d in alerts if d["state"] == st and not d["silenced"])
+                       for st in ("firing", "pending", "resolved")}
+            | {"silenced": sum(1 for d in alerts if d["silenced"])}}

@@ -31,8 +31,8 @@ from allele.store.codecs import clean_text, dumps
 from allele.store.engine import Database
 from allele.store.points import MetricPoint
 
-__all__ = ["Event", "StoredEvent", "append_events", "last_ids", "prune", "read_events",
-           "read_points_after"]
+__all__ = ["Event", "StoredEvent", "append_events", "last_ids", "point_series", "prune",
+           "read_events", "read_points_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +140,14 @@ def prune(db: Database, older_than: float) -> tuple[int, int]:
         return int(e or 0), int(p or 0)
 
     return db.write_tx(run, what="prune events and points")
+
+
+def point_series(db: Database, limit: int = 1000) -> list[tuple[str, str, int, float]]:
+    """``(metric, component, points, newest timestamp)`` of every stored telemetry series,
+    metric by metric (at most ``limit``)."""
+    mp = S.metric_points
+    query = (select(mp.c.metric, mp.c.component, func.count(), func.max(mp.c.timestamp))
+             .group_by(mp.c.metric, mp.c.component).order_by(mp.c.metric, mp.c.component)
+             .limit(limit))
+    return db.read_tx(lambda conn: [(r[0], r[1], int(r[2]), float(r[3]))
+                                    for r in conn.execute(query)], what="list telemetry series")
