@@ -37,13 +37,15 @@ def test_publisher_keeps_events_while_the_store_is_down_and_bounds_them() -> Non
     sink.down = True
     for i in range(8):
         pub.emit("tick", None, i=i)
-    pub.add_points([MetricPoint("m", "c", (), 1.0, 2.0)])
+    pub.add_points([MetricPoint("m", "c", (), 1.0, 2.0),
+                    MetricPoint("m", "c", (), 1.0, float("nan"))])
     assert pub.flush() == 0
     assert pub.flush_failures == 2 and pub.pending == 5 and pub.events_dropped == 3
     sink.down = False
     assert pub.flush() == 5
     assert [e.data["i"] for e in sink.events] == [3, 4, 5, 6, 7]  # the newest kept, in order
     assert [p.value for p in sink.points] == [2.0]
+    assert pub.points_invalid == 1
 
 
 def test_publisher_thread_flushes_within_its_interval(sqlite_store: ResultStore) -> None:

@@ -185,8 +185,17 @@ class LiveState:
 
     def bootstrap(self, store: ResultStore, *, runs: int = 5, limit: int = 20_000) -> None:
         """Rebuild the newest ``runs`` runs' progress from the event log (what a dashboard does
-        when it opens while a matrix is already running)."""
+        when it opens while a matrix is already running), and of any other run among the
+        newest ``limit`` events (a run in another store, publishing here), and the live series
+        of the newest ``limit`` telemetry points."""
+        from allele.store.live import last_ids, read_points_after
+
+        newest, newest_point = last_ids(store)
+        self.apply_points(read_points_after(store, max(0, newest_point - limit), limit=limit))
+        recent = read_events(store, max(0, newest - limit), limit=limit)
+        seen = {e.run_id for e in recent}
         for info in reversed(store.list_runs(runs)):
+            seen.discard(info.id)
             events = read_events(store, 0, run_id=info.id, limit=limit)
             if events:
                 self.apply(events)
@@ -197,3 +206,4 @@ class LiveState:
                 run.failed = info.failed_count
                 run.started_at = info.created_at
                 run.finished_at = info.finished_at
+        self.apply(e for e in recent if e.run_id in seen)

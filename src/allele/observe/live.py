@@ -10,11 +10,14 @@ latency from an event to a dashboard is at most one interval plus the reader's p
 
 A failing store never raises into the caller: the batch stays queued for the next flush (up to
 ``max_pending`` events; the oldest beyond are dropped and counted) and the failure is counted.
+Points whose value is not finite (a gauge set to NaN) are counted in ``points_invalid`` and not
+written: the store keeps numbers, and one such point must not block every later batch.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -74,6 +77,7 @@ class LivePublisher:
         self.events_written = 0
         self.events_dropped = 0
         self.points_written = 0
+        self.points_invalid = 0
         self.flush_failures = 0
         self.last_flush_at: float | None = None
         if background:
@@ -128,6 +132,9 @@ class LivePublisher:
                     self._trim()
                     _log.exception("live publisher: the store refused %d events", len(batch))
             points = [self._points.popleft() for _ in range(len(self._points))]
+            finite = [p for p in points if math.isfinite(p.value) and math.isfinite(p.timestamp)]
+            self.points_invalid += len(points) - len(finite)  # the store keeps numbers only
+            points = finite
             if points:
                 try:
                     self.sink.write_metric_points(points)

@@ -110,12 +110,18 @@ class TopApp(App[None]):
         self.state.bootstrap(self.store)
         self.tail = StoreTail(self.store)
         self.refresh_data()
+        self.query_one("#run-table", DataTable).focus()
         self.set_interval(self.refresh_s, self.refresh_data)
 
     # -- actions -----------------------------------------------------------------------------
 
+    FOCUS: ClassVar[dict[str, str]] = {"runs": "#run-table", "components": "#sparks",
+                                       "alerts": "#alert-table", "verdicts": "#verdict-table"}
+
     def action_show(self, tab: str) -> None:
+        """Switch to a tab and give its table the keyboard."""
         self.query_one("#tabs", TabbedContent).active = tab
+        self.query_one(self.FOCUS[tab]).focus()
 
     def action_refresh_now(self) -> None:
         self.refresh_data()
