@@ -137,7 +137,10 @@ async function runOptions(selects, selected) {
   for (const [i, sel] of selects.entries()) {
     clear(sel);
     for (const r of data.runs) sel.appendChild(el("option", { value: r.id, text: `${r.name} (${r.status})` }));
-    const want = selected[i] ?? (data.runs[Math.min(i === 0 && data.runs.length > 1 ? 1 : 0, data.runs.length - 1)] || {}).id;
+    const ref = selected[i];
+    const named = ref ? data.runs.find((r) => r.id === ref || r.name === ref) : null;
+    const fallback = data.runs[Math.min(i === 0 && data.runs.length > 1 ? 1 : 0, data.runs.length - 1)];
+    const want = (named || fallback || {}).id;
     if (want) sel.value = want;
   }
   return data.runs;
@@ -164,6 +167,7 @@ const WINDOW = 300;
 
 const live = {
   runs: new Map(), series: new Map(), progress: new Map(), lastEventId: 0, dirty: false,
+  drawn: [],
 };
 
 function seriesKey(s) { return `${s.metric}|${s.component}|${s.labels || ""}`; }
@@ -231,6 +235,7 @@ function applyEvent(e) {
     chart.dataset.points = String(Number(chart.dataset.points) + 1);
     chart.dataset.lastEventId = String(e.id);
     chart.dataset.lastEventTs = String(e.ts);
+    live.drawn.push(e.ts);
   } else if (e.kind === "cell_finished") {
     r.running = r.running.filter((c) => c.key !== d.key);
   } else if (e.kind === "run_finished") {
@@ -309,6 +314,10 @@ function startLive() {
     live.dirty = false;
     renderRuns();
     renderCharts();
+    // seconds from each event (as its producer stamped it) to its point on the chart
+    const now = Date.now() / 1000;
+    window.alleleLatencies = (window.alleleLatencies || []).concat(live.drawn.map((t) => now - t)).slice(-1000);
+    live.drawn = [];
   }, 250);
 }
 
