@@ -36,7 +36,7 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_no_server_error(case: schemathesis.Case) -> None:
     response = case.call()

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from allele.bench import diagnose
 from allele.dashboard.web.adapters import clean
-from allele.dashboard.web.context import Context, context
+from allele.dashboard.web.context import Context, cached_json, context
 from allele.store.live import last_ids
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -27,7 +28,7 @@ def _series_json(s: diagnose.MetricSeries) -> dict[str, Any]:
 @router.get("/anomalies", summary="Anomaly scores over a telemetry series")
 def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
-              threshold: Annotated[float, Query(gt=0, le=1)] = 0.5) -> dict[str, Any]:
+              threshold: Annotated[float, Query(gt=0, le=1)] = 0.5) -> Response:
     key = ("anomalies", metric, component, method, threshold, last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
@@ -40,8 +41,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
                       "anomalies": res.rows()})
         return out
 
-    out: dict[str, Any] = ctx.cache.get(key, compute)
-    return out
+    return cached_json(ctx, key, compute)
 
 
 @router.get("/forecast", summary="A forecast with its prediction interval")
@@ -49,7 +49,7 @@ def forecast(ctx: Ctx, metric: Name, component: OptName = None,
              model: Literal["arima", "naive", "seasonal"] = "naive",
              horizon: Annotated[int, Query(ge=1, le=500)] = 24,
              level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
-             period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> dict[str, Any]:
+             period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> Response:
     key = ("forecast", metric, component, model, horizon, level, period,
            last_ids(ctx.store)[1])
 
@@ -61,12 +61,11 @@ def forecast(ctx: Ctx, metric: Name, component: OptName = None,
                                      "findings": res.findings})
         return out
 
-    out: dict[str, Any] = ctx.cache.get(key, compute)
-    return out
+    return cached_json(ctx, key, compute)
 
 
 @router.get("/root-causes", summary="What explains a metric's change from BASE to HEAD")
-def root_causes(ctx: Ctx, base: Name, head: Name, metric: Name = "wall_s") -> dict[str, Any]:
+def root_causes(ctx: Ctx, base: Name, head: Name, metric: Name = "wall_s") -> Response:
     b, h = ctx.store.get_run(base), ctx.store.get_run(head)
     key = ("root-causes", b.id, b.cell_count, h.id, h.cell_count, metric)
 
@@ -76,14 +75,13 @@ def root_causes(ctx: Ctx, base: Name, head: Name, metric: Name = "wall_s") -> di
                       "common_cells": res.common_cells})
         return out
 
-    out: dict[str, Any] = ctx.cache.get(key, compute)
-    return out
+    return cached_json(ctx, key, compute)
 
 
 @router.get("/recommendations", summary="Configurations that trade quality for cost better")
 def recommendations(ctx: Ctx, run: Name, quality: Name = "best_fitness",
                     cost: Name = "wall_s", target: OptName = None,
-                    top: Annotated[int, Query(ge=1, le=20)] = 3) -> dict[str, Any]:
+                    top: Annotated[int, Query(ge=1, le=20)] = 3) -> Response:
     info = ctx.store.get_run(run)
     key = ("recommend", info.id, info.cell_count, quality, cost, target, top)
 
@@ -94,5 +92,4 @@ def recommendations(ctx: Ctx, run: Name, quality: Name = "best_fitness",
                       "components": {a.component: a.to_dict() for a in advice}})
         return out
 
-    out: dict[str, Any] = ctx.cache.get(key, compute)
-    return out
+    return cached_json(ctx, key, compute)

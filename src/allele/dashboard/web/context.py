@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 
 @dataclass
@@ -62,6 +63,29 @@ class Context:
     router: Any = None
     channels: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Compact JSON without NaN (non-finite floats become null)."""
+    import json
+
+    from allele.dashboard.web.adapters import clean
+
+    return json.dumps(clean(obj), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def cached_json(ctx: Context, key: tuple[Any, ...], compute: Callable[[], Any]) -> Response:
+    """A JSON response of ``compute()``, its encoded bytes cached under ``key`` (the key must
+    name everything the result depends on: runs with their cell counts, options, versions)."""
+    body: bytes = ctx.cache.get(key, lambda: json_bytes(compute()))
+    return Response(body, media_type="application/json")
+
+
+def store_version(ctx: Context) -> tuple[Any, ...]:
+    """What changes when a run is added or grows: the newest run's id, status and cell count."""
+    newest = ctx.store.list_runs(1)
+    return (newest[0].id, newest[0].status, newest[0].cell_count) if newest else ()
 
 
 def context(request: Request) -> Context:
