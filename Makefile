@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(PY) scripts/check_sizes.py src/allele
 
 BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
-              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy
+              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy dashboard_speed
 
 ## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)
