@@ -36,7 +36,9 @@ class ObserveSettings(BaseModel):
 
     sample_interval_s: float = Field(1.0, gt=0)
     ring_size: int = Field(4096, ge=16)
-    flush_interval_s: float = Field(2.0, gt=0)
+    flush_interval_s: float = Field(0.5, gt=0)
+    """How often Telemetry writes its points to its sink (the store): the live dashboards see a
+    point at most this late (plus their poll)."""
     alert_rules: Path | None = None
 
 
