@@ -258,7 +258,7 @@ benchmarks:
   - name: evo
     target: evolution
     matrix: {population_size: [100, 200, 400]}
-    fixed: {generations: 30}
+    fixed: {generations: 60}
     seeds: 4
     repeats: 2
 """

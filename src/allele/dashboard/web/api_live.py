@@ -53,7 +53,7 @@ async def stream(request: Request, ctx: Ctx) -> Response:
                     sub.lagging = False
                     yield {"event": "snapshot", "data": _dumps(hub.snapshot())}
                     continue
-                yield {"event": "batch", "data": _dumps(message)}
+                yield {"event": "batch", "data": message}
         finally:
             hub.unsubscribe(sub)
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -23,17 +25,49 @@ from typing import Any
 
 from allele.bench.livestate import LiveState
 from allele.observe.tail import StoreTail
+from allele.store.live import StoredEvent
+from allele.store.points import MetricPoint
 from allele.store.results import ResultStore
 
 _log = logging.getLogger("allele.dashboard")
 
 QUEUE_SIZE = 64
 MAX_LATEST = 20_000
+POINTS_PER_SERIES = 10
+"""A live chart redraws every 0.25 s: of one series' points in one poll, the newest few are
+what it can show; the rest stay in the store (and in the snapshot's windows)."""
+
+
+def _num(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def encode_batch(events: list[StoredEvent], points: list[tuple[int, MetricPoint]]) -> str:
+    """One poll's news as the JSON text every subscriber receives (encoded once, shared):
+    every event, and the newest :data:`POINTS_PER_SERIES` points of each series."""
+    by_series: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[int, MetricPoint]]]
+    by_series = {}
+    for item in points:
+        p = item[1]
+        by_series.setdefault((p.metric, p.component, p.labels), []).append(item)
+    kept = sorted((x for group in by_series.values() for x in group[-POINTS_PER_SERIES:]),
+                  key=lambda x: x[0])
+    message = {"type": "batch", "events": [e.to_dict() for e in events],
+               "points": [{"id": i, "metric": p.metric, "component": p.component,
+                           "labels": ",".join(f"{k}={v}" for k, v in p.labels if k != "run"),
+                           "t": p.timestamp, "v": _num(p.value)} for i, p in kept],
+               "points_total": len(points), "sent_at": time.time()}
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a non-finite number inside an event's data
+        from allele.dashboard.web.adapters import clean
+
+        return json.dumps(clean(message), separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(slots=True, eq=False)
 class _Subscriber:
-    queue: asyncio.Queue[dict[str, Any]]
+    queue: asyncio.Queue[str]
     loop: asyncio.AbstractEventLoop
     lagging: bool = False
 
@@ -58,6 +92,7 @@ class LiveHub:
         self.dropped_batches = 0
         self.poll_failures = 0
         self.last_poll_s = 0.0
+        self.poll_seconds = 0.0
 
     def start(self) -> None:
         """Rebuild the recent runs from the store, then start tailing."""
@@ -98,24 +133,20 @@ class LiveHub:
                 self.latest.popitem(last=False)
         self.events_total += len(batch.events)
         self.points_total += len(batch.points)
-        message = {"type": "batch", "events": [e.to_dict() for e in batch.events],
-                   "points": [{"id": i, "metric": p.metric, "component": p.component,
-                               "labels": ",".join(f"{k}={v}" for k, v in p.labels
-                                                  if k != "run"),
-                               "t": p.timestamp, "v": p.value} for i, p in batch.points],
-                   "sent_at": time.time()}
-        self._publish(message)
+        if self._subs:  # encoded once for every open page; not at all for none
+            self._publish(encode_batch(batch.events, batch.points))
         self.last_poll_s = time.perf_counter() - t0
+        self.poll_seconds += self.last_poll_s
         return len(batch.events) + len(batch.points)
 
-    def _publish(self, message: dict[str, Any]) -> None:
+    def _publish(self, message: str) -> None:
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 sub.loop.call_soon_threadsafe(self._offer, sub, message)
 
-    def _offer(self, sub: _Subscriber, message: dict[str, Any]) -> None:
+    def _offer(self, sub: _Subscriber, message: str) -> None:
         if sub.lagging:
             return
         try:
@@ -150,7 +181,8 @@ class LiveHub:
         """The hub's own counters."""
         return {"polls": self.polls, "events": self.events_total, "points": self.points_total,
                 "dropped_batches": self.dropped_batches, "poll_failures": self.poll_failures,
-                "subscribers": self.subscribers, "last_poll_s": self.last_poll_s}
+                "subscribers": self.subscribers, "last_poll_s": self.last_poll_s,
+                "poll_seconds": self.poll_seconds}
 
     def latest_values(self) -> list[tuple[str, str, tuple[tuple[str, str], ...], float]]:
         """``(metric, component, labels, value)`` of every series seen (for ``/metrics``)."""
