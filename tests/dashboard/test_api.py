@@ -86,6 +86,8 @@ def test_analytics_endpoints(client: TestClient) -> None:
     rc = client.get("/api/analytics/root-causes",
                     params={"base": "golden-04", "head": "golden-08"}).json()
     assert rc["causes"]
+    rec = client.get("/api/analytics/recommendations", params={"run": "golden-08"})
+    assert rec.status_code == 422 and "4 or more cells" in rec.json()["detail"]
     r = client.get("/api/analytics/anomalies", params={"metric": "nothing"})
     assert r.status_code == 422 and r.json()["detail"].startswith("no points")
 

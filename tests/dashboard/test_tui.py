@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,6 @@ async def test_a_live_run_updates_the_view(tmp_path: Path) -> None:
             assert cells.row_count == 1 and "'x': 9" in str(cells.get_row_at(0)[0])
             labels = [str(w.content) for w in app.query(".spark-label")]
             assert any("kraken_steps_per_second" in t and "last 1e+04" in t for t in labels)
+            shots = os.environ.get("ALLELE_SCREENSHOT_DIR")
+            if shots:  # docs/dashboard.md shows it
+                app.save_screenshot(filename="top.svg", path=shots)

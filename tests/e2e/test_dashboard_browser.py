@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from allele.store import CellResult, Sample, cell_key, open_store
+from allele.store.points import MetricPoint
 
 from .dashboard_server import chromium, run_matrix_in_background, serve_dashboard
 
@@ -57,6 +59,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, s
     shutil.copyfile(GOLDEN, path)
     url = f"sqlite:///{path}"
     evil = _hostile_run(url)
+    noise = np.random.default_rng(3).normal(0.0, 0.01, 240)
+    with open_store(url) as st:  # a telemetry series with a dip, for the Analytics page
+        st.write_metric_points([MetricPoint("allele_kraken_steps_per_second", "9:kraken-0", (),
+                                            1.79e9 + 5 * i, 2e4 * (1 + float(noise[i]))
+                                            * (0.6 if i == 170 else 1.0)) for i in range(240)])
     with serve_dashboard(url) as base:
         yield base, url, evil
 
@@ -96,7 +103,8 @@ PAGES = {
     "history": "/history?key=" + EVO.replace('"', "%22") + "&metric=wall_s",
     "compare": "/compare?base=golden-04&head=golden-08",
     "alerts": "/alerts",
-    "analytics": "/analytics",
+    "analytics": "/analytics?metric=allele_kraken_steps_per_second&component=9:kraken-0"
+                 "&base=golden-04&head=golden-08&run=golden-08",
 }
 
 
@@ -116,6 +124,10 @@ def test_every_page_loads_without_console_errors(site: tuple[str, str, str], bro
     with Page(browser) as p:
         p.page.goto(base + PAGES[name])
         p.page.wait_for_load_state("networkidle" if name != "live" else "load")
+        if name == "analytics":
+            p.page.click("#rca-form button")
+            p.page.wait_for_selector("#rca table td")
+            assert "anomalies" in p.page.locator("#anomaly-chart").inner_text()
         p.page.wait_for_timeout(700)
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         p.page.screenshot(path=str(SCREENSHOT_DIR / f"dashboard-{name}.png"), full_page=True)
@@ -154,6 +166,8 @@ def test_live_page_follows_a_running_matrix(site: tuple[str, str, str], browser:
         p.page.wait_for_function("document.getElementById('charts').innerText.includes("
                                  "'livetest_requests_total')")
         assert "User metrics" in user.inner_text()
+        p.page.wait_for_timeout(500)
+        p.page.screenshot(path=str(SCREENSHOT_DIR / "dashboard-live-run.png"), full_page=True)
         assert p.errors == []
 
 

@@ -167,7 +167,7 @@ const WINDOW = 300;
 
 const live = {
   runs: new Map(), series: new Map(), progress: new Map(), lastEventId: 0, dirty: false,
-  drawn: [],
+  drawn: [], tailed: { events: 0, points: 0, viewers: 0 },
 };
 
 function seriesKey(s) { return `${s.metric}|${s.component}|${s.labels || ""}`; }
@@ -192,8 +192,8 @@ function applySnapshot(snap) {
       live.progress.set(r.run_id, { name: r.name, t: [r.started_at, r.updated_at], v: [r.skipped || 0, r.done] });
     }
   }
-  document.getElementById("hub-stats").textContent =
-    `tail: ${snap.hub.events} events, ${snap.hub.points} points, ${snap.hub.subscribers} viewers`;
+  live.tailed = { events: snap.hub.events, points: snap.hub.points, viewers: snap.hub.subscribers };
+  showTailed();
   live.dirty = true;
 }
 
@@ -243,7 +243,16 @@ function applyEvent(e) {
   }
 }
 
+function showTailed() {
+  const t = live.tailed;
+  document.getElementById("hub-stats").textContent =
+    `the dashboard has tailed ${t.events} events and ${t.points} points from the store; ${t.viewers} viewers`;
+}
+
 function applyBatch(msg) {
+  live.tailed.events += msg.events.length;
+  live.tailed.points += msg.points_total || msg.points.length;
+  showTailed();
   for (const e of msg.events) applyEvent(e);
   for (const p of msg.points) addPoints(seriesKey(p), p, [p.t], [p.v]);
   live.dirty = true;
