@@ -98,11 +98,13 @@ class InlineExecutor(Executor):
             if on_start is not None:
                 on_start(task)
             hook = self.on_live
-            live = worker_live(task, hook) if hook is not None else None
-            result = run_cell(task, enforce_timeout=True,
-                              on_call=live.after_call if live is not None else None)
-            if live is not None:
-                live.flush()
+            live = worker_live(task, hook, per_cell=True) if hook is not None else None
+            try:
+                result = run_cell(task, enforce_timeout=True,
+                                  on_call=live.after_call if live is not None else None)
+            finally:
+                if live is not None:
+                    live.close()
             yield result
 
 

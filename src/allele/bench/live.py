@@ -108,15 +108,22 @@ class WorkerLive:
     :func:`allele.bench.profiler.run_cell` as its ``on_call`` hook."""
 
     def __init__(self, task: CellTask, send: Callable[[LiveBatch], None], *,
-                 interval_s: float = FORWARD_INTERVAL_S) -> None:
+                 interval_s: float = FORWARD_INTERVAL_S, per_cell: bool = False) -> None:
         from allele.observe.usermetrics import REGISTRY
 
         self.task = task
         self._send = send
         self.interval_s = interval_s
         self._user = REGISTRY
-        self._rec = _recorder()
-        self._rec.take()  # events from before this cell are not its own
+        self._uninstall: Callable[[], None] | None = None
+        if per_cell:  # in the runner's own process: observe this cell only (see close)
+            from allele.observe.install import install
+
+            self._rec = _Recorder()
+            self._uninstall = install(self._rec)
+        else:  # a worker process: its default observer for good
+            self._rec = _recorder()
+            self._rec.take()  # events from before this cell are not its own
         self._samples: list[tuple[str, float, int, int]] = []
         self._last = time.monotonic()
         self.failed = False
@@ -143,9 +150,22 @@ class WorkerLive:
             self.failed = True
 
 
-def worker_live(task: CellTask, send: Callable[[LiveBatch], None]) -> WorkerLive | None:
-    """A :class:`WorkerLive` for ``task`` when the runner asked for live telemetry, else None."""
-    return WorkerLive(task, send) if getattr(task, "live", False) else None
+    def close(self) -> None:
+        """Forward what is left and, for a cell run in the runner's process, restore the
+        default observer it replaced."""
+        self.flush()
+        if self._uninstall is not None:
+            self._uninstall()
+            self._uninstall = None
+
+
+def worker_live(task: CellTask, send: Callable[[LiveBatch], None], *,
+                per_cell: bool = False) -> WorkerLive | None:
+    """A :class:`WorkerLive` for ``task`` when the runner asked for live telemetry, else None.
+    ``per_cell``: the cell runs in the runner's own process (the inline executor), so the
+    recording observer is installed for this cell only and removed by :meth:`WorkerLive.close`.
+    """
+    return WorkerLive(task, send, per_cell=per_cell) if getattr(task, "live", False) else None
 
 
 @dataclass(slots=True)

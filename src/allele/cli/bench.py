@@ -118,8 +118,8 @@ def run_cmd(
                     raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
                                       f"{info.spec_name!r}, not {on_file.name!r}")
             progress = None if quiet else RichProgress(err_console)
-            runner = Runner(st, executor=executor, workers=workers, progress=progress,
-                            live=_run_live(st, live, metrics_port))
+            runner = Runner(st, executor=executor, workers=workers, progress=progress)
+            runner.live = _run_live(st, live, metrics_port)  # once the options are valid
             with _sigterm_as_interrupt(), _closing(runner.live):
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,

@@ -30,34 +30,16 @@ def _page(request: Request, page: str, title: str, **extra: Any) -> HTMLResponse
         **extra})
 
 
-@router.get("/", response_class=HTMLResponse)
-def live_page(request: Request) -> HTMLResponse:
-    return _page(request, "live", "Live")
+def _add_page(slug: str, title: str) -> None:
+    def page(request: Request) -> HTMLResponse:
+        return _page(request, slug, title)
+
+    router.add_api_route("/" if slug == "live" else f"/{slug}", page,
+                         response_class=HTMLResponse, name=f"{slug}_page")
 
 
-@router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
-    return _page(request, "runs", "Runs")
-
-
-@router.get("/history", response_class=HTMLResponse)
-def history_page(request: Request) -> HTMLResponse:
-    return _page(request, "history", "History")
-
-
-@router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request) -> HTMLResponse:
-    return _page(request, "compare", "Compare")
-
-
-@router.get("/alerts", response_class=HTMLResponse)
-def alerts_page(request: Request) -> HTMLResponse:
-    return _page(request, "alerts", "Alerts")
-
-
-@router.get("/analytics", response_class=HTMLResponse)
-def analytics_page(request: Request) -> HTMLResponse:
-    return _page(request, "analytics", "Analytics")
+for _slug, _title in NAV:  # /, /runs, /history, /compare, /alerts, /analytics
+    _add_page(_slug, _title)
 
 
 @router.get("/login", response_class=HTMLResponse)
