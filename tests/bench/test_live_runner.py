@@ -85,7 +85,9 @@ def test_component_events_and_user_metrics_reach_the_store_and_metrics(
         pool_run: tuple[ResultStore, str, str]) -> None:
     st, _, text = pool_run
     best = st.read_metric_points("allele_evolution_best_fitness")
-    assert len(best) == 5  # generation 0 and four more, from inside a worker
+    assert len(best) >= 1  # sampled once per tick: the latest value of each series
+    # every event from inside the worker was folded: generation 0 and four more
+    assert st.read_metric_points("allele_evolution_generations_total")[-1].value == 5
     assert best[0].component.split(":")[1].startswith("evolution-")
     assert int(best[0].component.split(":")[0]) > 0  # the worker's pid
     calls = st.read_metric_points("livetest_requests_total", "user")

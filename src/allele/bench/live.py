@@ -12,8 +12,9 @@ Two halves:
   :class:`~allele.bench.runner.Runner` and the forwarded batches from the executor, and
   publishes everything to the store through a :class:`~allele.observe.live.LivePublisher`
   (every 0.5 s): events ``run_started``, ``cell_started``, ``samples``, ``cell_finished``,
-  ``cell_stored``, ``run_finished``; telemetry points of the forwarded component events (under
-  ``<worker pid>:<component>``), of the user metrics, and of the workers' CPU and memory
+  ``cell_stored``, ``run_finished``; telemetry points of the forwarded component events (the
+  latest value of each counter and gauge per tick, under ``<worker pid>:<component>``), of the
+  user metrics, and of the workers' CPU and memory
   (``allele_bench_worker_cpu_percent`` / ``allele_bench_worker_rss_bytes``, sampled with psutil
   every tick). With ``metrics_port`` it also serves all of it on ``/metrics`` for Prometheus.
 
@@ -195,8 +196,10 @@ class RunLive:
         from allele.observe.usermetrics import UserMetrics
 
         self.store = store
-        self.telemetry = Telemetry(sink=store, background=False, system=False,
-                                   flush_interval_s=interval_s)
+        # Component events are folded here; the store gets each changed series' latest value
+        # every tick (see _sample_components), not one point per event.
+        self.telemetry = Telemetry(sink=None, background=False, system=False)
+        self._dirty: set[str] = set()
         self.user = UserMetrics()
         self.publisher = LivePublisher(store, source=f"bench:{os.getpid()}",
                                        interval_s=interval_s, telemetry=self.telemetry,
@@ -209,6 +212,7 @@ class RunLive:
         """Latest ``(cpu percent, rss bytes)`` per worker (``runner`` for this process)."""
         self.dropped_events = 0
         self.batches = 0
+        self.publisher.on_tick(self._sample_components)
         if sample_workers:
             self.publisher.on_tick(self._sample_workers)
         self.server: MetricsServer | None = None
@@ -263,7 +267,9 @@ class RunLive:
             self.publisher.emit("samples", _run_id(run), ts=batch.ts, key=batch.key,
                                 round=batch.round, worker=batch.pid, values=by_metric)
         for name, ts, stats in batch.events:
-            self.telemetry.record_at(f"{batch.pid}:{name}", ts, stats)
+            component = f"{batch.pid}:{name}"
+            self.telemetry.record_at(component, ts, stats)
+            self._dirty.add(component)
         if batch.user:
             self.user.apply(batch.user)
 
@@ -309,6 +315,25 @@ class RunLive:
                         float(run.failed)),
             MetricPoint("allele_bench_cells_planned", BENCH_COMPONENT, lab, now,
                         float(run.cells))])
+
+    def _sample_components(self) -> None:
+        """The latest value of every counter and gauge of the components that reported since
+        the last tick, as points. A fast evolution makes hundreds of generations a second;
+        storing a point per metric and generation cost +49% CPU on a small matrix (measured,
+        benchmarks/dashboard_speed.py), a point per series and tick costs next to nothing."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        now = time.time()
+        points = []
+        for fam in self.telemetry.snapshot():
+            m = fam.metric
+            for comp, values, v in fam.samples:
+                if comp in dirty:
+                    points.append(MetricPoint(m.name, comp,
+                                              tuple(zip(m.label_names, values, strict=True)),
+                                              now, v))
+        self.publisher.add_points(points)
 
     def _sample_workers(self) -> None:
         import psutil
