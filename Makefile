@@ -44,7 +44,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
-              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy
+              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy dashboard_speed
 
 ## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)

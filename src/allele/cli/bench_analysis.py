@@ -19,7 +19,7 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -144,6 +144,7 @@ def compare_cmd(
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
             past = load_history(st, h.info, history)
         comp = compare_runs(b, h, q=q, floor=floor, seed=seed, noise=run_to_run_noise(past))
+        _alert_comparison(store, comp, b, h)
         if as_json:
             sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
         else:
@@ -197,6 +198,7 @@ def regressions_cmd(
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
+        _alert_changes(store, report, runs)
         if as_json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
         else:
@@ -298,6 +300,25 @@ def import_cmd(
                 err_console.print(f"imported run {info.name} ({info.id}): "
                                   f"{info.cell_count} benchmarks, {info.failed_count} failed",
                                   highlight=False)
+
+
+def _alert_comparison(store: str | None, comp: Comparison, base: Any, head: Any) -> None:
+    """Regressed rows become alerts (once per base, head, cell and metric)."""
+    from allele.bench.alerting import cause_summaries, comparison_alerts
+    from allele.cli.alerts import announce_regressions
+
+    if comp.regressed:
+        announce_regressions(store, lambda: comparison_alerts(comp, cause_summaries(base, head)),
+                             err_console)
+
+
+def _alert_changes(store: str | None, report: RegressionReport, history: Any) -> None:
+    """Regression change points become alerts (once per base, head, cell and metric)."""
+    from allele.bench.alerting import change_alerts
+    from allele.cli.alerts import announce_regressions
+
+    if report.regressions:
+        announce_regressions(store, lambda: change_alerts(report, history), err_console)
 
 
 def register(app: typer.Typer) -> None:
