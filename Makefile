@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.allele-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: run test test-fast lint bench env sysdeps clean
+.PHONY: run test test-fast lint docs bench env sysdeps clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -39,12 +39,19 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/check_sizes.py src/allele
 
+## make docs: the documentation site, built offline and strictly into site/ (reference pages
+## generated from the code first)
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overhead store_speed \
-              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy changepoint_speed
+              mlflow_overhead anomaly_speed anomaly_accuracy forecast_accuracy dashboard_speed \
+              changepoint_speed
 
 ## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -126,7 +126,8 @@ def _truncate(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            names = [t for t in ("metric_points", "samples", "cells", "runs", "schema_version")
+            names = [t for t in ("metric_points", "samples", "cells", "runs", "schema_version",
+                                 "events", "outbox", "alerts", "silences", "counters")
                      if inspect(conn).has_table(t)]
             for name in names:
                 conn.execute(text(f"DROP TABLE {name} CASCADE"))

@@ -8,6 +8,7 @@ Example::
     ALLELE_STORE_URL=postgresql+psycopg://localhost/allele
     ALLELE_OBSERVE__SAMPLE_INTERVAL_S=0.5
     ALLELE_LLM__BASE_URL=http://127.0.0.1:8000/v1
+    ALLELE_NOTIFY__WEBHOOK_URL=http://127.0.0.1:9000/hook
 """
 
 from __future__ import annotations
@@ -35,8 +36,30 @@ class ObserveSettings(BaseModel):
 
     sample_interval_s: float = Field(1.0, gt=0)
     ring_size: int = Field(4096, ge=16)
-    flush_interval_s: float = Field(2.0, gt=0)
+    flush_interval_s: float = Field(0.5, gt=0)
+    """How often Telemetry writes its points to its sink (the store): the live dashboards see a
+    point at most this late (plus their poll)."""
     alert_rules: Path | None = None
+
+
+class NotifySettings(BaseModel):
+    """Where alert notifications go (each channel is off until configured) and how the outbox
+    delivers them (see ``allele.observe.outbox``)."""
+
+    webhook_url: str | None = None
+    slack_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "allele@localhost"
+    smtp_to: list[str] = Field(default_factory=list)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    alertmanager_url: str | None = None
+    outbox_limit: int = Field(10_000, ge=1)
+    max_attempts: int = Field(50, ge=1)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
 
 
 class LLMSettings(BaseModel):
@@ -70,6 +93,7 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     store_url: str | None = None
     observe: ObserveSettings = ObserveSettings()
+    notify: NotifySettings = NotifySettings()
     llm: LLMSettings = LLMSettings()
     tracking: TrackingSettings = TrackingSettings()
 

@@ -21,6 +21,7 @@ from allele.observe.metrics import MetricPoint, MetricSink
 from allele.store import ResultStore, open_store
 from allele.store import schema as S
 from allele.store.codecs import pack_samples, unpack_samples
+from allele.store.live import Event, read_events
 from allele.store.model import CellResult, Sample, cell_key
 
 METRICS = ("wall_s", "cpu_user_s", "peak_rss_mb", "best_fitness", "diversity")
@@ -583,14 +584,16 @@ def _v1_database(url: str) -> str:
 def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
     key = _v1_database(store_url)
     with open_store(store_url) as s:
-        assert s.schema_version() == S.LATEST_VERSION == 2
+        assert s.schema_version() == S.LATEST_VERSION == 3
         rec = s.load_run("old")
         assert rec.info.environment == {"os": "linux"}
         assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples
         s.write_metric_points([MetricPoint("m", "c", (), 1.0, 2.0)])
         assert [p.value for p in s.read_metric_points("m")] == [2.0]
+        s.append_events([Event("x", "s")])  # the live tables (migration 3) are there
+        assert [e.kind for e in read_events(s, 0)] == ["x"]
     with open_store(store_url) as s:  # reopening applies nothing twice
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         assert [r.name for r in s.list_runs()] == ["old"]
 
 

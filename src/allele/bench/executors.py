@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Self
 
+from allele.bench.live import LiveBatch, worker_live
 from allele.bench.profiler import describe_exit, run_cell
 from allele.bench.task import CellTask
 from allele.errors import BenchmarkError, ConfigError
@@ -54,6 +55,12 @@ class Executor(ABC):
     """Runs cell tasks and yields their results as they finish."""
 
     name: str = "executor"
+    on_live: Callable[[LiveBatch], None] | None = None
+    """Receives the batches of live telemetry that running cells forward (set by the runner)."""
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers running cells on this machine (for resource sampling)."""
+        return []
 
     @property
     @abstractmethod
@@ -90,7 +97,15 @@ class InlineExecutor(Executor):
         for task in tasks:
             if on_start is not None:
                 on_start(task)
-            yield run_cell(task, enforce_timeout=True)
+            hook = self.on_live
+            live = worker_live(task, hook, per_cell=True) if hook is not None else None
+            try:
+                result = run_cell(task, enforce_timeout=True,
+                                  on_call=live.after_call if live is not None else None)
+            finally:
+                if live is not None:
+                    live.close()
+            yield result
 
 
 # --- local process pool -------------------------------------------------------------------------
@@ -124,7 +139,11 @@ def _worker_main(conn: Connection, sys_path: list[str]) -> None:
             return
         if task is None:
             return
-        result = run_cell(task, enforce_timeout=True)
+        live = worker_live(task, conn.send)
+        result = run_cell(task, enforce_timeout=True,
+                          on_call=live.after_call if live is not None else None)
+        if live is not None:
+            live.flush()  # the cell's last samples and events before its result
         try:
             conn.send(result)
         except (BrokenPipeError, OSError):
@@ -193,6 +212,9 @@ class ProcessPoolExecutor(Executor):
     @property
     def capacity(self) -> int:
         return self.workers
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._pool if w.process.pid is not None]
 
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, list(sys.path))
@@ -281,6 +303,10 @@ class ProcessPoolExecutor(Executor):
                     worker.started = time.monotonic()
                     worker.started_wall = time.time()
                     worker.deadline = worker.started + task.timeout_s + KILL_GRACE_S
+                    continue
+                if isinstance(message, LiveBatch):  # live telemetry of the running cell
+                    if self.on_live is not None:
+                        self.on_live(message)
                     continue
                 result: CellResult = message
                 worker.task = None

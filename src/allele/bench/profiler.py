@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import tracemalloc as _tracemalloc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,11 +204,13 @@ _WARMED: set[str] = set()
 (compiled kernels, a model, imports), so a cell's later rounds on the same worker skip it."""
 
 
-def run_cell(task: CellTask, *, enforce_timeout: bool = True) -> CellResult:
+def run_cell(task: CellTask, *, enforce_timeout: bool = True,
+             on_call: Callable[[list[Sample]], None] | None = None) -> CellResult:
     """Run one cell: warmup calls, then ``repeats`` x ``seeds`` measured calls, then the optional
     untimed tracemalloc / cProfile passes. Never raises for a target's failure: the result says
     ``failed`` (an exception) or ``timeout`` with the reason. Samples measured before a failure
-    are kept.
+    are kept. ``on_call(samples)`` is called after each measured call, outside its timing, with
+    that call's samples (live telemetry, :mod:`allele.bench.live`).
     """
     started = time.time()
     samples: list[Sample] = []
@@ -231,9 +233,12 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True) -> CellResult:
                     values = {"wall_s": m.wall_s, "cpu_user_s": m.cpu_user_s,
                               "cpu_sys_s": m.cpu_sys_s, "peak_rss_mb": m.peak_rss_mb,
                               **m.metrics}
+                    before = len(samples)
                     for name, value in values.items():
                         if keep is None or name in keep:
                             samples.append(Sample(name, value, seed, repeat))
+                    if on_call is not None:
+                        on_call(samples[before:])
             if task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep):
                 for seed in task.seeds:
                     peak = tracemalloc_peak_mb(fn, task.params, seed)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
+from allele.bench.live import LiveBatch
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
@@ -52,6 +53,25 @@ class ProgressSink(Protocol):
     def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class RunEvents(Protocol):
+    """Live telemetry of a run (:class:`allele.bench.live.RunLive` implements it): the run and
+    cell lifecycle, and the batches the executor's workers forward (``live``)."""
+
+    def attach(self, pids: Callable[[], list[int]]) -> None: ...
+
+    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int) -> None: ...
+
+    def cell_started(self, task: CellTask) -> None: ...
+
+    def live(self, batch: LiveBatch) -> None: ...
+
+    def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
+
+    def cell_stored(self, result: CellResult) -> None: ...
+
+    def run_finished(self, summary: RunSummary) -> None: ...
 
 
 @dataclass
@@ -119,7 +139,6 @@ def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
 
 
 def _with_index(task: CellTask, index: int) -> CellTask:
-    from dataclasses import replace
 
     return replace(task, index=index)
 
@@ -135,11 +154,13 @@ class Runner:
     ``executor`` is ``"local"`` (a process pool of ``workers`` processes, default the core
     count), ``"inline"``, ``"dask-local"``, ``"dask://HOST:PORT"``, or an :class:`Executor`
     (which the caller owns and closes). ``environment`` overrides the fingerprint (tests).
+    ``live`` receives the run's live telemetry (:class:`allele.bench.live.RunLive`).
     """
 
     def __init__(self, store: ResultStore, *, executor: str | Executor = "local",
                  workers: int | None = None, progress: ProgressSink | None = None,
-                 environment: dict[str, Any] | None = None) -> None:
+                 environment: dict[str, Any] | None = None,
+                 live: RunEvents | None = None) -> None:
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self._kind = parse_executor(executor)[0] if isinstance(executor, str) else executor.name
@@ -148,6 +169,7 @@ class Runner:
         self.workers = workers
         self.progress = progress
         self._environment = environment
+        self.live = live
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -202,26 +224,40 @@ class Runner:
         progress = self.progress
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
+        live = self.live
+        if live is not None:
+            live.run_started(info, cells, len(tasks), skipped)
+            tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
         status: RunStatus = "failed"
         try:
             for executor, batch in self._phases(tasks, owned):
                 started: dict[str, CellTask] = {}
+                if live is not None:
+                    executor.on_live = live.live
+                    live.attach(executor.worker_pids)
 
                 def on_start(task: CellTask, _s: dict[str, CellTask] = started) -> None:
                     _s[task.key] = task
                     if progress is not None:
                         progress.cell_started(task)
+                    if live is not None:
+                        live.cell_started(task)
 
                 for part in executor.run(batch, on_start):
+                    task_of = started.pop(part.key, None)
                     if progress is not None:
-                        progress.cell_finished(started.pop(part.key, None), part)
+                        progress.cell_finished(task_of, part)
+                    if live is not None:
+                        live.cell_finished(task_of, part)
                     parts.setdefault(part.key, []).append(part)
                     if len(parts[part.key]) < rounds[part.key]:
                         continue  # the cell is stored once all its rounds are in
                     done = parts.pop(part.key)
                     result = done[0] if len(done) == 1 else merge_rounds(done)
                     self.store.save_cell(run_id, result)
+                    if live is not None:
+                        live.cell_stored(result)
                     summary.executed += 1
                     if result.status != "ok":
                         summary.failed += 1
@@ -240,6 +276,8 @@ class Runner:
             self.store.finish_run(run_id, status)
             summary.status = status
             summary.seconds = time.perf_counter() - t0
+            if live is not None:
+                live.run_finished(summary)
         return summary
 
     def _all_executors(self, owned: list[Executor]) -> list[Executor]:

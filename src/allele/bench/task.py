@@ -28,3 +28,6 @@ class CellTask:
     round: int = 0
     rounds: int = 1
     """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
+    live: bool = False
+    """Forward samples, component events and user metrics to the runner as they arrive
+    (:mod:`allele.bench.live`)."""

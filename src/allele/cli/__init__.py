@@ -67,6 +67,10 @@ from allele.cli import demo as _demo  # noqa: E402  (registers the top-level dem
 _demo.register(app)
 _register_groups()
 
+from allele.cli import dashboard as _dashboard  # noqa: E402  (dashboard and top)
+
+_dashboard.register(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""

@@ -37,6 +37,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535, help="Serve the running matrix's metrics (progress, "
+    "worker resources, component and user metrics) for Prometheus on "
+    "http://127.0.0.1:PORT/metrics (0 picks a free port).")]
+LiveOpt = Annotated[bool, typer.Option(
+    "--live/--no-live", help="Publish live telemetry to the store while running (what "
+    "`allele dashboard` and `allele top` show).")]
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops a run like Ctrl-C: cleanly, leaving it resumable."""
@@ -84,6 +93,8 @@ def run_cmd(
         "(needs the mlflow extra).")] = None,
     experiment: Annotated[str | None, typer.Option(
         "--experiment", help="MLflow experiment (default: the configured one).")] = None,
+    metrics_port: MetricsPortOpt = None,
+    live: LiveOpt = True,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with one_line_errors():
@@ -108,7 +119,8 @@ def run_cmd(
                                       f"{info.spec_name!r}, not {on_file.name!r}")
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
-            with _sigterm_as_interrupt():
+            runner.live = _run_live(st, live, metrics_port)  # once the options are valid
+            with _sigterm_as_interrupt(), _closing(runner.live):
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
                                            filters=filters or [], resume=resume)
@@ -131,6 +143,28 @@ def run_cmd(
                 _write_report(st, summary.run_id, report)
             if summary.failed and strict:
                 raise typer.Exit(1)
+
+
+def _run_live(st: Any, live: bool, metrics_port: int | None) -> Any:
+    """The run's live telemetry (and its /metrics server), or None."""
+    if not live and metrics_port is None:
+        return None
+    from allele.bench.live import RunLive
+
+    run_live = RunLive(st, metrics_port=metrics_port)
+    if run_live.server is not None:
+        err_console.print(f"serving the run's metrics on {run_live.server.url}",
+                          highlight=False)
+    return run_live
+
+
+@contextmanager
+def _closing(run_live: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if run_live is not None:
+            run_live.close()
 
 
 def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
@@ -168,6 +202,13 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
                           + ", ".join(f"{n} {v}" for v, n in counts.items())
                           + " (`allele bench compare` for the table)", highlight=False)
         print_conditions(comp)
+        if comp.regressed:
+            from allele.bench.alerting import cause_summaries, comparison_alerts
+            from allele.cli.alerts import announce_regressions
+
+            announce_regressions(st.url, lambda: comparison_alerts(
+                comp, cause_summaries(data.baseline, data.run) if data.baseline else None),
+                err_console)
 
 
 @app.command("list")

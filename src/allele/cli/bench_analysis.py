@@ -144,6 +144,7 @@ def compare_cmd(
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
             past = load_history(st, h.info, history + 2) if history else None
         comp = compare_runs(b, h, q=q, floor=floor, history=past)
+        _alert_comparison(store, comp, b, h)
         emit_comparison(comp, as_json=as_json, show_all=show_all)
     if comp.fails(fail_on.value):
         raise typer.Exit(1)
@@ -205,6 +206,7 @@ def regressions_cmd(
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
+        _alert_changes(store, report, runs)
         if as_json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
         else:
@@ -372,8 +374,8 @@ def ab_cmd(
                 result = run_ab(st, spec, base=base, head=head, preset=preset, rounds=rounds,
                                 seed=seed, name=name,
                                 progress=None if as_json else RichProgress(err_console))
-                comp = compare_runs(st.load_run(result.base_run), st.load_run(result.head_run),
-                                    q=q, floor=floor)
+                base_run, head_run = st.load_run(result.base_run), st.load_run(result.head_run)
+                comp = compare_runs(base_run, head_run, q=q, floor=floor)
                 if report is not None:
                     _write_report(st, result.head_run, result.base_run, report, q, floor)
             err_console.print(f"A/B session {result.name}: {result.status}, {result.rounds} "
@@ -381,6 +383,7 @@ def ab_cmd(
                               f"{result.name}-head", highlight=False)
             for key, side, error in result.failed[:5]:
                 err_console.print(f"[red]{side} failed:[/] {key}: {error}", highlight=False)
+            _alert_comparison(store, comp, base_run, head_run)
             emit_comparison(comp, as_json=as_json, show_all=show_all)
             fails = comp.fails(fail_on.value)
     if fails:
@@ -438,6 +441,25 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
                       + " (`allele bench compare` for the table)", highlight=False)
     print_conditions(comp)
     return comp.fails(fail_on)  # type: ignore[arg-type]
+
+
+def _alert_comparison(store: str | None, comp: Comparison, base: Any, head: Any) -> None:
+    """Regressed rows become alerts (once per base, head, cell and metric)."""
+    from allele.bench.alerting import cause_summaries, comparison_alerts
+    from allele.cli.alerts import announce_regressions
+
+    if comp.regressed:
+        announce_regressions(store, lambda: comparison_alerts(comp, cause_summaries(base, head)),
+                             err_console)
+
+
+def _alert_changes(store: str | None, report: RegressionReport, history: Any) -> None:
+    """Regression change points become alerts (once per base, head, cell and metric)."""
+    from allele.bench.alerting import change_alerts
+    from allele.cli.alerts import announce_regressions
+
+    if report.regressions:
+        announce_regressions(store, lambda: change_alerts(report, history), err_console)
 
 
 def register(app: typer.Typer) -> None:

@@ -84,7 +84,6 @@ def serve(
     from allele.observe.alerts import AlertManager
     from allele.observe.export import MetricsServer, make_registry
     from allele.observe.export import serve as serve_metrics
-    from allele.observe.notify import LogNotifier, Notifier, WebhookNotifier
 
     if demo not in ("none", "evolution", "kraken"):
         raise ConfigError(f"--demo must be none, evolution or kraken, got {demo!r}")
@@ -96,6 +95,7 @@ def serve(
         sink = open_store(store)
     telemetry = Telemetry(settings=settings, sink=sink)
     manager: AlertManager | None = None
+    outbox: Any = None
     server: MetricsServer | None = None
     stop = threading.Event()
     worker: threading.Thread | None = None
@@ -104,9 +104,7 @@ def serve(
         server = serve_metrics(registry, port=port, host=host)
         if alerts:
             rule_list = load_rules(rules if rules is not None else settings.observe.alert_rules)
-            notifiers: list[Notifier] = [LogNotifier()]
-            if webhook:
-                notifiers.append(WebhookNotifier(webhook))
+            notifiers, outbox = _notifiers(webhook, sink, settings)
             manager = AlertManager(telemetry, rule_list, notifiers)
             registry.register(manager.collector())
             manager.start(interval_s=interval)
@@ -130,11 +128,43 @@ def serve(
             worker.join(timeout=5)
         if manager is not None:
             manager.close()
+        if outbox is not None:
+            outbox.close()
         if server is not None:
             server.close()
         telemetry.close()
         if sink is not None:
             sink.close()
+
+
+def _notifiers(webhook: str | None, store: Any, settings: Any) -> tuple[list[Any], Any]:
+    """The log, the optional webhook and, with a store, the store's router (the store is the
+    bus); returns them and the outbox worker delivering the router's notifications (or None)."""
+    from allele.observe.notify import LogNotifier, WebhookNotifier
+
+    notifiers: list[Any] = [LogNotifier()]
+    if webhook:
+        notifiers.append(WebhookNotifier(webhook))
+    if store is None:
+        return notifiers, None
+    return notifiers, _route_through_store(store, settings, notifiers)
+
+
+def _route_through_store(store: Any, settings: Any, notifiers: list[Any]) -> Any:
+    """Alerts also go through the store's router (IntelligentAlertManager, silences, the
+    outbox) to the configured channels; returns the outbox worker delivering them."""
+    from allele.observe.channels import channels_from_settings
+    from allele.observe.outbox import OutboxWorker
+    from allele.observe.routing import AlertRouter
+
+    channels = channels_from_settings(settings)
+    router = AlertRouter(store, list(channels), outbox_limit=settings.notify.outbox_limit)
+    notifiers.append(router.notifier())
+    worker = OutboxWorker(store, channels, backoff_initial_s=settings.notify.backoff_initial_s,
+                          backoff_max_s=settings.notify.backoff_max_s,
+                          max_attempts=settings.notify.max_attempts)
+    worker.start()
+    return worker
 
 
 @app.command()

@@ -179,6 +179,11 @@ class Telemetry:
         """Record any supported stats object (the five above or a SystemSample)."""
         self._push((name, self._clock(), stats))
 
+    def record_at(self, name: str, ts: float, stats: object) -> None:
+        """Record a stats object observed at time ``ts`` elsewhere (e.g. forwarded from a
+        benchmark worker process)."""
+        self._push((name, float(ts), stats))
+
     # --- ingestion ------------------------------------------------------------------------------
 
     def drain(self) -> int:

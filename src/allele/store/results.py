@@ -43,6 +43,7 @@ from allele.store.lazy import (
     run_info,
     run_infos,
 )
+from allele.store.live import Event, append_events
 from allele.store.model import (
     CellResult,
     CellStatus,
@@ -372,6 +373,10 @@ class ResultStore(Database):
     def write_metric_points(self, points: Iterable[MetricPoint]) -> None:
         """Append telemetry points in one transaction (``allele.observe.MetricSink``)."""
         write_points(self, points)
+
+    def append_events(self, events: Iterable[Event]) -> int:
+        """Append live events in one transaction (see :mod:`allele.store.live`)."""
+        return append_events(self, events)
 
     def read_metric_points(self, metric: str, component: str | None = None,
                            since: float | None = None) -> list[MetricPoint]:

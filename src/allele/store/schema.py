@@ -19,7 +19,22 @@ n_samples)``
     ``metrics``, ``int64`` seed, ``int64`` repeat, ``float64`` value), in the cell's original sample
     order. Every sample is recovered bit for bit.
 ``metric_points(pk, metric, component, labels, timestamp, value)``
-    Telemetry points (``labels`` is JSON text). Indexed by ``(metric, timestamp)``.
+    Telemetry points (``labels`` is JSON text). Indexed by ``(metric, timestamp)``; ``pk`` grows
+    with every insert, so readers tail the table by it.
+``events(pk, ts, source, kind, run_id, payload)``
+    The live event log (run and cell lifecycle, samples as they arrive, failures): appended by
+    every process that runs something, tailed by ``pk`` (see :mod:`allele.store.live`).
+``outbox(pk, note_id, channel, payload, status, attempts, next_at, created_at, delivered_at,
+last_error)``
+    Notifications waiting for (or done with) delivery, one row per ``(note_id, channel)``
+    (see :mod:`allele.store.outbox`).
+``alerts(pk, fingerprint, name, source, identity, labels, annotations, severity, state, value,
+starts_at, ends_at, updated_at, group_id, acknowledged_at)`` and ``silences(pk, id, matchers,
+starts_at, ends_at, comment, created_at)``
+    Alerts as last seen (one row per fingerprint; a regression's ``identity`` is its base, head,
+    cell and metric) and the silences set from the dashboard (see :mod:`allele.store.alerts`).
+``counters(name, value)``
+    Named totals that must survive a process (e.g. notifications refused by a full outbox).
 
 A migration is a function of a connection inside an open transaction; :data:`MIGRATIONS` lists
 them in order and :func:`migrate` applies the missing ones. Each migration declares its own tables
@@ -120,6 +135,73 @@ Index("ix_runs_created", runs.c.created_at)
 Index("ix_metric_points_metric_ts", metric_points.c.metric, metric_points.c.timestamp)
 
 
+def _live_tables(md: MetaData) -> tuple[Table, ...]:
+    """The tables of version 3 (live events, outbox, alerts, silences, counters) on ``md``."""
+    ev = Table(
+        "events", md,
+        Column("pk", _BigPK, primary_key=True, autoincrement=True),
+        Column("ts", Float, nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("kind", String(50), nullable=False),
+        Column("run_id", String(32), nullable=True),
+        Column("payload", Text, nullable=False),
+    )
+    ob = Table(
+        "outbox", md,
+        Column("pk", _BigPK, primary_key=True, autoincrement=True),
+        Column("note_id", String(300), nullable=False),
+        Column("channel", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_at", Float, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("delivered_at", Float, nullable=True),
+        Column("last_error", Text, nullable=True),
+        UniqueConstraint("note_id", "channel", name="uq_outbox_note_channel"),
+    )
+    al = Table(
+        "alerts", md,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        Column("fingerprint", String(64), nullable=False, unique=True),
+        Column("name", String(200), nullable=False),
+        Column("source", String(20), nullable=False),
+        Column("identity", Text, nullable=True),
+        Column("labels", Text, nullable=False),
+        Column("annotations", Text, nullable=False),
+        Column("severity", String(20), nullable=False),
+        Column("state", String(20), nullable=False),
+        Column("value", Float, nullable=True),
+        Column("starts_at", Float, nullable=False),
+        Column("ends_at", Float, nullable=True),
+        Column("updated_at", Float, nullable=False),
+        Column("group_id", String(64), nullable=True),
+        Column("acknowledged_at", Float, nullable=True),
+    )
+    si = Table(
+        "silences", md,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        Column("id", String(40), nullable=False, unique=True),
+        Column("matchers", Text, nullable=False),
+        Column("starts_at", Float, nullable=False),
+        Column("ends_at", Float, nullable=False),
+        Column("comment", Text, nullable=False),
+        Column("created_at", Float, nullable=False),
+    )
+    co = Table(
+        "counters", md,
+        Column("name", String(200), primary_key=True),
+        Column("value", Float, nullable=False),
+    )
+    Index("ix_events_run", ev.c.run_id, ev.c.pk)
+    Index("ix_outbox_due", ob.c.status, ob.c.next_at)
+    Index("ix_alerts_state", al.c.state, al.c.updated_at)
+    return ev, ob, al, si, co
+
+
+events, outbox, alerts, silences, counters = _live_tables(metadata)
+
+
 # --- migrations -----------------------------------------------------------------------------------
 
 def _migration_1(conn: Connection) -> None:
@@ -187,9 +269,17 @@ def _migration_2(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_3(conn: Connection) -> None:
+    """Version 3: the live pipeline (events), the notification outbox, alerts, silences and
+    counters."""
+    md = MetaData()
+    _live_tables(md)
+    md.create_all(conn)
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_migration_1, _migration_2]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -231,12 +321,17 @@ PG_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7142201)"
 __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
+    "alerts",
     "cells",
+    "counters",
     "current_version",
+    "events",
     "metadata",
     "metric_points",
     "migrate",
+    "outbox",
     "runs",
     "samples",
     "schema_version",
+    "silences",
 ]

@@ -1,0 +1,1 @@
+"""The terminal dashboard (``allele top``): :class:`allele.dashboard.tui.app.TopApp`."""

@@ -1,0 +1,1 @@
+"""The web dashboard: :func:`allele.dashboard.web.app.create_app` builds the FastAPI app."""

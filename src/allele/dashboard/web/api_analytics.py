@@ -1,0 +1,95 @@
+"""``/api/analytics/...``: the Analytics page's JSON, one call of :mod:`allele.bench.diagnose`
+each (anomaly scores over a series, forecasts with intervals, root causes between two runs,
+configuration recommendations). Results are cached by their inputs and the newest stored point
+or run, so a page that refreshes does not refit a model that saw no new data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from allele.bench import diagnose
+from allele.dashboard.web.adapters import clean
+from allele.dashboard.web.context import Context, cached_json, context
+from allele.store.live import last_ids
+
+router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+Ctx = Annotated[Context, Depends(context)]
+Name = Annotated[str, Query(min_length=1, max_length=200)]
+OptName = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+def _series_json(s: diagnose.MetricSeries) -> dict[str, Any]:
+    return {"metric": s.metric, "component": s.component, "t": s.timestamps, "v": s.values}
+
+
+@router.get("/anomalies", summary="Anomaly scores over a telemetry series")
+def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
+              method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
+              threshold: Annotated[float, Query(gt=0, le=1)] = 0.5) -> Response:
+    key = ("anomalies", metric, component, method, threshold, last_ids(ctx.store)[1])
+
+    def compute() -> dict[str, Any]:
+        res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
+                                        threshold=threshold)
+        out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
+                      "scores": res.detection.scores.tolist(),
+                      "threshold": res.detection.threshold,
+                      "learn_end": res.detection.learn_end, "period": res.detection.period,
+                      "anomalies": res.rows()})
+        return out
+
+    return cached_json(ctx, key, compute)
+
+
+@router.get("/forecast", summary="A forecast with its prediction interval")
+def forecast(ctx: Ctx, metric: Name, component: OptName = None,
+             model: Literal["arima", "naive", "seasonal"] = "naive",
+             horizon: Annotated[int, Query(ge=1, le=500)] = 24,
+             level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
+             period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> Response:
+    key = ("forecast", metric, component, model, horizon, level, period,
+           last_ids(ctx.store)[1])
+
+    def compute() -> dict[str, Any]:
+        res = diagnose.forecast_metric(ctx.store, metric, component, model=model,
+                                       horizon=horizon, level=level, period=period)
+        out: dict[str, Any] = clean({"series": _series_json(res.series),
+                                     "forecast": res.forecast.to_dict(),
+                                     "findings": res.findings})
+        return out
+
+    return cached_json(ctx, key, compute)
+
+
+@router.get("/root-causes", summary="What explains a metric's change from BASE to HEAD")
+def root_causes(ctx: Ctx, base: Name, head: Name, metric: Name = "wall_s") -> Response:
+    b, h = ctx.store.get_run(base), ctx.store.get_run(head)
+    key = ("root-causes", b.id, b.cell_count, h.id, h.cell_count, metric)
+
+    def compute() -> dict[str, Any]:
+        res = diagnose.root_causes(ctx.store.load_run(b.id), ctx.store.load_run(h.id), metric)
+        out: dict[str, Any] = clean({**res.to_dict(), "base_name": b.name, "head_name": h.name,
+                      "common_cells": res.common_cells})
+        return out
+
+    return cached_json(ctx, key, compute)
+
+
+@router.get("/recommendations", summary="Configurations that trade quality for cost better")
+def recommendations(ctx: Ctx, run: Name, quality: Name = "best_fitness",
+                    cost: Name = "wall_s", target: OptName = None,
+                    top: Annotated[int, Query(ge=1, le=20)] = 3) -> Response:
+    info = ctx.store.get_run(run)
+    key = ("recommend", info.id, info.cell_count, quality, cost, target, top)
+
+    def compute() -> dict[str, Any]:
+        advice = diagnose.recommendations(ctx.store.load_run(info.id), quality, cost,
+                                          target=target, top=top)
+        out: dict[str, Any] = clean({"run": info.name, "quality": quality, "cost": cost,
+                      "components": {a.component: a.to_dict() for a in advice}})
+        return out
+
+    return cached_json(ctx, key, compute)

@@ -1,0 +1,632 @@
+/* Allele dashboard: every page reads the JSON API under /api/ and renders with DOM text nodes
+   (never innerHTML with data) and Plotly (every string escaped first). A page's state lives in
+   its URL query, so every view is a permalink. */
+"use strict";
+
+const CONFIG = JSON.parse(document.getElementById("page-config").textContent);
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = String(v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+/* Plotly parses a little HTML in its strings: escape user text so it stays text. */
+function esc(s) {
+  return String(s ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function num(v, digits = 4) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  const m = Math.abs(v);
+  if (m !== 0 && (m >= 1e5 || m < 1e-3)) return v.toExponential(digits - 1);
+  return Number(v.toPrecision(digits)).toString();
+}
+
+function pct(ratio) {
+  if (ratio === null || ratio === undefined) return "–";
+  const d = (ratio - 1) * 100;
+  return (d >= 0 ? "+" : "") + d.toFixed(1) + "%";
+}
+
+function when(ts) {
+  if (!ts) return "–";
+  const d = new Date(ts * 1000);
+  return d.toISOString().replace("T", " ").slice(0, 19);
+}
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 90) return Math.round(s) + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  return (s / 3600).toFixed(1) + " h";
+}
+
+function showError(text) {
+  const box = document.getElementById("error");
+  if (!text) { box.hidden = true; return; }
+  box.textContent = text;
+  box.hidden = false;
+}
+
+async function api(path, params, init) {
+  const url = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
+  }
+  const resp = await fetch(url, Object.assign({ credentials: "same-origin" }, init || {}));
+  const body = await resp.json().catch(() => ({ detail: resp.statusText }));
+  if (!resp.ok) {
+    const err = new Error(body.detail || resp.statusText);
+    err.status = resp.status;
+    throw err;
+  }
+  return body;
+}
+
+async function post(path, body, method = "POST") {
+  return api(path, {}, { method, headers: { "Content-Type": "application/json" },
+                        body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+function query() { return Object.fromEntries(new URLSearchParams(window.location.search)); }
+
+function setQuery(values) {
+  const p = new URLSearchParams(window.location.search);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === null || v === undefined || v === "") p.delete(k); else p.set(k, v);
+  }
+  const q = p.toString();
+  window.history.replaceState(null, "", window.location.pathname + (q ? "?" + q : ""));
+}
+
+function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+function fillForm(form, values) {
+  for (const [k, v] of Object.entries(values)) {
+    const field = form.elements.namedItem(k);
+    if (field && v !== undefined) field.value = v;
+  }
+}
+
+function table(headers, rows, opts = {}) {
+  const t = el("table", { class: opts.class || "" });
+  t.appendChild(el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))));
+  const body = el("tbody");
+  for (const r of rows) {
+    const tr = el("tr", { class: r.onclick ? "clickable" : (r.class || "") });
+    if (r.onclick) tr.addEventListener("click", r.onclick);
+    for (const c of r.cells) {
+      if (c instanceof Node) tr.appendChild(el("td", {}, c));
+      else if (typeof c === "object" && c !== null) tr.appendChild(el("td", { class: c.class || "", text: c.text }));
+      else tr.appendChild(el("td", { text: c }));
+    }
+    body.appendChild(tr);
+  }
+  t.appendChild(body);
+  return t;
+}
+
+const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 50 }, font: { size: 12 },
+                 legend: { orientation: "h" }, paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+
+function plot(id, traces, layout) {
+  const node = typeof id === "string" ? document.getElementById(id) : id;
+  return Plotly.react(node, traces, Object.assign({}, LAYOUT, layout || {}), PLOT_CONFIG);
+}
+
+async function runOptions(selects, selected) {
+  const data = await api("/api/runs", { limit: 200 });
+  for (const [i, sel] of selects.entries()) {
+    clear(sel);
+    for (const r of data.runs) sel.appendChild(el("option", { value: r.id, text: `${r.name} (${r.status})` }));
+    const ref = selected[i];
+    const named = ref ? data.runs.find((r) => r.id === ref || r.name === ref) : null;
+    const fallback = data.runs[Math.min(i === 0 && data.runs.length > 1 ? 1 : 0, data.runs.length - 1)];
+    const want = (named || fallback || {}).id;
+    if (want) sel.value = want;
+  }
+  return data.runs;
+}
+
+function guard(fn) {
+  return async (...args) => {
+    try { showError(""); await fn(...args); } catch (e) { showError(e.message || String(e)); }
+  };
+}
+
+// ---------------------------------------------------------------- Live
+
+const LIVE_GROUPS = [
+  { title: "Best fitness per generation", metrics: ["allele_evolution_best_fitness"] },
+  { title: "Kraken steps per second", metrics: ["allele_kraken_steps_per_second"] },
+  { title: "Agent latency (s) and tokens per second", metrics: ["allele_agent_request_seconds", "allele_agent_tokens_per_second"] },
+  { title: "CPU (% of a core)", metrics: ["allele_bench_worker_cpu_percent", "allele_process_cpu_percent"] },
+  { title: "Resident memory (bytes)", metrics: ["allele_bench_worker_rss_bytes", "allele_process_rss_bytes"] },
+  { title: "Samples of running cells (wall_s)", metrics: ["sample:wall_s"] },
+  { title: "User metrics", user: true },
+];
+const WINDOW = 300;
+
+const live = {
+  runs: new Map(), series: new Map(), progress: new Map(), lastEventId: 0, dirty: false,
+  drawn: [], tailed: { events: 0, points: 0, viewers: 0 },
+};
+
+function seriesKey(s) { return `${s.metric}|${s.component}|${s.labels || ""}`; }
+
+function addPoints(key, meta, ts, vs) {
+  let s = live.series.get(key);
+  if (!s) {
+    s = { metric: meta.metric, component: meta.component, labels: meta.labels, t: [], v: [] };
+    live.series.set(key, s);
+  }
+  for (let i = 0; i < ts.length; i++) { s.t.push(ts[i]); s.v.push(vs[i]); }
+  if (s.t.length > WINDOW) { s.t.splice(0, s.t.length - WINDOW); s.v.splice(0, s.v.length - WINDOW); }
+}
+
+function applySnapshot(snap) {
+  live.runs = new Map(snap.runs.map((r) => [r.run_id, r]));
+  live.series.clear();
+  for (const s of snap.series) addPoints(seriesKey(s), s, s.t, s.v);
+  live.lastEventId = Math.max(live.lastEventId, snap.last_event_id || 0);
+  for (const r of snap.runs) {
+    if (!live.progress.has(r.run_id) && r.done && r.updated_at > 0 && r.started_at > 0) {
+      live.progress.set(r.run_id, { name: r.name, t: [r.started_at, r.updated_at], v: [r.skipped || 0, r.done] });
+    }
+  }
+  live.tailed = { events: snap.hub.events, points: snap.hub.points, viewers: snap.hub.subscribers };
+  showTailed();
+  live.dirty = true;
+}
+
+function run(id) {
+  let r = live.runs.get(id);
+  if (!r) {
+    r = { run_id: id, name: id, status: "running", planned: 0, done: 0, failed: 0, samples: 0,
+          running: [], recent: [], failures: [], started_at: 0, eta_s: null };
+    live.runs.set(id, r);
+  }
+  return r;
+}
+
+function applyEvent(e) {
+  live.lastEventId = Math.max(live.lastEventId, e.id);
+  if (!e.run_id) return;
+  const r = run(e.run_id), d = e.data;
+  r.updated_at = e.ts;
+  if (e.kind === "run_started") {
+    Object.assign(r, { name: d.name, spec: d.spec, planned: d.cells, done: d.skipped || 0, skipped: d.skipped || 0,
+                       failed: 0, status: "running", started_at: e.ts, running: [] });
+  } else if (e.kind === "cell_started") {
+    r.running = r.running.filter((c) => c.key !== d.key).concat([{ key: d.key, benchmark: d.benchmark, params: d.params, started_at: e.ts }]);
+  } else if (e.kind === "samples") {
+    for (const [metric, vals] of Object.entries(d.values || {})) {
+      r.samples += vals.length;
+      addPoints(`sample:${metric}|${d.key}|${e.run_id}`, { metric: "sample:" + metric, component: d.key, labels: e.run_id },
+                vals.map(() => e.ts), vals);
+    }
+  } else if (e.kind === "cell_stored") {
+    r.running = r.running.filter((c) => c.key !== d.key);
+    r.done = d.done ?? r.done + 1;
+    if (d.failed !== null && d.failed !== undefined) r.failed = d.failed;
+    r.recent = [{ key: d.key, status: d.status, at: e.ts, error: d.error }].concat(r.recent).slice(0, 50);
+    let p = live.progress.get(e.run_id);
+    if (!p) { p = { name: r.name, t: [], v: [] }; live.progress.set(e.run_id, p); }
+    p.t.push(e.ts); p.v.push(r.done);
+    const chart = document.getElementById("chart-progress");
+    chart.dataset.points = String(Number(chart.dataset.points) + 1);
+    chart.dataset.lastEventId = String(e.id);
+    chart.dataset.lastEventTs = String(e.ts);
+    live.drawn.push(e.ts);
+  } else if (e.kind === "cell_finished") {
+    r.running = r.running.filter((c) => c.key !== d.key);
+  } else if (e.kind === "run_finished") {
+    r.status = d.status; r.finished_at = e.ts; r.running = [];
+  }
+}
+
+function showTailed() {
+  const t = live.tailed;
+  document.getElementById("hub-stats").textContent =
+    `the dashboard has tailed ${t.events} events and ${t.points} points from the store; ${t.viewers} viewers`;
+}
+
+function applyBatch(msg) {
+  live.tailed.events += msg.events.length;
+  live.tailed.points += msg.points_total || msg.points.length;
+  showTailed();
+  for (const e of msg.events) applyEvent(e);
+  for (const p of msg.points) addPoints(seriesKey(p), p, [p.t], [p.v]);
+  live.dirty = true;
+}
+
+function eta(r, now) {
+  const fresh = r.done - (r.skipped || 0);
+  if (r.status !== "running" || fresh <= 0 || !r.started_at) return null;
+  return (r.planned - r.done) / (fresh / Math.max(1e-9, now - r.started_at));
+}
+
+function renderRuns() {
+  const box = clear(document.getElementById("runs"));
+  const all = [...live.runs.values()].sort((a, b) => (b.started_at || 0) - (a.started_at || 0));
+  const runs = all.filter((r) => r.status === "running").concat(all.filter((r) => r.status !== "running").slice(0, 4)).slice(0, 8);
+  if (!runs.length) { box.appendChild(el("p", { class: "muted", text: "No run in the store yet." })); return; }
+  const now = Date.now() / 1000;
+  for (const r of runs) {
+    const frac = r.planned ? Math.min(1, r.done / r.planned) : 0;
+    const card = el("div", { class: "card", "data-run": r.run_id },
+      el("h3", {}, el("a", { href: "/runs?run=" + encodeURIComponent(r.run_id), text: r.name || r.run_id })),
+      el("div", { class: "muted", text: `${r.spec || ""} · ${r.status}` }),
+      el("div", { class: "bar" }, el("span", { style: `width:${(frac * 100).toFixed(1)}%` })),
+      el("div", { class: "cell-count", text: `${r.done}/${r.planned} cells done, ${r.failed} failed, ${r.samples} samples live` +
+                  (r.status === "running" ? ` · ETA ${duration(eta(r, now))}` : "") }),
+    );
+    if (r.running.length) {
+      card.appendChild(el("div", { class: "muted", text: "running:" }));
+      card.appendChild(el("ul", {}, r.running.slice(0, 6).map((c) => el("li", { text: `${c.benchmark || ""} ${JSON.stringify(c.params || {})}` }))));
+    }
+    if (r.recent.length) {
+      card.appendChild(el("div", { class: "muted", text: "last finished:" }));
+      card.appendChild(el("ul", { class: "recent" }, r.recent.slice(0, 4).map((c) =>
+        el("li", { class: c.status === "ok" ? "" : "v-regressed", text: `${c.status} ${c.key}` }))));
+    }
+    box.appendChild(card);
+  }
+}
+
+function renderCharts() {
+  const traces = [...live.progress.entries()].map(([id, p]) => ({
+    x: p.t.map((t) => new Date(t * 1000)), y: p.v, name: esc(p.name || id), mode: "lines+markers", type: "scatter" }));
+  plot("chart-progress", traces, { title: { text: "cells done" }, yaxis: { rangemode: "tozero" } });
+  const box = document.getElementById("charts");
+  for (const [i, g] of LIVE_GROUPS.entries()) {
+    const picked = [...live.series.values()].filter((s) => g.user
+      ? !s.metric.startsWith("allele_") && !s.metric.startsWith("sample:")
+      : g.metrics.some((m) => s.metric === m));
+    let node = document.getElementById("live-chart-" + i);
+    if (!picked.length) { if (node) node.remove(); continue; }
+    if (!node) { node = el("div", { id: "live-chart-" + i, class: "chart" }); box.appendChild(node); }
+    const tr = picked.slice(-12).map((s) => ({
+      x: s.t.map((t) => new Date(t * 1000)), y: s.v, type: "scatter", mode: "lines",
+      name: esc(`${s.metric.replace(/^allele_/, "")} ${s.component}${s.labels ? " " + s.labels : ""}`).slice(0, 80) }));
+    plot(node, tr, { title: { text: esc(g.title) }, showlegend: true });
+  }
+}
+
+function startLive() {
+  const conn = document.getElementById("conn");
+  const source = new EventSource("/api/stream");
+  source.addEventListener("snapshot", (ev) => applySnapshot(JSON.parse(ev.data)));
+  source.addEventListener("batch", (ev) => applyBatch(JSON.parse(ev.data)));
+  source.onopen = () => conn.classList.add("on");
+  source.onerror = () => conn.classList.remove("on");
+  setInterval(() => {
+    if (!live.dirty) return;
+    live.dirty = false;
+    renderRuns();
+    renderCharts();
+    // seconds from each event (as its producer stamped it) to its point on the chart
+    const now = Date.now() / 1000;
+    window.alleleLatencies = (window.alleleLatencies || []).concat(live.drawn.map((t) => now - t)).slice(-1000);
+    live.drawn = [];
+  }, 250);
+}
+
+// ---------------------------------------------------------------- Runs
+
+async function loadRunList() {
+  const f = document.getElementById("run-filters");
+  const v = formValues(f);
+  const data = await api("/api/runs", { status: v.status, spec: v.spec, q: v.q, limit: 100 });
+  const box = clear(document.getElementById("run-list"));
+  box.appendChild(el("p", { class: "muted", text: `${data.total} runs` }));
+  box.appendChild(table(["name", "id", "spec", "status", "created", "cells", "failed", "commit"],
+    data.runs.map((r) => ({ onclick: () => { setQuery({ run: r.id, cell: null }); showRun(r.id); },
+      cells: [r.name, r.id, r.spec, r.status, when(r.created_at), { text: r.cells, class: "num" },
+              { text: r.failed, class: "num" }, r.commit || ""] }))));
+}
+
+async function showRun(id) {
+  const data = await api("/api/runs/" + encodeURIComponent(id));
+  const box = clear(document.getElementById("run-detail"));
+  clear(document.getElementById("cell-detail"));
+  box.appendChild(el("h2", { text: `Run ${data.run.name}` }));
+  box.appendChild(el("p", { class: "muted", text: `${data.run.id} · ${data.run.spec} · ${data.run.status} · ${when(data.run.created_at)} · ${data.run.cells} cells, ${data.run.failed} failed` }));
+  const q = query();
+  for (const [ti, t] of data.targets.entries()) {
+    const metric = (ti === 0 && q.metric && t.metrics.includes(q.metric)) ? q.metric : (t.metrics.includes("wall_s") ? "wall_s" : t.metrics[0]);
+    const sec = el("section", { class: "target" });
+    sec.appendChild(el("h3", { text: `${t.target} (${t.cells} cells)` }));
+    const pick = el("select", { name: "metric" }, t.metrics.map((m) => el("option", { value: m, text: m })));
+    pick.value = metric;
+    sec.appendChild(el("div", { class: "controls" }, el("label", {}, "metric", pick)));
+    const heat = el("div", { class: "chart" }), scale = el("div", { class: "chart" });
+    sec.appendChild(el("div", { class: "grid" }, heat, scale));
+    const cellsBox = el("div");
+    sec.appendChild(cellsBox);
+    box.appendChild(sec);
+    const draw = guard(async () => {
+      const m = pick.value;
+      if (ti === 0) setQuery({ metric: m });
+      if (t.varying.length >= 2) {
+        const h = await api(`/api/runs/${encodeURIComponent(id)}/heatmap`, { metric: m, x: t.varying[0], y: t.varying[1], target: t.target });
+        plot(heat, [{ type: "heatmap", x: h.xs.map(esc), y: h.ys.map(esc), z: h.z, colorscale: "Viridis" }],
+             { title: { text: esc(`median ${m}`) }, xaxis: { title: { text: esc(h.x) }, type: "category" }, yaxis: { title: { text: esc(h.y) }, type: "category" } });
+      } else {
+        const ok = data.cells.filter((c) => c.target === t.target && c.medians[m] !== undefined && c.medians[m] !== null);
+        plot(heat, [{ type: "bar", x: ok.map((c) => esc(JSON.stringify(c.params))), y: ok.map((c) => c.medians[m]) }],
+             { title: { text: esc(`median ${m} per cell`) }, xaxis: { type: "category" } });
+      }
+      if (t.size_param) {
+        const s = await api(`/api/runs/${encodeURIComponent(id)}/scaling`, { metric: m, target: t.target });
+        plot(scale, s.series.map((c) => ({ x: c.sizes, y: c.values, mode: "lines+markers", name: esc(c.label) + (c.slope === null ? "" : ` (slope ${c.slope.toFixed(2)})`) })),
+             { title: { text: esc(`${m} over ${s.size}`) }, xaxis: { type: "log", title: { text: esc(s.size) } }, yaxis: { type: "log" } });
+      } else { clear(scale); }
+      const cells = data.cells.filter((c) => c.target === t.target);
+      clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
+        cells.map((c) => ({ onclick: () => { setQuery({ cell: c.key }); showCell(id, c.key); },
+          cells: [JSON.stringify(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
+                  { text: num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
+    });
+    pick.addEventListener("change", draw);
+    await draw();
+  }
+  if (q.cell) await showCell(id, q.cell);
+}
+
+async function showCell(runId, key) {
+  const c = await api("/api/cell", { run: runId, key });
+  const box = clear(document.getElementById("cell-detail"));
+  box.appendChild(el("h2", { text: `Cell ${c.target} ${JSON.stringify(c.params)}` }));
+  box.appendChild(el("p", { class: "muted", text: `${c.status} · ${duration(c.finished_at - c.started_at)}` }));
+  if (c.error) box.appendChild(el("pre", { text: c.error }));
+  const metrics = Object.keys(c.samples).sort();
+  const chart = el("div", { class: "chart" });
+  box.appendChild(chart);
+  plot(chart, metrics.map((m) => ({ type: "box", y: c.samples[m].value, name: esc(m), boxpoints: "all", jitter: 0.4 })),
+       { title: { text: "raw samples" }, yaxis: { type: "log" } });
+  box.appendChild(el("p", {}, "History of this cell: ",
+    metrics.map((m) => el("a", { href: `/history?key=${encodeURIComponent(key)}&metric=${encodeURIComponent(m)}`, text: m, style: "margin-right:.6rem" }))));
+  if (c.profile) { box.appendChild(el("h3", { text: "profile (cProfile, top functions)" })); box.appendChild(el("pre", { text: c.profile })); }
+}
+
+async function startRuns() {
+  const f = document.getElementById("run-filters");
+  fillForm(f, query());
+  f.addEventListener("submit", guard(async (ev) => { ev.preventDefault(); setQuery(formValues(f)); await loadRunList(); }));
+  await guard(loadRunList)();
+  const q = query();
+  if (q.run) await guard(showRun)(q.run);
+}
+
+// ---------------------------------------------------------------- History
+
+async function startHistory() {
+  const q = query();
+  const keySel = document.getElementById("history-key"), metricSel = document.getElementById("history-metric");
+  const latest = await api("/api/runs", { limit: 1 });
+  let cells = [];
+  if (latest.runs.length) cells = (await api("/api/runs/" + latest.runs[0].id)).cells;
+  const keys = [...new Set(cells.map((c) => c.key).concat(q.key ? [q.key] : []))].sort();
+  for (const k of keys) keySel.appendChild(el("option", { value: k, text: k }));
+  const metricsFor = (key) => {
+    const c = cells.find((x) => x.key === key);
+    return c ? Object.keys(c.medians).sort() : [];
+  };
+  const fillMetrics = () => {
+    clear(metricSel);
+    const ms = metricsFor(keySel.value);
+    const all = q.metric && !ms.includes(q.metric) ? ms.concat([q.metric]) : ms;
+    for (const m of all) metricSel.appendChild(el("option", { value: m, text: m }));
+  };
+  if (q.key) keySel.value = q.key;
+  fillMetrics();
+  if (q.metric) metricSel.value = q.metric;
+  else if ([...metricSel.options].some((o) => o.value === "wall_s")) metricSel.value = "wall_s";
+  keySel.addEventListener("change", fillMetrics);
+  const show = guard(async () => {
+    setQuery({ key: keySel.value, metric: metricSel.value });
+    const h = await api("/api/history", { key: keySel.value, metric: metricSel.value });
+    const x = h.runs.map((r) => esc(r.name));
+    const traces = [
+      { x, y: h.q75, mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" },
+      { x, y: h.q25, mode: "lines", fill: "tonexty", fillcolor: "rgba(9,105,218,0.15)", line: { width: 0 }, name: "interquartile range" },
+      { x, y: h.median, mode: "lines+markers", name: "median", line: { color: "#0969da" } },
+    ];
+    const shapes = [];
+    for (const s of h.segments) {
+      shapes.push({ type: "rect", xref: "x", yref: "y", x0: s.start - 0.5, x1: s.end - 0.5, y0: s.low, y1: s.high,
+                    fillcolor: "rgba(154,103,0,0.10)", line: { width: 0 } });
+      shapes.push({ type: "line", xref: "x", yref: "y", x0: s.start - 0.5, x1: s.end - 0.5, y0: s.mean, y1: s.mean,
+                    line: { color: "#9a6700", dash: "dot" } });
+    }
+    for (const c of h.change_points) {
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: c.index - 0.5, x1: c.index - 0.5, y0: 0, y1: 1, line: { color: "#cf222e", width: 2 } });
+    }
+    plot("history-chart", traces, { title: { text: esc(`${h.metric} of ${h.target} ${JSON.stringify(h.params)}`) }, shapes,
+                                    xaxis: { type: "category", title: { text: "run" } } });
+    const box = clear(document.getElementById("history-table"));
+    box.appendChild(el("p", { class: "muted", text: `${h.runs.length} runs; ${h.change_points.length} change points; noise band: segment mean ± 2 sd of the run medians` }));
+    box.appendChild(table(["first affected run", "change", "p"], h.change_points.map((c) => ({
+      cells: [c.run, { text: c.magnitude === null ? "∞" : (c.magnitude * 100).toFixed(1) + "%", class: "num" }, { text: num(c.p_value, 2), class: "num" }] }))));
+  });
+  document.getElementById("history-form").addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
+  if (keySel.value && metricSel.value) await show();
+}
+
+// ---------------------------------------------------------------- Compare
+
+async function startCompare() {
+  const q = query();
+  const f = document.getElementById("compare-form");
+  await runOptions([document.getElementById("compare-base"), document.getElementById("compare-head")], [q.base, q.head]);
+  fillForm(f, { q: q.q, floor: q.floor });
+  const show = guard(async () => {
+    const v = formValues(f);
+    setQuery(v);
+    const c = await api("/api/compare", v);
+    const sum = clear(document.getElementById("compare-summary"));
+    sum.appendChild(el("p", {}, el("strong", { text: `${c.base.name} → ${c.head.name}: ` }),
+      Object.entries(c.counts).map(([k, n]) => el("span", { class: "v-" + k, text: `${n} ${k}  ` }))));
+    for (const w of c.warnings.concat(c.noise_note ? [c.noise_note] : [])) sum.appendChild(el("p", { class: "muted", text: "note: " + w }));
+    const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) => (a.verdict > b.verdict ? 1 : -1) || a.key.localeCompare(b.key));
+    const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
+    const labels = rows.map((r, i) => esc(`${i + 1}. ${r.target} ${r.params_text} ${r.metric}`).slice(0, 90));
+    plot("forest", [{
+      type: "scatter", mode: "markers", x: rows.map((r) => (r.ratio - 1) * 100), y: labels,
+      marker: { color: rows.map((r) => color[r.verdict]), size: 8 },
+      error_x: { type: "data", symmetric: false, array: rows.map((r) => (r.ci_high - r.ratio) * 100), arrayminus: rows.map((r) => (r.ratio - r.ci_low) * 100) },
+      text: rows.map((r) => esc(r.verdict + ": " + r.reason)), hoverinfo: "text+x" }],
+      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 120),
+        margin: { l: 420, r: 20, t: 40, b: 40 }, xaxis: { zeroline: true, ticksuffix: "%" }, yaxis: { autorange: "reversed", type: "category" },
+        shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
+    clear(document.getElementById("verdicts")).appendChild(table(
+      ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
+      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric, { text: num(r.median_base), class: "num" }, { text: num(r.median_head), class: "num" },
+        { text: pct(r.ratio), class: "num" }, { text: `[${pct(r.ci_low)}, ${pct(r.ci_high)}]`, class: "num" }, { text: num(r.q_value, 2), class: "num" },
+        { text: r.verdict, class: "v-" + r.verdict }, r.reason] }))));
+    clear(document.getElementById("fdr")).appendChild(table(["rank", "cell", "metric", "p", "BH threshold", "q", "verdict"],
+      c.fdr.map((r) => ({ cells: [{ text: r.rank, class: "num" }, r.params_text, r.metric, { text: num(r.p_value, 3), class: "num" },
+        { text: num(r.threshold, 3), class: "num" }, { text: num(r.q_value, 3), class: "num" }, { text: r.verdict, class: "v-" + r.verdict }] }))));
+  });
+  f.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
+  const base = document.getElementById("compare-base").value, head = document.getElementById("compare-head").value;
+  if (base && head && base !== head) await show();
+}
+
+// ---------------------------------------------------------------- Alerts
+
+async function loadAlerts() {
+  const f = document.getElementById("alert-filters");
+  const v = formValues(f);
+  setQuery(v);
+  const data = await api("/api/alerts", v);
+  const counts = clear(document.getElementById("alert-counts"));
+  for (const [k, n] of Object.entries(data.counts)) counts.appendChild(el("span", { class: "s-" + k, text: `${n} ${k}` }));
+  const byFp = new Map(data.alerts.map((a) => [a.fingerprint, a]));
+  const box = clear(document.getElementById("alert-groups"));
+  if (!data.groups.length) box.appendChild(el("p", { class: "muted", text: "No alert." }));
+  for (const g of data.groups) {
+    const members = g.alerts.map((fp) => byFp.get(fp)).filter(Boolean);
+    const first = members[0];
+    const ack = el("button", { text: g.acknowledged ? "acknowledged" : "acknowledge", disabled: g.acknowledged ? "disabled" : null,
+      onclick: guard(async () => { await post("/api/alerts/ack", { group_id: first.group_id || undefined, fingerprints: first.group_id ? [] : [first.fingerprint] }); await loadAlerts(); }) });
+    const dur = el("select", {}, [["1h", 3600], ["4h", 14400], ["1d", 86400], ["7d", 604800]].map(([t, s]) => el("option", { value: s, text: t })));
+    const silence = el("button", { text: "silence", onclick: guard(async () => {
+      const matchers = { alertname: first.name };
+      for (const k of ["component", "cell", "metric"]) if (first.labels[k]) matchers[k] = first.labels[k];
+      await post("/api/silences", { matchers, duration_s: Number(dur.value), comment: "from the dashboard" });
+      await loadAlerts(); }) });
+    const div = el("div", { class: "group", "data-group": g.id },
+      el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,
+        el("span", { class: "tag", text: g.id }), ack, " ", silence, " for ", dur));
+    div.appendChild(table(["state", "summary", "verdict / value", "root cause", "labels", "since"], members.map((a) => ({
+      cells: [{ text: a.silenced ? "silenced" : a.state, class: "s-" + a.state }, a.annotations.summary || a.name,
+        a.annotations.verdict || num(a.value), a.annotations.root_cause || "",
+        Object.entries(a.labels).map(([k, val]) => `${k}=${val}`).join(", "), when(a.starts_at)] }))));
+    box.appendChild(div);
+  }
+  const sil = clear(document.getElementById("silences"));
+  sil.appendChild(table(["id", "matchers", "until", "comment", ""], data.silences.map((s) => ({
+    cells: [s.id, Object.entries(s.matchers).map(([k, v]) => `${k}=${v}`).join(", "), when(s.ends_at), s.comment,
+      el("button", { text: "expire", onclick: guard(async () => { await post("/api/silences/" + encodeURIComponent(s.id), undefined, "DELETE"); await loadAlerts(); }) })] }))));
+  const o = data.outbox;
+  clear(document.getElementById("outbox")).appendChild(el("p", { text:
+    `channels: ${data.channels.join(", ") || "none configured"} · ${o.pending} pending, ${o.delivered} delivered, ${o.dead} given up, ${o.refused} refused by a full outbox` }));
+}
+
+async function startAlerts() {
+  const f = document.getElementById("alert-filters");
+  fillForm(f, query());
+  f.addEventListener("submit", (ev) => { ev.preventDefault(); guard(loadAlerts)(); });
+  await guard(loadAlerts)();
+  setInterval(guard(loadAlerts), 5000);
+}
+
+// ---------------------------------------------------------------- Analytics
+
+async function startAnalytics() {
+  const q = query();
+  const pick = document.getElementById("series-pick");
+  const tele = await api("/api/telemetry");
+  for (const s of tele.series) pick.appendChild(el("option", { value: `${s.metric}|${s.component}`, text: `${s.metric} · ${s.component} (${s.points})` }));
+  const f = document.getElementById("series-form");
+  fillForm(f, { method: q.method, model: q.model, horizon: q.horizon });
+  if (q.metric) pick.value = `${q.metric}|${q.component || ""}`;
+  const analyse = guard(async () => {
+    const v = formValues(f);
+    const [metric, component] = v.series.split("|");
+    setQuery({ metric, component, method: v.method, model: v.model, horizon: v.horizon });
+    const a = await api("/api/analytics/anomalies", { metric, component, method: v.method });
+    const t = a.series.t.map((x) => new Date(x * 1000));
+    const flagged = a.anomalies.map((r) => r.index);
+    plot("anomaly-chart", [
+      { x: t, y: a.series.v, mode: "lines", name: esc(metric) },
+      { x: flagged.map((i) => t[i]), y: flagged.map((i) => a.series.v[i]), mode: "markers", name: "anomaly", marker: { color: "#cf222e", size: 9 } },
+      { x: t, y: a.scores, mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
+      { title: { text: esc(`${metric} · ${component}: ${flagged.length} anomalies (${a.method})`) },
+        yaxis: { domain: [0.35, 1] }, yaxis2: { domain: [0, 0.28], title: { text: "score" } } });
+    const fc = await api("/api/analytics/forecast", { metric, component, model: v.model, horizon: v.horizon });
+    const ft = (fc.forecast.timestamps || []).map((x) => new Date(x * 1000));
+    plot("forecast-chart", [
+      { x: t, y: a.series.v, mode: "lines", name: "observed" },
+      { x: ft, y: fc.forecast.upper, mode: "lines", line: { width: 0 }, showlegend: false },
+      { x: ft, y: fc.forecast.lower, mode: "lines", fill: "tonexty", fillcolor: "rgba(9,105,218,0.15)", line: { width: 0 }, name: `${Math.round(fc.forecast.level * 100)}% interval` },
+      { x: ft, y: fc.forecast.mean, mode: "lines", name: esc(`forecast (${fc.forecast.model})`) }],
+      { title: { text: "forecast" } });
+    const ul = clear(document.getElementById("findings"));
+    for (const s of fc.findings) ul.appendChild(el("li", { text: s }));
+  });
+  f.addEventListener("submit", (ev) => { ev.preventDefault(); analyse(); });
+  if (pick.value) await analyse();
+  const runSelects = [...document.querySelectorAll(".run-pick")];
+  await runOptions(runSelects, [q.base, q.head, q.run]);
+  const rca = document.getElementById("rca-form");
+  rca.addEventListener("submit", guard(async (ev) => {
+    ev.preventDefault();
+    const v = formValues(rca);
+    setQuery({ base: v.base, head: v.head });
+    const r = await api("/api/analytics/root-causes", v);
+    clear(document.getElementById("rca")).appendChild(table(["kind", "cause", "score", "evidence"],
+      r.causes.map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
+  }));
+  const rec = document.getElementById("rec-form");
+  rec.addEventListener("submit", guard(async (ev) => {
+    ev.preventDefault();
+    const v = formValues(rec);
+    setQuery({ run: v.run });
+    const r = await api("/api/analytics/recommendations", v);
+    const box = clear(document.getElementById("recs"));
+    for (const [comp, adv] of Object.entries(r.components)) {
+      box.appendChild(el("h3", { text: comp }));
+      box.appendChild(table(["configuration", "quality", "cost", "confidence", "why"], adv.recommendations.map((x) => ({
+        cells: [JSON.stringify(x.params), { text: num(x.quality), class: "num" }, { text: num(x.cost), class: "num" },
+                { text: num(x.confidence, 2), class: "num" }, x.text] }))));
+    }
+  }));
+}
+
+// ---------------------------------------------------------------- boot
+
+const PAGES = { live: startLive, runs: startRuns, history: startHistory, compare: startCompare,
+                alerts: startAlerts, analytics: startAnalytics };
+const start = PAGES[CONFIG.page];
+if (start) guard(start)();
