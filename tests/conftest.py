@@ -126,8 +126,7 @@ def _truncate(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            names = [t for t in ("metric_points", "samples", "cells", "runs", "schema_version")
-                     if inspect(conn).has_table(t)]
+            names = inspect(conn).get_table_names()  # every table, whoever's migration made it
             for name in names:
                 conn.execute(text(f"DROP TABLE {name} CASCADE"))
     finally:

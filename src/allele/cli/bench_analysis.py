@@ -25,7 +25,14 @@ import typer
 from rich.table import Table
 
 from allele.bench.format import number, params_text, pct
-from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
+from allele.cli._common import (
+    StoreOpt,
+    esc,
+    make_console,
+    one_line_errors,
+    open_store_url,
+    plain,
+)
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,8 +70,8 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
     counts = comp.counts()
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
     rows = sorted(rows, key=lambda r: (VERDICT_RANK[r.verdict], r.key, r.metric))
-    table = Table(title=f"{comp.base.name} → {comp.head.name}: "
-                        + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    table = Table(title=plain(f"{comp.base.name} → {comp.head.name}: "
+                              + ", ".join(f"{n} {v}" for v, n in counts.items())))
     for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
                 "verdict"):
         table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
@@ -72,20 +79,20 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
     shown = split_params(comp.rows)
     for r in rows:
         e = r.estimate
-        table.add_row(r.target, params_text(row_params(shown, r)), r.metric,
+        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))), plain(r.metric),
                       _num(e.median_base), _num(e.median_head), pct(e.ratio),
-                      f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", _num(e.q_value),
+                      plain(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]"), _num(e.q_value),
                       "n too small" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{r.verdict}[/]")
     if rows:
         console.print(table)
         for target, (_, fixed) in shown.items():
             if fixed and any(r.target == target for r in rows):
-                console.print(f"[dim]{target}, in every cell: {params_text(fixed)}[/]",
+                console.print(f"[dim]{esc(target)}, in every cell: {esc(params_text(fixed))}[/]",
                               highlight=False)
     else:
         console.print(f"{comp.base.name} → {comp.head.name}: all {len(comp.rows)} cell metrics "
-                      f"unchanged (q={comp.q}, floor {comp.floor:.0%})")
+                      f"unchanged (q={comp.q}, floor {comp.floor:.0%})", markup=False)
     blind = [r for r in comp.rows if math.isinf(r.estimate.mde)]
     if blind:
         n = blind[0].estimate.n_head
@@ -96,21 +103,21 @@ def _print_comparison(comp: Comparison, show_all: bool) -> None:
     print_conditions(comp)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
-                          + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
-                                      for f in comp.failures[:5]), highlight=False)
+                          + esc("; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
+                                          for f in comp.failures[:5])), highlight=False)
     if comp.only_in_base or comp.only_in_head:
         err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
                           f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
-                          highlight=False)
+                          highlight=False, markup=False)
 
 
 def print_conditions(comp: Comparison) -> None:
     """What besides the code may have moved the numbers: a busier machine, run-to-run noise."""
     for warning in comp.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     note = comp.noise_note()
     if note:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
 
 
 def compare_cmd(
@@ -137,7 +144,7 @@ def compare_cmd(
         from allele.bench.compare import compare_runs, run_to_run_noise
         from allele.bench.history import load_history
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             b = st.load_run(base)
             h = st.load_run(head)
             if b.info.id == h.info.id:
@@ -164,10 +171,11 @@ def _print_regressions(report: RegressionReport) -> None:
                          justify="right" if col in ("magnitude", "p", "cells") else "left")
     for g in report.groups:
         style = "bold red" if g.kind == "regression" else "bold green"
-        table.add_row(f"[{style}]{g.kind}[/]", g.target, g.metric, g.run.name,
+        table.add_row(f"[{style}]{g.kind}[/]", plain(g.target), plain(g.metric),
+                      plain(g.run.name),
                       f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
                       f"{g.p_value:.2g}", f"{len(g.changes)}/{g.cells_checked}",
-                      g.attribution.description)
+                      plain(g.attribution.description))
     console.print(table)
 
 
@@ -192,7 +200,7 @@ def regressions_cmd(
         from allele.bench.regress import analyse_runs
         from allele.bench.select import cell_matcher, parse_since
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             runs = recent_history(st, runs_limit)
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
@@ -232,8 +240,8 @@ def calibrate_cmd(
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
         first, second = result.runs
-        table = Table(title=f"A/A calibration of {suite.name}: {first} vs {second} "
-                            f"(q={q}, floor {floor:.0%})")
+        table = Table(title=plain(f"A/A calibration of {suite.name}: {first} vs {second} "
+                                  f"(q={q}, floor {floor:.0%})"))
         for col in ("target", "cells", "comparisons", "false positives", "FP rate",
                     "inconclusive", "flagged metrics"):
             table.add_column(col, justify="left" if col in ("target", "flagged metrics")
@@ -241,8 +249,9 @@ def calibrate_cmd(
         for c in result.targets:
             flagged = ", ".join(f"{m} ({n})" for m, n in c.false_positives_by_metric.items()
                                 if n) or "-"
-            table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
-                          f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", flagged)
+            table.add_row(plain(c.target), str(c.cells), str(c.comparisons),
+                          str(c.false_positives), f"{c.false_positive_rate:.1%}",
+                          f"{c.inconclusive_rate:.1%}", plain(flagged))
         console.print(table)
 
 
@@ -262,7 +271,7 @@ def report_cmd(
     with one_line_errors():
         from allele.bench.report import build_report
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
         path = output or Path("report.md" if fmt is Format.markdown else "report.html")
         if str(path) == "-":
@@ -273,7 +282,7 @@ def report_cmd(
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc}") from None
-        err_console.print(f"report written to {path.resolve()}", highlight=False)
+        err_console.print(f"report written to {path.resolve()}", highlight=False, markup=False)
 
 
 def import_cmd(
@@ -297,7 +306,7 @@ def import_cmd(
                 info = st.get_run(run_id)
                 err_console.print(f"imported run {info.name} ({info.id}): "
                                   f"{info.cell_count} benchmarks, {info.failed_count} failed",
-                                  highlight=False)
+                                  highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,10 @@ n_samples)``
     order. Every sample is recovered bit for bit.
 ``metric_points(pk, metric, component, labels, timestamp, value)``
     Telemetry points (``labels`` is JSON text). Indexed by ``(metric, timestamp)``.
+``run_leases(run_pk, host, pid, pid_started, acquired_at, heartbeat_at)``
+    The process that runs (or resumes) a run, at most one per run.
+``cell_deliveries(run_pk, sink, key, delivered_at)``
+    Which stored cells an outside sink (``mlflow:<uri>#<experiment>``) holds for sure.
 
 A migration is a function of a connection inside an open transaction; :data:`MIGRATIONS` lists
 them in order and :func:`migrate` applies the missing ones. Each migration declares its own tables
@@ -115,6 +119,26 @@ metric_points = Table(
     Column("value", Float, nullable=False),
 )
 
+run_leases = Table(
+    "run_leases", metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_started", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+cell_deliveries = Table(
+    "cell_deliveries", metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+    Column("sink", String(500), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("delivered_at", Float, nullable=False),
+    UniqueConstraint("run_pk", "sink", "key", name="uq_cell_deliveries"),
+)
+
 Index("ix_cells_key_run", cells.c.key, cells.c.run_pk)
 Index("ix_runs_created", runs.c.created_at)
 Index("ix_metric_points_metric_ts", metric_points.c.metric, metric_points.c.timestamp)
@@ -187,9 +211,36 @@ def _migration_2(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_3(conn: Connection) -> None:
+    """Version 3: who runs a run (one lease per run, so two resumes cannot run the same cells)
+    and which stored cells reached an outside sink such as MLflow (so a resume re-sends the rest
+    after a crash)."""
+    md = MetaData()
+    Table("runs", md, Column("pk", Integer, primary_key=True))
+    Table(
+        "run_leases", md,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        Column("host", String(255), nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("pid_started", Float, nullable=False),
+        Column("acquired_at", Float, nullable=False),
+        Column("heartbeat_at", Float, nullable=False),
+    )
+    Table(
+        "cell_deliveries", md,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+        Column("sink", String(500), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("delivered_at", Float, nullable=False),
+        UniqueConstraint("run_pk", "sink", "key", name="uq_cell_deliveries"),
+    )
+    md.create_all(conn, tables=[md.tables["run_leases"], md.tables["cell_deliveries"]])
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_migration_1, _migration_2]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -231,11 +282,13 @@ PG_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7142201)"
 __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
+    "cell_deliveries",
     "cells",
     "current_version",
     "metadata",
     "metric_points",
     "migrate",
+    "run_leases",
     "runs",
     "samples",
     "schema_version",
