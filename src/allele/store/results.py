@@ -30,6 +30,7 @@ from typing import Any, ClassVar, cast, get_args
 
 from sqlalchemy import Connection, Select, Table, delete, func, select, update
 
+from allele import failpoints
 from allele.errors import StoreError
 from allele.store import schema as S
 from allele.store.codecs import clean_text, dumps, pack_cells
@@ -239,6 +240,7 @@ class ResultStore(Database):
             if rows:
                 self._bulk_insert(conn, S.samples, rows)
             self._recount(conn, run_pk)
+            failpoints.hit("store.save_cells")  # a test may kill the writer before the commit
 
         self.write_tx(run, what="save cells")
 

@@ -1,0 +1,128 @@
+"""Real servers for fault injection, each in its own process so that a test can kill it:
+``mlflow server`` (one worker, job execution off) and a webhook receiver that records every
+delivery before answering."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{url}: the server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+class Server:
+    """``mlflow server`` in its own process group (killing it kills its worker too)."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180.0) -> None:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 (kept open for the process)
+        self.proc = subprocess.Popen(
+            [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts")],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+            start_new_session=True)
+        try:
+            _wait_http(self.proc, f"{self.url}/health", self.root / "server.log", timeout)
+        except AssertionError:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+
+_RECEIVER = r'''
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+out = open(sys.argv[2], "a", encoding="utf-8")
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        line = json.dumps({"key": self.headers.get("Idempotency-Key"),
+                           "body": json.loads(body)}, sort_keys=True)
+        out.write(line + "\n")  # recorded before the answer: a kill now means a resend
+        out.flush()
+        os.fsync(out.fileno())
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+
+
+class Receiver:
+    """A webhook receiver process: every POST becomes a line of ``received.jsonl``."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}/hook"
+        self.path = root / "received.jsonl"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.root / "receiver.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER, str(self.port), str(self.path)],
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True)
+        _wait_http(self.proc, f"http://127.0.0.1:{self.port}/", log, 60.0)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+    def received(self) -> list[dict[str, object]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
