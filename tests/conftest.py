@@ -170,3 +170,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[ResultStore]:
     with open_store(store_url) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per session (the migration is the
+    slow part): copy it to get a fresh tracking database in a moment."""
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    from allele.tracking._deps import require_mlflow
+
+    require_mlflow()
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db

@@ -169,11 +169,12 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                                      resume=resume)
     if tracker.fully_delivered:
         err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
-                          highlight=False, markup=False)
+                          highlight=False, markup=False, soft_wrap=True)
     else:  # say where the records are instead of claiming they arrived
         err_console.print(f"MLflow at {uri} could not take everything: {tracker.spooled} "
                           f"record(s) wait in {tracker.spool.path}; `allele tracking sync` "
-                          "sends them", style="yellow", highlight=False, markup=False)
+                          "sends them", style="yellow", highlight=False, markup=False,
+                          soft_wrap=True)
     return summary
 
 
