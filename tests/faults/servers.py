@@ -126,3 +126,62 @@ class Receiver:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+_PROXY = r"""
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+async def handle(client_reader, client_writer):
+    try:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1",
+                                                                     int(sys.argv[2]))
+    except OSError:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]),
+                                        reuse_address=True)
+    print("ready", flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+class Proxy:
+    """A TCP proxy process in front of a server: killing it (SIGKILL: open connections are
+    reset, new ones refused) is what a client sees of a server killed with ``kill -9``, and
+    starting it again on the same port is the server's restart, in a fraction of a second."""
+
+    def __init__(self, root: Path, port: int, target_port: int) -> None:
+        self.root, self.port, self.target_port = root, port, target_port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _PROXY, str(self.port), str(self.target_port)],
+            stdout=subprocess.PIPE, stderr=open(self.root / "proxy.log", "ab"),  # noqa: SIM115
+            start_new_session=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            raise AssertionError(f"the proxy did not start: {(self.root / 'proxy.log').read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None

@@ -95,13 +95,16 @@ class Applier:
             raise Refused(f"run {rec['run']} does not exist at {target} (its creation failed)")
         return run_id
 
-    def apply(self, rec: Record, target: str | None = None) -> bool:
-        """Deliver one record; True when it created a new MLflow run."""
+    def apply(self, rec: Record, target: str | None = None, *, trust_new: bool = False) -> bool:
+        """Deliver one record; True when it created a new MLflow run. With ``trust_new`` a
+        ``create_run`` record marked ``new`` skips the search for an existing run (the live
+        tracker's first attempt; a replay never trusts it)."""
         target = target or str(rec["target"])
         op = rec["op"]
         client = self.client(target)
         if op == "create_run":
-            existing = self.find_run(target, str(rec["experiment"]), str(rec["run"]))
+            existing = (None if trust_new and rec.get("new") else
+                        self.find_run(target, str(rec["experiment"]), str(rec["run"])))
             if existing is not None:
                 if rec.get("reopen"):  # a resumed run: running again, owned by its new process
                     self._reopen(client, existing, rec)

@@ -32,7 +32,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from allele.errors import TrackingError
-from allele.tracking._common import TAG_KIND, RunEndStatus, end_status_for, error_text, now_ms
+from allele.tracking._common import (
+    TAG_KIND,
+    RunEndStatus,
+    end_status_for,
+    error_text,
+    now_ms,
+    param_value,
+)
 
 if TYPE_CHECKING:
     from allele.store.model import CellResult, RunInfo
@@ -72,9 +79,10 @@ def delivery_sink(tracker: MlflowTracker) -> str:
     return f"mlflow:{tracker.tracking_uri}#{tracker.experiment}"
 
 
-def start_matrix_run(tracker: MlflowTracker, info: RunInfo) -> TrackedRun:
+def start_matrix_run(tracker: MlflowTracker, info: RunInfo, new: bool = False) -> TrackedRun:
     """The work of :meth:`MlflowTracker.start_matrix_run
-    <allele.tracking.tracker.MlflowTracker.start_matrix_run>`."""
+    <allele.tracking.tracker.MlflowTracker.start_matrix_run>`; ``new``: the bench run was just
+    created, so neither its parent run nor any child can exist in MLflow yet."""
     fp = environment_fingerprint(info.environment)
     run = tracker.start_run(
         info.name,
@@ -83,7 +91,7 @@ def start_matrix_run(tracker: MlflowTracker, info: RunInfo) -> TrackedRun:
               "allele.env_fingerprint": fp},
         params={"spec_name": info.spec_name, "target": info.target},
         start_time_ms=int(info.created_at * 1000) if info.created_at else None,
-        key=matrix_run_key(info.id), reopen=True,
+        key=matrix_run_key(info.id), reopen=True, new=new,
     )
     run.log_text(json.dumps(info.spec, indent=2, sort_keys=True, default=str), "spec.json")
     run.log_text(json.dumps(info.environment, indent=2, sort_keys=True, default=str),
@@ -93,10 +101,12 @@ def start_matrix_run(tracker: MlflowTracker, info: RunInfo) -> TrackedRun:
 
 
 def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None,
-             on_durable: Callable[[list[str]], None] | None = None) -> TrackedRun:
+             on_durable: Callable[[list[str]], None] | None = None,
+             new: bool = False) -> TrackedRun:
     """The work of :meth:`MlflowTracker.log_cell
     <allele.tracking.tracker.MlflowTracker.log_cell>`; ``on_durable`` gets the cell's key once
-    all its records are delivered or spooled."""
+    all its records are delivered or spooled; ``new``: the cell was just stored, so its child
+    run cannot exist yet."""
     parent = matrix or tracker._matrix
     if parent is None:
         raise TrackingError("log_cell needs a matrix run: call start_matrix_run first")
@@ -110,7 +120,7 @@ def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None
     if tracker._matrix_fp is not None and parent is tracker._matrix:
         tags["allele.env_fingerprint"] = tracker._matrix_fp
     child = tracker.start_run(_cell_run_name(cell), parent=parent, tags=tags,
-                              params=cell.params or None, start_time_ms=started,
+                              start_time_ms=started, new=new,
                               key=cell_run_key(bench_id, cell.key) if bench_id else None)
     rows: list[list[Any]] = []
     for metric in cell.metrics():
@@ -119,8 +129,9 @@ def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None
         finite = sorted(v for v in values if math.isfinite(v))
         if finite:
             rows.append([f"{metric}.median", _median(finite), finished, 0])
-    if rows:
-        tracker._enqueue_log(child.key, rows, {}, {})
+    if rows or cell.params:  # params and samples in one batch
+        tracker._enqueue_log(child.key, rows, {str(k): param_value(v)
+                                               for k, v in cell.params.items()}, {})
     if cell.profile:
         child.log_text(cell.profile, "profile.txt")
     ok = cell.status == "ok"
@@ -172,10 +183,13 @@ class MlflowProgress:
     only after the sink stops).
     """
 
-    def __init__(self, tracker: MlflowTracker, inner: Any = None, store: Any = None) -> None:
+    def __init__(self, tracker: MlflowTracker, inner: Any = None, store: Any = None,
+                 new_run: bool = False) -> None:
         self.tracker = tracker
         self.inner = inner
         self.store = store
+        self.new_run = new_run
+        """The runner creates the run now (not a resume): nothing of it is in MLflow yet."""
         self.matrix: TrackedRun | None = None
         self.run_id: str | None = None
         self.resent = 0
@@ -191,7 +205,7 @@ class MlflowProgress:
             raise TrackingError(f"the runner gave no header for run {run_name!r}: MlflowProgress "
                                 "needs allele.bench.runner.Runner (its start passes run=)")
         self.run_id = run.id
-        self.matrix = self.tracker.start_matrix_run(run)
+        self.matrix = self.tracker.start_matrix_run(run, new=self.new_run)
         if already_done:
             self.matrix.set_tags({"allele.resumed_with_done_cells": already_done})
             self._resend(run)
@@ -219,8 +233,8 @@ class MlflowProgress:
             self.inner.cell_finished(task, result)
 
     def cell_stored(self, result: CellResult) -> None:
-        if self.matrix is not None:
-            self.tracker.log_cell(result, self.matrix, on_durable=self._acknowledge)
+        if self.matrix is not None:  # stored just now: no earlier process can have logged it
+            self.tracker.log_cell(result, self.matrix, on_durable=self._acknowledge, new=True)
         stored = getattr(self.inner, "cell_stored", None)
         if stored is not None:
             stored(result)
@@ -241,7 +255,8 @@ def run_matrix_tracked(tracker: MlflowTracker, runner: Any, suite: Any = None, *
     stored ``cell_count`` and ``failed_cells`` as metrics (and ``cell_count`` as a parameter
     once the run is finished). Returns the runner's :class:`~allele.bench.runner.RunSummary`.
     """
-    sink = MlflowProgress(tracker, runner.progress, getattr(runner, "store", None))
+    sink = MlflowProgress(tracker, runner.progress, getattr(runner, "store", None),
+                          new_run=resume is None)
     runner.progress = sink
     try:
         if resume is not None:

@@ -186,12 +186,14 @@ class MlflowTracker:
     def start_run(self, name: str | None = None, *, parent: TrackedRun | None = None,
                   tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
                   start_time_ms: int | None = None, key: str | None = None,
-                  reopen: bool = False) -> TrackedRun:
+                  reopen: bool = False, new: bool = False) -> TrackedRun:
         """Open a run (nested under ``parent`` when given) and return its handle.
 
         ``key`` makes the run's identity deterministic (``allele.run_key``): starting a run with
         the key of an existing one continues that run instead of making a second one; with
-        ``reopen`` it is set RUNNING again and owned by this process (a resumed matrix run)."""
+        ``reopen`` it is set RUNNING again and owned by this process (a resumed matrix run).
+        ``new`` says no process can have created this key before (its first delivery attempt
+        then skips the search for it; a retry or a replay from the spool still searches)."""
         if self._closed:
             raise TrackingError("this MlflowTracker is closed")
         key = key or new_key()
@@ -204,6 +206,8 @@ class MlflowTracker:
                "start_time": now_ms() if start_time_ms is None else int(start_time_ms)}
         if reopen:
             rec["reopen"] = True
+        if new:
+            rec["new"] = True
         with self._runs_lock:
             self._runs[key] = run
         self._q.append((None, rec, now_ms()))
@@ -227,15 +231,18 @@ class MlflowTracker:
         return run.run_id(timeout)
 
     # -- matrix runs (called by the bench runner; see allele.tracking.matrix) -------------------
-    def start_matrix_run(self, info: RunInfo) -> TrackedRun:
-        """A benchmark matrix run becomes a parent run; spec and environment become artifacts."""
-        return _matrix.start_matrix_run(self, info)
+    def start_matrix_run(self, info: RunInfo, *, new: bool = False) -> TrackedRun:
+        """A benchmark matrix run becomes a parent run; spec and environment become artifacts
+        (``new``: the bench run was just created, nothing of it can be in MLflow yet)."""
+        return _matrix.start_matrix_run(self, info, new)
 
     def log_cell(self, cell: CellResult, matrix: TrackedRun | None = None, *,
-                 on_durable: Callable[[list[str]], None] | None = None) -> TrackedRun:
+                 on_durable: Callable[[list[str]], None] | None = None,
+                 new: bool = False) -> TrackedRun:
         """One stored cell becomes a child run: params, tags, every sample and its median;
-        ``on_durable`` gets the cell's key once its records are delivered or spooled."""
-        return _matrix.log_cell(self, cell, matrix, on_durable)
+        ``on_durable`` gets the cell's key once its records are delivered or spooled; ``new``:
+        the cell was just stored, so its child run cannot exist yet."""
+        return _matrix.log_cell(self, cell, matrix, on_durable, new)
 
     def end_matrix_run(self, status: str, report_path: str | os.PathLike[str] | None = None,
                        matrix: TrackedRun | None = None, error: str | None = None) -> None:
@@ -414,8 +421,8 @@ class MlflowTracker:
 
     def _apply_retrying(self, rec: Record) -> None:
         for attempt in range(3):
-            try:
-                self._applier.apply(rec, self.tracking_uri)
+            try:  # only a first attempt may trust "new" (a retry may follow a lost answer)
+                self._applier.apply(rec, self.tracking_uri, trust_new=attempt == 0)
                 return
             except Exception as exc:
                 if attempt == 2 or classify(exc) != "unavailable":
