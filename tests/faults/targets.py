@@ -56,3 +56,21 @@ def sleeps(params: dict[str, Any], seed: int) -> dict[str, float]:
             time.sleep(0.02)
     time.sleep(float(params.get("s", 0.0)))
     return {"x": float(params.get("a", 0))}
+
+
+def hangs(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Never returns, the hard way ``params['how']`` says: ``sigalrm_blocked`` (a busy loop
+    with the timeout signal blocked) or ``gil`` (a regex backtracking in C, holding the GIL, so
+    no Python thread of the process runs). Touches ``<dir>/<how>.started`` first."""
+    import re
+    import signal
+    from pathlib import Path
+
+    how = str(params["how"])
+    Path(str(params["dir"]), f"{how}.started").touch()
+    if how == "sigalrm_blocked":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            pass
+    re.match(r"(a+)+$", "a" * 64 + "b")  # 2^64 steps in C
+    return {"x": 0.0}

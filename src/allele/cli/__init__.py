@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, Abort):
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
-    except Exception as exc:  # a bug: still one line, the traceback on request
+    except Exception as exc:
+        if type(exc).__module__.startswith("mlflow."):  # MLflow refused (URI, auth, not found)
+            print_error(f"MLflow: {' '.join(str(exc).split())[:400]}")
+            sys.exit(2)
+        # a bug: still one line, the traceback on request
         if os.environ.get("ALLELE_DEBUG"):
             raise
         print_error(f"internal error: {type(exc).__name__}: {exc} (a bug in Allele; "

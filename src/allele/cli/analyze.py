@@ -113,9 +113,11 @@ def alerts(
     from allele.analytics.correlate import correlate_batch
 
     try:
-        raw = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise AnalyticsError(f"{file} is not valid JSON: {exc}") from exc
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AnalyticsError(f"{file} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise AnalyticsError(f"cannot read {file}: {exc}") from None
     if not isinstance(raw, list):
         raise AnalyticsError(f"{file} must hold a JSON list of alerts")
     upd = correlate_batch(raw, now)

@@ -109,6 +109,8 @@ class Spool:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_spool_path()
+        if not self.path.name or self.path.is_dir():
+            raise TrackingError(f"tracking spool {str(path)!r} is not a file path")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
 
@@ -178,8 +180,8 @@ class Spool:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return state
-        except OSError as exc:
-            raise TrackingError(f"cannot read tracking spool {self.path}: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrackingError(f"cannot read tracking spool {self.path}: {exc}") from None
         records: list[Record] = []
         lines = raw.split("\n")
         for i, line in enumerate(lines):
