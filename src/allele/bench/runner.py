@@ -12,7 +12,14 @@ Resuming: the run's resolved spec (preset applied) and filters are stored with i
 the store never holds a key twice. Ctrl-C (KeyboardInterrupt, and SIGTERM in the CLI) kills the
 running cells, marks the run ``interrupted`` and returns; the run can be resumed. A runner killed
 outright (``kill -9``) leaves its run ``running`` with every cell committed so far, and it can be
-resumed the same way.
+resumed the same way; its workers do not outlive it (see :mod:`allele.bench.executors`).
+
+While it runs cells the runner holds the run's lease (:mod:`allele.bench.lease`): a second
+resume of the same run refuses, naming the live process that holds it. A cell whose result the
+store refuses (say more distinct metrics than a cell can hold) is stored as a failed cell saying
+why, so one bad cell never stops a run nor a resume. A progress sink with a ``cell_stored``
+method (:class:`StoredCellSink`, e.g. the MLflow bridge) gets each cell once it is committed,
+its rounds merged.
 """
 
 from __future__ import annotations

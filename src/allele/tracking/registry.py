@@ -352,7 +352,7 @@ def register_genome_file(
     and a JSON fitness spec: what ``allele genome register`` takes."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read genome file {path}: {exc}") from None
     genome = Genome.from_json(text)
     spec = None
