@@ -153,7 +153,10 @@ def test_an_unguarded_script_gets_one_clear_error_and_leaves_no_run(tmp_path: Pa
         run_spec({str(spec)!r}, store={url!r}, workers=2)
         print("done")
     """))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
+    import allele
+
+    here = str(Path(allele.__file__).resolve().parents[1])  # the allele this test imports
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((here, str(ROOT)))}
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "done" not in proc.stdout

@@ -134,7 +134,7 @@ def _argv(path: tuple[str, ...], params: list[Any], pool: dict[str, list[str]]
         for p in draw(st.lists(st.sampled_from(options), max_size=4)) if options else []:
             flag = p.opts[0]
             if getattr(p, "is_flag", False):
-                argv.append(draw(st.sampled_from([flag, *p.secondary_opts] or [flag])))
+                argv.append(draw(st.sampled_from([flag, *p.secondary_opts])))
             else:
                 argv += [flag, draw(_value(p.name, pool))]
         if draw(st.integers(0, 9)) == 0:

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -106,7 +107,7 @@ def test_beyond_loopback_metrics_need_the_token(tmp_path: Path) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    keys: list[str] = []
+    keys: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))

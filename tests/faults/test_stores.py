@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from allele.bench.lease import RunBusyError, RunLease
 from allele.bench.runner import Runner
 from allele.bench.spec import loads_suite
 from allele.errors import StoreError
 from allele.store import ResultStore, open_store
 from allele.store import schema as S
-from allele.store.leases import Lease
 from allele.store.model import CellResult, Sample
 from tests.faults.cli import allele, one_line_error
 from tests.faults.processes import Cli, wait_for_file
@@ -141,6 +139,8 @@ def test_a_damaged_store_value_is_one_line(tmp_path: Path, what: str, sql: str) 
 
 
 def test_the_lease_is_a_compare_and_swap(store: ResultStore) -> None:
+    from allele.store.leases import Lease
+
     run_id = store.create_run("l", "s", "t", {}, {})
     dead = Lease("elsewhere", 1, 1.0)
     me = Lease("here", os.getpid(), 2.0)
@@ -156,6 +156,9 @@ def test_the_lease_is_a_compare_and_swap(store: ResultStore) -> None:
 
 
 def test_a_live_holder_is_named_and_a_dead_one_is_replaced(sqlite_store: ResultStore) -> None:
+    from allele.bench.lease import RunBusyError, RunLease
+    from allele.store.leases import Lease
+
     run_id = sqlite_store.create_run("busy", "s", "t", {}, {})
     mine = RunLease(sqlite_store, run_id, "busy")
     mine.acquire()
@@ -196,6 +199,8 @@ def test_two_resumes_at_once_run_nothing_twice(tmp_path: Path) -> None:
 
 
 def test_a_resume_after_a_kill_takes_the_dead_runners_lease(sqlite_url: str) -> None:
+    from allele.store.leases import Lease
+
     suite = loads_suite(f"name: k\ntarget: {T}:tiny\nseeds: 1\nmatrix: {{a: [1, 2]}}\n")
     with open_store(sqlite_url) as st:
         run_id = st.create_run("k", "k", "t", {"format": 1, "suite": suite.model_dump(
