@@ -204,7 +204,7 @@ class Database:
         if self.read_only:
             if version == 0:
                 hint = (" (with immutable=1 SQLite ignores the -wal file: checkpoint the store "
-                        "first)" if "immutable" in str(self._url.query) else "")
+                        "first)" if "immutable" in self._url.query else "")
                 raise StoreError(f"{display_url(self._url)} is not an Allele result store "
                                  f"(it has no schema){hint}")
         elif version < S.LATEST_VERSION:
