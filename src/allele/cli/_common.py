@@ -10,6 +10,7 @@ markup string user text goes through :func:`esc`, and as a table cell through :f
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,3 +88,21 @@ def open_store_url(url: str | None, *, read_only: bool = False) -> ResultStore:
     from allele.store import open_store
 
     return open_store(url, read_only=read_only)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager's stop, ``kill``) ends the command like Ctrl-C: through its
+    cleanup (a run left resumable, a final flush), not at once."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

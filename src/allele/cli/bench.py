@@ -11,10 +11,8 @@ Every error is an AlleleError: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -29,6 +27,7 @@ from allele.cli._common import (
     one_line_errors,
     open_store_url,
     plain,
+    sigterm_as_interrupt,
 )
 from allele.errors import ConfigError
 
@@ -42,23 +41,6 @@ err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run like Ctrl-C: cleanly, leaving it resumable."""
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 @app.command("run")
@@ -108,7 +90,7 @@ def run_cmd(
                 _check_resumed_spec(st, spec, resume, max_cells)
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
                                            filters=filters or [], resume=resume)

@@ -14,12 +14,9 @@ Bound beyond loopback, /metrics needs a bearer token (``--token`` or ``ALLELE_OB
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.cli._common import plain
+from allele.cli._common import plain, sigterm_as_interrupt
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,23 +33,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Observability: serve /metrics, check alert rules, list metrics.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console(width=None if sys.stdout.isatty() else 150, emoji=False)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops ``serve`` like Ctrl-C: through its cleanup (final flush and delivery)."""
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _check_serve_options(port: int, interval: float, duration: float | None) -> None:
@@ -168,7 +148,7 @@ def serve(
                       + (" (bearer token required)" if token else ""), highlight=False,
                       markup=False)
         sys.stdout.flush()
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             deadline = None if duration is None else time.monotonic() + duration
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.2 if deadline is None else max(0.0, min(
