@@ -5,7 +5,9 @@ test can report every broken invariant of a trial at once."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Any
 
 from allele.store import open_store
@@ -90,4 +92,29 @@ def mlflow_problems(client: Any, experiment: str, rec: RunRecord,
             if [m.value for m in hist] != cell.values(history_metric):
                 problems.append(f"{cell.key}: {len(hist)} {history_metric} points in MLflow, "
                                 f"{len(cell.values(history_metric))} stored")
+    return problems
+
+
+def webhook_problems(received: list[dict[str, Any]], serve_output: str, alerts: int = 5
+                     ) -> list[str]:
+    """Every alert the sender notified (its log names each key) arrived at least once; one id
+    never carried two different contents; the ids are the alerts' (one per alert)."""
+    problems: list[str] = []
+    logged = set(re.findall(r"alert Always\d+ FIRING .*\(key ([^)]+)\)", serve_output))
+    bodies: dict[str, set[str]] = {}
+    for r in received:
+        bodies.setdefault(str(r["key"]), set()).add(json.dumps(r["body"], sort_keys=True))
+        if r["body"].get("key") != r["key"]:
+            problems.append(f"header id {r['key']} != body id {r['body'].get('key')}")
+    if len(logged) != alerts:
+        problems.append(f"the sender logged {len(logged)} alerts, expected {alerts}")
+    missing = logged - set(bodies)
+    if missing:
+        problems.append(f"{len(missing)} notified alerts never arrived: {sorted(missing)[:3]}")
+    for key, contents in bodies.items():
+        if len(contents) > 1:
+            problems.append(f"id {key} arrived with {len(contents)} different contents")
+    names = {json.loads(next(iter(c)))["alert"]["name"] for c in bodies.values()}
+    if len(names) != len(bodies):
+        problems.append(f"{len(bodies)} ids for {len(names)} alerts: an alert changed its id")
     return problems

@@ -58,6 +58,9 @@ class Cli:
                 sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
                 os.chdir(cwd)
                 os.environ.update(env)
+                import logging
+
+                logging.getLogger().handlers.clear()  # log as a fresh process: to stderr
                 _fresh_multiprocessing()
                 from allele.cli import main
 

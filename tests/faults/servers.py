@@ -75,15 +75,21 @@ import json, os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 out = open(sys.argv[2], "a", encoding="utf-8")
+die_after = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+seen = 0
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
+        global seen
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         line = json.dumps({"key": self.headers.get("Idempotency-Key"),
                            "body": json.loads(body)}, sort_keys=True)
         out.write(line + "\n")  # recorded before the answer: a kill now means a resend
         out.flush()
         os.fsync(out.fileno())
+        seen += 1
+        if seen == die_after:  # the kill point: recorded, never answered
+            os._exit(1)
         self.send_response(200)
         self.end_headers()
 
@@ -108,10 +114,11 @@ class Receiver:
         self.path = root / "received.jsonl"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, die_after: int = 0) -> None:
+        """Serve; with ``die_after`` k, exit right after recording the k-th POST, unanswered."""
         log = self.root / "receiver.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _RECEIVER, str(self.port), str(self.path)],
+            [sys.executable, "-c", _RECEIVER, str(self.port), str(self.path), str(die_after)],
             stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True)
         _wait_http(self.proc, f"http://127.0.0.1:{self.port}/", log, 60.0)

@@ -2,7 +2,10 @@
 each hit by one fault (the runner, its process group, the store's writer, the MLflow writer, the
 workers or the MLflow server killed at a random point), recovered and checked: every stored
 cell once, every cell once in MLflow (one child run per cell, its samples as stored), no process
-left behind within 5 s of the runner's death, no run left ``running``, no lease left held.
+left behind within 5 s of the runner's death, no run left ``running``, no lease left held; and
+``observe serve`` alerting through a webhook whose receiver is killed (or down) at a random
+point: every alert delivered at least once, under one stable id, never two contents under one
+id. The kinds take turns; the kill points are drawn at random (see ``tests/faults/trials.py``).
 
 ``ALLELE_FAULT_TRIALS`` (default 50) and ``ALLELE_FAULT_SEED`` (default 16) choose the trials,
 ``ALLELE_FAULT_JOBS`` (default 2) how many run at once (each in a driver process of its own); a

@@ -12,6 +12,9 @@ Faults (each at the k-th occurrence of its point, see :mod:`allele.failpoints`):
 ``worker``        SIGKILL of each worker at its k-th cell (the run goes on: crashed cells)
 ``server``        the MLflow server killed at the k-th committed cell, restarted afterwards
 ``server+runner`` both: the server killed at the k-th commit, the runner inside a later write
+``receiver``      (``observe serve`` with a webhook) the webhook receiver killed right after it
+                  recorded the k-th notification, before answering, restarted a moment later
+``receiver-down`` the webhook receiver down when the alerts fire, started a moment later
 
 The MLflow server of a trial is a real ``mlflow server`` (shared by the trials) seen through a
 TCP proxy of the trial's own: "killing the server" kills the proxy with SIGKILL (connections
@@ -22,17 +25,22 @@ start-up time. ``tests/faults/test_mlflow_crash.py`` kills and restarts the serv
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.faults.invariants import mlflow_problems, store_problems
+from tests.faults.invariants import mlflow_problems, store_problems, webhook_problems
 from tests.faults.processes import Cli, left_behind, wait_for_file
-from tests.faults.servers import Proxy, Server, free_port
+from tests.faults.servers import Proxy, Receiver, Server, free_port
 
-KINDS = ("runner", "group", "writer", "tracker", "worker", "server", "server+runner")
+KINDS = ("runner", "group", "writer", "tracker", "worker", "server", "server+runner",
+         "receiver", "receiver-down")
+ALERTS = 5
+"""Rules of a webhook trial: each fires once, at the first evaluation, and stays firing."""
 CELLS = 6
 
 SPEC = """
@@ -71,7 +79,8 @@ class Trial:
     @classmethod
     def draw(cls, index: int, rng: random.Random) -> Trial:
         kind = KINDS[index % len(KINDS)]  # every kind equally often, the points at random
-        k = {"tracker": rng.randint(1, 20), "worker": rng.randint(1, 3)}.get(
+        k = {"tracker": rng.randint(1, 20), "worker": rng.randint(1, 3),
+             "receiver": rng.randint(1, ALERTS), "receiver-down": rng.randint(0, 12)}.get(
             kind, rng.randint(1, CELLS - 1))
         executor = "inline" if kind not in ("group", "worker") and rng.random() < 0.5 \
             else "local"
@@ -100,6 +109,8 @@ def run_trial(trial: Trial, root: Path, server: Server, client: Any) -> Trial:
     """Run one trial in ``root``; its problems (broken invariants) end up in the trial."""
     t0 = time.perf_counter()
     root.mkdir(parents=True)
+    if trial.kind.startswith("receiver"):
+        return _webhook_trial(trial, root, t0)
     spec = root / "spec.yaml"
     spec.write_text(SPEC.format(seed=trial.seed, rounds=trial.rounds))
     url = f"sqlite:///{root / 'results.db'}"
@@ -139,6 +150,47 @@ def run_trial(trial: Trial, root: Path, server: Server, client: Any) -> Trial:
     if rec is not None:
         trial.problems += mlflow_problems(client, experiment, rec)
     mlflow.kill()
+    trial.clock("check", t)
+    trial.seconds = time.perf_counter() - t0
+    return trial
+
+
+RULES = "rules:\n" + "".join(
+    f"  - {{name: Always{i}, metric: allele_process_rss_bytes, op: '>', threshold: {i}}}\n"
+    for i in range(ALERTS))
+
+
+def _webhook_trial(trial: Trial, root: Path, t0: float) -> Trial:
+    """``observe serve`` with a webhook whose receiver dies (or is down) at the trial's point:
+    every alert must arrive at least once, under one stable id, never with two contents."""
+    rules = root / "rules.yaml"
+    rules.write_text(RULES)
+    receiver = Receiver(root, free_port())
+    if trial.kind == "receiver":
+        receiver.start(die_after=trial.k)
+    env = {"ALLELE_OBSERVE__SAMPLE_INTERVAL_S": "0.1", "ALLELE_FAULT_MARK": str(root)}
+    serve = Cli(["observe", "serve", "--port", "0", "--interval", "0.1", "--rules", str(rules),
+                 "--webhook", receiver.url], cwd=root, out=root / "serve.out", env=env)
+    if trial.kind == "receiver":
+        deadline = time.monotonic() + 60
+        while receiver.proc is not None and receiver.proc.poll() is None:
+            if time.monotonic() > deadline:  # the kill point was never reached
+                trial.problems.append(f"the receiver never got notification {trial.k}")
+                break
+            time.sleep(0.02)
+    time.sleep(trial.k * 0.1 if trial.kind == "receiver-down" else 0.2)  # a moment down
+    receiver.start()
+    t = trial.clock("run", t0)
+    deadline = time.monotonic() + 60  # the notifier's backoff catches up with the receiver
+    while len({r["key"] for r in receiver.received()}) < ALERTS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(serve.pid, signal.SIGTERM)
+    if serve.wait(timeout=60) != 0:
+        trial.problems.append(f"serve did not stop cleanly: {serve.output[-500:]}")
+    receiver.kill()
+    trial.problems += [f"left behind: {p}" for p in left_behind(str(root), within_s=5.0)]
+    t = trial.clock("orphans", t)
+    trial.problems += webhook_problems(receiver.received(), serve.output)
     trial.clock("check", t)
     trial.seconds = time.perf_counter() - t0
     return trial
