@@ -126,9 +126,7 @@ def _truncate(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            names = [t for t in ("metric_points", "samples", "cells", "runs", "schema_version",
-                                 "events", "outbox", "alerts", "silences", "counters")
-                     if inspect(conn).has_table(t)]
+            names = inspect(conn).get_table_names()  # every table, whoever's migration made it
             for name in names:
                 conn.execute(text(f"DROP TABLE {name} CASCADE"))
     finally:
@@ -172,3 +170,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[ResultStore]:
     with open_store(store_url) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per session (the migration is the
+    slow part): copy it to get a fresh tracking database in a moment."""
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    from allele.tracking._deps import require_mlflow
+
+    require_mlflow()
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db

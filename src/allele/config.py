@@ -73,6 +73,14 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(2, ge=0)
 
 
+class BenchSettings(BaseModel):
+    """Benchmark runner limits."""
+
+    max_cells: int = Field(100_000, ge=1)
+    """The most cells one spec may define (checked from the axes' sizes before any cell is
+    built: three axes of 100 values already make 10^6 cells)."""
+
+
 class TrackingSettings(BaseModel):
     """MLflow defaults."""
 
@@ -96,6 +104,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     llm: LLMSettings = LLMSettings()
     tracking: TrackingSettings = TrackingSettings()
+    bench: BenchSettings = BenchSettings()
 
     @classmethod
     def settings_customise_sources(

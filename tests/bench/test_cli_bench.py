@@ -116,7 +116,7 @@ def test_resume_through_the_cli(spec: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "fragment"), [
     (("run",), "give a SPEC file"),
     (("run", "/no/such/spec.yaml"), "no such spec file"),
-    (("show", "nosuchrun"), "nosuchrun"),
+    (("show", "nosuchrun"), "no result store at"),  # a read command creates nothing
     (("export", "latest", "--format", "xml"), "allowed: json, csv"),
     (("run", "SPEC", "--executor", "threads"), "--executor 'threads'"),
     (("run", "SPEC", "--preset", "nope"), "unknown preset 'nope'"),

@@ -285,7 +285,7 @@ def test_resume_after_kill_9_of_the_runner(tmp_path: Path, executor: str) -> Non
                     "fixed: {s: 0.25}\n")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
     proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "k9", "-q",
                                  "--executor", executor, "--workers", "2"),
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -330,7 +330,7 @@ def test_sigint_stops_cleanly_and_exit_code_130(tmp_path: Path) -> None:
                     f"matrix: {{x: {list(range(20))}}}\nfixed: {{s: 0.2}}\n")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
     proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "ci", "-q",
                                  "--workers", "2"),
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,6 +4,7 @@ is the slow part), a fresh experiment name and spool file per test."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +16,12 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
 @pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite tracking/registry database shared by the session."""
-    from allele.tracking._deps import require_mlflow
-
-    require_mlflow()
-    from mlflow import MlflowClient
-
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> str:
+    """A migrated SQLite tracking/registry database shared by the session (a copy of the
+    session's template, see tests/conftest.py)."""
     db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    uri = f"sqlite:///{db}"
-    MlflowClient(tracking_uri=uri).search_experiments()  # creates and migrates the schema
-    return uri
+    shutil.copyfile(mlflow_template, db)
+    return f"sqlite:///{db}"
 
 
 @pytest.fixture

@@ -4,13 +4,6 @@ every metric arrives exactly once."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,61 +14,16 @@ from allele.core.evolution import EvolutionConfig, EvolutionEngine
 from allele.core.fitness import target_personality
 from allele.tracking.mlflow import MlflowTracker, sync_spool
 from allele.tracking.spool import Spool
+from tests.faults.servers import Server, free_port
 
 pytestmark = pytest.mark.slow
 
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 METRICS = ("best", "mean", "std", "diversity", "generation_seconds")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``mlflow server`` in its own process group (so that killing it kills its worker too)."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root, self.port = root, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 180.0) -> None:
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
-               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 (kept open for the process)
-        self.proc = subprocess.Popen(
-            [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-             "--artifacts-destination", str(self.root / "artifacts")],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.kill()
-        raise AssertionError(f"mlflow server did not answer within {timeout}s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        self.proc = None
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("mlflow-server"), _free_port())
+    srv = Server(tmp_path_factory.mktemp("mlflow-server"), free_port())
     srv.start()
     yield srv
     srv.kill()

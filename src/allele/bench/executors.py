@@ -13,7 +13,17 @@ it, or a timeout never stops an executor: the cell's result says ``failed``, ``c
   method where available, else ``spawn``: no inherited locks or threads). One cell per task; a
   worker that dies (segfault, abort, out-of-memory kill) yields a ``crashed`` cell and is replaced;
   a cell over its ``timeout_s`` is interrupted in the worker (``SIGALRM``) and, if that does not
-  work within :data:`KILL_GRACE_S`, the worker is killed and replaced.
+  work within :data:`KILL_GRACE_S`, the worker is killed and replaced. A worker that ran a cell
+  under ``memory_limit_mb`` is retired afterwards (what the limit interrupted, such as an import,
+  stays half-done in that process), so later cells never inherit the damage.
+
+  Workers never outlive the runner: each one watches a "lifeline" pipe whose other end only
+  the runner holds and kills itself when it closes; on Linux the kernel also kills it when its
+  parent, the forkserver, dies (``PR_SET_PDEATHSIG``), and the forkserver leaves as soon as the
+  runner is gone (:mod:`allele.bench._forkserver`), so a ``kill -9`` of the runner takes the
+  workers (even one stuck in C code holding the GIL), the forkserver and the resource tracker
+  down within a second. Elsewhere (``spawn``) the lifeline alone does it, as soon as the
+  worker's Python code gets the GIL.
 * :class:`DaskExecutor` submits cells to a Dask distributed cluster: an existing scheduler
   (``dask://HOST:PORT``) or a :class:`~distributed.LocalCluster` it starts (``dask-local``).
 """
@@ -22,8 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -34,6 +46,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Self
 
+from allele import failpoints
 from allele.bench.live import LiveBatch, worker_live
 from allele.bench.profiler import describe_exit, run_cell
 from allele.bench.task import CellTask
@@ -119,14 +132,63 @@ def _extend_sys_path(paths: Sequence[str]) -> None:
 
 _READY = "allele-worker-ready"
 MAX_START_FAILURES = 3
+"""Workers dying before they ever said ready, in a row, that make the pool give up."""
 STARTUP_TIMEOUT_S = 120.0
 """How long a new worker may take to import and report ready."""
-"""Workers dying before they ever said ready, in a row, that make the pool give up."""
+REIMPORTED_MAIN_EXIT = 86
+"""Exit code of a worker that was about to start a run itself while re-importing the main
+module of a script without an ``if __name__ == "__main__":`` guard."""
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker_main(conn: Connection, sys_path: list[str]) -> None:
+class WorkerStartError(BenchmarkError):
+    """The pool's workers die before they can run a cell (nothing of the run was executed)."""
+
+
+def refuse_reimport_by_worker() -> None:
+    """Called where a run starts: in a worker process that is still importing the script's
+    main module (a script without an ``if __name__ == "__main__":`` guard: every worker
+    re-imports it), end that worker at once and quietly, before it creates a run of its own;
+    the runner then reports the missing guard once (:class:`WorkerStartError`)."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        os._exit(REIMPORTED_MAIN_EXIT)
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent (the forkserver) dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl: the lifeline still works
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_lifeline(lifeline: Connection) -> None:
+    """Block until the runner's end of the lifeline closes (the runner is gone), then die."""
+    try:
+        while True:
+            lifeline.recv()  # the runner never writes: this returns only by EOF
+    except (EOFError, OSError):
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _worker_main(conn: Connection, sys_path: list[str],
+                 lifeline: Connection | None = None, forkserver: bool = False) -> None:
     """A pool worker: receive a task, run it, send the result; until None or the parent leaves."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's business
+    if forkserver:
+        _die_with_parent()
+    if lifeline is not None:
+        threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True,
+                         name="allele-worker-lifeline").start()
     _extend_sys_path(sys_path)
     try:
         conn.send(_READY)
@@ -139,6 +201,7 @@ def _worker_main(conn: Connection, sys_path: list[str]) -> None:
             return
         if task is None:
             return
+        failpoints.hit("worker.task")
         live = worker_live(task, conn.send)
         result = run_cell(task, enforce_timeout=True,
                           on_call=live.after_call if live is not None else None)
@@ -153,11 +216,16 @@ def _worker_main(conn: Connection, sys_path: list[str]) -> None:
 class _Worker:
     def __init__(self, ctx: Any, sys_path: list[str]) -> None:
         parent, child = ctx.Pipe(duplex=True)
+        life_r, life_w = ctx.Pipe(duplex=False)
         self.conn: Connection = parent
-        self.process: BaseProcess = ctx.Process(target=_worker_main, args=(child, sys_path),
-                                                daemon=True, name="allele-bench-worker")
+        self.lifeline: Connection = life_w  # never written: its close tells the worker to go
+        forkserver = ctx.get_start_method() == "forkserver"
+        self.process: BaseProcess = ctx.Process(
+            target=_worker_main, args=(child, sys_path, life_r, forkserver), daemon=True,
+            name="allele-bench-worker")
         self.process.start()
         child.close()
+        life_r.close()
         self.task: CellTask | None = None
         self.ready = False
         self.started = 0.0
@@ -178,6 +246,7 @@ class _Worker:
             self.process.kill()
             self.process.join(timeout=5.0)
         self.conn.close()
+        self.lifeline.close()
 
 
 def default_start_method() -> str:
@@ -201,7 +270,7 @@ class ProcessPoolExecutor(Executor):
         self.workers = n
         method = start_method or default_start_method()
         if method == "forkserver":
-            mp.set_forkserver_preload(["allele.bench.profiler"])
+            mp.set_forkserver_preload(["allele.bench._forkserver", "allele.bench.profiler"])
         self._ctx = mp.get_context(method)
         self._pool: list[_Worker] = []
         self._start_failures = 0
@@ -310,6 +379,8 @@ class ProcessPoolExecutor(Executor):
                     continue
                 result: CellResult = message
                 worker.task = None
+                if task.memory_limit_mb is not None:  # the limit may have damaged the process
+                    self._replace(worker, kill=False)
                 return result
         except (EOFError, OSError):
             broken = True  # the worker died; its exit code tells why
@@ -326,10 +397,15 @@ class ProcessPoolExecutor(Executor):
                                 "(worker killed)", worker.started_wall)
         worker.process.join(timeout=5.0)  # the pipe may close a moment before the exit is seen
         reason = describe_exit(worker.process.exitcode)
+        if not worker.ready and worker.process.exitcode == REIMPORTED_MAIN_EXIT:
+            raise WorkerStartError(
+                "the script that started this run has no `if __name__ == \"__main__\":` "
+                "guard: every benchmark worker re-imports it and would start the run again; "
+                "put the code that runs the benchmark under that guard")
         if not worker.ready:  # died before it could take the cell: not the cell's fault
             self._start_failures += 1
             if self._start_failures >= MAX_START_FAILURES:
-                raise BenchmarkError(
+                raise WorkerStartError(
                     f"benchmark worker processes die while starting ({reason}); when the "
                     "runner is used from a script, guard it with if __name__ == '__main__': "
                     "(the workers re-import the main module)")

@@ -190,13 +190,17 @@ def _memory_limit(limit_mb: float | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def _where(exc: BaseException) -> str:
+    """`` (file:line in function)`` of the innermost frame of ``exc``'s traceback."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f" ({Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
+
+
 def _error_text(exc: BaseException) -> str:
     """``Type: message (file:line in function)`` of the innermost frame, on one line."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
     msg = str(exc).replace("\n", " ").strip()
     text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-    return (text[:500] + where)
+    return text[:500] + _where(exc)
 
 
 _WARMED: set[str] = set()
@@ -253,6 +257,9 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
         limit = (f" (memory_limit_mb={task.memory_limit_mb:g})"
                  if task.memory_limit_mb is not None else "")
         error = "out of memory" + limit + ": " + _error_text(exc)
+    except SystemExit as exc:  # sys.exit() in a target ends the cell, never the runner
+        status = "failed"
+        error = f"SystemExit: the target called sys.exit({exc.code!r})" + _where(exc)
     except Exception as exc:
         status = "failed"
         error = _error_text(exc)

@@ -12,7 +12,14 @@ Resuming: the run's resolved spec (preset applied) and filters are stored with i
 the store never holds a key twice. Ctrl-C (KeyboardInterrupt, and SIGTERM in the CLI) kills the
 running cells, marks the run ``interrupted`` and returns; the run can be resumed. A runner killed
 outright (``kill -9``) leaves its run ``running`` with every cell committed so far, and it can be
-resumed the same way.
+resumed the same way; its workers do not outlive it (see :mod:`allele.bench.executors`).
+
+While it runs cells the runner holds the run's lease (:mod:`allele.bench.lease`): a second
+resume of the same run refuses, naming the live process that holds it. A cell whose result the
+store refuses (say more distinct metrics than a cell can hold) is stored as a failed cell saying
+why, so one bad cell never stops a run nor a resume. A progress sink with a ``cell_stored``
+method (:class:`StoredCellSink`, e.g. the MLflow bridge) gets each cell once it is committed,
+its rounds merged.
 """
 
 from __future__ import annotations
@@ -24,13 +31,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from allele.bench.executors import Executor, InlineExecutor, make_executor, parse_executor
+from allele import failpoints
+from allele.bench.executors import (
+    Executor,
+    InlineExecutor,
+    WorkerStartError,
+    make_executor,
+    parse_executor,
+    refuse_reimport_by_worker,
+)
+from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
 from allele.bench.task import CellTask
-from allele.errors import BenchmarkError, ConfigError
+from allele.errors import BenchmarkError, ConfigError, StoreError
 from allele.store.model import CellResult, RunInfo, RunStatus, cell_key
 from allele.store.results import ResultStore
 
@@ -72,6 +88,13 @@ class RunEvents(Protocol):
     def cell_stored(self, result: CellResult) -> None: ...
 
     def run_finished(self, summary: RunSummary) -> None: ...
+
+class StoredCellSink(Protocol):
+    """A progress sink that also wants each cell once it is committed to the store (optional:
+    the runner calls ``cell_stored`` when the sink has it). A cell of several rounds arrives
+    here once, merged, after ``cell_finished`` was called for each of its rounds."""
+
+    def cell_stored(self, result: CellResult) -> None: ...
 
 
 @dataclass
@@ -176,22 +199,38 @@ class Runner:
     def run(self, suite: SuiteSpec, *, name: str | None = None,
             filters: Sequence[str] = ()) -> RunSummary:
         """Run every cell of ``suite`` (that passes ``filters``) as a new run."""
+        refuse_reimport_by_worker()
         tasks = plan(suite, filters)
         if not tasks:
-            raise BenchmarkError(f"no cell of {suite.name!r} matches the filters "
-                                 f"{' '.join(filters)}")
+            if filters:
+                raise BenchmarkError(f"no cell of {suite.name!r} matches the filters "
+                                     f"{' '.join(filters)}")
+            raise BenchmarkError(f"spec {suite.name!r} has no cell: its include/exclude "
+                                 "entries remove every combination of its matrix")
+        self._check_isolation(tasks)
         for target in {t.target for t in tasks}:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
         doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),
                "filters": list(filters)}
         targets = ",".join(dict.fromkeys(t.target for t in tasks))
-        run_id = self.store.create_run(name or default_run_name(suite), suite.name, targets,
-                                       doc, env)
-        return self._execute(run_id, tasks, skipped=0)
+        run_name = name or default_run_name(suite)
+        run_id = self.store.create_run(run_name, suite.name, targets, doc, env)
+        lease = RunLease(self.store, run_id, run_name)
+        lease.acquire()
+        try:
+            return self._execute(run_id, tasks, skipped=0, lease=lease)
+        except WorkerStartError:
+            if not self.store.finished_cell_keys(run_id):
+                self.store.delete_run(run_id)  # nothing ran: leave nothing behind
+            raise
 
     def resume(self, ref: str) -> RunSummary:
-        """Continue a run: the cells of its stored plan that are not in the store yet."""
+        """Continue a run: the cells of its stored plan that are not in the store yet.
+
+        Refuses (:class:`~allele.bench.lease.RunBusyError`, naming the process) while another
+        live process runs or resumes the same run."""
+        refuse_reimport_by_worker()
         info = self.store.get_run(ref)
         doc = info.spec
         if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
@@ -203,16 +242,54 @@ class Runner:
             raise BenchmarkError(f"run {info.name!r}: its stored spec no longer validates: "
                                  f"{exc}") from None
         tasks = plan(suite, list(doc.get("filters", [])))
-        done = self.store.finished_cell_keys(info.id)
-        todo = [t for t in tasks if t.key not in done]
-        self.store.finish_run(info.id, "running")
+        self._check_isolation(tasks)
+        lease = RunLease(self.store, info.id, info.name)
+        lease.acquire()
+        try:
+            done = self.store.finished_cell_keys(info.id)
+            todo = [t for t in tasks if t.key not in done]
+            self.store.finish_run(info.id, "running")
+        except BaseException:
+            lease.release()
+            raise
         return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done),
-                             skipped_tasks=len(tasks) - len(todo), info=info)
+                             skipped_tasks=len(tasks) - len(todo), info=info, lease=lease)
 
     # -- machinery -------------------------------------------------------------------------------
 
+    def _check_isolation(self, tasks: list[CellTask]) -> None:
+        """A memory limit applies to a whole process and damages what it interrupts (half-done
+        imports): it needs a process of its own, never the runner's."""
+        for t in tasks:
+            if t.memory_limit_mb is not None and (self._kind == "inline"
+                                                  or t.isolation == "inline"):
+                raise ConfigError(
+                    f"benchmark {t.benchmark!r}: memory_limit_mb needs isolation: process and "
+                    "a process executor (run inline, the limit would fall on the runner itself)")
+
+    def _save(self, run_id: str, result: CellResult) -> CellResult:
+        """Commit a cell; a result the store refuses (e.g. more distinct metrics than a cell
+        can hold) is committed as a failed cell saying why, so one bad cell never stops the run
+        and a resume does not hit it again. If even that fails, the store itself is the problem
+        and the first error stands."""
+        try:
+            self.store.save_cell(run_id, result)
+            return result
+        except StoreError as exc:
+            refused = CellResult(
+                key=result.key, target=result.target, params=dict(result.params),
+                status="failed", samples=[],
+                error=f"the result store refused this cell's result: {exc}"[:2000],
+                started_at=result.started_at, finished_at=result.finished_at)
+            try:
+                self.store.save_cell(run_id, refused)
+            except StoreError:
+                raise exc from None
+            return refused
+
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
-                 skipped_tasks: int = 0, info: RunInfo | None = None) -> RunSummary:
+                 skipped_tasks: int = 0, info: RunInfo | None = None,
+                 lease: RunLease | None = None) -> RunSummary:
         info = info or self.store.get_run(run_id)
         run_name = info.name
         cells = len({t.key for t in tasks})
@@ -222,6 +299,7 @@ class Runner:
         parts: dict[str, list[CellResult]] = {}
         t0 = time.perf_counter()
         progress = self.progress
+        on_stored = getattr(progress, "cell_stored", None)
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         live = self.live
@@ -254,8 +332,13 @@ class Runner:
                     if len(parts[part.key]) < rounds[part.key]:
                         continue  # the cell is stored once all its rounds are in
                     done = parts.pop(part.key)
-                    result = done[0] if len(done) == 1 else merge_rounds(done)
-                    self.store.save_cell(run_id, result)
+                    result = self._save(run_id, done[0] if len(done) == 1
+                                        else merge_rounds(done))
+                    failpoints.hit("runner.cell_committed")
+                    if lease is not None:
+                        lease.beat()
+                    if on_stored is not None:
+                        on_stored(result)
                     if live is not None:
                         live.cell_stored(result)
                     summary.executed += 1
@@ -273,7 +356,11 @@ class Runner:
                 ex.close(kill=status != "finished")
             if progress is not None:
                 progress.stop()
-            self.store.finish_run(run_id, status)
+            try:
+                self.store.finish_run(run_id, status)
+            finally:
+                if lease is not None:
+                    lease.release()
             summary.status = status
             summary.seconds = time.perf_counter() - t0
             if live is not None:

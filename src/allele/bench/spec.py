@@ -36,6 +36,7 @@ the key path and what is allowed.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -103,13 +104,13 @@ class _Fields(BaseModel):
     fixed: dict[str, Any] | None = None
     repeats: int | None = Field(None, ge=1, le=10_000)
     warmup: int | None = Field(None, ge=0, le=10_000)
-    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt | None = None
     isolation: Isolation | None = None
     metrics: list[StrictStr] | None = None
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
-    memory_limit_mb: float | None = Field(None, gt=0)
+    memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
 
     @field_validator("matrix")
@@ -174,13 +175,13 @@ class BenchmarkSpec(_Fields):
     fixed: dict[str, Any] = Field(default_factory=dict)
     repeats: int = Field(1, ge=1, le=10_000)
     warmup: int = Field(0, ge=0, le=10_000)
-    timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt = 3
     isolation: Isolation = "process"
     metrics: list[StrictStr] | None = None
     profile: StrictBool = False
     tracemalloc: StrictBool = False
-    memory_limit_mb: float | None = Field(None, gt=0)
+    memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int = Field(1, ge=1, le=1000)
     """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);
     round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
@@ -203,6 +204,13 @@ class BenchmarkSpec(_Fields):
     @classmethod
     def _target(cls, v: str) -> str:
         return _check_target(v)
+
+    def cell_bound(self) -> int:
+        """How many cells :meth:`expand` can make at most, from the axes' sizes alone (the
+        product of the matrix axes plus the include entries; excludes and duplicates only
+        remove): what a size limit checks before anything is built."""
+        product = math.prod(len(v) for v in self.matrix.values()) if self.matrix else 0
+        return max(1, product + len(self.include))
 
     @property
     def seed_list(self) -> list[int]:
@@ -363,8 +371,29 @@ def _pydantic_line(exc: PydanticValidationError, source: str, suite: bool,
     return f"{source}: " + "; ".join(parts) + more
 
 
-def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = None) -> SuiteSpec:
-    """Validate a spec's parsed YAML (a suite or a single benchmark) and apply ``preset``."""
+def _check_size(benches: Sequence[BenchmarkSpec], source: str, max_cells: int | None) -> None:
+    """Refuse a spec over the cell limit before any cell is built (see :meth:`cell_bound`)."""
+    if max_cells is None:
+        from allele.config import load_settings
+
+        max_cells = load_settings().bench.max_cells
+    sizes = [(b.name, b.cell_bound()) for b in benches]
+    total = sum(n for _, n in sizes)
+    if total > max_cells:
+        biggest = ", ".join(f"{name}: {n:,}" for name, n in
+                            sorted(sizes, key=lambda x: -x[1])[:3])
+        raise ConfigError(
+            f"{source}: the matrix defines up to {total:,} cells ({biggest}), over the limit of "
+            f"{max_cells:,}; narrow the matrix, or raise the limit (--max-cells, or "
+            "ALLELE_BENCH__MAX_CELLS)")
+
+
+def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = None,
+                max_cells: int | None = None) -> SuiteSpec:
+    """Validate a spec's parsed YAML (a suite or a single benchmark) and apply ``preset``.
+
+    A spec defining more cells than ``max_cells`` (default: the ``bench.max_cells`` setting,
+    100,000) is refused before any cell is built."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the spec must be a mapping of keys, got "
                           f"{type(data).__name__}")
@@ -406,8 +435,10 @@ def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = No
             spec = BenchmarkSpec.model_validate(merged)
         except PydanticValidationError as exc:  # pragma: no cover - parts validated above
             raise ConfigError(_pydantic_line(exc, source, True, ("benchmarks", i))) from None
-        _check_builtin(spec, source, f"benchmarks[{i}]." if is_suite else "")
         benches.append(spec)
+    _check_size(benches, source, max_cells)
+    for i, spec in enumerate(benches):
+        _check_builtin(spec, source, f"benchmarks[{i}]." if is_suite else "")
 
     keys: dict[str, str] = {}
     for spec in benches:
@@ -465,7 +496,8 @@ def _where(spec: BenchmarkSpec, param: str | None, prefix: str) -> str:
 
 
 
-def load_suite(path: str | Path, *, preset: str | None = None) -> SuiteSpec:
+def load_suite(path: str | Path, *, preset: str | None = None,
+               max_cells: int | None = None) -> SuiteSpec:
     """Read and validate a spec file; every problem is one ConfigError line naming the file."""
     p = Path(path)
     source = str(path)
@@ -475,10 +507,11 @@ def load_suite(path: str | Path, *, preset: str | None = None) -> SuiteSpec:
         raise ConfigError(f"{source}: no such spec file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read the spec: {exc}") from None
-    return loads_suite(text, source=source, preset=preset)
+    return loads_suite(text, source=source, preset=preset, max_cells=max_cells)
 
 
-def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None) -> SuiteSpec:
+def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None,
+                max_cells: int | None = None) -> SuiteSpec:
     """Validate a spec given as YAML text."""
     try:
         data = yaml.safe_load(text)
@@ -489,7 +522,7 @@ def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None)
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. odd timestamps
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    return parse_suite(data, source=source, preset=preset)
+    return parse_suite(data, source=source, preset=preset, max_cells=max_cells)
 
 
 # --- cells and filters ------------------------------------------------------------------------

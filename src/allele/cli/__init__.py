@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import typer
@@ -73,12 +74,38 @@ _dashboard.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every error is one line on stderr, never a traceback.
+
+    Exit codes: 0 done, 1 the command's own verdict (``--strict``, ``--fail-on``), 2 bad input
+    or an :class:`~allele.errors.AlleleError`, 130 interrupted, 3 an unexpected internal error
+    (a bug: ``ALLELE_DEBUG=1`` shows its traceback).
+    """
+    from typer.exceptions import Abort, TyperException
+
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, standalone_mode=False, prog_name="allele")
+    except TyperException as exc:  # click's usage errors (typer carries its own click)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(exc.exit_code)  # the help is already printed
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (`{ctx.command_path} --help` for usage)" if ctx is not None else ""
+        print_error(exc.format_message() + hint)
+        sys.exit(exc.exit_code)
     except AlleleError as exc:
         print_error(exc)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Abort):
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except Exception as exc:
+        if type(exc).__module__.startswith("mlflow."):  # MLflow refused (URI, auth, not found)
+            print_error(f"MLflow: {' '.join(str(exc).split())[:400]}")
+            sys.exit(2)
+        # a bug: still one line, the traceback on request
+        if os.environ.get("ALLELE_DEBUG"):
+            raise
+        print_error(f"internal error: {type(exc).__name__}: {exc} (a bug in Allele; "
+                    "ALLELE_DEBUG=1 shows the traceback)")
+        sys.exit(3)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,8 +1,16 @@
-"""Pieces every command group shares: one-line errors, consoles, the ``--store`` option."""
+"""Pieces every command group shares: one-line errors, consoles, the ``--store`` option, and
+how user text is printed.
+
+User text (run, spec and target names, parameters, errors, URLs, paths) is printed as text,
+never read as rich markup or emoji codes: a run named ``nightly [/x]`` or an error saying
+``cannot open [/data/input.csv]`` would otherwise crash the command (``MarkupError``), and
+``badtargets:ok:`` would print an emoji. The consoles made here have emoji codes off; inside a
+markup string user text goes through :func:`esc`, and as a table cell through :func:`plain`."""
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from allele.errors import AlleleError
 
@@ -23,17 +32,33 @@ StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
 
 
-def make_console(stderr: bool = False, width: int = 150) -> Console:
-    """A console as wide as the terminal, or ``width`` columns when the output is not one."""
+def make_console(stderr: bool = False, width: int | None = 150) -> Console:
+    """A console as wide as the terminal, or ``width`` columns when the output is not one;
+    emoji codes are not replaced (``:ok:`` in a target name stays text)."""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else width)
+    return Console(stderr=stderr, width=None if stream.isatty() else width, emoji=False)
 
 
-def print_error(exc: BaseException) -> None:
-    """``error: <message>`` on stderr; the message is printed verbatim (``allele[mlflow]``,
-    ``[0, 1]`` and other brackets are text, not rich markup)."""
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
-                               soft_wrap=True)
+def esc(value: object) -> str:
+    """User text to put inside a rich markup string: printed exactly as it is."""
+    return escape(str(value))
+
+
+def plain(value: object, style: str = "") -> Text:
+    """User text as a table cell or title: never parsed as markup or emoji codes."""
+    return Text(str(value), style=style)
+
+
+def one_line(text: str) -> str:
+    """A message on one line (newlines and tabs become spaces)."""
+    return " ".join(text.split()) if any(c in text for c in "\n\r\t") else text
+
+
+def print_error(exc: BaseException | str) -> None:
+    """``error: <message>`` on one line of stderr; the message is printed verbatim
+    (``allele[mlflow]``, ``[0, 1]`` and other brackets are text, not rich markup)."""
+    Console(stderr=True, emoji=False).print(f"[bold red]error:[/] {esc(one_line(str(exc)))}",
+                                            highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -57,8 +82,27 @@ def errors_as_one_line(fn: Callable[P, None]) -> Callable[P, None]:
     return wrapper
 
 
-def open_store_url(url: str | None) -> ResultStore:
-    """The result store at ``url`` (default: the configured one)."""
+def open_store_url(url: str | None, *, read_only: bool = False) -> ResultStore:
+    """The result store at ``url`` (default: the configured one); commands that only read pass
+    ``read_only``: nothing is created, migrated or written."""
     from allele.store import open_store
 
-    return open_store(url)
+    return open_store(url, read_only=read_only)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager's stop, ``kill``) ends the command like Ctrl-C: through its
+    cleanup (a run left resumable, a final flush), not at once."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

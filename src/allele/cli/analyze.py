@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from allele.bench.format import number
+from allele.cli._common import plain
 from allele.errors import AnalyticsError
 
 app = typer.Typer(help="Forecasts, anomalies, alert correlation, root causes, recommendations.",
                   no_args_is_help=True)
-console = Console()
+console = Console(emoji=False)  # user text (metric, component, run names) is printed as text
 
 StoreOpt = typer.Option(None, "--store", help="Store URL (default: the configured store).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
@@ -51,14 +52,14 @@ def forecast(
     from allele.bench.diagnose import forecast_metric
     from allele.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, read_only=True) as st:
         res = forecast_metric(st, metric, component, model=model, horizon=horizon, level=level,
                               period=period, threshold=threshold, unit=unit)
     fc, comp = res.forecast, res.series.component
     if as_json:
         _emit_json(res.to_dict())
         return
-    table = Table(title=f"{metric} [{comp}] - {fc.model}, {level:.0%} interval")
+    table = Table(title=plain(f"{metric} [{comp}] - {fc.model}, {level:.0%} interval"))
     for col in ("step", "time", "forecast", "lower", "upper"):
         table.add_column(col, justify="right")
     for i in range(fc.horizon):
@@ -66,7 +67,7 @@ def forecast(
         table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
     for line in res.findings:
-        console.print(f"- {line}")
+        console.print(f"- {line}", markup=False)
 
 
 @app.command()
@@ -83,16 +84,16 @@ def anomalies(
     from allele.bench.diagnose import metric_anomalies
     from allele.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, read_only=True) as st:
         res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
                                period=period, threshold=threshold)
     if as_json:
         _emit_json(res.to_dict())
         return
     rows = res.rows()
-    table = Table(title=f"{metric} [{res.series.component}]: {len(rows)} anomalous points of "
-                        f"{len(res.series.values)} ({method}; learning period "
-                        f"{res.detection.learn_end} points)")
+    table = Table(title=plain(f"{metric} [{res.series.component}]: {len(rows)} anomalous points "
+                              f"of {len(res.series.values)} ({method}; learning period "
+                              f"{res.detection.learn_end} points)"))
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -112,9 +113,11 @@ def alerts(
     from allele.analytics.correlate import correlate_batch
 
     try:
-        raw = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise AnalyticsError(f"{file} is not valid JSON: {exc}") from exc
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AnalyticsError(f"{file} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise AnalyticsError(f"cannot read {file}: {exc}") from None
     if not isinstance(raw, list):
         raise AnalyticsError(f"{file} must hold a JSON list of alerts")
     upd = correlate_batch(raw, now)
@@ -131,22 +134,22 @@ def alerts(
     for col in ("group", "priority", "severity", "alerts", "common labels"):
         table.add_column(col)
     for g in sorted(upd.groups, key=lambda g: -upd.priorities[g.id]):
-        table.add_row(g.id, f"{upd.priorities[g.id]:.2f}", g.severity,
-                      ", ".join(a.name for a in g.alerts),
-                      ", ".join(f"{k}={v}" for k, v in g.common_labels.items()))
+        table.add_row(plain(g.id), f"{upd.priorities[g.id]:.2f}", plain(g.severity),
+                      plain(", ".join(a.name for a in g.alerts)),
+                      plain(", ".join(f"{k}={v}" for k, v in g.common_labels.items())))
     console.print(table)
     for e, by in upd.inhibited:
-        console.print(f"- muted {e.name} ({e.fingerprint}) by {by}")
+        console.print(f"- muted {e.name} ({e.fingerprint}) by {by}", markup=False)
     if upd.duplicates:
         console.print(f"- {len(upd.duplicates)} duplicate(s) dropped")
 
 
 def _causes_table(title: str, causes: list[Any]) -> None:
-    table = Table(title=title)
+    table = Table(title=plain(title))
     for col in ("kind", "name", "score", "evidence"):
         table.add_column(col)
     for c in causes:
-        table.add_row(c.kind, c.name, f"{c.score:.2f}", c.evidence)
+        table.add_row(plain(c.kind), plain(c.name), f"{c.score:.2f}", plain(c.evidence))
     console.print(table)
 
 
@@ -181,7 +184,7 @@ def rca(
     from allele.bench.diagnose import root_causes
     from allele.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, read_only=True) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
     res = root_causes(rec_a, rec_b, metric)
     if as_json:
@@ -199,7 +202,7 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
     names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
     if not names:
         raise AnalyticsError("--candidates needs at least one metric name")
-    with open_store(store) as st:
+    with open_store(store, read_only=True) as st:
         res = metric_root_causes(st, target, names, component, at=at, max_lag=max_lag)
     if as_json:
         _emit_json(res.to_dict())
@@ -224,9 +227,13 @@ def recommend(
     from allele.bench.diagnose import recommendations
     from allele.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, read_only=True) as st:
         record = st.load_run(run)
-    cur = json.loads(current) if current else None
+    try:
+        cur = json.loads(current) if current else None
+    except json.JSONDecodeError as exc:
+        raise AnalyticsError(f"--current must be JSON parameters, e.g. '{{\"a\": 1}}': "
+                             f"{exc}") from None
     advice = recommendations(record, quality, cost, current=cur, target=target, top=top)
     if not advice:
         raise AnalyticsError(f"no component {target!r} in run {run!r}")
@@ -234,8 +241,8 @@ def recommend(
         _emit_json({a.component: a.to_dict() for a in advice})
         return
     for a in advice:
-        console.print(f"[bold]{a.component}[/] (current: {json.dumps(a.current)})")
+        console.print(plain(a.component, "bold") + f" (current: {json.dumps(a.current)})")
         if not a.recommendations:
             console.print("- the current configuration is already on the predicted Pareto front")
         for r in a.recommendations:
-            console.print(f"- {r.text}")
+            console.print(f"- {r.text}", markup=False)

@@ -11,7 +11,6 @@ Every error is an AlleleError: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,15 @@ import typer
 from rich.table import Table
 
 from allele.bench.format import number, param_variation, when
-from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
+from allele.cli._common import (
+    StoreOpt,
+    esc,
+    make_console,
+    one_line_errors,
+    open_store_url,
+    plain,
+    sigterm_as_interrupt,
+)
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,23 +51,6 @@ MetricsPortOpt = Annotated[int | None, typer.Option(
 LiveOpt = Annotated[bool, typer.Option(
     "--live/--no-live", help="Publish live telemetry to the store while running (what "
     "`allele dashboard` and `allele top` show).")]
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run like Ctrl-C: cleanly, leaving it resumable."""
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 @app.command("run")
@@ -95,32 +85,25 @@ def run_cmd(
         "--experiment", help="MLflow experiment (default: the configured one).")] = None,
     metrics_port: MetricsPortOpt = None,
     live: LiveOpt = True,
+    max_cells: Annotated[int | None, typer.Option(
+        "--max-cells", help="Refuse a spec defining more cells than this (default: the "
+        "bench.max_cells setting, 100000).")] = None,
 ) -> None:
     """Run a benchmark spec (or resume a run) into the result store."""
     with one_line_errors():
         from allele.bench.runner import Runner
-        from allele.bench.spec import load_suite
+        from allele.bench.targets import include_working_directory
         from allele.cli.progress import RichProgress
 
-        if resume is None and spec is None:
-            raise ConfigError("allele bench run: give a SPEC file (or --resume RUN)")
-        if resume is not None and (preset or filters or name):
-            raise ConfigError("--resume reuses the run's own preset, filters and name; "
-                              "do not pass --preset, --filter or --name with it")
-        suite = load_suite(spec, preset=preset) if spec is not None and resume is None else None
-        if str(Path.cwd()) not in sys.path:  # `module:function` targets of the working dir
-            sys.path.insert(0, str(Path.cwd()))
+        suite = _suite_to_run(spec, preset, resume, bool(filters or name), max_cells)
+        include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store) as st:
             if resume is not None and spec is not None:
-                on_file = load_suite(spec)
-                info = st.get_run(resume)
-                if info.spec_name != on_file.name:
-                    raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
-                                      f"{info.spec_name!r}, not {on_file.name!r}")
+                _check_resumed_spec(st, spec, resume, max_cells)
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
             runner.live = _run_live(st, live, metrics_port)  # once the options are valid
-            with _sigterm_as_interrupt(), _closing(runner.live):
+            with sigterm_as_interrupt(), _closing(runner.live):
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
                                            filters=filters or [], resume=resume)
@@ -129,12 +112,12 @@ def run_cmd(
                 else:
                     assert suite is not None
                     summary = runner.run(suite, name=name, filters=filters or [])
-            line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
+            line = (f"run {esc(summary.name)} ({summary.run_id}): {summary.status}; "
                     f"{summary.executed} cells run, {summary.skipped} already done, "
                     f"{summary.failed} failed, {summary.seconds:.1f} s")
             if summary.status == "interrupted":
                 err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
-                                  f"--resume {summary.name}", highlight=False)
+                                  f"--resume {esc(summary.name)}", highlight=False)
                 raise typer.Exit(130)
             err_console.print(line, highlight=False)
             if not quiet:
@@ -167,6 +150,33 @@ def _closing(run_live: Any) -> Iterator[None]:
             run_live.close()
 
 
+def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None, named: bool,
+                  max_cells: int | None) -> Any:
+    """The spec a new run runs (None for a resume), after the option checks."""
+    from allele.bench.spec import load_suite
+
+    if resume is None and spec is None:
+        raise ConfigError("allele bench run: give a SPEC file (or --resume RUN)")
+    if resume is not None and (preset or named):
+        raise ConfigError("--resume reuses the run's own preset, filters and name; "
+                          "do not pass --preset, --filter or --name with it")
+    if max_cells is not None and max_cells < 1:
+        raise ConfigError(f"--max-cells must be >= 1, got {max_cells}")
+    if spec is None or resume is not None:
+        return None
+    return load_suite(spec, preset=preset, max_cells=max_cells)
+
+
+def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None) -> None:
+    from allele.bench.spec import load_suite
+
+    on_file = load_suite(spec, max_cells=max_cells)
+    info = st.get_run(resume)
+    if info.spec_name != on_file.name:
+        raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
+                          f"{info.spec_name!r}, not {on_file.name!r}")
+
+
 def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                  name: str | None, filters: list[str], resume: str | None) -> Any:
     from allele.tracking.mlflow import MlflowTracker, run_matrix_tracked
@@ -174,8 +184,14 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
     with MlflowTracker(uri, experiment) as tracker:
         summary = run_matrix_tracked(tracker, runner, suite, name=name, filters=filters,
                                      resume=resume)
-    err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
-                      highlight=False)
+    if tracker.fully_delivered:
+        err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
+                          highlight=False, markup=False, soft_wrap=True)
+    else:  # say where the records are instead of claiming they arrived
+        err_console.print(f"MLflow at {uri} could not take everything: {tracker.spooled} "
+                          f"record(s) wait in {tracker.spool.path}; `allele tracking sync` "
+                          "sends them", style="yellow", highlight=False, markup=False,
+                          soft_wrap=True)
     return summary
 
 
@@ -193,12 +209,13 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc}") from None
     against = f", compared with run {baseline.name} ({baseline.id})" if baseline else ""
-    err_console.print(f"report written to {path.resolve()}{against}", highlight=False)
+    err_console.print(f"report written to {path.resolve()}{against}", highlight=False,
+                      markup=False)
     comp = data.comparison
     if comp is not None:  # the verdicts in one line, so nobody has to open the report to know
         counts = comp.counts()
         style = "red" if counts["regressed"] else "green"
-        err_console.print(f"[{style}]against {comp.base.name}:[/] "
+        err_console.print(f"[{style}]against {esc(comp.base.name)}:[/] "
                           + ", ".join(f"{n} {v}" for v, n in counts.items())
                           + " (`allele bench compare` for the table)", highlight=False)
         print_conditions(comp)
@@ -216,14 +233,17 @@ def list_cmd(store: StoreOpt = None,
              limit: Annotated[int | None, typer.Option("--limit", help="Newest N runs.")] = 20,
              ) -> None:
     """List stored runs, newest first."""
-    with one_line_errors(), open_store_url(store) as st:
-        runs = st.list_runs(limit)
-        table = Table(title=f"runs in {st.url}" if runs else "no runs yet")
+    with one_line_errors():
+        if limit is not None and limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {limit}")
+        with open_store_url(store, read_only=True) as st:
+            runs = st.list_runs(limit)
+            table = Table(title=plain(f"runs in {st.url}" if runs else "no runs yet"))
         for col in ("id", "name", "spec", "targets", "status", "created", "cells", "failed"):
             table.add_column(col, justify="right" if col in ("cells", "failed") else "left")
         for r in runs:
-            table.add_row(r.id, r.name, r.spec_name, r.target, r.status, when(r.created_at),
-                          str(r.cell_count), str(r.failed_count))
+            table.add_row(r.id, plain(r.name), plain(r.spec_name), plain(r.target), r.status,
+                          when(r.created_at), str(r.cell_count), str(r.failed_count))
         console.print(table)
 
 
@@ -235,7 +255,7 @@ def show_cmd(
         "--metric", "-m", help="Only these metrics (repeatable).")] = None,
 ) -> None:
     """A table per benchmark target: every cell's median, IQR, 95% CI and failures."""
-    with one_line_errors(), open_store_url(store) as st:
+    with one_line_errors(), open_store_url(store, read_only=True) as st:
         _show(st.load_run(run), metrics)
 
 
@@ -251,10 +271,10 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
     commit = (git.get("commit") or "")[:10] + ("+dirty" if git.get("dirty") else "")
     load = (env.get("load") or {}).get("1m")
     console.print(
-        f"[bold]{info.name}[/] ({info.id}) spec {info.spec_name}: {info.status}, "
+        f"[bold]{esc(info.name)}[/] ({info.id}) spec {esc(info.spec_name)}: {info.status}, "
         f"{info.cell_count} cells, {info.failed_count} failed; {when(info.created_at)}; "
-        f"{cpu.get('model', '?')} x{cpu.get('logical', '?')}, Python {py}"
-        + (f", git {commit}" if commit else "")
+        f"{esc(cpu.get('model', '?'))} x{esc(cpu.get('logical', '?'))}, Python {esc(py)}"
+        + (f", git {esc(commit)}" if commit else "")
         + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
         highlight=False, soft_wrap=True)
     by_target: dict[str, list[Any]] = {}
@@ -262,23 +282,24 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         by_target.setdefault(cell.target, []).append(cell)
     for target, cells in by_target.items():
         varying = _varying(cells)
-        table = Table(title=f"{target}: median, IQR and 95% CI ({CI_METHOD})",
+        table = Table(title=plain(f"{target}: median, IQR and 95% CI ({CI_METHOD})"),
                       title_justify="left")
         for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),
                            ("median", True), ("IQR", True), ("95% CI", True)):
             table.add_column(col, justify="right" if right else "left", no_wrap=col != "params")
         for cell in sorted(cells, key=lambda c: c.key):
-            params = " ".join(f"{k}={v}" for k, v in cell.params.items() if k in varying)
+            params = plain(" ".join(f"{k}={v}" for k, v in cell.params.items()
+                                    if k in varying))
             rows = summarize_cell(cell, metrics if metrics else metric_order(cell.metrics()))
             if cell.status != "ok":
-                table.add_row(params, f"[red]{cell.status}[/]", "error", "", "",
-                              "", (cell.error or "")[:80])
+                table.add_row(params, plain(cell.status, "red"), "error", "", "",
+                              "", plain((cell.error or "")[:80]))
             for i, s in enumerate(rows):
-                ci = (f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s.ci_low is not None
-                      and s.ci_high is not None else "n/a")
+                ci = plain(f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s.ci_low is not None
+                           and s.ci_high is not None else "n/a")
                 first = i == 0 and cell.status == "ok"
-                table.add_row(params if first else "", cell.status if first else "", s.metric,
-                              str(s.n), _num(s.median), _num(s.iqr), ci)
+                table.add_row(params if first else "", cell.status if first else "",
+                              plain(s.metric), str(s.n), _num(s.median), _num(s.iqr), ci)
             table.add_section()
         console.print(table)
     failed = [c for c in record.cells if c.status != "ok"]
@@ -287,7 +308,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         for col in ("cell", "status", "reason"):
             ft.add_column(col)
         for c in failed:
-            ft.add_row(c.key, c.status, c.error or "")
+            ft.add_row(plain(c.key), c.status, plain(c.error or ""))
         console.print(ft)
 
 
@@ -312,7 +333,7 @@ def export_cmd(
             raise ConfigError(f"--format {fmt!r}: allowed: json, csv")
         from allele.bench.export import export_csv, export_json
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             record = st.load_run(run)
         text = export_json(record) if fmt == "json" else export_csv(record)
         if output is None:
@@ -322,7 +343,8 @@ def export_cmd(
                 output.write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"cannot write {output}: {exc}") from None
-            err_console.print(f"wrote {output} ({len(record.cells)} cells)", highlight=False)
+            err_console.print(f"wrote {output} ({len(record.cells)} cells)", highlight=False,
+                              markup=False)
 
 
 def _num(v: float | None) -> str:

@@ -26,7 +26,14 @@ import typer
 from rich.table import Table
 
 from allele.bench.format import number, params_text, pct
-from allele.cli._common import StoreOpt, make_console, one_line_errors, open_store_url
+from allele.cli._common import (
+    StoreOpt,
+    esc,
+    make_console,
+    one_line_errors,
+    open_store_url,
+    plain,
+)
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,8 +75,8 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
     rows = sorted(rows, key=lambda r: (VERDICT_RANK[r.verdict], r.key, r.metric))
     design = "A/B session" if comp.mode == "ab" else "two runs"
-    table = Table(title=f"{comp.base.name} → {comp.head.name} ({design}): "
-                        + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    table = Table(title=plain(f"{comp.base.name} → {comp.head.name} ({design}): "
+                              + ", ".join(f"{n} {v}" for v, n in counts.items())))
     for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
                 "verdict"):
         table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
@@ -77,38 +84,39 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     shown = split_params(comp.rows)
     for r in rows:
         e = r.estimate
-        table.add_row(r.target, params_text(row_params(shown, r)), r.metric,
+        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))), plain(r.metric),
                       _num(e.base), _num(e.head), pct(e.ratio),
-                      f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", _num(e.q_value),
+                      plain(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]"), _num(e.q_value),
                       "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
-                      f"[{_STYLE[r.verdict]}]{verdict_label(e)}[/]")
+                      f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")
     if rows:
         console.print(table)
         for target, (_, fixed) in shown.items():
             if fixed and any(r.target == target for r in rows):
-                console.print(f"[dim]{target}, in every cell: {params_text(fixed)}[/]",
+                console.print(f"[dim]{esc(target)}, in every cell: {esc(params_text(fixed))}[/]",
                               highlight=False)
     else:
         console.print(f"{comp.base.name} → {comp.head.name} ({design}): all {len(comp.rows)} "
-                      f"cell metrics unchanged (q={comp.q}, floor {comp.floor:.0%})")
+                      f"cell metrics unchanged (q={comp.q}, floor {comp.floor:.0%})",
+                      markup=False)
     print_conditions(comp)
     if comp.failures:
         err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
-                          + "; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
-                                      for f in comp.failures[:5]), highlight=False)
+                          + esc("; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
+                                          for f in comp.failures[:5])), highlight=False)
     if comp.only_in_base or comp.only_in_head:
         err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
                           f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
-                          highlight=False)
+                          highlight=False, markup=False)
 
 
 def print_conditions(comp: Comparison) -> None:
     """What besides the code may have moved the numbers: a busier machine, a run-wide shift,
     rows that cannot reach significance."""
     for warning in comp.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
     for note in comp.notes():
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
 
 
 def compare_cmd(
@@ -137,7 +145,7 @@ def compare_cmd(
         from allele.bench.compare import compare_runs
         from allele.bench.history import load_history
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             b = st.load_run(base)
             h = st.load_run(head)
             if b.info.id == h.info.id:
@@ -170,10 +178,11 @@ def _print_regressions(report: RegressionReport) -> None:
                          justify="right" if col in ("magnitude", "p", "cells") else "left")
     for g in report.groups:
         style = "bold red" if g.kind == "regression" else "bold green"
-        table.add_row(f"[{style}]{g.kind}[/]", g.target, g.metric, g.run.name,
+        table.add_row(f"[{style}]{g.kind}[/]", plain(g.target), plain(g.metric),
+                      plain(g.run.name),
                       f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
                       f"{g.p_value:.2g}", f"{len(g.changes)}/{g.cells_checked}",
-                      g.attribution.description)
+                      plain(g.attribution.description))
     console.print(table)
 
 
@@ -201,7 +210,7 @@ def regressions_cmd(
         from allele.bench.regress import analyse_runs
         from allele.bench.select import cell_matcher, parse_since
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             runs = recent_history(st, runs_limit, include_ab_base=ab_base)
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
@@ -252,7 +261,7 @@ def _print_calibration(result: Any) -> None:
     n = len(result.pairs)
     console.print(f"A/A calibration of {result.suite}: {result.flagged_pairs} of {n} pairs "
                   f"with any false verdict ({result.rate:.0%}, 95% CI {lo:.0%} .. {hi:.0%}; "
-                  f"q={result.q}, floor {result.floor:.0%})", highlight=False)
+                  f"q={result.q}, floor {result.floor:.0%})", highlight=False, markup=False)
     table = Table(title="false verdicts per target, over all pairs")
     for col in ("target", "cells", "comparisons", "false", "false rate", "inconclusive",
                 "flagged metrics"):
@@ -261,8 +270,8 @@ def _print_calibration(result: Any) -> None:
     for c in result.targets:
         flagged = ", ".join(f"{m} ({k})" for m, k in c.false_positives_by_metric.items()
                             if k) or "-"
-        table.add_row(c.target, str(c.cells), str(c.comparisons), str(c.false_positives),
-                      f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", flagged)
+        table.add_row(plain(c.target), str(c.cells), str(c.comparisons), str(c.false_positives),
+                      f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", plain(flagged))
     console.print(table)
     noisy = sorted(result.spreads, key=lambda c: -c.spread)[:10]
     if noisy:
@@ -272,7 +281,8 @@ def _print_calibration(result: Any) -> None:
             spread.add_column(col, justify="right" if col in ("runs", "between runs",
                                                                "sampling alone") else "left")
         for c in noisy:
-            spread.add_row(c.target, params_text(c.params), c.metric, str(c.runs),
+            spread.add_row(plain(c.target), plain(params_text(c.params)), plain(c.metric),
+                           str(c.runs),
                            f"{c.spread:.1%}", f"{c.within:.1%}")
         console.print(spread)
     if result.deterministic_flags:
@@ -297,7 +307,7 @@ def report_cmd(
     with one_line_errors():
         from allele.bench.report import build_report
 
-        with open_store_url(store) as st:
+        with open_store_url(store, read_only=True) as st:
             text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
         path = output or Path("report.md" if fmt is Format.markdown else "report.html")
         if str(path) == "-":
@@ -327,7 +337,7 @@ def import_cmd(
                 info = st.get_run(run_id)
                 err_console.print(f"imported run {info.name} ({info.id}): "
                                   f"{info.cell_count} benchmarks, {info.failed_count} failed",
-                                  highlight=False)
+                                  highlight=False, markup=False)
 
 
 def ab_cmd(
@@ -380,9 +390,10 @@ def ab_cmd(
                     _write_report(st, result.head_run, result.base_run, report, q, floor)
             err_console.print(f"A/B session {result.name}: {result.status}, {result.rounds} "
                               f"rounds, {result.seconds:.1f} s; runs {result.name}-base and "
-                              f"{result.name}-head", highlight=False)
+                              f"{result.name}-head", highlight=False, markup=False)
             for key, side, error in result.failed[:5]:
-                err_console.print(f"[red]{side} failed:[/] {key}: {error}", highlight=False)
+                err_console.print(f"[red]{side} failed:[/] {esc(key)}: {esc(error)}",
+                                  highlight=False)
             _alert_comparison(store, comp, base_run, head_run)
             emit_comparison(comp, as_json=as_json, show_all=show_all)
             fails = comp.fails(fail_on.value)
@@ -403,7 +414,7 @@ def _write_text(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc}") from None
-    err_console.print(f"report written to {path.resolve()}", highlight=False)
+    err_console.print(f"report written to {path.resolve()}", highlight=False, markup=False)
 
 
 def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None, *,
@@ -426,7 +437,7 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
             load_suite(spec, preset=preset))
         err_console.print(f"run {summary.name} ({summary.run_id}): {summary.status}; "
                           f"{summary.executed} cells, {summary.failed} failed, "
-                          f"{summary.seconds:.1f} s", highlight=False)
+                          f"{summary.seconds:.1f} s", highlight=False, markup=False)
         info = st.get_run(summary.run_id)
         baseline = previous_run(st, info)
         if report is not None:
@@ -436,7 +447,7 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
         comp = compare_runs(st.load_run(baseline.id), st.load_run(info.id), q=q, floor=floor,
                             history=load_history(st, info))
     style = "red" if comp.counts()["regressed"] else "green"
-    err_console.print(f"[{style}]against {comp.base.name}:[/] "
+    err_console.print(f"[{style}]against {esc(comp.base.name)}:[/] "
                       + ", ".join(f"{n} {v}" for v, n in comp.counts().items())
                       + " (`allele bench compare` for the table)", highlight=False)
     print_conditions(comp)

@@ -9,14 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.cli._common import errors_as_one_line
+from allele.cli._common import errors_as_one_line, esc, plain
 
 app = typer.Typer(help="Version evolved genomes in the MLflow model registry (mlflow extra).",
                   no_args_is_help=True)
 
 
 def _console() -> Console:
-    return Console()  # built per command, so that the terminal width is read when it runs
+    # built per command, so that the terminal width is read when it runs; names are user text
+    return Console(emoji=False)
 
 
 
@@ -41,8 +42,9 @@ def register(
 
     reg = register_genome_file(genome_file, name, alias=alias or None, tags=tag or [],
                                fitness_spec=fitness_spec, tracking_uri=tracking_uri)
-    _console().print(f"registered genome {reg.genome.id} as [bold]{reg.name}[/] version "
-                     f"{reg.version}" + (f" (alias {alias})" if alias else ""), highlight=False)
+    _console().print(f"registered genome {esc(reg.genome.id)} as [bold]{esc(reg.name)}[/] version "
+                     f"{reg.version}" + (f" (alias {esc(alias)})" if alias else ""),
+                     highlight=False)
 
 
 @app.command("list")
@@ -56,12 +58,14 @@ def list_(
 
     versions = list_genomes(name, tracking_uri=tracking_uri)
     if not versions:
-        _console().print("no registered genomes" + (f" named {name!r}" if name else ""))
+        _console().print("no registered genomes" + (f" named {name!r}" if name else ""),
+                         markup=False)
         return
     table = Table("name", "version", "aliases", "genome id", "generation", "fitness")
     for v in versions:
-        table.add_row(v.name, v.version, ",".join(v.aliases), v.tags.get(TAG_GENOME_ID, ""),
-                      v.tags.get(TAG_GENERATION, ""), v.tags.get(TAG_FITNESS, ""))
+        table.add_row(plain(v.name), plain(v.version), plain(",".join(v.aliases)),
+                      plain(v.tags.get(TAG_GENOME_ID, "")), plain(v.tags.get(TAG_GENERATION, "")),
+                      plain(v.tags.get(TAG_FITNESS, "")))
     _console().print(table)
 
 
@@ -80,17 +84,18 @@ def show(
     if as_json:
         typer.echo(g.to_json())
         return
-    _console().print(f"[bold]{reg.name}[/] version {reg.version}"
-                  + (f" (aliases: {', '.join(reg.aliases)})" if reg.aliases else ""),
-                  highlight=False)
+    _console().print(f"[bold]{esc(reg.name)}[/] version {esc(reg.version)}"
+                     + (f" (aliases: {esc(', '.join(reg.aliases))})" if reg.aliases else ""),
+                     highlight=False)
     _console().print(f"genome {g.id}, generation {g.generation}, parents "
-                  f"{', '.join(g.parent_ids) or '-'}, fitness "
-                  f"{'-' if g.fitness is None else f'{g.fitness:.6g}'}", highlight=False)
+                     f"{', '.join(g.parent_ids) or '-'}, fitness "
+                     f"{'-' if g.fitness is None else f'{g.fitness:.6g}'}", highlight=False,
+                     markup=False)
     table = Table("trait", "value")
     for trait, value in g.traits.items():
         table.add_row(trait, f"{value:.4f}")
     _console().print(table)
-    _console().print(system_prompt_for(g), highlight=False)
+    _console().print(system_prompt_for(g), highlight=False, markup=False)
 
 
 @app.command("diff")

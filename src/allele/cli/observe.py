@@ -1,14 +1,19 @@
 """``allele observe``: serve /metrics, check alert rules, list the metric catalogue.
 
-    allele observe serve [--port 9464] [--host 127.0.0.1] [--rules FILE | --no-alerts]
+    allele observe serve [--port 9464] [--host 127.0.0.1] [--token T] [--rules FILE | --no-alerts]
                          [--webhook URL] [--store URL] [--demo none|evolution|kraken]
-                         [--duration SECONDS]
+                         [--duration SECONDS] [--interval SECONDS]
+
+``serve`` stops cleanly on Ctrl-C and on SIGTERM (a service manager's stop): alert
+notifications still queued are delivered and telemetry points still buffered reach the store.
+Bound beyond loopback, /metrics needs a bearer token (``--token`` or ``ALLELE_OBSERVE_TOKEN``).
     allele observe rules [FILE]
     allele observe metrics
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -19,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allele.cli._common import plain, sigterm_as_interrupt
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +32,16 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Observability: serve /metrics, check alert rules, list metrics.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-console = Console(width=None if sys.stdout.isatty() else 150)
+console = Console(width=None if sys.stdout.isatty() else 150, emoji=False)
+
+
+def _check_serve_options(port: int, interval: float, duration: float | None) -> None:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a TCP port is 0-65535 (0 picks a free one)")
+    if not (math.isfinite(interval) and interval >= 0.05):
+        raise ConfigError(f"--interval {interval}: must be a finite number of seconds >= 0.05")
+    if duration is not None and not (math.isfinite(duration) and duration >= 0):
+        raise ConfigError(f"--duration {duration}: must be a finite number of seconds >= 0")
 
 
 def _demo_loop(kind: str, telemetry: Telemetry, stop: threading.Event) -> None:
@@ -57,6 +72,24 @@ def _demo_loop(kind: str, telemetry: Telemetry, stop: threading.Event) -> None:
             stop.wait(0.05)
 
 
+def _alert_manager(telemetry: Telemetry, rules: Path | None, webhook: str | None, store: Any,
+                   settings: Any) -> tuple[Any, Any]:
+    """The alert manager of ``serve`` and the outbox worker delivering its notifications (or
+    None): the rules, a log notifier, the webhook (checked now: a URL that can never be posted
+    to is a one-line error, not a thread that dies later) and, with a store, the store's router
+    (the store is the bus)."""
+    from allele.observe.alert_model import load_rules
+    from allele.observe.alerts import AlertManager
+    from allele.observe.notify import LogNotifier, Notifier, WebhookNotifier
+
+    rule_list = load_rules(rules)
+    notifiers: list[Notifier] = [LogNotifier()]
+    if webhook:
+        notifiers.append(WebhookNotifier(webhook))
+    outbox = _route_through_store(store, settings, notifiers) if store is not None else None
+    return AlertManager(telemetry, rule_list, notifiers), outbox
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="TCP port of /metrics (0 picks a free one).")] = 9464,
@@ -76,17 +109,21 @@ def serve(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")
                         ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between alert evaluations.")] = 5.0,
+    token: Annotated[str | None, typer.Option(
+        envvar="ALLELE_OBSERVE_TOKEN", show_envvar=False,
+        help="Bearer token /metrics requires (needed to bind beyond loopback; prefer the "
+             "ALLELE_OBSERVE_TOKEN variable: a command line shows in ps).")] = None,
 ) -> None:
     """Serve this process's telemetry (system sampler + optional demo) on /metrics."""
     from allele.config import load_settings
     from allele.observe import Telemetry
-    from allele.observe.alert_model import load_rules
     from allele.observe.alerts import AlertManager
     from allele.observe.export import MetricsServer, make_registry
     from allele.observe.export import serve as serve_metrics
 
     if demo not in ("none", "evolution", "kraken"):
         raise ConfigError(f"--demo must be none, evolution or kraken, got {demo!r}")
+    _check_serve_options(port, interval, duration)
     settings = load_settings()
     sink: Any = None
     if store is not None:
@@ -101,11 +138,10 @@ def serve(
     worker: threading.Thread | None = None
     try:
         registry = make_registry(telemetry)
-        server = serve_metrics(registry, port=port, host=host)
+        server = serve_metrics(registry, port=port, host=host, token=token)
         if alerts:
-            rule_list = load_rules(rules if rules is not None else settings.observe.alert_rules)
-            notifiers, outbox = _notifiers(webhook, sink, settings)
-            manager = AlertManager(telemetry, rule_list, notifiers)
+            manager, outbox = _alert_manager(telemetry, rules or settings.observe.alert_rules,
+                                             webhook, sink, settings)
             registry.register(manager.collector())
             manager.start(interval_s=interval)
         if demo != "none":
@@ -114,40 +150,30 @@ def serve(
             worker.start()
         console.print(f"serving {server.url}"
                       + (f" with {len(manager.rules)} alert rules" if manager else "")
-                      + (f", demo {demo}" if demo != "none" else ""), highlight=False)
+                      + (f", demo {demo}" if demo != "none" else "")
+                      + (" (bearer token required)" if token else ""), highlight=False,
+                      markup=False)
         sys.stdout.flush()
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else max(0.0, min(0.2,
-                                                                 deadline - time.monotonic())))
+        with sigterm_as_interrupt():
+            deadline = None if duration is None else time.monotonic() + duration
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2 if deadline is None else max(0.0, min(
+                    0.2, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
         if worker is not None:
             worker.join(timeout=5)
-        if manager is not None:
-            manager.close()
-        if outbox is not None:
-            outbox.close()
-        if server is not None:
-            server.close()
-        telemetry.close()
-        if sink is not None:
-            sink.close()
+        _close(manager, outbox, server, telemetry, sink)
 
 
-def _notifiers(webhook: str | None, store: Any, settings: Any) -> tuple[list[Any], Any]:
-    """The log, the optional webhook and, with a store, the store's router (the store is the
-    bus); returns them and the outbox worker delivering the router's notifications (or None)."""
-    from allele.observe.notify import LogNotifier, WebhookNotifier
-
-    notifiers: list[Any] = [LogNotifier()]
-    if webhook:
-        notifiers.append(WebhookNotifier(webhook))
-    if store is None:
-        return notifiers, None
-    return notifiers, _route_through_store(store, settings, notifiers)
+def _close(*parts: Any) -> None:
+    """Close what ``serve`` opened, in order (the alert manager before the outbox it feeds,
+    the telemetry's final flush before its store)."""
+    for part in parts:
+        if part is not None:
+            part.close()
 
 
 def _route_through_store(store: Any, settings: Any, notifiers: list[Any]) -> Any:
@@ -176,13 +202,14 @@ def rules(
     from allele.observe.alert_model import load_rules
 
     loaded = load_rules(path)
-    table = Table(title=f"{len(loaded)} alert rules ({path or 'defaults'})")
+    table = Table(title=plain(f"{len(loaded)} alert rules ({path or 'defaults'})"))
     for col in ("name", "metric", "component", "condition", "for", "severity", "summary"):
         table.add_column(col)
     for r in loaded:
         cond = f"{r.reduce}({r.window_s:g}s) " if r.reduce != "last" else ""
-        table.add_row(r.name, r.metric, r.component, f"{cond}{r.op} {r.threshold:g}",
-                      f"{r.for_s:g}s", r.severity, r.annotations.get("summary", ""))
+        table.add_row(plain(r.name), plain(r.metric), plain(r.component),
+                      plain(f"{cond}{r.op} {r.threshold:g}"), f"{r.for_s:g}s", plain(r.severity),
+                      plain(r.annotations.get("summary", "")))
     console.print(table)
 
 

@@ -17,7 +17,7 @@ class RichProgress:
                  ) -> None:
         from rich.console import Console
 
-        self.console = console if console is not None else Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True, emoji=False)
         self._describe = describe or _describe
         self._progress: Any = None
         self._task: Any = None
@@ -36,11 +36,12 @@ class RichProgress:
             TimeRemainingColumn,
         )
 
+        # the run name and the cell description are user text: printed as is, never as markup
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.fields[run]}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("[red]failed {task.fields[failed]}"),
+            SpinnerColumn(), TextColumn("{task.fields[run]}", style="bold", markup=False),
+            BarColumn(), MofNCompleteColumn(), TextColumn("[red]failed {task.fields[failed]}"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             console=self.console, transient=False)
         self._progress.start()
         self._task = self._progress.add_task("", total=total, completed=already_done,

@@ -16,7 +16,7 @@ app = typer.Typer(help="MLflow tracking: replay or inspect the offline spool (ml
 
 
 def _console() -> Console:
-    return Console()  # built per command, so that the terminal width is read when it runs
+    return Console(emoji=False)  # built per command: the terminal width is read when it runs
 
 
 
@@ -37,10 +37,10 @@ def sync(
     from allele.tracking.spool import Spool
 
     report = sync_spool(Spool(spool), tracking_uri)
-    _console().print(f"replayed {report.replayed} record(s), created {report.runs_created} run(s), "
-                  f"rejected {report.rejected}, still pending {report.pending}"
-                  + (f"; marked {len(report.reaped)} stale run(s) FAILED" if report.reaped
-                     else ""), highlight=False)
+    _console().print(f"replayed {report.replayed} record(s), created {report.runs_created} "
+                     f"run(s), rejected {report.rejected}, still pending {report.pending}"
+                     + (f"; marked {len(report.reaped)} stale run(s) FAILED" if report.reaped
+                        else ""), highlight=False)
     for err in report.errors:
         _console().print(f"  {err}", highlight=False, markup=False)
     if not report.complete:
@@ -57,6 +57,8 @@ def status(spool: SpoolOption = None) -> None:
     sp = Spool(spool)
     state = sp.read()
     _console().print(f"spool {sp.path}: {len(state.pending)} pending, {len(state.done)} done, "
-                     f"{len(state.rejected)} rejected", highlight=False)
+                     f"{len(state.rejected)} rejected"
+                     + (f", {len(state.malformed)} malformed line(s) skipped"
+                        if state.malformed else ""), highlight=False, markup=False)
     for target, n in state.pending_by_target().items():
         _console().print(f"  {target}: {n} pending", highlight=False, markup=False)

@@ -200,9 +200,11 @@ def load_rules(path: str | Path | None = None) -> list[AlertRule]:
     else:
         p = Path(path)
         try:
-            text = p.read_text()
+            text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read alert rules {p}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not a text (UTF-8) file: {exc}") from None
         source = str(p)
     try:
         data = yaml.safe_load(text)

@@ -291,6 +291,8 @@ class AlertManager:
 
     def start(self, interval_s: float = 5.0) -> None:
         """Evaluate every ``interval_s`` seconds (real time) in a background thread."""
+        if not interval_s > 0:  # 0 or NaN would spin a core at 100%
+            raise ValidationError(f"interval_s must be a positive number, got {interval_s!r}")
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()

@@ -105,19 +105,79 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve(registry: CollectorRegistry, port: int = 9464, host: str = "127.0.0.1"
-          ) -> MetricsServer:
-    """Serve ``registry`` (see :func:`make_registry`) on ``http://host:port/metrics`` in a
-    background thread (127.0.0.1 unless told otherwise; ``port=0`` picks a free one)."""
-    from prometheus_client import start_http_server
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, ``localhost``)."""
+    import ipaddress
 
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or an empty address: reachable beyond this machine
+
+
+def serve(registry: CollectorRegistry, port: int = 9464, host: str = "127.0.0.1",
+          token: str | None = None) -> MetricsServer:
+    """Serve ``registry`` (see :func:`make_registry`) on ``http://host:port/metrics`` in a
+    background thread (127.0.0.1 unless told otherwise; ``port=0`` picks a free one).
+
+    Bound beyond loopback it needs a ``token``: every request must then carry
+    ``Authorization: Bearer <token>`` (what Prometheus sends with ``authorization:
+    {credentials: ...}`` in its scrape config), else it gets 401. Without a token a
+    non-loopback bind is refused (ConfigError), as the dashboard refuses it."""
     from allele.errors import ConfigError
 
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
+    if token is not None and not token.strip():
+        raise ConfigError("the /metrics token is empty")
+    if token is None and not is_loopback(host):
+        raise ConfigError(f"serving metrics on {host!r} exposes them beyond this machine: "
+                          "give a token (--token or ALLELE_OBSERVE_TOKEN), or bind 127.0.0.1")
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=registry)
-    except OSError as exc:
+        httpd, thread = _start_server(registry, host, port, token)
+    except (OSError, OverflowError, UnicodeError, ValueError) as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc}") from None
     return MetricsServer(httpd, thread, host)
+
+
+def _start_server(registry: CollectorRegistry, host: str, port: int, token: str | None
+                  ) -> tuple[Any, threading.Thread]:
+    """prometheus-client's WSGI server, with the app wrapped in a bearer-token check."""
+    import hmac
+    import socket
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+
+    app = make_wsgi_app(registry)
+    if token is not None:
+        expected = f"Bearer {token}".encode()
+        inner = app
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+            if hmac.compare_digest(given, expected):
+                return inner(environ, start_response)
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                                ("WWW-Authenticate", "Bearer")])
+            return [b"401 Unauthorized: this /metrics needs its bearer token\n"]
+
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                flags=socket.AI_PASSIVE)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """No access log on stderr."""
+
+    httpd = make_server(host, port, app, Server, handler_class=Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, name="allele-metrics", daemon=True)
+    thread.start()
+    return httpd, thread
 
 
 # --- OpenTelemetry (optional: opentelemetry-api only) --------------------------------------------

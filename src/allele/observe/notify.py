@@ -118,6 +118,26 @@ class CallbackNotifier:
         return None
 
 
+def check_webhook_url(url: str) -> None:
+    """Refuse, at start-up, a webhook URL that could never be posted to (one ValidationError
+    line), instead of a delivery thread that fails on every alert later."""
+    import httpx
+
+    from allele.errors import ValidationError
+
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ValidationError(f"webhook URL {url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise ValidationError(f"webhook URL {url!r}: the scheme must be http or https")
+    if not parsed.host:
+        raise ValidationError(f"webhook URL {url!r} names no host")
+    if port is not None and not 0 < port <= 65535:
+        raise ValidationError(f"webhook URL {url!r}: port {port} is not a TCP port")
+
+
 class WebhookNotifier:
     """POSTs each notification as JSON to ``url`` from a background thread.
 
@@ -128,7 +148,10 @@ class WebhookNotifier:
     * ``max_attempts=None`` (the default) retries until delivered or closed, so nothing is lost
       while a receiver is down; with a number, a notification is given up after that many
       attempts (counted in ``given_up``);
-    * every failed attempt is counted in ``failures`` and logged.
+    * every failed attempt is counted in ``failures`` and logged;
+    * a URL that cannot be posted to is refused when the notifier is made
+      (:func:`check_webhook_url`), and an unexpected error while delivering gives that one
+      notification up (counted in ``given_up``) without stopping the delivery thread.
     """
 
     def __init__(
@@ -144,11 +167,12 @@ class WebhookNotifier:
     ) -> None:
         import httpx
 
-        if queue_size < 1 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
-            from allele.errors import ValidationError
+        from allele.errors import ValidationError
 
+        if queue_size < 1 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValidationError("queue_size must be >= 1 and 0 < backoff_initial_s <= "
                                   "backoff_max_s")
+        check_webhook_url(url)
         self.url = url
         self.max_attempts = max_attempts
         self.backoff_initial_s = backoff_initial_s
@@ -193,6 +217,9 @@ class WebhookNotifier:
                 continue
             try:
                 self._deliver(item)
+            except Exception:  # the delivery thread outlives any one notification
+                self.given_up += 1
+                _log.exception("webhook %s: notification %s given up", self.url, item.key)
             finally:
                 self._queue.task_done()
 
@@ -215,6 +242,9 @@ class WebhookNotifier:
                 reason = f"HTTP {resp.status_code}"
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # anything else is permanent; the thread must live on
+                reason = f"{type(exc).__name__}: {exc}"
+                retry = False
             self.failures += 1
             if not retry:
                 self.given_up += 1

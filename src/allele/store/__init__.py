@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from allele.store.leases import Lease
     from allele.store.model import (
         CellResult,
         CellStatus,
@@ -36,6 +37,7 @@ _EXPORTS = {
     "ResultStore": "allele.store.results",
     "open_store": "allele.store.results",
     "MetricPoint": "allele.store.points",
+    "Lease": "allele.store.leases",
     "CellResult": "allele.store.model",
     "CellStatus": "allele.store.model",
     "MetricHistory": "allele.store.model",
@@ -49,6 +51,7 @@ _EXPORTS = {
 __all__ = [
     "CellResult",
     "CellStatus",
+    "Lease",
     "MetricHistory",
     "MetricPoint",
     "ResultStore",

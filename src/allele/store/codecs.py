@@ -151,8 +151,40 @@ def decode(rows: Sequence[SampleRow], only: str | None = None) -> Columns:
     """Decode the packed samples of many cells at once (optionally keeping one metric).
 
     Each column's blobs are joined and read by one ``np.frombuffer``; the cells' local metric
-    indexes become global ones through one lookup table built per distinct metric list.
+    indexes become global ones through one lookup table built per distinct metric list. Rows
+    that do not decode (a damaged blob, a metric list that is not JSON) raise a one-line
+    :class:`StoreError`.
     """
+    try:
+        return _decode(rows, only)
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        raise StoreError(f"the store holds corrupt samples ({corrupt_detail(rows, exc)}); "
+                         "the damaged cell cannot be read") from None
+
+
+def corrupt_detail(rows: Sequence[SampleRow], exc: BaseException) -> str:
+    """Which packed row is damaged and how (for the error of :func:`decode`)."""
+    for i, r in enumerate(rows):
+        n = int(r[0]) if r[0] else 0
+        if not n:
+            continue
+        sizes = {"metric_idx": (r[2], 2), "seeds": (r[3], 8), "repeats": (r[4], 8),
+                 "vals": (r[5], 8)}
+        for name, (blob, width) in sizes.items():
+            if blob is None or len(blob) != n * width:
+                size = "missing" if blob is None else f"{len(blob)} bytes"
+                return f"row {i}: {name} is {size}, expected {n * width} for {n} samples"
+        try:
+            names = json.loads(r[1])
+        except (ValueError, TypeError):
+            return f"row {i}: the metric list is not JSON"
+        idx = np.frombuffer(r[2], dtype="<u2")
+        if len(idx) and int(idx.max()) >= len(names):
+            return f"row {i}: a metric index points past its {len(names)} metric names"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _decode(rows: Sequence[SampleRow], only: str | None) -> Columns:
     counts = [int(r[0]) if r[0] else 0 for r in rows]
     present = [r for r, n in zip(rows, counts, strict=True) if n]
     names: dict[str, int] = {}
@@ -234,11 +266,20 @@ def loads_many(texts: Sequence[str]) -> list[Any]:
         return []
     try:
         out = json.loads("[" + ",".join(texts) + "]")
-    except ValueError:
+    except (ValueError, TypeError):
         out = None
     if not isinstance(out, list) or len(out) != len(texts):
-        out = [json.loads(t) for t in texts]  # a malformed text: fail (or not) on its own
+        out = [loads_column(t) for t in texts]  # a malformed text: fail (or not) on its own
     return out
+
+
+def loads_column(text: str, what: str = "a JSON column") -> Any:
+    """``json.loads(text)``; a damaged column is a one-line :class:`StoreError`."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"the store holds a corrupt value in {what} ({exc}); the damaged "
+                         "record cannot be read") from None
 
 
 def labels_json(labels: Any) -> str:

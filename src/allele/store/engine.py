@@ -7,6 +7,12 @@ file at once without losing anything and without "database is locked" errors; a 
 covers the rare lock error that still escapes. PostgreSQL is used by URL
 (``postgresql+psycopg://user:pass@host/db``). :class:`Database` knows nothing of runs or
 samples; :class:`allele.store.results.ResultStore` builds on it.
+
+Opened with ``read_only=True`` (every command that only reads), a store is never created,
+migrated or written: a SQLite file that does not exist is a one-line error and nothing is made
+(no directory, no empty database), and an existing file is opened through a read-only SQLite
+URI (``mode=ro``), so a store on a read-only mount, a ``mode=ro`` / ``immutable=1`` URI, or a
+store written by an older Allele (whose migration would need a write) all serve every read.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -79,6 +86,18 @@ def display_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _read_only_sqlite(url: URL, path: Path) -> URL:
+    """The SQLite URL of ``path`` opened read-only (``file:...?mode=ro``); the file must exist
+    (opening for reading creates nothing)."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise StoreError(f"no result store at {path}: the file {what} (nothing was created; "
+                         "`allele bench run` makes one, or pass --store URL)")
+    query = {k: v for k, v in url.query.items() if k not in ("mode", "uri")}
+    return url.set(database="file:" + urllib.parse.quote(str(path.resolve())),
+                   query={**query, "mode": "ro", "uri": "true"})
+
+
 class Database:
     """One SQL database behind a URL, opened (created and migrated as needed) at construction.
 
@@ -86,13 +105,17 @@ class Database:
     by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
             raise StoreError(f"invalid store URL {url!r}: {exc}") from None
+        except Exception as exc:  # e.g. a port that is not a number
+            raise StoreError(f"invalid store URL {url!r}: {type(exc).__name__}: {exc}"
+                             ) from None
         self.url: str = url
         self._url = parsed
+        self.read_only = read_only
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         self._is_postgres = parsed.get_backend_name() == "postgresql"
         self._pid = os.getpid()
@@ -113,14 +136,17 @@ class Database:
             database = url.database or ""
             uri = database.startswith("file:")
             in_memory = (database in ("", ":memory:") or database.startswith("file::memory:")
-                         or "mode=memory" in database)
+                         or "mode=memory" in database or url.query.get("mode") == "memory")
             if not in_memory and not uri:  # a SQLite URI (file:...?uri=true) is used as is
                 path = Path(database)
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(f"cannot create the store directory {path.parent}: "
-                                     f"{exc}") from None
+                if self.read_only:
+                    url = self._url = _read_only_sqlite(url, path)
+                else:
+                    try:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        raise StoreError(f"cannot create the store directory {path.parent}: "
+                                         f"{exc}") from None
             kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000,
                                       "check_same_thread": False}
         elif self._is_postgres:
@@ -151,7 +177,11 @@ class Database:
             try:
                 cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
                 if not in_memory:
-                    cur.execute("PRAGMA journal_mode = WAL")
+                    try:
+                        cur.execute("PRAGMA journal_mode = WAL")
+                    except Exception as exc:  # a read-only database keeps the mode it has
+                        if "readonly" not in str(exc).replace("-", "").lower():
+                            raise
                 cur.execute("PRAGMA synchronous = NORMAL")
                 cur.execute("PRAGMA foreign_keys = ON")
             finally:
@@ -171,7 +201,13 @@ class Database:
         writers and works on a read-only copy.
         """
         version = self.read_tx(S.current_version, what="open the store")
-        if version < S.LATEST_VERSION:
+        if self.read_only:
+            if version == 0:
+                hint = (" (with immutable=1 SQLite ignores the -wal file: checkpoint the store "
+                        "first)" if "immutable" in self._url.query else "")
+                raise StoreError(f"{display_url(self._url)} is not an Allele result store "
+                                 f"(it has no schema){hint}")
+        elif version < S.LATEST_VERSION:
             def run(conn: Connection) -> tuple[int, int]:
                 if self._is_postgres:
                     conn.exec_driver_sql(S.PG_MIGRATION_LOCK)
@@ -195,6 +231,9 @@ class Database:
 
     def write_tx(self, fn: Callable[[Connection], T], what: str) -> T:
         """Run ``fn`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        if self.read_only:
+            raise StoreError(f"cannot {what}: the store {display_url(self._url)} was opened "
+                             "for reading only")
         return self._transaction(fn, what, write=True)
 
     def read_tx(self, fn: Callable[[Connection], T], what: str) -> T:

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Connection, select
 
 from allele.store import schema as S
-from allele.store.codecs import SampleRow, decode, loads_many
+from allele.store.codecs import SampleRow, decode, loads_column, loads_many
 from allele.store.engine import Database, chunks, fetch
 from allele.store.lazy import SAMPLE_COLUMNS
 from allele.store.model import MetricHistory
@@ -51,7 +51,7 @@ def metric_history(db: Database, key: str, metric: str,
             statuses=[r[3] for r in kept], offsets=offsets,
             values=cols.vals.copy(), seeds=cols.seeds.copy(), repeats=cols.reps.copy(),
             target=kept[-1][10] if kept else "",
-            params=json.loads(kept[-1][11]) if kept else {})
+            params=loads_column(kept[-1][11]) if kept else {})
 
     return db.read_tx(run, what="read a metric history")
 

@@ -10,7 +10,6 @@ JSON when first read. Both compare equal to, print like and pickle as the plain 
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from collections.abc import Sequence
 from itertools import pairwise
@@ -19,7 +18,14 @@ from typing import Any, cast
 import numpy as np
 
 from allele.store import schema as S
-from allele.store.codecs import Columns, SampleRow, decode, loads_many, make_samples
+from allele.store.codecs import (
+    Columns,
+    SampleRow,
+    decode,
+    loads_column,
+    loads_many,
+    make_samples,
+)
 from allele.store.model import CellResult, CellStatus, RunInfo, Sample
 
 RUN_COLUMNS = (S.runs.c.pk, S.runs.c.id, S.runs.c.name, S.runs.c.spec_name, S.runs.c.target,
@@ -238,7 +244,7 @@ def _json_field(name: str) -> property:
     def get(self: StoredRunInfo) -> dict[str, Any]:
         text = getattr(self, text_slot)
         if text is not None:
-            slot.__set__(self, json.loads(text))
+            slot.__set__(self, loads_column(text, f"the {name} of run {self.name!r}"))
             setattr(self, text_slot, None)
         return cast("dict[str, Any]", slot.__get__(self, RunInfo))
 

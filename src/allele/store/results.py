@@ -30,6 +30,7 @@ from typing import Any, ClassVar, cast, get_args
 
 from sqlalchemy import Connection, Select, Table, delete, func, select, update
 
+from allele import failpoints
 from allele.errors import StoreError
 from allele.store import schema as S
 from allele.store.codecs import clean_text, dumps, pack_cells
@@ -42,6 +43,15 @@ from allele.store.lazy import (
     build_cells,
     run_info,
     run_infos,
+)
+from allele.store.leases import (
+    Lease,
+    mark_delivered,
+    read_lease,
+    release_lease,
+    swap_lease,
+    touch_lease,
+    undelivered_keys,
 )
 from allele.store.live import Event, append_events
 from allele.store.model import (
@@ -67,10 +77,10 @@ class ResultStore(Database):
     by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._run_pk_cache: dict[str, int] = {}
         self._lock = threading.Lock()
-        super().__init__(url)
+        super().__init__(url, read_only=read_only)
 
     # -- runs --------------------------------------------------------------------------------------
 
@@ -231,6 +241,7 @@ class ResultStore(Database):
             if rows:
                 self._bulk_insert(conn, S.samples, rows)
             self._recount(conn, run_pk)
+            failpoints.hit("store.save_cells")  # a test may kill the writer before the commit
 
         self.write_tx(run, what="save cells")
 
@@ -305,6 +316,59 @@ class ResultStore(Database):
             return {r[0] for r in conn.execute(query)}
 
         return self.read_tx(run, what="read finished cells")
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run with its cells, samples and bookkeeping (e.g. a run that never got a
+        cell because its workers could not start)."""
+        def run(conn: Connection) -> None:
+            pk = self._run_pk(conn, run_id, lock=True)
+            cell_pks = select(S.cells.c.pk).where(S.cells.c.run_pk == pk).scalar_subquery()
+            conn.execute(delete(S.samples).where(S.samples.c.cell_pk.in_(cell_pks)))
+            for table in (S.cells, S.run_leases, S.cell_deliveries):
+                conn.execute(delete(table).where(table.c.run_pk == pk))
+            conn.execute(delete(S.runs).where(S.runs.c.pk == pk))
+
+        self.write_tx(run, what="delete a run")
+        with self._lock:
+            self._run_pk_cache.pop(run_id, None)
+
+    # -- leases and deliveries (see allele.store.leases) -------------------------------------------
+
+    def lease(self, run_id: str) -> Lease | None:
+        """The process holding run ``run_id`` (an exact id), or None."""
+        return self.read_tx(lambda conn: read_lease(conn, self._run_pk(conn, run_id)),
+                            what="read a run's lease")
+
+    def swap_lease(self, run_id: str, new: Lease, expected: Lease | None) -> Lease | None:
+        """Take the run's lease for ``new`` if it is still ``expected``; None on success, else
+        the holder found (see :func:`allele.store.leases.swap_lease`)."""
+        return self.write_tx(
+            lambda conn: swap_lease(conn, self._run_pk(conn, run_id, lock=True), new, expected),
+            what="take a run's lease")
+
+    def touch_lease(self, run_id: str, holder: Lease) -> None:
+        """Refresh ``holder``'s heartbeat on the run."""
+        self.write_tx(lambda conn: touch_lease(conn, self._run_pk(conn, run_id), holder),
+                      what="refresh a run's lease")
+
+    def release_lease(self, run_id: str, holder: Lease) -> None:
+        """Give the run's lease up (if ``holder`` still has it)."""
+        self.write_tx(lambda conn: release_lease(conn, self._run_pk(conn, run_id), holder),
+                      what="release a run's lease")
+
+    def mark_delivered(self, run_id: str, sink: str, keys: Sequence[str]) -> int:
+        """Record that ``sink`` holds these stored cells of the run; returns how many are new."""
+        if not keys:
+            return 0
+        return self.write_tx(
+            lambda conn: mark_delivered(conn, self._run_pk(conn, run_id), sink, keys),
+            what="record delivered cells")
+
+    def undelivered_cells(self, run_id: str, sink: str) -> list[str]:
+        """Keys of the run's stored cells not recorded as delivered to ``sink`` (save order)."""
+        return self.read_tx(
+            lambda conn: undelivered_keys(conn, self._run_pk(conn, run_id), sink),
+            what="read undelivered cells")
 
     def load_run(self, ref: str) -> RunRecord:
         """A whole run: its header and every cell with all raw samples (in save order)."""
@@ -383,23 +447,29 @@ class ResultStore(Database):
         """Points of one metric (optionally one component, from ``since`` on), oldest first."""
         return read_points(self, metric, component, since)
 
-    def __reduce__(self) -> tuple[Callable[[str], ResultStore], tuple[str]]:
+    def __reduce__(self) -> tuple[Callable[..., ResultStore], tuple[str, bool]]:
         # A store travels to worker processes as its URL and is reopened there.
-        return (open_store, (self.url,))
+        return (_reopen, (self.url, self.read_only))
 
     def __repr__(self) -> str:
         return f"ResultStore({display_url(self._url)!r})"
 
 
-def open_store(url: str | None = None) -> ResultStore:
+def _reopen(url: str, read_only: bool) -> ResultStore:
+    return ResultStore(url, read_only=read_only)
+
+
+def open_store(url: str | None = None, *, read_only: bool = False) -> ResultStore:
     """Open (creating and migrating as needed) the result store at ``url``.
 
     ``None`` means the configured store: ``ALLELE_STORE_URL`` / ``store_url`` in ``allele.toml``,
-    or the SQLite file ``.allele/results.db`` in the working directory.
+    or the SQLite file ``.allele/results.db`` in the working directory. ``read_only`` opens an
+    existing store for reading only: nothing is created, migrated or written (see
+    :mod:`allele.store.engine`).
     """
     if url is None:
         from allele.config import load_settings
 
         url = load_settings().resolved_store_url
-    return ResultStore(url)
+    return ResultStore(url, read_only=read_only)
 

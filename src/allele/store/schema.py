@@ -35,6 +35,10 @@ starts_at, ends_at, comment, created_at)``
     cell and metric) and the silences set from the dashboard (see :mod:`allele.store.alerts`).
 ``counters(name, value)``
     Named totals that must survive a process (e.g. notifications refused by a full outbox).
+``run_leases(run_pk, host, pid, pid_started, acquired_at, heartbeat_at)``
+    The process that runs (or resumes) a run, at most one per run.
+``cell_deliveries(run_pk, sink, key, delivered_at)``
+    Which stored cells an outside sink (``mlflow:<uri>#<experiment>``) holds for sure.
 
 A migration is a function of a connection inside an open transaction; :data:`MIGRATIONS` lists
 them in order and :func:`migrate` applies the missing ones. Each migration declares its own tables
@@ -128,6 +132,26 @@ metric_points = Table(
     Column("labels", Text, nullable=False),
     Column("timestamp", Float, nullable=False),
     Column("value", Float, nullable=False),
+)
+
+run_leases = Table(
+    "run_leases", metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_started", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+cell_deliveries = Table(
+    "cell_deliveries", metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+    Column("sink", String(500), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("delivered_at", Float, nullable=False),
+    UniqueConstraint("run_pk", "sink", "key", name="uq_cell_deliveries"),
 )
 
 Index("ix_cells_key_run", cells.c.key, cells.c.run_pk)
@@ -277,9 +301,36 @@ def _migration_3(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_4(conn: Connection) -> None:
+    """Version 4: who runs a run (one lease per run, so two resumes cannot run the same cells)
+    and which stored cells reached an outside sink such as MLflow (so a resume re-sends the rest
+    after a crash)."""
+    md = MetaData()
+    Table("runs", md, Column("pk", Integer, primary_key=True))
+    Table(
+        "run_leases", md,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        Column("host", String(255), nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("pid_started", Float, nullable=False),
+        Column("acquired_at", Float, nullable=False),
+        Column("heartbeat_at", Float, nullable=False),
+    )
+    Table(
+        "cell_deliveries", md,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+        Column("sink", String(500), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("delivered_at", Float, nullable=False),
+        UniqueConstraint("run_pk", "sink", "key", name="uq_cell_deliveries"),
+    )
+    md.create_all(conn, tables=[md.tables["run_leases"], md.tables["cell_deliveries"]])
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3, _migration_4]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -322,6 +373,7 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "alerts",
+    "cell_deliveries",
     "cells",
     "counters",
     "current_version",
@@ -330,6 +382,7 @@ __all__ = [
     "metric_points",
     "migrate",
     "outbox",
+    "run_leases",
     "runs",
     "samples",
     "schema_version",

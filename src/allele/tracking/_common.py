@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from allele.machine import process_started
+
 RunEndStatus = Literal["FINISHED", "FAILED", "KILLED"]
 END_STATUSES: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
 
@@ -39,45 +41,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _process_started() -> float:
-    try:
-        import psutil
-
-        return float(psutil.Process().create_time())
-    except Exception:  # psutil missing or restricted: the pid alone still helps
-        return 0.0
-
-
 def owner_tags() -> dict[str, str]:
     """The tags naming the process that owns a run (used to find runs left RUNNING by a crash)."""
     return {
         TAG_HOST: socket.gethostname(),
         TAG_PID: str(os.getpid()),
-        TAG_PID_STARTED: repr(_process_started()),
+        TAG_PID_STARTED: repr(process_started()),
     }
-
-
-def process_alive(pid: int, started: float) -> bool:
-    """Whether process ``pid`` of this host, started at ``started`` (0: unknown), still runs."""
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a core dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if started and abs(proc.create_time() - started) > 1.0:
-            return False  # the pid was reused by another process
-        return bool(proc.status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True
 
 
 def end_status_for(exc: BaseException | None) -> RunEndStatus:

@@ -14,7 +14,10 @@ from typing import Any, Literal
 
 from allele.errors import TrackingError
 from allele.tracking._common import (
+    TAG_HOST,
     TAG_PARENT,
+    TAG_PID,
+    TAG_PID_STARTED,
     TAG_RUN_KEY,
     default_artifact_location,
     is_unavailable,
@@ -92,13 +95,19 @@ class Applier:
             raise Refused(f"run {rec['run']} does not exist at {target} (its creation failed)")
         return run_id
 
-    def apply(self, rec: Record, target: str | None = None) -> bool:
-        """Deliver one record; True when it created a new MLflow run."""
+    def apply(self, rec: Record, target: str | None = None, *, trust_new: bool = False) -> bool:
+        """Deliver one record; True when it created a new MLflow run. With ``trust_new`` a
+        ``create_run`` record marked ``new`` skips the search for an existing run (the live
+        tracker's first attempt; a replay never trusts it)."""
         target = target or str(rec["target"])
         op = rec["op"]
         client = self.client(target)
         if op == "create_run":
-            if self.find_run(target, str(rec["experiment"]), str(rec["run"])) is not None:
+            existing = (None if trust_new and rec.get("new") else
+                        self.find_run(target, str(rec["experiment"]), str(rec["run"])))
+            if existing is not None:
+                if rec.get("reopen"):  # a resumed run: running again, owned by its new process
+                    self._reopen(client, existing, rec)
                 return False
             tags = {str(k): str(v) for k, v in rec.get("tags", {}).items()}
             tags[TAG_RUN_KEY] = str(rec["run"])
@@ -144,6 +153,18 @@ class Applier:
         else:
             raise Refused(f"unknown record op {op!r}")
         return False
+
+
+    @staticmethod
+    def _reopen(client: Any, run_id: str, rec: Record) -> None:
+        from mlflow.entities import RunTag
+
+        owner = {k: str(v) for k, v in rec.get("tags", {}).items()
+                 if k in (TAG_HOST, TAG_PID, TAG_PID_STARTED)}
+        if owner:
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in owner.items()],
+                             synchronous=True)
+        client.update_run(run_id, status="RUNNING")
 
 
 def classify(exc: BaseException) -> Literal["refused", "unavailable"]:

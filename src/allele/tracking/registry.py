@@ -226,7 +226,11 @@ def _client(tracking_uri: str | None) -> Any:
     from mlflow import MlflowClient
 
     uri = _uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except Exception as exc:  # an unsupported or malformed URI: MLflow says so at once
+        text = " ".join(str(exc).split())[:300]
+        raise TrackingError(f"cannot use the MLflow registry at {uri!r}: {text}") from None
 
 
 def _lineage_tags(genome: Genome) -> dict[str, str]:
@@ -348,7 +352,7 @@ def register_genome_file(
     and a JSON fitness spec: what ``allele genome register`` takes."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read genome file {path}: {exc}") from None
     genome = Genome.from_json(text)
     spec = None

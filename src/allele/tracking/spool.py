@@ -12,8 +12,11 @@ The spool is one append-only JSON-lines file. Every line is one of
   MLflow run ``ID`` on that server.
 
 Nothing is ever rewritten in place, so a crash can at worst leave a truncated last line, which
-is ignored. Writers and the replayer take an exclusive ``flock`` on ``<spool>.lock``, so several
-processes can share one spool. Artifacts of spooled records are copied into
+is ignored. A line that parses but is not a valid entry (a record without its ``key``, ``op``,
+``target`` or ``experiment``; a mark without its key) is skipped and counted in
+:attr:`SpoolState.malformed`, never a crash of ``allele tracking sync``. Writers and the
+replayer take an exclusive ``flock`` on ``<spool>.lock``, so several processes can share one
+spool. Artifacts of spooled records are copied into
 ``<spool>.artifacts/<key>/``.
 
 This module has no MLflow dependency; :func:`allele.tracking.sync.sync_spool` replays.
@@ -58,6 +61,8 @@ class SpoolState:
     rejected: dict[str, str] = field(default_factory=dict)
     run_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     """(target URI, run key) -> MLflow run id."""
+    malformed: list[int] = field(default_factory=list)
+    """Line numbers (from 1) of lines that are not valid spool entries (skipped)."""
 
     def pending_run_keys(self) -> set[str]:
         """Run keys that still have undelivered records."""
@@ -72,11 +77,40 @@ class SpoolState:
         return dict(sorted(counts.items()))
 
 
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "rec": ("key", "op", "target", "experiment"),
+    "done": ("key",),
+    "rej": ("key",),
+    "run": ("target", "run", "run_id"),
+}
+_RECORD_NEEDS: dict[str, tuple[str, ...]] = {
+    "create_run": ("run", "start_time"),
+    "log": ("run",),
+    "artifact": ("run", "path"),
+    "end": ("run", "status", "end_time"),
+}
+
+
+def _valid(item: object) -> bool:
+    """Whether a parsed line is a spool entry with the fields its kind needs."""
+    if not isinstance(item, dict):
+        return False
+    needs = _NEEDS.get(str(item.get("t")))
+    if needs is None or any(item.get(k) in (None, "") for k in needs):
+        return False
+    if item["t"] == "rec":
+        op_needs = _RECORD_NEEDS.get(str(item["op"]))
+        return op_needs is not None and all(item.get(k) is not None for k in op_needs)
+    return True
+
+
 class Spool:
     """An append-only JSON-lines spool file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_spool_path()
+        if not self.path.name or self.path.is_dir():
+            raise TrackingError(f"tracking spool {str(path)!r} is not a file path")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
 
@@ -146,8 +180,8 @@ class Spool:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return state
-        except OSError as exc:
-            raise TrackingError(f"cannot read tracking spool {self.path}: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrackingError(f"cannot read tracking spool {self.path}: {exc}") from None
         records: list[Record] = []
         lines = raw.split("\n")
         for i, line in enumerate(lines):
@@ -160,6 +194,9 @@ class Spool:
                     continue
                 raise TrackingError(f"tracking spool {self.path} is corrupt at line {i + 1}"
                                     ) from None
+            if not _valid(item):
+                state.malformed.append(i + 1)
+                continue
             kind = item.get("t")
             if kind == "rec":
                 records.append(item)

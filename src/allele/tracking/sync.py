@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from allele.machine import process_alive
 from allele.tracking._common import (
     TAG_HOST,
     TAG_NOTE,
@@ -25,7 +26,6 @@ from allele.tracking._common import (
     TAG_PID_STARTED,
     TAG_RUN_KEY,
     error_text,
-    process_alive,
 )
 from allele.tracking.delivery import Applier, classify
 from allele.tracking.spool import Spool
@@ -70,6 +70,11 @@ def sync_spool(
     touched: dict[str, set[str]] = {}
     with sp.lock():
         state = sp.read()
+        if state.malformed:
+            lines = ", ".join(map(str, state.malformed[:5]))
+            more = f" (+{len(state.malformed) - 5} more)" if len(state.malformed) > 5 else ""
+            report.errors.append(f"{sp.path}: line(s) {lines}{more} are not valid spool "
+                                 "entries and were skipped")
         for (target, rk), run_id in state.run_ids.items():
             applier.run_ids.setdefault((target, rk), run_id)
         todo = [r for r in state.pending if only_target is None or r.get("target") == only_target]
@@ -97,7 +102,8 @@ def sync_spool(
             touched.setdefault(target, set()).add(str(rec["experiment"]))
         final = sp.read()
         still_pending = final.pending_run_keys()
-        if not final.pending and not final.rejected and sp.path.exists():
+        if (not final.pending and not final.rejected and not final.malformed
+                and sp.path.exists()):
             sp.clear(locked=True)  # everything delivered: the spool starts afresh
     if report.complete:
         for target, experiments in touched.items():

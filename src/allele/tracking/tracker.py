@@ -22,12 +22,13 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import allele.tracking.matrix as _matrix
+from allele import failpoints
 from allele.errors import TrackingError
 from allele.tracking._common import (
     MAX_METRICS_PER_BATCH,
@@ -57,6 +58,21 @@ class _FlushMarker:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+
+
+Ack = Callable[[list[str]], None]
+"""Called (in the writer thread) with tokens whose records are all delivered or spooled."""
+
+
+class _AckMarker:
+    """Queued after the records of one unit (a cell's child run): once everything before it is
+    delivered or safely in the spool, ``ack`` gets ``token``."""
+
+    __slots__ = ("ack", "token")
+
+    def __init__(self, ack: Ack, token: str) -> None:
+        self.ack = ack
+        self.token = token
 
 
 def _log_records(base: Record, run_key: str, metrics: list[list[Any]], params: dict[str, str],
@@ -135,6 +151,10 @@ class MlflowTracker:
         self.experiment_id: str | None = None
         try:
             self.experiment_id = self._applier.experiment_id(self.tracking_uri, self.experiment)
+            if self.spool.read().pending_by_target().get(self.tracking_uri):
+                # what an earlier process spooled for this server goes first, so that records
+                # of the same run (a resumed matrix run) keep their order
+                sync_spool(self.spool, only_target=self.tracking_uri, _applier=self._applier)
             if reap_stale:
                 pending = self.spool.read().pending_run_keys()
                 self.reaped = reap_stale_runs(self._applier.client(self.tracking_uri),
@@ -165,11 +185,18 @@ class MlflowTracker:
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, name: str | None = None, *, parent: TrackedRun | None = None,
                   tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-                  start_time_ms: int | None = None) -> TrackedRun:
-        """Open a run (nested under ``parent`` when given) and return its handle."""
+                  start_time_ms: int | None = None, key: str | None = None,
+                  reopen: bool = False, new: bool = False) -> TrackedRun:
+        """Open a run (nested under ``parent`` when given) and return its handle.
+
+        ``key`` makes the run's identity deterministic (``allele.run_key``): starting a run with
+        the key of an existing one continues that run instead of making a second one; with
+        ``reopen`` it is set RUNNING again and owned by this process (a resumed matrix run).
+        ``new`` says no process can have created this key before (its first delivery attempt
+        then skips the search for it; a retry or a replay from the spool still searches)."""
         if self._closed:
             raise TrackingError("this MlflowTracker is closed")
-        key = new_key()
+        key = key or new_key()
         run = TrackedRun(self, key, name, parent)
         all_tags = {**self._owner, **{str(k): str(v)[:MAX_TAG_LENGTH]
                                       for k, v in (tags or {}).items()}}
@@ -177,6 +204,10 @@ class MlflowTracker:
                "op": "create_run", "run": key, "run_name": name,
                "parent": parent.key if parent is not None else None, "tags": all_tags,
                "start_time": now_ms() if start_time_ms is None else int(start_time_ms)}
+        if reopen:
+            rec["reopen"] = True
+        if new:
+            rec["new"] = True
         with self._runs_lock:
             self._runs[key] = run
         self._q.append((None, rec, now_ms()))
@@ -200,13 +231,18 @@ class MlflowTracker:
         return run.run_id(timeout)
 
     # -- matrix runs (called by the bench runner; see allele.tracking.matrix) -------------------
-    def start_matrix_run(self, info: RunInfo) -> TrackedRun:
-        """A benchmark matrix run becomes a parent run; spec and environment become artifacts."""
-        return _matrix.start_matrix_run(self, info)
+    def start_matrix_run(self, info: RunInfo, *, new: bool = False) -> TrackedRun:
+        """A benchmark matrix run becomes a parent run; spec and environment become artifacts
+        (``new``: the bench run was just created, nothing of it can be in MLflow yet)."""
+        return _matrix.start_matrix_run(self, info, new)
 
-    def log_cell(self, cell: CellResult, matrix: TrackedRun | None = None) -> TrackedRun:
-        """One finished cell becomes a child run: params, tags, every sample and its median."""
-        return _matrix.log_cell(self, cell, matrix)
+    def log_cell(self, cell: CellResult, matrix: TrackedRun | None = None, *,
+                 on_durable: Callable[[list[str]], None] | None = None,
+                 new: bool = False) -> TrackedRun:
+        """One stored cell becomes a child run: params, tags, every sample and its median;
+        ``on_durable`` gets the cell's key once its records are delivered or spooled; ``new``:
+        the cell was just stored, so its child run cannot exist yet."""
+        return _matrix.log_cell(self, cell, matrix, on_durable, new)
 
     def end_matrix_run(self, status: str, report_path: str | os.PathLike[str] | None = None,
                        matrix: TrackedRun | None = None, error: str | None = None) -> None:
@@ -235,6 +271,10 @@ class MlflowTracker:
                "end_time": now_ms() if end_time_ms is None else int(end_time_ms)}
         self._q.append((None, rec, now_ms()))
 
+    def _ack_when_durable(self, ack: Ack, token: str) -> None:
+        """Call ``ack([token, ...])`` once every record enqueued so far is delivered or spooled."""
+        self._q.append((None, _AckMarker(ack, token), now_ms()))
+
     # -- the writer thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -260,7 +300,10 @@ class MlflowTracker:
                 self._wake.wait(self.flush_interval_s)
             self._wake.clear()
 
-    def _drain(self) -> None:
+    def _drain(self, deliver: Callable[[list[Record]], None] | None = None) -> None:
+        """Take everything queued, batch it into records and ``deliver`` them (default: to
+        MLflow, spooling what cannot go); acknowledgements fire once their records are out."""
+        deliver = deliver or self._deliver
         items: list[tuple[Any, Any, int]] = []
         q = self._q
         self._flush_requested.clear()
@@ -270,6 +313,7 @@ class MlflowTracker:
             except IndexError:
                 break
         records: list[Record] = []
+        acks: list[_AckMarker] = []
         metrics: dict[str, list[list[Any]]] = {}
         tags: dict[str, dict[str, str]] = {}
         base = {"target": self.tracking_uri, "experiment": self.experiment}
@@ -290,14 +334,31 @@ class MlflowTracker:
                     tags.setdefault(rk, {}).update(new_tags)
             elif isinstance(payload, _FlushMarker):
                 emit()
-                self._deliver(records)
+                deliver(records)
                 records = []
+                self._fire(acks)
                 payload.event.set()
+            elif isinstance(payload, _AckMarker):
+                emit()
+                acks.append(payload)
             else:
                 emit()
                 records.append(payload)
         emit()
-        self._deliver(records)
+        deliver(records)
+        self._fire(acks)
+
+    @staticmethod
+    def _fire(acks: list[_AckMarker]) -> None:
+        by_ack: dict[Ack, list[str]] = {}
+        for marker in acks:
+            by_ack.setdefault(marker.ack, []).append(marker.token)
+        acks.clear()
+        for ack, tokens in by_ack.items():
+            try:
+                ack(tokens)
+            except Exception:  # a lost acknowledgement only costs a re-send on resume
+                _log.exception("could not record %d records as delivered", len(tokens))
 
     def _go_offline(self, exc: BaseException) -> None:
         if self._online:
@@ -349,15 +410,19 @@ class MlflowTracker:
                 self.spool.drop_artifact(str(rec["key"]))
             self.delivered += 1
             i += 1
+            failpoints.hit("tracker.delivered")
         if i < len(records):
-            rest = records[i:]
-            self.spool.append(rest)
-            self.spooled += len(rest)
+            self._spool_records(records[i:])
+
+    def _spool_records(self, records: list[Record]) -> None:
+        if records:
+            self.spool.append(records)
+            self.spooled += len(records)
 
     def _apply_retrying(self, rec: Record) -> None:
         for attempt in range(3):
-            try:
-                self._applier.apply(rec, self.tracking_uri)
+            try:  # only a first attempt may trust "new" (a retry may follow a lost answer)
+                self._applier.apply(rec, self.tracking_uri, trust_new=attempt == 0)
                 return
             except Exception as exc:
                 if attempt == 2 or classify(exc) != "unavailable":
@@ -383,13 +448,22 @@ class MlflowTracker:
         for run in self.open_runs():
             run.end(status, error)
         self._closed = True
-        self.flush(timeout)
+        flushed = self.flush(timeout)
         for obs in list(self._observers):
             obs._detach()
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout)
+        self._thread.join(timeout if flushed else 1.0)
+        if self._q:  # the writer is stuck (a server that hangs): keep the rest in the spool
+            _log.warning("MLflow at %s did not take every record within %ss; the rest go to "
+                         "the spool %s", self.tracking_uri, timeout, self.spool.path)
+            self._drain(self._spool_records)
         atexit.unregister(self._atexit)
+
+    @property
+    def fully_delivered(self) -> bool:
+        """True when nothing this tracker was given waits in the spool or in memory."""
+        return self.spooled == 0 and not self._q and self._online
 
     def _atexit(self) -> None:
         exc = getattr(sys, "last_value", None)

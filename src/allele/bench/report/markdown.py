@@ -3,7 +3,9 @@ regressions in the history, failures and the environment differences."""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Sequence
 
 from allele.bench.compare import environment_diff, verdict_label
@@ -24,7 +26,19 @@ MAX_ROWS_MD = 40
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """User text in a table cell or a line: HTML (``<script>`` in an error) is shown as text,
+    never interpreted; ``|`` and newlines cannot break the table."""
+    return (html.escape(str(text), quote=False).replace("|", "\\|")
+            .replace("\r", " ").replace("\n", " "))
+
+
+def _md_code(text: str) -> str:
+    """User text as an inline code span, whatever backticks it holds."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -37,8 +51,8 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def render_markdown(data: ReportData) -> str:
     """A compact Markdown summary for a pull-request comment."""
     info = data.run.info
-    out = [f"## Allele benchmark: `{info.name}`", ""]
-    out.append(f"spec `{info.spec_name}` · {info.status} · "
+    out = [f"## Allele benchmark: {_md_code(info.name)}", ""]
+    out.append(f"spec {_md_code(info.spec_name)} · {info.status} · "
                f"{info.cell_count or len(data.run.cells)} cells, "
                f"{len(_failures(data))} failed")
     out.append("")
@@ -46,7 +60,7 @@ def render_markdown(data: ReportData) -> str:
     if comp is not None:
         counts = comp.counts()
         verdict = ("**regressions found**" if counts["regressed"] else "no regression")
-        out.append(f"### Against `{comp.base.name}`: {verdict}")
+        out.append(f"### Against {_md_code(comp.base.name)}: {verdict}")
         out.append("")
         out.append(" · ".join(f"{v}: {n}" for v, n in counts.items()) +
                    f" (FDR q = {comp.q}, floor {comp.floor:.0%})")
