@@ -34,3 +34,23 @@ def test_help_lists_the_faces() -> None:
     assert "dashboard" in out and "top" in out
     run_help = CliRunner().invoke(app, ["bench", "run", "--help"]).output
     assert "--metrics-port" in run_help and "--no-live" in run_help
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_a_port_in_use_is_one_line(host: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.delenv("ALLELE_DASHBOARD_TOKEN", raising=False)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as taken:
+        taken.bind((host, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(app, ["dashboard", "--host", host, "--port", str(port),
+                                     "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"error: cannot listen on {host}:{port}: in use (another dashboard?); "
+        "choose another --port")
+    assert "Traceback" not in r.output

@@ -11,11 +11,13 @@ commands import their (heavy) apps inside the command, so ``allele --help`` stay
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
 
 from allele.cli._common import StoreOpt, make_console, one_line_errors
+from allele.errors import ConfigError
 
 err_console = make_console(stderr=True)
 
@@ -46,11 +48,34 @@ def dashboard_cmd(
 
         with open_store(store) as st:  # fail here, in one line, if the store cannot be opened
             url = st.url
+        sock = _listen(host, port)  # bound here: a port in use is one line, not a traceback
+        port = sock.getsockname()[1]
         app = create_app(DashboardConfig(store_url=url, token=token, deliver=deliver))
         shown = f"[{host}]" if ":" in host else host
         err_console.print(f"Allele dashboard on http://{shown}:{port}/ (store {url})"
                           + ("; token required" if token else ""), highlight=False)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port`` 0: any free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"--host {host}: not an address this machine can bind ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        reason = "in use (another dashboard?)" if exc.errno == 98 else exc.strerror
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; choose another --port") \
+            from None
+    return sock
 
 
 def top_cmd(
