@@ -36,7 +36,7 @@ benchmarks:
   - name: um
     target: tests.bench.live_targets:user_metrics
     matrix: {x: [1, 2, 3, 4, 5, 6, 7, 8]}
-    fixed: {sleep_s: 0.2}
+    fixed: {sleep_s: 0.4}
     seeds: 2
     repeats: 3
 """
@@ -76,11 +76,6 @@ def test_prometheus_scrapes_a_running_matrix(tmp_path: Path,
                                              procs: list[subprocess.Popen[bytes]]) -> None:
     (tmp_path / "spec.yaml").write_text(SPEC)
     mport, pport = free_port(), free_port()
-    run = subprocess.Popen([sys.executable, "-m", "allele.cli", "bench", "run", "spec.yaml",
-                            "--store", f"sqlite:///{tmp_path / 'r.db'}", "-w", "2", "-q",
-                            "--metrics-port", str(mport)], cwd=tmp_path, env=_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    procs.append(run)
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n  - job_name: allele\n"
@@ -90,7 +85,13 @@ def test_prometheus_scrapes_a_running_matrix(tmp_path: Path,
                              f"--web.listen-address=127.0.0.1:{pport}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(prom)
-    _wait(f"http://127.0.0.1:{pport}/-/ready")
+    _wait(f"http://127.0.0.1:{pport}/-/ready", timeout=90)  # first start on a fresh machine is slow
+    # the matrix starts only once Prometheus is ready, so it is scraped while it runs (~10 s)
+    run = subprocess.Popen([sys.executable, "-m", "allele.cli", "bench", "run", "spec.yaml",
+                            "--store", f"sqlite:///{tmp_path / 'r.db'}", "-w", "2", "-q",
+                            "--metrics-port", str(mport)], cwd=tmp_path, env=_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    procs.append(run)
     found: dict[str, float] = {}
     deadline = time.monotonic() + 90
     queries = {"user": 'sum(livetest_requests_total{job="allele"})',
@@ -103,7 +104,7 @@ def test_prometheus_scrapes_a_running_matrix(tmp_path: Path,
             if r["status"] == "success" and result and float(result[0]["value"][1]) > 0:
                 found[name] = float(result[0]["value"][1])
         time.sleep(0.5)
-    assert set(found) == set(queries), found
+    assert set(found) == set(queries), (found, run.poll())
     assert found["user"] >= 1 and found["done"] >= 1
     run.wait(timeout=120)
     assert run.returncode == 0, run.stdout.read() if run.stdout else ""
