@@ -17,8 +17,23 @@ import sys
 import typer
 from rich.console import Console
 
-from allele.cli._common import print_error
+from allele.cli._common import print_error, set_verbosity
 from allele.errors import AlleleError
+
+
+def _flags_without_type_label() -> None:
+    """Typer labels an on/off flag ``<bool>`` in help: noise for a switch, so flags show none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_type_label()
 
 app = typer.Typer(
     name="allele",
@@ -26,6 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h is help in every command
 )
 err_console = Console(stderr=True)
 
@@ -42,8 +58,12 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show INFO logs from Allele and the libraries it drives "
+                                      "(MLflow, Dask, alembic); without it only their errors."),
 ) -> None:
     """Evolve agent personalities and benchmark, observe and compare them."""
+    set_verbosity(verbose)
 
 # (module, command-group name). A group whose module is not there yet is not offered.
 _GROUPS = [

@@ -106,3 +106,33 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+# Libraries that log on their own: without ``--verbose`` only their errors reach the terminal
+# (MLflow announces every run and migration at INFO, alembic every upgrade step).
+_THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "distributed", "numba", "urllib3", "httpx",
+                        "uvicorn", "asyncio", "matplotlib", "git", "llama_cpp")
+
+
+def set_verbosity(verbose: bool) -> None:
+    """What the terminal shows besides Allele's own output.
+
+    Quiet (the default): third-party loggers and MLflow's own warnings are cut to errors, and
+    ``MLFLOW_LOGGING_LEVEL`` is set for this process and its workers (MLflow reads it when it is
+    imported, which commands do lazily, after this). Verbose: INFO from Allele and every library,
+    with a timestamp and the logger's name."""
+    import logging
+    import os
+    import warnings
+
+    if verbose:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for name in _THIRD_PARTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+        return
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    for name in _THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")

@@ -35,7 +35,8 @@ from allele.errors import ConfigError
 if TYPE_CHECKING:
     from allele.store.model import RunRecord
 
-app = typer.Typer(help="Matrix benchmarks: run specs, list, show and export stored runs.",
+app = typer.Typer(help="Matrix benchmarks: run, A/B, compare, find change points, calibrate, "
+                  "report, import and export.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = make_console()
 err_console = make_console(stderr=True)

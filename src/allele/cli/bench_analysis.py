@@ -294,10 +294,11 @@ def _print_calibration(result: Any) -> None:
 def report_cmd(
     run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")] = "latest",
     baseline: Annotated[str | None, typer.Option(
-        "--baseline", "-b", help="Run to compare with.")] = None,
+        "--baseline", "-b", help="Run to compare with (default: the previous finished run "
+        "of the same spec, as `bench run --report` does; 'none': no comparison).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (default: report.html / report.md).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="html or markdown.")]
+    fmt: Annotated[Format, typer.Option("--format", help="html or markdown.")]
     = Format.html,
     q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
     floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
@@ -308,6 +309,13 @@ def report_cmd(
         from allele.bench.report import build_report
 
         with open_store_url(store, read_only=True) as st:
+            if baseline is None:
+                from allele.bench.select import previous_run
+
+                prev = previous_run(st, st.get_run(run))
+                baseline = prev.id if prev is not None else None
+            elif baseline.lower() == "none":
+                baseline = None
             text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
         path = output or Path("report.md" if fmt is Format.markdown else "report.html")
         if str(path) == "-":
