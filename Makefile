@@ -21,7 +21,7 @@ sysdeps:
 ## against HEAD (both versions in the same rounds); otherwise a plain run compared with the
 ## previous run through the run-level model (docs/comparison.md).
 run: $(STAMP)
-	$(VENV)/bin/allele bench ab benchmarks/seed-matrix.yaml --preset quick --base HEAD --run-if-clean --fail-on never --report .allele/report.html
+	$(VENV)/bin/allele bench ab benchmarks/seed-matrix.yaml --preset quick --base HEAD --run-if-clean --fail-on never --brief --report .allele/report.html
 
 ## make test: the whole suite, slow end-to-end tests included
 test: $(STAMP) sysdeps

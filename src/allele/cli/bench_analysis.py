@@ -373,6 +373,9 @@ def ab_cmd(
     run_if_clean: Annotated[bool, typer.Option(
         "--run-if-clean", help="When the working tree has no change against BASE, make a "
         "plain run instead, compared with the previous run (what `make run` does).")] = False,
+    brief: Annotated[bool, typer.Option(
+        "--brief", help="End with one screen (what ran, verdicts and reasons, top findings, "
+        "where to look next) instead of the table.")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Interleaved A/B session: BASE and HEAD measured in the same rounds, compared paired.
@@ -386,7 +389,7 @@ def ab_cmd(
         if (run_if_clean and head is None
                 and not working_tree_dirty(repo_root(Path.cwd()))):
             fails = _plain_run(spec, preset, store, report, q=q, floor=floor,
-                               fail_on=fail_on.value)
+                               fail_on=fail_on.value, brief=brief)
         else:
             with open_store_url(store) as st:
                 result = run_ab(st, spec, base=base, head=head, preset=preset, rounds=rounds,
@@ -403,7 +406,12 @@ def ab_cmd(
                 err_console.print(f"[red]{side} failed:[/] {esc(key)}: {esc(error)}",
                                   highlight=False)
             _alert_comparison(store, comp, base_run, head_run)
-            emit_comparison(comp, as_json=as_json, show_all=show_all)
+            if brief and not as_json:
+                from allele.cli.summary import print_summary
+
+                print_summary(console, comp, head_run, report)
+            else:
+                emit_comparison(comp, as_json=as_json, show_all=show_all)
             fails = comp.fails(fail_on.value)
     if fails:
         raise typer.Exit(1)
@@ -426,7 +434,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None, *,
-               q: float, floor: float, fail_on: str) -> bool:
+               q: float, floor: float, fail_on: str, brief: bool = False) -> bool:
     """A plain run of ``spec``, compared with the previous run of the spec through the
     run-level model; whether the comparison fails ``fail_on``."""
     from allele.bench.compare import compare_runs
@@ -450,10 +458,16 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
         baseline = previous_run(st, info)
         if report is not None:
             _write_report(st, info.id, baseline.id if baseline else None, report, q, floor)
-        if baseline is None:
-            return False
-        comp = compare_runs(st.load_run(baseline.id), st.load_run(info.id), q=q, floor=floor,
-                            history=load_history(st, info))
+        head_run = st.load_run(info.id)
+        comp = None if baseline is None else compare_runs(
+            st.load_run(baseline.id), head_run, q=q, floor=floor, history=load_history(st, info))
+    if brief:
+        from allele.cli.summary import print_summary
+
+        print_summary(console, comp, head_run, report)
+        return comp is not None and comp.fails(fail_on)  # type: ignore[arg-type]
+    if comp is None:
+        return False
     style = "red" if comp.counts()["regressed"] else "green"
     err_console.print(f"[{style}]against {esc(comp.base.name)}:[/] "
                       + ", ".join(f"{n} {v}" for v, n in comp.counts().items())
