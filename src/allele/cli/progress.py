@@ -11,7 +11,8 @@ from allele.store.model import CellResult, RunInfo
 
 
 class RichProgress:
-    """A rich progress bar: cells done / total, failures, elapsed, ETA and the current cell."""
+    """A rich progress bar: tasks done / total (a cell runs as one task per round or seed
+    batch), failed cells, elapsed, ETA and the current cell."""
 
     def __init__(self, console: Any = None, *, describe: Callable[[CellTask], str] | None = None
                  ) -> None:
@@ -39,7 +40,8 @@ class RichProgress:
         # the run name and the cell description are user text: printed as is, never as markup
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.fields[run]}", style="bold", markup=False),
-            BarColumn(), MofNCompleteColumn(), TextColumn("[red]failed {task.fields[failed]}"),
+            BarColumn(), MofNCompleteColumn(), TextColumn("tasks,"),  # a cell may be several tasks
+            TextColumn("{task.fields[failed]} failed"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             TextColumn("{task.description}", markup=False),
             console=self.console, transient=False)
