@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.allele-installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: run test test-fast lint docs bench env sysdeps clean
+.PHONY: run test test-fast lint docs bench check-criteria env sysdeps clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -52,6 +52,11 @@ BENCHMARKS := evolution_speed kraken_speed kraken_accuracy overhead runner_overh
 ## make bench: the project's own performance and accuracy benchmarks, one after the other
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
+
+## make check-criteria: the seed's success criteria (observation overhead, storage and retrieval)
+## measured in one invocation, PASS/FAIL against our goals with the seed's thresholds beside
+check-criteria: $(STAMP)
+	$(PY) benchmarks/check_criteria.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
