@@ -147,6 +147,21 @@ def test_report_of_real_runs_renders(tmp_path: Path) -> None:
     assert seen["title"] == "Allele report e2e-head"
     assert seen["unchanged_toggle"] == (True, True)
     assert (SCREENSHOT_DIR / "real-runs.png").stat().st_size > 20_000
+    page = out.read_text(encoding="utf-8")
+    env = page[page.index("<h2>Environment</h2>"):]
+    assert "[{" not in env and "{'" not in env and "None" not in env  # a table, not a repr
+
+    # --assets shared: a second report in the same folder loads plotly.js from one shared copy
+    shared = tmp_path / "shared.html"
+    res = CliRunner().invoke(_app(), ["report", "e2e-head", "-o", str(shared), "--assets",
+                                      "shared", "--store", url])
+    assert res.exit_code == 0, res.output
+    assets = list((tmp_path / "allele-report-assets").glob("plotly-*.min.js"))
+    assert len(assets) == 1 and assets[0].stat().st_size > 1_000_000
+    assert shared.stat().st_size < out.stat().st_size / 10
+    seen = _open_in_chromium(shared, SCREENSHOT_DIR / "real-runs-shared.png")
+    assert seen["errors"] == [] and seen["external"] == []
+    assert seen["drawn"] == seen["charts"] == 4  # default baseline: the previous run (e2e-base)
 
 
 def test_report_of_history_with_regression_renders(tmp_path: Path) -> None:

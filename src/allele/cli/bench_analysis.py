@@ -55,6 +55,11 @@ class Format(StrEnum):
     markdown = "markdown"
 
 
+class Assets(StrEnum):
+    inline = "inline"
+    shared = "shared"
+
+
 _STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "yellow",
           "unchanged": "dim"}
 
@@ -302,6 +307,10 @@ def report_cmd(
     = Format.html,
     q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
     floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    assets: Annotated[Assets, typer.Option(
+        "--assets", help="inline: one self-contained file; shared: reports in one folder load "
+        "one copy of plotly.js from allele-report-assets/ beside them (each report small).")]
+    = Assets.inline,
     store: StoreOpt = None,
 ) -> None:
     """Write a self-contained HTML report (or Markdown for a pull request) of a run."""
@@ -316,8 +325,18 @@ def report_cmd(
                 baseline = prev.id if prev is not None else None
             elif baseline.lower() == "none":
                 baseline = None
-            text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor)
-        path = output or Path("report.md" if fmt is Format.markdown else "report.html")
+            path = output or Path("report.md" if fmt is Format.markdown else "report.html")
+            scripts = None
+            if assets is Assets.shared and fmt is Format.html and str(path) != "-":
+                from allele.bench.report import shared_scripts
+
+                try:
+                    scripts = shared_scripts(path.resolve().parent)
+                except OSError as exc:
+                    raise ConfigError(f"cannot write the shared scripts beside {path}: "
+                                      f"{exc}") from None
+            text = build_report(st, run, baseline, fmt=fmt.value, q=q, floor=floor,
+                                scripts_url=scripts)
         if str(path) == "-":
             sys.stdout.write(text)
             return

@@ -31,7 +31,7 @@ from allele.bench.report.charts import (
     varying_params,
 )
 from allele.bench.report.data import ReportData, load_report_data, report_data
-from allele.bench.report.html import render_html
+from allele.bench.report.html import render_html, shared_scripts
 from allele.bench.report.markdown import render_markdown
 
 if TYPE_CHECKING:
@@ -41,15 +41,19 @@ ReportFormat = Literal["html", "markdown"]
 
 __all__ = ["Grid", "ReportData", "ReportFormat", "ScalingSeries", "build_report", "heatmap_grid",
            "load_report_data", "pick_quality_metric", "pick_time_metric", "render_html",
-           "render_markdown", "report_data", "scaling_fit", "scaling_series", "size_param",
+           "render_markdown", "report_data", "scaling_fit", "scaling_series", "shared_scripts",
+           "size_param",
            "varying_params"]
 
 
 def build_report(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
                  fmt: ReportFormat = "html", q: float = 0.05, floor: float = 0.05,
-                 seed: int = 0, history_runs: int = HISTORY_RUNS) -> str:
-    """Load the runs from ``store`` and render the report of ``run_ref``."""
+                 seed: int = 0, history_runs: int = HISTORY_RUNS,
+                 scripts_url: str | None = None) -> str:
+    """Load the runs from ``store`` and render the report of ``run_ref`` (HTML with plotly.js
+    inline, or loaded from ``scripts_url``: see :func:`shared_scripts`)."""
     data = load_report_data(store, run_ref, baseline_ref, q=q, floor=floor, seed=seed,
                             history_runs=history_runs)
-    return render_markdown(data) if fmt == "markdown" else render_html(data)
+    return (render_markdown(data) if fmt == "markdown"
+            else render_html(data, scripts_url=scripts_url))
 

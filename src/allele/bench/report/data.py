@@ -36,13 +36,22 @@ def _by_target(cells: Sequence[CellResult]) -> dict[str, list[CellResult]]:
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested environment entries as (dotted key, readable value) rows: a list of records
+    (the BLAS libraries, say) becomes one row per record, ``key: value`` pairs joined, never a
+    Python repr; a missing value shows as an em dash."""
     out: list[tuple[str, Any]] = []
     for k in sorted(d, key=str):
         v = d[k]
         if isinstance(v, dict) and v:
             out.extend(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list | tuple) and v and all(isinstance(x, dict) for x in v):
+            for i, item in enumerate(v, 1):
+                out.append((f"{prefix}{k} #{i}", ", ".join(
+                    f"{kk}: {'—' if vv is None else vv}" for kk, vv in sorted(item.items()))))
+        elif isinstance(v, list | tuple):
+            out.append((f"{prefix}{k}", ", ".join(str(x) for x in v) if v else "—"))
         else:
-            out.append((f"{prefix}{k}", v))
+            out.append((f"{prefix}{k}", "—" if v is None else v))
     return out
 
 

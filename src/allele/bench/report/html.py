@@ -7,6 +7,7 @@ import html
 import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -341,8 +342,29 @@ def _environment_section(data: ReportData) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
-def render_html(data: ReportData) -> str:
-    """The whole report as one self-contained HTML document."""
+ASSETS_DIR = "allele-report-assets"
+
+
+def shared_scripts(folder: Path) -> str:
+    """Write plotly.js once into ``folder``/allele-report-assets (kept when already there) and
+    return its URL relative to a report in ``folder``: what ``--assets shared`` reports load
+    instead of carrying their own 4.6 MB copy."""
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    name = f"plotly-{plotly.__version__}.min.js"
+    target = folder / ASSETS_DIR / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        tmp.write_text(get_plotlyjs(), encoding="utf-8")
+        tmp.replace(target)  # a crash mid-write never leaves a truncated script behind
+    return f"{ASSETS_DIR}/{name}"
+
+
+def render_html(data: ReportData, *, scripts_url: str | None = None) -> str:
+    """The whole report as one HTML document: self-contained (plotly.js inline, the default),
+    or loading plotly.js from ``scripts_url`` (see :func:`shared_scripts`)."""
     from plotly.offline import get_plotlyjs
 
     info = data.run.info
@@ -365,7 +387,10 @@ def render_html(data: ReportData) -> str:
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>Allele report {html.escape(info.name)}</title>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
+            f"<style>{_CSS}</style>" + (
+                f"<script type='text/javascript' src='{html.escape(scripts_url)}'></script>"
+                if scripts_url else f"<script type='text/javascript'>{get_plotlyjs()}</script>")
+            +
             f"</head><body>{head}<main>{''.join(sections)}</main>"
             f"<script type='text/javascript'>{_FIT_CHARTS_JS}</script></body></html>")
 
