@@ -1,5 +1,7 @@
 """Generates the reference pages of the docs site from the code: the CLI reference from the typer
-app (every command, argument and option with its help) into ``docs/reference/cli.md``.
+app (every command, argument and option with its help) into ``docs/reference/cli.md``, and the
+spec-file reference from the pydantic models of :mod:`allele.bench.spec` (every key, its type,
+default, bounds and description) into ``docs/reference/spec.md``.
 
     python scripts/gen_docs.py            # write the pages
     python scripts/gen_docs.py --check    # exit 1 when a committed page is out of date
@@ -66,7 +68,84 @@ def cli_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-PAGES = {CLI_PAGE: cli_reference}
+SPEC_PAGE = ROOT / "docs" / "reference" / "spec.md"
+
+
+def _type_text(annotation: Any) -> str:
+    """A readable type: ``list[int] | int``, ``str | int | float | bool | None`` (no
+    ``Annotated`` or ``Strict`` noise)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(dict.fromkeys(_type_text(a) for a in args))
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_text(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    if annotation is typing.Any:
+        return "any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _bounds(field: Any) -> str:
+    out = []
+    for m in field.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                out.append(f"{sym} {v:g}" if isinstance(v, float) else f"{sym} {v}")
+    return ", ".join(out)
+
+
+def _model_table(model: Any, skip: tuple[str, ...] = ()) -> list[str]:
+    from pydantic_core import PydanticUndefined
+
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        if field.is_required():
+            default = "required"
+        elif field.default_factory is not None:
+            default = f"`{field.default_factory()!r}`"
+        elif field.default is PydanticUndefined:
+            default = ""
+        else:
+            default = f"`{field.default!r}`"
+        bounds = _bounds(field)
+        desc = " ".join((field.description or "").split())
+        lines.append(f"| `{name}` | `{_cell(_type_text(field.annotation))}` | {_cell(default)} | "
+                     f"{_cell(desc)}{(' (' + bounds + ')') if bounds else ''} |")
+    return lines
+
+
+def spec_reference() -> str:
+    from allele.bench.spec import BenchmarkSpec, SuiteSpec
+
+    lines = ["# Spec-file reference", "",
+             "Generated from the pydantic models of `allele.bench.spec` by `scripts/gen_docs.py`. "
+             "A spec file is YAML: either one benchmark at the top level, or a suite with "
+             "`benchmarks:` (a list of benchmarks), optional `defaults:` applied to every "
+             "benchmark, and `presets:` (named partial overrides chosen with `--preset`). "
+             "Unknown keys are errors. The guide with examples is "
+             "[Matrix benchmarking](../benchmarking.md).", "",
+             "## Suite", ""]
+    lines += _model_table(SuiteSpec, skip=("benchmarks", "preset"))
+    lines += ["", "## Benchmark", "",
+              "Every key below can also appear in `defaults:` and in a preset, where all are "
+              "optional.", ""]
+    lines += _model_table(BenchmarkSpec)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+PAGES = {CLI_PAGE: cli_reference, SPEC_PAGE: spec_reference}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,3 +44,51 @@ def test_errors_are_one_verbatim_line_with_exit_code_2(capsys: pytest.CaptureFix
     assert info.value.exit_code == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: empathy must be in [0, 1]; install allele[mlflow] [/bold]"
+
+
+def test_third_party_logs_only_with_verbose(tmp_path):
+    """MLflow announces creating its database at INFO: hidden by default, shown with -v."""
+    import os
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_LOGGING_LEVEL", None)
+    quiet = subprocess.run([sys.executable, "-m", "allele.cli", "genome", "list",
+                            "--tracking-uri", f"sqlite:///{tmp_path / 'a.db'}"],
+                           capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.strip() == "no registered genomes"
+    assert quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-m", "allele.cli", "-v", "genome", "list",
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'b.db'}"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert loud.returncode == 0 and "INFO mlflow" in loud.stderr
+
+
+def test_short_flags_mean_one_thing_and_h_is_help():
+    """One meaning per short flag across the CLI; -h is help in every command; every option
+    and argument is described."""
+    import typer.main
+
+    meanings: dict[str, set[str]] = {}
+    undescribed: list[str] = []
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, (*path, name))
+            return
+        for p in cmd.params:
+            if not (getattr(p, "help", None) or "").strip():
+                undescribed.append(f"{' '.join(path)} {p.name}")
+            for o in [*p.opts, *getattr(p, "secondary_opts", [])]:
+                if len(o) == 2 and o.startswith("-"):
+                    meanings.setdefault(o, set()).add(p.name.rstrip("s"))
+
+    walk(typer.main.get_command(app), ())
+    assert "-h" not in meanings
+    assert {k: v for k, v in meanings.items() if len(v) > 1} == {}
+    assert undescribed == []
+    for argv in (["-h"], ["bench", "run", "-h"], ["analyze", "forecast", "-h"]):
+        r = CliRunner().invoke(app, argv)
+        assert r.exit_code == 0 and "Usage:" in r.output, (argv, r.output)
