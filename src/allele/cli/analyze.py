@@ -37,9 +37,10 @@ def _num(v: float) -> str:
 @app.command()
 def forecast(
     metric: str = typer.Argument(..., help="Telemetry metric name, e.g. allele_process_rss_bytes"),
-    component: str | None = typer.Option(None, "--component", "-c"),
-    horizon: int = typer.Option(24, "--horizon", "-h", min=1),
-    level: float = typer.Option(0.9, "--level"),
+    component: str | None = typer.Option(None, "--component",
+                                         help="Only points of this component."),
+    horizon: int = typer.Option(24, "--horizon", min=1, help="Points to forecast ahead."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
     model: str = typer.Option("arima", "--model", help="arima, naive, seasonal or lstm"),
     period: int | None = typer.Option(None, "--period", help="Season length in points."),
     threshold: float | None = typer.Option(None, "--threshold",
@@ -72,11 +73,14 @@ def forecast(
 
 @app.command()
 def anomalies(
-    metric: str = typer.Argument(...),
-    component: str | None = typer.Option(None, "--component", "-c"),
+    metric: str = typer.Argument(..., help="Telemetry metric name."),
+    component: str | None = typer.Option(None, "--component",
+                                         help="Only points of this component."),
     method: str = typer.Option("ensemble", "--method", help="robust, iforest, ocsvm, ensemble"),
-    period: int | None = typer.Option(None, "--period"),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0),
+    period: int | None = typer.Option(None, "--period",
+                                      help="Season length in points (default: detected)."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
+                                    help="Flag points whose score exceeds this."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -162,11 +166,12 @@ def rca(
         None, "--target", help="Telemetry mode: the metric where the anomaly was seen."),
     candidates: str | None = typer.Option(
         None, "--candidates", help="Telemetry mode: comma-separated candidate metrics."),
-    component: str | None = typer.Option(None, "--component", "-c",
+    component: str | None = typer.Option(None, "--component",
                                          help="Telemetry mode: component of the target."),
     at: float | None = typer.Option(
         None, "--at", help="Telemetry mode: anomaly time (default: last flagged point)."),
-    max_lag: int = typer.Option(20, "--max-lag", min=1),
+    max_lag: int = typer.Option(20, "--max-lag", min=1,
+                                help="Largest lead/lag tried, in points."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -214,12 +219,13 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
 @app.command()
 def recommend(
     run: str = typer.Argument(..., help="Run with matrix results (id, name or 'latest')"),
-    quality: str = typer.Option("best_fitness", "--quality"),
-    cost: str = typer.Option("wall_s", "--cost"),
+    quality: str = typer.Option("best_fitness", "--quality",
+                                help="Metric to maximise."),
+    cost: str = typer.Option("wall_s", "--cost", help="Metric to minimise."),
     current: str | None = typer.Option(None, "--current",
                                        help="Current parameters as JSON (default: cheapest cell)"),
     target: str | None = typer.Option(None, "--target", help="Component (default: all)."),
-    top: int = typer.Option(3, "--top", min=1),
+    top: int = typer.Option(3, "--top", min=1, help="How many recommendations to print."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
