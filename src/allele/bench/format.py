@@ -53,6 +53,18 @@ def param_variation(param_sets: Iterable[Mapping[str, Any]]) -> dict[str, int]:
             for k in names}
 
 
+def varying_params(param_sets: Iterable[Mapping[str, Any]], *,
+                   all_if_single: bool = False) -> list[str]:
+    """Parameters with more than one value among ``param_sets``, most values first (the one
+    answer to "which parameters vary" for tables, reports and the dashboard). With
+    ``all_if_single``, a single set's parameters are all listed (a one-cell table shows them)."""
+    sets = list(param_sets)
+    if all_if_single and len(sets) == 1:
+        return sorted(sets[0])
+    counts = param_variation(sets)
+    return sorted((k for k, n in counts.items() if n > 1), key=lambda k: (-counts[k], k))
+
+
 def value_text(v: Any) -> str:
     """A parameter value in a condition: strings quoted (``selection == 'rank'``)."""
     return repr(v) if isinstance(v, str) else str(v)

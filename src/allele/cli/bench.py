@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, param_variation, when
+from allele.bench.format import number, varying_params, when
 from allele.cli._common import (
     StoreOpt,
     esc,
@@ -282,7 +282,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
     for target, cells in by_target.items():
-        varying = _varying(cells)
+        varying = set(varying_params((c.params for c in cells), all_if_single=True))
         table = Table(title=plain(f"{target}: median, IQR and 95% CI ({CI_METHOD})"),
                       title_justify="left")
         for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),
@@ -311,13 +311,6 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         for c in failed:
             ft.add_row(plain(c.key), c.status, plain(c.error or ""))
         console.print(ft)
-
-
-def _varying(cells: list[Any]) -> set[str]:
-    """Parameter names whose value differs between cells (all of them for a single cell)."""
-    if len(cells) == 1:
-        return set(cells[0].params)
-    return {k for k, n in param_variation(c.params for c in cells).items() if n > 1}
 
 
 @app.command("export")

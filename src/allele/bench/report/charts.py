@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from allele.bench.format import param_variation
+from allele.bench.format import varying_params as format_varying
 from allele.bench.metrics import QUALITY_METRICS, RESOURCE_METRICS, TIME_METRICS
 from allele.errors import ValidationError
 from allele.store.model import CellResult
@@ -41,8 +41,7 @@ def pick_quality_metric(metrics: Sequence[str]) -> str | None:
 
 def varying_params(cells: Sequence[CellResult]) -> list[str]:
     """Parameters with more than one value among ``cells``, most values first."""
-    counts = param_variation(c.params for c in cells)
-    return sorted((k for k, n in counts.items() if n > 1), key=lambda k: (-counts[k], k))
+    return format_varying(c.params for c in cells)
 
 
 def _sort_values(values: set[Any]) -> list[Any]:
