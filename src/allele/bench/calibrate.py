@@ -20,6 +20,7 @@ broken counter, not noise (they are listed separately).
 from __future__ import annotations
 
 import math
+import secrets
 import time
 import warnings
 from collections.abc import Sequence
@@ -201,14 +202,15 @@ def calibrate(store: ResultStore, suite: SuiteSpec, *, pairs: int = DEFAULT_PAIR
               executor: str = "local", workers: int | None = None,
               progress: ProgressSink | None = None, q: float = 0.05,
               floor: float = 0.05) -> CalibrationResult:
-    """Run ``suite`` as ``pairs`` A/A pairs into ``store`` (named ``calibrate-<suite>-<time>-
+    """Run ``suite`` as ``pairs`` A/A pairs into ``store`` (named ``calibrate-<suite>-<time>-<tag>-
     <k>a`` / ``-<k>b``) and compare each pair as ``compare`` does."""
     from allele.bench.runner import Runner
 
     if pairs < 1:
         raise ValidationError(f"--pairs must be >= 1, got {pairs}")
     include_working_directory()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    # the time and a random tag: two calibrations started within one second get distinct names
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     runner = Runner(store, executor=executor, workers=workers, progress=progress)
     comps = []
     ids: list[str] = []
