@@ -64,6 +64,7 @@ from allele.store.model import cell_key
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 Order = Literal["randomized", "sequential"]
 Isolation = Literal["process", "inline"]
+Instrument = Literal["time", "instructions"]
 
 BUILTIN_TARGETS = ("evolution", "kraken", "agent", "genome_ops")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -112,6 +113,19 @@ class _Fields(BaseModel):
     tracemalloc: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
+    instruments: list[Instrument] | None = None
+    cache_sim: StrictBool | None = None
+    instruction_seeds: int | None = Field(None, ge=1, le=1000)
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("the instrument list is empty (allowed: time, instructions)")
+            if len(set(v)) != len(v):
+                raise ValueError("the instrument list repeats an instrument")
+        return v
 
     @field_validator("matrix")
     @classmethod
@@ -187,6 +201,14 @@ class BenchmarkSpec(_Fields):
     round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
     or a slow worker process touches a few samples of many cells instead of every sample of one
     cell (see docs/benchmarking.md)."""
+    instruments: list[Instrument] = Field(default_factory=lambda: ["time"])
+    """``time``: the timed samples (wall, CPU, memory and the target's metrics); ``instructions``:
+    after the timed phase, the first ``instruction_seeds`` seeds counted under callgrind
+    (:mod:`allele.bench.instruments`)."""
+    cache_sim: StrictBool = False
+    """With ``instructions``: also simulate the caches and store ``estimated_cycles``."""
+    instruction_seeds: int = Field(3, ge=1, le=1000)
+    """How many of the cell's seeds (the first ones) the ``instructions`` instrument counts."""
 
     @model_validator(mode="after")
     def _rounds_fit_the_seeds(self) -> BenchmarkSpec:

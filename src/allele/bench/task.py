@@ -28,6 +28,13 @@ class CellTask:
     round: int = 0
     rounds: int = 1
     """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
+    instruction_seeds: tuple[int, ...] = ()
+    """The seeds the ``instructions`` instrument counts after the timed phase (empty: the cell
+    is not instrumented; :mod:`allele.bench.instruments`)."""
+    cache_sim: bool = False
+    """Count with callgrind's cache simulation (``estimated_cycles``)."""
+    timed: bool = True
+    """Whether the cell has a timed phase (its ``instruments`` include ``time``)."""
     live: bool = False
     """Forward samples, component events and user metrics to the runner as they arrive
     (:mod:`allele.bench.live`)."""

@@ -52,6 +52,9 @@ class CellResult:
     finished_at: float = 0.0
     profile: str | None = None
     """Optional cProfile top-N text."""
+    instr_profile: bytes | None = None
+    """The compressed instruction profile of the ``instructions`` instrument (saved with the
+    cell; a loaded run leaves it None: :meth:`ResultStore.instruction_profiles` reads it)."""
 
     def values(self, metric: str) -> list[float]:
         """All samples of one metric, in (seed, repeat) order."""

@@ -232,7 +232,8 @@ class ResultStore(Database):
                     conn.execute(delete(S.cells).where(S.cells.c.pk.in_(part)))
             self._bulk_insert(conn, S.cells, [
                 (run_pk, c.key, c.target, p, c.status, clean_text(c.error),
-                 float(c.started_at), float(c.finished_at), clean_text(c.profile), pk_[0])
+                 float(c.started_at), float(c.finished_at), clean_text(c.profile), pk_[0],
+                 c.instr_profile)
                 for c, p, pk_ in zip(batch, params, packed, strict=True)
             ])
             new_pks = self._cell_pks(conn, run_pk, keys)
@@ -247,7 +248,7 @@ class ResultStore(Database):
 
     _BULK_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
         "cells": ("run_pk", "key", "target", "params", "status", "error", "started_at",
-                  "finished_at", "profile", "n_samples"),
+                  "finished_at", "profile", "n_samples", "instr_profile"),
         "samples": ("cell_pk", "n", "metrics", "metric_idx", "seeds", "repeats", "vals"),
     }
 
@@ -278,7 +279,8 @@ class ResultStore(Database):
     _PG_TYPES: ClassVar[dict[str, dict[str, str]]] = {
         "cells": {"run_pk": "int4", "key": "text", "target": "varchar", "params": "text",
                   "status": "varchar", "error": "text", "started_at": "float8",
-                  "finished_at": "float8", "profile": "text", "n_samples": "int4"},
+                  "finished_at": "float8", "profile": "text", "n_samples": "int4",
+                  "instr_profile": "bytea"},
         "samples": {"cell_pk": "int4", "n": "int4", "metrics": "text", "metric_idx": "bytea",
                     "seeds": "bytea", "repeats": "bytea", "vals": "bytea"},
     }
@@ -382,6 +384,22 @@ class ResultStore(Database):
             return RunRecord(info=info, cells=list[CellResult](build_cells(rows, 0)))
 
         return self.read_tx(run, what="load a run")
+
+    def instruction_profiles(self, ref: str, keys: Sequence[str] | None = None
+                             ) -> dict[str, bytes]:
+        """``{cell key: compressed instruction profile}`` of the run named by ``ref``, for the
+        cells (of ``keys``, or all) that the ``instructions`` instrument measured (see
+        :mod:`allele.bench.instruments.profiles`). Loading a run leaves them out: they are
+        tens of kilobytes each and only ``bench explain`` and the report read them."""
+        def run(conn: Connection) -> dict[str, bytes]:
+            pk, _ = self._resolve(conn, ref)
+            query = (select(S.cells.c.key, S.cells.c.instr_profile)
+                     .where(S.cells.c.run_pk == pk, S.cells.c.instr_profile.is_not(None)))
+            rows = conn.execute(query).all()
+            wanted = set(keys) if keys is not None else None
+            return {str(k): bytes(v) for k, v in rows if wanted is None or k in wanted}
+
+        return self.read_tx(run, what="read instruction profiles")
 
     def cell_history(self, key: str, metric: str | None = None,
                      limit: int | None = None) -> list[tuple[RunInfo, CellResult]]:

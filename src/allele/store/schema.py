@@ -10,9 +10,12 @@ cell_count, failed_count)``
     ``environment`` are JSON text. ``cell_count`` / ``failed_count`` are kept up to date by every
     write of cells, in the same transaction.
 ``cells(pk, run_pk, key, target, params, status, error, started_at, finished_at, profile,
-n_samples)``
+n_samples, instr_profile)``
     One row per cell of a run; ``(run_pk, key)`` is unique (no duplicates, ever); a failure is the
     cell's ``status`` plus its ``error`` text. Indexed by ``(key, run_pk)`` for cell histories.
+    ``instr_profile`` (version 5) is the zlib-compressed instruction profile of a cell measured
+    by the ``instructions`` instrument (per-function callgrind costs and Python call counts; see
+    :mod:`allele.bench.instruments.profiles`), NULL otherwise; it is read on request only.
 ``samples(cell_pk, n, metrics, metric_idx, seeds, repeats, vals)``
     The raw samples of one cell, packed: ``metrics`` is the JSON list of the cell's metric names and
     the four blobs are little-endian arrays of length ``n`` (``uint16`` metric index into
@@ -109,6 +112,7 @@ cells = Table(
     Column("finished_at", Float, nullable=False),
     Column("profile", Text, nullable=True),
     Column("n_samples", Integer, nullable=False),
+    Column("instr_profile", LargeBinary, nullable=True),
     UniqueConstraint("run_pk", "key", name="uq_cells_run_key"),
 )
 
@@ -328,9 +332,17 @@ def _migration_4(conn: Connection) -> None:
     md.create_all(conn, tables=[md.tables["run_leases"], md.tables["cell_deliveries"]])
 
 
+def _migration_5(conn: Connection) -> None:
+    """Version 5: each cell's instruction profile (the ``instructions`` instrument, issue 12),
+    a nullable compressed blob beside the cProfile text."""
+    blob = LargeBinary().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE cells ADD COLUMN instr_profile {blob}")
+
+
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3, _migration_4]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3, _migration_4,
+                               _migration_5]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
