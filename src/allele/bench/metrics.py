@@ -16,6 +16,9 @@ Direction = Literal["lower", "higher"]
 MEASURED_METRICS = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_mb")
 """Metrics the runner measures around every target call (tracemalloc only when enabled)."""
 
+INSTRUCTION_METRICS = ("instructions", "estimated_cycles")
+"""Metrics the ``instructions`` instrument stores (per call; :mod:`allele.bench.instruments`)."""
+
 TIME_METRICS = ("wall_s", "cpu_user_s", "ns_per_genome", "us_per_call", "time_to_first_token_s")
 """Metrics that stand for speed, in order of preference (the first present is shown)."""
 

@@ -20,6 +20,12 @@ store refuses (say more distinct metrics than a cell can hold) is stored as a fa
 why, so one bad cell never stops a run nor a resume. A progress sink with a ``cell_stored``
 method (:class:`StoredCellSink`, e.g. the MLflow bridge) gets each cell once it is committed,
 its rounds merged.
+
+Instruments (:mod:`allele.bench.instruments`): cells whose benchmark asks for ``instructions``
+are counted after the timed phase, all of them in one callgrind subprocess, and are committed
+(again) with their counts; their sinks see them then. A cell measured by ``instructions`` alone
+has no timed task. A run interrupted before its instruction phase keeps its timed results
+without counts, and ``--resume`` does not count them later.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from allele.bench.executors import (
     parse_executor,
     refuse_reimport_by_worker,
 )
+from allele.bench.instruments.phase import Instrumented, count_phase
+from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
 from allele.bench.select import CellFilter
@@ -126,11 +134,14 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
     for bench in suite.benchmarks:
         seeds = tuple(bench.seed_list)
         metrics = tuple(bench.metrics) if bench.metrics is not None else None
+        timed = "time" in bench.instruments
+        counted = (tuple(bench.seed_list[:bench.instruction_seeds])
+                   if "instructions" in bench.instruments else ())
         for params in bench.expand():
             key = cell_key(bench.target, params)
             if not wanted.matches(bench.target, params, key=key, benchmark=bench.name):
                 continue
-            for r in range(bench.rounds):
+            for r in range(bench.rounds if timed else 1):
                 # the profiling passes run once per cell, with its first round
                 by_round.setdefault(r, []).append(CellTask(
                     key=key, benchmark=bench.name,
@@ -139,7 +150,8 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
                     metrics=metrics, profile=bench.profile and r == 0,
                     tracemalloc=bench.tracemalloc and r == 0,
                     memory_limit_mb=bench.memory_limit_mb, isolation=bench.isolation,
-                    round=r, rounds=bench.rounds))
+                    round=r, rounds=bench.rounds if timed else 1, timed=timed,
+                    instruction_seeds=counted, cache_sim=bench.cache_sim))
     tasks = [t for r in sorted(by_round)
              for t in ordered(by_round[r], suite.order, suite.order_seed + r)]
     return [_with_index(t, i) for i, t in enumerate(tasks)]
@@ -208,6 +220,7 @@ class Runner:
             raise BenchmarkError(f"spec {suite.name!r} has no cell: its include/exclude "
                                  "entries remove every combination of its matrix")
         self._check_isolation(tasks)
+        _check_instruments(tasks)
         for target in {t.target for t in tasks}:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
@@ -243,6 +256,7 @@ class Runner:
                                  f"{exc}") from None
         tasks = plan(suite, list(doc.get("filters", [])))
         self._check_isolation(tasks)
+        _check_instruments(tasks)
         lease = RunLease(self.store, info.id, info.name)
         lease.acquire()
         try:
@@ -299,7 +313,6 @@ class Runner:
         parts: dict[str, list[CellResult]] = {}
         t0 = time.perf_counter()
         progress = self.progress
-        on_stored = getattr(progress, "cell_stored", None)
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         live = self.live
@@ -308,8 +321,10 @@ class Runner:
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
         status: RunStatus = "failed"
+        counted = instrumented(tasks)
+        kept: dict[str, CellResult] = {}
         try:
-            for executor, batch in self._phases(tasks, owned):
+            for executor, batch in self._phases([t for t in tasks if t.timed], owned):
                 started: dict[str, CellTask] = {}
                 if live is not None:
                     executor.on_live = live.live
@@ -335,19 +350,17 @@ class Runner:
                     result = self._save(run_id, done[0] if len(done) == 1
                                         else merge_rounds(done))
                     failpoints.hit("runner.cell_committed")
-                    if lease is not None:
-                        lease.beat()
-                    if on_stored is not None:
-                        on_stored(result)
-                    if live is not None:
-                        live.cell_stored(result)
-                    summary.executed += 1
-                    if result.status != "ok":
-                        summary.failed += 1
-                        summary.failures.append((result.key, result.status, result.error or ""))
+                    if result.key in counted:
+                        kept[result.key] = result
+                        continue  # stored again, with its counts, after the instruction phase
+                    self._stored(result, summary, lease)
+            if counted:
+                self._count_instructions(run_id, tasks, counted, kept, summary, lease)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
+            for result in kept.values():  # committed without counts: the sinks still get them
+                self._stored(result, summary, lease)
             for ex in self._all_executors(owned):
                 ex.close(kill=True)
             owned.clear()
@@ -366,6 +379,38 @@ class Runner:
             if live is not None:
                 live.run_finished(summary)
         return summary
+
+    def _stored(self, result: CellResult, summary: RunSummary, lease: RunLease | None) -> None:
+        """Bookkeeping of a committed cell: the lease, the sinks, the summary."""
+        if lease is not None:
+            lease.beat()
+        on_stored = getattr(self.progress, "cell_stored", None)
+        if on_stored is not None:
+            on_stored(result)
+        if self.live is not None:
+            self.live.cell_stored(result)
+        summary.executed += 1
+        if result.status != "ok":
+            summary.failed += 1
+            summary.failures.append((result.key, result.status, result.error or ""))
+
+    def _count_instructions(self, run_id: str, tasks: Sequence[CellTask],
+                            counted: dict[str, Instrumented], kept: dict[str, CellResult],
+                            summary: RunSummary, lease: RunLease | None) -> None:
+        """The instruction phase (:mod:`allele.bench.instruments.phase`): one callgrind
+        subprocess for every instrumented cell; each cell is stored again with its counts."""
+        untimed = {t.key: t for t in tasks if not t.timed}
+        for task in untimed.values():
+            if self.progress is not None:
+                self.progress.cell_started(task)
+        results, _ = count_phase(counted, kept)
+        done = {r.key for r in results}
+        for result in [*results, *(kept[k] for k in kept if k not in done)]:
+            kept.pop(result.key, None)
+            result = self._save(run_id, result)
+            if self.progress is not None and result.key in untimed:
+                self.progress.cell_finished(untimed[result.key], result)
+            self._stored(result, summary, lease)
 
     def _all_executors(self, owned: list[Executor]) -> list[Executor]:
         extra = [self.executor] if isinstance(self.executor, Executor) else []
@@ -393,6 +438,14 @@ class Runner:
         if inline:
             phases.append((InlineExecutor(), inline))
         return phases
+
+
+def _check_instruments(tasks: Sequence[CellTask]) -> None:
+    """Asking for ``instructions`` where it cannot run is one clear error before a run exists."""
+    if any(t.instruction_seeds for t in tasks):
+        from allele.bench.instruments import require_instructions
+
+        require_instructions()
 
 
 def _pool_size(workers: int | None, cells: int) -> int | None:

@@ -57,7 +57,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from allele.bench.metrics import MEASURED_METRICS
+from allele.bench.metrics import INSTRUCTION_METRICS, MEASURED_METRICS
 from allele.errors import AlleleError, ConfigError
 from allele.store.model import cell_key
 
@@ -488,7 +488,7 @@ def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
 
     info = BUILTINS[spec.target]
     if spec.metrics is not None:
-        allowed = set(info.metrics) | set(MEASURED_METRICS)
+        allowed = set(info.metrics) | set(MEASURED_METRICS) | set(INSTRUCTION_METRICS)
         for j, metric in enumerate(spec.metrics):
             if metric not in allowed:
                 raise ConfigError(
