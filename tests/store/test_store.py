@@ -584,7 +584,7 @@ def _v1_database(url: str) -> str:
 def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
     key = _v1_database(store_url)
     with open_store(store_url) as s:
-        assert s.schema_version() == S.LATEST_VERSION == 4
+        assert s.schema_version() == S.LATEST_VERSION == 5
         rec = s.load_run("old")
         assert rec.info.environment == {"os": "linux"}
         assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples

@@ -290,10 +290,13 @@ def _ab_row(b: dict[tuple[int, int], float], h: dict[tuple[int, int], float], st
 def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: float,
          stride: int | None) -> Row:
     b, h = cb.keyed(metric), ch.keyed(metric)
-    if info.deterministic:
-        return Row("deterministic", np.array(list(b.values())), np.array(list(h.values())),
-                   info.direction, group=metric, tolerance=info.tolerance or 0.0,
-                   floor=info.tolerance or 0.0)
+    if info.deterministic:  # the same seeds compared seed by seed, when there are any
+        common = sorted(set(b) & set(h))
+        bv = [b[k] for k in common] if common else list(b.values())
+        hv = [h[k] for k in common] if common else list(h.values())
+        return Row("deterministic", np.array(bv), np.array(hv), info.direction, group=metric,
+                   tolerance=info.tolerance or 0.0, floor=info.tolerance or 0.0,
+                   paired=bool(common))
     if stride is not None:
         return _ab_row(b, h, stride, info, floor)
     pr, bv, hv = _pairing(b, h)

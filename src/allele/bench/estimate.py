@@ -306,18 +306,27 @@ def location(x: NDArray[np.float64], logs: bool) -> float:
 
 
 def deterministic_rows(base: Sequence[NDArray[np.float64]], head: Sequence[NDArray[np.float64]],
-                       tolerance: Sequence[float], worse: Sequence[float]
+                       tolerance: Sequence[float], worse: Sequence[float],
+                       paired: Sequence[bool] | None = None
                        ) -> list[tuple[Verdict, Reason, float]]:
-    """Verdicts of deterministic metrics: HEAD/BASE of the medians against the tolerance.
+    """Verdicts of deterministic metrics against their tolerance.
 
-    ``regressed`` / ``improved`` beyond it, ``unchanged`` within it, ``inconclusive`` (``not
-    deterministic``) when a side's own samples spread by more than the tolerance, and ``too
-    few samples`` when a side is empty. Never in the family: a count that does not move by
-    itself needs no false-discovery control."""
+    Paired rows (``base[i]`` and ``head[i]`` are the same seed): each seed's HEAD/BASE ratio is
+    its own exact comparison (seeds legitimately count differently: another random path);
+    ``regressed`` / ``improved`` when every seed moved beyond the tolerance the same way,
+    ``unchanged`` when none did, else ``inconclusive`` (``not deterministic``: the seeds
+    disagree); the ratio shown is their geometric mean. Unpaired rows: HEAD/BASE of the
+    medians, ``not deterministic`` when a side's own samples spread by more than the tolerance.
+    ``too few samples`` when a side is empty. Never in the family: a count that does not move
+    by itself needs no false-discovery control."""
     out: list[tuple[Verdict, Reason, float]] = []
-    for b, h, tol, sgn in zip(base, head, tolerance, worse, strict=True):
+    pairs = list(paired) if paired is not None else [False] * len(base)
+    for b, h, tol, sgn, pr in zip(base, head, tolerance, worse, pairs, strict=True):
         if b.size == 0 or h.size == 0:
             out.append(("inconclusive", "too few samples", math.nan))
+            continue
+        if pr and b.size == h.size and bool(np.all(b > 0)) and bool(np.all(h > 0)):
+            out.append(_paired_deterministic(b, h, tol, sgn))
             continue
         mb, mh = float(np.median(b)), float(np.median(h))
         ratio = mh / mb if mb != 0 else (1.0 if mh == 0 else math.inf)
@@ -329,6 +338,19 @@ def deterministic_rows(base: Sequence[NDArray[np.float64]], head: Sequence[NDArr
         else:
             out.append(("unchanged", "", ratio))
     return out
+
+
+def _paired_deterministic(b: NDArray[np.float64], h: NDArray[np.float64], tol: float,
+                          sgn: float) -> tuple[Verdict, Reason, float]:
+    logs = np.log(h) - np.log(b)
+    ratio = float(np.exp(np.mean(logs)))
+    limit = math.log1p(tol)
+    if bool(np.all(np.abs(logs) <= limit)):
+        return ("unchanged", "", ratio)
+    for side in (1.0, -1.0):
+        if bool(np.all(logs * side > limit)):
+            return ("regressed" if side * sgn > 0 else "improved", "", ratio)
+    return ("inconclusive", "not deterministic", ratio)
 
 
 def _spread(x: NDArray[np.float64]) -> float:
@@ -372,6 +394,8 @@ class Row:
     resolution: float = 0.0
     tolerance: float | None = None
     blocks: NDArray[np.int64] | None = None
+    paired: bool = False
+    """A deterministic row whose ``base[i]`` and ``head[i]`` are the same seed (and repeat)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +524,8 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     for i, (verdict, why, ratio) in zip(det, deterministic_rows(
             [rows[i].base for i in det], [rows[i].head for i in det],
             [rows[i].tolerance or 0.0 for i in det],
-            [1.0 if rows[i].direction == "lower" else -1.0 for i in det]), strict=True):
+            [1.0 if rows[i].direction == "lower" else -1.0 for i in det],
+            [rows[i].paired for i in det]), strict=True):
         out[i] = _deterministic_estimate(rows[i], ratio, verdict, why)
     return [e for e in out if e is not None]
 
