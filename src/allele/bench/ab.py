@@ -19,6 +19,9 @@ call, so that whatever the machine does, both versions see it.
   fewer calls than rounds, its repeats are raised so that every round has one. Samples are
   stored with ``repeat = round * ROUND_STRIDE + repeat`` so that the comparison can recover
   the round of each pair (:func:`allele.bench.compare.compare_runs`);
+* **instruction counts**: cells whose benchmark asks for ``instructions`` are counted after
+  the rounds, one callgrind subprocess per version, both with HEAD's ``_callgrind`` extension
+  (:mod:`allele.bench.instruments.phase`); counts are deterministic, so no rounds are needed;
 * **the result**: two runs, ``<name>-base`` and ``<name>-head``, linked by the ``ab`` document
   of their stored spec (:func:`allele.bench.history.ab_meta`). The BASE half re-measured old
   code: histories, change points and ``run --report``'s baseline leave it out. Cells are saved
@@ -211,7 +214,10 @@ class AbCell:
     timeout_s: float
     metrics: tuple[str, ...] | None
     calls: tuple[tuple[tuple[int, int], ...], ...]
-    """Per round: the ``(seed, repeat)`` calls it runs."""
+    """Per round: the ``(seed, repeat)`` calls it runs (none without the ``time`` instrument)."""
+    instruction_seeds: tuple[int, ...] = ()
+    """Seeds the ``instructions`` instrument counts after the rounds, on each version."""
+    cache_sim: bool = False
 
 
 def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
@@ -223,11 +229,15 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         seeds = list(bench.seed_list)
         repeats = max(bench.repeats, math.ceil(rounds / len(seeds)))
         calls = [(s, r) for r in range(repeats) for s in seeds]
+        if "time" not in bench.instruments:
+            calls = []
         per_round = tuple(tuple(calls[i::rounds]) for i in range(rounds))
+        counted = (tuple(seeds[:bench.instruction_seeds])
+                   if "instructions" in bench.instruments else ())
         for params in bench.expand():
             cells.append(AbCell(cell_key(bench.target, params), bench.name, bench.target,
                                 params, bench.warmup, bench.timeout_s, _metrics(bench),
-                                per_round))
+                                per_round, counted, bench.cache_sim))
     return cells
 
 
@@ -284,6 +294,10 @@ class AbSession:
         self.cells = plan_ab(suite, rounds)
 
     def run(self) -> AbResult:
+        if any(c.instruction_seeds for c in self.cells):
+            from allele.bench.instruments import require_instructions
+
+            require_instructions()
         base_tree = checkout(self.repo, self.base_ref)
         head_tree = (checkout(self.repo, self.head_ref) if self.head_ref is not None
                      else Tree(self.repo, None, "working tree"))
@@ -347,6 +361,8 @@ class AbSession:
                 self._round(rnd, sides, rng)
                 for side in sides:
                     self.store.save_cells(side.run_id, list(side.cells.values()))
+            for side in sides:
+                self._count_instructions(side)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -360,6 +376,23 @@ class AbSession:
                   for k, c in side.cells.items() if c.status != "ok"]
         return AbResult(base.run_id, head.run_id, self.name, status, self.rounds,
                         time.perf_counter() - t0, failed)
+
+    def _count_instructions(self, side: _Side) -> None:
+        """The instruction phase of one version (:mod:`allele.bench.instruments.phase`): its
+        tree first on the path, HEAD's extension (this process's) for both versions."""
+        from allele.bench.instruments.phase import Instrumented, count_phase
+
+        cells = {c.key: Instrumented(c.key, c.target, dict(c.params), c.instruction_seeds,
+                                     c.warmup, c.timeout_s, c.cache_sim, any(c.calls))
+                 for c in self.cells if c.instruction_seeds}
+        if not cells:
+            return
+        cwd = self._cwd_in(side.tree)
+        results, _ = count_phase(cells, side.cells, cwd=cwd,
+                                 paths=[str(side.tree.path / "src"), str(side.tree.path),
+                                        str(cwd)])
+        for result in results:
+            side.cells[result.key] = result
 
     def _round(self, rnd: int, sides: Sequence[_Side], rng: random.Random) -> None:
         """One round: a fresh worker per version, every call of the round on both, in random

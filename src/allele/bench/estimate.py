@@ -513,9 +513,10 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
             vb[idx], dfb[idx] = part.var, part.df
     worse = np.array([1.0 if rows[i].direction == "lower" else -1.0 for i in stat])
     floors = np.array([rows[i].floor if logs[i] else math.expm1(rows[i].floor) for i in stat])
-    j = judge(est[stat], vw[stat], dfw[stat], worse=worse, floor=floors, q=q,
-              var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat])
     out: list[Estimate | None] = [None] * k
+    if stat:  # (a comparison of deterministic metrics alone has no family to judge)
+        j = judge(est[stat], vw[stat], dfw[stat], worse=worse, floor=floors, q=q,
+                  var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat])
     for n, i in enumerate(stat):
         out[i] = _estimate(rows[i], logs[i], float(loc_b[i]), float(loc_h[i]), j, n,
                            float(shift[i]),

@@ -7,6 +7,7 @@
     allele bench calibrate SPEC [--pairs 10] [--preset NAME] [--workers N] [--executor KIND]
     allele bench report RUN [--baseline RUN] -o report.html [--format html|markdown]
     allele bench import FILE.json ... [--name NAME]
+    allele bench explain BASE HEAD [--filter ...] [--top 10] [--json]   (bench_explain.py)
 
 This module only composes :mod:`allele.bench.compare`, :mod:`allele.bench.regress`,
 :mod:`allele.bench.report` and :mod:`allele.bench.importers`; :func:`register` adds the commands
@@ -522,3 +523,6 @@ def register(app: typer.Typer) -> None:
     app.command("calibrate")(calibrate_cmd)
     app.command("report")(report_cmd)
     app.command("import")(import_cmd)
+    from allele.cli.bench_explain import register as register_explain
+
+    register_explain(app)

@@ -150,7 +150,10 @@ def command(valgrind: str, out: Path, job: Path, cache_sim: bool,
 def _environment(paths: Sequence[str]) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = HASH_SEED
-    env["PYTHONPATH"] = os.pathsep.join([*paths, *[p for p in sys.path[1:] if p]])
+    # this process's whole path (the working directory's targets included; the worker drops
+    # its own directory), after the measured version's paths
+    here = [p or os.getcwd() for p in sys.path]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, *here]))
     env["NUMBA_CACHE_DIR"] = str(numba_cache_dir())
     env.pop("ALLELE_FAILPOINTS", None)
     return env
