@@ -121,6 +121,10 @@ class CostDelta:
         return self.head_inclusive - self.base_inclusive
 
 
+def _wraps_all(costs: tuple[int, int], profile: InstructionProfile) -> bool:
+    return profile.instructions > 0 and costs[1] >= 0.999 * profile.instructions
+
+
 def call_deltas(base: InstructionProfile, head: InstructionProfile) -> list[CallDelta]:
     """The functions whose call counts changed, the likeliest cause first: ordered by how much
     the Python work beneath them changed (a function a change added or removed carries every
@@ -138,7 +142,10 @@ def call_deltas(base: InstructionProfile, head: InstructionProfile) -> list[Call
 def cost_deltas(base: InstructionProfile, head: InstructionProfile, *, by: str = "self",
                 top: int = 10) -> list[CostDelta]:
     """The ``top`` C functions with the largest absolute change of their ``self`` or
-    ``inclusive`` instructions (functions that did not change are left out)."""
+    ``inclusive`` instructions (functions that did not change are left out, and so are, for
+    ``inclusive``, the callers that wrap the whole measured call on both sides: the
+    extension's ``collect``, ``PyObject_Call``, the interpreter loop running the target, whose
+    change is the total's)."""
     if by not in ("self", "inclusive"):
         raise ValueError(f"by must be 'self' or 'inclusive', got {by!r}")
     col = 0 if by == "self" else 1
@@ -146,7 +153,8 @@ def cost_deltas(base: InstructionProfile, head: InstructionProfile, *, by: str =
     for name in set(base.functions) | set(head.functions):
         b = base.functions.get(name, (0, 0))
         h = head.functions.get(name, (0, 0))
-        if b[col] != h[col]:
+        if b[col] != h[col] and not (by == "inclusive" and _wraps_all(b, base)
+                                     and _wraps_all(h, head)):
             out.append(CostDelta(name, b[0], h[0], b[1], h[1]))
     key = (lambda d: -abs(d.self_delta)) if by == "self" else (lambda d: -abs(d.inclusive_delta))
     out.sort(key=lambda d: (key(d), d.name))
