@@ -51,6 +51,11 @@ HASH_SEED = "0"
 """The fixed ``PYTHONHASHSEED`` of the instrumented process (set iteration order, hence the code
 path, depends on it)."""
 _WORKER = Path(__file__).with_name("callgrind_worker.py")
+SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 "BLIS_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+"""Thread pools pinned to one thread in the instrumented process: callgrind counts every
+thread, and a pool's idle threads spin for as long as the scheduler lets them (OpenBLAS's
+``exec_blas_async_wait`` moved a Kraken count by 5% between two invocations)."""
 
 
 class InstrumentUnavailable(BenchmarkError):
@@ -79,6 +84,10 @@ class CellCounts:
     samples: list[Sample] = field(default_factory=list)
     profile: bytes | None = None
     error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time under valgrind of the cell's ``warmup``, ``measured`` and ``calls`` (call
+    counting) calls, summed over its seeds (instrumentation slows the measured calls about
+    100-200 times)."""
 
 
 @dataclass(slots=True)
@@ -155,6 +164,7 @@ def _environment(paths: Sequence[str]) -> dict[str, str]:
     here = [p or os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, *here]))
     env["NUMBA_CACHE_DIR"] = str(numba_cache_dir())
+    env.update(SINGLE_THREAD)
     env.pop("ALLELE_FAILPOINTS", None)
     return env
 
@@ -254,4 +264,5 @@ def _cell_counts(index: int, cell: InstrumentedCell, answer: dict[str, Any] | No
         functions=merge_functions([dumps[s].functions for s in cell.seeds]),
         calls={str(k): int(v) for k, v in answer.get("calls", {}).items()},
         beneath={str(k): int(v) for k, v in answer.get("beneath", {}).items()})
-    return CellCounts(cell.key, samples=samples, profile=encode(profile))
+    seconds = {str(k): float(v) for k, v in answer.get("seconds", {}).items()}
+    return CellCounts(cell.key, samples=samples, profile=encode(profile), seconds=seconds)

@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from types import FrameType
@@ -147,18 +148,25 @@ def run_cell(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
     limit = float(cell["timeout_s"]) * _TIMEOUT_FACTOR
     calls: dict[str, int] = {}
     beneath: dict[str, int] = {}
+    seconds = {"warmup": 0.0, "measured": 0.0, "calls": 0.0}
     for i, seed in enumerate(cell["seeds"]):
+        t0 = time.perf_counter()
         for _ in range(max(1, int(cell.get("warmup", 0))) if i == 0 else 1):
             _with_alarm(limit, lambda s=seed: fn(dict(params), s))
+        t1 = time.perf_counter()
         label = f"{cell['index']}:{seed}"
         _with_alarm(limit, lambda s=seed, lab=label: ext.collect(lab, fn, dict(params), s))
+        t2 = time.perf_counter()
         if cell.get("calls", True):
             c, b = _with_alarm(limit, lambda s=seed: count_calls(fn, dict(params), s))
             for key, v in c.items():
                 calls[key] = calls.get(key, 0) + v
             for key, v in b.items():
                 beneath[key] = beneath.get(key, 0) + v
-    return {"index": cell["index"], "calls": calls, "beneath": beneath}
+        seconds["warmup"] += t1 - t0
+        seconds["measured"] += t2 - t1
+        seconds["calls"] += time.perf_counter() - t2
+    return {"index": cell["index"], "calls": calls, "beneath": beneath, "seconds": seconds}
 
 
 def main(argv: list[str]) -> int:
