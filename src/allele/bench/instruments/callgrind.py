@@ -25,6 +25,11 @@ way, not with a native profile. numba compiles anew under valgrind (LLVM sees an
 its cache misses): the warm-up keeps that out of the measured call, and the instrumented process
 keeps its own numba cache (``NUMBA_CACHE_DIR``, under ``~/.cache/allele/numba-callgrind``) so
 that it compiles once per machine, not once per run (a first compile costs 7-17 s per kernel).
+
+Threads: callgrind counts the instructions of every thread, and an idle thread that spins
+counts for as long as the scheduler lets it. The instrumented process pins BLAS and OpenMP
+pools to one thread (:data:`SINGLE_THREAD`); a target that runs threads of its own (Kraken with
+``threads: 2``) counts its waiting too and is not deterministic: count it with one thread.
 """
 
 from __future__ import annotations
