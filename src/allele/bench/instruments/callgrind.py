@@ -35,6 +35,7 @@ pools to one thread (:data:`SINGLE_THREAD`); a target that runs threads of its o
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -107,10 +108,10 @@ class CountPass:
 def extension_path() -> Path | None:
     """The built ``_callgrind`` extension beside this module, or None."""
     try:
-        from allele.bench.instruments import _callgrind  # type: ignore[attr-defined]
+        module = importlib.import_module("allele.bench.instruments._callgrind")
     except ImportError:
         return None
-    path = getattr(_callgrind, "__file__", None)
+    path = getattr(module, "__file__", None)
     return Path(path) if path else None
 
 

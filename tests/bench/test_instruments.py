@@ -1,0 +1,329 @@
+"""The ``instructions`` instrument: callgrind's output, profiles, the spec keys, the store
+column, the error without the extension, and real runs under valgrind.
+
+The runs under valgrind use a pure-Python user target written into the test's directory (no
+numpy, so valgrind starts in a second or two). Counts are deterministic, so one BASE run and 20
+HEAD runs are 20 honest trials of "is 1% more work flagged, and nothing else".
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from allele.bench.compare import compare_runs
+from allele.bench.explain import explain_runs
+from allele.bench.instruments import callgrind, profiles
+from allele.bench.instruments.callgrind_format import estimated_cycles, parse_lines
+from allele.bench.instruments.callgrind_worker import count_calls
+from allele.bench.runner import Runner, plan
+from allele.bench.spec import loads_suite
+from allele.errors import ConfigError
+from allele.store import ResultStore, open_store
+from allele.store.model import CellResult, Sample
+
+ENV = {"test": True}
+HAVE_CALLGRIND = callgrind.valgrind_path() is not None and callgrind.extension_path() is not None
+needs_callgrind = pytest.mark.skipif(not HAVE_CALLGRIND, reason="valgrind or the _callgrind "
+                                     "extension is not installed here")
+
+DUMP = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+desc: Trigger: Client Request: 3:7
+positions: line
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+summary: 1000 300 200 10 20 5 1 2 1
+
+ob=/lib/libpython.so
+fl=ceval.c
+fn=outer
+0 100 30 20 1 2 0 0 1
+cfn=inner
+calls=2 10
+0 880 270 180 9 18 5 1 2
+cfn=outer'2
+calls=1 10
+0 20
+fn=inner
+0 800 250 160 9 18 5 1 2
+cfn=leaf
+calls=4 10
+0 80 20 20
+fn=leaf
+0 80 20 20
+fn=outer'2
+0 20
+totals: 1000 300 200 10 20 5 1 2 1
+"""
+
+
+def test_a_callgrind_dump_gives_totals_self_and_inclusive_costs() -> None:
+    dump = parse_lines(DUMP.splitlines())
+    assert dump.label == "3:7" and dump.instructions == 1000 and dump.cache_simulated
+    # Ir + 10 * (I1mr + D1mr + D1mw) + 100 * (ILmr + DLmr + DLmw)
+    assert dump.estimated_cycles == 1000 + 10 * (10 + 20 + 5) + 100 * (1 + 2 + 1)
+    assert estimated_cycles(["Ir"], [5]) == 5
+    f = dump.functions
+    assert f["inner"][0][0] == 800 and f["inner"][1][0] == 880  # self, inclusive
+    assert f["leaf"][0][0] == f["leaf"][1][0] == 80
+    # outer'2 merges into outer: self costs add up, inclusive is the outermost level's
+    assert f["outer"][0][0] == 120 and f["outer"][1][0] == 1000
+    assert "outer'2" not in f
+
+
+def test_an_incomplete_dump_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a complete callgrind output"):
+        parse_lines(["# callgrind format", "fn=x", "0 3"])
+
+
+def _profile(calls: dict[str, int], beneath: dict[str, int],
+             functions: dict[str, tuple[int, int]], total: int) -> profiles.InstructionProfile:
+    return profiles.InstructionProfile((0, 1), total, functions, calls, beneath)
+
+
+def test_profiles_round_trip_and_rank_the_cause_first() -> None:
+    base = _profile({"m.run": 2, "m.helper": 10, "builtins.len": 50},
+                    {"m.run": 62, "m.helper": 10, "builtins.len": 50},
+                    {"collect": (5, 1000), "_PyEval_EvalFrameDefault": (600, 1000),
+                     "k_mul": (300, 300)}, 1000)
+    # HEAD: m.extra (new) calls builtins.len 20 more times; m.helper is called once more
+    head = _profile({"m.run": 2, "m.helper": 11, "builtins.len": 70, "m.extra": 2},
+                    {"m.run": 85, "m.helper": 11, "builtins.len": 70, "m.extra": 22},
+                    {"collect": (5, 1100), "_PyEval_EvalFrameDefault": (650, 1100),
+                     "k_mul": (350, 350), "long_add": (40, 40)}, 1100)
+    assert profiles.decode(profiles.encode(head)) == head
+    deltas = profiles.call_deltas(base, head)
+    assert [d.name for d in deltas] == ["m.extra", "builtins.len", "m.helper"]
+    assert (deltas[0].delta, deltas[0].beneath_delta) == (2, 22)
+    selfs = profiles.cost_deltas(base, head, by="self")
+    assert [d.name for d in selfs] == ["_PyEval_EvalFrameDefault", "k_mul", "long_add"]
+    incl = profiles.cost_deltas(base, head, by="inclusive")
+    # collect and the interpreter loop wrap the whole call on both sides: left out
+    assert [d.name for d in incl] == ["k_mul", "long_add"]
+
+
+def test_a_damaged_profile_is_a_store_error() -> None:
+    from allele.errors import StoreError
+
+    with pytest.raises(StoreError, match="cannot be read"):
+        profiles.decode(b"not zlib")
+
+
+def _fib(n: int) -> int:
+    return n if n < 2 else _fib(n - 1) + _fib(n - 2)
+
+
+def _target(params: dict[str, int], seed: int) -> dict[str, float]:
+    total = sum(len(str(i)) for i in range(params["n"]))
+    return {"fib": float(_fib(params["f"])), "total": float(total + seed)}
+
+
+def test_python_calls_are_counted_exactly_with_the_work_beneath_them() -> None:
+    calls, beneath = count_calls(_target, {"n": 5, "f": 4}, 0)
+    assert calls[f"{__name__}._target"] == 1
+    assert calls[f"{__name__}._fib"] == 9  # fib(4) makes 9 calls
+    assert calls["builtins.len"] == 5 and calls["builtins.sum"] == 1
+    assert calls[f"{__name__}._target.<locals>.<genexpr>"] == 6  # resumed 5 times + the end
+    assert beneath[f"{__name__}._fib"] == 9  # counted once for the recursion
+    assert beneath[f"{__name__}._target"] == sum(calls.values())
+    assert count_calls(_target, {"n": 5, "f": 4}, 0) == (calls, beneath)
+
+
+# --- spec and plan -----------------------------------------------------------------------------
+
+
+def test_instruments_are_spec_keys_with_defaults() -> None:
+    suite = loads_suite("""
+name: s
+defaults: {instruments: [time, instructions], instruction_seeds: 2}
+benchmarks:
+  - {name: a, target: evolution, seeds: 5, rounds: 2, cache_sim: true}
+  - {name: b, target: evolution, instruments: [instructions], fixed: {generations: 2}}
+  - {name: c, target: evolution, instruments: [time], fixed: {generations: 3}}
+""")
+    a, b, c = suite.benchmarks
+    assert a.instruments == ["time", "instructions"] and a.cache_sim and a.instruction_seeds == 2
+    assert b.instruments == ["instructions"] and not b.cache_sim
+    assert c.instruments == ["time"]
+    tasks = plan(suite)
+    by = {t.benchmark: [x for x in tasks if x.benchmark == t.benchmark] for t in tasks}
+    assert len(by["a"]) == 2 and all(t.instruction_seeds == (0, 1) and t.timed for t in by["a"])
+    assert len(by["b"]) == 1 and not by["b"][0].timed and by["b"][0].instruction_seeds == (0, 1)
+    assert by["c"][0].instruction_seeds == ()
+    assert loads_suite("name: d\ntarget: evolution\n").benchmarks[0].instruments == ["time"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("instruments: [time, cycles]", "instruments[1]: Input should be 'time' or 'instructions'"),
+    ("instruments: []", "the instrument list is empty"),
+    ("instruments: [time, time]", "repeats an instrument"),
+    ("instruction_seeds: 0", "instruction_seeds: Input should be greater than or equal to 1"),
+    ("cache_sim: 1", "cache_sim: Input should be a valid boolean"),
+])
+def test_wrong_instrument_keys_are_one_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_suite(f"name: x\ntarget: evolution\n{text}\n", source="x.yaml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResultStore]:
+    st = open_store(f"sqlite:///{tmp_path / 'results.db'}")
+    yield st
+    st.close()
+
+
+def test_the_profile_has_its_own_column_read_on_request(store: ResultStore) -> None:
+    run = store.create_run("r", "s", "t", {}, {})
+    blob = profiles.encode(_profile({"m.f": 1}, {"m.f": 1}, {"f": (1, 1)}, 1))
+    store.save_cells(run, [
+        CellResult("t|a", "t", {}, "ok", [Sample("instructions", 1.0, 0, 0)],
+                   instr_profile=blob),
+        CellResult("t|b", "t", {}, "ok", [Sample("wall_s", 1.0, 0, 0)])])
+    assert store.instruction_profiles("r") == {"t|a": blob}
+    assert store.instruction_profiles("r", keys=["t|b"]) == {}
+    assert all(c.instr_profile is None for c in store.load_run("r").cells)
+
+
+# --- without valgrind or the extension ---------------------------------------------------------
+
+
+SPEC_WORK = """
+name: w
+target: allele.bench.targets:work
+isolation: inline
+seeds: 2
+matrix: {n: [100]}
+"""
+
+
+def test_without_the_extension_asking_for_instructions_is_one_clear_error(
+        store: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain `pip install` without valgrind's header builds no extension: the import fails,
+    the run is refused before it exists, and everything else still runs."""
+    monkeypatch.setitem(sys.modules, "allele.bench.instruments._callgrind", None)
+    assert callgrind.extension_path() is None
+    suite = loads_suite(SPEC_WORK + "instruments: [time, instructions]\n")
+    with pytest.raises(callgrind.InstrumentUnavailable) as info:
+        Runner(store, executor="inline", environment=ENV).run(suite, name="x")
+    text = str(info.value)
+    assert "install valgrind" in text and "reinstall Allele" in text and "\n" not in text
+    assert store.list_runs() == []
+    summary = Runner(store, executor="inline", environment=ENV).run(loads_suite(SPEC_WORK))
+    assert summary.status == "finished" and summary.failed == 0
+
+
+def test_without_valgrind_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(callgrind.InstrumentUnavailable, match="needs valgrind"):
+        callgrind.require()
+
+
+# --- under valgrind ----------------------------------------------------------------------------
+
+
+TARGET = textwrap.dedent('''
+    INJECT = set()
+
+
+    def _injected(acc, n):
+        for i in range(n):
+            acc = (acc * 1103515245 + i) & 0xFFFFFFFF
+        return acc
+
+
+    def work(params, seed):
+        n = int(params["n"])
+        acc = seed
+        for i in range(n):
+            acc = (acc * 1103515245 + i) & 0xFFFFFFFF
+        if n in INJECT:
+            acc = _injected(acc, n // 100)
+        return {"checksum": float(acc)}
+''')
+
+CELLS = [4000, 5000, 6000, 7000]
+
+
+def _spec(module: str, instruments: str = "[instructions]", extra: str = "") -> str:
+    return (f"name: inj\ntarget: {module}:work\nisolation: inline\nseeds: 2\n"
+            f"instruments: {instruments}\nmatrix: {{n: {CELLS}}}\n{extra}")
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's target module on the path, rewritten by the tests (no stale bytecode)."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "instrtarget.py").write_text(TARGET)
+    monkeypatch.syspath_prepend(str(src))
+    return src / "instrtarget.py"
+
+
+def _inject(module: Path, cells: set[int]) -> None:
+    module.write_text(TARGET.replace("INJECT = set()", f"INJECT = {cells!r}"))
+    sys.modules.pop("instrtarget", None)
+
+
+@needs_callgrind
+def test_a_timed_run_gets_deterministic_counts_cycles_and_profiles(
+        store: ResultStore, user_module: Path) -> None:
+    suite = loads_suite(_spec("instrtarget", "[time, instructions]",
+                              "cache_sim: true\ninstruction_seeds: 1\n"))
+    for name in ("a", "b"):
+        summary = Runner(store, executor="inline", environment=ENV).run(suite, name=name)
+        assert summary.status == "finished" and summary.failed == 0 and summary.executed == 4
+    a, b = store.load_run("a"), store.load_run("b")
+    for cell in a.cells:
+        assert len(cell.values("wall_s")) == 2  # the timed phase, both seeds
+        assert [s.seed for s in cell.samples if s.metric == "instructions"] == [0]
+        (ir,) = cell.values("instructions")
+        (cycles,) = cell.values("estimated_cycles")
+        assert cycles > ir > 100 * cell.params["n"]  # ~1000 instructions an iteration
+    ratios = [b.cell(c.key).values("instructions")[0] / c.values("instructions")[0]  # type: ignore[union-attr]
+              for c in a.cells]
+    assert max(abs(r - 1.0) for r in ratios) < 1e-4
+    assert sorted(store.instruction_profiles("a")) == sorted(c.key for c in a.cells)
+    comp = compare_runs(a, b, metrics=["instructions", "estimated_cycles"])
+    assert {r.verdict for r in comp.rows} == {"unchanged"}
+    assert all(r.estimate.design == "deterministic" for r in comp.rows)
+
+
+@pytest.mark.slow
+@needs_callgrind
+def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
+        store: ResultStore, user_module: Path) -> None:
+    """BASE once, then 20 HEAD runs, each with 1% more work (a new function) in one cell:
+    that cell regresses on `instructions` every time, no other cell moves, and `bench
+    explain` names the injected function first."""
+    suite = loads_suite(_spec("instrtarget"))
+    Runner(store, executor="inline", environment=ENV).run(suite, name="base")
+    flagged, false = 0, 0
+    for trial in range(20):
+        injected = CELLS[trial % len(CELLS)]
+        _inject(user_module, {injected})
+        head = f"head-{trial}"
+        Runner(store, executor="inline", environment=ENV).run(suite, name=head)
+        comp = compare_runs(store.load_run("base"), store.load_run(head),
+                            metrics=["instructions"])
+        for row in comp.rows:
+            if row.params["n"] == injected:
+                flagged += row.verdict == "regressed"
+                assert 1.008 < row.estimate.ratio < 1.012
+            else:
+                false += row.verdict != "unchanged"
+        exp = explain_runs(store, "base", head)
+        assert [c.params["n"] for c in exp.cells] == [injected]
+        assert exp.cells[0].calls[0].name == "instrtarget._injected"
+    assert (flagged, false) == (20, 0)
