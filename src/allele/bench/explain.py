@@ -50,6 +50,8 @@ class CellExplanation:
     inclusive_costs: list[CostDelta] = field(default_factory=list)
     note: str = ""
     """Why the functions are missing (no profile stored on a side, different seeds)."""
+    seeds: int = 0
+    """How many counted seeds the profiles sum (their figures are totals over them)."""
 
 
 @dataclass(slots=True)
@@ -100,7 +102,7 @@ def _cell(key: str, target: str, params: dict[str, Any], verdict: str, base: flo
                            calls=call_deltas(pb, ph)[:top],
                            self_costs=cost_deltas(pb, ph, by="self", top=top),
                            inclusive_costs=cost_deltas(pb, ph, by="inclusive", top=top),
-                           note=note)
+                           note=note, seeds=len(ph.seeds))
 
 
 def _seed_note(pb: InstructionProfile, ph: InstructionProfile) -> str:

@@ -39,11 +39,12 @@ def print_cell(cell: CellExplanation) -> None:
     console.print(f"\n[bold]{esc(cell.target)}[/] {esc(params_text(cell.params))}: "
                   f"instructions {_count(cell.base)} → {_count(cell.head)} "
                   f"({_change(cell.ratio)}) [{style}]{esc(cell.verdict)}[/]", highlight=False)
+    seeds = f" (the {cell.seeds} counted seeds together)" if cell.seeds > 1 else ""
     if cell.note:
         console.print(f"  [yellow]note:[/] {esc(cell.note)}", highlight=False)
     if cell.calls:
         table = Table(title="Python functions whose call counts changed (the likeliest cause "
-                      "first: ranked by the change of the calls beneath them)",
+                      "first: ranked by the change of the calls beneath them)" + seeds,
                       title_justify="left")
         for col in ("function", "calls base", "calls head", "change", "calls beneath: change"):
             table.add_column(col, justify="left" if col == "function" else "right")
@@ -54,9 +55,9 @@ def print_cell(cell: CellExplanation) -> None:
     elif not cell.note:
         console.print("  no Python function's call count changed (the change is in C code, "
                       "or in a loop inside one Python function)", highlight=False)
-    for title, rows, by in (("C functions: largest changes of self instructions",
+    for title, rows, by in ((f"C functions: largest changes of self instructions{seeds}",
                              cell.self_costs, "self"),
-                            ("C functions: largest changes of inclusive instructions",
+                            (f"C functions: largest changes of inclusive instructions{seeds}",
                              cell.inclusive_costs, "inclusive")):
         if not rows:
             continue

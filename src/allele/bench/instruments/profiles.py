@@ -121,8 +121,14 @@ class CostDelta:
         return self.head_inclusive - self.base_inclusive
 
 
+WRAPPER_SHARE = 0.9
+"""A function whose inclusive cost is at least this share of the whole call is taken as one of
+the call's wrappers (the extension's ``collect``, ``PyObject_Call``, the interpreter loop that
+runs the target): its change is the total's, so an inclusive listing leaves it out."""
+
+
 def _wraps_all(costs: tuple[int, int], profile: InstructionProfile) -> bool:
-    return profile.instructions > 0 and costs[1] >= 0.999 * profile.instructions
+    return profile.instructions > 0 and costs[1] >= WRAPPER_SHARE * profile.instructions
 
 
 def call_deltas(base: InstructionProfile, head: InstructionProfile) -> list[CallDelta]:
@@ -143,9 +149,8 @@ def cost_deltas(base: InstructionProfile, head: InstructionProfile, *, by: str =
                 top: int = 10) -> list[CostDelta]:
     """The ``top`` C functions with the largest absolute change of their ``self`` or
     ``inclusive`` instructions (functions that did not change are left out, and so are, for
-    ``inclusive``, the callers that wrap the whole measured call on both sides: the
-    extension's ``collect``, ``PyObject_Call``, the interpreter loop running the target, whose
-    change is the total's)."""
+    ``inclusive``, the functions that wrap the measured call on both sides, see
+    :data:`WRAPPER_SHARE`)."""
     if by not in ("self", "inclusive"):
         raise ValueError(f"by must be 'self' or 'inclusive', got {by!r}")
     col = 0 if by == "self" else 1
