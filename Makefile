@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: run test test-fast lint docs bench check-criteria env sysdeps clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml setup.py scripts/bootstrap.sh src/allele/bench/instruments/_callgrind.c
 	VENV=$(VENV) bash scripts/bootstrap.sh
 	touch $(STAMP)
 

@@ -34,6 +34,9 @@ if [ ! -f "$LLAMA_MARK" ] || [ -n "${ALLELE_REBUILD_LLAMA:-}" ]; then
         'llama-cpp-python[server]==0.3.36'
     portable_flags > "$LLAMA_MARK"
 fi
+# valgrind before Allele: its header decides whether the `instructions` instrument's C extension
+# is built (without it Allele installs and works, that instrument aside; the script only warns).
+bash scripts/sysdeps.sh valgrind
 # torch is pinned (the CPU build on this machine's disk).
 echo ">> installing allele[all,dev] into $VENV (the first time takes several minutes)"
 "$VENV/bin/python" -m pip install --quiet -e '.[all,dev]'
