@@ -201,7 +201,7 @@ class BenchmarkSpec(_Fields):
     round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
     or a slow worker process touches a few samples of many cells instead of every sample of one
     cell (see docs/benchmarking.md)."""
-    instruments: list[Instrument] = Field(default_factory=lambda: ["time"])
+    instruments: list[Instrument] = Field(default_factory=lambda: list[Instrument](["time"]))
     """``time``: the timed samples (wall, CPU, memory and the target's metrics); ``instructions``:
     after the timed phase, the first ``instruction_seeds`` seeds counted under callgrind
     (:mod:`allele.bench.instruments`)."""

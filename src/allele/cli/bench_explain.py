@@ -64,10 +64,10 @@ def print_cell(cell: CellExplanation) -> None:
         table = Table(title=title, title_justify="left")
         for col in ("function", "base", "head", "change"):
             table.add_column(col, justify="left" if col == "function" else "right")
-        for d in rows:
-            b, h = (d.base_self, d.head_self) if by == "self" else (d.base_inclusive,
-                                                                    d.head_inclusive)
-            table.add_row(plain(d.name), f"{b:,}", f"{h:,}", _signed(h - b))
+        for c in rows:
+            b, h = (c.base_self, c.head_self) if by == "self" else (c.base_inclusive,
+                                                                    c.head_inclusive)
+            table.add_row(plain(c.name), f"{b:,}", f"{h:,}", _signed(h - b))
         console.print(table)
 
 

@@ -23,6 +23,7 @@ crash loses only the cell it happened in.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -152,13 +153,13 @@ def run_cell(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
     for i, seed in enumerate(cell["seeds"]):
         t0 = time.perf_counter()
         for _ in range(max(1, int(cell.get("warmup", 0))) if i == 0 else 1):
-            _with_alarm(limit, lambda s=seed: fn(dict(params), s))
+            _with_alarm(limit, functools.partial(fn, dict(params), seed))
         t1 = time.perf_counter()
         label = f"{cell['index']}:{seed}"
-        _with_alarm(limit, lambda s=seed, lab=label: ext.collect(lab, fn, dict(params), s))
+        _with_alarm(limit, functools.partial(ext.collect, label, fn, dict(params), seed))
         t2 = time.perf_counter()
         if cell.get("calls", True):
-            c, b = _with_alarm(limit, lambda s=seed: count_calls(fn, dict(params), s))
+            c, b = _with_alarm(limit, functools.partial(count_calls, fn, dict(params), seed))
             for key, v in c.items():
                 calls[key] = calls.get(key, 0) + v
             for key, v in b.items():

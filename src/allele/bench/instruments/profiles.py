@@ -161,6 +161,8 @@ def cost_deltas(base: InstructionProfile, head: InstructionProfile, *, by: str =
         if b[col] != h[col] and not (by == "inclusive" and _wraps_all(b, base)
                                      and _wraps_all(h, head)):
             out.append(CostDelta(name, b[0], h[0], b[1], h[1]))
-    key = (lambda d: -abs(d.self_delta)) if by == "self" else (lambda d: -abs(d.inclusive_delta))
-    out.sort(key=lambda d: (key(d), d.name))
+    if by == "self":
+        out.sort(key=lambda d: (-abs(d.self_delta), d.name))
+    else:
+        out.sort(key=lambda d: (-abs(d.inclusive_delta), d.name))
     return out[:top]
