@@ -306,7 +306,7 @@ def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
         store: ResultStore, user_module: Path) -> None:
     """BASE once, then 20 HEAD runs, each with 1% more work (a new function) in one cell:
     that cell regresses on `instructions` every time, no other cell moves, and `bench
-    explain` names the injected function first."""
+    explain` (and the HTML report) names the injected function first."""
     suite = loads_suite(_spec("instrtarget"))
     Runner(store, executor="inline", environment=ENV).run(suite, name="base")
     flagged, false = 0, 0
@@ -327,3 +327,7 @@ def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
         assert [c.params["n"] for c in exp.cells] == [injected]
         assert exp.cells[0].calls[0].name == "instrtarget._injected"
     assert (flagged, false) == (20, 0)
+    from allele.bench.report import build_report
+
+    page = build_report(store, "head-19", "base", scripts_url="plotly.js")
+    assert "Why instruction counts regressed" in page and "instrtarget._injected" in page

@@ -19,6 +19,7 @@ from allele.bench.compare import (
     row_params,
     split_params,
 )
+from allele.bench.explain import CellExplanation, explain_records
 from allele.bench.format import params_text
 from allele.bench.history import HISTORY_RUNS, History, as_history, load_history
 from allele.bench.regress import ChangeGroup, find_changes
@@ -93,6 +94,8 @@ class ReportData:
     changes: list[ChangeGroup] = field(default_factory=list)
     history_runs: int = 0
     generated_at: float = field(default_factory=time.time)
+    explanations: list[CellExplanation] = field(default_factory=list)
+    """Why the instruction counts of regressed cells changed (:mod:`allele.bench.explain`)."""
 
 
 def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
@@ -118,7 +121,14 @@ def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None 
     run = store.load_run(run_ref)
     baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
     history = load_history(store, run.info, history_runs)
-    return report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
+    data = report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
+    if baseline is not None:
+        profiles = (store.instruction_profiles(baseline.info.id),
+                    store.instruction_profiles(run.info.id))
+        if profiles[0] and profiles[1]:
+            exp = explain_records(baseline, run, profiles, top=5)
+            data.explanations = [c for c in exp.cells if c.verdict == "regressed"]
+    return data
 
 
 

@@ -309,6 +309,31 @@ def _changes_section(data: ReportData) -> str:
 
 
 
+def _explain_section(data: ReportData) -> str:
+    """Why the instruction counts of regressed cells changed (``allele bench explain``)."""
+    if not data.explanations:
+        return ""
+    parts = ["<h2>Why instruction counts regressed</h2>",
+             "<p class='muted'>Python functions whose call counts changed (the likeliest cause "
+             "first) and the C functions whose self instructions changed most, summed over the "
+             "counted seeds; <code>allele bench explain</code> lists more.</p>"]
+    for c in data.explanations:
+        parts.append(f"<h3>{html.escape(c.target)} {html.escape(_params_text(c.params))}: "
+                     f"{c.base:,.0f} → {c.head:,.0f} instructions "
+                     f"<span class='v-regressed'>({(c.ratio - 1.0) * 100:+.2f}%)</span></h3>")
+        if c.note:
+            parts.append(f"<p class='muted'>{html.escape(c.note)}</p>")
+        if c.calls:
+            parts.append(_table(["Python function", "calls base", "calls head", "change"], [
+                [_td(d.name), _td(f"{d.base_calls:,}", "num"), _td(f"{d.head_calls:,}", "num"),
+                 _td(f"{d.delta:+,d}", "num")] for d in c.calls]))
+        if c.self_costs:
+            parts.append(_table(["C function", "self base", "self head", "change"], [
+                [_td(d.name), _td(f"{d.base_self:,}", "num"), _td(f"{d.head_self:,}", "num"),
+                 _td(f"{d.self_delta:+,d}", "num")] for d in c.self_costs]))
+    return "<section>" + "".join(parts) + "</section>"
+
+
 def _failures_section(data: ReportData) -> str:
     failed = _failures(data)
     parts = ["<h2>Failures</h2>"]
@@ -372,6 +397,7 @@ def render_html(data: ReportData, *, scripts_url: str | None = None) -> str:
     sections = []
     if data.comparison is not None:
         sections.append(_comparison_section(data.comparison, figs))
+        sections.append(_explain_section(data))
     sections.append(_changes_section(data))
     for target, cells in _by_target(data.run.cells).items():
         sections.append(_target_section(target, cells, figs))
