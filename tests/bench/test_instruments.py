@@ -331,3 +331,34 @@ def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
 
     page = build_report(store, "head-19", "base", scripts_url="plotly.js")
     assert "Why instruction counts regressed" in page and "instrtarget._injected" in page
+
+
+@needs_callgrind
+def test_an_ab_session_counts_both_versions_with_heads_extension(
+        store: ResultStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BASE is a commit, HEAD the working tree with 1% more work in one cell: each version is
+    counted in its own callgrind process (BASE's tree has no extension: HEAD's is used)."""
+    import subprocess
+
+    from allele.bench.ab import AbSession
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "t@example.org"],
+                 ["config", "user.name", "t"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    (repo / "instrtarget.py").write_text(TARGET)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "base"], check=True)
+    (repo / "instrtarget.py").write_text(TARGET.replace("INJECT = set()", "INJECT = {3000}"))
+    monkeypatch.chdir(repo)
+    suite = loads_suite(_spec("instrtarget"))
+    result = AbSession(store, suite, base="HEAD", rounds=2, cwd=repo).run()
+    assert result.status == "finished" and not result.failed
+    comp = compare_runs(store.load_run(result.base_run), store.load_run(result.head_run),
+                        metrics=["instructions"])
+    assert {r.params["n"]: r.verdict for r in comp.rows} == {
+        2000: "unchanged", 2500: "unchanged", 3000: "regressed", 3500: "unchanged"}
+    exp = explain_runs(store, result.base_run, result.head_run)
+    assert exp.cells[0].calls[0].name == "instrtarget._injected"
