@@ -370,6 +370,9 @@ def test_seed_matrix_quick_preset_end_to_end(tmp_path: Path) -> None:
             assert all(v < 0.2 for v in c.values("nrmse"))
         else:
             assert all(0.8 < v <= 1.0 for v in c.values("best_fitness"))
+            # seed 0 counted under callgrind after the timed phase (the quick preset's choice)
+            assert [s.seed for s in c.samples if s.metric == "instructions"] == [0]
+            assert c.values("instructions")[0] > 1e7
         assert len(c.values("wall_s")) == 12  # the quick preset's twelve seeds
     assert "kraken: median, IQR and 95% CI" in out.stdout
 
