@@ -25,7 +25,7 @@ from allele.bench.runner import Runner, plan
 from allele.bench.spec import loads_suite
 from allele.errors import ConfigError
 from allele.store import ResultStore, open_store
-from allele.store.model import CellResult, Sample
+from allele.store.model import CellResult, RunInfo, RunRecord, Sample
 
 ENV = {"test": True}
 HAVE_CALLGRIND = callgrind.valgrind_path() is not None and callgrind.extension_path() is not None
@@ -133,6 +133,34 @@ def test_python_calls_are_counted_exactly_with_the_work_beneath_them() -> None:
     assert beneath[f"{__name__}._fib"] == 9  # counted once for the recursion
     assert beneath[f"{__name__}._target"] == sum(calls.values())
     assert count_calls(_target, {"n": 5, "f": 4}, 0) == (calls, beneath)
+
+
+def _counted_run(name: str, factors: dict[int, float]) -> RunRecord:
+    """Exact counts of 4 cells x 3 seeds; the seeds differ by 7% among themselves (another
+    random path), and cell ``i`` is multiplied by ``factors[i]``."""
+    cells = []
+    for i in range(4):
+        samples = [Sample("instructions", round(1e6 * (i + 1) * (1 + 0.07 * s)
+                                                * factors.get(i, 1.0)), s, 0)
+                   for s in range(3)]
+        cells.append(CellResult(f"t|{i}", "t", {"i": i}, "ok", samples))
+    return RunRecord(RunInfo(name, name, "s", "t", "finished", 0.0), cells)
+
+
+def test_counts_are_compared_seed_by_seed_against_the_tolerance() -> None:
+    base = _counted_run("base", {})
+    head = _counted_run("head", {0: 1.01, 1: 1.002, 2: 0.99})
+    comp = compare_runs(base, head)
+    got = {r.params["i"]: (r.verdict, r.estimate.reason) for r in comp.rows}
+    assert got == {0: ("regressed", ""), 1: ("unchanged", ""), 2: ("improved", ""),
+                   3: ("unchanged", "")}
+    assert comp.rows[0].estimate.ratio == pytest.approx(1.01, rel=1e-6)
+    assert comp.family_size == 0 and not comp.excluded
+    # seeds that disagree (one up 2%, the others still) are not a verdict
+    odd = _counted_run("odd", {})
+    odd.cells[3].samples[0] = Sample("instructions", odd.cells[3].samples[0].value * 1.02, 0, 0)
+    row = next(r for r in compare_runs(base, odd).rows if r.params["i"] == 3)
+    assert (row.verdict, row.estimate.reason) == ("inconclusive", "not deterministic")
 
 
 # --- spec and plan -----------------------------------------------------------------------------
