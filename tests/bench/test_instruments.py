@@ -390,3 +390,41 @@ def test_an_ab_session_counts_both_versions_with_heads_extension(
         2000: "unchanged", 2500: "unchanged", 3000: "regressed", 3500: "unchanged"}
     exp = explain_runs(store, result.base_run, result.head_run)
     assert exp.cells[0].calls[0].name == "instrtarget._injected"
+
+
+FAILING = textwrap.dedent('''
+    import sys
+
+
+    def fails_when_profiled(params, seed):
+        if sys.getprofile() is not None:  # only in the instrument's call-counting pass
+            raise RuntimeError("no profiling here")
+        return {"x": float(seed)}
+
+
+    def fails(params, seed):
+        raise ValueError("broken target")
+''')
+
+
+@needs_callgrind
+def test_a_cell_whose_counting_fails_keeps_its_timing_and_says_why(
+        store: ResultStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "failtarget.py").write_text(FAILING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = loads_suite("""
+name: f
+benchmarks:
+  - {name: timed, target: "failtarget:fails_when_profiled", isolation: inline, seeds: 2,
+     instruments: [time, instructions]}
+  - {name: counted, target: "failtarget:fails", instruments: [instructions], seeds: 1}
+""")
+    summary = Runner(store, executor="inline", environment=ENV).run(suite, name="f")
+    assert summary.status == "finished" and summary.executed == 2 and summary.failed == 1
+    cells = {c.target: c for c in store.load_run("f").cells}
+    timed, counted = cells["failtarget:fails_when_profiled"], cells["failtarget:fails"]
+    assert timed.status == "ok" and len(timed.values("wall_s")) == 2
+    assert not timed.values("instructions")
+    assert "instructions not counted: under callgrind: RuntimeError: no profiling here" in (
+        timed.error or "")
+    assert counted.status == "failed" and "ValueError: broken target" in (counted.error or "")

@@ -303,7 +303,8 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
                               plain(s.metric), str(s.n), _num(s.median), _num(s.iqr), ci)
             table.add_section()
         console.print(table)
-    failed = [c for c in record.cells if c.status != "ok"]
+    # an ok cell with an error text: a part of it failed (its instructions not counted)
+    failed = [c for c in record.cells if c.status != "ok" or c.error]
     if failed:
         ft = Table(title="failures", title_justify="left")
         for col in ("cell", "status", "reason"):
