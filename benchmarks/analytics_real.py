@@ -124,8 +124,26 @@ def run_anomaly(args: argparse.Namespace) -> list[Row]:
                 part += got
             print(f"  ({time.perf_counter() - t0:.1f} s)")
             rows += part
+            if group == "history":
+                _by_metric(part)
             _summary(part, f"{group}/{method}")
     return rows
+
+
+def _by_metric(rows: list[Row]) -> None:
+    """Means over the cells of each recorded metric (the part after the last ':')."""
+    acc: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r.chance is not None:
+            metric = r.series.rsplit(":", 1)[-1]
+            acc.setdefault(metric, {}).setdefault(r.measure, []).append((r.value, r.chance))
+    print(f"  by metric (means over cells)  {'cells':>5s}  {'F1':>5s} {'chance':>6s}  "
+          f"{'FA/1000':>7s} {'chance':>6s}")
+    for metric, m in sorted(acc.items()):
+        f1 = np.mean(m["F1"], axis=0)
+        fa = np.mean(m["false alarms/1000"], axis=0)
+        print(f"  {metric:28s}  {len(m['F1']):5d}  {f1[0]:5.2f} {f1[1]:6.2f}  {fa[0]:7.2f} "
+              f"{fa[1]:6.2f}")
 
 
 def _summary(rows: list[Row], label: str) -> None:
