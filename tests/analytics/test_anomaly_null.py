@@ -24,6 +24,11 @@ def test_truncating_or_extending_a_series_leaves_earlier_scores_unchanged() -> N
         np.testing.assert_array_equal(score_series(y[:cut]), full[:cut])
     longer = np.concatenate([y, y[:500] + 3.0])
     np.testing.assert_array_equal(score_series(longer)[:y.size], full)
+    # The same for the zero-inflated and the log paths.
+    rng = np.random.default_rng(11)
+    for z in (noise_series(rng, 900, 0.5, "zero_inflated"), np.exp(rng.normal(0, 0.6, 900))):
+        zfull = score_series(z)
+        np.testing.assert_array_equal(score_series(z[:500]), zfull[:500])
 
 
 def test_noise_variants_share_the_marginal_sd() -> None:
