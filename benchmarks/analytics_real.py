@@ -4,7 +4,7 @@ other modules add, see TASK_MODULES).
 Real data only (``benchmarks/data``, see :mod:`realdata`): the series statsmodels ships and the
 benchmark histories recorded on this machine. None has labelled anomalies, so each series gets
 labelled ones injected (:func:`realdata.inject`: spikes, level shifts, variance changes, a
-drift; sized in the series' own robust noise scale; seeded) and the detector is scored with the
+drift, a regression that persists from a run on; sized in the series' own robust noise scale; seeded) and the detector is scored with the
 event rule of :mod:`allele.analytics.synthetic` (3-point tolerance). Per series:
 
 * F1, recall, precision over every injected kind and seed;
@@ -79,7 +79,7 @@ def score_anomaly_series(s: RealSeries, method: str, seeds: int, shifts: int,
     scored = 0
     for kind in INJECT_KINDS:
         for seed in range(seeds):
-            inj = inject(s, kind, seed, learn=learn)
+            inj = inject(s, kind, seed, learn=learn, align=s.run_length or 1)
             flags = detect_series(inj.values, method=method, learn=learn).flags  # type: ignore[arg-type]
             total = total + evaluate_events(flags, inj.events)
             scored += n - learn

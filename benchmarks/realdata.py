@@ -55,6 +55,8 @@ class RealSeries:
     nonnegative: bool = False
     times: list[str] = field(default_factory=list, compare=False)
     source: str = ""
+    run_length: int = 0
+    """Samples per run of a recorded history (0 for a public series)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def history_series(min_points: int = 100, varying_only: bool = True) -> dict[str
             continue
         name = f"{short.get(cell_key, cell_key)}:{metric}"
         out[name] = RealSeries(name, arr, (), "per sample", bool(np.all(arr >= 0)),
-                               source="recorded")
+                               source="recorded", run_length=arr.size // len(_runs()))
     return out
 
 
@@ -167,19 +169,21 @@ def noise_scale(values: np.ndarray, season: int = 1) -> float:
     return s if s > 0 else float(np.std(d)) / math.sqrt(2.0) or 1.0
 
 
-INJECT_KINDS = ("spike", "level_shift", "variance", "drift")
+INJECT_KINDS = ("spike", "level_shift", "variance", "drift", "regression")
 
 
 def inject(series: RealSeries, kind: str, seed: int, learn: int = 150,
-           magnitude: tuple[float, float] | None = None) -> Injected:
+           magnitude: tuple[float, float] | None = None, align: int = 1) -> Injected:
     """A copy of ``series`` with labelled anomalies of ``kind`` after the first ``learn`` points.
 
     Sizes are in units of :func:`noise_scale` (the lag-season differences for a seasonal series),
     as in the synthetic benchmark: spike: 3 single points of +-(6..10); level_shift
     (a regression, or an incident lasting a while): 2 windows of +-(3..5) lasting 5..10% of the
     scored part; variance: 2 windows with the noise x3..4; drift: one ramp to +-(4..6) over
-    15..25% of the scored part that persists to the end. A non-negative series stays
-    non-negative (values are clipped at 0).
+    15..25% of the scored part that persists to the end; regression: a step of +-(3..5) that
+    persists to the end (a change that made a benchmark slower from one run on; with
+    ``align``, it starts at a multiple of ``align`` points, a run boundary of a recorded
+    history). A non-negative series stays non-negative (values are clipped at 0).
     """
     rng = np.random.default_rng(seed)
     y = series.values.astype(np.float64).copy()
@@ -209,6 +213,11 @@ def inject(series: RealSeries, kind: str, seed: int, learn: int = 150,
         s = int(rng.integers(lo, max(lo + 1, n - length - span // 10)))
         amp = rng.choice([-1.0, 1.0]) * rng.uniform(4, 6) * scale
         y[s:] += np.concatenate([np.linspace(0, amp, length), np.full(n - s - length, amp)])
+        events.append((s, n))
+    elif kind == "regression":
+        s = int(rng.integers(lo, max(lo + 1, n - span // 4)))
+        s = min(n - 1, -(-s // align) * align)
+        y[s:] += rng.choice([-1.0, 1.0]) * rng.uniform(3, 5) * scale
         events.append((s, n))
     else:
         raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(INJECT_KINDS)}")
