@@ -33,9 +33,10 @@ from allele.analytics.rca import (
     Cause,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     rank_metric_causes,
-    rank_parameter_causes,
 )
+from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import direction_of
@@ -196,9 +197,23 @@ class MetricRootCauses:
     timestamp: float
     causes: list[Cause]
 
+    @property
+    def status(self) -> str:
+        """``"cause"``, or ``"no clear cause"`` when no candidate moved significantly."""
+        return "cause" if self.causes else NO_CLEAR_CAUSE
+
+    @property
+    def message(self) -> str:
+        """The answer in one sentence."""
+        if self.causes:
+            return f"{self.causes[0].name} moved first: {self.causes[0].evidence}"
+        return (f"{NO_CLEAR_CAUSE}: no candidate changed significantly (z > 5 against its "
+                f"autocorrelation-widened noise) before the {self.target} anomaly")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"target": self.target, "index": self.index, "timestamp": self.timestamp,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -245,17 +260,24 @@ def _cell_medians(record: RunRecord, *metrics: str) -> Iterator[tuple[CellResult
 class RootCauses:
     """Candidate causes of the change of ``metric`` from run ``base`` to run ``head``: parameter
     causes and the common shift (best first) when enough cells are shared, then environment
-    differences (most performance-relevant first)."""
+    differences (most performance-relevant first).
+
+    ``status`` is ``"cause"`` when a parameter passed its permutation test (FDR-corrected) with
+    a practical effect, ``"no clear cause"`` otherwise; ``message`` says it in one sentence (and
+    mentions a common shift of every cell, which two runs cannot tell from run-to-run noise)."""
 
     base: RunInfo
     head: RunInfo
     metric: str
     causes: list[Cause]
     common_cells: int
+    status: str = NO_CLEAR_CAUSE
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"base": self.base.id, "new": self.head.id, "metric": self.metric,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -273,20 +295,34 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     b = {c.key: m for c, (m,) in _cell_medians(head_record, metric)}
     keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k] > 0)
     causes: list[Cause] = []
+    status, message = NO_CLEAR_CAUSE, (
+        f"{NO_CLEAR_CAUSE}: {len(keys)} common cells with {metric!r} are too few to test the "
+        f"parameters (need {MIN_COMMON_CELLS})")
     if len(keys) >= MIN_COMMON_CELLS:
         params = [a[k][0] for k in keys]
         if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
             params = [{n: v for n, v in p.items() if n != "target"} for p in params]
         before, after = [a[k][1] for k in keys], [b[k] for k in keys]
-        ranked = rank_parameter_causes(params, before, after, metric=metric)
         shift = common_shift(before, after, metric=metric)
-        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
+        try:
+            verdict = explain_parameter_change(params, before, after, metric=metric)
+        except AnalyticsError as exc:
+            message = f"{NO_CLEAR_CAUSE}: {exc}"
+            ranked: list[Cause] = []
+        else:
+            status, message, ranked = verdict.status, verdict.message, verdict.candidates
+        if shift is not None and shift.details["significant"]:
+            message += (f"; every cell moved together by {shift.details['median_pct']:+.1f}% "
+                        "(a shared cause, or run-to-run noise, which two runs cannot tell "
+                        "apart: `allele bench calibrate` measures it)")
+        causes += [*ranked, *([shift] if shift else [])]
     causes += diff_environments(base_record.info.environment, head_record.info.environment)
     if not causes:
         raise AnalyticsError(
             f"nothing to rank: {len(keys)} common cells with {metric!r} "
             f"(need {MIN_COMMON_CELLS}) and identical environments")
-    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys))
+    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys), status,
+                      message)
 
 
 @dataclass(frozen=True, slots=True)

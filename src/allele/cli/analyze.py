@@ -197,6 +197,8 @@ def rca(
         return
     _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
                   f"{res.head.name}", res.causes)
+    console.print(f"{'cause' if res.status == 'cause' else 'answer'}: {res.message}",
+                  markup=False)
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
@@ -211,6 +213,9 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
         res = metric_root_causes(st, target, names, component, at=at, max_lag=max_lag)
     if as_json:
         _emit_json(res.to_dict())
+        return
+    if not res.causes:
+        console.print(f"{res.message}", markup=False)
         return
     _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
                   res.causes)
