@@ -164,7 +164,7 @@ class _Encoder:
 def _surrogate(seed: int) -> Any:
     from sklearn.ensemble import GradientBoostingRegressor
 
-    return GradientBoostingRegressor(n_estimators=100, max_depth=3, learning_rate=0.1,
+    return GradientBoostingRegressor(n_estimators=60, max_depth=3, learning_rate=0.15,
                                      subsample=1.0, random_state=seed)
 
 

@@ -37,7 +37,7 @@ from allele.analytics.rca import (
     rank_metric_causes,
 )
 from allele.analytics.rca_params import NO_CLEAR_CAUSE
-from allele.analytics.recommend import PerformanceOptimizer, Recommendation
+from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import direction_of
 from allele.errors import AnalyticsError
@@ -315,7 +315,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
             message += (f"; every cell moved together by {shift.details['median_pct']:+.1f}% "
                         "(a shared cause, or run-to-run noise, which two runs cannot tell "
                         "apart: `allele bench calibrate` measures it)")
-        causes += [*ranked, *([shift] if shift else [])]
+        causes += sorted([*ranked, *([shift] if shift else [])],
+                         key=lambda c: (not c.details.get("significant", False), -c.score))
     causes += diff_environments(base_record.info.environment, head_record.info.environment)
     if not causes:
         raise AnalyticsError(
@@ -325,42 +326,73 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
                       message)
 
 
+def _seed_rows(record: RunRecord, quality: str, cost: str
+               ) -> list[tuple[str, dict[str, Any], dict[str, float], int]]:
+    """One row per ok cell and seed: the medians over that seed's repeats of both metrics."""
+    rows = []
+    for cell in record.cells:
+        if cell.status != "ok":
+            continue
+        qs, cs = cell.keyed(quality), cell.keyed(cost)
+        for seed in sorted({sd for sd, _ in qs} & {sd for sd, _ in cs}):
+            qv = [v for (sd, _), v in qs.items() if sd == seed]
+            cv = [v for (sd, _), v in cs.items() if sd == seed]
+            rows.append((cell.target, dict(cell.params),
+                         {quality: float(statistics.median(qv)),
+                          cost: float(statistics.median(cv))}, int(seed)))
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class ComponentAdvice:
-    """Recommendations for one component, from ``current``, and its predicted Pareto front of
+    """The answer for one component, from ``current``: validated recommendations or "no
+    reliably better configuration" (``advice``), and its predicted Pareto front of
     ``(params, quality, cost)``, cheapest first."""
 
     component: str
     current: Mapping[str, Any]
-    recommendations: list[Recommendation]
+    advice: Advice
     pareto: list[tuple[dict[str, Any], float, float]]
+
+    @property
+    def recommendations(self) -> list[Recommendation]:
+        """The validated recommendations (empty: no reliably better configuration)."""
+        return self.advice.recommendations
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (without the component, which keys it)."""
-        return {"current": self.current,
+        return {"current": self.current, "status": self.advice.status,
+                "message": self.advice.message, "cv_rmse": self.advice.cv_rmse,
+                "cv_r2": self.advice.cv_r2,
                 "recommendations": [r.to_dict() for r in self.recommendations],
                 "pareto": [{"params": p, "quality": q, "cost": c} for p, q, c in self.pareto]}
 
 
 def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str = "wall_s", *,
                     current: Mapping[str, Any] | None = None, target: str | None = None,
-                    top: int = 3) -> list[ComponentAdvice]:
+                    top: int = 3, max_cost_per_gain: float = 20.0) -> list[ComponentAdvice]:
     """Recommend configurations (``quality`` vs ``cost``) per component of a run's matrix.
 
-    Each cell counts with the medians of both metrics; quality's direction comes from the metric
-    catalogue. ``current`` defaults, per component, to its cheapest cell; ``target`` keeps one
-    component (an empty list when the run has no such component).
+    The recommender sees one row per cell and seed (the median over that seed's repeats), and
+    needs at least 2 seeds; quality's direction comes from the metric catalogue. ``current``
+    defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one component (an empty list
+    when the run has no such component). ``max_cost_per_gain``: the largest cost increase in
+    percent accepted per 1% of quality gained.
     """
-    cells = [(cell.target, dict(cell.params), {quality: q, cost: c})
-             for cell, (q, c) in _cell_medians(record, quality, cost)]
-    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher")
-    opt.fit(cells)
+    rows = _seed_rows(record, quality, cost)
+    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
+                               max_cost_per_gain=max_cost_per_gain)
+    opt.fit(rows)
     out = []
     for comp in opt.components():
         if target is not None and comp != target:
             continue
+        by_cell: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for r in rows:
+            if r[0] == comp:
+                by_cell.setdefault(repr(sorted(r[1].items())), (r[1], []))[1].append(r[2][cost])
         cur = current if current is not None else min(
-            (c for c in cells if c[0] == comp), key=lambda c: c[2][cost])[1]
-        out.append(ComponentAdvice(comp, cur, opt.recommend(comp, cur, top),
+            by_cell.values(), key=lambda pc: statistics.median(pc[1]))[0]
+        out.append(ComponentAdvice(comp, cur, opt.advise(comp, cur, top),
                                    opt.recommenders_[comp].pareto()))
     return out
