@@ -30,6 +30,7 @@ __all__ = [
     "ar_metrics_trial",
     "matrix_trial",
     "mixed_incidents",
+    "pair_scores",
     "seed_surface",
 ]
 
@@ -159,7 +160,8 @@ def mixed_incidents(seed: int, n_incidents: int = 6, hosts: int = 8
       incident on a different host;
     * chains: 4 unrelated alerts on one host, 4.5 minutes apart (each within the 10-minute window
       of the next, the first and last 13.5 minutes apart), independent series;
-    * singletons: flapping alerts on random hosts at random times.
+    * singletons: flapping alerts on random hosts at random times;
+    * a quarter of all alerts carry no metric window (co-movement unknown).
     """
     rng = np.random.default_rng(seed)
     names = ["HighLatency", "HighCPU", "HighRSS", "ErrorRate", "SlowGeneration", "QueueDepth"]
@@ -170,7 +172,7 @@ def mixed_incidents(seed: int, n_incidents: int = 6, hosts: int = 8
         fp = f"{name}:{host}:{len(out)}"
         out.append(LabelledAlert(fp, name, {"host": host, "scope": "component",
                                             "alertname": name}, "warning", t, inc,
-                                 series=series))
+                                 series=series if rng.random() >= 0.25 else None))
 
     starts: list[float] = []
     for inc in range(n_incidents):
@@ -195,3 +197,21 @@ def mixed_incidents(seed: int, n_incidents: int = 6, hosts: int = 8
             t_base + rng.uniform(0, n_incidents * 7200.0), -1, np.cumsum(rng.normal(0, 1, 60)))
     order = rng.permutation(len(out))
     return [out[i] for i in order]
+
+
+def pair_scores(groups: list[list[str]], incident_of: dict[str, int]) -> tuple[float, float]:
+    """Pairwise (precision, recall) of a grouping: a pair of alerts grouped together is right
+    when both belong to the same incident (noise alerts, incident -1, belong to none)."""
+    fps = sorted(incident_of)
+    group_of = {fp: gi for gi, g in enumerate(groups) for fp in g}
+    tp = fp_ = fn = 0
+    for i, a in enumerate(fps):
+        for b in fps[i + 1:]:
+            same = incident_of[a] >= 0 and incident_of[a] == incident_of[b]
+            together = group_of.get(a) is not None and group_of.get(a) == group_of.get(b)
+            tp += same and together
+            fp_ += together and not same
+            fn += same and not together
+    precision = tp / (tp + fp_) if tp + fp_ else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return precision, recall
