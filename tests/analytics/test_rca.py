@@ -7,11 +7,11 @@ from allele.analytics.rca import (
     RootCauseAnalyzer,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     lead_lag,
     rank_metric_causes,
     rank_parameter_causes,
 )
-from allele.analytics.rca import explain_parameter_change
 from allele.analytics.rca_params import benjamini_hochberg
 from allele.analytics.synthetic import regression_trial, root_cause_trial
 from allele.analytics.synthetic_answers import ar_metrics_trial, matrix_trial

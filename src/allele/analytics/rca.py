@@ -153,19 +153,20 @@ def rank_metric_causes(
         raise AnalyticsError("not enough history before the anomaly for a baseline")
     if target is not None and target not in series:
         raise AnalyticsError(f"target metric {target!r} not among the metrics")
+    history = max(0, lo - 4 * baseline)
     tgt_onset: int | None = None
     if target is not None:
         t = series[target]
         base_t = t[start:lo]
         k, z, _ = _change_point(t, lo, a, start,
-                                _robust_sigma(base_t) * _long_run_factor(t[max(0, lo - 4 * baseline):lo]))
+                                _robust_sigma(base_t) * _long_run_factor(t[history:lo]))
         tgt_onset = k if z > z_threshold else None
     found = []
     for name, x in series.items():
         if name == target:
             continue
         sigma = _robust_sigma(x[start:lo])
-        k, z, delta = _change_point(x, lo, a, start, sigma * _long_run_factor(x[max(0, lo - 4 * baseline):lo]))
+        k, z, delta = _change_point(x, lo, a, start, sigma * _long_run_factor(x[history:lo]))
         if z > z_threshold:
             found.append((name, x, sigma, k, z, delta))
     first = min((f[3] for f in found), default=a)

@@ -5,7 +5,9 @@ The unit of evidence is the configuration: rows that share every parameter value
 repeats) are averaged first, because replicates of one cell share that cell's conditions and are
 not independent evidence about a parameter (treating them as such is pseudo-replication: on an
 18-cell matrix with 3 seeds it turns a cell-level accident into "p < 0.01"). For each parameter
-that takes at least two values (fixed parameters are excluded and listed as such):
+that takes at least two values where it is set (fixed parameters are excluded and listed as
+such; a parameter fixed in one target's cells and absent from the others' would only repeat
+the target):
 
 * categorical, or numeric with at most half as many levels as configurations: a one-way ANOVA
   over its levels; numeric with more levels (a different value in almost every cell): a linear
@@ -120,8 +122,8 @@ def _candidate(name: str, configs: list[dict[str, Any]]) -> _Candidate | None:
     keys = [_UNSET if name not in c else repr(c[name]) for c in configs]
     levels = sorted(set(keys))
     n, k = len(configs), len(levels)
-    if k < 2:
-        return None
+    if len(set(keys) - {_UNSET}) < 2:
+        return None  # fixed: one value wherever it is set (its "unset" cells are the target's)
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     if numeric and k > max(2, n // 2):
         ranks = np.argsort(np.argsort(np.asarray(values, dtype=np.float64), kind="stable"))
@@ -208,7 +210,7 @@ def explain_parameters(
     results = [(c, *_test(c, ec, perms, ratio, metric)) for c in cands]
     qs = benjamini_hochberg([r[2] for r in results])
     out = []
-    for (cand, omega2, p, text, det), q in zip(results, qs, strict=True):
+    for (cand, omega2, _p, text, det), q in zip(results, qs, strict=True):
         passed = q <= alpha and omega2 >= min_effect
         det = {**det, "q": q, "significant": passed, "replicates": reps}
         evidence = f"{det.pop('what')} {text}, FDR q={q:.2g}{_suffix(cand, e, ratio, det)}"

@@ -215,8 +215,9 @@ def _seed_table(params: Sequence[Mapping[str, Any]], values: FloatArray, seeds: 
 
 def _seed_adjusted(table: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The table with each seed's effect shared by every cell removed, and the residuals of the
-    additive cell + seed model (scaled up for the degrees of freedom the fit spent). A seed that is easy for every cell is not evidence for any
-    cell, and comparing a held-out mean with an all-seed mean must not depend on it."""
+    additive cell + seed model (scaled up for the degrees of freedom the fit spent). A seed that
+    is easy for every cell is not evidence for any cell, and comparing a held-out mean with an
+    all-seed mean must not depend on it."""
     ok = ~np.isnan(table)
     row = np.nanmean(table, axis=1, keepdims=True)
     colm = np.nanmean(table - row, axis=0, keepdims=True)

@@ -55,9 +55,10 @@ def matrix_trial(
     """Seed-level wall times of an 18-cell matrix (:data:`MATRIX_GRID` plus a numeric
     ``problem_size`` that differs in every cell) before and after, one row per (cell, seed).
 
-    Noise per run: a run-wide factor (lognormal sd 5%, as measured between runs here), a per-seed factor shared by the cells
-    (sd 2%), Student-t(3) sample noise of sd ``noise`` with 2% outliers. With ``shift`` > 0 the
-    cells where one random parameter takes one random value are ``1 + shift`` times slower after.
+    Noise per run: a run-wide factor (lognormal sd 5%, as measured between runs here), a
+    per-seed factor shared by the cells (sd 2%), Student-t(3) sample noise of sd ``noise`` with
+    2% outliers. With ``shift`` > 0 the cells where one random parameter takes one random value
+    are ``1 + shift`` times slower after.
     Returns ``(rows, before, after, cause)`` (cause None without a shift).
     """
     rng = np.random.default_rng(seed)
@@ -176,10 +177,8 @@ def mixed_incidents(seed: int, n_incidents: int = 6, hosts: int = 8
 
     starts: list[float] = []
     for inc in range(n_incidents):
-        if inc % 2 == 1:
-            t0 = starts[-1]  # simultaneous with the previous incident, another host
-        else:
-            t0 = t_base + inc * 7200.0 + rng.uniform(0, 60)
+        # odd incidents start with the previous one, on another host
+        t0 = starts[-1] if inc % 2 == 1 else t_base + inc * 7200.0 + rng.uniform(0, 60)
         starts.append(t0)
         host = f"host-{inc % hosts}"
         latent = np.cumsum(rng.normal(0, 1, 60))

@@ -375,9 +375,9 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
 
     The recommender sees one row per cell and seed (the median over that seed's repeats), and
     needs at least 2 seeds; quality's direction comes from the metric catalogue. ``current``
-    defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one component (an empty list
-    when the run has no such component). ``max_cost_per_gain``: the largest cost increase in
-    percent accepted per 1% of quality gained.
+    defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one
+    component (an empty list when the run has no such component). ``max_cost_per_gain``: the
+    largest cost increase in percent accepted per 1% of quality gained.
     """
     rows = _seed_rows(record, quality, cost)
     opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
