@@ -13,7 +13,7 @@ from allele.analytics.synthetic import (
     regression_trial,
     root_cause_trial,
 )
-from allele.analytics.synthetic_answers import seed_surface
+from allele.analytics.synthetic_answers import matrix_trial, seed_surface
 from allele.observe.metrics import MetricPoint
 from allele.store import open_store
 from allele.store.model import CellResult, Sample, cell_key
@@ -88,3 +88,14 @@ def telemetry_trial_store(url: str) -> tuple[str, str, list[str], int]:
                                for name, series in metrics.items()
                                for i, v in enumerate(series))
     return cause, target, [m for m in metrics if m != target], at
+
+
+def noise_store(url: str, seed: int = 1) -> None:
+    """Runs ``aa-base`` and ``aa-new`` of the 18-cell matrix with realistic noise and no cause
+    (:func:`~allele.analytics.synthetic_answers.matrix_trial`; per-cell medians over 3 seeds).
+    One trial: the rate of "no clear cause" over 50 is tests/analytics/test_rca.py's; seed 0 is
+    one of its false causes."""
+    rows, before, after, _ = matrix_trial(seed)
+    cells = rows[::3]
+    store_runs(url, cells, [("aa-base", np.median(before.reshape(-1, 3), axis=1), {}),
+                            ("aa-new", np.median(after.reshape(-1, 3), axis=1), {})])
