@@ -347,8 +347,9 @@ def diff_environments(env_a: Mapping[str, Any], env_b: Mapping[str, Any]) -> lis
 
 class RootCauseAnalyzer:
     """Runs every applicable ranking and returns one list, best-scored first within each kind
-    (metric causes, then parameter causes with the common shift, then environment
-    differences)."""
+    (metric causes, then parameter causes with the common shift, the significant ones first,
+    then environment differences). For the verdict ("no clear cause") use
+    :func:`explain_parameter_change`; an empty metric ranking is that answer too."""
 
     def __init__(self, max_lag: int = 20, baseline: int = 60, z_threshold: float = 5.0,
                  seed: int = 0) -> None:
@@ -382,7 +383,8 @@ class RootCauseAnalyzer:
             ranked = rank_parameter_causes(cells, before, after, metric=metric, seed=self.seed)
             shift = common_shift(before, after, metric=metric) if after is not None else None
             if shift is not None:
-                ranked = sorted([*ranked, shift], key=lambda c: -c.score)
+                ranked = sorted([*ranked, shift], key=lambda c: (
+                    not c.details.get("significant", False), -c.score))
             out += ranked
         if env_before is not None and env_after is not None:
             used = True
