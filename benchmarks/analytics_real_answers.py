@@ -1,7 +1,8 @@
 """Analyses that may answer "nothing here" (issue 14, parts 4 and 6, and the trend item): their
 figures on realistic synthetic noise and on the real-data fixture (``benchmarks/data``).
 
-Run: ``PYTHONPATH=src python benchmarks/analytics_real_answers.py [--quick]``. The harness
+Run: ``PYTHONPATH=src python benchmarks/analytics_real_answers.py [--quick]``; with
+``--store URL`` it only writes the recorded runs into a store, for ``allele analyze``. The harness
 (``benchmarks/analytics_real.py``) imports :func:`tasks` and prints the same rows.
 
 * RCA of parameters: "no clear cause" rate on pure noise (18-cell matrix, 3 seeds, run-wide
@@ -231,10 +232,39 @@ def tasks(quick: bool = False) -> list[Row]:
             + correlate_rows(10 if quick else 50) + trend_rows(n))
 
 
+def load_history_store(url: str) -> list[str]:
+    """Write the recorded runs into the store at ``url`` (under their own names), so that
+    ``allele analyze rca quick-01 quick-02`` and ``allele analyze recommend quick-01`` run on
+    them; returns the run names."""
+    from allele.store import open_store
+    from allele.store.model import CellResult, Sample
+
+    names = []
+    with open_store(url) as st:
+        for doc in history_runs():
+            run = doc["run"]
+            rid = st.create_run(run["name"], run["spec_name"], run["target"], run["spec"],
+                                run.get("environment") or {})
+            cells = [CellResult(c["key"], c["target"], c["params"], c["status"],
+                                [Sample(x["metric"], float(x["value"]), int(x["seed"]),
+                                        int(x["repeat"])) for x in c["samples"]
+                                 if not isinstance(x["value"], str)])
+                     for c in doc["cells"]]
+            st.save_cells(rid, cells)
+            st.finish_run(rid, "finished")
+            names.append(run["name"])
+    return names
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer trials")
+    ap.add_argument("--store", help="only write the recorded runs into this store URL")
     args = ap.parse_args()
+    if args.store:
+        names = load_history_store(args.store)
+        print(f"{len(names)} recorded runs written to {args.store}: {', '.join(names)}")
+        return
     print_rows(tasks(args.quick), "answers that can say 'nothing here' (issue 14)")
 
 
