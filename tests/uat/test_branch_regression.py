@@ -52,7 +52,7 @@ SPEC = textwrap.dedent("""
       - name: checksum
         target: shapes:bench_checksum
         matrix:
-          n: [200000, 400000]
+          n: [100000, 150000, 200000, 250000, 300000, 400000]
           mode: [plain, sorted]
         seeds: 3
         repeats: 4
