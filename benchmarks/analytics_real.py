@@ -18,8 +18,9 @@ event rule of :mod:`allele.analytics.synthetic` (3-point tolerance). Per series:
     python benchmarks/analytics_real.py [--task anomaly] [--seeds 3] [--methods robust]
 
 A task added by another module: ``benchmarks/analytics_real_<task>.py`` with
-``run(args) -> list[realdata.Row]`` (and optionally ``add_arguments(parser)``), registered by
-name in TASK_MODULES; it is imported only when its task runs.
+``run(args) -> list[realdata.Row]`` or ``tasks(quick) -> list[realdata.Row]`` (and optionally
+``add_arguments(parser)``), registered by name in TASK_MODULES; it is imported only when its task
+runs (``--task answers`` runs RCA, recommendations, alert correlation and trend).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from realdata import (
     Row,
     history_series,
     inject,
+    print_rows,
     public_series,
 )
 
@@ -50,6 +52,7 @@ from allele.analytics.synthetic import EventScore, evaluate_events
 
 TASK_MODULES: dict[str, str] = {
     "forecast": "analytics_real_forecast",
+    "answers": "analytics_real_answers",
     "rca": "analytics_real_rca",
     "recommend": "analytics_real_recommend",
     "alerts": "analytics_real_alerts",
@@ -167,8 +170,16 @@ def _task(name: str) -> Callable[[argparse.Namespace], list[Row]]:
     if name in TASKS:
         return TASKS[name]
     module = importlib.import_module(TASK_MODULES[name])
-    run: Callable[[argparse.Namespace], list[Row]] = module.run
-    return run
+    if hasattr(module, "run"):
+        run: Callable[[argparse.Namespace], list[Row]] = module.run
+        return run
+
+    def rows_of(args: argparse.Namespace) -> list[Row]:  # a module exposing tasks(quick)
+        rows: list[Row] = module.tasks(quick=args.quick)
+        print_rows(rows, f"{name} ({TASK_MODULES[name]}.py)")
+        return rows
+
+    return rows_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default="robust",
                     help="comma-separated anomaly methods (robust, ensemble, iforest, ocsvm)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="fewer trials (tasks that have them)")
     for mod in TASK_MODULES.values():
         try:
             extra = importlib.import_module(mod)

@@ -9,6 +9,7 @@ from allele.cli.analyze import app
 from tests.bench.diagnose_stores import (
     common_shift_store,
     grid_store,
+    noise_store,
     regression_store,
     series_store,
     telemetry_trial_store,
@@ -115,3 +116,22 @@ def test_rca_telemetry_mode_names_the_metric_that_moved_first(tmp_path: Path) ->
     assert out["index"] == at and out["causes"][0]["name"] == cause
     res = runner.invoke(app, ["rca", "--store", url])
     assert res.exit_code != 0
+
+
+def test_rca_and_recommend_say_nothing_here(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    noise_store(url)
+    grid_store(url, null=True, name="null")
+    res = runner.invoke(app, ["rca", "aa-base", "aa-new", "--store", url])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "answer: no clear cause" in text and "nan" not in text
+    data = json.loads(runner.invoke(app, ["rca", "aa-base", "aa-new", "--store", url,
+                                          "--json"]).output)
+    assert data["status"] == "no clear cause"
+    res = runner.invoke(app, ["recommend", "null", "--store", url])
+    assert res.exit_code == 0, res.output
+    assert "no reliably better configuration" in " ".join(res.output.split())
+    data = json.loads(runner.invoke(app, ["recommend", "null", "--store", url, "--json"]).output)
+    assert data["evolution"]["status"] == "no reliably better configuration"
+    assert data["evolution"]["recommendations"] == []

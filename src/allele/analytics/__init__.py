@@ -43,19 +43,26 @@ from allele.analytics.rca import (
     RootCauseAnalyzer,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     rank_metric_causes,
     rank_parameter_causes,
 )
+from allele.analytics.rca_params import NO_CLEAR_CAUSE, ParameterVerdict, explain_parameters
 from allele.analytics.recommend import (
+    NO_BETTER,
+    Advice,
     ConfigurationRecommender,
     PerformanceOptimizer,
     Recommendation,
     pareto_front,
 )
-from allele.analytics.trend import PredictiveAnalyzer
+from allele.analytics.trend import PredictiveAnalyzer, theil_sen_trend
 
 __all__ = [
+    "NO_BETTER",
+    "NO_CLEAR_CAUSE",
     "ARIMAForecaster",
+    "Advice",
     "AlertCorrelator",
     "AlertEvent",
     "AlertGroup",
@@ -70,6 +77,7 @@ __all__ = [
     "LSTMForecaster",
     "NaiveForecaster",
     "OneClassSVMDetector",
+    "ParameterVerdict",
     "PerformanceOptimizer",
     "PerformancePredictor",
     "PredictiveAnalyzer",
@@ -83,10 +91,13 @@ __all__ = [
     "common_shift",
     "detect_series",
     "diff_environments",
+    "explain_parameter_change",
+    "explain_parameters",
     "load_detector",
     "pareto_front",
     "rank_metric_causes",
     "rank_parameter_causes",
     "save_detector",
     "score_series",
+    "theil_sen_trend",
 ]

@@ -33,10 +33,11 @@ from allele.analytics.rca import (
     Cause,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     rank_metric_causes,
-    rank_parameter_causes,
 )
-from allele.analytics.recommend import PerformanceOptimizer, Recommendation
+from allele.analytics.rca_params import NO_CLEAR_CAUSE
+from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import direction_of
 from allele.errors import AnalyticsError
@@ -201,9 +202,23 @@ class MetricRootCauses:
     timestamp: float
     causes: list[Cause]
 
+    @property
+    def status(self) -> str:
+        """``"cause"``, or ``"no clear cause"`` when no candidate moved significantly."""
+        return "cause" if self.causes else NO_CLEAR_CAUSE
+
+    @property
+    def message(self) -> str:
+        """The answer in one sentence."""
+        if self.causes:
+            return f"{self.causes[0].name} moved first: {self.causes[0].evidence}"
+        return (f"{NO_CLEAR_CAUSE}: no candidate changed significantly (z > 5 against its "
+                f"autocorrelation-widened noise) before the {self.target} anomaly")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"target": self.target, "index": self.index, "timestamp": self.timestamp,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -250,17 +265,24 @@ def _cell_medians(record: RunRecord, *metrics: str) -> Iterator[tuple[CellResult
 class RootCauses:
     """Candidate causes of the change of ``metric`` from run ``base`` to run ``head``: parameter
     causes and the common shift (best first) when enough cells are shared, then environment
-    differences (most performance-relevant first)."""
+    differences (most performance-relevant first).
+
+    ``status`` is ``"cause"`` when a parameter passed its permutation test (FDR-corrected) with
+    a practical effect, ``"no clear cause"`` otherwise; ``message`` says it in one sentence (and
+    mentions a common shift of every cell, which two runs cannot tell from run-to-run noise)."""
 
     base: RunInfo
     head: RunInfo
     metric: str
     causes: list[Cause]
     common_cells: int
+    status: str = NO_CLEAR_CAUSE
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"base": self.base.id, "new": self.head.id, "metric": self.metric,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -278,58 +300,104 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     b = {c.key: m for c, (m,) in _cell_medians(head_record, metric)}
     keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k] > 0)
     causes: list[Cause] = []
+    status, message = NO_CLEAR_CAUSE, (
+        f"{NO_CLEAR_CAUSE}: {len(keys)} common cells with {metric!r} are too few to test the "
+        f"parameters (need {MIN_COMMON_CELLS})")
     if len(keys) >= MIN_COMMON_CELLS:
         params = [a[k][0] for k in keys]
         if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
             params = [{n: v for n, v in p.items() if n != "target"} for p in params]
         before, after = [a[k][1] for k in keys], [b[k] for k in keys]
-        ranked = rank_parameter_causes(params, before, after, metric=metric)
         shift = common_shift(before, after, metric=metric)
-        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
+        try:
+            verdict = explain_parameter_change(params, before, after, metric=metric)
+        except AnalyticsError as exc:
+            message = f"{NO_CLEAR_CAUSE}: {exc}"
+            ranked: list[Cause] = []
+        else:
+            status, message, ranked = verdict.status, verdict.message, verdict.candidates
+        if shift is not None and shift.details["significant"]:
+            message += (f"; every cell moved together by {shift.details['median_pct']:+.1f}% "
+                        "(a shared cause, or run-to-run noise, which two runs cannot tell "
+                        "apart: `allele bench calibrate` measures it)")
+        causes += sorted([*ranked, *([shift] if shift else [])],
+                         key=lambda c: (not c.details.get("significant", False), -c.score))
     causes += diff_environments(base_record.info.environment, head_record.info.environment)
     if not causes:
         raise AnalyticsError(
             f"nothing to rank: {len(keys)} common cells with {metric!r} "
             f"(need {MIN_COMMON_CELLS}) and identical environments")
-    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys))
+    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys), status,
+                      message)
+
+
+def _seed_rows(record: RunRecord, quality: str, cost: str
+               ) -> list[tuple[str, dict[str, Any], dict[str, float], int]]:
+    """One row per ok cell and seed: the medians over that seed's repeats of both metrics."""
+    rows = []
+    for cell in record.cells:
+        if cell.status != "ok":
+            continue
+        qs, cs = cell.keyed(quality), cell.keyed(cost)
+        for seed in sorted({sd for sd, _ in qs} & {sd for sd, _ in cs}):
+            qv = [v for (sd, _), v in qs.items() if sd == seed]
+            cv = [v for (sd, _), v in cs.items() if sd == seed]
+            rows.append((cell.target, dict(cell.params),
+                         {quality: float(statistics.median(qv)),
+                          cost: float(statistics.median(cv))}, int(seed)))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
 class ComponentAdvice:
-    """Recommendations for one component, from ``current``, and its predicted Pareto front of
+    """The answer for one component, from ``current``: validated recommendations or "no
+    reliably better configuration" (``advice``), and its predicted Pareto front of
     ``(params, quality, cost)``, cheapest first."""
 
     component: str
     current: Mapping[str, Any]
-    recommendations: list[Recommendation]
+    advice: Advice
     pareto: list[tuple[dict[str, Any], float, float]]
+
+    @property
+    def recommendations(self) -> list[Recommendation]:
+        """The validated recommendations (empty: no reliably better configuration)."""
+        return self.advice.recommendations
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (without the component, which keys it)."""
-        return {"current": self.current,
+        return {"current": self.current, "status": self.advice.status,
+                "message": self.advice.message, "cv_rmse": self.advice.cv_rmse,
+                "cv_r2": self.advice.cv_r2,
                 "recommendations": [r.to_dict() for r in self.recommendations],
                 "pareto": [{"params": p, "quality": q, "cost": c} for p, q, c in self.pareto]}
 
 
 def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str = "wall_s", *,
                     current: Mapping[str, Any] | None = None, target: str | None = None,
-                    top: int = 3) -> list[ComponentAdvice]:
+                    top: int = 3, max_cost_per_gain: float = 20.0) -> list[ComponentAdvice]:
     """Recommend configurations (``quality`` vs ``cost``) per component of a run's matrix.
 
-    Each cell counts with the medians of both metrics; quality's direction comes from the metric
-    catalogue. ``current`` defaults, per component, to its cheapest cell; ``target`` keeps one
-    component (an empty list when the run has no such component).
+    The recommender sees one row per cell and seed (the median over that seed's repeats), and
+    needs at least 2 seeds; quality's direction comes from the metric catalogue. ``current``
+    defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one
+    component (an empty list when the run has no such component). ``max_cost_per_gain``: the
+    largest cost increase in percent accepted per 1% of quality gained.
     """
-    cells = [(cell.target, dict(cell.params), {quality: q, cost: c})
-             for cell, (q, c) in _cell_medians(record, quality, cost)]
-    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher")
-    opt.fit(cells)
+    rows = _seed_rows(record, quality, cost)
+    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
+                               max_cost_per_gain=max_cost_per_gain)
+    opt.fit(rows)
     out = []
     for comp in opt.components():
         if target is not None and comp != target:
             continue
+        by_cell: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for r in rows:
+            if r[0] == comp:
+                by_cell.setdefault(repr(sorted(r[1].items())), (r[1], []))[1].append(r[2][cost])
         cur = current if current is not None else min(
-            (c for c in cells if c[0] == comp), key=lambda c: c[2][cost])[1]
-        out.append(ComponentAdvice(comp, cur, opt.recommend(comp, cur, top),
+            by_cell.values(), key=lambda pc: statistics.median(pc[1]))[0]
+        out.append(ComponentAdvice(comp, cur, opt.advise(comp, cur, top),
                                    opt.recommenders_[comp].pareto()))
     return out

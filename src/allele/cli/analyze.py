@@ -208,6 +208,8 @@ def rca(
         return
     _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
                   f"{res.head.name}", res.causes)
+    console.print(f"{'cause' if res.status == 'cause' else 'answer'}: {res.message}",
+                  markup=False)
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
@@ -223,6 +225,9 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
     if as_json:
         _emit_json(res.to_dict())
         return
+    if not res.causes:
+        console.print(f"{res.message}", markup=False)
+        return
     _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
                   res.causes)
 
@@ -237,10 +242,17 @@ def recommend(
                                        help="Current parameters as JSON (default: cheapest cell)"),
     target: str | None = typer.Option(None, "--target", help="Component (default: all)."),
     top: int = typer.Option(3, "--top", min=1, help="How many recommendations to print."),
+    max_cost_per_gain: float = typer.Option(
+        20.0, "--max-cost-per-gain", min=0.0,
+        help="Largest cost increase (%) accepted per 1% of quality gained."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Recommend configurations (quality vs cost) from a run's matrix results."""
+    """Recommend configurations (quality vs cost) from a run's seed-level matrix results.
+
+    Needs 2 or more seeds: alternate seeds choose, the others check (the held-out gain is the one
+    printed). The answer may be "no reliably better configuration".
+    """
     from allele.bench.diagnose import recommendations
     from allele.store import open_store
 
@@ -251,7 +263,8 @@ def recommend(
     except json.JSONDecodeError as exc:
         raise AnalyticsError(f"--current must be JSON parameters, e.g. '{{\"a\": 1}}': "
                              f"{exc}") from None
-    advice = recommendations(record, quality, cost, current=cur, target=target, top=top)
+    advice = recommendations(record, quality, cost, current=cur, target=target, top=top,
+                             max_cost_per_gain=max_cost_per_gain)
     if not advice:
         raise AnalyticsError(f"no component {target!r} in run {run!r}")
     if as_json:
@@ -259,10 +272,10 @@ def recommend(
         return
     for a in advice:
         console.print(plain(a.component, "bold") + f" (current: {json.dumps(a.current)})")
-        if not a.recommendations:
-            console.print("- the current configuration is already on the predicted Pareto front")
         for r in a.recommendations:
             console.print(f"- {r.text}", markup=False)
+        console.print(f"  {a.advice.message}" if a.recommendations else
+                      f"- {a.advice.message}", markup=False)
 
 
 def _how(det: Any) -> str:

@@ -180,19 +180,13 @@ def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None)
 
 def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                  name: str | None, filters: list[str], resume: str | None) -> Any:
+    from allele.cli.bench_analysis import print_tracking_outcome
     from allele.tracking.mlflow import MlflowTracker, run_matrix_tracked
 
     with MlflowTracker(uri, experiment) as tracker:
         summary = run_matrix_tracked(tracker, runner, suite, name=name, filters=filters,
                                      resume=resume)
-    if tracker.fully_delivered:
-        err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
-                          highlight=False, markup=False, soft_wrap=True)
-    else:  # say where the records are instead of claiming they arrived
-        err_console.print(f"MLflow at {uri} could not take everything: {tracker.spooled} "
-                          f"record(s) wait in {tracker.spool.path}; `allele tracking sync` "
-                          "sends them", style="yellow", highlight=False, markup=False,
-                          soft_wrap=True)
+    print_tracking_outcome(tracker, uri)
     return summary
 
 

@@ -605,7 +605,9 @@ async function startAnalytics() {
     const v = formValues(rca);
     setQuery({ base: v.base, head: v.head });
     const r = await api("/api/analytics/root-causes", v);
-    clear(document.getElementById("rca")).appendChild(table(["kind", "cause", "score", "evidence"],
+    const rcaBox = clear(document.getElementById("rca"));
+    if (r.message) rcaBox.appendChild(el("p", { text: r.message }));
+    rcaBox.appendChild(table(["kind", "cause", "score", "evidence"],
       r.causes.map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
   }));
   const rec = document.getElementById("rec-form");
@@ -617,7 +619,8 @@ async function startAnalytics() {
     const box = clear(document.getElementById("recs"));
     for (const [comp, adv] of Object.entries(r.components)) {
       box.appendChild(el("h3", { text: comp }));
-      box.appendChild(table(["configuration", "quality", "cost", "confidence", "why"], adv.recommendations.map((x) => ({
+      if (adv.message) box.appendChild(el("p", { text: adv.message }));
+      if (adv.recommendations.length) box.appendChild(table(["configuration", "quality", "cost", "confidence", "why"], adv.recommendations.map((x) => ({
         cells: [JSON.stringify(x.params), { text: num(x.quality), class: "num" }, { text: num(x.cost), class: "num" },
                 { text: num(x.confidence, 2), class: "num" }, x.text] }))));
     }
