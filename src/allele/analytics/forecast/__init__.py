@@ -34,9 +34,15 @@ import importlib
 from typing import Any
 
 from allele.analytics.forecast.arima import ARIMAForecaster
+from allele.analytics.forecast.auto import AutoForecaster
 from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
 from allele.analytics.forecast.base import BaseForecaster, Forecast
-from allele.analytics.forecast.baselines import NaiveForecaster, SeasonalNaiveForecaster
+from allele.analytics.forecast.baselines import (
+    DriftForecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
+)
+from allele.analytics.forecast.checks import degenerate_reason
 from allele.analytics.forecast.lstm import LSTMForecaster
 from allele.analytics.trend import (
     LevelShift,
@@ -54,8 +60,10 @@ from allele.analytics.trend import (
 
 __all__ = [
     "ARIMAForecaster",
+    "AutoForecaster",
     "BacktestResult",
     "BaseForecaster",
+    "DriftForecaster",
     "Forecast",
     "HorizonPrediction",
     "LSTMForecaster",
@@ -69,6 +77,7 @@ __all__ = [
     "ThresholdCrossing",
     "Trend",
     "backtest",
+    "degenerate_reason",
     "detect_level_shifts",
     "detect_seasonality",
     "mann_kendall",

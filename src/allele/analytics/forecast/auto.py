@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -222,7 +221,3 @@ def _plan(n: int, h: int, k: int) -> tuple[int, int] | None:
             return hh, k
         k -= 1
     return None
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
