@@ -50,8 +50,9 @@ class AutoForecaster(BaseForecaster):
     series shortens the horizon and then the number of folds; under ``10 + folds`` points there
     is no backtest and the forecast is drift (naive for fewer than 3 points), saying so.
 
-    Learned: ``periods_``, ``scores_`` (candidate -> backtest MASE), ``baseline_`` (best
-    baseline), ``choice_`` (a sentence), ``backtest_horizon_``, ``folds_``.
+    Learned: ``periods_``, ``scores_`` (candidate -> backtest MASE), ``chosen_`` (the winning
+    candidate), ``baseline_`` (best baseline), ``choice_`` (a sentence), ``backtest_horizon_``,
+    ``folds_``.
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class AutoForecaster(BaseForecaster):
             refused.append(f"{winner}: {model.model_}")
             winner, model = self.baseline_, makers[self.baseline_]().fit(y)
         self._model = model
+        self.chosen_ = winner
         self.refused_ = tuple(refused)
         self.model_ = model.model_
         self.choice_ = (f"{model.model_}: backtest MASE {self.scores_[winner]:.3g} against "
@@ -137,7 +139,7 @@ class AutoForecaster(BaseForecaster):
                                  else NaiveForecaster(level=self.level))
         self._model = model.fit(y)
         self.periods_ = []
-        self.baseline_ = self._model.model_
+        self.baseline_ = self.chosen_ = self._model.model_
         self.model_ = f"{self._model.model_} (fallback: {reason})"
         self.choice_ = self.model_
         self.backtest_horizon_, self.folds_ = 0, 0
