@@ -23,6 +23,7 @@ import numpy as np
 from allele.analytics.anomaly import Method, SeriesDetection, detect_series
 from allele.analytics.forecast import (
     ARIMAForecaster,
+    AutoForecaster,
     BaseForecaster,
     Forecast,
     LSTMForecaster,
@@ -108,14 +109,20 @@ class MetricForecast:
     series: MetricSeries
     forecast: Forecast
     findings: list[str]
+    choice: str = ""
+    """How the model was chosen (``auto``: its backtest MASE against the best baseline)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
-                "forecast": self.forecast.to_dict(), "findings": self.findings}
+                "forecast": self.forecast.to_dict(), "findings": self.findings,
+                "choice": self.choice}
 
 
-def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
+def _forecaster(model: str, level: float, period: int | None, horizon: int) -> BaseForecaster:
+    if model == "auto":
+        return AutoForecaster(horizon=horizon, level=level,
+                              seasonal_periods=None if period is None else [period])
     if model == "arima":
         return ARIMAForecaster(seasonal_period=period, level=level)
     if model == "naive":
@@ -126,7 +133,7 @@ def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
         return SeasonalNaiveForecaster(period, level=level)
     if model == "lstm":
         return LSTMForecaster(level=level)
-    raise AnalyticsError(f"unknown model {model!r}; use arima, naive, seasonal or lstm")
+    raise AnalyticsError(f"unknown model {model!r}; use auto, arima, naive, seasonal or lstm")
 
 
 def forecast_metric(
@@ -134,26 +141,31 @@ def forecast_metric(
     metric: str,
     component: str | None = None,
     *,
-    model: str = "arima",
+    model: str = "auto",
     horizon: int = 24,
     level: float = 0.9,
     period: int | None = None,
     threshold: float | None = None,
     unit: str = "",
 ) -> MetricForecast:
-    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` (arima, naive, seasonal or
-    lstm) and describe its trend, season and level shifts (and when it crosses ``threshold``).
+    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` and describe its trend, season
+    and level shifts (and when it crosses ``threshold``).
 
-    Without ``period`` the season is detected on series of 8 points or more.
+    ``auto`` (the default) chooses by backtest among naive, drift, seasonal-naive at every
+    season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
+    ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
+    (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
     """
     series = metric_series(store, metric, component)
     ts, values = series.timestamps, series.values
-    if period is None and len(values) >= 8:
+    if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
-    fc = _forecaster(model, level, period).fit(values, ts).predict(horizon)
+    fitted = _forecaster(model, level, period, horizon).fit(values, ts)
+    fc = fitted.predict(horizon)
     analysis = PredictiveAnalyzer().analyze(values, ts, threshold=threshold, metric=metric,
                                             unit=unit) if len(values) >= 3 else None
-    return MetricForecast(series, fc, analysis.summary() if analysis else [])
+    choice = getattr(fitted, "choice_", "")
+    return MetricForecast(series, fc, analysis.summary() if analysis else [], choice)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,15 +41,23 @@ def forecast(
                                          help="Only points of this component."),
     horizon: int = typer.Option(24, "--horizon", min=1, help="Points to forecast ahead."),
     level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
-    model: str = typer.Option("arima", "--model", help="arima, naive, seasonal or lstm"),
-    period: int | None = typer.Option(None, "--period", help="Season length in points."),
+    model: str = typer.Option(
+        "auto", "--model",
+        help="auto (chosen by backtest against seasonal-naive baselines), arima, naive, "
+             "seasonal or lstm"),
+    period: int | None = typer.Option(None, "--period",
+                                      help="Season length in points (default: detected)."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Report when the trend crosses this value."),
     unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GB)."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Forecast a telemetry metric with intervals, and describe its trend and seasonality."""
+    """Forecast a telemetry metric with intervals, and describe its trend and seasonality.
+
+    The default model is chosen by a rolling-origin backtest against naive, drift and
+    seasonal-naive at every detected season; a degenerate ARIMA fit is refused and named.
+    """
     from allele.bench.diagnose import forecast_metric
     from allele.store import open_store
 
@@ -67,6 +75,10 @@ def forecast(
         t = "" if fc.timestamps is None else f"{fc.timestamps[i]:.0f}"
         table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
+    if res.choice:
+        console.print(f"- model: {res.choice}", markup=False)
+    for why in fc.refused:
+        console.print(f"- refused {why}", markup=False)
     for line in res.findings:
         console.print(f"- {line}", markup=False)
 
