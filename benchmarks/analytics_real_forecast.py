@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from realdata import RealSeries, public_series  # noqa: E402
+from realdata import RealSeries, public_series
 
-from allele.analytics.forecast import (  # noqa: E402
+from allele.analytics.forecast import (
     AutoForecaster,
     DriftForecaster,
     NaiveForecaster,

@@ -155,7 +155,7 @@ def _candidate_periods(arr: FloatArray, lo: int, hi: int, shortlist: int) -> set
     order = [k for k in np.argsort(-power) if k > 0]
     for k in order[:shortlist]:
         period = n / freqs[k]
-        cands |= {int(math.floor(period)), int(math.ceil(period))}
+        cands |= {math.floor(period), math.ceil(period)}
     out = {c + d for c in cands for d in (-1, 0, 1)}
     return {c for c in out if lo <= c <= hi}
 
@@ -179,8 +179,9 @@ def seasonal_periods(y: ArrayLike, min_period: int = 2, max_period: int | None =
     first test, and a phase-mean profile of a few cycles fits them: 2 of 10 walks of 300 points
     had a "season" of 35 or 60 steps; their differences are white noise, and a season of steps,
     such as quiet weekends, leaves only two jumps a week in the differences, hence the looser
-    level). So white noise and random walks find none: on 203 quarters of US unemployment the business cycle's best "season"
-    (42 quarters) explained 18% out of sample, below the default 0.2. A period needs three cycles
+    level). So white noise and random walks find none: on 203 quarters of US unemployment the
+    business cycle's best "season" (42 quarters) explained 18% out of sample, below the default
+    0.2. A period needs three cycles
     (``max_period`` is at most ``n // 3``). Only the last ``max_points`` points are used.
     """
     arr = as_series(y, name="y")[-max_points:]

@@ -214,7 +214,7 @@ class PerformancePredictor:
                 raise AnalyticsError(f"metric {m!r} has {y.size} values for {len(rows)} rows")
         rng = np.random.default_rng(self.seed)
         uniq = np.unique(groups)
-        n_hold = int(round(self.holdout * uniq.size)) if uniq.size >= 8 else 0
+        n_hold = round(self.holdout * uniq.size) if uniq.size >= 8 else 0
         held = set(rng.choice(uniq, size=n_hold, replace=False).tolist()) if n_hold else set()
         test = np.array([g in held for g in groups])
         self.validation_: dict[str, PredictorValidation] = {}

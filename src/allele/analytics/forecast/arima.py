@@ -184,7 +184,8 @@ class ARIMAForecaster(BaseForecaster):
     def _use_fallback(self, reason: str) -> None:
         """Forecast the original series by the documented baseline, naming ``reason``."""
         periods = self._periods()
-        self._fallback = _baseline_for(self._orig, max(periods) if periods else None, self.level, reason)
+        self._fallback = _baseline_for(self._orig, max(periods) if periods else None,
+                                       self.level, reason)
         self.model_ = self._fallback.model_
 
     def _candidates(

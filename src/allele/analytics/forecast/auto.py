@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -91,8 +92,11 @@ class AutoForecaster(BaseForecaster):
         self.periods_ = [m for m in periods if m <= first]
         self.backtest_horizon_, self.folds_ = h, k
         makers = self._candidates(y[:first])
-        paths = {name: self._backtest(make, y, first, h, k) for name, make in makers.items()}
-        paths = {name: p for name, p in paths.items() if p is not None}
+        paths: dict[str, list[FloatArray]] = {}
+        for name, make in makers.items():
+            path = self._backtest(make, y, first, h, k)
+            if path is not None:
+                paths[name] = path
         scale_m = self.periods_[0] if self.periods_ else 1
         origins = [first + i * h for i in range(k)]
 
@@ -151,7 +155,7 @@ class AutoForecaster(BaseForecaster):
             "drift": lambda: DriftForecaster(level=lv),
         }
         for m in self.periods_:
-            out[f"seasonal-naive[{m}]"] = (lambda m=m: SeasonalNaiveForecaster(m, level=lv))
+            out[f"seasonal-naive[{m}]"] = functools.partial(SeasonalNaiveForecaster, m, level=lv)
         stl = [m for m in self.periods_ if train.size >= 2 * m + 4]
         specs = [("ARIMA", ())] + ([(("STL" if len(stl) == 1 else "MSTL")
                                      + f"[{','.join(map(str, stl))}] + ARIMA", tuple(stl))]
@@ -161,8 +165,9 @@ class AutoForecaster(BaseForecaster):
                                     max_obs=self.max_obs).fit(train)
             if probe.order_ is None:
                 continue
-            out[label] = (lambda seasons=seasons, order=probe.order_: ARIMAForecaster(
-                order=order, seasonal_periods=seasons or None, level=lv, max_obs=self.max_obs))
+            out[label] = functools.partial(
+                ARIMAForecaster, order=probe.order_, seasonal_periods=seasons or None, level=lv,
+                max_obs=self.max_obs)
         return out
 
     @staticmethod
