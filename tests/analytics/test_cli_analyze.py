@@ -129,3 +129,22 @@ def test_forecast_chooses_by_backtest_and_shows_refused_models(tmp_path: Path) -
     assert all(u > lo for lo, u in zip(fc["lower"], fc["upper"], strict=True))
     res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "3"])
     assert res.exit_code == 0 and "- model: drift: backtest MASE" in res.output
+
+
+def test_predict_a_configuration_from_a_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    optimum = grid_store(url)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum),
+                              "-m", "best_fitness", "-m", "wall_s", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    val = data["validation"]["best_fitness"]
+    assert val["mae"] < val["baseline_mae"]
+    pred = data["predictions"][0]
+    assert pred["best_fitness"]["lower"] < pred["best_fitness"]["mean"] \
+        < pred["best_fitness"]["upper"]
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params",
+                              json.dumps({"population": 100})])
+    assert res.exit_code != 0 and "give crossover, mutation_rate" in str(res.exception)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum)])
+    assert res.exit_code == 0 and "held-out" in res.output

@@ -1,5 +1,6 @@
-"""``allele analyze``: forecasts, anomalies, alert grouping, root causes and recommendations
-over the result store. This face only parses options, opens the store, calls one service of
+"""``allele analyze``: forecasts, anomalies, alert grouping, root causes, recommendations and
+predictions of a configuration's metrics over the result store. This face only parses options,
+opens the store, calls one service of
 :mod:`allele.bench.diagnose` (or :func:`allele.analytics.correlate.correlate_batch` for a file of
 alerts) and prints; every decision lives in those layers."""
 
@@ -264,3 +265,53 @@ def recommend(
             console.print("- the current configuration is already on the predicted Pareto front")
         for r in a.recommendations:
             console.print(f"- {r.text}", markup=False)
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="Run with matrix results (id, name or 'latest')"),
+    params: str = typer.Option(..., "--params",
+                               help="Configuration(s) as JSON: an object or a list of objects"),
+    metric: list[str] = typer.Option(["wall_s"], "--metric", "-m",
+                                     help="Metric to predict (repeatable)."),
+    target: str | None = typer.Option(None, "--target", help="Component (default: the only one)."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
+    store: str | None = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict a component's metrics for configurations from a run's cells, with intervals and
+    the predictor's error on held-out cells beside a chance baseline."""
+    from allele.bench.diagnose import predict_configurations
+    from allele.store import open_store
+
+    try:
+        confs = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise AnalyticsError(f"--params must be JSON, e.g. '{{\"population\": 150}}': "
+                             f"{exc}") from None
+    confs = [confs] if isinstance(confs, dict) else confs
+    if not isinstance(confs, list) or not all(isinstance(c, dict) for c in confs):
+        raise AnalyticsError("--params must be a JSON object or a list of objects")
+    with open_store(store, read_only=True) as st:
+        record = st.load_run(run)
+    res = predict_configurations(record, metric, confs, target=target, level=level)
+    if as_json:
+        _emit_json(res.to_dict())
+        return
+    val = Table(title=plain(f"{res.component}: {res.observations} runs; error on held-out "
+                            "cells"))
+    for col in ("metric", "model", "held-out MAE", "baseline MAE", f"{level:.0%} coverage"):
+        val.add_column(col, justify="right")
+    for m, v in res.validation.items():
+        val.add_row(plain(m), v.model, _num(v.mae), _num(v.baseline_mae), f"{v.coverage:.2f}")
+    if res.validation:
+        console.print(val)
+    table = Table(title=plain(f"Predicted {', '.join(metric)} ({level:.0%} intervals)"))
+    table.add_column("configuration")
+    for m in metric:
+        table.add_column(plain(m), justify="right")
+    for conf, pred in zip(confs, res.predictions, strict=True):
+        table.add_row(plain(json.dumps(conf)), *(
+            f"{_num(pred[m].mean)} [{_num(pred[m].lower)}, {_num(pred[m].upper)}]"
+            for m in metric))
+    console.print(table)
