@@ -1,6 +1,7 @@
 """Forecasts on real series: the model AutoForecaster chooses against the best seasonal-naive.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/analytics_real_forecast.py [--only NAME ...]
+    PYTHONPATH=src .venv/bin/python benchmarks/analytics_real_forecast.py [--forecast-only NAME ...]
+    PYTHONPATH=src .venv/bin/python benchmarks/analytics_real.py --task forecast
 
 The series are the public ones of the real-data fixture (``benchmarks/realdata.py``: co2,
 elec_equip, sunspots, nile, macrodata's realgdp/unemp/infl and the hourly Victoria electricity
@@ -14,8 +15,9 @@ backtest preferred (no hindsight), scored on the same window; "cover" is the sha
 window inside the 90% interval. MASE is scaled by the in-sample
 seasonal-naive error at the series' shortest known season (1 without one), the same for all.
 
-Importable by the harness (``benchmarks/analytics_real.py``): :func:`run` returns one dict per
-series; :func:`main` prints them.
+The harness (``benchmarks/analytics_real.py --task forecast``) imports it: :func:`run` prints
+the table and returns one :class:`realdata.Row` per series (the chosen model's MASE, with the
+best seasonal-naive's as its chance figure); :func:`results` gives the full dicts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from realdata import RealSeries, public_series
+from realdata import RealSeries, Row, public_series
 
 from allele.analytics.forecast import (
     AutoForecaster,
@@ -81,21 +83,26 @@ def evaluate(series: RealSeries, horizon: int, folds: int = 3) -> dict[str, Any]
             "ok": chosen <= sn[best_sn], "seconds": seconds}
 
 
-def run(only: list[str] | None = None) -> list[dict[str, Any]]:
+def results(only: list[str] | None = None) -> list[dict[str, Any]]:
     """One result per public series of the fixture (or those named in ``only``)."""
     series = public_series()
     names = [n for n in HORIZON if n in series and (not only or n in only)]
     return [evaluate(series[n], HORIZON[n]) for n in names]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", default=None)
-    args = ap.parse_args()
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The harness' options for this task."""
+    ap.add_argument("--forecast-only", nargs="*", default=None, metavar="SERIES",
+                    help="forecast task: only these series")
+
+
+def run(args: argparse.Namespace | None = None) -> list[Row]:
+    """Print the table; one Row per series: the chosen model's held-out MASE beside the best
+    seasonal-naive's (in hindsight)."""
+    rows = results(getattr(args, "forecast_only", None))
     print(f"{'series':16s} {'n':>5s} {'h':>4s} {'seasons':>9s} {'chosen model':44s} "
           f"{'MASE':>6s} {'best SN':>9s} {'MASE':>6s} {'drift':>6s} {'bt base':>8s} {'cover':>5s} "
           f"ok")
-    rows = run(args.only)
     for r in rows:
         found = ",".join(map(str, r["found_seasons"])) or "-"
         print(f"{r['series']:16s} {r['n']:5d} {r['horizon']:4d} {found:>9s} {r['model'][:44]:44s} "
@@ -106,7 +113,15 @@ def main() -> None:
             print(f"{'':16s} refused: {why}")
     wins = sum(r["ok"] for r in rows)
     print(f"chosen model at most the best seasonal-naive (in hindsight) on {wins} of {len(rows)} "
-          f"held-out windows; {sum(r['seconds'] for r in rows):.0f} s")
+          f"held-out windows; {sum(r['seconds'] for r in rows):.0f} s\n")
+    return [Row("forecast", r["series"], "held-out MASE", r["mase"], r["best_sn_mase"],
+                f"{r['model']} vs {r['best_sn']}") for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    run(ap.parse_args())
 
 
 if __name__ == "__main__":

@@ -45,6 +45,18 @@ def test_anomalies_and_forecast_json(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "seasonal with period 48" in res.output
 
 
+def test_anomalies_learning_period_option_and_a_too_long_one(tmp_path: Path) -> None:
+    url = _store_with_series(tmp_path)
+    res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--learn", "100",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["learn_end"] == 100 and all(a["index"] >= 100 for a in data["anomalies"])
+    res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--learn", "700"])
+    assert res.exit_code != 0
+    assert "shorter than the learning period" in str(res.exception)
+
+
 def test_recommend_and_alerts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     optimum = grid_store(url)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allele.analytics.anomaly import Method, SeriesDetection, detect_series
+from allele.analytics.anomaly import DEFAULT_LEARN, Method, SeriesDetection, detect_series
 from allele.analytics.forecast import (
     ARIMAForecaster,
     AutoForecaster,
@@ -187,18 +187,23 @@ class MetricAnomalies:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
+        d = self.detection
         return {"metric": self.series.metric, "component": self.series.component,
-                "method": self.method, "learn_end": self.detection.learn_end,
-                "period": self.detection.period, "anomalies": self.rows()}
+                "method": self.method, "learn_end": d.learn_end, "period": d.period,
+                "transform": d.transform, "ar": list(d.ar), "mass": d.mass,
+                "anomalies": self.rows()}
 
 
 def metric_anomalies(store: ResultStore, metric: str, component: str | None = None, *,
-                     method: Method = "ensemble", period: int | None = None,
-                     threshold: float = 0.5) -> MetricAnomalies:
-    """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`)."""
+                     method: Method = "robust", period: int | None = None,
+                     threshold: float = 0.5, learn: int = DEFAULT_LEARN,
+                     risk: float = 1e-4) -> MetricAnomalies:
+    """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`): the first
+    ``learn`` points learn (a fixed length, so a stored point's score never changes as points
+    arrive), ``risk`` is the tail probability per statistic where a score reaches 0.5."""
     series = metric_series(store, metric, component)
     det = detect_series(series.values, series.timestamps, method, period=period,
-                        threshold=threshold)
+                        threshold=threshold, learn=learn, risk=risk)
     return MetricAnomalies(series, method, det)
 
 

@@ -89,28 +89,39 @@ def anomalies(
     metric: str = typer.Argument(..., help="Telemetry metric name."),
     component: str | None = typer.Option(None, "--component",
                                          help="Only points of this component."),
-    method: str = typer.Option("ensemble", "--method", help="robust, iforest, ocsvm, ensemble"),
+    method: str = typer.Option(
+        "robust", "--method",
+        help="robust (tail-calibrated statistics), or opt-in learned detectors: ensemble, "
+        "iforest, ocsvm."),
     period: int | None = typer.Option(None, "--period",
                                       help="Season length in points (default: detected)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
                                     help="Flag points whose score exceeds this."),
+    learn: int = typer.Option(150, "--learn", min=30,
+                              help="Learning-period length in points (not scored)."),
+    risk: float = typer.Option(1e-4, "--risk", min=1e-9, max=0.05,
+                               help="Tail probability per statistic at which a score is 0.5."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Causally score a telemetry metric and list the flagged points."""
+    """Causally score a telemetry metric and list the flagged points.
+
+    Each point is scored from the points before it only; the first --learn points learn the
+    transform, season, AR filter and tails (scores there are 0).
+    """
     from allele.bench.diagnose import metric_anomalies
     from allele.store import open_store
 
     with open_store(store, read_only=True) as st:
         res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
-                               period=period, threshold=threshold)
+                               period=period, threshold=threshold, learn=learn, risk=risk)
     if as_json:
         _emit_json(res.to_dict())
         return
     rows = res.rows()
     table = Table(title=plain(f"{metric} [{res.series.component}]: {len(rows)} anomalous points "
                               f"of {len(res.series.values)} ({method}; learning period "
-                              f"{res.detection.learn_end} points)"))
+                              f"{res.detection.learn_end} points{_how(res.detection)})"))
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -265,6 +276,18 @@ def recommend(
             console.print("- the current configuration is already on the predicted Pareto front")
         for r in a.recommendations:
             console.print(f"- {r.text}", markup=False)
+
+
+def _how(det: Any) -> str:
+    """How the series was scored: logs, AR filter, point mass."""
+    parts = []
+    if det.transform == "log":
+        parts.append("in logs")
+    if det.ar:
+        parts.append("AR(" + ", ".join(f"{c:.2f}" for c in det.ar) + ") residuals")
+    if det.mass is not None:
+        parts.append(f"points at {det.mass:g} not scored")
+    return "; " + ", ".join(parts) if parts else ""
 
 
 @app.command()
