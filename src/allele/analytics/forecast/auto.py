@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -12,7 +13,7 @@ from allele.analytics._common import FloatArray, check_positive_int
 from allele.analytics._season import seasonal_periods
 from allele.analytics.forecast.arima import ARIMAForecaster
 from allele.analytics.forecast.backtest import mase
-from allele.analytics.forecast.base import BaseForecaster
+from allele.analytics.forecast.base import BaseForecaster, Forecast
 from allele.analytics.forecast.baselines import (
     DriftForecaster,
     NaiveForecaster,
@@ -51,9 +52,14 @@ class AutoForecaster(BaseForecaster):
     series shortens the horizon and then the number of folds; under ``10 + folds`` points there
     is no backtest and the forecast is drift (naive for fewer than 3 points), saying so.
 
+    Intervals: the chosen model's own, widened (never narrowed) by ``widen_``, the factor that
+    makes them cover the model's own backtest errors at ``level`` (split-conformal on the ratio
+    of each error to its interval's half-width): a model's interval assumes the model is right,
+    and the backtest shows how wrong it was.
+
     Learned: ``periods_``, ``scores_`` (candidate -> backtest MASE), ``chosen_`` (the winning
     candidate), ``baseline_`` (best baseline), ``choice_`` (a sentence), ``backtest_horizon_``,
-    ``folds_``.
+    ``folds_``, ``widen_``.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class AutoForecaster(BaseForecaster):
         h = check_positive_int(h, "horizon")
         self.refused_ = ()
         self.scores_: dict[str, float] = {}
+        self.widen_ = 1.0
         plan = _plan(y.size, h, k)
         if plan is None or np.ptp(y) == 0:
             self._short(y, "constant series" if np.ptp(y) == 0 else
@@ -92,7 +99,7 @@ class AutoForecaster(BaseForecaster):
         self.periods_ = [m for m in periods if m <= first]
         self.backtest_horizon_, self.folds_ = h, k
         makers = self._candidates(y[:first])
-        paths: dict[str, list[FloatArray]] = {}
+        paths: dict[str, list[Forecast]] = {}
         for name, make in makers.items():
             path = self._backtest(make, y, first, h, k)
             if path is not None:
@@ -100,9 +107,9 @@ class AutoForecaster(BaseForecaster):
         scale_m = self.periods_[0] if self.periods_ else 1
         origins = [first + i * h for i in range(k)]
 
-        def score(fold_means: list[FloatArray]) -> float:
-            return float(np.mean([mase(y[o:o + h], p, y[:o], scale_m)
-                                  for o, p in zip(origins, fold_means, strict=True)]))
+        def score(folds: list[Forecast]) -> float:
+            return float(np.mean([mase(y[o:o + h], f.mean, y[:o], scale_m)
+                                  for o, f in zip(origins, folds, strict=True)]))
 
         self.scores_ = {name: score(p) for name, p in paths.items()}
         bases = [n for n in self.scores_ if _is_baseline(n)]
@@ -111,11 +118,12 @@ class AutoForecaster(BaseForecaster):
         if self.combine and models:
             best_model = min(models, key=lambda n: self.scores_[n])
             combo = f"mean of {best_model} and {self.baseline_}"
-            self.scores_[combo] = score([0.5 * (a + b) for a, b in
-                                         zip(paths[best_model], paths[self.baseline_],
-                                             strict=True)])
+            paths[combo] = [_mean_forecast(a, b) for a, b in
+                            zip(paths[best_model], paths[self.baseline_], strict=True)]
+            self.scores_[combo] = score(paths[combo])
             makers[combo] = _Combined.maker(makers[best_model], makers[self.baseline_])
         self._choose(y, makers)
+        self.widen_ = _widening(y, origins, paths[self.chosen_], self.level)
 
     def _choose(self, y: FloatArray, makers: dict[str, Callable[[], BaseForecaster]]) -> None:
         base_score = self.scores_[self.baseline_]
@@ -172,18 +180,20 @@ class AutoForecaster(BaseForecaster):
 
     @staticmethod
     def _backtest(make: Callable[[], BaseForecaster], y: FloatArray, first: int, h: int,
-                  k: int) -> list[FloatArray] | None:
+                  k: int) -> list[Forecast] | None:
         out = []
         for i in range(k):
             origin = first + i * h
             try:
-                out.append(make().fit(y[:origin]).predict(h).mean)
+                out.append(make().fit(y[:origin]).predict(h))
             except AnalyticsError:
                 return None
         return out
 
     def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-        return self._model._predict(horizon)
+        mean, lower, upper = self._model._predict(horizon)
+        f = self.widen_
+        return mean, mean - f * (mean - lower), mean + f * (upper - mean)
 
 
 class _Combined(BaseForecaster):
@@ -214,6 +224,28 @@ class _Combined(BaseForecaster):
         pa, pb = self._a._predict(horizon), self._b._predict(horizon)
         mean, lower, upper = (0.5 * (u + v) for u, v in zip(pa, pb, strict=True))
         return mean, lower, upper
+
+
+def _mean_forecast(a: Forecast, b: Forecast) -> Forecast:
+    return Forecast(0.5 * (a.mean + b.mean), 0.5 * (a.lower + b.lower), 0.5 * (a.upper + b.upper),
+                    a.level, f"mean of {a.model} and {b.model}")
+
+
+def _widening(y: FloatArray, origins: list[int], folds: list[Forecast], level: float) -> float:
+    """How much the chosen model's intervals must widen to cover its own backtest errors at
+    ``level`` (split-conformal on the ratio of each error to its half-width; never narrower)."""
+    ratios = []
+    for o, f in zip(origins, folds, strict=True):
+        actual = y[o:o + f.mean.size]
+        err = actual - f.mean
+        half = np.where(err >= 0, f.upper - f.mean, f.mean - f.lower)
+        ok = half > 0
+        ratios.append(np.abs(err[ok]) / half[ok])
+    r = np.sort(np.concatenate(ratios)) if ratios else np.empty(0)
+    if r.size == 0:
+        return 1.0
+    rank = min(r.size, math.ceil((r.size + 1) * level))
+    return max(1.0, float(r[rank - 1]))
 
 
 def _is_baseline(name: str) -> bool:
