@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from allele.cli.analyze import app
@@ -135,3 +136,47 @@ def test_rca_and_recommend_say_nothing_here(tmp_path: Path) -> None:
     data = json.loads(runner.invoke(app, ["recommend", "null", "--store", url, "--json"]).output)
     assert data["evolution"]["status"] == "no reliably better configuration"
     assert data["evolution"]["recommendations"] == []
+
+
+def test_forecast_chooses_by_backtest_and_shows_refused_models(tmp_path: Path) -> None:
+    from allele.store import MetricPoint, open_store
+
+    url = f"sqlite:///{tmp_path / 'rss.db'}"
+    mb = 1024.0**2
+    line = np.linspace(86.4, 88.1, 25) * mb  # RSS rising page by page: an exact line
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint("rss", "agent", (), 1000.0 + 60 * i, float(v))
+                               for i, v in enumerate(line))
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "6",
+                              "--model", "arima"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "refused ARIMA(" in text and "zero-width interval" in text
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "6", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    fc = data["forecast"]
+    assert fc["model"] == "drift" and "backtest MASE" in data["choice"]
+    assert all(b > a for a, b in zip(fc["mean"], fc["mean"][1:], strict=False))
+    assert all(u > lo for lo, u in zip(fc["lower"], fc["upper"], strict=True))
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "3"])
+    assert res.exit_code == 0 and "- model: drift: backtest MASE" in res.output
+
+
+def test_predict_a_configuration_from_a_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    optimum = grid_store(url)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum),
+                              "-m", "best_fitness", "-m", "wall_s", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    val = data["validation"]["best_fitness"]
+    assert val["mae"] < val["baseline_mae"]
+    pred = data["predictions"][0]
+    assert pred["best_fitness"]["lower"] < pred["best_fitness"]["mean"] \
+        < pred["best_fitness"]["upper"]
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params",
+                              json.dumps({"population": 100})])
+    assert res.exit_code != 0 and "give crossover, mutation_rate" in str(res.exception)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum)])
+    assert res.exit_code == 0 and "held-out" in res.output

@@ -23,12 +23,14 @@ import numpy as np
 from allele.analytics.anomaly import DEFAULT_LEARN, Method, SeriesDetection, detect_series
 from allele.analytics.forecast import (
     ARIMAForecaster,
+    AutoForecaster,
     BaseForecaster,
     Forecast,
     LSTMForecaster,
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
+from allele.analytics.predict import MetricPrediction, PerformancePredictor, PredictorValidation
 from allele.analytics.rca import (
     Cause,
     common_shift,
@@ -53,11 +55,13 @@ __all__ = [
     "MetricForecast",
     "MetricRootCauses",
     "MetricSeries",
+    "Predictions",
     "RootCauses",
     "forecast_metric",
     "metric_anomalies",
     "metric_root_causes",
     "metric_series",
+    "predict_configurations",
     "recommendations",
     "root_causes",
 ]
@@ -109,14 +113,20 @@ class MetricForecast:
     series: MetricSeries
     forecast: Forecast
     findings: list[str]
+    choice: str = ""
+    """How the model was chosen (``auto``: its backtest MASE against the best baseline)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
-                "forecast": self.forecast.to_dict(), "findings": self.findings}
+                "forecast": self.forecast.to_dict(), "findings": self.findings,
+                "choice": self.choice}
 
 
-def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
+def _forecaster(model: str, level: float, period: int | None, horizon: int) -> BaseForecaster:
+    if model == "auto":
+        return AutoForecaster(horizon=horizon, level=level,
+                              seasonal_periods=None if period is None else [period])
     if model == "arima":
         return ARIMAForecaster(seasonal_period=period, level=level)
     if model == "naive":
@@ -127,7 +137,7 @@ def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
         return SeasonalNaiveForecaster(period, level=level)
     if model == "lstm":
         return LSTMForecaster(level=level)
-    raise AnalyticsError(f"unknown model {model!r}; use arima, naive, seasonal or lstm")
+    raise AnalyticsError(f"unknown model {model!r}; use auto, arima, naive, seasonal or lstm")
 
 
 def forecast_metric(
@@ -135,26 +145,31 @@ def forecast_metric(
     metric: str,
     component: str | None = None,
     *,
-    model: str = "arima",
+    model: str = "auto",
     horizon: int = 24,
     level: float = 0.9,
     period: int | None = None,
     threshold: float | None = None,
     unit: str = "",
 ) -> MetricForecast:
-    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` (arima, naive, seasonal or
-    lstm) and describe its trend, season and level shifts (and when it crosses ``threshold``).
+    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` and describe its trend, season
+    and level shifts (and when it crosses ``threshold``).
 
-    Without ``period`` the season is detected on series of 8 points or more.
+    ``auto`` (the default) chooses by backtest among naive, drift, seasonal-naive at every
+    season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
+    ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
+    (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
     """
     series = metric_series(store, metric, component)
     ts, values = series.timestamps, series.values
-    if period is None and len(values) >= 8:
+    if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
-    fc = _forecaster(model, level, period).fit(values, ts).predict(horizon)
+    fitted = _forecaster(model, level, period, horizon).fit(values, ts)
+    fc = fitted.predict(horizon)
     analysis = PredictiveAnalyzer().analyze(values, ts, threshold=threshold, metric=metric,
                                             unit=unit) if len(values) >= 3 else None
-    return MetricForecast(series, fc, analysis.summary() if analysis else [])
+    choice = getattr(fitted, "choice_", "")
+    return MetricForecast(series, fc, analysis.summary() if analysis else [], choice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,3 +416,76 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
         out.append(ComponentAdvice(comp, cur, opt.advise(comp, cur, top),
                                    opt.recommenders_[comp].pareto()))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A component's metrics predicted for configurations from a run's cells, with how the
+    predictor did on held-out cells of that run."""
+
+    component: str
+    configurations: list[dict[str, Any]]
+    predictions: list[dict[str, MetricPrediction]]
+    validation: dict[str, PredictorValidation]
+    observations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"component": self.component, "observations": self.observations,
+                "validation": {m: v.to_dict() for m, v in self.validation.items()},
+                "predictions": [{"params": c, **{m: {"mean": p.mean, "lower": p.lower,
+                                                     "upper": p.upper, "model": p.model}
+                                                 for m, p in pred.items()}}
+                                for c, pred in zip(self.configurations, self.predictions,
+                                                   strict=True)]}
+
+
+def predict_configurations(record: RunRecord, metrics: Sequence[str],
+                           configurations: Sequence[Mapping[str, Any]], *,
+                           target: str | None = None, level: float = 0.9,
+                           seed: int = 0) -> Predictions:
+    """Predict ``metrics`` for ``configurations`` from the ok cells of one component of a run
+    (:class:`~allele.analytics.predict.PerformancePredictor`).
+
+    Every run of a cell (seed and repeat) with all the metrics is one observation, so the
+    intervals cover a new run. A configuration gives the parameters that vary across the cells;
+    the others take the cells' value. ``target`` chooses the component when the run has several.
+    """
+    comps = sorted({c.target for c in record.cells if c.status == "ok"})
+    if target is None and len(comps) > 1:
+        raise AnalyticsError(f"the run has several components ({', '.join(comps)}); "
+                             "choose one with --target")
+    comp = target if target is not None else (comps[0] if comps else "")
+    params, values = _observations(record, comp, metrics)
+    if not params:
+        raise AnalyticsError(f"no ok cell of {comp!r} with {', '.join(metrics)} in the run")
+    keys = sorted({k for p in params for k in p})
+    varying = [k for k in keys if len({repr(p.get(k)) for p in params}) > 1]
+    full = []
+    for conf in configurations:
+        missing = [k for k in varying if k not in conf]
+        if missing:
+            raise AnalyticsError(f"give {', '.join(missing)} in the configuration (the "
+                                 f"parameters that vary across the cells: {', '.join(varying)})")
+        full.append({**params[0], **conf})
+    pp = PerformancePredictor(level=level, seed=seed).fit(params, values)
+    return Predictions(comp, full, pp.predict(full), pp.validation_, len(params))
+
+
+def _observations(record: RunRecord, component: str, metrics: Sequence[str]
+                  ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    params: list[dict[str, Any]] = []
+    values: dict[str, list[float]] = {m: [] for m in metrics}
+    for cell in record.cells:
+        if cell.status != "ok" or cell.target != component:
+            continue
+        runs: dict[tuple[int, int], dict[str, float]] = {}
+        for smp in cell.samples:
+            if smp.metric in values:
+                runs.setdefault((smp.seed, smp.repeat), {})[smp.metric] = float(smp.value)
+        for obs in runs.values():
+            if len(obs) == len(values):
+                params.append(dict(cell.params))
+                for m in metrics:
+                    values[m].append(obs[m])
+    return params, values

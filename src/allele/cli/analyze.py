@@ -1,5 +1,6 @@
-"""``allele analyze``: forecasts, anomalies, alert grouping, root causes and recommendations
-over the result store. This face only parses options, opens the store, calls one service of
+"""``allele analyze``: forecasts, anomalies, alert grouping, root causes, recommendations and
+predictions of a configuration's metrics over the result store. This face only parses options,
+opens the store, calls one service of
 :mod:`allele.bench.diagnose` (or :func:`allele.analytics.correlate.correlate_batch` for a file of
 alerts) and prints; every decision lives in those layers."""
 
@@ -41,15 +42,23 @@ def forecast(
                                          help="Only points of this component."),
     horizon: int = typer.Option(24, "--horizon", min=1, help="Points to forecast ahead."),
     level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
-    model: str = typer.Option("arima", "--model", help="arima, naive, seasonal or lstm"),
-    period: int | None = typer.Option(None, "--period", help="Season length in points."),
+    model: str = typer.Option(
+        "auto", "--model",
+        help="auto (chosen by backtest against seasonal-naive baselines), arima, naive, "
+             "seasonal or lstm"),
+    period: int | None = typer.Option(None, "--period",
+                                      help="Season length in points (default: detected)."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Report when the trend crosses this value."),
     unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GB)."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Forecast a telemetry metric with intervals, and describe its trend and seasonality."""
+    """Forecast a telemetry metric with intervals, and describe its trend and seasonality.
+
+    The default model is chosen by a rolling-origin backtest against naive, drift and
+    seasonal-naive at every detected season; a degenerate ARIMA fit is refused and named.
+    """
     from allele.bench.diagnose import forecast_metric
     from allele.store import open_store
 
@@ -67,6 +76,10 @@ def forecast(
         t = "" if fc.timestamps is None else f"{fc.timestamps[i]:.0f}"
         table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
+    if res.choice:
+        console.print(f"- model: {res.choice}", markup=False)
+    for why in fc.refused:
+        console.print(f"- refused {why}", markup=False)
     for line in res.findings:
         console.print(f"- {line}", markup=False)
 
@@ -288,3 +301,53 @@ def _how(det: Any) -> str:
     if det.mass is not None:
         parts.append(f"points at {det.mass:g} not scored")
     return "; " + ", ".join(parts) if parts else ""
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="Run with matrix results (id, name or 'latest')"),
+    params: str = typer.Option(..., "--params",
+                               help="Configuration(s) as JSON: an object or a list of objects"),
+    metric: list[str] = typer.Option(["wall_s"], "--metric", "-m",
+                                     help="Metric to predict (repeatable)."),
+    target: str | None = typer.Option(None, "--target", help="Component (default: the only one)."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
+    store: str | None = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict a component's metrics for configurations from a run's cells, with intervals and
+    the predictor's error on held-out cells beside a chance baseline."""
+    from allele.bench.diagnose import predict_configurations
+    from allele.store import open_store
+
+    try:
+        confs = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise AnalyticsError(f"--params must be JSON, e.g. '{{\"population\": 150}}': "
+                             f"{exc}") from None
+    confs = [confs] if isinstance(confs, dict) else confs
+    if not isinstance(confs, list) or not all(isinstance(c, dict) for c in confs):
+        raise AnalyticsError("--params must be a JSON object or a list of objects")
+    with open_store(store, read_only=True) as st:
+        record = st.load_run(run)
+    res = predict_configurations(record, metric, confs, target=target, level=level)
+    if as_json:
+        _emit_json(res.to_dict())
+        return
+    val = Table(title=plain(f"{res.component}: {res.observations} runs; error on held-out "
+                            "cells"))
+    for col in ("metric", "model", "held-out MAE", "baseline MAE", f"{level:.0%} coverage"):
+        val.add_column(col, justify="right")
+    for m, v in res.validation.items():
+        val.add_row(plain(m), v.model, _num(v.mae), _num(v.baseline_mae), f"{v.coverage:.2f}")
+    if res.validation:
+        console.print(val)
+    table = Table(title=plain(f"Predicted {', '.join(metric)} ({level:.0%} intervals)"))
+    table.add_column("configuration")
+    for m in metric:
+        table.add_column(plain(m), justify="right")
+    for conf, pred in zip(confs, res.predictions, strict=True):
+        table.add_row(plain(json.dumps(conf)), *(
+            f"{_num(pred[m].mean)} [{_num(pred[m].lower)}, {_num(pred[m].upper)}]"
+            for m in metric))
+    console.print(table)

@@ -48,7 +48,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
 
 @router.get("/forecast", summary="A forecast with its prediction interval")
 def forecast(ctx: Ctx, metric: Name, component: OptName = None,
-             model: Literal["arima", "naive", "seasonal"] = "naive",
+             model: Literal["auto", "arima", "naive", "seasonal"] = "naive",
              horizon: Annotated[int, Query(ge=1, le=500)] = 24,
              level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
              period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> Response:
