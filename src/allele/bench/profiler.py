@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import resource
 import signal
@@ -33,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from allele.bench.metrics import LOOPS_METRIC, MEASURED_METRICS, Metric
 from allele.bench.targets import TargetFn, resolve_target
 from allele.bench.task import CellTask
 from allele.store.model import CellResult, CellStatus, Sample
 
-MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
+MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "alloc_peak_mb")
 PROFILE_TOP = 20
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -53,6 +55,8 @@ class CallMeasurement:
     cpu_sys_s: float
     peak_rss_mb: float
     metrics: dict[str, float] = field(default_factory=dict)
+    alloc_peak_mb: float = 0.0
+    """Peak memory of the call above what the process held just before it."""
 
 
 class CellTimeout(BaseException):
@@ -69,19 +73,48 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mb() -> float:
-    """The process's peak resident set size in MiB since the last :func:`reset_peak_rss`."""
+def _status_mb(field_name: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field_name):
                 return int(line.split()[1]) / 1024.0
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _lifetime_peak_mb() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ru / (1024.0 * 1024.0) if sys.platform == "darwin" else ru / 1024.0
 
 
-def _as_metrics(out: object) -> dict[str, float]:
+def peak_rss_mb() -> float:
+    """The process's peak resident set size in MiB since the last :func:`reset_peak_rss`."""
+    hwm = _status_mb("VmHWM:")
+    return hwm if hwm is not None else _lifetime_peak_mb()
+
+
+def rss_mb() -> float | None:
+    """The process's resident set size now (MiB), None where ``/proc`` does not say."""
+    return _status_mb("VmRSS:")
+
+
+def memory_methods() -> dict[str, str]:
+    """How this process measures ``peak_rss_mb`` and ``alloc_peak_mb`` (stored with a run, so a
+    reader knows what the figures mean)."""
+    if _CLEAR_REFS.exists() and os.access(_CLEAR_REFS, os.W_OK) and rss_mb() is not None:
+        return {"peak_rss_mb": "VmHWM after a reset through /proc/self/clear_refs",
+                "alloc_peak_mb": "VmHWM during the call minus VmRSS just before it "
+                                 "(/proc/self/clear_refs reset): Python and native memory"}
+    return {"peak_rss_mb": "ru_maxrss: the worker's lifetime peak (an upper bound)",
+            "alloc_peak_mb": "rise of ru_maxrss during the call (a lower bound: 0 unless the "
+                             "call exceeds the worker's earlier peak)"}
+
+
+def _as_metrics(out: object, declared: dict[str, dict[str, str]] | None = None
+                ) -> dict[str, float]:
+    """A target's returned mapping as floats; each :class:`~allele.bench.metrics.Metric` value's
+    declaration goes into ``declared`` (``{name: {direction, unit}}``)."""
     if not isinstance(out, Mapping):
         raise TypeError(f"a target must return a mapping of metric -> number, got "
                         f"{type(out).__name__}")
@@ -89,9 +122,14 @@ def _as_metrics(out: object) -> dict[str, float]:
     for name, value in out.items():
         if not isinstance(name, str):
             raise TypeError(f"metric names must be strings, got {name!r}")
-        if name in MEASURED or name == "tracemalloc_peak_mb":
+        if name in MEASURED_METRICS or name == LOOPS_METRIC:
             raise TypeError(f"metric {name!r} is measured by the runner; a target must not "
                             "return it")
+        if isinstance(value, Metric):
+            if declared is not None and (value.direction is not None or value.unit):
+                declared[name] = {"unit": value.unit, **(
+                    {"direction": value.direction} if value.direction is not None else {})}
+            value = value.value
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, int | float):
@@ -103,9 +141,14 @@ def _as_metrics(out: object) -> dict[str, float]:
     return metrics
 
 
-def measure(fn: TargetFn, params: dict[str, Any], seed: int) -> CallMeasurement:
-    """Call ``fn(params, seed)`` once and measure it."""
-    reset_peak_rss()
+def measure(fn: TargetFn, params: dict[str, Any], seed: int,
+            declared: dict[str, dict[str, str]] | None = None) -> CallMeasurement:
+    """Call ``fn(params, seed)`` once and measure it (declarations of returned
+    :class:`~allele.bench.metrics.Metric` values go into ``declared``)."""
+    reset = reset_peak_rss()
+    before = rss_mb() if reset else None
+    if before is None:
+        before = _lifetime_peak_mb()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out = fn(dict(params), seed)
@@ -117,7 +160,8 @@ def measure(fn: TargetFn, params: dict[str, Any], seed: int) -> CallMeasurement:
         cpu_user_s=r1.ru_utime - r0.ru_utime,
         cpu_sys_s=r1.ru_stime - r0.ru_stime,
         peak_rss_mb=rss,
-        metrics=_as_metrics(out),
+        metrics=_as_metrics(out, declared),
+        alloc_peak_mb=max(0.0, rss - before),
     )
 
 
@@ -222,6 +266,7 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
     error: str | None = None
     profile: str | None = None
     keep = set(task.metrics) if task.metrics is not None else None
+    declared: dict[str, dict[str, str]] = {}
     deadline_s = task.timeout_s if enforce_timeout else None
     try:
         with _alarm(deadline_s), _memory_limit(task.memory_limit_mb):
@@ -233,10 +278,10 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
                 _WARMED.add(task.key)
             for repeat in range(task.repeats):
                 for seed in task.seeds:
-                    m = measure(fn, task.params, seed)
+                    m = measure(fn, task.params, seed, declared)
                     values = {"wall_s": m.wall_s, "cpu_user_s": m.cpu_user_s,
                               "cpu_sys_s": m.cpu_sys_s, "peak_rss_mb": m.peak_rss_mb,
-                              **m.metrics}
+                              "alloc_peak_mb": m.alloc_peak_mb, **m.metrics}
                     before = len(samples)
                     for name, value in values.items():
                         if keep is None or name in keep:
@@ -265,7 +310,7 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
         error = _error_text(exc)
     return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
                       samples=samples, error=error, started_at=started, finished_at=time.time(),
-                      profile=profile)
+                      profile=profile, declared=declared or None)
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -42,6 +42,8 @@ from allele.bench.executors import (
 )
 from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
+from allele.bench.metrics import declarations_to_doc
+from allele.bench.profiler import memory_methods
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
@@ -158,7 +160,8 @@ def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
         error="; ".join(dict.fromkeys(errors)) if errors else None,
         started_at=min(p.started_at for p in parts),
         finished_at=max(p.finished_at for p in parts),
-        profile=next((p.profile for p in parts if p.profile), None))
+        profile=next((p.profile for p in parts if p.profile), None),
+        declared={k: v for p in parts for k, v in (p.declared or {}).items()} or None)
 
 
 def _with_index(task: CellTask, index: int) -> CellTask:
@@ -212,7 +215,9 @@ class Runner:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
         doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),
-               "filters": list(filters)}
+               "filters": list(filters),
+               "metrics": declarations_to_doc(suite.declared_metrics()),
+               "memory": memory_methods()}
         targets = ",".join(dict.fromkeys(t.target for t in tasks))
         run_name = name or default_run_name(suite)
         run_id = self.store.create_run(run_name, suite.name, targets, doc, env)
@@ -307,6 +312,7 @@ class Runner:
             live.run_started(info, cells, len(tasks), skipped)
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
+        learned: dict[str, dict[str, str]] = {}
         status: RunStatus = "failed"
         try:
             for executor, batch in self._phases(tasks, owned):
@@ -341,6 +347,8 @@ class Runner:
                         on_stored(result)
                     if live is not None:
                         live.cell_stored(result)
+                    if result.declared:
+                        learned.update(result.declared)
                     summary.executed += 1
                     if result.status != "ok":
                         summary.failed += 1
@@ -357,6 +365,7 @@ class Runner:
             if progress is not None:
                 progress.stop()
             try:
+                self._record_declarations(info, learned)
                 self.store.finish_run(run_id, status)
             finally:
                 if lease is not None:
@@ -366,6 +375,18 @@ class Runner:
             if live is not None:
                 live.run_finished(summary)
         return summary
+
+    def _record_declarations(self, info: RunInfo, learned: dict[str, dict[str, str]]) -> None:
+        """Add what the targets declared by returning ``Metric`` values to the run's spec
+        document (a spec's own declaration of a metric wins)."""
+        doc = dict(info.spec) if isinstance(info.spec, dict) else {}
+        have = dict(doc.get("metrics") or {})
+        new = {k: {**v, **have.get(k, {})} for k, v in learned.items()
+               if "direction" not in have.get(k, {})}
+        if not new:
+            return
+        doc["metrics"] = {**have, **new}
+        self.store.update_run_spec(info.id, doc)
 
     def _all_executors(self, owned: list[Executor]) -> list[Executor]:
         extra = [self.executor] if isinstance(self.executor, Executor) else []

@@ -57,7 +57,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from allele.bench.metrics import MEASURED_METRICS
+from allele.bench.metrics import MEASURED_METRICS, MetricInfo, declaration
 from allele.errors import AlleleError, ConfigError
 from allele.store.model import cell_key
 
@@ -93,6 +93,25 @@ def _check_params(value: Mapping[str, Any], what: str) -> None:
             raise ValueError(f"{what} name {key!r} must be an identifier")
 
 
+class MetricDeclaration(BaseModel):
+    """One entry of a spec's ``metrics`` mapping: which way is better, and the unit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    direction: Literal["higher", "lower"] | None = None
+    unit: StrictStr | None = None
+
+
+MetricsKey = list[StrictStr] | dict[str, MetricDeclaration | None]
+"""A spec's ``metrics``: a list of names, or a mapping ``{name: {direction, unit}}``; either
+selects the metrics kept."""
+
+
+def metric_names(metrics: list[str] | dict[str, Any] | None) -> list[str] | None:
+    """The metric names a spec's ``metrics`` key selects (None: keep every metric)."""
+    return None if metrics is None else list(metrics)
+
+
 class _Fields(BaseModel):
     """The keys a benchmark and its overrides share (everything but name/target/presets)."""
 
@@ -107,7 +126,7 @@ class _Fields(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt | None = None
     isolation: Isolation | None = None
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -178,7 +197,9 @@ class BenchmarkSpec(_Fields):
     timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt = 3
     isolation: Isolation = "process"
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
+    """The metrics kept: a list of names, or a mapping that also declares each one's direction
+    and unit (``{items_per_s: {direction: higher, unit: 1/s}}``)."""
     profile: StrictBool = False
     tracemalloc: StrictBool = False
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -272,6 +293,22 @@ class SuiteSpec(BaseModel):
     def targets(self) -> list[str]:
         """The distinct targets of the suite, in file order."""
         return list(dict.fromkeys(b.target for b in self.benchmarks))
+
+    def declared_metrics(self) -> dict[str, MetricInfo]:
+        """What the suite declares about its metrics: the built-in targets' declarations, then
+        the ``metrics`` mappings of its benchmarks (a spec's declaration wins)."""
+        from allele.bench.targets import BUILTINS  # local: targets imports core lazily
+
+        out: dict[str, MetricInfo] = {}
+        for b in self.benchmarks:
+            if b.target in BUILTINS:
+                out.update(BUILTINS[b.target].metrics)
+        for b in self.benchmarks:
+            if isinstance(b.metrics, dict):
+                for name, d in b.metrics.items():
+                    if d is not None and (d.direction is not None or d.unit is not None):
+                        out[name] = declaration(name, d.direction, d.unit)
+        return out
 
 
 class _RawBenchmark(_Fields):
@@ -469,8 +506,9 @@ def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
         allowed = set(info.metrics) | set(MEASURED_METRICS)
         for j, metric in enumerate(spec.metrics):
             if metric not in allowed:
+                at = f".{metric}" if isinstance(spec.metrics, dict) else f"[{j}]"
                 raise ConfigError(
-                    f"{source}: {prefix}metrics[{j}]: unknown metric {metric!r} for target "
+                    f"{source}: {prefix}metrics{at}: unknown metric {metric!r} for target "
                     f"{spec.target!r} (allowed: {', '.join(sorted(allowed))})")
     for params in spec.expand():
         try:
