@@ -43,12 +43,30 @@ def make_array(params: dict[str, Any], seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(int(params.get("n", 20_000)))
 
 
+def lcg(params: dict[str, Any], seed: int, *, state: Any = None) -> dict[str, float]:
+    """``n`` steps of a linear congruential generator (pure CPU, a few milliseconds) from the
+    state's ``acc`` (a fresh one when called without a setup); mutates its state."""
+    st = state if state is not None else {"acc": seed}
+    acc = st["acc"]
+    for i in range(int(params.get("n", 100_000))):
+        acc = (acc * 1103515245 + i) & 0xFFFFFFFF
+    st["acc"] = acc
+    return {"acc": float(acc)}
+
+
+def slow_state(params: dict[str, Any], seed: int) -> dict[str, int]:
+    """A setup for :func:`lcg` that sleeps ``sleep_ms`` first (a costly setup that must stay
+    out of the timing)."""
+    time.sleep(float(params.get("sleep_ms", 0.0)) / 1000.0)
+    return {"acc": seed}
+
+
 TEARDOWNS: list[int] = []
 
 
 def note_teardown(params: dict[str, Any], seed: int, *, state: Any = None) -> None:
-    """A teardown that records it ran with the state it got."""
-    TEARDOWNS.append(len(state))
+    """A teardown that records it ran, with the seed its state started from."""
+    TEARDOWNS.append(seed)
 
 
 def tiny(params: dict[str, Any], seed: int) -> dict[str, float]:

@@ -6,13 +6,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from allele.bench.compare import compare_runs
-from allele.bench.metrics import declarations_from_doc, direction_of
+from allele.bench.compare import compare_runs, compare_samples
+from allele.bench.metrics import LOOPS_METRIC, declarations_from_doc, direction_of
 from allele.bench.runner import Runner
 from allele.bench.spec import loads_suite
+from allele.errors import BenchmarkError, ConfigError
 from allele.store import ResultStore, open_store
+from allele.store.model import CellResult
+from tests.bench import measure_targets
 
 T = "tests.bench.measure_targets"
 ENV = {"test": True}
@@ -37,6 +41,7 @@ name: tp
 target: {T}:throughput
 isolation: inline
 seeds: 12
+inner_loops: 1
 matrix: {{size: [1, 2, 3, 4, 5, 6, 7, 8]}}
 metrics: {metrics}
 """)
@@ -93,3 +98,102 @@ def test_an_undeclared_metric_is_compared_with_a_guess_that_is_shown(
     ("tokens_per_s", "higher"), ("alloc_peak_mb", "lower")])
 def test_direction_guesses(name: str, direction: str) -> None:
     assert direction_of(name) == direction
+
+
+# --- timed regions ------------------------------------------------------------------------------
+
+
+def _cell(store: ResultStore, run_id: str, name: str) -> CellResult:
+    record = store.load_run(run_id)
+    return next(c for c in record.cells if c.params.get("label") == name)
+
+
+def test_setup_is_not_timed_and_the_target_gets_its_state(store: ResultStore) -> None:
+    """The same CPU-bound target, once with a setup that sleeps 50 ms before every call and
+    once without any setup: the time per call must agree (the sleep is outside the timing)."""
+    suite = loads_suite(f"""
+name: regions
+order_seed: 3
+defaults: {{seeds: 10, rounds: 5, warmup: 1, isolation: inline, fixed: {{n: 100000}}}}
+benchmarks:
+  - name: slow-setup
+    target: {T}:lcg
+    setup: {T}:slow_state
+    teardown: {T}:note_teardown
+    fixed: {{sleep_ms: 50, label: slow}}
+  - name: no-setup
+    target: {T}:lcg
+    fixed: {{label: plain}}
+""")
+    measure_targets.TEARDOWNS.clear()
+    run_id = Runner(store, executor="inline", environment=ENV).run(suite).run_id
+    slow, plain = _cell(store, run_id, "slow"), _cell(store, run_id, "plain")
+    assert slow.status == plain.status == "ok", (slow.error, plain.error)
+    assert slow.values(LOOPS_METRIC) == []  # several ms a call: one call per sample
+    # CPU time per call: the same within the comparison's 95% CI (on a machine shared with
+    # other work, CPU time is what the neighbours do not inflate)
+    est = compare_samples(plain.values("cpu_user_s"), slow.values("cpu_user_s"))[0]
+    assert est.ci_low <= 1.0 <= est.ci_high, est
+    # wall time per call: a timed 50 ms sleep would add 50 ms to every sample; the medians
+    # (interleaved rounds, so both cells saw the same machine) differ by far less
+    walls = np.median(slow.values("wall_s")), np.median(plain.values("wall_s"))
+    assert abs(walls[0] - walls[1]) < 0.4 * max(walls) and abs(walls[0] - walls[1]) < 0.02, walls
+    # every call (the warm-up, the calibrating call, 10 measured) got a state of its own, and
+    # each was torn down (warm-up and calibration once per cell and process, not per round)
+    assert sorted(measure_targets.TEARDOWNS) == sorted([0, 0, *range(10)])
+    assert slow.values("acc") == plain.values("acc")  # the state reached the target
+
+
+def test_a_builtin_target_refuses_a_setup() -> None:
+    with pytest.raises(ConfigError, match="takes no state"):
+        loads_suite(f"name: x\ntarget: evolution\nsetup: {T}:make_array\n")
+    with pytest.raises(BenchmarkError, match="takes no state"):
+        from allele.bench.targets import evolution
+        evolution({}, 0, state=[1, 2])
+
+
+def test_a_microsecond_target_is_looped_and_reported_per_call(store: ResultStore) -> None:
+    suite = loads_suite(f"""
+name: tiny
+target: {T}:tiny
+isolation: inline
+seeds: 3
+matrix: {{n: [10]}}
+""")
+    run_id = Runner(store, executor="inline", environment=ENV).run(suite).run_id
+    cell = store.load_run(run_id).cells[0]
+    loops = cell.values(LOOPS_METRIC)
+    assert len(loops) == 3 and len(set(loops)) == 1  # one count, stored with every sample
+    n = int(loops[0])
+    assert n >= 100 and str(n)[0] in "125" and set(str(n)[1:]) <= {"0"}
+    walls = cell.values("wall_s")
+    # reported per call: the sample lasted >= ~10 ms, so one call is about 10 ms / n
+    assert all(w * n >= 0.008 for w in walls), (walls, n)
+    assert all(w < 1e-3 for w in walls)
+
+
+def test_compared_runs_must_time_with_the_same_inner_loop(store: ResultStore) -> None:
+    spec = f"name: tiny\ntarget: {T}:tiny\nisolation: inline\nseeds: 3\ninner_loops: {{n}}\n"
+    a = Runner(store, executor="inline", environment=ENV).run(
+        loads_suite(spec.format(n=1000))).run_id
+    b = Runner(store, executor="inline", environment=ENV).run(
+        loads_suite(spec.format(n=2000))).run_id
+    c = Runner(store, executor="inline", environment=ENV).run(
+        loads_suite(spec.format(n=1000))).run_id
+    ra, rb, rc = store.load_run(a), store.load_run(b), store.load_run(c)
+    assert ra.cells[0].values(LOOPS_METRIC) == [1000.0] * 3
+    mismatch = compare_runs(ra, rb)
+    assert mismatch.rows == []
+    assert any("not compared" in w and "1,000 calls" in w and "2,000 calls" in w
+               for w in mismatch.warnings), mismatch.warnings
+    same = compare_runs(ra, rc)
+    assert same.rows and not same.caveats
+    assert LOOPS_METRIC not in {r.metric for r in same.rows}
+
+
+def test_the_timer_resolution_scales_per_call() -> None:
+    from allele.bench.metrics import resolution_per_call
+
+    assert resolution_per_call("cpu_user_s", 1) == 1e-3
+    assert resolution_per_call("cpu_user_s", 1000) == pytest.approx(1e-6)
+    assert resolution_per_call("peak_rss_mb", 1000) == 1.0  # memory is not divided per call

@@ -220,6 +220,10 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         raise ConfigError(f"--rounds must be >= 2 (rounds are the blocks), got {rounds}")
     cells = []
     for bench in suite.benchmarks:
+        if bench.setup is not None or bench.teardown is not None:
+            raise ConfigError(f"benchmark {bench.name!r}: an A/B session does not run "
+                              "'setup'/'teardown' yet; compare two runs of the same spec "
+                              "instead (allele bench run, then allele bench compare)")
         seeds = list(bench.seed_list)
         repeats = max(bench.repeats, math.ceil(rounds / len(seeds)))
         calls = [(s, r) for r in range(repeats) for s in seeds]

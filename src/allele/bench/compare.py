@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +43,7 @@ from allele.bench.metrics import (
     declaration_differences,
     declarations_from_doc,
     metric_info,
+    resolution_per_call,
 )
 from allele.bench.runlevel import RunLevelModel, Shift
 from allele.store.model import CellResult, RunInfo, RunRecord
@@ -312,6 +313,9 @@ def _ab_row(b: dict[tuple[int, int], float], h: dict[tuple[int, int], float], st
 def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: float,
          stride: int | None) -> Row:
     b, h = cb.keyed(metric), ch.keyed(metric)
+    loops = int(max(cb.values(LOOPS_METRIC) + ch.values(LOOPS_METRIC), default=1))
+    if loops > 1 and info.resolution > 0:
+        info = replace(info, resolution=resolution_per_call(metric, loops))
     if info.deterministic:
         return Row("deterministic", np.array(list(b.values())), np.array(list(h.values())),
                    info.direction, group=metric, tolerance=info.tolerance or 0.0,

@@ -92,6 +92,17 @@ METRIC_RESOLUTIONS: dict[str, float] = {
 """Absolute resolution of the runner's own measurements: values below it carry no signal."""
 
 
+PER_CALL_METRICS = ("wall_s", "cpu_user_s", "cpu_sys_s")
+"""The runner's measurements it divides by the inner-loop count: their resolution per call is
+the timer's divided by the count (a 1 ms CPU tick over 1000 calls resolves 1 us a call)."""
+
+
+def resolution_per_call(metric: str, loops: int) -> float:
+    """The resolution of one call's ``metric`` in samples of ``loops`` calls."""
+    res = resolution_of(metric)
+    return res / max(1, loops) if metric in PER_CALL_METRICS else res
+
+
 def resolution_of(metric: str) -> float:
     """The absolute resolution of ``metric`` (0 when it has none, i.e. every value counts)."""
     return METRIC_RESOLUTIONS.get(metric, 0.0)

@@ -165,28 +165,154 @@ def measure(fn: TargetFn, params: dict[str, Any], seed: int,
     )
 
 
-def tracemalloc_peak_mb(fn: TargetFn, params: dict[str, Any], seed: int) -> float:
+MIN_SAMPLE_S = 0.010
+"""A calibrated sample lasts at least this long (10 ms: ~10^5 times perf_counter's resolution
+and long enough that the loop's own overhead, ~50 ns a call, stays under 1%)."""
+CALIBRATE_BELOW_S = 0.001
+"""Targets faster than this (1 ms a call) get an inner loop; slower ones are called once."""
+MAX_LOOPS = 1_000_000
+
+
+def loops_for(per_call_s: float) -> int:
+    """The inner-loop count for a target of ``per_call_s`` seconds a call: 1 at or above
+    :data:`CALIBRATE_BELOW_S`, else the smallest of 1, 2, 5, 10, 20, 50, ... whose sample lasts
+    :data:`MIN_SAMPLE_S` (a coarse ladder, so that two runs of the same code land on the same
+    count unless the target sits right at a step)."""
+    if per_call_s >= CALIBRATE_BELOW_S:
+        return 1
+    per_call_s = max(per_call_s, 1e-9)
+    step = 1
+    while step < MAX_LOOPS:
+        for m in (1, 2, 5):
+            if step * m * per_call_s >= MIN_SAMPLE_S:
+                return step * m
+        step *= 10
+    return MAX_LOOPS
+
+
+@dataclass
+class Region:
+    """What one timed sample runs: the target, and the spec's ``setup``/``teardown`` around
+    it. ``setup(params, seed)`` runs before every call, untimed, and its return value reaches
+    the target as ``state=``; ``teardown(params, seed, state=state)`` runs after the sample,
+    untimed. With an inner loop of ``n`` calls, ``n`` states are made before the sample (a
+    target may mutate its state, so no call reuses another's)."""
+
+    fn: TargetFn
+    setup: Callable[..., Any] | None = None
+    teardown: Callable[..., Any] | None = None
+
+    @classmethod
+    def of(cls, task: CellTask) -> Region:
+        return cls(resolve_target(task.target),
+                   resolve_target(task.setup) if task.setup else None,
+                   resolve_target(task.teardown) if task.teardown else None)
+
+    def states(self, params: dict[str, Any], seed: int, n: int) -> list[Any]:
+        if self.setup is None:
+            return []
+        return [self.setup(dict(params), seed) for _ in range(n)]
+
+    def teardown_all(self, params: dict[str, Any], seed: int, states: list[Any]) -> None:
+        if self.teardown is not None:
+            for state in states:
+                self.teardown(dict(params), seed, state=state)
+
+    def timed(self, params: dict[str, Any], seed: int, n: int,
+               states: list[Any]) -> tuple[object, float]:
+        fn = self.fn
+        out: object = None
+        if states:
+            t0 = time.perf_counter()
+            for state in states:
+                out = fn(params, seed, state=state)  # type: ignore[call-arg]
+        else:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                out = fn(params, seed)
+        return out, time.perf_counter() - t0
+
+    def call(self, params: dict[str, Any], seed: int) -> object:
+        """One untimed call with its setup and teardown (warm-up, profiling passes)."""
+        states = self.states(params, seed, 1)
+        try:
+            return self.timed(dict(params), seed, 1, states)[0]
+        finally:
+            self.teardown_all(params, seed, states)
+
+    def calibrate(self, params: dict[str, Any], seed: int) -> int:
+        """The inner-loop count (:func:`loops_for`) from the per-call time: one call, then, if
+        it was fast, the best of a few batches of calls of ~1 ms each."""
+        states = self.states(params, seed, 1)
+        try:
+            _, first = self.timed(dict(params), seed, 1, states)
+        finally:
+            self.teardown_all(params, seed, states)
+        if first >= CALIBRATE_BELOW_S:
+            return 1
+        batch = max(1, min(MAX_LOOPS, int(CALIBRATE_BELOW_S / max(first, 1e-8))))
+        best = first
+        for _ in range(3):
+            states = self.states(params, seed, batch)
+            try:
+                _, took = self.timed(dict(params), seed, batch, states)
+            finally:
+                self.teardown_all(params, seed, states)
+            best = min(best, took / batch)
+        return loops_for(best)
+
+    def sample(self, params: dict[str, Any], seed: int, loops: int,
+               declared: dict[str, dict[str, str]] | None = None) -> CallMeasurement:
+        """One timed sample of ``loops`` calls, its costs reported per call (memory: the peak
+        over the sample, whose states were made before it and are not counted)."""
+        p = dict(params)
+        states = self.states(params, seed, loops)
+        try:
+            reset = reset_peak_rss()
+            before = rss_mb() if reset else None
+            if before is None:
+                before = _lifetime_peak_mb()
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            out, wall = self.timed(p, seed, loops, states)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            rss = peak_rss_mb()
+        finally:
+            self.teardown_all(params, seed, states)
+        return CallMeasurement(
+            wall_s=wall / loops, cpu_user_s=(r1.ru_utime - r0.ru_utime) / loops,
+            cpu_sys_s=(r1.ru_stime - r0.ru_stime) / loops, peak_rss_mb=rss,
+            metrics=_as_metrics(out, declared), alloc_peak_mb=max(0.0, rss - before))
+
+
+def tracemalloc_peak_mb(fn: TargetFn | Region, params: dict[str, Any], seed: int) -> float:
     """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
+    region = fn if isinstance(fn, Region) else Region(fn)
     was = _tracemalloc.is_tracing()
     if not was:
         _tracemalloc.start()
     try:
-        _tracemalloc.reset_peak()
-        base = _tracemalloc.get_traced_memory()[0]
-        fn(dict(params), seed)
-        peak = _tracemalloc.get_traced_memory()[1]
+        states = region.states(params, seed, 1)  # the setup's memory is not the call's
+        try:
+            _tracemalloc.reset_peak()
+            base = _tracemalloc.get_traced_memory()[0]
+            region.timed(dict(params), seed, 1, states)
+            peak = _tracemalloc.get_traced_memory()[1]
+        finally:
+            region.teardown_all(params, seed, states)
     finally:
         if not was:
             _tracemalloc.stop()
     return max(0.0, (peak - base) / (1024.0 * 1024.0))
 
 
-def profile_top(fn: TargetFn, params: dict[str, Any], seed: int, top: int = PROFILE_TOP) -> str:
+def profile_top(fn: TargetFn | Region, params: dict[str, Any], seed: int,
+                top: int = PROFILE_TOP) -> str:
     """cProfile one untimed call; the ``top`` functions by cumulative time, as text."""
+    region = fn if isinstance(fn, Region) else Region(fn)
     prof = cProfile.Profile()
     prof.enable()
     try:
-        fn(dict(params), seed)
+        region.call(params, seed)
     finally:
         prof.disable()
     buf = io.StringIO()
@@ -247,6 +373,10 @@ def _error_text(exc: BaseException) -> str:
     return text[:500] + _where(exc)
 
 
+_LOOPS: dict[str, int] = {}
+"""Each cell's calibrated inner-loop count in this process: a cell's later rounds on the same
+worker time the same way."""
+
 _WARMED: set[str] = set()
 """Cells whose warm-up calls already ran in this process: warm-up loads what a process keeps
 (compiled kernels, a model, imports), so a cell's later rounds on the same worker skip it."""
@@ -270,15 +400,20 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
     deadline_s = task.timeout_s if enforce_timeout else None
     try:
         with _alarm(deadline_s), _memory_limit(task.memory_limit_mb):
-            fn = resolve_target(task.target)
+            region = Region.of(task)
             first = task.seeds[0]
             if task.key not in _WARMED:  # later rounds of a cell in this process are warm
                 for _ in range(task.warmup):
-                    fn(dict(task.params), first)
+                    region.call(task.params, first)
                 _WARMED.add(task.key)
+            if task.round == 0:  # a new run of the cell calibrates anew
+                _LOOPS.pop(task.key, None)
+            loops = task.inner_loops or _LOOPS.get(task.key) or region.calibrate(
+                task.params, first)
+            _LOOPS[task.key] = loops
             for repeat in range(task.repeats):
                 for seed in task.seeds:
-                    m = measure(fn, task.params, seed, declared)
+                    m = region.sample(task.params, seed, loops, declared)
                     values = {"wall_s": m.wall_s, "cpu_user_s": m.cpu_user_s,
                               "cpu_sys_s": m.cpu_sys_s, "peak_rss_mb": m.peak_rss_mb,
                               "alloc_peak_mb": m.alloc_peak_mb, **m.metrics}
@@ -288,12 +423,14 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
                             samples.append(Sample(name, value, seed, repeat))
                     if on_call is not None:
                         on_call(samples[before:])
+                    if loops != 1:  # absent: one call per sample
+                        samples.append(Sample(LOOPS_METRIC, float(loops), seed, repeat))
             if task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep):
                 for seed in task.seeds:
-                    peak = tracemalloc_peak_mb(fn, task.params, seed)
+                    peak = tracemalloc_peak_mb(region, task.params, seed)
                     samples.append(Sample("tracemalloc_peak_mb", peak, seed, 0))
             if task.profile:
-                profile = profile_top(fn, task.params, first)
+                profile = profile_top(region, task.params, first)
     except CellTimeout:
         status = "timeout"
         error = f"timeout: the cell ran longer than {task.timeout_s:g} s"

@@ -141,7 +141,8 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
                     metrics=metrics, profile=bench.profile and r == 0,
                     tracemalloc=bench.tracemalloc and r == 0,
                     memory_limit_mb=bench.memory_limit_mb, isolation=bench.isolation,
-                    round=r, rounds=bench.rounds))
+                    round=r, rounds=bench.rounds, setup=bench.setup,
+                    teardown=bench.teardown, inner_loops=bench.inner_loops))
     tasks = [t for r in sorted(by_round)
              for t in ordered(by_round[r], suite.order, suite.order_seed + r)]
     return [_with_index(t, i) for i, t in enumerate(tasks)]
@@ -211,7 +212,7 @@ class Runner:
             raise BenchmarkError(f"spec {suite.name!r} has no cell: its include/exclude "
                                  "entries remove every combination of its matrix")
         self._check_isolation(tasks)
-        for target in {t.target for t in tasks}:
+        for target in {r for t in tasks for r in (t.target, t.setup, t.teardown) if r}:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
         doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),

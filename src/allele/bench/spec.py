@@ -131,6 +131,16 @@ class _Fields(BaseModel):
     tracemalloc: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
+    setup: StrictStr | None = None
+    teardown: StrictStr | None = None
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+
+    @field_validator("setup", "teardown")
+    @classmethod
+    def _hook(cls, v: str | None) -> str | None:
+        if v is not None and not _TARGET_REF.match(v):
+            raise ValueError(f"{v!r} is not a 'package.module:function' reference")
+        return v
 
     @field_validator("matrix")
     @classmethod
@@ -208,6 +218,15 @@ class BenchmarkSpec(_Fields):
     round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
     or a slow worker process touches a few samples of many cells instead of every sample of one
     cell (see docs/benchmarking.md)."""
+    setup: StrictStr | None = None
+    """``module:function`` run before every timed call, untimed: ``setup(params, seed)``; its
+    return value reaches the target as ``state=`` (user targets only)."""
+    teardown: StrictStr | None = None
+    """``module:function`` run after every timed sample, untimed:
+    ``teardown(params, seed, state=state)``."""
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+    """Calls per timed sample; unset: calibrated (targets under 1 ms a call are looped so a
+    sample lasts at least 10 ms), reported per call."""
 
     @model_validator(mode="after")
     def _rounds_fit_the_seeds(self) -> BenchmarkSpec:
@@ -502,6 +521,12 @@ def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
     from allele.bench.targets import BUILTINS  # local: targets imports core lazily
 
     info = BUILTINS[spec.target]
+    for hook in ("setup", "teardown"):
+        if getattr(spec, hook) is not None:
+            raise ConfigError(
+                f"{source}: {prefix}{hook}: the built-in target {spec.target!r} builds its own "
+                f"input and takes no state; '{hook}' works with a 'package.module:function' "
+                "target only")
     if spec.metrics is not None:
         allowed = set(info.metrics) | set(MEASURED_METRICS)
         for j, metric in enumerate(spec.metrics):

@@ -28,6 +28,14 @@ class CellTask:
     round: int = 0
     rounds: int = 1
     """This task runs round ``round`` of ``rounds`` of its cell (its share of the seeds)."""
+    setup: str | None = None
+    """``module:function`` called as ``setup(params, seed)`` before every timed call, untimed;
+    its return value reaches the target as ``state=``."""
+    teardown: str | None = None
+    """``module:function`` called as ``teardown(params, seed, state=state)`` after each timed
+    sample, untimed."""
+    inner_loops: int | None = None
+    """Calls per timed sample; None: calibrated (:func:`allele.bench.profiler.loops_for`)."""
     live: bool = False
     """Forward samples, component events and user metrics to the runner as they arrive
     (:mod:`allele.bench.live`)."""
