@@ -66,7 +66,8 @@ def test_rounds_split_the_seeds_interleave_cells_and_merge_into_one_cell(
     from tests.bench import runner_targets
 
     text = (f"name: rr\ntarget: {T}:counted\nisolation: inline\nseeds: 6\nrounds: 3\n"
-            "warmup: 2\nrepeats: 2\nprofile: true\ninner_loops: 1\nmatrix: {cell: [a, b]}\n")
+            "warmup: 2\nrepeats: 2\nprofile: true\ninner_loops: 1\nalloc_peak: false\n"
+            "matrix: {cell: [a, b]}\n")
     tasks = plan(loads_suite(text))
     # every round of every cell before the next round of any; seed i goes to round i % 3
     assert [(t.round, t.rounds) for t in tasks] == [(r, 3) for r in range(3) for _ in range(2)]

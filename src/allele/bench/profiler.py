@@ -39,7 +39,7 @@ from allele.bench.targets import TargetFn, resolve_target
 from allele.bench.task import CellTask
 from allele.store.model import CellResult, CellStatus, Sample
 
-MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "alloc_peak_mb")
+MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
 PROFILE_TOP = 20
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -55,8 +55,6 @@ class CallMeasurement:
     cpu_sys_s: float
     peak_rss_mb: float
     metrics: dict[str, float] = field(default_factory=dict)
-    alloc_peak_mb: float = 0.0
-    """Peak memory of the call above what the process held just before it."""
 
 
 class CellTimeout(BaseException):
@@ -103,12 +101,15 @@ def memory_methods() -> dict[str, str]:
     """How this process measures ``peak_rss_mb`` and ``alloc_peak_mb`` (stored with a run, so a
     reader knows what the figures mean)."""
     if _CLEAR_REFS.exists() and os.access(_CLEAR_REFS, os.W_OK) and rss_mb() is not None:
-        return {"peak_rss_mb": "VmHWM after a reset through /proc/self/clear_refs",
-                "alloc_peak_mb": "VmHWM during the call minus VmRSS just before it "
-                                 "(/proc/self/clear_refs reset): Python and native memory"}
-    return {"peak_rss_mb": "ru_maxrss: the worker's lifetime peak (an upper bound)",
-            "alloc_peak_mb": "rise of ru_maxrss during the call (a lower bound: 0 unless the "
-                             "call exceeds the worker's earlier peak)"}
+        resident = "VmHWM minus VmRSS before the call (/proc/self/clear_refs reset)"
+        peak = "VmHWM after a reset through /proc/self/clear_refs"
+    else:
+        resident = "the rise of ru_maxrss (0 unless the call exceeds the worker's earlier peak)"
+        peak = "ru_maxrss: the worker's lifetime peak (an upper bound)"
+    return {"peak_rss_mb": peak,
+            "alloc_peak_mb": "untimed call per seed of the first round: the larger of the "
+                             "tracemalloc peak above the traced memory before the call (Python "
+                             "and numpy) and " + resident + " (native)"}
 
 
 def _as_metrics(out: object, declared: dict[str, dict[str, str]] | None = None
@@ -145,10 +146,7 @@ def measure(fn: TargetFn, params: dict[str, Any], seed: int,
             declared: dict[str, dict[str, str]] | None = None) -> CallMeasurement:
     """Call ``fn(params, seed)`` once and measure it (declarations of returned
     :class:`~allele.bench.metrics.Metric` values go into ``declared``)."""
-    reset = reset_peak_rss()
-    before = rss_mb() if reset else None
-    if before is None:
-        before = _lifetime_peak_mb()
+    reset_peak_rss()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out = fn(dict(params), seed)
@@ -161,7 +159,6 @@ def measure(fn: TargetFn, params: dict[str, Any], seed: int,
         cpu_sys_s=r1.ru_stime - r0.ru_stime,
         peak_rss_mb=rss,
         metrics=_as_metrics(out, declared),
-        alloc_peak_mb=max(0.0, rss - before),
     )
 
 
@@ -263,15 +260,12 @@ class Region:
 
     def sample(self, params: dict[str, Any], seed: int, loops: int,
                declared: dict[str, dict[str, str]] | None = None) -> CallMeasurement:
-        """One timed sample of ``loops`` calls, its costs reported per call (memory: the peak
-        over the sample, whose states were made before it and are not counted)."""
+        """One timed sample of ``loops`` calls, its costs reported per call (``peak_rss_mb``:
+        the process's peak over the sample)."""
         p = dict(params)
         states = self.states(params, seed, loops)
         try:
-            reset = reset_peak_rss()
-            before = rss_mb() if reset else None
-            if before is None:
-                before = _lifetime_peak_mb()
+            reset_peak_rss()
             r0 = resource.getrusage(resource.RUSAGE_SELF)
             out, wall = self.timed(p, seed, loops, states)
             r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -281,28 +275,44 @@ class Region:
         return CallMeasurement(
             wall_s=wall / loops, cpu_user_s=(r1.ru_utime - r0.ru_utime) / loops,
             cpu_sys_s=(r1.ru_stime - r0.ru_stime) / loops, peak_rss_mb=rss,
-            metrics=_as_metrics(out, declared), alloc_peak_mb=max(0.0, rss - before))
+            metrics=_as_metrics(out, declared))
 
 
-def tracemalloc_peak_mb(fn: TargetFn | Region, params: dict[str, Any], seed: int) -> float:
-    """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
+def memory_call(fn: TargetFn | Region, params: dict[str, Any], seed: int
+                ) -> tuple[float, float]:
+    """One untimed call measured for memory: ``(traced, resident)`` in MiB, the peak of the
+    allocations :mod:`tracemalloc` sees during the call above those alive before it (Python
+    objects and every buffer numpy allocates), and the peak resident set during the call above
+    the resident set before it (``VmHWM - VmRSS`` after a ``clear_refs`` reset: native memory
+    such as a model's weights, counted only where the call needed pages the process did not
+    hold yet). The setup's state is made before either baseline, so it is not the call's."""
     region = fn if isinstance(fn, Region) else Region(fn)
     was = _tracemalloc.is_tracing()
     if not was:
         _tracemalloc.start()
     try:
-        states = region.states(params, seed, 1)  # the setup's memory is not the call's
+        states = region.states(params, seed, 1)
         try:
+            reset = reset_peak_rss()
+            before = rss_mb() if reset else None
+            lifetime = _lifetime_peak_mb()
             _tracemalloc.reset_peak()
             base = _tracemalloc.get_traced_memory()[0]
             region.timed(dict(params), seed, 1, states)
             peak = _tracemalloc.get_traced_memory()[1]
+            resident = (peak_rss_mb() - before) if before is not None else (
+                _lifetime_peak_mb() - lifetime)
         finally:
             region.teardown_all(params, seed, states)
     finally:
         if not was:
             _tracemalloc.stop()
-    return max(0.0, (peak - base) / (1024.0 * 1024.0))
+    return max(0.0, (peak - base) / (1024.0 * 1024.0)), max(0.0, resident)
+
+
+def tracemalloc_peak_mb(fn: TargetFn | Region, params: dict[str, Any], seed: int) -> float:
+    """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
+    return memory_call(fn, params, seed)[0]
 
 
 def profile_top(fn: TargetFn | Region, params: dict[str, Any], seed: int,
@@ -382,6 +392,24 @@ _WARMED: set[str] = set()
 (compiled kernels, a model, imports), so a cell's later rounds on the same worker skip it."""
 
 
+def _memory_pass(task: CellTask, region: Region, keep: set[str] | None) -> list[Sample]:
+    """The untimed memory calls, one per seed (repeat index 0): ``alloc_peak_mb`` (the larger
+    of the traced and the resident peak of :func:`memory_call`) and, with ``tracemalloc``, the
+    traced peak alone as ``tracemalloc_peak_mb``."""
+    alloc = task.alloc_peak and (keep is None or "alloc_peak_mb" in keep)
+    traced = task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep)
+    out: list[Sample] = []
+    if not (alloc or traced):
+        return out
+    for seed in task.seeds:
+        py_mb, rss_delta = memory_call(region, task.params, seed)
+        if alloc:
+            out.append(Sample("alloc_peak_mb", max(py_mb, rss_delta), seed, 0))
+        if traced:
+            out.append(Sample("tracemalloc_peak_mb", py_mb, seed, 0))
+    return out
+
+
 def run_cell(task: CellTask, *, enforce_timeout: bool = True,
              on_call: Callable[[list[Sample]], None] | None = None) -> CellResult:
     """Run one cell: warmup calls, then ``repeats`` x ``seeds`` measured calls, then the optional
@@ -416,7 +444,7 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
                     m = region.sample(task.params, seed, loops, declared)
                     values = {"wall_s": m.wall_s, "cpu_user_s": m.cpu_user_s,
                               "cpu_sys_s": m.cpu_sys_s, "peak_rss_mb": m.peak_rss_mb,
-                              "alloc_peak_mb": m.alloc_peak_mb, **m.metrics}
+                              **m.metrics}
                     before = len(samples)
                     for name, value in values.items():
                         if keep is None or name in keep:
@@ -425,10 +453,7 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
                         on_call(samples[before:])
                     if loops != 1:  # absent: one call per sample
                         samples.append(Sample(LOOPS_METRIC, float(loops), seed, repeat))
-            if task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep):
-                for seed in task.seeds:
-                    peak = tracemalloc_peak_mb(region, task.params, seed)
-                    samples.append(Sample("tracemalloc_peak_mb", peak, seed, 0))
+            samples.extend(_memory_pass(task, region, keep))
             if task.profile:
                 profile = profile_top(region, task.params, first)
     except CellTimeout:

@@ -140,6 +140,7 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
                     repeats=bench.repeats, warmup=bench.warmup, timeout_s=bench.timeout_s,
                     metrics=metrics, profile=bench.profile and r == 0,
                     tracemalloc=bench.tracemalloc and r == 0,
+                    alloc_peak=bench.alloc_peak and r == 0,
                     memory_limit_mb=bench.memory_limit_mb, isolation=bench.isolation,
                     round=r, rounds=bench.rounds, setup=bench.setup,
                     teardown=bench.teardown, inner_loops=bench.inner_loops))

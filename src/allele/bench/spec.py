@@ -129,6 +129,7 @@ class _Fields(BaseModel):
     metrics: MetricsKey | None = None
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
+    alloc_peak: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
     setup: StrictStr | None = None
@@ -212,6 +213,9 @@ class BenchmarkSpec(_Fields):
     and unit (``{items_per_s: {direction: higher, unit: 1/s}}``)."""
     profile: StrictBool = False
     tracemalloc: StrictBool = False
+    alloc_peak: StrictBool = True
+    """Measure ``alloc_peak_mb``: one untimed call per seed of the first round, for the memory
+    the call itself needs (see :func:`allele.bench.profiler.memory_call`)."""
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int = Field(1, ge=1, le=1000)
     """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);

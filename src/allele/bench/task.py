@@ -21,6 +21,8 @@ class CellTask:
     metrics: tuple[str, ...] | None = None
     profile: bool = False
     tracemalloc: bool = False
+    alloc_peak: bool = False
+    """Run the untimed memory pass that gives ``alloc_peak_mb`` (one call per seed)."""
     memory_limit_mb: float | None = None
     isolation: str = "process"
     index: int = 0
