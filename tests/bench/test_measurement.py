@@ -198,3 +198,37 @@ def test_the_timer_resolution_scales_per_call() -> None:
     assert resolution_per_call("cpu_user_s", 1) == 1e-3
     assert resolution_per_call("cpu_user_s", 1000) == pytest.approx(1e-6)
     assert resolution_per_call("peak_rss_mb", 1000) == 1.0  # memory is not divided per call
+
+
+# --- each cell's own memory ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_a_cells_memory_is_the_same_inside_the_quick_suite_as_alone(tmp_path: Path) -> None:
+    """The evolution cell at population 50: alone, and inside the whole quick suite (Kraken's
+    numba kernels, the agent's model, bigger populations in the same run), its alloc_peak_mb
+    agrees within 10% and its peak RSS no longer carries what other targets left."""
+    import statistics
+
+    from allele.bench.spec import load_suite
+
+    suite = load_suite(ROOT / "benchmarks" / "seed-matrix.yaml", preset="quick")
+    cell = ("benchmark=evolution", "population_size=50", "selection=tournament")
+    medians = {}
+    for label, filters in (("alone", cell), ("suite", ())):
+        with open_store(f"sqlite:///{tmp_path / (label + '.db')}") as st:
+            run_id = Runner(st, workers=2, environment=ENV).run(suite, filters=filters).run_id
+            record = st.load_run(run_id)
+            (c,) = [c for c in record.cells if c.target == "evolution"
+                    and c.params["population_size"] == 50
+                    and c.params["selection"] == "tournament"]
+            assert c.status == "ok", c.error
+            assert record.info.spec["memory"]["alloc_peak_mb"]  # the method is on record
+            medians[label] = (statistics.median(c.values("alloc_peak_mb")),
+                              statistics.median(c.values("peak_rss_mb")))
+    (alloc_alone, rss_alone), (alloc_suite, rss_suite) = medians["alone"], medians["suite"]
+    assert alloc_alone > 0
+    assert alloc_suite == pytest.approx(alloc_alone, rel=0.10), medians
+    assert rss_suite == pytest.approx(rss_alone, rel=0.25), medians
