@@ -112,7 +112,8 @@ def measure_call(fn: Callable[..., Any], params: dict[str, Any], seed: int) -> d
         if name in _MEASURED:
             raise TypeError(f"metric {name!r} is measured by the runner")
         # an allele.bench.Metric (duck-typed: this file imports nothing of Allele)
-        values[str(name)] = float(getattr(value, "value", value))
+        number: Any = getattr(value, "value", value)
+        values[str(name)] = float(number)
     return values
 
 

@@ -52,7 +52,7 @@ from typing import Any, Self
 from allele import failpoints
 from allele.bench.live import LiveBatch, worker_live
 from allele.bench.profiler import describe_exit, run_cell
-from allele.bench.task import CellTask
+from allele.bench.task import CellTask, take_for_target
 from allele.errors import BenchmarkError, ConfigError
 from allele.machine import usable_cpus
 from allele.store.model import CellResult, CellStatus
@@ -260,20 +260,6 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-def _take(pending: deque[CellTask], target: str | None) -> CellTask:
-    """The first pending task of ``target`` within the round of the next task, else the next
-    task (removed from ``pending``)."""
-    head = pending[0]
-    if target is not None and head.target != target:
-        for i, task in enumerate(pending):
-            if task.round != head.round:
-                break
-            if task.target == target:
-                del pending[i]
-                return task
-    return pending.popleft()
-
-
 class ProcessPoolExecutor(Executor):
     """A pool of persistent worker processes (see the module docstring).
 
@@ -359,7 +345,7 @@ class ProcessPoolExecutor(Executor):
         target differs from the one the worker ran."""
         for worker in list(self._pool):
             if worker.task is None and pending:
-                task = _take(pending, worker.target)
+                task = take_for_target(pending, worker.target)
                 if not worker.process.is_alive():
                     worker = self._replace(worker)
                 elif worker.target is not None and worker.target != task.target:

@@ -1,16 +1,22 @@
 """Measuring one cell: the code that runs where the cell runs (a worker, a Dask worker, inline).
 
-For every target call the runner records ``wall_s`` (``time.perf_counter``), ``cpu_user_s`` and
+For every timed sample the runner records ``wall_s`` (``time.perf_counter``), ``cpu_user_s`` and
 ``cpu_sys_s`` (``resource.getrusage(RUSAGE_SELF)``: every thread of the process, so BLAS threads
-count), and ``peak_rss_mb``: the process's peak resident set size *during that call*. On Linux the
-peak is reset before each call (``/proc/self/clear_refs``, value 5) and read from ``VmHWM``
-afterwards; where that is impossible the value is the process's lifetime peak
-(``ru_maxrss``), which is an upper bound.
+count), and ``peak_rss_mb``: the process's peak resident set size *during that sample*. On Linux
+the peak is reset before each sample (``/proc/self/clear_refs``, value 5) and read from ``VmHWM``
+afterwards; where that is impossible the value is the process's lifetime peak (``ru_maxrss``),
+which is an upper bound.
 
-Optional, and deliberately *outside* the timed calls so they never distort the timings:
+A sample is a :class:`Region`: the spec's ``setup`` runs before it and its ``teardown`` after
+it, both untimed; a target under :data:`CALIBRATE_BELOW_S` a call is called ``n`` times per
+sample (:func:`loops_for`), its times reported per call and ``n`` stored as ``loops``.
 
-* ``tracemalloc``: one extra call per seed under :mod:`tracemalloc`, giving
-  ``tracemalloc_peak_mb`` samples (Python allocations only, repeat index 0);
+Deliberately *outside* the timed samples, so they never distort the timings:
+
+* the memory call (``alloc_peak``, on by default): one untimed call per seed of the first round,
+  giving ``alloc_peak_mb`` (:func:`memory_call`: the larger of the tracemalloc peak and the
+  resident-set rise above what was in use before the call) and, with ``tracemalloc``,
+  ``tracemalloc_peak_mb`` (Python and numpy allocations only); repeat index 0;
 * ``profile``: one extra call (first seed) under :mod:`cProfile`; the top 20 functions by
   cumulative time become the cell's ``profile`` text.
 """

@@ -298,14 +298,12 @@ class Runner:
                  skipped_tasks: int = 0, info: RunInfo | None = None,
                  lease: RunLease | None = None) -> RunSummary:
         info = info or self.store.get_run(run_id)
-        run_name = info.name
-        cells = len({t.key for t in tasks})
+        run_name, cells = info.name, len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
                              planned=cells + skipped, skipped=skipped)
         rounds = {t.key: t.rounds for t in tasks}
         parts: dict[str, list[CellResult]] = {}
-        t0 = time.perf_counter()
-        progress = self.progress
+        t0, progress = time.perf_counter(), self.progress
         on_stored = getattr(progress, "cell_stored", None)
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
@@ -314,7 +312,7 @@ class Runner:
             live.run_started(info, cells, len(tasks), skipped)
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
-        learned: dict[str, dict[str, str]] = {}
+        learned: dict[str, dict[str, str]] = {}  # what the targets' Metric values declared
         status: RunStatus = "failed"
         try:
             for executor, batch in self._phases(tasks, owned):
@@ -349,8 +347,7 @@ class Runner:
                         on_stored(result)
                     if live is not None:
                         live.cell_stored(result)
-                    if result.declared:
-                        learned.update(result.declared)
+                    learned.update(result.declared or {})
                     summary.executed += 1
                     if result.status != "ok":
                         summary.failed += 1

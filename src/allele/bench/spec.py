@@ -107,11 +107,6 @@ MetricsKey = list[StrictStr] | dict[str, MetricDeclaration | None]
 selects the metrics kept."""
 
 
-def metric_names(metrics: list[str] | dict[str, Any] | None) -> list[str] | None:
-    """The metric names a spec's ``metrics`` key selects (None: keep every metric)."""
-    return None if metrics is None else list(metrics)
-
-
 class _Fields(BaseModel):
     """The keys a benchmark and its overrides share (everything but name/target/presets)."""
 

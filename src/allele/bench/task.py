@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,3 +42,17 @@ class CellTask:
     live: bool = False
     """Forward samples, component events and user metrics to the runner as they arrive
     (:mod:`allele.bench.live`)."""
+
+
+def take_for_target(pending: deque[CellTask], target: str | None) -> CellTask:
+    """The first pending task of ``target`` within the round of the next task, else the next
+    task (removed from ``pending``)."""
+    head = pending[0]
+    if target is not None and head.target != target:
+        for i, task in enumerate(pending):
+            if task.round != head.round:
+                break
+            if task.target == target:
+                del pending[i]
+                return task
+    return pending.popleft()
