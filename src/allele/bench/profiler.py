@@ -436,12 +436,14 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
         with _alarm(deadline_s), _memory_limit(task.memory_limit_mb):
             region = Region.of(task)
             first = task.seeds[0]
-            if task.key not in _WARMED:  # later rounds of a cell in this process are warm
-                for _ in range(task.warmup):
-                    region.call(task.params, first)
-                _WARMED.add(task.key)
             if task.round == 0:  # a new run of the cell calibrates anew
                 _LOOPS.pop(task.key, None)
+            calibrate = task.inner_loops is None and task.key not in _LOOPS
+            if task.key not in _WARMED:  # later rounds of a cell in this process are warm
+                # the calibrating call is the last warm-up call (it runs the target too)
+                for _ in range(task.warmup - 1 if calibrate else task.warmup):
+                    region.call(task.params, first)
+                _WARMED.add(task.key)
             loops = task.inner_loops or _LOOPS.get(task.key) or region.calibrate(
                 task.params, first)
             _LOOPS[task.key] = loops
