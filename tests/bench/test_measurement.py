@@ -232,3 +232,14 @@ def test_a_cells_memory_is_the_same_inside_the_quick_suite_as_alone(tmp_path: Pa
     assert alloc_alone > 0
     assert alloc_suite == pytest.approx(alloc_alone, rel=0.10), medians
     assert rss_suite == pytest.approx(rss_alone, rel=0.25), medians
+
+
+def test_declarations_returned_in_worker_processes_reach_the_run(store: ResultStore) -> None:
+    os.environ.update(MEASURE_GAIN="1", MEASURE_FASTER="", MEASURE_RUN="0",
+                      MEASURE_DECLARE="higher")
+    suite = loads_suite(f"name: tp\ntarget: {T}:throughput\nseeds: 4\nrounds: 2\n"
+                        "inner_loops: 1\nmatrix: {size: [1, 2]}\n")
+    run_id = Runner(store, workers=2, environment=ENV).run(suite).run_id
+    decl = declarations_from_doc(store.load_run(run_id).info.spec)
+    assert decl["score_time"].direction == "higher" and decl["score_time"].declared
+    assert not decl.get("items_per_s", None) or not decl["items_per_s"].declared

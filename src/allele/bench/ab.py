@@ -321,13 +321,15 @@ class AbSession:
 
     def _create_runs(self, sides: Sequence[_Side]) -> None:
         from allele.bench.environment import fingerprint
+        from allele.bench.metrics import declarations_to_doc
         from allele.bench.runner import SPEC_FORMAT
 
         env = fingerprint()
         targets = ",".join(dict.fromkeys(c.target for c in self.cells))
         for side in sides:
             doc = {"format": SPEC_FORMAT, "suite": self.suite.model_dump(mode="json"),
-                   "filters": [], AB_KEY: {
+                   "filters": [],
+                   "metrics": declarations_to_doc(self.suite.declared_metrics()), AB_KEY: {
                        "session": self.name, "role": side.label, "rounds": self.rounds,
                        "round_stride": ROUND_STRIDE, "base_ref": self.base_ref,
                        "base_commit": sides[0].tree.commit,
