@@ -198,6 +198,7 @@ class Runner:
         self.progress = progress
         self._environment = environment
         self.live = live
+        self._learned: dict[str, dict[str, str]] = {}
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -278,7 +279,9 @@ class Runner:
         """Commit a cell; a result the store refuses (e.g. more distinct metrics than a cell
         can hold) is committed as a failed cell saying why, so one bad cell never stops the run
         and a resume does not hit it again. If even that fails, the store itself is the problem
-        and the first error stands."""
+        and the first error stands. Collects the metric declarations the cell's target returned
+        (:meth:`_record_declarations` stores them with the run)."""
+        self._learned.update(result.declared or {})
         try:
             self.store.save_cell(run_id, result)
             return result
@@ -298,12 +301,14 @@ class Runner:
                  skipped_tasks: int = 0, info: RunInfo | None = None,
                  lease: RunLease | None = None) -> RunSummary:
         info = info or self.store.get_run(run_id)
-        run_name, cells = info.name, len({t.key for t in tasks})
+        run_name = info.name
+        cells = len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
                              planned=cells + skipped, skipped=skipped)
         rounds = {t.key: t.rounds for t in tasks}
         parts: dict[str, list[CellResult]] = {}
-        t0, progress = time.perf_counter(), self.progress
+        t0 = time.perf_counter()
+        progress = self.progress
         on_stored = getattr(progress, "cell_stored", None)
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
@@ -312,7 +317,6 @@ class Runner:
             live.run_started(info, cells, len(tasks), skipped)
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
-        learned: dict[str, dict[str, str]] = {}  # what the targets' Metric values declared
         status: RunStatus = "failed"
         try:
             for executor, batch in self._phases(tasks, owned):
@@ -347,7 +351,6 @@ class Runner:
                         on_stored(result)
                     if live is not None:
                         live.cell_stored(result)
-                    learned.update(result.declared or {})
                     summary.executed += 1
                     if result.status != "ok":
                         summary.failed += 1
@@ -364,7 +367,7 @@ class Runner:
             if progress is not None:
                 progress.stop()
             try:
-                self._record_declarations(info, learned)
+                self._record_declarations(info)
                 self.store.finish_run(run_id, status)
             finally:
                 if lease is not None:
@@ -375,9 +378,10 @@ class Runner:
                 live.run_finished(summary)
         return summary
 
-    def _record_declarations(self, info: RunInfo, learned: dict[str, dict[str, str]]) -> None:
-        """Add what the targets declared by returning ``Metric`` values to the run's spec
-        document (a spec's own declaration of a metric wins)."""
+    def _record_declarations(self, info: RunInfo) -> None:
+        """Add what the targets declared by returning ``Metric`` values (collected by
+        :meth:`_save`) to the run's spec document (a spec's own declaration of a metric wins)."""
+        learned, self._learned = self._learned, {}
         doc = dict(info.spec) if isinstance(info.spec, dict) else {}
         have = dict(doc.get("metrics") or {})
         new = {k: {**v, **have.get(k, {})} for k, v in learned.items()
