@@ -57,7 +57,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from allele.bench.metrics import MEASURED_METRICS
+from allele.bench.metrics import MEASURED_METRICS, MetricInfo, declaration
 from allele.errors import AlleleError, ConfigError
 from allele.store.model import cell_key
 
@@ -93,6 +93,20 @@ def _check_params(value: Mapping[str, Any], what: str) -> None:
             raise ValueError(f"{what} name {key!r} must be an identifier")
 
 
+class MetricDeclaration(BaseModel):
+    """One entry of a spec's ``metrics`` mapping: which way is better, and the unit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    direction: Literal["higher", "lower"] | None = None
+    unit: StrictStr | None = None
+
+
+MetricsKey = list[StrictStr] | dict[str, MetricDeclaration | None]
+"""A spec's ``metrics``: a list of names, or a mapping ``{name: {direction, unit}}``; either
+selects the metrics kept."""
+
+
 class _Fields(BaseModel):
     """The keys a benchmark and its overrides share (everything but name/target/presets)."""
 
@@ -107,11 +121,22 @@ class _Fields(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt | None = None
     isolation: Isolation | None = None
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
+    alloc_peak: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
+    setup: StrictStr | None = None
+    teardown: StrictStr | None = None
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+
+    @field_validator("setup", "teardown")
+    @classmethod
+    def _hook(cls, v: str | None) -> str | None:
+        if v is not None and not _TARGET_REF.match(v):
+            raise ValueError(f"{v!r} is not a 'package.module:function' reference")
+        return v
 
     @field_validator("matrix")
     @classmethod
@@ -178,15 +203,29 @@ class BenchmarkSpec(_Fields):
     timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt = 3
     isolation: Isolation = "process"
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
+    """The metrics kept: a list of names, or a mapping that also declares each one's direction
+    and unit (``{items_per_s: {direction: higher, unit: 1/s}}``)."""
     profile: StrictBool = False
     tracemalloc: StrictBool = False
+    alloc_peak: StrictBool = True
+    """Measure ``alloc_peak_mb``: one untimed call per seed of the first round, for the memory
+    the call itself needs (see :func:`allele.bench.profiler.memory_call`)."""
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int = Field(1, ge=1, le=1000)
     """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);
     round ``r`` of every cell runs before round ``r + 1`` of any, so a slow spell of the machine
     or a slow worker process touches a few samples of many cells instead of every sample of one
     cell (see docs/benchmarking.md)."""
+    setup: StrictStr | None = None
+    """``module:function`` run before every timed call, untimed: ``setup(params, seed)``; its
+    return value reaches the target as ``state=`` (user targets only)."""
+    teardown: StrictStr | None = None
+    """``module:function`` run after every timed sample, untimed:
+    ``teardown(params, seed, state=state)``."""
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+    """Calls per timed sample; unset: calibrated (targets under 1 ms a call are looped so a
+    sample lasts at least 10 ms), reported per call."""
 
     @model_validator(mode="after")
     def _rounds_fit_the_seeds(self) -> BenchmarkSpec:
@@ -272,6 +311,22 @@ class SuiteSpec(BaseModel):
     def targets(self) -> list[str]:
         """The distinct targets of the suite, in file order."""
         return list(dict.fromkeys(b.target for b in self.benchmarks))
+
+    def declared_metrics(self) -> dict[str, MetricInfo]:
+        """What the suite declares about its metrics: the built-in targets' declarations, then
+        the ``metrics`` mappings of its benchmarks (a spec's declaration wins)."""
+        from allele.bench.targets import BUILTINS  # local: targets imports core lazily
+
+        out: dict[str, MetricInfo] = {}
+        for b in self.benchmarks:
+            if b.target in BUILTINS:
+                out.update(BUILTINS[b.target].metrics)
+        for b in self.benchmarks:
+            if isinstance(b.metrics, dict):
+                for name, d in b.metrics.items():
+                    if d is not None and (d.direction is not None or d.unit is not None):
+                        out[name] = declaration(name, d.direction, d.unit)
+        return out
 
 
 class _RawBenchmark(_Fields):
@@ -465,12 +520,19 @@ def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
     from allele.bench.targets import BUILTINS  # local: targets imports core lazily
 
     info = BUILTINS[spec.target]
+    for hook in ("setup", "teardown"):
+        if getattr(spec, hook) is not None:
+            raise ConfigError(
+                f"{source}: {prefix}{hook}: the built-in target {spec.target!r} builds its own "
+                f"input and takes no state; '{hook}' works with a 'package.module:function' "
+                "target only")
     if spec.metrics is not None:
         allowed = set(info.metrics) | set(MEASURED_METRICS)
         for j, metric in enumerate(spec.metrics):
             if metric not in allowed:
+                at = f".{metric}" if isinstance(spec.metrics, dict) else f"[{j}]"
                 raise ConfigError(
-                    f"{source}: {prefix}metrics[{j}]: unknown metric {metric!r} for target "
+                    f"{source}: {prefix}metrics{at}: unknown metric {metric!r} for target "
                     f"{spec.target!r} (allowed: {', '.join(sorted(allowed))})")
     for params in spec.expand():
         try:

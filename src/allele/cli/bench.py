@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, varying_params, when
+from allele.bench.format import metric_value, number, varying_params, when
+from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
     StoreOpt,
     esc,
@@ -272,6 +273,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         + (f", git {esc(commit)}" if commit else "")
         + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
         highlight=False, soft_wrap=True)
+    units = {n: d.unit for n, d in declarations_from_doc(info.spec).items()}
     by_target: dict[str, list[Any]] = {}
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
@@ -290,11 +292,14 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
                 table.add_row(params, plain(cell.status, "red"), "error", "", "",
                               "", plain((cell.error or "")[:80]))
             for i, s in enumerate(rows):
-                ci = plain(f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s.ci_low is not None
-                           and s.ci_high is not None else "n/a")
+                unit = units.get(s.metric)
+                ci = plain(f"[{metric_value(s.ci_low, s.metric, unit)}, "
+                           f"{metric_value(s.ci_high, s.metric, unit)}]"
+                           if s.ci_low is not None and s.ci_high is not None else "n/a")
                 first = i == 0 and cell.status == "ok"
                 table.add_row(params if first else "", cell.status if first else "",
-                              plain(s.metric), str(s.n), _num(s.median), _num(s.iqr), ci)
+                              plain(s.metric), str(s.n), metric_value(s.median, s.metric, unit),
+                              metric_value(s.iqr, s.metric, unit), ci)
             table.add_section()
         console.print(table)
     failed = [c for c in record.cells if c.status != "ok"]

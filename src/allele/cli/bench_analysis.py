@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, params_text, pct
+from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
     StoreOpt,
     esc,
@@ -74,7 +74,13 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     """The comparison table (rows that moved or could not be decided; all with ``show_all``),
     then what else a reader must know: run-wide shifts, rows left out of the family,
     warnings, failed and missing cells."""
-    from allele.bench.compare import VERDICT_RANK, row_params, split_params, verdict_label
+    from allele.bench.compare import (
+        VERDICT_RANK,
+        metric_label,
+        row_params,
+        split_params,
+        verdict_label,
+    )
 
     counts = comp.counts()
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
@@ -89,8 +95,9 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     shown = split_params(comp.rows)
     for r in rows:
         e = r.estimate
-        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))), plain(r.metric),
-                      _num(e.base), _num(e.head), pct(e.ratio),
+        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))),
+                      plain(metric_label(r)), quantity(e.base, r.unit),
+                      quantity(e.head, r.unit), pct(e.ratio),
                       plain(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]"), _num(e.q_value),
                       "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")

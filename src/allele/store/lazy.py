@@ -177,6 +177,7 @@ class StoredCell(CellResult):
         self.started_at = started_at
         self.finished_at = finished_at
         self.profile = profile
+        self.declared = None  # declarations travel in the run's spec document, not the cell
         self._src, self._i, self._lo, self._hi = src, i, src.bounds[i], src.bounds[i + 1]
         return self
 

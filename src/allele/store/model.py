@@ -52,6 +52,10 @@ class CellResult:
     finished_at: float = 0.0
     profile: str | None = None
     """Optional cProfile top-N text."""
+    declared: dict[str, dict[str, str]] | None = None
+    """Declarations of the metrics the target returned as ``allele.bench.Metric`` values
+    (``{name: {direction, unit}}``), on their way to the run's spec document; not stored with
+    the cell."""
 
     def values(self, metric: str) -> list[float]:
         """All samples of one metric, in (seed, repeat) order."""

@@ -384,7 +384,7 @@ async function showRun(id) {
       clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
         cells.map((c) => ({ onclick: () => { setQuery({ cell: c.key }); showCell(id, c.key); },
           cells: [JSON.stringify(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
-                  { text: num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
+                  { text: (c.median_texts && c.median_texts[m]) || num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
     });
     pick.addEventListener("change", draw);
     await draw();
@@ -500,7 +500,7 @@ async function startCompare() {
         shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
-      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric, { text: num(r.median_base), class: "num" }, { text: num(r.median_head), class: "num" },
+      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric + (r.direction_guessed ? " (direction guessed)" : ""), { text: r.median_base_text || num(r.median_base), class: "num" }, { text: r.median_head_text || num(r.median_head), class: "num" },
         { text: pct(r.ratio), class: "num" }, { text: `[${pct(r.ci_low)}, ${pct(r.ci_high)}]`, class: "num" }, { text: num(r.q_value, 2), class: "num" },
         { text: r.verdict, class: "v-" + r.verdict }, r.reason] }))));
     clear(document.getElementById("fdr")).appendChild(table(["rank", "cell", "metric", "p", "BH threshold", "q", "verdict"],
