@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from allele.analytics._common import FloatArray, as_series, mad_sigma
-from allele.analytics.rca_params import ParameterVerdict, explain_parameters
+from allele.analytics.rca_params import Cause, ParameterVerdict, explain_parameters
 from allele.errors import AnalyticsError
 
 __all__ = [
@@ -38,23 +37,6 @@ __all__ = [
     "rank_metric_causes",
     "rank_parameter_causes",
 ]
-
-
-@dataclass(frozen=True)
-class Cause:
-    """A candidate cause with its score (higher = more likely) and the evidence for it."""
-
-    kind: str
-    """'metric', 'parameter', 'shift' (one change common to all cells) or 'environment'."""
-    name: str
-    score: float
-    evidence: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
-        return {"kind": self.kind, "name": self.name, "score": self.score,
-                "evidence": self.evidence, "details": self.details}
 
 
 def _robust_sigma(x: FloatArray) -> float:

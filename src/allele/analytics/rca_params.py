@@ -67,6 +67,23 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in out]
 
 
+@dataclass(frozen=True)
+class Cause:
+    """A candidate cause with its score (higher = more likely) and the evidence for it."""
+
+    kind: str
+    """'metric', 'parameter', 'shift' (one change common to all cells) or 'environment'."""
+    name: str
+    score: float
+    evidence: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"kind": self.kind, "name": self.name, "score": self.score,
+                "evidence": self.evidence, "details": self.details}
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     """One parameter's test: the design (one-hot groups or a centred rank column)."""
@@ -198,8 +215,6 @@ def explain_parameters(
     ``effect`` holds one value per row of ``params`` (``log(after / before)`` when ``ratio``, so
     the evidence reads in percent). AnalyticsError when fewer than 4 configurations remain.
     """
-    from allele.analytics.rca import Cause
-
     e_rows = as_series(effect, name="effect")
     if len(params) != e_rows.size:
         raise AnalyticsError(f"{len(params)} parameter sets but {e_rows.size} values")
