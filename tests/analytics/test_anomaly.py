@@ -94,8 +94,7 @@ def test_series_scores_are_causal_bounded_and_deterministic() -> None:
     scores = score_series(y)
     assert scores.shape == y.shape
     assert np.all((scores >= 0) & (scores <= 1))
-    learn_end = int(np.ceil(0.15 * y.size))
-    assert np.all(scores[:learn_end] == 0)
+    assert np.all(scores[:150] == 0)
     np.testing.assert_array_equal(score_series(y), scores)
     # Changing the future must not change the past.
     cut = 600
@@ -112,8 +111,10 @@ def test_seasonal_period_detection() -> None:
 
 
 def test_short_series_is_a_clear_error() -> None:
-    with pytest.raises(AnalyticsError, match="too short"):
+    with pytest.raises(AnalyticsError, match="shorter than the learning period"):
         score_series(np.arange(50.0))
+    with pytest.raises(AnalyticsError, match="needs at least"):
+        score_series(np.arange(500.0), learn=20)
     with pytest.raises(AnalyticsError):
         score_series(np.arange(500.0), method="magic")  # type: ignore[arg-type]
 

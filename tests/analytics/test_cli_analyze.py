@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from allele.cli.analyze import app
 from tests.bench.diagnose_stores import (
     common_shift_store,
     grid_store,
+    noise_store,
     regression_store,
     series_store,
     telemetry_trial_store,
@@ -42,6 +44,18 @@ def test_anomalies_and_forecast_json(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "anomalous points of 600" in " ".join(res.output.split())
     res = runner.invoke(app, ["forecast", "gen_time", "--store", url, "--horizon", "3"])
     assert res.exit_code == 0 and "seasonal with period 48" in res.output
+
+
+def test_anomalies_learning_period_option_and_a_too_long_one(tmp_path: Path) -> None:
+    url = _store_with_series(tmp_path)
+    res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--learn", "100",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["learn_end"] == 100 and all(a["index"] >= 100 for a in data["anomalies"])
+    res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--learn", "700"])
+    assert res.exit_code != 0
+    assert "shorter than the learning period" in str(res.exception)
 
 
 def test_recommend_and_alerts(tmp_path: Path) -> None:
@@ -103,3 +117,66 @@ def test_rca_telemetry_mode_names_the_metric_that_moved_first(tmp_path: Path) ->
     assert out["index"] == at and out["causes"][0]["name"] == cause
     res = runner.invoke(app, ["rca", "--store", url])
     assert res.exit_code != 0
+
+
+def test_rca_and_recommend_say_nothing_here(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    noise_store(url)
+    grid_store(url, null=True, name="null")
+    res = runner.invoke(app, ["rca", "aa-base", "aa-new", "--store", url])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "answer: no clear cause" in text and "nan" not in text
+    data = json.loads(runner.invoke(app, ["rca", "aa-base", "aa-new", "--store", url,
+                                          "--json"]).output)
+    assert data["status"] == "no clear cause"
+    res = runner.invoke(app, ["recommend", "null", "--store", url])
+    assert res.exit_code == 0, res.output
+    assert "no reliably better configuration" in " ".join(res.output.split())
+    data = json.loads(runner.invoke(app, ["recommend", "null", "--store", url, "--json"]).output)
+    assert data["evolution"]["status"] == "no reliably better configuration"
+    assert data["evolution"]["recommendations"] == []
+
+
+def test_forecast_chooses_by_backtest_and_shows_refused_models(tmp_path: Path) -> None:
+    from allele.store import MetricPoint, open_store
+
+    url = f"sqlite:///{tmp_path / 'rss.db'}"
+    mb = 1024.0**2
+    line = np.linspace(86.4, 88.1, 25) * mb  # RSS rising page by page: an exact line
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint("rss", "agent", (), 1000.0 + 60 * i, float(v))
+                               for i, v in enumerate(line))
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "6",
+                              "--model", "arima"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "refused ARIMA(" in text and "zero-width interval" in text
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "6", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    fc = data["forecast"]
+    assert fc["model"] == "drift" and "backtest MASE" in data["choice"]
+    assert all(b > a for a, b in zip(fc["mean"], fc["mean"][1:], strict=False))
+    assert all(u > lo for lo, u in zip(fc["lower"], fc["upper"], strict=True))
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--horizon", "3"])
+    assert res.exit_code == 0 and "- model: drift: backtest MASE" in res.output
+
+
+def test_predict_a_configuration_from_a_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    optimum = grid_store(url)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum),
+                              "-m", "best_fitness", "-m", "wall_s", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    val = data["validation"]["best_fitness"]
+    assert val["mae"] < val["baseline_mae"]
+    pred = data["predictions"][0]
+    assert pred["best_fitness"]["lower"] < pred["best_fitness"]["mean"] \
+        < pred["best_fitness"]["upper"]
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params",
+                              json.dumps({"population": 100})])
+    assert res.exit_code != 0 and "give crossover, mutation_rate" in str(res.exception)
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum)])
+    assert res.exit_code == 0 and "held-out" in res.output

@@ -10,6 +10,7 @@ from allele.analytics.correlate import (
     as_alert_event,
 )
 from allele.analytics.synthetic import SyntheticAlert, incident_alerts
+from allele.analytics.synthetic_answers import mixed_incidents, pair_scores
 from allele.errors import AnalyticsError
 
 
@@ -42,14 +43,49 @@ def test_group_ids_are_stable_across_batches() -> None:
     assert final == whole  # ids do not depend on how alerts were batched
 
 
-def test_tiny_batch_fallback_links_close_pairs() -> None:
+def test_one_shared_label_does_not_link_hosts() -> None:
     a = AlertEvent("a", "HighCPU", {"host": "h1", "scope": "component"}, "warning", 100.0)
-    b = AlertEvent("b", "HighRSS", {"host": "h1", "scope": "component"}, "warning", 130.0)
-    c = AlertEvent("c", "HighRSS", {"host": "h9", "zone": "x"}, "warning", 5000.0)
-    corr = AlertCorrelator(min_samples=3)
-    groups = corr.correlate([a, b])
-    assert len(groups) == 1 and groups[0].fingerprints == ["a", "b"]
-    assert len(AlertCorrelator(min_samples=3).correlate([a, c])) == 2
+    b = AlertEvent("b", "HighCPU", {"host": "h2", "scope": "component"}, "warning", 100.0)
+    c = AlertEvent("c", "HighRSS", {"host": "h1", "scope": "component"}, "warning", 130.0)
+    groups = AlertCorrelator().correlate([a, b, c])
+    assert sorted(g.fingerprints for g in groups) == [["a", "c"], ["b"]]
+    assert AlertCorrelator().distance_matrix([a, b])[0, 1] == 1.0
+
+
+def test_no_chaining_through_intermediate_alerts() -> None:
+    # five alerts on one host, 4 minutes apart: neighbours are close, the ends 16 minutes apart
+    alerts = [AlertEvent(f"a{i}", "X", {"host": "h"}, "warning", 240.0 * i) for i in range(5)]
+    single = AlertCorrelator(linkage="single").correlate(alerts)
+    assert len(single) == 1  # single linkage chains them all
+    groups = AlertCorrelator().correlate(alerts)
+    assert len(groups) > 1
+    for g in groups:
+        span = max(x.starts_at for x in g.alerts) - min(x.starts_at for x in g.alerts)
+        assert span <= 600.0
+    with pytest.raises(AnalyticsError):
+        AlertCorrelator(linkage="ward")  # type: ignore[arg-type]
+
+
+def test_labelled_incidents_with_mixed_noise() -> None:
+    """20 labelled sets (seeds 100-119; eps was chosen on seeds 0-19): 6 incidents, half of them
+    simultaneous with one on another host, chains of unrelated alerts on one host, flapping
+    singletons, a quarter of alerts without a metric window. Pairwise precision >= 0.85 and
+    recall >= 0.95 (measured 0.92 and 1.00; the former DBSCAN at eps 0.5 without the host rule:
+    0.16)."""
+    precision, recall, base = [], [], []
+    for seed in range(100, 120):
+        alerts = mixed_incidents(seed)
+        truth = {a.fingerprint: a.incident for a in alerts}
+        groups = AlertCorrelator(retention_s=1e9).correlate(alerts)
+        p, r = pair_scores([g.fingerprints for g in groups], truth)
+        precision.append(p)
+        recall.append(r)
+        # the former behaviour: DBSCAN (min_samples 2 = single linkage) at eps 0.5, no host rule
+        chained = AlertCorrelator(retention_s=1e9, eps=0.5, linkage="single",
+                                  identity_labels=()).correlate(alerts)
+        base.append(pair_scores([g.fingerprints for g in chained], truth)[0])
+    assert sum(precision) / 20 >= 0.85 and sum(recall) / 20 >= 0.95
+    assert sum(base) / 20 < 0.5
 
 
 def test_manager_dedup_inhibition_priority_escalation() -> None:

@@ -11,9 +11,9 @@ import numpy as np
 from allele.analytics.synthetic import (
     anomaly_benchmark,
     regression_trial,
-    response_surface,
     root_cause_trial,
 )
+from allele.analytics.synthetic_answers import matrix_trial, seed_surface
 from allele.observe.metrics import MetricPoint
 from allele.store import open_store
 from allele.store.model import CellResult, Sample, cell_key
@@ -28,16 +28,21 @@ def series_store(url: str) -> None:
                                for i, v in enumerate(s.values))
 
 
-def grid_store(url: str) -> dict[str, Any]:
-    """A run ``grid`` of evolution cells over a response surface with best_fitness and wall_s;
-    returns the optimum configuration."""
-    params, quality, cost, optimum = response_surface(seed=0, repeats=1)
+def grid_store(url: str, seeds: int = 4, null: bool = False, name: str = "grid"
+               ) -> dict[str, Any]:
+    """A run ``grid`` of evolution cells over a response surface (or, with ``null``, quality
+    that no parameter changes) with best_fitness and wall_s for ``seeds`` seeds; returns the
+    optimum configuration."""
+    params, quality, cost, ids, optimum = seed_surface(seed=0, seeds=seeds, null=null)
+    by_cell: dict[str, CellResult] = {}
+    for p, q, c, sd in zip(params, quality, cost, ids, strict=True):
+        key = cell_key("evolution", p)
+        cell = by_cell.setdefault(key, CellResult(key, "evolution", p, "ok", []))
+        cell.samples += [Sample("best_fitness", float(q), int(sd), 0),
+                         Sample("wall_s", float(c), int(sd), 0)]
     with open_store(url) as st:
-        rid = st.create_run("grid", "spec", "evolution", {}, {})
-        cells = [CellResult(cell_key("evolution", p), "evolution", p, "ok",
-                            [Sample("best_fitness", float(q), 0, 0), Sample("wall_s", float(c), 0, 0)])
-                 for p, q, c in zip(params, quality, cost, strict=True)]
-        st.save_cells(rid, cells)
+        rid = st.create_run(name, "spec", "evolution", {}, {})
+        st.save_cells(rid, list(by_cell.values()))
         st.finish_run(rid, "finished")
     return optimum
 
@@ -83,3 +88,14 @@ def telemetry_trial_store(url: str) -> tuple[str, str, list[str], int]:
                                for name, series in metrics.items()
                                for i, v in enumerate(series))
     return cause, target, [m for m in metrics if m != target], at
+
+
+def noise_store(url: str, seed: int = 1) -> None:
+    """Runs ``aa-base`` and ``aa-new`` of the 18-cell matrix with realistic noise and no cause
+    (:func:`~allele.analytics.synthetic_answers.matrix_trial`; per-cell medians over 3 seeds).
+    One trial: the rate of "no clear cause" over 50 is tests/analytics/test_rca.py's; seed 0 is
+    one of its false causes."""
+    rows, before, after, _ = matrix_trial(seed)
+    cells = rows[::3]
+    store_runs(url, cells, [("aa-base", np.median(before.reshape(-1, 3), axis=1), {}),
+                            ("aa-new", np.median(after.reshape(-1, 3), axis=1), {})])

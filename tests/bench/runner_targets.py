@@ -81,3 +81,8 @@ def counted(params: dict[str, Any], seed: int) -> dict[str, float]:
     if seed == params.get("fail_seed"):
         raise ValueError(f"seed {seed} fails")
     return {"seed_seen": float(seed), "pid": float(os.getpid())}
+
+
+def echo_too(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """:func:`echo` under another target name (a second target for worker-isolation tests)."""
+    return echo(params, seed)

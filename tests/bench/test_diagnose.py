@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from allele.bench.diagnose import (
@@ -101,6 +103,29 @@ def test_recommendations_per_component(sqlite_url: str) -> None:
     assert advice.recommendations[0].params["population"] > 100
     assert any(p == optimum for p, _, _ in advice.pareto)
     (cheapest,) = recommendations(record)  # default: the cheapest measured cell
-    costs = {tuple(sorted(c.params.items())): c.values("wall_s")[0] for c in record.cells}
+    costs = {tuple(sorted(c.params.items())): statistics.median(c.values("wall_s"))
+             for c in record.cells}
     assert costs[tuple(sorted(cheapest.current.items()))] == min(costs.values())
     assert recommendations(record, target="kraken") == []
+
+
+def test_recommendations_can_answer_that_nothing_is_reliably_better(sqlite_url: str) -> None:
+    grid_store(sqlite_url, null=True, name="null")
+    grid_store(sqlite_url, seeds=1, name="one-seed")
+    with open_store(sqlite_url) as st:
+        null, one = st.load_run("null"), st.load_run("one-seed")
+    (advice,) = recommendations(null)
+    assert advice.recommendations == []
+    assert advice.advice.status == "no reliably better configuration"
+    assert advice.to_dict()["message"].startswith("no reliably better configuration")
+    assert "cross-validated RMSE" in advice.advice.message
+    with pytest.raises(AnalyticsError, match="2 or more seeds"):
+        recommendations(one)
+
+
+def test_root_causes_give_a_verdict(sqlite_url: str) -> None:
+    cause = regression_store(sqlite_url)
+    with open_store(sqlite_url) as st:
+        res = root_causes(st.load_run("base"), st.load_run("new"))
+    assert res.status == "cause" and res.message.startswith(cause)
+    assert res.to_dict()["status"] == "cause"

@@ -70,7 +70,8 @@ def test_pool_replaces_a_crashed_worker_and_keeps_going() -> None:
     assert results[0].status == "crashed" and "SIGSEGV" in (results[0].error or "")
     assert results[2].status == "crashed" and "SIGABRT" in (results[2].error or "")
     assert results[1].status == results[3].status == "ok"
-    assert results[1].values("pid") != results[3].values("pid")  # a new worker after abort
+    # a worker keeps to its target: the echo cells ran one after the other in one worker
+    assert results[1].values("pid") == results[3].values("pid")
 
 
 def test_pool_kills_a_worker_that_ignores_the_alarm() -> None:
@@ -160,3 +161,18 @@ def test_workers_that_cannot_start_are_an_error_not_crashed_cells(tmp_path: obje
                          timeout=120)
     assert "ERROR benchmark worker processes die while starting" in out.stdout, out.stderr
     assert "__main__" in out.stdout
+
+
+def test_a_worker_never_runs_two_targets() -> None:
+    """Cells of two targets interleaved on one worker: each target's cells share a process,
+    never one another's (what a target leaves in a process must not count for the next)."""
+    tasks = [task(f"{T}:echo" if i % 2 else f"{T}:echo_too", i=i) for i in range(6)]
+    with ProcessPoolExecutor(1) as pool:
+        results = list(pool.run(tasks))
+        assert pool.replaced == 0 and pool.retired == 1
+    pids: dict[str, set[float]] = {}
+    for r in results:
+        assert r.status == "ok", r.error
+        pids.setdefault(r.target, set()).update(r.values("pid"))
+    assert all(len(p) == 1 for p in pids.values())
+    assert pids[f"{T}:echo"].isdisjoint(pids[f"{T}:echo_too"])

@@ -66,7 +66,8 @@ def test_rounds_split_the_seeds_interleave_cells_and_merge_into_one_cell(
     from tests.bench import runner_targets
 
     text = (f"name: rr\ntarget: {T}:counted\nisolation: inline\nseeds: 6\nrounds: 3\n"
-            "warmup: 2\nrepeats: 2\nprofile: true\nmatrix: {cell: [a, b]}\n")
+            "warmup: 2\nrepeats: 2\nprofile: true\ninner_loops: 1\nalloc_peak: false\n"
+            "matrix: {cell: [a, b]}\n")
     tasks = plan(loads_suite(text))
     # every round of every cell before the next round of any; seed i goes to round i % 3
     assert [(t.round, t.rounds) for t in tasks] == [(r, 3) for r in range(3) for _ in range(2)]
@@ -202,7 +203,9 @@ def test_metrics_filter_keeps_only_the_named_metrics(store: ResultStore) -> None
     suite = loads_suite(f"name: k\ntarget: {T}:echo\nisolation: inline\nseeds: 2\n"
                         "metrics: [a, wall_s]\nmatrix: {a: [1]}\n")
     Runner(store, environment=ENV).run(suite, name="k")
-    assert store.load_run("k").cells[0].metrics() == ["a", "wall_s"]
+    # plus the calibrated inner-loop count of this microsecond target, which is not a metric
+    # but how its samples were timed (kept whatever the filter)
+    assert store.load_run("k").cells[0].metrics() == ["a", "loops", "wall_s"]
 
 
 def test_unimportable_target_fails_before_the_run_exists(store: ResultStore) -> None:

@@ -85,7 +85,7 @@ def test_analytics_endpoints(client: TestClient) -> None:
                                                   f["forecast"]["upper"]))
     rc = client.get("/api/analytics/root-causes",
                     params={"base": "golden-04", "head": "golden-08"}).json()
-    assert rc["causes"]
+    assert rc["causes"] and rc["status"] in ("cause", "no clear cause") and rc["message"]
     rec = client.get("/api/analytics/recommendations", params={"run": "golden-08"})
     assert rec.status_code == 422 and "4 or more cells" in rec.json()["detail"]
     r = client.get("/api/analytics/anomalies", params={"metric": "nothing"})

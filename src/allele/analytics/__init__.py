@@ -30,49 +30,65 @@ from allele.analytics.correlate import (
 )
 from allele.analytics.forecast import (
     ARIMAForecaster,
+    AutoForecaster,
     BacktestResult,
+    DriftForecaster,
     Forecast,
+    HorizonForecaster,
     LSTMForecaster,
     NaiveForecaster,
     SeasonalNaiveForecaster,
     backtest,
 )
-from allele.analytics.predict import PerformancePredictor
+from allele.analytics.predict import MetricPrediction, PerformancePredictor, PredictorValidation
 from allele.analytics.rca import (
     Cause,
     RootCauseAnalyzer,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     rank_metric_causes,
     rank_parameter_causes,
 )
+from allele.analytics.rca_params import NO_CLEAR_CAUSE, ParameterVerdict, explain_parameters
 from allele.analytics.recommend import (
+    NO_BETTER,
+    Advice,
     ConfigurationRecommender,
     PerformanceOptimizer,
     Recommendation,
     pareto_front,
 )
-from allele.analytics.trend import PredictiveAnalyzer
+from allele.analytics.trend import PredictiveAnalyzer, theil_sen_trend
 
 __all__ = [
+    "NO_BETTER",
+    "NO_CLEAR_CAUSE",
     "ARIMAForecaster",
+    "Advice",
     "AlertCorrelator",
     "AlertEvent",
     "AlertGroup",
+    "AutoForecaster",
     "BacktestResult",
     "Cause",
     "ConfigurationRecommender",
+    "DriftForecaster",
     "EnsembleDetector",
     "Forecast",
+    "HorizonForecaster",
     "InhibitRule",
     "IntelligentAlertManager",
     "IsolationForestDetector",
     "LSTMForecaster",
+    "MetricPrediction",
     "NaiveForecaster",
     "OneClassSVMDetector",
+    "ParameterVerdict",
     "PerformanceOptimizer",
     "PerformancePredictor",
     "PredictiveAnalyzer",
+    "PredictorValidation",
     "Recommendation",
     "RobustZScoreDetector",
     "RootCauseAnalyzer",
@@ -83,10 +99,13 @@ __all__ = [
     "common_shift",
     "detect_series",
     "diff_environments",
+    "explain_parameter_change",
+    "explain_parameters",
     "load_detector",
     "pareto_front",
     "rank_metric_causes",
     "rank_parameter_causes",
     "save_detector",
     "score_series",
+    "theil_sen_trend",
 ]

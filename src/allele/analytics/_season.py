@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -64,3 +66,168 @@ def seasonal_period(y: ArrayLike, min_period: int = 4, max_period: int | None = 
         if m < best_m and best_m % m == 0 and r2s[m] >= r2s[best_m] - 0.02:
             return m
     return best_m
+
+
+# ---------------------------------------------------------------------------------------------
+# Several seasons at once
+# ---------------------------------------------------------------------------------------------
+
+
+def _centred_ma(y: FloatArray, m: int) -> tuple[FloatArray, int]:
+    """The centred moving average of length ``m`` (2 x m for even m) and its offset into ``y``.
+
+    It removes any season of period ``m`` exactly, and a trend that is smooth over one season.
+    """
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    ma = (c[m:] - c[:-m]) / m  # ma[i] = mean(y[i:i+m])
+    if m % 2 == 1:
+        return ma, m // 2
+    return 0.5 * (ma[:-1] + ma[1:]), m // 2
+
+
+def season_profile(y: ArrayLike, period: int) -> tuple[FloatArray, float, float]:
+    """The phase-mean seasonal profile of ``period`` (every harmonic, centred on 0), with its
+    cross-validated strength and the F-test p-value of "no season".
+
+    The series is detrended by a centred moving average of one season (classical decomposition),
+    so any trend that is smooth over a season drops out; the profile is the mean of the detrended
+    values at each phase. Strength is the share of the detrended variance that the profile
+    explains out of sample: the profile of the even-numbered cycles predicts the odd ones and
+    the other way round. In-sample, ``m - 1`` free phase means fit autocorrelated noise too (a
+    period of 673 hours, four weeks and an hour, "explained" the Victoria electricity demand
+    better than the week in-sample and worse out of sample). A three-harmonic Fourier fit cannot
+    draw a daily shape inside a weekly season of hourly data: at period 168 on that series (after
+    a line) it explains 11% of the variance, all 84 harmonics 68%; the phase means after the
+    moving average explain 75% out of sample.
+    """
+    from scipy import stats
+
+    arr = as_series(y, name="y")
+    m = int(period)
+    trend, off = _centred_ma(arr, m)
+    d = arr[off:off + trend.size] - trend
+    idx = np.arange(d.size) + off
+    phase, cycle = idx % m, idx // m
+    counts = np.bincount(phase, minlength=m).astype(np.float64)
+    if d.size < 2 * m or np.any(counts == 0):
+        return np.zeros(m), 0.0, 1.0
+    d = d - d.mean()
+    means = np.bincount(phase, weights=d, minlength=m) / counts
+    means -= means.mean()
+    resid = d - means[phase]
+    sst, ssr = float(d @ d), float(resid @ resid)
+    if sst <= 0.0:
+        return means, 0.0, 1.0
+    dof = max(d.size - m, 1)
+    f = ((sst - ssr) / (m - 1)) / (ssr / dof) if ssr > 0 else math.inf
+    p = float(stats.f.sf(f, m - 1, dof)) if math.isfinite(f) else 0.0
+    ss_out = 0.0
+    for part in (0, 1):
+        train, test = cycle % 2 == part, cycle % 2 != part
+        c = np.bincount(phase[train], minlength=m).astype(np.float64)
+        prof = np.divide(np.bincount(phase[train], weights=d[train], minlength=m), c,
+                         out=np.zeros(m), where=c > 0)
+        ss_out += float(np.sum((d[test] - prof[phase[test]]) ** 2))
+    return means, 1.0 - ss_out / sst, p
+
+
+def _candidate_periods(arr: FloatArray, lo: int, hi: int, shortlist: int) -> set[int]:
+    """Periods worth testing: the highest ACF peaks of the series and of its differences, and the
+    highest periodogram peaks, each with its neighbours (+-1)."""
+    n = arr.size
+    t = np.arange(n, dtype=np.float64)
+    line = np.stack([np.ones(n), t / n], axis=1)
+    res = arr - line @ np.linalg.lstsq(line, arr, rcond=None)[0]
+    cands: set[int] = set()
+    for series in (res, np.diff(arr)):
+        s = series - series.mean()
+        if not np.any(s):
+            continue
+        spec = np.fft.rfft(s, 2 * s.size)
+        acf = np.fft.irfft(spec * np.conj(spec))[: hi + 2]
+        acf = acf / acf[0]
+        peaks = [k for k in range(max(2, lo), min(hi, acf.size - 2) + 1)
+                 if acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > 0]
+        peaks.sort(key=lambda k: -acf[k])
+        cands |= set(peaks[:shortlist])
+    power = np.abs(np.fft.rfft(res)) ** 2
+    freqs = np.arange(power.size)
+    order = [k for k in np.argsort(-power) if k > 0]
+    for k in order[:shortlist]:
+        period = n / freqs[k]
+        cands |= {math.floor(period), math.ceil(period)}
+    out = {c + d for c in cands for d in (-1, 0, 1)}
+    return {c for c in out if lo <= c <= hi}
+
+
+def seasonal_periods(y: ArrayLike, min_period: int = 2, max_period: int | None = None,
+                     max_seasons: int = 3, min_strength: float = 0.2, alpha: float = 0.01,
+                     max_points: int = 8192, shortlist: int = 6) -> list[int]:
+    """Every season of ``y`` that explains a real share of its variance, shortest first.
+
+    Several seasons at once (24 and 168 in hourly data, 7 and 365 in daily data): candidates come
+    from the autocorrelation peaks of the series and of its differences and from the periodogram
+    (:func:`_candidate_periods`), each tested by its phase-mean profile (:func:`season_profile`,
+    every harmonic). Greedy: the strongest season is taken, or a divisor of it that explains at
+    least half as much (the day inside a week), its profile is removed, and the search repeats on
+    what is left, where a multiple of a found season (the week after the day) may now explain
+    the difference between days. A later season must be at least twice as long as every season
+    found and not a near-multiple of one (no 10 beside 11 in the sunspots' quasi-cycle). A season
+    is kept when its cross-validated strength reaches ``min_strength`` and its F-test rejects
+    "no season" at ``alpha`` divided by the number of candidates tried (Bonferroni); its
+    differences must show the season too, at 5% (the slow wiggles of a random walk pass the
+    first test, and a phase-mean profile of a few cycles fits them: 2 of 10 walks of 300 points
+    had a "season" of 35 or 60 steps; their differences are white noise, and a season of steps,
+    such as quiet weekends, leaves only two jumps a week in the differences, hence the looser
+    level). So white noise and random walks find none: on 203 quarters of US unemployment the
+    business cycle's best "season" (42 quarters) explained 18% out of sample, below the default
+    0.2. A period needs three cycles
+    (``max_period`` is at most ``n // 3``). Only the last ``max_points`` points are used.
+    """
+    arr = as_series(y, name="y")[-max_points:]
+    n = arr.size
+    hi = min(max_period if max_period is not None else n // 3, n // 3)
+    lo = max(2, min_period)
+    if hi < lo or np.ptp(arr) == 0:
+        return []
+    cands = _candidate_periods(arr, lo, hi, shortlist)
+    found: list[int] = []
+    work = arr.copy()
+    steps = np.diff(arr)
+    for _ in range(max_seasons):
+        tried = {m for m in cands
+                 if all(m >= 2 * f and not _near_multiple(f, m) for f in found)}
+        tried |= {f * k for f in found for k in range(2, 8) if lo <= f * k <= hi}
+        if not tried:
+            break
+        scored = {m: season_profile(work, m) for m in sorted(tried)}
+        cut = alpha / len(scored)
+        ok = {m: s for m, (_, s, p) in scored.items() if p < cut and s >= min_strength
+              and season_profile(steps, m)[2] < 0.05}
+        if not ok:
+            break
+        best = max(ok, key=lambda m: ok[m])
+        for d in sorted(ok):
+            if d < best and _near_divisor(d, best) and ok[d] >= 0.5 * ok[best]:
+                best = d
+                break
+        found.append(best)
+        prof = scored[best][0]
+        work = work - prof[np.arange(n) % best]
+        steps = np.diff(work)
+    return sorted(found)
+
+
+def _near_multiple(f: int, m: int) -> bool:
+    """Whether ``m`` is within two steps of, but not exactly, ``k * f`` for ``k`` in 2..7: what a
+    season of a fractional length (52.18 weeks) leaves behind once its integer profile is
+    removed, not a season of its own (co2 gave 106 weeks after 52)."""
+    k = round(m / f)
+    return 2 <= k <= 7 and 0 < abs(m - k * f) <= 2
+
+
+def _near_divisor(d: int, m: int) -> bool:
+    """Whether ``m`` is about ``k * d`` for an integer ``k >= 2`` (within half a step per cycle:
+    313 weeks is six years of 52.18 weeks, and 52 is its near-divisor)."""
+    k = round(m / d)
+    return k >= 2 and abs(m / k - d) <= 0.5

@@ -21,6 +21,7 @@ true-positive runs / runs; F1 is their harmonic mean. Detections before ``start`
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +33,16 @@ from allele.analytics._common import FloatArray
 
 __all__ = [
     "ANOMALY_KINDS",
+    "NOISE_KINDS",
     "EventScore",
     "LabelledSeries",
     "SyntheticAlert",
     "anomaly_benchmark",
     "benchmark_table",
+    "clean_series",
     "evaluate_events",
     "incident_alerts",
+    "noise_series",
     "regression_trial",
     "response_surface",
     "root_cause_trial",
@@ -46,6 +50,12 @@ __all__ = [
 ]
 
 ANOMALY_KINDS = ("spike", "level_shift", "variance", "drift")
+NOISE_KINDS = ("gaussian", "ar", "student_t", "lognormal", "zero_inflated")
+"""Noise of :func:`anomaly_benchmark`, all at the same marginal sd ``noise``: i.i.d. Gaussian;
+AR(1) with phi 0.8 (innovations of sd ``noise * 0.6``); Student-t with 3 degrees of freedom
+(scale ``noise / sqrt(3)``); centred lognormal (log-sd 0.5, skewness 1.75: a long upper tail, a
+short lower one); zero-inflated (52% exact zeros, the rest exponential; no season, level 0: a
+metric that is mostly nothing)."""
 
 
 def trend_season_series(
@@ -71,13 +81,48 @@ class LabelledSeries:
     noise: float
 
 
-def _base_series(rng: np.random.Generator, n: int, period: int, noise: float) -> FloatArray:
+def noise_series(rng: np.random.Generator, n: int, noise: float,
+                 kind: str = "gaussian") -> FloatArray:
+    """``n`` points of noise of marginal sd ``noise`` (see :data:`NOISE_KINDS`); zero mean except
+    the zero-inflated kind (non-negative)."""
+    if kind == "gaussian":
+        return rng.normal(0.0, noise, n)
+    if kind == "ar":
+        phi = 0.8
+        e = rng.normal(0.0, noise * np.sqrt(1.0 - phi * phi), n)
+        out = np.empty(n)
+        prev = rng.normal(0.0, noise)  # the stationary start
+        for i in range(n):
+            prev = phi * prev + e[i]
+            out[i] = prev
+        return out
+    if kind == "student_t":
+        out = rng.standard_t(3, n) * (noise / math.sqrt(3.0))
+        return out
+    if kind == "lognormal":
+        s = 0.5
+        sd = math.exp(s * s / 2) * math.sqrt(math.expm1(s * s))
+        out = (rng.lognormal(0.0, s, n) - math.exp(s * s / 2)) * (noise / sd)
+        return out
+    if kind == "zero_inflated":
+        p_zero = 0.52
+        g = rng.exponential(1.0, n) * (rng.random(n) >= p_zero)
+        sd = math.sqrt((1 - p_zero) * 2.0 - (1 - p_zero) ** 2)
+        out = g * (noise / sd)
+        return out
+    raise ValueError(f"unknown noise kind {kind!r}; use one of {', '.join(NOISE_KINDS)}")
+
+
+def _base_series(rng: np.random.Generator, n: int, period: int, noise: float,
+                 noise_kind: str = "gaussian") -> FloatArray:
+    if noise_kind == "zero_inflated":
+        return noise_series(rng, n, noise, noise_kind)
     t = np.arange(n, dtype=np.float64)
     amp = rng.uniform(1.5, 3.0) * noise / 0.5
     phase = rng.uniform(0, 2 * np.pi)
     season = amp * np.sin(2 * np.pi * t / period + phase) + 0.3 * amp * np.sin(
         4 * np.pi * t / period)
-    out: FloatArray = 20.0 + season + rng.normal(0.0, noise, n)
+    out: FloatArray = 20.0 + season + noise_series(rng, n, noise, noise_kind)
     return out
 
 
@@ -94,8 +139,13 @@ def _positions(rng: np.random.Generator, lo: int, hi: int, count: int, length: i
 def anomaly_benchmark(
     n_series: int = 8, n: int = 1000, period: int = 48, noise: float = 0.5, seed: int = 0,
     kinds: Sequence[str] = ANOMALY_KINDS, learn_fraction: float = 0.15,
+    noise_kind: str = "gaussian",
 ) -> list[LabelledSeries]:
     """``n_series`` seasonal noisy series per anomaly kind, anomalies after the learning period.
+
+    ``noise_kind`` picks the noise (:data:`NOISE_KINDS`, every one at marginal sd ``noise``);
+    the anomaly kinds and magnitudes are the same for all. ``kinds=()`` with ``n_series``
+    gives nothing; use :func:`clean_series` for anomaly-free series.
 
     spike: 4 single points of +-(6..10) noise sigma; level_shift: 2 temporary shifts of
     +-(3..5) sigma lasting 40..80 points; variance: 2 windows of 40..80 points with noise x3..x4;
@@ -107,7 +157,7 @@ def anomaly_benchmark(
     out: list[LabelledSeries] = []
     for kind in kinds:
         for _ in range(n_series):
-            y = _base_series(rng, n, period, noise)
+            y = _base_series(rng, n, period, noise, noise_kind)
             events: list[tuple[int, int]] = []
             if kind == "spike":
                 for s in _positions(rng, lo, n - 5, 4, 1, 60):
@@ -135,6 +185,13 @@ def anomaly_benchmark(
                 raise ValueError(f"unknown anomaly kind {kind!r}")
             out.append(LabelledSeries(kind, y, events, period, noise))
     return out
+
+
+def clean_series(n_series: int = 8, n: int = 1000, period: int = 48, noise: float = 0.5,
+                 seed: int = 0, noise_kind: str = "gaussian") -> list[FloatArray]:
+    """Anomaly-free series of the benchmark's shape (for false-alarm rates)."""
+    rng = np.random.default_rng(seed)
+    return [_base_series(rng, n, period, noise, noise_kind) for _ in range(n_series)]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "mann_kendall",
     "theil_sen_trend",
     "time_to_threshold",
+    "trend_scale",
 ]
 
 
@@ -53,7 +54,13 @@ class Trend:
     mk_z: float
     p_value: float
     direction: str
-    """'increasing', 'decreasing' or 'none' (not significant at ``alpha``)."""
+    """'increasing', 'decreasing' or 'none' (not significant at ``alpha``, or not practically
+    significant: see :func:`theil_sen_trend`)."""
+    change: float = 0.0
+    """The slope times the window (``slope * (n - 1)``): how much the trend moved the series."""
+    practical: bool = True
+    """Whether ``change`` is large enough to matter (False: a trend of floating-point noise or
+    of a fraction of a percent is not reported)."""
 
 
 def mann_kendall(y: ArrayLike) -> tuple[float, float, float, float]:
@@ -74,19 +81,38 @@ def mann_kendall(y: ArrayLike) -> tuple[float, float, float, float]:
     return s, float(z), p, float(tau)
 
 
-def theil_sen_trend(y: ArrayLike, alpha: float = 0.05) -> Trend:
-    """Robust linear trend of ``y`` against its index, tested with Mann-Kendall at ``alpha``."""
+def trend_scale(arr: FloatArray) -> float:
+    """The scale a trend is judged against: the series' typical magnitude (``|median|``), or its
+    interquartile range when that is larger (a metric that moves around 0)."""
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
+    return float(max(abs(med), q3 - q1))
+
+
+def theil_sen_trend(y: ArrayLike, alpha: float = 0.05, min_change: float = 0.01) -> Trend:
+    """Robust linear trend of ``y`` against its index, tested with Mann-Kendall at ``alpha``.
+
+    A trend is reported (``direction`` not ``'none'``) only when it is statistically significant
+    *and* practically significant: the change it makes over the window, ``|slope| * (n - 1)``,
+    is at least ``min_change`` times :func:`trend_scale` (1% of the level by default) and at
+    least 1000 floating-point epsilons of the largest value. A best-fitness series flat at 1.0
+    with rounding noise of 1e-16 used to be "a significant upward trend (+6.5e-18 per step,
+    p=5e-49)"; it is now no trend.
+    """
     arr = as_series(y, name="y", min_length=3)
     x = np.arange(arr.size, dtype=np.float64)
     if np.ptp(arr) == 0:
-        return Trend(0.0, float(arr[0]), 0.0, 0.0, 0.0, 0.0, 1.0, "none")
+        return Trend(0.0, float(arr[0]), 0.0, 0.0, 0.0, 0.0, 1.0, "none", 0.0, False)
     res = stats.theilslopes(arr, x, alpha=1.0 - alpha)
     _, z, p, tau = mann_kendall(arr)
+    change = float(res.slope) * (arr.size - 1)
+    floor = max(min_change * trend_scale(arr),
+                1000.0 * float(np.finfo(np.float64).eps) * float(np.max(np.abs(arr))))
+    practical = abs(change) >= floor and change != 0.0
     direction = "none"
-    if p < alpha:
+    if p < alpha and practical:
         direction = "increasing" if z > 0 else "decreasing"
     return Trend(float(res.slope), float(res.intercept), float(res.low_slope),
-                 float(res.high_slope), tau, z, p, direction)
+                 float(res.high_slope), tau, z, p, direction, change, practical)
 
 
 @dataclass(frozen=True)
@@ -271,7 +297,11 @@ class SeriesAnalysis:
         """Human-readable findings, one per line."""
         lines = []
         t = self.trend
-        if t.direction == "none":
+        if t.direction == "none" and t.p_value < 0.05 and not t.practical:
+            lines.append(f"no practically significant trend: {t.change:+.3g} over the window "
+                         f"(Mann-Kendall p={t.p_value:.3g}, but too small against the level "
+                         "to matter)")
+        elif t.direction == "none":
             lines.append(f"no significant trend (Mann-Kendall p={t.p_value:.3g})")
         else:
             lines.append(f"{t.direction} trend: {t.slope:+.4g} per step "
@@ -296,8 +326,9 @@ class PredictiveAnalyzer:
     """
 
     def __init__(self, alpha: float = 0.05, max_period: int | None = None,
-                 shift_min_size: int = 8) -> None:
+                 shift_min_size: int = 8, min_change: float = 0.01) -> None:
         self.alpha = alpha
+        self.min_change = min_change
         self.max_period = max_period
         self.shift_min_size = shift_min_size
 
@@ -313,7 +344,7 @@ class PredictiveAnalyzer:
         """Analyse ``y`` (at least 3 points) and optionally when it crosses ``threshold``."""
         arr = as_series(y, name="y", min_length=3)
         ts = as_timestamps(timestamps, arr.size)
-        trend = theil_sen_trend(arr, self.alpha)
+        trend = theil_sen_trend(arr, self.alpha, self.min_change)
         season = detect_seasonality(arr, self.max_period)
         resid = arr.copy()
         if trend.direction != "none":

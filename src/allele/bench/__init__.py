@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from allele.bench.environment import fingerprint
+    from allele.bench.metrics import Metric
     from allele.bench.runner import Runner, RunSummary, run_spec
     from allele.bench.spec import BenchmarkSpec, SuiteSpec, load_suite, loads_suite
     from allele.store import ResultStore, open_store
     from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 _EXPORTS = {
+    "Metric": "allele.bench.metrics",
     "Runner": "allele.bench.runner",
     "RunSummary": "allele.bench.runner",
     "run_spec": "allele.bench.runner",
@@ -47,6 +49,7 @@ _EXPORTS = {
 __all__ = [
     "BenchmarkSpec",
     "CellResult",
+    "Metric",
     "ResultStore",
     "RunInfo",
     "RunRecord",

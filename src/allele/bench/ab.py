@@ -226,6 +226,10 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         raise ConfigError(f"--rounds must be >= 2 (rounds are the blocks), got {rounds}")
     cells = []
     for bench in suite.benchmarks:
+        if bench.setup is not None or bench.teardown is not None:
+            raise ConfigError(f"benchmark {bench.name!r}: an A/B session does not run "
+                              "'setup'/'teardown' yet; compare two runs of the same spec "
+                              "instead (allele bench run, then allele bench compare)")
         seeds = list(bench.seed_list)
         repeats = max(bench.repeats, math.ceil(rounds / len(seeds)))
         calls = [(s, r) for r in range(repeats) for s in seeds]
@@ -331,13 +335,15 @@ class AbSession:
 
     def _create_runs(self, sides: Sequence[_Side]) -> None:
         from allele.bench.environment import fingerprint
+        from allele.bench.metrics import declarations_to_doc
         from allele.bench.runner import SPEC_FORMAT
 
         env = fingerprint()
         targets = ",".join(dict.fromkeys(c.target for c in self.cells))
         for side in sides:
             doc = {"format": SPEC_FORMAT, "suite": self.suite.model_dump(mode="json"),
-                   "filters": [], AB_KEY: {
+                   "filters": [],
+                   "metrics": declarations_to_doc(self.suite.declared_metrics()), AB_KEY: {
                        "session": self.name, "role": side.label, "rounds": self.rounds,
                        "round_stride": ROUND_STRIDE, "base_ref": self.base_ref,
                        "base_commit": sides[0].tree.commit,

@@ -33,7 +33,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-_MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "tracemalloc_peak_mb")
+_MEASURED = ("wall_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb", "alloc_peak_mb",
+             "tracemalloc_peak_mb", "loops")
 
 
 def send(fd: int, obj: object) -> None:
@@ -110,7 +111,9 @@ def measure_call(fn: Callable[..., Any], params: dict[str, Any], seed: int) -> d
     for name, value in out.items():
         if name in _MEASURED:
             raise TypeError(f"metric {name!r} is measured by the runner")
-        values[str(name)] = float(value)
+        # an allele.bench.Metric (duck-typed: this file imports nothing of Allele)
+        number: Any = getattr(value, "value", value)
+        values[str(name)] = float(number)
     return values
 
 

@@ -88,7 +88,9 @@ def cause_summaries(base: RunRecord, head: RunRecord) -> Callable[[str], str | N
         if metric not in cache:
             try:
                 rc = root_causes(base, head, metric)
-                cache[metric] = "; ".join(f"{c.name}: {c.evidence}" for c in rc.causes[:2])
+                found = [c for c in rc.causes if c.details.get("significant")]
+                cache[metric] = "; ".join(f"{c.name}: {c.evidence}" for c in found[:2]) \
+                    if found else rc.message
             except AlleleError:
                 cache[metric] = None
         return cache[metric]

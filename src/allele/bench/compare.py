@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -37,7 +37,14 @@ from allele.bench.estimate import (
 )
 from allele.bench.format import param_variation
 from allele.bench.history import History, ab_meta, ab_partners
-from allele.bench.metrics import MetricInfo, metric_info
+from allele.bench.metrics import (
+    LOOPS_METRIC,
+    MetricInfo,
+    declaration_differences,
+    declarations_from_doc,
+    metric_info,
+    resolution_per_call,
+)
 from allele.bench.runlevel import RunLevelModel, Shift
 from allele.store.model import CellResult, RunInfo, RunRecord
 
@@ -60,6 +67,10 @@ class MetricComparison:
     run_level: str = ""
     """Where the row's run-level variance came from: ``history``, ``matrix`` (the spread of the
     comparison's cells), ``assumed 0``, ``unknown``; empty in an A/B session."""
+    unit: str = ""
+    """The metric's unit (HEAD's declaration, else the catalogue's), for formatting values."""
+    guessed: bool = False
+    """True when nobody declared which way is better: the direction was guessed from the name."""
 
     @property
     def verdict(self) -> Verdict:
@@ -93,6 +104,9 @@ class Comparison:
     only_in_head: list[str] = field(default_factory=list)
     shifts: list[Shift] = field(default_factory=list)
     """Run-wide shifts taken out of the rows (two runs only; see :mod:`allele.bench.runlevel`)."""
+    caveats: list[str] = field(default_factory=list)
+    """What the runs themselves disagree on: metric declarations that differ between BASE and
+    HEAD, cells timed with different inner-loop counts (and therefore not compared)."""
 
     def by_verdict(self, verdict: Verdict) -> list[MetricComparison]:
         return [r for r in self.rows if r.verdict == verdict]
@@ -146,7 +160,7 @@ class Comparison:
     def warnings(self) -> list[str]:
         """What may distort this comparison besides the code (e.g. a busier machine)."""
         note = conditions_warning(self.base, self.head) if self.mode == "two-run" else None
-        return [note] if note else []
+        return ([note] if note else []) + list(self.caveats)
 
     @property
     def regressed(self) -> list[MetricComparison]:
@@ -179,6 +193,8 @@ class Comparison:
             d.update(asdict(r.estimate))
             d["test"] = r.estimate.test
             d["run_level"] = r.run_level
+            d["unit"] = r.unit
+            d["direction_guessed"] = r.guessed
             rows.append(d)
         out: dict[str, Any] = clean({
             "base": {"id": self.base.id, "name": self.base.name},
@@ -197,6 +213,13 @@ class Comparison:
             "warnings": self.warnings,
         })
         return out
+
+
+def metric_label(r: MetricComparison) -> str:
+    """The row's metric name, marked when its direction was only guessed from the name."""
+    if not r.guessed:
+        return r.metric
+    return f"{r.metric} (guessed: {r.estimate.direction} is better)"
 
 
 def verdict_label(e: Estimate) -> str:
@@ -290,6 +313,9 @@ def _ab_row(b: dict[tuple[int, int], float], h: dict[tuple[int, int], float], st
 def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: float,
          stride: int | None) -> Row:
     b, h = cb.keyed(metric), ch.keyed(metric)
+    loops = int(max(cb.values(LOOPS_METRIC) + ch.values(LOOPS_METRIC), default=1))
+    if loops > 1 and info.resolution > 0:
+        info = replace(info, resolution=resolution_per_call(metric, loops))
     if info.deterministic:  # the same seeds compared seed by seed, when there are any
         common = sorted(set(b) & set(h))
         bv = [b[k] for k in common] if common else list(b.values())
@@ -304,6 +330,24 @@ def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: f
                group=metric, floor=floor, resolution=info.resolution)
 
 
+def loops_mismatch(base: CellResult, head: CellResult) -> str | None:
+    """Why a cell's two runs cannot be compared because their samples were timed with
+    different inner-loop counts (:data:`~allele.bench.metrics.LOOPS_METRIC`), or None. Runs
+    recorded before loop counts existed (no ``loops`` samples) timed one call per sample."""
+    b = sorted({int(v) for v in base.values(LOOPS_METRIC)} or {1})
+    h = sorted({int(v) for v in head.values(LOOPS_METRIC)} or {1})
+    if b == h:
+        return None
+    return (f"BASE timed {_loops_text(b)} per sample, HEAD {_loops_text(h)}: per-call times "
+            "from different inner loops differ by the loop's own overhead and caching; pin the "
+            "count with the spec key 'inner_loops' and run again")
+
+
+def _loops_text(counts: list[int]) -> str:
+    text = "/".join(f"{n:,}" for n in counts)
+    return f"{text} call{'s' if counts != [1] else ''}"
+
+
 def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
                  floor: float = DEFAULT_FLOOR, metrics: Sequence[str] | None = None,
                  history: History | None = None,
@@ -314,7 +358,10 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
     apart get the run-level model, with ``history`` (earlier runs; BASE and HEAD themselves are
     ignored in it) for each cell's run-level variance. Cells in only one run are listed in
     ``only_in_base`` / ``only_in_head``; cells that did not finish ``ok`` in one of the runs
-    in ``failures``. ``declared`` overrides the metric catalogue (:func:`metric_info`).
+    in ``failures``. ``declared`` overrides the metric catalogue (:func:`metric_info`); by
+    default HEAD's stored declarations are used, with a caveat for each metric BASE declared
+    differently. A cell timed with an inner loop of a different count in the two runs is not
+    compared (its per-call times mean different things); a caveat says so.
     """
     head_cells = {c.key: c for c in head.cells}
     base_cells = {c.key: c for c in base.cells}
@@ -326,7 +373,12 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
                       mode="ab" if ab else "two-run")
     comp.only_in_base = sorted(set(base_cells) - set(head_cells))
     comp.only_in_head = sorted(set(head_cells) - set(base_cells))
+    if declared is None:
+        declared = declarations_from_doc(head.info.spec)
+        comp.caveats.extend(declaration_differences(declarations_from_doc(base.info.spec),
+                                                    declared))
     ident: list[tuple[CellResult, str]] = []
+    infos: list[MetricInfo] = []
     rows: list[Row] = []
     wanted = set(metrics) if metrics is not None else None
     for key in sorted(set(base_cells) & set(head_cells)):
@@ -335,11 +387,17 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
             comp.failures.append(CellFailure(key, ch.target, dict(ch.params), cb.status,
                                              ch.status, ch.error or cb.error))
             continue
+        why = loops_mismatch(cb, ch)
+        if why is not None:
+            comp.caveats.append(f"{key}: not compared: {why}")
+            continue
         for metric in sorted(set(cb.metrics()) & set(ch.metrics())):
-            if wanted is not None and metric not in wanted:
+            if (wanted is not None and metric not in wanted) or metric == LOOPS_METRIC:
                 continue
+            info = metric_info(metric, declared)
             ident.append((ch, metric))
-            rows.append(_row(cb, ch, metric, metric_info(metric, declared), floor, stride))
+            infos.append(info)
+            rows.append(_row(cb, ch, metric, info, floor, stride))
     if not rows:
         return comp
     model = None if ab else RunLevelModel([c.key for c, _ in ident], history,
@@ -347,7 +405,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
     ests = estimate_rows(rows, q=q, between=model)
     sources = model.sources if model is not None else {}
     comp.rows = [MetricComparison(c.key, c.target, dict(c.params), metric, est,
-                                  sources.get(i, ""))
+                                  sources.get(i, ""), infos[i].unit, not infos[i].declared)
                  for i, ((c, metric), est) in enumerate(zip(ident, ests, strict=True))]
     comp.shifts = list(model.shifts.values()) if model is not None else []
     return comp

@@ -20,23 +20,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allele.analytics.anomaly import Method, SeriesDetection, detect_series
+from allele.analytics.anomaly import DEFAULT_LEARN, Method, SeriesDetection, detect_series
 from allele.analytics.forecast import (
     ARIMAForecaster,
+    AutoForecaster,
     BaseForecaster,
     Forecast,
     LSTMForecaster,
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
+from allele.analytics.predict import MetricPrediction, PerformancePredictor, PredictorValidation
 from allele.analytics.rca import (
     Cause,
     common_shift,
     diff_environments,
+    explain_parameter_change,
     rank_metric_causes,
-    rank_parameter_causes,
 )
-from allele.analytics.recommend import PerformanceOptimizer, Recommendation
+from allele.analytics.rca_params import NO_CLEAR_CAUSE
+from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import direction_of
 from allele.errors import AnalyticsError
@@ -52,11 +55,13 @@ __all__ = [
     "MetricForecast",
     "MetricRootCauses",
     "MetricSeries",
+    "Predictions",
     "RootCauses",
     "forecast_metric",
     "metric_anomalies",
     "metric_root_causes",
     "metric_series",
+    "predict_configurations",
     "recommendations",
     "root_causes",
 ]
@@ -108,14 +113,20 @@ class MetricForecast:
     series: MetricSeries
     forecast: Forecast
     findings: list[str]
+    choice: str = ""
+    """How the model was chosen (``auto``: its backtest MASE against the best baseline)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
-                "forecast": self.forecast.to_dict(), "findings": self.findings}
+                "forecast": self.forecast.to_dict(), "findings": self.findings,
+                "choice": self.choice}
 
 
-def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
+def _forecaster(model: str, level: float, period: int | None, horizon: int) -> BaseForecaster:
+    if model == "auto":
+        return AutoForecaster(horizon=horizon, level=level,
+                              seasonal_periods=None if period is None else [period])
     if model == "arima":
         return ARIMAForecaster(seasonal_period=period, level=level)
     if model == "naive":
@@ -126,7 +137,7 @@ def _forecaster(model: str, level: float, period: int | None) -> BaseForecaster:
         return SeasonalNaiveForecaster(period, level=level)
     if model == "lstm":
         return LSTMForecaster(level=level)
-    raise AnalyticsError(f"unknown model {model!r}; use arima, naive, seasonal or lstm")
+    raise AnalyticsError(f"unknown model {model!r}; use auto, arima, naive, seasonal or lstm")
 
 
 def forecast_metric(
@@ -134,26 +145,31 @@ def forecast_metric(
     metric: str,
     component: str | None = None,
     *,
-    model: str = "arima",
+    model: str = "auto",
     horizon: int = 24,
     level: float = 0.9,
     period: int | None = None,
     threshold: float | None = None,
     unit: str = "",
 ) -> MetricForecast:
-    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` (arima, naive, seasonal or
-    lstm) and describe its trend, season and level shifts (and when it crosses ``threshold``).
+    """Forecast ``metric`` ``horizon`` steps ahead with ``model`` and describe its trend, season
+    and level shifts (and when it crosses ``threshold``).
 
-    Without ``period`` the season is detected on series of 8 points or more.
+    ``auto`` (the default) chooses by backtest among naive, drift, seasonal-naive at every
+    season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
+    ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
+    (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
     """
     series = metric_series(store, metric, component)
     ts, values = series.timestamps, series.values
-    if period is None and len(values) >= 8:
+    if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
-    fc = _forecaster(model, level, period).fit(values, ts).predict(horizon)
+    fitted = _forecaster(model, level, period, horizon).fit(values, ts)
+    fc = fitted.predict(horizon)
     analysis = PredictiveAnalyzer().analyze(values, ts, threshold=threshold, metric=metric,
                                             unit=unit) if len(values) >= 3 else None
-    return MetricForecast(series, fc, analysis.summary() if analysis else [])
+    choice = getattr(fitted, "choice_", "")
+    return MetricForecast(series, fc, analysis.summary() if analysis else [], choice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,18 +188,23 @@ class MetricAnomalies:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
+        d = self.detection
         return {"metric": self.series.metric, "component": self.series.component,
-                "method": self.method, "learn_end": self.detection.learn_end,
-                "period": self.detection.period, "anomalies": self.rows()}
+                "method": self.method, "learn_end": d.learn_end, "period": d.period,
+                "transform": d.transform, "ar": list(d.ar), "mass": d.mass,
+                "anomalies": self.rows()}
 
 
 def metric_anomalies(store: ResultStore, metric: str, component: str | None = None, *,
-                     method: Method = "ensemble", period: int | None = None,
-                     threshold: float = 0.5) -> MetricAnomalies:
-    """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`)."""
+                     method: Method = "robust", period: int | None = None,
+                     threshold: float = 0.5, learn: int = DEFAULT_LEARN,
+                     risk: float = 1e-4) -> MetricAnomalies:
+    """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`): the first
+    ``learn`` points learn (a fixed length, so a stored point's score never changes as points
+    arrive), ``risk`` is the tail probability per statistic where a score reaches 0.5."""
     series = metric_series(store, metric, component)
     det = detect_series(series.values, series.timestamps, method, period=period,
-                        threshold=threshold)
+                        threshold=threshold, learn=learn, risk=risk)
     return MetricAnomalies(series, method, det)
 
 
@@ -196,9 +217,23 @@ class MetricRootCauses:
     timestamp: float
     causes: list[Cause]
 
+    @property
+    def status(self) -> str:
+        """``"cause"``, or ``"no clear cause"`` when no candidate moved significantly."""
+        return "cause" if self.causes else NO_CLEAR_CAUSE
+
+    @property
+    def message(self) -> str:
+        """The answer in one sentence."""
+        if self.causes:
+            return f"{self.causes[0].name} moved first: {self.causes[0].evidence}"
+        return (f"{NO_CLEAR_CAUSE}: no candidate changed significantly (z > 5 against its "
+                f"autocorrelation-widened noise) before the {self.target} anomaly")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"target": self.target, "index": self.index, "timestamp": self.timestamp,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -245,17 +280,24 @@ def _cell_medians(record: RunRecord, *metrics: str) -> Iterator[tuple[CellResult
 class RootCauses:
     """Candidate causes of the change of ``metric`` from run ``base`` to run ``head``: parameter
     causes and the common shift (best first) when enough cells are shared, then environment
-    differences (most performance-relevant first)."""
+    differences (most performance-relevant first).
+
+    ``status`` is ``"cause"`` when a parameter passed its permutation test (FDR-corrected) with
+    a practical effect, ``"no clear cause"`` otherwise; ``message`` says it in one sentence (and
+    mentions a common shift of every cell, which two runs cannot tell from run-to-run noise)."""
 
     base: RunInfo
     head: RunInfo
     metric: str
     causes: list[Cause]
     common_cells: int
+    status: str = NO_CLEAR_CAUSE
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"base": self.base.id, "new": self.head.id, "metric": self.metric,
+                "status": self.status, "message": self.message,
                 "causes": [c.to_dict() for c in self.causes]}
 
 
@@ -273,58 +315,177 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     b = {c.key: m for c, (m,) in _cell_medians(head_record, metric)}
     keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k] > 0)
     causes: list[Cause] = []
+    status, message = NO_CLEAR_CAUSE, (
+        f"{NO_CLEAR_CAUSE}: {len(keys)} common cells with {metric!r} are too few to test the "
+        f"parameters (need {MIN_COMMON_CELLS})")
     if len(keys) >= MIN_COMMON_CELLS:
         params = [a[k][0] for k in keys]
         if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
             params = [{n: v for n, v in p.items() if n != "target"} for p in params]
         before, after = [a[k][1] for k in keys], [b[k] for k in keys]
-        ranked = rank_parameter_causes(params, before, after, metric=metric)
         shift = common_shift(before, after, metric=metric)
-        causes += sorted([*ranked, *([shift] if shift else [])], key=lambda c: -c.score)
+        try:
+            verdict = explain_parameter_change(params, before, after, metric=metric)
+        except AnalyticsError as exc:
+            message = f"{NO_CLEAR_CAUSE}: {exc}"
+            ranked: list[Cause] = []
+        else:
+            status, message, ranked = verdict.status, verdict.message, verdict.candidates
+        if shift is not None and shift.details["significant"]:
+            message += (f"; every cell moved together by {shift.details['median_pct']:+.1f}% "
+                        "(a shared cause, or run-to-run noise, which two runs cannot tell "
+                        "apart: `allele bench calibrate` measures it)")
+        causes += sorted([*ranked, *([shift] if shift else [])],
+                         key=lambda c: (not c.details.get("significant", False), -c.score))
     causes += diff_environments(base_record.info.environment, head_record.info.environment)
     if not causes:
         raise AnalyticsError(
             f"nothing to rank: {len(keys)} common cells with {metric!r} "
             f"(need {MIN_COMMON_CELLS}) and identical environments")
-    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys))
+    return RootCauses(base_record.info, head_record.info, metric, causes, len(keys), status,
+                      message)
+
+
+def _seed_rows(record: RunRecord, quality: str, cost: str
+               ) -> list[tuple[str, dict[str, Any], dict[str, float], int]]:
+    """One row per ok cell and seed: the medians over that seed's repeats of both metrics."""
+    rows = []
+    for cell in record.cells:
+        if cell.status != "ok":
+            continue
+        qs, cs = cell.keyed(quality), cell.keyed(cost)
+        for seed in sorted({sd for sd, _ in qs} & {sd for sd, _ in cs}):
+            qv = [v for (sd, _), v in qs.items() if sd == seed]
+            cv = [v for (sd, _), v in cs.items() if sd == seed]
+            rows.append((cell.target, dict(cell.params),
+                         {quality: float(statistics.median(qv)),
+                          cost: float(statistics.median(cv))}, int(seed)))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
 class ComponentAdvice:
-    """Recommendations for one component, from ``current``, and its predicted Pareto front of
+    """The answer for one component, from ``current``: validated recommendations or "no
+    reliably better configuration" (``advice``), and its predicted Pareto front of
     ``(params, quality, cost)``, cheapest first."""
 
     component: str
     current: Mapping[str, Any]
-    recommendations: list[Recommendation]
+    advice: Advice
     pareto: list[tuple[dict[str, Any], float, float]]
+
+    @property
+    def recommendations(self) -> list[Recommendation]:
+        """The validated recommendations (empty: no reliably better configuration)."""
+        return self.advice.recommendations
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (without the component, which keys it)."""
-        return {"current": self.current,
+        return {"current": self.current, "status": self.advice.status,
+                "message": self.advice.message, "cv_rmse": self.advice.cv_rmse,
+                "cv_r2": self.advice.cv_r2,
                 "recommendations": [r.to_dict() for r in self.recommendations],
                 "pareto": [{"params": p, "quality": q, "cost": c} for p, q, c in self.pareto]}
 
 
 def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str = "wall_s", *,
                     current: Mapping[str, Any] | None = None, target: str | None = None,
-                    top: int = 3) -> list[ComponentAdvice]:
+                    top: int = 3, max_cost_per_gain: float = 20.0) -> list[ComponentAdvice]:
     """Recommend configurations (``quality`` vs ``cost``) per component of a run's matrix.
 
-    Each cell counts with the medians of both metrics; quality's direction comes from the metric
-    catalogue. ``current`` defaults, per component, to its cheapest cell; ``target`` keeps one
-    component (an empty list when the run has no such component).
+    The recommender sees one row per cell and seed (the median over that seed's repeats), and
+    needs at least 2 seeds; quality's direction comes from the metric catalogue. ``current``
+    defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one
+    component (an empty list when the run has no such component). ``max_cost_per_gain``: the
+    largest cost increase in percent accepted per 1% of quality gained.
     """
-    cells = [(cell.target, dict(cell.params), {quality: q, cost: c})
-             for cell, (q, c) in _cell_medians(record, quality, cost)]
-    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher")
-    opt.fit(cells)
+    rows = _seed_rows(record, quality, cost)
+    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
+                               max_cost_per_gain=max_cost_per_gain)
+    opt.fit(rows)
     out = []
     for comp in opt.components():
         if target is not None and comp != target:
             continue
+        by_cell: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for r in rows:
+            if r[0] == comp:
+                by_cell.setdefault(repr(sorted(r[1].items())), (r[1], []))[1].append(r[2][cost])
         cur = current if current is not None else min(
-            (c for c in cells if c[0] == comp), key=lambda c: c[2][cost])[1]
-        out.append(ComponentAdvice(comp, cur, opt.recommend(comp, cur, top),
+            by_cell.values(), key=lambda pc: statistics.median(pc[1]))[0]
+        out.append(ComponentAdvice(comp, cur, opt.advise(comp, cur, top),
                                    opt.recommenders_[comp].pareto()))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """A component's metrics predicted for configurations from a run's cells, with how the
+    predictor did on held-out cells of that run."""
+
+    component: str
+    configurations: list[dict[str, Any]]
+    predictions: list[dict[str, MetricPrediction]]
+    validation: dict[str, PredictorValidation]
+    observations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {"component": self.component, "observations": self.observations,
+                "validation": {m: v.to_dict() for m, v in self.validation.items()},
+                "predictions": [{"params": c, **{m: {"mean": p.mean, "lower": p.lower,
+                                                     "upper": p.upper, "model": p.model}
+                                                 for m, p in pred.items()}}
+                                for c, pred in zip(self.configurations, self.predictions,
+                                                   strict=True)]}
+
+
+def predict_configurations(record: RunRecord, metrics: Sequence[str],
+                           configurations: Sequence[Mapping[str, Any]], *,
+                           target: str | None = None, level: float = 0.9,
+                           seed: int = 0) -> Predictions:
+    """Predict ``metrics`` for ``configurations`` from the ok cells of one component of a run
+    (:class:`~allele.analytics.predict.PerformancePredictor`).
+
+    Every run of a cell (seed and repeat) with all the metrics is one observation, so the
+    intervals cover a new run. A configuration gives the parameters that vary across the cells;
+    the others take the cells' value. ``target`` chooses the component when the run has several.
+    """
+    comps = sorted({c.target for c in record.cells if c.status == "ok"})
+    if target is None and len(comps) > 1:
+        raise AnalyticsError(f"the run has several components ({', '.join(comps)}); "
+                             "choose one with --target")
+    comp = target if target is not None else (comps[0] if comps else "")
+    params, values = _observations(record, comp, metrics)
+    if not params:
+        raise AnalyticsError(f"no ok cell of {comp!r} with {', '.join(metrics)} in the run")
+    keys = sorted({k for p in params for k in p})
+    varying = [k for k in keys if len({repr(p.get(k)) for p in params}) > 1]
+    full = []
+    for conf in configurations:
+        missing = [k for k in varying if k not in conf]
+        if missing:
+            raise AnalyticsError(f"give {', '.join(missing)} in the configuration (the "
+                                 f"parameters that vary across the cells: {', '.join(varying)})")
+        full.append({**params[0], **conf})
+    pp = PerformancePredictor(level=level, seed=seed).fit(params, values)
+    return Predictions(comp, full, pp.predict(full), pp.validation_, len(params))
+
+
+def _observations(record: RunRecord, component: str, metrics: Sequence[str]
+                  ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    params: list[dict[str, Any]] = []
+    values: dict[str, list[float]] = {m: [] for m in metrics}
+    for cell in record.cells:
+        if cell.status != "ok" or cell.target != component:
+            continue
+        runs: dict[tuple[int, int], dict[str, float]] = {}
+        for smp in cell.samples:
+            if smp.metric in values:
+                runs.setdefault((smp.seed, smp.repeat), {})[smp.metric] = float(smp.value)
+        for obs in runs.values():
+            if len(obs) == len(values):
+                params.append(dict(cell.params))
+                for m in metrics:
+                    values[m].append(obs[m])
+    return params, values

@@ -13,8 +13,11 @@ it, or a timeout never stops an executor: the cell's result says ``failed``, ``c
   method where available, else ``spawn``: no inherited locks or threads). One cell per task; a
   worker that dies (segfault, abort, out-of-memory kill) yields a ``crashed`` cell and is replaced;
   a cell over its ``timeout_s`` is interrupted in the worker (``SIGALRM``) and, if that does not
-  work within :data:`KILL_GRACE_S`, the worker is killed and replaced. A worker that ran a cell
-  under ``memory_limit_mb`` is retired afterwards (what the limit interrupted, such as an import,
+  work within :data:`KILL_GRACE_S`, the worker is killed and replaced. A worker runs cells of
+  one target only (an idle one takes a cell of its own target when the current round has one,
+  else makes way for a fresh process), so a cell's memory and time never carry what another
+  target left in the process. A worker that ran a cell under ``memory_limit_mb`` is retired
+  afterwards (what the limit interrupted, such as an import,
   stays half-done in that process), so later cells never inherit the damage.
 
   Workers never outlive the runner: each one watches a "lifeline" pipe whose other end only
@@ -49,7 +52,7 @@ from typing import Any, Self
 from allele import failpoints
 from allele.bench.live import LiveBatch, worker_live
 from allele.bench.profiler import describe_exit, run_cell
-from allele.bench.task import CellTask
+from allele.bench.task import CellTask, take_for_target
 from allele.errors import BenchmarkError, ConfigError
 from allele.machine import usable_cpus
 from allele.store.model import CellResult, CellStatus
@@ -227,6 +230,9 @@ class _Worker:
         child.close()
         life_r.close()
         self.task: CellTask | None = None
+        self.target: str | None = None
+        """The target this worker ran (it never runs another: see :meth:`ProcessPoolExecutor.
+        _fill`)."""
         self.ready = False
         self.started = 0.0
         self.started_wall = 0.0
@@ -277,6 +283,9 @@ class ProcessPoolExecutor(Executor):
         self._requeue: list[CellTask] = []
         self.replaced = 0
         """How many workers were replaced after a crash or a timeout kill."""
+        self.retired = 0
+        """How many idle workers made way for a fresh one because the next cell's target
+        differed from theirs."""
 
     @property
     def capacity(self) -> int:
@@ -327,13 +336,24 @@ class ProcessPoolExecutor(Executor):
         worker.deadline = worker.started + limit + KILL_GRACE_S
 
     def _fill(self, pending: deque[CellTask], on_start: StartHook | None) -> None:
-        """Give every idle worker a task (replacing workers that died while idle)."""
+        """Give every idle worker a task (replacing workers that died while idle).
+
+        A worker runs one target only: what a target leaves in a process (a loaded model,
+        allocator arenas, caches) would otherwise count in the next target's memory and time.
+        An idle worker takes the first pending cell of its own target within the current round
+        (so rounds still run in order), else the next cell, in a fresh process when that cell's
+        target differs from the one the worker ran."""
         for worker in list(self._pool):
             if worker.task is None and pending:
+                task = take_for_target(pending, worker.target)
                 if not worker.process.is_alive():
                     worker = self._replace(worker)
-                task = pending.popleft()
+                elif worker.target is not None and worker.target != task.target:
+                    worker = self._replace(worker, kill=False)
+                    self.replaced -= 1  # a change of target is no failure
+                    self.retired += 1
                 self._assign(worker, task)
+                worker.target = task.target
                 if on_start is not None:
                     on_start(task)
 

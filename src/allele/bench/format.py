@@ -73,3 +73,56 @@ def value_text(v: Any) -> str:
 def when(ts: float | None, missing: str = MISSING) -> str:
     """A timestamp as local ``YYYY-MM-DD HH:MM:SS``."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else missing
+
+
+_TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_TIME_STEPS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
+_SIZE_SCALE = {"B": 1.0, "KB": 1024.0, "MB": 1024.0**2, "GB": 1024.0**3}
+_SIZE_STEPS = (("GB", 1024.0**3), ("MB", 1024.0**2), ("KB", 1024.0), ("B", 1.0))
+_RATE_STEPS = (("G/s", 1e9), ("M/s", 1e6), ("k/s", 1e3), ("/s", 1.0))
+
+
+def _scaled(base: float, steps: tuple[tuple[str, float], ...], digits: int, sep: str) -> str:
+    mag = abs(base)
+    for name, size in steps:
+        if mag >= size * 0.9995:
+            return f"{base / size:.{digits}g}{sep}{name}"
+    name, size = steps[-1]
+    return f"{base / size:.{digits}g}{sep}{name}"
+
+
+def quantity(v: float | None, unit: str = "", digits: int = 4, *,
+             missing: str = MISSING) -> str:
+    """``v`` (measured in ``unit``) written in the unit that suits its size: times in
+    ns/us/ms/s (``0.0001056`` s -> ``105.6 us``), sizes in B/KB/MB/GB (binary: 1 MB = 1024 KB, as
+    the runner measures them), rates per second with k/M/G (``12.35k/s``); any other unit
+    (``""``, ``tokens``) as a plain number followed by the unit. The one formatter of measured
+    values for tables, reports and dashboards."""
+    if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
+        return number(v, digits, missing=missing)
+    if unit in _TIME_SCALE:
+        if v == 0:
+            return f"0 {unit}"
+        return _scaled(v * _TIME_SCALE[unit], _TIME_STEPS, digits, " ")
+    if unit in _SIZE_SCALE:
+        if v == 0:
+            return f"0 {unit}"
+        return _scaled(v * _SIZE_SCALE[unit], _SIZE_STEPS, digits, " ")
+    if unit == "1/s":
+        if v == 0:
+            return "0/s"
+        return _scaled(float(v), _RATE_STEPS, digits, "")
+    if unit == "%":
+        return f"{v:.{digits}g}%"
+    text = number(v, digits, sci_above=1e12)
+    if abs(v) >= 1e4 and float(v).is_integer() and abs(v) < 1e15:
+        text = f"{int(v):,}"
+    return f"{text} {unit}" if unit else text
+
+
+def metric_value(v: float | None, metric: str, unit: str | None = None,
+                 digits: int = 4, *, missing: str = MISSING) -> str:
+    """A value of ``metric`` in its unit (``unit`` when declared, else the catalogue's)."""
+    from allele.bench.metrics import unit_of
+
+    return quantity(v, unit_of(metric) if unit is None else unit, digits, missing=missing)

@@ -50,6 +50,8 @@ from allele.bench.instruments.phase import Instrumented, count_phase
 from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
+from allele.bench.metrics import declarations_to_doc
+from allele.bench.profiler import memory_methods
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
@@ -149,9 +151,11 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
                     repeats=bench.repeats, warmup=bench.warmup, timeout_s=bench.timeout_s,
                     metrics=metrics, profile=bench.profile and r == 0,
                     tracemalloc=bench.tracemalloc and r == 0,
+                    alloc_peak=bench.alloc_peak and r == 0,
                     memory_limit_mb=bench.memory_limit_mb, isolation=bench.isolation,
                     round=r, rounds=bench.rounds if timed else 1, timed=timed,
-                    instruction_seeds=counted, cache_sim=bench.cache_sim))
+                    instruction_seeds=counted, cache_sim=bench.cache_sim, setup=bench.setup,
+                    teardown=bench.teardown, inner_loops=bench.inner_loops))
     tasks = [t for r in sorted(by_round)
              for t in ordered(by_round[r], suite.order, suite.order_seed + r)]
     return [_with_index(t, i) for i, t in enumerate(tasks)]
@@ -170,7 +174,8 @@ def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
         error="; ".join(dict.fromkeys(errors)) if errors else None,
         started_at=min(p.started_at for p in parts),
         finished_at=max(p.finished_at for p in parts),
-        profile=next((p.profile for p in parts if p.profile), None))
+        profile=next((p.profile for p in parts if p.profile), None),
+        declared={k: v for p in parts for k, v in (p.declared or {}).items()} or None)
 
 
 def _with_index(task: CellTask, index: int) -> CellTask:
@@ -205,6 +210,7 @@ class Runner:
         self.progress = progress
         self._environment = environment
         self.live = live
+        self._learned: dict[str, dict[str, str]] = {}
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -221,11 +227,13 @@ class Runner:
                                  "entries remove every combination of its matrix")
         self._check_isolation(tasks)
         _check_instruments(tasks)
-        for target in {t.target for t in tasks}:
+        for target in {r for t in tasks for r in (t.target, t.setup, t.teardown) if r}:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
         doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),
-               "filters": list(filters)}
+               "filters": list(filters),
+               "metrics": declarations_to_doc(suite.declared_metrics()),
+               "memory": memory_methods()}
         targets = ",".join(dict.fromkeys(t.target for t in tasks))
         run_name = name or default_run_name(suite)
         run_id = self.store.create_run(run_name, suite.name, targets, doc, env)
@@ -285,7 +293,9 @@ class Runner:
         """Commit a cell; a result the store refuses (e.g. more distinct metrics than a cell
         can hold) is committed as a failed cell saying why, so one bad cell never stops the run
         and a resume does not hit it again. If even that fails, the store itself is the problem
-        and the first error stands."""
+        and the first error stands. Collects the metric declarations the cell's target returned
+        (:meth:`_record_declarations` stores them with the run)."""
+        self._learned.update(result.declared or {})
         try:
             self.store.save_cell(run_id, result)
             return result
@@ -370,6 +380,7 @@ class Runner:
             if progress is not None:
                 progress.stop()
             try:
+                self._record_declarations(info)
                 self.store.finish_run(run_id, status)
             finally:
                 if lease is not None:
@@ -411,6 +422,19 @@ class Runner:
             if self.progress is not None and result.key in untimed:
                 self.progress.cell_finished(untimed[result.key], result)
             self._stored(result, summary, lease)
+
+    def _record_declarations(self, info: RunInfo) -> None:
+        """Add what the targets declared by returning ``Metric`` values (collected by
+        :meth:`_save`) to the run's spec document (a spec's own declaration of a metric wins)."""
+        learned, self._learned = self._learned, {}
+        doc = dict(info.spec) if isinstance(info.spec, dict) else {}
+        have = dict(doc.get("metrics") or {})
+        new = {k: {**v, **have.get(k, {})} for k, v in learned.items()
+               if "direction" not in have.get(k, {})}
+        if not new:
+            return
+        doc["metrics"] = {**have, **new}
+        self.store.update_run_spec(info.id, doc)
 
     def _all_executors(self, owned: list[Executor]) -> list[Executor]:
         extra = [self.executor] if isinstance(self.executor, Executor) else []

@@ -57,8 +57,12 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from allele.bench.metrics import INSTRUCTION_METRICS, MEASURED_METRICS
-from allele.errors import AlleleError, ConfigError
+from allele.bench.metrics import (
+    MetricInfo,
+    declaration,
+)
+from allele.bench.spec_check import check_builtin
+from allele.errors import ConfigError
 from allele.store.model import cell_key
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
@@ -94,6 +98,20 @@ def _check_params(value: Mapping[str, Any], what: str) -> None:
             raise ValueError(f"{what} name {key!r} must be an identifier")
 
 
+class MetricDeclaration(BaseModel):
+    """One entry of a spec's ``metrics`` mapping: which way is better, and the unit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    direction: Literal["higher", "lower"] | None = None
+    unit: StrictStr | None = None
+
+
+MetricsKey = list[StrictStr] | dict[str, MetricDeclaration | None]
+"""A spec's ``metrics``: a list of names, or a mapping ``{name: {direction, unit}}``; either
+selects the metrics kept."""
+
+
 class _Fields(BaseModel):
     """The keys a benchmark and its overrides share (everything but name/target/presets)."""
 
@@ -108,9 +126,10 @@ class _Fields(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt | None = None
     isolation: Isolation | None = None
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
     profile: StrictBool | None = None
     tracemalloc: StrictBool | None = None
+    alloc_peak: StrictBool | None = None
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int | None = Field(None, ge=1, le=1000)
     instruments: list[Instrument] | None = None
@@ -125,6 +144,17 @@ class _Fields(BaseModel):
                 raise ValueError("the instrument list is empty (allowed: time, instructions)")
             if len(set(v)) != len(v):
                 raise ValueError("the instrument list repeats an instrument")
+        return v
+
+    setup: StrictStr | None = None
+    teardown: StrictStr | None = None
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+
+    @field_validator("setup", "teardown")
+    @classmethod
+    def _hook(cls, v: str | None) -> str | None:
+        if v is not None and not _TARGET_REF.match(v):
+            raise ValueError(f"{v!r} is not a 'package.module:function' reference")
         return v
 
     @field_validator("matrix")
@@ -192,9 +222,14 @@ class BenchmarkSpec(_Fields):
     timeout_s: float = Field(600.0, gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     seeds: list[StrictInt] | StrictInt = 3
     isolation: Isolation = "process"
-    metrics: list[StrictStr] | None = None
+    metrics: MetricsKey | None = None
+    """The metrics kept: a list of names, or a mapping that also declares each one's direction
+    and unit (``{items_per_s: {direction: higher, unit: 1/s}}``)."""
     profile: StrictBool = False
     tracemalloc: StrictBool = False
+    alloc_peak: StrictBool = True
+    """Measure ``alloc_peak_mb``: one untimed call per seed of the first round, for the memory
+    the call itself needs (see :func:`allele.bench.profiler.memory_call`)."""
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int = Field(1, ge=1, le=1000)
     """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);
@@ -209,6 +244,15 @@ class BenchmarkSpec(_Fields):
     """With ``instructions``: also simulate the caches and store ``estimated_cycles``."""
     instruction_seeds: int = Field(3, ge=1, le=1000)
     """How many of the cell's seeds (the first ones) the ``instructions`` instrument counts."""
+    setup: StrictStr | None = None
+    """``module:function`` run before every timed call, untimed: ``setup(params, seed)``; its
+    return value reaches the target as ``state=`` (user targets only)."""
+    teardown: StrictStr | None = None
+    """``module:function`` run after every timed sample, untimed:
+    ``teardown(params, seed, state=state)``."""
+    inner_loops: int | None = Field(None, ge=1, le=1_000_000)
+    """Calls per timed sample; unset: calibrated (targets under 1 ms a call are looped so a
+    sample lasts at least 10 ms), reported per call."""
 
     @model_validator(mode="after")
     def _rounds_fit_the_seeds(self) -> BenchmarkSpec:
@@ -294,6 +338,22 @@ class SuiteSpec(BaseModel):
     def targets(self) -> list[str]:
         """The distinct targets of the suite, in file order."""
         return list(dict.fromkeys(b.target for b in self.benchmarks))
+
+    def declared_metrics(self) -> dict[str, MetricInfo]:
+        """What the suite declares about its metrics: the built-in targets' declarations, then
+        the ``metrics`` mappings of its benchmarks (a spec's declaration wins)."""
+        from allele.bench.targets import BUILTINS  # local: targets imports core lazily
+
+        out: dict[str, MetricInfo] = {}
+        for b in self.benchmarks:
+            if b.target in BUILTINS:
+                out.update(BUILTINS[b.target].metrics)
+        for b in self.benchmarks:
+            if isinstance(b.metrics, dict):
+                for name, d in b.metrics.items():
+                    if d is not None and (d.direction is not None or d.unit is not None):
+                        out[name] = declaration(name, d.direction, d.unit)
+        return out
 
 
 class _RawBenchmark(_Fields):
@@ -460,7 +520,8 @@ def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = No
         benches.append(spec)
     _check_size(benches, source, max_cells)
     for i, spec in enumerate(benches):
-        _check_builtin(spec, source, f"benchmarks[{i}]." if is_suite else "")
+        if spec.target in BUILTIN_TARGETS:
+            check_builtin(spec, source, f"benchmarks[{i}]." if is_suite else "")
 
     keys: dict[str, str] = {}
     for spec in benches:
@@ -478,44 +539,6 @@ def parse_suite(data: object, *, source: str = "<spec>", preset: str | None = No
 def _single_line(exc: PydanticValidationError, source: str) -> str:
     line = _pydantic_line(exc, source, False)
     return line.replace("benchmarks[0].", "").replace("benchmarks[0]", "(top level)")
-
-
-def _check_builtin(spec: BenchmarkSpec, source: str, prefix: str) -> None:
-    """Built-in targets know their parameters and metrics: check them before anything runs."""
-    if spec.target not in BUILTIN_TARGETS:
-        return
-    from allele.bench.targets import BUILTINS  # local: targets imports core lazily
-
-    info = BUILTINS[spec.target]
-    if spec.metrics is not None:
-        allowed = set(info.metrics) | set(MEASURED_METRICS) | set(INSTRUCTION_METRICS)
-        for j, metric in enumerate(spec.metrics):
-            if metric not in allowed:
-                raise ConfigError(
-                    f"{source}: {prefix}metrics[{j}]: unknown metric {metric!r} for target "
-                    f"{spec.target!r} (allowed: {', '.join(sorted(allowed))})")
-    for params in spec.expand():
-        try:
-            info.check_params(params)
-        except AlleleError as exc:
-            bad = getattr(exc, "param", None)
-            where = _where(spec, bad, prefix)
-            raise ConfigError(f"{source}: {where}: {exc}") from None
-
-
-def _where(spec: BenchmarkSpec, param: str | None, prefix: str) -> str:
-    if param is None:
-        return prefix + "matrix"
-    if param in spec.matrix:
-        return f"{prefix}matrix.{param}"
-    if param in spec.fixed:
-        return f"{prefix}fixed.{param}"
-    for n, entry in enumerate(spec.include):
-        if param in entry:
-            return f"{prefix}include[{n}].{param}"
-    return f"{prefix}matrix.{param}"
-
-
 
 
 def load_suite(path: str | Path, *, preset: str | None = None,

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from allele.bench.metrics import Direction, MetricInfo, declaration
 from allele.errors import AlleleError, BenchmarkError, ValidationError
 
 TargetFn = Callable[[dict[str, Any], int], Mapping[str, float]]
@@ -63,13 +64,26 @@ class ParamError(ValidationError):
 
 @dataclass(frozen=True)
 class TargetInfo:
-    """A built-in target: its function, the metrics it returns, and its parameter check."""
+    """A built-in target: its function, the metrics it returns (each declared: which way is
+    better and its unit), and its parameter check."""
 
     name: str
     fn: TargetFn
-    metrics: tuple[str, ...]
+    metrics: Mapping[str, MetricInfo]
     check_params: ParamCheck
     description: str
+
+
+def _declare(**metrics: tuple[Direction, str]) -> dict[str, MetricInfo]:
+    return {name: declaration(name, d, u) for name, (d, u) in metrics.items()}
+
+
+def reject_state(name: str, state: object) -> None:
+    """Built-in targets build their own input: a spec ``setup`` cannot feed them."""
+    if state is not None:
+        raise BenchmarkError(f"the built-in target {name!r} takes no state: a spec's "
+                             "'setup'/'teardown' works with a 'package.module:function' target "
+                             "only; remove them from this benchmark")
 
 
 def _unknown(params: Mapping[str, Any], allowed: set[str], target: str) -> None:
@@ -135,8 +149,9 @@ def check_evolution(params: Mapping[str, Any]) -> None:
         raise ParamError(msg, key if key in params else None) from None
 
 
-def evolution(params: dict[str, Any], seed: int) -> dict[str, float]:
+def evolution(params: dict[str, Any], seed: int, *, state: object = None) -> dict[str, float]:
     """The ``evolution`` built-in target (see the module docstring)."""
+    reject_state("evolution", state)
     from allele.core.evolution import EvolutionConfig, EvolutionEngine
     from allele.core.fitness import costly, target_personality
 
@@ -193,8 +208,9 @@ def check_kraken(params: Mapping[str, Any]) -> None:
         raise ParamError("washout must be smaller than train_steps", "washout")
 
 
-def kraken(params: dict[str, Any], seed: int) -> dict[str, float]:
+def kraken(params: dict[str, Any], seed: int, *, state: object = None) -> dict[str, float]:
     """The ``kraken`` built-in target (see the module docstring)."""
+    reject_state("kraken", state)
     from allele.core.datasets import mackey_glass, nrmse
     from allele.core.kraken import KrakenLNN
 
@@ -243,8 +259,9 @@ def check_agent(params: Mapping[str, Any]) -> None:
             raise ParamError(f"{key} must be a string", key)
 
 
-def agent(params: dict[str, Any], seed: int) -> dict[str, float]:
+def agent(params: dict[str, Any], seed: int, *, state: object = None) -> dict[str, float]:
     """The ``agent`` built-in target (see the module docstring)."""
+    reject_state("agent", state)
     from allele.core.agent import AgentConfig, NLPAgent
     from allele.core.genome import Genome
 
@@ -299,8 +316,9 @@ def check_genome_ops(params: Mapping[str, Any]) -> None:
     _number(params, "loops", 1, 10_000_000, integer=True)
 
 
-def genome_ops(params: dict[str, Any], seed: int) -> dict[str, float]:
+def genome_ops(params: dict[str, Any], seed: int, *, state: object = None) -> dict[str, float]:
     """The ``genome_ops`` built-in target (see the module docstring)."""
+    reject_state("genome_ops", state)
     from allele.core import operators as ops
     from allele.core.genome import N_TRAITS, Genome
 
@@ -388,19 +406,24 @@ def work(params: dict[str, Any], seed: int) -> dict[str, float]:
 BUILTINS: dict[str, TargetInfo] = {
     "evolution": TargetInfo(
         "evolution", evolution,
-        ("best_fitness", "mean_fitness", "diversity", "generations_to_target", "reached_target",
-         "evaluations"),
+        _declare(best_fitness=("higher", ""), mean_fitness=("higher", ""),
+                 diversity=("higher", ""), generations_to_target=("lower", ""),
+                 reached_target=("higher", ""), evaluations=("lower", "")),
         check_evolution, "genetic algorithm towards a target personality"),
     "kraken": TargetInfo(
-        "kraken", kraken, ("nrmse", "train_nrmse", "steps_per_s", "fit_s"), check_kraken,
-        "reservoir network, Mackey-Glass one-step prediction"),
+        "kraken", kraken,
+        _declare(nrmse=("lower", ""), train_nrmse=("lower", ""), steps_per_s=("higher", "1/s"),
+                 fit_s=("lower", "s")),
+        check_kraken, "reservoir network, Mackey-Glass one-step prediction"),
     "agent": TargetInfo(
         "agent", agent,
-        ("tokens_per_s", "time_to_first_token_s", "completion_tokens", "success"), check_agent,
-        "one streamed chat of an NLPAgent"),
+        _declare(tokens_per_s=("higher", "1/s"), time_to_first_token_s=("lower", "s"),
+                 completion_tokens=("higher", ""), success=("higher", "")),
+        check_agent, "one streamed chat of an NLPAgent"),
     "genome_ops": TargetInfo(
-        "genome_ops", genome_ops, ("us_per_call", "ns_per_genome"), check_genome_ops,
-        "genome operator micro-costs"),
+        "genome_ops", genome_ops,
+        _declare(us_per_call=("lower", "us"), ns_per_genome=("lower", "ns")),
+        check_genome_ops, "genome operator micro-costs"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ class CellTask:
     metrics: tuple[str, ...] | None = None
     profile: bool = False
     tracemalloc: bool = False
+    alloc_peak: bool = False
+    """Run the untimed memory pass that gives ``alloc_peak_mb`` (one call per seed)."""
     memory_limit_mb: float | None = None
     isolation: str = "process"
     index: int = 0
@@ -35,6 +38,28 @@ class CellTask:
     """Count with callgrind's cache simulation (``estimated_cycles``)."""
     timed: bool = True
     """Whether the cell has a timed phase (its ``instruments`` include ``time``)."""
+    setup: str | None = None
+    """``module:function`` called as ``setup(params, seed)`` before every timed call, untimed;
+    its return value reaches the target as ``state=``."""
+    teardown: str | None = None
+    """``module:function`` called as ``teardown(params, seed, state=state)`` after each timed
+    sample, untimed."""
+    inner_loops: int | None = None
+    """Calls per timed sample; None: calibrated (:func:`allele.bench.profiler.loops_for`)."""
     live: bool = False
     """Forward samples, component events and user metrics to the runner as they arrive
     (:mod:`allele.bench.live`)."""
+
+
+def take_for_target(pending: deque[CellTask], target: str | None) -> CellTask:
+    """The first pending task of ``target`` within the round of the next task, else the next
+    task (removed from ``pending``)."""
+    head = pending[0]
+    if target is not None and head.target != target:
+        for i, task in enumerate(pending):
+            if task.round != head.round:
+                break
+            if task.target == target:
+                del pending[i]
+                return task
+    return pending.popleft()

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allele.bench.format import param_variation
+from allele.bench.format import metric_value, param_variation
+from allele.bench.metrics import declarations_from_doc
 from allele.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ def _medians(cell: CellResult) -> dict[str, float | None]:
     return {m: _finite(float(np.median(cell.values(m)))) for m in cell.metrics()}
 
 
+def _median_texts(cell: CellResult, units: dict[str, str]) -> dict[str, str]:
+    """Each metric's median written in its unit (:func:`allele.bench.format.metric_value`)."""
+    return {m: metric_value(float(np.median(cell.values(m))), m, units.get(m))
+            for m in cell.metrics()}
+
+
 def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     """One run: header, cells (params, status, medians), targets with their varying
     parameters and metrics."""
@@ -84,9 +91,11 @@ def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
         targets.append({"target": target, "cells": len(cells),
                         "varying": varying_params(cells), "size_param": size_param(cells),
                         "metrics": metrics})
+    units = {n: d.unit for n, d in declarations_from_doc(record.info.spec).items()}
     cells_out = [{"key": c.key, "target": c.target, "params": c.params, "status": c.status,
                   "error": c.error, "seconds": c.finished_at - c.started_at,
-                  "n_samples": len(c.samples), "medians": _medians(c)} for c in record.cells]
+                  "n_samples": len(c.samples), "medians": _medians(c),
+                  "median_texts": _median_texts(c, units)} for c in record.cells]
     return {"run": run_header(record.info), "targets": targets, "cells": cells_out}
 
 

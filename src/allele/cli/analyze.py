@@ -1,5 +1,6 @@
-"""``allele analyze``: forecasts, anomalies, alert grouping, root causes and recommendations
-over the result store. This face only parses options, opens the store, calls one service of
+"""``allele analyze``: forecasts, anomalies, alert grouping, root causes, recommendations and
+predictions of a configuration's metrics over the result store. This face only parses options,
+opens the store, calls one service of
 :mod:`allele.bench.diagnose` (or :func:`allele.analytics.correlate.correlate_batch` for a file of
 alerts) and prints; every decision lives in those layers."""
 
@@ -41,15 +42,23 @@ def forecast(
                                          help="Only points of this component."),
     horizon: int = typer.Option(24, "--horizon", min=1, help="Points to forecast ahead."),
     level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
-    model: str = typer.Option("arima", "--model", help="arima, naive, seasonal or lstm"),
-    period: int | None = typer.Option(None, "--period", help="Season length in points."),
+    model: str = typer.Option(
+        "auto", "--model",
+        help="auto (chosen by backtest against seasonal-naive baselines), arima, naive, "
+             "seasonal or lstm"),
+    period: int | None = typer.Option(None, "--period",
+                                      help="Season length in points (default: detected)."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Report when the trend crosses this value."),
     unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GB)."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Forecast a telemetry metric with intervals, and describe its trend and seasonality."""
+    """Forecast a telemetry metric with intervals, and describe its trend and seasonality.
+
+    The default model is chosen by a rolling-origin backtest against naive, drift and
+    seasonal-naive at every detected season; a degenerate ARIMA fit is refused and named.
+    """
     from allele.bench.diagnose import forecast_metric
     from allele.store import open_store
 
@@ -67,6 +76,10 @@ def forecast(
         t = "" if fc.timestamps is None else f"{fc.timestamps[i]:.0f}"
         table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
+    if res.choice:
+        console.print(f"- model: {res.choice}", markup=False)
+    for why in fc.refused:
+        console.print(f"- refused {why}", markup=False)
     for line in res.findings:
         console.print(f"- {line}", markup=False)
 
@@ -76,28 +89,39 @@ def anomalies(
     metric: str = typer.Argument(..., help="Telemetry metric name."),
     component: str | None = typer.Option(None, "--component",
                                          help="Only points of this component."),
-    method: str = typer.Option("ensemble", "--method", help="robust, iforest, ocsvm, ensemble"),
+    method: str = typer.Option(
+        "robust", "--method",
+        help="robust (tail-calibrated statistics), or opt-in learned detectors: ensemble, "
+        "iforest, ocsvm."),
     period: int | None = typer.Option(None, "--period",
                                       help="Season length in points (default: detected)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
                                     help="Flag points whose score exceeds this."),
+    learn: int = typer.Option(150, "--learn", min=30,
+                              help="Learning-period length in points (not scored)."),
+    risk: float = typer.Option(1e-4, "--risk", min=1e-9, max=0.05,
+                               help="Tail probability per statistic at which a score is 0.5."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Causally score a telemetry metric and list the flagged points."""
+    """Causally score a telemetry metric and list the flagged points.
+
+    Each point is scored from the points before it only; the first --learn points learn the
+    transform, season, AR filter and tails (scores there are 0).
+    """
     from allele.bench.diagnose import metric_anomalies
     from allele.store import open_store
 
     with open_store(store, read_only=True) as st:
         res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
-                               period=period, threshold=threshold)
+                               period=period, threshold=threshold, learn=learn, risk=risk)
     if as_json:
         _emit_json(res.to_dict())
         return
     rows = res.rows()
     table = Table(title=plain(f"{metric} [{res.series.component}]: {len(rows)} anomalous points "
                               f"of {len(res.series.values)} ({method}; learning period "
-                              f"{res.detection.learn_end} points)"))
+                              f"{res.detection.learn_end} points{_how(res.detection)})"))
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -197,6 +221,8 @@ def rca(
         return
     _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
                   f"{res.head.name}", res.causes)
+    console.print(f"{'cause' if res.status == 'cause' else 'answer'}: {res.message}",
+                  markup=False)
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
@@ -212,6 +238,9 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
     if as_json:
         _emit_json(res.to_dict())
         return
+    if not res.causes:
+        console.print(f"{res.message}", markup=False)
+        return
     _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
                   res.causes)
 
@@ -226,10 +255,17 @@ def recommend(
                                        help="Current parameters as JSON (default: cheapest cell)"),
     target: str | None = typer.Option(None, "--target", help="Component (default: all)."),
     top: int = typer.Option(3, "--top", min=1, help="How many recommendations to print."),
+    max_cost_per_gain: float = typer.Option(
+        20.0, "--max-cost-per-gain", min=0.0,
+        help="Largest cost increase (%) accepted per 1% of quality gained."),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Recommend configurations (quality vs cost) from a run's matrix results."""
+    """Recommend configurations (quality vs cost) from a run's seed-level matrix results.
+
+    Needs 2 or more seeds: alternate seeds choose, the others check (the held-out gain is the one
+    printed). The answer may be "no reliably better configuration".
+    """
     from allele.bench.diagnose import recommendations
     from allele.store import open_store
 
@@ -240,7 +276,8 @@ def recommend(
     except json.JSONDecodeError as exc:
         raise AnalyticsError(f"--current must be JSON parameters, e.g. '{{\"a\": 1}}': "
                              f"{exc}") from None
-    advice = recommendations(record, quality, cost, current=cur, target=target, top=top)
+    advice = recommendations(record, quality, cost, current=cur, target=target, top=top,
+                             max_cost_per_gain=max_cost_per_gain)
     if not advice:
         raise AnalyticsError(f"no component {target!r} in run {run!r}")
     if as_json:
@@ -248,7 +285,69 @@ def recommend(
         return
     for a in advice:
         console.print(plain(a.component, "bold") + f" (current: {json.dumps(a.current)})")
-        if not a.recommendations:
-            console.print("- the current configuration is already on the predicted Pareto front")
         for r in a.recommendations:
             console.print(f"- {r.text}", markup=False)
+        console.print(f"  {a.advice.message}" if a.recommendations else
+                      f"- {a.advice.message}", markup=False)
+
+
+def _how(det: Any) -> str:
+    """How the series was scored: logs, AR filter, point mass."""
+    parts = []
+    if det.transform == "log":
+        parts.append("in logs")
+    if det.ar:
+        parts.append("AR(" + ", ".join(f"{c:.2f}" for c in det.ar) + ") residuals")
+    if det.mass is not None:
+        parts.append(f"points at {det.mass:g} not scored")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="Run with matrix results (id, name or 'latest')"),
+    params: str = typer.Option(..., "--params",
+                               help="Configuration(s) as JSON: an object or a list of objects"),
+    metric: list[str] = typer.Option(["wall_s"], "--metric", "-m",
+                                     help="Metric to predict (repeatable)."),
+    target: str | None = typer.Option(None, "--target", help="Component (default: the only one)."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the prediction interval."),
+    store: str | None = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict a component's metrics for configurations from a run's cells, with intervals and
+    the predictor's error on held-out cells beside a chance baseline."""
+    from allele.bench.diagnose import predict_configurations
+    from allele.store import open_store
+
+    try:
+        confs = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise AnalyticsError(f"--params must be JSON, e.g. '{{\"population\": 150}}': "
+                             f"{exc}") from None
+    confs = [confs] if isinstance(confs, dict) else confs
+    if not isinstance(confs, list) or not all(isinstance(c, dict) for c in confs):
+        raise AnalyticsError("--params must be a JSON object or a list of objects")
+    with open_store(store, read_only=True) as st:
+        record = st.load_run(run)
+    res = predict_configurations(record, metric, confs, target=target, level=level)
+    if as_json:
+        _emit_json(res.to_dict())
+        return
+    val = Table(title=plain(f"{res.component}: {res.observations} runs; error on held-out "
+                            "cells"))
+    for col in ("metric", "model", "held-out MAE", "baseline MAE", f"{level:.0%} coverage"):
+        val.add_column(col, justify="right")
+    for m, v in res.validation.items():
+        val.add_row(plain(m), v.model, _num(v.mae), _num(v.baseline_mae), f"{v.coverage:.2f}")
+    if res.validation:
+        console.print(val)
+    table = Table(title=plain(f"Predicted {', '.join(metric)} ({level:.0%} intervals)"))
+    table.add_column("configuration")
+    for m in metric:
+        table.add_column(plain(m), justify="right")
+    for conf, pred in zip(confs, res.predictions, strict=True):
+        table.add_row(plain(json.dumps(conf)), *(
+            f"{_num(pred[m].mean)} [{_num(pred[m].lower)}, {_num(pred[m].upper)}]"
+            for m in metric))
+    console.print(table)

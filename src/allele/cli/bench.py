@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, varying_params, when
+from allele.bench.format import metric_value, number, varying_params, when
+from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
     StoreOpt,
     esc,
@@ -180,19 +181,13 @@ def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None)
 
 def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                  name: str | None, filters: list[str], resume: str | None) -> Any:
+    from allele.cli.bench_analysis import print_tracking_outcome
     from allele.tracking.mlflow import MlflowTracker, run_matrix_tracked
 
     with MlflowTracker(uri, experiment) as tracker:
         summary = run_matrix_tracked(tracker, runner, suite, name=name, filters=filters,
                                      resume=resume)
-    if tracker.fully_delivered:
-        err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
-                          highlight=False, markup=False, soft_wrap=True)
-    else:  # say where the records are instead of claiming they arrived
-        err_console.print(f"MLflow at {uri} could not take everything: {tracker.spooled} "
-                          f"record(s) wait in {tracker.spool.path}; `allele tracking sync` "
-                          "sends them", style="yellow", highlight=False, markup=False,
-                          soft_wrap=True)
+    print_tracking_outcome(tracker, uri)
     return summary
 
 
@@ -278,6 +273,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         + (f", git {esc(commit)}" if commit else "")
         + (f", load {load:.2f} at start" if isinstance(load, int | float) else ""),
         highlight=False, soft_wrap=True)
+    units = {n: d.unit for n, d in declarations_from_doc(info.spec).items()}
     by_target: dict[str, list[Any]] = {}
     for cell in record.cells:
         by_target.setdefault(cell.target, []).append(cell)
@@ -296,11 +292,14 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
                 table.add_row(params, plain(cell.status, "red"), "error", "", "",
                               "", plain((cell.error or "")[:80]))
             for i, s in enumerate(rows):
-                ci = plain(f"[{_num(s.ci_low)}, {_num(s.ci_high)}]" if s.ci_low is not None
-                           and s.ci_high is not None else "n/a")
+                unit = units.get(s.metric)
+                ci = plain(f"[{metric_value(s.ci_low, s.metric, unit)}, "
+                           f"{metric_value(s.ci_high, s.metric, unit)}]"
+                           if s.ci_low is not None and s.ci_high is not None else "n/a")
                 first = i == 0 and cell.status == "ok"
                 table.add_row(params if first else "", cell.status if first else "",
-                              plain(s.metric), str(s.n), _num(s.median), _num(s.iqr), ci)
+                              plain(s.metric), str(s.n), metric_value(s.median, s.metric, unit),
+                              metric_value(s.iqr, s.metric, unit), ci)
             table.add_section()
         console.print(table)
     # an ok cell with an error text: a part of it failed (its instructions not counted)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, params_text, pct
+from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
     StoreOpt,
     esc,
@@ -75,7 +75,13 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     """The comparison table (rows that moved or could not be decided; all with ``show_all``),
     then what else a reader must know: run-wide shifts, rows left out of the family,
     warnings, failed and missing cells."""
-    from allele.bench.compare import VERDICT_RANK, row_params, split_params, verdict_label
+    from allele.bench.compare import (
+        VERDICT_RANK,
+        metric_label,
+        row_params,
+        split_params,
+        verdict_label,
+    )
 
     counts = comp.counts()
     rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
@@ -90,8 +96,9 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     shown = split_params(comp.rows)
     for r in rows:
         e = r.estimate
-        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))), plain(r.metric),
-                      _num(e.base), _num(e.head), pct(e.ratio),
+        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))),
+                      plain(metric_label(r)), quantity(e.base, r.unit),
+                      quantity(e.head, r.unit), pct(e.ratio),
                       plain(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]"), _num(e.q_value),
                       "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")
@@ -396,6 +403,11 @@ def ab_cmd(
     brief: Annotated[bool, typer.Option(
         "--brief", help="End with one screen (what ran, verdicts and reasons, top findings, "
         "where to look next) instead of the table.")] = False,
+    mlflow_uri: Annotated[str | None, typer.Option(
+        "--mlflow", help="Also track both halves in MLflow at this tracking URI, each cell "
+        "with its verdicts (needs the mlflow extra).")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="MLflow experiment (default: the configured one).")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Interleaved A/B session: BASE and HEAD measured in the same rounds, compared paired.
@@ -426,6 +438,8 @@ def ab_cmd(
                 err_console.print(f"[red]{side} failed:[/] {esc(key)}: {esc(error)}",
                                   highlight=False)
             _alert_comparison(store, comp, base_run, head_run)
+            if mlflow_uri is not None:
+                _track_ab(mlflow_uri, experiment, comp, base_run, head_run, report)
             if brief and not as_json:
                 from allele.cli.summary import print_summary
 
@@ -435,6 +449,41 @@ def ab_cmd(
             fails = comp.fails(fail_on.value)
     if fails:
         raise typer.Exit(1)
+
+
+def _track_ab(uri: str, experiment: str | None, comp: Comparison, base_run: Any,
+              head_run: Any, report: Path | None) -> None:
+    """Both halves of an A/B session in MLflow: HEAD's cells carry their verdicts
+    (``allele.verdict.<metric>``) and its parent run the counts and the report."""
+    from allele.tracking.matrix import track_stored_run
+    from allele.tracking.mlflow import MlflowTracker
+
+    verdicts: dict[str, dict[str, str]] = {}
+    for row in comp.rows:
+        verdicts.setdefault(row.key, {})[f"allele.verdict.{row.metric}"] = row.verdict
+    counts = {f"allele.{k}": str(v) for k, v in comp.counts().items()}
+    side = {"allele.ab_session": head_run.info.name.removesuffix("-head")}
+    with MlflowTracker(uri, experiment) as tracker:
+        track_stored_run(tracker, base_run, tags={**side, "allele.ab_side": "base"})
+        head = track_stored_run(tracker, head_run,
+                                tags={**side, "allele.ab_side": "head", **counts},
+                                cell_tags=verdicts)
+        if report is not None:
+            head.log_artifact(report)
+    print_tracking_outcome(tracker, uri)
+
+
+def print_tracking_outcome(tracker: Any, uri: str) -> None:
+    """Where the records went: MLflow, or (saying so instead of claiming they arrived) the
+    spool that `allele tracking sync` replays."""
+    if tracker.fully_delivered:
+        err_console.print(f"tracked in MLflow at {uri} (experiment {tracker.experiment})",
+                          highlight=False, markup=False, soft_wrap=True)
+    else:
+        err_console.print(f"MLflow at {uri} could not take everything: {tracker.spooled} "
+                          f"record(s) wait in {tracker.spool.path}; `allele tracking sync` "
+                          "sends them", style="yellow", highlight=False, markup=False,
+                          soft_wrap=True)
 
 
 def _write_report(st: Any, run: str, baseline: str | None, path: Path, q: float,

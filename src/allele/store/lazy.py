@@ -178,6 +178,7 @@ class StoredCell(CellResult):
         self.finished_at = finished_at
         self.profile = profile
         self.instr_profile = None  # read on request (ResultStore.instruction_profiles)
+        self.declared = None  # declarations travel in the run's spec document, not the cell
         self._src, self._i, self._lo, self._hi = src, i, src.bounds[i], src.bounds[i + 1]
         return self
 

@@ -55,6 +55,10 @@ class CellResult:
     instr_profile: bytes | None = None
     """The compressed instruction profile of the ``instructions`` instrument (saved with the
     cell; a loaded run leaves it None: :meth:`ResultStore.instruction_profiles` reads it)."""
+    declared: dict[str, dict[str, str]] | None = None
+    """Declarations of the metrics the target returned as ``allele.bench.Metric`` values
+    (``{name: {direction, unit}}``), on their way to the run's spec document; not stored with
+    the cell."""
 
     def values(self, metric: str) -> list[float]:
         """All samples of one metric, in (seed, repeat) order."""

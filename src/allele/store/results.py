@@ -121,6 +121,18 @@ class ResultStore(Database):
             self._run_pk_cache[run_id] = pk
         return run_id
 
+    def update_run_spec(self, run_id: str, spec: dict[str, Any]) -> None:
+        """Replace a run's spec document (the runner adds what it learns while running, such as
+        the metrics its targets declared)."""
+
+        def run(conn: Connection) -> None:
+            res = conn.execute(update(S.runs).where(S.runs.c.id == run_id)
+                               .values(spec=dumps(spec)))
+            if res.rowcount == 0:
+                raise StoreError(f"no run with id {run_id!r} in the store")
+
+        self.write_tx(run, what="update a run's spec")
+
     def finish_run(self, run_id: str, status: RunStatus) -> None:
         """Set a run's final status (``running`` reopens it, e.g. for ``--resume``)."""
         if status not in _RUN_STATUSES:

@@ -42,7 +42,7 @@ from allele.tracking._common import (
 )
 
 if TYPE_CHECKING:
-    from allele.store.model import CellResult, RunInfo
+    from allele.store.model import CellResult, RunInfo, RunRecord
     from allele.tracking.runs import TrackedRun
     from allele.tracking.tracker import MlflowTracker
 
@@ -102,7 +102,7 @@ def start_matrix_run(tracker: MlflowTracker, info: RunInfo, new: bool = False) -
 
 def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None,
              on_durable: Callable[[list[str]], None] | None = None,
-             new: bool = False) -> TrackedRun:
+             new: bool = False, extra_tags: Mapping[str, Any] | None = None) -> TrackedRun:
     """The work of :meth:`MlflowTracker.log_cell
     <allele.tracking.tracker.MlflowTracker.log_cell>`; ``on_durable`` gets the cell's key once
     all its records are delivered or spooled; ``new``: the cell was just stored, so its child
@@ -119,6 +119,7 @@ def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None
                             "allele.seed": ",".join(str(s) for s in seeds)}
     if tracker._matrix_fp is not None and parent is tracker._matrix:
         tags["allele.env_fingerprint"] = tracker._matrix_fp
+    tags.update(extra_tags or {})
     child = tracker.start_run(_cell_run_name(cell), parent=parent, tags=tags,
                               start_time_ms=started, new=new,
                               key=cell_run_key(bench_id, cell.key) if bench_id else None)
@@ -158,6 +159,23 @@ def end_matrix_run(tracker: MlflowTracker, status: str,
     run.end(mapped, error)
     if run is tracker._matrix:
         tracker._matrix = None
+
+
+def track_stored_run(tracker: MlflowTracker, run: RunRecord,
+                     tags: Mapping[str, Any] | None = None,
+                     cell_tags: Mapping[str, Mapping[str, Any]] | None = None) -> TrackedRun:
+    """Mirror a run already in the result store into MLflow after the fact (an A/B session's
+    halves): the parent run with ``tags``, every cell as a child with ``cell_tags[cell key]``
+    (e.g. its verdicts), ended with the run's stored status. Keys are the same as for a run
+    tracked while it ran, so tracking a run twice updates it instead of copying it."""
+    matrix = start_matrix_run(tracker, run.info)
+    if tags:
+        matrix.set_tags(tags)
+    for cell in run.cells:
+        log_cell(tracker, cell, matrix, extra_tags=(cell_tags or {}).get(cell.key))
+    status = run.info.status if run.info.status != "running" else "interrupted"
+    end_matrix_run(tracker, status, None, matrix, None)
+    return matrix
 
 
 def _median(sorted_values: list[float]) -> float:

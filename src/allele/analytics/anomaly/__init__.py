@@ -5,8 +5,10 @@
   :class:`RobustZScoreDetector`, :class:`EnsembleDetector`), each calibrated to a score in
   [0, 1] where 0.5 flags about a ``contamination`` share of data like the training data.
 * :mod:`~allele.analytics.anomaly.series`: univariate, causal, streaming scoring of a metric
-  series (:func:`score_series` / :func:`detect_series`): four robust statistics (spike, shift,
-  variance, drift) calibrated on a learning period, optionally with the learned detectors.
+  series (:func:`score_series` / :func:`detect_series`): a fixed learning period, logs for
+  positive skewed metrics, AR pre-whitening, four robust statistics (spike, shift, variance,
+  drift; both sides) whose tails are calibrated by peaks over threshold
+  (:mod:`~allele.analytics.anomaly.tail`, SPOT); the learned detectors are opt-in.
 * :mod:`~allele.analytics.anomaly.persist`: :func:`save_detector` / :func:`load_detector` use
   skops (no pickle, no lambdas) with a format and scikit-learn version check on load.
 """
@@ -21,6 +23,7 @@ from allele.analytics.anomaly.detectors import (
 )
 from allele.analytics.anomaly.persist import load_detector, save_detector
 from allele.analytics.anomaly.series import (
+    DEFAULT_LEARN,
     STATISTICS,
     Method,
     SeriesDetection,
@@ -31,6 +34,7 @@ from allele.analytics.anomaly.series import (
 )
 
 __all__ = [
+    "DEFAULT_LEARN",
     "STATISTICS",
     "BaseDetector",
     "EnsembleDetector",

@@ -1,36 +1,49 @@
-"""Univariate, causal, streaming scoring of a metric series.
+"""Univariate, causal, streaming scoring of a metric series, with a tail-calibrated null.
 
 :func:`score_series` / :func:`detect_series` score every point of a metric series using only the
-values up to that point. The first ``learn_fraction`` (15%) of the series is the learning period:
-it is not scored (score 0) and it calibrates everything else (seasonal profile, noise scale, and
-the alarm fences of each statistic). Statistics per point, from rolling windows that end at the
-point:
+values up to that point. The first ``learn`` points (150 by default: a fixed length, never a share
+of the series, so scoring a longer series never rewrites an earlier score) are the learning
+period: not scored (score 0), they fix the transform, the season, the AR filter and the first
+tails. The pipeline:
 
-* ``spike``: robust z of the point against the median/MAD of the previous ``window`` points;
-* ``shift``: z of the mean of the last ``short`` points against the window before them;
-* ``variance``: log ratio of the RMS deviation (from the rolling median) of the last ``short``
-  points to the reference spread before them (positive part);
-* ``drift``: distance of the recent window mean from the learning-period level.
+1. **Point mass.** When one value (typically 0) holds at least 30% of the learning period, the
+   series is zero-inflated: points at that value score 0 and the others are scored as their
+   own series (a share of zeros is not a spread to measure them against; with too few of them
+   in the learning period to learn from, they score 0). A learning period that is constant
+   makes every later departure an alarm, scored by its size.
+2. **Transform.** A positive metric whose learning period is right-skewed (skewness above 1,
+   and less skewed after the log) is scored in logs: wall times and sizes vary by ratios.
+3. **Season** (Fourier profile, estimated on the learning period and re-estimated at fixed
+   checkpoints ``2 L, 4 L, ...``) is removed.
+4. **Pre-whitening.** An AR(p) filter (p <= 3 by BIC, least squares on the learning period) turns
+   the series into its one-step residuals: autocorrelated noise no longer looks like shifts,
+   and a level shift shows at its onset as a jump of its full size.
+5. **Statistics** per point, from rolling windows that end at the point, each signed and scored
+   on both sides (a skewed noise has two different tails): ``spike`` (robust z of the point
+   against the median/MAD of the previous ``window``), ``shift`` (z of the mean of the last
+   ``short`` points against the window before them), ``variance`` (Wilson-Hilferty z of the
+   recent mean square deviation), ``drift`` (the rolling median against the learning level).
+6. **Tails** (:mod:`~allele.analytics.anomaly.tail`): each statistic's upper tail is fitted by
+   peaks over threshold (a generalised Pareto above its 90% quantile, as in SPOT, Siffer et al.
+   KDD 2017) on the learning rows and then on every later row that was not an alarm, refitted
+   at fixed checkpoints; a point's score is ``a / (1 + a)`` with ``a = log p / log risk`` for its
+   tail probability ``p``: 0.5 exactly where ``p = risk`` (default 1e-4 per statistic), higher
+   for rarer values, so scores rank events.
 
-Each statistic is z-like under Gaussian noise; the learning period supplies the noise scale and
-an inflation factor (upper quartile of the statistic over its null upper quartile, never below
-1), and a statistic scores ``logistic((z / inflation - fence) / 0.5)``, so 0.5 sits at the fence.
-``method="robust"`` takes, for each point, the strongest of the four calibrated statistics;
+``method="robust"`` (the default) takes, for each point, the strongest statistic.
 ``"iforest"`` and ``"ocsvm"`` fit the scikit-learn detector on the learning-period statistic
-vectors and turn its raw score into a robust z against the learning rows (fence ``ml_fence``,
-default ``fence`` alone and 8 inside the ensemble: about a hundred learning rows cannot
-calibrate a tiny false-alarm rate empirically);
-``"ensemble"`` is ``max(robust, min(iforest, ocsvm))``: the robust statistics may flag on their
-own, the learned detectors only when both agree. The robust path is fully vectorised (rolling
-windows through ``sliding_window_view``); :func:`robust_statistics_reference` is the per-point
-loop it is tested against.
+vectors and turn its raw score into a robust z against the learning rows (fence ``ml_fence``);
+``"ensemble"`` is ``max(robust, min(iforest, ocsvm))``. The harness
+(``benchmarks/analytics_real.py``) did not show the learned detectors adding anything, so they
+are opt-in. :func:`robust_statistics_reference` is the per-point loop the vectorised statistics
+are tested against.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -51,9 +64,11 @@ from allele.analytics.anomaly.detectors import (
     OneClassSVMDetector,
     _logistic,
 )
+from allele.analytics.anomaly.tail import spot_scores
 from allele.errors import AnalyticsError
 
 __all__ = [
+    "DEFAULT_LEARN",
     "STATISTICS",
     "Method",
     "SeriesDetection",
@@ -67,6 +82,8 @@ Method = Literal["robust", "iforest", "ocsvm", "ensemble"]
 _MEDIAN_VAR = math.pi / 2.0  # variance of a sample median relative to a mean (Gaussian)
 
 STATISTICS = ("spike", "shift", "variance", "drift")
+DEFAULT_LEARN = 150
+"""Default learning-period length in points (a fixed length: see the module docstring)."""
 
 
 def _rolling_median_mad(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
@@ -91,6 +108,19 @@ def _trailing_mean(r: FloatArray, k: int) -> FloatArray:
     return out
 
 
+def _trailing_trimmed(r: FloatArray, k: int, both: bool) -> FloatArray:
+    """Mean of r[t-k+1 .. t] without its largest value (and its smallest with ``both``): one
+    outlier is a spike, not a shift or a change of variance."""
+    out = np.full(r.size, np.nan)
+    if r.size >= k:
+        win = sliding_window_view(r, k)
+        total = win.sum(axis=1) - win.max(axis=1)
+        if both:
+            total -= win.min(axis=1)
+        out[k - 1:] = total / (k - 2 if both else k - 1)
+    return out
+
+
 def _wilson_hilferty(ratio: FloatArray | float, k: int) -> Any:
     """z of a mean of ``k`` squared standard normals (chi2 / k) by the Wilson-Hilferty cube root."""
     c = 2.0 / (9.0 * k)
@@ -98,7 +128,8 @@ def _wilson_hilferty(ratio: FloatArray | float, k: int) -> Any:
 
 
 def robust_statistics(
-    r: ArrayLike, window: int, short: int, level: float, sigma: float, learn_n: int
+    r: ArrayLike, window: int, short: int, level: float, sigma: float, learn_n: int,
+    signed: bool = False,
 ) -> FloatArray:
     """The four causal z-like statistics (spike, shift, variance, drift) per point, vectorised.
 
@@ -118,36 +149,39 @@ def robust_statistics(
       medians under the current noise level ``s`` (a median forgets a temporary shift twice as
       fast as a mean and ignores spikes).
 
-    Rows before ``window + 2 * short`` are NaN.
+    Rows before ``window + 2 * short`` are NaN. With ``signed``, spike, shift and drift keep
+    their sign (up positive) instead of their absolute value.
     """
     x = np.asarray(r, dtype=np.float64)
     n = x.size
     kv = 2 * short
+    mag = (lambda a: a) if signed else np.abs
     med, mad = _rolling_median_mad(x, window)
     sref = np.maximum(MAD_TO_SIGMA * mad, sigma)
     out = np.full((n, 4), np.nan)
-    out[:, 0] = np.abs(x - med) / sref
+    out[:, 0] = mag(x - med) / sref
 
     def lagged(a: FloatArray, lag: int) -> FloatArray:
         res = np.full(n, np.nan)
         res[lag:] = a[: n - lag]
         return res
 
-    recent = _trailing_mean(x, short)
+    recent = _trailing_trimmed(x, short, both=True) if signed else _trailing_mean(x, short)
     med_s, sref_s = lagged(med, short - 1), lagged(sref, short - 1)
-    out[:, 1] = np.abs(recent - med_s) / (sref_s / math.sqrt(short))
+    out[:, 1] = mag(recent - med_s) / (sref_s / math.sqrt(short))
     dev2 = np.nan_to_num((x - med) ** 2, nan=0.0)
-    ms = _trailing_mean(dev2, kv)
+    ms = _trailing_trimmed(dev2, kv, both=False) if signed else _trailing_mean(dev2, kv)
     sref_v = lagged(sref, kv - 1)
     out[:, 2] = np.maximum(_wilson_hilferty(ms / sref_v**2, kv), 0.0)
-    out[:, 3] = np.abs(med - level) / (sref * math.sqrt(_MEDIAN_VAR * (1.0 / window
+    out[:, 3] = mag(med - level) / (sref * math.sqrt(_MEDIAN_VAR * (1.0 / window
                                                                        + 1.0 / learn_n)))
     out[: window + kv] = np.nan
     return out
 
 
 def robust_statistics_reference(
-    r: ArrayLike, window: int, short: int, level: float, sigma: float, learn_n: int
+    r: ArrayLike, window: int, short: int, level: float, sigma: float, learn_n: int,
+    signed: bool = False,
 ) -> FloatArray:
     """Per-point Python loop computing exactly what :func:`robust_statistics` computes.
 
@@ -167,21 +201,20 @@ def robust_statistics_reference(
         sref[t] = max(mad_sigma(win, m), sigma)
     drift_scale = math.sqrt(_MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
     for t in range(window + kv, n):
-        spike = abs(x[t] - med[t]) / sref[t]
         t0 = t - short + 1
-        shift = abs(float(np.mean(x[t0:t + 1])) - med[t0]) / (sref[t0] / math.sqrt(short))
         tv = t - kv + 1
-        ms = float(np.mean((x[tv:t + 1] - med[tv:t + 1]) ** 2))
+        block = np.sort(x[t0:t + 1])
+        dev2 = np.sort((x[tv:t + 1] - med[tv:t + 1]) ** 2)
+        recent = float(np.mean(block[1:-1] if signed else block))
+        ms = float(np.mean(dev2[:-1] if signed else dev2))
+        spike = (x[t] - med[t]) / sref[t]
+        shift = (recent - med[t0]) / (sref[t0] / math.sqrt(short))
         var = max(float(_wilson_hilferty(ms / sref[tv] ** 2, kv)), 0.0)
-        drift = abs(med[t] - level) / (sref[t] * drift_scale)
+        drift = (med[t] - level) / (sref[t] * drift_scale)
+        if not signed:
+            spike, shift, drift = abs(spike), abs(shift), abs(drift)
         out[t] = (spike, shift, var, drift)
     return out
-
-
-# Upper quartiles of the statistics under the Gaussian null: |N(0,1)| for spike, shift, drift;
-# max(N(0,1), 0) for variance. The learning period can only make a statistic less sensitive
-# (inflation factor >= 1), never more.
-_NULL_Q75 = np.array([1.1503, 1.1503, 0.6745, 1.1503])
 
 
 @dataclass(frozen=True)
@@ -195,7 +228,14 @@ class SeriesDetection:
     period: int | None
     method: str
     statistics: FloatArray
-    """Per-point calibrated score of each statistic (n x 4: spike, shift, variance, drift)."""
+    """Per-point score of each statistic (n x 4: spike, shift, variance, drift; the stronger
+    side of the signed ones)."""
+    transform: str = "none"
+    """``"log"`` when the series was scored in logs, else ``"none"``."""
+    ar: tuple[float, ...] = ()
+    """The AR pre-whitening coefficients (empty: none)."""
+    mass: float | None = None
+    """The point-mass value of a zero-inflated series (its points score 0), else None."""
 
     def anomalies(self) -> list[int]:
         """Indices of flagged points."""
@@ -241,87 +281,185 @@ def _deseasonalise(y: FloatArray, learn_end: int, period: int | None) -> tuple[F
     return y - season, used
 
 
+def _skewness(x: FloatArray) -> float:
+    sd = float(np.std(x))
+    return float(np.mean((x - np.mean(x)) ** 3)) / sd**3 if sd > 0 else 0.0
+
+
+def _transform(y: FloatArray, learn: int, transform: str) -> tuple[FloatArray, str]:
+    """Logs for a positive, right-skewed metric (decided on the learning period alone); later
+    values at or below 0 are floored at half the smallest learning value."""
+    lv = y[:learn]
+    if transform == "none" or float(np.min(lv)) <= 0.0:
+        if transform == "log":
+            raise AnalyticsError("transform='log' needs a positive learning period")
+        return y, "none"
+    if transform == "auto":
+        sk = _skewness(lv)
+        if not (sk > 1.0 and abs(_skewness(np.log(lv))) < sk):
+            return y, "none"
+    floor = 0.5 * float(np.min(lv))
+    return np.log(np.maximum(y, floor)), "log"
+
+
+def _prewhiten(r: FloatArray, learn: int, order: int | None) -> tuple[FloatArray,
+                                                                      tuple[float, ...]]:
+    """One-step residuals of an AR(p) fitted by least squares on ``r[:learn]`` (p in 0..3 by
+    BIC unless ``order`` is given): ``e_t = r_t - sum_i phi_i r_{t-i}``, the level left in (the
+    rolling windows track it)."""
+    lv = r[:learn]
+    orders = [order] if order is not None else [0, 1, 2, 3]
+    best: tuple[float, tuple[float, ...]] = (math.inf, ())
+    m = learn - 3
+    for p in orders:
+        if p == 0:
+            rss = float(np.sum((lv[3:] - np.mean(lv[3:])) ** 2))
+            coef: tuple[float, ...] = ()
+        else:
+            design = np.column_stack([np.ones(m)] + [lv[3 - i:learn - i] for i in range(1, p + 1)])
+            beta, *_ = np.linalg.lstsq(design, lv[3:], rcond=None)
+            res = lv[3:] - design @ beta
+            rss = float(res @ res)
+            coef = tuple(float(b) for b in beta[1:])
+        bic = m * math.log(max(rss, 1e-300) / m) + (p + 1) * math.log(m)
+        if bic < best[0]:
+            best = (bic, coef)
+    phi = best[1]
+    if not phi:
+        return r.copy(), ()
+    e = r.copy()
+    for i, c in enumerate(phi, start=1):
+        e[i:] -= c * r[:-i]
+    e[:len(phi)] = r[:len(phi)] * (1.0 - sum(phi))
+    return e, phi
+
+
+def _point_mass(learn_values: FloatArray, share: float = 0.3) -> float | None:
+    """The value holding at least ``share`` of the learning period, if one does."""
+    vals, counts = np.unique(learn_values, return_counts=True)
+    i = int(np.argmax(counts))
+    return float(vals[i]) if counts[i] >= share * learn_values.size else None
+
+
 def detect_series(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
-    method: Method = "ensemble",
+    method: Method = "robust",
     *,
-    learn_fraction: float = 0.15,
+    learn: int = DEFAULT_LEARN,
     period: int | None = None,
     window: int | None = None,
     short: int = 5,
-    fence: float = 4.5,
+    risk: float = 1e-4,
+    transform: Literal["auto", "log", "none"] = "auto",
+    ar_order: int | None = None,
     ml_fence: float | None = None,
     threshold: float = 0.5,
     seed: int = 0,
 ) -> SeriesDetection:
-    """Causally score and flag a metric series (see the module docstring for the statistics).
+    """Causally score and flag a metric series (see the module docstring for the pipeline).
 
-    ``period`` is the season to remove (detected on the learning period when None); ``window``
-    the rolling reference length (default ``min(48, learn_len // 3)``, at least 8). The
-    learning period needs at least ``window + short + 10`` points, otherwise AnalyticsError.
-    ``threshold`` applies to the final score; 0.5 is where the calibrated fences sit.
-    ``timestamps`` are checked (same length, increasing) but the statistics work in sample
-    units: resample irregular series before scoring.
+    ``learn`` is the learning-period length in points (fixed: the score of a point depends only
+    on the points up to it, whatever follows). ``period`` is the season to remove (detected on
+    the learning period when None); ``window`` the rolling reference length (default
+    ``min(48, learn // 3)``, at least 8); ``risk`` the tail probability per statistic at which a
+    point scores 0.5; ``transform`` ``"auto"`` (logs for a positive right-skewed metric),
+    ``"log"`` or ``"none"``; ``ar_order`` the pre-whitening order (None: chosen by BIC).
+    ``threshold`` applies to the final score. ``timestamps`` are checked (same length,
+    increasing) but the statistics work in sample units: resample irregular series first.
+    AnalyticsError when the series is shorter than the learning period or the learning period
+    is too short for the windows.
     """
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
-    learn_end, w = _learning_period(y.size, method, learn_fraction, window, short)
-    r, used_period = _deseasonalise(y, learn_end, period)
-    z, stat_scores = _calibrated_statistics(r, learn_end, w, short, fence)
-    robust = np.max(stat_scores, axis=1)
+    _check_options(y.size, method, learn, risk)
+    mass = _point_mass(y[:learn])
+    if mass is None:
+        det = _detect(y, method, learn, period, window, short, risk, transform, ar_order,
+                      ml_fence, seed)
+        flags: NDArray[np.bool_] = det.scores > threshold
+        return replace(det, flags=flags, threshold=threshold)
+    other = np.flatnonzero(y != mass)
+    learn_other = int(np.sum(other < learn))
+    scores = np.zeros(y.size)
+    stats = np.zeros((y.size, 4))
+    sub_period: int | None = None
+    sub = None
+    if learn_other == 0 and other.size:
+        # A learning period that never moved: every departure is news, ranked by its size.
+        a = 1.0 + np.log10(1.0 + np.abs(y[other] - mass) / (abs(mass) * 1e-3 + 1e-12))
+        scores[other[other >= learn]] = (a / (1.0 + a))[other >= learn]
+    elif learn_other >= _min_learn(window, short) and other.size > learn_other:
+        sub = _detect(y[other], method, learn_other, None, window, short, risk, transform,
+                      ar_order, ml_fence, seed)
+        scores[other] = sub.scores
+        stats[other] = sub.statistics
+        sub_period = sub.period
+    flags = scores > threshold
+    return SeriesDetection(scores=scores, flags=flags, threshold=threshold, learn_end=learn,
+                           period=sub_period, method=method, statistics=stats,
+                           transform=sub.transform if sub else "none",
+                           ar=sub.ar if sub else (), mass=mass)
+
+
+def _min_learn(window: int | None, short: int) -> int:
+    return (window if window is not None else 8) + 2 * short + 10
+
+
+def _check_options(n: int, method: str, learn: int, risk: float) -> None:
+    if method not in ("robust", "iforest", "ocsvm", "ensemble"):
+        raise AnalyticsError(f"unknown method {method!r}; use robust, iforest, ocsvm or ensemble")
+    if not 0.0 < risk < 0.1:
+        raise AnalyticsError(f"risk must be in (0, 0.1), got {risk}")
+    if n < learn:
+        raise AnalyticsError(
+            f"series of {n} points is shorter than the learning period ({learn} points); "
+            "pass a smaller learning period (--learn)")
+
+
+def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: int | None,
+            short: int, risk: float, transform: str, ar_order: int | None,
+            ml_fence: float | None, seed: int) -> SeriesDetection:
+    """The pipeline on a series without a point mass (scores, flags at 0.5)."""
+    w = window if window is not None else max(8, min(48, learn // 3))
+    if learn < w + 2 * short + 10:
+        raise AnalyticsError(
+            f"the learning period ({learn} points) needs at least {w + 2 * short + 10}; "
+            "pass a longer one (--learn)")
+    x, used_transform = _transform(y, learn, transform)
+    r, used_period = _deseasonalise(x, learn, period)
+    e, phi = _prewhiten(r, learn, ar_order)
+    cols = _signed_columns(e, learn, w, short)
+    col_scores = spot_scores(cols, w + 2 * short, learn, risk)
+    stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
+                            np.maximum(col_scores[:, 2], col_scores[:, 3]), col_scores[:, 4],
+                            np.maximum(col_scores[:, 5], col_scores[:, 6])], axis=1)
+    robust = np.max(col_scores, axis=1)
     if method == "robust":
         scores = robust
     else:
-        # Alone, a learned detector uses the statistics' fence; inside the ensemble (where the
-        # robust statistics already flag) it must be far more certain to add a flag.
-        mlf = ml_fence if ml_fence is not None else (8.0 if method == "ensemble" else fence)
-        parts = [_learned_score(det, z, z[w + 2 * short:learn_end], mlf)
+        mlf = ml_fence if ml_fence is not None else (8.0 if method == "ensemble" else 4.5)
+        z = np.nan_to_num(cols, nan=0.0)
+        parts = [_learned_score(det, z, z[w + 2 * short:learn], mlf)
                  for det in _learned_detectors(method, seed)]
-        if method == "ensemble":
-            # The robust statistics flag on their own; the two learned detectors must agree.
-            scores = np.maximum(robust, np.minimum(parts[0], parts[1]))
-        else:
-            scores = parts[0]
-        scores[:learn_end] = 0.0
+        scores = (np.maximum(robust, np.minimum(parts[0], parts[1])) if method == "ensemble"
+                  else parts[0])
+        scores[:learn] = 0.0
     scores = np.clip(scores, 0.0, 1.0)
-    flags: NDArray[np.bool_] = scores > threshold
-    return SeriesDetection(scores=scores, flags=flags, threshold=threshold, learn_end=learn_end,
-                           period=used_period, method=method, statistics=stat_scores)
+    return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
+                           period=used_period, method=method, statistics=stat_scores,
+                           transform=used_transform, ar=phi)
 
 
-def _learning_period(n: int, method: str, learn_fraction: float, window: int | None,
-                     short: int) -> tuple[int, int]:
-    """The checked options: ``(learn_end, window)``; AnalyticsError when the series is too short."""
-    if method not in ("robust", "iforest", "ocsvm", "ensemble"):
-        raise AnalyticsError(f"unknown method {method!r}; use robust, iforest, ocsvm or ensemble")
-    if not 0.0 < learn_fraction < 1.0:
-        raise AnalyticsError(f"learn_fraction must be in (0, 1), got {learn_fraction}")
-    learn_end = math.ceil(learn_fraction * n)
-    w = window if window is not None else max(8, min(48, learn_end // 3))
-    if learn_end < w + 2 * short + 10:
-        raise AnalyticsError(
-            f"series of {n} points is too short: the learning period ({learn_end} points) needs "
-            f"at least {w + 2 * short + 10}")
-    return learn_end, w
-
-
-def _calibrated_statistics(r: FloatArray, learn_end: int, w: int, short: int,
-                           fence: float) -> tuple[FloatArray, FloatArray]:
-    """The statistics as z over their learning-period inflation, and their scores (0 while
-    learning): ``(z, scores)``, both n x 4."""
-    learn = r[:learn_end]
-    level = float(np.median(learn))
-    sigma = mad_sigma(learn, level)
+def _signed_columns(e: FloatArray, learn: int, w: int, short: int) -> FloatArray:
+    """The seven one-sided statistics (spike up/down, shift up/down, variance, drift up/down)."""
+    lv = e[:learn]
+    level = float(np.median(lv))
+    sigma = mad_sigma(lv, level)
     if sigma == 0.0:
-        sigma = float(np.std(learn)) or max(abs(level) * 1e-6, 1e-12)
-    feats = robust_statistics(r, w, short, level, sigma, learn_end)
-    calib = feats[w + 2 * short:learn_end]
-    inflation = np.maximum(np.quantile(calib, 0.75, axis=0) / _NULL_Q75, 1.0)
-    z = np.nan_to_num(feats, nan=0.0) / inflation
-    stat_scores = _logistic((z - fence) / 0.5)
-    stat_scores[:learn_end] = 0.0
-    return z, stat_scores
+        sigma = float(np.std(lv)) or max(abs(level) * 1e-6, 1e-12)
+    f = robust_statistics(e, w, short, level, sigma, learn, signed=True)
+    return np.stack([f[:, 0], -f[:, 0], f[:, 1], -f[:, 1], f[:, 2], f[:, 3], -f[:, 3]], axis=1)
 
 
 def _learned_detectors(method: str, seed: int) -> list[BaseDetector]:
@@ -338,8 +476,8 @@ def _learned_score(det: BaseDetector, z: FloatArray, x_learn: FloatArray,
     """``det`` fitted on the learning rows, its raw score of every row through ``fence``.
 
     A learning period of ~100 rows cannot calibrate a 1e-4 false-alarm quantile empirically;
-    the raw score is turned into a robust z against its learning values and put through the same
-    fence as the statistics.
+    the raw score is turned into a robust z against its learning values and put through the
+    fence.
     """
     det.fit(x_learn)
     raw_learn = det._raw(x_learn)
@@ -351,12 +489,12 @@ def _learned_score(det: BaseDetector, z: FloatArray, x_learn: FloatArray,
 def score_series(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
-    method: Method = "ensemble",
+    method: Method = "robust",
     **options: Any,
 ) -> FloatArray:
     """Anomaly scores in [0, 1] for every point, each using only values up to that point.
 
-    The first 15% of the series is the learning period (score 0). Options are those of
+    The first ``learn`` points (150) are the learning period (score 0). Options are those of
     :func:`detect_series`; flag with ``scores > 0.5`` or use :func:`detect_series`.
     """
     return detect_series(values, timestamps, method, **options).scores

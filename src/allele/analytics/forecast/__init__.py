@@ -20,23 +20,30 @@ seeded and deterministic on CPU; :mod:`~allele.analytics.forecast.lstm`). :func:
 (:mod:`~allele.analytics.forecast.backtest`) evaluates any of them by rolling origin with MASE
 and sMAPE against the seasonal-naive baseline.
 
+:class:`AutoForecaster` (:mod:`~allele.analytics.forecast.auto`) chooses among them by
+rolling-origin backtest against naive, drift and seasonal-naive at every season found
+(:func:`~allele.analytics._season.seasonal_periods`: several at once), and refuses degenerate
+ARIMA fits (:func:`degenerate_reason`); :class:`HorizonForecaster`
+(:mod:`~allele.analytics.forecast.horizons`) gives its forecasts at several horizons.
+
 Beside the package: :class:`~allele.analytics.trend.PredictiveAnalyzer` describes a series
 (trend as a Theil-Sen slope with a Mann-Kendall test, seasonality, level shifts and the time until
-a threshold is crossed) and :class:`~allele.analytics.predict.PerformancePredictor` gives
-multi-horizon forecasts of a component metric. Their names are still importable from here; the
-two of :mod:`allele.analytics.predict` are loaded on first use, because that module builds on
-this package (importing it here would make the two import each other).
+a threshold is crossed); its names are importable from here too.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from allele.analytics.forecast.arima import ARIMAForecaster
+from allele.analytics.forecast.auto import AutoForecaster
 from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
 from allele.analytics.forecast.base import BaseForecaster, Forecast
-from allele.analytics.forecast.baselines import NaiveForecaster, SeasonalNaiveForecaster
+from allele.analytics.forecast.baselines import (
+    DriftForecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
+)
+from allele.analytics.forecast.checks import degenerate_reason
+from allele.analytics.forecast.horizons import HorizonForecaster, HorizonPrediction
 from allele.analytics.forecast.lstm import LSTMForecaster
 from allele.analytics.trend import (
     LevelShift,
@@ -54,14 +61,16 @@ from allele.analytics.trend import (
 
 __all__ = [
     "ARIMAForecaster",
+    "AutoForecaster",
     "BacktestResult",
     "BaseForecaster",
+    "DriftForecaster",
     "Forecast",
+    "HorizonForecaster",
     "HorizonPrediction",
     "LSTMForecaster",
     "LevelShift",
     "NaiveForecaster",
-    "PerformancePredictor",
     "PredictiveAnalyzer",
     "SeasonalNaiveForecaster",
     "Seasonality",
@@ -69,6 +78,7 @@ __all__ = [
     "ThresholdCrossing",
     "Trend",
     "backtest",
+    "degenerate_reason",
     "detect_level_shifts",
     "detect_seasonality",
     "mann_kendall",
@@ -78,8 +88,3 @@ __all__ = [
     "time_to_threshold",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("HorizonPrediction", "PerformancePredictor"):
-        return getattr(importlib.import_module("allele.analytics.predict"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

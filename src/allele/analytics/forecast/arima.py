@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from allele.analytics._common import FloatArray, check_positive_int
 from allele.analytics.forecast.base import BaseForecaster
 from allele.analytics.forecast.baselines import _baseline_for
+from allele.analytics.forecast.checks import degenerate_reason
 from allele.errors import AnalyticsError
 
 __all__ = ["ARIMAForecaster"]
@@ -25,18 +27,30 @@ class ARIMAForecaster(BaseForecaster):
     the total differencing is one, a constant when it is zero. ``order_``, ``seasonal_order_`` and
     ``aic_`` hold the chosen model.
 
-    Seasonality, when ``seasonal_period=m`` is given, is handled by ``seasonal_method``:
+    Seasonality, when ``seasonal_period=m`` (or several, ``seasonal_periods=(24, 168)``) is given,
+    is handled by ``seasonal_method``:
 
-    * ``"stl"`` (default, fast): a robust STL decomposition removes the seasonal component, the
-      ARIMA is fitted to the seasonally adjusted series and the last season of the seasonal
-      component is added back to its forecast. The interval is the ARIMA interval of the adjusted
-      series (the seasonal estimate is treated as known).
+    * ``"stl"`` (default, fast): a robust STL decomposition (MSTL from statsmodels for several
+      seasons) removes the seasonal components, the ARIMA is fitted to the seasonally adjusted
+      series and the last season of each seasonal component is added back to its forecast. The
+      interval is the ARIMA interval of the adjusted series (the seasonal estimate is treated as
+      known).
     * ``"sarima"``: a full seasonal ARIMA (``seasonal_order`` if given, otherwise the best by AIC
-      of ``(0,1,1)`` and ``(1,1,0)``). Exact, but slow for long seasons (state size grows with m).
+      of ``(0,1,1)`` and ``(1,1,0)``). Exact, but slow for long seasons (state size grows with m);
+      one season only.
+
+    Only the last ``max_obs`` points of the adjusted series feed the ARIMA (default 2000: the
+    dynamics an ARIMA models are local, and a fit on 3,600 hourly points costs seconds).
+
+    Refusals (``refused_`` and :attr:`Forecast.refused` name them): the forecast of every fitted
+    candidate, best AIC first, is checked over ``check_horizon`` steps by
+    :func:`~allele.analytics.forecast.checks.degenerate_reason` (non-finite, zero-width interval,
+    explosive, oscillating); a degenerate fit is refused and the next candidate tried.
 
     Fallbacks (documented; ``model_`` says which): a constant series, fewer than ``min_obs``
     observations (default 10, or two seasons plus 4 when seasonal), or no candidate that
-    statsmodels can fit -> :class:`SeasonalNaiveForecaster` / :class:`NaiveForecaster`.
+    statsmodels can fit or that passes the checks -> :class:`SeasonalNaiveForecaster` /
+    :class:`NaiveForecaster`.
     """
 
     def __init__(
@@ -50,8 +64,12 @@ class ARIMAForecaster(BaseForecaster):
         max_d: int = 1,
         level: float = 0.9,
         min_obs: int | None = None,
+        seasonal_periods: Sequence[int] | None = None,
+        max_obs: int = 2000,
+        check_horizon: int = 24,
+        nonnegative: bool | None = None,
     ) -> None:
-        super().__init__(level)
+        super().__init__(level, nonnegative)
         self.order = order
         self.seasonal_period = seasonal_period
         self.seasonal_order = seasonal_order
@@ -60,68 +78,122 @@ class ARIMAForecaster(BaseForecaster):
         self.max_q = max_q
         self.max_d = max_d
         self.min_obs = min_obs
+        self.seasonal_periods = seasonal_periods
+        self.max_obs = max_obs
+        self.check_horizon = check_horizon
+
+    def _periods(self) -> tuple[int, ...]:
+        periods = tuple(self.seasonal_periods or ())
+        if self.seasonal_period is not None:
+            periods = tuple(sorted({*periods, self.seasonal_period}))
+        for m in periods:
+            check_positive_int(m, "seasonal_period", 2)
+        if len(periods) > 1 and self.seasonal_method == "sarima":
+            raise AnalyticsError("seasonal_method='sarima' takes one season; use 'stl' for "
+                                 f"several ({', '.join(map(str, periods))})")
+        return periods
 
     def _fit(self, y: FloatArray) -> None:
-        m = self.seasonal_period
-        if m is not None:
-            check_positive_int(m, "seasonal_period", 2)
-        seasonal = m is not None
+        periods = self._periods()
+        m = max(periods) if periods else None
         min_obs = self.min_obs if self.min_obs is not None else (2 * m + 4 if m else 10)
         self._fallback: BaseForecaster | None = None
+        self._orig = y
         self.order_: tuple[int, int, int] | None = None
         self.seasonal_order_: tuple[int, int, int, int] | None = None
         self.aic_: float = math.nan
+        self.refused_ = ()
         if np.ptp(y) == 0:
-            self._use_fallback(y, "constant series")
+            self._use_fallback("constant series")
             return
         if y.size < min_obs:
-            self._use_fallback(y, f"only {y.size} observations, ARIMA needs {min_obs}")
+            self._use_fallback(f"only {y.size} observations, ARIMA needs {min_obs}")
             return
         if self.seasonal_method not in ("stl", "sarima"):
             raise AnalyticsError(
                 f"seasonal_method must be 'stl' or 'sarima', got {self.seasonal_method!r}")
-        self._season_tail: FloatArray | None = None
-        use_stl = seasonal and self.seasonal_method == "stl"
+        self._season_tails: list[FloatArray] = []
+        use_stl = bool(periods) and self.seasonal_method == "stl"
         if use_stl:
-            assert m is not None
-            from statsmodels.tsa.seasonal import STL
-
-            with warnings.catch_warnings(), threadpool_limits(1):
-                warnings.simplefilter("ignore")
-                seasonal_part = np.asarray(STL(y, period=m, robust=True).fit().seasonal,
-                                           dtype=np.float64)
-            self._season_tail = seasonal_part[-m:].copy()
-            y = y - seasonal_part
-        candidates = self._candidates(y, use_seasonal=seasonal and not use_stl)
-        best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int]] | None = None
-        for order, sorder in candidates:
-            res = self._fit_one(y, order, sorder)
-            if res is None:
-                continue
-            aic = float(res.aic)
-            if math.isfinite(aic) and (best is None or aic < best[0]):
-                best = (aic, res, order, sorder)
-        if best is None:
-            self._use_fallback(y, "no ARIMA candidate could be fitted")
+            y = y - self._remove_seasons(y, periods)
+        y = y[-self.max_obs:] if self.max_obs and y.size > self.max_obs else y
+        self._select(y, self._candidates(y, use_seasonal=bool(periods) and not use_stl))
+        if self._fallback is not None:
             return
-        self.aic_, self._res, self.order_, self.seasonal_order_ = best
+        assert self.order_ is not None and self.seasonal_order_ is not None
         p, d, q = self.order_
         if use_stl:
-            self.model_ = f"STL[{m}] + ARIMA({p},{d},{q})"
-        elif seasonal:
+            label = "STL" if len(periods) == 1 else "MSTL"
+            self.model_ = f"{label}[{','.join(map(str, periods))}] + ARIMA({p},{d},{q})"
+        elif periods:
             sp, sd, sq, sm = self.seasonal_order_
             self.model_ = f"ARIMA({p},{d},{q})({sp},{sd},{sq})[{sm}]"
         else:
             self.model_ = f"ARIMA({p},{d},{q})"
 
-    def _use_fallback(self, y: FloatArray, reason: str) -> None:
-        self._fallback = _baseline_for(y, self.seasonal_period, self.level, reason)
+    def _remove_seasons(self, y: FloatArray, periods: tuple[int, ...]) -> FloatArray:
+        """The seasonal components (STL for one season, MSTL for several), summed; the last
+        season of each is kept for the forecast."""
+        from statsmodels.tsa.seasonal import MSTL, STL
+
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")
+            if len(periods) == 1:
+                parts = np.asarray(STL(y, period=periods[0], robust=True).fit().seasonal,
+                                   dtype=np.float64)[:, None]
+            else:
+                parts = np.asarray(MSTL(y, periods=list(periods)).fit().seasonal,
+                                   dtype=np.float64).reshape(y.size, -1)
+        self._season_tails = [parts[-m:, i].copy() for i, m in enumerate(periods)]
+        total: FloatArray = parts.sum(axis=1)
+        return total
+
+    def _select(self, y: FloatArray,
+                candidates: list[tuple[tuple[int, int, int], tuple[int, int, int, int]]]) -> None:
+        """Fit every candidate; keep the best AIC whose forecast passes the checks."""
+        fitted: list[tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int]]] = []
+        for order, sorder in candidates:
+            res = self._fit_one(y, order, sorder)
+            if res is not None and math.isfinite(float(res.aic)):
+                fitted.append((float(res.aic), res, order, sorder))
+        if not fitted:
+            self._use_fallback("no ARIMA candidate could be fitted")
+            return
+        fitted.sort(key=lambda item: item[0])
+        refused: list[str] = []
+        h = max(self.check_horizon, *(t.size for t in self._season_tails), 4)
+        for aic, res, order, sorder in fitted:
+            mean, lower, upper = self._arima_path(res, h)
+            reason = degenerate_reason(y, mean, lower, upper)
+            if reason is None:
+                self.aic_, self._res, self.order_, self.seasonal_order_ = aic, res, order, sorder
+                self.refused_ = tuple(refused)
+                return
+            refused.append(f"{_order_text(order, sorder)}: {reason}")
+        self.refused_ = tuple(refused)
+        self._use_fallback(f"every ARIMA fit refused ({refused[0]})")
+
+    def _arima_path(self, res: Any, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        with warnings.catch_warnings(), threadpool_limits(1), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            fc = res.get_forecast(horizon)
+            mean = np.asarray(fc.predicted_mean, dtype=np.float64)
+            ci = np.asarray(fc.conf_int(alpha=1.0 - self.level), dtype=np.float64)
+        return mean, ci[:, 0], ci[:, 1]
+
+    def _use_fallback(self, reason: str) -> None:
+        """Forecast the original series by the documented baseline, naming ``reason``."""
+        periods = self._periods()
+        self._fallback = _baseline_for(self._orig, max(periods) if periods else None,
+                                       self.level, reason)
         self.model_ = self._fallback.model_
 
     def _candidates(
         self, y: FloatArray, use_seasonal: bool
     ) -> list[tuple[tuple[int, int, int], tuple[int, int, int, int]]]:
         m = self.seasonal_period if use_seasonal else None
+        if use_seasonal and m is None:
+            m = self._periods()[0]
         if m is not None:
             sorders = ([self.seasonal_order] if self.seasonal_order is not None
                        else [(0, 1, 1), (1, 1, 0)])
@@ -162,20 +234,21 @@ class ARIMAForecaster(BaseForecaster):
     def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         if self._fallback is not None:
             return self._fallback._predict(horizon)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            fc = self._res.get_forecast(horizon)
-            mean = np.asarray(fc.predicted_mean, dtype=np.float64)
-            ci = np.asarray(fc.conf_int(alpha=1.0 - self.level), dtype=np.float64)
-        lower, upper = ci[:, 0], ci[:, 1]
-        if self._season_tail is not None:
-            tail = self._season_tail
+        mean, lower, upper = self._arima_path(self._res, horizon)
+        for tail in self._season_tails:
             add = tail[np.arange(horizon) % tail.size]
             mean, lower, upper = mean + add, lower + add, upper + add
         bad = ~np.isfinite(lower) | ~np.isfinite(upper)
         lower = np.where(bad, mean, lower)
         upper = np.where(bad, mean, upper)
         return mean, lower, upper
+
+
+def _order_text(order: tuple[int, int, int], sorder: tuple[int, int, int, int]) -> str:
+    p, d, q = order
+    if sorder[3]:
+        return f"ARIMA({p},{d},{q})({sorder[0]},{sorder[1]},{sorder[2]})[{sorder[3]}]"
+    return f"ARIMA({p},{d},{q})"
 
 
 def _choose_d(y: FloatArray, max_d: int) -> int:

@@ -29,7 +29,9 @@ class Forecast:
     """A forecast path with its prediction interval.
 
     ``lower``/``upper`` bound a central interval at probability ``level``; ``timestamps`` are the
-    future times when the series was fitted with timestamps; ``model`` names the model used.
+    future times when the series was fitted with timestamps; ``model`` names the model used;
+    ``refused`` lists the models that were fitted but refused (``"ARIMA(2,1,2): oscillating
+    forecast"``), so a fallback is never silent.
     """
 
     mean: FloatArray
@@ -38,6 +40,7 @@ class Forecast:
     level: float
     model: str
     timestamps: FloatArray | None = None
+    refused: tuple[str, ...] = ()
 
     @property
     def horizon(self) -> int:
@@ -53,6 +56,7 @@ class Forecast:
             "lower": self.lower.tolist(),
             "upper": self.upper.tolist(),
             "timestamps": None if self.timestamps is None else self.timestamps.tolist(),
+            "refused": list(self.refused),
         }
 
 
@@ -61,14 +65,22 @@ def _z(level: float) -> float:
 
 
 class BaseForecaster(ABC):
-    """The shared forecaster API: ``fit(y, timestamps=None)`` then ``predict(horizon)``."""
+    """The shared forecaster API: ``fit(y, timestamps=None)`` then ``predict(horizon)``.
+
+    ``nonnegative``: clip the forecast and its interval at 0. None (the default) clips when every
+    fitted value is >= 0 (a count, a size, a duration: a negative lower bound for them is
+    nonsense, and a symmetric interval produces one whenever the series is near 0); False never
+    clips. ``refused_`` lists the models fitted and refused (empty for most forecasters).
+    """
 
     level: float
     model_: str
     n_obs_: int
+    refused_: tuple[str, ...] = ()
 
-    def __init__(self, level: float = 0.9) -> None:
+    def __init__(self, level: float = 0.9, nonnegative: bool | None = None) -> None:
         self.level = level
+        self.nonnegative = nonnegative
         self._fitted = False
         self._timestamps: FloatArray | None = None
 
@@ -79,6 +91,8 @@ class BaseForecaster(ABC):
         arr = as_series(y, name="y")
         self._timestamps = as_timestamps(timestamps, arr.size)
         self.n_obs_ = int(arr.size)
+        self._clip = (bool(np.min(arr) >= 0.0) if self.nonnegative is None
+                      else bool(self.nonnegative))
         self._fit(arr)
         self._fitted = True
         return self
@@ -89,12 +103,15 @@ class BaseForecaster(ABC):
             raise NotFittedError(f"{type(self).__name__}.predict called before fit")
         h = check_positive_int(horizon, "horizon")
         mean, lower, upper = self._predict(h)
+        if self._clip:
+            mean, lower, upper = (np.maximum(mean, 0.0), np.maximum(lower, 0.0),
+                                  np.maximum(upper, 0.0))
         ts = None
         step = median_step(self._timestamps)
         if self._timestamps is not None and step is not None:
             ts = self._timestamps[-1] + step * np.arange(1, h + 1, dtype=np.float64)
         return Forecast(mean=mean, lower=lower, upper=upper, level=self.level, model=self.model_,
-                        timestamps=ts)
+                        timestamps=ts, refused=tuple(self.refused_))
 
     # -- for subclasses ---------------------------------------------------------------------
     @abstractmethod

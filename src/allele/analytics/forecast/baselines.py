@@ -12,7 +12,7 @@ import numpy as np
 from allele.analytics._common import FloatArray, check_positive_int
 from allele.analytics.forecast.base import BaseForecaster, _z
 
-__all__ = ["NaiveForecaster", "SeasonalNaiveForecaster"]
+__all__ = ["DriftForecaster", "NaiveForecaster", "SeasonalNaiveForecaster"]
 
 
 class NaiveForecaster(BaseForecaster):
@@ -22,8 +22,8 @@ class NaiveForecaster(BaseForecaster):
     series, so the interval collapses onto the mean).
     """
 
-    def __init__(self, level: float = 0.9) -> None:
-        super().__init__(level)
+    def __init__(self, level: float = 0.9, nonnegative: bool | None = None) -> None:
+        super().__init__(level, nonnegative)
 
     def _fit(self, y: FloatArray) -> None:
         self._last = float(y[-1])
@@ -44,8 +44,8 @@ class SeasonalNaiveForecaster(BaseForecaster):
     and ``model_`` says ``"naive (fallback: shorter than one season)"``.
     """
 
-    def __init__(self, period: int, level: float = 0.9) -> None:
-        super().__init__(level)
+    def __init__(self, period: int, level: float = 0.9, nonnegative: bool | None = None) -> None:
+        super().__init__(level, nonnegative)
         self.period = period
 
     def _fit(self, y: FloatArray) -> None:
@@ -66,6 +66,34 @@ class SeasonalNaiveForecaster(BaseForecaster):
         mean = self._season[idx % m].astype(np.float64)
         k = idx // m + 1  # how many seasons ahead
         width = _z(self.level) * self._sigma * np.sqrt(k)
+        return mean, mean - width, mean + width
+
+
+class DriftForecaster(BaseForecaster):
+    """Random walk with drift: the line through the first and the last value, extended.
+
+    The interval is that of a random walk with an estimated drift,
+    ``z * sigma * sqrt(h * (1 + h / (n - 1)))``, with ``sigma`` the spread of the one-step changes
+    around the drift (Hyndman and Athanasopoulos, *Forecasting: principles and practice*, 5.5).
+    """
+
+    def __init__(self, level: float = 0.9, nonnegative: bool | None = None) -> None:
+        super().__init__(level, nonnegative)
+
+    def _fit(self, y: FloatArray) -> None:
+        self._last = float(y[-1])
+        self._n = int(y.size)
+        diffs = np.diff(y)
+        self._slope = float(np.mean(diffs)) if diffs.size else 0.0
+        resid = diffs - self._slope
+        self._sigma = float(np.sqrt(np.sum(resid**2) / max(diffs.size - 1, 1))) if diffs.size \
+            else 0.0
+        self.model_ = "drift"
+
+    def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+        h = np.arange(1, horizon + 1, dtype=np.float64)
+        mean = self._last + self._slope * h
+        width = _z(self.level) * self._sigma * np.sqrt(h * (1.0 + h / max(self._n - 1, 1)))
         return mean, mean - width, mean + width
 
 

@@ -16,9 +16,10 @@ from allele.bench.compare import (
     Comparison,
     MetricComparison,
     environment_diff,
+    metric_label,
     verdict_label,
 )
-from allele.bench.format import number, pct, when
+from allele.bench.format import number, pct, quantity, when
 from allele.bench.metrics import direction_of
 from allele.bench.report.charts import (
     _hashable,
@@ -238,8 +239,8 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
         for r in selected:
             e = r.estimate
             table_rows.append([
-                _td(r.target), _td(shown.text(r)), _td(r.metric),
-                _td(number(e.base), "num"), _td(number(e.head), "num"),
+                _td(r.target), _td(shown.text(r)), _td(metric_label(r)),
+                _td(quantity(e.base, r.unit), "num"), _td(quantity(e.head, r.unit), "num"),
                 _td(pct(e.ratio), "num"),
                 _td(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", "num"),
                 _td(number(e.p_value, 2), "num"), _td(number(e.q_value, 2), "num"),

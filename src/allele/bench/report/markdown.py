@@ -8,8 +8,8 @@ import math
 import re
 from collections.abc import Sequence
 
-from allele.bench.compare import environment_diff, verdict_label
-from allele.bench.format import number, pct
+from allele.bench.compare import environment_diff, metric_label, verdict_label
+from allele.bench.format import number, pct, quantity
 from allele.bench.report.data import (
     ReportData,
     _failures,
@@ -74,8 +74,8 @@ def render_markdown(data: ReportData) -> str:
         moved = [r for r in _sorted_rows(comp) if r.verdict != "unchanged"]
         shown = _ShownParams(comp)
         if moved:
-            rows = [[verdict_label(r.estimate), r.target, shown.text(r), r.metric,
-                     number(r.estimate.base), number(r.estimate.head),
+            rows = [[verdict_label(r.estimate), r.target, shown.text(r), metric_label(r),
+                     quantity(r.estimate.base, r.unit), quantity(r.estimate.head, r.unit),
                      pct(r.estimate.ratio),
                      f"[{pct(r.estimate.ci_low)}, {pct(r.estimate.ci_high)}]",
                      number(r.estimate.q_value, 2),

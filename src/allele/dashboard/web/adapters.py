@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.format import params_text, pct
+from allele.bench.format import params_text, pct, quantity
 from allele.bench.views import run_header
 
 if TYPE_CHECKING:
@@ -59,7 +59,10 @@ def comparison_row(row: MetricComparison, q: float) -> dict[str, Any]:
             "verdict": e.verdict, "reason": verdict_reason(row, q), "ratio": _f(e.ratio),
             "ci_low": _f(e.ci_low), "ci_high": _f(e.ci_high), "p_value": _f(e.p_value),
             "q_value": _f(e.q_value), "median_base": _f(e.median_base),
-            "median_head": _f(e.median_head), "n_base": e.n_base, "n_head": e.n_head,
+            "median_head": _f(e.median_head), "unit": row.unit,
+            "median_base_text": quantity(e.median_base, row.unit),
+            "median_head_text": quantity(e.median_head, row.unit),
+            "direction_guessed": row.guessed, "n_base": e.n_base, "n_head": e.n_head,
             "paired": e.paired, "test": e.test, "mde": _f(e.mde), "floor": _f(e.floor)}
 
 

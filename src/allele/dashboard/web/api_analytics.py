@@ -28,16 +28,18 @@ def _series_json(s: diagnose.MetricSeries) -> dict[str, Any]:
 @router.get("/anomalies", summary="Anomaly scores over a telemetry series")
 def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
-              threshold: Annotated[float, Query(gt=0, le=1)] = 0.5) -> Response:
-    key = ("anomalies", metric, component, method, threshold, last_ids(ctx.store)[1])
+              threshold: Annotated[float, Query(gt=0, le=1)] = 0.5,
+              learn: Annotated[int, Query(ge=30, le=100_000)] = 150) -> Response:
+    key = ("anomalies", metric, component, method, threshold, learn, last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
         res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
-                                        threshold=threshold)
+                                        threshold=threshold, learn=learn)
         out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
                       "scores": res.detection.scores.tolist(),
                       "threshold": res.detection.threshold,
                       "learn_end": res.detection.learn_end, "period": res.detection.period,
+                      "transform": res.detection.transform,
                       "anomalies": res.rows()})
         return out
 
@@ -46,7 +48,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
 
 @router.get("/forecast", summary="A forecast with its prediction interval")
 def forecast(ctx: Ctx, metric: Name, component: OptName = None,
-             model: Literal["arima", "naive", "seasonal"] = "naive",
+             model: Literal["auto", "arima", "naive", "seasonal"] = "naive",
              horizon: Annotated[int, Query(ge=1, le=500)] = 24,
              level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
              period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> Response:

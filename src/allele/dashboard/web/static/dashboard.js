@@ -384,7 +384,7 @@ async function showRun(id) {
       clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
         cells.map((c) => ({ onclick: () => { setQuery({ cell: c.key }); showCell(id, c.key); },
           cells: [JSON.stringify(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
-                  { text: num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
+                  { text: (c.median_texts && c.median_texts[m]) || num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
     });
     pick.addEventListener("change", draw);
     await draw();
@@ -500,7 +500,7 @@ async function startCompare() {
         shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
-      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric, { text: num(r.median_base), class: "num" }, { text: num(r.median_head), class: "num" },
+      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric + (r.direction_guessed ? " (direction guessed)" : ""), { text: r.median_base_text || num(r.median_base), class: "num" }, { text: r.median_head_text || num(r.median_head), class: "num" },
         { text: pct(r.ratio), class: "num" }, { text: `[${pct(r.ci_low)}, ${pct(r.ci_high)}]`, class: "num" }, { text: num(r.q_value, 2), class: "num" },
         { text: r.verdict, class: "v-" + r.verdict }, r.reason] }))));
     clear(document.getElementById("fdr")).appendChild(table(["rank", "cell", "metric", "p", "BH threshold", "q", "verdict"],
@@ -605,7 +605,9 @@ async function startAnalytics() {
     const v = formValues(rca);
     setQuery({ base: v.base, head: v.head });
     const r = await api("/api/analytics/root-causes", v);
-    clear(document.getElementById("rca")).appendChild(table(["kind", "cause", "score", "evidence"],
+    const rcaBox = clear(document.getElementById("rca"));
+    if (r.message) rcaBox.appendChild(el("p", { text: r.message }));
+    rcaBox.appendChild(table(["kind", "cause", "score", "evidence"],
       r.causes.map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
   }));
   const rec = document.getElementById("rec-form");
@@ -617,7 +619,8 @@ async function startAnalytics() {
     const box = clear(document.getElementById("recs"));
     for (const [comp, adv] of Object.entries(r.components)) {
       box.appendChild(el("h3", { text: comp }));
-      box.appendChild(table(["configuration", "quality", "cost", "confidence", "why"], adv.recommendations.map((x) => ({
+      if (adv.message) box.appendChild(el("p", { text: adv.message }));
+      if (adv.recommendations.length) box.appendChild(table(["configuration", "quality", "cost", "confidence", "why"], adv.recommendations.map((x) => ({
         cells: [JSON.stringify(x.params), { text: num(x.quality), class: "num" }, { text: num(x.cost), class: "num" },
                 { text: num(x.confidence, 2), class: "num" }, x.text] }))));
     }

@@ -1,0 +1,79 @@
+"""PerformancePredictor: a cell's metrics from its configuration, validated on held-out cells
+(issue 14 part 5), against a known response surface with realistic noise."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from allele.analytics import PerformancePredictor
+from allele.errors import AnalyticsError, NotFittedError
+
+GRID = list(itertools.product([10, 20, 50, 100, 200, 500], [0.01, 0.05, 0.1, 0.15, 0.2],
+                              ["blend", "sbx"]))
+
+
+def truth(a: float, b: float, c: str) -> float:
+    """Best fitness: an optimum near population 100 and mutation 0.08, sbx a little better."""
+    return 1.0 - 0.3 * (np.log10(a) - 2.0) ** 2 - 20 * (b - 0.08) ** 2 + (0.1 if c == "sbx" else 0)
+
+
+def cells(seed: int, replicates: int = 3) -> tuple[list[dict[str, object]], dict[str, list[float]]]:
+    """Every grid cell run ``replicates`` times: a per-cell shift (a run's conditions) plus
+    heavy-tailed per-run noise; wall time grows with the population, lognormal noise."""
+    rng = np.random.default_rng(seed)
+    params, fit, wall = [], [], []
+    for a, b, c in GRID:
+        shift = rng.normal(0, 0.03)
+        for _ in range(replicates):
+            params.append({"population_size": a, "mutation_rate": b, "crossover": c,
+                           "generations": 20})
+            fit.append(truth(a, b, c) + shift + 0.03 * rng.standard_t(5))
+            wall.append(0.01 * a * float(np.exp(rng.normal(0, 0.1))))
+    return params, {"best_fitness": fit, "wall_s": wall}
+
+
+def test_predicts_the_surface_and_its_intervals_cover_held_out_cells() -> None:
+    coverage, held_mae, base_mae = [], [], []
+    for seed in range(2):
+        params, metrics = cells(seed)
+        pp = PerformancePredictor(level=0.9, seed=seed).fit(params, metrics)
+        v = pp.validation_["best_fitness"]
+        assert v.holdout_cells == 15 and v.train_cells == 45
+        coverage.append(v.coverage)
+        held_mae.append(v.mae)
+        base_mae.append(v.baseline_mae)
+        # Against the truth, off the grid: 20 random configurations inside its ranges.
+        rng = np.random.default_rng(100 + seed)
+        probe = [{"population_size": float(10 ** rng.uniform(1, 2.7)),
+                  "mutation_rate": float(rng.uniform(0.01, 0.2)),
+                  "crossover": str(rng.choice(["blend", "sbx"])), "generations": 20}
+                 for _ in range(20)]
+        true = np.array([truth(q["population_size"], q["mutation_rate"], q["crossover"])
+                         for q in probe])  # type: ignore[arg-type]
+        preds = [p["best_fitness"] for p in pp.predict(probe)]
+        err = np.abs(np.array([p.mean for p in preds]) - true)
+        assert float(np.mean(err)) < 0.05  # the noise of one observation is about 0.045
+        assert float(np.mean(err)) < 0.4 * float(np.mean(np.abs(true - np.mean(metrics[
+            "best_fitness"]))))
+        assert all(p.lower < p.mean < p.upper for p in preds)
+        w = pp.validation_["wall_s"]
+        assert w.mae < 0.5 * w.baseline_mae
+    assert 0.8 <= float(np.mean(coverage)) <= 0.98   # nominal 0.9
+    assert float(np.mean(held_mae)) < 0.5 * float(np.mean(base_mae))
+
+
+def test_each_model_can_be_chosen_and_bad_input_is_clear() -> None:
+    params, metrics = cells(5, replicates=1)
+    for name in ("ridge", "gp"):
+        pp = PerformancePredictor(model=name, holdout=0.0).fit(params, metrics)  # type: ignore[arg-type]
+        assert pp.model_["best_fitness"] == name and pp.validation_ == {}
+        assert set(pp.predict(params[:1])[0]) == {"best_fitness", "wall_s"}
+    with pytest.raises(AnalyticsError, match="at least 4"):
+        PerformancePredictor().fit(params[:3], {"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(AnalyticsError, match="values for"):
+        PerformancePredictor().fit(params, {"x": [1.0]})
+    with pytest.raises(NotFittedError):
+        PerformancePredictor().predict(params)
