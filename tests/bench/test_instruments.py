@@ -428,3 +428,47 @@ benchmarks:
     assert "instructions not counted: under callgrind: RuntimeError: no profiling here" in (
         timed.error or "")
     assert counted.status == "failed" and "ValueError: broken target" in (counted.error or "")
+
+
+STATEFUL = textwrap.dedent('''
+    def make(params, seed):
+        if params["variant"] == "heavy":  # the same state, built the slow way
+            acc = 0
+            for i in range(200_000):
+                acc = (acc + i) & 0xFFFF
+        return list(range(3000))
+
+
+    def done(params, seed, state):
+        state.clear()
+
+
+    def use(params, seed, state):
+        total = 0
+        for x in state:
+            total += x * x
+        return {"total": float(total)}
+''')
+
+
+@needs_callgrind
+def test_setup_and_teardown_run_uncounted(store: ResultStore, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "stateful.py").write_text(STATEFUL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = loads_suite("""
+name: st
+target: "stateful:use"
+setup: "stateful:make"
+teardown: "stateful:done"
+instruments: [instructions]
+seeds: 1
+matrix: {variant: [light, heavy]}
+""")
+    summary = Runner(store, executor="inline", environment=ENV).run(suite, name="st")
+    assert summary.failed == 0, summary.failures
+    counts = {c.params["variant"]: c.values("instructions")[0] for c in store.load_run("st").cells}
+    assert counts["light"] > 1e5
+    # the heavy setup's 200k iterations (over 100M instructions) are not counted; what it left
+    # in the allocator moves the target's own count by about 1.4%
+    assert abs(counts["heavy"] / counts["light"] - 1.0) < 0.05

@@ -79,6 +79,9 @@ class InstrumentedCell:
     warmup: int = 0
     timeout_s: float = 600.0
     cache_sim: bool = False
+    setup: str | None = None
+    """``module:function`` whose return value reaches the target as ``state=`` (uncounted)."""
+    teardown: str | None = None
 
 
 @dataclass(slots=True)
@@ -147,7 +150,8 @@ def _job(cells: Sequence[InstrumentedCell], tmp: Path, paths: Sequence[str], cwd
     doc = {"extension": str(ext), "paths": list(paths), "cwd": str(cwd) if cwd else None,
            "results": str(tmp / "results.jsonl"),
            "cells": [{"index": i, "key": c.key, "target": c.target, "params": c.params,
-                      "seeds": list(c.seeds), "warmup": c.warmup, "timeout_s": c.timeout_s}
+                      "seeds": list(c.seeds), "warmup": c.warmup, "timeout_s": c.timeout_s,
+                      "setup": c.setup, "teardown": c.teardown}
                      for i, c in enumerate(cells)]}
     path = tmp / "job.json"
     path.write_text(json.dumps(doc), encoding="utf-8")

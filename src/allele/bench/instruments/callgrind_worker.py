@@ -142,9 +142,45 @@ def _with_alarm(seconds: float, call: Callable[[], Any]) -> Any:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _with_state(fn: Callable[..., Any], cell: dict[str, Any]) -> Callable[..., Any]:
+    """The target as the instrument calls it: with the cell's ``setup`` (its state passed as
+    ``state=``) and ``teardown`` around it, both uncounted when the measured call is the
+    target itself (:func:`_counted`)."""
+    if not cell.get("setup"):
+        return fn
+    setup = _resolve(cell["setup"])
+    teardown = _resolve(cell["teardown"]) if cell.get("teardown") else None
+
+    def call(params: dict[str, Any], seed: int) -> Any:
+        state = setup(dict(params), seed)
+        try:
+            return fn(params, seed, state=state)
+        finally:
+            if teardown is not None:
+                teardown(dict(params), seed, state=state)
+
+    return call
+
+
+def _counted(ext: Any, label: str, fn: Callable[..., Any], cell: dict[str, Any],
+             params: dict[str, Any], seed: int) -> Any:
+    """The measured call: collection switched on around the target only (setup before it and
+    teardown after it run uncounted)."""
+    if not cell.get("setup"):
+        return ext.collect(label, fn, params, seed)
+    setup = _resolve(cell["setup"])
+    state = setup(dict(params), seed)
+    try:
+        return ext.collect(label, functools.partial(fn, state=state), params, seed)
+    finally:
+        if cell.get("teardown"):
+            _resolve(cell["teardown"])(dict(params), seed, state=state)
+
+
 def run_cell(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
     """Warm-up, measured and counted calls of one cell's seeds (see the module docstring)."""
-    fn = _resolve(cell["target"])
+    target = _resolve(cell["target"])
+    fn = _with_state(target, cell)
     params: dict[str, Any] = cell["params"]
     limit = float(cell["timeout_s"]) * _TIMEOUT_FACTOR
     calls: dict[str, int] = {}
@@ -156,7 +192,8 @@ def run_cell(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
             _with_alarm(limit, functools.partial(fn, dict(params), seed))
         t1 = time.perf_counter()
         label = f"{cell['index']}:{seed}"
-        _with_alarm(limit, functools.partial(ext.collect, label, fn, dict(params), seed))
+        _with_alarm(limit, functools.partial(_counted, ext, label, target, cell, dict(params),
+                                             seed))
         t2 = time.perf_counter()
         if cell.get("calls", True):
             c, b = _with_alarm(limit, functools.partial(count_calls, fn, dict(params), seed))

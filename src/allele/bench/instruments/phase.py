@@ -32,6 +32,8 @@ class Instrumented:
     timeout_s: float
     cache_sim: bool
     timed: bool
+    setup: str | None = None
+    teardown: str | None = None
 
 
 def from_tasks(tasks: Iterable[Any]) -> dict[str, Instrumented]:
@@ -41,7 +43,8 @@ def from_tasks(tasks: Iterable[Any]) -> dict[str, Instrumented]:
     for t in tasks:
         if t.instruction_seeds and t.key not in out:
             out[t.key] = Instrumented(t.key, t.target, dict(t.params), tuple(t.instruction_seeds),
-                                      t.warmup, t.timeout_s, t.cache_sim, t.timed)
+                                      t.warmup, t.timeout_s, t.cache_sim, t.timed,
+                                      getattr(t, "setup", None), getattr(t, "teardown", None))
     return out
 
 
@@ -59,7 +62,8 @@ def count_phase(cells: Mapping[str, Instrumented], timed: Mapping[str, CellResul
         return [], None
     started = time.time()
     counted = count_cells([InstrumentedCell(c.key, c.target, c.params, c.seeds, c.warmup,
-                                            c.timeout_s, c.cache_sim) for c in todo],
+                                            c.timeout_s, c.cache_sim, c.setup, c.teardown)
+                           for c in todo],
                           paths=paths, cwd=cwd, extension=extension, on_start=on_start)
     out = []
     for c in todo:
