@@ -31,6 +31,7 @@ it, or a timeout never stops an executor: the cell's result says ``failed``, ``c
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -445,6 +446,8 @@ class DaskExecutor(Executor):
     """
 
     name = "dask"
+    prefetch = 2.0
+    """Cells kept submitted per cluster thread (see :meth:`run`)."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
                  processes: bool = True, connect_timeout_s: float = 10.0) -> None:
@@ -480,26 +483,39 @@ class DaskExecutor(Executor):
 
     def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
             ) -> Iterator[CellResult]:
+        """Keep ``prefetch`` x the cluster's threads cells submitted, so a worker finds its next
+        cell queued instead of idling through the round trip to this process and the store
+        commit (each cell is still its own Dask task: its result, crash or timeout is its own).
+
+        A cell's timeout clock starts when it is among the oldest ``threads`` cells in flight
+        (Dask runs them first come, first served), not when it was queued.
+        """
         from distributed import wait as dask_wait
 
         pending = deque(tasks)
-        inflight: dict[Any, tuple[CellTask, float, float]] = {}
+        # submission order; value: task, deadline (None until it may be running), submitted
+        inflight: dict[Any, tuple[CellTask, float | None, float]] = {}
         paths = list(sys.path)
+        cap = self.capacity  # one scheduler round trip, not one per cell
+        depth = max(cap, int(cap * self.prefetch))
         while pending or inflight:
-            while pending and len(inflight) < self.capacity:
+            while pending and len(inflight) < depth:
                 task = pending.popleft()
                 fut = self._client.submit(_dask_cell, task, paths, pure=False,
                                           key=f"allele-cell-{uuid.uuid4().hex}")
-                inflight[fut] = (task, time.monotonic() + task.timeout_s + KILL_GRACE_S,
-                                 time.time())
+                inflight[fut] = (task, None, time.time())
                 if on_start is not None:
                     on_start(task)
             now = time.monotonic()
-            timeout = max(0.05, min(d for _, d, _ in inflight.values()) - now)
+            for fut in itertools.islice(inflight, cap):
+                task, deadline, started = inflight[fut]
+                if deadline is None:
+                    inflight[fut] = (task, now + task.timeout_s + KILL_GRACE_S, started)
+            nearest = min(d for _, d, _ in inflight.values() if d is not None)
             try:
                 done, _ = dask_wait(  # type: ignore[no-untyped-call]
-                    list(inflight), timeout=min(timeout, 1.0),
-                                    return_when="FIRST_COMPLETED")
+                    list(inflight), timeout=min(max(0.05, nearest - now), 1.0),
+                    return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
             for fut in list(inflight):
@@ -507,7 +523,7 @@ class DaskExecutor(Executor):
                 if fut in done or fut.status != "pending":
                     del inflight[fut]
                     yield self._result(fut, task, started)
-                elif time.monotonic() >= deadline:
+                elif deadline is not None and time.monotonic() >= deadline:
                     del inflight[fut]
                     self._abandon(fut)
                     yield _failure(task, "timeout",

@@ -62,7 +62,7 @@ from allele.store.model import (
     RunRecord,
     RunStatus,
 )
-from allele.store.points import MetricPoint, read_points, write_points
+from allele.store.points import MetricPoint, PointBlock, read_points, write_blocks, write_points
 
 __all__ = ["ResultStore", "open_store"]
 
@@ -437,6 +437,11 @@ class ResultStore(Database):
     def write_metric_points(self, points: Iterable[MetricPoint]) -> None:
         """Append telemetry points in one transaction (``allele.observe.MetricSink``)."""
         write_points(self, points)
+
+    def write_metric_blocks(self, blocks: Sequence[PointBlock]) -> None:
+        """Append packed telemetry blocks in one transaction, one row each (what
+        :meth:`allele.observe.Telemetry.flush` uses when the sink offers it)."""
+        write_blocks(self, blocks)
 
     def append_events(self, events: Iterable[Event]) -> int:
         """Append live events in one transaction (see :mod:`allele.store.live`)."""
