@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from allele.observe import Telemetry
 from allele.store import open_store
 
 SAMPLE_EVERY = 64
+RESERVOIR = 50_000
 
 
 def _stats(i: int, k: int) -> Any:
@@ -69,14 +71,23 @@ def _producer(tel: Telemetry, i: int, stop: threading.Event, start: threading.Ba
     pool = [_stats(i, k) for k in range(256)]
     rec = _recorder(tel, i)
     ns = time.perf_counter_ns
-    n = 0
+    rng = random.Random(i)
+    n = timed = 0
     start.wait()
     t0 = time.perf_counter()
     while not stop.is_set():
         for k in range(0, 256, SAMPLE_EVERY):
             a = ns()
             rec(name, pool[k])
-            lat.append(ns() - a)
+            dt = ns() - a
+            # a uniform reservoir of the timed calls: constant memory over a long soak
+            if timed < RESERVOIR:
+                lat.append(dt)
+            else:
+                j = rng.randrange(timed + 1)
+                if j < RESERVOIR:
+                    lat[j] = dt
+            timed += 1
             for s in pool[k + 1:k + SAMPLE_EVERY]:
                 rec(name, s)
         n += 256
@@ -157,8 +168,10 @@ def end_to_end(n: int, seconds: float, rate: float, tmp: Path) -> None:
     size = (tmp / "soak.db").stat().st_size / 2**20
     print(f"(b) end to end into SQLite: {n} components at {rate:,.0f} events/s offered, "
           f"{seconds:.0f} s soak")
-    print(f"    delivered {recorded / wall:>11,.0f} events/s   (goal >= 50,000: "
-          f"{'MET' if recorded / wall >= 50_000 and not tel.inbox_dropped else 'NOT MET'}); "
+    rate_in = recorded / (wall + tail)  # the final flush included
+    ok = rate_in >= 50_000 and not tel.inbox_dropped and not tel.points_dropped
+    print(f"    delivered {rate_in:>11,.0f} events/s into the store (goal >= 50,000 with no drop: "
+          f"{'MET' if ok else 'NOT MET'}); "
           f"{m['allele_telemetry_points_written_total']:,.0f} points written")
     print(f"    dropped: inbox {tel.inbox_dropped:,}, points {tel.points_dropped:,}; "
           f"sink failures {tel.sink_failures}; backlog at the end {backlog:,} events, "
@@ -270,7 +283,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="record-path run length")
     ap.add_argument("--inbox-limit", type=int, default=200_000)
     ap.add_argument("--soak-seconds", type=float, default=600.0)
-    ap.add_argument("--e2e-rate", type=float, default=50_000.0)
+    ap.add_argument("--e2e-rate", type=float, default=60_000.0)
     ap.add_argument("--backlog", type=int, default=200_000)
     ap.add_argument("--skip", default="", help="comma list of a,b,flush to skip")
     args = ap.parse_args()

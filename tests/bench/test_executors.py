@@ -128,6 +128,25 @@ def test_dask_executor_times_out_a_hanging_cell(cluster: str) -> None:
     assert results[1].status == "timeout" and "Dask" in (results[1].error or "")
 
 
+def test_dask_prefetched_cells_start_their_timeout_clock_when_they_can_run() -> None:
+    """Cells queued behind a hung one (prefetch) are not timed out for the wait; the hung one
+    is, with its own reason, and every cell gets its own result."""
+    distributed = pytest.importorskip("distributed")
+    lc = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0")
+    try:
+        with DaskExecutor(lc.scheduler_address) as ex:
+            assert ex.capacity == 1 and ex.prefetch >= 2
+            tasks = [task(f"{T}:slow", i=0, s=3.0, timeout_s=0.3)]
+            tasks += [task(f"{T}:echo", i=i, timeout_s=1.0) for i in range(1, 4)]
+            results = {r.params["i"]: r for r in ex.run(tasks)}
+    finally:
+        lc.close()
+    assert results[0].status == "timeout" and "0.3 s" in (results[0].error or "")
+    assert [results[i].status for i in (1, 2, 3)] == ["ok"] * 3
+    assert [results[i].values("i") for i in (1, 2, 3)] == [[1.0], [2.0], [3.0]]
+
+
 def test_dask_local_starts_and_stops_its_own_cluster() -> None:
     pytest.importorskip("distributed")
     ex = DaskExecutor(None, workers=1, processes=False)
