@@ -179,6 +179,10 @@ def test_saving_a_key_again_replaces_it(store: ResultStore) -> None:
             n_blobs = len(conn.execute(select(S.samples.c.cell_pk)).all())
         engine.dispose()
         assert n_blobs == 3  # the failed cell has none, replaced cells left none behind
+    # the counts move with each write: a failed cell replaced by an ok one, a new failed one
+    store.save_cells(run_id, [make_cell(1), make_cell(9, status="timeout")])
+    info = store.get_run(run_id)
+    assert info.cell_count == 5 and info.failed_count == 1
 
 
 def test_finished_cell_keys_for_resume(store: ResultStore) -> None:
