@@ -48,8 +48,8 @@ from allele.core.observer import (
     ReadoutStats,
     SequenceStats,
 )
+from allele.observe.blocks import drop_first, stream_blocks, take
 from allele.observe.metrics import (
-    BY_SOURCE,
     CATALOGUE,
     SOURCE_OF_STATS,
     FamilySnapshot,
@@ -87,64 +87,6 @@ def _since(ring: deque[Record], since: float | None) -> list[Record]:
     out = list(itertools.takewhile(lambda r: r[0] >= since, reversed(ring)))
     out.reverse()
     return out
-
-
-def _blocks(source: str, comp: str, recs: list[Record]) -> list[PointBlock]:
-    """The points of one stream's records, one block per (metric, label values)."""
-    ts = np.fromiter((r[0] for r in recs), dtype=np.float64, count=len(recs))
-    out: list[PointBlock] = []
-    for m in BY_SOURCE[source]:
-        if m.label_names:
-            groups: dict[Labels, tuple[list[float], list[float]]] = {}
-            for rec in recs:
-                for values, v in record_points(m, rec):
-                    lab = tuple(zip(m.label_names, values, strict=True))
-                    t_list, v_list = groups.setdefault(lab, ([], []))
-                    t_list.append(rec[0])
-                    v_list.append(v)
-            out.extend(PointBlock(m.name, comp, lab, np.asarray(t, dtype=np.float64),
-                                  np.asarray(v, dtype=np.float64))
-                       for lab, (t, v) in groups.items())
-            continue
-        fn = m.value
-        vals = [fn(r) for r in recs]
-        if None in vals:
-            keep = [i for i, v in enumerate(vals) if v is not None]
-            if not keep:
-                continue
-            out.append(PointBlock(m.name, comp, (), ts[keep],
-                                  np.asarray([vals[i] for i in keep], dtype=np.float64)))
-        else:
-            out.append(PointBlock(m.name, comp, (), ts, np.asarray(vals, dtype=np.float64)))
-    return out
-
-
-def _slice(b: PointBlock, lo: int, hi: int | None = None) -> PointBlock:
-    return PointBlock(b.metric, b.component, b.labels, b.timestamps[lo:hi], b.values[lo:hi])
-
-
-def _take(unsent: deque[PointBlock], size: int) -> list[PointBlock]:
-    """Pop blocks holding ``size`` points at most (splitting the last one)."""
-    batch: list[PointBlock] = []
-    room = size
-    while unsent and room > 0:
-        b = unsent.popleft()
-        if len(b) > room:
-            unsent.appendleft(_slice(b, room))
-            b = _slice(b, 0, room)
-        batch.append(b)
-        room -= len(b)
-    return batch
-
-
-def _drop_first(unsent: deque[PointBlock], n: int) -> None:
-    """Drop the first ``n`` queued points."""
-    while n > 0 and unsent:
-        b = unsent.popleft()
-        if len(b) > n:
-            unsent.appendleft(_slice(b, n))
-            return
-        n -= len(b)
 
 
 class Telemetry:
@@ -535,7 +477,7 @@ class Telemetry:
                 if stream.pending:
                     taken.append((source, comp, stream.pending))
                     stream.pending = []
-        new_blocks = [b for source, comp, recs in taken for b in _blocks(source, comp, recs)]
+        new_blocks = [b for source, comp, recs in taken for b in stream_blocks(source, comp, recs)]
         written = 0
         with self._flush_lock:
             unsent = self._unsent
@@ -543,12 +485,12 @@ class Telemetry:
             self._unsent_points += sum(len(b) for b in new_blocks)
             excess = self._unsent_points - self._max_pending
             if excess > 0:
-                _drop_first(unsent, excess)
+                drop_first(unsent, excess)
                 self._unsent_points -= excess
                 self.points_dropped += excess
                 _log.warning("telemetry dropped %d points the sink could not take", excess)
             while unsent:
-                batch = _take(unsent, self._batch_size)
+                batch = take(unsent, self._batch_size)
                 n = sum(len(b) for b in batch)
                 try:
                     self._write(batch)
