@@ -42,8 +42,9 @@ class ObserveSettings(BaseModel):
     inbox_limit: int = Field(200_000, ge=1)
     """The most events Telemetry holds between drains (the background thread drains every
     0.25 s). When recording outruns draining, the oldest waiting events are dropped and counted
-    (``allele_telemetry_inbox_dropped_total``); 200,000 events is under 0.1 s of the record
-    path's saturated rate and about 30 MB of queued stats objects."""
+    (``allele_telemetry_inbox_dropped_total``); 200,000 events is 0.1-0.2 s of the record
+    path's saturated rate (``benchmarks/telemetry_load.py``) and some tens of MB of queued stats
+    objects."""
     alert_rules: Path | None = None
 
 
