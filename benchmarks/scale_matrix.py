@@ -6,7 +6,8 @@
    Runner into a SQLite store:
    a Dask LocalCluster of 2 worker processes (``dask-local``, batching cheap cells: ``max_batch
    = 32, prefetch = 2``; goal <= 5 ms per cell) and, in the
-   same invocation, the local process pool of 2 workers (the baseline). Sum of call times is the
+   same invocation, the local process pool of 2 workers (the baseline) and ``dask-local`` with
+   one cell per Dask task (the executor's default). Sum of call times is the
    stored ``wall_s`` samples. Printed with the store's growth per cell.
 2. At that size: ``bench compare`` (load both runs, compare_runs) and ``bench report`` (HTML)
    times between the two runs.
@@ -77,7 +78,7 @@ def matrix(store: ResultStore, db: Path, name: str, cells: int, n: int, executor
     return per_cell, summary.run_id
 
 
-def scale(cells: int, n: int, workers: int, tmp: Path) -> None:
+def scale(cells: int, n: int, workers: int, tmp: Path, with_plain: bool) -> None:
     db = tmp / "scale.db"
     print(f"1. {cells:,} cells of {TARGET} (n={n}), {workers} workers, SQLite store")
     with open_store(f"sqlite:///{db}") as store:
@@ -90,10 +91,20 @@ def scale(cells: int, n: int, workers: int, tmp: Path) -> None:
             dask_cell, dask_run = matrix(store, db, "dask-local", cells, n, dask, workers)
         finally:
             dask.close()
+        plain_cell = None
+        if with_plain:
+            dask = DaskExecutor(None, workers)  # the default: one cell per Dask task
+            try:
+                plain_cell, _ = matrix(store, db, "dask-plain", cells, n, dask, workers)
+            finally:
+                dask.close()
         goal = "MET" if dask_cell <= 0.005 else "NOT MET"
         print(f"  dask-local overhead {dask_cell * 1e3:.2f} ms per cell (goal <= 5 ms: {goal}); "
               f"process pool {pool_cell * 1e3:.2f} ms; ratio dask / pool "
               f"{dask_cell / pool_cell:.1f}")
+        if plain_cell is not None:
+            print(f"  dask-local one cell per task (the default) {plain_cell * 1e3:.2f} ms per "
+                  f"cell; batched / one per task {dask_cell / plain_cell:.2f}")
         print(f"2. at {cells:,} cells: store file {db.stat().st_size / 2**20:,.1f} MiB")
         _queries(store, pool_run, dask_run, with_report=True)
 
@@ -159,14 +170,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="loop count of the cheap target")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--big-samples", type=int, default=10_000_000)
-    ap.add_argument("--skip", default="", help="comma list of matrix,big to skip")
+    ap.add_argument("--skip", default="", help="comma list of matrix,plain,big to skip")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.1f}")
     with tempfile.TemporaryDirectory() as d:
         if "matrix" not in skip:
-            scale(args.cells, args.n, args.workers, Path(d))
+            scale(args.cells, args.n, args.workers, Path(d), "plain" not in skip)
         if "big" not in skip:
             big_store(args.big_samples, Path(d))
 
