@@ -39,6 +39,12 @@ class ObserveSettings(BaseModel):
     flush_interval_s: float = Field(0.5, gt=0)
     """How often Telemetry writes its points to its sink (the store): the live dashboards see a
     point at most this late (plus their poll)."""
+    inbox_limit: int = Field(200_000, ge=1)
+    """The most events Telemetry holds between drains (the background thread drains every
+    0.25 s). When recording outruns draining, the oldest waiting events are dropped and counted
+    (``allele_telemetry_inbox_dropped_total``); 200,000 events is 0.1-0.2 s of the record
+    path's saturated rate (``benchmarks/telemetry_load.py``) and some tens of MB of queued stats
+    objects."""
     alert_rules: Path | None = None
 
 

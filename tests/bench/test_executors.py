@@ -129,6 +129,57 @@ def test_dask_executor_times_out_a_hanging_cell(cluster: str) -> None:
     assert results[1].status == "timeout" and "Dask" in (results[1].error or "")
 
 
+def test_dask_prefetched_cells_start_their_timeout_clock_when_they_can_run() -> None:
+    """Cells queued behind a hung one (prefetch) are not timed out for the wait; the hung one
+    is, with its own reason, and every cell gets its own result."""
+    distributed = pytest.importorskip("distributed")
+    lc = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0")
+    try:
+        with DaskExecutor(lc.scheduler_address) as ex:
+            ex.prefetch = 2.0
+            assert ex.capacity == 1
+            tasks = [task(f"{T}:slow", i=0, s=3.0, timeout_s=0.3)]
+            tasks += [task(f"{T}:echo", i=i, timeout_s=1.0) for i in range(1, 4)]
+            results = {r.params["i"]: r for r in ex.run(tasks)}
+    finally:
+        lc.close()
+    assert results[0].status == "timeout" and "0.3 s" in (results[0].error or "")
+    assert [results[i].status for i in (1, 2, 3)] == ["ok"] * 3
+    assert [results[i].values("i") for i in (1, 2, 3)] == [[1.0], [2.0], [3.0]]
+
+
+def test_dask_batches_cheap_cells_and_each_cell_keeps_its_own_result(cluster: str) -> None:
+    with DaskExecutor(cluster) as ex:
+        ex.max_batch, ex.prefetch = 32, 2.0
+        tasks = [task(f"{T}:flaky", i=i, x=i % 3, seeds=(1,)) for i in range(120)]
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+        assert ex.tasks_submitted < 60  # cells travelled in batches
+    assert sorted(results) == list(range(120))
+    for i, r in results.items():
+        if i % 3 == 2:
+            assert r.status == "failed" and "x=2 is not allowed" in (r.error or "")
+        else:
+            assert r.status == "ok" and r.values("y") == [float(i % 3)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("how", "status", "reason"), [("segv", "crashed", "died")])
+def test_dask_a_crash_inside_a_batch_is_reported_for_its_cell_alone(
+        how: str, status: str, reason: str) -> None:
+    pytest.importorskip("distributed")
+    tasks = [task(f"{T}:crash", i=i, timeout_s=4.0, how=how if i == 20 else "ok")
+             for i in range(40)]
+    with DaskExecutor(None, workers=1) as ex:
+        ex.max_batch, ex.prefetch = 32, 2.0
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+        assert ex.largest_batch > 1  # the cells travelled in batches
+    assert sorted(results) == list(range(40))
+    assert results[20].status == status and reason in (results[20].error or "")
+    assert all(r.status == "ok" and r.values("ok") == [1.0]
+               for i, r in results.items() if i != 20)
+
+
 def test_dask_local_starts_and_stops_its_own_cluster() -> None:
     pytest.importorskip("distributed")
     ex = DaskExecutor(None, workers=1, processes=False)

@@ -179,6 +179,10 @@ def test_saving_a_key_again_replaces_it(store: ResultStore) -> None:
             n_blobs = len(conn.execute(select(S.samples.c.cell_pk)).all())
         engine.dispose()
         assert n_blobs == 3  # the failed cell has none, replaced cells left none behind
+    # the counts move with each write: a failed cell replaced by an ok one, a new failed one
+    store.save_cells(run_id, [make_cell(1), make_cell(9, status="timeout")])
+    info = store.get_run(run_id)
+    assert info.cell_count == 5 and info.failed_count == 1
 
 
 def test_finished_cell_keys_for_resume(store: ResultStore) -> None:
@@ -584,7 +588,7 @@ def _v1_database(url: str) -> str:
 def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
     key = _v1_database(store_url)
     with open_store(store_url) as s:
-        assert s.schema_version() == S.LATEST_VERSION == 5
+        assert s.schema_version() == S.LATEST_VERSION == 6
         rec = s.load_run("old")
         assert rec.info.environment == {"os": "linux"}
         assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples
@@ -595,6 +599,30 @@ def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
     with open_store(store_url) as s:  # reopening applies nothing twice
         assert s.schema_version() == S.LATEST_VERSION
         assert [r.name for r in s.list_runs()] == ["old"]
+
+
+def test_version_4_points_are_packed_into_blocks(store_url: str) -> None:
+    if store_url.startswith("sqlite:///"):
+        Path(store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        assert S.migrate(conn, target=4) == (0, 4)
+        from sqlalchemy import MetaData, Table
+
+        mp_old = Table("metric_points", MetaData(), autoload_with=conn)
+        conn.execute(mp_old.insert(), [
+            {"metric": "m", "component": "c", "labels": '[["k", "v"]]', "timestamp": t,
+             "value": v} for t, v in ((3.0, 30.0), (1.0, 10.0), (2.0, 20.0))]
+            + [{"metric": "m", "component": "d", "labels": "[]", "timestamp": 1.5,
+                "value": 15.0}])
+    engine.dispose()
+    with open_store(store_url) as s:
+        assert s.schema_version() == 6
+        got = s.read_metric_points("m")
+        assert [(p.component, p.timestamp, p.value) for p in got] == [
+            ("c", 1.0, 10.0), ("d", 1.5, 15.0), ("c", 2.0, 20.0), ("c", 3.0, 30.0)]
+        assert got[0].labels == (("k", "v"),)
+        assert [p.value for p in s.read_metric_points("m", "c", since=2.0)] == [20.0, 30.0]
 
 
 def test_a_newer_schema_is_refused(sqlite_url: str) -> None:

@@ -33,70 +33,36 @@ it, or a timeout never stops an executor: the cell's result says ``failed``, ``c
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
-import uuid
-from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from allele import failpoints
+from allele.bench.dask_executor import DaskExecutor
+from allele.bench.executor_base import (
+    KILL_GRACE_S,
+    Executor,
+    StartHook,
+    extend_sys_path,
+    failed_result,
+)
 from allele.bench.live import LiveBatch, worker_live
 from allele.bench.profiler import describe_exit, run_cell
 from allele.bench.task import CellTask, take_for_target
 from allele.errors import BenchmarkError, ConfigError
 from allele.machine import usable_cpus
-from allele.store.model import CellResult, CellStatus
+from allele.store.model import CellResult
 
-StartHook = Callable[[CellTask], None]
-KILL_GRACE_S = 2.0
-"""How long past a cell's timeout a process worker gets before it is killed."""
-
-
-def _failure(task: CellTask, status: CellStatus, error: str, started: float) -> CellResult:
-    return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
-                      samples=[], error=error, started_at=started, finished_at=time.time())
-
-
-class Executor(ABC):
-    """Runs cell tasks and yields their results as they finish."""
-
-    name: str = "executor"
-    on_live: Callable[[LiveBatch], None] | None = None
-    """Receives the batches of live telemetry that running cells forward (set by the runner)."""
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the workers running cells on this machine (for resource sampling)."""
-        return []
-
-    @property
-    @abstractmethod
-    def capacity(self) -> int:
-        """How many cells can run at the same time."""
-
-    @abstractmethod
-    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
-            ) -> Iterator[CellResult]:
-        """Run every task; yield each result as soon as it is known."""
-
-    def close(self, *, kill: bool = False) -> None:  # noqa: B027 - default: nothing to release
-        """Release workers (``kill=True``: do not wait for running cells)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close(kill=exc is not None)
+__all__ = ["KILL_GRACE_S", "DaskExecutor", "Executor", "InlineExecutor", "ProcessPoolExecutor",
+           "StartHook", "WorkerStartError", "make_executor", "parse_executor"]
 
 
 class InlineExecutor(Executor):
@@ -125,12 +91,6 @@ class InlineExecutor(Executor):
 
 
 # --- local process pool -------------------------------------------------------------------------
-
-
-def _extend_sys_path(paths: Sequence[str]) -> None:
-    for p in paths:
-        if p not in sys.path:
-            sys.path.append(p)
 
 
 _READY = "allele-worker-ready"
@@ -192,7 +152,7 @@ def _worker_main(conn: Connection, sys_path: list[str],
     if lifeline is not None:
         threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True,
                          name="allele-worker-lifeline").start()
-    _extend_sys_path(sys_path)
+    extend_sys_path(sys_path)
     try:
         conn.send(_READY)
     except (BrokenPipeError, OSError):
@@ -412,7 +372,7 @@ class ProcessPoolExecutor(Executor):
             elif worker.process.is_alive():  # over the deadline and not answering
                 worker.task = None
                 self._replace(worker, kill=True)
-                return _failure(task, "timeout",
+                return failed_result(task, "timeout",
                                 f"timeout: the cell ran longer than {task.timeout_s:g} s "
                                 "(worker killed)", worker.started_wall)
         worker.process.join(timeout=5.0)  # the pipe may close a moment before the exit is seen
@@ -435,137 +395,12 @@ class ProcessPoolExecutor(Executor):
             return None
         worker.task = None
         self._replace(worker, kill=True)
-        return _failure(task, "crashed", f"crashed: {reason}", worker.started_wall)
+        return failed_result(task, "crashed", f"crashed: {reason}", worker.started_wall)
 
     def close(self, *, kill: bool = False) -> None:
         for worker in self._pool:
             worker.stop(kill=kill or worker.task is not None)
         self._pool.clear()
-
-
-# --- Dask ---------------------------------------------------------------------------------------
-
-
-def _dask_cell(task: CellTask, sys_path: list[str]) -> CellResult:
-    """What a Dask worker runs for one cell."""
-    _extend_sys_path(sys_path)
-    return run_cell(task, enforce_timeout=True)
-
-
-class DaskExecutor(Executor):
-    """Cells on a Dask distributed cluster.
-
-    ``address=None`` starts a LocalCluster (``workers`` processes of one thread each; with
-    ``processes=False`` threads in this process) and the scheduler gives up on a cell whose
-    worker died at once (``allowed-failures: 0``), so a crash is reported as ``crashed``. On an
-    existing cluster the scheduler's own ``allowed-failures`` applies (a crashing cell is retried
-    that many times on other workers first). A cell over its timeout is cancelled and reported as
-    ``timeout``; on a cluster this executor started, its worker is restarted, elsewhere the
-    thread may keep running until the target returns.
-    """
-
-    name = "dask"
-
-    def __init__(self, address: str | None = None, workers: int | None = None, *,
-                 processes: bool = True, connect_timeout_s: float = 10.0) -> None:
-        try:
-            import dask
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise ConfigError("the Dask executor needs dask[distributed]: "
-                              "pip install 'allele[dask]'") from None
-        self._cluster: Any = None
-        self.address = address
-        try:
-            if address is None:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                    self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                        n_workers=workers or usable_cpus(), threads_per_worker=1,
-                        processes=processes, dashboard_address=":0", silence_logs=40)
-                self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
-            else:
-                self._client = Client(  # type: ignore[no-untyped-call]
-                    address, timeout=connect_timeout_s)
-        except (OSError, TimeoutError) as exc:
-            if self._cluster is not None:
-                self._cluster.close()
-            raise BenchmarkError(f"cannot reach the Dask scheduler {address or 'local'}: "
-                                 f"{exc}") from None
-        self._processes = processes
-
-    @property
-    def capacity(self) -> int:
-        threads = self._client.nthreads()
-        return max(1, int(sum(threads.values())))
-
-    def run(self, tasks: Sequence[CellTask], on_start: StartHook | None = None
-            ) -> Iterator[CellResult]:
-        from distributed import wait as dask_wait
-
-        pending = deque(tasks)
-        inflight: dict[Any, tuple[CellTask, float, float]] = {}
-        paths = list(sys.path)
-        while pending or inflight:
-            while pending and len(inflight) < self.capacity:
-                task = pending.popleft()
-                fut = self._client.submit(_dask_cell, task, paths, pure=False,
-                                          key=f"allele-cell-{uuid.uuid4().hex}")
-                inflight[fut] = (task, time.monotonic() + task.timeout_s + KILL_GRACE_S,
-                                 time.time())
-                if on_start is not None:
-                    on_start(task)
-            now = time.monotonic()
-            timeout = max(0.05, min(d for _, d, _ in inflight.values()) - now)
-            try:
-                done, _ = dask_wait(  # type: ignore[no-untyped-call]
-                    list(inflight), timeout=min(timeout, 1.0),
-                                    return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                done = set()
-            for fut in list(inflight):
-                task, deadline, started = inflight[fut]
-                if fut in done or fut.status != "pending":
-                    del inflight[fut]
-                    yield self._result(fut, task, started)
-                elif time.monotonic() >= deadline:
-                    del inflight[fut]
-                    self._abandon(fut)
-                    yield _failure(task, "timeout",
-                                   f"timeout: the cell ran longer than {task.timeout_s:g} s "
-                                   "(cancelled on the Dask cluster)", started)
-
-    def _result(self, fut: Any, task: CellTask, started: float) -> CellResult:
-        try:
-            result = fut.result()
-        except Exception as exc:
-            kind = type(exc).__name__
-            if kind == "KilledWorker":
-                return _failure(task, "crashed",
-                                "crashed: the Dask worker running the cell died", started)
-            return _failure(task, "failed", f"dask: {kind}: {exc}"[:500], started)
-        if not isinstance(result, CellResult):
-            return _failure(task, "failed", f"dask returned {type(result).__name__}", started)
-        return result
-
-    def _abandon(self, fut: Any) -> None:
-        worker = None
-        if self._cluster is not None and self._processes:
-            for addr, keys in self._client.processing().items():
-                if fut.key in keys:
-                    worker = addr
-        fut.cancel()
-        if worker is not None:
-            # best effort: the cell is already reported as a timeout
-            with contextlib.suppress(Exception):
-                self._client.restart_workers([worker])
-
-    def close(self, *, kill: bool = False) -> None:
-        try:
-            self._client.close()
-        finally:
-            if self._cluster is not None:
-                self._cluster.close()
-                self._cluster = None
 
 
 def parse_executor(spec: str) -> tuple[str, str | None]:

@@ -188,10 +188,11 @@ class LiveState:
         when it opens while a matrix is already running), and of any other run among the
         newest ``limit`` events (a run in another store, publishing here), and the live series
         of the newest ``limit`` telemetry points."""
-        from allele.store.live import last_ids, read_points_after
+        from allele.store.live import last_ids, newest_points_start, read_points_after
 
-        newest, newest_point = last_ids(store)
-        self.apply_points(read_points_after(store, max(0, newest_point - limit), limit=limit))
+        newest, _ = last_ids(store)
+        start = newest_points_start(store, limit)
+        self.apply_points(read_points_after(store, start, limit=2 * limit))
         recent = read_events(store, max(0, newest - limit), limit=limit)
         seen = {e.run_id for e in recent}
         for info in reversed(store.list_runs(runs)):

@@ -169,6 +169,9 @@ def _start_server(registry: CollectorRegistry, host: str, port: int, token: str 
 
     class Server(ThreadingWSGIServer):
         address_family = family
+        # socketserver's default listen backlog is 5: 32 scrapers at once overflowed it and
+        # their connections waited 1-3 s for SYN retries (benchmarks/scrapers_load.py)
+        request_queue_size = 128
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:

@@ -43,9 +43,16 @@ class _Cursor:
         return max(0, self.pos - self.overlap)
 
     def fresh(self, ids: Sequence[int]) -> list[bool]:
+        """Which of ``ids`` are new; repeated ids (the points of one stored block) share the
+        answer of their first occurrence."""
         keep = []
+        decided: dict[int, bool] = {}
         for i in ids:
+            if i in decided:
+                keep.append(decided[i])
+                continue
             new = i > self.pos or (self.overlap and i not in self._seen and i > self.query_from)
+            decided[i] = bool(new)
             keep.append(bool(new))
             if new and self.overlap:
                 self._seen.add(i)

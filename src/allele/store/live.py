@@ -3,8 +3,9 @@
 Every process that runs something (a matrix run, ``observe serve``, a user's program with
 Telemetry) appends :class:`Event` rows and telemetry points; readers (the dashboards) *tail* them:
 they remember the largest ``pk`` they have seen and ask for what came after it. The primary key of
-both tables grows with every insert, so a tail needs no clock and misses nothing that was
-committed; it works across processes and, on PostgreSQL, across machines.
+both tables grows with every insert (a telemetry ``pk`` is a block's: its points share it), so a
+tail needs no clock and misses nothing that was committed; it works across processes and, on
+PostgreSQL, across machines.
 
 One subtlety of tailing by an auto-increment key: on PostgreSQL two writers may commit out of
 key order (transaction A takes key 10, B takes 11 and commits first), so a reader that saw 11
@@ -29,10 +30,10 @@ from allele.errors import StoreError
 from allele.store import schema as S
 from allele.store.codecs import clean_text, dumps
 from allele.store.engine import Database
-from allele.store.points import MetricPoint
+from allele.store.points import MetricPoint, read_blocks_after
 
-__all__ = ["Event", "StoredEvent", "append_events", "last_ids", "point_series", "prune",
-           "read_events", "read_points_after"]
+__all__ = ["Event", "StoredEvent", "append_events", "last_ids", "newest_points_start",
+           "point_series", "prune", "read_events", "read_points_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,22 +102,27 @@ def read_events(db: Database, after: int = 0, *, limit: int = 1000,
 def read_points_after(db: Database, after: int = 0, *, limit: int = 5000,
                       metrics: Sequence[str] | None = None,
                       since: float | None = None) -> list[tuple[int, MetricPoint]]:
-    """Telemetry points with ``pk > after`` as ``(pk, point)``, oldest first (at most
-    ``limit``), optionally of some metrics and not older than ``since``."""
-    mp = S.metric_points
-    query = (select(mp.c.pk, mp.c.metric, mp.c.component, mp.c.labels, mp.c.timestamp,
-                    mp.c.value).where(mp.c.pk > int(after)).order_by(mp.c.pk)
-             .limit(max(1, int(limit))))
-    if metrics:
-        query = query.where(mp.c.metric.in_(list(metrics)))
-    if since is not None:
-        query = query.where(mp.c.timestamp >= since)
+    """Telemetry points of the blocks with ``pk > after`` as ``(pk, point)``, oldest block first;
+    whole blocks (the points of one block share its ``pk``) until at least ``limit`` points,
+    optionally of some metrics and not older than ``since``."""
+    return db.read_tx(lambda conn: read_blocks_after(conn, after, limit, metrics, since),
+                      what="read metric points")
 
-    def run(conn: Connection) -> list[tuple[int, MetricPoint]]:
-        return [(int(r[0]), MetricPoint(r[1], r[2], tuple((k, v) for k, v in json.loads(r[3])),
-                                        float(r[4]), float(r[5]))) for r in conn.execute(query)]
 
-    return db.read_tx(run, what="read metric points")
+def newest_points_start(db: Database, limit: int) -> int:
+    """The ``after`` from which :func:`read_points_after` returns the newest ``limit`` points (or
+    a few more: blocks are read whole)."""
+    pb = S.point_blocks
+
+    def run(conn: Connection) -> int:
+        total = 0
+        for pk, n in conn.execute(select(pb.c.pk, pb.c.n).order_by(pb.c.pk.desc())):
+            total += int(n)
+            if total >= limit:
+                return int(pk) - 1
+        return 0
+
+    return db.read_tx(run, what="read the newest points")
 
 
 def last_ids(db: Database) -> tuple[int, int]:
@@ -124,19 +130,23 @@ def last_ids(db: Database) -> tuple[int, int]:
     only wants what comes next starts."""
     def run(conn: Connection) -> tuple[int, int]:
         e = conn.execute(select(func.max(S.events.c.pk))).scalar()
-        p = conn.execute(select(func.max(S.metric_points.c.pk))).scalar()
+        p = conn.execute(select(func.max(S.point_blocks.c.pk))).scalar()
         return int(e or 0), int(p or 0)
 
     return db.read_tx(run, what="read the newest ids")
 
 
 def prune(db: Database, older_than: float) -> tuple[int, int]:
-    """Delete events and telemetry points with a timestamp before ``older_than``; returns
-    ``(events, points)`` deleted. Nothing prunes by itself: retention is the operator's call."""
+    """Delete events with a timestamp before ``older_than``, and the telemetry blocks whose
+    newest point is before it; returns ``(events, points)`` deleted. A block that straddles
+    ``older_than`` is kept whole. Nothing prunes by itself: retention is the operator's call."""
+    pb = S.point_blocks
+
     def run(conn: Connection) -> tuple[int, int]:
         e = conn.execute(delete(S.events).where(S.events.c.ts < older_than)).rowcount
-        p = conn.execute(delete(S.metric_points)
-                         .where(S.metric_points.c.timestamp < older_than)).rowcount
+        p = conn.execute(select(func.coalesce(func.sum(pb.c.n), 0))
+                         .where(pb.c.t_last < older_than)).scalar()
+        conn.execute(delete(pb).where(pb.c.t_last < older_than))
         return int(e or 0), int(p or 0)
 
     return db.write_tx(run, what="prune events and points")
@@ -145,9 +155,9 @@ def prune(db: Database, older_than: float) -> tuple[int, int]:
 def point_series(db: Database, limit: int = 1000) -> list[tuple[str, str, int, float]]:
     """``(metric, component, points, newest timestamp)`` of every stored telemetry series,
     metric by metric (at most ``limit``)."""
-    mp = S.metric_points
-    query = (select(mp.c.metric, mp.c.component, func.count(), func.max(mp.c.timestamp))
-             .group_by(mp.c.metric, mp.c.component).order_by(mp.c.metric, mp.c.component)
+    pb = S.point_blocks
+    query = (select(pb.c.metric, pb.c.component, func.sum(pb.c.n), func.max(pb.c.t_last))
+             .group_by(pb.c.metric, pb.c.component).order_by(pb.c.metric, pb.c.component)
              .limit(limit))
     return db.read_tx(lambda conn: [(r[0], r[1], int(r[2]), float(r[3]))
                                     for r in conn.execute(query)], what="list telemetry series")

@@ -21,9 +21,12 @@ n_samples, instr_profile)``
     the four blobs are little-endian arrays of length ``n`` (``uint16`` metric index into
     ``metrics``, ``int64`` seed, ``int64`` repeat, ``float64`` value), in the cell's original sample
     order. Every sample is recovered bit for bit.
-``metric_points(pk, metric, component, labels, timestamp, value)``
-    Telemetry points (``labels`` is JSON text). Indexed by ``(metric, timestamp)``; ``pk`` grows
-    with every insert, so readers tail the table by it.
+``point_blocks(pk, metric, component, labels, t_first, t_last, n, timestamps, vals)``
+    Telemetry points, packed: one row per series (metric, component, labels as JSON text) and
+    flush, ``timestamps`` and ``vals`` little-endian ``float64`` arrays of length ``n`` (see
+    :mod:`allele.store.points`). Indexed by ``(metric, t_last)``; ``pk`` grows with every insert,
+    so readers tail the table by it. (Versions 2 to 5 kept one row per point in
+    ``metric_points``; migration 6 packs those rows and drops that table.)
 ``events(pk, ts, source, kind, run_id, payload)``
     The live event log (run and cell lifecycle, samples as they arrive, failures): appended by
     every process that runs something, tailed by ``pk`` (see :mod:`allele.store.live`).
@@ -128,15 +131,24 @@ samples = Table(
     Column("vals", LargeBinary, nullable=False),
 )
 
-metric_points = Table(
-    "metric_points", metadata,
-    Column("pk", _BigPK, primary_key=True, autoincrement=True),
-    Column("metric", String(200), nullable=False),
-    Column("component", String(200), nullable=False),
-    Column("labels", Text, nullable=False),
-    Column("timestamp", Float, nullable=False),
-    Column("value", Float, nullable=False),
-)
+def _point_blocks(md: MetaData) -> Table:
+    pb = Table(
+        "point_blocks", md,
+        Column("pk", _BigPK, primary_key=True, autoincrement=True),
+        Column("metric", String(200), nullable=False),
+        Column("component", String(200), nullable=False),
+        Column("labels", Text, nullable=False),
+        Column("t_first", Float, nullable=False),
+        Column("t_last", Float, nullable=False),
+        Column("n", Integer, nullable=False),
+        Column("timestamps", LargeBinary, nullable=False),
+        Column("vals", LargeBinary, nullable=False),
+    )
+    Index("ix_point_blocks_metric_t_last", pb.c.metric, pb.c.t_last)
+    return pb
+
+
+point_blocks = _point_blocks(metadata)
 
 run_leases = Table(
     "run_leases", metadata,
@@ -160,7 +172,6 @@ cell_deliveries = Table(
 
 Index("ix_cells_key_run", cells.c.key, cells.c.run_pk)
 Index("ix_runs_created", runs.c.created_at)
-Index("ix_metric_points_metric_ts", metric_points.c.metric, metric_points.c.timestamp)
 
 
 def _live_tables(md: MetaData) -> tuple[Table, ...]:
@@ -339,10 +350,35 @@ def _migration_5(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE cells ADD COLUMN instr_profile {blob}")
 
 
+def _migration_6(conn: Connection) -> None:
+    """Version 6: telemetry points packed in blocks (``point_blocks``); the rows of
+    ``metric_points`` become one block per series, in their order, and that table goes."""
+    import json
+    import struct
+
+    md = MetaData()
+    pb = _point_blocks(md)
+    md.create_all(conn, tables=[pb])
+    old = Table("metric_points", MetaData(), autoload_with=conn)
+    series: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for m, c, lab, ts, v in conn.execute(select(old.c.metric, old.c.component, old.c.labels,
+                                                old.c.timestamp, old.c.value)
+                                         .order_by(old.c.pk)):
+        series.setdefault((m, c, json.dumps(json.loads(lab))), []).append((ts, v))
+    rows = [{"metric": m, "component": c, "labels": lab, "t_first": min(t for t, _ in pts),
+             "t_last": max(t for t, _ in pts), "n": len(pts),
+             "timestamps": struct.pack(f"<{len(pts)}d", *(t for t, _ in pts)),
+             "vals": struct.pack(f"<{len(pts)}d", *(v for _, v in pts))}
+            for (m, c, lab), pts in series.items()]
+    if rows:
+        conn.execute(pb.insert(), rows)
+    old.drop(conn)
+
+
 Migration = Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3, _migration_4,
-                               _migration_5]
+                               _migration_5, _migration_6]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -391,9 +427,9 @@ __all__ = [
     "current_version",
     "events",
     "metadata",
-    "metric_points",
     "migrate",
     "outbox",
+    "point_blocks",
     "run_leases",
     "runs",
     "samples",
