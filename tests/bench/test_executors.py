@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -139,8 +140,11 @@ def test_dask_prefetched_cells_start_their_timeout_clock_when_they_can_run() -> 
         with DaskExecutor(lc.scheduler_address) as ex:
             ex.prefetch = 2.0
             assert ex.capacity == 1
-            tasks = [task(f"{T}:slow", i=0, s=3.0, timeout_s=0.3)]
-            tasks += [task(f"{T}:echo", i=i, timeout_s=1.0) for i in range(1, 4)]
+            # one call a cell (no inner-loop calibration: its extra call would hold the
+            # thread-based worker for another 3 s after the hung cell's timeout)
+            tasks = [replace(task(f"{T}:slow", i=0, s=3.0, timeout_s=0.3), inner_loops=1)]
+            tasks += [replace(task(f"{T}:echo", i=i, timeout_s=1.0), inner_loops=1)
+                      for i in range(1, 4)]
             results = {r.params["i"]: r for r in ex.run(tasks)}
     finally:
         lc.close()
