@@ -135,9 +135,11 @@ benchmarks:
     est = compare_samples(plain.values("cpu_user_s"), slow.values("cpu_user_s"))[0]
     assert est.ci_low <= 1.0 <= est.ci_high, est
     # wall time per call: a timed 50 ms sleep would add 50 ms to every sample; the medians
-    # (interleaved rounds, so both cells saw the same machine) differ by far less
+    # (interleaved rounds, so both cells saw the same machine) differ by far less. Not closer:
+    # on a busy machine a process that slept waits for a core again, inside the timed call
+    # (+9 ms of 13 ms measured here while other jobs ran)
     walls = np.median(slow.values("wall_s")), np.median(plain.values("wall_s"))
-    assert abs(walls[0] - walls[1]) < 0.4 * max(walls) and abs(walls[0] - walls[1]) < 0.02, walls
+    assert abs(walls[0] - walls[1]) < 0.025, walls
     # every call got a state of its own, and each was torn down: the calibrating call, which
     # is the warm-up too (seed 0, once per cell and process), 10 measured, and the untimed
     # memory calls of the first round's seeds (0 and 5 of 5 rounds)
