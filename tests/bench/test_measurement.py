@@ -245,3 +245,22 @@ def test_declarations_returned_in_worker_processes_reach_the_run(store: ResultSt
     decl = declarations_from_doc(store.load_run(run_id).info.spec)
     assert decl["score_time"].direction == "higher" and decl["score_time"].declared
     assert not decl.get("items_per_s", None) or not decl["items_per_s"].declared
+
+
+def test_a_calibrated_cell_keeps_the_previous_runs_loop_count(store: ResultStore) -> None:
+    """A count calibrated anew could land on another step of the ladder in the next run (and
+    the runs would not compare): a cell the previous run of the spec timed keeps its count;
+    a new cell calibrates."""
+    pinned = f"name: tiny\ntarget: {T}:tiny\nisolation: inline\nseeds: 3\ninner_loops: 7\n"
+    free = (f"name: tiny\ntarget: {T}:tiny\nisolation: inline\nseeds: 3\n"
+            "matrix: {{n: [{ns}]}}\n")
+    runner = Runner(store, executor="inline", environment=ENV)
+    first = runner.run(loads_suite(pinned + "matrix: {n: [10]}\n")).run_id
+    assert store.load_run(first).cells[0].values(LOOPS_METRIC) == [7.0] * 3
+    second = store.load_run(runner.run(loads_suite(free.format(ns="10, 20"))).run_id)
+    by_n = {c.params["n"]: c.values(LOOPS_METRIC) for c in second.cells}
+    assert by_n[10] == [7.0] * 3  # timed as the previous run timed it
+    new = by_n[20]  # not in the previous run: calibrated (>= 100 calls for a microsecond call)
+    assert len(new) == 3 and new[0] >= 100
+    assert not [w for w in compare_runs(store.load_run(first), second).warnings
+                if "not compared" in w]

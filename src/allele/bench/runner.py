@@ -50,7 +50,7 @@ from allele.bench.instruments.phase import Instrumented, count_phase
 from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
-from allele.bench.metrics import declarations_to_doc
+from allele.bench.metrics import LOOPS_METRIC, declarations_to_doc
 from allele.bench.profiler import memory_methods
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
@@ -227,6 +227,7 @@ class Runner:
                                  "entries remove every combination of its matrix")
         self._check_isolation(tasks)
         _check_instruments(tasks)
+        tasks = loops_of_previous_run(self.store, suite.name, tasks)
         for target in {r for t in tasks for r in (t.target, t.setup, t.teardown) if r}:
             resolve_target(target)  # fail before the run exists if a target cannot be imported
         env = self._environment if self._environment is not None else _fingerprint()
@@ -499,3 +500,29 @@ def run_spec(path: str | Path, *, preset: str | None = None, store: str | None =
     with open_store(store) as st:
         runner = Runner(st, executor=executor, workers=workers, progress=progress)
         return runner.run(suite, name=name, filters=filters)
+
+
+def loops_of_previous_run(store: ResultStore, spec_name: str,
+                          tasks: list[CellTask]) -> list[CellTask]:
+    """Cells whose spec leaves ``inner_loops`` to calibration are timed with the count the
+    previous finished run of the spec used for them (stored as ``loops``; none stored means 1),
+    so that the two runs compare: a count calibrated anew can land on another step of the
+    ladder on a noisy machine, and runs timed with different counts are not compared. A cell
+    the previous run did not time (new, failed, or counted only) calibrates."""
+    if all(t.inner_loops is not None or not t.timed for t in tasks):
+        return tasks
+    from allele.bench.history import is_ab_base
+
+    prev = next((r for r in store.list_runs(None) if r.spec_name == spec_name
+                 and r.status == "finished" and not is_ab_base(r)), None)
+    if prev is None:
+        return tasks
+    timed: set[str] = set()
+    counts: dict[str, int] = {}
+    for h in store.histories([prev.id]):
+        if h.metric == "wall_s" and h.values.size:
+            timed.add(h.key)
+        elif h.metric == LOOPS_METRIC and h.values.size:
+            counts[h.key] = int(h.values.max())
+    return [replace(t, inner_loops=counts.get(t.key, 1))
+            if t.inner_loops is None and t.timed and t.key in timed else t for t in tasks]
