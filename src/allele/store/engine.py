@@ -116,6 +116,9 @@ class Database:
         self.url: str = url
         self._url = parsed
         self.read_only = read_only
+        self.opened_version: int = S.LATEST_VERSION
+        """The schema version the database has (below the latest only when opened read-only: a
+        read-only open never migrates, so readers of newer columns check it)."""
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         self._is_postgres = parsed.get_backend_name() == "postgresql"
         self._pid = os.getpid()
@@ -217,6 +220,7 @@ class Database:
         if version > S.LATEST_VERSION:
             raise StoreError(f"the store at {display_url(self._url)} has schema version {version}, "
                              f"newer than this Allele understands ({S.LATEST_VERSION})")
+        self.opened_version = version
 
     # -- transactions ------------------------------------------------------------------------------
 

@@ -401,7 +401,11 @@ class ResultStore(Database):
         """``{cell key: compressed instruction profile}`` of the run named by ``ref``, for the
         cells (of ``keys``, or all) that the ``instructions`` instrument measured (see
         :mod:`allele.bench.instruments.profiles`). Loading a run leaves them out: they are
-        tens of kilobytes each and only ``bench explain`` and the report read them."""
+        tens of kilobytes each and only ``bench explain`` and the report read them. A store
+        older than the column (schema version 5, opened read-only, so not migrated) has none."""
+        if self.opened_version < 5:
+            return {}
+
         def run(conn: Connection) -> dict[str, bytes]:
             pk, _ = self._resolve(conn, ref)
             query = (select(S.cells.c.key, S.cells.c.instr_profile)
