@@ -220,7 +220,8 @@ class Database:
         if version > S.LATEST_VERSION:
             raise StoreError(f"the store at {display_url(self._url)} has schema version {version}, "
                              f"newer than this Allele understands ({S.LATEST_VERSION})")
-        self.opened_version = version
+        # a writable store was migrated to the latest version above; a read-only one stays
+        self.opened_version = version if self.read_only else S.LATEST_VERSION
 
     # -- transactions ------------------------------------------------------------------------------
 
