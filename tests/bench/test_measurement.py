@@ -130,11 +130,12 @@ benchmarks:
     slow, plain = _cell(store, run_id, "slow"), _cell(store, run_id, "plain")
     assert slow.status == plain.status == "ok", (slow.error, plain.error)
     assert slow.values(LOOPS_METRIC) == []  # several ms a call: one call per sample
-    # CPU time per call: the same within the comparison's 95% CI, or, when that interval is
-    # narrow, within +-15% of it (a process that slept resumes on colder caches: -4% measured
-    # here once, outside a narrow CI; on a busy machine the CI is +-40% wide)
+    # CPU time per call: the setup's own work is not counted. Not "equal within the CI": a
+    # call right after a 50 ms sleep runs on a core that rested (another clock, colder caches),
+    # and this VM measured it from -14% (CI [-24%, -3%], a quiet run) to +4% against the
+    # back-to-back calls; so the bound is +-30%
     est = compare_samples(plain.values("cpu_user_s"), slow.values("cpu_user_s"))[0]
-    assert est.ci_low <= 1.0 <= est.ci_high or 0.85 < est.ci_low < est.ci_high < 1.15, est
+    assert 0.7 < est.ratio < 1.43, est
     # wall time per call: a timed 50 ms sleep would add 50 ms to every sample; the medians
     # (interleaved rounds, so both cells saw the same machine) differ by far less. Not closer:
     # on a busy machine a process that slept waits for a core again, inside the timed call
