@@ -132,8 +132,8 @@ benchmarks:
     assert slow.values(LOOPS_METRIC) == []  # several ms a call: one call per sample
     # CPU time per call: the setup's own work is not counted. Not "equal within the CI": a
     # call right after a 50 ms sleep runs on a core that rested (another clock, colder caches),
-    # and this VM measured it from -14% (CI [-24%, -3%], a quiet run) to +4% against the
-    # back-to-back calls; so the bound is +-30%
+    # and this VM measured -14% (CI [-24%, -3%]) against back-to-back calls in a quiet CI run;
+    # so the bound is +-30%
     est = compare_samples(plain.values("cpu_user_s"), slow.values("cpu_user_s"))[0]
     assert 0.7 < est.ratio < 1.43, est
     # wall time per call: a timed 50 ms sleep would add 50 ms to every sample; the medians
