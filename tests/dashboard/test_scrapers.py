@@ -4,60 +4,25 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from allele.config import load_settings
 from allele.core.observer import GenerationStats
 from allele.observe import Telemetry
 from allele.observe.export import make_registry, serve
 from allele.store import open_store
 from allele.store.points import MetricPoint
+from tests.e2e.dashboard_server import serve_dashboard
 
 from .conftest import make_store
 
 SCRAPERS = 24
 ROUNDS = 4
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _dashboard(store_url: str) -> Iterator[str]:
-    import uvicorn
-
-    from allele.dashboard.web.app import create_app
-    from allele.dashboard.web.context import DashboardConfig
-
-    app = create_app(DashboardConfig(store_url=store_url, deliver=False,
-                                     settings=load_settings(notify={})))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -95,7 +60,7 @@ def test_concurrent_scrapers_of_telemetry_metrics_all_get_the_same_counts() -> N
 
 def test_concurrent_scrapers_of_the_dashboard_all_get_valid_answers(tmp_path: Path) -> None:
     url = make_store(tmp_path / "store.db")
-    with _dashboard(url) as base:
+    with serve_dashboard(url, deliver=False) as base:
         with open_store(url) as st:  # a point the dashboard's tail picks up after it started
             st.write_metric_points([MetricPoint("scrape_probe", "c", (), time.time(), 42.0)])
         deadline = time.monotonic() + 20

@@ -22,9 +22,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_dashboard(store_url: str, settings: Any = None, token: str | None = None
-                    ) -> Iterator[str]:
-    """``allele dashboard`` on a free loopback port; yields its base URL."""
+def serve_dashboard(store_url: str, settings: Any = None, token: str | None = None,
+                    deliver: bool = True) -> Iterator[str]:
+    """``allele dashboard`` on a free loopback port; yields its base URL (``deliver``: whether
+    it delivers queued notifications, as ``--deliver/--no-deliver``)."""
     import uvicorn
 
     from allele.config import load_settings
@@ -33,7 +34,7 @@ def serve_dashboard(store_url: str, settings: Any = None, token: str | None = No
 
     app = create_app(DashboardConfig(store_url=store_url, token=token,
                                      settings=settings or load_settings(notify={}),
-                                     escalate_every_s=1.0))
+                                     escalate_every_s=1.0, deliver=deliver))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
