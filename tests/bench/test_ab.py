@@ -242,3 +242,78 @@ def test_base_halves_stay_out_of_histories_and_baselines(sqlite_url: str) -> Non
         assert "s-base" not in [r.name for r in recent_history(st).runs]
         prev = previous_run(st, head)
         assert prev is not None and prev.name == "plain"
+
+
+SETUP_TARGET = textwrap.dedent('''
+    CALLS = []
+
+
+    def make(params, seed):
+        return list(range(int(params["n"])))
+
+
+    def total(params, seed, state):
+        CALLS.append(len(state))
+        return {"total": float(sum(state)), "calls_so_far": float(len(CALLS))}
+
+
+    def keep(params, seed):
+        kept = bytearray(int(params["mb"]) * 1024 * 1024)
+        return {"kept": float(len(kept))}
+''')
+
+
+def test_worker_runs_setup_loops_calibration_and_the_memory_call(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "settarget.py").write_text(SETUP_TARGET)
+    worker = ab.AbWorker(repo, repo)
+    req = {"key": "k", "target": "settarget:total", "params": {"n": 50}, "seed": 0,
+           "warmup": 2, "setup": "settarget:make", "teardown": None}
+    try:
+        fast = worker.ask({**req, "op": "calibrate"}, 60.0)["per_call_s"]
+        assert 0 < fast < 1e-3
+        out = worker.ask({**req, "op": "call", "loops": 7}, 60.0)["values"]
+        assert out["loops"] == 7 and out["total"] == sum(range(50))
+        # 2 warm-up calls, the calibrating calls, then this sample's 7: the state reached each
+        assert out["calls_so_far"] >= 2 + 1 + 7
+        mem = worker.ask({"op": "memory", "key": "m", "target": "settarget:keep",
+                          "params": {"mb": 40}, "seed": 0, "warmup": 0}, 60.0)["values"]
+        # a 40 MiB buffer made and dropped inside the call: traced and resident
+        assert 39 < mem["tracemalloc_peak_mb"] < 45 and 39 < mem["alloc_peak_mb"] < 45
+        bad = worker.ask({**req, "op": "call", "setup": "settarget:nope"}, 60.0)
+        assert "no function 'nope'" in bad["error"]
+    finally:
+        worker.close()
+
+
+@pytest.mark.slow
+def test_ab_session_calibrates_runs_setup_and_measures_memory(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    for args in (("init", "-q"), ("config", "user.email", "t@example.org"),
+                 ("config", "user.name", "t")):
+        _git(repo, *args)
+    (repo / "settarget.py").write_text(SETUP_TARGET)
+    spec = repo / "spec.yaml"
+    spec.write_text("name: st\nbenchmarks:\n"
+                    "  - {name: summed, target: 'settarget:total', setup: 'settarget:make',"
+                    " seeds: 2, matrix: {n: [100]}}\n"
+                    "  - {name: kept, target: 'settarget:keep', seeds: 2, inner_loops: 1,"
+                    " matrix: {mb: [8]}}\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    monkeypatch.chdir(repo)
+    with open_store(sqlite_url) as st:
+        res = ab.run_ab(st, spec, base="HEAD", rounds=3)
+        assert res.status == "finished" and not res.failed
+        for run_id in (res.base_run, res.head_run):
+            cells = {c.params.get("n", c.params.get("mb")): c
+                     for c in st.load_run(run_id).cells}
+            loops = {s.value for s in cells[100].samples if s.metric == "loops"}
+            assert len(loops) == 1 and loops.pop() >= 10  # sub-microsecond calls are looped
+            assert not any(s.metric == "loops" for s in cells[8].samples)  # inner_loops: 1
+            alloc = [s for s in cells[8].samples if s.metric == "alloc_peak_mb"]
+            assert sorted(s.seed for s in alloc) == [0, 1] and all(s.repeat == 0 for s in alloc)
+            assert all(7.5 < s.value < 10 for s in alloc)

@@ -19,6 +19,13 @@ call, so that whatever the machine does, both versions see it.
   fewer calls than rounds, its repeats are raised so that every round has one. Samples are
   stored with ``repeat = round * ROUND_STRIDE + repeat`` so that the comparison can recover
   the round of each pair (:func:`allele.bench.compare.compare_runs`);
+* **what a call is**: as in a plain run: the spec's ``setup`` before every call and its
+  ``teardown`` after the sample, both untimed; a target under 1 ms a call is looped so that a
+  sample lasts 10 ms or more, with one count for both versions, calibrated in round 0 on the
+  faster of the two (``inner_loops`` in the spec fixes it); ``alloc_peak_mb`` from one untimed
+  memory call per seed at the end of round 0 on each version. ``peak_rss_mb`` is the worker's
+  peak during the sample, which includes what the calls before it in the round left resident:
+  ``alloc_peak_mb`` is the figure that belongs to the cell alone;
 * **instruction counts**: cells whose benchmark asks for ``instructions`` are counted after
   the rounds, one callgrind subprocess per version, both with HEAD's ``_callgrind`` extension
   (:mod:`allele.bench.instruments.phase`); counts are deterministic, so no rounds are needed;
@@ -50,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from allele.bench.ab_worker import recv, send
 from allele.bench.history import AB_KEY
+from allele.bench.metrics import LOOPS_METRIC
 from allele.errors import BenchmarkError, ConfigError
 from allele.store.model import CellResult, RunStatus, Sample, cell_key
 
@@ -218,6 +226,24 @@ class AbCell:
     instruction_seeds: tuple[int, ...] = ()
     """Seeds the ``instructions`` instrument counts after the rounds, on each version."""
     cache_sim: bool = False
+    setup: str | None = None
+    teardown: str | None = None
+    inner_loops: int | None = None
+    """Calls per timed sample; None: calibrated in round 0 (the same count for both versions)."""
+    memory: tuple[str, ...] = ()
+    """The memory metrics of the untimed memory call made per seed in round 0
+    (``alloc_peak_mb``, ``tracemalloc_peak_mb``)."""
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds the timed calls use, in order."""
+        return list(dict.fromkeys(s for calls in self.calls for s, _ in calls))
+
+    def request(self, op: str, seed: int) -> dict[str, Any]:
+        """A worker request about this cell (see :mod:`allele.bench.ab_worker`)."""
+        return {"op": op, "key": self.key, "target": self.target, "params": self.params,
+                "seed": seed, "warmup": self.warmup, "setup": self.setup,
+                "teardown": self.teardown}
 
 
 def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
@@ -226,10 +252,6 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         raise ConfigError(f"--rounds must be >= 2 (rounds are the blocks), got {rounds}")
     cells = []
     for bench in suite.benchmarks:
-        if bench.setup is not None or bench.teardown is not None:
-            raise ConfigError(f"benchmark {bench.name!r}: an A/B session does not run "
-                              "'setup'/'teardown' yet; compare two runs of the same spec "
-                              "instead (allele bench run, then allele bench compare)")
         seeds = list(bench.seed_list)
         repeats = max(bench.repeats, math.ceil(rounds / len(seeds)))
         calls = [(s, r) for r in range(repeats) for s in seeds]
@@ -238,10 +260,14 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         per_round = tuple(tuple(calls[i::rounds]) for i in range(rounds))
         counted = (tuple(seeds[:bench.instruction_seeds])
                    if "instructions" in bench.instruments else ())
+        memory = tuple(m for m, on in (("alloc_peak_mb", bench.alloc_peak),
+                                       ("tracemalloc_peak_mb", bench.tracemalloc))
+                       if on and calls and (bench.metrics is None or m in bench.metrics))
         for params in bench.expand():
             cells.append(AbCell(cell_key(bench.target, params), bench.name, bench.target,
                                 params, bench.warmup, bench.timeout_s, _metrics(bench),
-                                per_round, counted, bench.cache_sim))
+                                per_round, counted, bench.cache_sim, bench.setup,
+                                bench.teardown, bench.inner_loops, memory))
     return cells
 
 
@@ -296,6 +322,8 @@ class AbSession:
         self.name = name or (f"ab-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-"
                              f"{uuid.uuid4().hex[:4]}")
         self.cells = plan_ab(suite, rounds)
+        self.loops: dict[str, int] = {}
+        """The calibrated inner-loop count of each cell (round 0)."""
 
     def run(self) -> AbResult:
         if any(c.instruction_seeds for c in self.cells):
@@ -407,6 +435,8 @@ class AbSession:
         rng.shuffle(order)  # which version's process starts first
         workers = {s.label: AbWorker(s.tree.path, self._cwd_in(s.tree)) for s in order}
         try:
+            if rnd == 0:
+                self._calibrate(sides, workers, rng)
             calls = [(cell, key) for cell in self.cells for key in cell.calls[rnd]]
             rng.shuffle(calls)
             done: dict[str, int] = {}
@@ -420,38 +450,81 @@ class AbSession:
                     task = _task_for(cell, rnd, self.rounds)
                     self.progress.cell_started(task)
                     self.progress.cell_finished(task, sides[1].cells[cell.key])
+            if rnd == 0:
+                self._memory(sides, workers, rng)
         finally:
             for w in workers.values():
                 w.close()
 
-    def _call(self, side: _Side, workers: dict[str, AbWorker], cell: AbCell, seed: int,
-              rep: int, rnd: int) -> None:
+    def _calibrate(self, sides: Sequence[_Side], workers: dict[str, AbWorker],
+                   rng: random.Random) -> None:
+        """The inner-loop count of every cell that leaves it to calibration, from the faster
+        version's best time of a call (:func:`allele.bench.profiler.loops_for`): both versions
+        use the same count, so their samples pair."""
+        from allele.bench.profiler import loops_for
+
+        for cell in self.cells:
+            if not any(cell.calls) or cell.inner_loops is not None:
+                continue
+            times = []
+            for side in rng.sample(list(sides), len(sides)):
+                answer = self._ask(side, workers, cell, cell.request("calibrate",
+                                                                     cell.seeds[0]))
+                if answer is not None:
+                    times.append(float(answer["per_call_s"]))
+            self.loops[cell.key] = loops_for(min(times)) if times else 1
+
+    def _memory(self, sides: Sequence[_Side], workers: dict[str, AbWorker],
+                rng: random.Random) -> None:
+        """The untimed memory call of each seed of each cell, on both versions in random order
+        (stored at repeat 0 of round 0, as the runner stores it)."""
+        for cell in self.cells:
+            if not cell.memory:
+                continue
+            for seed in cell.seeds:
+                for side in rng.sample(list(sides), len(sides)):
+                    answer = self._ask(side, workers, cell, cell.request("memory", seed))
+                    if answer is not None:
+                        side.cells[cell.key].samples.extend(
+                            Sample(m, float(answer["values"][m]), seed, 0)
+                            for m in cell.memory)
+
+    def _ask(self, side: _Side, workers: dict[str, AbWorker], cell: AbCell,
+             msg: dict[str, Any]) -> Any:
+        """One request about ``cell`` to ``side``'s worker: the answer, or None when the cell
+        failed on that side (recorded in its result; a crashed or hung worker is replaced)."""
         result = side.cells.get(cell.key)
         if result is None:
             result = side.cells[cell.key] = CellResult(
                 cell.key, cell.target, dict(cell.params), "ok", [], started_at=time.time())
         if result.status != "ok":
-            return  # a cell that failed on this side is not called again
+            return None  # a cell that failed on this side is not called again
         try:
-            answer = workers[side.label].ask(
-                {"op": "call", "key": cell.key, "target": cell.target,
-                 "params": cell.params, "seed": seed, "warmup": cell.warmup},
-                cell.timeout_s + WORKER_START_S)
+            answer = workers[side.label].ask(msg, cell.timeout_s + WORKER_START_S)
         except BenchmarkError as exc:
             result.status = "timeout" if str(exc).startswith("timeout") else "crashed"
             result.error = str(exc)
             workers[side.label].close()
             workers[side.label] = AbWorker(side.tree.path, self._cwd_in(side.tree))
-            return
+            return None
         if "error" in answer:
             result.status, result.error = "failed", str(answer["error"])
+            return None
+        result.finished_at = time.time()
+        return answer
+
+    def _call(self, side: _Side, workers: dict[str, AbWorker], cell: AbCell, seed: int,
+              rep: int, rnd: int) -> None:
+        msg = {**cell.request("call", seed), "loops": cell.inner_loops
+               or self.loops.get(cell.key, 1)}
+        answer = self._ask(side, workers, cell, msg)
+        if answer is None:
             return
         stored = rnd * ROUND_STRIDE + rep
-        keep = set(cell.metrics) if cell.metrics is not None else None
-        result.samples.extend(Sample(m, float(v), seed, stored)
-                              for m, v in answer["values"].items()
-                              if keep is None or m in keep)
-        result.finished_at = time.time()
+        keep = set(cell.metrics) | {LOOPS_METRIC} if cell.metrics is not None else None
+        side.cells[cell.key].samples.extend(Sample(m, float(v), seed, stored)
+                                            for m, v in answer["values"].items()
+                                            if keep is None or m in keep)
 
 
 def run_ab(store: ResultStore, spec: Path, *, base: str, head: str | None = None,

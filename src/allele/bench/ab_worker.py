@@ -17,6 +17,13 @@ descriptors, never on stdout, which a target may print to:
   ``cpu_user_s``, ``cpu_sys_s``, ``peak_rss_mb``, as :func:`allele.bench.profiler.measure`
   takes them) and the metrics the target returned; warm-up calls first, once per cell and
   process;
+* ``{"op": "calibrate", ...}`` (the fields of ``call``) -> ``{"per_call_s": seconds}``: the best
+  time of one call, from which the session picks the inner-loop count both versions use;
+* ``{"op": "memory", ...}`` -> ``{"values": {"alloc_peak_mb", "tracemalloc_peak_mb"}}``: one
+  untimed call measured for memory;
+* ``call``, ``calibrate`` and ``memory`` take optional ``setup`` and ``teardown``
+  (``module:function``) and ``call`` an optional ``loops`` (calls per sample, costs reported
+  per call and ``loops`` returned when it is not 1);
 * ``{"op": "stop"}``.
 """
 
@@ -95,16 +102,64 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def measure_call(fn: Callable[..., Any], params: dict[str, Any], seed: int) -> dict[str, float]:
-    """One call, measured as the runner measures it."""
-    _reset_peak_rss()
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    out = fn(dict(params), seed)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    values = {"wall_s": wall, "cpu_user_s": r1.ru_utime - r0.ru_utime,
-              "cpu_sys_s": r1.ru_stime - r0.ru_stime, "peak_rss_mb": _peak_rss_mb()}
+class _Region:
+    """The target with the spec's ``setup``/``teardown`` around it, called as the runner's
+    :class:`allele.bench.profiler.Region` calls it: ``setup(params, seed)`` before every call,
+    untimed, its value reaching the target as ``state=``; ``teardown(params, seed,
+    state=state)`` after the sample, untimed. (This file imports nothing of Allele, so the
+    measured version's ``Region`` cannot be used: it may not have one.)"""
+
+    def __init__(self, fn: Callable[..., Any], setup: Callable[..., Any] | None,
+                 teardown: Callable[..., Any] | None) -> None:
+        self.fn, self.setup, self.teardown = fn, setup, teardown
+
+    def states(self, params: dict[str, Any], seed: int, n: int) -> list[Any]:
+        return [] if self.setup is None else [self.setup(dict(params), seed) for _ in range(n)]
+
+    def finish(self, params: dict[str, Any], seed: int, states: list[Any]) -> None:
+        if self.teardown is not None:
+            for state in states:
+                self.teardown(dict(params), seed, state=state)
+
+    def timed(self, params: dict[str, Any], seed: int, n: int,
+              states: list[Any]) -> tuple[object, float]:
+        fn, out = self.fn, None
+        t0 = time.perf_counter()
+        if states:
+            for state in states:
+                out = fn(params, seed, state=state)
+        else:
+            for _ in range(n):
+                out = fn(params, seed)
+        return out, time.perf_counter() - t0
+
+    def once(self, params: dict[str, Any], seed: int) -> float:
+        """One untimed call with its setup and teardown; its wall time."""
+        states = self.states(params, seed, 1)
+        try:
+            return self.timed(dict(params), seed, 1, states)[1]
+        finally:
+            self.finish(params, seed, states)
+
+
+def measure_call(fn: Callable[..., Any] | _Region, params: dict[str, Any], seed: int,
+                 loops: int = 1) -> dict[str, float]:
+    """One sample of ``loops`` calls, measured as the runner measures it, its costs per call."""
+    region = fn if isinstance(fn, _Region) else _Region(fn, None, None)
+    p = dict(params)
+    states = region.states(params, seed, loops)
+    try:
+        _reset_peak_rss()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        out, wall = region.timed(p, seed, loops, states)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        rss = _peak_rss_mb()
+    finally:
+        region.finish(params, seed, states)
+    values = {"wall_s": wall / loops, "cpu_user_s": (r1.ru_utime - r0.ru_utime) / loops,
+              "cpu_sys_s": (r1.ru_stime - r0.ru_stime) / loops, "peak_rss_mb": rss}
+    if loops != 1:
+        values["loops"] = float(loops)
     if not isinstance(out, dict):
         raise TypeError(f"a target must return a mapping of metric -> number, got "
                         f"{type(out).__name__}")
@@ -115,6 +170,64 @@ def measure_call(fn: Callable[..., Any], params: dict[str, Any], seed: int) -> d
         number: Any = getattr(value, "value", value)
         values[str(name)] = float(number)
     return values
+
+
+def per_call_s(region: _Region, params: dict[str, Any], seed: int) -> float:
+    """The best time of one call (the runner's calibration): one call, then, when it took
+    under 1 ms, the best of three batches of about 1 ms each."""
+    first = region.once(params, seed)
+    if first >= 0.001:
+        return first
+    batch = max(1, min(1_000_000, int(0.001 / max(first, 1e-8))))
+    best = first
+    for _ in range(3):
+        states = region.states(params, seed, batch)
+        try:
+            _, took = region.timed(dict(params), seed, batch, states)
+        finally:
+            region.finish(params, seed, states)
+        best = min(best, took / batch)
+    return best
+
+
+def _rss_now_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_call(region: _Region, params: dict[str, Any], seed: int) -> dict[str, float]:
+    """One untimed call measured for memory, as the runner's ``memory_call``:
+    ``tracemalloc_peak_mb`` (the traced peak above what was alive before the call) and
+    ``alloc_peak_mb`` (the larger of that and the resident peak above the resident set before
+    the call; the setup's state is made before both baselines)."""
+    import tracemalloc
+
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        states = region.states(params, seed, 1)
+        try:
+            _reset_peak_rss()
+            before = _rss_now_mb()
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            region.timed(dict(params), seed, 1, states)
+            peak = tracemalloc.get_traced_memory()[1]
+            resident = _peak_rss_mb() - before if before is not None else 0.0
+        finally:
+            region.finish(params, seed, states)
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    traced = max(0.0, (peak - base) / (1024.0 * 1024.0))
+    return {"alloc_peak_mb": max(traced, resident), "tracemalloc_peak_mb": traced}
 
 
 def _error(exc: BaseException) -> str:
@@ -146,15 +259,35 @@ def serve(rfd: int, wfd: int) -> None:
             send(wfd, answer)
             continue
         try:
-            fn = fns.get(msg["target"]) or resolve(msg["target"])
-            fns[msg["target"]] = fn
+            region = _region_of(msg, fns)
             if msg["key"] not in warmed:
                 for _ in range(int(msg.get("warmup", 0))):
-                    fn(dict(msg["params"]), int(msg["seed"]))
+                    region.once(msg["params"], int(msg["seed"]))
                 warmed.add(msg["key"])
-            send(wfd, {"values": measure_call(fn, msg["params"], int(msg["seed"]))})
+            params, seed = msg["params"], int(msg["seed"])
+            if op == "calibrate":
+                send(wfd, {"per_call_s": per_call_s(region, params, seed)})
+            elif op == "memory":
+                send(wfd, {"values": memory_call(region, params, seed)})
+            else:
+                send(wfd, {"values": measure_call(region, params, seed,
+                                                  int(msg.get("loops", 1)))})
         except Exception as exc:
             send(wfd, {"error": _error(exc)})
+
+
+def _region_of(msg: dict[str, Any], fns: dict[str, Callable[..., Any]]) -> _Region:
+    """The target of a request with its setup and teardown, resolved once per process."""
+    def get(ref: str | None) -> Callable[..., Any] | None:
+        if not ref:
+            return None
+        if ref not in fns:
+            fns[ref] = resolve(ref)
+        return fns[ref]
+
+    fn = get(msg["target"])
+    assert fn is not None
+    return _Region(fn, get(msg.get("setup")), get(msg.get("teardown")))
 
 
 def main(argv: list[str]) -> None:
