@@ -815,3 +815,21 @@ def test_concurrent_first_open_migrates_once(backend: str, request: pytest.Fixtu
     with open_store(url) as s:
         assert s.schema_version() == S.LATEST_VERSION
         assert sorted(r.name for r in s.list_runs()) == ["opener-0", "opener-1", "opener-2"]
+
+
+def test_loop_counts_read_only_what_a_new_run_needs(tmp_path: Path) -> None:
+    """Per ok cell that was timed: its largest loop count, 1 when none was stored; cells not
+    timed (counted only) and failed cells are absent."""
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        run = store.create_run("r", "s", "t", {}, {})
+        looped = [Sample("wall_s", 1e-6, s, 0) for s in range(3)] + [
+            Sample("loops", float(n), s, 0) for s, n in enumerate((100, 200, 100))]
+        store.save_cells(run, [
+            CellResult("t|a", "t", {}, "ok", looped),
+            CellResult("t|b", "t", {}, "ok", [Sample("wall_s", 0.1, 0, 0),
+                                               Sample("score", 3.0, 0, 0)]),
+            CellResult("t|c", "t", {}, "ok", [Sample("instructions", 5e6, 0, 0)]),
+            CellResult("t|d", "t", {}, "failed", [Sample("wall_s", 0.1, 0, 0)],
+                       error="boom"),
+        ])
+        assert store.loop_counts(run) == {"t|a": 200, "t|b": 1}

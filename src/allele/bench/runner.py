@@ -517,12 +517,6 @@ def loops_of_previous_run(store: ResultStore, spec_name: str,
                  and r.status == "finished" and not is_ab_base(r)), None)
     if prev is None:
         return tasks
-    timed: set[str] = set()
-    counts: dict[str, int] = {}
-    for h in store.histories([prev.id]):
-        if h.metric == "wall_s" and h.values.size:
-            timed.add(h.key)
-        elif h.metric == LOOPS_METRIC and h.values.size:
-            counts[h.key] = int(h.values.max())
-    return [replace(t, inner_loops=counts.get(t.key, 1))
-            if t.inner_loops is None and t.timed and t.key in timed else t for t in tasks]
+    counts = store.loop_counts(prev.id, "wall_s", LOOPS_METRIC)
+    return [replace(t, inner_loops=counts[t.key])
+            if t.inner_loops is None and t.timed and t.key in counts else t for t in tasks]

@@ -118,3 +118,33 @@ def _group(rows: Sequence[Sequence[Any]]) -> list[MetricHistory]:
             values=cols.vals[idx].copy(), seeds=cols.seeds[idx].copy(),
             repeats=cols.reps[idx].copy(), target=rows[newest][4], params=params[newest]))
     return out
+
+
+def loop_counts(db: Database, run_id: str, timed_metric: str, loops_metric: str
+                ) -> dict[str, int]:
+    """For every ``ok`` cell of ``run_id`` with ``timed_metric`` samples, the largest value of
+    its ``loops_metric`` samples (1 when it has none), reading only the metric lists of the
+    cells and decoding only the samples of cells that stored loop counts."""
+    query = (select(S.cells.c.key, *SAMPLE_COLUMNS)
+             .select_from(S.cells.join(S.runs, S.runs.c.pk == S.cells.c.run_pk)
+                          .join(S.samples, S.samples.c.cell_pk == S.cells.c.pk))
+             .where(S.runs.c.id == run_id, S.cells.c.status == "ok"))
+
+    def run(conn: Connection) -> list[Sequence[Any]]:
+        return fetch(conn, query)
+
+    out: dict[str, int] = {}
+    looped: list[Sequence[Any]] = []
+    for row in db.read_tx(run, what="read loop counts"):
+        names = json.loads(row[2]) if row[2] else []
+        if timed_metric in names:
+            out[str(row[0])] = 1
+            if loops_metric in names:
+                looped.append(row)
+    if looped:
+        cols = decode([cast("SampleRow", tuple(r[1:7])) for r in looped], loops_metric)
+        ends = np.cumsum(cols.counts)
+        for row, lo, hi in zip(looped, ends - np.asarray(cols.counts), ends, strict=True):
+            if hi > lo:
+                out[str(row[0])] = int(cols.vals[lo:hi].max())
+    return out

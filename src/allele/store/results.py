@@ -35,7 +35,7 @@ from allele.errors import StoreError
 from allele.store import schema as S
 from allele.store.codecs import clean_text, dumps, pack_cells
 from allele.store.engine import IN_CHUNK, Database, chunks, display_url, fetch
-from allele.store.histories import histories, metric_history
+from allele.store.histories import histories, loop_counts, metric_history
 from allele.store.lazy import (
     CELL_COLUMNS,
     RUN_COLUMNS,
@@ -464,6 +464,14 @@ class ResultStore(Database):
         status is in ``statuses``. One query for all of them: what change-point detection and
         run-to-run noise read (see :mod:`allele.bench.history`)."""
         return histories(self, run_ids, statuses)
+
+    def loop_counts(self, run_id: str, timed_metric: str = "wall_s",
+                    loops_metric: str = "loops") -> dict[str, int]:
+        """The inner-loop count each ``ok`` cell of ``run_id`` with ``timed_metric`` samples
+        used (its largest stored ``loops_metric``, 1 when none was stored), without decoding
+        its other samples: what a new run of the spec reads at start-up
+        (:func:`allele.bench.runner.loops_of_previous_run`)."""
+        return loop_counts(self, run_id, timed_metric, loops_metric)
 
     # -- telemetry ---------------------------------------------------------------------------------
 
