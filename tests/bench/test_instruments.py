@@ -472,3 +472,41 @@ matrix: {variant: [light, heavy]}
     # the heavy setup's 200k iterations (over 100M instructions) are not counted; what it left
     # in the allocator moves the target's own count by about 1.4%
     assert abs(counts["heavy"] / counts["light"] - 1.0) < 0.05
+
+
+@needs_callgrind
+def test_resume_counts_the_cells_a_killed_run_stored_without_counts(tmp_path: Path) -> None:
+    """The runner is killed (SIGKILL) right after it committed the last timed cell, before
+    the instruction phase; ``--resume`` counts those cells and keeps their stored timings."""
+    import os
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "instrtarget.py").write_text(TARGET)
+    (tmp_path / "spec.yaml").write_text(_spec("instrtarget", "[time, instructions]",
+                                              "instruction_seeds: 1\n"))
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *sys.path[1:]]),
+           "ALLELE_STORE_URL": url, "ALLELE_DATA_DIR": str(tmp_path / "data")}
+    allele = [str(Path(sys.executable).with_name("allele"))]
+    killed = subprocess.run([*allele, "bench", "run", "spec.yaml", "--name", "k", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**env, "ALLELE_FAILPOINTS": f"runner.cell_committed="
+                                 f"{len(CELLS)}:kill"})
+    assert killed.returncode == -9, killed.stderr
+    with open_store(url) as st:
+        before = {c.key: c for c in st.load_run("k").cells}
+    assert len(before) == len(CELLS)
+    assert not any(c.values("instructions") for c in before.values())
+    resumed = subprocess.run([*allele, "bench", "run", "--resume", "k", "-q"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    with open_store(url) as st:
+        run = st.load_run("k")
+        assert run.info.status == "finished"
+        for cell in run.cells:
+            assert len(cell.values("instructions")) == 1
+            assert cell.values("instructions")[0] > 100 * cell.params["n"]
+            assert cell.values("wall_s") == before[cell.key].values("wall_s")  # kept
+        assert sorted(st.instruction_profiles("k")) == sorted(before)

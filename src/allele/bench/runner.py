@@ -25,7 +25,7 @@ Instruments (:mod:`allele.bench.instruments`): cells whose benchmark asks for ``
 are counted after the timed phase, all of them in one callgrind subprocess, and are committed
 (again) with their counts; their sinks see them then. A cell measured by ``instructions`` alone
 has no timed task. A run interrupted before its instruction phase keeps its timed results
-without counts, and ``--resume`` does not count them later.
+without counts; ``--resume`` counts them then, keeping their timings.
 """
 
 from __future__ import annotations
@@ -270,13 +270,30 @@ class Runner:
         lease.acquire()
         try:
             done = self.store.finished_cell_keys(info.id)
+            recount = self._uncounted(info.id, tasks, done)
             todo = [t for t in tasks if t.key not in done]
+            # a cell stored without its counts (interrupted before the instruction phase) is
+            # counted now, its stored timings kept: one untimed task each
+            todo += [replace(t, timed=False, round=0, rounds=1) for t in tasks
+                     if t.key in recount and t.round == 0]
             self.store.finish_run(info.id, "running")
         except BaseException:
             lease.release()
             raise
-        return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done),
-                             skipped_tasks=len(tasks) - len(todo), info=info, lease=lease)
+        return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done)
+                             - len(recount), skipped_tasks=len(tasks) - len(todo),
+                             info=info, lease=lease, recount=recount)
+
+    def _uncounted(self, run_id: str, tasks: list[CellTask], done: set[str]
+                   ) -> dict[str, CellResult]:
+        """The stored ``ok`` cells that the ``instructions`` instrument should have counted and
+        did not (the run stopped before its instruction phase)."""
+        wanted = {t.key for t in tasks if t.instruction_seeds and t.key in done}
+        if not wanted:
+            return {}
+        return {c.key: c for c in self.store.load_run(run_id).cells
+                if c.key in wanted and c.status == "ok"
+                and not any(s.metric == "instructions" for s in c.samples)}
 
     # -- machinery -------------------------------------------------------------------------------
 
@@ -314,7 +331,9 @@ class Runner:
 
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
                  skipped_tasks: int = 0, info: RunInfo | None = None,
-                 lease: RunLease | None = None) -> RunSummary:
+                 lease: RunLease | None = None,
+                 recount: dict[str, CellResult] | None = None) -> RunSummary:
+        """Run ``tasks`` into ``run_id``; ``recount``: stored cells to count (untimed tasks)."""
         info = info or self.store.get_run(run_id)
         run_name = info.name
         cells = len({t.key for t in tasks})
@@ -332,8 +351,7 @@ class Runner:
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
         status: RunStatus = "failed"
-        counted = instrumented(tasks)
-        kept: dict[str, CellResult] = {}
+        counted, kept = _instrumented(tasks, recount or {})
         try:
             for executor, batch in self._phases([t for t in tasks if t.timed], owned):
                 started: dict[str, CellTask] = {}
@@ -500,6 +518,16 @@ def run_spec(path: str | Path, *, preset: str | None = None, store: str | None =
     with open_store(store) as st:
         runner = Runner(st, executor=executor, workers=workers, progress=progress)
         return runner.run(suite, name=name, filters=filters)
+
+
+def _instrumented(tasks: list[CellTask], recount: dict[str, CellResult]
+                  ) -> tuple[dict[str, Instrumented], dict[str, CellResult]]:
+    """The instruction phase's cells, and the timed results it adds counts to: to begin with,
+    the stored cells of ``recount``, whose counts go into their stored timings."""
+    counted = instrumented(tasks)
+    for key in recount:
+        counted[key] = replace(counted[key], timed=True)
+    return counted, dict(recount)
 
 
 def loops_of_previous_run(store: ResultStore, spec_name: str,
