@@ -18,6 +18,7 @@ from allele.analytics.anomaly import (
     score_series,
     seasonal_period,
 )
+from allele.analytics.anomaly.series import _rolling_median_mad, _rolling_median_mad_numpy
 from allele.analytics.synthetic import anomaly_benchmark, benchmark_table, evaluate_events
 from allele.errors import AnalyticsError, NotFittedError
 
@@ -86,6 +87,21 @@ def test_vectorised_statistics_match_the_per_point_reference() -> None:
     assert np.array_equal(np.isnan(fast), np.isnan(slow))
     np.testing.assert_allclose(fast[~np.isnan(fast)], slow[~np.isnan(slow)], rtol=1e-9,
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("w", [1, 2, 3, 8, 9, 47, 48])
+def test_numba_rolling_median_mad_is_bit_identical_to_numpy(w: int) -> None:
+    rng = np.random.default_rng(w)
+    # continuous values, heavy ties (a quantised metric) and exact zeros with outliers
+    series = [rng.normal(size=600), rng.integers(0, 4, 600).astype(float),
+              np.round(rng.standard_t(2, 600), 1) * (rng.random(600) < 0.5)]
+    for x in series:
+        fast = _rolling_median_mad(x, w)
+        ref = _rolling_median_mad_numpy(x, w)
+        for a, b in zip(fast, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+    short = rng.normal(size=w)  # no complete window: all NaN
+    assert np.all(np.isnan(_rolling_median_mad(short, w)[0]))
 
 
 def test_series_scores_are_causal_bounded_and_deterministic() -> None:

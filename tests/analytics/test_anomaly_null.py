@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from allele.analytics.anomaly import detect_series, score_series
-from allele.analytics.anomaly.tail import fit_tail, spot_scores
+from allele.analytics.anomaly.tail import _fit_sorted_tail, _sorted_quantile, fit_tail, spot_scores
 from allele.analytics.synthetic import (
     anomaly_benchmark,
     benchmark_table,
@@ -43,6 +43,18 @@ def test_gpd_tail_of_an_exponential_sample() -> None:
     tail = fit_tail(x, min_scale=0.01)
     assert tail.xi < 0.05  # exponential: shape 0 (shrunk a little towards the prior)
     assert tail.quantile(1e-3) == pytest.approx(2.0 * np.log(1e3), rel=0.1)
+
+
+def test_sorted_quantile_equals_numpy_quantile_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 60), 257, 1000, 12_345]:
+        x = np.sort(rng.standard_t(2, n) * 10.0 ** rng.uniform(-5, 5))
+        for q in (0.1, 0.5, 0.9, 0.99):
+            assert _sorted_quantile(x, q) == np.quantile(x, q), (n, q)
+    ties = np.sort(rng.integers(0, 3, 500).astype(float))
+    assert _sorted_quantile(ties, 0.9) == np.quantile(ties, 0.9)
+    pool = rng.standard_t(3, 400)
+    assert fit_tail(pool, 0.25) == _fit_sorted_tail(np.sort(pool), 0.25)
 
 
 def test_spot_scores_sit_at_one_half_at_the_risk_quantile_and_rank() -> None:

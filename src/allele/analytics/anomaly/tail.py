@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from allele.analytics._common import FloatArray
+from allele.analytics.anomaly._kernels import merge_sorted
 
 __all__ = ["GpdTail", "fit_tail", "spot_scores", "tail_probability"]
 
@@ -60,14 +61,32 @@ class GpdTail:
 
 def fit_tail(pool: FloatArray, min_scale: float) -> GpdTail:
     """GPD tail of ``pool`` above its 90% quantile (see the module notes)."""
-    u = float(np.quantile(pool, PEAK_QUANTILE))
-    exc = pool[pool > u] - u
-    zeta = max(exc.size, 1) / max(pool.size, 1)
-    if exc.size < 2:
+    return _fit_sorted_tail(np.sort(np.asarray(pool, dtype=np.float64)), min_scale)
+
+
+def _sorted_quantile(srt: FloatArray, q: float) -> float:
+    """``np.quantile(srt, q)`` (the default linear method) of a sorted, non-empty ``srt``:
+    the same interpolation, with the same arithmetic, without a partition of the whole pool."""
+    n = srt.size
+    v = (n - 1) * q
+    i = math.floor(v)
+    if i >= n - 1:
+        return float(srt[-1])
+    a, b = float(srt[i]), float(srt[i + 1])
+    g = v - i
+    d = b - a
+    return b - d * (1.0 - g) if g >= 0.5 else a + d * g
+
+
+def _fit_sorted_tail(srt_pool: FloatArray, min_scale: float) -> GpdTail:
+    """:func:`fit_tail` of an already sorted pool."""
+    u = _sorted_quantile(srt_pool, PEAK_QUANTILE)
+    srt = srt_pool[np.searchsorted(srt_pool, u, side="right"):] - u
+    zeta = max(srt.size, 1) / max(srt_pool.size, 1)
+    if srt.size < 2:
         return GpdTail(u, zeta, 0.0, min_scale)
     # Probability-weighted moments (Hosking & Wallis 1987): unlike the ordinary moments they
     # exist for shapes up to 1 and are less biased on short, heavy tails.
-    srt = np.sort(exc)
     m = srt.size
     a0 = float(np.mean(srt))
     a1 = float(np.mean((1.0 - (np.arange(1, m + 1) - 0.35) / m) * srt))
@@ -117,7 +136,9 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     if learn_end >= n:
         return scores
     log_risk = math.log(1.0 / risk)
-    pools = [x[calib_start:learn_end, j] for j in range(k)]
+    # Each pool is kept sorted (a refit then reads its quantile and peaks off the top instead of
+    # partitioning the whole pool), and the new rows are merged in at each checkpoint.
+    pools = [np.sort(x[calib_start:learn_end, j]) for j in range(k)]
     pools = [p[np.isfinite(p)] for p in pools]
     marks = _checkpoints(learn_end, n, block)
     for lo, hi in itertools.pairwise(marks):
@@ -125,12 +146,12 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
             col = x[lo:hi, j]
             if pools[j].size < 10:
                 continue
-            tail = fit_tail(pools[j], min_scale)
+            tail = _fit_sorted_tail(pools[j], min_scale)
             p = np.maximum(tail_probability(col, tail), 1e-300)
             a = np.log(1.0 / p) / log_risk
             sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
             scores[lo:hi, j] = sc
-            keep = col[(sc <= 0.5) & np.isfinite(col)]
+            keep = np.sort(col[(sc <= 0.5) & np.isfinite(col)])
             if keep.size:
-                pools[j] = np.concatenate([pools[j], keep])
+                pools[j] = merge_sorted(pools[j], keep)
     return scores
