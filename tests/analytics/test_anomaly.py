@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 
 from allele.analytics.anomaly import (
     EnsembleDetector,
@@ -18,7 +19,12 @@ from allele.analytics.anomaly import (
     score_series,
     seasonal_period,
 )
-from allele.analytics.anomaly.series import _rolling_median_mad, _rolling_median_mad_numpy
+from allele.analytics.anomaly.series import (
+    _rolling_median_mad,
+    _rolling_median_mad_numpy,
+    _trailing_trimmed,
+    _window_sum,
+)
 from allele.analytics.synthetic import anomaly_benchmark, benchmark_table, evaluate_events
 from allele.errors import AnalyticsError, NotFittedError
 
@@ -102,6 +108,22 @@ def test_numba_rolling_median_mad_is_bit_identical_to_numpy(w: int) -> None:
             np.testing.assert_array_equal(a, b)
     short = rng.normal(size=w)  # no complete window: all NaN
     assert np.all(np.isnan(_rolling_median_mad(short, w)[0]))
+
+
+def test_window_sums_and_trimmed_means_are_bit_identical_to_strided_reductions() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_t(2, 3000) * np.exp(rng.normal(0, 4, 3000))  # wide magnitudes: order shows
+    for k in range(2, 20):
+        win = sliding_window_view(x, k)
+        np.testing.assert_array_equal(_window_sum(x, k), win.sum(axis=1))
+        for both in (True, False):
+            if k <= 2 and both:
+                continue
+            total = win.sum(axis=1) - win.max(axis=1)
+            if both:
+                total -= win.min(axis=1)
+            ref = total / (k - 2 if both else k - 1)
+            np.testing.assert_array_equal(_trailing_trimmed(x, k, both)[k - 1:], ref)
 
 
 def test_series_scores_are_causal_bounded_and_deterministic() -> None:
