@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 
 from allele.analytics.anomaly import (
     EnsembleDetector,
@@ -17,6 +18,12 @@ from allele.analytics.anomaly import (
     save_detector,
     score_series,
     seasonal_period,
+)
+from allele.analytics.anomaly.series import (
+    _rolling_median_mad,
+    _rolling_median_mad_numpy,
+    _trailing_trimmed,
+    _window_sum,
 )
 from allele.analytics.synthetic import anomaly_benchmark, benchmark_table, evaluate_events
 from allele.errors import AnalyticsError, NotFittedError
@@ -86,6 +93,37 @@ def test_vectorised_statistics_match_the_per_point_reference() -> None:
     assert np.array_equal(np.isnan(fast), np.isnan(slow))
     np.testing.assert_allclose(fast[~np.isnan(fast)], slow[~np.isnan(slow)], rtol=1e-9,
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("w", [1, 2, 3, 8, 9, 47, 48])
+def test_numba_rolling_median_mad_is_bit_identical_to_numpy(w: int) -> None:
+    rng = np.random.default_rng(w)
+    # continuous values, heavy ties (a quantised metric) and exact zeros with outliers
+    series = [rng.normal(size=600), rng.integers(0, 4, 600).astype(float),
+              np.round(rng.standard_t(2, 600), 1) * (rng.random(600) < 0.5)]
+    for x in series:
+        fast = _rolling_median_mad(x, w)
+        ref = _rolling_median_mad_numpy(x, w)
+        for a, b in zip(fast, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+    short = rng.normal(size=w)  # no complete window: all NaN
+    assert np.all(np.isnan(_rolling_median_mad(short, w)[0]))
+
+
+def test_window_sums_and_trimmed_means_are_bit_identical_to_strided_reductions() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_t(2, 3000) * np.exp(rng.normal(0, 4, 3000))  # wide magnitudes: order shows
+    for k in range(2, 20):
+        win = sliding_window_view(x, k)
+        np.testing.assert_array_equal(_window_sum(x, k), win.sum(axis=1))
+        for both in (True, False):
+            if k <= 2 and both:
+                continue
+            total = win.sum(axis=1) - win.max(axis=1)
+            if both:
+                total -= win.min(axis=1)
+            ref = total / (k - 2 if both else k - 1)
+            np.testing.assert_array_equal(_trailing_trimmed(x, k, both)[k - 1:], ref)
 
 
 def test_series_scores_are_causal_bounded_and_deterministic() -> None:

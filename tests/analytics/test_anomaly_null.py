@@ -3,11 +3,21 @@ noise that is not Gaussian, point masses and constant stretches."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from allele.analytics.anomaly import detect_series, score_series
-from allele.analytics.anomaly.tail import fit_tail, spot_scores
+from allele.analytics.anomaly._kernels import merge_sorted
+from allele.analytics.anomaly.tail import (
+    _checkpoints,
+    _fit_sorted_tail,
+    _sorted_quantile,
+    fit_tail,
+    spot_scores,
+    tail_probability,
+)
 from allele.analytics.synthetic import (
     anomaly_benchmark,
     benchmark_table,
@@ -43,6 +53,59 @@ def test_gpd_tail_of_an_exponential_sample() -> None:
     tail = fit_tail(x, min_scale=0.01)
     assert tail.xi < 0.05  # exponential: shape 0 (shrunk a little towards the prior)
     assert tail.quantile(1e-3) == pytest.approx(2.0 * np.log(1e3), rel=0.1)
+
+
+def test_sorted_quantile_equals_numpy_quantile_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 60), 257, 1000, 12_345]:
+        x = np.sort(rng.standard_t(2, n) * 10.0 ** rng.uniform(-5, 5))
+        for q in (0.1, 0.5, 0.9, 0.99):
+            assert _sorted_quantile(x, q) == np.quantile(x, q), (n, q)
+    ties = np.sort(rng.integers(0, 3, 500).astype(float))
+    assert _sorted_quantile(ties, 0.9) == np.quantile(ties, 0.9)
+    pool = rng.standard_t(3, 400)
+    assert fit_tail(pool, 0.25) == _fit_sorted_tail(np.sort(pool), 0.25)
+
+
+def test_merge_sorted_is_the_sorted_union() -> None:
+    rng = np.random.default_rng(4)
+    for na, nb in [(0, 0), (0, 5), (7, 0), (100, 10), (1000, 999)]:
+        a = np.sort(rng.integers(0, 20, na).astype(float))  # ties between and within
+        b = np.sort(rng.integers(0, 20, nb).astype(float))
+        np.testing.assert_array_equal(merge_sorted(a, b), np.sort(np.concatenate([a, b])))
+
+
+def _spot_reference(x: np.ndarray, start: int, end: int, risk: float) -> np.ndarray:
+    """spot_scores as first written: every refit reads the whole (unsorted) pool."""
+    n, k = x.shape
+    out = np.zeros((n, k))
+    pools = [x[start:end, j][np.isfinite(x[start:end, j])] for j in range(k)]
+    for lo, hi in itertools.pairwise(_checkpoints(end, n, 25)):
+        for j in range(k):
+            col = x[lo:hi, j]
+            if pools[j].size < 10:
+                continue
+            p = np.maximum(tail_probability(col, fit_tail(pools[j], 0.25)), 1e-300)
+            a = np.log(1.0 / p) / np.log(1.0 / risk)
+            sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
+            out[lo:hi, j] = sc
+            pools[j] = np.concatenate([pools[j], col[(sc <= 0.5) & np.isfinite(col)]])
+    return out
+
+
+def test_spot_pools_read_only_their_top_yet_score_as_the_whole_pool() -> None:
+    rng = np.random.default_rng(5)
+    n = 6000
+    cols = np.stack([
+        rng.standard_t(3, n),  # heavy tail
+        np.maximum(rng.normal(-1.5, 1.0, n), 0.0),  # 93% ties at 0 (a positive part)
+        np.round(rng.exponential(1.0, n)),  # quantised: ties at every cut
+        rng.normal(0, 1, n) + np.linspace(0, 6, n),  # drifting up: the top outgrows its share
+        rng.normal(0, 1, n) - np.linspace(0, 6, n),  # drifting down: the quantile passes the cut
+    ], axis=1)
+    cols[rng.random((n, 5)) < 0.02] = np.nan
+    np.testing.assert_array_equal(spot_scores(cols, 40, 200, 1e-3),
+                                  _spot_reference(cols, 40, 200, 1e-3))
 
 
 def test_spot_scores_sit_at_one_half_at_the_risk_quantile_and_rank() -> None:

@@ -58,6 +58,7 @@ from allele.analytics._common import (
     mad_sigma,
 )
 from allele.analytics._season import _fourier_design, seasonal_period
+from allele.analytics.anomaly._kernels import rolling_median_mad
 from allele.analytics.anomaly.detectors import (
     BaseDetector,
     IsolationForestDetector,
@@ -87,7 +88,15 @@ DEFAULT_LEARN = 150
 
 
 def _rolling_median_mad(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
-    """Median and MAD of the ``w`` points *before* each index (NaN where unavailable)."""
+    """Median and MAD of the ``w`` points *before* each index (NaN where unavailable): the numba
+    kernel of :mod:`~allele.analytics.anomaly._kernels`, bit-identical to
+    :func:`_rolling_median_mad_numpy` and about 20 times faster."""
+    med, mad = rolling_median_mad(np.ascontiguousarray(r, dtype=np.float64), int(w))
+    return med, mad
+
+
+def _rolling_median_mad_numpy(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
+    """The numpy reference of :func:`_rolling_median_mad` (two medians over a strided view)."""
     n = r.size
     med = np.full(n, np.nan)
     mad = np.full(n, np.nan)
@@ -108,15 +117,45 @@ def _trailing_mean(r: FloatArray, k: int) -> FloatArray:
     return out
 
 
+def _window_sum(r: FloatArray, k: int) -> FloatArray:
+    """Sums of ``r[j : j + k]`` for each ``j``, added in the order numpy's ``add.reduce`` uses
+    along a row of ``k`` values (one by one under 8; eight partial sums paired, then the rest,
+    under 16), so the result is bit-identical to ``sliding_window_view(r, k).sum(axis=1)``
+    without a strided reduction of ``k`` values per row; longer windows use that reduction."""
+    m = r.size - k + 1
+    if k >= 16:
+        out: FloatArray = sliding_window_view(r, k).sum(axis=1)
+        return out
+    parts = [r[j:j + m] for j in range(k)]
+    if k < 8:
+        total = parts[0].copy()
+        rest = parts[1:]
+    else:
+        p = parts
+        total = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+        rest = parts[8:]
+    for part in rest:
+        total += part
+    return total
+
+
+def _window_extreme(r: FloatArray, k: int, ufunc: np.ufunc) -> FloatArray:
+    """``ufunc`` (np.maximum or np.minimum) over each ``r[j : j + k]``, one pass per lag."""
+    m = r.size - k + 1
+    out = r[:m].copy()
+    for j in range(1, k):
+        ufunc(out, r[j:j + m], out=out)
+    return out
+
+
 def _trailing_trimmed(r: FloatArray, k: int, both: bool) -> FloatArray:
     """Mean of r[t-k+1 .. t] without its largest value (and its smallest with ``both``): one
     outlier is a spike, not a shift or a change of variance."""
     out = np.full(r.size, np.nan)
     if r.size >= k:
-        win = sliding_window_view(r, k)
-        total = win.sum(axis=1) - win.max(axis=1)
+        total = _window_sum(r, k) - _window_extreme(r, k, np.maximum)
         if both:
-            total -= win.min(axis=1)
+            total -= _window_extreme(r, k, np.minimum)
         out[k - 1:] = total / (k - 2 if both else k - 1)
     return out
 

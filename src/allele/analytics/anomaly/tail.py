@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from allele.analytics._common import FloatArray
+from allele.analytics.anomaly._kernels import merge_sorted
 
 __all__ = ["GpdTail", "fit_tail", "spot_scores", "tail_probability"]
 
@@ -38,6 +39,8 @@ PEAK_QUANTILE = 0.9
 XI_MAX = 0.9
 XI_PRIOR = 0.25
 PRIOR_PEAKS = 15
+_CUT_QUANTILE = 0.85  # a pool's top starts at this quantile when rebuilt ...
+_TOP_LIMIT = 0.25  # ... and is rebuilt when it holds more than this share of the pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,37 @@ class GpdTail:
 
 def fit_tail(pool: FloatArray, min_scale: float) -> GpdTail:
     """GPD tail of ``pool`` above its 90% quantile (see the module notes)."""
-    u = float(np.quantile(pool, PEAK_QUANTILE))
-    exc = pool[pool > u] - u
-    zeta = max(exc.size, 1) / max(pool.size, 1)
-    if exc.size < 2:
+    return _fit_sorted_tail(np.sort(np.asarray(pool, dtype=np.float64)), min_scale)
+
+
+def _sorted_quantile(top: FloatArray, q: float, below: int = 0, cut: float = math.nan) -> float:
+    """``np.quantile(pool, q)`` (the default linear method) of a pool given as its sorted top
+    ``top`` and ``below`` more values at or under ``cut``: the same interpolation,
+    with the same arithmetic, without a partition of the whole pool. The ranks read must be
+    ``>= below`` or fall on values equal to ``cut`` (the caller's :class:`_Pool` sees to it)."""
+    n = top.size + below
+    v = (n - 1) * q
+    i = math.floor(v)
+    if i >= n - 1:
+        return float(top[-1]) if top.size else cut
+    a = float(top[i - below]) if i >= below else cut
+    b = float(top[i + 1 - below]) if i + 1 >= below else cut
+    g = v - i
+    d = b - a
+    return b - d * (1.0 - g) if g >= 0.5 else a + d * g
+
+
+def _fit_sorted_tail(top: FloatArray, min_scale: float, below: int = 0,
+                     cut: float = math.nan) -> GpdTail:
+    """:func:`fit_tail` of a pool given as its sorted top ``top`` and the count ``below`` of
+    its other values, at or under ``cut`` (0: ``top`` is the whole pool)."""
+    u = _sorted_quantile(top, PEAK_QUANTILE, below, cut)
+    srt = top[np.searchsorted(top, u, side="right"):] - u
+    zeta = max(srt.size, 1) / max(top.size + below, 1)
+    if srt.size < 2:
         return GpdTail(u, zeta, 0.0, min_scale)
     # Probability-weighted moments (Hosking & Wallis 1987): unlike the ordinary moments they
     # exist for shapes up to 1 and are less biased on short, heavy tails.
-    srt = np.sort(exc)
     m = srt.size
     a0 = float(np.mean(srt))
     a1 = float(np.mean((1.0 - (np.arange(1, m + 1) - 0.35) / m) * srt))
@@ -117,20 +143,65 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     if learn_end >= n:
         return scores
     log_risk = math.log(1.0 / risk)
-    pools = [x[calib_start:learn_end, j] for j in range(k)]
-    pools = [p[np.isfinite(p)] for p in pools]
+    pools = [_Pool(x[calib_start:learn_end, j]) for j in range(k)]
     marks = _checkpoints(learn_end, n, block)
     for lo, hi in itertools.pairwise(marks):
         for j in range(k):
             col = x[lo:hi, j]
-            if pools[j].size < 10:
+            if pools[j].n < 10:
                 continue
-            tail = fit_tail(pools[j], min_scale)
+            pool = pools[j]
+            tail = _fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut)
             p = np.maximum(tail_probability(col, tail), 1e-300)
             a = np.log(1.0 / p) / log_risk
             sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
             scores[lo:hi, j] = sc
-            keep = col[(sc <= 0.5) & np.isfinite(col)]
-            if keep.size:
-                pools[j] = np.concatenate([pools[j], keep])
+            pool.add(col[sc <= 0.5])
     return scores
+
+
+class _Pool:
+    """A growing pool of finite values kept as what a tail fit reads: its values above a cut,
+    sorted (``top``), how many are at or under the cut (``below``) and how many equal it
+    (``ties``).
+
+    Merging every new block into the whole sorted pool costs ``O(pool)`` per refit and column;
+    the top holds about a sixth of it. The cut is the pool's 85% quantile when the top is
+    rebuilt (from all the values, kept unsorted), which happens only when the 90% quantile
+    would fall below the cut or the top grows past a quarter of the pool.
+    """
+
+    __slots__ = ("below", "blocks", "cut", "n", "ties", "top")
+
+    def __init__(self, values: FloatArray) -> None:
+        self.blocks = [values[np.isfinite(values)]]
+        self.n = int(self.blocks[0].size)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        allv = np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+        self.blocks = [allv]
+        self.cut, self.top, self.below, self.ties = -math.inf, allv, 0, 0
+        if allv.size == 0:
+            return
+        rank = int(_CUT_QUANTILE * (allv.size - 1))
+        self.cut = float(np.partition(allv, rank)[rank])
+        self.top = np.sort(allv[allv > self.cut])
+        self.below = int(allv.size - self.top.size)
+        self.ties = int(np.count_nonzero(allv == self.cut))
+
+    def add(self, values: FloatArray) -> None:
+        """Add the finite ones of ``values``."""
+        new = np.sort(values[np.isfinite(values)])
+        if new.size == 0:
+            return
+        self.blocks.append(new)
+        self.n += int(new.size)
+        under = int(np.searchsorted(new, self.cut, side="left"))
+        at_or_under = int(np.searchsorted(new, self.cut, side="right"))
+        self.ties += at_or_under - under
+        self.below += at_or_under
+        self.top = merge_sorted(self.top, new[at_or_under:])
+        if (math.floor((self.n - 1) * PEAK_QUANTILE) < self.below - self.ties
+                or self.top.size > _TOP_LIMIT * self.n):
+            self._rebuild()
