@@ -143,6 +143,22 @@ def test_interval_below_resolution_is_not_printed_as_a_ratio() -> None:
         f"[{(logs.ci_low - 1) * 100:+.1f}%, {(logs.ci_high - 1) * 100:+.1f}%]")
 
 
+def test_rows_without_spread_are_exact_and_stay_out_of_the_family() -> None:
+    """A checksum (the same value on both sides, call by call) cannot be a false discovery:
+    it is judged against the floor outside the family, so it does not raise the bar of the
+    timed rows; one that moved by 20% on every call is a change."""
+    rng = np.random.default_rng(4)
+    t = rng.lognormal(-3, 0.05, (3, 40))
+    seeds = np.tile(np.arange(4.0) + 1, 10)
+    head = t * rng.lognormal(0, 0.05, t.shape)
+    ests = compare_samples([*t, seeds, seeds], [*head, seeds, seeds * 1.2], paired=True)
+    timed, same, moved = ests[:3], ests[3], ests[4]
+    assert all(e.in_family for e in timed) and not same.in_family and not moved.in_family
+    assert same.verdict == "unchanged" and same.mde == pytest.approx(0.05)
+    assert moved.verdict == "regressed" and moved.ratio == pytest.approx(1.2)
+    assert math.isnan(same.q_value) and same.interval_text == "[+0.0%, +0.0%]"
+
+
 def test_validation_errors() -> None:
     with pytest.raises(ValidationError):
         compare_samples([np.ones(3)], [np.ones(4)], paired=True)

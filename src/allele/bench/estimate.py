@@ -79,6 +79,9 @@ V_REGRESSED, V_IMPROVED, V_INCONCLUSIVE, V_UNCHANGED = range(4)
 
 DEFAULT_Q = 0.05
 DEFAULT_FLOOR = 0.05
+EXACT_SD = 1e-9
+"""A row whose differences spread by less than this (on the log scale: a billionth) has no
+spread: rounding, not noise (``log(1.2 x) - log(x)`` varies in the 16th digit)."""
 MAX_MDE = 1.0
 """A row whose test could not see less than a doubling (+100%) at the level of a lone discovery
 cannot reach significance: it is left out of the family (and said so)."""
@@ -176,9 +179,13 @@ class Within:
             return np.asarray(self.s2 / self.n_eff)
 
     def moderated(self) -> Within:
-        """The same evidence with its variances moderated across the rows (last axis)."""
+        """The same evidence with its variances moderated across the rows (last axis). A row
+        without any spread keeps variance 0: it is exact (see :func:`judge`), and the prior
+        of the noisy rows says nothing about it."""
         s2, df = squeeze_var(self.s2, self.df)
-        return Within(self.est, s2, df, self.n_eff)
+        exact = np.asarray(self.s2) <= EXACT_SD ** 2
+        return Within(self.est, np.where(exact, 0.0, s2), np.where(exact, self.df, df),
+                      self.n_eff)
 
 
 def paired_within(d: ArrayLike) -> Within:
@@ -275,7 +282,7 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
     # a row without any spread (every pair differs by the same amount: a checksum, a count)
     # is exact: no noise can make it a false discovery, so it is judged against its floor
     # outside the family, like a deterministic metric, instead of diluting it
-    exact = (reason == R_NONE) & (se == 0.0)
+    exact = (reason == R_NONE) & (se <= EXACT_SD)
     eligible = (reason == R_NONE) & ~exact
     # the family: rows whose test could see less than MAX_MDE at the level of a lone discovery
     m0 = np.maximum(eligible.sum(axis=-1, keepdims=True), 1)
