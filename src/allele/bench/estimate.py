@@ -17,11 +17,9 @@ Pure statistics; no I/O. A row is one cell and metric. Its evidence has two part
   (:func:`allele.bench.stats.interval_pvalue`) after Benjamini-Hochberg over the rows that can
   reach significance (the *family*);
 * ``unchanged``: only from an equivalence test (TOST at level ``q``) inside the floor;
-* a row without any spread (every pair moved by the same amount: a checksum, a count) is
-  exact: no noise can make it a false discovery, so it stays out of the family and is judged
-  by its change against the floor, as a deterministic metric is (in benchmarks/aa_real.py the
-  three checksum rows made the family of nine timed and memory rows a third larger, and the
-  bar of a lone discovery a third higher);
+* a row without spread (a checksum) is exact: no noise can make it a false discovery, so it
+  is judged against the floor outside the family (in benchmarks/aa_real.py three checksum
+  rows had made a family of nine timed and memory rows a third larger);
 * ``inconclusive`` otherwise, with its reason: ``too few samples`` (the row cannot reach
   significance and is left out of the family), ``below resolution``, ``noise`` (its own noise
   hides whether it moved by more than the floor), ``run-level noise`` (it would have a verdict
@@ -80,8 +78,7 @@ V_REGRESSED, V_IMPROVED, V_INCONCLUSIVE, V_UNCHANGED = range(4)
 DEFAULT_Q = 0.05
 DEFAULT_FLOOR = 0.05
 EXACT_SD = 1e-9
-"""A row whose differences spread by less than this (on the log scale: a billionth) has no
-spread: rounding, not noise (``log(1.2 x) - log(x)`` varies in the 16th digit)."""
+"""Spread below this (log scale) is rounding, not noise: the row is exact."""
 MAX_MDE = 1.0
 """A row whose test could not see less than a doubling (+100%) at the level of a lone discovery
 cannot reach significance: it is left out of the family (and said so)."""
@@ -114,8 +111,8 @@ class Estimate:
     q_value: float
     """Benjamini-Hochberg adjusted p-value over the family (NaN outside it)."""
     mde: float
-    """Relative change found with 80% power at the level BH applied (0.10 = 10%); ``inf`` when
-    the row is outside the family."""
+    """Relative change found with 80% power at the level BH applied (0.10 = 10%); ``inf``
+    outside the family (an exact row's: its floor)."""
     verdict: Verdict
     reason: Reason = ""
     """Why an ``inconclusive`` row is inconclusive (empty for the other verdicts)."""
@@ -132,10 +129,7 @@ class Estimate:
     in_family: bool = False
     """Whether the row counted in the false-discovery-rate family."""
     scale: Scale = "log"
-    """What the interval was built on: ``log`` (the log-ratio, every sample positive),
-    ``difference`` (HEAD - BASE relative to BASE's location, when some sample is 0 or
-    negative), ``tolerance`` (a deterministic metric) or ``none`` (no interval: see
-    :attr:`interval_text`)."""
+    """``log``, ``difference`` (a sample <= 0), ``tolerance`` or ``none`` (see interval_text)"""
 
     @property
     def change(self) -> float:
@@ -145,8 +139,7 @@ class Estimate:
     @property
     def interval_text(self) -> str:
         """The 95% interval of the change as tables print it (``[-1.2%, +3.4%]``), or ``n/a``
-        with the reason when there is none worth printing (a row below the metric's resolution:
-        an interval of quantized near-zero values says nothing of the change)."""
+        with the reason when there is none (``n/a (below resolution)``)."""
         if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
             why = self.reason if self.reason in ("below resolution", "too few samples") else ""
             return f"n/a ({why})" if why else "n/a"
@@ -179,9 +172,8 @@ class Within:
             return np.asarray(self.s2 / self.n_eff)
 
     def moderated(self) -> Within:
-        """The same evidence with its variances moderated across the rows (last axis). A row
-        without any spread keeps variance 0: it is exact (see :func:`judge`), and the prior
-        of the noisy rows says nothing about it."""
+        """The same evidence with its variances moderated across the rows (last axis); a row
+        without spread stays exact (:func:`judge`): the noisy rows' prior says nothing of it."""
         s2, df = squeeze_var(self.s2, self.df)
         exact = np.asarray(self.s2) <= EXACT_SD ** 2
         return Within(self.est, np.where(exact, 0.0, s2), np.where(exact, self.df, df),
@@ -542,15 +534,11 @@ def _estimate(row: Row, logs: bool, loc_b: float, loc_h: float, j: Judgement, n:
 
 def _interval(row: Row, logs: bool, lo: float, hi: float,
               reason: int) -> tuple[float, float, Scale]:
-    """The interval a row reports, as HEAD/BASE.
-
-    On logs it is the t interval of the log-ratio, always positive. Below the metric's
-    resolution there is none (NaN): the samples are a few timer ticks or zeros, and a t
-    interval of them (``1 + x`` on the difference scale) printed absurd ratios such as
-    -270% .. +746% for a ``cpu_sys_s`` of mostly 0 ms. On the difference scale (some sample 0
-    or negative) it is ``1 + (HEAD - BASE) / |BASE location|``; when no sample is negative,
-    HEAD/BASE cannot be below 0, so the interval is cut there (a cut to the parameter space
-    keeps its coverage)."""
+    """The interval a row reports, as HEAD/BASE: the t interval of the log-ratio; none (NaN)
+    below the metric's resolution, where a t interval of a few timer ticks and zeros printed
+    -292% .. +673% for a real ``cpu_sys_s``; ``1 + (HEAD - BASE) / |BASE location|`` on the
+    difference scale, cut at 0 when no sample is negative (a cut to the parameter space keeps
+    the coverage)."""
     if reason == R_RESOLUTION:
         return math.nan, math.nan, "none"
     if logs:
