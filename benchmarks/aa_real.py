@@ -1,7 +1,8 @@
 """Verdicts on this real machine, with a background CPU hog that starts and stops at random.
 
-A small CPU-bound spec (3 cells of a pure-Python loop of 10-25 ms, 4 seeds x 25 repeats, 10
-rounds: 100 pairs a cell) lives in a throw-away git repository. While a hog process spins one core for
+A small CPU-bound spec (3 cells of a pure-Python loop of 10-25 ms, 4 seeds x 25 repeats: 100
+pairs a cell, in ``allele bench ab``'s default rounds, one per pair) lives in a throw-away git
+repository. While a hog process spins one core for
 random spells (1-6 s on, 1-6 s off, seeded), the script runs
 
 1. ``--pairs`` A/A sessions (``allele bench ab`` of HEAD against the unchanged working tree):
@@ -13,7 +14,10 @@ random spells (1-6 s on, 1-6 s off, seeded), the script runs
 The noise it ran in is printed as the baseline measured in the same invocation: the per-pair
 spread of CPU and wall time in the A/A sessions, and the load average before and after.
 
-    python benchmarks/aa_real.py [--pairs 10] [--rounds 10] [--seed 0]
+    python benchmarks/aa_real.py [--pairs 10] [--rounds N] [--seed 0] [--keep DIR]
+
+``--keep DIR`` keeps the store (``DIR/results.db``, sessions ``aa-K`` and ``ab-K``) for a look
+at the samples afterwards.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allele.bench.ab import ROUND_STRIDE, AbSession
+from allele.bench.ab import ROUND_STRIDE, AbSession, auto_rounds
 from allele.bench.compare import Comparison, compare_runs
 from allele.bench.spec import load_suite
 from allele.store import ResultStore, open_store
@@ -84,7 +88,8 @@ def make_repo(root: Path) -> Path:
     return repo
 
 
-def session(store: ResultStore, repo: Path, name: str, rounds: int, seed: int) -> Comparison:
+def session(store: ResultStore, repo: Path, name: str, rounds: int | None,
+            seed: int) -> Comparison:
     suite = load_suite(repo / "spec.yaml")
     result = AbSession(store, suite, base="HEAD", rounds=rounds, seed=seed, cwd=repo,
                        name=name).run()
@@ -117,8 +122,11 @@ def pair_spread(store: ResultStore, comps: list[Comparison]) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of each session (default: allele bench ab's, one per pair)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the store in this directory (results.db)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     load0 = os.getloadavg()
@@ -126,12 +134,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aa-real-") as tmp:
         repo = make_repo(Path(tmp))
         hog = subprocess.Popen([sys.executable, "-c", HOG, str(args.seed)])
+        where = Path(tmp) if args.keep is None else args.keep
+        where.mkdir(parents=True, exist_ok=True)
         try:
-            with open_store(f"sqlite:///{tmp}/results.db") as store:
-                aa = [session(store, repo, f"aa-{k}", args.rounds, rng.randrange(1 << 30))
+            with open_store(f"sqlite:///{where}/results.db") as store:
+                rounds = args.rounds or auto_rounds(load_suite(repo / "spec.yaml"))
+                aa = [session(store, repo, f"aa-{k}", rounds, rng.randrange(1 << 30))
                       for k in range(args.pairs)]
                 (repo / "aatarget.py").write_text(TARGET + f"\nEXTRA[{SLOWED}] = 1.10\n")
-                ab = [session(store, repo, f"ab-{k}", args.rounds, rng.randrange(1 << 30))
+                ab = [session(store, repo, f"ab-{k}", rounds, rng.randrange(1 << 30))
                       for k in range(args.pairs)]
                 noise = pair_spread(store, aa)
         finally:
@@ -143,7 +154,7 @@ def main() -> None:
                     and r.verdict == "regressed" for r in c.rows) for c in ab)
     others = sum(any(n != SLOWED for n, _ in flagged(c)) for c in ab)
     print(f"aa_real: {args.pairs} A/A and {args.pairs} A/B sessions, 3 cells x 100 pairs, "
-          f"{args.rounds} rounds (round stride {ROUND_STRIDE}), random CPU hog on one core; "
+          f"{rounds} rounds (round stride {ROUND_STRIDE}), random CPU hog on one core; "
           f"{time.perf_counter() - t0:.0f} s")
     print("  baseline noise (same invocation): one pair differs by sd "
           + ", ".join(f"{v:.1%} in {m}" for m, v in noise.items())

@@ -17,8 +17,17 @@ import typer
 from typer.testing import CliRunner
 
 from allele.bench import ab
-from allele.bench.ab import ROUND_STRIDE, checkout, plan_ab, repo_root, working_tree_dirty
-from allele.bench.spec import loads_suite
+from allele.bench.ab import (
+    DEFAULT_ROUNDS,
+    MAX_AUTO_ROUNDS,
+    ROUND_STRIDE,
+    auto_rounds,
+    checkout,
+    plan_ab,
+    repo_root,
+    working_tree_dirty,
+)
+from allele.bench.spec import SuiteSpec, loads_suite
 from allele.cli.bench_analysis import register
 from allele.errors import BenchmarkError, ConfigError
 from allele.store import open_store
@@ -86,6 +95,21 @@ def test_plan_spreads_every_call_over_the_rounds() -> None:
     assert ROUND_STRIDE > 10_000  # above any spec's repeats
 
 
+def test_default_rounds_give_each_pair_its_own_processes() -> None:
+    """One round per call of the largest timed cell, within [10, 100]: the process effect
+    averages over as many worker pairs as there are pairs of calls."""
+    def suite(seeds: int, repeats: int) -> SuiteSpec:
+        return loads_suite(f"name: p\ntarget: allele.bench.targets:work\nseeds: {seeds}\n"
+                           f"repeats: {repeats}\nmatrix: {{n: [1, 2]}}\n")
+
+    assert auto_rounds(suite(3, 1)) == DEFAULT_ROUNDS == 10
+    assert auto_rounds(suite(4, 25)) == 100
+    assert auto_rounds(suite(3, 10)) == 30
+    assert auto_rounds(suite(50, 10)) == MAX_AUTO_ROUNDS == 100
+    cells = plan_ab(suite(4, 25), auto_rounds(suite(4, 25)))
+    assert all(len(rnd) == 1 for rnd in cells[0].calls)
+
+
 def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _repo(tmp_path)
     assert repo_root(repo / ".") == repo.resolve()
@@ -140,8 +164,8 @@ def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     """`allele bench ab SPEC --base HEAD` on a working tree with more work in one cell exits 1
-    and flags that cell alone (3 cells of 60-100 ms a call, 3 seeds x 10 repeats, 10 rounds:
-    30 pairs a cell). 30% more work here: with four other jobs on the two cores, one pair
+    and flags that cell alone (3 cells of 60-100 ms a call, 3 seeds x 10 repeats: 30 pairs a
+    cell, in the default rounds: one per pair). 30% more work here: with four other jobs on the two cores, one pair
     differs by ~19% in CPU time, so 30 pairs see about 15%; the 10% case, with the rounds it
     needs, is benchmarks/aa_real.py's."""
     repo = _repo(tmp_path)
@@ -167,7 +191,7 @@ def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
         assert runs["s1-base"].spec["ab"]["role"] == "base"
         assert runs["s1-head"].spec["ab"]["head_ref"] == "working tree"
         head = st.load_run("s1-head")
-        assert {s.repeat // ROUND_STRIDE for s in head.cells[0].samples} == set(range(10))
+        assert {s.repeat // ROUND_STRIDE for s in head.cells[0].samples} == set(range(30))
     # the report of HEAD compares it with its BASE half as an A/B session
     res = CliRunner().invoke(_app(), ["report", "s1-head", "--baseline", "s1-base",
                                       "--format", "markdown", "-o", "-", "--store", sqlite_url])

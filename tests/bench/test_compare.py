@@ -112,6 +112,53 @@ def test_resolution_says_why_instead_of_a_verdict() -> None:
         compare_samples([ms], [ms], resolution=[1e-3, 1e-3])
 
 
+#: ``cpu_sys_s`` of one real A/B session (benchmarks/aa_real.py, cell n=100000, 100 pairs): the
+#: non-zero calls, in seconds; every other call measured 0 s. Printed as "-292.0% to +672.7%".
+SYS_BASE = [8e-06, 8e-06, 6e-05, 6e-05, 1.2e-05, 7.2e-05, 8.5e-05, 0.000305, 6.1e-05, 3.5e-05,
+            4e-06, 2e-06, 9e-06, 5.6e-05, 0.00099, 3e-05, 2e-05, 3.2e-05, 2.1e-05, 3.4e-05,
+            1.3e-05, 1e-06]
+SYS_HEAD = [0.000184, 2.4e-05, 4.8e-05, 5.6e-05, 5.2e-05, 7e-06, 8e-06, 0.004118, 9.4e-05,
+            6.6e-05, 0.000133, 1.8e-05, 3.4e-05, 6.2e-05, 3.5e-05, 1e-05, 0.000161, 3.1e-05,
+            1.7e-05, 8.2e-05]
+
+
+def test_interval_below_resolution_is_not_printed_as_a_ratio() -> None:
+    """The real ``cpu_sys_s`` row that printed "-292.0% to +672.7%": a t interval of mostly-zero
+    samples on the difference scale, as a ratio. Below the resolution the row has no interval
+    ("n/a (below resolution)", null in JSON); without a resolution it is cut at -100% (a time
+    is never negative), and an interval on logs stays as it was."""
+    base = np.array(SYS_BASE + [0.0] * (100 - len(SYS_BASE)))
+    head = np.array(SYS_HEAD + [0.0] * (100 - len(SYS_HEAD)))
+    (row,) = compare_samples([base], [head], resolution=resolution_of("cpu_sys_s"))
+    assert row.reason == "below resolution" and row.scale == "none"
+    assert math.isnan(row.ci_low) and math.isnan(row.ci_high)
+    assert row.interval_text == "n/a (below resolution)"
+    (raw,) = compare_samples([base], [head])
+    assert raw.scale == "difference" and raw.ci_low >= 0.0 and raw.ci_high > 1.0
+    assert raw.interval_text.startswith("[-100.0%, +")
+    rng = np.random.default_rng(3)
+    t = rng.lognormal(-3, 0.02, 30)
+    (logs,) = compare_samples([t], [t * 1.2], paired=True)
+    assert logs.scale == "log" and logs.interval_text == (
+        f"[{(logs.ci_low - 1) * 100:+.1f}%, {(logs.ci_high - 1) * 100:+.1f}%]")
+
+
+def test_rows_without_spread_are_exact_and_stay_out_of_the_family() -> None:
+    """A checksum (the same value on both sides, call by call) cannot be a false discovery:
+    it is judged against the floor outside the family, so it does not raise the bar of the
+    timed rows; one that moved by 20% on every call is a change."""
+    rng = np.random.default_rng(4)
+    t = rng.lognormal(-3, 0.05, (3, 40))
+    seeds = np.tile(np.arange(4.0) + 1, 10)
+    head = t * rng.lognormal(0, 0.05, t.shape)
+    ests = compare_samples([*t, seeds, seeds], [*head, seeds, seeds * 1.2], paired=True)
+    timed, same, moved = ests[:3], ests[3], ests[4]
+    assert all(e.in_family for e in timed) and not same.in_family and not moved.in_family
+    assert same.verdict == "unchanged" and same.mde == pytest.approx(0.05)
+    assert moved.verdict == "regressed" and moved.ratio == pytest.approx(1.2)
+    assert math.isnan(same.q_value) and same.interval_text == "[+0.0%, +0.0%]"
+
+
 def test_validation_errors() -> None:
     with pytest.raises(ValidationError):
         compare_samples([np.ones(3)], [np.ones(4)], paired=True)

@@ -15,10 +15,22 @@ call, so that whatever the machine does, both versions see it.
   runs;
 * **the design**: every call ``(seed, repeat)`` of a cell runs on both versions in the same
   round, one right after the other in a random order; the calls of a round are shuffled across
-  cells; rounds are the blocks (at least 10 by default). When a cell's seeds and repeats give
-  fewer calls than rounds, its repeats are raised so that every round has one. Samples are
-  stored with ``repeat = round * ROUND_STRIDE + repeat`` so that the comparison can recover
-  the round of each pair (:func:`allele.bench.compare.compare_runs`);
+  cells; rounds are the blocks. When a cell's seeds and repeats give fewer calls than rounds,
+  its repeats are raised so that every round has one. Samples are stored with ``repeat =
+  round * ROUND_STRIDE + repeat`` so that the comparison can recover the round of each pair
+  (:func:`allele.bench.compare.compare_runs`);
+* **how many rounds** (:func:`auto_rounds`, unless ``--rounds`` says): one per call of the
+  largest cell, between :data:`DEFAULT_ROUNDS` and :data:`MAX_AUTO_ROUNDS`. Each worker
+  process has a speed of its own that pairing cannot cancel (its memory layout, where its
+  pages landed): on this 2-core VM (``benchmarks/aa_real.py``, 16 sessions of 3 cells x 100
+  pairs in 30 rounds, calm and loaded) the winsorized paired CPU-time log-ratio moved by sd
+  1.0% from one round's pair of processes to the next (the median over the cells of the
+  between-round variance component), beside sd 1.2% between the pairs of one round. A cell's
+  estimate averages the process effect over its rounds only: its variance is ``sd_round^2 / R
+  + sd_pair^2 / N`` for ``N`` pairs in ``R`` rounds, so 100 pairs in 10 rounds have about 5
+  times the variance of 100 pairs in 100 rounds, and in 30 rounds about twice. The rounds
+  stay the blocks of the analysis (treating pairs as independent would ignore that
+  component). Rounds cost process starts, hence the cap;
 * **what a call is**: as in a plain run: the spec's ``setup`` before every call and its
   ``teardown`` after the sample, both untimed; a target under 1 ms a call is looped so that a
   sample lasts 10 ms or more, with one count for both versions, calibrated in round 0 on the
@@ -67,6 +79,10 @@ if TYPE_CHECKING:
     from allele.store.results import ResultStore
 
 DEFAULT_ROUNDS = 10
+"""The fewest rounds a session has unless ``--rounds`` asks for fewer (the blocks of a cell's
+estimate: 9 degrees of freedom before moderation)."""
+MAX_AUTO_ROUNDS = 100
+"""The most rounds :func:`auto_rounds` chooses (each costs a fresh worker per version)."""
 ROUND_STRIDE = 100_000
 """Stored ``repeat = round * ROUND_STRIDE + repeat`` (a spec allows up to 10,000 repeats)."""
 WORKER_START_S = 120.0
@@ -246,6 +262,15 @@ class AbCell:
                 "teardown": self.teardown}
 
 
+def auto_rounds(suite: SuiteSpec) -> int:
+    """The default number of rounds of a session of ``suite``: one per call ``(seed, repeat)``
+    of its largest timed cell, so that each pair of calls runs in its own pair of fresh worker
+    processes and the process effect averages over as many of them as there are pairs (see the
+    module docstring), within ``[DEFAULT_ROUNDS, MAX_AUTO_ROUNDS]``."""
+    calls = [len(b.seed_list) * b.repeats for b in suite.benchmarks if "time" in b.instruments]
+    return max(DEFAULT_ROUNDS, min(MAX_AUTO_ROUNDS, max(calls, default=DEFAULT_ROUNDS)))
+
+
 def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
     """Every cell of ``suite`` with its calls spread round-robin over ``rounds`` rounds."""
     if rounds < 2:
@@ -311,17 +336,18 @@ class AbSession:
     """Runs one A/B session into a store (see the module docstring)."""
 
     def __init__(self, store: ResultStore, suite: SuiteSpec, *, base: str,
-                 head: str | None = None, rounds: int = DEFAULT_ROUNDS, seed: int = 0,
+                 head: str | None = None, rounds: int | None = None, seed: int = 0,
                  cwd: Path | None = None, progress: ProgressSink | None = None,
                  name: str | None = None) -> None:
-        self.store, self.suite, self.rounds, self.seed = store, suite, rounds, seed
+        self.store, self.suite, self.seed = store, suite, seed
+        self.rounds = auto_rounds(suite) if rounds is None else rounds
         self.cwd = (cwd or Path.cwd()).resolve()
         self.repo = repo_root(self.cwd)
         self.base_ref, self.head_ref = base, head
         self.progress = progress
         self.name = name or (f"ab-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-"
                              f"{uuid.uuid4().hex[:4]}")
-        self.cells = plan_ab(suite, rounds)
+        self.cells = plan_ab(suite, self.rounds)
         self.loops: dict[str, int] = {}
         """The calibrated inner-loop count of each cell (round 0)."""
 
@@ -528,10 +554,10 @@ class AbSession:
 
 
 def run_ab(store: ResultStore, spec: Path, *, base: str, head: str | None = None,
-           preset: str | None = None, rounds: int = DEFAULT_ROUNDS, seed: int = 0,
+           preset: str | None = None, rounds: int | None = None, seed: int = 0,
            progress: ProgressSink | None = None, name: str | None = None) -> AbResult:
     """Load ``spec`` once and run an A/B session of BASE against HEAD (the working tree by
-    default) into ``store``."""
+    default) into ``store``, in ``rounds`` rounds (default: :func:`auto_rounds`)."""
     from allele.bench.spec import load_suite
 
     suite = load_suite(spec, preset=preset)

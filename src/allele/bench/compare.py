@@ -129,9 +129,11 @@ class Comparison:
 
     @property
     def excluded(self) -> list[MetricComparison]:
-        """Statistical rows left out of the family: they could not reach significance."""
+        """Statistical rows left out of the family because they could not reach significance
+        (not the exact ones, judged against their floor: see :func:`allele.bench.estimate.
+        judge`)."""
         return [r for r in self.rows if not r.estimate.in_family
-                and r.estimate.design != "deterministic"]
+                and r.estimate.design != "deterministic" and r.verdict == "inconclusive"]
 
     @property
     def family_size(self) -> int:
@@ -192,6 +194,7 @@ class Comparison:
                                  "metric": r.metric}
             d.update(asdict(r.estimate))
             d["test"] = r.estimate.test
+            d["interval"] = r.estimate.interval_text
             d["run_level"] = r.run_level
             d["unit"] = r.unit
             d["direction_guessed"] = r.guessed

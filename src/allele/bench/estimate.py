@@ -17,6 +17,9 @@ Pure statistics; no I/O. A row is one cell and metric. Its evidence has two part
   (:func:`allele.bench.stats.interval_pvalue`) after Benjamini-Hochberg over the rows that can
   reach significance (the *family*);
 * ``unchanged``: only from an equivalence test (TOST at level ``q``) inside the floor;
+* a row without spread (a checksum) is exact: no noise can make it a false discovery, so it
+  is judged against the floor outside the family (in benchmarks/aa_real.py three checksum
+  rows had made a family of nine timed and memory rows a third larger);
 * ``inconclusive`` otherwise, with its reason: ``too few samples`` (the row cannot reach
   significance and is left out of the family), ``below resolution``, ``noise`` (its own noise
   hides whether it moved by more than the floor), ``run-level noise`` (it would have a verdict
@@ -40,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from allele.bench.deterministic import deterministic_rows
+from allele.bench.format import pct
 from allele.bench.metrics import Direction
 from allele.bench.stats import (
     FloatArray,
@@ -62,6 +66,7 @@ Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
 Reason = Literal["", "too few samples", "below resolution", "noise", "run-level noise",
                  "run-level noise unknown", "not deterministic"]
 Design = Literal["ab", "paired", "unpaired", "deterministic", "none"]
+Scale = Literal["log", "difference", "tolerance", "none"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "improved", "inconclusive", "unchanged")
 """Every verdict, in the order tables list them."""
 VERDICT_RANK: dict[str, int] = {v: i for i, v in enumerate(VERDICTS)}
@@ -72,6 +77,8 @@ V_REGRESSED, V_IMPROVED, V_INCONCLUSIVE, V_UNCHANGED = range(4)
 
 DEFAULT_Q = 0.05
 DEFAULT_FLOOR = 0.05
+EXACT_SD = 1e-9
+"""Spread below this (log scale) is rounding, not noise: the row is exact."""
 MAX_MDE = 1.0
 """A row whose test could not see less than a doubling (+100%) at the level of a lone discovery
 cannot reach significance: it is left out of the family (and said so)."""
@@ -104,8 +111,8 @@ class Estimate:
     q_value: float
     """Benjamini-Hochberg adjusted p-value over the family (NaN outside it)."""
     mde: float
-    """Relative change found with 80% power at the level BH applied (0.10 = 10%); ``inf`` when
-    the row is outside the family."""
+    """Relative change found with 80% power at the level BH applied (0.10 = 10%); ``inf``
+    outside the family (an exact row's: its floor)."""
     verdict: Verdict
     reason: Reason = ""
     """Why an ``inconclusive`` row is inconclusive (empty for the other verdicts)."""
@@ -121,11 +128,22 @@ class Estimate:
     """The run-wide shift taken out of ``ratio`` (1.0: none)."""
     in_family: bool = False
     """Whether the row counted in the false-discovery-rate family."""
+    scale: Scale = "log"
+    """``log``, ``difference`` (a sample <= 0), ``tolerance`` or ``none`` (see interval_text)"""
 
     @property
     def change(self) -> float:
         """Relative change of HEAD against BASE (``ratio - 1``)."""
         return self.ratio - 1.0
+
+    @property
+    def interval_text(self) -> str:
+        """The 95% interval of the change as tables print it (``[-1.2%, +3.4%]``), or ``n/a``
+        with the reason when there is none (``n/a (below resolution)``)."""
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            why = self.reason if self.reason in ("below resolution", "too few samples") else ""
+            return f"n/a ({why})" if why else "n/a"
+        return f"[{pct(self.ci_low)}, {pct(self.ci_high)}]"
 
     @property
     def test(self) -> str:
@@ -154,9 +172,12 @@ class Within:
             return np.asarray(self.s2 / self.n_eff)
 
     def moderated(self) -> Within:
-        """The same evidence with its variances moderated across the rows (last axis)."""
+        """The same evidence with its variances moderated across the rows (last axis); a row
+        without spread stays exact (:func:`judge`): the noisy rows' prior says nothing of it."""
         s2, df = squeeze_var(self.s2, self.df)
-        return Within(self.est, s2, df, self.n_eff)
+        exact = np.asarray(self.s2) <= EXACT_SD ** 2
+        return Within(self.est, np.where(exact, 0.0, s2), np.where(exact, self.df, df),
+                      self.n_eff)
 
 
 def paired_within(d: ArrayLike) -> Within:
@@ -250,7 +271,11 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
                     np.where(np.isfinite(dfb), dfb, np.inf))
     finite = np.isfinite(e) & np.isfinite(se) & (df >= 1.0)
     reason = np.where((reason == R_NONE) & ~finite, R_FEW, reason)
-    eligible = reason == R_NONE
+    # a row without any spread (every pair differs by the same amount: a checksum, a count)
+    # is exact: no noise can make it a false discovery, so it is judged against its floor
+    # outside the family, like a deterministic metric, instead of diluting it
+    exact = (reason == R_NONE) & (se <= EXACT_SD)
+    eligible = (reason == R_NONE) & ~exact
     # the family: rows whose test could see less than MAX_MDE at the level of a lone discovery
     m0 = np.maximum(eligible.sum(axis=-1, keepdims=True), 1)
     lone = delta + power_noncentrality(q / m0, df) * se
@@ -264,11 +289,15 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
     significant = family & (qv <= q)
     m = np.maximum(family.sum(axis=-1, keepdims=True), 1)
     applied = np.maximum(q / m, np.max(np.where(significant, p, 0.0), axis=-1, keepdims=True))
-    mde = np.where(family, delta + power_noncentrality(applied, df) * se, np.inf)
+    mde = np.where(family, delta + power_noncentrality(applied, df) * se,
+                   np.where(exact, delta, np.inf))
     same = family & ~significant & equivalent(e, se, df, delta, q)
     verdict = np.full(shape, V_INCONCLUSIVE, dtype=np.int64)
     verdict = np.where(significant, np.where(e * sign > 0, V_REGRESSED, V_IMPROVED), verdict)
     verdict = np.where(same, V_UNCHANGED, verdict)
+    moved = np.abs(e) > delta
+    verdict = np.where(exact, np.where(moved, np.where(e * sign > 0, V_REGRESSED, V_IMPROVED),
+                                       V_UNCHANGED), verdict)
     # why the rest is inconclusive: would the within-block evidence alone have decided it?
     sw = np.sqrt(vw)
     alone = (interval_pvalue(e, sw, df_within, delta) <= applied) | equivalent(
@@ -487,17 +516,36 @@ def _estimate(row: Row, logs: bool, loc_b: float, loc_h: float, j: Judgement, n:
         verdict_code, reason_code = V_INCONCLUSIVE, R_RESOLUTION
     e = j.est[n]
     mde = float(j.mde[n])
+    lo, hi, scale = _interval(row, logs, back(float(j.ci_low[n])), back(float(j.ci_high[n])),
+                              reason_code)
     return Estimate(
         direction=row.direction, n_base=int(row.base.size), n_head=int(row.head.size),
         paired=row.design in ("paired", "ab"), design=row.design,
         median_base=_median(row.base), median_head=_median(row.head), base=loc_b, head=loc_h,
-        ratio=back(float(e)), ci_low=back(float(j.ci_low[n])), ci_high=back(float(j.ci_high[n])),
+        ratio=back(float(e)), ci_low=lo, ci_high=hi,
         p_value=float(j.p[n]), q_value=float(j.q[n]),
         mde=(math.expm1(mde) if logs else mde) if math.isfinite(mde) else math.inf,
         verdict=VERDICTS[verdict_code], reason=REASONS[reason_code], floor=row.floor,
         se_within=math.sqrt(var_w) if var_w >= 0 else math.nan,
         se_between=math.sqrt(var_b) if math.isfinite(var_b) and var_b >= 0 else math.nan,
-        df=float(j.df[n]), shift=back(shift) if shift else 1.0, in_family=bool(j.in_family[n]))
+        df=float(j.df[n]), shift=back(shift) if shift else 1.0, in_family=bool(j.in_family[n]),
+        scale=scale)
+
+
+def _interval(row: Row, logs: bool, lo: float, hi: float,
+              reason: int) -> tuple[float, float, Scale]:
+    """The interval a row reports, as HEAD/BASE: the t interval of the log-ratio; none (NaN)
+    below the metric's resolution, where a t interval of a few timer ticks and zeros printed
+    -292% .. +673% for a real ``cpu_sys_s``; ``1 + (HEAD - BASE) / |BASE location|`` on the
+    difference scale, cut at 0 when no sample is negative (a cut to the parameter space keeps
+    the coverage)."""
+    if reason == R_RESOLUTION:
+        return math.nan, math.nan, "none"
+    if logs:
+        return lo, hi, "log"
+    if all(v.size == 0 or bool(np.all(v >= 0)) for v in (row.base, row.head)):
+        lo, hi = max(lo, 0.0), max(hi, 0.0)
+    return lo, hi, "difference"
 
 
 def _deterministic_estimate(row: Row, ratio: float, verdict: Verdict, why: Reason) -> Estimate:
@@ -507,7 +555,8 @@ def _deterministic_estimate(row: Row, ratio: float, verdict: Verdict, why: Reaso
         paired=False, design="deterministic", median_base=_median(row.base),
         median_head=_median(row.head), base=_median(row.base), head=_median(row.head),
         ratio=ratio, ci_low=ratio, ci_high=ratio, p_value=math.nan, q_value=math.nan, mde=tol,
-        verdict=verdict, reason=why, floor=tol, se_within=0.0, se_between=0.0, df=math.inf)
+        verdict=verdict, reason=why, floor=tol, se_within=0.0, se_between=0.0, df=math.inf,
+        scale="tolerance")
 
 
 def _median(x: NDArray[np.float64]) -> float:

@@ -1,6 +1,6 @@
 """Analysis commands of ``allele bench``: ab, compare, regressions, calibrate, report, import.
 
-    allele bench ab SPEC --base REF [--head REF] [--rounds 10] [--report FILE] [--run-if-clean]
+    allele bench ab SPEC --base REF [--head REF] [--rounds N] [--report FILE] [--run-if-clean]
     allele bench compare BASE HEAD [--json] [--fail-on regressed|inconclusive|never]
                                    [--q 0.05] [--floor 0.05] [--all] [--store URL]
     allele bench regressions [--cell PATTERN ...] [--since RUN|DATE|7d] [--metric M ...] [--json]
@@ -99,7 +99,7 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
         table.add_row(plain(r.target), plain(params_text(row_params(shown, r))),
                       plain(metric_label(r)), quantity(e.base, r.unit),
                       quantity(e.head, r.unit), pct(e.ratio),
-                      plain(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]"), _num(e.q_value),
+                      plain(e.interval_text), _num(e.q_value),
                       "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
                       f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")
     if rows:
@@ -382,9 +382,9 @@ def ab_cmd(
         "--head", help="The new version: a git ref (default: the working tree).")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset of the spec.")]
     = None,
-    rounds: Annotated[int, typer.Option(
+    rounds: Annotated[int | None, typer.Option(
         "--rounds", "-r", min=2, help="Rounds (blocks): each starts a fresh worker per "
-        "version.")] = 10,
+        "version (default: one per call of the largest cell, 10 to 100).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random call order.")] = 0,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Session name.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

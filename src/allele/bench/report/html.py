@@ -242,7 +242,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                 _td(r.target), _td(shown.text(r)), _td(metric_label(r)),
                 _td(quantity(e.base, r.unit), "num"), _td(quantity(e.head, r.unit), "num"),
                 _td(pct(e.ratio), "num"),
-                _td(f"[{pct(e.ci_low)}, {pct(e.ci_high)}]", "num"),
+                _td(e.interval_text, "num"),
                 _td(number(e.p_value, 2), "num"), _td(number(e.q_value, 2), "num"),
                 _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
                 _td(e.test), f"<td class='v-{r.verdict}'>{html.escape(verdict_label(e))}</td>"])

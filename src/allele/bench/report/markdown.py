@@ -77,7 +77,7 @@ def render_markdown(data: ReportData) -> str:
             rows = [[verdict_label(r.estimate), r.target, shown.text(r), metric_label(r),
                      quantity(r.estimate.base, r.unit), quantity(r.estimate.head, r.unit),
                      pct(r.estimate.ratio),
-                     f"[{pct(r.estimate.ci_low)}, {pct(r.estimate.ci_high)}]",
+                     r.estimate.interval_text,
                      number(r.estimate.q_value, 2),
                      "n too small" if math.isinf(r.estimate.mde) else f"{r.estimate.mde:.1%}"]
                     for r in moved[:MAX_ROWS_MD]]

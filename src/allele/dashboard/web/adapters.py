@@ -35,7 +35,9 @@ def _f(x: Any) -> float | None:
 def verdict_reason(row: MetricComparison, q: float) -> str:
     """Why a row got its verdict, in one sentence."""
     e = row.estimate
-    ci = f"95% CI {pct(e.ci_low)} to {pct(e.ci_high)}"
+    ci = (f"95% CI {pct(e.ci_low)} to {pct(e.ci_high)}"
+          if math.isfinite(e.ci_low) and math.isfinite(e.ci_high)
+          else f"95% CI {e.interval_text}")
     floor = f"±{e.floor:.0%}"
     if e.verdict in ("regressed", "improved"):
         return (f"significant after FDR (q={e.q_value:.2g} ≤ {q:g}) and the whole {ci} lies "
