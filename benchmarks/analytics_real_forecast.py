@@ -46,7 +46,7 @@ HORIZON = {"co2": 52, "elec_equip": 12, "sunspots": 11, "nile": 10, "macro_realg
            "macro_unemp": 8, "macro_infl": 8, "elec_vic_hourly": 168}
 
 
-def evaluate(series: RealSeries, horizon: int, folds: int = 3) -> dict[str, Any]:
+def evaluate(series: RealSeries, horizon: int, folds: int | None = None) -> dict[str, Any]:
     """Fit on all but the last ``horizon`` points, score the forecast of those against the
     baselines fitted on the same points."""
     y = np.asarray(series.values, dtype=np.float64)

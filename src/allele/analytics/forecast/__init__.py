@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from allele.analytics.forecast.arima import ARIMAForecaster
 from allele.analytics.forecast.auto import AutoForecaster
+from allele.analytics.forecast.autoreg import AutoRegForecaster
 from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
 from allele.analytics.forecast.base import BaseForecaster, Forecast
 from allele.analytics.forecast.baselines import (
@@ -45,6 +46,7 @@ from allele.analytics.forecast.baselines import (
 from allele.analytics.forecast.checks import degenerate_reason
 from allele.analytics.forecast.horizons import HorizonForecaster, HorizonPrediction
 from allele.analytics.forecast.lstm import LSTMForecaster
+from allele.analytics.forecast.smoothing import ExpSmoothingForecaster, ThetaForecaster
 from allele.analytics.trend import (
     LevelShift,
     PredictiveAnalyzer,
@@ -62,9 +64,11 @@ from allele.analytics.trend import (
 __all__ = [
     "ARIMAForecaster",
     "AutoForecaster",
+    "AutoRegForecaster",
     "BacktestResult",
     "BaseForecaster",
     "DriftForecaster",
+    "ExpSmoothingForecaster",
     "Forecast",
     "HorizonForecaster",
     "HorizonPrediction",
@@ -75,6 +79,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "Seasonality",
     "SeriesAnalysis",
+    "ThetaForecaster",
     "ThresholdCrossing",
     "Trend",
     "backtest",

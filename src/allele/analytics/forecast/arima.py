@@ -11,6 +11,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from allele.analytics._common import FloatArray, check_positive_int
+from allele.analytics.forecast._adjust import remove_seasons
 from allele.analytics.forecast.base import BaseForecaster
 from allele.analytics.forecast.baselines import _baseline_for
 from allele.analytics.forecast.checks import degenerate_reason
@@ -134,18 +135,8 @@ class ARIMAForecaster(BaseForecaster):
     def _remove_seasons(self, y: FloatArray, periods: tuple[int, ...]) -> FloatArray:
         """The seasonal components (STL for one season, MSTL for several), summed; the last
         season of each is kept for the forecast."""
-        from statsmodels.tsa.seasonal import MSTL, STL
-
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            if len(periods) == 1:
-                parts = np.asarray(STL(y, period=periods[0], robust=True).fit().seasonal,
-                                   dtype=np.float64)[:, None]
-            else:
-                parts = np.asarray(MSTL(y, periods=list(periods)).fit().seasonal,
-                                   dtype=np.float64).reshape(y.size, -1)
-        self._season_tails = [parts[-m:, i].copy() for i, m in enumerate(periods)]
-        total: FloatArray = parts.sum(axis=1)
+        adjusted, self._season_tails = remove_seasons(y, periods)
+        total: FloatArray = y - adjusted
         return total
 
     def _select(self, y: FloatArray,
