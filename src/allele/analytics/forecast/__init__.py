@@ -20,10 +20,15 @@ seeded and deterministic on CPU; :mod:`~allele.analytics.forecast.lstm`). :func:
 (:mod:`~allele.analytics.forecast.backtest`) evaluates any of them by rolling origin with MASE
 and sMAPE against the seasonal-naive baseline.
 
+:class:`AutoRegForecaster` (a long autoregression by least squares,
+:mod:`~allele.analytics.forecast.autoreg`), :class:`ExpSmoothingForecaster` and
+:class:`ThetaForecaster` (:mod:`~allele.analytics.forecast.smoothing`) are further candidates.
+
 :class:`AutoForecaster` (:mod:`~allele.analytics.forecast.auto`) chooses among them by
 rolling-origin backtest against naive, drift and seasonal-naive at every season found
-(:func:`~allele.analytics._season.seasonal_periods`: several at once), and refuses degenerate
-ARIMA fits (:func:`degenerate_reason`); :class:`HorizonForecaster`
+(:func:`~allele.analytics._season.seasonal_periods`: several at once), keeping the best baseline
+unless a model beats it consistently across origins, and refuses degenerate fits
+(:func:`degenerate_reason`); :class:`HorizonForecaster`
 (:mod:`~allele.analytics.forecast.horizons`) gives its forecasts at several horizons.
 
 Beside the package: :class:`~allele.analytics.trend.PredictiveAnalyzer` describes a series

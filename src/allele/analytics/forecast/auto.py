@@ -41,8 +41,8 @@ class AutoForecaster(BaseForecaster):
     data). Candidates:
 
     * baselines: naive, drift, and seasonal-naive at every season;
-    * models: ARIMA on the seasonally adjusted series (STL, or MSTL for several seasons) and
-      plain ARIMA, each with its degenerate fits refused (:class:`ARIMAForecaster`); a long
+    * models: ARIMA, on the seasonally adjusted series (STL, or MSTL for several seasons) when
+      there are seasons, with its degenerate fits refused (:class:`ARIMAForecaster`); a long
       autoregression (:class:`AutoRegForecaster`, order by AIC, for cycles no integer season
       describes); simple exponential smoothing, a damped trend and the Theta method
       (:mod:`~allele.analytics.forecast.smoothing`, seasonally adjusted when there are seasons);
@@ -68,8 +68,8 @@ class AutoForecaster(BaseForecaster):
     does).
 
     ``horizon`` defaults to the longest season (at least 8 steps), or 8 without one; a short
-    series shortens the horizon and then the number of folds; under ``10 + 1`` points there is
-    no backtest and the forecast is drift (naive for fewer than 3 points), saying so.
+    series shortens the horizon and then the number of folds; under 11 points there is no
+    backtest and the forecast is drift (naive for fewer than 3 points), saying so.
 
     Intervals: the chosen model's own, widened (never narrowed) by ``widen_``, the factor that
     makes them cover the model's own backtest errors at ``level`` (split-conformal on the ratio
