@@ -56,8 +56,9 @@ class AutoForecaster(BaseForecaster):
     origin (scale: in-sample seasonal-naive at the shortest season, the same for all). ``folds``
     defaults to as many origins as leave the first half of the series for training, between 3
     and ``max_folds``, and no more than 6,000 / n (each origin refits every model: on 300 points
-    8 origins, on 2,000 or more 3). ARIMA orders are chosen once, on the points before the first origin, and
-    kept through the folds and for the final fit (an order search costs nine likelihood fits).
+    8 origins, on 2,000 or more 3). ARIMA orders are chosen once, on the points before the first
+    origin, and kept through the folds and for the final fit (an order search costs nine
+    likelihood fits).
 
     Choice: the best baseline (lowest mean MASE) is kept unless a model or combination beats it
     *consistently*: its mean MASE is lower and a one-sided paired t-test of the per-origin MASE
