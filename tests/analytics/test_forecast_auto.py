@@ -176,3 +176,20 @@ def test_smoothers_values_and_intervals() -> None:
     assert np.all(steps > 0) and steps[-1] < steps[0]  # rising, and the rise fades
     short = ThetaForecaster().fit([1.0, 2.0, 4.0])
     assert "fallback" in short.model_
+
+
+def test_arima_with_given_parameters_only_filters_and_matches_its_fit() -> None:
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=160)
+    y = np.empty(160)
+    y[0] = 0.0
+    for t in range(1, 160):
+        y[t] = 0.6 * y[t - 1] + e[t]
+    fit = ARIMAForecaster(order=(1, 0, 0)).fit(y)
+    assert fit.params_ is not None
+    again = ARIMAForecaster(order=(1, 0, 0), params=tuple(fit.params_)).fit(y)
+    a, b = fit.predict(6), again.predict(6)
+    np.testing.assert_allclose(b.mean, a.mean)
+    np.testing.assert_allclose(b.upper, a.upper)
+    later = ARIMAForecaster(order=(1, 0, 0), params=tuple(fit.params_)).fit(y[:120])
+    np.testing.assert_allclose(later.params_, fit.params_)  # kept, not re-estimated

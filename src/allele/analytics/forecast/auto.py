@@ -58,7 +58,8 @@ class AutoForecaster(BaseForecaster):
     and ``max_folds``, and no more than 6,000 / n (each origin refits every model: on 300 points
     8 origins, on 2,000 or more 3). ARIMA orders are chosen once, on the points before the first
     origin, and kept through the folds and for the final fit (an order search costs nine
-    likelihood fits).
+    likelihood fits); in the folds, ARIMA also keeps the parameters estimated on those points
+    and is only run forward over the data up to each origin (the final fit estimates them).
 
     Choice: the best baseline (lowest mean MASE) is kept unless a model or combination beats it
     *consistently*: its mean MASE is lower and a one-sided paired t-test of the per-origin MASE
@@ -183,7 +184,11 @@ class AutoForecaster(BaseForecaster):
             if self.scores_[name] < base_score and self.p_values_[name] < self.alpha:
                 passed.append(name)
         winner = min(passed, key=lambda n: self.scores_[n]) if passed else self.baseline_
-        model = makers[winner]().fit(y)
+        model = makers[winner]()
+        for part in [model, *getattr(model, "parts", [])]:
+            if isinstance(part, ARIMAForecaster):
+                part.params = None  # the final fit estimates them on every point
+        model.fit(y)
         refused = list(getattr(model, "refused_", ()))
         if "fallback" in model.model_ and winner != self.baseline_:
             refused.append(f"{winner}: {model.model_}")
@@ -224,11 +229,11 @@ class AutoForecaster(BaseForecaster):
         for label, seasons in [(f"{tag}ARIMA", stl)]:
             probe = ARIMAForecaster(seasonal_periods=seasons or None, level=lv,
                                     max_obs=self.max_obs).fit(train)
-            if probe.order_ is None:
+            if probe.order_ is None or probe.params_ is None:
                 continue
             out[label] = functools.partial(
                 ARIMAForecaster, order=probe.order_, seasonal_periods=seasons or None, level=lv,
-                max_obs=self.max_obs)
+                max_obs=self.max_obs, params=tuple(probe.params_))
         out["AR"] = functools.partial(AutoRegForecaster, level=lv, max_obs=self.max_obs)
         out[f"{tag}ETS(A,N,N)"] = functools.partial(ExpSmoothingForecaster, trend=False,
                                                     seasonal_periods=stl, level=lv)
