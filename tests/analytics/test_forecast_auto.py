@@ -8,9 +8,12 @@ import pytest
 from allele.analytics.forecast import (
     ARIMAForecaster,
     AutoForecaster,
+    AutoRegForecaster,
     DriftForecaster,
+    ExpSmoothingForecaster,
     NaiveForecaster,
     SeasonalNaiveForecaster,
+    ThetaForecaster,
     degenerate_reason,
     mase,
 )
@@ -93,9 +96,11 @@ def test_auto_prefers_a_baseline_on_a_random_walk_when_no_model_beats_it() -> No
     auto = AutoForecaster(horizon=10).fit(y)
     assert auto.periods_ == []
     assert {"naive", "drift", "ARIMA"} <= set(auto.scores_)
-    if auto.chosen_ != auto.baseline_:  # a model must beat the best baseline strictly
+    if auto.chosen_ != auto.baseline_:  # a model must beat the best baseline consistently
         assert auto.scores_[auto.chosen_] < auto.scores_[auto.baseline_]
-    assert auto.scores_[auto.chosen_] == min(auto.scores_.values())
+        assert auto.p_values_[auto.chosen_] < auto.alpha
+    assert auto.folds_ == 7  # as many origins of 10 steps as leave half of the 150 points
+    assert all(s.size == 7 for s in auto.fold_scores_.values())
     assert auto.choice_.startswith(auto.model_)
     assert "backtest MASE" in auto.choice_
 
@@ -121,3 +126,70 @@ def test_hourly_demand_chosen_model_no_worse_than_weekly_seasonal_naive() -> Non
     fc = auto.predict(168)
     sn = SeasonalNaiveForecaster(168).fit(train).predict(168).mean
     assert mase(test, fc.mean, train, 24) <= mase(test, sn, train, 24)
+
+
+def test_a_model_better_on_average_but_not_across_origins_keeps_the_baseline() -> None:
+    rng = np.random.default_rng(7)
+    y = 50 + np.cumsum(rng.normal(size=200))
+    auto = AutoForecaster(horizon=10, alpha=0.1).fit(y)
+    for name, p in auto.p_values_.items():
+        mean_better = auto.scores_[name] < auto.scores_[auto.baseline_]
+        if mean_better and p >= auto.alpha:
+            assert auto.chosen_ != name
+    strict = AutoForecaster(horizon=10, alpha=1e-12).fit(y)  # no model can pass
+    assert strict.chosen_ == strict.baseline_
+    assert "better at p=" not in strict.choice_
+
+
+def test_auto_follows_a_cycle_of_non_integer_length_with_a_long_autoregression() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(330)
+    y = 80 + 60 * np.sin(2 * np.pi * t / 10.6) + rng.normal(0, 8, t.size)
+    train, test = y[:-22], y[-22:]
+    ar = AutoRegForecaster().fit(train)
+    assert ar.order_ is not None and ar.order_ >= 2
+    fc = ar.predict(22)
+    assert np.all(fc.upper - fc.lower > 0) and np.all(np.diff(fc.upper - fc.lower) >= -1e-9)
+    sn = SeasonalNaiveForecaster(11).fit(train).predict(22).mean
+    assert mase(test, fc.mean, train, 11) < mase(test, sn, train, 11)
+    auto = AutoForecaster(horizon=11).fit(train)
+    assert auto.chosen_ != auto.baseline_
+    assert mase(test[:11], auto.predict(11).mean, train, 11) < mase(test[:11], sn[:11], train, 11)
+
+
+def test_smoothers_values_and_intervals() -> None:
+    y = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16, 15, 17])
+    ses = ExpSmoothingForecaster(trend=False).fit(y)
+    fc = ses.predict(5)
+    assert np.ptp(fc.mean) == pytest.approx(0.0, abs=1e-9)  # a flat level
+    width = fc.upper - fc.lower
+    assert np.all(width > 0) and np.all(np.diff(width) >= 0)
+    theta = ThetaForecaster().fit(y)
+    alpha, slope = theta.params_["alpha"], theta.params_["slope"]
+    assert slope == pytest.approx(np.polyfit(np.arange(12.0), y, 1)[0])
+    h = np.arange(1, 6.0)
+    drift = 0.5 * slope * (h - 1 + 1 / alpha - (1 - alpha) ** 12 / alpha)
+    level = ExpSmoothingForecaster(trend=False).fit(y).predict(5).mean
+    np.testing.assert_allclose(theta.predict(5).mean - drift, level, rtol=1e-6)
+    damped = ExpSmoothingForecaster(trend=True).fit(y)
+    steps = np.diff(damped.predict(30).mean)
+    assert np.all(steps > 0) and steps[-1] < steps[0]  # rising, and the rise fades
+    short = ThetaForecaster().fit([1.0, 2.0, 4.0])
+    assert "fallback" in short.model_
+
+
+def test_arima_with_given_parameters_only_filters_and_matches_its_fit() -> None:
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=160)
+    y = np.empty(160)
+    y[0] = 0.0
+    for t in range(1, 160):
+        y[t] = 0.6 * y[t - 1] + e[t]
+    fit = ARIMAForecaster(order=(1, 0, 0)).fit(y)
+    assert fit.params_ is not None
+    again = ARIMAForecaster(order=(1, 0, 0), params=tuple(fit.params_)).fit(y)
+    a, b = fit.predict(6), again.predict(6)
+    np.testing.assert_allclose(b.mean, a.mean)
+    np.testing.assert_allclose(b.upper, a.upper)
+    later = ARIMAForecaster(order=(1, 0, 0), params=tuple(fit.params_)).fit(y[:120])
+    np.testing.assert_allclose(later.params_, fit.params_)  # kept, not re-estimated

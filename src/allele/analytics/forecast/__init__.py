@@ -20,10 +20,15 @@ seeded and deterministic on CPU; :mod:`~allele.analytics.forecast.lstm`). :func:
 (:mod:`~allele.analytics.forecast.backtest`) evaluates any of them by rolling origin with MASE
 and sMAPE against the seasonal-naive baseline.
 
+:class:`AutoRegForecaster` (a long autoregression by least squares,
+:mod:`~allele.analytics.forecast.autoreg`), :class:`ExpSmoothingForecaster` and
+:class:`ThetaForecaster` (:mod:`~allele.analytics.forecast.smoothing`) are further candidates.
+
 :class:`AutoForecaster` (:mod:`~allele.analytics.forecast.auto`) chooses among them by
 rolling-origin backtest against naive, drift and seasonal-naive at every season found
-(:func:`~allele.analytics._season.seasonal_periods`: several at once), and refuses degenerate
-ARIMA fits (:func:`degenerate_reason`); :class:`HorizonForecaster`
+(:func:`~allele.analytics._season.seasonal_periods`: several at once), keeping the best baseline
+unless a model beats it consistently across origins, and refuses degenerate fits
+(:func:`degenerate_reason`); :class:`HorizonForecaster`
 (:mod:`~allele.analytics.forecast.horizons`) gives its forecasts at several horizons.
 
 Beside the package: :class:`~allele.analytics.trend.PredictiveAnalyzer` describes a series
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 from allele.analytics.forecast.arima import ARIMAForecaster
 from allele.analytics.forecast.auto import AutoForecaster
+from allele.analytics.forecast.autoreg import AutoRegForecaster
 from allele.analytics.forecast.backtest import BacktestResult, backtest, mase, smape
 from allele.analytics.forecast.base import BaseForecaster, Forecast
 from allele.analytics.forecast.baselines import (
@@ -45,6 +51,7 @@ from allele.analytics.forecast.baselines import (
 from allele.analytics.forecast.checks import degenerate_reason
 from allele.analytics.forecast.horizons import HorizonForecaster, HorizonPrediction
 from allele.analytics.forecast.lstm import LSTMForecaster
+from allele.analytics.forecast.smoothing import ExpSmoothingForecaster, ThetaForecaster
 from allele.analytics.trend import (
     LevelShift,
     PredictiveAnalyzer,
@@ -62,9 +69,11 @@ from allele.analytics.trend import (
 __all__ = [
     "ARIMAForecaster",
     "AutoForecaster",
+    "AutoRegForecaster",
     "BacktestResult",
     "BaseForecaster",
     "DriftForecaster",
+    "ExpSmoothingForecaster",
     "Forecast",
     "HorizonForecaster",
     "HorizonPrediction",
@@ -75,6 +84,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "Seasonality",
     "SeriesAnalysis",
+    "ThetaForecaster",
     "ThresholdCrossing",
     "Trend",
     "backtest",

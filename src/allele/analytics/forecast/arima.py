@@ -11,6 +11,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from allele.analytics._common import FloatArray, check_positive_int
+from allele.analytics.forecast._adjust import remove_seasons
 from allele.analytics.forecast.base import BaseForecaster
 from allele.analytics.forecast.baselines import _baseline_for
 from allele.analytics.forecast.checks import degenerate_reason
@@ -38,6 +39,10 @@ class ARIMAForecaster(BaseForecaster):
     * ``"sarima"``: a full seasonal ARIMA (``seasonal_order`` if given, otherwise the best by AIC
       of ``(0,1,1)`` and ``(1,1,0)``). Exact, but slow for long seasons (state size grows with m);
       one season only.
+
+    ``params`` (with ``order``): parameters estimated before, e.g. ``params_`` of an earlier fit;
+    the model is then only run over the data (a Kalman filter, no likelihood optimisation: a
+    rolling backtest re-uses the parameters estimated before its first origin).
 
     Only the last ``max_obs`` points of the adjusted series feed the ARIMA (default 2000: the
     dynamics an ARIMA models are local, and a fit on 3,600 hourly points costs seconds).
@@ -68,6 +73,7 @@ class ARIMAForecaster(BaseForecaster):
         max_obs: int = 2000,
         check_horizon: int = 24,
         nonnegative: bool | None = None,
+        params: Sequence[float] | None = None,
     ) -> None:
         super().__init__(level, nonnegative)
         self.order = order
@@ -81,6 +87,7 @@ class ARIMAForecaster(BaseForecaster):
         self.seasonal_periods = seasonal_periods
         self.max_obs = max_obs
         self.check_horizon = check_horizon
+        self.params = params
 
     def _periods(self) -> tuple[int, ...]:
         periods = tuple(self.seasonal_periods or ())
@@ -102,6 +109,7 @@ class ARIMAForecaster(BaseForecaster):
         self.order_: tuple[int, int, int] | None = None
         self.seasonal_order_: tuple[int, int, int, int] | None = None
         self.aic_: float = math.nan
+        self.params_: FloatArray | None = None
         self.refused_ = ()
         if np.ptp(y) == 0:
             self._use_fallback("constant series")
@@ -134,18 +142,8 @@ class ARIMAForecaster(BaseForecaster):
     def _remove_seasons(self, y: FloatArray, periods: tuple[int, ...]) -> FloatArray:
         """The seasonal components (STL for one season, MSTL for several), summed; the last
         season of each is kept for the forecast."""
-        from statsmodels.tsa.seasonal import MSTL, STL
-
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            if len(periods) == 1:
-                parts = np.asarray(STL(y, period=periods[0], robust=True).fit().seasonal,
-                                   dtype=np.float64)[:, None]
-            else:
-                parts = np.asarray(MSTL(y, periods=list(periods)).fit().seasonal,
-                                   dtype=np.float64).reshape(y.size, -1)
-        self._season_tails = [parts[-m:, i].copy() for i, m in enumerate(periods)]
-        total: FloatArray = parts.sum(axis=1)
+        adjusted, self._season_tails = remove_seasons(y, periods)
+        total: FloatArray = y - adjusted
         return total
 
     def _select(self, y: FloatArray,
@@ -167,6 +165,7 @@ class ARIMAForecaster(BaseForecaster):
             reason = degenerate_reason(y, mean, lower, upper)
             if reason is None:
                 self.aic_, self._res, self.order_, self.seasonal_order_ = aic, res, order, sorder
+                self.params_ = np.asarray(res.params, dtype=np.float64)
                 self.refused_ = tuple(refused)
                 return
             refused.append(f"{_order_text(order, sorder)}: {reason}")
@@ -215,9 +214,8 @@ class ARIMAForecaster(BaseForecaster):
             out.append(((min(1, self.max_p), d, min(1, self.max_q)), s))
         return out
 
-    @staticmethod
     def _fit_one(
-        y: FloatArray, order: tuple[int, int, int], sorder: tuple[int, int, int, int]
+        self, y: FloatArray, order: tuple[int, int, int], sorder: tuple[int, int, int, int]
     ) -> Any:
         from statsmodels.tsa.arima.model import ARIMA
 
@@ -227,6 +225,8 @@ class ARIMAForecaster(BaseForecaster):
             with warnings.catch_warnings(), threadpool_limits(1):
                 warnings.simplefilter("ignore")
                 model = ARIMA(y, order=order, seasonal_order=sorder, trend=trend)
+                if self.params is not None and self.order is not None:
+                    return model.filter(np.asarray(self.params, dtype=np.float64))
                 return model.fit()
         except (ValueError, np.linalg.LinAlgError, IndexError):
             return None

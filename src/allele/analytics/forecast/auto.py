@@ -8,10 +8,12 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from allele.analytics._common import FloatArray, check_positive_int
 from allele.analytics._season import seasonal_periods
 from allele.analytics.forecast.arima import ARIMAForecaster
+from allele.analytics.forecast.autoreg import AutoRegForecaster
 from allele.analytics.forecast.backtest import mase
 from allele.analytics.forecast.base import BaseForecaster, Forecast
 from allele.analytics.forecast.baselines import (
@@ -19,11 +21,17 @@ from allele.analytics.forecast.baselines import (
     NaiveForecaster,
     SeasonalNaiveForecaster,
 )
+from allele.analytics.forecast.smoothing import ExpSmoothingForecaster, ThetaForecaster
 from allele.errors import AnalyticsError
 
 __all__ = ["AutoForecaster"]
 
 _MIN_TRAIN = 10
+_MIN_FOLDS = 3
+_FOLD_BUDGET = 6000  # points: folds x series length, so that long series stay affordable
+_TOP = 3
+
+Maker = Callable[[], BaseForecaster]
 
 
 class AutoForecaster(BaseForecaster):
@@ -34,43 +42,61 @@ class AutoForecaster(BaseForecaster):
     data). Candidates:
 
     * baselines: naive, drift, and seasonal-naive at every season;
-    * ARIMA on the seasonally adjusted series (STL, or MSTL for several seasons) and plain ARIMA,
-      each with its degenerate fits refused (:class:`ARIMAForecaster`);
-    * the mean of the best model and the best baseline (a combination of two different errors is
-      often better than either; the backtest decides).
+    * models: ARIMA, on the seasonally adjusted series (STL, or MSTL for several seasons) when
+      there are seasons, with its degenerate fits refused (:class:`ARIMAForecaster`); a long
+      autoregression (:class:`AutoRegForecaster`, order by AIC, for cycles no integer season
+      describes); simple exponential smoothing, a damped trend and the Theta method
+      (:mod:`~allele.analytics.forecast.smoothing`, seasonally adjusted when there are seasons);
+    * combinations (``combine``): the mean of the best model and the best baseline, and the
+      median of the ``3`` best models (a combination of different errors is often better than
+      any of them; the backtest decides).
 
     Each candidate forecasts ``horizon`` steps from ``folds`` rolling origins at the end of the
-    series given to ``fit`` and is scored by MASE (scale: in-sample seasonal-naive at the
-    shortest season, the same for all). The lowest mean MASE wins; a model must beat the best
-    baseline strictly, so ties go to the baseline. ARIMA orders are chosen once, on the points
-    before the first origin, and kept through the folds (the final fit chooses again on all
-    points). If the final fit of the winner is refused or falls back, the best baseline is used
-    and ``refused_`` says why. Nothing after the series given to ``fit`` is seen: to judge the
-    choice, hold out a final window yourself (``benchmarks/analytics_real_forecast.py`` does).
+    series given to ``fit``, one after the other without overlap, and is scored by MASE at each
+    origin (scale: in-sample seasonal-naive at the shortest season, the same for all). ``folds``
+    defaults to as many origins as leave the first half of the series for training, between 3
+    and ``max_folds``, and no more than 6,000 / n (each origin refits every model: on 300 points
+    8 origins, on 2,000 or more 3). ARIMA orders are chosen once, on the points before the first
+    origin, and kept through the folds and for the final fit (an order search costs nine
+    likelihood fits); in the folds, ARIMA also keeps the parameters estimated on those points
+    and is only run forward over the data up to each origin (the final fit estimates them).
+
+    Choice: the best baseline (lowest mean MASE) is kept unless a model or combination beats it
+    *consistently*: its mean MASE is lower and a one-sided paired t-test of the per-origin MASE
+    differences (a Diebold-Mariano test on the per-origin mean losses) gives ``p < alpha``.
+    Among those that pass, the lowest mean wins. A model that is better on average only because
+    of one lucky origin does not replace the baseline; ``p_values_`` holds the test of every
+    candidate. If the final fit of the winner is refused or falls back, the best baseline is
+    used and ``refused_`` says why. Nothing after the series given to ``fit`` is seen: to judge
+    the choice, hold out a final window yourself (``benchmarks/analytics_real_forecast.py``
+    does).
 
     ``horizon`` defaults to the longest season (at least 8 steps), or 8 without one; a short
-    series shortens the horizon and then the number of folds; under ``10 + folds`` points there
-    is no backtest and the forecast is drift (naive for fewer than 3 points), saying so.
+    series shortens the horizon and then the number of folds; under 11 points there is no
+    backtest and the forecast is drift (naive for fewer than 3 points), saying so.
 
     Intervals: the chosen model's own, widened (never narrowed) by ``widen_``, the factor that
     makes them cover the model's own backtest errors at ``level`` (split-conformal on the ratio
     of each error to its interval's half-width): a model's interval assumes the model is right,
     and the backtest shows how wrong it was.
 
-    Learned: ``periods_``, ``scores_`` (candidate -> backtest MASE), ``chosen_`` (the winning
-    candidate), ``baseline_`` (best baseline), ``choice_`` (a sentence), ``backtest_horizon_``,
-    ``folds_``, ``widen_``.
+    Learned: ``periods_``, ``scores_`` (candidate -> mean backtest MASE), ``fold_scores_``
+    (candidate -> MASE per origin), ``p_values_``, ``chosen_`` (the winning candidate),
+    ``baseline_`` (best baseline), ``choice_`` (a sentence), ``backtest_horizon_``, ``folds_``,
+    ``widen_``.
     """
 
     def __init__(
         self,
         horizon: int | None = None,
-        folds: int = 3,
+        folds: int | None = None,
         seasonal_periods: Sequence[int] | None = None,
         level: float = 0.9,
         nonnegative: bool | None = None,
         max_obs: int = 2000,
         combine: bool = True,
+        alpha: float = 0.1,
+        max_folds: int = 8,
     ) -> None:
         super().__init__(level, nonnegative)
         self.horizon = horizon
@@ -78,9 +104,10 @@ class AutoForecaster(BaseForecaster):
         self.seasonal_periods = seasonal_periods
         self.max_obs = max_obs
         self.combine = combine
+        self.alpha = alpha
+        self.max_folds = max_folds
 
     def _fit(self, y: FloatArray) -> None:
-        k = check_positive_int(self.folds, "folds")
         periods = (sorted({check_positive_int(m, "seasonal_period", 2)
                            for m in self.seasonal_periods})
                    if self.seasonal_periods is not None else seasonal_periods(y))
@@ -88,11 +115,13 @@ class AutoForecaster(BaseForecaster):
         h = check_positive_int(h, "horizon")
         self.refused_ = ()
         self.scores_: dict[str, float] = {}
+        self.fold_scores_: dict[str, FloatArray] = {}
+        self.p_values_: dict[str, float] = {}
         self.widen_ = 1.0
-        plan = _plan(y.size, h, k)
+        plan = _plan(y.size, h, self._folds(y.size, h))
         if plan is None or np.ptp(y) == 0:
             self._short(y, "constant series" if np.ptp(y) == 0 else
-                        f"only {y.size} points, a backtest needs {_MIN_TRAIN + k}")
+                        f"only {y.size} points, a backtest needs {_MIN_TRAIN + 1}")
             return
         h, k = plan
         first = y.size - h * k
@@ -101,38 +130,64 @@ class AutoForecaster(BaseForecaster):
         makers = self._candidates(y[:first])
         paths: dict[str, list[Forecast]] = {}
         for name, make in makers.items():
-            path = self._backtest(make, y, first, h, k)
+            path = _backtest(make, y, first, h, k)
             if path is not None:
                 paths[name] = path
-        scale_m = self.periods_[0] if self.periods_ else 1
         origins = [first + i * h for i in range(k)]
+        scale_m = self.periods_[0] if self.periods_ else 1
 
-        def score(folds: list[Forecast]) -> float:
-            return float(np.mean([mase(y[o:o + h], f.mean, y[:o], scale_m)
-                                  for o, f in zip(origins, folds, strict=True)]))
+        def score(folds: list[Forecast]) -> FloatArray:
+            return np.array([mase(y[o:o + h], f.mean, y[:o], scale_m)
+                             for o, f in zip(origins, folds, strict=True)])
 
-        self.scores_ = {name: score(p) for name, p in paths.items()}
+        self.fold_scores_ = {name: score(p) for name, p in paths.items()}
+        self.scores_ = {name: float(np.mean(s)) for name, s in self.fold_scores_.items()}
         bases = [n for n in self.scores_ if _is_baseline(n)]
         self.baseline_ = min(bases, key=lambda n: self.scores_[n])
-        models = [n for n in self.scores_ if not _is_baseline(n)]
-        if self.combine and models:
-            best_model = min(models, key=lambda n: self.scores_[n])
-            combo = f"mean of {best_model} and {self.baseline_}"
-            paths[combo] = [_mean_forecast(a, b) for a, b in
-                            zip(paths[best_model], paths[self.baseline_], strict=True)]
-            self.scores_[combo] = score(paths[combo])
-            makers[combo] = _Combined.maker(makers[best_model], makers[self.baseline_])
+        if self.combine:
+            for name, parts, how in self._combinations():
+                paths[name] = [_combine_forecasts([paths[p][i] for p in parts], how)
+                               for i in range(k)]
+                self.fold_scores_[name] = score(paths[name])
+                self.scores_[name] = float(np.mean(self.fold_scores_[name]))
+                makers[name] = _Combined.maker([makers[p] for p in parts], how)
         self._choose(y, makers)
         self.widen_ = _widening(y, origins, paths[self.chosen_], self.level)
 
-    def _choose(self, y: FloatArray, makers: dict[str, Callable[[], BaseForecaster]]) -> None:
+    def _folds(self, n: int, h: int) -> int:
+        if self.folds is not None:
+            return check_positive_int(self.folds, "folds")
+        fit = (n - max(_MIN_TRAIN, n // 2)) // h
+        cost = _FOLD_BUDGET // n  # every origin refits every model on about n points
+        return max(_MIN_FOLDS, min(check_positive_int(self.max_folds, "max_folds"), fit, cost))
+
+    def _combinations(self) -> list[tuple[str, list[str], str]]:
+        models = sorted((n for n in self.scores_ if not _is_baseline(n)),
+                        key=lambda n: self.scores_[n])
+        out: list[tuple[str, list[str], str]] = []
+        if models:
+            out.append((f"mean of {models[0]} and {self.baseline_}",
+                        [models[0], self.baseline_], "mean"))
+        if len(models) >= _TOP:
+            top = models[:_TOP]
+            out.append((f"median of {', '.join(top)}", top, "median"))
+        return out
+
+    def _choose(self, y: FloatArray, makers: dict[str, Maker]) -> None:
         base_score = self.scores_[self.baseline_]
-        winner = min(self.scores_, key=lambda n: (self.scores_[n], not _is_baseline(n)))
-        if not self.scores_[winner] < base_score:
-            winner = self.baseline_
+        base_folds = self.fold_scores_[self.baseline_]
+        passed = []
+        for name, folds in self.fold_scores_.items():
+            if _is_baseline(name):
+                continue
+            self.p_values_[name] = _p_better(folds - base_folds)
+            if self.scores_[name] < base_score and self.p_values_[name] < self.alpha:
+                passed.append(name)
+        winner = min(passed, key=lambda n: self.scores_[n]) if passed else self.baseline_
         model = makers[winner]()
-        if isinstance(model, ARIMAForecaster):
-            model.order = None  # the final fit chooses its order on every point
+        for part in [model, *getattr(model, "parts", [])]:
+            if isinstance(part, ARIMAForecaster):
+                part.params = None  # the final fit estimates them on every point
         model.fit(y)
         refused = list(getattr(model, "refused_", ()))
         if "fallback" in model.model_ and winner != self.baseline_:
@@ -142,8 +197,10 @@ class AutoForecaster(BaseForecaster):
         self.chosen_ = winner
         self.refused_ = tuple(refused)
         self.model_ = model.model_
+        test = ("" if winner == self.baseline_ else
+                f", better at p={self.p_values_[winner]:.2g} across origins")
         self.choice_ = (f"{model.model_}: backtest MASE {self.scores_[winner]:.3g} against "
-                        f"{base_score:.3g} for the best baseline ({self.baseline_}), "
+                        f"{base_score:.3g} for the best baseline ({self.baseline_}){test}, "
                         f"{self.folds_} folds of {self.backtest_horizon_} steps")
 
     def _short(self, y: FloatArray, reason: str) -> None:
@@ -156,38 +213,33 @@ class AutoForecaster(BaseForecaster):
         self.choice_ = self.model_
         self.backtest_horizon_, self.folds_ = 0, 0
 
-    def _candidates(self, train: FloatArray) -> dict[str, Callable[[], BaseForecaster]]:
+    def _candidates(self, train: FloatArray) -> dict[str, Maker]:
         lv = self.level
-        out: dict[str, Callable[[], BaseForecaster]] = {
+        out: dict[str, Maker] = {
             "naive": lambda: NaiveForecaster(level=lv),
             "drift": lambda: DriftForecaster(level=lv),
         }
         for m in self.periods_:
             out[f"seasonal-naive[{m}]"] = functools.partial(SeasonalNaiveForecaster, m, level=lv)
-        stl = [m for m in self.periods_ if train.size >= 2 * m + 4]
-        specs = [("ARIMA", ())] + ([(("STL" if len(stl) == 1 else "MSTL")
-                                     + f"[{','.join(map(str, stl))}] + ARIMA", tuple(stl))]
-                                   if stl else [])
-        for label, seasons in specs:
+        stl = tuple(m for m in self.periods_ if train.size >= 2 * m + 4)
+        tag = (("STL" if len(stl) == 1 else "MSTL") + f"[{','.join(map(str, stl))}] + "
+               if stl else "")
+        # One ARIMA: on the seasonally adjusted series when there are seasons (a plain ARIMA
+        # cannot draw a season; the long AR and the smoothers cover the rest).
+        for label, seasons in [(f"{tag}ARIMA", stl)]:
             probe = ARIMAForecaster(seasonal_periods=seasons or None, level=lv,
                                     max_obs=self.max_obs).fit(train)
-            if probe.order_ is None:
+            if probe.order_ is None or probe.params_ is None:
                 continue
             out[label] = functools.partial(
                 ARIMAForecaster, order=probe.order_, seasonal_periods=seasons or None, level=lv,
-                max_obs=self.max_obs)
-        return out
-
-    @staticmethod
-    def _backtest(make: Callable[[], BaseForecaster], y: FloatArray, first: int, h: int,
-                  k: int) -> list[Forecast] | None:
-        out = []
-        for i in range(k):
-            origin = first + i * h
-            try:
-                out.append(make().fit(y[:origin]).predict(h))
-            except AnalyticsError:
-                return None
+                max_obs=self.max_obs, params=tuple(probe.params_))
+        out["AR"] = functools.partial(AutoRegForecaster, level=lv, max_obs=self.max_obs)
+        out[f"{tag}ETS(A,N,N)"] = functools.partial(ExpSmoothingForecaster, trend=False,
+                                                    seasonal_periods=stl, level=lv)
+        out[f"{tag}ETS(A,Ad,N)"] = functools.partial(ExpSmoothingForecaster, trend=True,
+                                                     seasonal_periods=stl, level=lv)
+        out[f"{tag}Theta"] = functools.partial(ThetaForecaster, seasonal_periods=stl, level=lv)
         return out
 
     def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -197,38 +249,75 @@ class AutoForecaster(BaseForecaster):
 
 
 class _Combined(BaseForecaster):
-    """The mean of two forecasters' paths; the interval is the mean of their bounds (an
-    approximation: it assumes the two errors move together)."""
+    """The mean or median of several forecasters' paths; the interval is the same statistic of
+    their bounds (an approximation: it assumes the errors move together)."""
 
-    def __init__(self, a: BaseForecaster, b: BaseForecaster, level: float = 0.9) -> None:
+    def __init__(self, parts: Sequence[BaseForecaster], how: str = "mean",
+                 level: float = 0.9) -> None:
         super().__init__(level)
-        self.a, self.b = a, b
+        self.parts = list(parts)
+        self.how = how
 
     @staticmethod
-    def maker(ma: Callable[[], BaseForecaster],
-              mb: Callable[[], BaseForecaster]) -> Callable[[], BaseForecaster]:
+    def maker(makers: Sequence[Maker], how: str) -> Maker:
         def make() -> BaseForecaster:
-            a, b = ma(), mb()
-            return _Combined(a, b, a.level)
+            parts = [m() for m in makers]
+            return _Combined(parts, how, parts[0].level)
         return make
 
     def _fit(self, y: FloatArray) -> None:
-        a, b = copy.deepcopy(self.a), copy.deepcopy(self.b)
-        if isinstance(a, ARIMAForecaster):
-            a.order = None
-        self._a, self._b = a.fit(y), b.fit(y)
-        self.refused_ = tuple(getattr(self._a, "refused_", ()))
-        self.model_ = f"mean of {self._a.model_} and {self._b.model_}"
+        fitted = []
+        refused: list[str] = []
+        for part in self.parts:
+            p = copy.deepcopy(part).fit(y)
+            fitted.append(p)
+            refused += list(getattr(p, "refused_", ()))
+        self._fitted_parts = fitted
+        self.refused_ = tuple(refused)
+        names = [p.model_ for p in fitted]
+        self.model_ = (f"mean of {' and '.join(names)}" if self.how == "mean"
+                       else f"median of {', '.join(names)}")
 
     def _predict(self, horizon: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-        pa, pb = self._a._predict(horizon), self._b._predict(horizon)
-        mean, lower, upper = (0.5 * (u + v) for u, v in zip(pa, pb, strict=True))
+        paths = [p._predict(horizon) for p in self._fitted_parts]
+        reduce = np.mean if self.how == "mean" else np.median
+        mean, lower, upper = (np.asarray(reduce(np.stack([p[i] for p in paths]), axis=0))
+                              for i in range(3))
         return mean, lower, upper
 
 
-def _mean_forecast(a: Forecast, b: Forecast) -> Forecast:
-    return Forecast(0.5 * (a.mean + b.mean), 0.5 * (a.lower + b.lower), 0.5 * (a.upper + b.upper),
-                    a.level, f"mean of {a.model} and {b.model}")
+def _combine_forecasts(parts: list[Forecast], how: str) -> Forecast:
+    reduce = np.mean if how == "mean" else np.median
+    mean, lower, upper = (np.asarray(reduce(np.stack(v), axis=0)) for v in
+                          ([f.mean for f in parts], [f.lower for f in parts],
+                           [f.upper for f in parts]))
+    return Forecast(mean, lower, upper, parts[0].level,
+                    f"{how} of {', '.join(f.model for f in parts)}")
+
+
+def _backtest(make: Maker, y: FloatArray, first: int, h: int, k: int) -> list[Forecast] | None:
+    out = []
+    for i in range(k):
+        origin = first + i * h
+        try:
+            out.append(make().fit(y[:origin]).predict(h))
+        except AnalyticsError:
+            return None
+    return out
+
+
+def _p_better(diff: FloatArray) -> float:
+    """One-sided p-value that the mean of the per-origin differences ``diff`` is below 0 (a
+    paired t-test; with one origin, or differences all equal, it is 0 or 1 by their sign)."""
+    d = diff[np.isfinite(diff)]
+    if d.size == 0:
+        return 1.0
+    sd = float(np.std(d, ddof=1)) if d.size > 1 else 0.0
+    mean = float(np.mean(d))
+    if sd == 0.0:
+        return 0.0 if mean < 0 else 1.0
+    t = mean / (sd / math.sqrt(d.size))
+    return float(stats.t.cdf(t, d.size - 1))
 
 
 def _widening(y: FloatArray, origins: list[int], folds: list[Forecast], level: float) -> float:
