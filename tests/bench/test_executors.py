@@ -209,6 +209,27 @@ def test_dask_a_hang_inside_a_batch_is_reported_for_its_cell_alone() -> None:
     assert bad == {}
 
 
+@pytest.mark.slow
+def test_dask_a_cell_that_freezes_its_worker_is_the_one_timed_out() -> None:
+    """A C call holding the GIL freezes the worker process, its watcher included, so the cell
+    is never reported running: the task is given up on the fallback clock, its cells run
+    again, the silent one alone on the cluster, and only that one is a timeout."""
+    pytest.importorskip("distributed")
+    frozen = 15
+    tasks = [task(f"{T}:crash", i=i, timeout_s=2.0 if i == frozen else 1.0,
+                  how="gil_hang" if i == frozen else "ok") for i in range(40)]
+    with DaskExecutor(None, workers=2, max_batch=32, prefetch=2.0) as ex:
+        ex.batch_target_s = 1.0
+        ex.start_slack_s = 2.0
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+    assert sorted(results) == list(range(40))
+    assert results[frozen].status == "timeout"
+    assert "never reported running" in (results[frozen].error or "")
+    bad = {i: (r.status, r.error) for i, r in results.items()
+           if i != frozen and (r.status != "ok" or r.values("ok") != [1.0])}
+    assert bad == {}
+
+
 def test_dask_local_starts_and_stops_its_own_cluster() -> None:
     pytest.importorskip("distributed")
     ex = DaskExecutor(None, workers=1, processes=False)

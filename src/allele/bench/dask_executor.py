@@ -104,20 +104,18 @@ def _dask_cells(tasks: list[CellTask], sys_path: list[str], token: str = ""
 
 
 _DONE = frozenset({"finished", "error", "cancelled"})
-_START_SLACK_S = 30.0
-"""On a cluster of processes this executor started, how much longer than its longest timeout
-(plus the grace) a task may be among the oldest in flight with none of its cells reported
-running before it is given up: its worker may be frozen (a C call holding the GIL)."""
 
 
 @dataclass(slots=True)
 class _Flight:
-    """One submitted Dask task: its cells, its token, when it was submitted (wall clock) and,
-    while none of its cells was reported running, the fallback deadline (monotonic)."""
+    """One submitted Dask task: its cells, its token, when it was submitted (wall clock),
+    whether it runs alone on the cluster and, while none of its cells was reported running, the
+    fallback deadline (monotonic)."""
 
     tasks: list[CellTask]
     token: str
     submitted: float
+    exclusive: bool = False  # the only task on the cluster: nothing is sent while it runs
     fallback: float | None = None
 
 
@@ -145,13 +143,13 @@ class DaskExecutor(Executor):
     ``timeout``; on a cluster of processes this executor started, its worker is restarted,
     elsewhere the thread may keep running until the target returns.
 
-    Cheap cells can travel in batches: one Dask task runs up to :attr:`max_batch` cells, sized from
+    Cheap cells travel in batches: one Dask task runs up to :attr:`max_batch` cells, sized from
     the cells seen so far so that a batch lasts about :attr:`batch_target_s` (the first cells go
     one by one), and :attr:`prefetch` x the cluster's threads tasks stay submitted. A Dask task
     costs the scheduler, the client and the worker a few milliseconds of CPU whatever it runs, so
     this is what keeps thousands of millisecond cells from being mostly overhead
-    (``benchmarks/scale_matrix.py``). Opt-in for now (``max_batch=32, prefetch=2.0``); the
-    defaults ``max_batch=1, prefetch=1.0`` send one cell per task, one task per thread.
+    (``benchmarks/scale_matrix.py``). ``max_batch=1, prefetch=1.0`` turns it off: one cell per
+    task, one task per thread.
 
     Reports stay per cell. A cell's timeout clock starts when its worker reports it running
     (a watcher thread in each worker process reports every cell that has run 0.2 s, through a
@@ -167,8 +165,8 @@ class DaskExecutor(Executor):
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
                  processes: bool = True, connect_timeout_s: float = 10.0,
-                 max_batch: int = 1, prefetch: float = 1.0,
-                 batch_target_s: float = 0.05) -> None:
+                 max_batch: int = 32, prefetch: float = 2.0,
+                 batch_target_s: float = 0.2) -> None:
         try:
             import dask
             from distributed import Client, LocalCluster
@@ -181,6 +179,11 @@ class DaskExecutor(Executor):
         """Tasks kept submitted per cluster thread (see :meth:`run`)."""
         self.batch_target_s = batch_target_s
         """How long a batch of cells should last on its worker."""
+        self.start_slack_s = 30.0
+        """On a cluster of processes this executor started, how much longer than its longest
+        timeout (plus the grace) a task may be among the oldest in flight with none of its cells
+        reported running before it is given up: its worker may be frozen (a C call holding the
+        GIL stops the watcher too)."""
         self._cluster: Any = None
         self.address = address
         try:
@@ -206,6 +209,7 @@ class DaskExecutor(Executor):
         self.batches_given_up = 0
         """Batches given up past their running cell's deadline (their cells sent again)."""
         self._died_once: set[str] = set()
+        self._silent_once: set[str] = set()  # in a task given up with no cell reported running
         self._id = uuid.uuid4().hex[:12]
         self._serial = itertools.count()
         # token -> (index of the cell reported running, its worker, when it started: monotonic)
@@ -267,7 +271,7 @@ class DaskExecutor(Executor):
                         f = inflight[fut]
                         if f.fallback is None:
                             f.fallback = (now + max(t.timeout_s for t in f.tasks)
-                                          + KILL_GRACE_S + _START_SLACK_S)
+                                          + KILL_GRACE_S + self.start_slack_s)
                 due = [d for d in map(self._deadline, inflight.values()) if d is not None]
                 with contextlib.suppress(TimeoutError):
                     dask_wait(list(inflight),  # type: ignore[no-untyped-call]
@@ -276,9 +280,15 @@ class DaskExecutor(Executor):
                 for fut in list(inflight):
                     f = inflight[fut]
                     if fut.status in _DONE:  # "lost" (its worker died): the scheduler retries
+                        try:
+                            value, error = fut.result(timeout=30), None
+                        except Exception as exc:
+                            if isinstance(exc, TimeoutError) and fut.status != "error":
+                                continue  # sent again after its worker's restart: in flight
+                            value, error = None, exc
                         del inflight[fut]
                         self._running.pop(f.token, None)
-                        results = self._results(fut, f)
+                        results = self._results(f, value, error)
                         if results is None:
                             queues.alone.extend(f.tasks)
                             continue
@@ -293,9 +303,15 @@ class DaskExecutor(Executor):
     def _submit(self, queues: _Queues, inflight: dict[Any, _Flight], depth: int,
                 paths: list[str], on_start: StartHook | None) -> None:
         while queues and len(inflight) < depth:
+            if any(f.exclusive for f in inflight.values()):
+                break
+            exclusive = False
             if queues.alone:
-                if queues.alone[0].key in self._died_once and inflight:
-                    break  # its worker died under it once: next time it runs by itself
+                key = queues.alone[0].key
+                # its worker died or froze under it once: next time it runs alone on the cluster
+                exclusive = key in self._died_once or key in self._silent_once
+                if exclusive and inflight:
+                    break
                 batch = [queues.alone.popleft()]
             else:
                 source = queues.again or queues.pending
@@ -309,7 +325,7 @@ class DaskExecutor(Executor):
                                       key=f"allele-cells-{token}")
             self.tasks_submitted += 1
             self.largest_batch = max(self.largest_batch, len(batch))
-            inflight[fut] = _Flight(batch, token, time.time())
+            inflight[fut] = _Flight(batch, token, time.time(), exclusive)
 
     def _give_up(self, fut: Any, f: _Flight, queues: _Queues, inflight: dict[Any, _Flight]
                  ) -> Iterator[CellResult]:
@@ -324,28 +340,32 @@ class DaskExecutor(Executor):
                     self._running.pop(token, None)
             for g in inflight.values():
                 g.fallback = None
-        if len(f.tasks) > 1:
-            self.batches_given_up += 1
-            if seen is None:  # nothing reported running: a frozen worker; one by one
+        task = f.tasks[0]
+        if seen is None:
+            if not f.exclusive:
+                # nothing reported running: a frozen worker, or a task queued behind it; its
+                # cells run alone on the cluster next, where a silent one is the culprit
+                self._silent_once.update(t.key for t in f.tasks)
                 queues.alone.extend(f.tasks)
                 return
+            how = "never reported running, alone on the Dask cluster: its worker froze; cancelled"
+        elif len(f.tasks) > 1:
+            self.batches_given_up += 1
             index = seen[0]
             queues.alone.append(f.tasks[index])
             queues.again.extendleft(reversed(f.tasks[:index] + f.tasks[index + 1:]))
             return
-        task = f.tasks[0]
-        how = ("cancelled on the Dask cluster" if seen is not None else
-               "it was never reported running: its Dask worker did not answer; cancelled")
+        else:
+            how = "cancelled on the Dask cluster"
         yield failed_result(task, "timeout",
                             f"timeout: the cell ran longer than {task.timeout_s:g} s ({how})",
                             f.submitted)
 
-    def _results(self, fut: Any, f: _Flight) -> list[CellResult] | None:
+    def _results(self, f: _Flight, result: Any, exc: Exception | None
+                 ) -> list[CellResult] | None:
         """The batch's results, a failure for its single cell, or None: send its cells again
         one by one."""
-        try:
-            result = fut.result()
-        except Exception as exc:
+        if exc is not None:
             if len(f.tasks) > 1:
                 return None  # its cells go again one by one
             kind = type(exc).__name__
