@@ -4,11 +4,11 @@
    included, cluster start excluded, for ``--cells`` cells of a cheap target
    (``allele.bench.targets:work`` with ``n=--n``, one seed, one repeat, no warmup) run by the
    Runner into a SQLite store:
-   a Dask LocalCluster of 2 worker processes (``dask-local``, batching cheap cells: ``max_batch
-   = 32, prefetch = 2``; goal <= 5 ms per cell) and, in the
-   same invocation, the local process pool of 2 workers (the baseline) and ``dask-local`` with
-   one cell per Dask task (the executor's default). Sum of call times is the
-   stored ``wall_s`` samples. Printed with the store's growth per cell.
+   a Dask LocalCluster of 2 worker processes (``dask-local`` with the executor's defaults, which
+   batch cheap cells, or ``--max-batch``/``--prefetch``/``--batch-target``; goal <= 5 ms per
+   cell) and, in the same invocation, the local process pool of 2 workers (the baseline) and
+   ``dask-local`` with batching off (one cell per Dask task: ``max_batch=1, prefetch=1.0``). Sum
+   of call times is the stored ``wall_s`` samples. Printed with the store's growth per cell.
 2. At that size: ``bench compare`` (load both runs, compare_runs) and ``bench report`` (HTML)
    times between the two runs.
 3. A store of ``--big-samples`` samples (default 10^7: 20 runs x 1000 cells x 5 metrics x 100
@@ -78,22 +78,24 @@ def matrix(store: ResultStore, db: Path, name: str, cells: int, n: int, executor
     return per_cell, summary.run_id
 
 
-def scale(cells: int, n: int, workers: int, tmp: Path, with_plain: bool) -> None:
+def scale(cells: int, n: int, workers: int, tmp: Path, with_plain: bool,
+          batching: dict[str, Any]) -> None:
     db = tmp / "scale.db"
     print(f"1. {cells:,} cells of {TARGET} (n={n}), {workers} workers, SQLite store")
     with open_store(f"sqlite:///{db}") as store:
         with ProcessPoolExecutor(workers) as pool:
             pool.start()
             pool_cell, pool_run = matrix(store, db, "pool", cells, n, pool, workers)
-        dask = DaskExecutor(None, workers)  # cluster start: not timed
-        dask.max_batch, dask.prefetch = 32, 2.0  # batches of cheap cells (opt-in)
+        dask = DaskExecutor(None, workers, **batching)  # cluster start: not timed
+        print(f"  dask-local: max_batch={dask.max_batch}, prefetch={dask.prefetch:g}, "
+              f"batch_target_s={dask.batch_target_s:g}")
         try:
             dask_cell, dask_run = matrix(store, db, "dask-local", cells, n, dask, workers)
         finally:
             dask.close()
         plain_cell = None
         if with_plain:
-            dask = DaskExecutor(None, workers)  # the default: one cell per Dask task
+            dask = DaskExecutor(None, workers, max_batch=1, prefetch=1.0)  # batching off
             try:
                 plain_cell, _ = matrix(store, db, "dask-plain", cells, n, dask, workers)
             finally:
@@ -103,8 +105,8 @@ def scale(cells: int, n: int, workers: int, tmp: Path, with_plain: bool) -> None
               f"process pool {pool_cell * 1e3:.2f} ms; ratio dask / pool "
               f"{dask_cell / pool_cell:.1f}")
         if plain_cell is not None:
-            print(f"  dask-local one cell per task (the default) {plain_cell * 1e3:.2f} ms per "
-                  f"cell; batched / one per task {dask_cell / plain_cell:.2f}")
+            print(f"  dask-local one cell per task (batching off) {plain_cell * 1e3:.2f} ms per "
+                  f"cell; dask-local / one per task {dask_cell / plain_cell:.2f}")
         print(f"2. at {cells:,} cells: store file {db.stat().st_size / 2**20:,.1f} MiB")
         _queries(store, pool_run, dask_run, with_report=True)
 
@@ -171,13 +173,21 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--big-samples", type=int, default=10_000_000)
     ap.add_argument("--skip", default="", help="comma list of matrix,plain,big to skip")
+    ap.add_argument("--max-batch", type=int, help="dask-local's max_batch (default: the "
+                    "executor's)")
+    ap.add_argument("--prefetch", type=float, help="dask-local's prefetch (default: the "
+                    "executor's)")
+    ap.add_argument("--batch-target", type=float, help="dask-local's batch_target_s (default: "
+                    "the executor's)")
     args = ap.parse_args()
+    batching = {k: v for k, v in (("max_batch", args.max_batch), ("prefetch", args.prefetch),
+                                  ("batch_target_s", args.batch_target)) if v is not None}
     skip = set(args.skip.split(","))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.1f}")
     with tempfile.TemporaryDirectory() as d:
         if "matrix" not in skip:
-            scale(args.cells, args.n, args.workers, Path(d), "plain" not in skip)
+            scale(args.cells, args.n, args.workers, Path(d), "plain" not in skip, batching)
         if "big" not in skip:
             big_store(args.big_samples, Path(d))
 

@@ -30,7 +30,8 @@ def flaky(params: dict[str, Any], seed: int) -> dict[str, float]:
 
 
 def crash(params: dict[str, Any], seed: int) -> dict[str, float]:
-    """Dies the way ``params['how']`` says: segv, abort, oom_kill, hang, exit, or ok."""
+    """Dies the way ``params['how']`` says: segv, abort, oom_kill, hang, busy_hang, gil_hang,
+    exit, hog, or ok."""
     how = params.get("how", "ok")
     if how == "segv":
         ctypes.string_at(0)
@@ -43,6 +44,8 @@ def crash(params: dict[str, Any], seed: int) -> dict[str, float]:
     elif how == "busy_hang":  # does not return to Python's signal handling quickly
         while True:
             pass
+    elif how == "gil_hang":  # a C call that never returns, holding the GIL: the process freezes
+        ctypes.PyDLL(None).sleep(3600)
     elif how == "exit":
         os._exit(3)
     elif how == "hog":

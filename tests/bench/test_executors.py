@@ -156,6 +156,8 @@ def test_dask_prefetched_cells_start_their_timeout_clock_when_they_can_run() -> 
 def test_dask_batches_cheap_cells_and_each_cell_keeps_its_own_result(cluster: str) -> None:
     with DaskExecutor(cluster) as ex:
         ex.max_batch, ex.prefetch = 32, 2.0
+        # batches of many cells even when a loaded machine makes these cells take 50 ms
+        ex.batch_target_s = 1.0
         tasks = [task(f"{T}:flaky", i=i, x=i % 3, seeds=(1,)) for i in range(120)]
         results = {r.params["i"]: r for r in ex.run(tasks)}
         assert ex.tasks_submitted < 60  # cells travelled in batches
@@ -182,6 +184,50 @@ def test_dask_a_crash_inside_a_batch_is_reported_for_its_cell_alone(
     assert results[20].status == status and reason in (results[20].error or "")
     assert all(r.status == "ok" and r.values("ok") == [1.0]
                for i, r in results.items() if i != 20)
+
+
+@pytest.mark.slow
+def test_dask_a_hang_inside_a_batch_is_reported_for_its_cell_alone() -> None:
+    """Two worker processes, cells in batches, one cell that sleeps an hour (timeout 4 s) among
+    cheap cells whose timeout (1 s) is shorter than the hung cell's and than a worker's restart
+    on a loaded machine: the hung cell is the only timeout; the cells queued behind it, in its
+    batch, in the next task on its worker or re-sent while its worker restarts, are not timed
+    out for the wait and keep their own samples."""
+    pytest.importorskip("distributed")
+    hung = 25
+    tasks = [task(f"{T}:crash", i=i, timeout_s=4.0 if i == hung else 1.0,
+                  how="hang" if i == hung else "ok") for i in range(80)]
+    with DaskExecutor(None, workers=2) as ex:
+        ex.max_batch, ex.prefetch = 32, 2.0
+        ex.batch_target_s = 1.0  # batches of many cells, whatever the machine's speed
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+        assert ex.batches_given_up >= 1  # the hung cell was in a batch
+    assert sorted(results) == list(range(80))
+    assert results[hung].status == "timeout" and "4 s" in (results[hung].error or "")
+    bad = {i: (r.status, r.error) for i, r in results.items()
+           if i != hung and (r.status != "ok" or r.values("ok") != [1.0])}
+    assert bad == {}
+
+
+@pytest.mark.slow
+def test_dask_a_cell_that_freezes_its_worker_is_the_one_timed_out() -> None:
+    """A C call holding the GIL freezes the worker process, its watcher included, so the cell
+    is never reported running: the task is given up on the fallback clock, its cells run
+    again, the silent one alone on the cluster, and only that one is a timeout."""
+    pytest.importorskip("distributed")
+    frozen = 15
+    tasks = [task(f"{T}:crash", i=i, timeout_s=2.0 if i == frozen else 1.0,
+                  how="gil_hang" if i == frozen else "ok") for i in range(40)]
+    with DaskExecutor(None, workers=2, max_batch=32, prefetch=2.0) as ex:
+        ex.batch_target_s = 1.0
+        ex.start_slack_s = 2.0
+        results = {r.params["i"]: r for r in ex.run(tasks)}
+    assert sorted(results) == list(range(40))
+    assert results[frozen].status == "timeout"
+    assert "never reported running" in (results[frozen].error or "")
+    bad = {i: (r.status, r.error) for i, r in results.items()
+           if i != frozen and (r.status != "ok" or r.values("ok") != [1.0])}
+    assert bad == {}
 
 
 def test_dask_local_starts_and_stops_its_own_cluster() -> None:
