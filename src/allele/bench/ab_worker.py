@@ -82,14 +82,22 @@ def resolve(ref: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmHWM``, ``VmRSS``) in MiB, None without it."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _peak_rss_mb() -> float:
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ru / (1024.0 * 1024.0) if sys.platform == "darwin" else ru / 1024.0
 
@@ -190,17 +198,6 @@ def per_call_s(region: _Region, params: dict[str, Any], seed: int) -> float:
     return best
 
 
-def _rss_now_mb() -> float | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def memory_call(region: _Region, params: dict[str, Any], seed: int) -> dict[str, float]:
     """One untimed call measured for memory, as the runner's ``memory_call``:
     ``tracemalloc_peak_mb`` (the traced peak above what was alive before the call) and
@@ -215,7 +212,7 @@ def memory_call(region: _Region, params: dict[str, Any], seed: int) -> dict[str,
         states = region.states(params, seed, 1)
         try:
             _reset_peak_rss()
-            before = _rss_now_mb()
+            before = _status_mb("VmRSS")
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
             region.timed(dict(params), seed, 1, states)
