@@ -330,16 +330,16 @@ def test_a_timed_run_gets_deterministic_counts_cycles_and_profiles(
 
 @pytest.mark.slow
 @needs_callgrind
-def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
+def test_one_percent_more_work_in_any_one_cell_is_flagged_alone(
         store: ResultStore, user_module: Path) -> None:
-    """BASE once, then 20 HEAD runs, each with 1% more work (a new function) in one cell:
-    that cell regresses on `instructions` every time, no other cell moves, and `bench
-    explain` (and the HTML report) names the injected function first."""
+    """BASE once, then one HEAD run per cell, each with 1% more work (a new function) in that
+    cell: it regresses on `instructions`, no other cell moves, and `bench explain` (and the
+    HTML report) names the injected function first. (The counts are deterministic, so one trial
+    per cell is the whole question; that they repeat across runs is the test above's.)"""
     suite = loads_suite(_spec("instrtarget"))
     Runner(store, executor="inline", environment=ENV).run(suite, name="base")
     flagged, false = 0, 0
-    for trial in range(20):
-        injected = CELLS[trial % len(CELLS)]
+    for trial, injected in enumerate(CELLS):
         _inject(user_module, {injected})
         head = f"head-{trial}"
         Runner(store, executor="inline", environment=ENV).run(suite, name=head)
@@ -354,10 +354,10 @@ def test_one_percent_more_work_in_one_cell_is_flagged_in_20_of_20_trials(
         exp = explain_runs(store, "base", head)
         assert [c.params["n"] for c in exp.cells] == [injected]
         assert exp.cells[0].calls[0].name == "instrtarget._injected"
-    assert (flagged, false) == (20, 0)
+    assert (flagged, false) == (len(CELLS), 0)
     from allele.bench.report import build_report
 
-    page = build_report(store, "head-19", "base", scripts_url="plotly.js")
+    page = build_report(store, f"head-{len(CELLS) - 1}", "base", scripts_url="plotly.js")
     assert "Why instruction counts regressed" in page and "instrtarget._injected" in page
 
 

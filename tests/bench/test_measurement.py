@@ -211,20 +211,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_a_cells_memory_is_the_same_inside_the_quick_suite_as_alone(tmp_path: Path) -> None:
-    """The evolution cell at population 50: alone, and inside the whole quick suite (Kraken's
-    numba kernels, the agent's model, bigger populations in the same run), its alloc_peak_mb
-    agrees within 10% and its peak RSS no longer carries what other targets left."""
+    """The evolution cell at population 50: alone, and inside a slice of the quick suite with
+    every kind of neighbour (Kraken's numba kernels, the agent's model, a 20x bigger population
+    in the same run), its alloc_peak_mb agrees within 10% and its peak RSS no longer carries
+    what other targets left."""
     import statistics
 
     from allele.bench.spec import load_suite
 
     suite = load_suite(ROOT / "benchmarks" / "seed-matrix.yaml", preset="quick")
     cell = ("benchmark=evolution", "population_size=50", "selection=tournament")
+    neighbours = (*cell, "population_size=1000", 'kraken|*"reservoir_size":200,*', "agent|*")
     medians = {}
-    for label, filters in (("alone", cell), ("suite", ())):
+    for label, filters in (("alone", cell), ("suite", neighbours)):
         with open_store(f"sqlite:///{tmp_path / (label + '.db')}") as st:
             run_id = Runner(st, workers=2, environment=ENV).run(suite, filters=filters).run_id
             record = st.load_run(run_id)
+            assert {c.target for c in record.cells} == (
+                {"evolution"} if label == "alone" else {"evolution", "kraken", "agent"})
             (c,) = [c for c in record.cells if c.target == "evolution"
                     and c.params["population_size"] == 50
                     and c.params["selection"] == "tournament"]
