@@ -282,9 +282,10 @@ class RootCauses:
     causes and the common shift (best first) when enough cells are shared, then environment
     differences (most performance-relevant first).
 
-    ``status`` is ``"cause"`` when a parameter passed its permutation test (FDR-corrected) with
-    a practical effect, ``"no clear cause"`` otherwise; ``message`` says it in one sentence (and
-    mentions a common shift of every cell, which two runs cannot tell from run-to-run noise)."""
+    ``status`` is ``"cause"`` when a parameter passed its test (FDR-corrected; permutation, or
+    the weighted F test of a matrix too small to permute) with a practical effect, ``"no clear
+    cause"`` otherwise; ``message`` says it in one sentence (and mentions a common shift of
+    every cell, which two runs cannot tell from run-to-run noise)."""
 
     base: RunInfo
     head: RunInfo
