@@ -7,10 +7,12 @@ Run: ``PYTHONPATH=src python benchmarks/analytics_real_answers.py [--quick]``; w
 
 * RCA of parameters: "no clear cause" rate on pure noise (18-cell matrix, 3 seeds, run-wide
   shifts, per-seed effects, Student-t(3) noise, a numeric parameter unique per cell) and the rate
-  at which a 20% shift in one parameter level is named first; the same on real A/A pairs of the
-  16 recorded quick-matrix runs (pairs of runs of one spec: no cause exists) and with a 20%
-  shift injected into one parameter level of the second run. Chance baseline for "named first":
-  1 / the number of candidate parameters.
+  at which a 20% shift in one parameter level is named first; the same on the synthetic quick
+  matrix (6 + 4 cells, 12 seeds: too few cells to permute, the weighted F test of
+  ``allele.analytics.rca_small`` decides) with +20%, +50% and +100%; on real A/A pairs of the
+  16 recorded quick-matrix runs (pairs of runs of one spec: no cause exists; seeds paired as
+  ``allele analyze rca`` pairs them) and with those shifts injected into one parameter level of
+  the second run. Chance baseline for "named first": 1 / the number of candidate parameters.
 * RCA of metrics: a listed cause among 8 AR(0.9) metrics with no cause (false-cause rate).
 * Recommendations: no recommendation on pure noise (20 trials); the optimum of the known
   surface recovered; on the recorded runs (evolution: best_fitness vs wall_s, 12 seeds each),
@@ -43,6 +45,7 @@ from allele.analytics.synthetic_answers import (
     matrix_trial,
     mixed_incidents,
     pair_scores,
+    quick_matrix_trial,
     seed_surface,
 )
 from allele.analytics.trend import theil_sen_trend
@@ -72,32 +75,68 @@ def rca_synthetic(trials: int) -> list[Row]:
                 note)]
 
 
-def _cell_medians(doc: dict[str, Any], metric: str) -> dict[str, tuple[dict[str, Any], float]]:
-    out = {}
-    for cell in doc["cells"]:
-        vals = [s["value"] for s in cell["samples"] if s["metric"] == metric
-                and not isinstance(s["value"], str)]
-        if cell["status"] == "ok" and vals:
-            out[cell["key"]] = ({"target": cell["target"], **cell["params"]},
-                                float(statistics.median(vals)))
+def rca_quick_synthetic(trials: int, shifts: tuple[float, ...] = (0.2, 0.5, 1.0)) -> list[Row]:
+    """Pure-noise and injected-shift trials of the quick matrix (6 + 4 cells, 12 seeds): every
+    candidate has too few arrangements to permute, so the weighted F test decides."""
+    quiet = sum(explain_parameter_change(*quick_matrix_trial(seed)[:3], seed=seed).status
+                != "cause" for seed in range(trials))
+    out = [Row("rca", "synthetic quick matrix 6+4 cells x 12 seeds, noise", "no clear cause",
+               quiet / trials, None, f"{trials} trials; run shift sd 0.3, cell drift sd 0.1, "
+               "t(3) seed noise sd 0.4")]
+    for shift in shifts:
+        named = 0
+        for seed in range(trials):
+            rows, before, after, cause = quick_matrix_trial(seed, shift=shift)
+            v = explain_parameter_change(rows, before, after, seed=seed)
+            named += v.status == "cause" and v.causes[0].name == cause
+        out.append(Row("rca", f"synthetic quick matrix, +{shift:.0%} in one level",
+                       "named first", named / trials, 1 / 5, "chance 1/5 candidates"))
     return out
 
 
-def rca_real(max_pairs: int, metric: str = "wall_s") -> list[Row]:
-    """A/A pairs of the recorded runs (no cause), and the same pairs with 20% injected."""
+def _seed_values(doc: dict[str, Any], metric: str
+                 ) -> dict[str, tuple[dict[str, Any], dict[int, float]]]:
+    """Per ok cell: its parameters (with the target) and the median over repeats per seed."""
+    out = {}
+    for cell in doc["cells"]:
+        by_seed: dict[int, list[float]] = {}
+        for s in cell["samples"]:
+            if s["metric"] == metric and not isinstance(s["value"], str):
+                by_seed.setdefault(int(s["seed"]), []).append(float(s["value"]))
+        if cell["status"] == "ok" and by_seed:
+            out[cell["key"]] = ({"target": cell["target"], **cell["params"]},
+                                {sd: float(statistics.median(v)) for sd, v in by_seed.items()})
+    return out
+
+
+def _paired_rows(a: dict[str, Any], b: dict[str, Any]
+                 ) -> tuple[list[dict[str, Any]], Any, Any, int]:
+    """One row per shared cell and seed (as ``allele analyze rca`` pairs them)."""
+    params, before, after = [], [], []
+    keys = sorted(set(a) & set(b))
+    for key in keys:
+        for sd in sorted(set(a[key][1]) & set(b[key][1])):
+            params.append(a[key][0])
+            before.append(a[key][1][sd])
+            after.append(b[key][1][sd])
+    return params, np.array(before), np.array(after), len(keys)
+
+
+def rca_real(max_pairs: int, metric: str = "wall_s",
+             shifts: tuple[float, ...] = (0.2, 0.5, 1.0)) -> list[Row]:
+    """A/A pairs of the recorded runs (no cause), and the same pairs with ``shifts`` injected
+    into one level of one random candidate, seeds paired."""
     runs = history_runs()
     pairs = list(itertools.combinations(range(len(runs)), 2))
     rng = np.random.default_rng(0)
     pairs = [pairs[i] for i in rng.permutation(len(pairs))[:max_pairs]]
-    quiet = named = total = 0
+    quiet = total = cells = 0
+    named = dict.fromkeys(shifts, 0)
     n_cands: list[int] = []
     spread: list[float] = []
     for k, (i, j) in enumerate(pairs):
-        a, b = _cell_medians(runs[i], metric), _cell_medians(runs[j], metric)
-        keys = sorted(set(a) & set(b))
-        params = [a[x][0] for x in keys]
-        before = np.array([a[x][1] for x in keys])
-        after = np.array([b[x][1] for x in keys])
+        params, before, after, cells = _paired_rows(_seed_values(runs[i], metric),
+                                                    _seed_values(runs[j], metric))
         v = explain_parameter_change(params, before, after, seed=k)
         spread.append(float(np.std(np.log(after / before))))
         quiet += v.status != "cause"
@@ -107,16 +146,19 @@ def rca_real(max_pairs: int, metric: str = "wall_s") -> list[Row]:
         levels = sorted({repr(p.get(cause)) for p in params if cause in p})
         bad = levels[int(rng.integers(0, len(levels)))]
         hit = np.array([cause in p and repr(p[cause]) == bad for p in params])
-        v2 = explain_parameter_change(params, before, after * np.where(hit, 1.2, 1.0), seed=k)
-        named += v2.status == "cause" and v2.causes[0].name == cause
+        for shift in shifts:
+            v2 = explain_parameter_change(params, before, after * np.where(hit, 1 + shift, 1.0),
+                                          seed=k)
+            named[shift] += v2.status == "cause" and v2.causes[0].name == cause
         total += 1
-    note = (f"{total} A/A pairs of {len(runs)} recorded runs, {len(keys)} cells, {metric} "
-            "medians over 12 seeds")
-    return [Row("rca", f"real A/A pairs, {metric}", "no clear cause", quiet / total, None, note),
-            Row("rca", f"real, {metric} +20% in one level", "named first", named / total,
-                1 / float(np.mean(n_cands)),
-                f"chance 1/candidates; cell-to-cell sd of log(new/base) "
-                f"{statistics.median(spread):.2f} (median over pairs)")]
+    note = (f"{total} A/A pairs of {len(runs)} recorded runs, {cells} cells x 12 seeds paired, "
+            f"{metric}")
+    out = [Row("rca", f"real A/A pairs, {metric}", "no clear cause", quiet / total, None, note)]
+    out += [Row("rca", f"real, {metric} +{shift:.0%} in one level", "named first",
+                named[shift] / total, 1 / float(np.mean(n_cands)),
+                f"chance 1/candidates; seed-level sd of log(new/base) "
+                f"{statistics.median(spread):.2f} (median over pairs)") for shift in shifts]
+    return out
 
 
 def recommend_synthetic(trials: int) -> list[Row]:
@@ -227,7 +269,8 @@ def tasks(quick: bool = False) -> list[Row]:
     """Every row of this module (``quick``: fewer trials)."""
     n = 10 if quick else 50
     pairs = 20 if quick else 120
-    return (rca_synthetic(n) + rca_real(pairs) + rca_real(pairs, "cpu_user_s")
+    return (rca_synthetic(n) + rca_quick_synthetic(n) + rca_real(pairs)
+            + rca_real(pairs, "cpu_user_s")
             + recommend_synthetic(6 if quick else 20) + recommend_real()
             + correlate_rows(10 if quick else 50) + trend_rows(n))
 

@@ -13,7 +13,7 @@ from allele.analytics.synthetic import (
     regression_trial,
     root_cause_trial,
 )
-from allele.analytics.synthetic_answers import matrix_trial, seed_surface
+from allele.analytics.synthetic_answers import matrix_trial, quick_matrix_trial, seed_surface
 from allele.observe.metrics import MetricPoint
 from allele.store import open_store
 from allele.store.model import CellResult, Sample, cell_key
@@ -99,3 +99,23 @@ def noise_store(url: str, seed: int = 1) -> None:
     cells = rows[::3]
     store_runs(url, cells, [("aa-base", np.median(before.reshape(-1, 3), axis=1), {}),
                             ("aa-new", np.median(after.reshape(-1, 3), axis=1), {})])
+
+
+def quick_store(url: str, seed: int, shift: float = 0.0) -> str | None:
+    """Runs ``quick-base`` and ``quick-head`` of the quick matrix (6 evolution and 4 Kraken
+    cells, 12 seeds, :func:`~allele.analytics.synthetic_answers.quick_matrix_trial`), every
+    seed stored; returns the parameter whose level was slowed by ``shift`` (None without)."""
+    rows, before, after, cause = quick_matrix_trial(seed, shift=shift)
+    with open_store(url) as st:
+        for name, values in (("quick-base", before), ("quick-head", after)):
+            rid = st.create_run(name, "quick", "evolution", {}, {})
+            cells: dict[str, CellResult] = {}
+            for i, (row, v) in enumerate(zip(rows, values, strict=True)):
+                target = row["target"]
+                p = {k: x for k, x in row.items() if k != "target"}
+                key = cell_key(target, p)
+                cell = cells.setdefault(key, CellResult(key, target, p, "ok", []))
+                cell.samples.append(Sample("wall_s", float(v), i % 12, 0))
+            st.save_cells(rid, list(cells.values()))
+            st.finish_run(rid, "finished")
+    return cause

@@ -4,7 +4,10 @@ import statistics
 
 import pytest
 
+from allele.analytics.rca import explain_parameter_change
+from allele.analytics.synthetic_answers import quick_matrix_trial
 from allele.bench.diagnose import (
+    _seed_pairs,
     forecast_metric,
     metric_anomalies,
     metric_root_causes,
@@ -15,9 +18,11 @@ from allele.bench.diagnose import (
 from allele.errors import AnalyticsError
 from allele.observe.metrics import MetricPoint
 from allele.store import open_store
+from allele.store.model import CellResult, Sample
 from tests.bench.diagnose_stores import (
     common_shift_store,
     grid_store,
+    quick_store,
     regression_store,
     series_store,
     store_runs,
@@ -129,3 +134,38 @@ def test_root_causes_give_a_verdict(sqlite_url: str) -> None:
         res = root_causes(st.load_run("base"), st.load_run("new"))
     assert res.status == "cause" and res.message.startswith(cause)
     assert res.to_dict()["status"] == "cause"
+
+
+def test_seed_pairs_match_seeds_across_runs() -> None:
+    base = CellResult("k", "evolution", {}, "ok",
+                      [Sample("wall_s", v, sd, rep) for sd, rep, v in
+                       ((0, 0, 1.0), (0, 1, 3.0), (1, 0, 2.0), (2, 0, 4.0))]
+                      + [Sample("cpu_user_s", 9.0, 1, 0)])
+    head = CellResult("k", "evolution", {}, "ok",
+                      [Sample("wall_s", v, sd, 0) for sd, v in ((3, 8.0), (2, 5.0), (0, 1.5))])
+    # seeds 0 and 2 in both runs (seed 0: the median of its two repeats), in seed order
+    assert _seed_pairs(base, head, "wall_s") == [(2.0, 1.5), (4.0, 5.0)]
+    other = CellResult("k", "evolution", {}, "ok", [Sample("wall_s", 6.0, 7, 0)])
+    assert _seed_pairs(base, other, "wall_s") == [(2.5, 6.0)]  # no shared seed: the medians
+    assert _seed_pairs(base, head, "peak_rss_mb") == []
+
+
+def test_root_causes_test_a_small_matrix_on_paired_seeds(sqlite_url: str) -> None:
+    """The quick matrix: 10 cells, 12 seeds each, one level four times slower. The parameters
+    see one row per cell and seed, so every candidate (fewer than 1000 arrangements) gets the
+    weighted F test, with the figures of the analytics on the same seed-level rows."""
+    cause = quick_store(sqlite_url, seed=0, shift=3.0)
+    with open_store(sqlite_url) as st:
+        res = root_causes(st.load_run("quick-base"), st.load_run("quick-head"))
+    params = {c.name: c for c in res.causes if c.kind == "parameter"}
+    assert res.common_cells == 10
+    assert set(params) == {"target", "population_size", "selection", "reservoir_size",
+                           "spectral_radius"}
+    assert all(c.details["test"] == "weighted F" and c.details["replicates"] == 12
+               for c in params.values())
+    rows, before, after, _ = quick_matrix_trial(0, shift=3.0)
+    direct = explain_parameter_change(rows, before, after)
+    assert res.status == direct.status and res.message.startswith(direct.message)
+    for c in direct.candidates:
+        assert params[c.name].details["p"] == pytest.approx(c.details["p"], rel=1e-9)
+    assert params[str(cause)].details["p"] == min(c.details["p"] for c in params.values())

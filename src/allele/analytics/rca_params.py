@@ -20,14 +20,19 @@ copy of the target (on real A/A pairs of the recorded runs that aliasing named a
   spends: a parameter with one level per cell gets about 0 on noise, not 1.0;
 * p-value: a permutation test of the same statistic (``n_permutations`` shuffles of the
   configuration effects, one shared set for all parameters), valid for heavy tails and outliers;
+  but a parameter whose cells admit fewer than 1000 distinct arrangements (a two-level
+  parameter over 6 cells has 20, so p >= 0.05) is tested, when every configuration has seed
+  replicates, by the weighted F test of :mod:`~allele.analytics.rca_small` (per-configuration
+  effects weighted by their seed variance plus the cells' heterogeneity), and the evidence and
+  the verdict say which test decided (``details["test"]``);
 * multiplicity: Benjamini-Hochberg q-values across the candidates.
 
 A parameter is named a cause when its q-value is at most ``alpha`` and its omega squared at least
 ``min_effect``; when none is, the answer is ``"no clear cause"``. Measured by
 ``benchmarks/analytics_real_answers.py`` and ``tests/analytics/test_rca.py``: on pure noise (18
 cells, 3 seeds, run-wide shifts, Student-t(3) noise) no cause in 47 of 50 trials; with a 20%
-shift in one level of one parameter, that parameter first in 50 of 50; on 120 A/A pairs of the
-recorded quick-matrix runs, no cause in 117 (wall_s).
+shift in one level of one parameter, that parameter first in 50 of 50. The quick matrix (6 + 4
+cells, weighted F test) is measured in :mod:`~allele.analytics.rca_small`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from allele.analytics._common import FloatArray, as_series
+from allele.analytics.rca_small import MAX_COARSE_ARRANGEMENTS, arrangements, weighted_f_test
 from allele.errors import AnalyticsError
 
 __all__ = [
@@ -124,16 +130,20 @@ class ParameterVerdict:
 
 
 def _aggregate(params: Sequence[Mapping[str, Any]], effect: FloatArray
-               ) -> tuple[list[dict[str, Any]], FloatArray, int]:
-    """Mean effect per distinct configuration (rows sharing every parameter value)."""
+               ) -> tuple[list[dict[str, Any]], FloatArray, FloatArray, int]:
+    """Mean effect per distinct configuration (rows sharing every parameter value), the
+    sampling variance of that mean (NaN for a configuration of one row) and the fewest rows of
+    a configuration."""
     groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
     for i, p in enumerate(params):
         key = tuple(sorted((k, repr(v)) for k, v in p.items()))
         groups.setdefault(key, []).append(i)
     configs = [dict(params[idx[0]]) for idx in groups.values()]
     means = np.array([float(np.mean(effect[idx])) for idx in groups.values()])
+    variances = np.array([float(np.var(effect[idx], ddof=1)) / len(idx) if len(idx) > 1
+                          else math.nan for idx in groups.values()])
     reps = min(len(idx) for idx in groups.values())
-    return configs, means, reps
+    return configs, means, variances, reps
 
 
 def _candidate(name: str, configs: list[dict[str, Any]]) -> _Candidate | None:
@@ -170,11 +180,9 @@ def _percent(effect: float) -> float:
     return (math.exp(effect) - 1) * 100
 
 
-def _test(cand: _Candidate, e_all: FloatArray, n_permutations: int, seed: int, ratio: bool,
-          metric: str) -> tuple[float, float, str, dict[str, Any]]:
-    """(omega squared, permutation p, evidence text, details) of one candidate, over the
-    configurations that have it (shuffled among themselves)."""
-    e = e_all[cand.rows] - e_all[cand.rows].mean()
+def _permutation(cand: _Candidate, e: FloatArray, n_permutations: int, seed: int
+                 ) -> tuple[float, float]:
+    """(omega squared, permutation p) of one candidate over its centred effects ``e``."""
     n = e.size
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(e, (max(n_permutations, 0), 1)), axis=1)
@@ -185,7 +193,32 @@ def _test(cand: _Candidate, e_all: FloatArray, n_permutations: int, seed: int, r
     omega2 = max(0.0, (ss - cand.df * ms_err) / (total + ms_err)) if total > 0 and \
         math.isfinite(ms_err) else 0.0
     null = _effect_ss(cand, perms)
-    p = float((1 + np.sum(null >= ss * (1 - 1e-12))) / (1 + null.size))
+    return omega2, float((1 + np.sum(null >= ss * (1 - 1e-12))) / (1 + null.size))
+
+
+def _test(cand: _Candidate, e_all: FloatArray, var_all: FloatArray, n_permutations: int,
+          seed: int, ratio: bool, metric: str) -> tuple[float, float, str, dict[str, Any]]:
+    """(omega squared, p, evidence text, details) of one candidate, over the configurations
+    that have it: a permutation test (shuffled among themselves), or, when they admit fewer
+    than :data:`MAX_COARSE_ARRANGEMENTS` arrangements and every one has seed replicates, the
+    weighted F test of :mod:`~allele.analytics.rca_small`."""
+    e = e_all[cand.rows] - e_all[cand.rows].mean()
+    n = e.size
+    count = arrangements(cand.keys)
+    v = var_all[cand.rows]
+    details: dict[str, Any]
+    if count < MAX_COARSE_ARRANGEMENTS and bool(np.all(np.isfinite(v))):
+        small = weighted_f_test(e, v, cand.design, cand.df, levels=cand.mode == "levels")
+        omega2, p = small.omega2, small.p
+        how = (f"weighted omega^2; weighted F test over per-configuration effects with their "
+               f"seed variances, F({small.df_effect}, {small.df_error})={small.f:.3g}, p={p:.2g}"
+               f": {count} arrangements are too few for a permutation p-value")
+        details = {"test": "weighted F", "f": small.f, "tau2": small.tau2,
+                   "scale": small.scale}
+    else:
+        omega2, p = _permutation(cand, e, n_permutations, seed)
+        how = f"omega^2, degrees-of-freedom corrected; permutation p={p:.2g}"
+        details = {"test": "permutation"}
     if cand.mode == "linear":
         slope = float(e @ cand.design / (cand.design @ cand.design)) * (n - 1)
         shown = f"{_percent(slope):+.1f}%" if ratio else f"{slope:+.3g}"
@@ -193,9 +226,9 @@ def _test(cand: _Candidate, e_all: FloatArray, n_permutations: int, seed: int, r
                 f"trend over its rank: {shown} from lowest to highest)")
     else:
         what = cand.name
-    text = (f"explains {omega2:.0%} of the {metric} change across {n} configurations "
-            f"(omega^2, degrees-of-freedom corrected; permutation p={p:.2g})")
-    details = {"omega2": omega2, "p": p, "df": cand.df, "mode": cand.mode, "what": what}
+    text = f"explains {omega2:.0%} of the {metric} change across {n} configurations ({how})"
+    details |= {"omega2": omega2, "p": p, "df": cand.df, "mode": cand.mode, "what": what,
+                "arrangements": count}
     return omega2, p, text, details
 
 
@@ -218,14 +251,14 @@ def explain_parameters(
     e_rows = as_series(effect, name="effect")
     if len(params) != e_rows.size:
         raise AnalyticsError(f"{len(params)} parameter sets but {e_rows.size} values")
-    configs, e, reps = _aggregate(params, e_rows)
+    configs, e, var, reps = _aggregate(params, e_rows)
     if e.size < 4:
         raise AnalyticsError(f"need at least 4 distinct configurations, got {e.size}")
     names = sorted({k for p in params for k in p})
     cands = [c for c in (_candidate(n, configs) for n in names) if c is not None]
     tested = {c.name for c in cands}
     excluded = [n for n in names if n not in tested]
-    results = [(c, *_test(c, e, n_permutations, seed, ratio, metric)) for c in cands]
+    results = [(c, *_test(c, e, var, n_permutations, seed, ratio, metric)) for c in cands]
     qs = benjamini_hochberg([r[2] for r in results])
     out = []
     for (cand, omega2, _p, text, det), q in zip(results, qs, strict=True):
@@ -237,16 +270,29 @@ def explain_parameters(
     causes = [c for c in out if c.details["significant"]]
     if causes:
         message = (f"{causes[0].name} explains the {metric} change "
-                   f"({causes[0].score:.0%} of it; q={causes[0].details['q']:.2g})")
+                   f"({causes[0].score:.0%} of it; q={causes[0].details['q']:.2g}, "
+                   f"{causes[0].details['test']} test)")
     else:
         best = out[0] if out else None
         tail = (f"; the strongest candidate, {best.name}, explains {best.score:.0%} "
                 f"(q={best.details['q']:.2g})") if best is not None else ""
-        message = (f"{NO_CLEAR_CAUSE}: no parameter explains the {metric} change beyond what "
-                   f"shuffling the cells gives (FDR {alpha:g}, omega^2 >= {min_effect:g})"
-                   f"{tail}")
+        message = (f"{NO_CLEAR_CAUSE}: no parameter explains the {metric} change beyond "
+                   f"{_chance(out)} (FDR {alpha:g}, omega^2 >= {min_effect:g}){tail}")
     return ParameterVerdict("cause" if causes else "no clear cause", causes, out, excluded,
                             int(e.size), message)
+
+
+def _chance(candidates: Sequence[Cause]) -> str:
+    """What "chance" was for the tests that ran: shuffling the cells, the seeds' scatter, or
+    both."""
+    tests = {c.details["test"] for c in candidates}
+    parts = []
+    if "permutation" in tests or not tests:
+        parts.append("what shuffling the cells gives")
+    if "weighted F" in tests:
+        parts.append("what the seeds' and the cells' scatter give (weighted F test: too few "
+                     "cells to shuffle)")
+    return " or ".join(parts)
 
 
 def _suffix(cand: _Candidate, e_all: FloatArray, ratio: bool, details: dict[str, Any]) -> str:

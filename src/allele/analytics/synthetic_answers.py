@@ -6,6 +6,9 @@ sample noise with occasional outliers, AR(0.9) telemetry metrics.
 
 * :func:`matrix_trial`: an 18-cell matrix (3 seeds per cell) measured twice, with no cause or
   with a shift injected into one level of one parameter (root-cause analysis).
+* :func:`quick_matrix_trial`: the project's quick matrix (6 evolution and 4 Kraken cells, 12
+  seeds) measured twice, with its real noise levels, with no cause or with a shift injected
+  (root-cause analysis on a matrix too small to permute).
 * :func:`ar_metrics_trial`: telemetry metrics that wander (AR(0.9)) and no cause.
 * :func:`seed_surface`: seed-level quality and cost over a grid, on a known response surface or
   on pure noise (recommendations).
@@ -26,11 +29,13 @@ from allele.analytics._common import FloatArray
 
 __all__ = [
     "MATRIX_GRID",
+    "QUICK_CELLS",
     "LabelledAlert",
     "ar_metrics_trial",
     "matrix_trial",
     "mixed_incidents",
     "pair_scores",
+    "quick_matrix_trial",
     "seed_surface",
 ]
 
@@ -85,6 +90,61 @@ def matrix_trial(
     after = run()
     if cause is not None:
         after = after * np.array([1.0 + shift if r[cause] == bad else 1.0 for r in rows])
+    return rows, before, after, cause
+
+
+QUICK_CELLS: list[dict[str, Any]] = (
+    [{"target": "evolution", "generations": 30, "mutation_rate": 0.1, "population_size": n,
+      "selection": sel, "target_fitness": 0.97}
+     for n in (50, 250, 1000) for sel in ("rank", "tournament")]
+    + [{"target": "kraken", "reservoir_size": n, "spectral_radius": r, "test_steps": 500,
+        "threads": 1, "train_steps": 1000, "washout": 100}
+       for n in (50, 200) for r in (0.8, 0.95)])
+"""The cells of ``benchmarks/quick.yaml`` as ``allele analyze rca`` sees them (the target is a
+parameter, the fixed parameters are listed)."""
+
+
+def quick_matrix_trial(
+    seed: int, shift: float = 0.0, seeds: int = 12, noise: float = 0.4, drift: float = 0.1,
+    run_shift: float = 0.3,
+) -> tuple[list[dict[str, Any]], FloatArray, FloatArray, str | None]:
+    """Seed-level times of the quick matrix (:data:`QUICK_CELLS`) in a base and a head run,
+    one row per (cell, seed), seeds paired.
+
+    The noise follows what the 16 recorded runs of this machine show (``benchmarks/data``):
+    each run is slower or faster as a whole (lognormal, sd ``run_shift``: run level sd 0.53 in
+    wall_s, 0.09 in CPU time); each cell drifts on its own between runs (sd ``drift``: cell x
+    run interaction 0.23 / 0.15 there, seed noise included); a seed's workload is the same in
+    both runs (it cancels in the pairing), and every measurement has Student-t(3) noise of sd
+    ``noise`` (per-run seed sd 0.58 / 0.32) with 2% outliers of +30%. With ``shift`` > 0 the
+    cells where one random candidate (target, population_size, selection, reservoir_size,
+    spectral_radius) takes one random value are ``1 + shift`` times slower in the head run.
+    Returns ``(rows, before, after, cause)`` (cause None without a shift).
+    """
+    rng = np.random.default_rng(seed)
+    candidates = ["target", "population_size", "selection", "reservoir_size",
+                  "spectral_radius"]
+    cause: str | None = None
+    bad: Any = None
+    if shift > 0:
+        cause = candidates[int(rng.integers(0, len(candidates)))]
+        values = sorted({repr(c[cause]) for c in QUICK_CELLS if cause in c})
+        bad = values[int(rng.integers(0, len(values)))]
+    rows = [dict(c) for c in QUICK_CELLS for _ in range(seeds)]
+    size = np.array([float(r.get("population_size", r.get("reservoir_size", 1))) for r in rows])
+    workload = 1e-4 * size * np.exp(rng.normal(0, 0.2, len(rows)))
+
+    def run() -> FloatArray:
+        cell = np.repeat(rng.normal(0, drift, len(QUICK_CELLS)), seeds)
+        wide = rng.normal(0, run_shift)
+        return np.asarray(workload * np.exp(wide + cell + _sample_noise(rng, len(rows), noise)),
+                          dtype=np.float64)
+
+    before = run()
+    after = run()
+    if cause is not None:
+        after = after * np.array([1.0 + shift if repr(r.get(cause)) == bad else 1.0
+                                  for r in rows])
     return rows, before, after, cause
 
 

@@ -282,9 +282,10 @@ class RootCauses:
     causes and the common shift (best first) when enough cells are shared, then environment
     differences (most performance-relevant first).
 
-    ``status`` is ``"cause"`` when a parameter passed its permutation test (FDR-corrected) with
-    a practical effect, ``"no clear cause"`` otherwise; ``message`` says it in one sentence (and
-    mentions a common shift of every cell, which two runs cannot tell from run-to-run noise)."""
+    ``status`` is ``"cause"`` when a parameter passed its test (FDR-corrected; permutation, or
+    the weighted F test of a matrix too small to permute) with a practical effect, ``"no clear
+    cause"`` otherwise; ``message`` says it in one sentence (and mentions a common shift of
+    every cell, which two runs cannot tell from run-to-run noise)."""
 
     base: RunInfo
     head: RunInfo
@@ -301,29 +302,51 @@ class RootCauses:
                 "causes": [c.to_dict() for c in self.causes]}
 
 
+def _seed_pairs(base: CellResult, head: CellResult, metric: str) -> list[tuple[float, float]]:
+    """``(base, head)`` values of ``metric`` for every seed both runs of a cell measured (the
+    median over that seed's repeats), in seed order; when they share no seed, one pair of the
+    cell medians. Pairing by seed keeps what a seed does to the workload out of the effect, and
+    the scatter of the seeds' ratios is each cell's own sampling variance."""
+    a, b = base.keyed(metric), head.keyed(metric)
+    out = []
+    for seed in sorted({sd for sd, _ in a} & {sd for sd, _ in b}):
+        va = [v for (sd, _), v in a.items() if sd == seed]
+        vb = [v for (sd, _), v in b.items() if sd == seed]
+        out.append((float(statistics.median(va)), float(statistics.median(vb))))
+    if not out and a and b:
+        out.append((float(statistics.median(a.values())), float(statistics.median(b.values()))))
+    return [(x, y) for x, y in out if x > 0 and y > 0]
+
+
 def root_causes(base_record: RunRecord, head_record: RunRecord,
                 metric: str = "wall_s") -> RootCauses:
     """Rank the parameters and environment differences that explain a change of ``metric``.
 
-    Cells are matched by key; the target is a parameter too (in a run of several targets, "only
-    the kraken cells moved" is an answer) unless every shared cell has the same one. Parameters
-    are ranked only over at least :data:`MIN_COMMON_CELLS` shared cells with a positive median in
-    both runs. AnalyticsError when there is nothing to rank.
+    Cells are matched by key and their seeds paired (:func:`_seed_pairs`): the parameters are
+    tested on one ``log(head / base)`` per cell and seed, so that each cell's effect comes with
+    its seed variance (the small-matrix test of :mod:`~allele.analytics.rca_small` needs it);
+    the common shift is judged on the cell medians. The target is a parameter too (in a run of
+    several targets, "only the kraken cells moved" is an answer) unless every shared cell has
+    the same one. Parameters are ranked only over at least :data:`MIN_COMMON_CELLS` shared cells
+    with positive values in both runs. AnalyticsError when there is nothing to rank.
     """
-    a = {c.key: ({"target": c.target, **c.params}, m) for c, (m,) in
-         _cell_medians(base_record, metric)}
-    b = {c.key: m for c, (m,) in _cell_medians(head_record, metric)}
-    keys = sorted(k for k in set(a) & set(b) if a[k][1] > 0 and b[k] > 0)
+    heads = {c.key: (c, m) for c, (m,) in _cell_medians(head_record, metric)}
+    cells = {c.key: (c, m) for c, (m,) in _cell_medians(base_record, metric)}
+    pairs = {k: _seed_pairs(c, heads[k][0], metric) for k, (c, m) in cells.items()
+             if k in heads and m > 0 and heads[k][1] > 0}
+    keys = sorted(k for k, p in pairs.items() if p)
     causes: list[Cause] = []
     status, message = NO_CLEAR_CAUSE, (
         f"{NO_CLEAR_CAUSE}: {len(keys)} common cells with {metric!r} are too few to test the "
         f"parameters (need {MIN_COMMON_CELLS})")
     if len(keys) >= MIN_COMMON_CELLS:
-        params = [a[k][0] for k in keys]
-        if len({p["target"] for p in params}) == 1:  # one target: its own parameters only
-            params = [{n: v for n, v in p.items() if n != "target"} for p in params]
-        before, after = [a[k][1] for k in keys], [b[k] for k in keys]
-        shift = common_shift(before, after, metric=metric)
+        one_target = len({cells[k][0].target for k in keys}) == 1
+        params = [{**({} if one_target else {"target": cells[k][0].target}),
+                   **cells[k][0].params} for k in keys for _ in pairs[k]]
+        before = [x for k in keys for x, _ in pairs[k]]
+        after = [y for k in keys for _, y in pairs[k]]
+        shift = common_shift([cells[k][1] for k in keys], [heads[k][1] for k in keys],
+                             metric=metric)
         try:
             verdict = explain_parameter_change(params, before, after, metric=metric)
         except AnalyticsError as exc:
