@@ -401,8 +401,33 @@ class DaskExecutor(Executor):
             return None
         # best effort: the cell is already given up
         with contextlib.suppress(Exception):
-            self._client.restart_workers([worker], timeout=30, raise_for_error=False)
+            if not self._kill_own_worker(worker):
+                self._client.restart_workers([worker], timeout=30, raise_for_error=False)
         return worker
+
+    def _kill_own_worker(self, worker: str) -> bool:
+        """SIGKILL the process of ``worker`` when it is a child of this process (a worker of the
+        local cluster this executor started); its nanny then starts a fresh one. A polite
+        restart asks the worker to close first, and a worker frozen in a C call that holds the
+        GIL cannot answer: the restart then waits out its whole timeout (30 s) per frozen cell.
+        The process is killed only when its pid is found among this process's descendants."""
+        import os
+        import signal
+
+        import psutil
+
+        pid = None
+        for nanny in getattr(self._cluster, "workers", {}).values():
+            if getattr(nanny, "worker_address", None) == worker:
+                proc = getattr(getattr(nanny, "process", None), "process", None)
+                pid = getattr(proc, "pid", None)
+        if not isinstance(pid, int):
+            return False
+        ours = {c.pid for c in psutil.Process().children(recursive=True)}
+        if pid not in ours:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        return True
 
     def close(self, *, kill: bool = False) -> None:
         try:
