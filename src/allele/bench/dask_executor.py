@@ -104,6 +104,11 @@ def _dask_cells(tasks: list[CellTask], sys_path: list[str], token: str = ""
 
 
 _DONE = frozenset({"finished", "error", "cancelled"})
+_GATHER_S = 2.0
+"""How long the loop waits for a done task's result. A task whose worker was killed after it
+finished is computed again (its result lived on that worker) and stays "finished" meanwhile: a
+long wait here (it was 30 s) stalled every other task's clock; a short one checks back on the
+next pass."""
 
 
 @dataclass(slots=True)
@@ -281,7 +286,7 @@ class DaskExecutor(Executor):
                     f = inflight[fut]
                     if fut.status in _DONE:  # "lost" (its worker died): the scheduler retries
                         try:
-                            value, error = fut.result(timeout=30), None
+                            value, error = fut.result(timeout=_GATHER_S), None
                         except Exception as exc:
                             if isinstance(exc, TimeoutError) and fut.status != "error":
                                 continue  # sent again after its worker's restart: in flight
