@@ -140,7 +140,8 @@ def rca_real(max_pairs: int, metric: str = "wall_s",
         v = explain_parameter_change(params, before, after, seed=k)
         spread.append(float(np.std(np.log(after / before))))
         quiet += v.status != "cause"
-        names = [c.name for c in v.candidates]
+        # sorted, not in the verdict's order: every method gets the same injected shifts
+        names = sorted(c.name for c in v.candidates)
         n_cands.append(len(names))
         cause = names[int(rng.integers(0, len(names)))]
         levels = sorted({repr(p.get(cause)) for p in params if cause in p})

@@ -2,9 +2,11 @@
 cause".
 
 The unit of evidence is the configuration: rows that share every parameter value (seeds,
-repeats) are averaged first, because replicates of one cell share that cell's conditions and are
-not independent evidence about a parameter (treating them as such is pseudo-replication: on an
-18-cell matrix with 3 seeds it turns a cell-level accident into "p < 0.01"). For each parameter
+repeats) are summarised first (their 20% trimmed mean, the plain mean below 5 rows:
+:func:`~allele.analytics.rca_small.trimmed_location`), because replicates of one cell share
+that cell's conditions and are not independent evidence about a parameter (treating them as
+such is pseudo-replication: on an 18-cell matrix with 3 seeds it turns a cell-level accident
+into "p < 0.01"). For each parameter
 that takes at least two values (fixed parameters are excluded and listed as such), over the
 configurations that have it: in a run of several targets, a parameter of one target is tested
 among that target's cells only, so that its "unset" cells do not turn every parameter into a
@@ -46,7 +48,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from allele.analytics._common import FloatArray, as_series
-from allele.analytics.rca_small import MAX_COARSE_ARRANGEMENTS, arrangements, weighted_f_test
+from allele.analytics.rca_small import (
+    MAX_COARSE_ARRANGEMENTS,
+    arrangements,
+    trimmed_location,
+    weighted_f_test,
+)
 from allele.errors import AnalyticsError
 
 __all__ = [
@@ -131,17 +138,18 @@ class ParameterVerdict:
 
 def _aggregate(params: Sequence[Mapping[str, Any]], effect: FloatArray
                ) -> tuple[list[dict[str, Any]], FloatArray, FloatArray, int]:
-    """Mean effect per distinct configuration (rows sharing every parameter value), the
-    sampling variance of that mean (NaN for a configuration of one row) and the fewest rows of
-    a configuration."""
+    """Per distinct configuration (rows sharing every parameter value): the 20% trimmed mean of
+    its rows' effects, the Tukey-McLaughlin variance of that mean (NaN for a configuration of
+    one row; :func:`~allele.analytics.rca_small.trimmed_location`: the plain mean and ``s^2 / m``
+    below 5 rows) and the fewest rows of a configuration."""
     groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
     for i, p in enumerate(params):
         key = tuple(sorted((k, repr(v)) for k, v in p.items()))
         groups.setdefault(key, []).append(i)
     configs = [dict(params[idx[0]]) for idx in groups.values()]
-    means = np.array([float(np.mean(effect[idx])) for idx in groups.values()])
-    variances = np.array([float(np.var(effect[idx], ddof=1)) / len(idx) if len(idx) > 1
-                          else math.nan for idx in groups.values()])
+    located = [trimmed_location(effect[idx]) for idx in groups.values()]
+    means = np.array([loc for loc, _ in located])
+    variances = np.array([var for _, var in located])
     reps = min(len(idx) for idx in groups.values())
     return configs, means, variances, reps
 
