@@ -23,13 +23,17 @@ sysdeps:
 run: $(STAMP)
 	$(VENV)/bin/allele bench ab benchmarks/seed-matrix.yaml --preset quick --base HEAD --run-if-clean --fail-on never --brief --report .allele/report.html
 
-## make test: the whole suite, slow end-to-end tests included
+## make test: the whole suite, slow end-to-end tests included, on two xdist workers (a file's
+## tests stay on one worker); then the tests marked `serial` (timing assertions that a test running
+## beside them would disturb), alone
+PYTEST_PAR := -n 2 --dist loadfile
 test: $(STAMP) sysdeps
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PAR) -m "not serial"
+	$(PY) -m pytest -m serial
 
 ## make test-fast: everything but the slow end-to-end tests
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PAR) -m "not slow"
 
 ## make lint: ruff, mypy (strict), the layer and cycle contracts (import-linter) and the size
 ## limits (600 lines a module, 80 a function)

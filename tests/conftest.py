@@ -188,13 +188,23 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --- the suites' time budgets (issue 17: CI within budget) --------------------------------------
-# Seconds each folder of tests may take on the CI machine (2 cores). Printed at the end of every
-# run beside what each took, so a suite that outgrows its share shows in the CI log; never asserted
-# (the machine's load is not the code's fault).
-SUITE_BUDGET_S = {"faults": 420, "e2e": 240, "uat": 180, "docs": 240, "tracking": 150,
-                  "bench": 150, "store": 90, "core": 90, "dashboard": 60, "analytics": 90,
-                  "observe": 60, "golden": 60}
+# `make test` runs the suite on two xdist workers (the tests marked `serial` after, alone), and the
+# whole of it must take under 10 minutes of wall time on the CI machine (2 cores). Below: the
+# seconds each folder's tests add up to (summed over the workers, so more than their share of
+# wall time), beside its budget, and the wall time of this pytest invocation. Printed at the end of
+# every run so that a suite that outgrows its share shows in the CI log; never asserted (the
+# machine's load is not the code's fault). Measured on an idle 2-core VM, 2026-12-05: 690 s of
+# tests, serially, before the cuts of that day; about 500 s of wall time on two workers.
+SUITE_BUDGET_S = {"bench": 200, "faults": 120, "uat": 100, "e2e": 90, "docs": 80,
+                  "analytics": 50, "tracking": 30, "core": 20, "dashboard": 15, "observe": 15,
+                  "golden": 15, "store": 15}
+WALL_BUDGET_S = 600.0
 _suite_seconds: dict[str, float] = {}
+_session_start = [time.monotonic()]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _session_start[0] = time.monotonic()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -204,12 +214,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _suite_seconds:
+    if not _suite_seconds or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    terminalreporter.section("time per suite (budget on 2 cores)")
+    terminalreporter.section("test time per suite (summed over workers; budget on 2 cores)")
     for suite, seconds in sorted(_suite_seconds.items(), key=lambda kv: -kv[1]):
         budget = SUITE_BUDGET_S.get(suite)
         note = "" if budget is None else f" / {budget} s" + (
             "  OVER BUDGET" if seconds > budget else "")
         terminalreporter.write_line(f"{suite:<12} {seconds:8.1f} s{note}")
-    terminalreporter.write_line(f"{'total':<12} {sum(_suite_seconds.values()):8.1f} s / 600 s")
+    wall = time.monotonic() - _session_start[0]
+    terminalreporter.write_line(f"{'total':<12} {sum(_suite_seconds.values()):8.1f} s of tests "
+                                f"/ {sum(SUITE_BUDGET_S.values())} s; {wall:.0f} s of wall time "
+                                f"in this invocation (the whole suite: under {WALL_BUDGET_S:.0f} s)")

@@ -162,6 +162,7 @@ def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:

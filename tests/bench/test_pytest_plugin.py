@@ -47,7 +47,10 @@ def _pytest(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     # Plugins are named explicitly and entry-point autoloading is off, so the run is the same
     # whether or not the `pytest11: allele` entry point is installed (loading the module through
     # both `-p` and the entry point would register it twice).
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    # Not an xdist worker either (the suite may run on xdist): pytest-benchmark turns itself off
+    # under xdist, and it would read the inherited PYTEST_XDIST_WORKER as being one.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "pytest_benchmark.plugin", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
