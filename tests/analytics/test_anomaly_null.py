@@ -12,6 +12,7 @@ from allele.analytics.anomaly import detect_series, score_series
 from allele.analytics.anomaly._kernels import merge_sorted
 from allele.analytics.anomaly.tail import (
     _checkpoints,
+    _Excursion,
     _fit_sorted_tail,
     _sorted_quantile,
     fit_tail,
@@ -117,6 +118,36 @@ def test_spot_scores_sit_at_one_half_at_the_risk_quantile_and_rank() -> None:
     assert sc[4500] > sc[4000] > 0.5
     # Share of points above 0.5 near the risk (the shape prior makes it conservative).
     assert np.mean(sc[1000:] > 0.5) < 3e-3
+
+
+def test_excursion_gate_holds_a_run_above_u_until_it_ends_and_drops_it_if_it_alarmed() -> None:
+    gate = _Excursion()
+
+    def settled(col: list[float], alarm: list[bool]) -> list[float]:
+        c = np.array(col)
+        return sorted(gate.settled(c, c > 2.0, np.array(alarm)).tolist())
+
+    assert settled([0, 1, 5, 6], [False] * 4) == [0, 1]  # 5, 6: a run still going on, held
+    assert settled([7, 1, 8, 9], [False] * 4) == [1, 5, 6, 7]  # it ended without an alarm
+    assert settled([10, 0], [True, False]) == [0]  # 8, 9, 10: the run alarmed, none join
+    # Within a block: the run [5] joins, the run [6, 7] with an alarm in it does not.
+    assert settled([5, 0, 6, 7, 0], [False, False, False, True, False]) == [0, 0, 5]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gated_tail_keeps_alarming_on_a_slow_ramp_that_plain_spot_learns(seed: int) -> None:
+    # A smoothed statistic (a rolling mean of 16, like the drift column) under a ramp that climbs
+    # 6 sd over 400 rows: plain SPOT adds the climbing rows to its pool before they alarm and
+    # raises its threshold ahead of the ramp; through the gate they stay out of it.
+    rng = np.random.default_rng(seed)
+    n = 1200
+    z = rng.standard_normal(n) + 6.0 * np.clip((np.arange(n) - 500) / 400, 0.0, None)
+    col = (4.0 * np.convolve(z, np.ones(16) / 16)[:n])[:, None]
+    plain = spot_scores(col, 20, 300, 1e-4)[:, 0]
+    gated = spot_scores(col, 20, 300, 1e-4, gated=(0,))[:, 0]
+    assert not (gated[:500] > 0.5).any() and not (plain[:500] > 0.5).any()
+    assert np.count_nonzero(gated[500:] > 0.5) > 500  # of the 700 ramp rows
+    assert np.count_nonzero(plain[500:] > 0.5) < 50
 
 
 @pytest.mark.parametrize("noise_kind", ["ar", "lognormal"])

@@ -26,7 +26,10 @@ tails. The pipeline:
 6. **Tails** (:mod:`~allele.analytics.anomaly.tail`): each statistic's upper tail is fitted by
    peaks over threshold (a generalised Pareto above its 90% quantile, as in SPOT, Siffer et al.
    KDD 2017) on the learning rows and then on every later row that was not an alarm, refitted
-   at fixed checkpoints; a point's score is ``a / (1 + a)`` with ``a = log p / log risk`` for its
+   at fixed checkpoints. The variance and drift tails learn through an excursion gate: a run
+   of values above the tail's threshold joins only once it has ended, and not at all if it
+   alarmed, so a slow excursion building toward an alarm does not raise the threshold ahead
+   of itself; a point's score is ``a / (1 + a)`` with ``a = log p / log risk`` for its
    tail probability ``p``: 0.5 exactly where ``p = risk`` (default 1e-4 per statistic), higher
    for rarer values, so scores rank events.
 
@@ -469,7 +472,7 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     r, used_period = _deseasonalise(x, learn, period)
     e, phi = _prewhiten(r, learn, ar_order)
     cols = _signed_columns(e, learn, w, short)
-    col_scores = spot_scores(cols, w + 2 * short, learn, risk)
+    col_scores = spot_scores(cols, w + 2 * short, learn, risk, gated=_GATED_COLUMNS)
     stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
                             np.maximum(col_scores[:, 2], col_scores[:, 3]), col_scores[:, 4],
                             np.maximum(col_scores[:, 5], col_scores[:, 6])], axis=1)
@@ -488,6 +491,9 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
                            period=used_period, method=method, statistics=stat_scores,
                            transform=used_transform, ar=phi)
+
+
+_GATED_COLUMNS = (4, 5, 6)  # variance, drift up, drift down: the slow statistics (tail.py notes)
 
 
 def _signed_columns(e: FloatArray, learn: int, w: int, short: int) -> FloatArray:

@@ -9,6 +9,17 @@ never changes when more data arrives.
 
 * Peaks: the values above the 90% quantile of the pool (the learning rows, then every later row
   that was not an alarm: an alarm never teaches the tail that it is normal, as in SPOT).
+* Excursion gate (the columns passed as ``gated``): a row above the tail's threshold ``u``
+  joins the pool only once its excursion (the run of rows above ``u`` it belongs to) has
+  ended, and not at all if the excursion raised an alarm. A slow statistic (a rolling median
+  under a drift ramp, a rolling variance as the noise widens) climbs through ``u`` for tens
+  of rows before it alarms; in plain SPOT those rows join the pool on the way and raise the
+  threshold ahead of the excursion, which then alarms late or not at all. Under the null an
+  excursion ends, and unless it held a false alarm its rows all join, a few rows late (a false
+  alarm now keeps its whole excursion out, not only itself). The anomaly pipeline gates its
+  variance and drift columns only: a spike or a shift alarms at its onset, so there is
+  nothing to protect there, and gating those columns too raised the false alarms on the
+  recorded histories (``benchmarks/analytics_real.py``, see ``docs/analytics.md``).
 * Fit: probability-weighted moments on the excesses, the shape ``xi`` clipped to [0, 0.9]
   and shrunk towards 0.25 with the weight of 15 peaks (a dozen peaks say little about a
   shape). A negative shape (a bounded tail, what the maximum of Gaussian-like noise gives in
@@ -26,9 +37,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from allele.analytics._common import FloatArray
 from allele.analytics.anomaly._kernels import merge_sorted
@@ -130,12 +143,14 @@ def _checkpoints(start: int, n: int, block: int) -> list[int]:
 
 
 def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float, *,
-                block: int = 25, min_scale: float = 0.25) -> FloatArray:
+                block: int = 25, min_scale: float = 0.25,
+                gated: Collection[int] = ()) -> FloatArray:
     """Causal SPOT scores in [0, 1] of each column of ``stats`` (n x k; NaN rows score 0).
 
     Rows ``[calib_start, learn_end)`` are the learning pool (score 0); from ``learn_end`` on, the
     rows of each block are scored with the tails fitted before the block, and those not alarmed
-    (score <= 0.5) join the pool. Returns the per-column scores (n x k).
+    (score <= 0.5) join the pool; in the columns ``gated``, through the excursion gate (see the
+    module notes). Returns the per-column scores (n x k).
     """
     x = np.nan_to_num(np.asarray(stats, dtype=np.float64), nan=-np.inf)
     n, k = x.shape
@@ -144,6 +159,7 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
         return scores
     log_risk = math.log(1.0 / risk)
     pools = [_Pool(x[calib_start:learn_end, j]) for j in range(k)]
+    gates = {j: _Excursion() for j in gated}
     marks = _checkpoints(learn_end, n, block)
     for lo, hi in itertools.pairwise(marks):
         for j in range(k):
@@ -156,8 +172,51 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
             a = np.log(1.0 / p) / log_risk
             sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
             scores[lo:hi, j] = sc
-            pool.add(col[sc <= 0.5])
+            gate = gates.get(j)
+            pool.add(col[sc <= 0.5] if gate is None else gate.settled(col, col > tail.u, sc > 0.5))
     return scores
+
+
+class _Excursion:
+    """The excursion gate of one column (see the module notes): which rows of each scored block
+    join the pool, given which are above the tail's threshold and which alarmed. An excursion
+    still going on at the end of a block is held (its rows that did not alarm, and whether
+    any did) until a later block ends it."""
+
+    __slots__ = ("alarmed", "held")
+
+    def __init__(self) -> None:
+        self.held: list[FloatArray] = []
+        self.alarmed = False
+
+    def settled(self, col: FloatArray, above: NDArray[np.bool_],
+                alarm: NDArray[np.bool_]) -> FloatArray:
+        """The rows of this block, and of a held excursion that ends in it, that join the pool."""
+        out: list[FloatArray] = []
+        start = 0
+        if self.held:  # an excursion carried over: it runs until the first row under u
+            ends = np.flatnonzero(~above)
+            start = int(ends[0]) if ends.size else col.size
+            self.held.append(col[:start][~alarm[:start]])
+            self.alarmed = self.alarmed or bool(alarm[:start].any())
+            if start == col.size:
+                return col[:0]
+            if not self.alarmed:
+                out.extend(self.held)
+            self.held, self.alarmed = [], False
+        col, above, alarm = col[start:], above[start:], alarm[start:]
+        under = np.flatnonzero(~above)
+        end = int(under[-1]) + 1 if under.size else 0
+        if end < col.size:  # an excursion still going on at the end of the block: hold it
+            self.held = [col[end:][~alarm[end:]]]
+            self.alarmed = bool(alarm[end:].any())
+        col, above, alarm = col[:end], above[:end], alarm[:end]
+        if col.size:
+            run = np.cumsum(np.concatenate(([True], above[1:] & ~above[:-1])))
+            bad = np.zeros(int(run[-1]) + 1, dtype=bool)
+            bad[run[alarm]] = True  # runs above u with an alarm in them stay out
+            out.append(col[~above | ~bad[run]])
+        return np.concatenate(out) if out else col[:0]
 
 
 class _Pool:
