@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from allele.analytics.anomaly import detect_series, score_series
+from allele.analytics.anomaly import detect_series, score_series, signed_statistics
 from allele.analytics.anomaly._kernels import merge_sorted
 from allele.analytics.anomaly.tail import (
     _checkpoints,
@@ -118,6 +118,23 @@ def test_spot_scores_sit_at_one_half_at_the_risk_quantile_and_rank() -> None:
     assert sc[4500] > sc[4000] > 0.5
     # Share of points above 0.5 near the risk (the shape prior makes it conservative).
     assert np.mean(sc[1000:] > 0.5) < 3e-3
+
+
+def test_signed_statistics_through_spot_give_the_detectors_scores_and_report_each_refit() -> None:
+    """The diagnostics path (benchmarks/anomaly_tail_calibration.py) replays the detector."""
+    y = anomaly_benchmark(n_series=1, seed=4, noise_kind="student_t")[0].values
+    cols = signed_statistics(y)
+    assert cols.shape == (y.size, 7)
+    assert np.isnan(cols[:58]).all() and np.isfinite(cols[58:]).all()
+    tails: list = []
+    sc = spot_scores(cols, 58, 150, 1e-4, gated=(4, 5, 6), tails=tails)
+    np.testing.assert_array_equal(np.clip(sc.max(axis=1), 0.0, 1.0), detect_series(y).scores)
+    starts = _checkpoints(150, y.size, 25)[:-1]
+    assert [(lo, j) for lo, j, _ in tails] == [(lo, j) for lo in starts for j in range(7)]
+    # A reported tail is the one that scored its block: its risk quantile has probability risk.
+    tail = tails[-1][2]
+    p = tail_probability(np.array([tail.quantile(1e-4)]), tail)
+    assert p[0] == pytest.approx(1e-4, rel=1e-9)
 
 
 def test_excursion_gate_holds_a_run_above_u_until_it_ends_and_drops_it_if_it_alarmed() -> None:

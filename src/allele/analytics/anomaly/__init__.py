@@ -31,6 +31,7 @@ from allele.analytics.anomaly.series import (
     robust_statistics,
     robust_statistics_reference,
     score_series,
+    signed_statistics,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "save_detector",
     "score_series",
     "seasonal_period",
+    "signed_statistics",
 ]

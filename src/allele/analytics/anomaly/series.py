@@ -80,6 +80,7 @@ __all__ = [
     "robust_statistics",
     "robust_statistics_reference",
     "score_series",
+    "signed_statistics",
 ]
 
 Method = Literal["robust", "iforest", "ocsvm", "ensemble"]
@@ -468,10 +469,8 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
         raise AnalyticsError(
             f"the learning period ({learn} points) needs at least {w + 2 * short + 10}; "
             "pass a longer one (--learn)")
-    x, used_transform = _transform(y, learn, transform)
-    r, used_period = _deseasonalise(x, learn, period)
-    e, phi = _prewhiten(r, learn, ar_order)
-    cols = _signed_columns(e, learn, w, short)
+    cols, used_transform, used_period, phi = _columns(y, learn, period, w, short, transform,
+                                                      ar_order)
     col_scores = spot_scores(cols, w + 2 * short, learn, risk, gated=_GATED_COLUMNS)
     stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
                             np.maximum(col_scores[:, 2], col_scores[:, 3]), col_scores[:, 4],
@@ -491,6 +490,29 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
                            period=used_period, method=method, statistics=stat_scores,
                            transform=used_transform, ar=phi)
+
+
+def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, transform: str,
+             ar_order: int | None) -> tuple[FloatArray, str, int | None, tuple[float, ...]]:
+    """Transform, deseasonalise, pre-whiten, then the seven one-sided statistics."""
+    x, used_transform = _transform(y, learn, transform)
+    r, used_period = _deseasonalise(x, learn, period)
+    e, phi = _prewhiten(r, learn, ar_order)
+    return _signed_columns(e, learn, w, short), used_transform, used_period, phi
+
+
+def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: int | None = None,
+                      window: int | None = None, short: int = 5,
+                      transform: Literal["auto", "log", "none"] = "auto",
+                      ar_order: int | None = None) -> FloatArray:
+    """The raw statistics :func:`detect_series` turns into scores (n x 7: spike up/down, shift
+    up/down, variance, drift up/down; NaN before ``window + 2 * short``), for a series without a
+    point mass. Options as in :func:`detect_series`. For diagnostics of the tail calibration
+    (``benchmarks/anomaly_tail_calibration.py``)."""
+    y = as_series(values, name="values")
+    _check_options(y.size, "robust", learn, 1e-4)
+    w = window if window is not None else max(8, min(48, learn // 3))
+    return _columns(y, learn, period, w, short, transform, ar_order)[0]
 
 
 _GATED_COLUMNS = (4, 5, 6)  # variance, drift up, drift down: the slow statistics (tail.py notes)

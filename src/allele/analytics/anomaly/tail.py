@@ -144,13 +144,16 @@ def _checkpoints(start: int, n: int, block: int) -> list[int]:
 
 def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float, *,
                 block: int = 25, min_scale: float = 0.25,
-                gated: Collection[int] = ()) -> FloatArray:
+                gated: Collection[int] = (),
+                tails: list[tuple[int, int, GpdTail]] | None = None) -> FloatArray:
     """Causal SPOT scores in [0, 1] of each column of ``stats`` (n x k; NaN rows score 0).
 
     Rows ``[calib_start, learn_end)`` are the learning pool (score 0); from ``learn_end`` on, the
     rows of each block are scored with the tails fitted before the block, and those not alarmed
     (score <= 0.5) join the pool; in the columns ``gated``, through the excursion gate (see the
-    module notes). Returns the per-column scores (n x k).
+    module notes). Returns the per-column scores (n x k). A list passed as ``tails`` receives
+    ``(first row, column, tail)`` for every refit, for diagnostics
+    (``benchmarks/anomaly_tail_calibration.py``).
     """
     x = np.nan_to_num(np.asarray(stats, dtype=np.float64), nan=-np.inf)
     n, k = x.shape
@@ -168,6 +171,8 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
                 continue
             pool = pools[j]
             tail = _fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut)
+            if tails is not None:
+                tails.append((lo, j, tail))
             p = np.maximum(tail_probability(col, tail), 1e-300)
             a = np.log(1.0 / p) / log_risk
             sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
