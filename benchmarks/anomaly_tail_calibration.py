@@ -19,7 +19,12 @@ table gives, by how far into the series the refit is:
   risk. 1 is a calibrated tail, above 1 a source of false alarms, below 1 of missed events.
 
 The columns are 0 spike up, 1 spike down, 2 shift up, 3 shift down, 4 variance, 5 drift up,
-6 drift down. ``docs/analytics.md`` (the Student-t(3) paragraph) quotes this table.
+6 drift down. The comparison means most for the spike columns, whose values are nearly
+independent from point to point and alike across series. The variance and drift statistics are
+autocorrelated (their false alarms come in excursions, not single points), and the drift
+statistic is measured against each series' own learning level. For those, a quantile pooled
+over 300 series is not each series' truth, and ``exceed / risk`` overstates their false alarms.
+``docs/analytics.md`` (the Student-t(3) paragraph) quotes this table.
 """
 
 from __future__ import annotations
