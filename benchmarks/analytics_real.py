@@ -30,6 +30,7 @@ import importlib
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from realdata import (
 )
 
 from allele.analytics.anomaly import detect_series
-from allele.analytics.synthetic import EventScore, evaluate_events
+from allele.analytics.synthetic import EventScore, evaluate_events, false_runs
 
 TASK_MODULES: dict[str, str] = {
     "forecast": "analytics_real_forecast",
@@ -73,8 +74,10 @@ def _shifted(flags: np.ndarray, lo: int, offset: int) -> np.ndarray:
 
 
 def score_anomaly_series(s: RealSeries, method: str, seeds: int, shifts: int,
-                         rng: np.random.Generator) -> list[Row]:
-    """F1, false alarms per 1,000 and their chance baselines for one real series."""
+                         rng: np.random.Generator, by_run: Counter[int] | None = None
+                         ) -> list[Row]:
+    """F1, false alarms per 1,000 and their chance baselines for one real series; ``by_run``
+    (a recorded history) counts its false runs by the recorded run they start in."""
     n = s.values.size
     learn = learn_length(n)
     total = EventScore(0, 0, 0, 0)
@@ -85,6 +88,8 @@ def score_anomaly_series(s: RealSeries, method: str, seeds: int, shifts: int,
             inj = inject(s, kind, seed, learn=learn, align=s.run_length or 1)
             flags = detect_series(inj.values, method=method, learn=learn).flags  # type: ignore[arg-type]
             total = total + evaluate_events(flags, inj.events)
+            if by_run is not None and s.run_length:
+                by_run.update(a // s.run_length + 1 for a, _ in false_runs(flags, inj.events))
             scored += n - learn
             for off in rng.integers(1, n - learn, size=shifts):
                 chance = chance + evaluate_events(_shifted(flags, learn, int(off)), inj.events)
@@ -117,8 +122,10 @@ def run_anomaly(args: argparse.Namespace) -> list[Row]:
                   f"({', '.join(INJECT_KINDS)}), chance = flags circularly shifted")
             print(f"  {'series':{width}s}  {'n':>5s}  {'F1':>5s} {'chance':>6s}  {'recall':>6s} "
                   f"{'chance':>6s}  {'FA/1000':>7s} {'chance':>6s}  {'raw/1000':>8s}")
+            by_run: Counter[int] = Counter()
             for s in series.values():
-                got = score_anomaly_series(s, method, args.seeds, args.shifts, rng)
+                got = score_anomaly_series(s, method, args.seeds, args.shifts, rng,
+                                           by_run if group == "history" else None)
                 f1, rec, fa, raw = got
                 chance = (f1.chance or 0.0, rec.chance or 0.0, fa.chance or 0.0)
                 print(f"  {s.name:{width}s}  {s.values.size:5d}  {f1.value:5.2f} {chance[0]:6.2f}"
@@ -129,6 +136,7 @@ def run_anomaly(args: argparse.Namespace) -> list[Row]:
             rows += part
             if group == "history":
                 _by_metric(part)
+                _by_recorded_run(by_run, series)
             _summary(part, f"{group}/{method}")
     return rows
 
@@ -147,6 +155,21 @@ def _by_metric(rows: list[Row]) -> None:
         fa = np.mean(m["false alarms/1000"], axis=0)
         print(f"  {metric:28s}  {len(m['F1']):5d}  {f1[0]:5.2f} {f1[1]:6.2f}  {fa[0]:7.2f} "
               f"{fa[1]:6.2f}")
+
+
+def _by_recorded_run(by_run: Counter[int], series: dict[str, RealSeries]) -> None:
+    """Where the histories' false runs start, by recorded run: a run-wide change of the
+    machine (every cell slower in one run) shows as a cluster no injection explains."""
+    first = next(iter(series.values()))
+    if not first.run_length:
+        return
+    start = learn_length(first.values.size) // first.run_length + 1
+    end = first.values.size // first.run_length
+    total = sum(by_run.values())
+    print(f"  false runs by the recorded run they start in (runs {start}-{end} are scored, "
+          f"1/{end - start + 1} of the points each): "
+          + ", ".join(f"run {r}: {by_run.get(r, 0)}" for r in range(start, end + 1))
+          + f"; {total} in all")
 
 
 def _summary(rows: list[Row], label: str) -> None:

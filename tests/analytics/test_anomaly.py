@@ -25,7 +25,12 @@ from allele.analytics.anomaly.series import (
     _trailing_trimmed,
     _window_sum,
 )
-from allele.analytics.synthetic import anomaly_benchmark, benchmark_table, evaluate_events
+from allele.analytics.synthetic import (
+    anomaly_benchmark,
+    benchmark_table,
+    evaluate_events,
+    false_runs,
+)
 from allele.errors import AnalyticsError, NotFittedError
 
 
@@ -164,6 +169,12 @@ def test_event_matching_rule() -> None:
     # (10,11) hit; 50 is within 48..49+3; (70,80) missed; 90 is a false positive run.
     assert (sc.events, sc.detected, sc.runs, sc.true_runs) == (3, 2, 3, 2)
     assert sc.precision == pytest.approx(2 / 3) and sc.recall == pytest.approx(2 / 3)
+    # The false run is the one at 90; 94 joins it (gap of 3), 99 does not.
+    assert false_runs(flags, [(10, 11), (48, 49), (70, 80)], tolerance=3) == [(90, 91)]
+    flags[[94, 99]] = True
+    assert false_runs(flags, [(10, 11), (48, 49), (70, 80)], tolerance=3) == [(90, 95), (99, 100)]
+    sc = evaluate_events(flags, [(10, 11), (48, 49), (70, 80)], tolerance=3)
+    assert sc.runs - sc.true_runs == 2
 
 
 @pytest.mark.parametrize("method", ["ensemble", "robust"])

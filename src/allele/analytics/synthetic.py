@@ -41,6 +41,7 @@ __all__ = [
     "benchmark_table",
     "clean_series",
     "evaluate_events",
+    "false_runs",
     "incident_alerts",
     "noise_series",
     "regression_trial",
@@ -246,6 +247,15 @@ def evaluate_events(flags: ArrayLike, events: Sequence[tuple[int, int]],
     runs = _runs(f, tolerance)
     true_runs = sum(1 for a, b in runs if any(a < e and s < b for s, e in windows))
     return EventScore(len(events), detected, len(runs), true_runs)
+
+
+def false_runs(flags: ArrayLike, events: Sequence[tuple[int, int]],
+               tolerance: int = 3) -> list[tuple[int, int]]:
+    """The runs of ``flags`` that :func:`evaluate_events` counts as false: ``[first, last + 1)``
+    of each run that overlaps no event window."""
+    windows = [(s, e + tolerance) for s, e in events]
+    return [(a, b) for a, b in _runs(np.asarray(flags, dtype=bool), tolerance)
+            if not any(a < e and s < b for s, e in windows)]
 
 
 def benchmark_table(
