@@ -194,6 +194,35 @@ def test_zero_inflated_series_is_not_flagged_for_its_zeros() -> None:
     assert detect_series(y2).flags[700:765].any()
 
 
+def test_zero_inflated_level_shifts_are_one_episode_not_many_short_runs() -> None:
+    # The zeros inside the return from a shift used to cut its alarms into many runs, each
+    # counted false: precision 0.45 on these series before the zeros held the episode's scores.
+    series = anomaly_benchmark(n_series=8, seed=3, kinds=["level_shift"],
+                               noise_kind="zero_inflated")
+    sc = benchmark_table(lambda v: detect_series(v).flags, series)["level_shift"]
+    assert sc.precision >= 0.8 and sc.recall >= 0.8
+
+
+def test_zeros_hold_an_episode_alarm_but_not_a_spike() -> None:
+    rng = np.random.default_rng(8)
+    y = rng.exponential(1.0, 1200) * (rng.random(1200) >= 0.7)  # a sparse counter: 70% zeros
+    y[600] = 1e4  # one burst (its non-zero points are scored in logs: about 7 sd there)
+    y[601:604] = 0.0  # then the counter reads 0
+    det = detect_series(y)
+    assert det.mass == 0.0 and det.flags[600]
+    after = int(np.flatnonzero(y[601:] != 0.0)[0]) + 601
+    assert after >= 604 and not det.flags[601:after].any()  # a spike is not held
+    z = noise_series(np.random.default_rng(5), 1000, 0.5, "zero_inflated")
+    z[700:760] -= 2.5  # a shift down: every point is off the mass for 60 points
+    det = detect_series(z)
+    held = [i for i in range(760, 1000) if z[i] == 0.0 and det.flags[i]]
+    assert held  # zeros inside the return from the shift carry its alarm
+    for i in held:
+        prev = max(j for j in range(i) if z[j] != 0.0)
+        assert det.scores[i] == pytest.approx(det.statistics[prev, 1:].max())
+        assert det.statistics[i, 0] == 0.0 and det.scores[prev] > 0.5
+
+
 def test_positive_skewed_metric_is_scored_in_logs() -> None:
     rng = np.random.default_rng(6)
     wall = np.exp(rng.normal(0.0, 0.6, 600))

@@ -9,8 +9,12 @@ tails. The pipeline:
 1. **Point mass.** When one value (typically 0) holds at least 30% of the learning period, the
    series is zero-inflated: points at that value score 0 and the others are scored as their
    own series (a share of zeros is not a spread to measure them against; with too few of them
-   in the learning period to learn from, they score 0). A learning period that is constant
-   makes every later departure an alarm, scored by its size.
+   in the learning period to learn from, they score 0). One exception keeps an episode whole:
+   points at the mass value that follow a point whose shift, variance or drift alarmed hold
+   those scores until the next other point (in the other points' own time the episode has
+   not ended yet, and only that point can say whether it has). A spike is one point and is
+   not held. A learning period that is constant makes every later departure an alarm, scored
+   by its size.
 2. **Transform.** A positive metric whose learning period is right-skewed (skewness above 1,
    and less skewed after the log) is scored in logs: wall times and sizes vary by ratios.
 3. **Season** (Fourier profile, estimated on the learning period and re-estimated at fixed
@@ -437,12 +441,31 @@ def detect_series(
                       ar_order, ml_fence, seed)
         scores[other] = sub.scores
         stats[other] = sub.statistics
+        _hold_episodes(scores, stats, other, sub.statistics)
         sub_period = sub.period
     flags = scores > threshold
     return SeriesDetection(scores=scores, flags=flags, threshold=threshold, learn_end=learn,
                            period=sub_period, method=method, statistics=stats,
                            transform=sub.transform if sub else "none",
                            ar=sub.ar if sub else (), mass=mass)
+
+
+def _hold_episodes(scores: FloatArray, stats: FloatArray, other: NDArray[np.intp],
+                   sub_stats: FloatArray) -> None:
+    """In place: the mass points after an other point whose shift, variance or drift scored
+    above 0.5 take those scores (the spike's left at 0) until the next other point.
+
+    Without this, the zeros inside an episode (the return from a level shift, which the other
+    points' rolling windows take tens of points to forget) cut it into many short runs of
+    alarms. It is causal: a held score depends only on the point that alarmed before it.
+    """
+    episode = sub_stats.copy()
+    episode[:, 0] = 0.0  # a spike is one point: nothing to hold
+    level = episode.max(axis=1)
+    following = np.append(other[1:], scores.size)
+    for k in np.flatnonzero(level > 0.5):
+        scores[other[k] + 1:following[k]] = level[k]
+        stats[other[k] + 1:following[k]] = episode[k]
 
 
 def _min_learn(window: int | None, short: int) -> int:
