@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
@@ -112,6 +112,28 @@ def sigterm_as_interrupt() -> Iterator[None]:
 # (MLflow announces every run and migration at INFO, alembic every upgrade step).
 _THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "distributed", "numba", "urllib3", "httpx",
                         "uvicorn", "asyncio", "matplotlib", "git", "llama_cpp")
+
+
+@contextmanager
+def live_telemetry(store: ResultStore, live: bool, metrics_port: int | None,
+                   console: Console) -> Iterator[Any]:
+    """A run's live telemetry for the block (a :class:`~allele.bench.live.RunLive`, or None
+    without ``live`` and ``metrics_port``): events and points go to ``store``, where `allele
+    top`, `allele dashboard` and `allele analyze` read them; closed (a final flush) on the way
+    out, whatever ends the block."""
+    if not live and metrics_port is None:
+        yield None
+        return
+    from allele.bench.live import RunLive
+
+    publisher = RunLive(store, metrics_port=metrics_port)
+    try:
+        if publisher.server is not None:
+            console.print(f"serving the run's metrics on {publisher.server.url}",
+                          highlight=False)
+        yield publisher
+    finally:
+        publisher.close()
 
 
 def set_verbosity(verbose: bool) -> None:

@@ -12,8 +12,7 @@ Every error is an AlleleError: one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,6 +24,7 @@ from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
     StoreOpt,
     esc,
+    live_telemetry,
     make_console,
     one_line_errors,
     open_store_url,
@@ -104,8 +104,9 @@ def run_cmd(
                 _check_resumed_spec(st, spec, resume, max_cells)
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
-            runner.live = _run_live(st, live, metrics_port)  # once the options are valid
-            with sigterm_as_interrupt(), _closing(runner.live):
+            with sigterm_as_interrupt(), live_telemetry(st, live, metrics_port,
+                                                        err_console) as publisher:
+                runner.live = publisher
                 if mlflow_uri is not None:
                     summary = _run_tracked(runner, suite, mlflow_uri, experiment, name=name,
                                            filters=filters or [], resume=resume)
@@ -128,28 +129,6 @@ def run_cmd(
                 _write_report(st, summary.run_id, report)
             if summary.failed and strict:
                 raise typer.Exit(1)
-
-
-def _run_live(st: Any, live: bool, metrics_port: int | None) -> Any:
-    """The run's live telemetry (and its /metrics server), or None."""
-    if not live and metrics_port is None:
-        return None
-    from allele.bench.live import RunLive
-
-    run_live = RunLive(st, metrics_port=metrics_port)
-    if run_live.server is not None:
-        err_console.print(f"serving the run's metrics on {run_live.server.url}",
-                          highlight=False)
-    return run_live
-
-
-@contextmanager
-def _closing(run_live: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if run_live is not None:
-            run_live.close()
 
 
 def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None, named: bool,

@@ -30,10 +30,12 @@ from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
     StoreOpt,
     esc,
+    live_telemetry,
     make_console,
     one_line_errors,
     open_store_url,
     plain,
+    sigterm_as_interrupt,
 )
 from allele.errors import ConfigError
 
@@ -518,11 +520,18 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
                       "with the previous run", highlight=False)
     include_working_directory()
     with open_store_url(store) as st:
-        summary = Runner(st, progress=RichProgress(err_console)).run(
-            load_suite(spec, preset=preset))
-        err_console.print(f"run {summary.name} ({summary.run_id}): {summary.status}; "
-                          f"{summary.executed} cells, {summary.failed} failed, "
-                          f"{summary.seconds:.1f} s", highlight=False, markup=False)
+        runner = Runner(st, progress=RichProgress(err_console))
+        # Live like `bench run`: `allele top` and the dashboard follow it, telemetry is stored.
+        with sigterm_as_interrupt(), live_telemetry(st, True, None, err_console) as publisher:
+            runner.live = publisher
+            summary = runner.run(load_suite(spec, preset=preset))
+        line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
+                f"{summary.executed} cells, {summary.failed} failed, {summary.seconds:.1f} s")
+        if summary.status == "interrupted":
+            err_console.print(f"{line}\nresume with: allele bench run --resume {summary.name}",
+                              highlight=False, markup=False)
+            raise typer.Exit(130)
+        err_console.print(line, highlight=False, markup=False)
         info = st.get_run(summary.run_id)
         baseline = previous_run(st, info)
         if report is not None:
