@@ -269,6 +269,13 @@ def test_base_halves_stay_out_of_histories_and_baselines(sqlite_url: str) -> Non
         assert "s-base" not in [r.name for r in recent_history(st).runs]
         prev = previous_run(st, head)
         assert prev is not None and prev.name == "plain"
+        # A plain run after the session is held against the plain run, not the session's HEAD
+        # (a session measures peak RSS and allocations differently).
+        later = st.create_run("plain-2", "spec", "t", {}, {})
+        st.save_cells(later, [cell])
+        st.finish_run(later, "finished")
+        prev = previous_run(st, st.get_run(later))
+        assert prev is not None and prev.name == "plain"
 
 
 SETUP_TARGET = textwrap.dedent('''

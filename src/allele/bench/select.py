@@ -143,11 +143,17 @@ def parse_since(text: str, store: ResultStore | None = None, now: float | None =
 
 def previous_run(store: ResultStore, run: RunInfo) -> RunInfo | None:
     """The newest finished run of the same spec created before ``run``: what ``bench run
-    --report`` compares a new run with (never the BASE half of an A/B session: it re-measured
-    old code)."""
-    from allele.bench.history import is_ab_base
+    --report`` and ``make run`` compare a new run with.
 
+    Never the BASE half of an A/B session (it re-measured old code), and for a plain run never
+    either half: a session measures some metrics differently (``peak_rss_mb`` is a worker's peak
+    over a round of calls, ``alloc_peak_mb`` comes from one call per seed), so a plain run held
+    against a session's HEAD gave verdicts on identical code (4 regressed, 12 improved, every
+    peak_rss_mb row "improved" by 54-85 %)."""
+    from allele.bench.history import ab_meta, is_ab_base
+
+    plain = ab_meta(run) is None
     return next((r for r in store.list_runs(None)
                  if r.id != run.id and r.spec_name == run.spec_name
                  and r.status == "finished" and r.created_at < run.created_at
-                 and not is_ab_base(r)), None)
+                 and not is_ab_base(r) and not (plain and ab_meta(r) is not None)), None)
