@@ -180,3 +180,28 @@ def test_predict_a_configuration_from_a_run(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "give crossover, mutation_rate" in str(res.exception)
     res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum)])
     assert res.exit_code == 0 and "held-out" in res.output
+
+
+def test_a_metric_recorded_per_worker_needs_a_label(tmp_path: Path) -> None:
+    from allele.observe.metrics import MetricPoint
+    from allele.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    rng = np.random.default_rng(3)
+    with open_store(url) as st:  # two workers side by side, of very different sizes
+        st.write_metric_points(
+            MetricPoint("rss", "bench", (("worker", w),), 1000.0 + 5 * i + k, level + rng.normal())
+            for k, (w, level) in enumerate((("a", 60.0), ("b", 400.0))) for i in range(300))
+    res = runner.invoke(app, ["anomalies", "rss", "--store", url])
+    assert res.exit_code != 0
+    assert "2 label sets recorded side by side" in str(res.exception)
+    assert "--label worker=a" in str(res.exception)
+    res = runner.invoke(app, ["anomalies", "rss", "--store", url, "--label", "worker=b",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["labels"] == {"worker": "b"} and data["anomalies"] == []
+    res = runner.invoke(app, ["forecast", "rss", "--store", url, "--label", "worker=a",
+                              "--model", "naive", "--horizon", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert 55 < json.loads(res.output)["forecast"]["mean"][0] < 65

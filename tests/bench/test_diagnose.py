@@ -12,6 +12,7 @@ from allele.bench.diagnose import (
     metric_anomalies,
     metric_root_causes,
     metric_series,
+    parse_labels,
     recommendations,
     root_causes,
 )
@@ -32,16 +33,44 @@ from tests.bench.diagnose_stores import (
 
 def test_metric_series_is_one_value_per_timestamp_of_one_component(sqlite_url: str) -> None:
     with open_store(sqlite_url) as st:
-        st.write_metric_points([MetricPoint("m", "a", (("k", "1"),), 2.0, 1.0),
-                                MetricPoint("m", "a", (("k", "2"),), 2.0, 3.0),
-                                MetricPoint("m", "a", (), 1.0, 5.0),
+        st.write_metric_points([MetricPoint("m", "a", (), 1.0, 5.0),
+                                MetricPoint("m", "a", (), 2.0, 3.0),
                                 MetricPoint("m", "b", (), 1.0, 7.0)])
         s = metric_series(st, "m", "a")
-        assert (s.component, s.timestamps, s.values) == ("a", [1.0, 2.0], [5.0, 2.0])
+        assert (s.component, s.timestamps, s.values, s.labels) == ("a", [1.0, 2.0], [5.0, 3.0],
+                                                                    {})
         with pytest.raises(AnalyticsError, match="several components"):
             metric_series(st, "m")
         with pytest.raises(AnalyticsError, match="no points of metric 'x'"):
             metric_series(st, "x")
+
+
+def test_label_sets_side_by_side_are_refused_and_one_in_turn_is_joined(sqlite_url: str) -> None:
+    # Two runs, each with the runner and one worker recording the same metric at the same time:
+    # averaging them made one series out of processes of different sizes.
+    def pts(run: str, worker: str, t0: float, level: float) -> list[MetricPoint]:
+        return [MetricPoint("rss", "bench", (("run", run), ("worker", worker)), t0 + i,
+                            level + i) for i in range(5)]
+
+    with open_store(sqlite_url) as st:
+        st.write_metric_points(pts("r1", "runner", 0.0, 100.0) + pts("r1", "7", 0.5, 400.0)
+                               + pts("r2", "runner", 10.0, 200.0) + pts("r2", "9", 10.5, 400.0))
+        with pytest.raises(AnalyticsError, match=r"4 label sets recorded side by side .*"
+                           r"worker: 7, 9, runner.*--label worker=runner"):
+            metric_series(st, "rss")
+        s = metric_series(st, "rss", labels={"worker": "runner"})  # the two runs in turn
+        assert s.timestamps == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+        assert s.values == [100, 101, 102, 103, 104, 200, 201, 202, 203, 204]
+        assert s.labels == {"worker": "runner"}
+        one = metric_series(st, "rss", labels={"worker": "7"})
+        assert one.labels == {"run": "r1", "worker": "7"} and one.values[0] == 400.0
+        with pytest.raises(AnalyticsError, match="side by side"):
+            metric_series(st, "rss", labels={"run": "r1"})  # still the runner beside worker 7
+        with pytest.raises(AnalyticsError, match="no points of metric 'rss' worker=8"):
+            metric_series(st, "rss", labels={"worker": "8"})
+    assert parse_labels(["worker=runner", " run = r1 "]) == {"worker": "runner", "run": "r1"}
+    with pytest.raises(AnalyticsError, match="KEY=VALUE"):
+        parse_labels(["worker"])
 
 
 def test_forecast_and_anomalies_of_a_stored_series(sqlite_url: str) -> None:

@@ -90,6 +90,13 @@ def test_analytics_endpoints(client: TestClient) -> None:
     assert rec.status_code == 422 and "4 or more cells" in rec.json()["detail"]
     r = client.get("/api/analytics/anomalies", params={"metric": "nothing"})
     assert r.status_code == 422 and r.json()["detail"].startswith("no points")
+    assert a["series"]["labels"] == {}
+    r = client.get("/api/analytics/forecast", params={
+        "metric": "allele_evolution_best_fitness", "labels": "worker=9"})
+    assert r.status_code == 422 and r.json()["detail"].endswith("worker=9 in the store")
+    r = client.get("/api/analytics/anomalies", params={
+        "metric": "allele_evolution_best_fitness", "labels": "worker"})
+    assert r.status_code == 422 and "KEY=VALUE" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(("path", "params", "status", "start"), [

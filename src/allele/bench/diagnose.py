@@ -13,9 +13,10 @@ measured cell unless one is given.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +62,7 @@ __all__ = [
     "metric_anomalies",
     "metric_root_causes",
     "metric_series",
+    "parse_labels",
     "predict_configurations",
     "recommendations",
     "root_causes",
@@ -79,31 +81,94 @@ four a single noisy cell decides the ranking."""
 
 @dataclass(frozen=True, slots=True)
 class MetricSeries:
-    """One telemetry metric of one component as a series: one value per timestamp (the mean when
-    labels split the metric into several series), oldest first."""
+    """One telemetry metric of one component and one label set (or several that follow one
+    another in time) as a series: one value per timestamp, oldest first."""
 
     metric: str
     component: str
     timestamps: list[float]
     values: list[float]
+    labels: dict[str, str] = field(default_factory=dict)
+    """The labels every point of the series has (what ``--label`` chose, and more)."""
 
 
-def metric_series(store: ResultStore, metric: str, component: str | None = None) -> MetricSeries:
-    """The stored points of ``metric`` as one series; AnalyticsError when there are none, or when
-    several components have it and ``component`` does not choose one."""
-    points = store.read_metric_points(metric, component)
+def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` (the ``--label`` options) as a dictionary; AnalyticsError on a bad item."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AnalyticsError(f"a label is KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def metric_series(store: ResultStore, metric: str, component: str | None = None,
+                  labels: Mapping[str, str] | None = None) -> MetricSeries:
+    """The stored points of ``metric`` (of ``component``, with every label of ``labels``) as one
+    series.
+
+    Points of several label sets are joined only when the sets follow one another in time (the
+    same worker in successive runs). Sets that overlap in time are parallel streams, such as
+    one per worker: their values are not one series and are never averaged together. That is
+    an AnalyticsError naming the labels that tell them apart, as are no points and several
+    components without ``component``.
+    """
+    wanted = dict(labels or {})
+    points = [p for p in store.read_metric_points(metric, component)
+              if all(dict(p.labels).get(k) == v for k, v in wanted.items())]
     if not points:
         where = f" for component {component!r}" if component else ""
+        where += "".join(f" {k}={v}" for k, v in wanted.items())
         raise AnalyticsError(f"no points of metric {metric!r}{where} in the store")
     comps = sorted({p.component for p in points})
     if component is None and len(comps) > 1:
         raise AnalyticsError(f"metric {metric!r} has several components ({', '.join(comps)}); "
                              "choose one with --component")
+    spans: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    for p in points:
+        span = spans.setdefault(p.labels, [p.timestamp, p.timestamp])
+        span[0], span[1] = min(span[0], p.timestamp), max(span[1], p.timestamp)
+    _refuse_parallel(metric, spans)
     by_ts: dict[float, list[float]] = {}
     for p in points:
         by_ts.setdefault(float(p.timestamp), []).append(float(p.value))
     ts = sorted(by_ts)
-    return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts])
+    common = dict(set.intersection(*(set(k) for k in spans)))
+    return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts], common)
+
+
+Spans = Mapping[tuple[tuple[str, str], ...], list[float]]
+
+
+def _sequential(spans: Spans) -> bool:
+    ordered = sorted(spans.values())
+    return all(a[1] < b[0] for a, b in itertools.pairwise(ordered))
+
+
+def _refuse_parallel(metric: str, spans: Spans) -> None:
+    """AnalyticsError when two label sets' time spans overlap (see :func:`metric_series`),
+    suggesting the ``--label`` that leaves one series joining the most label sets."""
+    if _sequential(spans):
+        return
+    values: dict[str, set[str]] = {}
+    for key in spans:
+        for k, v in key:
+            values.setdefault(k, set()).add(v)
+    differ = {k: sorted(v) for k, v in values.items()
+              if len(v) > 1 or any(k not in dict(key) for key in spans)}
+    shown = "; ".join(f"{k}: {', '.join(v[:5])}{', ...' if len(v) > 5 else ''}"
+                      for k, v in sorted(differ.items()))
+    choices = []
+    for k, vs in sorted(differ.items()):
+        for v in vs:
+            kept = {key: span for key, span in spans.items() if dict(key).get(k) == v}
+            if _sequential(kept):
+                choices.append((-len(kept), k, v))
+    hint = f", e.g. --label {min(choices)[1]}={min(choices)[2]}" if choices else ""
+    raise AnalyticsError(
+        f"metric {metric!r} has {len(spans)} label sets recorded side by side ({shown}); they "
+        f"are separate series, not one: choose one with --label{hint}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +184,7 @@ class MetricForecast:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
+                "labels": self.series.labels,
                 "forecast": self.forecast.to_dict(), "findings": self.findings,
                 "choice": self.choice}
 
@@ -151,6 +217,7 @@ def forecast_metric(
     period: int | None = None,
     threshold: float | None = None,
     unit: str = "",
+    labels: Mapping[str, str] | None = None,
 ) -> MetricForecast:
     """Forecast ``metric`` ``horizon`` steps ahead with ``model`` and describe its trend, season
     and level shifts (and when it crosses ``threshold``).
@@ -159,8 +226,9 @@ def forecast_metric(
     season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
     ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
     (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
+    ``labels`` choose the series (:func:`metric_series`).
     """
-    series = metric_series(store, metric, component)
+    series = metric_series(store, metric, component, labels)
     ts, values = series.timestamps, series.values
     if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
@@ -190,7 +258,8 @@ class MetricAnomalies:
         """A JSON-ready dictionary."""
         d = self.detection
         return {"metric": self.series.metric, "component": self.series.component,
-                "method": self.method, "learn_end": d.learn_end, "period": d.period,
+                "labels": self.series.labels, "method": self.method, "learn_end": d.learn_end,
+                "period": d.period,
                 "transform": d.transform, "ar": list(d.ar), "mass": d.mass,
                 "anomalies": self.rows()}
 
@@ -198,11 +267,13 @@ class MetricAnomalies:
 def metric_anomalies(store: ResultStore, metric: str, component: str | None = None, *,
                      method: Method = "robust", period: int | None = None,
                      threshold: float = 0.5, learn: int = DEFAULT_LEARN,
-                     risk: float = 1e-4) -> MetricAnomalies:
+                     risk: float = 1e-4,
+                     labels: Mapping[str, str] | None = None) -> MetricAnomalies:
     """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`): the first
     ``learn`` points learn (a fixed length, so a stored point's score never changes as points
-    arrive), ``risk`` is the tail probability per statistic where a score reaches 0.5."""
-    series = metric_series(store, metric, component)
+    arrive), ``risk`` is the tail probability per statistic where a score reaches 0.5;
+    ``labels`` choose the series (:func:`metric_series`)."""
+    series = metric_series(store, metric, component, labels)
     det = detect_series(series.values, series.timestamps, method, period=period,
                         threshold=threshold, learn=learn, risk=risk)
     return MetricAnomalies(series, method, det)
@@ -239,18 +310,20 @@ class MetricRootCauses:
 
 def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str],
                        component: str | None = None, *, at: float | None = None,
-                       max_lag: int = 20) -> MetricRootCauses:
+                       max_lag: int = 20,
+                       labels: Mapping[str, str] | None = None) -> MetricRootCauses:
     """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``.
 
     The candidates are interpolated onto the target's timestamps. The anomaly is the point at or
     after time ``at``, or else the last point the robust detector flags (AnalyticsError when it
-    flags none).
+    flags none). ``labels`` choose the target's series (:func:`metric_series`); each candidate
+    is read with those of them it is recorded with.
     """
-    series = metric_series(store, target, component)
+    series = metric_series(store, target, component, labels)
     t_arr = np.asarray(series.timestamps)
     metrics = {target: np.asarray(series.values)}
     for name in candidates:
-        other = metric_series(store, name, None)
+        other = metric_series(store, name, None, _shared(store, name, labels))
         metrics[name] = np.interp(t_arr, np.asarray(other.timestamps), np.asarray(other.values))
     if at is not None:
         index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
@@ -261,6 +334,16 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
         index = flagged[-1]
     causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
     return MetricRootCauses(target, index, series.timestamps[index], causes)
+
+
+def _shared(store: ResultStore, metric: str, labels: Mapping[str, str] | None
+            ) -> dict[str, str]:
+    """Of the target's ``labels``, those ``metric`` is recorded with: a candidate is read in
+    the same context (the same worker) where it has that label, and whole where it has not."""
+    if not labels:
+        return {}
+    keys = {k for p in store.read_metric_points(metric) for k, _ in p.labels}
+    return {k: v for k, v in labels.items() if k in keys}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,11 +24,19 @@ console = Console(emoji=False)  # user text (metric, component, run names) is pr
 
 StoreOpt = typer.Option(None, "--store", help="Store URL (default: the configured store).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+LabelOpt = typer.Option(
+    None, "--label", help="Only points with this label, KEY=VALUE (repeatable); needed when "
+    "a metric is recorded side by side under several label sets (one per worker).")
 
 
 def _emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
+
+
+def _where(series: Any) -> str:
+    """``component`` and the series' labels, for a title."""
+    return " ".join([series.component, *(f"{k}={v}" for k, v in sorted(series.labels.items()))])
 
 
 def _num(v: float) -> str:
@@ -51,6 +59,7 @@ def forecast(
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Report when the trend crosses this value."),
     unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GB)."),
+    label: list[str] | None = LabelOpt,
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -59,13 +68,14 @@ def forecast(
     The default model is chosen by a rolling-origin backtest against naive, drift and
     seasonal-naive at every detected season; a degenerate ARIMA fit is refused and named.
     """
-    from allele.bench.diagnose import forecast_metric
+    from allele.bench.diagnose import forecast_metric, parse_labels
     from allele.store import open_store
 
     with open_store(store, read_only=True) as st:
         res = forecast_metric(st, metric, component, model=model, horizon=horizon, level=level,
-                              period=period, threshold=threshold, unit=unit)
-    fc, comp = res.forecast, res.series.component
+                              period=period, threshold=threshold, unit=unit,
+                              labels=parse_labels(label))
+    fc, comp = res.forecast, _where(res.series)
     if as_json:
         _emit_json(res.to_dict())
         return
@@ -101,6 +111,7 @@ def anomalies(
                               help="Learning-period length in points (not scored)."),
     risk: float = typer.Option(1e-4, "--risk", min=1e-9, max=0.05,
                                help="Tail probability per statistic at which a score is 0.5."),
+    label: list[str] | None = LabelOpt,
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -109,17 +120,18 @@ def anomalies(
     Each point is scored from the points before it only; the first --learn points learn the
     transform, season, AR filter and tails (scores there are 0).
     """
-    from allele.bench.diagnose import metric_anomalies
+    from allele.bench.diagnose import metric_anomalies, parse_labels
     from allele.store import open_store
 
     with open_store(store, read_only=True) as st:
         res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
-                               period=period, threshold=threshold, learn=learn, risk=risk)
+                               period=period, threshold=threshold, learn=learn, risk=risk,
+                               labels=parse_labels(label))
     if as_json:
         _emit_json(res.to_dict())
         return
     rows = res.rows()
-    table = Table(title=plain(f"{metric} [{res.series.component}]: {len(rows)} anomalous points "
+    table = Table(title=plain(f"{metric} [{_where(res.series)}]: {len(rows)} anomalous points "
                               f"of {len(res.series.values)} ({method}; learning period "
                               f"{res.detection.learn_end} points{_how(res.detection)})"))
     for col in ("index", "timestamp", "value", "score"):
@@ -196,6 +208,7 @@ def rca(
         None, "--at", help="Telemetry mode: anomaly time (default: last flagged point)."),
     max_lag: int = typer.Option(20, "--max-lag", min=1,
                                 help="Largest lead/lag tried, in points."),
+    label: list[str] | None = LabelOpt,
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -206,7 +219,7 @@ def rca(
     most before the target's anomaly (candidates are interpolated onto the target's timestamps).
     """
     if target is not None:
-        _rca_telemetry(target, candidates, component, at, max_lag, store, as_json)
+        _rca_telemetry(target, candidates, component, at, max_lag, store, as_json, label)
         return
     if base is None or new is None:
         raise AnalyticsError("give two runs (BASE NEW), or --target and --candidates")
@@ -226,15 +239,17 @@ def rca(
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
-                   at: float | None, max_lag: int, store: str | None, as_json: bool) -> None:
-    from allele.bench.diagnose import metric_root_causes
+                   at: float | None, max_lag: int, store: str | None, as_json: bool,
+                   label: list[str] | None) -> None:
+    from allele.bench.diagnose import metric_root_causes, parse_labels
     from allele.store import open_store
 
     names = [c.strip() for c in (candidates or "").split(",") if c.strip()]
     if not names:
         raise AnalyticsError("--candidates needs at least one metric name")
     with open_store(store, read_only=True) as st:
-        res = metric_root_causes(st, target, names, component, at=at, max_lag=max_lag)
+        res = metric_root_causes(st, target, names, component, at=at, max_lag=max_lag,
+                                 labels=parse_labels(label))
     if as_json:
         _emit_json(res.to_dict())
         return

@@ -21,20 +21,32 @@ Name = Annotated[str, Query(min_length=1, max_length=200)]
 OptName = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
+Labels = Annotated[str | None, Query(max_length=500, description="KEY=VALUE, comma-separated: "
+                                     "one series of a metric recorded under several label sets")]
+
+
 def _series_json(s: diagnose.MetricSeries) -> dict[str, Any]:
-    return {"metric": s.metric, "component": s.component, "t": s.timestamps, "v": s.values}
+    return {"metric": s.metric, "component": s.component, "labels": s.labels,
+            "t": s.timestamps, "v": s.values}
+
+
+def _labels(text: str | None) -> dict[str, str]:
+    return diagnose.parse_labels([p for p in (text or "").split(",") if p.strip()])
 
 
 @router.get("/anomalies", summary="Anomaly scores over a telemetry series")
 def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
               threshold: Annotated[float, Query(gt=0, le=1)] = 0.5,
-              learn: Annotated[int, Query(ge=30, le=100_000)] = 150) -> Response:
-    key = ("anomalies", metric, component, method, threshold, learn, last_ids(ctx.store)[1])
+              learn: Annotated[int, Query(ge=30, le=100_000)] = 150,
+              labels: Labels = None) -> Response:
+    key = ("anomalies", metric, component, method, threshold, learn, labels,
+           last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
         res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
-                                        threshold=threshold, learn=learn)
+                                        threshold=threshold, learn=learn,
+                                        labels=_labels(labels))
         out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
                       "scores": res.detection.scores.tolist(),
                       "threshold": res.detection.threshold,
@@ -51,13 +63,15 @@ def forecast(ctx: Ctx, metric: Name, component: OptName = None,
              model: Literal["auto", "arima", "naive", "seasonal"] = "naive",
              horizon: Annotated[int, Query(ge=1, le=500)] = 24,
              level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
-             period: Annotated[int | None, Query(ge=2, le=10_000)] = None) -> Response:
-    key = ("forecast", metric, component, model, horizon, level, period,
+             period: Annotated[int | None, Query(ge=2, le=10_000)] = None,
+             labels: Labels = None) -> Response:
+    key = ("forecast", metric, component, model, horizon, level, period, labels,
            last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
         res = diagnose.forecast_metric(ctx.store, metric, component, model=model,
-                                       horizon=horizon, level=level, period=period)
+                                       horizon=horizon, level=level, period=period,
+                                       labels=_labels(labels))
         out: dict[str, Any] = clean({"series": _series_json(res.series),
                                      "forecast": res.forecast.to_dict(),
                                      "findings": res.findings})

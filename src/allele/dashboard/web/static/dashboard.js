@@ -569,22 +569,23 @@ async function startAnalytics() {
   const tele = await api("/api/telemetry");
   for (const s of tele.series) pick.appendChild(el("option", { value: `${s.metric}|${s.component}`, text: `${s.metric} · ${s.component} (${s.points})` }));
   const f = document.getElementById("series-form");
-  fillForm(f, { method: q.method, model: q.model, horizon: q.horizon });
+  fillForm(f, { method: q.method, model: q.model, horizon: q.horizon, labels: q.labels });
   if (q.metric) pick.value = `${q.metric}|${q.component || ""}`;
   const analyse = guard(async () => {
     const v = formValues(f);
     const [metric, component] = v.series.split("|");
-    setQuery({ metric, component, method: v.method, model: v.model, horizon: v.horizon });
-    const a = await api("/api/analytics/anomalies", { metric, component, method: v.method });
+    const labels = v.labels.trim();
+    setQuery({ metric, component, labels, method: v.method, model: v.model, horizon: v.horizon });
+    const a = await api("/api/analytics/anomalies", { metric, component, labels, method: v.method });
     const t = a.series.t.map((x) => new Date(x * 1000));
     const flagged = a.anomalies.map((r) => r.index);
     plot("anomaly-chart", [
       { x: t, y: a.series.v, mode: "lines", name: esc(metric) },
       { x: flagged.map((i) => t[i]), y: flagged.map((i) => a.series.v[i]), mode: "markers", name: "anomaly", marker: { color: "#cf222e", size: 9 } },
       { x: t, y: a.scores, mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
-      { title: { text: esc(`${metric} · ${component}: ${flagged.length} anomalies (${a.method})`) },
+      { title: { text: esc(`${metric} · ${component}${labels ? " " + labels : ""}: ${flagged.length} anomalies (${a.method})`) },
         yaxis: { domain: [0.35, 1] }, yaxis2: { domain: [0, 0.28], title: { text: "score" } } });
-    const fc = await api("/api/analytics/forecast", { metric, component, model: v.model, horizon: v.horizon });
+    const fc = await api("/api/analytics/forecast", { metric, component, labels, model: v.model, horizon: v.horizon });
     const ft = (fc.forecast.timestamps || []).map((x) => new Date(x * 1000));
     plot("forecast-chart", [
       { x: t, y: a.series.v, mode: "lines", name: "observed" },
