@@ -339,9 +339,25 @@ def test_ab_session_calibrates_runs_setup_and_measures_memory(
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "base")
     monkeypatch.chdir(repo)
+    from allele.bench.live import RunLive
+    from allele.store.live import read_events
+
     with open_store(sqlite_url) as st:
-        res = ab.run_ab(st, spec, base="HEAD", rounds=3)
+        live = RunLive(st)
+        try:
+            res = ab.run_ab(st, spec, base="HEAD", rounds=3, live=live)
+        finally:
+            live.close()
         assert res.status == "finished" and not res.failed
+        # `allele top` and the dashboard follow the session as its HEAD run: 2 cells x 3 rounds
+        events = read_events(st, 0, run_id=res.head_run)
+        kinds = [e.kind for e in events]
+        assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+        assert events[0].data["cells"] == 6
+        assert kinds.count("cell_finished") == kinds.count("cell_stored") == 6
+        assert [e.data["done"] for e in events if e.kind == "cell_stored"] == [1, 2, 3, 4, 5, 6]
+        assert events[-1].data["status"] == "finished"
+        assert st.read_metric_points("allele_bench_cells_done")[-1].value == 6
         for run_id in (res.base_run, res.head_run):
             cells = {c.params.get("n", c.params.get("mb")): c
                      for c in st.load_run(run_id).cells}

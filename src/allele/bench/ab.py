@@ -338,13 +338,17 @@ class AbSession:
     def __init__(self, store: ResultStore, suite: SuiteSpec, *, base: str,
                  head: str | None = None, rounds: int | None = None, seed: int = 0,
                  cwd: Path | None = None, progress: ProgressSink | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, live: Any | None = None) -> None:
         self.store, self.suite, self.seed = store, suite, seed
         self.rounds = auto_rounds(suite) if rounds is None else rounds
         self.cwd = (cwd or Path.cwd()).resolve()
         self.repo = repo_root(self.cwd)
         self.base_ref, self.head_ref = base, head
         self.progress = progress
+        self.live = live
+        """A :class:`~allele.bench.live.RunLive` (or None): the session appears in `allele top`
+        and the dashboard as its HEAD run, one task per cell and round."""
+        self._workers: dict[str, AbWorker] = {}
         self.name = name or (f"ab-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-"
                              f"{uuid.uuid4().hex[:4]}")
         self.cells = plan_ab(suite, self.rounds)
@@ -416,6 +420,9 @@ class AbSession:
         total = len(self.cells) * self.rounds
         if self.progress is not None:
             self.progress.start(self.name, total, 0)
+        if self.live is not None:
+            self.live.attach(lambda: [w.proc.pid for w in list(self._workers.values())])
+            self.live.run_started(self.store.get_run(head.run_id), total, total, 0)
         try:
             for rnd in range(self.rounds):
                 self._round(rnd, sides, rng)
@@ -434,8 +441,15 @@ class AbSession:
                 self.progress.stop()
         failed = [(k, side.label, c.error or "") for side in sides
                   for k, c in side.cells.items() if c.status != "ok"]
-        return AbResult(base.run_id, head.run_id, self.name, status, self.rounds,
-                        time.perf_counter() - t0, failed)
+        seconds = time.perf_counter() - t0
+        if self.live is not None:
+            from allele.bench.runner import RunSummary
+
+            self.live.run_finished(RunSummary(
+                head.run_id, f"{self.name}-head", status, total, executed=total,
+                failed=sum(1 for _, side, _ in failed if side == "head"), seconds=seconds))
+        return AbResult(base.run_id, head.run_id, self.name, status, self.rounds, seconds,
+                        failed)
 
     def _count_instructions(self, side: _Side) -> None:
         """The instruction phase of one version (:mod:`allele.bench.instruments.phase`): its
@@ -460,6 +474,7 @@ class AbSession:
         order = list(sides)
         rng.shuffle(order)  # which version's process starts first
         workers = {s.label: AbWorker(s.tree.path, self._cwd_in(s.tree)) for s in order}
+        self._workers = workers  # what the live view samples (CPU, memory)
         try:
             if rnd == 0:
                 self._calibrate(sides, workers, rng)
@@ -472,15 +487,24 @@ class AbSession:
                 for side in first:
                     self._call(side, workers, cell, seed, rep, rnd)
                 done[cell.key] = done.get(cell.key, 0) + 1
-                if done[cell.key] == len(cell.calls[rnd]) and self.progress is not None:
-                    task = _task_for(cell, rnd, self.rounds)
-                    self.progress.cell_started(task)
-                    self.progress.cell_finished(task, sides[1].cells[cell.key])
+                if done[cell.key] == len(cell.calls[rnd]):
+                    self._cell_round_done(cell, rnd, sides[1].cells[cell.key])
             if rnd == 0:
                 self._memory(sides, workers, rng)
         finally:
             for w in workers.values():
                 w.close()
+
+    def _cell_round_done(self, cell: AbCell, rnd: int, head_result: CellResult) -> None:
+        """A cell's calls of one round are done on both versions: the progress bar and the
+        live view (HEAD's figures so far) hear of it."""
+        task = _task_for(cell, rnd, self.rounds)
+        for sink in (self.progress, self.live):
+            if sink is not None:
+                sink.cell_started(task)
+                sink.cell_finished(task, head_result)
+        if self.live is not None:
+            self.live.cell_stored(head_result)
 
     def _calibrate(self, sides: Sequence[_Side], workers: dict[str, AbWorker],
                    rng: random.Random) -> None:
@@ -555,11 +579,13 @@ class AbSession:
 
 def run_ab(store: ResultStore, spec: Path, *, base: str, head: str | None = None,
            preset: str | None = None, rounds: int | None = None, seed: int = 0,
-           progress: ProgressSink | None = None, name: str | None = None) -> AbResult:
+           progress: ProgressSink | None = None, name: str | None = None,
+           live: Any | None = None) -> AbResult:
     """Load ``spec`` once and run an A/B session of BASE against HEAD (the working tree by
-    default) into ``store``, in ``rounds`` rounds (default: :func:`auto_rounds`)."""
+    default) into ``store``, in ``rounds`` rounds (default: :func:`auto_rounds`); ``live``: a
+    :class:`~allele.bench.live.RunLive` that shows it in `allele top` and the dashboard."""
     from allele.bench.spec import load_suite
 
     suite = load_suite(spec, preset=preset)
     return AbSession(store, suite, base=base, head=head, rounds=rounds, seed=seed,
-                     progress=progress, name=name).run()
+                     progress=progress, name=name, live=live).run()

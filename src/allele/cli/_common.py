@@ -30,6 +30,9 @@ P = ParamSpec("P")
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
+LiveOpt = Annotated[bool, typer.Option(
+    "--live/--no-live", help="Publish live telemetry to the store while running (what "
+    "`allele dashboard` and `allele top` show).")]
 
 
 def make_console(stderr: bool = False, width: int | None = 150) -> Console:

@@ -22,6 +22,7 @@ from rich.table import Table
 from allele.bench.format import metric_value, number, varying_params, when
 from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
+    LiveOpt,
     StoreOpt,
     esc,
     live_telemetry,
@@ -50,9 +51,6 @@ MetricsPortOpt = Annotated[int | None, typer.Option(
     "--metrics-port", min=0, max=65535, help="Serve the running matrix's metrics (progress, "
     "worker resources, component and user metrics) for Prometheus on "
     "http://127.0.0.1:PORT/metrics (0 picks a free port).")]
-LiveOpt = Annotated[bool, typer.Option(
-    "--live/--no-live", help="Publish live telemetry to the store while running (what "
-    "`allele dashboard` and `allele top` show).")]
 
 
 @app.command("run")

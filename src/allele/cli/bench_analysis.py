@@ -28,6 +28,7 @@ from rich.table import Table
 
 from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
+    LiveOpt,
     StoreOpt,
     esc,
     live_telemetry,
@@ -411,6 +412,7 @@ def ab_cmd(
     experiment: Annotated[str | None, typer.Option(
         "--experiment", help="MLflow experiment (default: the configured one).")] = None,
     store: StoreOpt = None,
+    live: LiveOpt = True,
 ) -> None:
     """Interleaved A/B session: BASE and HEAD measured in the same rounds, compared paired.
 
@@ -423,12 +425,14 @@ def ab_cmd(
         if (run_if_clean and head is None
                 and not working_tree_dirty(repo_root(Path.cwd()))):
             fails = _plain_run(spec, preset, store, report, q=q, floor=floor,
-                               fail_on=fail_on.value, brief=brief)
+                               fail_on=fail_on.value, brief=brief, live=live)
         else:
             with open_store_url(store) as st:
-                result = run_ab(st, spec, base=base, head=head, preset=preset, rounds=rounds,
-                                seed=seed, name=name,
-                                progress=None if as_json else RichProgress(err_console))
+                with sigterm_as_interrupt(), live_telemetry(st, live, None,
+                                                            err_console) as publisher:
+                    result = run_ab(st, spec, base=base, head=head, preset=preset,
+                                    rounds=rounds, seed=seed, name=name, live=publisher,
+                                    progress=None if as_json else RichProgress(err_console))
                 base_run, head_run = st.load_run(result.base_run), st.load_run(result.head_run)
                 comp = compare_runs(base_run, head_run, q=q, floor=floor)
                 if report is not None:
@@ -505,7 +509,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None, *,
-               q: float, floor: float, fail_on: str, brief: bool = False) -> bool:
+               q: float, floor: float, fail_on: str, brief: bool = False,
+               live: bool = True) -> bool:
     """A plain run of ``spec``, compared with the previous run of the spec through the
     run-level model; whether the comparison fails ``fail_on``."""
     from allele.bench.compare import compare_runs
@@ -522,7 +527,7 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
     with open_store_url(store) as st:
         runner = Runner(st, progress=RichProgress(err_console))
         # Live like `bench run`: `allele top` and the dashboard follow it, telemetry is stored.
-        with sigterm_as_interrupt(), live_telemetry(st, True, None, err_console) as publisher:
+        with sigterm_as_interrupt(), live_telemetry(st, live, None, err_console) as publisher:
             runner.live = publisher
             summary = runner.run(load_suite(spec, preset=preset))
         line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
