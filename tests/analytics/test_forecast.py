@@ -143,6 +143,21 @@ def test_seasonality_and_level_shifts() -> None:
     assert detect_level_shifts(rng.normal(0, 1, 200)) == []
 
 
+def test_steps_of_a_quantised_series_are_shifts_only_when_practically_large() -> None:
+    # A process's memory: +-10 kB of jitter, steps of 0.15-0.3 %, then one of 80 %.
+    levels = [1.380e8, 1.383e8, 1.386e8, 1.389e8, 1.391e8, 1.395e8, 2.5e8, 2.505e8]
+    y = np.repeat(levels, 20) + np.random.default_rng(2).normal(0.0, 1e4, 160)
+    every = detect_level_shifts(y)  # no floor: next to the jitter every step is "significant"
+    assert [s.index for s in every] == [20, 40, 60, 80, 100, 120, 140]
+    found = detect_level_shifts(y, min_change=0.01)
+    assert [s.index for s in found] == [120]
+    assert found[0].before == pytest.approx(np.mean(y[:120]))
+    assert found[0].after == pytest.approx(np.mean(y[120:]))
+    analysis = PredictiveAnalyzer().analyze(y)  # the analyzer uses a 1 % floor
+    assert [s.index for s in analysis.level_shifts] == [120]
+    assert sum(ln.startswith("level shift") for ln in analysis.summary()) == 1
+
+
 def test_threshold_crossing_message() -> None:
     gb = 1024.0**3
     ts = 60.0 * np.arange(120)  # one point a minute

@@ -8,6 +8,7 @@ series and returns a :class:`SeriesAnalysis`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -188,6 +189,8 @@ def detect_level_shifts(
     min_size: int = 8,
     z_threshold: float | None = None,
     max_shifts: int = 10,
+    min_change: float = 0.0,
+    scale: float | None = None,
 ) -> list[LevelShift]:
     """Binary segmentation of the mean with a two-sample z test.
 
@@ -195,6 +198,13 @@ def detect_level_shifts(
     not inflate it. A split is kept when its z statistic exceeds ``z_threshold`` (default
     ``sqrt(2 ln n) + 2``, a Bonferroni-like bound for scanning n positions) and both sides have
     at least ``min_size`` points. Remove trend and season first when the series has them.
+
+    With ``min_change``, a shift must also be practically significant: its step, between the
+    means of the segments on either side, at least ``min_change`` times ``scale`` (default
+    :func:`trend_scale` of ``y``). The smallest step under it goes first and the segments'
+    means are recomputed, until every step left passes. A quantised series has no noise to
+    speak of, so every small step of it is statistically significant: the runner's memory
+    (1.4e8 bytes, steps of 0.1-0.5 %) gave a dozen "level shifts" at z = 62..84,000.
     """
     arr = as_series(y, name="y")
     ts = as_timestamps(timestamps, arr.size)
@@ -226,14 +236,18 @@ def detect_level_shifts(
             stack.append((lo, split))
             stack.append((split, hi))
     found.sort()
-    shifts: list[LevelShift] = []
-    bounds = [0] + [s for s, _ in found] + [n]
-    for i, (split, z) in enumerate(found):
-        before = float(np.mean(arr[bounds[i]:split]))
-        after = float(np.mean(arr[split:bounds[i + 2]]))
-        shifts.append(LevelShift(split, before, after, z,
-                                 None if ts is None else float(ts[split])))
-    return shifts
+    floor = min_change * (trend_scale(arr) if scale is None else scale)
+    while True:
+        bounds = [0] + [s for s, _ in found] + [n]
+        means = [float(np.mean(arr[a:b])) for a, b in itertools.pairwise(bounds)]
+        steps = [abs(means[i + 1] - means[i]) for i in range(len(found))]
+        small = [i for i, d in enumerate(steps) if d < floor]
+        if not small:
+            break
+        del found[min(small, key=lambda i: steps[i])]
+    return [LevelShift(split, means[i], means[i + 1], z,
+                       None if ts is None else float(ts[split]))
+            for i, (split, z) in enumerate(found)]
 
 
 @dataclass(frozen=True)
@@ -354,7 +368,8 @@ class PredictiveAnalyzer:
             phase = np.arange(arr.size) % m
             profile = np.array([np.median(resid[phase == k]) for k in range(m)])
             resid = resid - profile[phase] + float(np.median(profile))
-        shifts = detect_level_shifts(resid, ts, min_size=self.shift_min_size)
+        shifts = detect_level_shifts(resid, ts, min_size=self.shift_min_size,
+                                     min_change=self.min_change, scale=trend_scale(arr))
         crossing = None
         if threshold is not None:
             crossing = time_to_threshold(trend, arr.size, threshold,
