@@ -276,6 +276,49 @@ def test_base_halves_stay_out_of_histories_and_baselines(sqlite_url: str) -> Non
         st.finish_run(later, "finished")
         prev = previous_run(st, st.get_run(later))
         assert prev is not None and prev.name == "plain"
+        # ... and its run-level history is made of plain runs alone
+        assert [r.name for r in load_history(st, st.get_run(later)).runs] == ["plain", "plain-2"]
+
+
+def test_a_session_head_leaves_a_plain_runs_memory_verdicts_as_they_were(tmp_path: Path
+                                                                           ) -> None:
+    """Eight plain runs of 6 cells (peak RSS ~66 MB, the last +6 %), and the same with an A/B
+    session's HEAD (430 MB: its peak spans a round of calls) among them: the last comparison
+    is the same, every cell regressed. With the HEAD in the history, its run-level variance
+    left one cell inconclusive."""
+    import numpy as np
+
+    from allele.bench.compare import compare_runs
+    from allele.bench.history import load_history
+    from allele.store.model import CellResult, Sample
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.002, (9, 6, 5))
+
+    def cells(i: int, level: float) -> list[CellResult]:
+        return [CellResult(f"t|{k}", "t", {"k": k}, "ok",
+                           [Sample("peak_rss_mb", level * (1 + noise[i, k, sd]), sd, 0)
+                            for sd in range(5)]) for k in range(6)]
+
+    verdicts = []
+    for with_head in (False, True):
+        with open_store(f"sqlite:///{tmp_path / f'h{with_head}.db'}") as st:
+            ids = []
+            for i in range(8):
+                if with_head and i == 5:
+                    rid = st.create_run("s-head", "spec", "t",
+                                        {"ab": {"session": "s", "role": "head"}}, {})
+                    st.save_cells(rid, cells(8, 430.0))
+                    st.finish_run(rid, "finished")
+                rid = st.create_run(f"p{i}", "spec", "t", {}, {})
+                st.save_cells(rid, cells(i, 66.0 * (1.06 if i == 7 else 1.0)))
+                st.finish_run(rid, "finished")
+                ids.append(rid)
+            base, head = st.load_run(ids[-2]), st.load_run(ids[-1])
+            comp = compare_runs(base, head, history=load_history(st, head.info))
+            verdicts.append([(r.verdict, r.estimate.ci_low, r.estimate.ci_high) for r in comp.rows])
+    assert verdicts[0] == verdicts[1]
+    assert [v for v, _, _ in verdicts[1]] == ["regressed"] * 6
 
 
 SETUP_TARGET = textwrap.dedent('''

@@ -133,10 +133,17 @@ def load_history(store: ResultStore, head: RunInfo, limit: int = HISTORY_RUNS, *
                  include_ab_base: bool = False) -> History:
     """The history behind a comparison or report of ``head``: the newest ``limit`` finished or
     interrupted runs created up to ``head``, ``head`` always among them (BASE halves of A/B
-    sessions only with ``include_ab_base``)."""
+    sessions only with ``include_ab_base``).
+
+    A plain run's history holds plain runs only: an A/B session measures ``peak_rss_mb`` over a
+    round of calls (430 MB where plain runs of the quick preset measure 66 MB), and one such
+    run among plain ones inflates the run-level variance it feeds (with a session's HEAD in the
+    history, a +6 % memory regression in 6 cells was inconclusive in one of them)."""
+    plain = ab_meta(head) is None
     infos = [i for i in store.list_runs() if i.created_at <= head.created_at
              and i.status in HISTORY_STATUSES
-             and (include_ab_base or not is_ab_base(i))][:limit]
+             and (include_ab_base or not is_ab_base(i))
+             and not (plain and i.id != head.id and ab_meta(i) is not None)][:limit]
     if all(i.id != head.id for i in infos):
         infos.append(head)
     return _read(store, infos)
