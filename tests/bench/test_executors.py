@@ -209,6 +209,36 @@ def test_dask_a_hang_inside_a_batch_is_reported_for_its_cell_alone() -> None:
     assert bad == {}
 
 
+def test_dask_a_cell_queued_on_a_worker_killed_for_another_is_not_crashed() -> None:
+    """A worker this executor killed (a frozen cell's) fails every task queued on it with
+    KilledWorker: those cells go again without counting toward `crashed`; a death elsewhere
+    counts, and the second one under the same cell reports it (once under CI load, an innocent
+    cell was reported crashed after the frozen one's worker was killed)."""
+    import time
+    from types import SimpleNamespace
+
+    pytest.importorskip("distributed")
+    from distributed.scheduler import KilledWorker
+
+    from allele.bench.dask_executor import DaskExecutor, _Flight, _last_worker
+
+    ex = DaskExecutor.__new__(DaskExecutor)  # the bookkeeping alone, no cluster
+    ex._killed, ex._died_once = {"tcp://127.0.0.1:4001"}, set()
+    t = task(f"{T}:crash", i=16)
+    flight = _Flight([t], "tok", time.time())
+
+    def death(address: str) -> KilledWorker:
+        return KilledWorker("allele-cells-tok", SimpleNamespace(address=address), 0)
+
+    assert _last_worker(death("tcp://127.0.0.1:4001")) == "tcp://127.0.0.1:4001"
+    for _ in range(3):  # deaths of the killed worker never count
+        assert ex._results(flight, None, death("tcp://127.0.0.1:4001")) is None
+    assert ex._died_once == set()
+    assert ex._results(flight, None, death("tcp://127.0.0.1:4002")) is None  # once: again
+    crashed = ex._results(flight, None, death("tcp://127.0.0.1:4003"))
+    assert crashed is not None and crashed[0].status == "crashed"
+
+
 @pytest.mark.slow
 def test_dask_a_cell_that_freezes_its_worker_is_the_one_timed_out() -> None:
     """A C call holding the GIL freezes the worker process, its watcher included, so the cell

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import sys
 import threading
 import time
@@ -137,6 +138,16 @@ class _Queues:
         return bool(self.pending or self.again or self.alone)
 
 
+def _last_worker(exc: BaseException) -> str | None:
+    """The address of the worker a ``KilledWorker`` names (its ``last_worker``, or its
+    message)."""
+    address = getattr(getattr(exc, "last_worker", None), "address", None)
+    if isinstance(address, str):
+        return address
+    found = re.search(r"attempt to run the task was (\S+?)\.?\s", str(exc) + " ")
+    return found.group(1) if found else None
+
+
 class DaskExecutor(Executor):
     """Cells on a Dask distributed cluster.
 
@@ -215,6 +226,7 @@ class DaskExecutor(Executor):
         """Batches given up past their running cell's deadline (their cells sent again)."""
         self._died_once: set[str] = set()
         self._silent_once: set[str] = set()  # in a task given up with no cell reported running
+        self._killed: set[str] = set()  # workers this executor killed (their cells did not crash)
         self._id = uuid.uuid4().hex[:12]
         self._serial = itertools.count()
         # token -> (index of the cell reported running, its worker, when it started: monotonic)
@@ -376,6 +388,8 @@ class DaskExecutor(Executor):
             kind = type(exc).__name__
             task = f.tasks[0]
             if kind == "KilledWorker":
+                if _last_worker(exc) in self._killed:
+                    return None  # queued on a worker killed for another cell: not its crash
                 # a worker's death fails every task it held, the queued ones too: a cell is
                 # reported as crashed when its worker died under it twice
                 if task.key not in self._died_once:
@@ -406,9 +420,22 @@ class DaskExecutor(Executor):
             return None
         # best effort: the cell is already given up
         with contextlib.suppress(Exception):
-            if not self._kill_own_worker(worker):
+            if self._kill_own_worker(worker):
+                self._killed.add(worker)
+                self._await_removal(worker)
+            else:
                 self._client.restart_workers([worker], timeout=30, raise_for_error=False)
         return worker
+
+    def _await_removal(self, worker: str, limit_s: float = 10.0) -> None:
+        """Wait (at most ``limit_s``) until the scheduler has dropped a killed worker, so that
+        the next cells are not sent to it while it is known dead to its nanny alone (a cell
+        sent there fails as if it had crashed: once under CI load, an innocent cell was
+        reported ``crashed`` after the frozen one's worker was killed)."""
+        end = time.monotonic() + limit_s
+        while (time.monotonic() < end
+               and worker in self._client.scheduler_info().get("workers", {})):
+            time.sleep(0.05)
 
     def _kill_own_worker(self, worker: str) -> bool:
         """SIGKILL the process of ``worker`` when it is a child of this process (a worker of the
