@@ -399,7 +399,7 @@ def test_ab_session_calibrates_runs_setup_and_measures_memory(
         assert events[0].data["cells"] == 6
         assert kinds.count("cell_finished") == kinds.count("cell_stored") == 6
         assert [e.data["done"] for e in events if e.kind == "cell_stored"] == [1, 2, 3, 4, 5, 6]
-        assert events[-1].data["status"] == "finished"
+        assert events[-1].data["status"] == "finished" and events[-1].data["executed"] == 6
         assert st.read_metric_points("allele_bench_cells_done")[-1].value == 6
         for run_id in (res.base_run, res.head_run):
             cells = {c.params.get("n", c.params.get("mb")): c

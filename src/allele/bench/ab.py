@@ -349,6 +349,7 @@ class AbSession:
         """A :class:`~allele.bench.live.RunLive` (or None): the session appears in `allele top`
         and the dashboard as its HEAD run, one task per cell and round."""
         self._workers: dict[str, AbWorker] = {}
+        self._rounds_done = 0  # cells x rounds whose calls are all done
         self.name = name or (f"ab-{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-"
                              f"{uuid.uuid4().hex[:4]}")
         self.cells = plan_ab(suite, self.rounds)
@@ -446,7 +447,7 @@ class AbSession:
             from allele.bench.runner import RunSummary
 
             self.live.run_finished(RunSummary(
-                head.run_id, f"{self.name}-head", status, total, executed=total,
+                head.run_id, f"{self.name}-head", status, total, executed=self._rounds_done,
                 failed=sum(1 for _, side, _ in failed if side == "head"), seconds=seconds))
         return AbResult(base.run_id, head.run_id, self.name, status, self.rounds, seconds,
                         failed)
@@ -498,6 +499,7 @@ class AbSession:
     def _cell_round_done(self, cell: AbCell, rnd: int, head_result: CellResult) -> None:
         """A cell's calls of one round are done on both versions: the progress bar and the
         live view (HEAD's figures so far) hear of it."""
+        self._rounds_done += 1
         task = _task_for(cell, rnd, self.rounds)
         for sink in (self.progress, self.live):
             if sink is not None:
