@@ -127,6 +127,19 @@ const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 50 }, font: { size: 12 },
                  legend: { orientation: "h" }, paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
+// A series joined over several runs has gaps (minutes between runs): a null at each gap longer
+// than 10 median steps keeps a line from being drawn across it.
+function gapped(t, v) {
+  const steps = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
+  const limit = 10 * (steps[Math.floor(steps.length / 2)] || Infinity);
+  const x = [], y = [];
+  t.forEach((ti, i) => {
+    if (i > 0 && ti - t[i - 1] > limit) { x.push(null); y.push(null); }
+    x.push(ti); y.push(v[i]);
+  });
+  return { x, y };
+}
+
 function plot(id, traces, layout) {
   const node = typeof id === "string" ? document.getElementById(id) : id;
   return Plotly.react(node, traces, Object.assign({}, LAYOUT, layout || {}), PLOT_CONFIG);
@@ -580,15 +593,15 @@ async function startAnalytics() {
     const t = a.series.t.map((x) => new Date(x * 1000));
     const flagged = a.anomalies.map((r) => r.index);
     plot("anomaly-chart", [
-      { x: t, y: a.series.v, mode: "lines", name: esc(metric) },
+      { ...gapped(t, a.series.v), mode: "lines", name: esc(metric) },
       { x: flagged.map((i) => t[i]), y: flagged.map((i) => a.series.v[i]), mode: "markers", name: "anomaly", marker: { color: "#cf222e", size: 9 } },
-      { x: t, y: a.scores, mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
+      { ...gapped(t, a.scores), mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
       { title: { text: esc(`${metric} · ${component}${labels ? " " + labels : ""}: ${flagged.length} anomalies (${a.method})`) },
         yaxis: { domain: [0.35, 1] }, yaxis2: { domain: [0, 0.28], title: { text: "score" } } });
     const fc = await api("/api/analytics/forecast", { metric, component, labels, model: v.model, horizon: v.horizon });
     const ft = (fc.forecast.timestamps || []).map((x) => new Date(x * 1000));
     plot("forecast-chart", [
-      { x: t, y: a.series.v, mode: "lines", name: "observed" },
+      { ...gapped(t, a.series.v), mode: "lines", name: "observed" },
       { x: ft, y: fc.forecast.upper, mode: "lines", line: { width: 0 }, showlegend: false },
       { x: ft, y: fc.forecast.lower, mode: "lines", fill: "tonexty", fillcolor: "rgba(9,105,218,0.15)", line: { width: 0 }, name: `${Math.round(fc.forecast.level * 100)}% interval` },
       { x: ft, y: fc.forecast.mean, mode: "lines", name: esc(`forecast (${fc.forecast.model})`) }],
