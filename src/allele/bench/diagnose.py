@@ -104,7 +104,8 @@ def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def metric_series(store: ResultStore, metric: str, component: str | None = None,
-                  labels: Mapping[str, str] | None = None) -> MetricSeries:
+                  labels: Mapping[str, str] | None = None, *,
+                  recorded_only: bool = False) -> MetricSeries:
     """The stored points of ``metric`` (of ``component``, with every label of ``labels``) as one
     series.
 
@@ -112,11 +113,15 @@ def metric_series(store: ResultStore, metric: str, component: str | None = None,
     same worker in successive runs). Sets that overlap in time are parallel streams, such as
     one per worker: their values are not one series and are never averaged together. That is
     an AnalyticsError naming the labels that tell them apart, as are no points and several
-    components without ``component``.
+    components without ``component``. With ``recorded_only``, only the ``labels`` the metric is
+    recorded with apply (a candidate of :func:`metric_root_causes` read in the target's context).
     """
+    stored = store.read_metric_points(metric, component)
     wanted = dict(labels or {})
-    points = [p for p in store.read_metric_points(metric, component)
-              if all(dict(p.labels).get(k) == v for k, v in wanted.items())]
+    if recorded_only:
+        keys = {k for p in stored for k, _ in p.labels}
+        wanted = {k: v for k, v in wanted.items() if k in keys}
+    points = [p for p in stored if all(dict(p.labels).get(k) == v for k, v in wanted.items())]
     if not points:
         where = f" for component {component!r}" if component else ""
         where += "".join(f" {k}={v}" for k, v in wanted.items())
@@ -323,7 +328,7 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
     t_arr = np.asarray(series.timestamps)
     metrics = {target: np.asarray(series.values)}
     for name in candidates:
-        other = metric_series(store, name, None, _shared(store, name, labels))
+        other = metric_series(store, name, None, labels, recorded_only=True)
         metrics[name] = np.interp(t_arr, np.asarray(other.timestamps), np.asarray(other.values))
     if at is not None:
         index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
@@ -334,16 +339,6 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
         index = flagged[-1]
     causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
     return MetricRootCauses(target, index, series.timestamps[index], causes)
-
-
-def _shared(store: ResultStore, metric: str, labels: Mapping[str, str] | None
-            ) -> dict[str, str]:
-    """Of the target's ``labels``, those ``metric`` is recorded with: a candidate is read in
-    the same context (the same worker) where it has that label, and whole where it has not."""
-    if not labels:
-        return {}
-    keys = {k for p in store.read_metric_points(metric) for k, _ in p.labels}
-    return {k: v for k, v in labels.items() if k in keys}
 
 
 # ---------------------------------------------------------------------------------------------
