@@ -13,8 +13,10 @@ tails. The pipeline:
    points at the mass value that follow a point whose shift, variance or drift alarmed hold
    those scores until the next other point (in the other points' own time the episode has
    not ended yet, and only that point can say whether it has). A spike is one point and is
-   not held. A learning period that is constant makes every later departure an alarm, scored
-   by its size.
+   not held. When the mass bounds the learning period (its smallest value, like the zeros of a
+   count, or its largest), a later point beyond it is an alarm scored by its depth: that side
+   never held a single value. A learning period that is constant makes every later departure
+   an alarm, scored by its size.
 2. **Transform.** A positive metric whose learning period is right-skewed (skewness above 1,
    and less skewed after the log) is scored in logs: wall times and sizes vary by ratios.
 3. **Season** (Fourier profile, estimated on the learning period and re-estimated at fixed
@@ -72,6 +74,7 @@ from allele.analytics.anomaly.detectors import (
     OneClassSVMDetector,
     _logistic,
 )
+from allele.analytics.anomaly.mass import hold_episodes, past_bound, point_mass
 from allele.analytics.anomaly.tail import spot_scores
 from allele.errors import AnalyticsError
 
@@ -381,13 +384,6 @@ def _prewhiten(r: FloatArray, learn: int, order: int | None) -> tuple[FloatArray
     return e, phi
 
 
-def _point_mass(learn_values: FloatArray, share: float = 0.3) -> float | None:
-    """The value holding at least ``share`` of the learning period, if one does."""
-    vals, counts = np.unique(learn_values, return_counts=True)
-    i = int(np.argmax(counts))
-    return float(vals[i]) if counts[i] >= share * learn_values.size else None
-
-
 def detect_series(
     values: ArrayLike,
     timestamps: ArrayLike | None = None,
@@ -420,7 +416,7 @@ def detect_series(
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
     _check_options(y.size, method, learn, risk)
-    mass = _point_mass(y[:learn])
+    mass = point_mass(y[:learn])
     if mass is None:
         det = _detect(y, method, learn, period, window, short, risk, transform, ar_order,
                       ml_fence, seed)
@@ -441,31 +437,16 @@ def detect_series(
                       ar_order, ml_fence, seed)
         scores[other] = sub.scores
         stats[other] = sub.statistics
-        _hold_episodes(scores, stats, other, sub.statistics)
+        hold_episodes(scores, stats, other, sub.statistics)
         sub_period = sub.period
+    past = past_bound(y, learn, mass)
+    scores = np.maximum(scores, past)
+    stats[:, 0] = np.maximum(stats[:, 0], past)
     flags = scores > threshold
     return SeriesDetection(scores=scores, flags=flags, threshold=threshold, learn_end=learn,
                            period=sub_period, method=method, statistics=stats,
                            transform=sub.transform if sub else "none",
                            ar=sub.ar if sub else (), mass=mass)
-
-
-def _hold_episodes(scores: FloatArray, stats: FloatArray, other: NDArray[np.intp],
-                   sub_stats: FloatArray) -> None:
-    """In place: the mass points after an other point whose shift, variance or drift scored
-    above 0.5 take those scores (the spike's left at 0) until the next other point.
-
-    Without this, the zeros inside an episode (the return from a level shift, which the other
-    points' rolling windows take tens of points to forget) cut it into many short runs of
-    alarms. It is causal: a held score depends only on the point that alarmed before it.
-    """
-    episode = sub_stats.copy()
-    episode[:, 0] = 0.0  # a spike is one point: nothing to hold
-    level = episode.max(axis=1)
-    following = np.append(other[1:], scores.size)
-    for k in np.flatnonzero(level > 0.5):
-        scores[other[k] + 1:following[k]] = level[k]
-        stats[other[k] + 1:following[k]] = episode[k]
 
 
 def _min_learn(window: int | None, short: int) -> int:
