@@ -3,7 +3,9 @@ invocations while a CPU hog spins on the other core.
 
 Counts the quick preset's evolution and Kraken cells (benchmarks/seed-matrix.yaml) in
 ``instructions`` mode: each invocation is one callgrind subprocess for all cells (as a run's
-instruction phase is), and the invocations are separate processes. For every cell it prints the
+instruction phase is), and the invocations are separate processes, each counting the cells in
+another order (``--order shuffled``, the default: a count must not depend on the cells counted
+before it; ``--order fixed`` keeps the spec's order). For every cell it prints the
 instruction count's spread over the invocations (max/min - 1; goal <= 0.3%), the wall time of
 each invocation beside it (which moves with the machine, the count should not), and the
 slowdown of the measured call under callgrind against the same call run natively in this
@@ -11,13 +13,14 @@ process. Last, the default tolerance of ``instructions`` (bench/metrics.py) agai
 measured spread: it must be at least twice the largest spread.
 
     .venv/bin/python benchmarks/instruction_stability.py [--invocations 5] [--seeds 1]
-                                                          [--benchmarks evolution kraken]
+                                [--benchmarks evolution kraken] [--order shuffled|fixed]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -80,6 +83,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="seeds counted per cell")
     parser.add_argument("--benchmarks", nargs="+", default=["evolution", "kraken"])
     parser.add_argument("--no-hog", action="store_true", help="no CPU hog on the other core")
+    parser.add_argument("--order", choices=("shuffled", "fixed"), default="shuffled",
+                        help="the cells' order in each invocation: shuffled (a new order each "
+                             "time, as runs with other cells and A/B versions see) or fixed")
     args = parser.parse_args()
     cells = quick_cells(args.benchmarks, args.seeds)
     native = {c.key: native_seconds(c) for c in cells}
@@ -88,8 +94,10 @@ def main() -> None:
     walls: list[float] = []
     hog = None if args.no_hog else _hog()
     try:
+        rng = random.Random(0)
         for i in range(args.invocations):
-            res = count_cells(cells)
+            order = rng.sample(cells, len(cells)) if args.order == "shuffled" else cells
+            res = count_cells(order)
             walls.append(res.seconds)
             for c in cells:
                 got = res.cells[c.key]
@@ -104,8 +112,9 @@ def main() -> None:
         if hog is not None:
             hog.kill()
             hog.wait()
-    print(f"\n{len(cells)} cells, {args.invocations} separate callgrind invocations, seeds "
-          f"{list(cells[0].seeds)}, {'no hog' if hog is None else 'a CPU hog on the other core'}"
+    print(f"\n{len(cells)} cells, {args.invocations} separate callgrind invocations "
+          f"({args.order} order), seeds {list(cells[0].seeds)}, "
+          f"{'no hog' if hog is None else 'a CPU hog on the other core'}"
           "; machine shared with other work")
     print(f"{'cell':58} {'instructions':>14} {'spread':>9} {'call under cg':>14} "
           f"{'native':>9} {'slowdown':>9}")

@@ -6,10 +6,12 @@ the same call counted under callgrind moves by a few parts in 10^5 (an evolution
 34,111,866 instructions in two runs, identical). :func:`count_cells` runs *one* valgrind process
 for all the instrumented cells of a run (valgrind's start-up costs seconds)::
 
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=TMP/cg.out \\
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=TMP/cg.%p.out \\
         python .../callgrind_worker.py TMP/job.json          (PYTHONHASHSEED=0)
 
-The worker (:mod:`allele.bench.instruments.callgrind_worker`) calls each cell's first
+The worker (:mod:`allele.bench.instruments.callgrind_worker`) counts each cell in a process
+forked from one common state (so that a count does not depend on the cells counted before it;
+each process writes its own dumps, hence ``%p``) and calls the cell's first
 ``instruction_seeds`` seeds, each after an uninstrumented warm-up call, with collection switched
 on around the call only by the project's C extension (``_callgrind``: callgrind client requests
 from valgrind's own header), and counts Python-level calls in a further uninstrumented call.
@@ -211,7 +213,7 @@ def count_cells(cells: Sequence[InstrumentedCell], *, paths: Sequence[str] = (),
     with tempfile.TemporaryDirectory(prefix="allele-callgrind-") as tmp_name:
         tmp = Path(tmp_name)
         job = _job(cells, tmp, paths, cwd, ext)
-        out = tmp / "cg.out"
+        out = tmp / "cg.%p.out"  # a file per process: each cell is counted in its own
         cmd = command(valgrind, out, job, cache_sim)
         numba_cache_dir().mkdir(parents=True, exist_ok=True)
         res = _run(cmd, _environment(paths), cwd, on_start)

@@ -145,11 +145,16 @@ def parse_file(path: str | Path) -> Dump:
 
 def dump_files(out_file: str | Path) -> list[Path]:
     """The numbered dumps ``OUT.1``, ``OUT.2``, ... that ``--callgrind-out-file=OUT`` produced,
-    in dump order (the final dump at exit, ``OUT`` itself, holds nothing measured)."""
+    in dump order (the final dump at exit, ``OUT`` itself, holds nothing measured). When ``OUT``
+    holds ``%p`` (a file per process), the dumps of every process, by process id then dump
+    number."""
     base = Path(out_file)
+    head, pid, tail = base.name.partition("%p")
     found = []
-    for p in base.parent.glob(base.name + ".*"):
-        suffix = p.name[len(base.name) + 1:]
-        if suffix.isdigit():
-            found.append((int(suffix), p))
-    return [p for _, p in sorted(found)]
+    for p in base.parent.glob(f"{head}*{tail}.*" if pid else base.name + ".*"):
+        name = p.name
+        stem, _, suffix = name.rpartition(".")
+        proc = stem[len(head):len(stem) - len(tail)] if pid else "0"
+        if suffix.isdigit() and proc.isdigit() and stem.startswith(head) and stem.endswith(tail):
+            found.append((int(proc), int(suffix), p))
+    return [p for _, _, p in sorted(found)]

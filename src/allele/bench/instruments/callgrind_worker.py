@@ -7,7 +7,16 @@ it imports nothing of Allele at module level, puts the measured version's paths 
 ``sys.path`` and loads the callgrind extension from the file the driver names (HEAD's build), so
 that an A/B session counts both versions with the same extension.
 
-For every cell, for each of its seeds, in order:
+Every cell runs in a process of its own, forked from one common state (:func:`_common_state`:
+the extension loaded, the targets imported and each called once, in a fixed order). A count
+depends on the interpreter's and the allocator's state when the call starts (the type attribute
+cache, the collector, the free lists, numpy's and numba's caches). Counting the cells one after
+the other in one process made a cell's count depend on the cells counted before it: up to 1%
+apart in separate invocations that counted the same cells in other orders
+(``benchmarks/instruction_stability.py``), and identical code came out 0.4% "improved" in an A/B
+session. A forked cell starts from the same state whatever the order (the state depends on the
+run's targets and cells, not on their order), and a crash in native code costs only its cell.
+In its process, for each of the cell's seeds, in order:
 
 1. a warm-up call, uninstrumented (imports, numba's compilation, caches: without it the first
    call of an evolution cell counts 577M instructions instead of 34M);
@@ -17,12 +26,14 @@ For every cell, for each of its seeds, in order:
 3. a call under :func:`sys.setprofile` counting every Python and builtin function call (exact
    and deterministic; uninstrumented, so its own cost is never counted).
 
-Each cell's outcome is one JSON line appended to the result file as soon as it is known, so a
-crash loses only the cell it happened in.
+Each cell's outcome is one JSON line appended to the result file as soon as it is known (by the
+parent when the cell's process died without one), so a crash loses only the cell it happened
+in. Each process writes its own callgrind dumps (``--callgrind-out-file`` holds ``%p``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -30,6 +41,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -207,6 +219,80 @@ def run_cell(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
     return {"index": cell["index"], "calls": calls, "beneath": beneath, "seconds": seconds}
 
 
+def _answer(ext: Any, cell: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_cell`'s answer, or the cell's error."""
+    try:
+        return run_cell(ext, cell)
+    except _Timeout:
+        return {"index": cell["index"], "error": "timeout: a call under callgrind ran longer "
+                f"than {_TIMEOUT_FACTOR} x timeout_s"}
+    except Exception as exc:
+        return {"index": cell["index"], "error": _error(exc)}
+    except SystemExit as exc:
+        return {"index": cell["index"],
+                "error": f"SystemExit: the target called sys.exit({exc.code!r})"}
+
+
+def _write(path: str, answer: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(answer) + "\n")
+
+
+def _common_state(cells: list[dict[str, Any]]) -> None:
+    """The state every cell's process starts from: each cell's target, setup and teardown
+    imported, then each target called once, uncounted, with the parameters and first seed of
+    its cell that sorts first by parameters; in a fixed order, whatever the cells' order.
+
+    The call loads what every cell of the target shares (numba's kernels, valgrind's
+    translations of the code they run) once, not once per cell's process: without it the
+    evolution cells of the quick preset took 19 s under callgrind instead of 13 s. A reference or
+    call that fails here fails again in the cell's own process, which reports it."""
+    refs = {c[k] for c in cells for k in ("target", "setup", "teardown") if c.get(k)}
+    for ref in sorted(refs):
+        with contextlib.suppress(Exception):
+            _resolve(ref)
+    first: dict[str, dict[str, Any]] = {}
+    for cell in sorted(cells, key=lambda c: json.dumps(c["params"], sort_keys=True, default=str)):
+        first.setdefault(cell["target"], cell)
+    for target in sorted(first):
+        cell = first[target]
+        if not cell["seeds"]:
+            continue
+        limit = float(cell["timeout_s"]) * _TIMEOUT_FACTOR
+        with contextlib.suppress(Exception, SystemExit):  # the cell reports it
+            fn = _with_state(_resolve(target), cell)
+            _with_alarm(limit, functools.partial(fn, dict(cell["params"]), cell["seeds"][0]))
+    for thread in threading.enumerate():  # a fork copies no thread: let helpers end first
+        if thread is not threading.main_thread():
+            thread.join(timeout=5.0)
+
+
+def _run_forked(ext: Any, cell: dict[str, Any], results: str) -> None:
+    """One cell in a child forked from the common state (see the module docstring); a child
+    that dies without an answer (a crash in native code, a signal) gets one written here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then leave without the parent's exit handlers
+        code = 0
+        try:
+            _write(results, _answer(ext, cell))
+        except BaseException:
+            code = 70
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            how = f"signal {sig}"
+            with contextlib.suppress(ValueError):
+                how += f", {signal.Signals(sig).name}"
+        else:
+            how = f"exit code {os.WEXITSTATUS(status)}"
+        _write(results, {"index": cell["index"], "error": f"the cell's process died ({how})"})
+
+
 def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as fh:
         job = json.load(fh)
@@ -217,20 +303,9 @@ def main(argv: list[str]) -> int:
         os.chdir(job["cwd"])
     signal.signal(signal.SIGALRM, _on_alarm)
     ext = _load_extension(job["extension"])
-    with open(job["results"], "a", encoding="utf-8") as out:
-        for cell in job["cells"]:
-            try:
-                answer = run_cell(ext, cell)
-            except _Timeout:
-                answer = {"index": cell["index"], "error": "timeout: a call under callgrind ran "
-                          f"longer than {_TIMEOUT_FACTOR} x timeout_s"}
-            except Exception as exc:
-                answer = {"index": cell["index"], "error": _error(exc)}
-            except SystemExit as exc:
-                answer = {"index": cell["index"],
-                          "error": f"SystemExit: the target called sys.exit({exc.code!r})"}
-            out.write(json.dumps(answer) + "\n")
-            out.flush()
+    _common_state(job["cells"])
+    for cell in job["cells"]:
+        _run_forked(ext, cell, job["results"])
     return 0
 
 
