@@ -8,6 +8,7 @@ HEAD runs are 20 honest trials of "is 1% more work flagged, and nothing else".
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import sys
 import textwrap
@@ -603,3 +604,29 @@ def test_the_same_tree_counts_the_same_from_paths_of_any_length(tmp_path: Path) 
         assert got.error is None, got.error
         counts.append(got.samples[0].value)
     assert counts[0] == counts[1]
+
+
+@needs_callgrind
+def test_a_tree_without_bytecode_counts_as_one_with_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An A/B session's BASE is a fresh worktree: with PYTHONDONTWRITEBYTECODE its modules were
+    compiled from source in the counted process, HEAD's loaded from ``__pycache__``, and the
+    compiler's allocations moved the counts (an evolution cell 0.13%)."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    bulk = "".join(f"\ndef f{i}(x):\n    return [x * {i} + k for k in range(3)]\n"
+                   for i in range(300))
+    trees = {}
+    for name in ("cached", "fresh"):
+        pkg = tmp_path / name / "histpkg"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text(HISTORY + bulk)
+        trees[name] = pkg.parent
+    assert compileall.compile_dir(trees["cached"], quiet=2)
+    x = callgrind.InstrumentedCell("x", "histpkg:work", {}, (0,))
+    counts = {}
+    for name, tree in trees.items():
+        got = callgrind.count_cells([x], paths=[str(tree)]).cells["x"]
+        assert got.error is None, got.error
+        counts[name] = got.samples[0].value
+    assert counts["cached"] == counts["fresh"]
