@@ -36,9 +36,7 @@ pools to one thread (:data:`SINGLE_THREAD`); a target that runs threads of its o
 
 from __future__ import annotations
 
-import compileall
 import contextlib
-import hashlib
 import importlib
 import json
 import os
@@ -53,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from allele.bench.instruments.callgrind_format import Dump, dump_files, parse_file
+from allele.bench.instruments.paths import cache_dir, path_alias, path_view, precompile
 from allele.bench.instruments.profiles import InstructionProfile, encode, merge_functions
 from allele.errors import BenchmarkError
 from allele.store.model import Sample
@@ -145,59 +144,7 @@ def require() -> tuple[str, Path]:
 
 def numba_cache_dir() -> Path:
     """Where the instrumented process keeps numba's compiled kernels."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "allele" / "numba-callgrind"
-
-
-def path_alias(path: str | Path) -> str:
-    """An equal-length stand-in for ``path``: a symbolic link under the cache directory named
-    by a hash of the real path (so stable for a tree, and numba's cache, keyed by file paths,
-    keeps hitting).
-
-    The measured version's tree goes first on the instrumented process's path, and the length
-    of its path moves the counts: the strings of every module's file name change the heap's
-    layout, and glibc's allocator does more or less work in the measured call (an evolution
-    cell counted 0.19% less from a tree whose path was 18 characters longer, almost all of it in
-    ``_int_malloc`` and ``malloc_consolidate``). An A/B session's BASE is a temporary worktree,
-    its HEAD the user's tree: through aliases both paths have the same length."""
-    real = os.path.realpath(path)
-    base = numba_cache_dir().parent / "callgrind-paths"
-    base.mkdir(parents=True, exist_ok=True)
-    for old in base.iterdir():  # links to trees since removed (an A/B session's BASE)
-        if old.is_symlink() and not old.exists():
-            with contextlib.suppress(OSError):
-                old.unlink()
-    link = base / hashlib.sha256(real.encode()).hexdigest()[:16]
-    with contextlib.suppress(OSError):
-        if os.readlink(link) == real:
-            return str(link)
-    tmp = base / f"{link.name}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(real, tmp)
-    os.replace(tmp, link)  # atomic: a concurrent run sees the old link or the new one
-    return str(link)
-
-
-def precompile(paths: Sequence[str | Path]) -> None:
-    """Bring the bytecode of the measured sources up to date before they are counted: each
-    path's top-level modules and packages (``src/allele``, a user's target module beside the
-    spec), not what else lies in the tree (a virtual environment, the tests).
-
-    The worker's common state imports them, and a module compiled from source leaves the heap
-    otherwise than one loaded from ``__pycache__``: an evolution cell counted 0.13% more from a
-    tree without bytecode (23,732,576 against 23,702,825), which is how an A/B session's BASE,
-    a fresh worktree, differed from HEAD under ``PYTHONDONTWRITEBYTECODE``. Written even then:
-    ``__pycache__`` is the interpreter's own cache beside the sources, and a file that cannot
-    be written or compiled is left to the worker, whose import reports it."""
-    for path in dict.fromkeys(Path(p) for p in paths):
-        if not path.is_dir():
-            continue
-        with contextlib.suppress(OSError):
-            compileall.compile_dir(path, maxlevels=0, quiet=2)
-            for sub in sorted(path.iterdir()):
-                if (sub / "__init__.py").is_file():
-                    compileall.compile_dir(sub, quiet=2)
+    return cache_dir() / "numba-callgrind"
 
 
 def _job(cells: Sequence[InstrumentedCell], tmp: Path, paths: Sequence[str], cwd: Path | None,
@@ -262,7 +209,7 @@ def count_cells(cells: Sequence[InstrumentedCell], *, paths: Sequence[str] = (),
     valgrind, ext = require()
     ext = extension or ext
     precompile([*paths, *([cwd] if cwd is not None else [])])
-    paths = [path_alias(p) for p in paths]  # equal lengths for every version (path_alias)
+    paths = [path_view(p) for p in paths]  # one length, the tree's own entries (paths.py)
     cwd = Path(path_alias(cwd)) if cwd is not None else None
     cache_sim = any(c.cache_sim for c in cells)
     t0 = time.perf_counter()
