@@ -41,6 +41,7 @@ from allele.analytics.synthetic import clean_series
 RISK = 1e-4
 WINDOW, SHORT = 48, 5  # detect_series' defaults for a 150-point learning period
 GATED = (4, 5, 6)
+ZS = (0, 1, 2, 3)  # columns whose shape is estimated by Zhang-Stephens (series.py)
 NAMES = ("spike up", "spike down", "shift up", "shift down", "variance", "drift up", "drift down")
 STAGES = ((0, 100, "first 100 scored points"), (100, 350, "points 100-350"),
           (350, 10**9, "points 350-850"))
@@ -50,7 +51,8 @@ def replay(values: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, GpdTail
     """The detector's column scores of one series and every tail it fitted on the way."""
     cols = signed_statistics(values)
     tails: list[tuple[int, int, GpdTail]] = []
-    scores = spot_scores(cols, WINDOW + 2 * SHORT, DEFAULT_LEARN, RISK, gated=GATED, tails=tails)
+    scores = spot_scores(cols, WINDOW + 2 * SHORT, DEFAULT_LEARN, RISK, gated=GATED,
+                         zhang_stephens=ZS, tails=tails)
     return scores, tails
 
 
@@ -80,7 +82,7 @@ def main() -> None:
         for j in columns:
             truth = np.sort(ref[:, j][np.isfinite(ref[:, j])])
             q_true = float(np.quantile(truth, 1.0 - RISK))
-            ref_tail = fit_tail(truth, 0.25)
+            ref_tail = fit_tail(truth, 0.25, "zs" if j in ZS else "pwm")
             q_ref, xi_ref = ref_tail.quantile(RISK), ref_tail.xi
             for a, b, label in STAGES:
                 sel = [t for pos, c, t in fits if c == j and a <= pos < b]

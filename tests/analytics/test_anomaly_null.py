@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from allele.analytics.anomaly import detect_series, score_series, signed_statistics
 from allele.analytics.anomaly._kernels import merge_sorted
@@ -18,6 +19,7 @@ from allele.analytics.anomaly.tail import (
     fit_tail,
     spot_scores,
     tail_probability,
+    zhang_stephens_shape,
 )
 from allele.analytics.synthetic import (
     anomaly_benchmark,
@@ -54,6 +56,44 @@ def test_gpd_tail_of_an_exponential_sample() -> None:
     tail = fit_tail(x, min_scale=0.01)
     assert tail.xi < 0.05  # exponential: shape 0 (shrunk a little towards the prior)
     assert tail.quantile(1e-3) == pytest.approx(2.0 * np.log(1e3), rel=0.1)
+
+
+@pytest.mark.parametrize("xi", [-0.2, 0.0, 0.3, 0.6])
+def test_zhang_stephens_recovers_the_shape_of_gpd_samples(xi: float) -> None:
+    rng = np.random.default_rng(8)
+    for n, tol in ((150, 0.06), (3000, 0.02)):  # the exact and the condensed likelihood
+        est = [zhang_stephens_shape(np.sort(stats.genpareto.rvs(xi, size=n, random_state=rng)))
+               for _ in range(40)]
+        assert np.mean(est) == pytest.approx(xi, abs=tol), (n, np.mean(est))
+
+
+def test_condensed_likelihood_gives_the_shape_of_the_full_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import allele.analytics.anomaly.tail as tail_module
+
+    rng = np.random.default_rng(9)
+    for x in (np.abs(rng.standard_t(3, 20_000)), rng.exponential(1.0, 5_000)):
+        x = np.sort(x)
+        condensed = zhang_stephens_shape(x)
+        monkeypatch.setattr(tail_module, "_ZS_POINTS", 10**9)
+        full = zhang_stephens_shape(x)
+        monkeypatch.undo()
+        assert condensed == pytest.approx(full, abs=2e-3)
+
+
+def test_zhang_stephens_tail_is_better_calibrated_on_a_heavy_tail() -> None:
+    """Pools of 300 Student-t(3) values (what a spike column holds early on): the true
+    probability of exceeding the fitted 1e-4 threshold, against the risk. Moments put the
+    threshold too low (a stream of false alarms); Zhang-Stephens much less so."""
+    rng = np.random.default_rng(7)
+    ratio: dict[str, list[float]] = {"pwm": [], "zs": []}
+    for _ in range(200):
+        x = rng.standard_t(3, 300)
+        for shape, out in ratio.items():
+            out.append(stats.t.sf(fit_tail(x, 0.01, shape).quantile(1e-4), 3) / 1e-4)  # type: ignore[arg-type]
+    zs, pwm = np.median(ratio["zs"]), np.median(ratio["pwm"])
+    assert zs < 2.0 and zs < 0.8 * pwm, (zs, pwm)
+    assert np.mean(ratio["zs"]) < np.mean(ratio["pwm"])
 
 
 def test_sorted_quantile_equals_numpy_quantile_bit_for_bit() -> None:
@@ -127,7 +167,8 @@ def test_signed_statistics_through_spot_give_the_detectors_scores_and_report_eac
     assert cols.shape == (y.size, 7)
     assert np.isnan(cols[:58]).all() and np.isfinite(cols[58:]).all()
     tails: list = []
-    sc = spot_scores(cols, 58, 150, 1e-4, gated=(4, 5, 6), tails=tails)
+    sc = spot_scores(cols, 58, 150, 1e-4, gated=(4, 5, 6), zhang_stephens=(0, 1, 2, 3),
+                     tails=tails)
     np.testing.assert_array_equal(np.clip(sc.max(axis=1), 0.0, 1.0), detect_series(y).scores)
     starts = _checkpoints(150, y.size, 25)[:-1]
     assert [(lo, j) for lo, j, _ in tails] == [(lo, j) for lo in starts for j in range(7)]
