@@ -57,7 +57,7 @@ XI_PRIOR = 0.25
 PRIOR_PEAKS = 15
 _CUT_QUANTILE = 0.85  # a pool's top starts at this quantile when rebuilt ...
 _TOP_LIMIT = 0.25  # ... and is rebuilt when it holds more than this share of the pool
-_ZS_POINTS = 256  # the Zhang-Stephens profile likelihood reads at most this many order statistics
+_ZS_POINTS = 256  # more peaks than this reach the Zhang-Stephens likelihood condensed
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +144,10 @@ def _sorted_quantile(top: FloatArray, q: float, below: int = 0, cut: float = mat
 
 def _condensed(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Sorted ``x`` as at most :data:`_ZS_POINTS` values with weights (how many each stands
-    for): the largest quarter of them exactly, where a heavy tail's few large values carry the
-    likelihood, and the rest as the means of equal runs of neighbours, whose spread is small
-    against their level (``log1p(-theta x)`` is smooth there, so a run's mean stands for it)."""
+    for): its ``_ZS_POINTS // 4`` largest values exactly, where a heavy tail's few large values
+    carry the likelihood, and the rest as the means of equal runs of neighbours, whose spread
+    is small against their level (``log1p(-theta x)`` is smooth there, so a run's mean stands
+    for it). A test compares the shape it gives with the full likelihood's."""
     n = x.size
     if n <= _ZS_POINTS:
         return x, np.ones(n)
