@@ -35,13 +35,13 @@ import time
 import numpy as np
 
 from allele.analytics.anomaly import DEFAULT_LEARN, detect_series, signed_statistics
+from allele.analytics.anomaly.series import _GATED_COLUMNS as GATED
+from allele.analytics.anomaly.series import _ZS_COLUMNS as ZS
 from allele.analytics.anomaly.tail import GpdTail, fit_tail, spot_scores
 from allele.analytics.synthetic import clean_series
 
 RISK = 1e-4
 WINDOW, SHORT = 48, 5  # detect_series' defaults for a 150-point learning period
-GATED = (4, 5, 6)
-ZS = (0, 1, 2, 3)  # columns whose shape is estimated by Zhang-Stephens (series.py)
 NAMES = ("spike up", "spike down", "shift up", "shift down", "variance", "drift up", "drift down")
 STAGES = ((0, 100, "first 100 scored points"), (100, 350, "points 100-350"),
           (350, 10**9, "points 350-850"))
