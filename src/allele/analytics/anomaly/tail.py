@@ -8,7 +8,9 @@ whose positions depend only on the start of scoring (never on the series' length
 never changes when more data arrives.
 
 * Peaks: the values above the 90% quantile of the pool (the learning rows, then every later row
-  that was not an alarm: an alarm never teaches the tail that it is normal, as in SPOT).
+  that was not an alarm: an alarm never teaches the tail that it is normal, as in SPOT), by
+  more than a relative 1e-9: a value that floating-point error put a hair above the quantile is
+  a tie with it, not a peak.
 * Excursion gate (the columns passed as ``gated``): a row above the tail's threshold ``u``
   joins the pool only once its excursion (the run of rows above ``u`` it belongs to) has
   ended, and not at all if the excursion raised an alarm. A slow statistic (a rolling median
@@ -57,6 +59,7 @@ XI_PRIOR = 0.25
 PRIOR_PEAKS = 15
 _CUT_QUANTILE = 0.85  # a pool's top starts at this quantile when rebuilt ...
 _TOP_LIMIT = 0.25  # ... and is rebuilt when it holds more than this share of the pool
+_TIE = 1e-9  # relative distance under which a value equals the peak threshold u
 _ZS_POINTS = 256  # more peaks than this reach the Zhang-Stephens likelihood condensed
 
 
@@ -164,7 +167,10 @@ def _fit_sorted_tail(top: FloatArray, min_scale: float, below: int = 0,
     """:func:`fit_tail` of a pool given as its sorted top ``top`` and the count ``below`` of
     its other values, at or under ``cut`` (0: ``top`` is the whole pool)."""
     u = _sorted_quantile(top, PEAK_QUANTILE, below, cut)
-    srt = top[np.searchsorted(top, u, side="right"):] - u
+    # A value above u by floating-point error alone is a tie with u, not a peak: a near-zero
+    # excess would drag the shape estimate (Zhang-Stephens reads its grid off the excesses'
+    # first quartile), and repeated values (a metric whose seeds repeat) make many such ties.
+    srt = top[np.searchsorted(top, u + _TIE * max(1.0, abs(u)), side="right"):] - u
     zeta = max(srt.size, 1) / max(top.size + below, 1)
     if srt.size < 2:
         return GpdTail(u, zeta, 0.0, min_scale)
