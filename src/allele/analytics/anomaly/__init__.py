@@ -5,9 +5,10 @@
   :class:`RobustZScoreDetector`, :class:`EnsembleDetector`), each calibrated to a score in
   [0, 1] where 0.5 flags about a ``contamination`` share of data like the training data.
 * :mod:`~allele.analytics.anomaly.series`: univariate, causal, streaming scoring of a metric
-  series (:func:`score_series` / :func:`detect_series`): a fixed learning period, logs for
-  positive skewed metrics, AR pre-whitening, four robust statistics (spike, shift, variance,
-  drift; both sides) whose tails are calibrated by peaks over threshold
+  series (:func:`score_series` / :func:`detect_series`): a fixed learning period, the series
+  prepared by :mod:`~allele.analytics.anomaly.prepare` (rounding, counts, logs for positive
+  skewed metrics, the season, AR pre-whitening, a learned trend), four robust statistics
+  (spike, shift, variance, drift; both sides) whose tails are calibrated by peaks over threshold
   (:mod:`~allele.analytics.anomaly.tail`, SPOT); the learned detectors are opt-in.
 * :mod:`~allele.analytics.anomaly.persist`: :func:`save_detector` / :func:`load_detector` use
   skops (no pickle, no lambdas) with a format and scikit-learn version check on load.

@@ -17,13 +17,18 @@ tails. The pipeline:
    count, or its largest), a later point beyond it is an alarm scored by its depth: that side
    never held a single value. A learning period that is constant makes every later departure
    an alarm, scored by its size.
+   Before anything else, values within a rounding grid of each other are one value, and a
+   count (whole numbers) takes a fixed jitter that makes it continuous
+   (:mod:`~allele.analytics.anomaly.prepare`).
 2. **Transform.** A positive metric whose learning period is right-skewed (skewness above 1,
    and less skewed after the log) is scored in logs: wall times and sizes vary by ratios.
 3. **Season** (Fourier profile, estimated on the learning period and re-estimated at fixed
    checkpoints ``2 L, 4 L, ...``) is removed.
 4. **Pre-whitening.** An AR(p) filter (p <= 3 by BIC, least squares on the learning period) turns
    the series into its one-step residuals: autocorrelated noise no longer looks like shifts,
-   and a level shift shows at its onset as a jump of its full size.
+   and a level shift shows at its onset as a jump of its full size. A clear trend in the
+   learning period is fitted with the AR lags, removed, and taken as normal: the drift
+   statistic then measures departures from it.
 5. **Statistics** per point, from rolling windows that end at the point, each signed and scored
    on both sides (a skewed noise has two different tails): ``spike`` (robust z of the point
    against the median/MAD of the previous ``window``), ``shift`` (z of the mean of the last
@@ -52,7 +57,6 @@ are tested against.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -68,7 +72,6 @@ from allele.analytics._common import (
     as_timestamps,
     mad_sigma,
 )
-from allele.analytics._season import _fourier_design, seasonal_period
 from allele.analytics.anomaly._kernels import rolling_median_mad
 from allele.analytics.anomaly.detectors import (
     BaseDetector,
@@ -77,6 +80,15 @@ from allele.analytics.anomaly.detectors import (
     _logistic,
 )
 from allele.analytics.anomaly.mass import hold_episodes, past_bound, point_mass
+from allele.analytics.anomaly.prepare import (
+    LearnedTrend,
+    apply_transform,
+    dequantise,
+    deseasonalise,
+    learned_trend,
+    prewhiten,
+    snap_rounding,
+)
 from allele.analytics.anomaly.tail import spot_scores
 from allele.errors import AnalyticsError
 
@@ -181,7 +193,7 @@ def _wilson_hilferty(ratio: FloatArray | float, k: int) -> Any:
 
 def robust_statistics(
     r: ArrayLike, window: int, short: int, level: float, sigma: float, learn_n: int,
-    signed: bool = False,
+    signed: bool = False, drift_var: FloatArray | None = None,
 ) -> FloatArray:
     """The four causal z-like statistics (spike, shift, variance, drift) per point, vectorised.
 
@@ -225,8 +237,10 @@ def robust_statistics(
     ms = _trailing_trimmed(dev2, kv, both=False) if signed else _trailing_mean(dev2, kv)
     sref_v = lagged(sref, kv - 1)
     out[:, 2] = np.maximum(_wilson_hilferty(ms / sref_v**2, kv), 0.0)
-    out[:, 3] = mag(med - level) / (sref * math.sqrt(_MEDIAN_VAR * (1.0 / window
-                                                                       + 1.0 / learn_n)))
+    dscale = sref * math.sqrt(_MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
+    if drift_var is not None:
+        dscale = np.sqrt(dscale**2 + drift_var)
+    out[:, 3] = mag(med - level) / dscale
     out[: window + kv] = np.nan
     return out
 
@@ -288,102 +302,12 @@ class SeriesDetection:
     """The AR pre-whitening coefficients (empty: none)."""
     mass: float | None = None
     """The point-mass value of a zero-inflated series (its points score 0), else None."""
+    trend: LearnedTrend | None = None
+    """The trend learned on the learning period and taken as normal (None: no clear trend)."""
 
     def anomalies(self) -> list[int]:
         """Indices of flagged points."""
         return [int(i) for i in np.flatnonzero(self.flags)]
-
-
-def _season_fit(y: FloatArray, end: int, period: int, upto: int) -> FloatArray:
-    """The Fourier seasonal profile (no level, no line) fitted on ``y[:end]``, for ``[0, upto)``."""
-    h = min(3, period // 2)
-    t_fit = np.arange(end, dtype=np.float64)
-    coef = np.linalg.lstsq(_fourier_design(t_fit, period, h), y[:end], rcond=None)[0]
-    t_all = np.arange(upto, dtype=np.float64)
-    # Only the seasonal terms are used (not level and line): the rolling windows track the level,
-    # and extrapolating a line fitted on the past would invent drifts.
-    out: FloatArray = _fourier_design(t_all, period, h)[:, 2:] @ coef[2:]
-    return out
-
-
-def _deseasonalise(y: FloatArray, learn_end: int, period: int | None) -> tuple[FloatArray,
-                                                                               int | None]:
-    """Remove the season causally.
-
-    The season (and, when ``period`` is None, its period) is estimated on the learning period and
-    re-estimated at checkpoints that double the data seen so far (``2 L, 4 L, ...``); the points
-    between two checkpoints use the estimate made from the data before the first of them only.
-    """
-    fixed = period
-    n = y.size
-    first = fixed if fixed is not None else seasonal_period(y[:learn_end],
-                                                            max_period=learn_end // 2)
-    if first is None or first < 2 or learn_end < 2 * first:
-        return y.copy(), None
-    season = np.empty(n)
-    bounds = [0, learn_end]
-    while bounds[-1] < n:
-        bounds.append(min(2 * bounds[-1], n))
-    used = first
-    for lo, hi in itertools.pairwise(bounds):
-        seen = max(lo, learn_end)  # data available before the segment starts
-        if fixed is None and seen > learn_end:
-            used = seasonal_period(y[:seen], max_period=min(seen // 2, 4 * first)) or used
-        season[lo:hi] = _season_fit(y, seen, used, hi)[lo:hi]
-    return y - season, used
-
-
-def _skewness(x: FloatArray) -> float:
-    sd = float(np.std(x))
-    return float(np.mean((x - np.mean(x)) ** 3)) / sd**3 if sd > 0 else 0.0
-
-
-def _transform(y: FloatArray, learn: int, transform: str) -> tuple[FloatArray, str]:
-    """Logs for a positive, right-skewed metric (decided on the learning period alone); later
-    values at or below 0 are floored at half the smallest learning value."""
-    lv = y[:learn]
-    if transform == "none" or float(np.min(lv)) <= 0.0:
-        if transform == "log":
-            raise AnalyticsError("transform='log' needs a positive learning period")
-        return y, "none"
-    if transform == "auto":
-        sk = _skewness(lv)
-        if not (sk > 1.0 and abs(_skewness(np.log(lv))) < sk):
-            return y, "none"
-    floor = 0.5 * float(np.min(lv))
-    return np.log(np.maximum(y, floor)), "log"
-
-
-def _prewhiten(r: FloatArray, learn: int, order: int | None) -> tuple[FloatArray,
-                                                                      tuple[float, ...]]:
-    """One-step residuals of an AR(p) fitted by least squares on ``r[:learn]`` (p in 0..3 by
-    BIC unless ``order`` is given): ``e_t = r_t - sum_i phi_i r_{t-i}``, the level left in (the
-    rolling windows track it)."""
-    lv = r[:learn]
-    orders = [order] if order is not None else [0, 1, 2, 3]
-    best: tuple[float, tuple[float, ...]] = (math.inf, ())
-    m = learn - 3
-    for p in orders:
-        if p == 0:
-            rss = float(np.sum((lv[3:] - np.mean(lv[3:])) ** 2))
-            coef: tuple[float, ...] = ()
-        else:
-            design = np.column_stack([np.ones(m)] + [lv[3 - i:learn - i] for i in range(1, p + 1)])
-            beta, *_ = np.linalg.lstsq(design, lv[3:], rcond=None)
-            res = lv[3:] - design @ beta
-            rss = float(res @ res)
-            coef = tuple(float(b) for b in beta[1:])
-        bic = m * math.log(max(rss, 1e-300) / m) + (p + 1) * math.log(m)
-        if bic < best[0]:
-            best = (bic, coef)
-    phi = best[1]
-    if not phi:
-        return r.copy(), ()
-    e = r.copy()
-    for i, c in enumerate(phi, start=1):
-        e[i:] -= c * r[:-i]
-    e[:len(phi)] = r[:len(phi)] * (1.0 - sum(phi))
-    return e, phi
 
 
 def detect_series(
@@ -418,6 +342,7 @@ def detect_series(
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
     _check_options(y.size, method, learn, risk)
+    y = dequantise(snap_rounding(y, learn), learn)
     mass = point_mass(y[:learn])
     if mass is None:
         det = _detect(y, method, learn, period, window, short, risk, transform, ar_order,
@@ -448,11 +373,22 @@ def detect_series(
     return SeriesDetection(scores=scores, flags=flags, threshold=threshold, learn_end=learn,
                            period=sub_period, method=method, statistics=stats,
                            transform=sub.transform if sub else "none",
-                           ar=sub.ar if sub else (), mass=mass)
+                           ar=sub.ar if sub else (), mass=mass,
+                           trend=sub.trend if sub else None)
+
+
+def _default_window(learn: int) -> int:
+    return max(8, min(48, learn // 3))
 
 
 def _min_learn(window: int | None, short: int) -> int:
-    return (window if window is not None else 8) + 2 * short + 10
+    """The shortest learning period :func:`_detect` accepts (its default window grows with it)."""
+    if window is not None:
+        return window + 2 * short + 10
+    learn = 8 + 2 * short + 10
+    while learn < _default_window(learn) + 2 * short + 10:
+        learn += 1
+    return learn
 
 
 def _check_options(n: int, method: str, learn: int, risk: float) -> None:
@@ -470,13 +406,13 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
             short: int, risk: float, transform: str, ar_order: int | None,
             ml_fence: float | None, seed: int) -> SeriesDetection:
     """The pipeline on a series without a point mass (scores, flags at 0.5)."""
-    w = window if window is not None else max(8, min(48, learn // 3))
+    w = window if window is not None else _default_window(learn)
     if learn < w + 2 * short + 10:
         raise AnalyticsError(
             f"the learning period ({learn} points) needs at least {w + 2 * short + 10}; "
             "pass a longer one (--learn)")
-    cols, used_transform, used_period, phi = _columns(y, learn, period, w, short, transform,
-                                                      ar_order)
+    cols, used_transform, used_period, phi, trend = _columns(y, learn, period, w, short,
+                                                             transform, ar_order)
     col_scores = spot_scores(cols, w + 2 * short, learn, risk, gated=_GATED_COLUMNS,
                              zhang_stephens=_ZS_COLUMNS)
     stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
@@ -496,16 +432,25 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     scores = np.clip(scores, 0.0, 1.0)
     return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
                            period=used_period, method=method, statistics=stat_scores,
-                           transform=used_transform, ar=phi)
+                           transform=used_transform, ar=phi, trend=trend)
 
 
-def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, transform: str,
-             ar_order: int | None) -> tuple[FloatArray, str, int | None, tuple[float, ...]]:
-    """Transform, deseasonalise, pre-whiten, then the seven one-sided statistics."""
-    x, used_transform = _transform(y, learn, transform)
-    r, used_period = _deseasonalise(x, learn, period)
-    e, phi = _prewhiten(r, learn, ar_order)
-    return _signed_columns(e, learn, w, short), used_transform, used_period, phi
+def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, transform_: str,
+             ar_order: int | None) -> tuple[FloatArray, str, int | None, tuple[float, ...],
+                                            LearnedTrend | None]:
+    """Transform, deseasonalise, pre-whiten (with the learned trend, if any), then the seven
+    one-sided statistics."""
+    x, used_transform = apply_transform(y, learn, transform_)
+    r, used_period = deseasonalise(x, learn, period)
+    e, phi = prewhiten(r, learn, ar_order)
+    drift_var = None
+    found = learned_trend(r, learn, len(phi))
+    trend = None
+    if found is not None:
+        e, phi, trend = found
+        drift_var = trend.drift_var(y.size)
+    return (_signed_columns(e, learn, w, short, drift_var), used_transform, used_period, phi,
+            trend)
 
 
 def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: int | None = None,
@@ -518,7 +463,8 @@ def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: 
     (``benchmarks/anomaly_tail_calibration.py``)."""
     y = as_series(values, name="values")
     _check_options(y.size, "robust", learn, 1e-4)
-    w = window if window is not None else max(8, min(48, learn // 3))
+    y = dequantise(snap_rounding(y, learn), learn)
+    w = window if window is not None else _default_window(learn)
     return _columns(y, learn, period, w, short, transform, ar_order)[0]
 
 
@@ -530,14 +476,15 @@ _GATED_COLUMNS = (4, 5, 6)  # variance, drift up, drift down: the slow statistic
 _ZS_COLUMNS = (0, 1, 2, 3)
 
 
-def _signed_columns(e: FloatArray, learn: int, w: int, short: int) -> FloatArray:
+def _signed_columns(e: FloatArray, learn: int, w: int, short: int,
+                    drift_var: FloatArray | None = None) -> FloatArray:
     """The seven one-sided statistics (spike up/down, shift up/down, variance, drift up/down)."""
     lv = e[:learn]
     level = float(np.median(lv))
     sigma = mad_sigma(lv, level)
     if sigma == 0.0:
         sigma = float(np.std(lv)) or max(abs(level) * 1e-6, 1e-12)
-    f = robust_statistics(e, w, short, level, sigma, learn, signed=True)
+    f = robust_statistics(e, w, short, level, sigma, learn, signed=True, drift_var=drift_var)
     return np.stack([f[:, 0], -f[:, 0], f[:, 1], -f[:, 1], f[:, 2], f[:, 3], -f[:, 3]], axis=1)
 
 
