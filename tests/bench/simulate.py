@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from allele.bench.estimate import Judgement, block_within, judge, paired_within
+from allele.bench.estimate import Judgement, judge
 from allele.bench.runlevel import locations, run_level
+from allele.bench.within import block_within, paired_within
 
 F = NDArray[np.float64]
 LOG2 = float(np.log(2.0))

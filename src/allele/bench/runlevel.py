@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from allele.bench.estimate import Between, Within
+from allele.bench.estimate import Between
 from allele.bench.history import History
 from allele.bench.metrics import TIME_METRICS, MetricInfo, metric_info
 from allele.bench.stats import (
@@ -43,6 +43,7 @@ from allele.bench.stats import (
     robust_mean_var,
     squeeze_var,
 )
+from allele.bench.within import Within
 from allele.store.model import MetricHistory
 
 MIN_HISTORY_RUNS = 4
