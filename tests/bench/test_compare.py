@@ -71,6 +71,21 @@ def test_too_few_samples_leave_the_family_and_say_so() -> None:
     assert all(e.in_family for e in ests[:-1])
 
 
+def test_a_row_with_samples_but_too_much_noise_says_too_noisy() -> None:
+    """Twelve pairs that scatter by a factor of e cannot show even a doubling: the row leaves
+    the family like a row without samples, but its reason says what is wrong with it."""
+    rng = np.random.default_rng(3)
+    base = [rng.lognormal(0, 0.02, 30) for _ in range(20)] + [rng.lognormal(0, 1.0, 12)]
+    head = [b * rng.lognormal(0, 0.02, 30) for b in base[:-1]] + [
+        base[-1] * rng.lognormal(0, 1.0, 12)]
+    ests = compare_samples(base, head, paired=True)
+    noisy = ests[-1]
+    assert (noisy.n_base, noisy.n_head) == (12, 12)
+    assert noisy.verdict == "inconclusive" and noisy.reason == "too noisy"
+    assert not noisy.in_family and math.isinf(noisy.mde)
+    assert all(e.in_family for e in ests[:-1])
+
+
 def test_noisy_row_is_inconclusive_with_its_mde() -> None:
     rng = np.random.default_rng(4)
     base = rng.lognormal(0, 0.3, 10)

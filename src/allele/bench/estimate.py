@@ -20,11 +20,13 @@ Pure statistics; no I/O. A row is one cell and metric. Its evidence has two part
 * a row without spread (a checksum) is exact: no noise can make it a false discovery, so it
   is judged against the floor outside the family (in benchmarks/aa_real.py three checksum
   rows had made a family of nine timed and memory rows a third larger);
-* ``inconclusive`` otherwise, with its reason: ``too few samples`` (the row cannot reach
-  significance and is left out of the family), ``below resolution``, ``noise`` (its own noise
-  hides whether it moved by more than the floor), ``run-level noise`` (it would have a verdict
-  if two runs did not differ by themselves), ``run-level noise unknown`` (two runs, no history of
-  the cell and too few cells to estimate it) or ``not deterministic``.
+* ``inconclusive`` otherwise, with its reason: ``too few samples`` (a side has fewer than 2
+  samples, an A/B row fewer than 2 rounds: nothing to test), ``too noisy`` (its own noise is so
+  large that even a doubling could not reach significance: it is left out of the family),
+  ``below resolution``, ``noise`` (its own noise hides whether it moved by more than the floor),
+  ``run-level noise`` (it would have a verdict if two runs did not differ by themselves),
+  ``run-level noise unknown`` (two runs, no history of the cell and too few cells to estimate
+  it) or ``not deterministic``.
 
 The interval is the t interval on the log-ratio, with the moderated degrees of freedom; the
 minimum detectable effect (MDE) is the change the row's test finds with 80% power at the level
@@ -66,16 +68,16 @@ from allele.bench.within import (
 from allele.errors import ValidationError
 
 Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
-Reason = Literal["", "too few samples", "below resolution", "noise", "run-level noise",
-                 "run-level noise unknown", "not deterministic"]
+Reason = Literal["", "too few samples", "too noisy", "below resolution", "noise",
+                 "run-level noise", "run-level noise unknown", "not deterministic"]
 Design = Literal["ab", "paired", "unpaired", "deterministic", "none"]
 Scale = Literal["log", "difference", "tolerance", "none"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "improved", "inconclusive", "unchanged")
 """Every verdict, in the order tables list them."""
 VERDICT_RANK: dict[str, int] = {v: i for i, v in enumerate(VERDICTS)}
-REASONS: tuple[Reason, ...] = ("", "too few samples", "below resolution", "noise",
+REASONS: tuple[Reason, ...] = ("", "too few samples", "too noisy", "below resolution", "noise",
                                "run-level noise", "run-level noise unknown", "not deterministic")
-R_NONE, R_FEW, R_RESOLUTION, R_NOISE, R_RUN, R_UNKNOWN, R_NONDET = range(7)
+R_NONE, R_FEW, R_NOISY, R_RESOLUTION, R_NOISE, R_RUN, R_UNKNOWN, R_NONDET = range(8)
 V_REGRESSED, V_IMPROVED, V_INCONCLUSIVE, V_UNCHANGED = range(4)
 
 DEFAULT_Q = 0.05
@@ -218,7 +220,7 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
     lone_within = delta + power_noncentrality(q / m0, df_within) * np.sqrt(vw)
     out = eligible & ~family
     reason = np.where(out, np.where((vb > 0) & (lone_within <= math.log1p(MAX_MDE)), R_RUN,
-                                    R_FEW), reason)
+                                    R_NOISY), reason)
     p = np.where(family, interval_pvalue(e, se, df, delta), np.nan)
     qv = bh(p)
     significant = family & (qv <= q)

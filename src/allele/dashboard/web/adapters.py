@@ -47,7 +47,7 @@ def verdict_reason(row: MetricComparison, q: float) -> str:
     if e.reason:  # the comparison says why (allele.bench.estimate: reasons)
         return f"inconclusive: {e.reason} ({ci}; MDE {e.mde:.1%})"
     if math.isinf(e.mde):
-        return "too few samples for any verdict to survive FDR control (MDE ∞)"
+        return "left out of the FDR family: no verdict can reach significance (MDE ∞)"
     if not (math.isfinite(e.q_value) and e.q_value <= q):
         return f"not significant after FDR (q={e.q_value:.2g} > {q:g}); MDE {e.mde:.1%}"
     return f"significant, but the {ci} reaches into the {floor} floor"
