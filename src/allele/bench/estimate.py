@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -106,7 +106,9 @@ class Estimate:
     head: float
     ratio: float
     """The change the verdict used, as HEAD/BASE: ``exp`` of the log-ratio estimate, after the
-    run-wide shift (``shift``) was taken out in a two-run comparison."""
+    run-wide shift (``shift``) was taken out in a two-run comparison. NaN when there is no
+    relative change to show: a location below the metric's resolution, or BASE's location 0
+    with HEAD's not (the verdict stands; see :func:`relative`)."""
     ci_low: float
     ci_high: float
     p_value: float
@@ -132,7 +134,8 @@ class Estimate:
     in_family: bool = False
     """Whether the row counted in the false-discovery-rate family."""
     scale: Scale = "log"
-    """``log``, ``difference`` (a sample <= 0), ``tolerance`` or ``none`` (see interval_text)"""
+    """``log``, ``difference`` (a sample <= 0), ``tolerance`` or ``none`` (no relative change:
+    see ``ratio``)"""
 
     @property
     def change(self) -> float:
@@ -144,7 +147,9 @@ class Estimate:
         """The 95% interval of the change as tables print it (``[-1.2%, +3.4%]``), or ``n/a``
         with the reason when there is none (``n/a (below resolution)``)."""
         if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
-            why = self.reason if self.reason in ("below resolution", "too few samples") else ""
+            why: str = self.reason if self.reason in ("below resolution", "too few samples") else ""
+            if not why and self.base == 0 and self.head != 0 and self.scale == "none":
+                why = "base 0"
             return f"n/a ({why})" if why else "n/a"
         return f"[{pct(self.ci_low)}, {pct(self.ci_high)}]"
 
@@ -403,6 +408,7 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     known to be independent)."""
     if not 0.0 < q < 1.0:
         raise ValidationError(f"q must be in (0, 1), got {q}")
+    rows = [_finite(r) for r in rows]
     k = len(rows)
     logs, loc_b, loc_h, scales = _locations(rows)
     blocked = _blocked(rows, loc_b, loc_h)
@@ -419,10 +425,7 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     if between is not None:
         for name in dict.fromkeys(g for g, _ in groups):
             idx = [i for (g, _), ids in groups.items() if g == name for i in ids]
-            part = between(name, Within(est[idx], vw[idx], dfw[idx], np.ones(len(idx))), idx)
-            est[idx] -= part.shift
-            shift[idx] = part.shift
-            vb[idx], dfb[idx] = part.var, part.df
+            _run_level(between, name, idx, logs, loc_b, est, vw, dfw, (vb, dfb, shift))
     worse = np.array([1.0 if rows[i].direction == "lower" else -1.0 for i in stat])
     floors = np.array([rows[i].floor if logs[i] else math.expm1(rows[i].floor) for i in stat])
     out: list[Estimate | None] = [None] * k
@@ -431,8 +434,7 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
                   var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat])
     for n, i in enumerate(stat):
         out[i] = _estimate(rows[i], logs[i], float(loc_b[i]), float(loc_h[i]), j, n,
-                           float(shift[i]),
-                           float(vw[i]), float(vb[i]))
+                           float(shift[i]), float(vw[i]), float(vb[i]))
     det = [i for i in range(k) if rows[i].design == "deterministic"]
     for i, (verdict, why, ratio) in zip(det, deterministic_rows(
             [rows[i].base for i in det], [rows[i].head for i in det],
@@ -443,6 +445,48 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     return [e for e in out if e is not None]
 
 
+def _run_level(between: BetweenModel, name: str, idx: list[int], logs: list[bool],
+               loc_b: FloatArray, est: FloatArray, vw: FloatArray, dfw: FloatArray,
+               out: tuple[FloatArray, FloatArray, FloatArray]) -> None:
+    """Give the rows ``idx`` of one group their run-level part, in place: ``out`` holds the
+    run-level variance, its df and the shift taken out (log) of every row.
+
+    The model works on log-ratios: rows on the difference scale (a sample <= 0) take no part in
+    estimating it, but get its run-level variance (a log-ratio's is, to first order, that of a
+    relative difference) and its shift, taken out as a factor (HEAD divided by it). A row whose
+    BASE location is 0 has no relative change for a shift to scale; its estimate is HEAD's
+    difference relative to HEAD itself, which a factor on HEAD does not move."""
+    vb, dfb, shift = out
+    rel = [i for i in idx if logs[i]]
+    mask = np.array([logs[i] for i in idx])
+    part = between(name, Within(np.where(mask, est[idx], np.nan), vw[idx], dfw[idx],
+                                np.ones(len(idx))), idx)
+    vb[idx], dfb[idx] = part.var, part.df
+    if not part.shift:
+        return
+    est[rel] -= part.shift
+    shift[rel] = part.shift
+    diff = [i for i in idx if not logs[i] and loc_b[i] != 0 and math.isfinite(loc_b[i])]
+    factor = math.exp(-part.shift)
+    est[diff] = (1.0 + est[diff]) * factor - 1.0
+    vw[diff] *= factor * factor
+    shift[diff] = part.shift
+
+
+def _finite(row: Row) -> Row:
+    """The row without its non-finite samples (a target that returned NaN or inf for a seed),
+    as ``allele bench show`` counts them: a pair loses both halves."""
+    b, h = row.base, row.head
+    fb, fh = np.isfinite(b), np.isfinite(h)
+    if bool(np.all(fb)) and bool(np.all(fh)):
+        return row
+    if b.size == h.size and (row.design in ("paired", "ab") or row.paired):
+        keep = fb & fh
+        blocks = row.blocks[keep] if row.blocks is not None else None
+        return replace(row, base=b[keep], head=h[keep], blocks=blocks)
+    return replace(row, base=b[fb], head=h[fh])
+
+
 def _estimate(row: Row, logs: bool, loc_b: float, loc_h: float, j: Judgement, n: int,
               shift: float, var_w: float, var_b: float) -> Estimate:
     back = (lambda x: math.exp(x)) if logs else (lambda x: 1.0 + x)
@@ -451,21 +495,25 @@ def _estimate(row: Row, logs: bool, loc_b: float, loc_h: float, j: Judgement, n:
     if (verdict_code in (V_REGRESSED, V_IMPROVED) and row.resolution > 0
             and abs(loc_h - loc_b) < row.resolution):
         verdict_code, reason_code = V_INCONCLUSIVE, R_RESOLUTION
-    e = j.est[n]
     mde = float(j.mde[n])
     lo, hi, scale = _interval(row, logs, back(float(j.ci_low[n])), back(float(j.ci_high[n])),
                               reason_code)
+    ratio = back(float(j.est[n]))
+    if not relative(row, loc_b, loc_h):
+        ratio, lo, hi, scale = math.nan, math.nan, math.nan, "none"
+    elif scale == "difference" and nonnegative(row):
+        ratio = max(ratio, 0.0)  # as the interval: a non-negative metric cannot fall by > 100%
     return Estimate(
         direction=row.direction, n_base=int(row.base.size), n_head=int(row.head.size),
         paired=row.design in ("paired", "ab"), design=row.design,
         median_base=_median(row.base), median_head=_median(row.head), base=loc_b, head=loc_h,
-        ratio=back(float(e)), ci_low=lo, ci_high=hi,
+        ratio=ratio, ci_low=lo, ci_high=hi,
         p_value=float(j.p[n]), q_value=float(j.q[n]),
         mde=(math.expm1(mde) if logs else mde) if math.isfinite(mde) else math.inf,
         verdict=VERDICTS[verdict_code], reason=REASONS[reason_code], floor=row.floor,
         se_within=math.sqrt(var_w) if var_w >= 0 else math.nan,
         se_between=math.sqrt(var_b) if math.isfinite(var_b) and var_b >= 0 else math.nan,
-        df=float(j.df[n]), shift=back(shift) if shift else 1.0, in_family=bool(j.in_family[n]),
+        df=float(j.df[n]), shift=math.exp(shift), in_family=bool(j.in_family[n]),
         scale=scale)
 
 
@@ -480,9 +528,24 @@ def _interval(row: Row, logs: bool, lo: float, hi: float,
         return math.nan, math.nan, "none"
     if logs:
         return lo, hi, "log"
-    if all(v.size == 0 or bool(np.all(v >= 0)) for v in (row.base, row.head)):
+    if nonnegative(row):
         lo, hi = max(lo, 0.0), max(hi, 0.0)
     return lo, hi, "difference"
+
+
+def nonnegative(row: Row) -> bool:
+    """Whether no sample of ``row`` is negative (a time, a count: its ratio is never < 0)."""
+    return all(v.size == 0 or bool(np.all(v >= 0)) for v in (row.base, row.head))
+
+
+def relative(row: Row, loc_b: float, loc_h: float) -> bool:
+    """Whether ``row`` has a relative change to show: not when a location is below the metric's
+    resolution (a ratio of two near-zero timings means nothing: 1.2 us -> 15 us is not
+    +1,200%), nor when BASE's location is 0 and HEAD's is not (0 -> 999 is no percentage; the
+    row is still judged, on the difference relative to HEAD's location)."""
+    if row.resolution > 0 and min(abs(loc_b), abs(loc_h)) < row.resolution:
+        return False
+    return not (loc_b == 0 and loc_h != 0)
 
 
 def _deterministic_estimate(row: Row, ratio: float, verdict: Verdict, why: Reason) -> Estimate:
