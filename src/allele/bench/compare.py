@@ -35,7 +35,7 @@ from allele.bench.estimate import (
     compare_samples,
     estimate_rows,
 )
-from allele.bench.format import param_variation
+from allele.bench.format import MISSING, param_variation
 from allele.bench.history import History, ab_meta, ab_partners
 from allele.bench.metrics import (
     LOOPS_METRIC,
@@ -228,6 +228,30 @@ def metric_label(r: MetricComparison) -> str:
 def verdict_label(e: Estimate) -> str:
     """The verdict with its reason: ``inconclusive (run-level noise)``."""
     return f"{e.verdict} ({e.reason})" if e.reason else e.verdict
+
+
+def mde_text(e: Estimate) -> str:
+    """The MDE column: the relative change this row's test finds with 80% power, ``n too small``
+    for a row with too few samples to test, ``–`` for any other row outside the family (its
+    verdict's reason says why: too noisy, below resolution, run-level noise)."""
+    if math.isfinite(e.mde):
+        return f"{e.mde:.1%}"
+    return "n too small" if e.reason == "too few samples" else MISSING
+
+
+def change_legend(comp: Comparison) -> str:
+    """What a comparison's change column holds, for a table's caption: the estimate the
+    verdict used, which is not the ratio of the base and head columns (winsorized log-ratios,
+    and in two runs the run-wide shift taken out)."""
+    text = "change = HEAD/BASE as the verdict estimated it from the winsorized log-ratios"
+    if comp.mode == "ab":
+        return text + ", round by round"
+    shifted = [f"{s.metric} ({s.ratio - 1.0:+.1%})" for s in comp.shifts if s.ratio != 1.0]
+    if not shifted:
+        return text
+    listed = ", ".join(shifted[:-1]) + " and " + shifted[-1] if len(shifted) > 1 else shifted[0]
+    return (f"{text}, with the run-wide shift of {listed} taken out: relative "
+            "to the rest of the run, so it can differ from base → head, even in sign")
 
 
 def shift_note(s: Shift) -> str:

@@ -80,6 +80,7 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
     warnings, failed and missing cells."""
     from allele.bench.compare import (
         VERDICT_RANK,
+        mde_text,
         metric_label,
         row_params,
         split_params,
@@ -103,7 +104,7 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
                       plain(metric_label(r)), quantity(e.base, r.unit),
                       quantity(e.head, r.unit), pct(e.ratio),
                       plain(e.interval_text), _num(e.q_value),
-                      "-" if math.isinf(e.mde) else f"{e.mde:.1%}",
+                      mde_text(e),
                       f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")
     if rows:
         console.print(table)

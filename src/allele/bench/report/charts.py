@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from allele.bench.format import varying_params as format_varying
-from allele.bench.metrics import QUALITY_METRICS, RESOURCE_METRICS, TIME_METRICS
+from allele.bench.metrics import LOOPS_METRIC, QUALITY_METRICS, RESOURCE_METRICS, TIME_METRICS
 from allele.errors import ValidationError
 from allele.store.model import CellResult
 
@@ -25,17 +25,31 @@ def _ok(cells: Sequence[CellResult]) -> list[CellResult]:
     return [c for c in cells if c.status == "ok" and c.metrics()]
 
 
+def finite_values(cell: CellResult, metric: str) -> list[float]:
+    """A cell's finite samples of ``metric``: what a chart's medians are taken over (a target
+    that returned NaN for one seed still has a median of the others)."""
+    return [v for v in cell.values(metric) if np.isfinite(v)]
+
+
+def plotted_metrics(cells: Sequence[CellResult], metrics: Sequence[str]) -> list[str]:
+    """The ``metrics`` with at least one finite sample in ``cells``: the ones a chart can
+    draw (a metric that is always inf or NaN would be an empty plot)."""
+    return [m for m in metrics if any(finite_values(c, m) for c in cells)]
+
+
 def pick_time_metric(metrics: Sequence[str]) -> str | None:
     """The metric that stands for speed: the first present of :data:`TIME_METRICS`."""
     return next((m for m in TIME_METRICS if m in metrics), None)
 
 
 def pick_quality_metric(metrics: Sequence[str]) -> str | None:
-    """The metric that stands for quality: a known one, else any non-time, non-resource one."""
+    """The metric that stands for quality: a known one, else any non-time, non-resource one
+    (never the runner's inner-loop count)."""
     known = next((m for m in QUALITY_METRICS if m in metrics), None)
     if known is not None:
         return known
-    rest = sorted(m for m in metrics if m not in TIME_METRICS and m not in RESOURCE_METRICS)
+    rest = sorted(m for m in metrics if m not in TIME_METRICS and m not in RESOURCE_METRICS
+                  and m != LOOPS_METRIC)
     return rest[0] if rest else None
 
 
@@ -74,7 +88,7 @@ def heatmap_grid(cells: Sequence[CellResult], metric: str, x: str, y: str) -> Gr
     for c in _ok(cells):
         if x not in c.params or y not in c.params:
             continue
-        vals = c.values(metric)
+        vals = finite_values(c, metric)
         if vals:
             pool.setdefault((_hashable(c.params[x]), _hashable(c.params[y])), []).extend(vals)
     xs = _sort_values({k[0] for k in pool})
@@ -122,14 +136,14 @@ def scaling_series(cells: Sequence[CellResult], metric: str, size: str,
                    max_series: int = 8) -> list[ScalingSeries]:
     """Curves of ``metric`` against ``size``, one per value of the most varying other param
     (or a single curve pooling everything)."""
-    ok = [c for c in _ok(cells) if size in c.params and c.values(metric)]
+    ok = [c for c in _ok(cells) if size in c.params and finite_values(c, metric)]
     others = [p for p in varying_params(ok) if p != size]
     split = others[0] if others else None
     groups: dict[Any, dict[float, list[float]]] = {}
     for c in ok:
         label = _hashable(c.params.get(split)) if split else None
         groups.setdefault(label, {}).setdefault(float(c.params[size]), []).extend(
-            c.values(metric))
+            finite_values(c, metric))
     out = []
     for label in _sort_values(set(groups))[:max_series]:
         by_size = groups[label]

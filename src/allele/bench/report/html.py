@@ -15,7 +15,9 @@ import numpy as np
 from allele.bench.compare import (
     Comparison,
     MetricComparison,
+    change_legend,
     environment_diff,
+    mde_text,
     metric_label,
     verdict_label,
 )
@@ -25,9 +27,11 @@ from allele.bench.report.charts import (
     _hashable,
     _ok,
     _sort_values,
+    finite_values,
     heatmap_grid,
     pick_quality_metric,
     pick_time_metric,
+    plotted_metrics,
     scaling_series,
     size_param,
     varying_params,
@@ -128,7 +132,8 @@ def _target_section(target: str, cells: list[CellResult], figs: _Figures) -> str
              f"{html.escape(', '.join(metrics))}</p>"]
     charts: list[str] = []
     params = varying_params(ok)
-    chosen = [m for m in (pick_time_metric(metrics), pick_quality_metric(metrics)) if m]
+    drawable = plotted_metrics(ok, metrics)  # a metric without a finite value has no chart
+    chosen = [m for m in (pick_time_metric(drawable), pick_quality_metric(drawable)) if m]
     for metric in chosen:
         better = "lower" if direction_of(metric) == "lower" else "higher"
         scale = "Reds" if better == "lower" else "Greens"
@@ -149,7 +154,8 @@ def _target_section(target: str, cells: list[CellResult], figs: _Figures) -> str
             p = params[0]
             pool: dict[Any, list[float]] = {}
             for c in ok:
-                pool.setdefault(_hashable(c.params.get(p)), []).extend(c.values(metric))
+                pool.setdefault(_hashable(c.params.get(p)), []).extend(
+                    finite_values(c, metric))
             xs = _sort_values(set(pool))
             fig = go.Figure(go.Scatter(x=[_label(v) for v in xs],
                                        y=[float(np.median(pool[v])) if pool[v] else None
@@ -158,7 +164,7 @@ def _target_section(target: str, cells: list[CellResult], figs: _Figures) -> str
             fig.update_xaxes(title_text=p, type="category")
             fig.update_yaxes(title_text=metric)
             charts.append(figs.div(fig))
-    time_metric = pick_time_metric(metrics)
+    time_metric = pick_time_metric(drawable)
     size = size_param(ok)
     if time_metric and size:
         series = scaling_series(ok, time_metric, size)
@@ -197,9 +203,9 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     shown = _ShownParams(comp)
     moved = [r for r in rows if r.verdict != "unchanged"][:40] or rows[:20]
     parts = [f"<h2>Comparison with {html.escape(comp.base.name)}</h2>",
-             f"<p>{badges}</p><p class='muted'>HEAD = {html.escape(comp.head.name)}; "
-             f"change = HEAD/BASE of the geometric means, 95% t interval on the log-ratio "
-             f"({_design(comp)}); FDR q = {comp.q}, "
+             f"<p>{badges}</p><p class='muted' id='change-legend'>HEAD = "
+             f"{html.escape(comp.head.name)}; {html.escape(change_legend(comp))}; 95% t "
+             f"interval on the log-ratio ({_design(comp)}); FDR q = {comp.q}, "
              f"practical floor {comp.floor:.0%}.</p>"]
     parts.extend(f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in comp.warnings)
     parts.extend(f"<p class='muted' id='noise-note'>{html.escape(note)}.</p>"
@@ -244,7 +250,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                 _td(pct(e.ratio), "num"),
                 _td(e.interval_text, "num"),
                 _td(number(e.p_value, 2), "num"), _td(number(e.q_value, 2), "num"),
-                _td("n too small" if math.isinf(e.mde) else f"{e.mde:.1%}", "num"),
+                _td(mde_text(e), "num"),
                 _td(e.test), f"<td class='v-{r.verdict}'>{html.escape(verdict_label(e))}</td>"])
         return _table(headers, table_rows)
 

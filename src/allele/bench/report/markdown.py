@@ -8,7 +8,13 @@ import math
 import re
 from collections.abc import Sequence
 
-from allele.bench.compare import environment_diff, metric_label, verdict_label
+from allele.bench.compare import (
+    change_legend,
+    environment_diff,
+    mde_text,
+    metric_label,
+    verdict_label,
+)
 from allele.bench.format import number, pct, quantity
 from allele.bench.report.data import (
     ReportData,
@@ -65,6 +71,8 @@ def render_markdown(data: ReportData) -> str:
         out.append(" · ".join(f"{v}: {n}" for v, n in counts.items()) +
                    f" (FDR q = {comp.q}, floor {comp.floor:.0%})")
         out.append("")
+        out.append(f"_{_md_escape(change_legend(comp))}._")
+        out.append("")
         for warning in comp.warnings:
             out.append(f"> **Warning:** {_md_escape(warning)}.")
             out.append("")
@@ -79,7 +87,7 @@ def render_markdown(data: ReportData) -> str:
                      pct(r.estimate.ratio),
                      r.estimate.interval_text,
                      number(r.estimate.q_value, 2),
-                     "n too small" if math.isinf(r.estimate.mde) else f"{r.estimate.mde:.1%}"]
+                     mde_text(r.estimate)]
                     for r in moved[:MAX_ROWS_MD]]
             out.append(_md_table(["verdict", "target", "params", "metric", "base", "head",
                                   "change", "95% CI", "q", "MDE"], rows))
