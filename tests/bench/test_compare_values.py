@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
+from allele.bench.alerting import comparison_alerts
 from allele.bench.compare import compare_runs
 from allele.bench.estimate import Between, Row, Within, estimate_rows
 from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
@@ -162,3 +163,14 @@ def test_an_unpaired_row_keeps_each_sides_finite_samples() -> None:
         (e,) = estimate_rows([Row("unpaired", base, head, "lower", group="m")])
     assert (e.n_base, e.n_head) == (4, 3)
     assert math.isfinite(e.ratio) and math.isfinite(e.ci_low)
+
+
+def test_an_alert_from_a_zero_base_names_the_move_not_a_percentage() -> None:
+    base = _record("a", 0.0, {"misses": [0.0] * 4})
+    head = _record("b", 1.0, {"misses": [5.0] * 4})
+    comp = compare_runs(base, head)
+    assert [r.verdict for r in comp.rows] == ["regressed"] * 3
+    alerts = comparison_alerts(comp)
+    assert len(alerts) == 3
+    text = f"{alerts[0].annotations['summary']} | {alerts[0].annotations['verdict']}"
+    assert "0 → 5" in text and "%" not in text.split("floor")[0] and "–" not in text

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.format import params_text, pct
+from allele.bench.format import params_text, pct, quantity
 from allele.store.alerts import AlertRow
 
 if TYPE_CHECKING:
@@ -66,9 +66,13 @@ def comparison_alerts(comp: Comparison, causes: Callable[[str], str | None] | No
         if r.verdict != "regressed":
             continue
         e = r.estimate
-        verdict = (f"regressed: {pct(e.ratio)} (95% CI {pct(e.ci_low)} to {pct(e.ci_high)}), "
-                   f"q={e.q_value:.2g}, floor {e.floor:.0%}")
-        summary = (f"{r.metric} of {r.target} ({params_text(r.params)}) {pct(e.ratio)} from "
+        # a row without a relative change (from a BASE of 0) says what it moved from and to
+        change = (pct(e.ratio) if math.isfinite(e.ratio)
+                  else f"{quantity(e.base, r.unit)} → {quantity(e.head, r.unit)}")
+        ci = (f" (95% CI {pct(e.ci_low)} to {pct(e.ci_high)})"
+              if math.isfinite(e.ci_low) and math.isfinite(e.ci_high) else "")
+        verdict = f"regressed: {change}{ci}, q={e.q_value:.2g}, floor {e.floor:.0%}"
+        summary = (f"{r.metric} of {r.target} ({params_text(r.params)}) {change} from "
                    f"{comp.base.name} to {comp.head.name}")
         out.append(_row(comp.base.id, comp.head.id, r.key, r.target, r.params, r.metric,
                         {"base": comp.base.name, "head": comp.head.name}, summary, verdict,

@@ -45,7 +45,9 @@ def verdict_reason(row: MetricComparison, q: float) -> str:
     if e.verdict == "unchanged":
         return f"the whole {ci} lies within the {floor} floor"
     if e.reason:  # the comparison says why (allele.bench.estimate: reasons)
-        return f"inconclusive: {e.reason} ({ci}; MDE {e.mde:.1%})"
+        from allele.bench.compare import mde_text
+
+        return f"inconclusive: {e.reason} ({ci}; MDE {mde_text(e)})"
     if math.isinf(e.mde):
         return "left out of the FDR family: no verdict can reach significance (MDE ∞)"
     if not (math.isfinite(e.q_value) and e.q_value <= q):
