@@ -25,7 +25,7 @@ from allele.bench.ab import (
     checkout,
     plan_ab,
     repo_root,
-    working_tree_dirty,
+    tree_equals,
 )
 from allele.bench.spec import SuiteSpec, loads_suite
 from allele.cli.bench_analysis import register
@@ -115,9 +115,9 @@ def test_default_rounds_give_each_pair_its_own_processes() -> None:
 def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _repo(tmp_path)
     assert repo_root(repo / ".") == repo.resolve()
-    assert not working_tree_dirty(repo)
+    assert tree_equals(repo, "HEAD")
     (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[300000] = 1.1\n")
-    assert working_tree_dirty(repo)
+    assert not tree_equals(repo, "HEAD")
     tree = checkout(repo, "HEAD")
     try:
         assert tree.commit == _git(repo, "rev-parse", "HEAD").strip()
@@ -144,6 +144,44 @@ def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         checkout(repo, "no-such-ref")
     with pytest.raises(ConfigError, match="not inside a git repository"):
         repo_root(tmp_path)
+
+
+def test_tree_equals_compares_with_the_ref_not_only_with_head(tmp_path: Path) -> None:
+    """A clean tree one commit ahead of BASE does not equal BASE; a commit that restores
+    BASE's files does; an untracked file or a staged change makes the tree differ."""
+    repo = _repo(tmp_path)
+    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[300000] = 2.0\n")
+    _git(repo, "commit", "-qam", "slower")
+    assert tree_equals(repo, "HEAD") and not tree_equals(repo, "HEAD~1")
+    _git(repo, "revert", "--no-edit", "HEAD")  # the same files as HEAD~2
+    assert tree_equals(repo, "HEAD~2") and not tree_equals(repo, "HEAD~1")
+    (repo / "notes.txt").write_text("x")
+    assert not tree_equals(repo, "HEAD")
+    _git(repo, "add", "notes.txt")
+    assert not tree_equals(repo, "HEAD")
+    with pytest.raises(ConfigError, match="not a commit"):
+        tree_equals(repo, "no-such-ref")
+
+
+def test_run_if_clean_runs_the_session_when_base_is_an_older_commit(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--run-if-clean --base HEAD~1` on a clean tree one commit ahead: the tree is not BASE,
+    so the A/B session runs (here stopped at its start), not a plain run."""
+    repo = _repo(tmp_path)
+    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[300000] = 2.0\n")
+    _git(repo, "commit", "-qam", "slower")
+    monkeypatch.chdir(repo)
+    started: list[str] = []
+
+    def session(*args: object, base: str, **kwargs: object) -> None:
+        started.append(base)
+        raise ConfigError("session started")
+
+    monkeypatch.setattr(ab, "run_ab", session)
+    res = CliRunner().invoke(_app(), ["ab", "spec.yaml", "--base", "HEAD~1", "--run-if-clean",
+                                      "--store", sqlite_url])
+    assert started == ["HEAD~1"] and "a plain run" not in res.output
+    assert res.exit_code == 2 and "session started" in res.output
 
 
 def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url: str,

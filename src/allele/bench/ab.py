@@ -118,13 +118,20 @@ def resolve_ref(repo: Path, ref: str) -> str:
     return str(res.stdout.strip())
 
 
-def working_tree_dirty(repo: Path) -> bool:
-    """Whether the working tree differs from HEAD (changed, staged or new files that git does
-    not ignore)."""
-    res = _git(repo, "status", "--porcelain")
-    if res.returncode != 0:
-        raise ConfigError(f"git status failed in {repo}: {res.stderr.strip()}")
-    return bool(res.stdout.strip())
+def tree_equals(repo: Path, ref: str) -> bool:
+    """Whether the working tree holds exactly the files of commit ``ref``: nothing untracked
+    that git does not ignore, no tracked file (staged or not) unlike ``ref``'s. A clean tree
+    one commit ahead of ``ref`` does not equal it."""
+    commit = resolve_ref(repo, ref)
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all")
+    if status.returncode != 0:
+        raise ConfigError(f"git status failed in {repo}: {status.stderr.strip()}")
+    if any(line.startswith("??") for line in status.stdout.splitlines()):
+        return False
+    diff = _git(repo, "diff", "--quiet", commit, "--")
+    if diff.returncode not in (0, 1):
+        raise ConfigError(f"git diff against {ref} failed in {repo}: {diff.stderr.strip()}")
+    return diff.returncode == 0
 
 
 @dataclass

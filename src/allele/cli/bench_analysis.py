@@ -402,8 +402,9 @@ def ab_cmd(
     report: Annotated[Path | None, typer.Option(
         "--report", help="Also write the HTML report of HEAD against BASE.")] = None,
     run_if_clean: Annotated[bool, typer.Option(
-        "--run-if-clean", help="When the working tree has no change against BASE, make a "
-        "plain run instead, compared with the previous run (what `make run` does).")] = False,
+        "--run-if-clean", help="When the working tree equals BASE (no uncommitted change "
+        "and no commit since BASE that changed a file), make a plain run instead, compared "
+        "with the previous run (what `make run` does).")] = False,
     brief: Annotated[bool, typer.Option(
         "--brief", help="End with one screen (what ran, verdicts and reasons, top findings, "
         "where to look next) instead of the table.")] = False,
@@ -419,13 +420,12 @@ def ab_cmd(
 
     Exit 1 when anything regressed (like `compare`); 2 on a usage error."""
     with one_line_errors():
-        from allele.bench.ab import repo_root, run_ab, working_tree_dirty
+        from allele.bench.ab import repo_root, run_ab, tree_equals
         from allele.bench.compare import compare_runs
         from allele.cli.progress import RichProgress
 
-        if (run_if_clean and head is None
-                and not working_tree_dirty(repo_root(Path.cwd()))):
-            fails = _plain_run(spec, preset, store, report, q=q, floor=floor,
+        if run_if_clean and head is None and tree_equals(repo_root(Path.cwd()), base):
+            fails = _plain_run(spec, preset, store, report, base, q=q, floor=floor,
                                fail_on=fail_on.value, brief=brief, live=live)
         else:
             with open_store_url(store) as st:
@@ -509,8 +509,8 @@ def _write_text(path: Path, text: str) -> None:
     err_console.print(f"report written to {path.resolve()}", highlight=False, markup=False)
 
 
-def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None, *,
-               q: float, floor: float, fail_on: str, brief: bool = False,
+def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path | None,
+               base: str, *, q: float, floor: float, fail_on: str, brief: bool = False,
                live: bool = True) -> bool:
     """A plain run of ``spec``, compared with the previous run of the spec through the
     run-level model; whether the comparison fails ``fail_on``."""
@@ -522,8 +522,8 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
     from allele.bench.targets import include_working_directory
     from allele.cli.progress import RichProgress
 
-    err_console.print("the working tree has no change against BASE: a plain run, compared "
-                      "with the previous run", highlight=False)
+    err_console.print(f"the working tree equals BASE ({base}): a plain run, compared "
+                      "with the previous run", highlight=False, markup=False)
     include_working_directory()
     with open_store_url(store) as st:
         runner = Runner(st, progress=RichProgress(err_console))
