@@ -16,8 +16,8 @@ from allele.bench.select import cell_matcher, parse_since
 from allele.cli.bench_analysis import register
 from allele.errors import ConfigError
 from allele.store import open_store
-from allele.store.model import RunRecord
-from tests.bench.test_report import history
+from allele.store.model import CellResult, RunRecord, cell_key
+from tests.bench.test_report import history, make_run
 
 
 def _app() -> typer.Typer:
@@ -90,6 +90,63 @@ def test_compare_warns_when_one_run_started_on_a_busier_machine(sqlite_url: str)
     res = CliRunner().invoke(_app(), ["compare", "run-0", "run-8", "--store", sqlite_url,
                                       "--fail-on", "never"])
     assert "busier" not in res.stderr
+
+
+def _other_cells(run: RunRecord) -> RunRecord:
+    """``run`` with every cell moved to another target: no cell key in common with it."""
+    cells = [CellResult(cell_key("kraken", c.params), "kraken", c.params, c.status, c.samples,
+                        c.error) for c in run.cells[:5]]
+    return RunRecord(run.info, cells)
+
+
+def test_runs_that_share_no_cell_are_an_error_not_a_pass(filled: str, tmp_path: Path) -> None:
+    """A comparison of nothing must not pass a gate: `compare` and `report --baseline` say
+    that the runs share no cell, with each one's count; an automatic baseline sharing no cell
+    gives a report without a comparison, saying why."""
+    _save(filled, [_other_cells(make_run("other", 20, np.random.default_rng(3)))])
+    runner = CliRunner()
+    res = runner.invoke(_app(), ["compare", "run-9", "other", "--store", filled])
+    assert res.exit_code == 2, res.output
+    assert ("error: runs run-9 and other share no cell (run-9 has 20, other has 5): nothing "
+            "to compare") in res.output
+    res = runner.invoke(_app(), ["compare", "run-9", "other", "--json", "--fail-on", "never",
+                                 "--store", filled])
+    assert res.exit_code == 2 and res.stdout == "" and "share no cell" in res.stderr
+    out = tmp_path / "r.html"
+    res = runner.invoke(_app(), ["report", "other", "-b", "run-9", "-o", str(out),
+                                 "--store", filled])
+    assert res.exit_code == 2 and "--baseline: runs run-9 and other share no cell" in res.output
+    assert not out.exists()
+    res = runner.invoke(_app(), ["report", "other", "-o", str(out), "--store", filled])
+    assert res.exit_code == 0, res.output
+    assert "note: the previous run of the spec: runs run-9 and other share no cell" in res.output
+    assert "Comparison with" not in out.read_text()
+
+
+def test_failed_cells_are_counted_by_where_they_failed(sqlite_url: str) -> None:
+    """The footer says whether the cells failed in both runs or in one, not always 'one'."""
+    rng = np.random.default_rng(5)
+    _save(sqlite_url, [make_run("a", 0, rng, fail=True), make_run("b", 1, rng, fail=True),
+                       make_run("c", 2, rng)])
+    res = CliRunner().invoke(_app(), ["compare", "a", "b", "--store", sqlite_url])
+    assert res.exit_code == 0, res.output
+    assert "1 cell failed, not compared (1 in both runs): evolution|" in res.output
+    assert "(failed→failed)" in res.output and "in one run" not in res.output
+    res = CliRunner().invoke(_app(), ["compare", "b", "c", "--store", sqlite_url])
+    assert "1 cell failed, not compared (1 in one run): evolution|" in res.output
+    assert "(failed→ok)" in res.output
+
+
+@pytest.mark.parametrize("command", [["compare", "run-1", "run-2"], ["report", "run-2"],
+                                     ["calibrate", "missing.yaml"], ["ab", "missing.yaml"]])
+@pytest.mark.parametrize("floor", ["-1", "1", "5", "nan"])
+def test_floor_outside_0_1_is_a_usage_error(filled: str, command: list[str],
+                                            floor: str) -> None:
+    """Every command with --floor refuses a floor outside [0, 1) in one line, before it does
+    anything (-1 divided by zero and gave "improved" verdicts on +0.0% rows)."""
+    res = CliRunner().invoke(_app(), [*command, "--floor", floor, "--store", filled])
+    assert res.exit_code == 2, res.output
+    assert "Invalid value for '--floor': a fraction in [0, 1) (0.05 is 5%), got" in res.output
 
 
 def test_regressions_command(filled: str) -> None:

@@ -35,6 +35,20 @@ LiveOpt = Annotated[bool, typer.Option(
     "`allele dashboard` and `allele top` show).")]
 
 
+def _floor_in_range(value: float) -> float:
+    if not 0.0 <= value < 1.0:  # (also refuses nan)
+        raise typer.BadParameter(f"a fraction in [0, 1) (0.05 is 5%), got {value}")
+    return value
+
+
+FloorOpt = Annotated[float, typer.Option(
+    "--floor", callback=_floor_in_range,
+    help="Practical floor: smallest relative change worth a verdict, a fraction in [0, 1) "
+    "(0.05: 5%).")]
+"""``--floor`` of the bench commands that judge verdicts, refused outside [0, 1): a negative
+floor divided by zero, and ``--floor 5`` most likely meant 5 %."""
+
+
 def make_console(stderr: bool = False, width: int | None = 150) -> Console:
     """A console as wide as the terminal, or ``width`` columns when the output is not one;
     emoji codes are not replaced (``:ok:`` in a target name stays text)."""

@@ -1,12 +1,12 @@
-"""Analysis commands of ``allele bench``: ab, compare, regressions, calibrate, report, import.
+"""Analysis commands of ``allele bench``: ab, compare, regressions, report, import.
 
     allele bench ab SPEC --base REF [--head REF] [--rounds N] [--report FILE] [--run-if-clean]
     allele bench compare BASE HEAD [--json] [--fail-on regressed|inconclusive|never]
                                    [--q 0.05] [--floor 0.05] [--all] [--store URL]
     allele bench regressions [--cell PATTERN ...] [--since RUN|DATE|7d] [--metric M ...] [--json]
-    allele bench calibrate SPEC [--pairs 10] [--preset NAME] [--workers N] [--executor KIND]
     allele bench report RUN [--baseline RUN] -o report.html [--format html|markdown]
     allele bench import FILE.json ... [--name NAME]
+    allele bench calibrate SPEC [--pairs 10] [--preset NAME] [--workers N]  (bench_calibrate.py)
     allele bench explain BASE HEAD [--filter ...] [--top 10] [--json]   (bench_explain.py)
 
 This module only composes :mod:`allele.bench.compare`, :mod:`allele.bench.regress`,
@@ -28,6 +28,7 @@ from rich.table import Table
 
 from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
+    FloorOpt,
     LiveOpt,
     StoreOpt,
     esc,
@@ -74,6 +75,26 @@ def _num(v: float) -> str:
     return number(v, sci_above=None)
 
 
+def no_shared_cell(base: str, base_keys: set[str], head: str,
+                   head_keys: set[str]) -> str | None:
+    """Why runs ``base`` and ``head`` (named, with their cell keys) cannot be compared: they
+    share no cell, so a comparison would judge nothing and pass every gate. None when they
+    share one."""
+    if base_keys & head_keys:
+        return None
+    return (f"runs {base} and {head} share no cell ({base} has {len(base_keys)}, {head} has "
+            f"{len(head_keys)}): nothing to compare")
+
+
+def require_shared_cell(base: Any, head: Any) -> None:
+    """One clear error when two loaded runs share no cell."""
+    problem = no_shared_cell(base.info.name, {c.key for c in base.cells}, head.info.name,
+                             {c.key for c in head.cells})
+    if problem is not None:
+        raise ConfigError(f"{problem}; compare runs of one spec (`allele bench list` shows "
+                          "each run's spec)")
+
+
 def print_comparison(comp: Comparison, show_all: bool) -> None:
     """The comparison table (rows that moved or could not be decided; all with ``show_all``),
     then what else a reader must know: run-wide shifts, rows left out of the family,
@@ -118,13 +139,25 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
                       markup=False)
     print_conditions(comp)
     if comp.failures:
-        err_console.print(f"[red]{len(comp.failures)} cells failed in one of the runs:[/] "
-                          + esc("; ".join(f"{f.key} ({f.base_status}→{f.head_status})"
-                                          for f in comp.failures[:5])), highlight=False)
+        err_console.print(failures_line(comp), highlight=False)
     if comp.only_in_base or comp.only_in_head:
         err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
                           f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
                           highlight=False, markup=False)
+
+
+def failures_line(comp: Comparison) -> str:
+    """The cells not compared because they failed: how many in both runs and in one, and the
+    first five (markup)."""
+    both = sum(f.base_status != "ok" and f.head_status != "ok" for f in comp.failures)
+    where = [f"{n} in {side}" for n, side in ((both, "both runs"),
+                                              (len(comp.failures) - both, "one run")) if n]
+    shown = "; ".join(f"{f.key} ({f.base_status}→{f.head_status})" for f in comp.failures[:5])
+    more = f"; and {len(comp.failures) - 5} more" if len(comp.failures) > 5 else ""
+    n = len(comp.failures)
+    return (f"[red]{n} {'cell' if n == 1 else 'cells'} failed, not compared "
+            f"({', '.join(where)}):[/] "
+            + esc(shown + more))
 
 
 def print_conditions(comp: Comparison) -> None:
@@ -146,8 +179,7 @@ def compare_cmd(
         "inconclusive, or never.")] = FailOn.regressed,
     q: Annotated[float, typer.Option("--q", help="False-discovery rate (Benjamini-Hochberg).")]
     = 0.05,
-    floor: Annotated[float, typer.Option(
-        "--floor", help="Practical floor: smallest relative change worth a verdict.")] = 0.05,
+    floor: FloorOpt = 0.05,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
     history: Annotated[int, typer.Option(
         "--history", min=0, help="Earlier runs (up to HEAD, BASE and HEAD left out) that "
@@ -167,6 +199,7 @@ def compare_cmd(
             h = st.load_run(head)
             if b.info.id == h.info.id:
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
+            require_shared_cell(b, h)
             past = load_history(st, h.info, history + 2) if history else None
         comp = compare_runs(b, h, q=q, floor=floor, history=past)
         _alert_comparison(store, comp, b, h)
@@ -241,73 +274,6 @@ def regressions_cmd(
         raise typer.Exit(1)
 
 
-def calibrate_cmd(
-    spec: Annotated[Path, typer.Argument(help="Spec YAML file to run as A/A pairs.")],
-    pairs: Annotated[int, typer.Option("--pairs", "-k", min=1, help="A/A pairs to run.")] = 10,
-    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Preset of the spec.")]
-    = None,
-    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Worker processes.")]
-    = None,
-    executor: Annotated[str, typer.Option("--executor", "-e", help="Executor kind.")]
-    = "local",
-    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
-    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    store: StoreOpt = None,
-) -> None:
-    """A/A calibration: run SPEC as K pairs, compare each exactly as `compare` does, and
-    report the share of pairs with any false verdict and each cell's run-level spread."""
-    with one_line_errors():
-        from allele.bench.calibrate import calibrate
-        from allele.bench.spec import load_suite
-        from allele.cli.progress import RichProgress
-
-        suite = load_suite(spec, preset=preset)
-        with open_store_url(store) as st:
-            result = calibrate(st, suite, pairs=pairs, executor=executor, workers=workers,
-                               q=q, floor=floor,
-                               progress=None if as_json else RichProgress(err_console))
-        if as_json:
-            sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-            return
-        _print_calibration(result)
-
-
-def _print_calibration(result: Any) -> None:
-    lo, hi = result.interval
-    n = len(result.pairs)
-    console.print(f"A/A calibration of {result.suite}: {result.flagged_pairs} of {n} pairs "
-                  f"with any false verdict ({result.rate:.0%}, 95% CI {lo:.0%} .. {hi:.0%}; "
-                  f"q={result.q}, floor {result.floor:.0%})", highlight=False, markup=False)
-    table = Table(title="false verdicts per target, over all pairs")
-    for col in ("target", "cells", "comparisons", "false", "false rate", "inconclusive",
-                "flagged metrics"):
-        table.add_column(col, justify="left" if col in ("target", "flagged metrics")
-                         else "right")
-    for c in result.targets:
-        flagged = ", ".join(f"{m} ({k})" for m, k in c.false_positives_by_metric.items()
-                            if k) or "-"
-        table.add_row(plain(c.target), str(c.cells), str(c.comparisons), str(c.false_positives),
-                      f"{c.false_positive_rate:.1%}", f"{c.inconclusive_rate:.1%}", plain(flagged))
-    console.print(table)
-    noisy = sorted(result.spreads, key=lambda c: -c.spread)[:10]
-    if noisy:
-        spread = Table(title="run-level spread (the noisiest cells): how much a cell's level "
-                             "moves between identical runs")
-        for col in ("target", "params", "metric", "runs", "between runs", "sampling alone"):
-            spread.add_column(col, justify="right" if col in ("runs", "between runs",
-                                                               "sampling alone") else "left")
-        for c in noisy:
-            spread.add_row(plain(c.target), plain(params_text(c.params)), plain(c.metric),
-                           str(c.runs),
-                           f"{c.spread:.1%}", f"{c.within:.1%}")
-        console.print(spread)
-    if result.deterministic_flags:
-        err_console.print(f"[red]{result.deterministic_flags} deterministic rows flagged:[/] "
-                          "a counter that is not deterministic (not counted in the rate)",
-                          highlight=False)
-
-
 def report_cmd(
     run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")] = "latest",
     baseline: Annotated[str | None, typer.Option(
@@ -318,7 +284,7 @@ def report_cmd(
     fmt: Annotated[Format, typer.Option("--format", help="html or markdown.")]
     = Format.html,
     q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
-    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    floor: FloorOpt = 0.05,
     assets: Annotated[Assets, typer.Option(
         "--assets", help="inline: one self-contained file; shared: reports in one folder load "
         "one copy of plotly.js from allele-report-assets/ beside them (each report small).")]
@@ -333,10 +299,16 @@ def report_cmd(
             if baseline is None:
                 from allele.bench.select import previous_run
 
-                prev = previous_run(st, st.get_run(run))
+                info = st.get_run(run)
+                prev = shared_baseline(st, info, previous_run(st, info))
                 baseline = prev.id if prev is not None else None
             elif baseline.lower() == "none":
                 baseline = None
+            else:
+                problem = no_shared_cell(*_named_keys(st, baseline), *_named_keys(st, run))
+                if problem is not None:
+                    raise ConfigError(f"--baseline: {problem} (`--baseline none` writes the "
+                                      "report without a comparison)")
             path = output or Path("report.md" if fmt is Format.markdown else "report.html")
             scripts = None
             if assets is Assets.shared and fmt is Format.html and str(path) != "-":
@@ -397,7 +369,7 @@ def ab_cmd(
         "--fail-on", help="Exit 1 when anything regressed (default), also when anything is "
         "inconclusive, or never.")] = FailOn.regressed,
     q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
-    floor: Annotated[float, typer.Option("--floor", help="Practical floor.")] = 0.05,
+    floor: FloorOpt = 0.05,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Also write the HTML report of HEAD against BASE.")] = None,
@@ -435,6 +407,7 @@ def ab_cmd(
                                     rounds=rounds, seed=seed, name=name, live=publisher,
                                     progress=None if as_json else RichProgress(err_console))
                 base_run, head_run = st.load_run(result.base_run), st.load_run(result.head_run)
+                require_shared_cell(base_run, head_run)
                 comp = compare_runs(base_run, head_run, q=q, floor=floor)
                 if report is not None:
                     _write_report(st, result.head_run, result.base_run, report, q, floor)
@@ -539,7 +512,7 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
             raise typer.Exit(130)
         err_console.print(line, highlight=False, markup=False)
         info = st.get_run(summary.run_id)
-        baseline = previous_run(st, info)
+        baseline = shared_baseline(st, info, previous_run(st, info))
         if report is not None:
             _write_report(st, info.id, baseline.id if baseline else None, report, q, floor)
         head_run = st.load_run(info.id)
@@ -558,6 +531,25 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
                       + " (`allele bench compare` for the table)", highlight=False)
     print_conditions(comp)
     return comp.fails(fail_on)  # type: ignore[arg-type]
+
+
+def _named_keys(st: Any, ref: str) -> tuple[str, set[str]]:
+    info = st.get_run(ref)
+    return info.name, st.finished_cell_keys(info.id)
+
+
+def shared_baseline(st: Any, run: Any, baseline: Any) -> Any:
+    """``baseline`` (the previous run chosen for ``run``), or None, saying why on stderr, when
+    the two share no cell: a comparison of nothing would pass as "nothing changed"."""
+    if baseline is None:
+        return None
+    problem = no_shared_cell(baseline.name, st.finished_cell_keys(baseline.id), run.name,
+                             st.finished_cell_keys(run.id))
+    if problem is None:
+        return baseline
+    err_console.print(f"note: the previous run of the spec: {problem}; no comparison",
+                      style="yellow", highlight=False, markup=False)
+    return None
 
 
 def _alert_comparison(store: str | None, comp: Comparison, base: Any, head: Any) -> None:
@@ -584,9 +576,10 @@ def register(app: typer.Typer) -> None:
     app.command("ab")(ab_cmd)
     app.command("compare")(compare_cmd)
     app.command("regressions")(regressions_cmd)
-    app.command("calibrate")(calibrate_cmd)
     app.command("report")(report_cmd)
     app.command("import")(import_cmd)
+    from allele.cli.bench_calibrate import register as register_calibrate
     from allele.cli.bench_explain import register as register_explain
 
+    register_calibrate(app)
     register_explain(app)
