@@ -113,6 +113,28 @@ def test_resume_through_the_cli(spec: Path, tmp_path: Path) -> None:
     assert code == 2 and "--resume reuses" in err
 
 
+def test_resume_refuses_a_spec_that_is_not_the_runs(spec: Path, tmp_path: Path) -> None:
+    """A SPEC given with --resume must be the run's spec (its preset applied): an edited
+    matrix or a new seed count is refused, naming what differs; nothing runs."""
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "r",
+                  "--preset", "tiny")[0] == 0
+    code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
+    assert code == 0 and "0 cells run, 5 already done" in err  # the stored preset applied
+    text = spec.read_text()
+    spec.write_text(text.replace("x: [1, 2, 3]", "x: [1, 2, 3, 4]"))
+    code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
+    assert code == 2
+    assert (f"error: {spec} is not the spec run 'r' was made from: benchmarks[flaky].matrix.x: "
+            "the run has [1, 2, 3], SPEC has [1, 2, 3, 4] (`allele bench run --resume r` "
+            "without SPEC resumes with the stored spec)") in " ".join(err.split())
+    spec.write_text(text.replace("tiny: {seeds: 1}", "tiny: {seeds: 2}"))
+    code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
+    assert code == 2 and "benchmarks[echo].seeds: the run has 1, SPEC has 2" in err
+    with open_store(url) as st:
+        assert st.load_run("r").info.cell_count == 5
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (("run",), "give a SPEC file"),
     (("run", "/no/such/spec.yaml"), "no such spec file"),

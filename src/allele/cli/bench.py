@@ -11,6 +11,7 @@ Every error is an AlleleError: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,8 @@ MetricsPortOpt = Annotated[int | None, typer.Option(
 @app.command("run")
 def run_cmd(
     spec: Annotated[Path | None, typer.Argument(
-        help="Spec YAML file (optional with --resume: the run's stored spec is used).")] = None,
+        help="Spec YAML file (optional with --resume, which runs the stored spec; given, it "
+        "must be that spec).")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p",
                                                help="Named preset of the spec.")] = None,
     store: StoreOpt = None,
@@ -147,13 +149,44 @@ def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None, nam
 
 
 def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None) -> None:
-    from allele.bench.spec import load_suite
+    """Refuse a SPEC that is not the spec the run was made from (its preset applied), naming
+    what differs: a resume runs the stored plan, so a different file would be ignored."""
+    from allele.bench.spec import SuiteSpec, load_suite
 
-    on_file = load_suite(spec, max_cells=max_cells)
     info = st.get_run(resume)
-    if info.spec_name != on_file.name:
+    doc = info.spec if isinstance(info.spec, dict) else {}
+    if "suite" not in doc:
+        return  # not resumable at all: Runner.resume says so
+    stored = SuiteSpec.model_validate(doc["suite"])
+    on_file = load_suite(spec, preset=stored.preset, max_cells=max_cells)
+    if on_file.name != stored.name:
         raise ConfigError(f"{spec}: run {info.name!r} was made from spec "
-                          f"{info.spec_name!r}, not {on_file.name!r}")
+                          f"{stored.name!r}, not {on_file.name!r}")
+    diffs = _differences(stored.model_dump(mode="json"), on_file.model_dump(mode="json"))
+    if diffs:
+        more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+        raise ConfigError(f"{spec} is not the spec run {info.name!r} was made from: "
+                          + "; ".join(diffs[:3]) + more + " (`allele bench run --resume "
+                          f"{info.name}` without SPEC resumes with the stored spec)")
+
+
+def _differences(stored: Any, on_file: Any, path: str = "") -> list[str]:
+    """Where two spec documents differ, as ``path: the run has X, SPEC has Y`` lines
+    (benchmarks named by their name)."""
+    if isinstance(stored, dict) and isinstance(on_file, dict):
+        out: list[str] = []
+        for k in dict.fromkeys([*stored, *on_file]):
+            out += _differences(stored.get(k), on_file.get(k), f"{path}.{k}" if path else k)
+        return out
+    if path == "benchmarks" and isinstance(stored, list) and isinstance(on_file, list):
+        names = [[b.get("name") for b in side] for side in (stored, on_file)]
+        if names[0] != names[1]:
+            return [f"benchmarks: the run has {names[0]}, SPEC has {names[1]}"]
+        return [d for a, b in zip(stored, on_file, strict=True)
+                for d in _differences(a, b, f"benchmarks[{a.get('name')}]")]
+    if stored == on_file:
+        return []
+    return [f"{path}: the run has {json.dumps(stored)}, SPEC has {json.dumps(on_file)}"]
 
 
 def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
