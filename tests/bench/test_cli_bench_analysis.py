@@ -172,6 +172,27 @@ def test_regressions_command(filled: str) -> None:
     assert res.exit_code == 2 and "--since" in res.output
 
 
+def test_regressions_on_a_history_too_short_is_an_error_not_none_found(
+        tmp_path: Path, filled: str) -> None:
+    """Five runs cannot hold a change point (a cell needs two segments of 3): the command
+    says so and exits 2 instead of reporting 'no change point'; so does a filter that
+    matches no series."""
+    short = f"sqlite:///{tmp_path / 'short.db'}"
+    _save(short, history(n=5))
+    runner = CliRunner()
+    for extra in ([], ["--json"], ["--fail"]):
+        res = runner.invoke(_app(), ["regressions", "--store", short, *extra])
+        assert res.exit_code == 2, res.output
+        assert res.stdout == ""
+        assert ("error: the history is too short for change points: 5 runs, and a cell needs "
+                "at least 6 runs") in " ".join(res.stderr.split())
+    res = runner.invoke(_app(), ["regressions", "--store", filled, "--runs", "4"])
+    assert res.exit_code == 2 and "too short for change points: 4 runs" in res.output
+    res = runner.invoke(_app(), ["regressions", "--store", filled, "-c", "population_size=7"])
+    assert res.exit_code == 2
+    assert "no cell metric series of the 10 runs matches --cell / --metric" in res.output
+
+
 def test_report_command_html_and_markdown(filled: str, tmp_path: Path) -> None:
     runner = CliRunner()
     app = _app()

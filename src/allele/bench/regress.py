@@ -388,6 +388,16 @@ class RegressionReport:
     groups: list[ChangeGroup] = field(default_factory=list)
     runs: int = 0
     series: int = 0
+    longest: int = 0
+    """Runs in the longest series looked at."""
+    min_runs: int = 2 * DEFAULT_MIN_SIZE
+    """Runs a series needs before a change point can be tested in it (two segments)."""
+
+    @property
+    def too_short(self) -> bool:
+        """Whether no series looked at is long enough to hold a change point: "none found"
+        would then be no answer at all."""
+        return self.longest < self.min_runs
 
     @property
     def regressions(self) -> list[ChangeGroup]:
@@ -418,8 +428,9 @@ def analyse_runs(runs: History | Sequence[RunRecord], **kwargs: Any) -> Regressi
     history = as_history(runs)
     cell_filter = kwargs.get("cell_filter")
     metrics = kwargs.get("metrics")
-    n_series = sum(1 for s in build_series(history)
-                   if (cell_filter is None or cell_filter(s.key))
-                   and (metrics is None or s.metric in metrics))
+    lengths = [len(s.runs) for s in build_series(history)
+               if (cell_filter is None or cell_filter(s.key))
+               and (metrics is None or s.metric in metrics)]
     return RegressionReport(find_changes(history, **kwargs), runs=len(history),
-                            series=n_series)
+                            series=len(lengths), longest=max(lengths, default=0),
+                            min_runs=2 * kwargs.get("min_size", DEFAULT_MIN_SIZE))

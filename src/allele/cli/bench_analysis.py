@@ -236,6 +236,20 @@ def _print_regressions(report: RegressionReport) -> None:
     console.print(table)
 
 
+def _require_answer(report: RegressionReport, filtered: bool) -> None:
+    """One clear error (exit 2) when the history cannot hold a change point, rather than
+    "no change point" for a question that was never asked."""
+    if report.series == 0 and filtered and report.runs:
+        raise ConfigError(f"no cell metric series of the {report.runs} runs matches --cell / "
+                          "--metric (`allele bench show RUN` lists cells and metrics)")
+    if report.too_short:
+        longest = (f"; its longest cell series has {report.longest}"
+                   if report.longest < report.runs else "")
+        raise ConfigError(f"the history is too short for change points: {report.runs} runs"
+                          f"{longest}, and a cell needs at least {report.min_runs} runs "
+                          "(each `allele bench run` of the spec adds one)")
+
+
 def regressions_cmd(
     cells: Annotated[list[str] | None, typer.Option(
         "--cell", "-c", help="Only cells matching: param=value, target=NAME, or a glob on the "
@@ -244,8 +258,8 @@ def regressions_cmd(
         "--since", help="Only changes from this run, date (2026-11-01) or age (7d) on.")] = None,
     metrics: Annotated[list[str] | None, typer.Option(
         "--metric", "-m", help="Only these metrics (repeatable).")] = None,
-    runs_limit: Annotated[int, typer.Option("--runs", help="Look at the newest N runs.")]
-    = 200,
+    runs_limit: Annotated[int, typer.Option("--runs", min=1,
+                                            help="Look at the newest N runs.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fail: Annotated[bool, typer.Option(
         "--fail", help="Exit 1 when a regression is found.")] = False,
@@ -265,6 +279,7 @@ def regressions_cmd(
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
+        _require_answer(report, bool(cells or metrics))
         _alert_changes(store, report, runs)
         if as_json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
