@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from allele.bench.importers import cell_from_benchmark, import_files, import_pytest_benchmark
+from allele.bench.metrics import declarations_from_doc
+from allele.cli.bench import app
 from allele.errors import ValidationError
 from allele.store import open_store
 from allele.store.model import cell_key
@@ -60,3 +63,36 @@ def test_import_rejects_bad_files(tmp_path: Path) -> None:
             with pytest.raises(ValidationError):
                 import_pytest_benchmark(store, path)
         assert store.list_runs() == []
+
+
+def _stats_only(mean: float) -> dict[str, Any]:
+    """A pytest-benchmark file saved without its rounds (statistics only)."""
+    stats = {"min": 0.00119, "max": 0.01, "mean": mean, "stddev": 0.00136, "rounds": 158,
+             "median": 0.001238, "ops": 1.0 / mean}
+    return {"datetime": "2026-01-01T00:00:00+00:00", "version": "5.1.0",
+            "benchmarks": [{"name": "test_big", "fullname": "t.py::test_big", "params": None,
+                            "param": None, "group": None, "stats": stats}]}
+
+
+def test_statistics_are_imported_with_units_and_directions(tmp_path: Path) -> None:
+    """Statistics without raw rounds are declared (seconds, lower is better; ops 1/s, higher
+    is better): `show` prints them with units and `compare` does not mark them guessed."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for name, mean in (("nd1", 0.001793), ("nd2", 0.001793)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(_stats_only(mean)))
+        with open_store(url) as store:
+            import_pytest_benchmark(store, tmp_path / f"{name}.json", name=name)
+    with open_store(url) as store:
+        decl = declarations_from_doc(store.get_run("nd1").spec)
+    assert {m: (d.direction, d.unit, d.declared) for m, d in decl.items()} == {
+        "ops": ("higher", "1/s", True), "wall_s_mean": ("lower", "s", True),
+        "wall_s_min": ("lower", "s", True), "wall_s_stddev": ("lower", "s", True)}
+    res = CliRunner().invoke(app, ["show", "nd1", "--store", url])
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[3].strip(): line.split("│")[5].strip()
+            for line in res.stdout.splitlines() if line.count("│") > 6}
+    assert rows == {"ops": "557.7/s", "wall_s_mean": "1.793 ms", "wall_s_min": "1.19 ms",
+                    "wall_s_stddev": "1.36 ms", "wall_s": "1.238 ms"}
+    res = CliRunner().invoke(app, ["compare", "nd1", "nd2", "--all", "--store", url])
+    assert res.exit_code == 0, res.output
+    assert "557.7/s" in res.stdout and "guessed" not in res.stdout

@@ -10,9 +10,11 @@ with a ``benchmarks`` list. Each benchmark becomes one cell of one run:
   sample per round (seconds per iteration, ``repeat`` = round index), so the comparison gets real
   samples to test;
 * without raw data only the statistics exist: they are stored as one sample each of ``wall_s``
-  (the median), ``wall_s_mean``, ``wall_s_min``, ``wall_s_stddev`` and ``ops``. A comparison
-  then has no noise estimate (one sample) and says ``inconclusive``; the change-point history
-  works on them as usual.
+  (the median), ``wall_s_mean``, ``wall_s_min``, ``wall_s_stddev`` (seconds, lower is better)
+  and ``ops`` (calls per second, higher is better), declared so in the run's spec document
+  (:data:`STATISTICS`) like a target's ``Metric`` values, so tables show units and comparisons
+  do not guess directions. A comparison then has no noise estimate (one sample) and says
+  ``inconclusive``; the change-point history works on them as usual.
 
 Benchmarks that raised are stored as failed cells. The JSON's ``machine_info``, ``commit_info``,
 ``datetime`` and ``version`` go into the run's environment.
@@ -26,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from allele.bench.metrics import MetricInfo, declaration, declarations_to_doc
 from allele.errors import ValidationError
 from allele.store.model import CellResult, Sample, cell_key
 
@@ -33,6 +36,13 @@ if TYPE_CHECKING:
     from allele.store import ResultStore
 
 SOURCE = "pytest-benchmark"
+
+STATISTICS: dict[str, MetricInfo] = {
+    **{m: declaration(m, "lower", "s")
+       for m in ("wall_s_mean", "wall_s_min", "wall_s_stddev")},
+    "ops": declaration("ops", "higher", "1/s"),
+}
+"""The declarations of the statistics stored for a benchmark saved without raw data."""
 
 
 def _target(bench: Mapping[str, Any]) -> str:
@@ -136,7 +146,12 @@ def environment_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def record_cells(store: ResultStore, cells: Sequence[CellResult], *, name: str,
                  spec: dict[str, Any], environment: dict[str, Any]) -> str:
-    """Create a run holding ``cells`` and finish it; the run id."""
+    """Create a run holding ``cells`` and finish it; the run id. The statistics the cells
+    hold are declared in the spec document's ``metrics`` (:data:`STATISTICS`)."""
+    measured = {m for c in cells for m in c.metrics()}
+    declared = declarations_to_doc({m: d for m, d in STATISTICS.items() if m in measured})
+    if declared:
+        spec = {**spec, "metrics": declared}
     run_id = store.create_run(name, SOURCE, SOURCE, spec, environment)
     try:
         store.save_cells(run_id, list(cells))
