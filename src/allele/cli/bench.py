@@ -205,7 +205,7 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
     """The HTML report of ``run_id``, against the previous finished run of the same spec."""
     from allele.bench.report import load_report_data, render_html
     from allele.bench.select import previous_run
-    from allele.cli.bench_analysis import print_conditions, shared_baseline
+    from allele.cli.comparison import print_conditions, shared_baseline
 
     info = st.get_run(run_id)
     baseline = shared_baseline(st, info, previous_run(st, info))

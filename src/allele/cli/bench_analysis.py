@@ -11,7 +11,8 @@
 
 This module only composes :mod:`allele.bench.compare`, :mod:`allele.bench.regress`,
 :mod:`allele.bench.report` and :mod:`allele.bench.importers`; :func:`register` adds the commands
-to the ``bench`` group (``allele.cli.bench`` calls it). Heavy imports happen inside commands.
+to the ``bench`` group (``allele.cli.bench`` calls it); :mod:`allele.cli.comparison` prints
+the comparisons. Heavy imports happen inside commands.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from allele.bench.format import number, params_text, pct, quantity
 from allele.cli._common import (
     FloorOpt,
     LiveOpt,
@@ -38,6 +38,14 @@ from allele.cli._common import (
     open_store_url,
     plain,
     sigterm_as_interrupt,
+)
+from allele.cli.comparison import (
+    emit_comparison,
+    named_keys,
+    no_shared_cell,
+    print_conditions,
+    require_shared_cell,
+    shared_baseline,
 )
 from allele.errors import ConfigError
 
@@ -63,110 +71,6 @@ class Format(StrEnum):
 class Assets(StrEnum):
     inline = "inline"
     shared = "shared"
-
-
-_STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "yellow",
-          "unchanged": "dim"}
-
-
-
-
-def _num(v: float) -> str:
-    return number(v, sci_above=None)
-
-
-def no_shared_cell(base: str, base_keys: set[str], head: str,
-                   head_keys: set[str]) -> str | None:
-    """Why runs ``base`` and ``head`` (named, with their cell keys) cannot be compared: they
-    share no cell, so a comparison would judge nothing and pass every gate. None when they
-    share one."""
-    if base_keys & head_keys:
-        return None
-    return (f"runs {base} and {head} share no cell ({base} has {len(base_keys)}, {head} has "
-            f"{len(head_keys)}): nothing to compare")
-
-
-def require_shared_cell(base: Any, head: Any) -> None:
-    """One clear error when two loaded runs share no cell."""
-    problem = no_shared_cell(base.info.name, {c.key for c in base.cells}, head.info.name,
-                             {c.key for c in head.cells})
-    if problem is not None:
-        raise ConfigError(f"{problem}; compare runs of one spec (`allele bench list` shows "
-                          "each run's spec)")
-
-
-def print_comparison(comp: Comparison, show_all: bool) -> None:
-    """The comparison table (rows that moved or could not be decided; all with ``show_all``),
-    then what else a reader must know: run-wide shifts, rows left out of the family,
-    warnings, failed and missing cells."""
-    from allele.bench.compare import (
-        VERDICT_RANK,
-        mde_text,
-        metric_label,
-        row_params,
-        split_params,
-        verdict_label,
-    )
-
-    counts = comp.counts()
-    rows = comp.rows if show_all else [r for r in comp.rows if r.verdict != "unchanged"]
-    rows = sorted(rows, key=lambda r: (VERDICT_RANK[r.verdict], r.key, r.metric))
-    design = "A/B session" if comp.mode == "ab" else "two runs"
-    table = Table(title=plain(f"{comp.base.name} → {comp.head.name} ({design}): "
-                              + ", ".join(f"{n} {v}" for v, n in counts.items())))
-    for col in ("target", "params", "metric", "base", "head", "change", "95% CI", "q", "MDE",
-                "verdict"):
-        table.add_column(col, justify="right" if col in ("base", "head", "change", "q", "MDE")
-                         else "left", overflow="fold")
-    shown = split_params(comp.rows)
-    for r in rows:
-        e = r.estimate
-        table.add_row(plain(r.target), plain(params_text(row_params(shown, r))),
-                      plain(metric_label(r)), quantity(e.base, r.unit),
-                      quantity(e.head, r.unit), pct(e.ratio),
-                      plain(e.interval_text), _num(e.q_value),
-                      mde_text(e),
-                      f"[{_STYLE[r.verdict]}]{esc(verdict_label(e))}[/]")
-    if rows:
-        console.print(table)
-        for target, (_, fixed) in shown.items():
-            if fixed and any(r.target == target for r in rows):
-                console.print(f"[dim]{esc(target)}, in every cell: {esc(params_text(fixed))}[/]",
-                              highlight=False)
-    else:
-        console.print(f"{comp.base.name} → {comp.head.name} ({design}): all {len(comp.rows)} "
-                      f"cell metrics unchanged (q={comp.q}, floor {comp.floor:.0%})",
-                      markup=False)
-    print_conditions(comp)
-    if comp.failures:
-        err_console.print(failures_line(comp), highlight=False)
-    if comp.only_in_base or comp.only_in_head:
-        err_console.print(f"{len(comp.only_in_base)} cells only in {comp.base.name}, "
-                          f"{len(comp.only_in_head)} only in {comp.head.name} (not compared)",
-                          highlight=False, markup=False)
-
-
-def failures_line(comp: Comparison) -> str:
-    """The cells not compared because they failed: how many in both runs and in one, and the
-    first five (markup)."""
-    both = sum(f.base_status != "ok" and f.head_status != "ok" for f in comp.failures)
-    where = [f"{n} in {side}" for n, side in ((both, "both runs"),
-                                              (len(comp.failures) - both, "one run")) if n]
-    shown = "; ".join(f"{f.key} ({f.base_status}→{f.head_status})" for f in comp.failures[:5])
-    more = f"; and {len(comp.failures) - 5} more" if len(comp.failures) > 5 else ""
-    n = len(comp.failures)
-    return (f"[red]{n} {'cell' if n == 1 else 'cells'} failed, not compared "
-            f"({', '.join(where)}):[/] "
-            + esc(shown + more))
-
-
-def print_conditions(comp: Comparison) -> None:
-    """What besides the code may have moved the numbers: a busier machine, a run-wide shift,
-    rows that cannot reach significance."""
-    for warning in comp.warnings:
-        err_console.print(f"[yellow]warning:[/] {esc(warning)}", highlight=False)
-    for note in comp.notes():
-        err_console.print(f"[yellow]note:[/] {esc(note)}", highlight=False)
 
 
 def compare_cmd(
@@ -206,14 +110,6 @@ def compare_cmd(
         emit_comparison(comp, as_json=as_json, show_all=show_all)
     if comp.fails(fail_on.value):
         raise typer.Exit(1)
-
-
-def emit_comparison(comp: Comparison, *, as_json: bool, show_all: bool) -> None:
-    """The comparison as JSON on stdout, or as the table."""
-    if as_json:
-        sys.stdout.write(json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
-    else:
-        print_comparison(comp, show_all)
 
 
 def _print_regressions(report: RegressionReport) -> None:
@@ -320,7 +216,7 @@ def report_cmd(
             elif baseline.lower() == "none":
                 baseline = None
             else:
-                problem = no_shared_cell(*_named_keys(st, baseline), *_named_keys(st, run))
+                problem = no_shared_cell(*named_keys(st, baseline), *named_keys(st, run))
                 if problem is not None:
                     raise ConfigError(f"--baseline: {problem} (`--baseline none` writes the "
                                       "report without a comparison)")
@@ -546,25 +442,6 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
                       + " (`allele bench compare` for the table)", highlight=False)
     print_conditions(comp)
     return comp.fails(fail_on)  # type: ignore[arg-type]
-
-
-def _named_keys(st: Any, ref: str) -> tuple[str, set[str]]:
-    info = st.get_run(ref)
-    return info.name, st.finished_cell_keys(info.id)
-
-
-def shared_baseline(st: Any, run: Any, baseline: Any) -> Any:
-    """``baseline`` (the previous run chosen for ``run``), or None, saying why on stderr, when
-    the two share no cell: a comparison of nothing would pass as "nothing changed"."""
-    if baseline is None:
-        return None
-    problem = no_shared_cell(baseline.name, st.finished_cell_keys(baseline.id), run.name,
-                             st.finished_cell_keys(run.id))
-    if problem is None:
-        return baseline
-    err_console.print(f"note: the previous run of the spec: {problem}; no comparison",
-                      style="yellow", highlight=False, markup=False)
-    return None
 
 
 def _alert_comparison(store: str | None, comp: Comparison, base: Any, head: Any) -> None:
