@@ -184,6 +184,20 @@ def test_run_if_clean_runs_the_session_when_base_is_an_older_commit(
     assert res.exit_code == 2 and "session started" in res.output
 
 
+def test_ab_checks_the_spec_and_refs_before_creating_a_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path)
+    (repo / "bad.yaml").write_text(SPEC.replace("seeds: 3", "seeds: 0"))
+    monkeypatch.chdir(repo)
+    db = tmp_path / "new" / "s.db"
+    for args, fragment in ((["bad.yaml"], "bad.yaml: seeds:"),
+                           (["bad.yaml", "--run-if-clean"], "bad.yaml: seeds:"),
+                           (["spec.yaml", "--base", "nope"], "--base/--head 'nope'")):
+        res = CliRunner().invoke(_app(), ["ab", *args, "--store", f"sqlite:///{db}"])
+        assert res.exit_code == 2 and fragment in res.output, res.output
+        assert not db.parent.exists()
+
+
 def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _repo(tmp_path)

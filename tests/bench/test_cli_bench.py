@@ -170,6 +170,53 @@ def test_bad_spec_file_through_the_cli(tmp_path: Path) -> None:
     assert f"{bad}: matrix.population_size:" in err and "integer" in err
 
 
+def test_a_failing_spec_creates_no_store(tmp_path: Path, spec: Path) -> None:
+    """Validation, a target that does not import and filters that keep no cell are refused
+    before the store is opened: the --store file is not created."""
+    db = tmp_path / "new" / "s.db"
+    url = f"sqlite:///{db}"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\ntarget: evolution\nmatrix: {mutation_rate: [2.0]}\n")
+    notarget = tmp_path / "notarget.yaml"
+    notarget.write_text("name: s\ntarget: nosuchmod_xyz:fn\nmatrix: {n: [1]}\n")
+    for args, fragment in (((str(bad),), "matrix.mutation_rate"),
+                           ((str(notarget),), "cannot import nosuchmod_xyz"),
+                           ((str(spec), "-f", "x=9"), "no cell of 'clispec' matches the "
+                                                      "filters x=9"),
+                           ((str(bad),), "matrix.mutation_rate")):
+        for command in ("run", "calibrate") if "-f" not in args else ("run",):
+            code, _, err = invoke(command, *args, "--store", url)
+            assert code == 2 and fragment in err, (command, err)
+            assert not db.exists() and not db.parent.exists()
+
+
+def test_a_filter_without_equals_is_explained_when_it_keeps_nothing(
+        spec: Path, tmp_path: Path) -> None:
+    """`-f foo` is a substring of the cell key in the filter language: when it keeps no cell
+    the error says so, with a key of the spec to show what it is matched against."""
+    code, _, err = invoke("run", str(spec), "-f", "foo", "--store", store_url(tmp_path))
+    assert code == 2
+    assert err.startswith("error: no cell of 'clispec' matches the filters foo; a term without "
+                          "'=' (foo) matches cell keys as a substring or glob, such as "
+                          "'tests.bench.runner_targets:")
+    assert err.endswith("': key=value selects a parameter\n")
+    code, _, err = invoke("run", str(spec), "-q", "-f", "x=3", "-f", "flaky|", "--store",
+                          store_url(tmp_path), "--name", "sub")
+    assert code == 0, err
+    with open_store(store_url(tmp_path)) as st:
+        assert sorted(c.params["x"] for c in st.load_run("sub").cells) == [1, 2, 3]
+
+
+def test_show_an_unknown_metric_is_an_error_naming_the_metrics(spec: Path,
+                                                                tmp_path: Path) -> None:
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "m")[0] == 0
+    code, out, err = invoke("show", "m", "-m", "y", "-m", "nosuch", "--store", url)
+    assert code == 2 and out == ""
+    assert err.startswith("error: run 'm' has no metric 'nosuch' (its metrics: ")
+    assert "wall_s" in err and ", y" in err
+
+
 def test_summary_statistics() -> None:
     from allele.bench.summary import summarize
 

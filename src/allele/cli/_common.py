@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
@@ -21,9 +22,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from allele.errors import AlleleError
+from allele.errors import AlleleError, ConfigError
 
 if TYPE_CHECKING:
+    from allele.bench.spec import SuiteSpec
     from allele.store import ResultStore
 
 P = ParamSpec("P")
@@ -47,6 +49,32 @@ FloorOpt = Annotated[float, typer.Option(
     "(0.05: 5%).")]
 """``--floor`` of the bench commands that judge verdicts, refused outside [0, 1): a negative
 floor divided by zero, and ``--floor 5`` most likely meant 5 %."""
+
+
+def checked_suite(spec: Path, *, preset: str | None = None, filters: Sequence[str] = (),
+                  max_cells: int | None = None, resolve: bool = True) -> SuiteSpec:
+    """The spec of a new run, checked before any store is opened (a spec that fails creates
+    no store file): it validates, ``filters`` keep a cell, and (``resolve``) every target and
+    hook imports, the working directory on the path as ``python -m`` has it."""
+    from allele.bench.runner import plan
+    from allele.bench.spec import load_suite
+    from allele.bench.targets import include_working_directory, resolve_target
+
+    suite = load_suite(spec, preset=preset, max_cells=max_cells)
+    if filters and not plan(suite, filters):
+        bare = [f for f in filters if "=" not in f]
+        hint = (f"; a term without '=' ({', '.join(bare)}) matches cell keys as a substring or "
+                f"glob, such as {plan(suite)[0].key!r}: key=value selects a parameter"
+                if bare else "")
+        raise ConfigError(f"no cell of {suite.name!r} matches the filters "
+                          f"{' '.join(filters)}{hint}")
+    if resolve:
+        include_working_directory()
+        for bench in suite.benchmarks:
+            for ref in (bench.target, bench.setup, bench.teardown):
+                if ref:
+                    resolve_target(ref)
+    return suite
 
 
 def make_console(stderr: bool = False, width: int | None = 150) -> Console:

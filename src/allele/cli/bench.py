@@ -25,6 +25,7 @@ from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
     LiveOpt,
     StoreOpt,
+    checked_suite,
     esc,
     live_telemetry,
     make_console,
@@ -71,7 +72,8 @@ def run_cmd(
         "--resume", help="Continue an interrupted run (id, name or 'latest').")] = None,
     filters: Annotated[list[str] | None, typer.Option(
         "--filter", "-f", help="Only cells with key=value (repeatable; key may be a param, "
-        "'target' or 'benchmark').")] = None,
+        "'target' or 'benchmark'), or whose cell key holds a substring or matches a glob "
+        "(a term without '=').")] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No progress bar or summary table.")] = False,
@@ -97,7 +99,8 @@ def run_cmd(
         from allele.bench.targets import include_working_directory
         from allele.cli.progress import RichProgress
 
-        suite = _suite_to_run(spec, preset, resume, bool(filters or name), max_cells)
+        # checked before the store opens: a spec that fails leaves no store file behind
+        suite = _suite_to_run(spec, preset, resume, filters or [], name, max_cells)
         include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store) as st:
             if resume is not None and spec is not None:
@@ -131,21 +134,19 @@ def run_cmd(
                 raise typer.Exit(1)
 
 
-def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None, named: bool,
-                  max_cells: int | None) -> Any:
+def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None,
+                  filters: list[str], name: str | None, max_cells: int | None) -> Any:
     """The spec a new run runs (None for a resume), after the option checks."""
-    from allele.bench.spec import load_suite
-
     if resume is None and spec is None:
         raise ConfigError("allele bench run: give a SPEC file (or --resume RUN)")
-    if resume is not None and (preset or named):
+    if resume is not None and (preset or filters or name):
         raise ConfigError("--resume reuses the run's own preset, filters and name; "
                           "do not pass --preset, --filter or --name with it")
     if max_cells is not None and max_cells < 1:
         raise ConfigError(f"--max-cells must be >= 1, got {max_cells}")
     if spec is None or resume is not None:
         return None
-    return load_suite(spec, preset=preset, max_cells=max_cells)
+    return checked_suite(spec, preset=preset, filters=filters, max_cells=max_cells)
 
 
 def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None) -> None:
@@ -263,7 +264,14 @@ def show_cmd(
 ) -> None:
     """A table per benchmark target: every cell's median, IQR, 95% CI and failures."""
     with one_line_errors(), open_store_url(store, read_only=True) as st:
-        _show(st.load_run(run), metrics)
+        record = st.load_run(run)
+        measured = {m for c in record.cells for m in c.metrics()}
+        unknown = [m for m in dict.fromkeys(metrics or []) if m not in measured]
+        if unknown:
+            raise ConfigError(f"run {record.info.name!r} has no metric "
+                              f"{', '.join(map(repr, unknown))} (its metrics: "
+                              f"{', '.join(sorted(measured)) or 'none'})")
+        _show(record, metrics)
 
 
 def _show(record: RunRecord, metrics: list[str] | None) -> None:

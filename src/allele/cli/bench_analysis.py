@@ -31,6 +31,7 @@ from allele.cli._common import (
     FloorOpt,
     LiveOpt,
     StoreOpt,
+    checked_suite,
     esc,
     live_telemetry,
     make_console,
@@ -303,14 +304,16 @@ def ab_cmd(
 
     Exit 1 when anything regressed (like `compare`); 2 on a usage error."""
     with one_line_errors():
-        from allele.bench.ab import repo_root, run_ab, tree_equals
+        from allele.bench.ab import run_ab, tree_equals
         from allele.bench.compare import compare_runs
         from allele.cli.progress import RichProgress
 
-        if run_if_clean and head is None and tree_equals(repo_root(Path.cwd()), base):
+        repo = _ab_repo(base, head)
+        if run_if_clean and head is None and tree_equals(repo, base):
             fails = _plain_run(spec, preset, store, report, base, q=q, floor=floor,
                                fail_on=fail_on.value, brief=brief, live=live)
         else:
+            checked_suite(spec, preset=preset, resolve=False)
             with open_store_url(store) as st:
                 with sigterm_as_interrupt(), live_telemetry(st, live, None,
                                                             err_console) as publisher:
@@ -340,6 +343,18 @@ def ab_cmd(
             fails = comp.fails(fail_on.value)
     if fails:
         raise typer.Exit(1)
+
+
+def _ab_repo(base: str, head: str | None) -> Path:
+    """The repository of the working directory, BASE and HEAD resolved in it: checked before
+    a store is created (as the spec is)."""
+    from allele.bench.ab import repo_root, resolve_ref
+
+    repo = repo_root(Path.cwd())
+    for ref in (base, head):
+        if ref is not None:
+            resolve_ref(repo, ref)
+    return repo
 
 
 def _track_ab(uri: str, experiment: str | None, comp: Comparison, base_run: Any,
@@ -402,19 +417,17 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
     from allele.bench.history import load_history
     from allele.bench.runner import Runner
     from allele.bench.select import previous_run
-    from allele.bench.spec import load_suite
-    from allele.bench.targets import include_working_directory
     from allele.cli.progress import RichProgress
 
     err_console.print(f"the working tree equals BASE ({base}): a plain run, compared "
                       "with the previous run", highlight=False, markup=False)
-    include_working_directory()
+    suite = checked_suite(spec, preset=preset)  # before a store is created
     with open_store_url(store) as st:
         runner = Runner(st, progress=RichProgress(err_console))
         # Live like `bench run`: `allele top` and the dashboard follow it, telemetry is stored.
         with sigterm_as_interrupt(), live_telemetry(st, live, None, err_console) as publisher:
             runner.live = publisher
-            summary = runner.run(load_suite(spec, preset=preset))
+            summary = runner.run(suite)
         line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
                 f"{summary.executed} cells, {summary.failed} failed, {summary.seconds:.1f} s")
         if summary.status == "interrupted":

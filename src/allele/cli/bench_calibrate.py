@@ -18,6 +18,7 @@ from allele.bench.format import params_text
 from allele.cli._common import (
     FloorOpt,
     StoreOpt,
+    checked_suite,
     make_console,
     one_line_errors,
     open_store_url,
@@ -46,10 +47,9 @@ def calibrate_cmd(
     report the share of pairs with any false verdict and each cell's run-level spread."""
     with one_line_errors():
         from allele.bench.calibrate import calibrate
-        from allele.bench.spec import load_suite
         from allele.cli.progress import RichProgress
 
-        suite = load_suite(spec, preset=preset)
+        suite = checked_suite(spec, preset=preset)  # before a store is created
         with open_store_url(store) as st:
             result = calibrate(st, suite, pairs=pairs, executor=executor, workers=workers,
                                q=q, floor=floor,
