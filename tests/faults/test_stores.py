@@ -70,11 +70,13 @@ def test_every_read_command_serves_a_read_only_store_of_an_older_schema(
     _old_store(db)
     before = db.read_bytes()
     ro = f"sqlite:///file:{db}?mode=ro&uri=true"
+    # regressions reads both runs and answers that two cannot hold a change point
+    ok = ((2, "too short for change points: 2 runs") if args[1] == "regressions" else (0, ""))
     code, out, err = allele(*args, "--store", ro)
-    assert code == 0, err
+    assert code == ok[0] and ok[1] in err, err
     assert "Traceback" not in out + err
     code, out, err = allele(*args, "--store", f"sqlite:///{db}")  # a plain URL: read-only too
-    assert code == 0, err
+    assert code == ok[0] and ok[1] in err, err
     assert db.read_bytes() == before  # not migrated, not written
     with open_store(f"sqlite:///{db}", read_only=True) as st:
         assert st.schema_version() == 2
