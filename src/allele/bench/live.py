@@ -16,7 +16,9 @@ Two halves:
   latest value of each counter and gauge per tick, under ``<worker pid>:<component>``), of the
   user metrics, and of the workers' CPU and memory
   (``allele_bench_worker_cpu_percent`` / ``allele_bench_worker_rss_bytes``, sampled with psutil
-  every tick). With ``metrics_port`` it also serves all of it on ``/metrics`` for Prometheus.
+  every tick; the CPU figure is percent of one core, measured by :class:`CpuMeter` over at
+  least :data:`MIN_CPU_INTERVAL_S`). With ``metrics_port`` it also serves all of it on
+  ``/metrics`` for Prometheus.
 
 What an event means for a dashboard (progress, ETA) is :mod:`allele.bench.livestate`'s job.
 """
@@ -45,6 +47,44 @@ FORWARD_INTERVAL_S = 0.25
 MAX_EVENTS_PER_BATCH = 20_000
 """Observer events one forwarded batch carries at most (the rest are counted as dropped)."""
 BENCH_COMPONENT = "bench"
+MIN_CPU_INTERVAL_S = 0.2
+"""A worker's CPU percent is computed over at least this much wall time: over a few
+milliseconds (the flush when a run ends) the 10 ms resolution of CPU times gives 800 %."""
+
+
+class CpuMeter:
+    """CPU use per process in percent of one core, from its CPU seconds (user + system) between
+    two readings at least ``min_interval_s`` apart on ``clock``: a reading sooner than that
+    gives None and keeps the earlier one as the base. A value is at most ``100 x cores`` (the
+    most a process can use; more is rounding of CPU times)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 min_interval_s: float = MIN_CPU_INTERVAL_S, cores: int | None = None) -> None:
+        self.clock = clock
+        self.min_interval_s = min_interval_s
+        self.cores = max(1, cores if cores is not None else (os.cpu_count() or 1))
+        self._base: dict[int, tuple[float, float]] = {}
+
+    def percent(self, pid: int, cpu_seconds: float) -> float | None:
+        """Percent of one core since the base reading of ``pid`` (None: first reading, or too
+        soon after the base)."""
+        now = self.clock()
+        base = self._base.get(pid)
+        if base is None or cpu_seconds < base[1]:  # first seen, or a reused pid
+            self._base[pid] = (now, cpu_seconds)
+            return None
+        elapsed = now - base[0]
+        if elapsed < self.min_interval_s:
+            return None
+        self._base[pid] = (now, cpu_seconds)
+        return min(100.0 * self.cores, max(0.0, 100.0 * (cpu_seconds - base[1]) / elapsed))
+
+    def forget(self, keep: set[int]) -> None:
+        """Drop the bases of processes not in ``keep``."""
+        for pid in [p for p in self._base if p not in keep]:
+            del self._base[pid]
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +248,7 @@ class RunLive:
         self._run: _RunState | None = None
         self._pids: Callable[[], list[int]] = lambda: []
         self._procs: dict[int, Any] = {}
+        self.cpu = CpuMeter()
         self.resources: dict[str, tuple[float, float]] = {}
         """Latest ``(cpu percent, rss bytes)`` per worker (``runner`` for this process)."""
         self.dropped_events = 0
@@ -345,26 +386,28 @@ class RunLive:
         run = self._run
         points = []
         for label, pid in pids.items():
-            proc = self._procs.get(pid)
             try:
+                proc = self._procs.get(pid)
                 if proc is None:
                     proc = self._procs[pid] = psutil.Process(pid)
-                    proc.cpu_percent(None)
-                    continue
                 with proc.oneshot():
-                    cpu, rss = float(proc.cpu_percent(None)), float(proc.memory_info().rss)
+                    times = proc.cpu_times()
+                    rss = float(proc.memory_info().rss)
             except psutil.Error:
                 self._procs.pop(pid, None)
                 continue
-            self.resources[label] = (cpu, rss)
+            cpu = self.cpu.percent(pid, float(times.user + times.system))
             lab = (("run", run.info.name if run else ""), ("worker", label))
-            points.append(MetricPoint("allele_bench_worker_cpu_percent", BENCH_COMPONENT, lab,
-                                      now, cpu))
+            if cpu is not None:  # else too soon after the last reading to mean anything
+                self.resources[label] = (cpu, rss)
+                points.append(MetricPoint("allele_bench_worker_cpu_percent", BENCH_COMPONENT,
+                                          lab, now, cpu))
             points.append(MetricPoint("allele_bench_worker_rss_bytes", BENCH_COMPONENT, lab,
                                       now, rss))
         live_pids = set(pids.values())
         for pid in [p for p in self._procs if p not in live_pids]:
             self._procs.pop(pid, None)
+        self.cpu.forget(live_pids)
         self.resources = {k: v for k, v in self.resources.items() if k in pids}
         self.publisher.add_points(points)
 
