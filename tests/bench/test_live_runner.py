@@ -17,6 +17,7 @@ from allele.bench.profiler import run_cell
 from allele.bench.runner import Runner
 from allele.bench.spec import loads_suite
 from allele.bench.task import CellTask
+from allele.bench.views import sample_count
 from allele.store import ResultStore, open_store
 from allele.store.live import read_events
 
@@ -131,7 +132,13 @@ def test_inline_run_and_the_live_state_fold(store: ResultStore) -> None:
     assert (run["name"], run["status"], run["planned"], run["done"], run["failed"]) == (
         "inline", "finished", 4, 4, 0)
     assert summary.executed == 4
-    assert run["samples"] == 3 * 4 * 5 + 1 * 5  # 4 calls x 5 samples per um cell; 1 x 5 evo
+    # samples are measured calls (seed x repeat), not metric values: 2 seeds x 2 repeats per
+    # um cell (each call gives 5 metrics), 1 call of evo
+    assert run["samples"] == 3 * 2 * 2 + 1
+    cells = store.load_run("inline").cells  # what the Runs page shows per cell, likewise
+    assert sorted(sample_count(c) for c in cells) == [1, 4, 4, 4]
+    assert sorted(len(c.samples) for c in cells)[1:] == [20, 20, 20]  # metric values
+    assert (run["tasks"], run["tasks_done"], run["progress"]) == (4, 4, 1.0)
     assert run["running"] == [] and run["eta_s"] is None
     assert len(run["recent"]) == 4
 

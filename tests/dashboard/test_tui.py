@@ -74,3 +74,38 @@ async def test_a_live_run_updates_the_view(tmp_path: Path) -> None:
             shots = os.environ.get("ALLELE_SCREENSHOT_DIR")
             if shots:  # docs/dashboard.md shows it
                 app.save_screenshot(filename="top.svg", path=shots)
+
+
+@pytest.mark.anyio
+async def test_top_over_many_old_runs_keeps_components_and_orders_runs(tmp_path: Path) -> None:
+    """Many finished runs with samples of many cells in the event log: tab 2 still shows the
+    component series, tab 1 lists the running run first, then the newest; a run of 2 rounds
+    shows its progress in tasks before any cell is stored."""
+    from tests.bench.test_livestate import COMPONENTS, _old_runs
+
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as st:
+        st.write_metric_points([MetricPoint(m, c, lab, 900.0 + i, float(i))
+                                for m, c, lab in COMPONENTS for i in range(5)])
+        _old_runs(st, 12, 20)
+        run_id = st.create_run("rounds-run", "s", "t", {}, {})
+        st.append_events([
+            Event("run_started", "bench:3", ts=5000.0, run_id=run_id,
+                  data={"name": "rounds-run", "cells": 4, "tasks_total": 8}),
+            *[Event("cell_finished", "bench:3", ts=5001.0 + i, run_id=run_id,
+                    data={"key": f"k{i}", "tasks_done": i + 1}) for i in range(4)]])
+        app = TopApp(st, refresh_s=60)
+        async with app.run_test(size=(140, 60)) as pilot:
+            runs = app.query_one("#run-table", DataTable)
+            names = [runs.get_row_at(i)[0] for i in range(runs.row_count)]
+            assert names[:4] == ["rounds-run", "old-11", "old-10", "old-09"]
+            row = runs.get_row_at(0)
+            assert row[1] == "running" and row[3] == "0/4"  # no cell stored yet ...
+            assert "50%" in row[2] and "4/8 tasks" in row[2]  # ... half the work done
+            assert row[6] != "-"  # an ETA
+            await pilot.press("2")
+            labels = [str(w.content) for w in app.query("#sparks .spark-label")]
+            assert len(labels) == 24
+            for metric, component, _ in COMPONENTS:
+                assert any(metric.replace("allele_", "") in t and component in t
+                           for t in labels), metric
+            assert sum(t.startswith("sample:") for t in labels) == 24 - len(COMPONENTS)

@@ -8,20 +8,31 @@ line naming it. A holder that is gone (``kill -9``, a crash, a reboot) does not 
 * on this host, the holder is alive while its pid runs *and* started when the lease says (a
   reused pid does not count);
 * on another host (a shared PostgreSQL store), the holder is alive while its heartbeat is
-  younger than :data:`STALE_AFTER_S`; the runner refreshes it at least every
-  :data:`HEARTBEAT_S` while cells are being committed.
+  younger than :data:`STALE_AFTER_S`; the runner refreshes it every :data:`HEARTBEAT_S` from a
+  thread of its own, however long its cells take.
+
+What the views show: a run stored ``running`` whose lease names a holder that is gone was
+killed without a word; :func:`shown_status` calls it ``interrupted`` (what Ctrl-C records, and
+what ``--resume`` continues), so ``bench list``, the dashboards and ``allele top`` stop calling
+it running. The store is not changed: a later ``--resume`` takes the lease over as before. A
+run with no lease at all (an A/B session, a run recorded before leases) keeps its stored status.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 
 from allele.errors import BenchmarkError
 from allele.machine import process_alive, process_started
 from allele.store.leases import Lease
+from allele.store.model import RunInfo, RunStatus
 from allele.store.results import ResultStore
+
+_log = logging.getLogger("allele.bench")
 
 HEARTBEAT_S = 60.0
 """How often (at most) a runner refreshes its lease while it commits cells."""
@@ -45,6 +56,30 @@ def holder_alive(lease: Lease, now: float | None = None) -> bool:
     return (now if now is not None else time.time()) - lease.heartbeat_at < STALE_AFTER_S
 
 
+def shown_status(store: ResultStore, info: RunInfo, now: float | None = None
+                 ) -> tuple[RunStatus, bool]:
+    """``(status to show, holder gone)`` of a stored run: ``interrupted`` and True for a run
+    stored ``running`` whose lease holder is gone (see the module docstring), else its stored
+    status and False."""
+    if info.status != "running":
+        return info.status, False
+    lease = store.lease(info.id)
+    if lease is None or holder_alive(lease, now):
+        return "running", False
+    return "interrupted", True
+
+
+def with_shown_status(store: ResultStore, infos: list[RunInfo]) -> list[RunInfo]:
+    """``infos`` with each status as :func:`shown_status` shows it."""
+    from dataclasses import replace
+
+    out = []
+    for info in infos:
+        status, _ = shown_status(store, info)
+        out.append(info if status == info.status else replace(info, status=status))
+    return out
+
+
 def _busy(run_name: str, lease: Lease) -> RunBusyError:
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease.acquired_at))
     where = "" if lease.host == socket.gethostname() else f" on {lease.host}"
@@ -64,6 +99,8 @@ class RunLease:
         self.me = this_process()
         self._last_beat = 0.0
         self.held = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
         """Take the lease, or raise :class:`RunBusyError` naming the live holder."""
@@ -75,6 +112,7 @@ class RunLease:
             if seen is None:
                 self.held = True
                 self._last_beat = time.monotonic()
+                self._start_beating()
                 return
         assert seen is not None
         raise _busy(self.run_name, seen)
@@ -85,8 +123,28 @@ class RunLease:
             self._last_beat = time.monotonic()
             self.store.touch_lease(self.run_id, self.me)
 
+    def _start_beating(self) -> None:
+        """Beat every :data:`HEARTBEAT_S` from a daemon thread while the lease is held: a cell
+        that runs for an hour must not make a live runner look gone from another host."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat_loop, name="allele-lease",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception:  # the store is briefly unreachable: the next beat may pass
+                _log.warning("could not refresh the lease of run %r", self.run_name,
+                             exc_info=True)
+
     def release(self) -> None:
         """Give the lease up (it is ours only while this process runs the run)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
         if self.held:
             self.held = False
             self.store.release_lease(self.run_id, self.me)

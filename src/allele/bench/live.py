@@ -20,6 +20,12 @@ Two halves:
   least :data:`MIN_CPU_INTERVAL_S`). With ``metrics_port`` it also serves all of it on
   ``/metrics`` for Prometheus.
 
+Progress is told in cells (``cell_stored`` carries ``done``) and in tasks, the units the runner
+completes (one round of one cell: ``run_started`` carries ``tasks_total`` and
+``tasks_skipped``, every ``cell_finished`` the ``tasks_done`` so far). A ``samples`` event
+carries ``n``, the samples (measured calls, one per seed and repeat) in it, and ``values``, each
+metric's values.
+
 What an event means for a dashboard (progress, ETA) is :mod:`allele.bench.livestate`'s job.
 """
 
@@ -83,8 +89,6 @@ class CpuMeter:
         """Drop the bases of processes not in ``keep``."""
         for pid in [p for p in self._base if p not in keep]:
             del self._base[pid]
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,8 @@ class _RunState:
     failed: int = 0
     running: set[str] = field(default_factory=set)
     samples: int = 0
+    tasks_total: int = 0
+    tasks_done: int = 0
 
 
 class RunLive:
@@ -276,12 +282,17 @@ class RunLive:
         """Where the worker processes' pids come from (the executor of the current phase)."""
         self._pids = pids
 
-    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int) -> None:
+    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int,
+                    skipped_tasks: int = 0) -> None:
+        """``cells``/``tasks``: of this invocation; ``skipped``/``skipped_tasks``: already
+        stored (a resume)."""
         with self._lock:
-            self._run = _RunState(info, cells + skipped, tasks, done=skipped)
+            self._run = _RunState(info, cells + skipped, tasks, done=skipped,
+                                  tasks_total=tasks + skipped_tasks, tasks_done=skipped_tasks)
         self.publisher.emit("run_started", info.id, name=info.name, spec=info.spec_name,
                             target=info.target, cells=cells + skipped, tasks=tasks,
-                            skipped=skipped, created_at=info.created_at)
+                            skipped=skipped, tasks_total=tasks + skipped_tasks,
+                            tasks_skipped=skipped_tasks, created_at=info.created_at)
 
     def cell_started(self, task: CellTask) -> None:
         run = self._run
@@ -302,11 +313,12 @@ class RunLive:
             by_metric: dict[str, list[float]] = {}
             for metric, value, _, _ in batch.samples:
                 by_metric.setdefault(metric, []).append(value)
+            n = len({(seed, repeat) for _, _, seed, repeat in batch.samples})
             with self._lock:
                 if run is not None:
-                    run.samples += len(batch.samples)
+                    run.samples += n
             self.publisher.emit("samples", _run_id(run), ts=batch.ts, key=batch.key,
-                                round=batch.round, worker=batch.pid, values=by_metric)
+                                round=batch.round, worker=batch.pid, n=n, values=by_metric)
         for name, ts, stats in batch.events:
             component = f"{batch.pid}:{name}"
             self.telemetry.record_at(component, ts, stats)
@@ -315,8 +327,13 @@ class RunLive:
             self.user.apply(batch.user)
 
     def cell_finished(self, task: CellTask | None, result: CellResult) -> None:
+        """One task (a round of a cell) ended."""
         run = self._run
+        if run is not None:
+            with self._lock:
+                run.tasks_done += 1
         self.publisher.emit("cell_finished", _run_id(run), key=result.key,
+                            tasks_done=run.tasks_done if run else None,
                             status=result.status, error=result.error,
                             round=task.round if task is not None else 0,
                             seconds=max(0.0, result.finished_at - result.started_at),
@@ -418,7 +435,8 @@ class RunLive:
             return None
         with self._lock:
             return {"run": run.info.name, "planned": run.cells, "done": run.done,
-                    "failed": run.failed, "running": len(run.running), "samples": run.samples}
+                    "failed": run.failed, "running": len(run.running), "samples": run.samples,
+                    "tasks": run.tasks_total, "tasks_done": run.tasks_done}
 
     def close(self) -> None:
         """Flush what is left and stop serving."""

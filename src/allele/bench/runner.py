@@ -87,7 +87,8 @@ class RunEvents(Protocol):
 
     def attach(self, pids: Callable[[], list[int]]) -> None: ...
 
-    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int) -> None: ...
+    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int,
+                    skipped_tasks: int = 0) -> None: ...
 
     def cell_started(self, task: CellTask) -> None: ...
 
@@ -347,7 +348,7 @@ class Runner:
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         live = self.live
         if live is not None:
-            live.run_started(info, cells, len(tasks), skipped)
+            live.run_started(info, cells, len(tasks), skipped, skipped_tasks)
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
         status: RunStatus = "failed"
@@ -433,6 +434,8 @@ class Runner:
         for task in untimed.values():
             if self.progress is not None:
                 self.progress.cell_started(task)
+            if self.live is not None:
+                self.live.cell_started(task)
         results, _ = count_phase(counted, kept)
         done = {r.key for r in results}
         for result in [*results, *(kept[k] for k in kept if k not in done)]:
@@ -440,6 +443,8 @@ class Runner:
             result = self._save(run_id, result)
             if self.progress is not None and result.key in untimed:
                 self.progress.cell_finished(untimed[result.key], result)
+            if self.live is not None and result.key in untimed:
+                self.live.cell_finished(untimed[result.key], result)
             self._stored(result, summary, lease)
 
     def _record_declarations(self, info: RunInfo) -> None:

@@ -54,16 +54,25 @@ def run_header(info: RunInfo) -> dict[str, Any]:
 
 def run_list(store: ResultStore, *, status: str | None = None, spec: str | None = None,
              text: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-    """Runs, newest first, filtered and paged: ``{"total", "runs"}``."""
+    """Runs, newest first, filtered and paged: ``{"total", "runs"}``. A run whose runner is
+    gone shows (and filters) as ``interrupted`` (:func:`allele.bench.lease.shown_status`)."""
     if status is not None and status not in RUN_STATUSES:
         raise ValidationError(f"status {status!r}: expected one of {', '.join(RUN_STATUSES)}")
     if limit < 1 or offset < 0:
         raise ValidationError("limit must be >= 1 and offset >= 0")
+    from allele.bench.lease import with_shown_status
+
     needle = (text or "").lower()
-    rows = [i for i in store.list_runs()
+    rows = [i for i in with_shown_status(store, store.list_runs())
             if (status is None or i.status == status) and (spec is None or i.spec_name == spec)
             and (not needle or needle in i.name.lower() or i.id.startswith(needle))]
     return {"total": len(rows), "runs": [run_header(i) for i in rows[offset:offset + limit]]}
+
+
+def sample_count(cell: CellResult) -> int:
+    """A cell's samples: its measured calls (one per seed and repeat, whatever metrics each
+    gave), not its metric values (a call of 5 metrics is one sample)."""
+    return len({(s.seed, s.repeat) for s in cell.samples})
 
 
 def _medians(cell: CellResult) -> dict[str, float | None]:
@@ -79,9 +88,11 @@ def _median_texts(cell: CellResult, units: dict[str, str]) -> dict[str, str]:
 def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     """One run: header, cells (params, status, medians), targets with their varying
     parameters and metrics."""
+    from allele.bench.lease import with_shown_status
     from allele.bench.report.charts import size_param, varying_params
 
     record = store.load_run(ref)
+    (info,) = with_shown_status(store, [record.info])
     by_target: dict[str, list[CellResult]] = {}
     for c in record.cells:
         by_target.setdefault(c.target, []).append(c)
@@ -94,9 +105,9 @@ def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     units = {n: d.unit for n, d in declarations_from_doc(record.info.spec).items()}
     cells_out = [{"key": c.key, "target": c.target, "params": c.params, "status": c.status,
                   "error": c.error, "seconds": c.finished_at - c.started_at,
-                  "n_samples": len(c.samples), "medians": _medians(c),
+                  "n_samples": sample_count(c), "medians": _medians(c),
                   "median_texts": _median_texts(c, units)} for c in record.cells]
-    return {"run": run_header(record.info), "targets": targets, "cells": cells_out}
+    return {"run": run_header(info), "targets": targets, "cells": cells_out}
 
 
 def _target_cells(store: ResultStore, ref: str, target: str | None) -> list[CellResult]:

@@ -240,12 +240,14 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
 def list_cmd(store: StoreOpt = None,
              limit: Annotated[int | None, typer.Option("--limit", help="Newest N runs.")] = 20,
              ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first (a run whose runner was killed shows as interrupted)."""
+    from allele.bench.lease import with_shown_status
+
     with one_line_errors():
         if limit is not None and limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {limit}")
         with open_store_url(store, read_only=True) as st:
-            runs = st.list_runs(limit)
+            runs = with_shown_status(st, st.list_runs(limit))
             table = Table(title=plain(f"runs in {st.url}" if runs else "no runs yet"))
         for col in ("id", "name", "spec", "targets", "status", "created", "cells", "failed"):
             table.add_column(col, justify="right" if col in ("cells", "failed") else "left")

@@ -2,10 +2,13 @@
 
 Four tabs, switched with ``1``-``4`` (or ``tab``), tables navigated with the arrow keys:
 
-1. **Runs**: every recent run with its progress, failures, samples received live and ETA; the
-   selected run's running cells below. Without a live run it shows the stored runs' headers.
+1. **Runs**: running runs first, then the newest, each with its progress (in tasks: one task is
+   one round of one cell), cells done, failures, samples received live and ETA; the selected
+   run's running cells below. Without a live run it shows the stored runs' headers. A run whose
+   runner was killed shows ``interrupted``.
 2. **Components**: a sparkline per live series (fitness per generation, Kraken steps per
-   second, agent latency, CPU and memory of the runner and its workers, user metrics).
+   second, agent latency, CPU and memory of the runner and its workers, user metrics), then,
+   if room is left, the samples of the newest cells.
 3. **Alerts**: firing, pending, silenced and resolved alerts, most recent first.
 4. **Verdicts**: the most recent regression verdicts (the alerts ``compare``,
    ``regressions`` and ``bench run --report`` raised), with their reason.
@@ -34,7 +37,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from allele.bench.livestate import LiveState
+from allele.bench.livestate import SAMPLE_PREFIX, LiveState
 from allele.observe.routing import alert_board
 from allele.observe.tail import StoreTail
 from allele.store.results import ResultStore
@@ -134,6 +137,7 @@ class TopApp(App[None]):
             batch = self.tail.poll()
             self.state.apply(batch.events)
             self.state.apply_points(batch.points)
+        self.state.check_holders(self.store)
         snap = self.state.snapshot()
         self._runs(snap["runs"])
         self._sparks(snap["series"])
@@ -149,8 +153,9 @@ class TopApp(App[None]):
         for r in runs:
             frac = r["progress"]
             bar = "" if frac is None else "█" * round(frac * 10) + "░" * (10 - round(frac * 10))
+            tasks = "" if r.get("tasks") is None else f" {r['tasks_done']}/{r['tasks']} tasks"
             table.add_row(_short(r["name"] or r["run_id"], 40), r["status"],
-                          f"{bar} {0 if frac is None else frac:.0%}",
+                          f"{bar} {0 if frac is None else frac:.0%}{tasks}",
                           f"{r['done']}/{r['planned']}", str(r["failed"]), str(r["samples"]),
                           _eta(r["eta_s"]), key=r["run_id"])
         if runs:
@@ -167,7 +172,12 @@ class TopApp(App[None]):
 
     def _sparks(self, series: list[dict[str, Any]]) -> None:
         box = self.query_one("#sparks", VerticalScroll)
-        chosen = [s for s in series if s["v"]][-MAX_SPARKLINES:]
+        shown = [s for s in series if s["v"]]
+        components = [s for s in shown if not s["metric"].startswith(SAMPLE_PREFIX)]
+        samples = [s for s in shown if s["metric"].startswith(SAMPLE_PREFIX)]
+        chosen = components[-MAX_SPARKLINES:]
+        room = MAX_SPARKLINES - len(chosen)
+        chosen += samples[-room:] if room > 0 else []
         if chosen:
             self.query_one("#no-series", Static).display = False
         for i, s in enumerate(chosen):

@@ -30,8 +30,10 @@ CHANGE_METHOD = "edivisive-1"
 
 
 def _run_key(ctx: Context, ref: str) -> tuple[str, str, int]:
+    from allele.bench.lease import shown_status
+
     info = ctx.store.get_run(ref)
-    return info.id, info.status, info.cell_count
+    return info.id, shown_status(ctx.store, info)[0], info.cell_count
 
 
 @router.get("/runs", summary="Runs, newest first, with filters")

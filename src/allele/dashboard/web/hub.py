@@ -128,6 +128,7 @@ class LiveHub:
         t0 = time.perf_counter()
         batch = self._tail.poll()
         self.polls += 1
+        self._check_holders()
         if not batch:
             self.last_poll_s = time.perf_counter() - t0
             return 0
@@ -147,6 +148,22 @@ class LiveHub:
         self.last_poll_s = time.perf_counter() - t0
         self.poll_seconds += self.last_poll_s
         return len(batch.events) + len(batch.points)
+
+    def _check_holders(self) -> None:
+        """Runs whose runner is gone (:meth:`LiveState.check_holders`, every few seconds): the
+        open pages hear of each as a ``run_status`` message of the dashboard's own (no runner
+        is left to send a ``run_finished``)."""
+        with self._lock:
+            changed = self.state.check_holders(self.store)
+            runs = [self.state.runs[i] for i in sorted(changed) if i in self.state.runs]
+        if not runs or not self._subs:
+            return
+        now = time.time()
+        events = [{"id": 0, "ts": now, "source": "dashboard", "kind": "run_status",
+                   "run_id": r.run_id, "data": {"status": r.status,
+                                                "holder_gone": r.holder_gone}} for r in runs]
+        self._publish(json.dumps({"type": "batch", "events": events, "points": [],
+                                  "points_total": 0, "sent_at": now}))
 
     def _publish(self, message: str) -> None:
         with self._lock:

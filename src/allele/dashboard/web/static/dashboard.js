@@ -200,10 +200,8 @@ function applySnapshot(snap) {
   live.series.clear();
   for (const s of snap.series) addPoints(seriesKey(s), s, s.t, s.v);
   live.lastEventId = Math.max(live.lastEventId, snap.last_event_id || 0);
-  for (const r of snap.runs) {
-    if (!live.progress.has(r.run_id) && r.done && r.updated_at > 0 && r.started_at > 0) {
-      live.progress.set(r.run_id, { name: r.name, t: [r.started_at, r.updated_at], v: [r.skipped || 0, r.done] });
-    }
+  for (const r of snap.runs) {  // the run's progress curve as the server folded it
+    if (r.curve && r.curve.t.length) live.progress.set(r.run_id, { name: r.name, t: r.curve.t.slice(), v: r.curve.v.slice() });
   }
   live.tailed = { events: snap.hub.events, points: snap.hub.points, viewers: snap.hub.subscribers };
   showTailed();
@@ -214,6 +212,7 @@ function run(id) {
   let r = live.runs.get(id);
   if (!r) {
     r = { run_id: id, name: id, status: "running", planned: 0, done: 0, failed: 0, samples: 0,
+          tasks: null, tasks_done: 0, tasks_skipped: 0,
           running: [], recent: [], failures: [], started_at: 0, eta_s: null };
     live.runs.set(id, r);
   }
@@ -227,12 +226,14 @@ function applyEvent(e) {
   r.updated_at = e.ts;
   if (e.kind === "run_started") {
     Object.assign(r, { name: d.name, spec: d.spec, planned: d.cells, done: d.skipped || 0, skipped: d.skipped || 0,
-                       failed: 0, status: "running", started_at: e.ts, running: [] });
+                       failed: 0, status: "running", started_at: e.ts, running: [],
+                       tasks: d.tasks_total ?? null, tasks_done: d.tasks_skipped || 0, tasks_skipped: d.tasks_skipped || 0 });
+    progressPoint(e, r, r.tasks !== null ? r.tasks_done : r.done, false);  // the curve starts
   } else if (e.kind === "cell_started") {
     r.running = r.running.filter((c) => c.key !== d.key).concat([{ key: d.key, benchmark: d.benchmark, params: d.params, started_at: e.ts }]);
   } else if (e.kind === "samples") {
+    r.samples += d.n ?? Math.max(0, ...Object.values(d.values || {}).map((v) => v.length));
     for (const [metric, vals] of Object.entries(d.values || {})) {
-      r.samples += vals.length;
       addPoints(`sample:${metric}|${d.key}|${e.run_id}`, { metric: "sample:" + metric, component: d.key, labels: e.run_id },
                 vals.map(() => e.ts), vals);
     }
@@ -241,19 +242,30 @@ function applyEvent(e) {
     r.done = d.done ?? r.done + 1;
     if (d.failed !== null && d.failed !== undefined) r.failed = d.failed;
     r.recent = [{ key: d.key, status: d.status, at: e.ts, error: d.error }].concat(r.recent).slice(0, 50);
-    let p = live.progress.get(e.run_id);
-    if (!p) { p = { name: r.name, t: [], v: [] }; live.progress.set(e.run_id, p); }
-    p.t.push(e.ts); p.v.push(r.done);
-    const chart = document.getElementById("chart-progress");
-    chart.dataset.points = String(Number(chart.dataset.points) + 1);
-    chart.dataset.lastEventId = String(e.id);
-    chart.dataset.lastEventTs = String(e.ts);
-    live.drawn.push(e.ts);
+    if (r.tasks === null) progressPoint(e, r, r.done);  // a runner that does not count tasks
   } else if (e.kind === "cell_finished") {
     r.running = r.running.filter((c) => c.key !== d.key);
-  } else if (e.kind === "run_finished") {
+    if (r.tasks !== null) { r.tasks_done = d.tasks_done ?? r.tasks_done + 1; progressPoint(e, r, r.tasks_done); }
+  } else if (e.kind === "run_finished" || e.kind === "run_status") {  // run_status: the dashboard found the runner gone
     r.status = d.status; r.finished_at = e.ts; r.running = [];
   }
+}
+
+// progress is counted in tasks (a round of a cell), the units the runner completes
+function units(r) {
+  return r.tasks !== null && r.tasks !== undefined ? [r.tasks, r.tasks_done, r.tasks_skipped || 0] : [r.planned, r.done, r.skipped || 0];
+}
+
+function progressPoint(e, r, value, counted = true) {
+  let p = live.progress.get(e.run_id);
+  if (!p) { p = { name: r.name, t: [], v: [] }; live.progress.set(e.run_id, p); }
+  p.t.push(e.ts); p.v.push(value);
+  if (!counted) return;
+  const chart = document.getElementById("chart-progress");
+  chart.dataset.points = String(Number(chart.dataset.points) + 1);
+  chart.dataset.lastEventId = String(e.id);
+  chart.dataset.lastEventTs = String(e.ts);
+  live.drawn.push(e.ts);
 }
 
 function showTailed() {
@@ -272,9 +284,10 @@ function applyBatch(msg) {
 }
 
 function eta(r, now) {
-  const fresh = r.done - (r.skipped || 0);
+  const [planned, done, skipped] = units(r);
+  const fresh = done - skipped;
   if (r.status !== "running" || fresh <= 0 || !r.started_at) return null;
-  return (r.planned - r.done) / (fresh / Math.max(1e-9, now - r.started_at));
+  return (planned - done) / (fresh / Math.max(1e-9, now - r.started_at));
 }
 
 function renderRuns() {
@@ -284,12 +297,14 @@ function renderRuns() {
   if (!runs.length) { box.appendChild(el("p", { class: "muted", text: "No run in the store yet." })); return; }
   const now = Date.now() / 1000;
   for (const r of runs) {
-    const frac = r.planned ? Math.min(1, r.done / r.planned) : 0;
+    const [planned, done] = units(r);
+    const frac = planned ? Math.min(1, done / planned) : 0;
+    const tasks = r.tasks !== null && r.tasks !== undefined ? `${r.tasks_done}/${r.tasks} tasks, ` : "";
     const card = el("div", { class: "card", "data-run": r.run_id },
       el("h3", {}, el("a", { href: "/runs?run=" + encodeURIComponent(r.run_id), text: r.name || r.run_id })),
       el("div", { class: "muted", text: `${r.spec || ""} · ${r.status}` }),
       el("div", { class: "bar" }, el("span", { style: `width:${(frac * 100).toFixed(1)}%` })),
-      el("div", { class: "cell-count", text: `${r.done}/${r.planned} cells done, ${r.failed} failed, ${r.samples} samples live` +
+      el("div", { class: "cell-count", text: `${tasks}${r.done}/${r.planned} cells done, ${r.failed} failed, ${r.samples} samples live` +
                   (r.status === "running" ? ` · ETA ${duration(eta(r, now))}` : "") }),
     );
     if (r.running.length) {
@@ -308,7 +323,7 @@ function renderRuns() {
 function renderCharts() {
   const traces = [...live.progress.entries()].map(([id, p]) => ({
     x: p.t.map((t) => new Date(t * 1000)), y: p.v, name: esc(p.name || id), mode: "lines+markers", type: "scatter" }));
-  plot("chart-progress", traces, { title: { text: "cells done" }, yaxis: { rangemode: "tozero" } });
+  plot("chart-progress", traces, { title: { text: "tasks done (a task is one round of a cell)" }, yaxis: { rangemode: "tozero" } });
   const box = document.getElementById("charts");
   for (const [i, g] of LIVE_GROUPS.entries()) {
     const picked = [...live.series.values()].filter((s) => g.user
