@@ -45,7 +45,9 @@ class ARIMAForecaster(BaseForecaster):
     rolling backtest re-uses the parameters estimated before its first origin).
 
     Only the last ``max_obs`` points of the adjusted series feed the ARIMA (default 2000: the
-    dynamics an ARIMA models are local, and a fit on 3,600 hourly points costs seconds).
+    dynamics an ARIMA models are local, and a fit on 3,600 hourly points costs seconds), and the
+    STL sees only the last ``max(max_obs, 10 * m)`` points (a robust STL of 100,000 points
+    takes 20 s).
 
     Refusals (``refused_`` and :attr:`Forecast.refused` name them): the forecast of every fitted
     candidate, best AIC first, is checked over ``check_horizon`` steps by
@@ -123,6 +125,8 @@ class ARIMAForecaster(BaseForecaster):
         self._season_tails: list[FloatArray] = []
         use_stl = bool(periods) and self.seasonal_method == "stl"
         if use_stl:
+            assert m is not None
+            y = y[-max(self.max_obs, 10 * m):] if self.max_obs else y
             y = y - self._remove_seasons(y, periods)
         y = y[-self.max_obs:] if self.max_obs and y.size > self.max_obs else y
         self._select(y, self._candidates(y, use_seasonal=bool(periods) and not use_stl))

@@ -75,6 +75,14 @@ class AutoForecaster(BaseForecaster):
     series shortens the horizon and then the number of folds; under 11 points there is no
     backtest and the forecast is drift (naive for fewer than 3 points), saying so.
 
+    ``refused_`` names every ARIMA fit refused: those of the order search on the points before
+    the first origin (which leave no ARIMA candidate when all are refused) and those of the
+    final fit of the chosen model.
+
+    Only the last ``max_history`` points (10,000) are used: the models forecast from recent
+    dynamics, and a robust STL or an ETS fit on a million points takes many minutes (on 100,000
+    hourly-like points the choice took 90 s, on 10,000 a few seconds); ``choice_`` says so.
+
     Intervals: the chosen model's own, widened (never narrowed) by ``widen_``, the factor that
     makes them cover the model's own backtest errors at ``level`` (split-conformal on the ratio
     of each error to its interval's half-width): a model's interval assumes the model is right,
@@ -97,6 +105,7 @@ class AutoForecaster(BaseForecaster):
         combine: bool = True,
         alpha: float = 0.1,
         max_folds: int = 8,
+        max_history: int = 10_000,
     ) -> None:
         super().__init__(level, nonnegative)
         self.horizon = horizon
@@ -106,8 +115,11 @@ class AutoForecaster(BaseForecaster):
         self.combine = combine
         self.alpha = alpha
         self.max_folds = max_folds
+        self.max_history = max_history
 
     def _fit(self, y: FloatArray) -> None:
+        n_all = y.size
+        y = y[-check_positive_int(self.max_history, "max_history", 20):]
         periods = (sorted({check_positive_int(m, "seasonal_period", 2)
                            for m in self.seasonal_periods})
                    if self.seasonal_periods is not None else seasonal_periods(y))
@@ -127,6 +139,7 @@ class AutoForecaster(BaseForecaster):
         first = y.size - h * k
         self.periods_ = [m for m in periods if m <= first]
         self.backtest_horizon_, self.folds_ = h, k
+        self._probe_refused: list[str] = []
         makers = self._candidates(y[:first])
         paths: dict[str, list[Forecast]] = {}
         for name, make in makers.items():
@@ -152,6 +165,8 @@ class AutoForecaster(BaseForecaster):
                 self.scores_[name] = float(np.mean(self.fold_scores_[name]))
                 makers[name] = _Combined.maker([makers[p] for p in parts], how)
         self._choose(y, makers)
+        if y.size < n_all:
+            self.choice_ += f", on the last {y.size:,} of {n_all:,} points"
         self.widen_ = _widening(y, origins, paths[self.chosen_], self.level)
 
     def _folds(self, n: int, h: int) -> int:
@@ -189,7 +204,7 @@ class AutoForecaster(BaseForecaster):
             if isinstance(part, ARIMAForecaster):
                 part.params = None  # the final fit estimates them on every point
         model.fit(y)
-        refused = list(getattr(model, "refused_", ()))
+        refused = [*self._probe_refused, *getattr(model, "refused_", ())]
         if "fallback" in model.model_ and winner != self.baseline_:
             refused.append(f"{winner}: {model.model_}")
             winner, model = self.baseline_, makers[self.baseline_]().fit(y)
@@ -229,6 +244,8 @@ class AutoForecaster(BaseForecaster):
         for label, seasons in [(f"{tag}ARIMA", stl)]:
             probe = ARIMAForecaster(seasonal_periods=seasons or None, level=lv,
                                     max_obs=self.max_obs).fit(train)
+            self._probe_refused = [f"{r} (on the first {train.size} points)"
+                                   for r in probe.refused_]
             if probe.order_ is None or probe.params_ is None:
                 continue
             out[label] = functools.partial(

@@ -1,0 +1,53 @@
+"""What PredictiveAnalyzer says: threshold messages on the right side, level shifts in the
+metric's units, and AutoForecaster's bounded history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from allele.analytics.forecast import AutoForecaster
+from allele.analytics.trend import PredictiveAnalyzer
+
+
+def test_a_threshold_already_passed_says_so() -> None:
+    rng = np.random.default_rng(0)
+    y = 350 + 0.05 * np.arange(300) + rng.normal(0, 1, 300)  # every value above 300, rising
+    res = PredictiveAnalyzer().analyze(y, threshold=300.0, metric="co2")
+    assert res.crossing is not None and res.crossing.steps is None
+    assert res.crossing.message.startswith("co2 is already above 300 (at 36")
+    assert res.crossing.message.endswith("not expected to fall to it (no significant downward "
+                                         "trend)")
+    flat = PredictiveAnalyzer().analyze(rng.normal(5, 1, 100), threshold=50.0, metric="x")
+    assert flat.crossing is not None
+    assert flat.crossing.message.startswith("x is already below 50 (at 4.91 on its trend line)")
+    assert "not expected to rise to it (no significant upward trend)" in flat.crossing.message
+
+
+def test_level_shift_levels_are_the_metrics_own() -> None:
+    """A ramp with a step of -20 at 150: the levels either side of the step are those of the
+    series there, not means of the detrended residual."""
+    rng = np.random.default_rng(1)
+    n = 300
+    y = 200 + 1.0 * np.arange(n) + rng.normal(0, 1, n)
+    y[150:] -= 20
+    res = PredictiveAnalyzer().analyze(y)
+    assert res.trend.direction == "increasing"
+    shift = next(s for s in res.level_shifts if s.index == 150)
+    # The series runs about 349 just before the step and 330 just after it (the residual's
+    # means were about 209 and 194).
+    assert shift.before == pytest.approx(np.mean(y[140:150]), abs=6)
+    assert shift.after == pytest.approx(np.mean(y[150:160]), abs=6)
+    assert shift.size == pytest.approx(-20, abs=6)
+    line = next(s for s in res.summary() if s.startswith("level shift at 150"))
+    assert line.startswith(f"level shift at 150: {shift.before:.4g} -> {shift.after:.4g} "
+                           "(trend-adjusted, step -")
+
+
+def test_auto_forecaster_uses_its_last_max_history_points_and_says_so() -> None:
+    rng = np.random.default_rng(2)
+    y = 10 + rng.normal(0, 1, 1000)
+    f = AutoForecaster(horizon=5, max_history=200).fit(y)
+    assert f.choice_.endswith(", on the last 200 of 1,000 points")
+    short = AutoForecaster(horizon=5).fit(y)
+    assert "on the last" not in short.choice_
