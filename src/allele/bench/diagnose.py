@@ -38,6 +38,7 @@ from allele.analytics.rca import (
     diff_environments,
     explain_parameter_change,
     rank_metric_causes,
+    unexplained_shift,
 )
 from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
@@ -408,6 +409,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     the same one. Parameters are ranked only over at least :data:`MIN_COMMON_CELLS` shared cells
     with positive values in both runs. AnalyticsError when there is nothing to rank.
     """
+    if base_record.info.id == head_record.info.id:
+        raise AnalyticsError(f"the same run twice ({base_record.info.name}): give two runs")
     heads = {c.key: (c, m) for c, (m,) in _cell_medians(head_record, metric)}
     cells = {c.key: (c, m) for c, (m,) in _cell_medians(base_record, metric)}
     pairs = {k: _seed_pairs(c, heads[k][0], metric) for k, (c, m) in cells.items()
@@ -419,8 +422,9 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
         f"parameters (need {MIN_COMMON_CELLS})")
     if len(keys) >= MIN_COMMON_CELLS:
         one_target = len({cells[k][0].target for k in keys}) == 1
-        params = [{**({} if one_target else {"target": cells[k][0].target}),
-                   **cells[k][0].params} for k in keys for _ in pairs[k]]
+        cell_params = [{**({} if one_target else {"target": cells[k][0].target}),
+                        **cells[k][0].params} for k in keys]
+        params = [cp for cp, k in zip(cell_params, keys, strict=True) for _ in pairs[k]]
         before = [x for k in keys for x, _ in pairs[k]]
         after = [y for k in keys for _, y in pairs[k]]
         shift = common_shift([cells[k][1] for k in keys], [heads[k][1] for k in keys],
@@ -432,6 +436,9 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
             ranked: list[Cause] = []
         else:
             status, message, ranked = verdict.status, verdict.message, verdict.candidates
+        if shift is not None and status == "cause":
+            shift = unexplained_shift(cell_params, [cells[k][1] for k in keys],
+                                      [heads[k][1] for k in keys], ranked[0], shift, metric=metric)
         if shift is not None and shift.details["significant"]:
             message += (f"; every cell moved together by {shift.details['median_pct']:+.1f}% "
                         "(a shared cause, or run-to-run noise, which two runs cannot tell "
