@@ -34,6 +34,8 @@ from allele.analytics.forecast import (
 from allele.analytics.predict import MetricPrediction, PerformancePredictor, PredictorValidation
 from allele.analytics.rca import (
     Cause,
+    anomaly_onset,
+    causal_align,
     common_shift,
     diff_environments,
     explain_parameter_change,
@@ -315,13 +317,12 @@ class MetricRootCauses:
 
 
 def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str],
-                       component: str | None = None, *, at: float | None = None,
-                       max_lag: int = 20,
+                       component: str | None = None, *, at: float | None = None, max_lag: int = 20,
                        labels: Mapping[str, str] | None = None) -> MetricRootCauses:
-    """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``.
-
-    The candidates are interpolated onto the target's timestamps. The anomaly is the point at or
-    after time ``at``, or else the last point the robust detector flags (AnalyticsError when it
+    """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``:
+    each candidate is read at the target's timestamps as its last value at or before each
+    (:func:`~allele.analytics.rca.causal_align`). The anomaly is the point at or after ``at``,
+    or else the onset of the robust detector's last episode of flags (AnalyticsError when it
     flags none). ``labels`` choose the target's series (:func:`metric_series`); each candidate
     is read with those of them it is recorded with.
     """
@@ -330,14 +331,14 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
     metrics = {target: np.asarray(series.values)}
     for name in candidates:
         other = metric_series(store, name, None, labels, recorded_only=True)
-        metrics[name] = np.interp(t_arr, np.asarray(other.timestamps), np.asarray(other.values))
+        metrics[name] = causal_align(t_arr, other.timestamps, other.values)
     if at is not None:
         index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
     else:
         flagged = detect_series(series.values, series.timestamps, "robust").anomalies()
         if not flagged:
             raise AnalyticsError(f"no anomaly flagged in {target!r}; give --at")
-        index = flagged[-1]
+        index = anomaly_onset(flagged)
     causes = rank_metric_causes(metrics, index, target, max_lag=max_lag)
     return MetricRootCauses(target, index, series.timestamps[index], causes)
 

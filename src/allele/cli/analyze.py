@@ -205,7 +205,8 @@ def rca(
     component: str | None = typer.Option(None, "--component",
                                          help="Telemetry mode: component of the target."),
     at: float | None = typer.Option(
-        None, "--at", help="Telemetry mode: anomaly time (default: last flagged point)."),
+        None, "--at", help="Telemetry mode: anomaly time (default: the onset of the last run of "
+        "flagged points)."),
     max_lag: int = typer.Option(20, "--max-lag", min=1,
                                 help="Largest lead/lag tried, in points."),
     label: list[str] | None = LabelOpt,
@@ -216,7 +217,8 @@ def rca(
 
     Two runs: the parameters and environment differences that explain a regression of
     ``--metric``. Telemetry (``--target`` and ``--candidates``): the metrics that moved first and
-    most before the target's anomaly (candidates are interpolated onto the target's timestamps).
+    most before the target's anomaly (each candidate read at the target's timestamps as its last
+    value at or before each).
     """
     if target is not None:
         _rca_telemetry(target, candidates, component, at, max_lag, store, as_json, label)
