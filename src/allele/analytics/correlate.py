@@ -79,7 +79,13 @@ class AlertEvent:
 
 def as_alert_event(obj: Any) -> AlertEvent:
     """Adapt an observe ``Alert``, an :class:`AlertEvent`, a dict or any object with
-    ``fingerprint``, ``name``, ``labels``, ``severity`` and ``starts_at`` (or ``active_at``)."""
+    ``fingerprint``, ``name``, ``labels``, ``severity`` and ``starts_at`` (or ``active_at``).
+
+    Times (``starts_at``, ``active_at``, ``ends_at``) are seconds since the epoch, as the
+    observe layer records them; ``labels`` is an object of names to values; ``value`` a number
+    and ``series`` a list of numbers. Anything else is an AnalyticsError naming the alert, the
+    field and the accepted form (a string start time was an internal ``ValueError``).
+    """
     if isinstance(obj, AlertEvent):
         return obj
 
@@ -88,7 +94,11 @@ def as_alert_event(obj: Any) -> AlertEvent:
             return obj.get(key, default)
         return getattr(obj, key, default)
 
-    labels = dict(get("labels") or {})
+    raw_labels = get("labels") or {}
+    if not isinstance(raw_labels, Mapping):
+        raise AnalyticsError(f"alert {get('name')!r}: labels must be an object of names to "
+                             f"values, e.g. {{\"host\": \"h1\"}}, got {raw_labels!r}")
+    labels = dict(raw_labels)
     name = get("name") or labels.get("alertname")
     starts = get("starts_at")
     if starts is None:
@@ -98,14 +108,30 @@ def as_alert_event(obj: Any) -> AlertEvent:
     fp = get("fingerprint") or stable_fingerprint([str(name)] + [
         f"{k}={v}" for k, v in sorted(labels.items())])
     series = get("series")
+    if series is not None and (isinstance(series, str | bytes) or not isinstance(series, Iterable)):
+        raise AnalyticsError(f"alert {name!r}: series must be a list of numbers, got "
+                             f"{str(series)[:40]!r}")
     return AlertEvent(
         fingerprint=str(fp), name=str(name), labels=labels,
-        severity=str(get("severity", "warning")), starts_at=float(starts),
+        severity=str(get("severity", "warning")),
+        starts_at=_number(starts, name, "starts_at", _TIME_FORM),
         state=str(get("state", "firing")),
-        ends_at=None if get("ends_at") is None else float(get("ends_at")),
-        value=None if get("value") is None else float(get("value")),
-        series=None if series is None else tuple(float(v) for v in series),
+        ends_at=None if get("ends_at") is None else _number(get("ends_at"), name, "ends_at",
+                                                            _TIME_FORM),
+        value=None if get("value") is None else _number(get("value"), name, "value", "a number"),
+        series=None if series is None else tuple(_number(v, name, "series", "a list of numbers")
+                                                 for v in series),
     )
+
+
+_TIME_FORM = "seconds since the epoch (a number, e.g. 1700000000.5)"
+
+
+def _number(value: Any, alert: Any, field_name: str, form: str) -> float:
+    """``value`` as a float, or an AnalyticsError naming the alert, the field and ``form``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise AnalyticsError(f"alert {alert!r}: {field_name} must be {form}, got {value!r}")
+    return float(value)
 
 
 @dataclass
