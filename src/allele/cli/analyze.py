@@ -6,7 +6,9 @@ alerts) and prints; every decision lives in those layers."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,14 @@ def _where(series: Any) -> str:
 
 def _num(v: float) -> str:
     return number(float(v), sci_above=None)
+
+
+def _time_format(timestamps: Any) -> str:
+    """A format for ``timestamps`` with the decimals their smallest step needs (whole seconds
+    printed two half-second steps both as ``1000000014``)."""
+    steps = [b - a for a, b in itertools.pairwise(timestamps) if b > a]
+    smallest = min(steps, default=1.0)
+    return f".{min(6, max(0, math.ceil(-math.log10(smallest) - 1e-9)))}f"
 
 
 @app.command()
@@ -82,8 +92,9 @@ def forecast(
     table = Table(title=plain(f"{metric} [{comp}] - {fc.model}, {level:.0%} interval"))
     for col in ("step", "time", "forecast", "lower", "upper"):
         table.add_column(col, justify="right")
+    tf = _time_format([] if fc.timestamps is None else list(fc.timestamps))
     for i in range(fc.horizon):
-        t = "" if fc.timestamps is None else f"{fc.timestamps[i]:.0f}"
+        t = "" if fc.timestamps is None else format(fc.timestamps[i], tf)
         table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
     console.print(table)
     if res.choice:
@@ -136,8 +147,9 @@ def anomalies(
                               f"{res.detection.learn_end} points{_how(res.detection)})"))
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
+    tf = _time_format(res.series.timestamps)
     for r in rows:
-        table.add_row(str(r["index"]), f"{r['timestamp']:.0f}", _num(r["value"]),
+        table.add_row(str(r["index"]), format(r["timestamp"], tf), _num(r["value"]),
                       f"{r['score']:.2f}")
     console.print(table)
 
