@@ -154,8 +154,13 @@ def test_seasonal_period_detection() -> None:
 
 
 def test_short_series_is_a_clear_error() -> None:
-    with pytest.raises(AnalyticsError, match="shorter than the learning period"):
+    with pytest.raises(AnalyticsError, match=r"shorter than the learning period \(150 points\); "
+                       r"pass a learning period of at most 49 points"):
         score_series(np.arange(50.0))
+    # too short for any learning period: the advice is not to shrink it below its minimum
+    with pytest.raises(AnalyticsError, match="series of 5 points is too short to score: the "
+                       "learning period needs at least 29 points, so a series needs at least 30"):
+        score_series(np.arange(5.0), learn=30)
     with pytest.raises(AnalyticsError, match="needs at least"):
         score_series(np.arange(500.0), learn=20)
     with pytest.raises(AnalyticsError):

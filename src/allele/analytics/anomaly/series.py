@@ -341,7 +341,7 @@ def detect_series(
     """
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
-    _check_options(y.size, method, learn, risk)
+    _check_options(y.size, method, learn, risk, window, short)
     y = dequantise(snap_rounding(y, learn), learn)
     mass = point_mass(y[:learn])
     if mass is None:
@@ -391,15 +391,21 @@ def _min_learn(window: int | None, short: int) -> int:
     return learn
 
 
-def _check_options(n: int, method: str, learn: int, risk: float) -> None:
+def _check_options(n: int, method: str, learn: int, risk: float, window: int | None = None,
+                   short: int = 5) -> None:
     if method not in ("robust", "iforest", "ocsvm", "ensemble"):
         raise AnalyticsError(f"unknown method {method!r}; use robust, iforest, ocsvm or ensemble")
     if not 0.0 < risk < 0.1:
         raise AnalyticsError(f"risk must be in (0, 0.1), got {risk}")
     if n < learn:
+        least = _min_learn(window, short)
+        if n <= least:
+            raise AnalyticsError(
+                f"series of {n} points is too short to score: the learning period needs at "
+                f"least {least} points, so a series needs at least {least + 1}")
         raise AnalyticsError(
             f"series of {n} points is shorter than the learning period ({learn} points); "
-            "pass a smaller learning period (--learn)")
+            f"pass a learning period of at most {n - 1} points (--learn)")
 
 
 def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: int | None,
@@ -462,7 +468,7 @@ def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: 
     point mass. Options as in :func:`detect_series`. For diagnostics of the tail calibration
     (``benchmarks/anomaly_tail_calibration.py``)."""
     y = as_series(values, name="values")
-    _check_options(y.size, "robust", learn, 1e-4)
+    _check_options(y.size, "robust", learn, 1e-4, window, short)
     y = dequantise(snap_rounding(y, learn), learn)
     w = window if window is not None else _default_window(learn)
     return _columns(y, learn, period, w, short, transform, ar_order)[0]
