@@ -151,8 +151,16 @@ class Silence:
         return self.starts_at <= now < self.ends_at
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether every matcher matches its label (a label the alert lacks is ``""``: a
+        regression alert has no ``alertname``, so a matcher on it never matches one)."""
         return all(fnmatch.fnmatchcase(labels.get(k, ""), v) for k, v in self.matchers.items())
 
+
+def exact_matchers(labels: Mapping[str, str]) -> dict[str, str]:
+    """Matchers that match these label values literally: every label of ``labels``, with the
+    glob characters ``*``, ``?`` and ``[`` of its value escaped. A silence with them matches
+    the alert with this label set (and no alert whose value of any of them differs)."""
+    return {k: re.sub(r"([*?\[])", r"[\1]", v) for k, v in labels.items()}
 
 
 # --- loading rules -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from allele.dashboard.web.context import Context, context
 from allele.errors import ValidationError
+from allele.observe.alert_model import exact_matchers
 from allele.observe.routing import alert_board
 from allele.store import alerts as stored
 from allele.store.outbox import outbox_items, outbox_stats
@@ -63,6 +64,40 @@ def acknowledge(ctx: Ctx, body: AckRequest) -> dict[str, Any]:
     if n == 0:
         raise ValidationError("no such alert")
     return {"acknowledged": n}
+
+
+class SilenceAlertsRequest(BaseModel):
+    """Silence these alerts (by fingerprint): the Alerts page's "silence" button on a group."""
+
+    model_config = ConfigDict(extra="forbid")
+    fingerprints: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=1000)
+    duration_s: float = Field(3600.0, gt=0, le=366 * 86400)
+    comment: str = Field("", max_length=1000)
+
+
+@router.post("/alerts/silence", summary="Silence exactly these alerts for a while")
+def silence_alerts(ctx: Ctx, body: SilenceAlertsRequest) -> dict[str, Any]:
+    """One silence per distinct label set of the named alerts, matching its labels literally
+    (:func:`~allele.observe.alert_model.exact_matchers`): it holds back these alerts, whatever
+    their source (a regression alert has no ``alertname``), and no other alert of the store."""
+    rows = []
+    for fp in dict.fromkeys(body.fingerprints):
+        row = stored.get_alert(ctx.store, fp)
+        if row is None:
+            raise ValidationError(f"no such alert: {fp}")
+        if not row.labels:
+            raise ValidationError(f"alert {fp} has no labels to silence it by")
+        rows.append(row)
+    now = time.time()
+    made: dict[str, stored.SilenceRow] = {}
+    for row in rows:
+        matchers = exact_matchers(row.labels)
+        key = repr(sorted(matchers.items()))
+        if key not in made:
+            made[key] = stored.add_silence(ctx.store, matchers, now, now + body.duration_s,
+                                           body.comment)
+    return {"silences": [s.to_dict() for s in made.values()]}
 
 
 @router.get("/silences", summary="Silences (active ones, or all)")

@@ -558,10 +558,10 @@ async function loadAlerts() {
     const ack = el("button", { text: g.acknowledged ? "acknowledged" : "acknowledge", disabled: g.acknowledged ? "disabled" : null,
       onclick: guard(async () => { await post("/api/alerts/ack", { group_id: first.group_id || undefined, fingerprints: first.group_id ? [] : [first.fingerprint] }); await loadAlerts(); }) });
     const dur = el("select", {}, [["1h", 3600], ["4h", 14400], ["1d", 86400], ["7d", 604800]].map(([t, s]) => el("option", { value: s, text: t })));
+    // every alert of the group as listed, each by its own label set (the server matches them literally)
     const silence = el("button", { text: "silence", onclick: guard(async () => {
-      const matchers = { alertname: first.name };
-      for (const k of ["component", "cell", "metric"]) if (first.labels[k]) matchers[k] = first.labels[k];
-      await post("/api/silences", { matchers, duration_s: Number(dur.value), comment: "from the dashboard" });
+      await post("/api/alerts/silence", { fingerprints: members.map((a) => a.fingerprint), duration_s: Number(dur.value),
+                                          comment: `${first.name} (group ${g.id}), from the dashboard` });
       await loadAlerts(); }) });
     const div = el("div", { class: "group", "data-group": g.id },
       el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,

@@ -1,0 +1,78 @@
+"""The dashboard's pages in Debian's chromium, acting as a user does: silencing an alert group,
+what Compare opens on, local times, the Analytics page's defaults, the scaling slope.
+
+Each test works on its own copy of the golden store (8 finished runs of one spec).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allele.store import open_store
+
+from .dashboard_server import chromium, serve_dashboard
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "store.db"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def golden_copy(tmp_path: Path) -> str:
+    path = tmp_path / "store.db"
+    shutil.copyfile(GOLDEN, path)
+    return f"sqlite:///{path}"
+
+
+class Page:
+    """A browser page (in a time zone west of UTC) that records console errors and warnings."""
+
+    def __init__(self, browser: Any, timezone: str = "America/New_York") -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000},
+                                     timezone_id=timezone)
+        self.console: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}")
+                     if m.type in ("error", "warning", "trace") else None)
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.close()
+
+
+def test_silence_button_silences_the_whole_regression_group(tmp_path: Path,
+                                                            browser: Any) -> None:
+    from allele.bench.alerting import comparison_alerts, raise_regressions
+    from allele.bench.views import run_comparison
+    from allele.config import load_settings
+
+    url = golden_copy(tmp_path)
+    with open_store(url) as st:  # two regressions: one group of two alerts without alertname
+        raise_regressions(st, comparison_alerts(run_comparison(st, "golden-04", "golden-08")),
+                          load_settings(notify={}))
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + "/alerts")
+        counts = p.page.locator("#alert-counts")
+        p.page.wait_for_function("document.getElementById('alert-counts').innerText"
+                                 ".includes('2 firing')")
+        p.page.select_option(".group select", "86400")
+        p.page.click(".group button:has-text('silence')")
+        p.page.wait_for_function("document.getElementById('alert-counts').innerText"
+                                 ".includes('2 silenced')")
+        assert "0 firing" in counts.inner_text()
+        states = p.page.locator(".group tbody tr td:first-child").all_inner_texts()
+        assert states == ["silenced", "silenced"]
+        assert p.page.locator("#silences tbody tr").count() == 2
+        assert p.page.locator("#error").is_hidden() and p.console == []
