@@ -56,16 +56,19 @@ def verdict_reason(row: MetricComparison, q: float) -> str:
 
 
 def comparison_row(row: MetricComparison, q: float) -> dict[str, Any]:
-    """One cell and metric of a comparison."""
+    """One cell and metric of a comparison. ``base`` / ``head`` (and their ``_text``) are the
+    locations ``allele bench compare`` prints in its base and head columns (the geometric mean
+    of the winsorized samples: :attr:`Estimate.base <allele.bench.estimate.Estimate.base>`);
+    ``median_base`` / ``median_head`` are the plain medians."""
     e = row.estimate
     return {"key": row.key, "target": row.target, "params": row.params,
             "params_text": params_text(row.params), "metric": row.metric,
             "verdict": e.verdict, "reason": verdict_reason(row, q), "ratio": _f(e.ratio),
             "ci_low": _f(e.ci_low), "ci_high": _f(e.ci_high), "p_value": _f(e.p_value),
-            "q_value": _f(e.q_value), "median_base": _f(e.median_base),
-            "median_head": _f(e.median_head), "unit": row.unit,
-            "median_base_text": quantity(e.median_base, row.unit),
-            "median_head_text": quantity(e.median_head, row.unit),
+            "q_value": _f(e.q_value), "base": _f(e.base), "head": _f(e.head),
+            "base_text": quantity(e.base, row.unit), "head_text": quantity(e.head, row.unit),
+            "median_base": _f(e.median_base), "median_head": _f(e.median_head),
+            "unit": row.unit,
             "direction_guessed": row.guessed, "n_base": e.n_base, "n_head": e.n_head,
             "paired": e.paired, "test": e.test, "mde": _f(e.mde), "floor": _f(e.floor)}
 

@@ -528,7 +528,7 @@ async function startCompare() {
         shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
-      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric + (r.direction_guessed ? " (direction guessed)" : ""), { text: r.median_base_text || num(r.median_base), class: "num" }, { text: r.median_head_text || num(r.median_head), class: "num" },
+      c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric + (r.direction_guessed ? " (direction guessed)" : ""), { text: r.base_text || num(r.base), class: "num" }, { text: r.head_text || num(r.head), class: "num" },
         { text: pct(r.ratio), class: "num" }, { text: `[${pct(r.ci_low)}, ${pct(r.ci_high)}]`, class: "num" }, { text: num(r.q_value, 2), class: "num" },
         { text: r.verdict, class: "v-" + r.verdict }, r.reason] }))));
     clear(document.getElementById("fdr")).appendChild(table(["rank", "cell", "metric", "p", "BH threshold", "q", "verdict"],
