@@ -19,7 +19,7 @@ from allele.config import load_settings
 from allele.dashboard.web.app import create_app
 from allele.dashboard.web.context import DashboardConfig
 from allele.observe.alert_model import Silence, exact_matchers
-from allele.store import open_store
+from allele.store import CellResult, open_store
 from allele.store.alerts import AlertRow, upsert_alert
 
 from .conftest import make_store
@@ -100,3 +100,49 @@ def test_compare_shows_the_locations_the_cli_prints(tmp_path: Path) -> None:
                                                     quantity(c["head"], r["unit"]))
         differs += quantity(c["median_base"], r["unit"]) != r["base_text"]
     assert differs > 0  # the medians would have shown other numbers
+
+
+def _add_run(url: str, name: str, spec: str, cells: list[CellResult] | None,
+             status: str = "finished") -> str:
+    with open_store(url) as st:
+        run_id = st.create_run(name, spec, "t", {}, {})
+        for c in cells or []:
+            st.save_cell(run_id, c)
+        if status != "running":
+            st.finish_run(run_id, "finished")
+    return run_id
+
+
+def _golden_cells(url: str, n: int) -> list[CellResult]:
+    with open_store(url) as st:
+        return list(st.load_run("golden-08").cells[:n])
+
+
+def test_compare_defaults_skip_running_runs_and_prefer_the_same_spec(tmp_path: Path) -> None:
+    url = make_store(tmp_path / "store.db")
+    _add_run(url, "live2", "slow", None, status="running")  # newest, no cells yet
+    with _app(url) as client:
+        d = client.get("/api/compare/defaults").json()
+        assert (d["base"]["name"], d["head"]["name"], d["same_spec"], d["note"]) == (
+            "golden-07", "golden-08", True, None)
+    _add_run(url, "other", "another-spec", _golden_cells(url, 1))
+    _add_run(url, "live3", "slow", None, status="running")
+    with _app(url) as client:
+        d = client.get("/api/compare/defaults").json()
+        assert (d["base"]["name"], d["head"]["name"], d["same_spec"]) == (
+            "golden-08", "other", False)
+        assert d["note"] == ("no earlier finished run of spec another-spec than other; "
+                             "comparing with golden-08 (spec golden)")
+
+
+def test_compare_defaults_with_one_finished_run(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    with open_store(url):
+        pass
+    _add_run(url, "only", "s", None)
+    _add_run(url, "live", "s", None, status="running")
+    with _app(url) as client:
+        d = client.get("/api/compare/defaults").json()
+        assert d["base"] is None and d["head"]["name"] == "only"
+        assert d["note"] == "only is the only finished run: nothing to compare it with"

@@ -76,3 +76,49 @@ def test_silence_button_silences_the_whole_regression_group(tmp_path: Path,
         assert states == ["silenced", "silenced"]
         assert p.page.locator("#silences tbody tr").count() == 2
         assert p.page.locator("#error").is_hidden() and p.console == []
+
+
+def _run_with(url: str, name: str, spec: str, cells: list[Any], finished: bool = True) -> str:
+    with open_store(url) as st:
+        run_id = st.create_run(name, spec, "t", {}, {})
+        for c in cells:
+            st.save_cell(run_id, c)
+        if finished:
+            st.finish_run(run_id, "finished")
+    return run_id
+
+
+def test_compare_and_history_open_on_finished_runs(tmp_path: Path, browser: Any) -> None:
+    url = golden_copy(tmp_path)
+    with open_store(url) as st:
+        cells = list(st.load_run("golden-08").cells)
+    _run_with(url, "elsewhere", "other-spec", cells[:1])  # nothing in common with 'partial'
+    # the newest finished run of spec golden: 3 of golden-08's 4 cells
+    _run_with(url, "partial", "golden", cells[1:])
+    _run_with(url, "live2", "slow", [], finished=False)  # newest of all: running, no cells
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + "/compare")
+        p.page.wait_for_selector("#compare-only")
+        summary = p.page.locator("#compare-summary").inner_text()
+        assert summary.startswith("golden-08 → partial: ")
+        assert p.page.locator("#compare-only").inner_text() == (
+            "1 cells only in golden-08, 0 only in partial (not compared)")
+        assert p.page.locator("#verdicts tbody tr").count() > 0
+
+        p.page.select_option("#compare-base", label="elsewhere (finished)")
+        p.page.click("#compare-form button")
+        p.page.wait_for_function("document.getElementById('compare-summary').innerText"
+                                 ".includes('elsewhere')")
+        assert p.page.locator("#compare-summary").inner_text() == (
+            "elsewhere → partial: no cell in common, nothing was compared "
+            "(1 cells only in elsewhere, 3 only in partial)")
+        assert p.page.locator("#forest").is_hidden()
+        assert p.page.locator("#verdicts tbody tr").count() == 0
+
+        p.page.goto(base + "/history")
+        p.page.wait_for_selector("#history-table table")
+        keys = p.page.locator("#history-key option").all_inner_texts()
+        assert sorted(keys) == sorted(c.key for c in cells)
+        assert p.page.locator("#history-metric").input_value() == "wall_s"
+        assert p.page.locator("#error").is_hidden()
+        assert [m for m in p.console if not m.startswith("trace:")] == []

@@ -11,7 +11,10 @@ from allele.bench.format import params_text, pct, quantity
 from allele.bench.views import run_header
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from allele.bench.compare import Comparison, MetricComparison
+    from allele.store.model import RunInfo
 
 
 def clean(x: Any) -> Any:
@@ -90,6 +93,28 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
                          for f in comp.failures],
             "only_in_base": list(comp.only_in_base), "only_in_head": list(comp.only_in_head),
             "warnings": list(comp.warnings), "noise_note": "; ".join(comp.notes()) or None}
+
+
+def default_pair(runs: Sequence[RunInfo]) -> dict[str, Any]:
+    """The two runs the Compare page opens on, from ``runs`` newest first: HEAD is the newest
+    finished run, BASE the finished run before it of the same spec, else the finished run before
+    it of any spec (``same_spec`` says which); ``note`` says why when one is missing or the
+    specs differ. Running, interrupted and failed runs are never picked."""
+    finished = [r for r in runs if r.status == "finished"]
+    if not finished:
+        return {"base": None, "head": None, "same_spec": False,
+                "note": "no finished run yet: nothing to compare"}
+    head = finished[0]
+    same = next((r for r in finished[1:] if r.spec_name == head.spec_name), None)
+    base = same or (finished[1] if len(finished) > 1 else None)
+    note = None
+    if base is None:
+        note = f"{head.name} is the only finished run: nothing to compare it with"
+    elif same is None:
+        note = (f"no earlier finished run of spec {head.spec_name} than {head.name}; "
+                f"comparing with {base.name} (spec {base.spec_name})")
+    return {"base": None if base is None else run_header(base), "head": run_header(head),
+            "same_spec": same is not None, "note": note}
 
 
 def regression_report_json(report: Any) -> dict[str, Any]:

@@ -11,7 +11,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from allele.bench import views
-from allele.dashboard.web.adapters import comparison_json, regression_report_json
+from allele.dashboard.web.adapters import (
+    comparison_json,
+    default_pair,
+    regression_report_json,
+)
 from allele.dashboard.web.context import Context, cached_json, context, store_version
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -84,6 +88,12 @@ def history(ctx: Ctx, key: CellKey, metric: Metric,
             limit: Annotated[int, Query(ge=2, le=2000)] = 200) -> Response:
     return cached_json(ctx, ("history", CHANGE_METHOD, key, metric, limit, store_version(ctx)),
                        lambda: views.cell_history(ctx.store, key, metric, limit))
+
+
+@router.get("/compare/defaults", summary="The runs Compare opens on: the newest finished run "
+            "and the finished run before it of the same spec")
+def compare_defaults(ctx: Ctx) -> dict[str, Any]:
+    return default_pair(ctx.store.list_runs(limit=500))
 
 
 @router.get("/compare", summary="BASE against HEAD: ratios, intervals, verdicts, FDR table")

@@ -450,15 +450,19 @@ async function startRuns() {
 async function startHistory() {
   const q = query();
   const keySel = document.getElementById("history-key"), metricSel = document.getElementById("history-metric");
-  const latest = await api("/api/runs", { limit: 1 });
-  let cells = [];
-  if (latest.runs.length) cells = (await api("/api/runs/" + latest.runs[0].id)).cells;
+  // the cells of the newest run that has cells, of each spec (up to 5): a run in progress
+  // without cells yet, or a run of another spec, does not empty the list
+  const recent = await api("/api/runs", { limit: 100 });
+  const specs = new Set(), cells = [];
+  for (const r of recent.runs) {
+    if (!r.cells || specs.has(r.spec)) continue;
+    specs.add(r.spec);
+    cells.push(...(await api("/api/runs/" + encodeURIComponent(r.id))).cells);
+    if (specs.size >= 5) break;
+  }
   const keys = [...new Set(cells.map((c) => c.key).concat(q.key ? [q.key] : []))].sort();
   for (const k of keys) keySel.appendChild(el("option", { value: k, text: k }));
-  const metricsFor = (key) => {
-    const c = cells.find((x) => x.key === key);
-    return c ? Object.keys(c.medians).sort() : [];
-  };
+  const metricsFor = (key) => [...new Set(cells.filter((x) => x.key === key).flatMap((x) => Object.keys(x.medians)))].sort();
   const fillMetrics = () => {
     clear(metricSel);
     const ms = metricsFor(keySel.value);
@@ -505,16 +509,40 @@ async function startHistory() {
 async function startCompare() {
   const q = query();
   const f = document.getElementById("compare-form");
-  await runOptions([document.getElementById("compare-base"), document.getElementById("compare-head")], [q.base, q.head]);
+  // without both runs in the URL: the newest finished run and the finished run before it of its spec
+  const d = q.base && q.head ? null : await api("/api/compare/defaults");
+  const pick = (ref, run) => ref || (run ? run.id : undefined);
+  await runOptions([document.getElementById("compare-base"), document.getElementById("compare-head")],
+                   [pick(q.base, d && d.base), pick(q.head, d && d.head)]);
   fillForm(f, { q: q.q, floor: q.floor });
+  const sum = document.getElementById("compare-summary");
+  const defaultNote = (v) => {  // why the page opened on these runs, while they are still chosen
+    if (d && d.note && (!d.head || v.head === d.head.id) && (!d.base || v.base === d.base.id)) {
+      sum.appendChild(el("p", { class: "muted", id: "compare-default-note", text: d.note }));
+    }
+  };
+  defaultNote(formValues(f));
   const show = guard(async () => {
     const v = formValues(f);
     setQuery(v);
     const c = await api("/api/compare", v);
-    const sum = clear(document.getElementById("compare-summary"));
+    clear(sum);
+    defaultNote(v);
+    const nb = c.only_in_base.length, nh = c.only_in_head.length;
+    if (!c.rows.length && !c.failures.length) {
+      sum.appendChild(el("p", { id: "compare-only" }, el("strong", { text: `${c.base.name} → ${c.head.name}: ` }),
+        `no cell in common, nothing was compared (${nb} cells only in ${c.base.name}, ${nh} only in ${c.head.name})`));
+      const forest = document.getElementById("forest");
+      Plotly.purge(forest);
+      forest.hidden = true;
+      clear(document.getElementById("verdicts")); clear(document.getElementById("fdr"));
+      return;
+    }
     sum.appendChild(el("p", {}, el("strong", { text: `${c.base.name} → ${c.head.name}: ` }),
       Object.entries(c.counts).map(([k, n]) => el("span", { class: "v-" + k, text: `${n} ${k}  ` }))));
+    if (nb || nh) sum.appendChild(el("p", { id: "compare-only", class: "muted", text: `${nb} cells only in ${c.base.name}, ${nh} only in ${c.head.name} (not compared)` }));
     for (const w of c.warnings.concat(c.noise_note ? [c.noise_note] : [])) sum.appendChild(el("p", { class: "muted", text: "note: " + w }));
+    document.getElementById("forest").hidden = false;
     const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) => (a.verdict > b.verdict ? 1 : -1) || a.key.localeCompare(b.key));
     const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
     const labels = rows.map((r, i) => esc(`${i + 1}. ${r.target} ${r.params_text} ${r.metric}`).slice(0, 90));
@@ -537,7 +565,7 @@ async function startCompare() {
   });
   f.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
   const base = document.getElementById("compare-base").value, head = document.getElementById("compare-head").value;
-  if (base && head && base !== head) await show();
+  if (base && head && base !== head && !(d && !d.base)) await show();
 }
 
 // ---------------------------------------------------------------- Alerts
