@@ -122,3 +122,34 @@ def test_compare_and_history_open_on_finished_runs(tmp_path: Path, browser: Any)
         assert p.page.locator("#history-metric").input_value() == "wall_s"
         assert p.page.locator("#error").is_hidden()
         assert [m for m in p.console if not m.startswith("trace:")] == []
+
+
+def _local(ts: float, zone: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_tables_show_local_times_as_the_charts_do(tmp_path: Path, browser: Any,
+                                                  zone: str) -> None:
+    from allele.bench.alerting import comparison_alerts, raise_regressions
+    from allele.bench.views import run_comparison
+    from allele.config import load_settings
+
+    url = golden_copy(tmp_path)
+    with open_store(url) as st:
+        created = st.get_run("golden-08").created_at
+        rows = comparison_alerts(run_comparison(st, "golden-04", "golden-08"))
+        raise_regressions(st, rows, load_settings(notify={}))
+    assert _local(created, zone) != _local(created, "UTC")
+    with serve_dashboard(url, deliver=False) as base, Page(browser, zone) as p:
+        p.page.goto(base + "/runs")
+        row = p.page.locator("#run-list tr", has_text="golden-08")
+        p.page.wait_for_selector("#run-list table")
+        assert row.locator("td").nth(4).inner_text() == _local(created, zone)
+        p.page.goto(base + "/alerts")
+        p.page.wait_for_selector(".group table")
+        since = p.page.locator(".group tbody tr td:last-child").all_inner_texts()
+        assert since == [_local(rows[0].starts_at, zone)] * 2

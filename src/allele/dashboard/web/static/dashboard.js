@@ -43,10 +43,11 @@ function pct(ratio) {
   return (d >= 0 ? "+" : "") + d.toFixed(1) + "%";
 }
 
+/* A time in the browser's time zone, as the charts draw theirs: "2026-09-21 18:13:20". */
 function when(ts) {
   if (!ts) return "–";
-  const d = new Date(ts * 1000);
-  return d.toISOString().replace("T", " ").slice(0, 19);
+  const d = new Date(ts * 1000), two = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }
 
 function duration(s) {
