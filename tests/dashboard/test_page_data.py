@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from allele.dashboard.web.context import DashboardConfig
 from allele.observe.alert_model import Silence, exact_matchers
 from allele.store import CellResult, open_store
 from allele.store.alerts import AlertRow, upsert_alert
+from allele.store.points import MetricPoint
 
 from .conftest import make_store
 
@@ -146,3 +148,43 @@ def test_compare_defaults_with_one_finished_run(tmp_path: Path) -> None:
         d = client.get("/api/compare/defaults").json()
         assert d["base"] is None and d["head"]["name"] == "only"
         assert d["note"] == "only is the only finished run: nothing to compare it with"
+
+
+def test_analytics_learning_period_fits_the_series_and_errors_name_the_web_fields(
+        tmp_path: Path) -> None:
+    url = make_store(tmp_path / "store.db")  # allele_evolution_best_fitness: 200 points
+    rng = np.random.default_rng(1)
+    with open_store(url) as st:
+        st.write_metric_points(
+            [MetricPoint("allele_kraken_steps_per_second", "k", (), 1e6 + i,
+                         100.0 + float(rng.normal())) for i in range(100)]
+            + [MetricPoint("allele_bench_cells_done", "bench", (), 1e6 + i, float(i))
+               for i in range(25)]
+            + [MetricPoint("allele_bench_worker_cpu_percent", "bench", (("worker", w),),
+                           1e6 + i, 50.0) for i in range(40) for w in ("runner", "1234")])
+    get = "/api/analytics/anomalies"
+    with _app(url) as client:
+        long = client.get(get, params={"metric": "allele_evolution_best_fitness"}).json()
+        assert (long["learn"], long["learn_end"]) == (100, 100)  # half a series under 300
+        mid = client.get(get, params={"metric": "allele_kraken_steps_per_second"}).json()
+        assert (mid["learn"], mid["learn_end"]) == (50, 50)
+        short = client.get(get, params={"metric": "allele_bench_cells_done"})
+        assert short.status_code == 422 and short.json()["detail"] == (
+            "series of 25 points is too short: the learning period takes half the series "
+            "and needs at least 30 points, so 60 points or more")
+        fc = client.get("/api/analytics/forecast", params={"metric": "allele_bench_cells_done"})
+        assert fc.status_code == 200 and len(fc.json()["series"]["v"]) == 25
+        over = client.get(get, params={"metric": "allele_kraken_steps_per_second",
+                                       "learn": 120})
+        assert over.json()["detail"] == (
+            "series of 100 points is shorter than the learning period (120 points); pass a "
+            "smaller learning period (the learn field)")
+        for path in (get, "/api/analytics/forecast"):
+            side = client.get(path, params={"metric": "allele_bench_worker_cpu_percent"})
+            assert side.status_code == 422
+            assert side.json()["detail"].endswith(
+                "they are separate series, not one: choose one in the labels field, "
+                "e.g. worker=1234")
+        one = client.get(get, params={"metric": "allele_bench_worker_cpu_percent",
+                                      "labels": "worker=runner", "learn": 30}).json()
+        assert one["series"]["labels"] == {"worker": "runner"} and one["learn"] == 30

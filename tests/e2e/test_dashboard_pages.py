@@ -153,3 +153,39 @@ def test_tables_show_local_times_as_the_charts_do(tmp_path: Path, browser: Any,
         p.page.wait_for_selector(".group table")
         since = p.page.locator(".group tbody tr td:last-child").all_inner_texts()
         assert since == [_local(rows[0].starts_at, zone)] * 2
+
+
+def test_analytics_draws_the_forecast_when_the_series_is_too_short_to_score(
+        tmp_path: Path, browser: Any) -> None:
+    from allele.store.points import MetricPoint
+
+    url = golden_copy(tmp_path)
+    with open_store(url) as st:  # the first series listed, too short for anomaly scores
+        st.write_metric_points([MetricPoint("allele_bench_cells_done", "bench", (), 1.79e9 + i,
+                                            float(i)) for i in range(25)])
+    _run_with(url, "live2", "slow", [], finished=False)
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + "/analytics")
+        p.page.wait_for_selector("#forecast-chart .main-svg")
+        p.page.wait_for_selector("#anomaly-error:not([hidden])")
+        assert p.page.locator("#anomaly-error").inner_text() == (
+            "anomaly scores: series of 25 points is too short: the learning period takes half "
+            "the series and needs at least 30 points, so 60 points or more")
+        assert p.page.locator("#anomaly-chart").is_hidden()
+        assert p.page.locator("#forecast-error").is_hidden()
+        assert p.page.locator("#error").is_hidden()
+        assert "forecast of allele_bench_cells_done" in p.page.locator(
+            "#forecast-chart").inner_text()
+        # root causes and recommendations open on finished runs, not the running one
+        picks = [p.page.locator(f"#{form} select[name={name}] option:checked").inner_text()
+                 for form, name in (("rca-form", "base"), ("rca-form", "head"),
+                                    ("rec-form", "run"))]
+        assert picks == ["golden-07 (finished)", "golden-08 (finished)", "golden-08 (finished)"]
+
+        p.page.fill("input[name=learn]", "30")
+        p.page.click("#series-form button")
+        p.page.wait_for_function("document.getElementById('anomaly-error').innerText"
+                                 ".includes('shorter than the learning period (30 points)')")
+        assert p.page.locator("#anomaly-error").inner_text().endswith(
+            "pass a smaller learning period (the learn field)")
+        assert "learn=30" in p.page.url.split("?")[1].split("&")

@@ -5,14 +5,19 @@ or run, so a page that refreshes does not refit a model that saw no new data."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from allele.analytics.anomaly import DEFAULT_LEARN, detect_series
 from allele.bench import diagnose
 from allele.dashboard.web.adapters import clean
 from allele.dashboard.web.context import Context, cached_json, context
+from allele.errors import AnalyticsError
 from allele.store.live import last_ids
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -34,22 +39,62 @@ def _labels(text: str | None) -> dict[str, str]:
     return diagnose.parse_labels([p for p in (text or "").split(",") if p.strip()])
 
 
+MIN_LEARN = 30
+"""The shortest learning period the page may ask for (the detector needs ``window + 20``
+points, and its window is at least 8)."""
+
+_WEB_NAMES = [(re.compile(r"e\.g\. --label (\S+)"), r"e.g. \1"),
+              (re.compile(r"with --label\b"), "in the labels field"),
+              (re.compile(r"--(label|learn|period|horizon)\b"), r"the \1 field")]
+
+
+@contextmanager
+def web_names() -> Iterator[None]:
+    """Re-raise an AnalyticsError with the page's field names where it names the CLI's options
+    (``--label worker=runner`` is the ``labels`` field holding ``worker=runner``)."""
+    try:
+        yield
+    except AnalyticsError as exc:
+        text = str(exc)
+        for pattern, repl in _WEB_NAMES:
+            text = pattern.sub(repl, text)
+        raise AnalyticsError(text) from None
+
+
+def auto_learn(n: int) -> int:
+    """The learning period of a series of ``n`` points when the page gives none: 150 points,
+    or half a shorter series (the rule of ``benchmarks/analytics_real.py``), at least
+    :data:`MIN_LEARN`."""
+    return max(MIN_LEARN, min(DEFAULT_LEARN, n // 2))
+
+
 @router.get("/anomalies", summary="Anomaly scores over a telemetry series")
 def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
               threshold: Annotated[float, Query(gt=0, le=1)] = 0.5,
-              learn: Annotated[int, Query(ge=30, le=100_000)] = 150,
+              learn: Annotated[int | None, Query(
+                  ge=MIN_LEARN, le=100_000, description="Learning period in points (default: "
+                  "150, or half a shorter series)")] = None,
               labels: Labels = None) -> Response:
     key = ("anomalies", metric, component, method, threshold, learn, labels,
            last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
-        res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
-                                        threshold=threshold, learn=learn,
-                                        labels=_labels(labels))
+        with web_names():
+            series = diagnose.metric_series(ctx.store, metric, component, _labels(labels))
+            n = len(series.values)
+            use = auto_learn(n) if learn is None else learn
+            if learn is None and n < 2 * MIN_LEARN:
+                raise AnalyticsError(
+                    f"series of {n} points is too short: the learning "
+                    f"period takes half the series and needs at least {MIN_LEARN} points, so "
+                    f"{2 * MIN_LEARN} points or more")
+            det = detect_series(series.values, series.timestamps, method,
+                                threshold=threshold, learn=use)
+        res = diagnose.MetricAnomalies(series, method, det)
         out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
                       "scores": res.detection.scores.tolist(),
-                      "threshold": res.detection.threshold,
+                      "threshold": res.detection.threshold, "learn": use,
                       "learn_end": res.detection.learn_end, "period": res.detection.period,
                       "transform": res.detection.transform,
                       "anomalies": res.rows()})
@@ -69,9 +114,10 @@ def forecast(ctx: Ctx, metric: Name, component: OptName = None,
            last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
-        res = diagnose.forecast_metric(ctx.store, metric, component, model=model,
-                                       horizon=horizon, level=level, period=period,
-                                       labels=_labels(labels))
+        with web_names():
+            res = diagnose.forecast_metric(ctx.store, metric, component, model=model,
+                                           horizon=horizon, level=level, period=period,
+                                           labels=_labels(labels))
         out: dict[str, Any] = clean({"series": _series_json(res.series),
                                      "forecast": res.forecast.to_dict(),
                                      "findings": res.findings})

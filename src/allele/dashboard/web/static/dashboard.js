@@ -626,37 +626,57 @@ async function startAnalytics() {
   const tele = await api("/api/telemetry");
   for (const s of tele.series) pick.appendChild(el("option", { value: `${s.metric}|${s.component}`, text: `${s.metric} · ${s.component} (${s.points})` }));
   const f = document.getElementById("series-form");
-  fillForm(f, { method: q.method, model: q.model, horizon: q.horizon, labels: q.labels });
+  fillForm(f, { method: q.method, model: q.model, horizon: q.horizon, labels: q.labels, learn: q.learn, period: q.period });
   if (q.metric) pick.value = `${q.metric}|${q.component || ""}`;
+  // anomaly scores and the forecast are asked for apart: either may fail (a series too short to
+  // learn from can still be forecast), and each says why in its own panel
+  const panel = async (name, fn) => {
+    const box = document.getElementById(name + "-error"), chart = document.getElementById(name + "-chart");
+    try {
+      box.hidden = true; chart.hidden = false;
+      await fn();
+    } catch (e) {
+      box.textContent = `${name === "anomaly" ? "anomaly scores" : "forecast"}: ${e.message || e}`;
+      box.hidden = false;
+      Plotly.purge(chart); chart.hidden = true;
+    }
+  };
   const analyse = guard(async () => {
     const v = formValues(f);
     const [metric, component] = v.series.split("|");
-    const labels = v.labels.trim();
-    setQuery({ metric, component, labels, method: v.method, model: v.model, horizon: v.horizon });
-    const a = await api("/api/analytics/anomalies", { metric, component, labels, method: v.method });
-    const t = a.series.t.map((x) => new Date(x * 1000));
-    const flagged = a.anomalies.map((r) => r.index);
-    plot("anomaly-chart", [
-      { ...gapped(t, a.series.v), mode: "lines", name: esc(metric) },
-      { x: flagged.map((i) => t[i]), y: flagged.map((i) => a.series.v[i]), mode: "markers", name: "anomaly", marker: { color: "#cf222e", size: 9 } },
-      { ...gapped(t, a.scores), mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
-      { title: { text: esc(`${metric} · ${component}${labels ? " " + labels : ""}: ${flagged.length} anomalies (${a.method})`) },
-        yaxis: { domain: [0.35, 1] }, yaxis2: { domain: [0, 0.28], title: { text: "score" } } });
-    const fc = await api("/api/analytics/forecast", { metric, component, labels, model: v.model, horizon: v.horizon });
-    const ft = (fc.forecast.timestamps || []).map((x) => new Date(x * 1000));
-    plot("forecast-chart", [
-      { ...gapped(t, a.series.v), mode: "lines", name: "observed" },
-      { x: ft, y: fc.forecast.upper, mode: "lines", line: { width: 0 }, showlegend: false },
-      { x: ft, y: fc.forecast.lower, mode: "lines", fill: "tonexty", fillcolor: "rgba(9,105,218,0.15)", line: { width: 0 }, name: `${Math.round(fc.forecast.level * 100)}% interval` },
-      { x: ft, y: fc.forecast.mean, mode: "lines", name: esc(`forecast (${fc.forecast.model})`) }],
-      { title: { text: "forecast" } });
+    const labels = v.labels.trim(), learn = v.learn.trim(), period = v.period.trim();
+    setQuery({ metric, component, labels, method: v.method, learn, model: v.model, horizon: v.horizon, period });
+    await panel("anomaly", async () => {
+      const a = await api("/api/analytics/anomalies", { metric, component, labels, method: v.method, learn });
+      const t = a.series.t.map((x) => new Date(x * 1000));
+      const flagged = a.anomalies.map((r) => r.index);
+      plot("anomaly-chart", [
+        { ...gapped(t, a.series.v), mode: "lines", name: esc(metric) },
+        { x: flagged.map((i) => t[i]), y: flagged.map((i) => a.series.v[i]), mode: "markers", name: "anomaly", marker: { color: "#cf222e", size: 9 } },
+        { ...gapped(t, a.scores), mode: "lines", name: "score", yaxis: "y2", line: { color: "#9a6700" } }],
+        { title: { text: esc(`${metric} · ${component}${labels ? " " + labels : ""}: ${flagged.length} anomalies (${a.method}, learning period ${a.learn} points)`) },
+          yaxis: { domain: [0.35, 1] }, yaxis2: { domain: [0, 0.28], title: { text: "score" } } });
+    });
     const ul = clear(document.getElementById("findings"));
-    for (const s of fc.findings) ul.appendChild(el("li", { text: s }));
+    await panel("forecast", async () => {
+      const fc = await api("/api/analytics/forecast", { metric, component, labels, model: v.model, horizon: v.horizon, period });
+      const t = fc.series.t.map((x) => new Date(x * 1000));
+      const ft = (fc.forecast.timestamps || []).map((x) => new Date(x * 1000));
+      plot("forecast-chart", [
+        { ...gapped(t, fc.series.v), mode: "lines", name: "observed" },
+        { x: ft, y: fc.forecast.upper, mode: "lines", line: { width: 0 }, showlegend: false },
+        { x: ft, y: fc.forecast.lower, mode: "lines", fill: "tonexty", fillcolor: "rgba(9,105,218,0.15)", line: { width: 0 }, name: `${Math.round(fc.forecast.level * 100)}% interval` },
+        { x: ft, y: fc.forecast.mean, mode: "lines", name: esc(`forecast (${fc.forecast.model})`) }],
+        { title: { text: esc(`forecast of ${metric} · ${component}${labels ? " " + labels : ""}`) } });
+      for (const s of fc.findings) ul.appendChild(el("li", { text: s }));
+    });
   });
   f.addEventListener("submit", (ev) => { ev.preventDefault(); analyse(); });
   if (pick.value) await analyse();
   const runSelects = [...document.querySelectorAll(".run-pick")];
-  await runOptions(runSelects, [q.base, q.head, q.run]);
+  const d = await api("/api/compare/defaults");  // finished runs, as Compare opens on
+  const id = (r) => (r ? r.id : undefined);
+  await runOptions(runSelects, [q.base || id(d.base), q.head || id(d.head), q.run || id(d.head)]);
   const rca = document.getElementById("rca-form");
   rca.addEventListener("submit", guard(async (ev) => {
     ev.preventDefault();
