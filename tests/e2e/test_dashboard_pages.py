@@ -189,3 +189,21 @@ def test_analytics_draws_the_forecast_when_the_series_is_too_short_to_score(
         assert p.page.locator("#anomaly-error").inner_text().endswith(
             "pass a smaller learning period (the learn field)")
         assert "learn=30" in p.page.url.split("?")[1].split("&")
+
+
+def test_scaling_curve_shows_its_slope(tmp_path: Path, browser: Any) -> None:
+    from allele.store import CellResult, Sample, cell_key
+
+    url = golden_copy(tmp_path)
+    cells = []
+    for n in (10, 20, 40, 80):  # wall_s grows as n squared: a log-log slope of 2
+        params = {"n": n}
+        cells.append(CellResult(cell_key("quad", params), "quad", params, "ok",
+                                [Sample("wall_s", 1e-6 * n * n * (1 + i / 1000), i, 0)
+                                 for i in range(5)], started_at=1.0, finished_at=2.0))
+    run_id = _run_with(url, "scaling", "quad-spec", cells)
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + f"/runs?run={run_id}")
+        legend = p.page.locator("#run-detail .legend .legendtext")
+        legend.first.wait_for()
+        assert legend.all_text_contents() == ["all cells (slope 2.00)"]

@@ -407,7 +407,9 @@ async function showRun(id) {
       if (t.size_param) {
         const s = await api(`/api/runs/${encodeURIComponent(id)}/scaling`, { metric: m, target: t.target });
         plot(scale, s.series.map((c) => ({ x: c.sizes, y: c.values, mode: "lines+markers", name: esc(c.label) + (c.slope === null ? "" : ` (slope ${c.slope.toFixed(2)})`) })),
-             { title: { text: esc(`${m} over ${s.size}`) }, xaxis: { type: "log", title: { text: esc(s.size) } }, yaxis: { type: "log" } });
+             // the legend carries each curve's log-log slope: shown even for a single curve
+             { title: { text: esc(`${m} over ${s.size}`) }, showlegend: true,
+               legend: { orientation: "v", x: 0.02, y: 0.98, bgcolor: "rgba(255,255,255,0.8)" }, xaxis: { type: "log", title: { text: esc(s.size) } }, yaxis: { type: "log" } });
       } else { clear(scale); }
       const cells = data.cells.filter((c) => c.target === t.target);
       clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
