@@ -121,7 +121,7 @@ def test_compare_and_history_open_on_finished_runs(tmp_path: Path, browser: Any)
         assert sorted(keys) == sorted(c.key for c in cells)
         assert p.page.locator("#history-metric").input_value() == "wall_s"
         assert p.page.locator("#error").is_hidden()
-        assert [m for m in p.console if not m.startswith("trace:")] == []
+        assert p.console == []
 
 
 def _local(ts: float, zone: str) -> str:
@@ -207,3 +207,62 @@ def test_scaling_curve_shows_its_slope(tmp_path: Path, browser: Any) -> None:
         legend = p.page.locator("#run-detail .legend .legendtext")
         legend.first.wait_for()
         assert legend.all_text_contents() == ["all cells (slope 2.00)"]
+
+
+def test_forest_plot_colours_error_bars_by_verdict_in_the_cli_order(tmp_path: Path,
+                                                                    browser: Any) -> None:
+    import json
+    import urllib.request
+
+    url = golden_copy(tmp_path)
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        with urllib.request.urlopen(base + "/api/compare?base=golden-04&head=golden-08") as r:
+            rows = [x for x in json.load(r)["rows"] if x["ratio"] is not None]
+        rank = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
+        rows.sort(key=lambda x: (rank[x["verdict"]], x["key"], x["metric"]))
+        want = [f"{i + 1}. {x['target']} {x['params_text']} {x['metric']}"[:90]
+                for i, x in enumerate(rows)]
+        p.page.goto(base + "/compare?base=golden-04&head=golden-08")
+        p.page.wait_for_selector("#forest .main-svg")
+        p.page.wait_for_timeout(300)
+        order = p.page.evaluate("document.getElementById('forest').layout.yaxis.categoryarray")
+        assert order == want
+        traces = p.page.evaluate("document.getElementById('forest').data.map((t) => "
+                                 "[t.name, t.marker.color, t.error_x.color, t.y.length])")
+        colours = {"regressed": "#cf222e", "improved": "#1a7f37", "inconclusive": "#9a6700",
+                   "unchanged": "#8c959f"}
+        assert [(n, colours[n], colours[n]) for n, *_ in traces] == [tuple(t[:3])
+                                                                    for t in traces]
+        assert sum(t[3] for t in traces) == len(rows)
+        strokes = set(p.page.evaluate(
+            "[...document.querySelectorAll('#forest .errorbar path')]"
+            ".map((e) => getComputedStyle(e).stroke)"))
+        assert "rgb(0, 0, 0)" not in strokes and "rgb(207, 34, 46)" in strokes
+        assert p.console == []
+
+
+def test_live_cards_wrap_long_cell_keys(tmp_path: Path, browser: Any) -> None:
+    from allele.store.live import Event
+
+    url = golden_copy(tmp_path)
+    key = "kraken|" + json_params(40)
+    with open_store(url) as st:
+        st.append_events([
+            Event("run_started", "bench:1", ts=1000.0, run_id="wide",
+                  data={"name": "wide-run", "spec": "s", "cells": 1, "skipped": 0}),
+            Event("cell_stored", "bench:1", ts=1002.0, run_id="wide",
+                  data={"key": key, "status": "ok", "done": 1, "failed": 0})])
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + "/")
+        card = p.page.locator(".card", has_text="wide-run")
+        card.wait_for()
+        assert key in card.inner_text().replace("\n", "")
+        sizes = card.evaluate("(c) => [c.scrollWidth, c.clientWidth, "
+                              "document.documentElement.scrollWidth, window.innerWidth]")
+        assert sizes[0] <= sizes[1] and sizes[2] <= sizes[3]
+
+
+def json_params(n: int) -> str:
+    import json
+
+    return json.dumps({f"parameter_{i}": i * 1000 for i in range(n)}, separators=(",", ":"))

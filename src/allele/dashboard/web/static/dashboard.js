@@ -546,16 +546,24 @@ async function startCompare() {
     if (nb || nh) sum.appendChild(el("p", { id: "compare-only", class: "muted", text: `${nb} cells only in ${c.base.name}, ${nh} only in ${c.head.name} (not compared)` }));
     for (const w of c.warnings.concat(c.noise_note ? [c.noise_note] : [])) sum.appendChild(el("p", { class: "muted", text: "note: " + w }));
     document.getElementById("forest").hidden = false;
-    const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) => (a.verdict > b.verdict ? 1 : -1) || a.key.localeCompare(b.key));
+    // by verdict (as `allele bench compare` lists them), then cell and metric
+    const rank = { regressed: 0, improved: 1, inconclusive: 2, unchanged: 3 };
+    const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) =>
+      (rank[a.verdict] - rank[b.verdict]) || a.key.localeCompare(b.key) || a.metric.localeCompare(b.metric));
     const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
     const labels = rows.map((r, i) => esc(`${i + 1}. ${r.target} ${r.params_text} ${r.metric}`).slice(0, 90));
-    plot("forest", [{
-      type: "scatter", mode: "markers", x: rows.map((r) => (r.ratio - 1) * 100), y: labels,
-      marker: { color: rows.map((r) => color[r.verdict]), size: 8 },
-      error_x: { type: "data", symmetric: false, array: rows.map((r) => (r.ci_high - r.ratio) * 100), arrayminus: rows.map((r) => (r.ratio - r.ci_low) * 100) },
-      text: rows.map((r) => esc(r.verdict + ": " + r.reason)), hoverinfo: "text+x" }],
-      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 120),
-        margin: { l: 420, r: 20, t: 40, b: 40 }, xaxis: { zeroline: true, ticksuffix: "%" }, yaxis: { autorange: "reversed", type: "category" },
+    const pts = rows.map((r, i) => ({ r, label: labels[i] }));
+    // one trace per verdict: Plotly takes one colour per trace for markers' error bars
+    const traces = Object.keys(rank).map((v) => pts.filter((p) => p.r.verdict === v)).filter((ps) => ps.length).map((ps) => ({
+      type: "scatter", mode: "markers", name: ps[0].r.verdict, x: ps.map((p) => (p.r.ratio - 1) * 100), y: ps.map((p) => p.label),
+      marker: { color: color[ps[0].r.verdict], size: 8 },
+      error_x: { type: "data", symmetric: false, color: color[ps[0].r.verdict], thickness: 1.5,
+                 array: ps.map((p) => (p.r.ci_high - p.r.ratio) * 100), arrayminus: ps.map((p) => (p.r.ratio - p.r.ci_low) * 100) },
+      text: ps.map((p) => esc(p.r.verdict + ": " + p.r.reason)), hoverinfo: "text+x" }));
+    plot("forest", traces,
+      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 120), showlegend: true,
+        margin: { l: 420, r: 20, t: 40, b: 40 }, xaxis: { zeroline: true, ticksuffix: "%" },
+        yaxis: { autorange: "reversed", type: "category", categoryorder: "array", categoryarray: labels },
         shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
