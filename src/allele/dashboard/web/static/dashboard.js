@@ -606,7 +606,7 @@ async function loadAlerts() {
       el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,
         el("span", { class: "tag", text: g.id }), ack, " ", silence, " for ", dur));
     div.appendChild(table(["state", "summary", "verdict / value", "root cause", "labels", "since"], members.map((a) => ({
-      cells: [{ text: a.silenced ? "silenced" : a.state, class: "s-" + a.state }, a.annotations.summary || a.name,
+      cells: [{ text: a.silenced ? "silenced" : a.state, class: a.silenced ? "muted" : "s-" + a.state }, a.annotations.summary || a.name,
         a.annotations.verdict || num(a.value), a.annotations.root_cause || "",
         Object.entries(a.labels).map(([k, val]) => `${k}=${val}`).join(", "), when(a.starts_at)] }))));
     box.appendChild(div);
