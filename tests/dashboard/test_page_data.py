@@ -178,7 +178,7 @@ def test_analytics_learning_period_fits_the_series_and_errors_name_the_web_field
                                        "learn": 120})
         assert over.json()["detail"] == (
             "series of 100 points is shorter than the learning period (120 points); pass a "
-            "smaller learning period (the learn field)")
+            "learning period of at most 99 points (the learn field)")
         for path in (get, "/api/analytics/forecast"):
             side = client.get(path, params={"metric": "allele_bench_worker_cpu_percent"})
             assert side.status_code == 422

@@ -185,9 +185,9 @@ def test_analytics_draws_the_forecast_when_the_series_is_too_short_to_score(
         p.page.fill("input[name=learn]", "30")
         p.page.click("#series-form button")
         p.page.wait_for_function("document.getElementById('anomaly-error').innerText"
-                                 ".includes('shorter than the learning period (30 points)')")
+                                 ".includes('series of 25 points is too short to score')")
         assert p.page.locator("#anomaly-error").inner_text().endswith(
-            "pass a smaller learning period (the learn field)")
+            "the learning period needs at least 29 points, so a series needs at least 30")
         assert "learn=30" in p.page.url.split("?")[1].split("&")
 
 
