@@ -92,14 +92,50 @@ def test_a_write_to_a_read_only_store_is_one_line(tmp_path: Path) -> None:
     assert one_line_error(code, out, err) and "readonly" in err.replace("-", "")
 
 
-def test_a_read_command_on_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+MISSING_READS = [("bench", "list"), ("bench", "show", "latest"), ("bench", "regressions"),
+                 ("bench", "export", "latest"), ("bench", "compare", "a", "b"),
+                 ("bench", "report", "latest", "-o", "-"), ("bench", "explain", "latest"),
+                 ("analyze", "recommend", "latest"), ("analyze", "forecast", "m"),
+                 ("dashboard", "--port", "0"), ("top",)]
+
+
+@pytest.mark.parametrize("args", MISSING_READS, ids=[" ".join(a[:2]) for a in MISSING_READS])
+@pytest.mark.parametrize("form", ["url", "path", "relative path"])
+def test_a_read_command_on_a_missing_store_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...],
+        form: str) -> None:
+    import uvicorn
+
+    from allele.dashboard.tui.app import TopApp
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: None)  # never serve here
+    monkeypatch.setattr(TopApp, "run", lambda *a, **k: None)
     missing = tmp_path / "nonexistent" / "dir" / "x.db"
-    for args in (("bench", "list"), ("bench", "show", "latest"),
-                 ("bench", "regressions"), ("analyze", "recommend", "latest")):
-        code, out, err = allele(*args, "--store", f"sqlite:///{missing}")
-        assert one_line_error(code, out, err), (args, err)
-        assert "no result store at" in err
-    assert not (tmp_path / "nonexistent").exists()
+    ref = {"url": f"sqlite:///{missing}", "path": str(missing),
+           "relative path": "nonexistent/dir/x.db"}[form]
+    code, out, err = allele(*args, "--store", ref)
+    assert one_line_error(code, out, err), (args, err)
+    shown = "nonexistent/dir/x.db" if form == "relative path" else str(missing)
+    assert err.startswith(f"error: no result store at {shown}: the file does not exist"), err
+    assert list(tmp_path.iterdir()) == []  # no directory, no empty database
+
+
+def test_a_plain_path_store_is_written_by_run_and_read_by_every_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--store .allele/results.db`` (what ``--help`` gives as the default) is that file."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: s\ntarget: {T}:tiny\nisolation: inline\nseeds: 1\n")
+    code, out, err = allele("bench", "run", str(spec), "-q", "--name", "p1", "--store",
+                            ".allele/results.db")
+    assert code == 0, err
+    assert (tmp_path / ".allele" / "results.db").is_file()  # the documented directory is made
+    for ref in (".allele/results.db", str(tmp_path / ".allele" / "results.db")):
+        code, out, err = allele("bench", "list", "--store", ref)
+        assert code == 0 and "p1" in out, err
+    code, out, err = allele("bench", "list")  # the default is the same store
+    assert code == 0 and "p1" in out, err
 
 
 def test_list_limit_must_be_positive(tmp_path: Path) -> None:

@@ -534,7 +534,7 @@ def test_sqlite_pragmas(sqlite_store: ResultStore, sqlite_url: str) -> None:
 
 def test_errors_are_store_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="invalid store URL"):
-        open_store("not a url")
+        open_store("sqlite:not-a-url")  # a scheme but no URL ("not a url" is a file path)
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("nosuchdb://x/y")
     with pytest.raises(StoreError, match="cannot reach the result store"):

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="Result store URL (default: ALLELE_STORE_URL or .allele/results.db).")]
+STORE_HELP = ("Result store: a SQLite file path (relative to the working directory) or a "
+              "database URL, e.g. sqlite:////abs/results.db, postgresql+psycopg://... "
+              "(default: ALLELE_STORE_URL, else the file .allele/results.db).")
+StoreOpt = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 LiveOpt = Annotated[bool, typer.Option(
     "--live/--no-live", help="Publish live telemetry to the store while running (what "
     "`allele dashboard` and `allele top` show).")]
@@ -127,12 +129,14 @@ def errors_as_one_line(fn: Callable[P, None]) -> Callable[P, None]:
     return wrapper
 
 
-def open_store_url(url: str | None, *, read_only: bool = False) -> ResultStore:
-    """The result store at ``url`` (default: the configured one); commands that only read pass
-    ``read_only``: nothing is created, migrated or written."""
+def open_store_url(url: str | None, *, read_only: bool = False,
+                   create: bool = True) -> ResultStore:
+    """The result store at ``url`` (a SQLite file path or a URL; default: the configured one).
+    Commands that only read pass ``read_only``: nothing is created, migrated or written, and a
+    missing store is an error; ``create=False`` opens an existing store for writing."""
     from allele.store import open_store
 
-    return open_store(url, read_only=read_only)
+    return open_store(url, read_only=read_only, create=create)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ def announce_regressions(store_url: str | None, build: Callable[[], list[Any]],
         rows = build()
         if not rows:
             return
-        with open_store_url(store_url) as st:
+        with open_store_url(store_url, create=False) as st:
             outcome = raise_regressions(st, rows)
     except AlleleError as exc:
         console.print(f"[yellow]warning:[/] regression alerts not raised: {exc}",

@@ -17,14 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from allele.bench.format import number
-from allele.cli._common import plain
+from allele.cli._common import STORE_HELP, plain
 from allele.errors import AnalyticsError
 
 app = typer.Typer(help="Forecasts, anomalies, alert correlation, root causes, recommendations.",
                   no_args_is_help=True)
 console = Console(emoji=False)  # user text (metric, component, run names) is printed as text
 
-StoreOpt = typer.Option(None, "--store", help="Store URL (default: the configured store).")
+StoreOpt = typer.Option(None, "--store", help=STORE_HELP)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 LabelOpt = typer.Option(
     None, "--label", help="Only points with this label, KEY=VALUE (repeatable); needed when "

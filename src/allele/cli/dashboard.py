@@ -3,6 +3,7 @@
     allele dashboard [--store URL] [--host 127.0.0.1] [--port 8050] [--token T]
     allele top [--store URL] [--refresh 1.0]
 
+Both read an existing store (a missing SQLite file is a one-line error; nothing is created).
 The token also comes from ``ALLELE_DASHBOARD_TOKEN`` (a token on the command line shows in
 ``ps``). Bound to anything but loopback, the dashboard refuses to start without one. Both
 commands import their (heavy) apps inside the command, so ``allele --help`` stays fast.
@@ -46,7 +47,10 @@ def dashboard_cmd(
         from allele.dashboard.web.context import DashboardConfig
         from allele.store import open_store
 
-        with open_store(store) as st:  # fail here, in one line, if the store cannot be opened
+        # fail here, in one line, if the store cannot be opened; a viewer never creates one (a
+        # mistyped --store is an error, not an empty dashboard), but it records acknowledgements
+        # and silences, so it opens the store for writing
+        with open_store(store, create=False) as st:
             url = st.url
         sock = _listen(host, port)  # bound here: a port in use is one line, not a traceback
         port = sock.getsockname()[1]
@@ -88,7 +92,7 @@ def top_cmd(
         from allele.dashboard.tui.app import TopApp
         from allele.store import open_store
 
-        with open_store(store) as st:
+        with open_store(store, read_only=True) as st:  # a viewer never creates a store
             TopApp(st, refresh_s=refresh).run()
 
 

@@ -8,17 +8,25 @@ covers the rare lock error that still escapes. PostgreSQL is used by URL
 (``postgresql+psycopg://user:pass@host/db``). :class:`Database` knows nothing of runs or
 samples; :class:`allele.store.results.ResultStore` builds on it.
 
+A store is named by a SQLAlchemy URL (``sqlite:///results.db``,
+``postgresql+psycopg://...``) or by a plain filesystem path, which means the SQLite file at that
+path, relative to the working directory (:func:`parse_store_url`).
+
 Opened with ``read_only=True`` (every command that only reads), a store is never created,
 migrated or written: a SQLite file that does not exist is a one-line error and nothing is made
 (no directory, no empty database), and an existing file is opened through a read-only SQLite
 URI (``mode=ro``), so a store on a read-only mount, a ``mode=ro`` / ``immutable=1`` URI, or a
 store written by an older Allele (whose migration would need a write) all serve every read.
+Opened with ``create=False`` (the web dashboard, which reads and records acknowledgements and
+silences), a store must exist in the same way but may be migrated and written: a SQLite file
+is opened through a ``mode=rw`` URI, and a database without Allele's tables is an error.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -86,36 +94,56 @@ def display_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _read_only_sqlite(url: URL, path: Path) -> URL:
-    """The SQLite URL of ``path`` opened read-only (``file:...?mode=ro``); the file must exist
-    (opening for reading creates nothing)."""
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
+"""What starts a URL (``sqlite:``, ``postgresql+psycopg:``); a single letter is a drive."""
+
+
+def parse_store_url(text: str) -> URL:
+    """``text`` as a store URL: a URL (anything that starts with a scheme, ``name:``) is parsed
+    by SQLAlchemy; anything else is a filesystem path and means the SQLite file at that path,
+    relative to the working directory (``.allele/results.db`` is
+    ``sqlite:///.allele/results.db``). A file whose name starts like a scheme is written
+    ``./name:...``."""
+    if not text.strip():
+        raise StoreError("invalid store URL '': give a SQLite file path or a database URL")
+    if not _SCHEME.match(text):
+        return URL.create("sqlite", database=text)
+    try:
+        return make_url(text)
+    except ArgumentError as exc:
+        raise StoreError(f"invalid store URL {text!r}: {exc}") from None
+    except Exception as exc:  # e.g. a port that is not a number
+        raise StoreError(f"invalid store URL {text!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _existing_sqlite(url: URL, path: Path, mode: str) -> URL:
+    """The SQLite URL of ``path`` opened as a URI with ``mode`` (``ro``: read-only, ``rw``:
+    read-write); the file must exist (such an open creates nothing)."""
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise StoreError(f"no result store at {path}: the file {what} (nothing was created; "
                          "`allele bench run` makes one, or pass --store URL)")
     query = {k: v for k, v in url.query.items() if k not in ("mode", "uri")}
     return url.set(database="file:" + urllib.parse.quote(str(path.resolve())),
-                   query={**query, "mode": "ro", "uri": "true"})
+                   query={**query, "mode": mode, "uri": "true"})
 
 
 class Database:
-    """One SQL database behind a URL, opened (created and migrated as needed) at construction.
+    """One SQL database behind a URL or SQLite file path, opened (created and migrated as needed,
+    unless ``read_only`` or ``create=False``) at construction.
 
     Every method is safe to call from several processes at once; the object may also be shared
     by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise StoreError(f"invalid store URL {url!r}: {exc}") from None
-        except Exception as exc:  # e.g. a port that is not a number
-            raise StoreError(f"invalid store URL {url!r}: {type(exc).__name__}: {exc}"
-                             ) from None
-        self.url: str = url
+    def __init__(self, url: str, *, read_only: bool = False, create: bool = True) -> None:
+        parsed = parse_store_url(url)
+        self.url: str = url if _SCHEME.match(url) else parsed.render_as_string(hide_password=False)
+        """The store's URL (a path given is its ``sqlite:///`` URL)."""
         self._url = parsed
         self.read_only = read_only
+        self.create = create and not read_only
+        """Whether opening may create the database (a SQLite file and its directory)."""
         self.opened_version: int = S.LATEST_VERSION
         """The schema version the database has (below the latest only when opened read-only: a
         read-only open never migrates, so readers of newer columns check it)."""
@@ -142,8 +170,9 @@ class Database:
                          or "mode=memory" in database or url.query.get("mode") == "memory")
             if not in_memory and not uri:  # a SQLite URI (file:...?uri=true) is used as is
                 path = Path(database)
-                if self.read_only:
-                    url = self._url = _read_only_sqlite(url, path)
+                if self.read_only or not self.create:
+                    mode = "ro" if self.read_only else "rw"
+                    url = self._url = _existing_sqlite(url, path, mode)
                 else:
                     try:
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,13 +233,12 @@ class Database:
         writers and works on a read-only copy.
         """
         version = self.read_tx(S.current_version, what="open the store")
-        if self.read_only:
-            if version == 0:
-                hint = (" (with immutable=1 SQLite ignores the -wal file: checkpoint the store "
-                        "first)" if "immutable" in self._url.query else "")
-                raise StoreError(f"{display_url(self._url)} is not an Allele result store "
-                                 f"(it has no schema){hint}")
-        elif version < S.LATEST_VERSION:
+        if version == 0 and not self.create:
+            hint = (" (with immutable=1 SQLite ignores the -wal file: checkpoint the store "
+                    "first)" if "immutable" in self._url.query else "")
+            raise StoreError(f"{display_url(self._url)} is not an Allele result store "
+                             f"(it has no schema){hint}")
+        if version < S.LATEST_VERSION and not self.read_only:
             def run(conn: Connection) -> tuple[int, int]:
                 if self._is_postgres:
                     conn.exec_driver_sql(S.PG_MIGRATION_LOCK)

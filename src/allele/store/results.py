@@ -77,10 +77,10 @@ class ResultStore(Database):
     by the threads of one process. After a ``fork`` the child opens fresh connections by itself.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, create: bool = True) -> None:
         self._run_pk_cache: dict[str, int] = {}
         self._lock = threading.Lock()
-        super().__init__(url, read_only=read_only)
+        super().__init__(url, read_only=read_only, create=create)
 
     # -- runs --------------------------------------------------------------------------------------
 
@@ -493,29 +493,32 @@ class ResultStore(Database):
         """Points of one metric (optionally one component, from ``since`` on), oldest first."""
         return read_points(self, metric, component, since)
 
-    def __reduce__(self) -> tuple[Callable[..., ResultStore], tuple[str, bool]]:
+    def __reduce__(self) -> tuple[Callable[..., ResultStore], tuple[str, bool, bool]]:
         # A store travels to worker processes as its URL and is reopened there.
-        return (_reopen, (self.url, self.read_only))
+        return (_reopen, (self.url, self.read_only, self.create))
 
     def __repr__(self) -> str:
         return f"ResultStore({display_url(self._url)!r})"
 
 
-def _reopen(url: str, read_only: bool) -> ResultStore:
-    return ResultStore(url, read_only=read_only)
+def _reopen(url: str, read_only: bool, create: bool = True) -> ResultStore:
+    return ResultStore(url, read_only=read_only, create=create)
 
 
-def open_store(url: str | None = None, *, read_only: bool = False) -> ResultStore:
-    """Open (creating and migrating as needed) the result store at ``url``.
+def open_store(url: str | None = None, *, read_only: bool = False,
+               create: bool = True) -> ResultStore:
+    """Open (creating and migrating as needed) the result store at ``url``: a database URL, or a
+    filesystem path, which means the SQLite file at that path.
 
     ``None`` means the configured store: ``ALLELE_STORE_URL`` / ``store_url`` in ``allele.toml``,
     or the SQLite file ``.allele/results.db`` in the working directory. ``read_only`` opens an
-    existing store for reading only: nothing is created, migrated or written (see
-    :mod:`allele.store.engine`).
+    existing store for reading only: nothing is created, migrated or written; ``create=False``
+    opens an existing store that may be migrated and written, but is never created (a missing
+    SQLite file is a :class:`StoreError` naming it; see :mod:`allele.store.engine`).
     """
     if url is None:
         from allele.config import load_settings
 
         url = load_settings().resolved_store_url
-    return ResultStore(url, read_only=read_only)
+    return ResultStore(url, read_only=read_only, create=create)
 
