@@ -5,8 +5,11 @@ the bus), and, when notification channels are configured, an
 :class:`~allele.observe.outbox.OutboxWorker` that delivers queued notifications and checks
 escalations every few seconds. Pages (``/``, ``/runs``, ``/history``, ``/compare``, ``/alerts``,
 ``/analytics``) are thin HTML shells rendered with Jinja2 (autoescaped) whose script reads the
-JSON API under ``/api/`` (documented at ``/docs`` and ``/openapi.json``). Every asset is served
-by the app itself, Plotly included (from the installed ``plotly`` package): no CDN.
+JSON API under ``/api/`` (documented at ``/docs`` by Swagger UI, from ``/openapi.json``). Every
+asset is served by the app itself: Plotly from the installed ``plotly`` package, Swagger UI
+from the installed ``fastapi-offline`` package (under ``/static/apidocs/``): no CDN, so every
+page, the API docs included, works offline. There is no ``/redoc``: ReDoc loads its logo from
+its vendor's CDN whatever it is told.
 
 Errors are one line: ``{"detail": "..."}`` with 400 (bad input), 404 (no such run, cell or
 silence), 401 (no token) or 422 (a request that does not validate, or data an analysis cannot
@@ -135,6 +138,33 @@ def _start_delivery(ctx: Context) -> None:
     threading.Thread(target=escalations, name="allele-escalations", daemon=True).start()
 
 
+API_DOCS_STATIC = "/static/apidocs"
+"""Where Swagger UI's script and style are served (public, like every asset)."""
+
+
+def _install_api_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI over ``/openapi.json``, its script and style served from the
+    ``fastapi-offline`` package. FastAPI's own page loads them from a CDN, which leaves it blank
+    without internet access; this is FastAPI's documented way to self-host the docs' static
+    files (``get_swagger_ui_html`` with local URLs)."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(API_DOCS_STATIC, StaticFiles(directory=str(assets)), name="apidocs")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=f"{app.title}: API",
+            swagger_js_url=f"{root}{API_DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{API_DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{API_DOCS_STATIC}/favicon.png")
+
+
 def create_app(config: DashboardConfig | None = None) -> FastAPI:
     """The dashboard app over the store at ``config.store_url`` (default: the configured one).
     """
@@ -164,13 +194,14 @@ def create_app(config: DashboardConfig | None = None) -> FastAPI:
             store.close()
 
     app = FastAPI(title="Allele dashboard", version="1", lifespan=lifespan,
-                  default_response_class=SafeJSONResponse,
+                  default_response_class=SafeJSONResponse, docs_url=None, redoc_url=None,
                   description="The JSON API behind every page of `allele dashboard`. Errors "
                               "are one line: {\"detail\": \"...\"}.")
     _install_errors(app)
     _install_auth(app, cfg.token)
     from allele.dashboard.web import api_alerts, api_analytics, api_live, api_runs, pages
 
+    _install_api_docs(app)  # before the pages' /static mount, which would shadow its assets
     app.include_router(api_runs.router)
     app.include_router(api_alerts.router)
     app.include_router(api_live.router)
