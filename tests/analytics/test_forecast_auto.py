@@ -193,3 +193,13 @@ def test_arima_with_given_parameters_only_filters_and_matches_its_fit() -> None:
     np.testing.assert_allclose(b.upper, a.upper)
     later = ARIMAForecaster(order=(1, 0, 0), params=tuple(fit.params_)).fit(y[:120])
     np.testing.assert_allclose(later.params_, fit.params_)  # kept, not re-estimated
+
+
+def test_a_season_too_long_for_the_series_is_named_not_dropped_silently() -> None:
+    y = trend_season_series(n=100, period=12, seed=3)
+    f = AutoForecaster(horizon=10, seasonal_periods=[12, 1000]).fit(y)
+    assert f.periods_ == [12]
+    assert any(r.startswith("season 1000: longer than the") for r in f.refused_)
+    assert f.predict(10).refused == f.refused_
+    # a season found by the detector itself and not usable is not the user's to be told about
+    assert not any(r.startswith("season") for r in AutoForecaster(horizon=10).fit(y).refused_)

@@ -138,6 +138,8 @@ class AutoForecaster(BaseForecaster):
         h, k = plan
         first = y.size - h * k
         self.periods_ = [m for m in periods if m <= first]
+        self._dropped = [f"season {m}: longer than the {first} points before the backtest"
+                         for m in periods if m > first and self.seasonal_periods is not None]
         self.backtest_horizon_, self.folds_ = h, k
         self._probe_refused: list[str] = []
         makers = self._candidates(y[:first])
@@ -204,7 +206,7 @@ class AutoForecaster(BaseForecaster):
             if isinstance(part, ARIMAForecaster):
                 part.params = None  # the final fit estimates them on every point
         model.fit(y)
-        refused = [*self._probe_refused, *getattr(model, "refused_", ())]
+        refused = [*self._dropped, *self._probe_refused, *getattr(model, "refused_", ())]
         if "fallback" in model.model_ and winner != self.baseline_:
             refused.append(f"{winner}: {model.model_}")
             winner, model = self.baseline_, makers[self.baseline_]().fit(y)
