@@ -205,3 +205,20 @@ def test_a_metric_recorded_per_worker_needs_a_label(tmp_path: Path) -> None:
                               "--model", "naive", "--horizon", "2", "--json"])
     assert res.exit_code == 0, res.output
     assert 55 < json.loads(res.output)["forecast"]["mean"][0] < 65
+
+
+def test_points_sharing_a_timestamp_are_averaged_and_said_so(tmp_path: Path) -> None:
+    from allele.store import MetricPoint, open_store
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    with open_store(url) as st:  # 0 and 100 at every timestamp: the mean, 50, is never observed
+        st.write_metric_points([MetricPoint("dups", "c", (), 1.7e9 + i // 2, 100.0 * (i % 2))
+                                for i in range(80)])
+    res = runner.invoke(app, ["forecast", "dups", "--store", url, "--model", "naive"])
+    assert res.exit_code == 0, res.output
+    assert ("note: 40 points shared a timestamp with another point of the series; each "
+            "timestamp holds their mean") in " ".join(res.output.split())
+    res = runner.invoke(app, ["forecast", "dups", "--store", url, "--model", "naive", "--json"])
+    assert json.loads(res.output)["merged_points"] == 40
+    res = runner.invoke(app, ["anomalies", "dups", "--store", url, "--learn", "30", "--json"])
+    assert json.loads(res.output)["merged_points"] == 40

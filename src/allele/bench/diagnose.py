@@ -1,14 +1,13 @@
 """Diagnoses over stored results: forecasts and anomalies of telemetry metrics, root causes of a
 regression between two runs or of a telemetry anomaly, and configuration recommendations.
 
-The service between the store and :mod:`allele.analytics` (which works on plain arrays and knows
-no store): each function takes a store or run records, turns them into series, cells and
-environments, calls the analytics and returns a plain result object; the ``allele analyze`` face
-only parses options, opens the store, calls one of these and prints. The rules that decide what
-counts as evidence live here: a cell counts when it ended ``ok`` and has the metric (its median
-over samples is used), a parameter ranking needs at least :data:`MIN_COMMON_CELLS` cells with a
-positive value in both runs, and the current configuration of a recommendation is the cheapest
-measured cell unless one is given.
+Between the store and :mod:`allele.analytics` (plain arrays, no store): each function turns a
+store or run records into series, cells and environments, calls the analytics and returns a
+plain result; ``allele analyze`` only parses options, opens the store, calls one and prints.
+The rules of evidence live here: a cell counts when it ended ``ok`` and has the metric (its
+median over samples), a parameter ranking needs :data:`MIN_COMMON_CELLS` cells with a positive
+value in both runs, and a recommendation's current configuration is the cheapest measured cell
+unless one is given.
 """
 
 from __future__ import annotations
@@ -93,6 +92,7 @@ class MetricSeries:
     values: list[float]
     labels: dict[str, str] = field(default_factory=dict)
     """The labels every point of the series has (what ``--label`` chose, and more)."""
+    merged: int = 0  # points averaged into a timestamp another point already had
 
 
 def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
@@ -110,12 +110,11 @@ def metric_series(store: ResultStore, metric: str, component: str | None = None,
                   labels: Mapping[str, str] | None = None, *,
                   recorded_only: bool = False) -> MetricSeries:
     """The stored points of ``metric`` (of ``component``, with every label of ``labels``) as one
-    series.
+    series; points sharing a timestamp are averaged, and ``merged`` counts them.
 
-    Points of several label sets are joined only when the sets follow one another in time (the
-    same worker in successive runs). Sets that overlap in time are parallel streams, such as
-    one per worker: their values are not one series and are never averaged together. That is
-    an AnalyticsError naming the labels that tell them apart, as are no points and several
+    Label sets are joined only when they follow one another in time (one worker in successive
+    runs). Sets that overlap in time are parallel streams (one per worker), never averaged: an
+    AnalyticsError names the labels that tell them apart, as do no points and several
     components without ``component``. With ``recorded_only``, only the ``labels`` the metric is
     recorded with apply (a candidate of :func:`metric_root_causes` read in the target's context).
     """
@@ -143,7 +142,8 @@ def metric_series(store: ResultStore, metric: str, component: str | None = None,
         by_ts.setdefault(float(p.timestamp), []).append(float(p.value))
     ts = sorted(by_ts)
     common = dict(set.intersection(*(set(k) for k in spans)))
-    return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts], common)
+    return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts], common,
+                        len(points) - len(ts))
 
 
 Spans = Mapping[tuple[tuple[str, str], ...], list[float]]
@@ -192,7 +192,7 @@ class MetricForecast:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
-                "labels": self.series.labels,
+                "labels": self.series.labels, "merged_points": self.series.merged,
                 "forecast": self.forecast.to_dict(), "findings": self.findings,
                 "choice": self.choice}
 
@@ -267,7 +267,7 @@ class MetricAnomalies:
         d = self.detection
         return {"metric": self.series.metric, "component": self.series.component,
                 "labels": self.series.labels, "method": self.method, "learn_end": d.learn_end,
-                "period": d.period,
+                "period": d.period, "merged_points": self.series.merged,
                 "transform": d.transform, "ar": list(d.ar), "mass": d.mass,
                 "anomalies": self.rows()}
 

@@ -103,6 +103,15 @@ def forecast(
         console.print(f"- refused {why}", markup=False)
     for line in res.findings:
         console.print(f"- {line}", markup=False)
+    _merged_note(res.series)
+
+
+def _merged_note(series: Any) -> None:
+    """Say so when points shared a timestamp: the series holds their mean, a value that may
+    never have been observed."""
+    if series.merged:
+        console.print(f"- note: {series.merged} points shared a timestamp with another point of "
+                      "the series; each timestamp holds their mean", markup=False)
 
 
 @app.command()
@@ -152,6 +161,7 @@ def anomalies(
         table.add_row(str(r["index"]), format(r["timestamp"], tf), _num(r["value"]),
                       f"{r['score']:.2f}")
     console.print(table)
+    _merged_note(res.series)
 
 
 @app.command()
