@@ -550,6 +550,11 @@ def test_errors_are_store_errors(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         open_store(f"sqlite:///{garbage}")
+    # a read-only open rewrites the URL for SQLite (file:...?mode=ro&uri=true); the error names
+    # the store as the user gave it
+    with pytest.raises(StoreError) as info:
+        open_store(f"sqlite:///{garbage}", read_only=True)
+    assert f"(sqlite:///{garbage})" in str(info.value) and "mode=ro" not in str(info.value)
     s = open_store(f"sqlite:///{tmp_path / 'ok.db'}")
     s.close()
     with pytest.raises(StoreError, match="closed"):

@@ -141,6 +141,7 @@ class Database:
         self.url: str = url if _SCHEME.match(url) else parsed.render_as_string(hide_password=False)
         """The store's URL (a path given is its ``sqlite:///`` URL)."""
         self._url = parsed
+        self._shown = display_url(parsed)  # what errors name: the URL given, not a rewrite of it
         self.read_only = read_only
         self.create = create and not read_only
         """Whether opening may create the database (a SQLite file and its directory)."""
@@ -236,7 +237,7 @@ class Database:
         if version == 0 and not self.create:
             hint = (" (with immutable=1 SQLite ignores the -wal file: checkpoint the store "
                     "first)" if "immutable" in self._url.query else "")
-            raise StoreError(f"{display_url(self._url)} is not an Allele result store "
+            raise StoreError(f"{self._shown} is not an Allele result store "
                              f"(it has no schema){hint}")
         if version < S.LATEST_VERSION and not self.read_only:
             def run(conn: Connection) -> tuple[int, int]:
@@ -246,7 +247,7 @@ class Database:
 
             version = self.write_tx(run, what="open the store")[0]
         if version > S.LATEST_VERSION:
-            raise StoreError(f"the store at {display_url(self._url)} has schema version {version}, "
+            raise StoreError(f"the store at {self._shown} has schema version {version}, "
                              f"newer than this Allele understands ({S.LATEST_VERSION})")
         # a writable store was migrated to the latest version above; a read-only one stays
         self.opened_version = version if self.read_only else S.LATEST_VERSION
@@ -265,7 +266,7 @@ class Database:
     def write_tx(self, fn: Callable[[Connection], T], what: str) -> T:
         """Run ``fn`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         if self.read_only:
-            raise StoreError(f"cannot {what}: the store {display_url(self._url)} was opened "
+            raise StoreError(f"cannot {what}: the store {self._shown} was opened "
                              "for reading only")
         return self._transaction(fn, what, write=True)
 
@@ -309,9 +310,9 @@ class Database:
         detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
         if isinstance(exc, OperationalError) and not self._is_sqlite and (
                 "connect" in detail.lower() or "connection" in detail.lower()):
-            return StoreError(f"cannot reach the result store at {display_url(self._url)}: "
+            return StoreError(f"cannot reach the result store at {self._shown}: "
                               f"{detail}")
-        return StoreError(f"cannot {what} ({display_url(self._url)}): {detail}")
+        return StoreError(f"cannot {what} ({self._shown}): {detail}")
 
 
     # -- lifecycle ---------------------------------------------------------------------------------
