@@ -40,3 +40,34 @@ def test_real_trends_are_still_found() -> None:
     small = 100 + np.linspace(0, 0.2, 200) + rng.normal(0, 0.01, 200)
     assert theil_sen_trend(small).direction == "none"
     assert theil_sen_trend(small, min_change=0.001).direction == "increasing"
+
+
+def _ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    e = rng.normal(0.0, 1.0, n)
+    x = np.zeros(n)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + e[t]
+    return x
+
+
+def test_persistent_noise_is_not_a_level_shift() -> None:
+    from allele.analytics.trend import detect_level_shifts, noise_persistence
+
+    rng = np.random.default_rng(0)
+    false_shifts = {0.5: 0, 0.9: 0}
+    found = 0
+    for _ in range(30):
+        for phi in false_shifts:
+            false_shifts[phi] += bool(detect_level_shifts(_ar1(phi, 400, rng)))
+        y = _ar1(0.5, 400, rng)
+        y[200:] += 4 * np.std(y)
+        found += any(abs(s.index - 200) <= 10 for s in detect_level_shifts(y))
+    # before: 19 of 50 AR(0.5) series and all AR(0.9) series had a "level shift"
+    assert false_shifts[0.5] == 0 and false_shifts[0.9] <= 6
+    assert found == 30
+    assert noise_persistence(rng.normal(size=2000)) < 0.1
+    assert 0.8 < noise_persistence(_ar1(0.9, 2000, rng)) < 0.97
+    # a level shift is a few outlying differences, not persistence
+    white = rng.normal(size=2000)
+    white[1000:] += 10.0
+    assert noise_persistence(white) < 0.1
