@@ -44,8 +44,9 @@ call, so that whatever the machine does, both versions see it.
 * **the result**: two runs, ``<name>-base`` and ``<name>-head``, linked by the ``ab`` document
   of their stored spec (:func:`allele.bench.history.ab_meta`). The BASE half re-measured old
   code: histories, change points and ``run --report``'s baseline leave it out. Cells are saved
-  after every round, so an interruption keeps what was measured (both runs end
-  ``interrupted``).
+  after every round, so an interruption keeps what was measured (both runs end ``interrupted``;
+  killed, they show so through their leases, :mod:`allele.bench.lease`). A session is not
+  resumed: ``bench run --resume`` refuses its halves.
 """
 
 from __future__ import annotations
@@ -69,13 +70,14 @@ from typing import TYPE_CHECKING, Any
 
 from allele.bench.ab_worker import recv, send
 from allele.bench.history import AB_KEY
+from allele.bench.lease import RunLeases
 from allele.bench.metrics import LOOPS_METRIC
 from allele.errors import BenchmarkError, ConfigError
 from allele.store.model import CellResult, RunStatus, Sample, cell_key
 
 if TYPE_CHECKING:
     from allele.bench.runner import ProgressSink
-    from allele.bench.spec import BenchmarkSpec, SuiteSpec
+    from allele.bench.spec import SuiteSpec
     from allele.store.results import ResultStore
 
 DEFAULT_ROUNDS = 10
@@ -187,8 +189,7 @@ class AbWorker:
         paths = [str(tree / "src"), str(tree), str(cwd)]
         args = [sys.executable, str(_WORKER), "--fds", f"{to_child_r},{from_child_w}",
                 "--cwd", str(cwd)]
-        for p in paths:
-            args += ["--path", p]
+        args += [a for p in paths for a in ("--path", p)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([*paths, *sys.path[1:]])
         self.proc = subprocess.Popen(args, pass_fds=(to_child_r, from_child_w), env=env,
@@ -295,16 +296,13 @@ def plan_ab(suite: SuiteSpec, rounds: int) -> list[AbCell]:
         memory = tuple(m for m, on in (("alloc_peak_mb", bench.alloc_peak),
                                        ("tracemalloc_peak_mb", bench.tracemalloc))
                        if on and calls and (bench.metrics is None or m in bench.metrics))
+        metrics = tuple(bench.metrics) if bench.metrics is not None else None
         for params in bench.expand():
             cells.append(AbCell(cell_key(bench.target, params), bench.name, bench.target,
-                                params, bench.warmup, bench.timeout_s, _metrics(bench),
+                                params, bench.warmup, bench.timeout_s, metrics,
                                 per_round, counted, bench.cache_sim, bench.setup,
                                 bench.teardown, bench.inner_loops, memory))
     return cells
-
-
-def _metrics(bench: BenchmarkSpec) -> tuple[str, ...] | None:
-    return tuple(bench.metrics) if bench.metrics is not None else None
 
 
 # --- the session -------------------------------------------------------------------------------
@@ -422,6 +420,7 @@ class AbSession:
         sides = (base, head)
         self._preflight(sides)
         self._create_runs(sides)
+        leases = RunLeases(self.store, [(s.run_id, f"{self.name}-{s.label}") for s in sides])
         rng = random.Random(self.seed)
         t0 = time.perf_counter()
         status: RunStatus = "failed"
@@ -445,6 +444,7 @@ class AbSession:
             for side in sides:
                 self.store.save_cells(side.run_id, list(side.cells.values()))
                 self.store.finish_run(side.run_id, status)
+            leases.release()
             if self.progress is not None:
                 self.progress.stop()
         failed = [(k, side.label, c.error or "") for side in sides

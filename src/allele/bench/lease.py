@@ -14,8 +14,10 @@ line naming it. A holder that is gone (``kill -9``, a crash, a reboot) does not 
 What the views show: a run stored ``running`` whose lease names a holder that is gone was
 killed without a word; :func:`shown_status` calls it ``interrupted`` (what Ctrl-C records, and
 what ``--resume`` continues), so ``bench list``, the dashboards and ``allele top`` stop calling
-it running. The store is not changed: a later ``--resume`` takes the lease over as before. A
-run with no lease at all (an A/B session, a run recorded before leases) keeps its stored status.
+it running. The store is not changed: a later ``--resume`` takes the lease over as before. An
+A/B session holds the leases of its two runs (:class:`RunLeases`) in the same way, so a killed
+session shows both halves ``interrupted`` too. A run with no lease at all (recorded before
+leases) keeps its stored status.
 """
 
 from __future__ import annotations
@@ -148,3 +150,26 @@ class RunLease:
         if self.held:
             self.held = False
             self.store.release_lease(self.run_id, self.me)
+
+
+class RunLeases:
+    """The leases of several runs taken together and given up together (the two halves of an
+    A/B session); taking them raises :class:`RunBusyError` as :meth:`RunLease.acquire` does."""
+
+    def __init__(self, store: ResultStore, runs: list[tuple[str, str]]) -> None:
+        """``runs``: ``(run id, run name)`` pairs."""
+        self.held: list[RunLease] = []
+        try:
+            for run_id, name in runs:
+                lease = RunLease(store, run_id, name)
+                lease.acquire()
+                self.held.append(lease)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give every lease up."""
+        for lease in self.held:
+            lease.release()
+        self.held = []

@@ -46,6 +46,7 @@ from allele.bench.executors import (
     parse_executor,
     refuse_reimport_by_worker,
 )
+from allele.bench.history import ab_meta
 from allele.bench.instruments.phase import Instrumented, count_phase
 from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
@@ -255,6 +256,11 @@ class Runner:
         live process runs or resumes the same run."""
         refuse_reimport_by_worker()
         info = self.store.get_run(ref)
+        ab = ab_meta(info)
+        if ab is not None:  # its other half and the interleaving cannot be resumed
+            raise BenchmarkError(f"run {info.name!r} is the {ab.get('role')} half of A/B "
+                                 f"session {ab.get('session')!r}; a session is not resumed: "
+                                 "start a new one with `allele bench ab`")
         doc = info.spec
         if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
             raise BenchmarkError(f"run {info.name!r} was not recorded by this runner's spec "

@@ -321,16 +321,13 @@ def ab_cmd(
                                     rounds=rounds, seed=seed, name=name, live=publisher,
                                     progress=None if as_json else RichProgress(err_console))
                 base_run, head_run = st.load_run(result.base_run), st.load_run(result.head_run)
+                if stopped_before_pairs(result, base_run, head_run):
+                    raise typer.Exit(130)
                 require_shared_cell(base_run, head_run)
                 comp = compare_runs(base_run, head_run, q=q, floor=floor)
                 if report is not None:
                     _write_report(st, result.head_run, result.base_run, report, q, floor)
-            err_console.print(f"A/B session {result.name}: {result.status}, {result.rounds} "
-                              f"rounds, {result.seconds:.1f} s; runs {result.name}-base and "
-                              f"{result.name}-head", highlight=False, markup=False)
-            for key, side, error in result.failed[:5]:
-                err_console.print(f"[red]{side} failed:[/] {esc(key)}: {esc(error)}",
-                                  highlight=False)
+            print_ab_status(result)
             _alert_comparison(store, comp, base_run, head_run)
             if mlflow_uri is not None:
                 _track_ab(mlflow_uri, experiment, comp, base_run, head_run, report)
@@ -341,8 +338,38 @@ def ab_cmd(
             else:
                 emit_comparison(comp, as_json=as_json, show_all=show_all)
             fails = comp.fails(fail_on.value)
+            if result.status == "interrupted":  # Ctrl-C or SIGTERM: 130, after what it measured
+                raise typer.Exit(130)
     if fails:
         raise typer.Exit(1)
+
+
+def _ab_line(result: Any) -> str:
+    return (f"A/B session {result.name}: {result.status}, {result.rounds} rounds, "
+            f"{result.seconds:.1f} s; runs {result.name}-base and {result.name}-head")
+
+
+def print_ab_status(result: Any) -> None:
+    """The session's line (status, rounds, seconds, its two runs), then its first failures;
+    interrupted, what the verdicts cover."""
+    err_console.print(_ab_line(result), highlight=False, markup=False)
+    for key, side, error in result.failed[:5]:
+        err_console.print(f"[red]{side} failed:[/] {esc(key)}: {esc(error)}", highlight=False)
+    if result.status == "interrupted":
+        err_console.print("interrupted: the verdicts below cover only the calls that ran",
+                          style="yellow", highlight=False, markup=False)
+
+
+def stopped_before_pairs(result: Any, base_run: Any, head_run: Any) -> bool:
+    """Whether the session was interrupted before both versions measured a cell (then
+    there is nothing to compare; said in one line)."""
+    if result.status != "interrupted" or ({c.key for c in base_run.cells}
+                                          & {c.key for c in head_run.cells}):
+        return False
+    err_console.print(_ab_line(result), highlight=False, markup=False)
+    err_console.print("interrupted before both versions measured a cell: nothing to compare",
+                      style="yellow", highlight=False, markup=False)
+    return True
 
 
 def _ab_repo(base: str, head: str | None) -> Path:

@@ -92,10 +92,13 @@ def print_comparison(comp: Comparison, show_all: bool) -> None:
             if fixed and any(r.target == target for r in rows):
                 console.print(f"[dim]{esc(target)}, in every cell: {esc(params_text(fixed))}[/]",
                               highlight=False)
-    else:
+    elif comp.rows:
         console.print(f"{comp.base.name} → {comp.head.name} ({design}): all {len(comp.rows)} "
                       f"cell metrics unchanged (q={comp.q}, floor {comp.floor:.0%})",
                       markup=False)
+    else:  # shared cells without a metric measured in both (a session stopped early)
+        console.print(f"{comp.base.name} → {comp.head.name} ({design}): no metric measured in "
+                      "both runs, nothing compared", markup=False)
     print_conditions(comp)
     if comp.failures:
         err_console.print(failures_line(comp), highlight=False)
