@@ -15,6 +15,7 @@ import pytest
 from allele.bench.alerting import comparison_alerts
 from allele.bench.compare import compare_runs
 from allele.bench.estimate import Between, Row, Within, estimate_rows
+from allele.bench.metrics import MetricInfo
 from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
 
 
@@ -68,6 +69,27 @@ def test_an_ab_row_from_zero_is_not_plus_100_percent() -> None:
     ests = estimate_rows(rows)
     assert [e.verdict for e in ests] == ["improved", "improved", "regressed"]
     assert all(math.isnan(e.ratio) and e.scale == "none" for e in ests)
+
+
+def test_a_deterministic_row_from_zero_has_a_direction_not_an_infinite_change() -> None:
+    """An exact count from 0 (cache misses 0 -> 5 in every seed) regressed, by direction: its
+    change is undefined (it was +inf: '+inf%' in the table), so no ratio and 'n/a (base 0)';
+    0 -> 0 is unchanged, and a fewer-is-better count falling to 0 improved by -100%."""
+    det = {"misses": MetricInfo("misses", "lower", deterministic=True, tolerance=0.003),
+           "gone": MetricInfo("gone", "lower", deterministic=True, tolerance=0.003),
+           "none": MetricInfo("none", "lower", deterministic=True, tolerance=0.003)}
+    base = _record("a", 0.0, {"misses": [0.0] * 4, "gone": [7.0] * 4, "none": [0.0] * 4})
+    head = _record("b", 1.0, {"misses": [5.0] * 4, "gone": [0.0] * 4, "none": [0.0] * 4})
+    comp = compare_runs(base, head, declared=det)
+    by = {m: [r.estimate for r in comp.rows if r.metric == m] for m in det}
+    assert all(len(v) == 3 for v in by.values())
+    for e in by["misses"]:
+        assert (e.design, e.verdict, e.base, e.head) == ("deterministic", "regressed", 0.0, 5.0)
+        assert math.isnan(e.ratio) and e.interval_text == "n/a (base 0)"
+    assert all(e.verdict == "improved" and e.ratio == 0.0 for e in by["gone"])
+    assert all(e.verdict == "unchanged" and e.ratio == 1.0 for e in by["none"])
+    doc = json.loads(json.dumps(comp.to_dict(), allow_nan=False))
+    assert {d["ratio"] for d in doc["rows"] if d["metric"] == "misses"} == {None}
 
 
 def _cpu_run(name: str, t: float, per_cell: list[list[float]]) -> RunRecord:

@@ -39,10 +39,13 @@ def deterministic_rows(base: Sequence[NDArray[np.float64]], head: Sequence[NDArr
             out.append(_paired_deterministic(b, h, tol, sgn))
             continue
         mb, mh = float(np.median(b)), float(np.median(h))
-        ratio = mh / mb if mb != 0 else (1.0 if mh == 0 else math.inf)
+        # from a BASE of 0 the change has no ratio (NaN, shown '–'), only a direction
+        ratio = mh / mb if mb != 0 else (1.0 if mh == 0 else math.nan)
         spread = max(_spread(b), _spread(h))
         if spread > tol:
             out.append(("inconclusive", "not deterministic", ratio))
+        elif math.isnan(ratio):
+            out.append(("regressed" if mh * sgn > 0 else "improved", "", ratio))
         elif ratio <= 0 or abs(math.log(ratio)) > math.log1p(tol):
             out.append(("regressed" if (ratio - 1.0) * sgn > 0 else "improved", "", ratio))
         else:

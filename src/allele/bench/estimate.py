@@ -148,7 +148,7 @@ class Estimate:
         with the reason when there is none (``n/a (below resolution)``)."""
         if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
             why: str = self.reason if self.reason in ("below resolution", "too few samples") else ""
-            if not why and self.base == 0 and self.head != 0 and self.scale == "none":
+            if not why and self.base == 0 != self.head and self.scale in ("none", "tolerance"):
                 why = "base 0"
             return f"n/a ({why})" if why else "n/a"
         return f"[{pct(self.ci_low)}, {pct(self.ci_high)}]"
