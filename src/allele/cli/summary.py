@@ -26,7 +26,8 @@ def ran_line(run: RunRecord) -> str:
     per_target = Counter(c.target for c in run.cells)
     failed = sum(c.status != "ok" for c in run.cells)
     targets = ", ".join(f"{t} {n}" for t, n in per_target.items())
-    return f"ran {len(run.cells)} cells ({targets}), {failed} failed"
+    cut = ", interrupted before the end" if run.info.status == "interrupted" else ""
+    return f"ran {len(run.cells)} cells ({targets}), {failed} failed{cut}"
 
 
 def _finding(row: MetricComparison) -> str:
