@@ -420,7 +420,6 @@ class AbSession:
         sides = (base, head)
         self._preflight(sides)
         self._create_runs(sides)
-        leases = RunLeases(self.store, [(s.run_id, f"{self.name}-{s.label}") for s in sides])
         rng = random.Random(self.seed)
         t0 = time.perf_counter()
         status: RunStatus = "failed"
@@ -430,6 +429,7 @@ class AbSession:
         if self.live is not None:
             self.live.attach(lambda: [w.proc.pid for w in list(self._workers.values())])
             self.live.run_started(self.store.get_run(head.run_id), total, total, 0)
+        leases = RunLeases(self.store, [(s.run_id, f"{self.name}-{s.label}") for s in sides])
         try:
             for rnd in range(self.rounds):
                 self._round(rnd, sides, rng)

@@ -42,6 +42,7 @@ from allele.cli._common import (
 )
 from allele.cli.comparison import (
     emit_comparison,
+    loaded_no_shared_cell,
     named_keys,
     no_shared_cell,
     print_conditions,
@@ -363,8 +364,7 @@ def print_ab_status(result: Any) -> None:
 def stopped_before_pairs(result: Any, base_run: Any, head_run: Any) -> bool:
     """Whether the session was interrupted before both versions measured a cell (then
     there is nothing to compare; said in one line)."""
-    if result.status != "interrupted" or ({c.key for c in base_run.cells}
-                                          & {c.key for c in head_run.cells}):
+    if result.status != "interrupted" or loaded_no_shared_cell(base_run, head_run) is None:
         return False
     err_console.print(_ab_line(result), highlight=False, markup=False)
     err_console.print("interrupted before both versions measured a cell: nothing to compare",

@@ -45,10 +45,15 @@ def no_shared_cell(base: str, base_keys: set[str], head: str,
             f"{len(head_keys)}): nothing to compare")
 
 
+def loaded_no_shared_cell(base: Any, head: Any) -> str | None:
+    """:func:`no_shared_cell` of two loaded runs."""
+    return no_shared_cell(base.info.name, {c.key for c in base.cells}, head.info.name,
+                          {c.key for c in head.cells})
+
+
 def require_shared_cell(base: Any, head: Any) -> None:
     """One clear error when two loaded runs share no cell."""
-    problem = no_shared_cell(base.info.name, {c.key for c in base.cells}, head.info.name,
-                             {c.key for c in head.cells})
+    problem = loaded_no_shared_cell(base, head)
     if problem is not None:
         raise ConfigError(f"{problem}; compare runs of one spec (`allele bench list` shows "
                           "each run's spec)")
