@@ -51,7 +51,7 @@ def _ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def test_persistent_noise_is_not_a_level_shift() -> None:
-    from allele.analytics.trend import detect_level_shifts, noise_persistence
+    from allele.analytics.shifts import detect_level_shifts, noise_persistence
 
     rng = np.random.default_rng(0)
     false_shifts = {0.5: 0, 0.9: 0}

@@ -26,19 +26,21 @@ def test_a_threshold_already_passed_says_so() -> None:
 
 def test_level_shift_levels_are_the_metrics_own() -> None:
     """A ramp with a step of -20 at 150: the levels either side of the step are those of the
-    series there, not means of the detrended residual."""
+    series there (the line at 150 is 350 without the step, 330 with it), not means of the
+    detrended residual (about 209 and 194); the trend is the ramp's, not bent by the step."""
     rng = np.random.default_rng(1)
     n = 300
     y = 200 + 1.0 * np.arange(n) + rng.normal(0, 1, n)
     y[150:] -= 20
     res = PredictiveAnalyzer().analyze(y)
     assert res.trend.direction == "increasing"
+    assert res.trend.slope == pytest.approx(1.0, abs=0.01)
+    # the trend line stands where the series is now, after the step
+    assert res.trend.intercept + res.trend.slope * (n - 1) == pytest.approx(479.0, abs=1.0)
     shift = next(s for s in res.level_shifts if s.index == 150)
-    # The series runs about 349 just before the step and 330 just after it (the residual's
-    # means were about 209 and 194).
-    assert shift.before == pytest.approx(np.mean(y[140:150]), abs=6)
-    assert shift.after == pytest.approx(np.mean(y[150:160]), abs=6)
-    assert shift.size == pytest.approx(-20, abs=6)
+    assert shift.before == pytest.approx(350.0, abs=1.0)
+    assert shift.after == pytest.approx(330.0, abs=1.0)
+    assert shift.size == pytest.approx(-20, abs=1.0)
     line = next(s for s in res.summary() if s.startswith("level shift at 150"))
     assert line.startswith(f"level shift at 150: {shift.before:.4g} -> {shift.after:.4g} "
                            "(trend-adjusted, step -")

@@ -1,16 +1,15 @@
 """Description of a metric series: trend, seasonality, level shifts and a threshold crossing.
 
 :func:`theil_sen_trend` (Theil-Sen slope with a Mann-Kendall test, :func:`mann_kendall`),
-:func:`detect_seasonality`, :func:`detect_level_shifts` (binary segmentation against a robust
-noise scale) and :func:`time_to_threshold`; :class:`PredictiveAnalyzer` runs them all on one
-series and returns a :class:`SeriesAnalysis`.
+:func:`detect_seasonality`, the level shifts of :mod:`allele.analytics.shifts` (re-exported here)
+and :func:`time_to_threshold`; :class:`PredictiveAnalyzer` runs them all on one series and
+returns a :class:`SeriesAnalysis`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,10 +21,15 @@ from allele.analytics._common import (
     as_timestamps,
     format_value,
     humanize_duration,
-    mad_sigma,
     median_step,
 )
 from allele.analytics._season import seasonal_period
+from allele.analytics.shifts import (
+    LevelShift,
+    beyond_curvature,
+    detect_level_shifts,
+    trend_scale,
+)
 
 __all__ = [
     "THEIL_SEN_PAIRS",
@@ -35,6 +39,7 @@ __all__ = [
     "SeriesAnalysis",
     "ThresholdCrossing",
     "Trend",
+    "beyond_curvature",
     "detect_level_shifts",
     "detect_seasonality",
     "mann_kendall",
@@ -91,13 +96,6 @@ def _tie_counts(arr: FloatArray) -> FloatArray:
     """The sizes of the groups of equal values of ``arr`` (groups of 2 or more), as floats."""
     _, counts = np.unique(arr, return_counts=True)
     return counts[counts > 1].astype(np.float64)
-
-
-def trend_scale(arr: FloatArray) -> float:
-    """The scale a trend is judged against: the series' typical magnitude (``|median|``), or its
-    interquartile range when that is larger (a metric that moves around 0)."""
-    q1, med, q3 = np.percentile(arr, [25, 50, 75])
-    return float(max(abs(med), q3 - q1))
 
 
 THEIL_SEN_PAIRS = 2_000_000
@@ -217,125 +215,6 @@ def detect_seasonality(
 
 
 @dataclass(frozen=True)
-class LevelShift:
-    """A persistent change of the mean at ``index`` (first point of the new level)."""
-
-    index: int
-    before: float
-    after: float
-    z: float
-    timestamp: float | None = None
-
-    @property
-    def size(self) -> float:
-        """``after - before``."""
-        return self.after - self.before
-
-
-def _robust_sigma(y: FloatArray) -> float:
-    d = np.diff(y)
-    if d.size == 0:
-        return 0.0
-    sigma = mad_sigma(d) / math.sqrt(2.0)
-    if sigma == 0.0:
-        sigma = float(np.std(d)) / math.sqrt(2.0)
-    return sigma
-
-
-def noise_persistence(y: FloatArray) -> float:
-    """The lag-1 autocorrelation ``phi`` of the noise of ``y``, read from its first differences
-    so that level shifts (a few outlying differences) do not pass for persistence.
-
-    For AR(1) noise the differences have lag-1 correlation ``-(1 - phi) / 2``; it is estimated
-    robustly as ``(s(u)^2 - s(v)^2) / (s(u)^2 + s(v)^2)`` with ``u = d_t + d_{t-1}``,
-    ``v = d_t - d_{t-1}`` and ``s`` the MAD scale (Gnanadesikan and Kettenring), then clipped to
-    ``[0, 0.97]``.
-    """
-    d = np.diff(np.asarray(y, dtype=np.float64))
-    if d.size < 10:
-        return 0.0
-    su, sv = mad_sigma(d[1:] + d[:-1]), mad_sigma(d[1:] - d[:-1])
-    if su + sv == 0.0:
-        return 0.0
-    rho = (su * su - sv * sv) / (su * su + sv * sv)
-    return min(max(1.0 + 2.0 * rho, 0.0), 0.97)
-
-
-def detect_level_shifts(
-    y: ArrayLike,
-    timestamps: ArrayLike | None = None,
-    min_size: int = 8,
-    z_threshold: float | None = None,
-    max_shifts: int = 10,
-    min_change: float = 0.0,
-    scale: float | None = None,
-) -> list[LevelShift]:
-    """Binary segmentation of the mean with a two-sample z test.
-
-    The noise scale is estimated robustly from first differences (MAD), so shifts themselves do
-    not inflate it, and widened by the noise's persistence (:func:`noise_persistence`): the mean
-    of m points of AR(1) noise varies ``(1 + phi) / (1 - phi)`` times more than that of m
-    independent ones. Without it, 19 of 50 series of AR(0.5) noise and all 50 of AR(0.9) noise
-    (400 points, no shift) had a "level shift"; with it 0 and 6. A split is kept when its z
-    statistic exceeds ``z_threshold`` (default ``sqrt(2 ln n) + 2``, a Bonferroni-like bound for
-    scanning n positions) and both sides have at least ``min_size`` points. Remove trend and
-    season first when the series has them.
-
-    With ``min_change``, a shift must also be practically significant: its step, between the
-    means of the segments on either side, at least ``min_change`` times ``scale`` (default
-    :func:`trend_scale` of ``y``). The smallest step under it goes first and the segments'
-    means are recomputed, until every step left passes. A quantised series has no noise to
-    speak of, so every small step of it is statistically significant: the runner's memory
-    (1.4e8 bytes, steps of 0.1-0.5 %) gave a dozen "level shifts" at z = 62..84,000.
-    """
-    arr = as_series(y, name="y")
-    ts = as_timestamps(timestamps, arr.size)
-    n = arr.size
-    phi = noise_persistence(arr)
-    # the scale of a segment mean's noise: from the differences' scale sigma * sqrt(1 - phi) of
-    # AR(1) noise to its long-run scale sigma * sqrt((1 + phi) / (1 - phi))
-    sigma = _robust_sigma(arr) * math.sqrt(1.0 + phi) / (1.0 - phi)
-    if n < 2 * min_size or sigma == 0.0:
-        if n >= 2 * min_size and np.ptp(arr) > 0:
-            sigma = float(np.ptp(arr)) * 1e-6
-        else:
-            return []
-    thr = z_threshold if z_threshold is not None else math.sqrt(2.0 * math.log(n)) + 2.0
-    found: list[tuple[int, float]] = []
-    stack = [(0, n)]
-    while stack and len(found) < max_shifts:
-        lo, hi = stack.pop()
-        seg = arr[lo:hi]
-        m = seg.size
-        if m < 2 * min_size:
-            continue
-        csum = np.cumsum(seg)
-        k = np.arange(min_size, m - min_size + 1)
-        left_mean = csum[k - 1] / k
-        right_mean = (csum[-1] - csum[k - 1]) / (m - k)
-        zs = np.abs(left_mean - right_mean) / (sigma * np.sqrt(1.0 / k + 1.0 / (m - k)))
-        best = int(np.argmax(zs))
-        if zs[best] > thr:
-            split = lo + int(k[best])
-            found.append((split, float(zs[best])))
-            stack.append((lo, split))
-            stack.append((split, hi))
-    found.sort()
-    floor = min_change * (trend_scale(arr) if scale is None else scale)
-    while True:
-        bounds = [0] + [s for s, _ in found] + [n]
-        means = [float(np.mean(arr[a:b])) for a, b in itertools.pairwise(bounds)]
-        steps = [abs(means[i + 1] - means[i]) for i in range(len(found))]
-        small = [i for i, d in enumerate(steps) if d < floor]
-        if not small:
-            break
-        del found[min(small, key=lambda i: steps[i])]
-    return [LevelShift(split, means[i], means[i + 1], z,
-                       None if ts is None else float(ts[split]))
-            for i, (split, z) in enumerate(found)]
-
-
-@dataclass(frozen=True)
 class ThresholdCrossing:
     """When the trend line reaches ``threshold``: in ``steps`` (and ``seconds`` with timestamps)."""
 
@@ -393,9 +272,9 @@ class SeriesAnalysis:
     trend: Trend
     seasonality: Seasonality
     level_shifts: list[LevelShift]
-    """Each with ``before`` and ``after`` in the metric's units: the means of the segments on
-    either side with ``adjusted`` (trend, season) taken out, the trend put back as it stands at
-    the shift: the level the series had just before and just after it."""
+    """Each with ``before`` and ``after`` in the metric's units: the level of the joint fit
+    (:func:`beyond_curvature`: trend and steps, the season taken out) at the shift without and
+    with its step, and that fit's z."""
     crossing: ThresholdCrossing | None
     adjusted: tuple[str, ...] = ()
     """What was taken out of the series before the level shifts were looked for."""
@@ -430,7 +309,10 @@ class PredictiveAnalyzer:
     """Describes a metric series: trend, seasonality, level shifts and a threshold crossing.
 
     ``analyze`` removes the detected seasonal profile (and a significant trend) before looking
-    for level shifts, so that a season or a ramp is not mistaken for a shift.
+    for level shifts, so that a season or a ramp is not mistaken for a shift; the shifts found
+    are then judged in one fit with a curved trend (:func:`beyond_curvature`), so that an
+    accelerating series is not split either, and a trend that was only a step goes (the trend
+    reported is that of the series with its steps taken out).
     """
 
     def __init__(self, alpha: float = 0.05, max_period: int | None = None,
@@ -454,25 +336,42 @@ class PredictiveAnalyzer:
         ts = as_timestamps(timestamps, arr.size)
         trend = theil_sen_trend(arr, self.alpha, self.min_change)
         season = detect_seasonality(arr, self.max_period)
-        resid = arr.copy()
-        if trend.direction != "none":
-            resid = resid - trend.slope * np.arange(arr.size)
+        n = arr.size
+        line = trend.slope * np.arange(n) if trend.direction != "none" else np.zeros(n)
+        resid = arr - line
         if season.period is not None:
             m = season.period
-            phase = np.arange(arr.size) % m
+            phase = np.arange(n) % m
             profile = np.array([np.median(resid[phase == k]) for k in range(m)])
             resid = resid - profile[phase] + float(np.median(profile))
-        found = detect_level_shifts(resid, ts, min_size=self.shift_min_size,
-                                    min_change=self.min_change, scale=trend_scale(arr))
-        # In the metric's units: the adjusted segment means put back on the trend line at the
-        # shift (the residual alone is offset by the trend up to there).
-        slope = trend.slope if trend.direction != "none" else 0.0
-        shifts = [LevelShift(s.index, s.before + slope * s.index, s.after + slope * s.index,
-                             s.z, s.timestamp) for s in found]
-        adjusted = [w for w, done in (("trend", slope != 0.0),
-                                      ("season", season.period is not None)) if done]
+        scale = trend_scale(arr)
+        # Level shifts are looked for in the straight-detrended residual and, with a trend, in
+        # the series itself (a step can pass for a trend, which then hides it); a joint fit
+        # with a curved trend judges them all.
+        candidates = detect_level_shifts(resid, ts, min_size=self.shift_min_size,
+                                         min_change=self.min_change, scale=scale)
+        if trend.direction != "none":
+            near = [s.index for s in candidates]
+            candidates += [s for s in detect_level_shifts(
+                resid + line, ts, min_size=self.shift_min_size, min_change=self.min_change,
+                scale=scale) if all(abs(s.index - j) >= self.shift_min_size for j in near)]
+        shifts = beyond_curvature(resid + line, candidates, min_step=self.min_change * scale)
+        if shifts:
+            trend = _trend_after_steps(arr, shifts, self.alpha, self.min_change)
+        adjusted = ["trend"] + (["season"] if season.period is not None else [])
         crossing = None
         if threshold is not None:
             crossing = time_to_threshold(trend, arr.size, threshold,
                                          step_seconds=median_step(ts), metric=metric, unit=unit)
-        return SeriesAnalysis(arr.size, trend, season, shifts, crossing, tuple(adjusted))
+        return SeriesAnalysis(n, trend, season, shifts, crossing, tuple(adjusted))
+
+
+def _trend_after_steps(arr: FloatArray, shifts: list[LevelShift], alpha: float,
+                       min_change: float) -> Trend:
+    """The Theil-Sen trend of ``arr`` with its level shifts' steps taken out, its line moved to
+    the level after the last step (where the series is now)."""
+    stepped = np.zeros(arr.size)
+    for s in shifts:
+        stepped[s.index:] += s.size
+    t = theil_sen_trend(arr - stepped, alpha, min_change)
+    return replace(t, intercept=t.intercept + float(stepped[-1]))

@@ -1,0 +1,254 @@
+"""Level shifts of a metric series: binary segmentation against a robust, persistence-aware
+noise scale (:func:`detect_level_shifts`), and the joint fit with a curved trend that keeps only
+the steps a trend does not explain (:func:`beyond_curvature`). :func:`trend_scale` is the scale
+both a trend and a step must be practically large against."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from allele.analytics._common import FloatArray, as_series, as_timestamps, mad_sigma
+
+__all__ = [
+    "LevelShift",
+    "beyond_curvature",
+    "detect_level_shifts",
+    "noise_persistence",
+    "trend_scale",
+]
+
+
+def trend_scale(arr: FloatArray) -> float:
+    """The scale a trend is judged against: the series' typical magnitude (``|median|``), or its
+    interquartile range when that is larger (a metric that moves around 0)."""
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
+    return float(max(abs(med), q3 - q1))
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """A persistent change of the mean at ``index`` (first point of the new level)."""
+
+    index: int
+    before: float
+    after: float
+    z: float
+    timestamp: float | None = None
+
+    @property
+    def size(self) -> float:
+        """``after - before``."""
+        return self.after - self.before
+
+
+def _robust_sigma(y: FloatArray) -> float:
+    d = np.diff(y)
+    if d.size == 0:
+        return 0.0
+    sigma = mad_sigma(d) / math.sqrt(2.0)
+    if sigma == 0.0:
+        sigma = float(np.std(d)) / math.sqrt(2.0)
+    return sigma
+
+
+def noise_persistence(y: FloatArray) -> float:
+    """The lag-1 autocorrelation ``phi`` of the noise of ``y``, read from its first differences
+    so that level shifts (a few outlying differences) do not pass for persistence.
+
+    For AR(1) noise the differences have lag-1 correlation ``-(1 - phi) / 2``; it is estimated
+    robustly as ``(s(u)^2 - s(v)^2) / (s(u)^2 + s(v)^2)`` with ``u = d_t + d_{t-1}``,
+    ``v = d_t - d_{t-1}`` and ``s`` the MAD scale (Gnanadesikan and Kettenring), then clipped to
+    ``[0, 0.97]``.
+    """
+    d = np.diff(np.asarray(y, dtype=np.float64))
+    if d.size < 10:
+        return 0.0
+    su, sv = mad_sigma(d[1:] + d[:-1]), mad_sigma(d[1:] - d[:-1])
+    if su + sv == 0.0:
+        return 0.0
+    rho = (su * su - sv * sv) / (su * su + sv * sv)
+    return min(max(1.0 + 2.0 * rho, 0.0), 0.97)
+
+
+def _shift_sigma(arr: FloatArray) -> float:
+    """The noise scale of a segment mean: the differences' robust scale, which is
+    ``sigma * sqrt(1 - phi)`` for AR(1) noise, taken to its long-run scale
+    ``sigma * sqrt((1 + phi) / (1 - phi))``; a millionth of the range for a series whose
+    differences are mostly 0 (a quantised one), 0 for a constant one."""
+    phi = noise_persistence(arr)
+    sigma = _robust_sigma(arr) * math.sqrt(1.0 + phi) / (1.0 - phi)
+    if sigma == 0.0 and arr.size and np.ptp(arr) > 0:
+        sigma = float(np.ptp(arr)) * 1e-6
+    return sigma
+
+
+def _shift_threshold(n: int) -> float:
+    """The z a split must pass after scanning ``n`` positions: ``sqrt(2 ln n) + 2``."""
+    return math.sqrt(2.0 * math.log(n)) + 2.0
+
+
+_CURVATURE_Z = 2.58
+"""The z (two-sided 1 %) a quadratic term needs in :func:`beyond_curvature` to stay in the fit."""
+
+
+def beyond_curvature(y: ArrayLike, shifts: list[LevelShift], min_step: float = 0.0,
+                     z_threshold: float | None = None) -> list[LevelShift]:
+    """The ``shifts`` of ``y`` (trend kept in it) that a curved trend does not explain.
+
+    ``y`` is fitted by least squares with a quadratic trend and one step per shift, all at
+    once. The quadratic term stays only where it is significant (z >= 2.58, two-sided 1 %): it
+    also takes up part of any step, and the Nile's 1898 step has z 4.6 with it, under the
+    scan's 5.0. A shift is kept when its step in that fit is at least ``min_step`` and
+    significant (z above ``z_threshold``, by default the scan's ``sqrt(2 ln n) + 2`` of
+    :func:`detect_level_shifts`) against the larger of two noise scales: that of
+    :func:`detect_level_shifts` (the differences', widened by their persistence) and the
+    fit's own residuals' (:func:`_fit_sigma`), which also sees slow structure that no
+    difference shows. The shift that fails worst goes first and the fit is redone, until every
+    shift left passes. The shifts returned carry that fit's z, and as ``before`` and ``after``
+    its level at the shift without and with the step (so ``size`` is the step).
+
+    Binary segmentation after a straight detrend splits an accelerating series: on 400 points
+    of a gentle parabola with AR(0.5) noise, 28 of 30 series got a "level shift", and co2 one
+    at week 273 (z=93; -2.2 ppm in this fit, under 1 % of the level). Judged here, none. A
+    cpu_sys_s series that is 0 in most samples got 10 "shifts" of -94 % .. +1,007 % (the
+    differences' scale is 1.5e-4 s; its residuals' 6.7e-3 s); here, none.
+    """
+    arr = as_series(y, name="y")
+    n = arr.size
+    kept = sorted(shifts, key=lambda s: s.index)
+    sigma = _shift_sigma(arr)
+    if sigma == 0.0:
+        return []
+    thr = z_threshold if z_threshold is not None else _shift_threshold(n)
+    while kept and n > len(kept) + 5:
+        idx = [s.index for s in kept]
+        beta, var, res = _joint_steps(arr, idx, 2)
+        if abs(beta[2]) < _CURVATURE_Z * max(sigma, _fit_sigma(res)) * math.sqrt(var[2]):
+            # no clear curvature: a straight trend, which keeps the steps' power
+            beta, var, res = _joint_steps(arr, idx, 1)
+            beta, var = np.insert(beta, 2, 0.0), np.insert(var, 2, 0.0)
+        steps = beta[3:]
+        z = np.abs(steps) / (max(sigma, _fit_sigma(res)) * np.sqrt(var[3:]))
+        bad = [i for i in range(len(kept)) if z[i] <= thr or abs(steps[i]) < min_step]
+        if not bad:
+            t = (np.asarray(idx, dtype=np.float64) - (n - 1) / 2.0) / n
+            after = (beta[0] + beta[1] * t + beta[2] * t * t
+                     + np.array([steps[: i + 1].sum() for i in range(len(idx))]))
+            return [LevelShift(s.index, float(after[i] - steps[i]), float(after[i]),
+                               float(z[i]), s.timestamp) for i, s in enumerate(kept)]
+        del kept[min(bad, key=lambda i: (abs(steps[i]) >= min_step, z[i]))]
+    return []
+
+
+def _fit_sigma(res: FloatArray) -> float:
+    """The long-run scale of a fit's residuals: their MAD scale widened by their persistence
+    (the robust lag-1 correlation of :func:`noise_persistence`, here of the residuals
+    themselves). A fit that misses structure (a ramp read as a step) leaves residuals that wander,
+    so this is larger than the differences' scale, which cannot see slow structure."""
+    if res.size < 10:
+        return 0.0
+    su, sv = mad_sigma(res[1:] + res[:-1]), mad_sigma(res[1:] - res[:-1])
+    if su + sv == 0.0:
+        return 0.0
+    phi = min(max((su * su - sv * sv) / (su * su + sv * sv), 0.0), 0.97)
+    return mad_sigma(res) * math.sqrt((1.0 + phi) / (1.0 - phi))
+
+
+def _joint_steps(arr: FloatArray, idx: list[int], degree: int,
+                 chunk: int = 65536) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Least squares of ``arr`` on a polynomial of ``degree`` in centred time
+    ``(i - (n-1)/2) / n`` and a step at each of ``idx`` (sorted): the coefficients, the diagonal
+    of ``(X'X)^-1`` and the residuals (normal equations summed over chunks of rows, so memory
+    stays bounded)."""
+    n = arr.size
+    k = degree + 1 + len(idx)
+    gram = np.zeros((k, k))
+    xy = np.zeros(k)
+
+    def rows(lo: int) -> FloatArray:
+        i = np.arange(lo, min(lo + chunk, n), dtype=np.float64)
+        t = (i - (n - 1) / 2.0) / n
+        return np.stack([t**d for d in range(degree + 1)]
+                        + [(i >= j).astype(np.float64) for j in idx], axis=1)
+
+    for lo in range(0, n, chunk):
+        x = rows(lo)
+        gram += x.T @ x
+        xy += x.T @ arr[lo:lo + chunk]
+    cov = np.linalg.pinv(gram)
+    beta = cov @ xy
+    res = np.concatenate([arr[lo:lo + chunk] - rows(lo) @ beta for lo in range(0, n, chunk)])
+    return beta, np.maximum(np.diag(cov), 1e-300), res
+
+
+def detect_level_shifts(
+    y: ArrayLike,
+    timestamps: ArrayLike | None = None,
+    min_size: int = 8,
+    z_threshold: float | None = None,
+    max_shifts: int = 10,
+    min_change: float = 0.0,
+    scale: float | None = None,
+) -> list[LevelShift]:
+    """Binary segmentation of the mean with a two-sample z test.
+
+    The noise scale is estimated robustly from first differences (MAD), so shifts themselves do
+    not inflate it, and widened by the noise's persistence (:func:`noise_persistence`): the mean
+    of m points of AR(1) noise varies ``(1 + phi) / (1 - phi)`` times more than that of m
+    independent ones. Without it, 19 of 50 series of AR(0.5) noise and all 50 of AR(0.9) noise
+    (400 points, no shift) had a "level shift"; with it 0 and 6. A split is kept when its z
+    statistic exceeds ``z_threshold`` (default ``sqrt(2 ln n) + 2``, a Bonferroni-like bound for
+    scanning n positions) and both sides have at least ``min_size`` points. Remove trend and
+    season first when the series has them.
+
+    With ``min_change``, a shift must also be practically significant: its step, between the
+    means of the segments on either side, at least ``min_change`` times ``scale`` (default
+    :func:`trend_scale` of ``y``). The smallest step under it goes first and the segments'
+    means are recomputed, until every step left passes. A quantised series has no noise to
+    speak of, so every small step of it is statistically significant: the runner's memory
+    (1.4e8 bytes, steps of 0.1-0.5 %) gave a dozen "level shifts" at z = 62..84,000.
+    """
+    arr = as_series(y, name="y")
+    ts = as_timestamps(timestamps, arr.size)
+    n = arr.size
+    sigma = _shift_sigma(arr)
+    if n < 2 * min_size or sigma == 0.0:
+        return []
+    thr = z_threshold if z_threshold is not None else _shift_threshold(n)
+    found: list[tuple[int, float]] = []
+    stack = [(0, n)]
+    while stack and len(found) < max_shifts:
+        lo, hi = stack.pop()
+        seg = arr[lo:hi]
+        m = seg.size
+        if m < 2 * min_size:
+            continue
+        csum = np.cumsum(seg)
+        k = np.arange(min_size, m - min_size + 1)
+        left_mean = csum[k - 1] / k
+        right_mean = (csum[-1] - csum[k - 1]) / (m - k)
+        zs = np.abs(left_mean - right_mean) / (sigma * np.sqrt(1.0 / k + 1.0 / (m - k)))
+        best = int(np.argmax(zs))
+        if zs[best] > thr:
+            split = lo + int(k[best])
+            found.append((split, float(zs[best])))
+            stack.append((lo, split))
+            stack.append((split, hi))
+    found.sort()
+    floor = min_change * (trend_scale(arr) if scale is None else scale)
+    while True:
+        bounds = [0] + [s for s, _ in found] + [n]
+        means = [float(np.mean(arr[a:b])) for a, b in itertools.pairwise(bounds)]
+        steps = [abs(means[i + 1] - means[i]) for i in range(len(found))]
+        small = [i for i, d in enumerate(steps) if d < floor]
+        if not small:
+            break
+        del found[min(small, key=lambda i: steps[i])]
+    return [LevelShift(split, means[i], means[i + 1], z,
+                       None if ts is None else float(ts[split]))
+            for i, (split, z) in enumerate(found)]
