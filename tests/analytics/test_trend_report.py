@@ -53,3 +53,24 @@ def test_auto_forecaster_uses_its_last_max_history_points_and_says_so() -> None:
     assert f.choice_.endswith(", on the last 200 of 1,000 points")
     short = AutoForecaster(horizon=5).fit(y)
     assert "on the last" not in short.choice_
+
+
+def test_summary_speaks_the_metrics_unit() -> None:
+    """A process's memory warming up, then a 30 MB jump: with unit='bytes' the slope, its band,
+    the levels and the step read in KB and MB (they printed as 2.633e+08 -> 2.947e+08); the
+    warm-up ramp that stops is not a second level shift."""
+    mb = 2.0**20
+    rng = np.random.default_rng(0)
+    t = np.arange(300)
+    y = (200 + 0.4 * np.minimum(t, 120) + rng.normal(0, 1.5, 300)) * mb
+    y[220:] += 30 * mb
+    res = PredictiveAnalyzer().analyze(y, unit="bytes")
+    assert [s.index for s in res.level_shifts] == [220]
+    assert res.level_shifts[0].size == pytest.approx(30 * mb, rel=0.1)
+    lines = res.summary()
+    shift = next(ln for ln in lines if ln.startswith("level shift"))
+    assert shift.startswith("level shift at 220: 251 MB -> 281 MB (trend-adjusted, step +")
+    assert shift.split("step ")[1].startswith(("+29", "+30", "+31")) and " MB, z=" in shift
+    assert lines[0].startswith("increasing trend: +") and " KB per step (Theil-Sen, band +" in lines[0]
+    plain = PredictiveAnalyzer().analyze(y).summary()
+    assert any(ln.startswith("level shift at 220: 2.63") for ln in plain)

@@ -278,6 +278,9 @@ class SeriesAnalysis:
     crossing: ThresholdCrossing | None
     adjusted: tuple[str, ...] = ()
     """What was taken out of the series before the level shifts were looked for."""
+    unit: str = ""
+    """The metric's unit: with one, the summary prints slopes and levels in it ('bytes' scaled
+    to KB..TB)."""
 
     def summary(self) -> list[str]:
         """Human-readable findings, one per line."""
@@ -290,19 +293,29 @@ class SeriesAnalysis:
         elif t.direction == "none":
             lines.append(f"no significant trend (Mann-Kendall p={t.p_value:.3g})")
         else:
-            lines.append(f"{t.direction} trend: {t.slope:+.4g} per step "
-                         f"(Theil-Sen, band {t.slope_low:+.3g}..{t.slope_high:+.3g}; "
+            slope, low, high = (self._signed(v, ".4g" if v is t.slope else "+.3g")
+                                for v in (t.slope, t.slope_low, t.slope_high))
+            lines.append(f"{t.direction} trend: {slope} per step "
+                         f"(Theil-Sen, band {low}..{high}; "
                          f"Mann-Kendall p={t.p_value:.3g})")
         if self.seasonality.period is not None:
             lines.append(f"seasonal with period {self.seasonality.period} "
                          f"(ACF {self.seasonality.strength:.2f})")
         how = f"{' and '.join(self.adjusted)}-adjusted, " if self.adjusted else ""
         for s in self.level_shifts:
-            lines.append(f"level shift at {s.index}: {s.before:.4g} -> {s.after:.4g} "
-                         f"({how}step {s.size:+.3g}, z={s.z:.1f})")
+            levels = (f"{format_value(s.before, self.unit)} -> {format_value(s.after, self.unit)}"
+                      if self.unit else f"{s.before:.4g} -> {s.after:.4g}")
+            lines.append(f"level shift at {s.index}: {levels} ({how}step "
+                         f"{self._signed(s.size, '+.3g')}, z={s.z:.1f})")
         if self.crossing is not None:
             lines.append(self.crossing.message)
         return lines
+
+    def _signed(self, value: float, spec: str) -> str:
+        """``value`` with its sign: in the unit when there is one, else formatted by ``spec``."""
+        if not self.unit:
+            return format(value, spec if spec.startswith("+") else "+" + spec)
+        return ("-" if value < 0 else "+") + format_value(abs(value), self.unit)
 
 
 class PredictiveAnalyzer:
@@ -363,7 +376,7 @@ class PredictiveAnalyzer:
         if threshold is not None:
             crossing = time_to_threshold(trend, arr.size, threshold,
                                          step_seconds=median_step(ts), metric=metric, unit=unit)
-        return SeriesAnalysis(n, trend, season, shifts, crossing, tuple(adjusted))
+        return SeriesAnalysis(n, trend, season, shifts, crossing, tuple(adjusted), unit)
 
 
 def _trend_after_steps(arr: FloatArray, shifts: list[LevelShift], alpha: float,
