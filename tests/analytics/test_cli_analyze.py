@@ -222,3 +222,23 @@ def test_points_sharing_a_timestamp_are_averaged_and_said_so(tmp_path: Path) -> 
     assert json.loads(res.output)["merged_points"] == 40
     res = runner.invoke(app, ["anomalies", "dups", "--store", url, "--learn", "30", "--json"])
     assert json.loads(res.output)["merged_points"] == 40
+
+
+def test_forecast_findings_read_in_the_metrics_own_unit(tmp_path: Path) -> None:
+    """A memory metric named ``*_bytes``: the findings speak MB without --unit."""
+    from allele.observe.metrics import MetricPoint
+    from allele.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    rng = np.random.default_rng(0)
+    t = np.arange(300)
+    y = (200 + 0.4 * np.minimum(t, 120) + rng.normal(0, 1.5, 300)) * 2.0**20
+    y[220:] += 30 * 2.0**20
+    with open_store(url) as st:
+        st.write_metric_points(MetricPoint("rss_bytes", "runner", (), 1000.0 + 5 * i, float(v))
+                               for i, v in enumerate(y))
+    res = runner.invoke(app, ["forecast", "rss_bytes", "--store", url, "--horizon", "12"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "level shift at 220: 251 MB -> 281 MB (trend-adjusted, step +" in text
+    assert text.count("level shift") == 1

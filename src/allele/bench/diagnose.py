@@ -44,7 +44,7 @@ from allele.analytics.rca import (
 from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
-from allele.bench.metrics import direction_of
+from allele.bench.metrics import direction_of, unit_of
 from allele.errors import AnalyticsError
 from allele.store.model import CellResult, RunInfo, RunRecord
 
@@ -234,10 +234,12 @@ def forecast_metric(
     season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
     ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
     (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
-    ``labels`` choose the series (:func:`metric_series`).
+    ``labels`` choose the series (:func:`metric_series`). Without ``unit``, the metric's own
+    (:func:`~allele.bench.metrics.unit_of`: ``_bytes``, ``_mb``, ``_s`` ...) is used.
     """
     series = metric_series(store, metric, component, labels)
     ts, values = series.timestamps, series.values
+    unit = unit or unit_of(metric)
     if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
     fitted = _forecaster(model, level, period, horizon).fit(values, ts)
