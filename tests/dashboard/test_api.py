@@ -83,6 +83,11 @@ def test_analytics_endpoints(client: TestClient) -> None:
     assert len(f["forecast"]["mean"]) == 5
     assert all(lo <= m <= hi for lo, m, hi in zip(f["forecast"]["lower"], f["forecast"]["mean"],
                                                   f["forecast"]["upper"]))
+    # by default the model is chosen by backtest, as on the command line, and says how
+    auto = client.get("/api/analytics/forecast", params={
+        "metric": "allele_evolution_best_fitness", "horizon": 5}).json()
+    assert auto["findings"][0].startswith("model: ") and "backtest MASE" in auto["findings"][0]
+    assert not any(s.startswith("model: ") for s in f["findings"])
     rc = client.get("/api/analytics/root-causes",
                     params={"base": "golden-04", "head": "golden-08"}).json()
     assert rc["causes"] and rc["status"] in ("cause", "no clear cause") and rc["message"]

@@ -105,7 +105,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
 
 @router.get("/forecast", summary="A forecast with its prediction interval")
 def forecast(ctx: Ctx, metric: Name, component: OptName = None,
-             model: Literal["auto", "arima", "naive", "seasonal"] = "naive",
+             model: Literal["auto", "arima", "naive", "seasonal"] = "auto",
              horizon: Annotated[int, Query(ge=1, le=500)] = 24,
              level: Annotated[float, Query(gt=0.5, lt=1)] = 0.9,
              period: Annotated[int | None, Query(ge=2, le=10_000)] = None,
@@ -120,7 +120,8 @@ def forecast(ctx: Ctx, metric: Name, component: OptName = None,
                                            labels=_labels(labels))
         out: dict[str, Any] = clean({"series": _series_json(res.series),
                                      "forecast": res.forecast.to_dict(),
-                                     "findings": res.findings})
+                                     "findings": ([f"model: {res.choice}"] if res.choice
+                                                  else []) + res.findings})
         return out
 
     return cached_json(ctx, key, compute)
