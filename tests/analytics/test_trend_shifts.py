@@ -147,3 +147,66 @@ def test_the_bend_test_agrees_with_fitting_every_bend() -> None:
         assert _bend_explains(y, idx, 1, 1, grid=n) == (best_bend <= with_step)
         answers.append(best_bend <= with_step)
     assert any(answers) and not all(answers)  # both answers were exercised
+
+
+def test_a_change_of_slope_is_found_where_it_is_and_not_on_lines_or_curves() -> None:
+    """slope_change on 30 series of each shape, 400 points, AR(0.5) noise of sd 1 (the leak in
+    white noise): a warm-up that stops and a leak that starts are found at their corner; a
+    line and a flat series have none, and a parabola rarely (4 of 30: where the noise makes one
+    corner fit better than the steady curve)."""
+    from allele.analytics.shifts import slope_change
+
+    rng = np.random.default_rng(11)
+    n = 400
+    t = np.arange(n)
+    counts = dict.fromkeys(("line", "flat", "parabola", "warm-up", "leak"), 0)
+    for _ in range(30):
+        corner = int(rng.integers(100, 300))
+        e = _ar1(0.5, n, rng)
+        counts["line"] += slope_change(100 + 0.02 * t + e, min_change=0.01) is not None
+        counts["flat"] += slope_change(100 + e, min_change=0.01) is not None
+        counts["parabola"] += slope_change(100 + 0.02 * t + 18 * (t / n) ** 2 + e,
+                                           min_change=0.01) is not None
+        b = slope_change(100 + 0.05 * np.minimum(t, corner) + e, min_change=0.01)
+        counts["warm-up"] += b is not None and abs(b.index - corner) <= 20
+        leak = 100 + 0.03 * np.maximum(t - corner, 0) + rng.normal(0, 1, n)
+        b = slope_change(leak, min_change=0.01)
+        counts["leak"] += b is not None and abs(b.index - corner) <= 20
+    assert counts["line"] == 0 and counts["flat"] == 0 and counts["parabola"] <= 6
+    assert counts["warm-up"] >= 27 and counts["leak"] >= 27
+
+
+def test_the_crossing_follows_the_slope_since_it_changed() -> None:
+    """Memory that warmed up for 120 samples and is flat since: the whole window's trend would
+    reach 381 MB "in about 60 min"; the trend since the change of slope does not rise."""
+    mb = 2.0**20
+    rng = np.random.default_rng(0)
+    t = np.arange(300)
+    y = (200 + 0.4 * np.minimum(t, 120) + rng.normal(0, 1.5, 300)) * mb
+    y[220:] += 30 * mb
+    res = PredictiveAnalyzer().analyze(y, 5.0 * t, threshold=400e6, metric="rss", unit="bytes")
+    assert res.bend is not None and abs(res.bend.index - 120) <= 5
+    assert res.bend.before == pytest.approx(0.4 * mb, rel=0.1) and abs(res.bend.after) < 0.02 * mb
+    assert res.crossing is not None and res.crossing.steps is None
+    assert res.crossing.message.startswith("rss is already below 381 MB (at 27")
+    assert res.crossing.message.endswith(f"(no significant upward trend since point "
+                                         f"{res.bend.index})")
+    assert any(ln.startswith(f"slope changed at {res.bend.index}: +4") for ln in res.summary())
+    # a series that keeps rising still gets its crossing time
+    rising = PredictiveAnalyzer().analyze((200 + 0.4 * t + rng.normal(0, 1.5, 300)) * mb,
+                                          5.0 * t, threshold=400e6, metric="rss", unit="bytes")
+    assert rising.bend is None and rising.crossing is not None
+    assert rising.crossing.message.startswith("rss reaches 381 MB in about ")
+
+
+def test_public_series_slope_changes() -> None:
+    """elec_equip's climb stops around 2001 (month 71). co2's growth sped up: seasonally
+    adjusted, one corner in the mid-1970s fits it better than a parabola (0.92 ppm a year
+    before it, 1.52 after); the Nile has no corner, only its step."""
+    co2 = PredictiveAnalyzer().analyze(_public("co2")).bend
+    assert co2 is not None and 52 * 14 < co2.index < 52 * 19  # weeks from March 1958
+    assert 52 * co2.before == pytest.approx(0.92, abs=0.1)
+    assert 52 * co2.after == pytest.approx(1.52, abs=0.1)
+    assert PredictiveAnalyzer().analyze(_public("nile")).bend is None
+    ee = PredictiveAnalyzer().analyze(_public("elec_equip")).bend
+    assert ee is not None and abs(ee.index - 71) <= 6 and ee.before > 0.4 and abs(ee.after) < 0.2

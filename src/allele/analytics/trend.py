@@ -26,8 +26,10 @@ from allele.analytics._common import (
 from allele.analytics._season import seasonal_period
 from allele.analytics.shifts import (
     LevelShift,
+    SlopeChange,
     beyond_curvature,
     detect_level_shifts,
+    slope_change,
     trend_scale,
 )
 
@@ -233,8 +235,10 @@ def time_to_threshold(
     step_seconds: float | None = None,
     metric: str = "value",
     unit: str = "",
+    since: int | None = None,
 ) -> ThresholdCrossing:
-    """Extrapolate the Theil-Sen line of a series of ``n`` points to ``threshold``.
+    """Extrapolate the Theil-Sen line of a series of ``n`` points to ``threshold`` (``since``:
+    the line is that of the points from this index on, after a change of slope).
 
     Only a significant trend (Mann-Kendall) heading towards the threshold gives a crossing time.
     The message reads like ``"rss reaches 8 GB in about 2 h"``; without such a trend it says on
@@ -254,7 +258,8 @@ def time_to_threshold(
         return ThresholdCrossing(threshold, None, None, False,
                                  f"{metric} is already {side} {thr_txt} (at "
                                  f"{format_value(current, unit)} on its trend line) and not "
-                                 f"expected to {move} to it (no significant {word} trend)")
+                                 f"expected to {move} to it (no significant {word} trend"
+                                 f"{'' if since is None else f' since point {since}'})")
     steps = (threshold - current) / trend.slope
     if step_seconds is not None:
         secs = steps * step_seconds
@@ -281,6 +286,9 @@ class SeriesAnalysis:
     unit: str = ""
     """The metric's unit: with one, the summary prints slopes and levels in it ('bytes' scaled
     to KB..TB)."""
+    bend: SlopeChange | None = None
+    """The one change of slope, if there is a real one (:func:`slope_change`); the threshold
+    crossing then follows the trend of the points since it."""
 
     def summary(self) -> list[str]:
         """Human-readable findings, one per line."""
@@ -307,6 +315,10 @@ class SeriesAnalysis:
                       if self.unit else f"{s.before:.4g} -> {s.after:.4g}")
             lines.append(f"level shift at {s.index}: {levels} ({how}step "
                          f"{self._signed(s.size, '+.3g')}, z={s.z:.1f})")
+        if self.bend is not None:
+            b = self.bend
+            lines.append(f"slope changed at {b.index}: {self._signed(b.before, '.3g')} -> "
+                         f"{self._signed(b.after, '.3g')} per step (z={b.z:.1f})")
         if self.crossing is not None:
             lines.append(self.crossing.message)
         return lines
@@ -369,22 +381,28 @@ class PredictiveAnalyzer:
                 resid + line, ts, min_size=self.shift_min_size, min_change=self.min_change,
                 scale=scale) if all(abs(s.index - j) >= self.shift_min_size for j in near)]
         shifts = beyond_curvature(resid + line, candidates, min_step=self.min_change * scale)
+        stepped = np.zeros(n)
+        for s in shifts:
+            stepped[s.index:] += s.size
         if shifts:
-            trend = _trend_after_steps(arr, shifts, self.alpha, self.min_change)
+            trend = _trend_after_steps(arr, stepped, self.alpha, self.min_change)
+        bend = slope_change(resid + line - stepped, ts, self.min_change, scale)
         adjusted = ["trend"] + (["season"] if season.period is not None else [])
         crossing = None
         if threshold is not None:
-            crossing = time_to_threshold(trend, arr.size, threshold,
-                                         step_seconds=median_step(ts), metric=metric, unit=unit)
-        return SeriesAnalysis(n, trend, season, shifts, crossing, tuple(adjusted), unit)
+            # after a change of slope, the line of the points since then is the one to follow
+            h = 0 if bend is None else bend.index
+            recent = trend if h == 0 else _trend_after_steps(arr[h:], stepped[h:], self.alpha,
+                                                             self.min_change)
+            crossing = time_to_threshold(recent, n - h, threshold, step_seconds=median_step(ts),
+                                         metric=metric, unit=unit, since=h or None)
+        return SeriesAnalysis(n, trend, season, shifts, crossing, tuple(adjusted), unit, bend)
 
 
-def _trend_after_steps(arr: FloatArray, shifts: list[LevelShift], alpha: float,
+def _trend_after_steps(arr: FloatArray, stepped: FloatArray, alpha: float,
                        min_change: float) -> Trend:
-    """The Theil-Sen trend of ``arr`` with its level shifts' steps taken out, its line moved to
-    the level after the last step (where the series is now)."""
-    stepped = np.zeros(arr.size)
-    for s in shifts:
-        stepped[s.index:] += s.size
+    """The Theil-Sen trend of ``arr`` with its level shifts' steps (``stepped``: their sum at
+    each point) taken out, its line moved to the level after the last step (where the series
+    is now)."""
     t = theil_sen_trend(arr - stepped, alpha, min_change)
     return replace(t, intercept=t.intercept + float(stepped[-1]))

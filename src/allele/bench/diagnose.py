@@ -234,12 +234,10 @@ def forecast_metric(
     season and (MSTL +) ARIMA, refusing degenerate fits (:class:`AutoForecaster`); ``arima``,
     ``naive``, ``seasonal`` and ``lstm`` force one. Without ``period`` the seasons are detected
     (``auto``: several at once; the others: the dominant one, on series of 8 points or more).
-    ``labels`` choose the series (:func:`metric_series`). Without ``unit``, the metric's own
-    (:func:`~allele.bench.metrics.unit_of`: ``_bytes``, ``_mb``, ``_s`` ...) is used.
+    ``labels`` choose the series (:func:`metric_series`); ``unit`` defaults to the name's.
     """
     series = metric_series(store, metric, component, labels)
-    ts, values = series.timestamps, series.values
-    unit = unit or unit_of(metric)
+    ts, values, unit = series.timestamps, series.values, unit or unit_of(metric)
     if model != "auto" and period is None and len(values) >= 8:
         period = detect_seasonality(values).period
     fitted = _forecaster(model, level, period, horizon).fit(values, ts)
