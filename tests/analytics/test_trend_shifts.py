@@ -210,3 +210,18 @@ def test_public_series_slope_changes() -> None:
     assert PredictiveAnalyzer().analyze(_public("nile")).bend is None
     ee = PredictiveAnalyzer().analyze(_public("elec_equip")).bend
     assert ee is not None and abs(ee.index - 71) <= 6 and ee.before > 0.4 and abs(ee.after) < 0.2
+
+
+def test_with_max_shifts_reached_the_strongest_shifts_are_kept() -> None:
+    """Binary segmentation took its splits last in, first out, so a cap of shifts was spent on
+    one side: a million points with steps of +2, +5 and -3 (at 20 %, 40 % and 70 %) on a slow
+    trend lost the +2 step to ten splits of the other end. Now the strongest split goes first."""
+    from allele.analytics.shifts import detect_level_shifts
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(0.0, 1.0, 800)
+    y[100:] += 3.0
+    y[400:] += 8.0
+    y[600:] += 2.0
+    assert [s.index for s in detect_level_shifts(y)] == [100, 400, 602]
+    assert [s.index for s in detect_level_shifts(y, max_shifts=2)] == [100, 400]  # was 400, 602
