@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -275,7 +276,7 @@ def _count_cells(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
+        with closing(sqlite3.connect(db, timeout=5)) as conn:  # closed, not only committed
             return int(conn.execute("select count(*) from cells").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
@@ -329,8 +330,10 @@ def test_resume_after_kill_9_of_the_runner(tmp_path: Path, executor: str) -> Non
 
 def test_sigint_stops_cleanly_and_exit_code_130(tmp_path: Path) -> None:
     spec = tmp_path / "slow.yaml"
+    # 60 cells: a loaded CI machine once saw the 20 cells this had finish (6.5 s) before the
+    # signal went out, and the run exited 0; it is stopped after 3 cells either way.
     spec.write_text(f"name: slow\ntarget: {T}:slow\nseeds: 1\nisolation: process\n"
-                    f"matrix: {{x: {list(range(20))}}}\nfixed: {{s: 0.2}}\n")
+                    f"matrix: {{x: {list(range(60))}}}\nfixed: {{s: 0.2}}\n")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
@@ -348,7 +351,7 @@ def test_sigint_stops_cleanly_and_exit_code_130(tmp_path: Path) -> None:
     with open_store(url) as st:
         info = st.get_run("ci")
         assert info.status == "interrupted"
-        assert 3 <= info.cell_count < 20
+        assert 3 <= info.cell_count < 60
         done = st.finished_cell_keys(info.id)
     assert len(done) == info.cell_count
     assert plan(loads_suite(spec.read_text()))[0].key.startswith(f"{T}:slow|")
