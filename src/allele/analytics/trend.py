@@ -301,8 +301,8 @@ class SeriesAnalysis:
         elif t.direction == "none":
             lines.append(f"no significant trend (Mann-Kendall p={t.p_value:.3g})")
         else:
-            slope, low, high = (self._signed(v, ".4g" if v is t.slope else "+.3g")
-                                for v in (t.slope, t.slope_low, t.slope_high))
+            slope = self._signed(t.slope, "+.4g")
+            low, high = self._signed(t.slope_low, "+.3g"), self._signed(t.slope_high, "+.3g")
             lines.append(f"{t.direction} trend: {slope} per step "
                          f"(Theil-Sen, band {low}..{high}; "
                          f"Mann-Kendall p={t.p_value:.3g})")
@@ -317,16 +317,17 @@ class SeriesAnalysis:
                          f"{self._signed(s.size, '+.3g')}, z={s.z:.1f})")
         if self.bend is not None:
             b = self.bend
-            lines.append(f"slope changed at {b.index}: {self._signed(b.before, '.3g')} -> "
-                         f"{self._signed(b.after, '.3g')} per step (z={b.z:.1f})")
+            lines.append(f"slope changed at {b.index}: {self._signed(b.before, '+.3g')} -> "
+                         f"{self._signed(b.after, '+.3g')} per step (z={b.z:.1f})")
         if self.crossing is not None:
             lines.append(self.crossing.message)
         return lines
 
     def _signed(self, value: float, spec: str) -> str:
-        """``value`` with its sign: in the unit when there is one, else formatted by ``spec``."""
+        """``value`` with its sign: in the unit when there is one, else formatted by ``spec``
+        (a format with a sign, such as ``+.3g``)."""
         if not self.unit:
-            return format(value, spec if spec.startswith("+") else "+" + spec)
+            return format(value, spec)
         return ("-" if value < 0 else "+") + format_value(abs(value), self.unit)
 
 
@@ -337,7 +338,9 @@ class PredictiveAnalyzer:
     for level shifts, so that a season or a ramp is not mistaken for a shift; the shifts found
     are then judged in one fit with a curved trend (:func:`beyond_curvature`), so that an
     accelerating series is not split either, and a trend that was only a step goes (the trend
-    reported is that of the series with its steps taken out).
+    reported is that of the series with its steps taken out). The one change of slope, if a
+    real one (:func:`slope_change`), is reported too, and a threshold crossing follows the
+    trend since it.
     """
 
     def __init__(self, alpha: float = 0.05, max_period: int | None = None,
