@@ -1,7 +1,8 @@
 """Level shifts of a metric series: binary segmentation against a robust, persistence-aware
-noise scale (:func:`detect_level_shifts`), and the joint fit with a curved trend that keeps only
-the steps a trend does not explain (:func:`beyond_curvature`). :func:`trend_scale` is the scale
-both a trend and a step must be practically large against."""
+noise scale (:func:`detect_level_shifts`), the joint fit with a curved trend that keeps only
+the steps a trend or a bend does not explain (:func:`beyond_curvature`), and the one change of
+slope (:func:`slope_change`). :func:`trend_scale` is the scale a trend, a step and a bend must
+be practically large against."""
 
 from __future__ import annotations
 
@@ -13,19 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from allele.analytics._common import FloatArray, as_series, as_timestamps
-from allele.analytics._common import mad_sigma as _full_mad
-
-_MAD_POINTS = 200_000
-"""Beyond this many values, a noise scale is read from every k-th of them (the MAD of 200,000
-values is within about 0.3 % of that of all; a median partitions the whole array, and a
-series of a million points took a dozen of them)."""
-
-
-def mad_sigma(x: FloatArray) -> float:
-    """:func:`allele.analytics._common.mad_sigma`, on an evenly spaced subsample of at most
-    about :data:`_MAD_POINTS` values."""
-    return _full_mad(x[:: max(1, x.size // _MAD_POINTS)])
+from allele.analytics._common import FloatArray, as_series, as_timestamps, mad_sigma
 
 __all__ = [
     "LevelShift",
@@ -36,6 +25,17 @@ __all__ = [
     "slope_change",
     "trend_scale",
 ]
+
+_MAD_POINTS = 200_000
+"""Beyond this many values, a noise scale is read from every k-th of them (the MAD of 200,000
+values is within about 0.3 % of that of all; a median partitions the whole array, and a
+series of a million points took a dozen of them)."""
+
+
+def _mad(x: FloatArray) -> float:
+    """:func:`~allele.analytics._common.mad_sigma` of an evenly spaced subsample of at most
+    about :data:`_MAD_POINTS` values."""
+    return mad_sigma(x[:: max(1, x.size // _MAD_POINTS)])
 
 
 def trend_scale(arr: FloatArray) -> float:
@@ -65,7 +65,7 @@ def _robust_sigma(y: FloatArray) -> float:
     d = np.diff(y)
     if d.size == 0:
         return 0.0
-    sigma = mad_sigma(d) / math.sqrt(2.0)
+    sigma = _mad(d) / math.sqrt(2.0)
     if sigma == 0.0:
         sigma = float(np.std(d)) / math.sqrt(2.0)
     return sigma
@@ -83,7 +83,7 @@ def noise_persistence(y: FloatArray) -> float:
     d = np.diff(np.asarray(y, dtype=np.float64))
     if d.size < 10:
         return 0.0
-    su, sv = mad_sigma(d[1:] + d[:-1]), mad_sigma(d[1:] - d[:-1])
+    su, sv = _mad(d[1:] + d[:-1]), _mad(d[1:] - d[:-1])
     if su + sv == 0.0:
         return 0.0
     rho = (su * su - sv * sv) / (su * su + sv * sv)
@@ -293,11 +293,11 @@ def _fit_sigma(res: FloatArray) -> float:
     so this is larger than the differences' scale, which cannot see slow structure."""
     if res.size < 10:
         return 0.0
-    su, sv = mad_sigma(res[1:] + res[:-1]), mad_sigma(res[1:] - res[:-1])
+    su, sv = _mad(res[1:] + res[:-1]), _mad(res[1:] - res[:-1])
     if su + sv == 0.0:
         return 0.0
     phi = min(max((su * su - sv * sv) / (su * su + sv * sv), 0.0), 0.97)
-    return mad_sigma(res) * math.sqrt((1.0 + phi) / (1.0 - phi))
+    return _mad(res) * math.sqrt((1.0 + phi) / (1.0 - phi))
 
 
 def _joint_steps(arr: FloatArray, idx: list[int], degree: int,
