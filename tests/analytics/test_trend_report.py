@@ -74,3 +74,13 @@ def test_summary_speaks_the_metrics_unit() -> None:
     assert lines[0].startswith("increasing trend: +") and " KB per step (Theil-Sen, band +" in lines[0]
     plain = PredictiveAnalyzer().analyze(y).summary()
     assert any(ln.startswith("level shift at 220: 2.63") for ln in plain)
+
+
+def test_a_trend_too_small_to_matter_is_said_in_the_unit() -> None:
+    """The runner's memory drifting by 435 KB over a window at 145 MB (0.3 %): significant but
+    not practical, and said so in KB (it printed +4.45e+05)."""
+    rng = np.random.default_rng(4)
+    y = 145e6 + np.linspace(0, 4.45e5, 400) + rng.normal(0, 2e4, 400)
+    line = PredictiveAnalyzer().analyze(y, unit="bytes").summary()[0]
+    assert line.startswith("no practically significant trend: +4")
+    assert " KB over the window (Mann-Kendall p=" in line

@@ -295,9 +295,9 @@ class SeriesAnalysis:
         lines = []
         t = self.trend
         if t.direction == "none" and t.p_value < 0.05 and not t.practical:
-            lines.append(f"no practically significant trend: {t.change:+.3g} over the window "
-                         f"(Mann-Kendall p={t.p_value:.3g}, but too small against the level "
-                         "to matter)")
+            lines.append(f"no practically significant trend: {self._signed(t.change, '+.3g')} "
+                         f"over the window (Mann-Kendall p={t.p_value:.3g}, but too small "
+                         "against the level to matter)")
         elif t.direction == "none":
             lines.append(f"no significant trend (Mann-Kendall p={t.p_value:.3g})")
         else:
