@@ -4,6 +4,7 @@ step, a step is not a trend, and the textbook change point of the Nile is found.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +31,31 @@ def _public(name: str) -> np.ndarray:
     return np.asarray(realdata.public_series()[name].values, dtype=np.float64)
 
 
-def test_an_accelerating_series_has_no_level_shift_and_a_step_on_it_is_found() -> None:
-    """400 points on a gentle parabola with AR(0.5) noise. The straight detrend left a U-shaped
-    residual that binary segmentation split: before, 28 of these 30 series had a "level shift",
-    and a 4-sd step on them was found in 22 of 30 with 53 false shifts beside (now 0, 28 and
-    0)."""
-    rng = np.random.default_rng(5)
-    n = 400
-    t = np.arange(n)
-    curve = 100.0 + 0.02 * t + 18.0 * (t / n) ** 2
+def _with_and_without_a_step(base: Callable[[np.random.Generator], np.ndarray],
+                             rng: np.random.Generator) -> tuple[int, int, int]:
+    """30 series of ``base`` plus AR(0.5) noise (400 points): how many get a level shift; then
+    with a step of 4 added at a random point, how many find it within 10 points, and how many
+    shifts they list elsewhere."""
     false, found, far = 0, 0, 0
     for _ in range(30):
-        y = curve + _ar1(0.5, n, rng)
+        y = base(rng) + _ar1(0.5, 400, rng)
         false += bool(PredictiveAnalyzer().analyze(y).level_shifts)
         pos = int(rng.integers(60, 340))
         y[pos:] += 4.0
         shifts = PredictiveAnalyzer().analyze(y).level_shifts
         found += any(abs(s.index - pos) <= 10 for s in shifts)
         far += sum(abs(s.index - pos) > 10 for s in shifts)
+    return false, found, far
+
+
+def test_an_accelerating_series_has_no_level_shift_and_a_step_on_it_is_found() -> None:
+    """400 points on a gentle parabola with AR(0.5) noise. The straight detrend left a U-shaped
+    residual that binary segmentation split: before, 28 of these 30 series had a "level shift",
+    and a 4-sd step on them was found in 22 of 30 with 53 false shifts beside (now 0, 28 and
+    0)."""
+    t = np.arange(400)
+    curve = 100.0 + 0.02 * t + 18.0 * (t / 400) ** 2
+    false, found, far = _with_and_without_a_step(lambda rng: curve, np.random.default_rng(5))
     assert false == 0
     assert found >= 24 and far <= 1
 
@@ -56,18 +64,10 @@ def test_a_ramp_that_stops_is_a_bend_not_a_step() -> None:
     """A warm-up: a rise of 0.05 per point that stops somewhere in 100..300, AR(0.5) noise. A
     change of slope explains it better than any step, so it has no level shift (before: 30 of
     30 had one; with the curved trend alone, 12), and a 4-sd step on it is still found."""
-    rng = np.random.default_rng(7)
-    n = 400
-    t = np.arange(n)
-    false, found, far = 0, 0, 0
-    for _ in range(30):
-        y = 100.0 + 0.05 * np.minimum(t, int(rng.integers(100, 300))) + _ar1(0.5, n, rng)
-        false += bool(PredictiveAnalyzer().analyze(y).level_shifts)
-        pos = int(rng.integers(60, 340))
-        y[pos:] += 4.0
-        shifts = PredictiveAnalyzer().analyze(y).level_shifts
-        found += any(abs(s.index - pos) <= 10 for s in shifts)
-        far += sum(abs(s.index - pos) > 10 for s in shifts)
+    t = np.arange(400)
+    false, found, far = _with_and_without_a_step(
+        lambda rng: 100.0 + 0.05 * np.minimum(t, int(rng.integers(100, 300))),
+        np.random.default_rng(7))
     assert false <= 3  # 1 of 30
     assert found >= 20 and far <= 3  # 23 found and 1 elsewhere (22 and 49 before)
 
