@@ -146,16 +146,16 @@ def beyond_curvature(y: ArrayLike, shifts: list[LevelShift], min_step: float = 0
     while kept and n > len(kept) + 5:
         idx = [s.index for s in kept]
         beta, var, res = _joint_steps(arr, idx, 2)
-        if abs(beta[2]) < _CURVATURE_Z * max(sigma, _fit_sigma(res)) * math.sqrt(var[2]):
-            # no clear curvature: a straight trend, which keeps the steps' power
+        curved = abs(beta[2]) >= _CURVATURE_Z * max(sigma, _fit_sigma(res)) * math.sqrt(var[2])
+        if not curved:  # a straight trend, which keeps the steps' power
             beta, var, res = _joint_steps(arr, idx, 1)
             beta, var = np.insert(beta, 2, 0.0), np.insert(var, 2, 0.0)
         steps = beta[3:]
         z = np.abs(steps) / (max(sigma, _fit_sigma(res)) * np.sqrt(var[3:]))
         bad = [i for i in range(len(kept)) if z[i] <= thr or abs(steps[i]) < min_step]
         if not bad:
-            deg = 2 if beta[2] != 0.0 else 1
-            bends = [i for i in range(len(kept)) if _bend_explains(arr, idx, i, deg)]
+            bends = [i for i in range(len(kept))
+                     if _bend_explains(arr, idx, i, 2 if curved else 1)]
             if bends:
                 del kept[min(bends, key=lambda i: z[i])]
                 continue
@@ -202,6 +202,7 @@ def _bend_gains(arr: FloatArray, cols: list[FloatArray], grid: int,
     residuals on ``cols``; the products for every position at once come from suffix sums.
     None when no position is usable."""
     n = arr.size
+    arr = arr - float(np.mean(arr))  # the same residuals (cols hold a constant), smaller sums
     pos = np.arange(n, dtype=np.float64)
     h = np.unique(np.linspace(2, n - 2, max(min(grid, n - 3), 0)).astype(np.int64))
     if h.size == 0:
@@ -307,6 +308,8 @@ def _joint_steps(arr: FloatArray, idx: list[int], degree: int,
     of ``(X'X)^-1`` and the residuals (normal equations summed over chunks of rows, so memory
     stays bounded)."""
     n = arr.size
+    mean = float(np.mean(arr))
+    arr = arr - mean  # smaller sums; the constant column takes the mean back below
     k = degree + 1 + len(idx)
     gram = np.zeros((k, k))
     xy = np.zeros(k)
@@ -324,6 +327,7 @@ def _joint_steps(arr: FloatArray, idx: list[int], degree: int,
     cov = np.linalg.pinv(gram)
     beta = cov @ xy
     res = np.concatenate([arr[lo:lo + chunk] - rows(lo) @ beta for lo in range(0, n, chunk)])
+    beta[0] += mean
     return beta, np.maximum(np.diag(cov), 1e-300), res
 
 
