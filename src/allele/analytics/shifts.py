@@ -83,11 +83,16 @@ def noise_persistence(y: FloatArray) -> float:
     d = np.diff(np.asarray(y, dtype=np.float64))
     if d.size < 10:
         return 0.0
-    su, sv = _mad(d[1:] + d[:-1]), _mad(d[1:] - d[:-1])
+    return min(max(1.0 + 2.0 * _lag1(d), 0.0), 0.97)
+
+
+def _lag1(x: FloatArray) -> float:
+    """The robust lag-1 correlation of ``x``: ``(s(u)^2 - s(v)^2) / (s(u)^2 + s(v)^2)`` with
+    ``u = x_t + x_{t-1}``, ``v = x_t - x_{t-1}`` and ``s`` the MAD scale; 0 where both are 0."""
+    su, sv = _mad(x[1:] + x[:-1]), _mad(x[1:] - x[:-1])
     if su + sv == 0.0:
         return 0.0
-    rho = (su * su - sv * sv) / (su * su + sv * sv)
-    return min(max(1.0 + 2.0 * rho, 0.0), 0.97)
+    return (su * su - sv * sv) / (su * su + sv * sv)
 
 
 def _shift_sigma(arr: FloatArray) -> float:
@@ -100,6 +105,11 @@ def _shift_sigma(arr: FloatArray) -> float:
     if sigma == 0.0 and arr.size and np.ptp(arr) > 0:
         sigma = float(np.ptp(arr)) * 1e-6
     return sigma
+
+
+def _centred(i: FloatArray, n: int) -> FloatArray:
+    """Positions ``i`` of a series of ``n`` points as the fits' time: ``(i - (n-1)/2) / n``."""
+    return (i - (n - 1) / 2.0) / n
 
 
 def _shift_threshold(n: int) -> float:
@@ -146,12 +156,14 @@ def beyond_curvature(y: ArrayLike, shifts: list[LevelShift], min_step: float = 0
     while kept and n > len(kept) + 5:
         idx = [s.index for s in kept]
         beta, var, res = _joint_steps(arr, idx, 2)
-        curved = abs(beta[2]) >= _CURVATURE_Z * max(sigma, _fit_sigma(res)) * math.sqrt(var[2])
+        noise = max(sigma, _fit_sigma(res))
+        curved = abs(beta[2]) >= _CURVATURE_Z * noise * math.sqrt(var[2])
         if not curved:  # a straight trend, which keeps the steps' power
             beta, var, res = _joint_steps(arr, idx, 1)
             beta, var = np.insert(beta, 2, 0.0), np.insert(var, 2, 0.0)
+            noise = max(sigma, _fit_sigma(res))
         steps = beta[3:]
-        z = np.abs(steps) / (max(sigma, _fit_sigma(res)) * np.sqrt(var[3:]))
+        z = np.abs(steps) / (noise * np.sqrt(var[3:]))
         bad = [i for i in range(len(kept)) if z[i] <= thr or abs(steps[i]) < min_step]
         if not bad:
             bends = [i for i in range(len(kept))
@@ -159,7 +171,7 @@ def beyond_curvature(y: ArrayLike, shifts: list[LevelShift], min_step: float = 0
             if bends:
                 del kept[min(bends, key=lambda i: z[i])]
                 continue
-            t = (np.asarray(idx, dtype=np.float64) - (n - 1) / 2.0) / n
+            t = _centred(np.asarray(idx, dtype=np.float64), n)
             after = (beta[0] + beta[1] * t + beta[2] * t * t
                      + np.array([steps[: i + 1].sum() for i in range(len(idx))]))
             return [LevelShift(s.index, float(after[i] - steps[i]), float(after[i]),
@@ -174,7 +186,7 @@ def _bend_explains(arr: FloatArray, idx: list[int], i: int, degree: int,
     ``idx[i]``, given the polynomial of ``degree`` and the other steps (:func:`_bend_gains`)."""
     n = arr.size
     pos = np.arange(n, dtype=np.float64)
-    cols = [((pos - (n - 1) / 2.0) / n) ** d for d in range(degree + 1)]
+    cols = [_centred(pos, n) ** d for d in range(degree + 1)]
     cols += [(pos >= j).astype(np.float64) for k, j in enumerate(idx) if k != i]
     g = _bend_gains(arr, cols, grid, step=idx[i])
     if g is None or g.step_rr <= 0.0:
@@ -267,7 +279,7 @@ def slope_change(y: ArrayLike, timestamps: ArrayLike | None = None, min_change: 
     if n < 20 or sigma == 0.0:
         return None
     pos = np.arange(n, dtype=np.float64)
-    t = (pos - (n - 1) / 2.0) / n
+    t = _centred(pos, n)
     g = _bend_gains(arr, [np.ones(n), t], grid)
     if g is None:
         return None
@@ -294,10 +306,7 @@ def _fit_sigma(res: FloatArray) -> float:
     so this is larger than the differences' scale, which cannot see slow structure."""
     if res.size < 10:
         return 0.0
-    su, sv = _mad(res[1:] + res[:-1]), _mad(res[1:] - res[:-1])
-    if su + sv == 0.0:
-        return 0.0
-    phi = min(max((su * su - sv * sv) / (su * su + sv * sv), 0.0), 0.97)
+    phi = min(max(_lag1(res), 0.0), 0.97)
     return _mad(res) * math.sqrt((1.0 + phi) / (1.0 - phi))
 
 
@@ -316,7 +325,7 @@ def _joint_steps(arr: FloatArray, idx: list[int], degree: int,
 
     def rows(lo: int) -> FloatArray:
         i = np.arange(lo, min(lo + chunk, n), dtype=np.float64)
-        t = (i - (n - 1) / 2.0) / n
+        t = _centred(i, n)
         return np.stack([t**d for d in range(degree + 1)]
                         + [(i >= j).astype(np.float64) for j in idx], axis=1)
 
