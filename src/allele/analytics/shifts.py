@@ -21,6 +21,7 @@ __all__ = [
     "SlopeChange",
     "beyond_curvature",
     "detect_level_shifts",
+    "lag1_correlation",
     "noise_persistence",
     "slope_change",
     "trend_scale",
@@ -83,10 +84,10 @@ def noise_persistence(y: FloatArray) -> float:
     d = np.diff(np.asarray(y, dtype=np.float64))
     if d.size < 10:
         return 0.0
-    return min(max(1.0 + 2.0 * _lag1(d), 0.0), 0.97)
+    return min(max(1.0 + 2.0 * lag1_correlation(d), 0.0), 0.97)
 
 
-def _lag1(x: FloatArray) -> float:
+def lag1_correlation(x: FloatArray) -> float:
     """The robust lag-1 correlation of ``x``: ``(s(u)^2 - s(v)^2) / (s(u)^2 + s(v)^2)`` with
     ``u = x_t + x_{t-1}``, ``v = x_t - x_{t-1}`` and ``s`` the MAD scale; 0 where both are 0."""
     su, sv = _mad(x[1:] + x[:-1]), _mad(x[1:] - x[:-1])
@@ -306,7 +307,7 @@ def _fit_sigma(res: FloatArray) -> float:
     so this is larger than the differences' scale, which cannot see slow structure."""
     if res.size < 10:
         return 0.0
-    phi = min(max(_lag1(res), 0.0), 0.97)
+    phi = min(max(lag1_correlation(res), 0.0), 0.97)
     return _mad(res) * math.sqrt((1.0 + phi) / (1.0 - phi))
 
 
