@@ -302,6 +302,10 @@ class ThresholdCrossing:
     seconds: float | None
     already: bool
     message: str
+    steps_range: tuple[float, float | None] | None = None
+    """The earliest and latest crossing (in steps) at the ends of the slope's band, from the
+    current level on the trend line; the latest is None when the band reaches a slope that
+    never gets there."""
 
 
 def time_to_threshold(
@@ -318,7 +322,9 @@ def time_to_threshold(
     the line is that of the points from this index on, after a change of slope).
 
     Only a significant trend (Mann-Kendall) heading towards the threshold gives a crossing time.
-    The message reads like ``"rss reaches 8 GB in about 2 h"``; without such a trend it says on
+    The message reads like ``"rss reaches 8 GB in about 2 h (between 1.5 h and 3 h within the
+    slope's band)"``, the range from the ends of Sen's band (which allows for persistent noise,
+    see :func:`theil_sen_trend`), holding the current level; without such a trend it says on
     which side of the threshold the series is: ``"co2 is already above 300 (at 366 on its trend
     line) and not expected to fall to it (no significant downward trend)"``.
     """
@@ -338,12 +344,36 @@ def time_to_threshold(
                                  f"expected to {move} to it (no significant {word} trend"
                                  f"{'' if since is None else f' since point {since}'})")
     steps = (threshold - current) / trend.slope
-    if step_seconds is not None:
-        secs = steps * step_seconds
-        return ThresholdCrossing(threshold, steps, secs, False,
-                                 f"{metric} reaches {thr_txt} in about {humanize_duration(secs)}")
-    return ThresholdCrossing(threshold, steps, None, False,
-                             f"{metric} reaches {thr_txt} in about {round(steps)} steps")
+    # The band's slopes pivot about the line's centre (where Theil-Sen's line passes through the
+    # median), so that a steeper slope also moves the current level, as it does in the data.
+    half = (n - 1) / 2.0
+    centre = trend.intercept + trend.slope * half
+
+    def at(slope: float) -> float | None:
+        return (threshold - centre) / slope - half if slope * trend.slope > 0 else None
+
+    fast, slow = (trend.slope_high, trend.slope_low) if up else (trend.slope_low,
+                                                                 trend.slope_high)
+    earliest = max(min(steps, at(fast) or steps), 0.0)
+    latest = at(slow)
+    if latest is not None:
+        latest = max(latest, steps)
+
+    def say(k: float) -> str:
+        if step_seconds is None:
+            return f"{round(k)} steps"
+        return humanize_duration(k * step_seconds)
+
+    if latest is None:
+        band = f" (not before {say(earliest)}: the slope's band reaches no trend)"
+    elif say(earliest) == say(latest):
+        band = ""
+    else:
+        band = f" (between {say(earliest)} and {say(latest)} within the slope's band)"
+    secs = None if step_seconds is None else steps * step_seconds
+    return ThresholdCrossing(threshold, steps, secs, False,
+                             f"{metric} reaches {thr_txt} in about {say(steps)}{band}",
+                             (earliest, latest))
 
 
 @dataclass(frozen=True)
