@@ -135,6 +135,11 @@ def test_every_page_loads_without_console_errors(site: tuple[str, str, str], bro
         assert p.page.locator("#error").is_hidden()
         if name == "compare":
             assert p.page.locator("#verdicts td.v-regressed").count() == 2
+            axis = p.page.evaluate("(() => { const a = document.getElementById('forest')"
+                                   "._fullLayout; return [a.xaxis.range, a.yaxis._categories]; })()")
+            (lo, hi), rows = axis
+            assert lo < 0 < hi and hi - lo < 1000  # the changes' scale, not the widest interval's
+            assert all(" · " in r for r in rows)  # metric first, then target and parameters
         if name == "history":
             assert "1 change points" in p.page.locator("#history-table").inner_text()
         if name == "alerts":

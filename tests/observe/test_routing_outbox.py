@@ -129,10 +129,12 @@ def test_unacknowledged_groups_escalate_and_acknowledged_ones_do_not(
     a = router.route(_row("c1", {"component": "x"}, severity="critical", starts_at=clock.now),
                      "firing", "c1:f")
     clock.advance(601)
+    router.touch(["c1"])  # the heartbeat of an evaluator that still sees it firing
     esc = router.escalate()
     assert [(e.group_id, e.note_id) for e in esc] == [(a.group_id, f"escalation:{a.group_id}:1")]
     A.acknowledge(sqlite_store, ["c1"])
     clock.advance(601)
+    router.touch(["c1"])
     assert router.escalate() == []
 
 

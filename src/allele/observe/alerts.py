@@ -247,6 +247,13 @@ class AlertManager:
             current = [t.snapshot() for t in self._active.values()]
         for note in outbox:
             self._dispatch(note)
+        for notifier in self.notifiers:
+            refresh = getattr(notifier, "refresh", None)  # a store-backed notifier's heartbeat
+            if refresh is not None:
+                try:
+                    refresh(current, now)
+                except Exception:
+                    _log.exception("refreshing alerts through %r failed", notifier)
         return current
 
     def _note(self, tracked: _Tracked, status: Status, now: float) -> Notification:

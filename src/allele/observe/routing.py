@@ -33,11 +33,23 @@ from allele.analytics.correlate import IntelligentAlertManager
 from allele.observe.alert_model import Alert, Silence, Status
 from allele.observe.channels import iso
 from allele.observe.notify import Notification
-from allele.store.alerts import AlertRow, list_alerts, list_silences, upsert_alert
+from allele.store.alerts import (
+    AlertRow,
+    is_stale,
+    list_alerts,
+    list_silences,
+    touch_alerts,
+    upsert_alert,
+)
 from allele.store.engine import Database
 from allele.store.outbox import DEFAULT_LIMIT, enqueue
 
 Outcome = Literal["queued", "duplicate", "inhibited", "silenced", "known", "resolved"]
+
+REFRESH_S = 60.0
+"""How often (at most) a :class:`RouterNotifier` refreshes its manager's firing alerts in the
+store: the heartbeat that keeps them from being shown stale
+(:data:`allele.store.alerts.RULE_STALE_S`, 300 s) while their evaluator runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +173,20 @@ class AlertRouter:
             return RouteResult("known", row.fingerprint)
         return self.route(row, "firing", f"regression:{row.fingerprint}")
 
+    def touch(self, fingerprints: Sequence[str]) -> int:
+        """Refresh these stored alerts now: their evaluator still sees them (see
+        :data:`REFRESH_S`)."""
+        return touch_alerts(self.db, fingerprints, self.clock())
+
     def adopt(self) -> int:
         """Let the manager know the firing alerts stored by other processes (without notifying
-        anyone), so that their groups escalate here too; returns how many were new to it."""
+        anyone), so that their groups escalate here too; returns how many were new to it. A
+        stale rule alert (its evaluator stopped: :func:`~allele.store.alerts.is_stale`) is not
+        adopted."""
         with self._lock:
+            now = self.clock()
             rows = [r for r in list_alerts(self.db, states=["firing"])
-                    if r.fingerprint not in self._adopted]
+                    if r.fingerprint not in self._adopted and not is_stale(r, now)]
             if rows:
                 self.manager.process([_event(r, "firing") for r in rows])
                 self._adopted.update(r.fingerprint for r in rows)
@@ -189,7 +209,7 @@ class AlertRouter:
                 first = max(group.alerts, key=lambda e: self.manager.priority(e))
                 rows = {r.fingerprint: r for r in list_alerts(self.db, states=["firing"])}
                 row = rows.get(first.fingerprint)
-                if row is None:
+                if row is None or is_stale(row, now):
                     continue
                 note_id = f"escalation:{esc.group_id}:{esc.level}"
                 added, refused = self._queue(row, "firing", note_id, now, kind="escalation",
@@ -210,6 +230,16 @@ class RouterNotifier:
         self.router = router
         self.sent = 0
         self.failures = 0
+        self._refreshed = -float("inf")
+
+    def refresh(self, alerts: Sequence[Alert], now: float) -> None:
+        """The manager's heartbeat after each evaluation: every :data:`REFRESH_S` seconds, mark
+        its firing alerts refreshed in the store (so the Alerts page shows them stale, then
+        resolved, once this process stops)."""
+        if now - self._refreshed < REFRESH_S:
+            return
+        self._refreshed = now
+        self.router.touch([a.fingerprint for a in alerts if a.state == "firing"])
 
     def send(self, notification: Notification) -> None:
         try:
@@ -243,18 +273,27 @@ def alert_board(db: Database, *, states: Sequence[str] | None = None,
                 source: str | None = None, now: float | None = None,
                 limit: int = 500) -> dict[str, Any]:
     """What the Alerts page shows: the stored alerts (each marked ``silenced`` when an active
-    silence matches it), grouped by their group id (an alert without one is its own group;
-    groups with a firing member first, then by severity), and the active silences."""
+    silence matches it, and shown resolved and ``stale`` when a rule alert's evaluator stopped
+    refreshing it: :func:`~allele.store.alerts.is_stale`), grouped by their group id (an
+    alert without one is its own group; groups with a firing member first, then by severity),
+    and the active silences."""
     from allele.analytics.correlate import SEVERITY_WEIGHT
 
     at = time.time() if now is None else now
     silences = list_silences(db, active_at=at)
     matchers = [Silence(s.id, s.matchers, s.starts_at, s.ends_at) for s in silences]
     alerts = []
-    for a in list_alerts(db, states=states, source=source, limit=limit):
+    # a stale rule alert is stored firing but shown resolved: read firing ones for "resolved" too
+    wanted = list(states) + (["firing"] if "resolved" in states else []) if states else None
+    for a in list_alerts(db, states=wanted, source=source, limit=limit):
         d = a.to_dict()
+        d["stale"] = is_stale(a, at)
+        if d["stale"]:  # its evaluator stopped: resolved when it was last seen firing
+            d["state"], d["ends_at"] = "resolved", a.updated_at
+        if states and d["state"] not in states:
+            continue
         hit = next((s.id for s in matchers if s.matches(a.labels)), None)
-        d["silenced"] = hit is not None and a.state != "resolved"
+        d["silenced"] = hit is not None and d["state"] != "resolved"
         d["silenced_by"] = hit
         alerts.append(d)
     groups: dict[str, dict[str, Any]] = {}

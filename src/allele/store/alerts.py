@@ -24,7 +24,8 @@ from allele.store.codecs import clean_text, dumps
 from allele.store.engine import Database
 
 __all__ = ["AlertRow", "SilenceRow", "acknowledge", "add_silence", "expire_silence",
-           "get_alert", "list_alerts", "list_silences", "upsert_alert"]
+           "get_alert", "is_stale", "list_alerts", "list_silences", "touch_alerts",
+           "upsert_alert"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,30 @@ def list_alerts(db: Database, *, states: Sequence[str] | None = None, source: st
     if source is not None:
         query = query.where(_A.c.source == source)
     return db.read_tx(lambda conn: [_row(r) for r in conn.execute(query)], what="list alerts")
+
+
+RULE_STALE_S = 300.0
+"""A firing rule alert whose evaluator has not refreshed it for this long is shown as resolved
+(stale): the process that evaluated its rule has stopped (Alertmanager resolves an alert its
+sender stops re-sending the same way). Evaluators refresh their alerts every
+``allele.observe.routing.REFRESH_S`` seconds."""
+
+
+def is_stale(alert: AlertRow, now: float, after_s: float = RULE_STALE_S) -> bool:
+    """True for a firing or pending rule alert not refreshed within ``after_s`` of ``now``
+    (a regression alert has no evaluator and never goes stale)."""
+    return (alert.source == "rule" and alert.state in ("firing", "pending")
+            and now - alert.updated_at > after_s)
+
+
+def touch_alerts(db: Database, fingerprints: Sequence[str], at: float) -> int:
+    """Mark these alerts refreshed at ``at`` (their evaluator still sees them), unless
+    resolved; returns how many were."""
+    if not fingerprints:
+        return 0
+    return db.write_tx(lambda conn: int(conn.execute(
+        update(_A).where(_A.c.fingerprint.in_(list(fingerprints)), _A.c.state != "resolved")
+        .values(updated_at=at)).rowcount or 0), what="refresh alerts")
 
 
 def acknowledge(db: Database, fingerprints: Sequence[str], *, at: float | None = None) -> int:

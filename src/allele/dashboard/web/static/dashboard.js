@@ -115,7 +115,7 @@ function table(headers, rows, opts = {}) {
     if (r.onclick) tr.addEventListener("click", r.onclick);
     for (const c of r.cells) {
       if (c instanceof Node) tr.appendChild(el("td", {}, c));
-      else if (typeof c === "object" && c !== null) tr.appendChild(el("td", { class: c.class || "", text: c.text }));
+      else if (typeof c === "object" && c !== null) tr.appendChild(el("td", { class: c.class || "", text: c.text, title: c.title || null }));
       else tr.appendChild(el("td", { text: c }));
     }
     body.appendChild(tr);
@@ -124,8 +124,11 @@ function table(headers, rows, opts = {}) {
   return t;
 }
 
-const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 50 }, font: { size: 12 },
-                 legend: { orientation: "h" }, paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
+// The legend sits above the plot, under its title: below it, a horizontal legend covered the
+// second line of the time axis' labels (the date) and, with many series, the axis itself.
+const LAYOUT = { margin: { l: 60, r: 20, t: 64, b: 50 }, font: { size: 12 },
+                 legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom" },
+                 paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 // A series joined over several runs has gaps (minutes between runs): a null at each gap longer
@@ -143,7 +146,15 @@ function gapped(t, v) {
 
 function plot(id, traces, layout) {
   const node = typeof id === "string" ? document.getElementById(id) : id;
-  return Plotly.react(node, traces, Object.assign({}, LAYOUT, layout || {}), PLOT_CONFIG);
+  const lay = Object.assign({}, LAYOUT, layout || {});
+  // a legend of many series above the plot takes several rows: make room for them under the title
+  const named = traces.filter((t) => t.name && t.showlegend !== false).length;
+  if (lay.showlegend !== false && named > 1 && !(layout && (layout.legend || layout.margin))) {
+    const rows = Math.ceil(named / Math.max(1, Math.floor((node.clientWidth || 600) / 240)));
+    lay.margin = Object.assign({}, LAYOUT.margin, { t: 48 + 19 * rows });
+    if (lay.title) lay.title = Object.assign({ y: 1, yref: "container", yanchor: "top", pad: { t: 10 } }, lay.title);
+  }
+  return Plotly.react(node, traces, lay, PLOT_CONFIG);
 }
 
 async function runOptions(selects, selected) {
@@ -333,9 +344,12 @@ function renderCharts() {
     let node = document.getElementById("live-chart-" + i);
     if (!picked.length) { if (node) node.remove(); continue; }
     if (!node) { node = el("div", { id: "live-chart-" + i, class: "chart" }); box.appendChild(node); }
-    const tr = picked.slice(-12).map((s) => ({
-      x: s.t.map((t) => new Date(t * 1000)), y: s.v, type: "scatter", mode: "lines",
-      name: esc(`${s.metric.replace(/^allele_/, "")} ${s.component}${s.labels ? " " + s.labels : ""}`).slice(0, 80) }));
+    const one = new Set(picked.map((s) => s.metric)).size === 1;  // the title names it: the legend need not
+    const tr = picked.slice(-12).map((s) => {
+      const { x, y } = gapped(s.t.map((t) => new Date(t * 1000)), s.v);  // no line across the time between runs
+      const name = `${one ? "" : s.metric.replace(/^allele_/, "") + " "}${s.component}${s.labels ? " " + s.labels : ""}`;
+      return { x, y, type: "scatter", mode: "lines+markers", marker: { size: 3 }, connectgaps: false, name: esc(name.length > 60 ? name.slice(0, 59) + "…" : name) };
+    });
     plot(node, tr, { title: { text: esc(g.title) }, showlegend: true });
   }
 }
@@ -551,19 +565,43 @@ async function startCompare() {
     const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) =>
       (rank[a.verdict] - rank[b.verdict]) || a.key.localeCompare(b.key) || a.metric.localeCompare(b.metric));
     const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
-    const labels = rows.map((r, i) => esc(`${i + 1}. ${r.target} ${r.params_text} ${r.metric}`).slice(0, 90));
-    const pts = rows.map((r, i) => ({ r, label: labels[i] }));
+    const labels = forestLabels(rows);
+    const pct100 = (x) => (x - 1) * 100;
+    // The axis follows the point estimates (and twice the floor), not the intervals: one interval of
+    // a metric near 0 can reach +4,000,000 % and would squash every other row onto 0. Intervals and
+    // points beyond the axis end at its edge with an arrow; their values are in the hover and the table.
+    const xs = rows.map((r) => pct100(r.ratio));
+    const sorted = xs.slice().sort((a, b) => a - b);
+    const q = (f) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
+    const fl = 2 * c.floor * 100;
+    let lo = Math.min(-fl, q(0.02)), hi = Math.max(fl, q(0.98));
+    // intervals that end within twice that span are shown whole; only the wild ones are cut
+    const span = hi - lo, ends = rows.flatMap((r) => [pct100(r.ci_low), pct100(r.ci_high)]);
+    lo = Math.min(lo, ...ends.filter((e) => e >= lo - 2 * span));
+    hi = Math.max(hi, ...ends.filter((e) => e <= hi + 2 * span));
+    const pad = 0.05 * (hi - lo); lo -= pad; hi += pad;
+    const clip = (x) => Math.min(hi, Math.max(lo, x));
+    const pts = rows.map((r, i) => ({ r, label: labels[i], x: pct100(r.ratio), low: pct100(r.ci_low), high: pct100(r.ci_high) }));
+    const cut = pts.filter((p) => p.low < lo || p.high > hi || p.x < lo || p.x > hi).length;
+    const hover = (p) => esc(`${p.r.metric} · ${p.r.target} ${p.r.params_text}<br>${p.r.verdict}: ${pct(p.r.ratio)} [${pct(p.r.ci_low)}, ${pct(p.r.ci_high)}]<br>${p.r.reason}`);
     // one trace per verdict: Plotly takes one colour per trace for markers' error bars
     const traces = Object.keys(rank).map((v) => pts.filter((p) => p.r.verdict === v)).filter((ps) => ps.length).map((ps) => ({
-      type: "scatter", mode: "markers", name: ps[0].r.verdict, x: ps.map((p) => (p.r.ratio - 1) * 100), y: ps.map((p) => p.label),
-      marker: { color: color[ps[0].r.verdict], size: 8 },
+      type: "scatter", mode: "markers", name: ps[0].r.verdict, x: ps.map((p) => clip(p.x)), y: ps.map((p) => p.label),
+      marker: { color: color[ps[0].r.verdict], size: 8,
+                symbol: ps.map((p) => (p.x > hi ? "triangle-right" : p.x < lo ? "triangle-left" : "circle")) },
       error_x: { type: "data", symmetric: false, color: color[ps[0].r.verdict], thickness: 1.5,
-                 array: ps.map((p) => (p.r.ci_high - p.r.ratio) * 100), arrayminus: ps.map((p) => (p.r.ratio - p.r.ci_low) * 100) },
-      text: ps.map((p) => esc(p.r.verdict + ": " + p.r.reason)), hoverinfo: "text+x" }));
+                 array: ps.map((p) => clip(p.high) - clip(p.x)), arrayminus: ps.map((p) => clip(p.x) - clip(p.low)) },
+      text: ps.map(hover), hoverinfo: "text" }));
+    const edges = pts.filter((p) => p.high > hi || p.low < lo).map((p) => ({
+      x: p.high > hi ? hi : lo, y: p.label, text: p.high > hi ? "▶" : "◀", showarrow: false,
+      font: { color: color[p.r.verdict], size: 11 }, xanchor: p.high > hi ? "right" : "left" }));
     plot("forest", traces,
-      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 120), showlegend: true,
-        margin: { l: 420, r: 20, t: 40, b: 40 }, xaxis: { zeroline: true, ticksuffix: "%" },
-        yaxis: { autorange: "reversed", type: "category", categoryorder: "array", categoryarray: labels },
+      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 140), showlegend: true,
+        legend: { orientation: "h", y: 1.0, yanchor: "bottom", x: 0 },
+        margin: { l: 20, r: 20, t: 70, b: 60 }, annotations: edges,
+        xaxis: { zeroline: true, ticksuffix: "%", range: [lo, hi], automargin: true,
+                 title: { text: cut ? `change (%): ${cut} interval${cut > 1 ? "s run" : " runs"} past the axis (▶ ◀; hover for values)` : "change (%)" } },
+        yaxis: { range: [labels.length - 0.5, -0.5], type: "category", categoryorder: "array", categoryarray: labels, automargin: true },
         shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
@@ -579,7 +617,27 @@ async function startCompare() {
   if (base && head && base !== head && !(d && !d.base)) await show();
 }
 
+// A forest plot's row labels: the metric first, then the target and only the parameters that vary
+// among the rows of that target (the fixed ones repeat on every row and pushed the metric out of
+// view), cut at 60 characters; numbered, so that equal labels stay distinct rows.
+function forestLabels(rows) {
+  const varying = new Map();
+  for (const r of rows) {
+    const seen = varying.get(r.target) || new Map();
+    for (const [k, v] of Object.entries(r.params || {})) seen.set(k, (seen.get(k) || new Set()).add(JSON.stringify(v)));
+    varying.set(r.target, seen);
+  }
+  return rows.map((r, i) => {
+    const keys = [...(varying.get(r.target) || new Map()).entries()].filter(([, vs]) => vs.size > 1).map(([k]) => k);
+    const params = keys.map((k) => `${k}=${typeof r.params[k] === "string" ? r.params[k] : JSON.stringify(r.params[k])}`).join(", ");
+    const text = `${r.metric} · ${r.target}${params ? " " + params : ""}`;
+    return esc(`${i + 1}. ${text.length > 60 ? text.slice(0, 59) + "…" : text}`);
+  });
+}
+
 // ---------------------------------------------------------------- Alerts
+
+const silenceChoice = new Map();  // group id -> the "silence for" duration picked on the Alerts page
 
 async function loadAlerts() {
   const f = document.getElementById("alert-filters");
@@ -596,7 +654,10 @@ async function loadAlerts() {
     const first = members[0];
     const ack = el("button", { text: g.acknowledged ? "acknowledged" : "acknowledge", disabled: g.acknowledged ? "disabled" : null,
       onclick: guard(async () => { await post("/api/alerts/ack", { group_id: first.group_id || undefined, fingerprints: first.group_id ? [] : [first.fingerprint] }); await loadAlerts(); }) });
-    const dur = el("select", {}, [["1h", 3600], ["4h", 14400], ["1d", 86400], ["7d", 604800]].map(([t, s]) => el("option", { value: s, text: t })));
+    const dur = el("select", { "aria-label": "silence for" }, [["1h", 3600], ["4h", 14400], ["1d", 86400], ["7d", 604800]].map(([t, s]) => el("option", { value: s, text: t })));
+    // the page redraws every few seconds: keep the duration the user picked for this group
+    if (silenceChoice.has(g.id)) dur.value = silenceChoice.get(g.id);
+    dur.addEventListener("change", () => silenceChoice.set(g.id, dur.value));
     // every alert of the group as listed, each by its own label set (the server matches them literally)
     const silence = el("button", { text: "silence", onclick: guard(async () => {
       await post("/api/alerts/silence", { fingerprints: members.map((a) => a.fingerprint), duration_s: Number(dur.value),
@@ -606,7 +667,9 @@ async function loadAlerts() {
       el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,
         el("span", { class: "tag", text: g.id }), ack, " ", silence, " for ", dur));
     div.appendChild(table(["state", "summary", "verdict / value", "root cause", "labels", "since"], members.map((a) => ({
-      cells: [{ text: a.silenced ? "silenced" : a.state, class: a.silenced ? "muted" : "s-" + a.state }, a.annotations.summary || a.name,
+      cells: [{ text: a.silenced ? "silenced" : a.stale ? `resolved (no evaluation since ${when(a.updated_at)})` : a.state,
+                class: a.silenced ? "muted" : "s-" + a.state, title: a.stale ? "the process that evaluated this rule stopped reporting; it is shown resolved when it last reported" : null },
+        a.annotations.summary || a.name,
         a.annotations.verdict || num(a.value), a.annotations.root_cause || "",
         Object.entries(a.labels).map(([k, val]) => `${k}=${val}`).join(", "), when(a.starts_at)] }))));
     box.appendChild(div);
@@ -638,6 +701,10 @@ async function startAnalytics() {
   const f = document.getElementById("series-form");
   fillForm(f, { method: q.method, model: q.model, horizon: q.horizon, labels: q.labels, learn: q.learn, period: q.period });
   if (q.metric) pick.value = `${q.metric}|${q.component || ""}`;
+  else if (tele.series.length) {  // open on the longest series: the first one listed may be too short to learn from
+    const longest = tele.series.reduce((a, b) => (b.points > a.points ? b : a));
+    pick.value = `${longest.metric}|${longest.component}`;
+  }
   // anomaly scores and the forecast are asked for apart: either may fail (a series too short to
   // learn from can still be forecast), and each says why in its own panel
   const panel = async (name, fn) => {
