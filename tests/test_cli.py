@@ -13,6 +13,10 @@ def test_version_and_help():
     assert runner.invoke(app, ["--version"]).output.strip() == f"allele {__version__}"
     out = runner.invoke(app, ["--help"]).output
     assert "demo" in out
+    for module in ("allele", "allele.cli"):  # `python -m allele` failed: no __main__
+        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0 and done.stdout.strip() == f"allele {__version__}"
 
 
 def test_allele_error_is_one_line_and_exit_2(tmp_path):

@@ -72,6 +72,10 @@ def test_detector_errors() -> None:
         det.score(np.zeros((3, 3)))
     with pytest.raises(AnalyticsError):
         RobustZScoreDetector(contamination=0.7).fit(np.zeros((10, 2)))
+    y = np.random.default_rng(1).normal(size=300)
+    for bad in (0, 1, -3):  # they ran as "no season"
+        with pytest.raises(AnalyticsError, match=f"period must be an integer >= 2 .*got {bad}"):
+            detect_series(y, period=bad)
 
 
 def test_persistence_roundtrip_with_skops(tmp_path: Path) -> None:

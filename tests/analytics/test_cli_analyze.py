@@ -92,6 +92,10 @@ def test_rca_between_runs_names_the_slow_parameter(tmp_path: Path) -> None:
         k: v for k, v in causes[-1].items() if k in ("kind", "name")}.items()
     table = runner.invoke(app, ["rca", "base", "new", "--store", url])
     assert table.exit_code == 0 and cause in table.output
+    # a metric neither run recorded is an error, not "candidate causes of the nope change"
+    res = runner.invoke(app, ["rca", "base", "new", "-m", "nope", "--store", url])
+    assert res.exit_code != 0  # the root app turns it into one line and exit code 2
+    assert str(res.exception) == "no metric 'nope' in base or new; recorded: wall_s"
 
 
 def test_rca_between_runs_says_when_every_cell_moved_alike(tmp_path: Path) -> None:

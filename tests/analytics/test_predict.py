@@ -77,3 +77,24 @@ def test_each_model_can_be_chosen_and_bad_input_is_clear() -> None:
         PerformancePredictor().fit(params, {"x": [1.0]})
     with pytest.raises(NotFittedError):
         PerformancePredictor().predict(params)
+
+
+def test_refuses_configurations_the_cells_cannot_speak_for_and_keeps_times_positive() -> None:
+    params, metrics = cells(5, replicates=1)
+    pp = PerformancePredictor(model="ridge").fit(params, metrics)
+    good = {"population_size": 10, "mutation_rate": 0.2, "crossover": "blend", "generations": 20}
+    (pred,) = pp.predict([good])
+    # a time is never negative in the cells: its interval does not reach below 0
+    assert 0.0 <= pred["wall_s"].lower <= pred["wall_s"].mean <= pred["wall_s"].upper
+    assert pred["best_fitness"].lower < pred["best_fitness"].mean  # may go below 0 if need be
+    bad = [({**good, "crossover": "bogus"}, "'crossover': 'bogus' was never measured (the run "
+             "measured at 'blend', 'sbx')"),
+           ({**good, "generations": 50}, "'generations': 50 was never measured (the run held "
+            "fixed at 20)"),
+           ({**good, "elitism": 2}, "unknown parameter(s) elitism"),
+           ({k: v for k, v in good.items() if k != "crossover"},
+            "give every parameter that varies: missing crossover")]
+    for conf, message in bad:
+        with pytest.raises(AnalyticsError) as err:
+            pp.predict([conf])
+        assert message in str(err.value)

@@ -117,6 +117,10 @@ def test_runs_that_share_no_cell_are_an_error_not_a_pass(filled: str, tmp_path: 
                                  "--store", filled])
     assert res.exit_code == 2 and "--baseline: runs run-9 and other share no cell" in res.output
     assert not out.exists()
+    res = runner.invoke(_app(), ["report", "run-9", "-b", "run-9", "-o", str(out),
+                                 "--store", filled])  # it wrote "no regression ... unchanged"
+    assert res.exit_code == 2 and "--baseline: the report's own run (run-9)" in res.output
+    assert not out.exists()
     res = runner.invoke(_app(), ["report", "other", "-o", str(out), "--store", filled])
     assert res.exit_code == 0, res.output
     assert "note: the previous run of the spec: runs run-9 and other share no cell" in res.output
@@ -270,6 +274,12 @@ def test_calibrate_runs_k_aa_pairs(sqlite_url: str, tmp_path: Path) -> None:
     res = runner.invoke(_app(), ["calibrate", str(spec), "--pairs", "1", "--store", sqlite_url,
                                  "--executor", "inline"])
     assert res.exit_code == 0 and "pairs with any false verdict" in res.output
+    # a bad --q is refused before any run: it used to end the first A/A pair, minutes later
+    res = runner.invoke(_app(), ["calibrate", str(spec), "--pairs", "2", "--q", "5",
+                                 "--store", sqlite_url, "--executor", "inline"])
+    assert res.exit_code == 2 and "q must be in (0, 1), got 5.0" in res.output
+    with open_store(sqlite_url) as st:
+        assert len(st.list_runs()) == 8  # the six above and the pair of --pairs 1; none new
 
 
 def test_since_and_cell_parsing(filled: str) -> None:

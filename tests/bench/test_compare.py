@@ -233,6 +233,21 @@ def test_a_whole_run_shift_is_one_environment_change_not_regressions() -> None:
     assert comp.to_dict()["shifts"][0]["metric"] == "wall_s"
 
 
+def test_every_shift_taken_out_is_named_even_when_not_significant() -> None:
+    """A row's change is relative to the rest of the run once a shift is taken out, so a
+    reader must hear of every one: fit_s read +160 % beside 1.439 ms -> 1.316 ms with a -44 %
+    shift taken out that no note mentioned."""
+    from allele.bench.runlevel import Shift
+
+    rng = np.random.default_rng(11)
+    comp = compare_runs(_run("base", rng, cells=4, repeats=10),
+                        _run("head", rng, cells=4, repeats=10, shift=1.10, t=1.0))
+    comp.shifts = [*comp.shifts, Shift("fit_s", 0.559, 0.2, 1.5, 6)]
+    wall, fit = (next(n for n in comp.notes() if m in n) for m in ("wall_s", "fit_s"))
+    assert "+10" in wall and "even in sign" in wall and "not significant" not in wall
+    assert "-44.1%" in fit and "not significant on its own" in fit and "even in sign" in fit
+
+
 def test_a_cell_that_moved_relative_to_the_shift_is_flagged() -> None:
     rng = np.random.default_rng(12)
     base = _run("base", rng)
@@ -403,3 +418,12 @@ def test_split_params_separates_varying_from_shared() -> None:
     assert split_params(comp.rows) == {
         "evolution": (["i", "population_size"], {"generations": 30})}
     assert split_params([]) == {}
+
+
+def test_a_huge_change_prints_as_a_factor() -> None:
+    """An interval's end of a metric near 0 printed as +214560193.9 %; from 10 times on the
+    change reads as a factor."""
+    from allele.bench.format import pct
+
+    assert [pct(r) for r in (1.23, 0.5, 9.99, 10.0, 2145602.939, 0.0)] == [
+        "+23.0%", "-50.0%", "+899.0%", "×10", "×2.15e+06", "-100.0%"]

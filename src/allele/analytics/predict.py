@@ -11,7 +11,8 @@ configuration give?" with an interval, and says how well that worked on cells it
   boosting, and ridge regression on quadratic features, compared by grouped cross-validation
   (every observation of one configuration in the same fold, so replicates of a cell never help
   predict themselves); the lowest out-of-fold MAE wins (``model="auto"``), or name one.
-* **Intervals.** Split-conformal on the cross-validated residuals: ``mean +- q`` with ``q`` the
+* **Intervals.** Split-conformal on the cross-validated residuals: ``mean +- q`` (not below 0 for
+  a metric never negative in the cells) with ``q`` the
   ``ceil((n + 1) * level) / n`` quantile of the absolute out-of-fold errors, so a new observation
   of a new configuration falls inside with probability near ``level`` whatever the model (the
   guarantee of cross-conformal prediction is ``1 - 2 * (1 - level)``; in the tests it is near
@@ -80,9 +81,11 @@ class _Encoder:
     def fit(self, params: Sequence[Mapping[str, Any]]) -> _Encoder:
         keys = sorted({k for p in params for k in p})
         self.columns: list[tuple[str, str, Any]] = []  # (param, kind, detail)
+        self.seen: dict[str, set[str]] = {}  # every parameter's measured values (repr)
         for k in keys:
             vals = [p.get(k) for p in params]
             distinct = {repr(v) for v in vals}
+            self.seen[k] = distinct
             if len(distinct) < 2:
                 continue
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
@@ -116,6 +119,27 @@ class _Encoder:
                         raise AnalyticsError(f"parameter {k!r} must be positive, got {v!r}")
                     out[i, j] = math.log10(x) if kind == "log" else x
         return out
+
+    def check(self, params: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse a configuration the cells cannot speak for: an unknown parameter, a missing
+        varying one, a category never measured, another value of a parameter the run held
+        fixed ("selection": "bogus" was predicted from an all-zero encoding)."""
+        numeric = {k for k, kind, _ in self.columns if kind != "cat"}
+        varying = {k for k, _, _ in self.columns}
+        for p in params:
+            unknown = sorted(set(p) - set(self.seen))
+            if unknown:
+                raise AnalyticsError(f"unknown parameter(s) {', '.join(unknown)}; the cells "
+                                     f"have {', '.join(sorted(self.seen))}")
+            missing = sorted(varying - set(p))
+            if missing:
+                raise AnalyticsError(f"give every parameter that varies: missing "
+                                     f"{', '.join(missing)}")
+            for k, v in p.items():
+                if k not in numeric and repr(v) not in self.seen[k]:
+                    kept = "held fixed at" if k not in varying else "measured at"
+                    raise AnalyticsError(f"parameter {k!r}: {v!r} was never measured (the run "
+                                         f"{kept} {', '.join(sorted(self.seen[k]))})")
 
     def transform(self, params: Sequence[Mapping[str, Any]]) -> FloatArray:
         out: FloatArray = (self._raw(params) - self.mu) / self.sd
@@ -234,6 +258,7 @@ class PerformancePredictor:
         self._enc = _Encoder().fit(rows)
         x = self._enc.transform(rows)
         self._fitted = {m: self._procedure(x, y, groups, rng) for m, y in ys.items()}
+        self._floor = {m: 0.0 if bool(np.all(y >= 0)) else -math.inf for m, y in ys.items()}
         self.model_ = {m: f.name for m, f in self._fitted.items()}
         return self
 
@@ -271,8 +296,13 @@ class PerformancePredictor:
         """The predicted metrics of each configuration, with intervals at ``level``."""
         if not hasattr(self, "_fitted"):
             raise NotFittedError("PerformancePredictor.predict called before fit")
-        x = self._enc.transform([dict(p) for p in params])
-        means = {m: f.model.predict(x) for m, f in self._fitted.items()}
-        return [{m: MetricPrediction(m, float(means[m][i]), float(means[m][i] - f.q),
+        rows = [dict(p) for p in params]
+        self._enc.check(rows)
+        x = self._enc.transform(rows)
+        # a metric never negative in the cells (a time, a size) is not predicted below 0
+        means = {m: np.maximum(f.model.predict(x), self._floor[m])
+                 for m, f in self._fitted.items()}
+        return [{m: MetricPrediction(m, float(means[m][i]),
+                                     float(max(means[m][i] - f.q, self._floor[m])),
                                      float(means[m][i] + f.q), self.level, f.name)
                  for m, f in self._fitted.items()} for i in range(x.shape[0])]

@@ -208,6 +208,11 @@ def calibrate(store: ResultStore, suite: SuiteSpec, *, pairs: int = DEFAULT_PAIR
 
     if pairs < 1:
         raise ValidationError(f"--pairs must be >= 1, got {pairs}")
+    # checked before anything runs: a bad --q used to end the first A/A pair, minutes later
+    if not 0.0 < q < 1.0:
+        raise ValidationError(f"q must be in (0, 1), got {q}")
+    if not 0.0 <= floor < 1.0:
+        raise ValidationError(f"floor must be in [0, 1), got {floor}")
     include_working_directory()
     # the time and a random tag: two calibrations started within one second get distinct names
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"

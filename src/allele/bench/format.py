@@ -30,11 +30,14 @@ def number(v: float | None, digits: int = 4, *, sci_above: float | None = 1e5,
 
 
 def pct(ratio: float) -> str:
-    """A ratio as a signed relative change: 1.23 -> ``+23.0%``."""
+    """A ratio as a signed relative change: 1.23 -> ``+23.0%``; from 10 times on as a factor,
+    ``×2.15e+06`` (an interval's end of a metric near 0 printed as ``+214560193.9%``)."""
     if math.isnan(ratio):
         return MISSING
     if math.isinf(ratio):
         return "+∞" if ratio > 0 else "-∞"
+    if ratio >= 10.0:
+        return f"×{ratio:.3g}"
     return f"{(ratio - 1.0) * 100:+.1f}%"
 
 

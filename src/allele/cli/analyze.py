@@ -238,8 +238,8 @@ def rca(
     """Rank candidate causes.
 
     Two runs: the parameters and environment differences that explain a regression of
-    ``--metric``. Telemetry (``--target`` and ``--candidates``): the metrics that moved first and
-    most before the target's anomaly (each candidate read at the target's timestamps as its last
+    --metric. Telemetry (--target and --candidates): the metrics that moved first and most
+    before the target's anomaly (each candidate read at the target's timestamps as its last
     value at or before each).
     """
     if target is not None:
@@ -252,6 +252,10 @@ def rca(
 
     with open_store(store, read_only=True) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
+    recorded = {s.metric for r in (rec_a, rec_b) for c in r.cells for s in c.samples}
+    if metric not in recorded:  # it printed "Candidate causes of the nope change" and exit 0
+        raise AnalyticsError(f"no metric {metric!r} in {rec_a.info.name} or {rec_b.info.name}; "
+                             f"recorded: {', '.join(sorted(recorded)) or 'none'}")
     res = root_causes(rec_a, rec_b, metric)
     if as_json:
         _emit_json(res.to_dict())
@@ -381,6 +385,9 @@ def predict(
         val.add_row(plain(m), v.model, _num(v.mae), _num(v.baseline_mae), f"{v.coverage:.2f}")
     if res.validation:
         console.print(val)
+    else:  # it said nothing, and the help promises the held-out error
+        console.print("note: no held-out check: the run measured fewer than 8 configurations "
+                      "(from 8 on, a quarter of them is held out and predicted)", markup=False)
     table = Table(title=plain(f"Predicted {', '.join(metric)} ({level:.0%} intervals)"))
     table.add_column("configuration")
     for m in metric:

@@ -218,6 +218,9 @@ def report_cmd(
             elif baseline.lower() == "none":
                 baseline = None
             else:
+                if st.get_run(baseline).id == st.get_run(run).id:  # as `compare` refuses it
+                    raise ConfigError(f"--baseline: the report's own run ({baseline}); name "
+                                      "another run, or `--baseline none`")
                 problem = no_shared_cell(*named_keys(st, baseline), *named_keys(st, run))
                 if problem is not None:
                     raise ConfigError(f"--baseline: {problem} (`--baseline none` writes the "

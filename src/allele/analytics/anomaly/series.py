@@ -342,6 +342,8 @@ def detect_series(
     y = as_series(values, name="values")
     as_timestamps(timestamps, y.size)
     _check_options(y.size, method, learn, risk, window, short)
+    if period is not None and period < 2:  # 0 and -3 ran as "no season", silently
+        raise AnalyticsError(f"period must be an integer >= 2 (or none), got {period}")
     y = dequantise(snap_rounding(y, learn), learn)
     mass = point_mass(y[:learn])
     if mass is None:
