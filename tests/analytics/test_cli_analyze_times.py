@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,5 +21,14 @@ def test_half_second_steps_print_distinct_times(tmp_path: Path) -> None:
                                 for i, v in enumerate(y)])
     res = CliRunner().invoke(app, ["forecast", "rss_line", "--store", url, "--horizon", "3"])
     assert res.exit_code == 0, res.output
-    assert "1000000012.5" in res.output and "1000000013.0" in res.output
-    assert "1000000013.5" in res.output
+    # as local times, with the decimal the half seconds need (they printed as 1000000012.5)
+    for t in (1e9 + 12.5, 1e9 + 13.0, 1e9 + 13.5):
+        stamp = datetime.fromtimestamp(t)
+        assert stamp.strftime("%Y-%m-%d %H:%M:%S") + f".{stamp.microsecond // 100000}" in (
+            res.output)
+    assert "1000000012.5" not in res.output
+    # rss_line is a plain number; a size in bytes reads in its unit
+    res = CliRunner().invoke(app, ["forecast", "rss_line", "--store", url, "--horizon", "3",
+                                   "--unit", "bytes"])
+    assert res.exit_code == 0 and " MB " in res.output and "e+07" not in res.output.split(
+        "\n- ")[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,23 @@ def _where(series: Any) -> str:
 
 def _num(v: float) -> str:
     return number(float(v), sci_above=None)
+
+
+def _when(t: float, spec: str) -> str:
+    """A timestamp as local time (``2026-12-06 22:47:23.5``, with the decimals of ``spec``)
+    when it reads as one (after 1973), else as the number it is."""
+    if not t > 1e8:
+        return format(t, spec)
+    digits = int(spec[1:-1])
+    text = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[:-6 + digits] if digits else text[:-7]
+
+
+def _val(v: float, unit: str) -> str:
+    """A value in its unit when it is a size (``84.6 MB``, not ``8.866e+07``)."""
+    from allele.analytics._common import format_value
+
+    return format_value(float(v), unit) if unit in ("bytes", "B") else _num(v)
 
 
 def _time_format(timestamps: Any) -> str:
@@ -93,9 +111,13 @@ def forecast(
     for col in ("step", "time", "forecast", "lower", "upper"):
         table.add_column(col, justify="right")
     tf = _time_format([] if fc.timestamps is None else list(fc.timestamps))
+    from allele.bench.metrics import unit_of
+
+    u = unit or unit_of(metric)
     for i in range(fc.horizon):
-        t = "" if fc.timestamps is None else format(fc.timestamps[i], tf)
-        table.add_row(str(i + 1), t, _num(fc.mean[i]), _num(fc.lower[i]), _num(fc.upper[i]))
+        t = "" if fc.timestamps is None else _when(fc.timestamps[i], tf)
+        table.add_row(str(i + 1), t, _val(fc.mean[i], u), _val(fc.lower[i], u),
+                      _val(fc.upper[i], u))
     console.print(table)
     if res.choice:
         console.print(f"- model: {res.choice}", markup=False)
@@ -156,10 +178,12 @@ def anomalies(
                               f"{res.detection.learn_end} points{_how(res.detection)})"))
     for col in ("index", "timestamp", "value", "score"):
         table.add_column(col, justify="right")
+    from allele.bench.metrics import unit_of
+
     tf = _time_format(res.series.timestamps)
     for r in rows:
-        table.add_row(str(r["index"]), format(r["timestamp"], tf), _num(r["value"]),
-                      f"{r['score']:.2f}")
+        table.add_row(str(r["index"]), _when(r["timestamp"], tf),
+                      _val(r["value"], unit_of(metric)), f"{r['score']:.2f}")
     console.print(table)
     _merged_note(res.series)
 
