@@ -160,3 +160,14 @@ def test_genome_cli(mlflow_uri: str, champion: Genome, name: str, tmp_path: Path
     line = next(x for x in res.output.splitlines() if "empathy" in x)
     assert f"{champion['empathy']:.4f}" in line and "0.1000" in line
     assert f"{0.1 - champion['empathy']:+.4f}" in line
+
+
+def test_reading_a_registry_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    from allele.cli import app
+
+    missing = tmp_path / "no" / "dir" / "m.db"
+    for args in (["genome", "list"], ["genome", "show", "g@champion"]):
+        res = CliRunner().invoke(app, [*args, "--tracking-uri", f"sqlite:///{missing}"])
+        assert res.exit_code == 2, res.output
+        assert "no MLflow registry at" in res.output and "nothing was created" in res.output
+    assert not (tmp_path / "no").exists()  # it made the directories and a 950 KB database

@@ -222,10 +222,16 @@ def _uri(tracking_uri: str | None) -> str:
     return load_settings().tracking.tracking_uri
 
 
-def _client(tracking_uri: str | None) -> Any:
+def _client(tracking_uri: str | None, *, read: bool = True) -> Any:
+    """An MlflowClient on the registry; for a ``read`` (list, show, load) of a SQLite registry,
+    its file must exist: MLflow would create it, and its directories, only to find nothing
+    (``genome list --tracking-uri sqlite:////no/dir/m.db`` left a 950 KB database behind)."""
     from mlflow import MlflowClient
 
     uri = _uri(tracking_uri)
+    if read and uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise TrackingError(f"no MLflow registry at {uri!r}: the file does not exist (nothing "
+                            "was created; `allele genome register` creates it)")
     try:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     except Exception as exc:  # an unsupported or malformed URI: MLflow says so at once
@@ -276,7 +282,7 @@ def register_genome(
     from allele.tracking._common import default_artifact_location, owner_tags
 
     uri = _uri(tracking_uri)
-    client = _client(uri)
+    client = _client(uri, read=False)
     try:
         exp = client.get_experiment_by_name(experiment)
         exp_id = (exp.experiment_id if exp is not None else client.create_experiment(
