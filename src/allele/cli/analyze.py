@@ -346,7 +346,12 @@ def recommend(
     advice = recommendations(record, quality, cost, current=cur, target=target, top=top,
                              max_cost_per_gain=max_cost_per_gain)
     if not advice:
-        raise AnalyticsError(f"no component {target!r} in run {run!r}")
+        have = {c.target for c in record.cells}
+        if target is not None and target in have:  # it said "no component", which was false
+            raise AnalyticsError(f"component {target!r} has no ok cell with both {quality} and "
+                                 f"{cost} in run {run!r}")
+        raise AnalyticsError(f"no component {target!r} in run {run!r}; it has "
+                             f"{', '.join(sorted(have)) or 'none'}")
     if as_json:
         _emit_json({a.component: a.to_dict() for a in advice})
         return
@@ -354,8 +359,12 @@ def recommend(
         console.print(plain(a.component, "bold") + f" (current: {json.dumps(a.current)})")
         for r in a.recommendations:
             console.print(f"- {r.text}", markup=False)
-        console.print(f"  {a.advice.message}" if a.recommendations else
-                      f"- {a.advice.message}", markup=False)
+        if a.recommendations:  # the message repeats the first one, then says how it was fitted
+            tail = a.advice.message.removeprefix(a.recommendations[0].text).strip()
+            if tail:
+                console.print(f"  {tail}", markup=False)
+        else:
+            console.print(f"- {a.advice.message}", markup=False)
 
 
 def _how(det: Any) -> str:
