@@ -181,10 +181,14 @@ def test_a_failing_spec_creates_no_store(tmp_path: Path, spec: Path) -> None:
     notarget.write_text("name: s\ntarget: nosuchmod_xyz:fn\nmatrix: {n: [1]}\n")
     for args, fragment in (((str(bad),), "matrix.mutation_rate"),
                            ((str(notarget),), "cannot import nosuchmod_xyz"),
+                           ((str(spec), "--workers", "0"), "--workers must be >= 1"),
+                           ((str(spec), "--experiment", "e"), "give --mlflow URI too"),
+                           ((str(spec), "--report", str(bad / "r.html")),
+                            f"cannot write {bad / 'r.html'}: {bad} is not a writable directory"),
                            ((str(spec), "-f", "x=9"), "no cell of 'clispec' matches the "
                                                       "filters x=9"),
                            ((str(bad),), "matrix.mutation_rate")):
-        for command in ("run", "calibrate") if "-f" not in args else ("run",):
+        for command in ("run", "calibrate") if len(args) == 1 else ("run",):
             code, _, err = invoke(command, *args, "--store", url)
             assert code == 2 and fragment in err, (command, err)
             assert not db.exists() and not db.parent.exists()
@@ -299,3 +303,4 @@ def test_run_report_to_an_unwritable_path_is_a_clear_error(spec: Path, tmp_path:
                           "inline", "-q", "--report", str(blocker / "report.html"))
     assert code == 2
     assert "cannot write" in err
+    assert not (tmp_path / "cli.db").exists()  # refused before anything ran or was stored

@@ -101,6 +101,12 @@ def run_cmd(
 
         # checked before the store opens: a spec that fails leaves no store file behind
         suite = _suite_to_run(spec, preset, resume, filters or [], name, max_cells)
+        if workers is not None and workers < 1:  # it created the store, then refused
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+        if experiment is not None and mlflow_uri is None:  # it was silently ignored
+            raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
+        if report is not None:  # found unwritable only after the whole run, before
+            _check_writable(report)
         include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store) as st:
             if resume is not None and spec is not None:
@@ -202,6 +208,18 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                                      resume=resume)
     print_tracking_outcome(tracker, uri)
     return summary
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a ``--report`` path that cannot be written: its nearest existing ancestor must be
+    a writable directory (the missing ones are created)."""
+    import os
+
+    here = path.resolve().parent
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir() or not os.access(here, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {here} is not a writable directory")
 
 
 def _write_report(st: Any, run_id: str, path: Path) -> None:

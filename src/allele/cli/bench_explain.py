@@ -96,7 +96,7 @@ def explain_cmd(
     """Why instruction counts changed: for each cell whose `instructions` moved beyond its
     tolerance, the Python functions whose call counts changed and the C functions with the
     largest changes of self and inclusive instructions (benchmarks run with
-    `instruments: [instructions]`)."""
+    `instruments: \\[instructions]`)."""  # \\[: the help's markup ate "[instructions]"
     with one_line_errors():
         from allele.bench.explain import explain_runs
 
