@@ -446,8 +446,16 @@ async function showCell(runId, key) {
   const metrics = Object.keys(c.samples).sort();
   const chart = el("div", { class: "chart" });
   box.appendChild(chart);
-  plot(chart, metrics.map((m) => ({ type: "box", y: c.samples[m].value, name: esc(m), boxpoints: "all", jitter: 0.4 })),
-       { title: { text: "raw samples" }, yaxis: { type: "log" } });
+  // one panel per metric, each on its own linear scale: on one log axis instructions (1e7) sat
+  // beside cpu_sys_s (0, which a log axis cannot show) and every box flattened into a line
+  const cols = Math.min(4, Math.max(1, metrics.length)), rows = Math.ceil(metrics.length / cols);
+  const axes = {};
+  metrics.forEach((m, i) => { axes[`yaxis${i ? i + 1 : ""}`] = { automargin: true }; });
+  plot(chart, metrics.map((m, i) => ({ type: "box", y: c.samples[m].value, name: esc(m), boxpoints: "all", jitter: 0.4,
+                                       xaxis: `x${i ? i + 1 : ""}`, yaxis: `y${i ? i + 1 : ""}`, showlegend: false })),
+       { title: { text: "raw samples (one scale per metric)" }, showlegend: false, height: 60 + 230 * rows,
+         grid: { rows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.25 }, ...axes });
+  box.scrollIntoView({ block: "start" });  // the detail opens below the fold: a click seemed to do nothing
   box.appendChild(el("p", {}, "History of this cell: ",
     metrics.map((m) => el("a", { href: `/history?key=${encodeURIComponent(key)}&metric=${encodeURIComponent(m)}`, text: m, style: "margin-right:.6rem" }))));
   if (c.profile) { box.appendChild(el("h3", { text: "profile (cProfile, top functions)" })); box.appendChild(el("pre", { text: c.profile })); }
@@ -701,7 +709,10 @@ async function startAnalytics() {
   const f = document.getElementById("series-form");
   fillForm(f, { method: q.method, model: q.model, horizon: q.horizon, labels: q.labels, learn: q.learn, period: q.period });
   if (q.metric) pick.value = `${q.metric}|${q.component || ""}`;
-  else if (tele.series.length) {  // open on the longest series: the first one listed may be too short to learn from
+  if (q.metric && !pick.value)  // a link to a series the store does not hold: say so (the page stayed blank)
+    f.after(el("p", { class: "v-regressed", id: "series-missing",
+                      text: `no series ${q.metric}${q.component ? " · " + q.component : ""} in the store; showing the longest one instead` }));
+  if (!pick.value && tele.series.length) {  // open on the longest series: the first one listed may be too short to learn from
     const longest = tele.series.reduce((a, b) => (b.points > a.points ? b : a));
     pick.value = `${longest.metric}|${longest.component}`;
   }
@@ -762,8 +773,9 @@ async function startAnalytics() {
     const r = await api("/api/analytics/root-causes", v);
     const rcaBox = clear(document.getElementById("rca"));
     if (r.message) rcaBox.appendChild(el("p", { text: r.message }));
-    rcaBox.appendChild(table(["kind", "cause", "score", "evidence"],
-      r.causes.map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
+    rcaBox.appendChild(table(["kind", "cause", "score", "evidence"],  // strongest first, as the headline
+      r.causes.slice().sort((a, b) => (b.score ?? -1) - (a.score ?? -1))
+        .map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
   }));
   const rec = document.getElementById("rec-form");
   rec.addEventListener("submit", guard(async (ev) => {
