@@ -3,8 +3,11 @@
 The confidence interval is a *percentile bootstrap of the median*: ``resamples`` (default 2000)
 resamples with replacement drawn from ``numpy.random.default_rng(seed)`` (default seed 0, so the
 same samples always give the same interval), the median of each, and the 2.5th / 97.5th
-percentiles of those medians. With a single sample there is no interval (``None``). Non-finite
-samples (NaN, inf) are left out and counted in ``dropped``.
+percentiles of those medians. Under :data:`MIN_CI_SAMPLES` samples there is no interval
+(``None``): no interval of the median from so few reaches 95 % (the widest, from the smallest to
+the largest sample, holds the median with probability ``1 - 2 / 2**n``: 50 % for 2 samples,
+94 % for 5), and the bootstrap's "interval" of 2 samples was their range. Non-finite samples
+(NaN, inf) are left out and counted in ``dropped``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import numpy as np
 
 from allele.store.model import CellResult
 
-CI_METHOD = "percentile bootstrap of the median (2000 resamples, seed 0)"
+MIN_CI_SAMPLES = 6
+CI_METHOD = ("percentile bootstrap of the median (2000 resamples, seed 0; none under "
+             f"{MIN_CI_SAMPLES} samples)")
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def summarize(metric: str, values: Sequence[float], *, confidence: float = 0.95,
     q25, med, q75 = np.percentile(finite, [25.0, 50.0, 75.0])
     lo: float | None = None
     hi: float | None = None
-    if finite.size >= 2:
+    if finite.size >= MIN_CI_SAMPLES:
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, finite.size, size=(resamples, finite.size))
         medians = np.median(finite[idx], axis=1)

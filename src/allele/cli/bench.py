@@ -325,6 +325,7 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),
                            ("median", True), ("IQR", True), ("95% CI", True)):
             table.add_column(col, justify="right" if right else "left", no_wrap=col != "params")
+        dropped_any = False
         for cell in sorted(cells, key=lambda c: c.key):
             params = plain(" ".join(f"{k}={v}" for k, v in cell.params.items()
                                     if k in varying))
@@ -338,11 +339,16 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
                            f"{metric_value(s.ci_high, s.metric, unit)}]"
                            if s.ci_low is not None and s.ci_high is not None else "n/a")
                 first = i == 0 and cell.status == "ok"
+                dropped_any = dropped_any or s.dropped > 0
+                n = f"{s.n} (+{s.dropped} dropped)" if s.dropped else str(s.n)
                 table.add_row(params if first else "", cell.status if first else "",
-                              plain(s.metric), str(s.n), metric_value(s.median, s.metric, unit),
+                              plain(s.metric), n, metric_value(s.median, s.metric, unit),
                               metric_value(s.iqr, s.metric, unit), ci)
             table.add_section()
         console.print(table)
+        if dropped_any:  # they were left out without a word
+            console.print("dropped: samples that are not finite numbers (NaN, inf) are left out "
+                          "of n, the median, the IQR and the CI", markup=False)
     # an ok cell with an error text: a part of it failed (its instructions not counted)
     failed = [c for c in record.cells if c.status != "ok" or c.error]
     if failed:
