@@ -144,6 +144,17 @@ function gapped(t, v) {
   return { x, y };
 }
 
+// Parameters and cell keys as people write them (`population_size=50, selection=rank`), not JSON.
+function paramsText(params) {
+  return Object.entries(params || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+}
+
+function keyText(key) {
+  const bar = key.indexOf("|");
+  if (bar < 0) return key;
+  try { return `${key.slice(0, bar)} ${paramsText(JSON.parse(key.slice(bar + 1)))}`.trim(); } catch { return key; }
+}
+
 function plot(id, traces, layout) {
   const node = typeof id === "string" ? document.getElementById(id) : id;
   const lay = Object.assign({}, LAYOUT, layout || {});
@@ -321,12 +332,12 @@ function renderRuns() {
     );
     if (r.running.length) {
       card.appendChild(el("div", { class: "muted", text: "running:" }));
-      card.appendChild(el("ul", {}, r.running.slice(0, 6).map((c) => el("li", { text: `${c.benchmark || ""} ${JSON.stringify(c.params || {})}` }))));
+      card.appendChild(el("ul", {}, r.running.slice(0, 6).map((c) => el("li", { text: `${c.benchmark || ""} ${paramsText(c.params)}` }))));
     }
     if (r.recent.length) {
       card.appendChild(el("div", { class: "muted", text: "last finished:" }));
       card.appendChild(el("ul", { class: "recent" }, r.recent.slice(0, 4).map((c) =>
-        el("li", { class: c.status === "ok" ? "" : "v-regressed", text: `${c.status} ${c.key}` }))));
+        el("li", { class: c.status === "ok" ? "" : "v-regressed", text: `${c.status} ${keyText(c.key)}` }))));
     }
     box.appendChild(card);
   }
@@ -415,7 +426,7 @@ async function showRun(id) {
              { title: { text: esc(`median ${m}`) }, xaxis: { title: { text: esc(h.x) }, type: "category" }, yaxis: { title: { text: esc(h.y) }, type: "category" } });
       } else {
         const ok = data.cells.filter((c) => c.target === t.target && c.medians[m] !== undefined && c.medians[m] !== null);
-        plot(heat, [{ type: "bar", x: ok.map((c) => esc(JSON.stringify(c.params))), y: ok.map((c) => c.medians[m]) }],
+        plot(heat, [{ type: "bar", x: ok.map((c) => esc(paramsText(c.params))), y: ok.map((c) => c.medians[m]) }],
              { title: { text: esc(`median ${m} per cell`) }, xaxis: { type: "category" } });
       }
       if (t.size_param) {
@@ -428,7 +439,7 @@ async function showRun(id) {
       const cells = data.cells.filter((c) => c.target === t.target);
       clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
         cells.map((c) => ({ onclick: () => { setQuery({ cell: c.key }); showCell(id, c.key); },
-          cells: [JSON.stringify(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
+          cells: [paramsText(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
                   { text: (c.median_texts && c.median_texts[m]) || num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
     });
     pick.addEventListener("change", draw);
@@ -440,7 +451,7 @@ async function showRun(id) {
 async function showCell(runId, key) {
   const c = await api("/api/cell", { run: runId, key });
   const box = clear(document.getElementById("cell-detail"));
-  box.appendChild(el("h2", { text: `Cell ${c.target} ${JSON.stringify(c.params)}` }));
+  box.appendChild(el("h2", { text: `Cell ${c.target} ${paramsText(c.params)}` }));
   box.appendChild(el("p", { class: "muted", text: `${c.status} · ${duration(c.finished_at - c.started_at)}` }));
   if (c.error) box.appendChild(el("pre", { text: c.error }));
   const metrics = Object.keys(c.samples).sort();
@@ -486,7 +497,7 @@ async function startHistory() {
     if (specs.size >= 5) break;
   }
   const keys = [...new Set(cells.map((c) => c.key).concat(q.key ? [q.key] : []))].sort();
-  for (const k of keys) keySel.appendChild(el("option", { value: k, text: k }));
+  for (const k of keys) keySel.appendChild(el("option", { value: k, text: keyText(k) }));
   const metricsFor = (key) => [...new Set(cells.filter((x) => x.key === key).flatMap((x) => Object.keys(x.medians)))].sort();
   const fillMetrics = () => {
     clear(metricSel);
@@ -518,12 +529,13 @@ async function startHistory() {
     for (const c of h.change_points) {
       shapes.push({ type: "line", xref: "x", yref: "paper", x0: c.index - 0.5, x1: c.index - 0.5, y0: 0, y1: 1, line: { color: "#cf222e", width: 2 } });
     }
-    plot("history-chart", traces, { title: { text: esc(`${h.metric} of ${h.target} ${JSON.stringify(h.params)}`) }, shapes,
+    plot("history-chart", traces, { title: { text: esc(`${h.metric} of ${h.target} ${paramsText(h.params)}`) }, shapes,
                                     xaxis: { type: "category", title: { text: "run" } } });
     const box = clear(document.getElementById("history-table"));
     box.appendChild(el("p", { class: "muted", text: `${h.runs.length} runs; ${h.change_points.length} change points; noise band: segment mean ± 2 sd of the run medians` }));
-    box.appendChild(table(["first affected run", "change", "p"], h.change_points.map((c) => ({
-      cells: [c.run, { text: c.magnitude === null ? "∞" : (c.magnitude * 100).toFixed(1) + "%", class: "num" }, { text: num(c.p_value, 2), class: "num" }] }))));
+    if (h.change_points.length)  // no table of headers alone
+      box.appendChild(table(["first affected run", "change", "p"], h.change_points.map((c) => ({
+        cells: [c.run, { text: c.magnitude === null ? "∞" : (c.magnitude * 100).toFixed(1) + "%", class: "num" }, { text: num(c.p_value, 2), class: "num" }] }))));
   });
   document.getElementById("history-form").addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
   if (keySel.value && metricSel.value) await show();
@@ -659,7 +671,10 @@ async function loadAlerts() {
   if (!data.groups.length) box.appendChild(el("p", { class: "muted", text: "No alert." }));
   for (const g of data.groups) {
     const members = g.alerts.map((fp) => byFp.get(fp)).filter(Boolean);
-    const first = members[0];
+    // the group is headed by its most severe alert, whose severity the header shows (it showed the
+    // first alert's name beside another one's severity)
+    const rankOf = { critical: 0, error: 1, warning: 2, info: 3 };
+    const first = members.slice().sort((a, b) => (rankOf[a.severity] ?? 4) - (rankOf[b.severity] ?? 4))[0];
     const ack = el("button", { text: g.acknowledged ? "acknowledged" : "acknowledge", disabled: g.acknowledged ? "disabled" : null,
       onclick: guard(async () => { await post("/api/alerts/ack", { group_id: first.group_id || undefined, fingerprints: first.group_id ? [] : [first.fingerprint] }); await loadAlerts(); }) });
     const dur = el("select", { "aria-label": "silence for" }, [["1h", 3600], ["4h", 14400], ["1d", 86400], ["7d", 604800]].map(([t, s]) => el("option", { value: s, text: t })));
@@ -669,7 +684,7 @@ async function loadAlerts() {
     // every alert of the group as listed, each by its own label set (the server matches them literally)
     const silence = el("button", { text: "silence", onclick: guard(async () => {
       await post("/api/alerts/silence", { fingerprints: members.map((a) => a.fingerprint), duration_s: Number(dur.value),
-                                          comment: `${first.name} (group ${g.id}), from the dashboard` });
+                                          comment: `${[...new Set(members.map((a) => a.name))].join(", ")} (group ${g.id}), from the dashboard` });
       await loadAlerts(); }) });
     const div = el("div", { class: "group", "data-group": g.id },
       el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,
