@@ -68,7 +68,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .v-inconclusive{color:#9a6700}.v-unchanged{color:#57606a}
 .badge{display:inline-block;border-radius:10px;padding:2px 10px;margin-right:6px;font-size:13px;
 background:#eceef2}.diff{background:#fff4d6}.charts{display:flex;flex-wrap:wrap;gap:12px}
-.chart{flex:1 1 460px;min-width:420px}
+.chart{flex:1 1 460px;min-width:min(420px,100%)}
+@media (max-width:700px){header,main{padding-left:8px;padding-right:8px}section{padding:10px 8px}
+table{display:block;overflow-x:auto}}
 .warning{background:#fff4d6;border-left:4px solid #c08a00;padding:6px 10px}
 .muted{color:#6a7280}code{font-size:12px}
 """
