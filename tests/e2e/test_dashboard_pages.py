@@ -6,6 +6,7 @@ Each test works on its own copy of the golden store (8 finished runs of one spec
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +118,10 @@ def test_compare_and_history_open_on_finished_runs(tmp_path: Path, browser: Any)
 
         p.page.goto(base + "/history")
         p.page.wait_for_selector("#history-table table")
-        keys = p.page.locator("#history-key option").all_inner_texts()
+        keys = p.page.locator("#history-key option").evaluate_all("(os) => os.map((o) => o.value)")
         assert sorted(keys) == sorted(c.key for c in cells)
+        texts = p.page.locator("#history-key option").all_inner_texts()
+        assert all("{" not in t and "=" in t for t in texts)  # key=value, not the key's JSON
         assert p.page.locator("#history-metric").input_value() == "wall_s"
         assert p.page.locator("#error").is_hidden()
         assert p.console == []
@@ -211,7 +214,6 @@ def test_scaling_curve_shows_its_slope(tmp_path: Path, browser: Any) -> None:
 
 def test_forest_plot_colours_error_bars_by_verdict_in_the_cli_order(tmp_path: Path,
                                                                     browser: Any) -> None:
-    import json
     import urllib.request
 
     url = golden_copy(tmp_path)
@@ -220,8 +222,18 @@ def test_forest_plot_colours_error_bars_by_verdict_in_the_cli_order(tmp_path: Pa
             rows = [x for x in json.load(r)["rows"] if x["ratio"] is not None]
         rank = {"regressed": 0, "improved": 1, "inconclusive": 2, "unchanged": 3}
         rows.sort(key=lambda x: (rank[x["verdict"]], x["key"], x["metric"]))
-        want = [f"{i + 1}. {x['target']} {x['params_text']} {x['metric']}"[:90]
-                for i, x in enumerate(rows)]
+        # metric first, then the target and the parameters that vary within it, cut at 60
+        values: dict[str, dict[str, set[str]]] = {}
+        for x in rows:
+            for k, v in x["params"].items():
+                values.setdefault(x["target"], {}).setdefault(k, set()).add(json.dumps(v))
+        want = []
+        for i, x in enumerate(rows):
+            varying = [k for k, vs in values[x["target"]].items() if len(vs) > 1]
+            params = ", ".join(f"{k}={v if isinstance(v := x['params'][k], str) else json.dumps(v)}"
+                               for k in varying)
+            text = f"{x['metric']} · {x['target']}" + (f" {params}" if params else "")
+            want.append(f"{i + 1}. " + (text[:59] + "…" if len(text) > 60 else text))
         p.page.goto(base + "/compare?base=golden-04&head=golden-08")
         p.page.wait_for_selector("#forest .main-svg")
         p.page.wait_for_timeout(300)
@@ -256,7 +268,8 @@ def test_live_cards_wrap_long_cell_keys(tmp_path: Path, browser: Any) -> None:
         p.page.goto(base + "/")
         card = p.page.locator(".card", has_text="wide-run")
         card.wait_for()
-        assert key in card.inner_text().replace("\n", "")
+        shown = "kraken " + ", ".join(f"{k}={v}" for k, v in json.loads(key[7:]).items())
+        assert shown in card.inner_text().replace("\n", "")  # key=value, not the key's JSON
         sizes = card.evaluate("(c) => [c.scrollWidth, c.clientWidth, "
                               "document.documentElement.scrollWidth, window.innerWidth]")
         assert sizes[0] <= sizes[1] and sizes[2] <= sizes[3]
