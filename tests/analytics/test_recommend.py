@@ -115,5 +115,9 @@ def test_optimizer_per_component_and_errors() -> None:
                                        [0] * 5)
     with pytest.raises(AnalyticsError, match="2 or more seeds"):
         PerformanceOptimizer().fit(rows[-5:])
+    # a run without the quality metric: say so, not "run the matrix with 2+ seeds"
+    with pytest.raises(AnalyticsError, match="^no cell has both 'nope' and") as err:
+        PerformanceOptimizer("nope").fit(rows)
+    assert "seeds" not in str(err.value)
     with pytest.raises(AnalyticsError):
         opt.recommenders_["kraken"].recommend({"units": 123})

@@ -74,6 +74,11 @@ def test_summary_speaks_the_metrics_unit() -> None:
     assert lines[0].startswith("increasing trend: +") and " KB per step (Theil-Sen, band +" in lines[0]
     plain = PredictiveAnalyzer().analyze(y).summary()
     assert any(ln.startswith("level shift at 220: 2.63") for ln in plain)
+    assert "UTC" not in shift  # no timestamps: the index is all there is
+    # with timestamps, where it is on a chart's time axis (2026-12-06 22:00 UTC, a point a minute)
+    timed = PredictiveAnalyzer().analyze(y, 1_796_594_400.0 + 60.0 * t, unit="bytes").summary()
+    at = next(ln for ln in timed if ln.startswith("level shift at 220"))
+    assert at.endswith(", at 2026-12-07 01:40:00 UTC)")
 
 
 def test_a_trend_too_small_to_matter_is_said_in_the_unit() -> None:

@@ -459,11 +459,15 @@ class PerformanceOptimizer:
                     [r[3] for r in got])
             self.recommenders_[comp] = rec
         if not self.recommenders_:
+            both = f"{self.quality_metric!r} and {self.cost_metric!r}"
+            if not by_comp:  # it blamed the seeds of a run with 8 that lacked the metric
+                raise AnalyticsError(f"no cell has both {both}: name metrics the run recorded")
+            few_seeds = any(len({r[3] for r in got}) < 2 for got in by_comp.values())
             raise AnalyticsError(
-                f"no component has 4 or more cells and 2 or more seeds with both "
-                f"{self.quality_metric!r} and {self.cost_metric!r}"
-                + (f" ({', '.join(skipped)})" if skipped else "")
-                + "; recommendations need seed-level replicates: run the matrix with 2+ seeds")
+                f"no component has 4 or more cells and 2 or more seeds with both {both} ("
+                + ", ".join(skipped) + ")"
+                + ("; recommendations need seed-level replicates: run the matrix with 2+ seeds"
+                   if few_seeds else "; a component needs 4 or more cells"))
         return self
 
     def components(self) -> list[str]:

@@ -424,11 +424,12 @@ class SeriesAnalysis:
             levels = (f"{format_value(s.before, self.unit)} -> {format_value(s.after, self.unit)}"
                       if self.unit else f"{s.before:.4g} -> {s.after:.4g}")
             lines.append(f"level shift at {s.index}: {levels} ({how}step "
-                         f"{self._signed(s.size, '+.3g')}, z={s.z:.1f})")
+                         f"{self._signed(s.size, '+.3g')}, z={s.z:.1f}{_clock(s.timestamp)})")
         if self.bend is not None:
             b = self.bend
             lines.append(f"slope changed at {b.index}: {self._signed(b.before, '+.3g')} -> "
-                         f"{self._signed(b.after, '+.3g')} per step (z={b.z:.1f})")
+                         f"{self._signed(b.after, '+.3g')} per step (z={b.z:.1f}"
+                         f"{_clock(b.timestamp)})")
         if self.crossing is not None:
             lines.append(self.crossing.message)
         return lines
@@ -439,6 +440,16 @@ class SeriesAnalysis:
         if not self.unit:
             return format(value, spec)
         return ("-" if value < 0 else "+") + format_value(abs(value), self.unit)
+
+
+def _clock(ts: float | None) -> str:
+    """``, at 2026-12-06 22:41:05 UTC`` for a timestamp that reads as a time (after 1973): a
+    point's index alone could not be found on a chart's time axis."""
+    if ts is None or not ts > 1e8:
+        return ""
+    from datetime import UTC, datetime
+
+    return f", at {datetime.fromtimestamp(ts, UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class PredictiveAnalyzer:

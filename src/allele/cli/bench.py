@@ -101,12 +101,7 @@ def run_cmd(
 
         # checked before the store opens: a spec that fails leaves no store file behind
         suite = _suite_to_run(spec, preset, resume, filters or [], name, max_cells)
-        if workers is not None and workers < 1:  # it created the store, then refused
-            raise ConfigError(f"--workers must be >= 1, got {workers}")
-        if experiment is not None and mlflow_uri is None:  # it was silently ignored
-            raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
-        if report is not None:  # found unwritable only after the whole run, before
-            _check_writable(report)
+        _check_run_options(workers, experiment, mlflow_uri, report)
         include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store) as st:
             if resume is not None and spec is not None:
@@ -208,6 +203,17 @@ def _run_tracked(runner: Any, suite: Any, uri: str, experiment: str | None, *,
                                      resume=resume)
     print_tracking_outcome(tracker, uri)
     return summary
+
+
+def _check_run_options(workers: int | None, experiment: str | None, mlflow_uri: str | None,
+                       report: Path | None) -> None:
+    """Options refused before the store opens (they were found after the run, or ignored)."""
+    if workers is not None and workers < 1:  # it created the store, then refused
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if experiment is not None and mlflow_uri is None:  # it was silently ignored
+        raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
+    if report is not None:  # found unwritable only after the whole run, before
+        _check_writable(report)
 
 
 def _check_writable(path: Path) -> None:
