@@ -54,17 +54,27 @@ def test_third_party_logs_only_with_verbose(tmp_path):
     """MLflow announces creating its database at INFO: hidden by default, shown with -v."""
     import os
 
+    import numpy as np
+
+    from allele.core.genome import Genome
+
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_LOGGING_LEVEL", None)
-    quiet = subprocess.run([sys.executable, "-m", "allele.cli", "genome", "list",
-                            "--tracking-uri", f"sqlite:///{tmp_path / 'a.db'}"],
-                           capture_output=True, text=True, env=env, timeout=120, check=False)
+    genome = tmp_path / "g.json"
+    genome.write_text(Genome.random(np.random.default_rng(0)).to_json())
+    # registering creates the database (a read of a missing one is refused and creates nothing)
+    quiet = subprocess.run([sys.executable, "-m", "allele.cli", "genome", "register", str(genome),
+                            "--name", "g", "--tracking-uri", f"sqlite:///{tmp_path / 'a.db'}"],
+                           capture_output=True, text=True, env=env, timeout=120, check=False,
+                           cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
-    assert quiet.stdout.strip() == "no registered genomes"
+    assert quiet.stdout.startswith("registered genome ")
     assert quiet.stderr == ""
-    loud = subprocess.run([sys.executable, "-m", "allele.cli", "-v", "genome", "list",
+    loud = subprocess.run([sys.executable, "-m", "allele.cli", "-v", "genome", "register",
+                           str(genome), "--name", "g",
                            "--tracking-uri", f"sqlite:///{tmp_path / 'b.db'}"],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+                          capture_output=True, text=True, env=env, timeout=120, check=False,
+                          cwd=tmp_path)
     assert loud.returncode == 0 and "INFO mlflow" in loud.stderr
 
 

@@ -264,9 +264,9 @@ def shift_note(s: Shift) -> str:
     if not s.significant:
         return (f"the whole run moved {s.ratio - 1.0:+.1%} in {interval}, not significant on "
                 "its own): taken out of every row with its uncertainty, so a row's change is "
-                "relative to the rest of the run and can differ from base -> head, even in sign")
+                "relative to the rest of the run and can differ from base → head, even in sign")
     return (f"the whole run moved {s.ratio - 1.0:+.1%} in {interval}): an environment "
-            "change, taken out of every row, so a row's change can differ from base -> head, "
+            "change, taken out of every row, so a row's change can differ from base → head, "
             "even in sign; a change of the code that moves every cell alike looks the same "
             "between two runs (`allele bench ab` tells them apart)")
 

@@ -236,6 +236,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                           height=max(380, 24 * len(moved) + 120))
         fig.update_yaxes(autorange="reversed", dtick=1)  # a label on every row
         x_range = _ratio_axis(moved, comp.floor)
+        fig.update_xaxes(title_text="HEAD/BASE (1 = no change)")
         if x_range is not None:
             fig.update_xaxes(range=list(x_range))
         parts.append(figs.div(fig))
