@@ -178,7 +178,7 @@ def trend_persistence(y: FloatArray, slope: float, period: int | None = None) ->
     small-sample bias ``(1 + 3 phi) / n`` (Kendall), capped at :data:`PERSISTENCE_CAP`. Read
     from the residuals: the differences (:func:`allele.analytics.shifts.noise_persistence`)
     give it with about four times the variance, which cost power (on AR(0.9) noise, 100
-    points, a trend of 5 sd over the window found in 64 % of series against 84 %). A series
+    points, a trend of 5 sd over the window found in 64 % of series against 96 %). A series
     whose differences are mostly exactly 0 (a quantised or stepwise metric) gives no robust
     estimate and gets 0."""
     d = np.diff(y)
@@ -303,9 +303,9 @@ class ThresholdCrossing:
     already: bool
     message: str
     steps_range: tuple[float, float | None] | None = None
-    """The earliest and latest crossing (in steps) at the ends of the slope's band, from the
-    current level on the trend line; the latest is None when the band reaches a slope that
-    never gets there."""
+    """The earliest and latest crossing (in steps from the last point) at the ends of the slope's
+    band, the band's lines pivoting about the trend line's centre; the latest is None when the
+    band reaches a slope that never gets there."""
 
 
 def time_to_threshold(
@@ -324,7 +324,7 @@ def time_to_threshold(
     Only a significant trend (Mann-Kendall) heading towards the threshold gives a crossing time.
     The message reads like ``"rss reaches 8 GB in about 2 h (between 1.5 h and 3 h within the
     slope's band)"``, the range from the ends of Sen's band (which allows for persistent noise,
-    see :func:`theil_sen_trend`), holding the current level; without such a trend it says on
+    see :func:`theil_sen_trend`), pivoting about the line's centre; without such a trend it says on
     which side of the threshold the series is: ``"co2 is already above 300 (at 366 on its trend
     line) and not expected to fall to it (no significant downward trend)"``.
     """
@@ -354,7 +354,8 @@ def time_to_threshold(
 
     fast, slow = (trend.slope_high, trend.slope_low) if up else (trend.slope_low,
                                                                  trend.slope_high)
-    earliest = max(min(steps, at(fast) or steps), 0.0)
+    quick = at(fast)
+    earliest = max(min(steps, steps if quick is None else quick), 0.0)
     latest = at(slow)
     if latest is not None:
         latest = max(latest, steps)
