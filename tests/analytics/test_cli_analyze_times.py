@@ -32,3 +32,13 @@ def test_half_second_steps_print_distinct_times(tmp_path: Path) -> None:
                                    "--unit", "bytes"])
     assert res.exit_code == 0 and " MB " in res.output and "e+07" not in res.output.split(
         "\n- ")[0]
+
+
+def test_times_keep_the_decimals_their_steps_need() -> None:
+    from allele.cli.analyze import _when
+
+    t = 1.7e9 + 0.123456
+    stamp = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    assert [_when(t, spec) for spec in (".0f", ".1f", ".3f", ".6f")] == [
+        stamp, stamp + ".1", stamp + ".123", stamp + ".123456"]  # .6f printed nothing
+    assert _when(12.5, ".1f") == "12.5"  # not a time: the number it is

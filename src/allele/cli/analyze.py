@@ -53,7 +53,7 @@ def _when(t: float, spec: str) -> str:
         return format(t, spec)
     digits = int(spec[1:-1])
     text = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[:-6 + digits] if digits else text[:-7]
+    return text[:len(text) - 6 + digits] if digits else text[:-7]
 
 
 def _val(v: float, unit: str) -> str:
