@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allele.bench.format import metric_value, param_variation
-from allele.bench.metrics import declarations_from_doc
+from allele.bench.metrics import declarations_from_doc, unit_of
 from allele.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -134,7 +134,8 @@ def run_heatmap(store: ResultStore, ref: str, metric: str, x: str, y: str,
             raise ValidationError(f"no cell has a parameter {name!r}")
     g = heatmap_grid(cells, metric, x, y)
     return {"metric": g.metric, "x": g.x, "y": g.y, "xs": g.xs, "ys": g.ys,
-            "z": [[None if v is None else _finite(v) for v in row] for row in g.z]}
+            "z": [[None if v is None else _finite(v) for v in row] for row in g.z],
+            "unit": unit_of(metric)}  # the colour bar's (its values are in seconds, not ms)
 
 
 def run_scaling(store: ResultStore, ref: str, metric: str, size: str | None = None,

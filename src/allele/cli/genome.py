@@ -40,8 +40,12 @@ def register(
     """Register a genome JSON file as a new version of NAME and alias it."""
     from allele.tracking.registry import register_genome_file
 
-    reg = register_genome_file(genome_file, name, alias=alias or None, tags=tag or [],
-                               fitness_spec=fitness_spec, tracking_uri=tracking_uri)
+    # MLflow takes seconds to open a registry and log the model: say so on stderr meanwhile
+    # (it was silent for 6-12 s); a terminal only, so logs and pipes stay clean
+    with Console(stderr=True, emoji=False).status(f"registering {esc(str(genome_file))} in "
+                                                  "MLflow ..."):
+        reg = register_genome_file(genome_file, name, alias=alias or None, tags=tag or [],
+                                   fitness_spec=fitness_spec, tracking_uri=tracking_uri)
     _console().print(f"registered genome {esc(reg.genome.id)} as [bold]{esc(reg.name)}[/] version "
                      f"{reg.version}" + (f" (alias {esc(alias)})" if alias else ""),
                      highlight=False)

@@ -422,8 +422,10 @@ async function showRun(id) {
       if (ti === 0) setQuery({ metric: m });
       if (t.varying.length >= 2) {
         const h = await api(`/api/runs/${encodeURIComponent(id)}/heatmap`, { metric: m, x: t.varying[0], y: t.varying[1], target: t.target });
-        plot(heat, [{ type: "heatmap", x: h.xs.map(esc), y: h.ys.map(esc), z: h.z, colorscale: "Viridis" }],
-             { title: { text: esc(`median ${m}`) }, xaxis: { title: { text: esc(h.x) }, type: "category" }, yaxis: { title: { text: esc(h.y) }, type: "category" } });
+        plot(heat, [{ type: "heatmap", x: h.xs.map(esc), y: h.ys.map(esc), z: h.z, colorscale: "Viridis",
+                      colorbar: { title: { text: esc(h.unit || "") } } }],
+             { title: { text: esc(`median ${m}${h.unit ? " (" + h.unit + ")" : ""}`) }, xaxis: { title: { text: esc(h.x) }, type: "category" },
+               yaxis: { title: { text: esc(h.y) }, type: "category", automargin: true } });  // "tournament" was cut to "urnament"
       } else {
         const ok = data.cells.filter((c) => c.target === t.target && c.medians[m] !== undefined && c.medians[m] !== null);
         plot(heat, [{ type: "bar", x: ok.map((c) => esc(paramsText(c.params))), y: ok.map((c) => c.medians[m]) }],
@@ -434,12 +436,17 @@ async function showRun(id) {
         plot(scale, s.series.map((c) => ({ x: c.sizes, y: c.values, mode: "lines+markers", name: esc(c.label) + (c.slope === null ? "" : ` (slope ${c.slope.toFixed(2)})`) })),
              // the legend carries each curve's log-log slope: shown even for a single curve
              { title: { text: esc(`${m} over ${s.size}`) }, showlegend: true,
-               legend: { orientation: "v", x: 0.02, y: 0.98, bgcolor: "rgba(255,255,255,0.8)" }, xaxis: { type: "log", title: { text: esc(s.size) } }, yaxis: { type: "log" } });
+               legend: { orientation: "v", x: 0.02, y: 0.98, bgcolor: "rgba(255,255,255,0.8)" },
+               // ticks at the sizes measured, written out (a log axis labelled 50 as a small "5")
+               xaxis: { type: "log", title: { text: esc(s.size) }, tickvals: [...new Set(s.series.flatMap((c) => c.sizes))],
+                        ticktext: [...new Set(s.series.flatMap((c) => c.sizes))].map(String) }, yaxis: { type: "log" } });
       } else { clear(scale); }
       const cells = data.cells.filter((c) => c.target === t.target);
       clear(cellsBox).appendChild(table(["params", "status", `median ${m}`, "samples", "error"],
         cells.map((c) => ({ onclick: () => { setQuery({ cell: c.key }); showCell(id, c.key); },
-          cells: [paramsText(c.params), { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
+          // the parameters that vary among the target's cells (the fixed ones repeated on every row)
+          cells: [paramsText(t.varying.length ? Object.fromEntries(Object.entries(c.params).filter(([k]) => t.varying.includes(k))) : c.params),
+                  { text: c.status, class: c.status === "ok" ? "" : "v-regressed" },
                   { text: (c.median_texts && c.median_texts[m]) || num(c.medians[m]), class: "num" }, { text: c.n_samples, class: "num" }, c.error || ""] }))));
     });
     pick.addEventListener("change", draw);
