@@ -186,10 +186,15 @@ def trend_persistence(y: FloatArray, slope: float, period: int | None = None) ->
         return 0.0
     r = y - slope * np.arange(y.size)
     if period is not None and 2 <= period <= y.size // 2:
-        phase = np.arange(y.size) % period
-        r = r - np.array([np.median(r[phase == k]) for k in range(period)])[phase]
+        r = r - _phase_medians(r, period)
     raw = lag1_correlation(r)
     return min(max(raw + (1.0 + 3.0 * raw) / y.size, 0.0), PERSISTENCE_CAP)
+
+
+def _phase_medians(r: FloatArray, period: int) -> FloatArray:
+    """The seasonal profile of ``r`` at each of its points: the median of its phase."""
+    phase = np.arange(r.size) % period
+    return np.array([np.median(r[phase == k]) for k in range(period)])[phase]
 
 
 def persistence_factor(n: int, phi: float) -> float:
@@ -490,10 +495,8 @@ class PredictiveAnalyzer:
         line = trend.slope * np.arange(n) if trend.direction != "none" else np.zeros(n)
         resid = arr - line
         if season.period is not None:
-            m = season.period
-            phase = np.arange(n) % m
-            profile = np.array([np.median(resid[phase == k]) for k in range(m)])
-            resid = resid - profile[phase] + float(np.median(profile))
+            profile = _phase_medians(resid, season.period)
+            resid = resid - profile + float(np.median(profile[:season.period]))
         scale = trend_scale(arr)
         # Level shifts are looked for in the straight-detrended residual and, with a trend, in
         # the series itself (a step can pass for a trend, which then hides it); a joint fit

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.bench.format import number
+from allele.bench.format import number, quantity, when
 from allele.cli._common import STORE_HELP, plain
 from allele.errors import AnalyticsError
 
@@ -52,15 +51,14 @@ def _when(t: float, spec: str) -> str:
     if not t > 1e8:
         return format(t, spec)
     digits = int(spec[1:-1])
-    text = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[:len(text) - 6 + digits] if digits else text[:-7]
+    fraction = f".{int(t % 1.0 * 10**digits):0{digits}d}" if digits else ""
+    return when(t) + fraction
 
 
 def _val(v: float, unit: str) -> str:
-    """A value in its unit when it is a size (``84.6 MB``, not ``8.866e+07``)."""
-    from allele.analytics._common import format_value
-
-    return format_value(float(v), unit) if unit in ("bytes", "B") else _num(v)
+    """A value in its unit when it is a size (``84.55 MB``, not ``8.866e+07``), written by the
+    project's one formatter of measured values."""
+    return quantity(float(v), "B") if unit in ("bytes", "B") else _num(v)
 
 
 def _time_format(timestamps: Any) -> str:
@@ -276,7 +274,7 @@ def rca(
 
     with open_store(store, read_only=True) as st:
         rec_a, rec_b = st.load_run(base), st.load_run(new)
-    recorded = {s.metric for r in (rec_a, rec_b) for c in r.cells for s in c.samples}
+    recorded = {m for r in (rec_a, rec_b) for c in r.cells for m in c.metrics()}
     if metric not in recorded:  # it printed "Candidate causes of the nope change" and exit 0
         raise AnalyticsError(f"no metric {metric!r} in {rec_a.info.name} or {rec_b.info.name}; "
                              f"recorded: {', '.join(sorted(recorded)) or 'none'}")

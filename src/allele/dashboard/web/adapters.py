@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.format import params_text, pct, quantity
+from allele.bench.format import params_text, pct, quantity, varying_params
 from allele.bench.views import run_header
 
 if TYPE_CHECKING:
@@ -92,7 +92,11 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
                           "head_status": f.head_status, "error": f.error}
                          for f in comp.failures],
             "only_in_base": list(comp.only_in_base), "only_in_head": list(comp.only_in_head),
-            "warnings": list(comp.warnings), "noise_note": "; ".join(comp.notes()) or None}
+            "warnings": list(comp.warnings), "noise_note": "; ".join(comp.notes()) or None,
+            # per target, the parameters that vary among its compared cells (the forest plot's
+            # labels name only those)
+            "varying": {t: varying_params(r.params for r in comp.rows if r.target == t)
+                        for t in dict.fromkeys(r.target for r in comp.rows)}}
 
 
 def default_pair(runs: Sequence[RunInfo]) -> dict[str, Any]:

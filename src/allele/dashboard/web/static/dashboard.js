@@ -592,7 +592,7 @@ async function startCompare() {
     const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) =>
       (rank[a.verdict] - rank[b.verdict]) || a.key.localeCompare(b.key) || a.metric.localeCompare(b.metric));
     const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
-    const labels = forestLabels(rows);
+    const labels = forestLabels(rows, c.varying);
     const pct100 = (x) => (x - 1) * 100;
     // The axis follows the point estimates (and twice the floor), not the intervals: one interval of
     // a metric near 0 can reach +4,000,000 % and would squash every other row onto 0. Intervals and
@@ -645,18 +645,12 @@ async function startCompare() {
 }
 
 // A forest plot's row labels: the metric first, then the target and only the parameters that vary
-// among the rows of that target (the fixed ones repeat on every row and pushed the metric out of
-// view), cut at 60 characters; numbered, so that equal labels stay distinct rows.
-function forestLabels(rows) {
-  const varying = new Map();
-  for (const r of rows) {
-    const seen = varying.get(r.target) || new Map();
-    for (const [k, v] of Object.entries(r.params || {})) seen.set(k, (seen.get(k) || new Set()).add(JSON.stringify(v)));
-    varying.set(r.target, seen);
-  }
+// among its cells (`varying`, per target, from the server; the fixed ones repeat on every row and
+// pushed the metric out of view), cut at 60 characters; numbered, so that equal labels stay
+// distinct rows.
+function forestLabels(rows, varying) {
   return rows.map((r, i) => {
-    const keys = [...(varying.get(r.target) || new Map()).entries()].filter(([, vs]) => vs.size > 1).map(([k]) => k);
-    const params = keys.map((k) => `${k}=${typeof r.params[k] === "string" ? r.params[k] : JSON.stringify(r.params[k])}`).join(", ");
+    const params = paramsText(Object.fromEntries((varying[r.target] || []).filter((k) => k in r.params).map((k) => [k, r.params[k]])));
     const text = `${r.metric} · ${r.target}${params ? " " + params : ""}`;
     return esc(`${i + 1}. ${text.length > 60 ? text.slice(0, 59) + "…" : text}`);
   });
