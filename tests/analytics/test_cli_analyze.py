@@ -244,5 +244,5 @@ def test_forecast_findings_read_in_the_metrics_own_unit(tmp_path: Path) -> None:
     res = runner.invoke(app, ["forecast", "rss_bytes", "--store", url, "--horizon", "12"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert "level shift at 220: 251 MB -> 281 MB (trend-adjusted, step +" in text
+    assert "level shift at 220: 251 MiB -> 281 MiB (trend-adjusted, step +" in text
     assert text.count("level shift") == 1

@@ -30,7 +30,7 @@ def test_half_second_steps_print_distinct_times(tmp_path: Path) -> None:
     # rss_line is a plain number; a size in bytes reads in its unit
     res = CliRunner().invoke(app, ["forecast", "rss_line", "--store", url, "--horizon", "3",
                                    "--unit", "bytes"])
-    assert res.exit_code == 0 and " MB " in res.output and "e+07" not in res.output.split(
+    assert res.exit_code == 0 and " MiB " in res.output and "e+07" not in res.output.split(
         "\n- ")[0]
 
 

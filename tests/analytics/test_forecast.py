@@ -166,7 +166,7 @@ def test_threshold_crossing_message() -> None:
     y = 4 * gb + (gb / 60) * np.arange(121)[1:] + rng.normal(0, 0.01 * gb, 120)
     res = PredictiveAnalyzer().analyze(y, ts, threshold=8 * gb, metric="RSS", unit="bytes")
     assert res.crossing is not None
-    assert res.crossing.message == "RSS reaches 8 GB in about 2 h"
+    assert res.crossing.message == "RSS reaches 8 GiB in about 2 h"
     assert res.crossing.seconds == pytest.approx(7200, rel=0.05)
     flat = PredictiveAnalyzer().analyze(rng.normal(5, 1, 100), threshold=50.0, metric="x")
     assert flat.crossing is not None and flat.crossing.steps is None

@@ -97,7 +97,7 @@ def test_the_crossing_range_covers_the_true_time_on_persistent_noise() -> None:
         assert c is not None and c.steps_range is not None and c.seconds is not None
         lo, hi = c.steps_range
         covered += lo <= 241 <= (hi if hi is not None else np.inf)
-        assert c.message.startswith("rss reaches 8 GB in about ")
+        assert c.message.startswith("rss reaches 8 GiB in about ")
         tr = theil_sen_trend(y, persistence=0.0)
         plain = time_to_threshold(tr, 240, 8 * gb)
         assert plain.steps_range is not None

@@ -69,9 +69,9 @@ def test_summary_speaks_the_metrics_unit() -> None:
     assert res.level_shifts[0].size == pytest.approx(30 * mb, rel=0.1)
     lines = res.summary()
     shift = next(ln for ln in lines if ln.startswith("level shift"))
-    assert shift.startswith("level shift at 220: 251 MB -> 281 MB (trend-adjusted, step +")
-    assert shift.split("step ")[1].startswith(("+29", "+30", "+31")) and " MB, z=" in shift
-    assert lines[0].startswith("increasing trend: +") and " KB per step (Theil-Sen, band +" in lines[0]
+    assert shift.startswith("level shift at 220: 251 MiB -> 281 MiB (trend-adjusted, step +")
+    assert shift.split("step ")[1].startswith(("+29", "+30", "+31")) and " MiB, z=" in shift
+    assert lines[0].startswith("increasing trend: +") and " KiB per step (Theil-Sen, band +" in lines[0]
     plain = PredictiveAnalyzer().analyze(y).summary()
     assert any(ln.startswith("level shift at 220: 2.63") for ln in plain)
     assert "UTC" not in shift  # no timestamps: the index is all there is
@@ -88,4 +88,4 @@ def test_a_trend_too_small_to_matter_is_said_in_the_unit() -> None:
     y = 145e6 + np.linspace(0, 4.45e5, 400) + rng.normal(0, 2e4, 400)
     line = PredictiveAnalyzer().analyze(y, unit="bytes").summary()[0]
     assert line.startswith("no practically significant trend: +4")
-    assert " KB over the window (Mann-Kendall p=" in line
+    assert " KiB over the window (Mann-Kendall p=" in line

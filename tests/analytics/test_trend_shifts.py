@@ -188,7 +188,7 @@ def test_the_crossing_follows_the_slope_since_it_changed() -> None:
     assert res.bend is not None and abs(res.bend.index - 120) <= 5
     assert res.bend.before == pytest.approx(0.4 * mb, rel=0.1) and abs(res.bend.after) < 0.02 * mb
     assert res.crossing is not None and res.crossing.steps is None
-    assert res.crossing.message.startswith("rss is already below 381 MB (at 27")
+    assert res.crossing.message.startswith("rss is already below 381 MiB (at 27")
     assert res.crossing.message.endswith(f"(no significant upward trend since point "
                                          f"{res.bend.index})")
     assert any(ln.startswith(f"slope changed at {res.bend.index}: +4") for ln in res.summary())
@@ -196,7 +196,7 @@ def test_the_crossing_follows_the_slope_since_it_changed() -> None:
     rising = PredictiveAnalyzer().analyze((200 + 0.4 * t + rng.normal(0, 1.5, 300)) * mb,
                                           5.0 * t, threshold=400e6, metric="rss", unit="bytes")
     assert rising.bend is None and rising.crossing is not None
-    assert rising.crossing.message.startswith("rss reaches 381 MB in about ")
+    assert rising.crossing.message.startswith("rss reaches 381 MiB in about ")
 
 
 def test_public_series_slope_changes() -> None:

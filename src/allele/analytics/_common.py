@@ -91,23 +91,30 @@ def humanize_duration(seconds: float) -> str:
     return f"{round(s / 86400)} days"
 
 
-_BYTE_UNITS = (("TB", 1024.0**4), ("GB", 1024.0**3), ("MB", 1024.0**2), ("KB", 1024.0))
+_BINARY = (("TiB", 1024.0**4), ("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0))
+_DECIMAL = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3))
+_BYTES_PER = {name: size for name, size in _BINARY + _DECIMAL}
 
 
 def format_value(value: float, unit: str = "") -> str:
-    """A value with its unit; ``'bytes'`` scales to KB/MB/GB/TB, ``'MB'`` to GB when large."""
-    if unit in ("bytes", "B"):
-        for label, size in _BYTE_UNITS:
-            if abs(value) >= size:
-                return f"{_short(value / size)} {label}"
-        return f"{_short(value)} B"
-    if unit == "MB" and abs(value) >= 1024:
-        return f"{_short(value / 1024)} GB"
+    """A value with its unit; a size in bytes or a binary unit scales through KiB/MiB/GiB/TiB
+    (``'MiB'`` to GiB when large), one in a decimal unit through KB/MB/GB/TB."""
+    if unit in ("bytes", "B") or unit in _BYTES_PER:
+        steps = _DECIMAL if unit in ("KB", "MB", "GB", "TB") else _BINARY
+        b = value * _BYTES_PER.get(unit, 1.0)
+        if b == 0 or not math.isfinite(b):
+            return f"{_short(value)} {unit}"
+        for label, size in steps:
+            if abs(b) >= size * 0.9995:
+                return f"{_short(b / size)} {label}"
+        return f"{_short(b)} B"
     return f"{_short(value)} {unit}".rstrip()
 
 
 def _short(x: float) -> str:
-    if x == 0 or not math.isfinite(x):
+    if x == 0:
+        return "0"
+    if not math.isfinite(x):
         return str(x)
     if abs(x) >= 100:
         return f"{x:.0f}"

@@ -327,7 +327,7 @@ def time_to_threshold(
     the line is that of the points from this index on, after a change of slope).
 
     Only a significant trend (Mann-Kendall) heading towards the threshold gives a crossing time.
-    The message reads like ``"rss reaches 8 GB in about 2 h (between 1.5 h and 3 h within the
+    The message reads like ``"rss reaches 8 GiB in about 2 h (between 1.5 h and 3 h within the
     slope's band)"``, the range from the ends of Sen's band (which allows for persistent noise,
     see :func:`theil_sen_trend`), pivoting about the line's centre; without such a trend it says on
     which side of the threshold the series is: ``"co2 is already above 300 (at 366 on its trend
@@ -398,7 +398,7 @@ class SeriesAnalysis:
     """What was taken out of the series before the level shifts were looked for."""
     unit: str = ""
     """The metric's unit: with one, the summary prints slopes and levels in it ('bytes' scaled
-    to KB..TB)."""
+    to KiB..TiB)."""
     bend: SlopeChange | None = None
     """The one change of slope, if there is a real one (:func:`slope_change`); the threshold
     crossing then follows the trend of the points since it."""

@@ -69,7 +69,7 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
 METRIC_UNITS: dict[str, str] = {
     "wall_s": "s", "cpu_user_s": "s", "cpu_sys_s": "s", "fit_s": "s",
     "time_to_first_token_s": "s", "us_per_call": "us", "ns_per_genome": "ns",
-    "peak_rss_mb": "MB", "alloc_peak_mb": "MB", "tracemalloc_peak_mb": "MB",
+    "peak_rss_mb": "MiB", "alloc_peak_mb": "MiB", "tracemalloc_peak_mb": "MiB",
     "steps_per_s": "1/s", "tokens_per_s": "1/s",
 }
 """The unit of each well-known metric (what :func:`allele.bench.format.quantity` writes)."""
@@ -183,7 +183,7 @@ def metric_info(name: str, declared: Mapping[str, MetricInfo] | None = None) -> 
                       declared=name in METRIC_DIRECTIONS or tolerance is not None)
 
 
-UNITS = ("", "s", "ms", "us", "ns", "B", "KB", "MB", "GB", "1/s", "%")
+UNITS = ("", "s", "ms", "us", "ns", "B", "KiB", "MiB", "GiB", "KB", "MB", "GB", "1/s", "%")
 """Units :func:`allele.bench.format.quantity` scales (any other unit is written as given)."""
 
 

@@ -56,7 +56,7 @@ def _when(t: float, spec: str) -> str:
 
 
 def _val(v: float, unit: str) -> str:
-    """A value in its unit when it is a size (``84.55 MB``, not ``8.866e+07``), written by the
+    """A value in its unit when it is a size (``84.55 MiB``, not ``8.866e+07``), written by the
     project's one formatter of measured values."""
     return quantity(float(v), "B") if unit in ("bytes", "B") else _num(v)
 
@@ -84,7 +84,7 @@ def forecast(
                                       help="Season length in points (default: detected)."),
     threshold: float | None = typer.Option(None, "--threshold",
                                            help="Report when the trend crosses this value."),
-    unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GB)."),
+    unit: str = typer.Option("", "--unit", help="Unit for messages ('bytes' scales to GiB)."),
     label: list[str] | None = LabelOpt,
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,

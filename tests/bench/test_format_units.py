@@ -1,0 +1,32 @@
+"""Sizes are labelled as what they are: the runner measures memory in binary units (MiB), and a
+decimal unit a user declares keeps decimal steps."""
+
+from __future__ import annotations
+
+from allele.analytics._common import format_value
+from allele.bench.format import quantity
+from allele.bench.metrics import metric_info
+
+
+def test_the_runners_memory_metrics_are_in_mebibytes() -> None:
+    # peak RSS is read from /proc in kB (kibibytes) and divided by 1024: MiB, not MB
+    for metric in ("peak_rss_mb", "alloc_peak_mb", "tracemalloc_peak_mb"):
+        assert metric_info(metric).unit == "MiB"
+    assert quantity(59.91, "MiB") == "59.91 MiB"
+    assert quantity(2048.0, "MiB") == "2 GiB"
+    assert quantity(0.5, "MiB") == "512 KiB"
+    assert quantity(3 * 1024**3, "B") == "3 GiB"
+
+
+def test_a_decimal_unit_scales_by_thousands() -> None:
+    assert quantity(1500.0, "MB") == "1.5 GB"
+    assert quantity(0.25, "MB") == "250 KB"
+    assert quantity(0.0, "MB") == "0 MB"
+
+
+def test_the_analytics_messages_use_the_same_labels() -> None:
+    assert format_value(8 * 1024**3, "bytes") == "8 GiB"
+    assert format_value(1536.0, "MiB") == "1.5 GiB"
+    assert format_value(2500.0, "MB") == "2.5 GB"
+    assert format_value(0.0, "MiB") == "0 MiB"
+    assert format_value(3.0, "ms") == "3 ms"
