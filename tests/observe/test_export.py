@@ -176,3 +176,22 @@ def test_opentelemetry_bridge_default_meter_is_the_api_noop() -> None:
     bridge = OpenTelemetryBridge(tel)  # no SDK installed: the API's no-op meter, no error
     feed(tel)
     assert tel.drain() == 5 and len(bridge.instruments) == len(CATALOGUE)
+
+
+def test_only_the_metrics_path_serves_the_metrics() -> None:
+    """A mistyped scrape path is a 404, not the metrics (prometheus-client answers any path);
+    ``/`` says where they are."""
+    tel = Telemetry(background=False, system=False)
+    server = serve(make_registry(tel), port=0)
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        assert "allele_telemetry_events" in httpx.get(f"{base}/metrics", timeout=10).text
+        root = httpx.get(f"{base}/", timeout=10)
+        assert root.status_code == 200 and "/metrics" in root.text
+        assert "allele_" not in root.text
+        wrong = httpx.get(f"{base}/metric", timeout=10)
+        assert wrong.status_code == 404 and "allele_" not in wrong.text
+        assert httpx.get(f"{base}/favicon.ico", timeout=10).status_code == 404
+    finally:
+        server.close()
+        tel.close()

@@ -142,6 +142,22 @@ def serve(registry: CollectorRegistry, port: int = 9464, host: str = "127.0.0.1"
     return MetricsServer(httpd, thread, host)
 
 
+def _paths(metrics: Any) -> Any:
+    """The metrics on ``/metrics``, a pointer to them on ``/``, and 404 on any other path
+    (prometheus-client's app answers every path with the metrics, so a mistyped scrape path
+    looked right)."""
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = str(environ.get("PATH_INFO") or "/")
+        if path in ("/metrics", "/metrics/"):
+            return metrics(environ, start_response)
+        status = "200 OK" if path == "/" else "404 Not Found"
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        head = "Allele metrics" if path == "/" else f"404: nothing at {path}"
+        return [f"{head}; the Prometheus exposition is at /metrics\n".encode()]
+
+    return app
+
+
 def _start_server(registry: CollectorRegistry, host: str, port: int, token: str | None
                   ) -> tuple[Any, threading.Thread]:
     """prometheus-client's WSGI server, with the app wrapped in a bearer-token check."""
@@ -151,7 +167,7 @@ def _start_server(registry: CollectorRegistry, host: str, port: int, token: str 
 
     from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
-    app = make_wsgi_app(registry)
+    app = _paths(make_wsgi_app(registry))
     if token is not None:
         expected = f"Bearer {token}".encode()
         inner = app
