@@ -97,6 +97,59 @@ def test_samples_are_measured_calls_not_metric_values() -> None:
     assert state.snapshot()["runs"][0]["samples"] == 5
 
 
+def test_a_round_that_runs_again_replaces_its_earlier_samples() -> None:
+    """A run interrupted mid-round and resumed (or a dask task recomputed after its worker
+    died) runs that round again: the samples its first attempt streamed were thrown away and
+    are not counted twice. Another cell's samples and a stored cell's are kept."""
+    def ev(i: int, kind: str, **data: object) -> StoredEvent:
+        return StoredEvent(i, float(i), "s", kind, "r", dict(data))
+
+    events = [ev(1, "run_started", name="n", cells=2),
+              ev(2, "cell_started", key="a", round=0, rounds=2),
+              ev(3, "samples", key="a", round=0, n=4, values={"wall_s": [1.0] * 4}),
+              ev(4, "cell_started", key="b", round=0, rounds=1),
+              ev(5, "samples", key="b", round=0, n=3, values={"wall_s": [1.0] * 3}),
+              ev(6, "cell_stored", key="b", status="ok", done=1, failed=0),
+              # interrupted here; the resumed runner starts a's round 0 again
+              ev(7, "run_started", name="n", cells=2, skipped=1),
+              ev(8, "cell_started", key="a", round=0, rounds=2)]
+    state = LiveState()
+    state.apply(events)
+    assert state.snapshot()["runs"][0]["samples"] == 3
+    state.apply([ev(9, "samples", key="a", round=0, n=5, values={"wall_s": [1.0] * 5}),
+                 ev(10, "cell_started", key="a", round=1, rounds=2),
+                 ev(11, "samples", key="a", round=1, n=5, values={"wall_s": [1.0] * 5}),
+                 ev(12, "cell_stored", key="a", status="ok", done=2, failed=0)])
+    assert state.snapshot()["runs"][0]["samples"] == 13
+
+
+def test_the_runner_counts_a_rerun_round_once_and_the_counter_never_falls(
+        store: ResultStore) -> None:
+    """The runner's own count (what ``/metrics`` and the live state say) follows the same rule;
+    ``allele_bench_samples_total`` keeps every sample received, so it never decreases."""
+    from allele.bench.live import LiveBatch
+    from allele.bench.task import CellTask
+    from allele.store.model import RunInfo
+
+    live = RunLive(store, metrics_port=None)
+    try:
+        info = RunInfo(id="r1", name="n", spec_name="s", target="t", status="running",
+                       created_at=0.0)
+        live.run_started(info, cells=1, tasks=1, skipped=0)
+        task = CellTask(key="a", benchmark="b", target="t", params={}, seeds=(0, 1, 2))
+        batch = LiveBatch("a", 0, os.getpid(), time.time(),
+                          samples=(("wall_s", 1.0, 0, 0), ("wall_s", 1.1, 1, 0)))
+        live.cell_started(task)
+        live.live(batch)
+        live.cell_started(task)  # the same round again: the first attempt's 2 samples go
+        live.live(batch)
+        live.live(LiveBatch("a", 0, os.getpid(), time.time(), samples=(("wall_s", 1.2, 2, 0),)))
+        p = live.progress()
+        assert p is not None and (p["samples"], p["received"]) == (3, 5)
+    finally:
+        live.close()
+
+
 # -- series and runs after a bootstrap over many old runs ------------------------------------
 
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from allele.bench.livestate import RoundSamples
 from allele.bench.task import CellTask
 from allele.store.model import CellResult, RunInfo, Sample
 from allele.store.points import MetricPoint
@@ -221,7 +222,10 @@ class _RunState:
     done: int = 0
     failed: int = 0
     running: set[str] = field(default_factory=set)
-    samples: int = 0
+    samples: RoundSamples = field(default_factory=RoundSamples)
+    """The run's samples: a round that runs again replaces its earlier attempt's."""
+    received: int = 0
+    """Every sample received, reruns included (the counter ``allele_bench_samples_total``)."""
     tasks_total: int = 0
     tasks_done: int = 0
 
@@ -299,6 +303,7 @@ class RunLive:
         if run is not None:
             with self._lock:
                 run.running.add(task.key)
+                run.samples.started(task.key, task.round)
         self.publisher.emit("cell_started", _run_id(run), key=task.key,
                             benchmark=task.benchmark, target=task.target,
                             params=dict(task.params), round=task.round, rounds=task.rounds,
@@ -316,7 +321,8 @@ class RunLive:
             n = len({(seed, repeat) for _, _, seed, repeat in batch.samples})
             with self._lock:
                 if run is not None:
-                    run.samples += n
+                    run.samples.add(batch.key, batch.round, n)
+                    run.received += n
             self.publisher.emit("samples", _run_id(run), ts=batch.ts, key=batch.key,
                                 round=batch.round, worker=batch.pid, n=n, values=by_metric)
         for name, ts, stats in batch.events:
@@ -346,6 +352,7 @@ class RunLive:
                 run.done += 1
                 run.failed += result.status != "ok"
                 run.running.discard(result.key)
+                run.samples.stored(result.key)
         self.publisher.emit("cell_stored", _run_id(run), key=result.key, status=result.status,
                             error=result.error, done=run.done if run else None,
                             failed=run.failed if run else None)
@@ -435,7 +442,8 @@ class RunLive:
             return None
         with self._lock:
             return {"run": run.info.name, "planned": run.cells, "done": run.done,
-                    "failed": run.failed, "running": len(run.running), "samples": run.samples,
+                    "failed": run.failed, "running": len(run.running),
+                    "samples": run.samples.total, "received": run.received,
                     "tasks": run.tasks_total, "tasks_done": run.tasks_done}
 
     def close(self) -> None:
@@ -465,12 +473,13 @@ class RunCollector:
         p = self.live.progress()
         cells = GaugeMetricFamily("allele_bench_cells", "Cells of the running matrix by state.",
                                   labels=["run", "state"])
-        samples = CounterMetricFamily("allele_bench_samples", "Samples received live.",
+        samples = CounterMetricFamily("allele_bench_samples",
+                                      "Samples received live (a rerun round's included).",
                                       labels=["run"])
         if p is not None:
             for state in ("planned", "done", "failed", "running"):
                 cells.add_metric([p["run"], state], float(p[state]))
-            samples.add_metric([p["run"]], float(p["samples"]))
+            samples.add_metric([p["run"]], float(p["received"]))
         yield cells
         yield samples
         cpu = GaugeMetricFamily("allele_bench_worker_cpu_percent",

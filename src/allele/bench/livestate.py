@@ -55,6 +55,31 @@ HOLDER_CHECK_S = 2.0
 """How often (at most) :meth:`LiveState.check_holders` reads the leases of running runs."""
 
 
+class RoundSamples:
+    """Samples received live, counted per task (a round of a cell) so that a round that runs
+    again replaces what its earlier attempt streamed: a worker that died mid-round, a batch
+    given up past its deadline or a run resumed after an interruption reruns the round, and
+    the samples of the attempt thrown away are not samples of the run. A cell's entries go
+    once it is stored (it runs no more)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._rounds: dict[tuple[str, int], int] = {}
+
+    def started(self, key: str, round_: int) -> None:
+        """Round ``round_`` of cell ``key`` (re)starts: its earlier attempt's samples go."""
+        self.total -= self._rounds.pop((key, round_), 0)
+
+    def add(self, key: str, round_: int, n: int) -> None:
+        self._rounds[(key, round_)] = self._rounds.get((key, round_), 0) + n
+        self.total += n
+
+    def stored(self, key: str) -> None:
+        """Cell ``key`` is stored: its rounds are final."""
+        for k in [k for k in self._rounds if k[0] == key]:
+            del self._rounds[k]
+
+
 @dataclass(slots=True)
 class RunProgress:
     """One run as the live event log tells it."""
@@ -72,7 +97,8 @@ class RunProgress:
     tasks_done: int = 0
     tasks_skipped: int = 0
     samples: int = 0
-    """Samples received live: one per measured call (seed x repeat), whatever its metrics."""
+    """Samples received live: one per measured call (seed x repeat), whatever its metrics; a
+    round that runs again replaces its earlier attempt's (:class:`RoundSamples`)."""
     started_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
@@ -84,6 +110,7 @@ class RunProgress:
     curve: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=CURVE_POINTS))
     """``(time, units done)`` after each unit of progress (tasks, or cells; see :meth:`units`)."""
+    counted: RoundSamples = field(default_factory=RoundSamples, repr=False)
 
     def units(self) -> tuple[int, int, int]:
         """``(planned, done, skipped)`` in the unit progress is counted in: tasks when the
@@ -174,11 +201,14 @@ class LiveState:
         if e.kind == "run_started":
             _started(run, e)
         elif e.kind == "cell_started":
+            run.counted.started(str(d.get("key")), int(d.get("round") or 0))
+            run.samples = run.counted.total
             run.running[str(d.get("key"))] = {
                 "benchmark": d.get("benchmark"), "params": d.get("params", {}),
                 "round": d.get("round", 0), "rounds": d.get("rounds", 1), "started_at": e.ts}
         elif e.kind == "samples":
-            run.samples += _samples_in(d)
+            run.counted.add(str(d.get("key")), int(d.get("round") or 0), _samples_in(d))
+            run.samples = run.counted.total
             for metric, vals in (d.get("values") or {}).items():
                 key = (SAMPLE_PREFIX + metric, str(d.get("key")), run.run_id)
                 self._points(key, [(e.ts, float(v)) for v in vals])
@@ -190,6 +220,7 @@ class LiveState:
                 run.curve.append((e.ts, run.tasks_done))
         elif e.kind == "cell_stored":
             run.running.pop(str(d.get("key")), None)
+            run.counted.stored(str(d.get("key")))
             run.done = int(d["done"]) if d.get("done") is not None else run.done + 1
             if d.get("failed") is not None:
                 run.failed = int(d["failed"])
