@@ -194,6 +194,37 @@ def test_analytics_draws_the_forecast_when_the_series_is_too_short_to_score(
         assert "learn=30" in p.page.url.split("?")[1].split("&")
 
 
+def test_recommendations_open_on_the_runs_own_quality_metric(tmp_path: Path,
+                                                              browser: Any) -> None:
+    """A run that measures accuracy, not best_fitness: the form offers the run's metrics and
+    opens on accuracy (it opened on best_fitness and answered with an error)."""
+    from allele.store import CellResult, Sample, cell_key
+
+    url = golden_copy(tmp_path)
+    cells = []
+    for lr in (0.01, 0.03, 0.1, 1.0):
+        params = {"lr": lr}
+        cells.append(CellResult(cell_key("train", params), "train", params, "ok",
+                                [s for i in range(4) for s in (
+                                    Sample("accuracy", 0.9 - abs(lr - 0.1) / 10 + i / 1000, i, 0),
+                                    Sample("wall_s", 0.01 * (1 + i / 100), i, 0))],
+                                started_at=1.0, finished_at=2.0))
+    run_id = _run_with(url, "trained", "train-spec", cells)
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + f"/analytics?run={run_id}")
+        quality = p.page.locator("#rec-form input[name=quality]")
+        p.page.wait_for_function(
+            "document.querySelector('#rec-form input[name=quality]').value === 'accuracy'")
+        options = p.page.locator("#rec-cost option")
+        assert sorted(options.evaluate_all("os => os.map((o) => o.value)")) == [
+            "accuracy", "wall_s"]
+        assert quality.input_value() == "accuracy"
+        p.page.click("#rec-form button")
+        p.page.wait_for_selector("#recs h3")
+        assert p.page.locator("#error").is_hidden()
+        assert "train" in p.page.locator("#recs").inner_text()
+
+
 def test_scaling_curve_shows_its_slope(tmp_path: Path, browser: Any) -> None:
     from allele.store import CellResult, Sample, cell_key
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allele.bench.format import metric_value, param_variation
-from allele.bench.metrics import declarations_from_doc, unit_of
+from allele.bench.metrics import MEASURED_METRICS, declarations_from_doc, metric_info, unit_of
 from allele.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ def _median_texts(cell: CellResult, units: dict[str, str]) -> dict[str, str]:
 
 def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     """One run: header, cells (params, status, medians), targets with their varying
-    parameters and metrics."""
+    parameters, metrics and quality metrics (the target's own, higher is better: what the
+    Recommendations form offers first)."""
     from allele.bench.lease import with_shown_status
     from allele.bench.report.charts import size_param, varying_params
 
@@ -96,13 +97,16 @@ def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     by_target: dict[str, list[CellResult]] = {}
     for c in record.cells:
         by_target.setdefault(c.target, []).append(c)
+    declared = declarations_from_doc(record.info.spec)
     targets = []
     for target, cells in sorted(by_target.items()):
         metrics = sorted({m for c in cells for m in c.metrics()})
         targets.append({"target": target, "cells": len(cells),
                         "varying": varying_params(cells), "size_param": size_param(cells),
-                        "metrics": metrics})
-    units = {n: d.unit for n, d in declarations_from_doc(record.info.spec).items()}
+                        "metrics": metrics,
+                        "quality": [m for m in metrics if m not in MEASURED_METRICS
+                                    and metric_info(m, declared).direction == "higher"]})
+    units = {n: d.unit for n, d in declared.items()}
     cells_out = [{"key": c.key, "target": c.target, "params": c.params, "status": c.status,
                   "error": c.error, "seconds": c.finished_at - c.started_at,
                   "n_samples": sample_count(c), "medians": _medians(c),

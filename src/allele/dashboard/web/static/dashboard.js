@@ -794,6 +794,27 @@ async function startAnalytics() {
         .map((c) => ({ cells: [c.kind, c.name, { text: num(c.score, 3), class: "num" }, c.evidence] }))));
   }));
   const rec = document.getElementById("rec-form");
+  // the metric inputs offer the picked runs' metrics; quality opens on the run's own
+  // higher-is-better metric (best_fitness is only the evolution target's)
+  const offer = async (form, runName, fields, firstQuality) => {
+    const runId = form.querySelector(`[name=${runName}]`).value;
+    if (!runId) return;
+    const o = await api("/api/runs/" + encodeURIComponent(runId));
+    const metrics = [...new Set(o.targets.flatMap((t) => t.metrics))].sort();
+    const quality = o.targets.flatMap((t) => t.quality || []);
+    for (const name of fields) {
+      const input = form.querySelector(`[name=${name}]`);
+      const list = clear(document.getElementById(input.getAttribute("list")));
+      for (const m of metrics) list.appendChild(el("option", { value: m }));
+      if (name === "quality" && firstQuality && !metrics.includes(input.value) && quality.length) input.value = quality[0];
+    }
+  };
+  const offerRec = guard(() => offer(rec, "run", ["quality", "cost"], true));
+  const offerRca = guard(() => offer(rca, "head", ["metric"], false));
+  rec.querySelector("[name=run]").addEventListener("change", offerRec);
+  rca.querySelector("[name=head]").addEventListener("change", offerRca);
+  await offerRec();
+  await offerRca();
   rec.addEventListener("submit", guard(async (ev) => {
     ev.preventDefault();
     const v = formValues(rec);
