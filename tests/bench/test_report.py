@@ -252,3 +252,15 @@ def test_ratio_axis_keeps_every_point_and_not_one_huge_interval() -> None:
     assert lo < 0.9 < 1.3 < hi < 2.0  # every point shown, the wild CI cut at the edge
     assert lo <= 0.95 and hi >= 1.05  # the floor lines stay in view
     assert _ratio_axis([], 0.05) is None
+    # the cut interval gets an arrow at the right edge on its own row, and only it
+    import plotly.graph_objects as go
+
+    from allele.bench.report.html import _cut_marks
+
+    fig = go.Figure()
+    assert _cut_marks(fig, rows, ["a", "b", "c"], (lo, hi)) == 1
+    marks = [(a.x, a.y, a.text) for a in fig.layout.annotations]
+    assert marks == [(hi, "c", "▶")]
+    fig = go.Figure()
+    assert _cut_marks(fig, rows, ["a", "b", "c"], (0.95, 1.25)) == 3  # 0.9 and 1.3 too
+    assert sorted(a.y + a.text for a in fig.layout.annotations) == ["a▶", "b◀", "c▶"]

@@ -236,9 +236,14 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
                           height=max(380, 24 * len(moved) + 120))
         fig.update_yaxes(autorange="reversed", dtick=1)  # a label on every row
         x_range = _ratio_axis(moved, comp.floor)
-        fig.update_xaxes(title_text="HEAD/BASE (1 = no change)")
+        title = "HEAD/BASE (1 = no change)"
         if x_range is not None:
             fig.update_xaxes(range=list(x_range))
+            cut = _cut_marks(fig, moved, labels, x_range)
+            if cut:
+                title += (f": {cut} interval{'s run' if cut > 1 else ' runs'} past the axis "
+                          "(▶ ◀; the table has the values)")
+        fig.update_xaxes(title_text=title)
         parts.append(figs.div(fig))
     headers = ["target", "params", "metric", "base", "head", "change",
                "95% CI", "p", "q (BH)", "MDE", "test", "verdict"]
@@ -271,6 +276,25 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
         parts.append(f"<p class='muted'>{len(comp.only_in_base)} cells only in the baseline, "
                      f"{len(comp.only_in_head)} only in this run.</p>")
     return "<section>" + "".join(parts) + "</section>"
+
+
+def _cut_marks(fig: Any, rows: Sequence[MetricComparison], labels: Sequence[str],
+               x_range: tuple[float, float]) -> int:
+    """An arrow at the chart's edge on every row whose interval (or point) runs past the axis,
+    so a cut bar does not read as one that ends there; returns how many rows are cut."""
+    lo, hi = x_range
+    cut = 0
+    for r, label in zip(rows, labels, strict=True):
+        e = r.estimate
+        if not all(math.isfinite(v) for v in (e.ratio, e.ci_low, e.ci_high)):
+            continue
+        sides = [(hi, "▶", "right")] if max(e.ci_high, e.ratio) > hi else []
+        sides += [(lo, "◀", "left")] if min(e.ci_low, e.ratio) < lo else []
+        for x, arrow, anchor in sides:
+            fig.add_annotation(x=x, y=label, text=arrow, showarrow=False, xanchor=anchor,
+                               font={"color": "#57606a", "size": 13})
+        cut += bool(sides)
+    return cut
 
 
 def _ratio_axis(rows: Sequence[MetricComparison], floor: float = 0.05
