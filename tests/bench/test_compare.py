@@ -248,6 +248,31 @@ def test_every_shift_taken_out_is_named_even_when_not_significant() -> None:
     assert "-44.1%" in fit and "not significant on its own" in fit and "even in sign" in fit
 
 
+def test_an_exact_change_in_a_declared_time_is_not_taken_for_the_environment() -> None:
+    """A model output declared in seconds (a battery life) whose every seed's value is 30 %
+    lower, with seeded noise: no busy machine moves a metric by exactly one ratio, so no shift
+    is taken out. It read "unchanged [+0.0%, +0.0%]", the shift unmentioned; with 3 cells and
+    no history the run-level noise is unknown, so it is inconclusive at -30 %, not unchanged."""
+    rng = np.random.default_rng(21)
+    noise = rng.lognormal(0.0, 0.01, 6)
+    declared = {"battery_life_s": {"direction": "higher", "unit": "s"}}
+
+    def run(name: str, factor: float) -> RunRecord:
+        cells = []
+        for k in (1, 2, 3):
+            params = {"k": k}
+            cells.append(CellResult(cell_key("m", params), "m", params, "ok",
+                                    [Sample("battery_life_s", 100.0 * k * factor * float(v), s, 0)
+                                     for s, v in enumerate(noise)]))
+        return RunRecord(_info(name, spec={"metrics": declared}), cells)
+
+    comp = compare_runs(run("base", 1.0), run("head", 0.7))
+    assert comp.shifts == [] and not any("whole run moved" in n for n in comp.notes())
+    for row in comp.rows:
+        assert row.estimate.shift == 1.0 and row.estimate.ratio == pytest.approx(0.7)
+        assert row.verdict != "unchanged"
+
+
 def test_a_cell_that_moved_relative_to_the_shift_is_flagged() -> None:
     rng = np.random.default_rng(12)
     base = _run("base", rng)

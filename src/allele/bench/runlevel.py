@@ -243,8 +243,9 @@ class RunLevelModel:
     def __call__(self, metric: str, within: Within, idx: list[int]) -> Between:
         info = metric_info(metric, self.declared)
         loc, w = self._history_arrays(metric, [self.keys[i] for i in idx])
-        part = run_level(within.est, within.var, loc, w, sensitive=environment_sensitive(info))
-        if float(part.var_shift) > 0:
+        part = run_level(within.est, within.var, loc, w,
+                         sensitive=environment_sensitive(info) and not _exact(within))
+        if float(part.var_shift) > 0 or float(part.shift) != 0.0:  # every shift taken out
             shift, half = float(part.shift), 1.959963984540054 * math.sqrt(float(part.var_shift))
             self.shifts[metric] = Shift(metric, math.exp(shift), math.exp(shift - half),
                                         math.exp(shift + half),
@@ -252,3 +253,12 @@ class RunLevelModel:
         for n, i in enumerate(idx):
             self.sources[i] = SOURCES[int(part.source[n])]
         return Between(float(part.shift), part.var, part.df)
+
+
+def _exact(within: Within) -> bool:
+    """Whether every row's paired samples moved by exactly one ratio (no sampling variance): a
+    busier machine never moves a metric so, so it is not taken for the environment's shift. A
+    model output declared in seconds with seeded noise, 30 % lower in every cell, was taken out
+    as the run's shift and read "unchanged [+0.0 %, +0.0 %]"."""
+    var = within.var[np.isfinite(within.est) & np.isfinite(within.var)]
+    return var.size > 0 and bool(np.all(var == 0.0))
