@@ -16,17 +16,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from allele.bench import ab
-from allele.bench.ab import (
-    DEFAULT_ROUNDS,
-    MAX_AUTO_ROUNDS,
-    ROUND_STRIDE,
-    auto_rounds,
-    checkout,
-    plan_ab,
-    repo_root,
-    tree_equals,
-)
+from allele.bench import ab, ab_trees
+from allele.bench.ab import DEFAULT_ROUNDS, MAX_AUTO_ROUNDS, ROUND_STRIDE, auto_rounds, plan_ab
+from allele.bench.ab_trees import checkout, repo_root, tree_equals
 from allele.bench.spec import SuiteSpec, loads_suite
 from allele.cli.bench_analysis import register
 from allele.errors import BenchmarkError, ConfigError
@@ -127,14 +119,14 @@ def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert not tree.path.exists()
     assert "allele-ab" not in _git(repo, "worktree", "list")
     # a repository that takes no worktree (read-only): the files of git archive instead
-    real = ab._git
+    real = ab_trees._git
 
     def no_worktree(path: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess:
         if args and args[0] == "worktree":
             return subprocess.CompletedProcess(args, 128, "", "read-only file system")
         return real(path, *args, text=text)
 
-    monkeypatch.setattr(ab, "_git", no_worktree)
+    monkeypatch.setattr(ab_trees, "_git", no_worktree)
     tree = checkout(repo, "HEAD")
     try:
         assert (tree.path / "spec.yaml").read_text() == SPEC
@@ -462,3 +454,53 @@ def test_ab_session_calibrates_runs_setup_and_measures_memory(
             alloc = [s for s in cells[8].samples if s.metric == "alloc_peak_mb"]
             assert sorted(s.seed for s in alloc) == [0, 1] and all(s.repeat == 0 for s in alloc)
             assert all(7.5 < s.value < 10 for s in alloc)
+
+
+DECLARING = textwrap.dedent('''
+    from allele.bench import Metric
+
+    FACTOR = 1.0
+
+
+    def life(params, seed):
+        x = sum(range(20000))  # a little work to time
+        return {"battery_life_s": Metric(100.0 * FACTOR * (1 + seed / 100) + x * 0,
+                                         unit="s", direction="higher")}
+''')
+
+
+def test_ab_reads_what_targets_declare_and_names_each_halfs_commit(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target returning ``Metric(..., direction="higher")`` whose value fell 30 %: the A/B
+    session stores the declaration and calls it a regression (it guessed "lower is better"
+    from the name and said improved), and the BASE half records BASE's commit (both halves
+    recorded HEAD's)."""
+    repo = tmp_path / "decl"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.org")
+    _git(repo, "config", "user.name", "t")
+    (repo / "lifetarget.py").write_text(DECLARING)
+    (repo / "spec.yaml").write_text("name: life\ntarget: lifetarget:life\nseeds: 3\n"
+                                    "isolation: inline\nalloc_peak: false\n"
+                                    "matrix: {k: [1, 2, 3]}\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    base_commit = _git(repo, "rev-parse", "HEAD").strip()
+    (repo / "lifetarget.py").write_text(DECLARING.replace("FACTOR = 1.0", "FACTOR = 0.7"))
+    _git(repo, "commit", "-qam", "shorter life")
+    head_commit = _git(repo, "rev-parse", "HEAD").strip()
+    monkeypatch.chdir(repo)
+    res = CliRunner().invoke(_app(), ["ab", "spec.yaml", "--base", base_commit, "--head",
+                                      head_commit, "--rounds", "3", "--store", sqlite_url,
+                                      "--json", "--name", "d", "--fail-on", "never"])
+    assert res.exit_code == 0, res.output
+    rows = [r for r in json.loads(res.stdout)["rows"] if r["metric"] == "battery_life_s"]
+    assert len(rows) == 3
+    assert all(r["verdict"] == "regressed" and not r["direction_guessed"] for r in rows), rows
+    with open_store(sqlite_url) as st:
+        runs = {r.name: r for r in st.list_runs()}
+        assert runs["d-head"].spec["metrics"]["battery_life_s"] == {"unit": "s",
+                                                                    "direction": "higher"}
+        assert runs["d-base"].environment["git"]["commit"] == base_commit
+        assert runs["d-head"].environment["git"]["commit"] == head_commit

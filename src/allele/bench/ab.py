@@ -52,15 +52,11 @@ call, so that whatever the machine does, both versions see it.
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -68,10 +64,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from allele.bench.ab_trees import Tree, checkout, repo_root
 from allele.bench.ab_worker import recv, send
 from allele.bench.history import AB_KEY
 from allele.bench.lease import RunLeases
-from allele.bench.metrics import LOOPS_METRIC
+from allele.bench.metrics import LOOPS_METRIC, with_declarations
 from allele.errors import BenchmarkError, ConfigError
 from allele.store.model import CellResult, RunStatus, Sample, cell_key
 
@@ -89,92 +86,6 @@ ROUND_STRIDE = 100_000
 """Stored ``repeat = round * ROUND_STRIDE + repeat`` (a spec allows up to 10,000 repeats)."""
 WORKER_START_S = 120.0
 _WORKER = Path(__file__).with_name("ab_worker.py")
-
-
-# --- git ---------------------------------------------------------------------------------------
-
-
-def _git(repo: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess[Any]:
-    try:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=text,
-                              check=False, timeout=300)
-    except FileNotFoundError:
-        raise ConfigError("allele bench ab needs git on the PATH") from None
-
-
-def repo_root(path: Path) -> Path:
-    """The top of the git repository holding ``path``."""
-    res = _git(path, "rev-parse", "--show-toplevel")
-    if res.returncode != 0:
-        raise ConfigError(f"{path} is not inside a git repository: allele bench ab compares "
-                          "two versions of one")
-    return Path(res.stdout.strip())
-
-
-def resolve_ref(repo: Path, ref: str) -> str:
-    """The commit a ref names (one clear error when it names none)."""
-    res = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if res.returncode != 0:
-        raise ConfigError(f"--base/--head {ref!r}: not a commit of {repo} "
-                          "(`git log --oneline` lists them)")
-    return str(res.stdout.strip())
-
-
-def tree_equals(repo: Path, ref: str) -> bool:
-    """Whether the working tree holds exactly the files of commit ``ref``: nothing untracked
-    that git does not ignore, no tracked file (staged or not) unlike ``ref``'s. A clean tree
-    one commit ahead of ``ref`` does not equal it."""
-    commit = resolve_ref(repo, ref)
-    status = _git(repo, "status", "--porcelain", "--untracked-files=all")
-    if status.returncode != 0:
-        raise ConfigError(f"git status failed in {repo}: {status.stderr.strip()}")
-    if any(line.startswith("??") for line in status.stdout.splitlines()):
-        return False
-    diff = _git(repo, "diff", "--quiet", commit, "--")
-    if diff.returncode not in (0, 1):
-        raise ConfigError(f"git diff against {ref} failed in {repo}: {diff.stderr.strip()}")
-    return diff.returncode == 0
-
-
-@dataclass
-class Tree:
-    """A checked-out version: its directory, the commit (None for the working tree) and how
-    to remove it."""
-
-    path: Path
-    commit: str | None
-    label: str
-    _cleanup: list[Any] = field(default_factory=list)
-
-    def close(self) -> None:
-        for fn in reversed(self._cleanup):
-            with contextlib.suppress(Exception):
-                fn()
-        self._cleanup.clear()
-
-
-def checkout(repo: Path, ref: str) -> Tree:
-    """``ref`` of ``repo`` in a temporary directory: a detached ``git worktree``, or the files
-    of ``git archive`` when the repository does not take a worktree (read-only)."""
-    commit = resolve_ref(repo, ref)
-    tmp = Path(tempfile.mkdtemp(prefix="allele-ab-"))
-    target = tmp / "tree"
-    res = _git(repo, "worktree", "add", "--detach", str(target), commit)
-    if res.returncode == 0:
-        tree = Tree(target, commit, ref)
-        tree._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-        tree._cleanup.append(lambda: _git(repo, "worktree", "remove", "--force", str(target)))
-        return tree
-    archive = _git(repo, "archive", "--format=tar", commit, text=False)
-    if archive.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(f"cannot check out {ref} of {repo}: {res.stderr.strip()}")
-    target.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(target, filter="data")
-    tree = Tree(target, commit, ref)
-    tree._cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-    return tree
 
 
 # --- workers -----------------------------------------------------------------------------------
@@ -328,6 +239,7 @@ class _Side:
     tree: Tree
     run_id: str = ""
     cells: dict[str, CellResult] = field(default_factory=dict)
+    declared: dict[str, dict[str, str]] = field(default_factory=dict)  # by Metric values
 
 
 def _task_for(cell: AbCell, rnd: int, n_rounds: int) -> Any:
@@ -404,7 +316,9 @@ class AbSession:
 
         env = fingerprint()
         targets = ",".join(dict.fromkeys(c.target for c in self.cells))
-        for side in sides:
+        for side in sides:  # each half names its own commit (both named HEAD's)
+            git = env.get("git") if side.tree.commit is None else {
+                "commit": side.tree.commit, "dirty": False, "branch": None}
             doc = {"format": SPEC_FORMAT, "suite": self.suite.model_dump(mode="json"),
                    "filters": [],
                    "metrics": declarations_to_doc(self.suite.declared_metrics()), AB_KEY: {
@@ -414,7 +328,7 @@ class AbSession:
                        "head_ref": self.head_ref or "working tree",
                        "head_commit": sides[1].tree.commit, "seed": self.seed}}
             side.run_id = self.store.create_run(f"{self.name}-{side.label}", self.suite.name,
-                                                targets, doc, env)
+                                                targets, doc, {**env, "git": git})
 
     def _run(self, base: _Side, head: _Side) -> AbResult:
         sides = (base, head)
@@ -443,6 +357,7 @@ class AbSession:
         finally:
             for side in sides:
                 self.store.save_cells(side.run_id, list(side.cells.values()))
+                self._declare(side, head)
                 self.store.finish_run(side.run_id, status)
             leases.release()
             if self.progress is not None:
@@ -458,6 +373,13 @@ class AbSession:
                 failed=sum(1 for _, side, _ in failed if side == "head"), seconds=seconds))
         return AbResult(base.run_id, head.run_id, self.name, status, self.rounds, seconds,
                         failed)
+
+    def _declare(self, side: _Side, head: _Side) -> None:
+        """Store what HEAD's targets declared by returning ``Metric`` values with both runs, as
+        a comparison reads HEAD's (``bench ab`` guessed their directions from the names)."""
+        doc = with_declarations(self.store.get_run(side.run_id).spec, head.declared)
+        if doc is not None:
+            self.store.update_run_spec(side.run_id, doc)
 
     def _count_instructions(self, side: _Side) -> None:
         """The instruction phase of one version (:mod:`allele.bench.instruments.phase`): its
@@ -581,6 +503,7 @@ class AbSession:
             return
         stored = rnd * ROUND_STRIDE + rep
         keep = set(cell.metrics) | {LOOPS_METRIC} if cell.metrics is not None else None
+        side.declared.update(answer.get("declared") or {})
         side.cells[cell.key].samples.extend(Sample(m, float(v), seed, stored)
                                             for m, v in answer["values"].items()
                                             if keep is None or m in keep)

@@ -13,10 +13,11 @@ descriptors, never on stdout, which a target may print to:
 
 * ``{"op": "resolve", "targets": [...]}`` -> ``{target: None or error text}``;
 * ``{"op": "call", "key", "target", "params", "seed", "warmup"}`` -> ``{"values": {metric:
-  value}}`` or ``{"error": text}``: the runner's measurements of one call (``wall_s``,
-  ``cpu_user_s``, ``cpu_sys_s``, ``peak_rss_mb``, as :func:`allele.bench.profiler.measure`
-  takes them) and the metrics the target returned; warm-up calls first, once per cell and
-  process;
+  value}, "declared": {metric: {unit, direction}}}`` or ``{"error": text}``: the runner's
+  measurements of one call (``wall_s``, ``cpu_user_s``, ``cpu_sys_s``, ``peak_rss_mb``, as
+  :func:`allele.bench.profiler.measure` takes them) and the metrics the target returned, with
+  the declarations of those it returned as ``Metric`` values; warm-up calls first, once per
+  cell and process;
 * ``{"op": "calibrate", ...}`` (the fields of ``call``) -> ``{"per_call_s": seconds}``: the best
   time of one call, from which the session picks the inner-loop count both versions use;
 * ``{"op": "memory", ...}`` -> ``{"values": {"alloc_peak_mb", "tracemalloc_peak_mb"}}``: one
@@ -151,8 +152,11 @@ class _Region:
 
 
 def measure_call(fn: Callable[..., Any] | _Region, params: dict[str, Any], seed: int,
-                 loops: int = 1) -> dict[str, float]:
-    """One sample of ``loops`` calls, measured as the runner measures it, its costs per call."""
+                 loops: int = 1, declared: dict[str, dict[str, str]] | None = None
+                 ) -> dict[str, float]:
+    """One sample of ``loops`` calls, measured as the runner measures it, its costs per call.
+    ``declared`` receives the declarations of the ``Metric`` values the target returned
+    (``{name: {unit, direction}}``), as the runner stores them with a run."""
     region = fn if isinstance(fn, _Region) else _Region(fn, None, None)
     p = dict(params)
     states = region.states(params, seed, loops)
@@ -176,6 +180,10 @@ def measure_call(fn: Callable[..., Any] | _Region, params: dict[str, Any], seed:
             raise TypeError(f"metric {name!r} is measured by the runner")
         # an allele.bench.Metric (duck-typed: this file imports nothing of Allele)
         number: Any = getattr(value, "value", value)
+        direction, unit = getattr(value, "direction", None), getattr(value, "unit", "")
+        if declared is not None and number is not value and (direction or unit):
+            declared[str(name)] = {"unit": str(unit or ""),
+                                   **({"direction": str(direction)} if direction else {})}
         values[str(name)] = float(number)
     return values
 
@@ -267,8 +275,9 @@ def serve(rfd: int, wfd: int) -> None:
             elif op == "memory":
                 send(wfd, {"values": memory_call(region, params, seed)})
             else:
-                send(wfd, {"values": measure_call(region, params, seed,
-                                                  int(msg.get("loops", 1)))})
+                declared: dict[str, dict[str, str]] = {}
+                values = measure_call(region, params, seed, int(msg.get("loops", 1)), declared)
+                send(wfd, {"values": values, "declared": declared})
         except Exception as exc:
             send(wfd, {"error": _error(exc)})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["lower", "higher"]
 
@@ -217,6 +217,21 @@ def declarations_to_doc(decls: Mapping[str, MetricInfo]) -> dict[str, dict[str, 
     """Declarations as stored in a run's spec document (``{name: {direction, unit}}``)."""
     return {n: {"unit": d.unit, **({"direction": d.direction} if d.declared else {})}
             for n, d in sorted(decls.items()) if d.declared or d.unit}
+
+
+def with_declarations(doc: object, learned: Mapping[str, Mapping[str, str]]
+                      ) -> dict[str, Any] | None:
+    """A run's spec document with the declarations its targets made by returning ``Metric``
+    values (``learned``: ``{name: {unit, direction}}``) added, a spec's own declaration of a
+    metric's direction winning; None when that adds nothing."""
+    out = dict(doc) if isinstance(doc, Mapping) else {}
+    have = dict(out.get("metrics") or {})
+    new = {k: {**v, **have.get(k, {})} for k, v in learned.items()
+           if "direction" not in have.get(k, {})}
+    if not new:
+        return None
+    out["metrics"] = {**have, **new}
+    return out
 
 
 def declarations_from_doc(doc: object) -> dict[str, MetricInfo]:

@@ -51,7 +51,7 @@ from allele.bench.instruments.phase import Instrumented, count_phase
 from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
 from allele.bench.live import LiveBatch
-from allele.bench.metrics import LOOPS_METRIC, declarations_to_doc
+from allele.bench.metrics import LOOPS_METRIC, declarations_to_doc, with_declarations
 from allele.bench.profiler import memory_methods
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
@@ -457,14 +457,9 @@ class Runner:
         """Add what the targets declared by returning ``Metric`` values (collected by
         :meth:`_save`) to the run's spec document (a spec's own declaration of a metric wins)."""
         learned, self._learned = self._learned, {}
-        doc = dict(info.spec) if isinstance(info.spec, dict) else {}
-        have = dict(doc.get("metrics") or {})
-        new = {k: {**v, **have.get(k, {})} for k, v in learned.items()
-               if "direction" not in have.get(k, {})}
-        if not new:
-            return
-        doc["metrics"] = {**have, **new}
-        self.store.update_run_spec(info.id, doc)
+        doc = with_declarations(info.spec, learned)
+        if doc is not None:
+            self.store.update_run_spec(info.id, doc)
 
     def _all_executors(self, owned: list[Executor]) -> list[Executor]:
         extra = [self.executor] if isinstance(self.executor, Executor) else []

@@ -308,7 +308,8 @@ def ab_cmd(
 
     Exit 1 when anything regressed (like `compare`); 2 on a usage error."""
     with one_line_errors():
-        from allele.bench.ab import run_ab, tree_equals
+        from allele.bench.ab import run_ab
+        from allele.bench.ab_trees import tree_equals
         from allele.bench.compare import compare_runs
         from allele.cli.progress import RichProgress
 
@@ -378,7 +379,7 @@ def stopped_before_pairs(result: Any, base_run: Any, head_run: Any) -> bool:
 def _ab_repo(base: str, head: str | None) -> Path:
     """The repository of the working directory, BASE and HEAD resolved in it: checked before
     a store is created (as the spec is)."""
-    from allele.bench.ab import repo_root, resolve_ref
+    from allele.bench.ab_trees import repo_root, resolve_ref
 
     repo = repo_root(Path.cwd())
     for ref in (base, head):
