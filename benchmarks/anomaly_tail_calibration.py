@@ -25,6 +25,10 @@ autocorrelated (their false alarms come in excursions, not single points), and t
 statistic is measured against each series' own learning level. For those, a quantile pooled
 over 300 series is not each series' truth, and ``exceed / risk`` overstates their false alarms.
 ``docs/analytics.md`` (the Student-t(3) paragraph) quotes this table.
+
+The replay fits a GPD to every column. Where the detector reads a right-skewed noise's spike-up
+statistic in logs with a normal tail (``SeriesDetection.skewed``: most lognormal series), the
+spike-up rows describe the GPD it no longer uses there.
 """
 
 from __future__ import annotations
@@ -74,9 +78,11 @@ def main() -> None:
         ref = np.concatenate([signed_statistics(v)[200:]
                               for v in clean_series(300, seed=99, noise_kind=noise)])
         series = clean_series(args.series, seed=args.seed + 1, noise_kind=noise)
-        scores, _ = replay(series[0])
-        own = detect_series(series[0]).scores
-        if not np.array_equal(np.clip(np.max(scores, axis=1), 0.0, 1.0), own):
+        first = next((v for v in series if not detect_series(v).skewed), None)
+        scores, _ = replay(first) if first is not None else (None, None)
+        own = detect_series(first).scores if first is not None else None
+        if own is not None and not np.array_equal(np.clip(np.max(scores, axis=1), 0.0, 1.0),
+                                                  own):
             raise SystemExit("the replay no longer matches detect_series: update this script")
         fits = [(lo - DEFAULT_LEARN, j, tail) for v in series for lo, j, tail in replay(v)[1]]
         for j in columns:

@@ -17,6 +17,7 @@ from allele.analytics.anomaly.tail import (
     _fit_sorted_tail,
     _sorted_quantile,
     fit_tail,
+    normal_scores,
     spot_scores,
     tail_probability,
     zhang_stephens_shape,
@@ -355,3 +356,18 @@ def test_a_value_a_hair_above_the_peak_threshold_is_a_tie_not_a_peak() -> None:
     assert got.zeta == pytest.approx(10 / 200)  # before: 20 peaks, 10 of them 1e-13 high
     assert got.xi == pytest.approx(exact.xi, abs=1e-9)
     assert got.quantile(1e-4) == pytest.approx(exact.quantile(1e-4), rel=1e-9)
+
+
+def test_normal_tail_scores_half_at_the_risk_quantile() -> None:
+    # A normal pool: the score is 0.5 where the upper-tail probability (Student's t with as
+    # many degrees of freedom as values above the median, less one) is the risk.
+    pool = np.random.default_rng(2).normal(1.0, 2.0, 20_000)
+    at = 1.0 + 2.0 * stats.t.isf(1e-4, 9_999)
+    xs = np.array([at - 0.1, at + 0.1, 1.0, np.nan])
+    sc = normal_scores(xs, pool, np.log(1e4))
+    assert sc[0] < 0.5 < sc[1] and sc[1] - sc[0] < 0.02
+    assert sc[2] < 0.1 and sc[3] == 0.0
+    # The lower half of the pool does not matter: only its upper tail is modelled.
+    low = pool.copy()
+    low[low < np.quantile(low, 0.4)] -= 50.0
+    np.testing.assert_allclose(normal_scores(xs, low, np.log(1e4)), sc)

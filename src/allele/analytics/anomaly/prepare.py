@@ -14,6 +14,10 @@ past data only), so a point's result depends only on the points up to it.
   false runs per 1,000 points, Poisson(10) 1.7 (``benchmarks/anomaly_counts.py``).
 * **Transform**, **season** and **pre-whitening**: see
   :mod:`~allele.analytics.anomaly.series`.
+* **Skewed noise** (:func:`lognormal_bound`): when the pre-whitened learning residuals are
+  clearly right-skewed and a shifted lognormal fits them, its lower bound ``c``; the spike-up
+  statistic is then read through ``log(. - c)``, where the noise is close to Gaussian (see
+  :mod:`~allele.analytics.anomaly.series`).
 * **Trend** (:func:`learned_trend`): when the learning period rises or falls clearly (the slope
   of a regression of the series on time and its own AR lags is more than :data:`TREND_T`
   standard errors from 0), the trend is part of the normal behaviour. It is removed from the
@@ -30,13 +34,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from allele.analytics._common import FloatArray
 from allele.analytics._season import _fourier_design, seasonal_period
 from allele.errors import AnalyticsError
 
-__all__ = ["ROUNDING", "TREND_SIZE", "TREND_T", "LearnedTrend", "apply_transform", "dequantise",
-           "deseasonalise", "learned_trend", "prewhiten", "snap_rounding"]
+__all__ = ["ROUNDING", "SKEW_FIT_LEVEL", "SKEW_MIN", "SKEW_SIGMA_MIN", "TREND_SIZE", "TREND_T",
+           "LearnedTrend", "apply_transform", "dequantise", "deseasonalise", "learned_trend",
+           "lognormal_bound", "prewhiten", "snap_rounding"]
 
 ROUNDING = 1e-12
 """Relative resolution below which two values of a series are the same reading: differences
@@ -55,6 +61,23 @@ around it: a trend one would see by eye. Autocorrelated noise wanders, and a reg
 own lags does not always tell a wander from a trend (the slope's t statistic is not Student's
 near a unit root): over 640 clean AR(0.8) series the t test alone fired on 7 (1.1 %), whose
 lines moved 2.2 to 3.7 spreads; co2's moves 4.8. With both tests none of the 640 fired."""
+
+SKEW_MIN = 0.2
+"""The quantile skewness ``(q95 + q05 - 2 q50) / (q95 - q05)`` the learning residuals must
+exceed before a shifted lognormal is fitted to them. Over 300 clean synthetic series of each
+noise (learning period 150) it is above 0.2 for 291 lognormal ones and for 9 Student-t(3), 2
+Gaussian and 2 AR(0.8) ones."""
+
+SKEW_SIGMA_MIN = 0.25
+"""The smallest log-scale of the fitted shifted lognormal that counts: under it (skewness
+about 0.8) the fit is close to a normal, and the few symmetric series that pass
+:data:`SKEW_MIN` by chance fit 0.1 to 0.2 there (lognormal ones 0.31 to 0.57, 5 % to 95 %)."""
+
+SKEW_FIT_LEVEL = 0.01
+"""The fit must hold at its extremes: the learning residuals' smallest and largest values, in
+the fitted log scale, within the range that ``n`` Gaussian values leave with probability
+``1 - SKEW_FIT_LEVEL``. A Student-t(3) learning period that looks skewed fails here, by its long
+lower tail."""
 
 _JITTER_SEED = 20261206
 
@@ -142,6 +165,41 @@ def apply_transform(y: FloatArray, learn: int, transform: str) -> tuple[FloatArr
             return y, "none"
     floor = 0.5 * float(np.min(lv))
     return np.log(np.maximum(y, floor)), "log"
+
+
+def _quantile_skewness(x: FloatArray) -> float:
+    lo, mid, hi = np.quantile(x, [0.05, 0.5, 0.95])
+    return float((hi + lo - 2.0 * mid) / (hi - lo)) if hi > lo else 0.0
+
+
+def lognormal_bound(lv: FloatArray) -> float | None:
+    """The lower bound ``c`` of a shifted lognormal (``log(x - c)`` normal) fitted to the
+    learning residuals ``lv`` by profile likelihood, or None when they are not clearly
+    right-skewed (:data:`SKEW_MIN`), the fit is nearly a normal (:data:`SKEW_SIGMA_MIN`) or it
+    fails at the extremes (:data:`SKEW_FIT_LEVEL`).
+
+    The likelihood of ``log(x - c)`` as a normal sample, with the Jacobian, profiled over its
+    mean and scale, is maximised over 400 values of ``c`` from ``min(lv) - 1e-3 sd`` down to
+    ``min(lv) - 100 sd`` (log spaced): it grows without bound as ``c`` reaches ``min(lv)``, so
+    the grid stops short of it, as usual for this model."""
+    if lv.size < 20 or _quantile_skewness(lv) < SKEW_MIN:
+        return None
+    low = float(np.min(lv))
+    sd = float(np.std(lv))
+    if not sd > 0.0:
+        return None
+    cs = low - sd * np.geomspace(1e-3, 100.0, 400)
+    logs = np.log(lv[None, :] - cs[:, None])
+    sds = logs.std(axis=1)
+    k = int(np.argmax(-lv.size * np.log(sds) - logs.sum(axis=1)))
+    sig = float(sds[k])
+    if sig < SKEW_SIGMA_MIN:
+        return None
+    z = (logs[k] - logs[k].mean()) / sig
+    edge = float(special.ndtri(1.0 - 0.5 * (1.0 - (1.0 - SKEW_FIT_LEVEL) ** (1.0 / lv.size))))
+    if float(np.min(z)) < -edge or float(np.max(z)) > edge:
+        return None
+    return float(cs[k])
 
 
 def prewhiten(r: FloatArray, learn: int, order: int | None) -> tuple[FloatArray,

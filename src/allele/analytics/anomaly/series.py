@@ -44,7 +44,9 @@ tails. The pipeline:
    alarmed, so a slow excursion building toward an alarm does not raise the threshold ahead
    of itself; a point's score is ``a / (1 + a)`` with ``a = log p / log risk`` for its
    tail probability ``p``: 0.5 exactly where ``p = risk`` (default 1e-4 per statistic), higher
-   for rarer values, so scores rank events.
+   for rarer values, so scores rank events. A right-skewed noise (a shifted lognormal fits
+   the learning residuals) has its spike-up statistic read in logs and fitted with a normal
+   upper tail at twice the risk (:func:`_skewed_spike_up`, :data:`SKEW_RISK_FACTOR`).
 
 ``method="robust"`` (the default) takes, for each point, the strongest statistic.
 ``"iforest"`` and ``"ocsvm"`` fit the scikit-learn detector on the learning-period statistic
@@ -86,6 +88,7 @@ from allele.analytics.anomaly.prepare import (
     dequantise,
     deseasonalise,
     learned_trend,
+    lognormal_bound,
     prewhiten,
     snap_rounding,
 )
@@ -304,6 +307,9 @@ class SeriesDetection:
     """The point-mass value of a zero-inflated series (its points score 0), else None."""
     trend: LearnedTrend | None = None
     """The trend learned on the learning period and taken as normal (None: no clear trend)."""
+    skewed: bool = False
+    """Whether the spike-up statistic was read in logs, through the shifted lognormal fitted to
+    the learning residuals, with a normal tail (a right-skewed noise)."""
 
     def anomalies(self) -> list[int]:
         """Indices of flagged points."""
@@ -376,7 +382,8 @@ def detect_series(
                            period=sub_period, method=method, statistics=stats,
                            transform=sub.transform if sub else "none",
                            ar=sub.ar if sub else (), mass=mass,
-                           trend=sub.trend if sub else None)
+                           trend=sub.trend if sub else None,
+                           skewed=sub.skewed if sub else False)
 
 
 def _default_window(learn: int) -> int:
@@ -419,10 +426,11 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
         raise AnalyticsError(
             f"the learning period ({learn} points) needs at least {w + 2 * short + 10}; "
             "pass a longer one (--learn)")
-    cols, used_transform, used_period, phi, trend = _columns(y, learn, period, w, short,
-                                                             transform, ar_order)
+    cols, used_transform, used_period, phi, trend, skewed = _columns(y, learn, period, w,
+                                                                     short, transform, ar_order)
     col_scores = spot_scores(cols, w + 2 * short, learn, risk, gated=_GATED_COLUMNS,
-                             zhang_stephens=_ZS_COLUMNS)
+                             zhang_stephens=_ZS_COLUMNS, normal=(0,) if skewed else (),
+                             normal_risk=SKEW_RISK_FACTOR * risk)
     stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
                             np.maximum(col_scores[:, 2], col_scores[:, 3]), col_scores[:, 4],
                             np.maximum(col_scores[:, 5], col_scores[:, 6])], axis=1)
@@ -440,14 +448,16 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     scores = np.clip(scores, 0.0, 1.0)
     return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
                            period=used_period, method=method, statistics=stat_scores,
-                           transform=used_transform, ar=phi, trend=trend)
+                           transform=used_transform, ar=phi, trend=trend, skewed=skewed)
 
 
 def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, transform_: str,
-             ar_order: int | None) -> tuple[FloatArray, str, int | None, tuple[float, ...],
-                                            LearnedTrend | None]:
+             ar_order: int | None, read_skewed: bool = True
+             ) -> tuple[FloatArray, str, int | None, tuple[float, ...], LearnedTrend | None,
+                        bool]:
     """Transform, deseasonalise, pre-whiten (with the learned trend, if any), then the seven
-    one-sided statistics."""
+    one-sided statistics; the last item says whether the spike-up column was read in logs
+    (:func:`_skewed_spike_up`)."""
     x, used_transform = apply_transform(y, learn, transform_)
     r, used_period = deseasonalise(x, learn, period)
     e, phi = prewhiten(r, learn, ar_order)
@@ -457,8 +467,34 @@ def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, 
     if found is not None:
         e, phi, trend = found
         drift_var = trend.drift_var(y.size)
-    return (_signed_columns(e, learn, w, short, drift_var), used_transform, used_period, phi,
-            trend)
+    cols = _signed_columns(e, learn, w, short, drift_var)
+    skewed = read_skewed and _skewed_spike_up(cols, e[:learn])
+    return cols, used_transform, used_period, phi, trend, skewed
+
+
+def _skewed_spike_up(cols: FloatArray, lv: FloatArray) -> bool:
+    """For a right-skewed noise, the spike-up column (``cols[:, 0]``) read in logs, in place.
+
+    When a shifted lognormal fits the learning residuals ``lv`` (:func:`lognormal_bound`, lower
+    bound ``c``), a point ``s`` local noise scales above the local median lies
+    ``s * sigma + (level - c)`` above that bound in learning units (``level`` and ``sigma``
+    the learning median and robust scale), and the log of that is close to Gaussian. The
+    column becomes that log: monotone in ``s``, so it ranks the points as before, but its
+    upper tail is light and is then fitted as a normal one (:func:`~allele.analytics.anomaly.
+    tail.normal_scores`) instead of a GPD on a dozen peaks of a skewed tail. Values at or under
+    the bound (far down, which the spike-down column judges) read as the log of
+    ``1e-3 * (level - c)``. Returns whether it did."""
+    c = lognormal_bound(lv)
+    if c is None:
+        return False
+    level = float(np.median(lv))
+    sigma = mad_sigma(lv, level)
+    room = level - c
+    if not (sigma > 0.0 and room > 0.0):
+        return False
+    with np.errstate(invalid="ignore"):
+        cols[:, 0] = np.log(np.maximum(cols[:, 0] * sigma + room, 1e-3 * room))
+    return True
 
 
 def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: int | None = None,
@@ -468,13 +504,21 @@ def signed_statistics(values: ArrayLike, *, learn: int = DEFAULT_LEARN, period: 
     """The raw statistics :func:`detect_series` turns into scores (n x 7: spike up/down, shift
     up/down, variance, drift up/down; NaN before ``window + 2 * short``), for a series without a
     point mass. Options as in :func:`detect_series`. For diagnostics of the tail calibration
-    (``benchmarks/anomaly_tail_calibration.py``)."""
+    (``benchmarks/anomaly_tail_calibration.py``). The spike-up column is the raw statistic even
+    where the detector reads it in logs (``SeriesDetection.skewed``)."""
     y = as_series(values, name="values")
     _check_options(y.size, "robust", learn, 1e-4, window, short)
     y = dequantise(snap_rounding(y, learn), learn)
     w = window if window is not None else _default_window(learn)
-    return _columns(y, learn, period, w, short, transform, ar_order)[0]
+    return _columns(y, learn, period, w, short, transform, ar_order, read_skewed=False)[0]
 
+
+SKEW_RISK_FACTOR = 2.0
+"""The risk of the spike-up column, in units of ``risk``, when it is read in logs: the noise
+has a lower bound there, so its spike-down column has (almost) no false alarms to spend and its
+share goes to the up side. On the synthetic lognormal series (64 per kind, seeds 11 / 0 / 42)
+spike F1 0.82 / 0.81 / 0.79 with the factor 1 and 0.86 / 0.83 / 0.82 with 2, at 0.33 / 0.53 /
+0.42 and 0.40 / 0.70 / 0.59 false alarms per 1,000 points (see docs/analytics.md)."""
 
 _GATED_COLUMNS = (4, 5, 6)  # variance, drift up, drift down: the slow statistics (tail.py notes)
 # Spike and shift up / down: the fast statistics, whose tails take their shape from the
