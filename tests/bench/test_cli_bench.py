@@ -47,7 +47,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
-def test_run_list_show_export(spec: Path, tmp_path: Path) -> None:
+def test_run_list_show_export(spec: Path, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
     url = store_url(tmp_path)
     code, out, err = invoke("run", str(spec), "--store", url, "--name", "first",
                             "--executor", "inline")
@@ -75,6 +76,10 @@ def test_run_list_show_export(spec: Path, tmp_path: Path) -> None:
     cell = next(c for c in doc["cells"] if c["params"] == {"x": 3})
     ys = sorted(s["value"] for s in cell["samples"] if s["metric"] == "y")
     assert ys == [0.0, 3.0, 6.0]
+    # -o - is stdout, as for report (it wrote a file named "-")
+    monkeypatch.chdir(tmp_path)
+    code, dash, _ = invoke("export", "first", "--format", "json", "-o", "-", "--store", url)
+    assert code == 0 and json.loads(dash) == doc and not (tmp_path / "-").exists()
 
     target = tmp_path / "out.csv"
     code, _, err = invoke("export", "latest", "--format", "csv", "-o", str(target),

@@ -141,6 +141,12 @@ def test_recommendations_per_component(sqlite_url: str) -> None:
              for c in record.cells}
     assert costs[tuple(sorted(cheapest.current.items()))] == min(costs.values())
     assert recommendations(record, target="kraken") == []
+    # a quality the run did not record: the error names what it did, quality candidates first
+    with pytest.raises(AnalyticsError) as err:
+        recommendations(record, quality="accuracy")
+    have = sorted({m for c in record.cells for m in c.metrics()} - {"loops"})
+    assert str(err.value).startswith("no cell has both 'accuracy' and 'wall_s'; run 'grid' "
+                                     "recorded " + ", ".join(have))
 
 
 def test_recommendations_can_answer_that_nothing_is_reliably_better(sqlite_url: str) -> None:

@@ -44,7 +44,7 @@ from allele.analytics.rca import (
 from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
-from allele.bench.metrics import direction_of, unit_of
+from allele.bench.metrics import LOOPS_METRIC, direction_of, unit_of
 from allele.errors import AnalyticsError
 from allele.store.model import CellResult, RunInfo, RunRecord
 
@@ -509,6 +509,14 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
     largest cost increase in percent accepted per 1% of quality gained.
     """
     rows = _seed_rows(record, quality, cost)
+    if not rows:  # name what the run has, with the candidates for quality first
+        have = sorted({m for c in record.cells if c.status == "ok" for m in c.metrics()}
+                      - {LOOPS_METRIC})
+        higher = [m for m in have if direction_of(m) == "higher"]
+        raise AnalyticsError(
+            f"no cell has both {quality!r} and {cost!r}; run {record.info.name!r} recorded "
+            + ", ".join(have or ["nothing"])
+            + (f" (higher is better: {', '.join(higher)})" if higher else ""))
     opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
                                max_cost_per_gain=max_cost_per_gain)
     opt.fit(rows)

@@ -371,7 +371,7 @@ def export_cmd(
     run: Annotated[str, typer.Argument(help="Run id, name or 'latest'.")],
     fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="File (default: stdout).")] = None,
+                                                help="File; - or none: stdout.")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Export a run with every raw sample (json: one document; csv: one row per sample)."""
@@ -383,7 +383,7 @@ def export_cmd(
         with open_store_url(store, read_only=True) as st:
             record = st.load_run(run)
         text = export_json(record) if fmt == "json" else export_csv(record)
-        if output is None:
+        if output is None or str(output) == "-":  # as report's -o - (it wrote a file "-")
             sys.stdout.write(text)
         else:
             try:
