@@ -161,6 +161,12 @@ def test_outbox_worker_delivers_through_an_outage_with_stable_ids(
     assert worker2.run_once() == 1
     assert receiver.keys == ["fp9:firing:1"]
     assert receiver.requests[0][1]["alert"]["fingerprint"] == "fp9"
+    # the document docs/dashboard.md shows, key for key
+    body = receiver.requests[0][1]
+    assert set(body) == {"id", "kind", "status", "sent_at", "sentAt", "group_id", "alert"}
+    assert set(body["alert"]) == {"fingerprint", "name", "source", "labels", "annotations",
+                                  "severity", "value", "starts_at", "ends_at", "identity"}
+    assert (body["id"], body["kind"], body["status"]) == ("fp9:firing:1", "alert", "firing")
     (msg,) = smtp.messages
     assert msg["Message-ID"] == message_id("fp9:firing:1") == "<fp9.firing.1@allele>"
     assert msg["Subject"].startswith("[FIRING] Slow:")
