@@ -72,3 +72,9 @@ def note_teardown(params: dict[str, Any], seed: int, *, state: Any = None) -> No
 def tiny(params: dict[str, Any], seed: int) -> dict[str, float]:
     """A call of about a microsecond."""
     return {"x": float(sum(range(int(params.get("n", 10)))))}
+
+
+def bad_input(params: dict[str, Any], seed: int) -> Any:
+    """A setup whose numpy call fails (a size that is not a number): the error must name this
+    function, not only numpy's compiled frame it was raised in."""
+    return np.random.default_rng(seed).normal(size=params["n"])

@@ -149,6 +149,23 @@ benchmarks:
     assert slow.values("acc") == plain.values("acc")  # the state reached the target
 
 
+def test_a_failing_setup_is_reported_at_the_users_line(store: ResultStore) -> None:
+    """A setup that fails inside numpy: the cell's error names the setup's file, line and
+    function first, then where numpy raised it (it named only ``_common.pyx``)."""
+    suite = loads_suite(f"""
+name: bad-setup
+target: {T}:lcg
+setup: {T}:bad_input
+isolation: inline
+fixed: {{n: "many"}}
+""")
+    run_id = Runner(store, executor="inline", environment=ENV).run(suite).run_id
+    (cell,) = store.load_run(run_id).cells
+    assert cell.status == "failed" and cell.error is not None
+    assert "(measure_targets.py:" in cell.error and " in bad_input; raised in " in cell.error
+    assert cell.error.startswith("TypeError: ")
+
+
 def test_a_builtin_target_refuses_a_setup() -> None:
     with pytest.raises(ConfigError, match="takes no state"):
         loads_suite(f"name: x\ntarget: evolution\nsetup: {T}:make_array\n")

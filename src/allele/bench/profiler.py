@@ -376,10 +376,34 @@ def _memory_limit(limit_mb: float | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = {paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.add(str(Path(__file__).resolve().parents[1]))  # allele itself: the runner's frames
+    return tuple(sorted(d for d in dirs if d))
+
+
 def _where(exc: BaseException) -> str:
-    """`` (file:line in function)`` of the innermost frame of ``exc``'s traceback."""
+    """`` (file:line in function)`` of the innermost frame of ``exc``'s traceback that is the
+    user's code (a ``.py`` file outside the standard library, installed packages and Allele),
+    then where it was raised when that is deeper: a setup whose numpy call failed was reported
+    as ``(_common.pyx:309 in numpy.random._common.double_fill)``, naming neither the setup
+    nor its file."""
     tb = traceback.extract_tb(exc.__traceback__)
-    return f" ({Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
+    if not tb:
+        return ""
+    libs = _library_dirs()
+
+    def text(fr: traceback.FrameSummary) -> str:
+        return f"{Path(fr.filename).name}:{fr.lineno} in {fr.name}"
+
+    own = next((fr for fr in reversed(tb) if fr.filename.endswith(".py")
+                and not str(Path(fr.filename).resolve()).startswith(libs)), None)
+    if own is None or own is tb[-1]:
+        return f" ({text(tb[-1])})"
+    return f" ({text(own)}; raised in {text(tb[-1])})"
 
 
 def _error_text(exc: BaseException) -> str:
