@@ -61,8 +61,10 @@ def allocate(params: dict[str, Any], seed: int) -> dict[str, float]:
 
 
 def interrupt_after(params: dict[str, Any], seed: int) -> dict[str, float]:
-    """Raises KeyboardInterrupt (as Ctrl-C would) when the file ``params['flag']`` exists."""
-    if Path(str(params["flag"])).exists() and params.get("x") == params.get("stop_at"):
+    """Raises KeyboardInterrupt (as Ctrl-C would) when the file ``params['flag']`` exists, in
+    the cell ``x == stop_at`` (and with ``stop_seed``, at that seed only: a later round)."""
+    if (Path(str(params["flag"])).exists() and params.get("x") == params.get("stop_at")
+            and params.get("stop_seed", seed) == seed):
         raise KeyboardInterrupt
     return {"x": float(params.get("x", 0))}
 

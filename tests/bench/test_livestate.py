@@ -84,6 +84,68 @@ def test_progress_of_a_resume_counts_the_tasks_already_stored() -> None:
     assert run["curve"] == {"t": [100.0, 103.0, 106.0], "v": [6, 7, 8]}
 
 
+def test_the_curve_of_a_resumed_run_goes_on_from_the_tasks_kept(store: ResultStore,
+                                                                 tmp_path: Path) -> None:
+    """Interrupted in round 1 of its last cell, a run keeps the tasks of the two cells stored
+    (4 of the 5 done: round 0 of the third cell runs again). Its curve breaks there and goes on
+    from 4, live and after a reload, instead of a line drawn down from 5 to 4."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    suite = loads_suite(f"name: r\norder: sequential\ntarget: tests.bench.runner_targets:"
+                        "interrupt_after\nseeds: 2\nrounds: 2\ninner_loops: 1\nalloc_peak: "
+                        f"false\nmatrix: {{x: [1, 2, 3]}}\nfixed: {{flag: '{flag}', stop_at: 3, "
+                        "stop_seed: 1}\n")
+
+    def run(resume: bool) -> str:
+        live = RunLive(store, interval_s=0.1, sample_workers=False)
+        try:
+            runner = Runner(store, executor="inline", environment=ENV, live=live)
+            return (runner.resume("resumed") if resume else runner.run(suite, name="resumed")
+                    ).status
+        finally:
+            live.close()
+
+    assert run(resume=False) == "interrupted"
+    flag.unlink()
+    assert run(resume=True) == "finished"
+    events = read_events(store, 0, limit=10_000)
+    second = [e for e in events if e.kind == "run_started"][1]
+    assert (second.data["tasks_total"], second.data["tasks_skipped"]) == (6, 4)
+    state = LiveState()
+    state.apply(events)
+    (run_,) = state.snapshot()["runs"]
+    assert run_["curve"]["v"] == [0, 1, 2, 3, 4, 5, None, 4, 5, 6]
+    assert run_["curve"]["t"][6] == run_["curve"]["t"][7] == second.ts
+    assert run_["resumes"] == [{"at": second.ts, "before": 5, "kept": 4}]
+    assert (run_["tasks_done"], run_["progress"]) == (6, 1.0)
+    reloaded = LiveState()
+    reloaded.bootstrap(store)
+    (again,) = reloaded.snapshot()["runs"]
+    assert again["curve"] == run_["curve"] and again["resumes"] == run_["resumes"]
+
+
+def test_a_resume_that_kept_nothing_breaks_the_curve_and_says_so() -> None:
+    """Rounds run one after the other: a run interrupted before any cell is stored keeps no
+    task (its rounds all run again); its curve starts again at 0 after a break."""
+    def ev(i: int, kind: str, **data: object) -> StoredEvent:
+        return StoredEvent(i, float(i), "s", kind, "r", dict(data))
+
+    events = [ev(1, "run_started", name="n", cells=8, tasks_total=24, tasks_skipped=0),
+              *[ev(2 + i, "cell_finished", key=f"k{i}", tasks_done=i + 1) for i in range(11)],
+              ev(13, "run_finished", status="interrupted"),
+              ev(14, "run_started", name="n", cells=8, tasks_total=24, tasks_skipped=0),
+              ev(15, "cell_finished", key="k0", tasks_done=1)]
+    state = LiveState()
+    state.apply(events)
+    (run,) = state.snapshot()["runs"]
+    assert run["curve"]["v"] == [*range(12), None, 0, 1]
+    assert run["resumes"] == [{"at": 14.0, "before": 11, "kept": 0}]
+    fresh = LiveState()  # a dashboard that saw only the resume: nothing to break from
+    fresh.apply(events[13:])
+    (run,) = fresh.snapshot()["runs"]
+    assert run["curve"]["v"] == [0, 1] and run["resumes"] == []
+
+
 def test_samples_are_measured_calls_not_metric_values() -> None:
     ev = [StoredEvent(1, 1.0, "s", "run_started", "r", {"name": "n", "cells": 1}),
           StoredEvent(2, 2.0, "s", "samples", "r",

@@ -18,6 +18,12 @@ tasks done in this invocation``: the mean rate since the run (or its resume) sta
 what a randomised matrix order makes meaningful. Events of a runner that did not report tasks
 (older versions) are counted in cells, as before.
 
+A resumed run (``--resume``) keeps only the tasks of the cells its earlier invocations stored
+(``run_started`` carries them as ``tasks_skipped``); the rounds of a cell that was not stored yet
+run again. Its progress curve goes on from those tasks kept after a break (a ``None`` point, so
+that no line is drawn down from what the interrupted invocation had done), and ``resumes`` says,
+for each resume, how many tasks were done before and how many of them were kept.
+
 A run whose runner was killed (``kill -9``, a crash) never says goodbye: :meth:`LiveState.
 check_holders` reads the run's lease and shows such a run ``interrupted``, as
 :func:`allele.bench.lease.shown_status` decides (its runner process is gone).
@@ -107,9 +113,13 @@ class RunProgress:
     running: dict[str, dict[str, Any]] = field(default_factory=dict)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
     failures: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
-    curve: deque[tuple[float, int]] = field(
+    curve: deque[tuple[float, int | None]] = field(
         default_factory=lambda: deque(maxlen=CURVE_POINTS))
-    """``(time, units done)`` after each unit of progress (tasks, or cells; see :meth:`units`)."""
+    """``(time, units done)`` after each unit of progress (tasks, or cells; see :meth:`units`);
+    ``None`` breaks the curve where a resume starts again from the units kept."""
+    resumes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
+    """Each resume seen: ``at``, the units ``before`` it (done by the earlier invocation) and
+    the units ``kept`` (those of the stored cells; the rounds of the others run again)."""
     counted: RoundSamples = field(default_factory=RoundSamples, repr=False)
 
     def units(self) -> tuple[int, int, int]:
@@ -141,6 +151,7 @@ class RunProgress:
                 "holder_gone": self.holder_gone, "eta_s": self.eta_s(at),
                 "progress": min(1.0, done / planned) if planned else None,
                 "curve": {"t": [p[0] for p in self.curve], "v": [p[1] for p in self.curve]},
+                "resumes": list(self.resumes),
                 "running": [{"key": k, **v} for k, v in self.running.items()],
                 "recent": list(self.recent), "failures": list(self.failures)}
 
@@ -345,8 +356,10 @@ class LiveState:
 
 
 def _started(run: RunProgress, e: StoredEvent) -> None:
-    """A ``run_started`` event: the run (or its resume) begins."""
+    """A ``run_started`` event: the run (or its resume) begins. A resume keeps the tasks of
+    the cells stored so far: the curve breaks and goes on from them (see the module docstring)."""
     d = e.data
+    before = next((v for _, v in reversed(run.curve) if v is not None), None)
     run.name, run.spec = str(d.get("name", "")), str(d.get("spec", ""))
     run.planned = int(d.get("cells", 0))
     run.skipped = run.done = int(d.get("skipped", 0))
@@ -357,4 +370,8 @@ def _started(run: RunProgress, e: StoredEvent) -> None:
     else:
         run.tasks, run.tasks_skipped, run.tasks_done = None, 0, 0
     run.status, run.started_at, run.finished_at, run.holder_gone = "running", e.ts, None, False
-    run.curve.append((e.ts, run.tasks_done if run.tasks is not None else run.done))
+    kept = run.tasks_done if run.tasks is not None else run.done
+    if before is not None:  # a resume of a run seen before: no line down to what was kept
+        run.curve.append((e.ts, None))
+        run.resumes.append({"at": e.ts, "before": before, "kept": kept})
+    run.curve.append((e.ts, kept))

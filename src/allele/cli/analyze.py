@@ -391,7 +391,7 @@ def predict(
 ) -> None:
     """Predict a component's metrics for configurations from a run's cells, with intervals and
     the predictor's error on held-out cells beside a chance baseline."""
-    from allele.bench.diagnose import predict_configurations
+    from allele.bench.predictions import predict_configurations
     from allele.store import open_store
 
     try:

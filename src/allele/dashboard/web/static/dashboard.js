@@ -155,14 +155,35 @@ function keyText(key) {
   try { return `${key.slice(0, bar)} ${paramsText(JSON.parse(key.slice(bar + 1)))}`.trim(); } catch { return key; }
 }
 
+// A legend above the plot takes the rows its entries need, at most LEGEND_ROWS: past them it
+// scrolls (legend.maxheight), and the chart grows so that the plot area keeps MIN_PLOT_PX. A
+// legend sized by its entries alone (one row per entry on a phone) squeezed the plot to nothing,
+// its y labels on top of each other.
+const LEGEND_ROWS = 4, LEGEND_ROW_PX = 19, MIN_PLOT_PX = 160;
+
+// Rows of a horizontal legend: Plotly packs its entries left to right, each about 40 px of symbol
+// and padding plus its text (12 px font).
+function legendRows(names, width) {
+  let rows = 1, x = 0;
+  for (const n of names) {
+    const w = 40 + 6.6 * String(n).replace(/&[a-z#0-9]+;/g, "x").length;
+    if (x > 0 && x + w > width) { rows += 1; x = 0; }
+    x += w;
+  }
+  return rows;
+}
+
 function plot(id, traces, layout) {
   const node = typeof id === "string" ? document.getElementById(id) : id;
   const lay = Object.assign({}, LAYOUT, layout || {});
   // a legend of many series above the plot takes several rows: make room for them under the title
-  const named = traces.filter((t) => t.name && t.showlegend !== false).length;
-  if (lay.showlegend !== false && named > 1 && !(layout && (layout.legend || layout.margin))) {
-    const rows = Math.ceil(named / Math.max(1, Math.floor((node.clientWidth || 600) / 240)));
-    lay.margin = Object.assign({}, LAYOUT.margin, { t: 48 + 19 * rows });
+  const named = traces.filter((t) => t.name && t.showlegend !== false).map((t) => t.name);
+  if (lay.showlegend !== false && named.length > 1 && !(layout && (layout.legend || layout.margin))) {
+    const width = (node.clientWidth || 600) - LAYOUT.margin.l - LAYOUT.margin.r;
+    const rows = Math.min(LEGEND_ROWS, legendRows(named, width));
+    lay.margin = Object.assign({}, LAYOUT.margin, { t: 52 + LEGEND_ROW_PX * rows });
+    lay.legend = Object.assign({}, LAYOUT.legend, { maxheight: LEGEND_ROW_PX * rows + 10, tracegroupgap: 0 });
+    if (!lay.height) lay.height = Math.max(parseFloat(getComputedStyle(node).minHeight) || 280, lay.margin.t + lay.margin.b + MIN_PLOT_PX);
     if (lay.title) lay.title = Object.assign({ y: 1, yref: "container", yanchor: "top", pad: { t: 10 } }, lay.title);
   }
   return Plotly.react(node, traces, lay, PLOT_CONFIG);
@@ -224,7 +245,9 @@ function applySnapshot(snap) {
   for (const s of snap.series) addPoints(seriesKey(s), s, s.t, s.v);
   live.lastEventId = Math.max(live.lastEventId, snap.last_event_id || 0);
   for (const r of snap.runs) {  // the run's progress curve as the server folded it
-    if (r.curve && r.curve.t.length) live.progress.set(r.run_id, { name: r.name, t: r.curve.t.slice(), v: r.curve.v.slice() });
+    if (r.curve && r.curve.t.length) {
+      live.progress.set(r.run_id, { name: r.name, t: r.curve.t.slice(), v: r.curve.v.slice(), resumes: (r.resumes || []).slice() });
+    }
   }
   live.tailed = { events: snap.hub.events, points: snap.hub.points, viewers: snap.hub.subscribers };
   showTailed();
@@ -251,7 +274,14 @@ function applyEvent(e) {
     Object.assign(r, { name: d.name, spec: d.spec, planned: d.cells, done: d.skipped || 0, skipped: d.skipped || 0,
                        failed: 0, status: "running", started_at: e.ts, running: [],
                        tasks: d.tasks_total ?? null, tasks_done: d.tasks_skipped || 0, tasks_skipped: d.tasks_skipped || 0 });
-    progressPoint(e, r, r.tasks !== null ? r.tasks_done : r.done, false);  // the curve starts
+    const kept = r.tasks !== null ? r.tasks_done : r.done;
+    const p = live.progress.get(e.run_id);
+    const before = p ? p.v.filter((v) => v !== null && v !== undefined).pop() : undefined;
+    if (before !== undefined) {  // a resume: it keeps the tasks of the stored cells, the curve goes on from them
+      p.t.push(e.ts); p.v.push(null);  // a break, not a line down from what the interrupted invocation had done
+      p.resumes = (p.resumes || []).concat([{ at: e.ts, before, kept }]);
+    }
+    progressPoint(e, r, kept, false);  // the curve starts
   } else if (e.kind === "cell_started") {
     r.running = r.running.filter((c) => c.key !== d.key).concat([{ key: d.key, benchmark: d.benchmark, params: d.params, started_at: e.ts }]);
   } else if (e.kind === "samples") {
@@ -281,7 +311,7 @@ function units(r) {
 
 function progressPoint(e, r, value, counted = true) {
   let p = live.progress.get(e.run_id);
-  if (!p) { p = { name: r.name, t: [], v: [] }; live.progress.set(e.run_id, p); }
+  if (!p) { p = { name: r.name, t: [], v: [], resumes: [] }; live.progress.set(e.run_id, p); }
   p.t.push(e.ts); p.v.push(value);
   if (!counted) return;
   const chart = document.getElementById("chart-progress");
@@ -343,10 +373,50 @@ function renderRuns() {
   }
 }
 
+// A chart of many series (one per worker process: every run with process workers adds its
+// own; one per run on the progress chart) keeps a legend it can show: the `keep` series updated
+// last, and the pinned ones (the runner, the running runs), have their own entry and colour;
+// the others are drawn thin and grey under one entry ("12 older workers", a click hides them),
+// each named in its hover.
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+const OLDER = "#c4c4c4";
+
+function capLegend(items, keep, what) {
+  const ranked = items.map((it, i) => ({ pin: !!it.pin, last: it.last || 0, i }))
+    .sort((a, b) => (Number(b.pin) - Number(a.pin)) || (b.last - a.last) || (b.i - a.i));  // a tie: the one seen last
+  const own = new Set((items.length <= keep + 1 ? ranked : ranked.slice(0, keep)).map((it) => it.i));
+  const older = items.filter((_, i) => !own.has(i));
+  const out = older.map((it, j) => Object.assign(it.trace, {
+    name: `${older.length} older ${what}`, legendgroup: "older", showlegend: j === 0, legendrank: 2000,
+    hovertemplate: `%{x}<br>%{y}<extra>${it.trace.name}</extra>`,
+    line: { color: OLDER, width: 1 }, marker: { color: OLDER, size: 2 } }));
+  // the pinned ones first, then in the order they came; the older ones drawn under them, listed last
+  const mine = items.filter((_, i) => own.has(i));
+  for (const [k, it] of mine.filter((it) => it.pin).concat(mine.filter((it) => !it.pin)).entries()) {
+    const color = COLORS[k % COLORS.length];
+    out.push(Object.assign(it.trace, { line: { color }, marker: Object.assign({}, it.trace.marker, { color }) }));
+  }
+  return out;
+}
+
+// entries of a legend a chart of this width shows before older series are folded into one
+function legendKeep(node) { return (node.clientWidth || 600) < 500 ? 3 : 6; }
+
+const LIVE_TRACES = 40;  // series drawn per chart at most (the ones updated last)
+
 function renderCharts() {
-  const traces = [...live.progress.entries()].map(([id, p]) => ({
-    x: p.t.map((t) => new Date(t * 1000)), y: p.v, name: esc(p.name || id), mode: "lines+markers", type: "scatter" }));
-  plot("chart-progress", traces, { title: { text: "tasks done (a task is one round of a cell)" }, yaxis: { rangemode: "tozero" } });
+  const progress = document.getElementById("chart-progress");
+  const runs = [...live.progress.entries()].map(([id, p]) => ({
+    pin: (live.runs.get(id) || {}).status === "running", last: p.t[p.t.length - 1], resumes: p.resumes || [],
+    trace: { x: p.t.map((t) => new Date(t * 1000)), y: p.v, name: esc(p.name || id), mode: "lines+markers", type: "scatter", connectgaps: false } }));
+  const traces = capLegend(runs, legendKeep(progress), "runs");
+  // where a resume went on from the tasks its run kept (the stored cells'; the rounds of the others run again)
+  const resumes = runs.filter((it) => it.trace.legendgroup !== "older").flatMap((it) => it.resumes).sort((a, b) => a.at - b.at);
+  const annotations = resumes.map((m, j) => ({
+    x: new Date(m.at * 1000), y: m.kept, text: `resumed: kept ${m.kept}/${m.before}`, showarrow: true, arrowhead: 0,
+    ax: 0, ay: j % 2 ? -40 : -22, font: { size: 10, color: "#555" }, bgcolor: "rgba(255,255,255,0.8)",
+    hovertext: `resumed: ${m.kept} of the ${m.before} tasks done before were kept (the stored cells'); the rounds of the cells not stored run again` }));
+  plot(progress, traces, { title: { text: "tasks done (a task is one round of a cell)" }, yaxis: { rangemode: "tozero" }, annotations });
   const box = document.getElementById("charts");
   for (const [i, g] of LIVE_GROUPS.entries()) {
     const picked = [...live.series.values()].filter((s) => g.user
@@ -356,12 +426,18 @@ function renderCharts() {
     if (!picked.length) { if (node) node.remove(); continue; }
     if (!node) { node = el("div", { id: "live-chart-" + i, class: "chart" }); box.appendChild(node); }
     const one = new Set(picked.map((s) => s.metric)).size === 1;  // the title names it: the legend need not
-    const tr = picked.slice(-12).map((s) => {
+    const last = (s) => s.t[s.t.length - 1] || 0;
+    const drawn = picked.length > LIVE_TRACES ? picked.slice().sort((a, b) => last(b) - last(a)).slice(0, LIVE_TRACES) : picked;
+    const items = drawn.map((s) => {
       const { x, y } = gapped(s.t.map((t) => new Date(t * 1000)), s.v);  // no line across the time between runs
-      const name = `${one ? "" : s.metric.replace(/^allele_/, "") + " "}${s.component}${s.labels ? " " + s.labels : ""}`;
-      return { x, y, type: "scatter", mode: "lines+markers", marker: { size: 3 }, connectgaps: false, name: esc(name.length > 60 ? name.slice(0, 59) + "…" : name) };
+      const what = s.metric.startsWith("sample:") ? keyText(s.component) : `${s.component}${s.labels ? " " + s.labels : ""}`;  // a cell, as people write it
+      const name = `${one ? "" : s.metric.replace(/^allele_/, "") + " "}${what}`;
+      return { pin: s.labels === "worker=runner", last: last(s),
+               trace: { x, y, type: "scatter", mode: "lines+markers", marker: { size: 3 }, connectgaps: false, name: esc(name.length > 60 ? name.slice(0, 59) + "…" : name) } };
     });
-    plot(node, tr, { title: { text: esc(g.title) }, showlegend: true });
+    const what = g.metrics && g.metrics[0].startsWith("allele_bench_worker") ? "workers" : "series";
+    plot(node, capLegend(items, legendKeep(node), what), { title: { text: esc(g.title) }, showlegend: true,
+                                                            yaxis: { automargin: true } });
   }
 }
 
