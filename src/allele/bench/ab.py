@@ -34,8 +34,8 @@ call, so that whatever the machine does, both versions see it.
 * **what a call is**: as in a plain run: the spec's ``setup`` before every call and its
   ``teardown`` after the sample, both untimed; a target under 1 ms a call is looped so that a
   sample lasts 10 ms or more, with one count for both versions, calibrated in round 0 on the
-  faster of the two (``inner_loops`` in the spec fixes it); ``alloc_peak_mb`` from one untimed
-  memory call per seed at the end of round 0 on each version. ``peak_rss_mb`` is the worker's
+  faster of the two (``inner_loops`` in the spec fixes it); ``alloc_peak_mb`` from the untimed
+  memory calls of each seed at the end of round 0 on each version. ``peak_rss_mb`` is the worker's
   peak during the sample, which includes what the calls before it in the round left resident:
   ``alloc_peak_mb`` is the figure that belongs to the cell alone;
 * **instruction counts**: cells whose benchmark asks for ``instructions`` are counted after

@@ -13,9 +13,10 @@ sample (:func:`loops_for`), its times reported per call and ``n`` stored as ``lo
 
 Deliberately *outside* the timed samples, so they never distort the timings:
 
-* the memory call (``alloc_peak``, on by default): one untimed call per seed of the first round,
-  giving ``alloc_peak_mb`` (:func:`memory_call`: the larger of the tracemalloc peak and the
-  resident-set rise above what was in use before the call) and, with ``tracemalloc``,
+* the memory calls (``alloc_peak``, on by default): two untimed calls per seed of the first
+  round, giving ``alloc_peak_mb`` (:func:`memory_call`: the larger of the tracemalloc peak and the
+  resident-set rise above what was in use before the call, that one measured in a separate
+  call without tracemalloc so its own tables are not in it) and, with ``tracemalloc``,
   ``tracemalloc_peak_mb`` (Python and numpy allocations only); repeat index 0;
 * ``profile``: one extra call (first seed) under :mod:`cProfile`; the top 20 functions by
   cumulative time become the cell's ``profile`` text.
@@ -113,9 +114,10 @@ def memory_methods() -> dict[str, str]:
         resident = "the rise of ru_maxrss (0 unless the call exceeds the worker's earlier peak)"
         peak = "ru_maxrss: the worker's lifetime peak (an upper bound)"
     return {"peak_rss_mb": peak,
-            "alloc_peak_mb": "untimed call per seed of the first round: the larger of the "
+            "alloc_peak_mb": "untimed calls per seed of the first round: the larger of the "
                              "tracemalloc peak above the traced memory before the call (Python "
-                             "and numpy) and " + resident + " (native)"}
+                             "and numpy) and, in a call without tracemalloc, " + resident
+                             + " (native)"}
 
 
 def _as_metrics(out: object, declared: dict[str, dict[str, str]] | None = None
@@ -284,41 +286,68 @@ class Region:
             metrics=_as_metrics(out, declared))
 
 
-def memory_call(fn: TargetFn | Region, params: dict[str, Any], seed: int
-                ) -> tuple[float, float]:
-    """One untimed call measured for memory: ``(traced, resident)`` in MiB, the peak of the
-    allocations :mod:`tracemalloc` sees during the call above those alive before it (Python
-    objects and every buffer numpy allocates), and the peak resident set during the call above
-    the resident set before it (``VmHWM - VmRSS`` after a ``clear_refs`` reset: native memory
-    such as a model's weights, counted only where the call needed pages the process did not
-    hold yet). The setup's state is made before either baseline, so it is not the call's."""
-    region = fn if isinstance(fn, Region) else Region(fn)
+def resident_rise_mb(region: Region, params: dict[str, Any], seed: int) -> float:
+    """One untimed call, not traced: the peak resident set during it above the resident set
+    before it (``VmHWM - VmRSS`` after a ``clear_refs`` reset; the rise of ``ru_maxrss`` where
+    that is impossible), MiB. Native memory such as a model's weights, counted only where the
+    call needed pages the process did not hold yet; the setup's state is made before the
+    baseline, so it is not the call's.
+
+    Why not under :mod:`tracemalloc`: its own tables (an entry per live traced block, made with
+    the C allocator, which keeps them once freed) grow during the first traced call of a
+    process and landed in this rise. A pure-Python sort of 200,000 floats (6.89 MiB traced) rose
+    20.0-28.5 MiB in the first traced call, 8.5 MiB in a first untraced call and 0-8 MiB in
+    later traced ones, so the first seed of every worker stored 2-3x the others. Untraced, a
+    call after the cell's timed calls rises 0 MiB. Where something else already traces (a
+    tracemalloc the user started), its tables may still count: this does not stop it."""
+    states = region.states(params, seed, 1)
+    try:
+        before = rss_mb() if reset_peak_rss() else None
+        lifetime = _lifetime_peak_mb()
+        region.timed(dict(params), seed, 1, states)
+        resident = (peak_rss_mb() - before) if before is not None else (
+            _lifetime_peak_mb() - lifetime)
+    finally:
+        region.teardown_all(params, seed, states)
+    return max(0.0, resident)
+
+
+def traced_peak_mb(region: Region, params: dict[str, Any], seed: int) -> float:
+    """One untimed call under :mod:`tracemalloc` (started for it unless already on): the peak
+    of the allocations it sees during the call above those alive before it (Python objects and
+    every buffer numpy allocates), MiB; the setup's state is made before the baseline. It does
+    not depend on what the process did before."""
     was = _tracemalloc.is_tracing()
     if not was:
         _tracemalloc.start()
     try:
         states = region.states(params, seed, 1)
         try:
-            reset = reset_peak_rss()
-            before = rss_mb() if reset else None
-            lifetime = _lifetime_peak_mb()
             _tracemalloc.reset_peak()
             base = _tracemalloc.get_traced_memory()[0]
             region.timed(dict(params), seed, 1, states)
             peak = _tracemalloc.get_traced_memory()[1]
-            resident = (peak_rss_mb() - before) if before is not None else (
-                _lifetime_peak_mb() - lifetime)
         finally:
             region.teardown_all(params, seed, states)
     finally:
         if not was:
             _tracemalloc.stop()
-    return max(0.0, (peak - base) / (1024.0 * 1024.0)), max(0.0, resident)
+    return max(0.0, (peak - base) / (1024.0 * 1024.0))
+
+
+def memory_call(fn: TargetFn | Region, params: dict[str, Any], seed: int
+                ) -> tuple[float, float]:
+    """Two untimed calls measured for memory: ``(traced, resident)`` in MiB, the
+    :func:`traced_peak_mb` and the :func:`resident_rise_mb` of the same params and seed (the
+    untraced call first, so tracemalloc's freed tables are not pages it can reuse)."""
+    region = fn if isinstance(fn, Region) else Region(fn)
+    resident = resident_rise_mb(region, params, seed)
+    return traced_peak_mb(region, params, seed), resident
 
 
 def tracemalloc_peak_mb(fn: TargetFn | Region, params: dict[str, Any], seed: int) -> float:
     """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
-    return memory_call(fn, params, seed)[0]
+    return traced_peak_mb(fn if isinstance(fn, Region) else Region(fn), params, seed)
 
 
 def profile_top(fn: TargetFn | Region, params: dict[str, Any], seed: int,
@@ -423,18 +452,21 @@ _WARMED: set[str] = set()
 
 
 def _memory_pass(task: CellTask, region: Region, keep: set[str] | None) -> list[Sample]:
-    """The untimed memory calls, one per seed (repeat index 0): ``alloc_peak_mb`` (the larger
-    of the traced and the resident peak of :func:`memory_call`) and, with ``tracemalloc``, the
-    traced peak alone as ``tracemalloc_peak_mb``."""
+    """The untimed memory calls (repeat index 0): ``alloc_peak_mb``, the larger of a seed's
+    :func:`resident_rise_mb` and :func:`traced_peak_mb`, and, with ``tracemalloc``, the traced
+    peak alone as ``tracemalloc_peak_mb``. Every seed's untraced call runs before any traced
+    one, so no resident rise is measured on pages tracemalloc's freed tables left behind."""
     alloc = task.alloc_peak and (keep is None or "alloc_peak_mb" in keep)
     traced = task.tracemalloc and (keep is None or "tracemalloc_peak_mb" in keep)
     out: list[Sample] = []
     if not (alloc or traced):
         return out
+    resident = {seed: resident_rise_mb(region, task.params, seed)
+                for seed in (task.seeds if alloc else [])}
     for seed in task.seeds:
-        py_mb, rss_delta = memory_call(region, task.params, seed)
+        py_mb = traced_peak_mb(region, task.params, seed)
         if alloc:
-            out.append(Sample("alloc_peak_mb", max(py_mb, rss_delta), seed, 0))
+            out.append(Sample("alloc_peak_mb", max(py_mb, resident[seed]), seed, 0))
         if traced:
             out.append(Sample("tracemalloc_peak_mb", py_mb, seed, 0))
     return out

@@ -23,7 +23,7 @@ class CellTask:
     profile: bool = False
     tracemalloc: bool = False
     alloc_peak: bool = False
-    """Run the untimed memory pass that gives ``alloc_peak_mb`` (one call per seed)."""
+    """Run the untimed memory pass that gives ``alloc_peak_mb`` (two calls per seed)."""
     memory_limit_mb: float | None = None
     isolation: str = "process"
     index: int = 0
