@@ -309,3 +309,13 @@ def test_null_values_survive_merging_and_a_preset_can_reset_metrics() -> None:
     b = suite.benchmarks[0]
     assert b.expand() == [{"x": None, "a": None, "b": None}, {"x": None, "a": 1, "b": None}]
     assert b.metrics is None
+
+
+def test_exponent_numbers_are_numbers_in_specs_and_filters() -> None:
+    """YAML 1.2's floats: ``n: [1e5, 2.0e5]`` ran n='1e5' (a string, shown as n=1e5) beside
+    n=200000.0, because YAML 1.1 wants a dot; a quoted "1e5" stays a string."""
+    suite = loads_suite('name: e\ntarget: m:f\nmatrix: {n: [1e5, 2.0e5, 3E-2, "1e5"]}\n')
+    values = [c["n"] for c in suite.benchmarks[0].expand()]
+    assert values == [100000.0, 200000.0, 0.03, "1e5"]
+    assert parse_filters(["n=1e5"]) == {"n": [100000.0]}
+    assert matches(parse_filters(["n=1e5"]), "e", "m:f", {"n": 100000.0})

@@ -38,6 +38,23 @@ if TYPE_CHECKING:
     from allele.store.model import RunInfo
     from allele.store.results import ResultStore
 
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e5`` and ``2E-3`` are numbers (YAML 1.1
+    wants a dot, so a matrix ``n: [1e5, 2.0e5]`` ran ``n='1e5'`` and ``n=200000.0``)."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as Python values, numbers read as YAML 1.2 reads them (see
+    :class:`_Yaml12Loader`): specs and ``--filter`` values alike."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
 _GLOB_CHARS = "*?["
 
 
@@ -50,7 +67,7 @@ def parse_filters(filters: Iterable[str]) -> dict[str, list[Any]]:
         if not sep or not key:
             raise ConfigError(f"--filter {text!r}: expected key=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out.setdefault(key, []).append(value)

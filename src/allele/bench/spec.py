@@ -61,6 +61,7 @@ from allele.bench.metrics import (
     MetricInfo,
     declaration,
 )
+from allele.bench.select import load_yaml
 from allele.bench.spec_check import check_builtin
 from allele.errors import ConfigError
 from allele.store.model import cell_key
@@ -559,7 +560,7 @@ def loads_suite(text: str, *, source: str = "<spec>", preset: str | None = None,
                 max_cells: int | None = None) -> SuiteSpec:
     """Validate a spec given as YAML text."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
