@@ -269,18 +269,36 @@ class MetricAnomalies:
                 "anomalies": self.rows()}
 
 
+MIN_LEARN = 30
+"""The shortest learning period chosen for a short series (the detector needs ``window + 20``
+points, and its window is at least 8)."""
+
+
+def auto_learn(n: int) -> int:
+    """The learning period of a series of ``n`` points when none is given: 150 points, or half
+    a shorter series (the rule of ``benchmarks/analytics_real.py``), at least :data:`MIN_LEARN`;
+    an error under ``2 * MIN_LEARN`` points."""
+    if n < 2 * MIN_LEARN:
+        raise AnalyticsError(
+            f"series of {n} points is too short: the learning period takes half the series "
+            f"and needs at least {MIN_LEARN} points, so {2 * MIN_LEARN} points or more")
+    return max(MIN_LEARN, min(DEFAULT_LEARN, n // 2))
+
+
 def metric_anomalies(store: ResultStore, metric: str, component: str | None = None, *,
                      method: Method = "robust", period: int | None = None,
-                     threshold: float = 0.5, learn: int = DEFAULT_LEARN,
+                     threshold: float = 0.5, learn: int | None = None,
                      risk: float = 1e-4,
                      labels: Mapping[str, str] | None = None) -> MetricAnomalies:
     """Score ``metric`` causally (:func:`~allele.analytics.anomaly.detect_series`): the first
     ``learn`` points learn (a fixed length, so a stored point's score never changes as points
-    arrive), ``risk`` is the tail probability per statistic where a score reaches 0.5;
+    arrive; None: :func:`auto_learn`, fixed at 150 points once the series has 300, half of it
+    before), ``risk`` is the tail probability per statistic where a score reaches 0.5;
     ``labels`` choose the series (:func:`metric_series`)."""
     series = metric_series(store, metric, component, labels)
+    use = auto_learn(len(series.values)) if learn is None else learn
     det = detect_series(series.values, series.timestamps, method, period=period,
-                        threshold=threshold, learn=learn, risk=risk)
+                        threshold=threshold, learn=use, risk=risk)
     return MetricAnomalies(series, method, det)
 
 

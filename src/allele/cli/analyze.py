@@ -147,8 +147,10 @@ def anomalies(
                                       help="Season length in points (default: detected)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
                                     help="Flag points whose score exceeds this."),
-    learn: int = typer.Option(150, "--learn", min=30,
-                              help="Learning-period length in points (not scored)."),
+    learn: int | None = typer.Option(
+        None, "--learn", min=30,
+        help="Learning-period length in points (not scored); default 150, or half a series "
+        "shorter than 300 points (whose scores can then change as it grows)."),
     risk: float = typer.Option(1e-4, "--risk", min=1e-9, max=0.05,
                                help="Tail probability per statistic at which a score is 0.5."),
     label: list[str] | None = LabelOpt,

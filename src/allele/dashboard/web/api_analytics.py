@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from allele.analytics.anomaly import DEFAULT_LEARN, detect_series
+from allele.analytics.anomaly import detect_series
 from allele.bench import diagnose
 from allele.dashboard.web.adapters import clean
 from allele.dashboard.web.context import Context, cached_json, context
@@ -39,10 +39,6 @@ def _labels(text: str | None) -> dict[str, str]:
     return diagnose.parse_labels([p for p in (text or "").split(",") if p.strip()])
 
 
-MIN_LEARN = 30
-"""The shortest learning period the page may ask for (the detector needs ``window + 20``
-points, and its window is at least 8)."""
-
 _WEB_NAMES = [(re.compile(r"e\.g\. --label (\S+)"), r"e.g. \1"),
               (re.compile(r"with --label\b"), "in the labels field"),
               (re.compile(r"--(label|learn|period|horizon)\b"), r"the \1 field")]
@@ -61,19 +57,13 @@ def web_names() -> Iterator[None]:
         raise AnalyticsError(text) from None
 
 
-def auto_learn(n: int) -> int:
-    """The learning period of a series of ``n`` points when the page gives none: 150 points,
-    or half a shorter series (the rule of ``benchmarks/analytics_real.py``), at least
-    :data:`MIN_LEARN`."""
-    return max(MIN_LEARN, min(DEFAULT_LEARN, n // 2))
-
-
 @router.get("/anomalies", summary="Anomaly scores over a telemetry series")
 def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
               threshold: Annotated[float, Query(gt=0, le=1)] = 0.5,
               learn: Annotated[int | None, Query(
-                  ge=MIN_LEARN, le=100_000, description="Learning period in points (default: "
+                  ge=diagnose.MIN_LEARN, le=100_000,
+                  description="Learning period in points (default: "
                   "150, or half a shorter series)")] = None,
               labels: Labels = None) -> Response:
     key = ("anomalies", metric, component, method, threshold, learn, labels,
@@ -82,13 +72,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
     def compute() -> dict[str, Any]:
         with web_names():
             series = diagnose.metric_series(ctx.store, metric, component, _labels(labels))
-            n = len(series.values)
-            use = auto_learn(n) if learn is None else learn
-            if learn is None and n < 2 * MIN_LEARN:
-                raise AnalyticsError(
-                    f"series of {n} points is too short: the learning "
-                    f"period takes half the series and needs at least {MIN_LEARN} points, so "
-                    f"{2 * MIN_LEARN} points or more")
+            use = diagnose.auto_learn(len(series.values)) if learn is None else learn
             det = detect_series(series.values, series.timestamps, method,
                                 threshold=threshold, learn=use)
         res = diagnose.MetricAnomalies(series, method, det)
