@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from allele.bench.format import quantity
 from allele.cli.analyze import app
 from tests.bench.diagnose_stores import (
     common_shift_store,
@@ -182,8 +183,12 @@ def test_predict_a_configuration_from_a_run(tmp_path: Path) -> None:
     res = runner.invoke(app, ["predict", "grid", "--store", url, "--params",
                               json.dumps({"population": 100})])
     assert res.exit_code != 0 and "give crossover, mutation_rate" in str(res.exception)
-    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum)])
+    res = runner.invoke(app, ["predict", "grid", "--store", url, "--params", json.dumps(optimum),
+                              "-m", "wall_s"])
     assert res.exit_code == 0 and "held-out" in res.output
+    # the configuration as key=value and the times in their unit (it printed 0.01706)
+    wall = data["predictions"][0]["wall_s"]
+    assert "crossover=sbx" in res.output and quantity(wall["mean"], "s") in res.output
 
 
 def test_a_metric_recorded_per_worker_needs_a_label(tmp_path: Path) -> None:

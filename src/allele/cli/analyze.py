@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.bench.format import number, quantity, when
+from allele.bench.format import number, params_text, quantity, when
 from allele.cli._common import STORE_HELP, plain
 from allele.errors import AnalyticsError
 
@@ -410,12 +410,20 @@ def predict(
     if as_json:
         _emit_json(res.to_dict())
         return
+    from allele.bench.metrics import declarations_from_doc, metric_info
+
+    declared = declarations_from_doc(record.info.spec)
+    units = {m: metric_info(m, declared).unit for m in metric}
+
+    def q(m: str, v: float) -> str:  # in the metric's unit: 17.06 ms, not 0.01706
+        return quantity(float(v), units[m]) if units[m] else _num(v)
+
     val = Table(title=plain(f"{res.component}: {res.observations} runs; error on held-out "
                             "cells"))
     for col in ("metric", "model", "held-out MAE", "baseline MAE", f"{level:.0%} coverage"):
         val.add_column(col, justify="right")
     for m, v in res.validation.items():
-        val.add_row(plain(m), v.model, _num(v.mae), _num(v.baseline_mae), f"{v.coverage:.2f}")
+        val.add_row(plain(m), v.model, q(m, v.mae), q(m, v.baseline_mae), f"{v.coverage:.2f}")
     if res.validation:
         console.print(val)
     else:  # it said nothing, and the help promises the held-out error
@@ -426,7 +434,7 @@ def predict(
     for m in metric:
         table.add_column(plain(m), justify="right")
     for conf, pred in zip(confs, res.predictions, strict=True):
-        table.add_row(plain(json.dumps(conf)), *(
-            f"{_num(pred[m].mean)} [{_num(pred[m].lower)}, {_num(pred[m].upper)}]"
+        table.add_row(plain(params_text(conf)), *(
+            f"{q(m, pred[m].mean)} [{q(m, pred[m].lower)}, {q(m, pred[m].upper)}]"
             for m in metric))
     console.print(table)
