@@ -209,6 +209,9 @@ def test_a_filter_without_equals_is_explained_when_it_keeps_nothing(
                           "'=' (foo) matches cell keys as a substring or glob, such as "
                           "'tests.bench.runner_targets:")
     assert err.endswith("': key=value selects a parameter\n")
+    # a misspelt parameter is named, with the ones the cells have
+    code, _, err = invoke("run", str(spec), "-f", "y=3", "--store", store_url(tmp_path))
+    assert code == 2 and err.rstrip().endswith("no cell has a parameter 'y' (they have a, x)"), err
     code, _, err = invoke("run", str(spec), "-q", "-f", "x=3", "-f", "flaky|", "--store",
                           store_url(tmp_path), "--name", "sub")
     assert code == 0, err

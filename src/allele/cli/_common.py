@@ -68,6 +68,11 @@ def checked_suite(spec: Path, *, preset: str | None = None, filters: Sequence[st
         hint = (f"; a term without '=' ({', '.join(bare)}) matches cell keys as a substring or "
                 f"glob, such as {plan(suite)[0].key!r}: key=value selects a parameter"
                 if bare else "")
+        known = {k for t in plan(suite) for k in t.params} | {"benchmark", "target"}
+        unknown = sorted({f.partition("=")[0].strip() for f in filters if "=" in f} - known)
+        if unknown:  # -f varient=numpy said only that no cell matched
+            hint += (f"; no cell has a parameter {', '.join(map(repr, unknown))} (they have "
+                     f"{', '.join(sorted(known - {'benchmark', 'target'}))})")
         raise ConfigError(f"no cell of {suite.name!r} matches the filters "
                           f"{' '.join(filters)}{hint}")
     if resolve:
