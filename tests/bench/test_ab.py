@@ -62,14 +62,15 @@ def _git(repo: Path, *args: str) -> str:
                           text=True).stdout
 
 
-def _repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "proj"
+def _repo(tmp_path: Path, files: dict[str, str] | None = None, name: str = "proj") -> Path:
+    """A git repository with one commit of ``files`` (default: abtarget.py and SPEC)."""
+    repo = tmp_path / name
     repo.mkdir()
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "t@example.org")
     _git(repo, "config", "user.name", "t")
-    (repo / "abtarget.py").write_text(TARGET)
-    (repo / "spec.yaml").write_text(SPEC)
+    for path, text in (files or {"abtarget.py": TARGET, "spec.yaml": SPEC}).items():
+        (repo / path).write_text(text)
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "base")
     return repo
@@ -499,17 +500,10 @@ def test_ab_reads_what_targets_declare_and_names_each_halfs_commit(
     session stores the declaration and calls it a regression (it guessed "lower is better"
     from the name and said improved), and the BASE half records BASE's commit (both halves
     recorded HEAD's)."""
-    repo = tmp_path / "decl"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    _git(repo, "config", "user.email", "t@example.org")
-    _git(repo, "config", "user.name", "t")
-    (repo / "lifetarget.py").write_text(DECLARING)
-    (repo / "spec.yaml").write_text("name: life\ntarget: lifetarget:life\nseeds: 3\n"
-                                    "isolation: inline\nalloc_peak: false\n"
-                                    "matrix: {k: [1, 2, 3]}\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "base")
+    repo = _repo(tmp_path, {"lifetarget.py": DECLARING,
+                            "spec.yaml": "name: life\ntarget: lifetarget:life\nseeds: 3\n"
+                                         "alloc_peak: false\nmatrix: {k: [1, 2, 3]}\n"},
+                 "decl")
     base_commit = _git(repo, "rev-parse", "HEAD").strip()
     (repo / "lifetarget.py").write_text(DECLARING.replace("FACTOR = 1.0", "FACTOR = 0.7"))
     _git(repo, "commit", "-qam", "shorter life")
