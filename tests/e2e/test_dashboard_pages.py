@@ -7,6 +7,7 @@ Each test works on its own copy of the golden store (8 finished runs of one spec
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,33 @@ def test_recommendations_open_on_the_runs_own_quality_metric(tmp_path: Path,
         assert "train" in p.page.locator("#recs").inner_text()
 
 
+def test_forest_labels_keep_the_parameters_of_a_long_target(tmp_path: Path,
+                                                            browser: Any) -> None:
+    """A user's target ``mybench.routines:sort_target`` with two varying parameters: the
+    label drops the module path, not the parameters (``n=20000, variant…`` was cut)."""
+    from allele.store import CellResult, Sample, cell_key
+
+    url = golden_copy(tmp_path)
+    target = "mybench.routines:sort_target"
+    for name, slow in (("sorts-a", 1.0), ("sorts-b", 1.3)):
+        cells = []
+        for n in (20000, 200000):
+            for variant in ("numpy", "python"):
+                params = {"n": n, "variant": variant}
+                f = slow if variant == "python" else 1.0
+                cells.append(CellResult(cell_key(target, params), target, params, "ok",
+                                        [Sample("wall_s", 1e-7 * n * f * (1 + i / 500), i, 0)
+                                         for i in range(6)], started_at=1.0, finished_at=2.0))
+        _run_with(url, name, "sorts", cells)
+    with serve_dashboard(url, deliver=False) as base, Page(browser) as p:
+        p.page.goto(base + "/compare?base=sorts-a&head=sorts-b")
+        p.page.wait_for_selector("#forest .main-svg")
+        p.page.wait_for_timeout(300)
+        order = p.page.evaluate("document.getElementById('forest').layout.yaxis.categoryarray")
+        assert order and all("wall_s · sort_target n=" in t and "variant=" in t for t in order)
+        assert not any("mybench.routines" in t or t.endswith("…") for t in order)
+
+
 def test_scaling_curve_shows_its_slope(tmp_path: Path, browser: Any) -> None:
     from allele.store import CellResult, Sample, cell_key
 
@@ -258,12 +286,17 @@ def test_forest_plot_colours_error_bars_by_verdict_in_the_cli_order(tmp_path: Pa
         for x in rows:
             for k, v in x["params"].items():
                 values.setdefault(x["target"], {}).setdefault(k, set()).add(json.dumps(v))
-        want = []
-        for i, x in enumerate(rows):
+        def label(x: dict[str, Any], target: str) -> str:
             varying = [k for k, vs in values[x["target"]].items() if len(vs) > 1]
             params = ", ".join(f"{k}={v if isinstance(v := x['params'][k], str) else json.dumps(v)}"
                                for k in varying)
-            text = f"{x['metric']} · {x['target']}" + (f" {params}" if params else "")
+            return f"{x['metric']} · {target}" + (f" {params}" if params else "")
+
+        # a label that would be cut takes every target's module path first, not the parameters
+        long = any(len(label(x, x["target"])) > 60 for x in rows)
+        want = []
+        for i, x in enumerate(rows):
+            text = label(x, re.split(r"[:.]", x["target"])[-1] if long else x["target"])
             want.append(f"{i + 1}. " + (text[:59] + "…" if len(text) > 60 else text))
         p.page.goto(base + "/compare?base=golden-04&head=golden-08")
         p.page.wait_for_selector("#forest .main-svg")

@@ -725,9 +725,14 @@ async function startCompare() {
 // pushed the metric out of view), cut at 60 characters; numbered, so that equal labels stay
 // distinct rows.
 function forestLabels(rows, varying) {
-  return rows.map((r, i) => {
+  const label = (r, target) => {
     const params = paramsText(Object.fromEntries((varying[r.target] || []).filter((k) => k in r.params).map((k) => [k, r.params[k]])));
-    const text = `${r.metric} · ${r.target}${params ? " " + params : ""}`;
+    return `${r.metric} · ${target}${params ? " " + params : ""}`;
+  };
+  // when a label would be cut, every target loses its module path first, not its parameters
+  const long = rows.some((r) => label(r, r.target).length > 60);
+  return rows.map((r, i) => {
+    const text = label(r, long ? r.target.split(/[:.]/).pop() : r.target);
     return esc(`${i + 1}. ${text.length > 60 ? text.slice(0, 59) + "…" : text}`);
   });
 }
