@@ -270,8 +270,7 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
             if tails is not None:
                 tails.append((lo, j, tail))
             p = np.maximum(tail_probability(col, tail), 1e-300)
-            a = np.log(1.0 / p) / log_risk
-            sc = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
+            sc = _scores(col, np.log(1.0 / p), log_risk)
             scores[lo:hi, j] = sc
             gate = gates.get(j)
             pool.add(col[sc <= 0.5] if gate is None else gate.settled(col, col > tail.u, sc > 0.5))
@@ -288,7 +287,13 @@ def normal_scores(col: FloatArray, pool: FloatArray, log_risk: float) -> FloatAr
         return np.zeros(col.shape)
     with np.errstate(invalid="ignore"):
         logp = stats.t.logsf((col - mid) / scale, up.size - 1)
-    a = -np.minimum(np.maximum(logp, math.log(1e-300)), 0.0) / log_risk
+    return _scores(col, -np.minimum(np.maximum(logp, math.log(1e-300)), 0.0), log_risk)
+
+
+def _scores(col: FloatArray, surprise: FloatArray, log_risk: float) -> FloatArray:
+    """``a / (1 + a)`` with ``a = log(1/p) / log(1/risk)`` (``surprise`` is ``log(1/p)``; see the
+    module notes), 0 where the statistic is not finite."""
+    a = surprise / log_risk
     out: FloatArray = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
     return out
 
