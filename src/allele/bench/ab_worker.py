@@ -207,7 +207,7 @@ def per_call_s(region: _Region, params: dict[str, Any], seed: int) -> float:
 
 
 def memory_call(region: _Region, params: dict[str, Any], seed: int) -> dict[str, float]:
-    """Two untimed calls measured for memory, as the runner's ``memory_call``:
+    """Two untimed calls measured for memory, as the runner's memory pass (``_memory_pass``):
     ``tracemalloc_peak_mb`` (the traced peak above what was alive before the call) and
     ``alloc_peak_mb`` (the larger of that and the resident peak above the resident set before
     the call; the setup's state is made before both baselines). The resident rise comes from

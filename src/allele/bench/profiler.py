@@ -14,9 +14,10 @@ sample (:func:`loops_for`), its times reported per call and ``n`` stored as ``lo
 Deliberately *outside* the timed samples, so they never distort the timings:
 
 * the memory calls (``alloc_peak``, on by default): two untimed calls per seed of the first
-  round, giving ``alloc_peak_mb`` (:func:`memory_call`: the larger of the tracemalloc peak and the
-  resident-set rise above what was in use before the call, that one measured in a separate
-  call without tracemalloc so its own tables are not in it) and, with ``tracemalloc``,
+  round, giving ``alloc_peak_mb`` (:func:`_memory_pass`: the larger of the tracemalloc peak,
+  :func:`traced_peak_mb`, and the resident-set rise above what was in use before the call,
+  :func:`resident_rise_mb`, measured in a separate call without tracemalloc so that its own
+  tables are not in it) and, with ``tracemalloc``,
   ``tracemalloc_peak_mb`` (Python and numpy allocations only); repeat index 0;
 * ``profile``: one extra call (first seed) under :mod:`cProfile`; the top 20 functions by
   cumulative time become the cell's ``profile`` text.
@@ -333,21 +334,6 @@ def traced_peak_mb(region: Region, params: dict[str, Any], seed: int) -> float:
         if not was:
             _tracemalloc.stop()
     return max(0.0, (peak - base) / (1024.0 * 1024.0))
-
-
-def memory_call(fn: TargetFn | Region, params: dict[str, Any], seed: int
-                ) -> tuple[float, float]:
-    """Two untimed calls measured for memory: ``(traced, resident)`` in MiB, the
-    :func:`traced_peak_mb` and the :func:`resident_rise_mb` of the same params and seed (the
-    untraced call first, so tracemalloc's freed tables are not pages it can reuse)."""
-    region = fn if isinstance(fn, Region) else Region(fn)
-    resident = resident_rise_mb(region, params, seed)
-    return traced_peak_mb(region, params, seed), resident
-
-
-def tracemalloc_peak_mb(fn: TargetFn | Region, params: dict[str, Any], seed: int) -> float:
-    """Peak of Python allocations (MiB) during one untimed call under tracemalloc."""
-    return traced_peak_mb(fn if isinstance(fn, Region) else Region(fn), params, seed)
 
 
 def profile_top(fn: TargetFn | Region, params: dict[str, Any], seed: int,

@@ -230,7 +230,7 @@ class BenchmarkSpec(_Fields):
     tracemalloc: StrictBool = False
     alloc_peak: StrictBool = True
     """Measure ``alloc_peak_mb``: two untimed calls per seed of the first round (one traced, one
-    not), for the memory the call itself needs (see :func:`allele.bench.profiler.memory_call`)."""
+    not), for the memory the call itself needs (see :func:`allele.bench.profiler._memory_pass`)."""
     memory_limit_mb: float | None = Field(None, gt=0, allow_inf_nan=False)
     rounds: int = Field(1, ge=1, le=1000)
     """Split each cell's seeds into this many tasks (seed ``i`` goes to round ``i % rounds``);
