@@ -113,3 +113,30 @@ def test_a_killed_runner_turns_its_run_interrupted_on_the_open_page(
         if holder.poll() is None:
             holder.kill()
             holder.wait(timeout=10)
+
+
+def test_a_round_run_again_counts_its_samples_once_on_the_open_page(
+        site: tuple[str, str], page: Any) -> None:
+    """The page folds events as the server does (bench/livestate.py): a round that starts again
+    replaces its earlier attempt's samples, live and after a reload."""
+    base, url = site
+    with open_store(url) as st:
+        run_id = st.create_run("rerun-run", "s", "t", {}, {})
+    page.goto(base + "/")
+    page.wait_for_function("document.getElementById('conn').classList.contains('on')")
+
+    def ev(kind: str, **data: Any) -> Event:
+        return Event(kind, "bench:7", run_id=run_id, data={"name": "rerun-run", **data})
+
+    with open_store(url) as st:
+        st.append_events([ev("run_started", spec="s", cells=1, tasks_total=2),
+                          ev("cell_started", key="k", round=0),
+                          ev("samples", key="k", round=0, n=4, values={"wall_s": [1.0] * 4}),
+                          ev("cell_started", key="k", round=0),  # the round runs again
+                          ev("samples", key="k", round=0, n=3, values={"wall_s": [1.0] * 3})])
+    page.wait_for_function("document.body.innerText.includes('rerun-run')")
+    page.wait_for_function("/rerun-run[\\s\\S]*3 samples live/.test(document.body.innerText)",
+                           timeout=20_000)
+    page.reload()
+    page.wait_for_function("/rerun-run[\\s\\S]*3 samples live/.test(document.body.innerText)",
+                           timeout=20_000)

@@ -102,9 +102,6 @@ class RunProgress:
     """Tasks (cell rounds) of the whole plan; None: the runner did not say (count cells)."""
     tasks_done: int = 0
     tasks_skipped: int = 0
-    samples: int = 0
-    """Samples received live: one per measured call (seed x repeat), whatever its metrics; a
-    round that runs again replaces its earlier attempt's (:class:`RoundSamples`)."""
     started_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
@@ -121,6 +118,12 @@ class RunProgress:
     """Each resume seen: ``at``, the units ``before`` it (done by the earlier invocation) and
     the units ``kept`` (those of the stored cells; the rounds of the others run again)."""
     counted: RoundSamples = field(default_factory=RoundSamples, repr=False)
+
+    @property
+    def samples(self) -> int:
+        """Samples received live: one per measured call (seed x repeat), whatever its metrics;
+        a round that runs again replaces its earlier attempt's (:class:`RoundSamples`)."""
+        return self.counted.total
 
     def units(self) -> tuple[int, int, int]:
         """``(planned, done, skipped)`` in the unit progress is counted in: tasks when the
@@ -213,13 +216,11 @@ class LiveState:
             _started(run, e)
         elif e.kind == "cell_started":
             run.counted.started(str(d.get("key")), int(d.get("round") or 0))
-            run.samples = run.counted.total
             run.running[str(d.get("key"))] = {
                 "benchmark": d.get("benchmark"), "params": d.get("params", {}),
                 "round": d.get("round", 0), "rounds": d.get("rounds", 1), "started_at": e.ts}
         elif e.kind == "samples":
             run.counted.add(str(d.get("key")), int(d.get("round") or 0), _samples_in(d))
-            run.samples = run.counted.total
             for metric, vals in (d.get("values") or {}).items():
                 key = (SAMPLE_PREFIX + metric, str(d.get("key")), run.run_id)
                 self._points(key, [(e.ts, float(v)) for v in vals])

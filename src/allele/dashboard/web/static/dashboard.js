@@ -284,14 +284,22 @@ function applyEvent(e) {
     progressPoint(e, r, kept, false);  // the curve starts
   } else if (e.kind === "cell_started") {
     r.running = r.running.filter((c) => c.key !== d.key).concat([{ key: d.key, benchmark: d.benchmark, params: d.params, started_at: e.ts }]);
+    // a round that runs again replaces its earlier attempt's samples (as bench/livestate.py's RoundSamples)
+    const rounds = (r.roundSamples ??= new Map()), k = `${d.key}|${d.round ?? 0}`;
+    r.samples -= rounds.get(k) || 0;
+    rounds.delete(k);
   } else if (e.kind === "samples") {
-    r.samples += d.n ?? Math.max(0, ...Object.values(d.values || {}).map((v) => v.length));
+    const n = d.n ?? Math.max(0, ...Object.values(d.values || {}).map((v) => v.length));
+    const rounds = (r.roundSamples ??= new Map()), k = `${d.key}|${d.round ?? 0}`;
+    r.samples += n;
+    rounds.set(k, (rounds.get(k) || 0) + n);
     for (const [metric, vals] of Object.entries(d.values || {})) {
       addPoints(`sample:${metric}|${d.key}|${e.run_id}`, { metric: "sample:" + metric, component: d.key, labels: e.run_id },
                 vals.map(() => e.ts), vals);
     }
   } else if (e.kind === "cell_stored") {
     r.running = r.running.filter((c) => c.key !== d.key);
+    for (const k of [...(r.roundSamples || new Map()).keys()]) if (k.startsWith(d.key + "|")) r.roundSamples.delete(k);
     r.done = d.done ?? r.done + 1;
     if (d.failed !== null && d.failed !== undefined) r.failed = d.failed;
     r.recent = [{ key: d.key, status: d.status, at: e.ts, error: d.error }].concat(r.recent).slice(0, 50);
