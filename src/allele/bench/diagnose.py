@@ -43,7 +43,13 @@ from allele.analytics.rca import (
 from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
-from allele.bench.metrics import LOOPS_METRIC, direction_of, unit_of
+from allele.bench.metrics import (
+    LOOPS_METRIC,
+    declarations_from_doc,
+    direction_of,
+    quality_metrics,
+    unit_of,
+)
 from allele.errors import AnalyticsError
 from allele.store.model import CellResult, RunInfo, RunRecord
 
@@ -527,7 +533,7 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
     if not rows:  # name what the run has, with the candidates for quality first
         have = sorted({m for c in record.cells if c.status == "ok" for m in c.metrics()}
                       - {LOOPS_METRIC})
-        higher = [m for m in have if direction_of(m) == "higher"]
+        higher = quality_metrics(have, declarations_from_doc(record.info.spec))
         raise AnalyticsError(
             f"no cell has both {quality!r} and {cost!r}; run {record.info.name!r} recorded "
             + ", ".join(have or ["nothing"])

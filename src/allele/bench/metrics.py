@@ -7,7 +7,7 @@ metric names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -217,6 +217,14 @@ def declarations_to_doc(decls: Mapping[str, MetricInfo]) -> dict[str, dict[str, 
     """Declarations as stored in a run's spec document (``{name: {direction, unit}}``)."""
     return {n: {"unit": d.unit, **({"direction": d.direction} if d.declared else {})}
             for n, d in sorted(decls.items()) if d.declared or d.unit}
+
+
+def quality_metrics(metrics: Iterable[str],
+                    declared: Mapping[str, MetricInfo] | None = None) -> list[str]:
+    """The target's own higher-is-better metrics among ``metrics`` (not the runner's
+    measurements nor its loop count): what a recommendation's quality can be."""
+    return [m for m in metrics if m not in MEASURED_METRICS and m != LOOPS_METRIC
+            and metric_info(m, declared).direction == "higher"]
 
 
 def with_declarations(doc: object, learned: Mapping[str, Mapping[str, str]]

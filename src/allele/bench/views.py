@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allele.bench.format import metric_value, param_variation
-from allele.bench.metrics import MEASURED_METRICS, declarations_from_doc, metric_info, unit_of
+from allele.bench.metrics import declarations_from_doc, quality_metrics, unit_of
 from allele.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -104,8 +104,7 @@ def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
         targets.append({"target": target, "cells": len(cells),
                         "varying": varying_params(cells), "size_param": size_param(cells),
                         "metrics": metrics,
-                        "quality": [m for m in metrics if m not in MEASURED_METRICS
-                                    and metric_info(m, declared).direction == "higher"]})
+                        "quality": quality_metrics(metrics, declared)})
     units = {n: d.unit for n, d in declared.items()}
     cells_out = [{"key": c.key, "target": c.target, "params": c.params, "status": c.status,
                   "error": c.error, "seconds": c.finished_at - c.started_at,
