@@ -149,6 +149,27 @@ def test_recommendations_per_component(sqlite_url: str) -> None:
                                      "recorded " + ", ".join(have))
 
 
+def test_recommend_follows_the_runs_declared_direction() -> None:
+    """A quality declared higher-is-better whose name reads as a time (``battery_life_s``):
+    the optimizer maximises it, as a comparison of the same run would read it (it minimised
+    it, from the name)."""
+    from allele.store.model import RunInfo, RunRecord, cell_key
+
+    cells = []
+    for mode, life in (("a", 10.0), ("b", 20.0), ("c", 30.0), ("d", 40.0), ("e", 25.0)):
+        params = {"mode": mode}
+        samples = [s for seed in range(4) for s in (
+            Sample("battery_life_s", life * (1 + seed / 1000), seed, 0),
+            Sample("wall_s", 0.01 * (1 + seed / 1000), seed, 0))]
+        cells.append(CellResult(cell_key("m", params), "m", params, "ok", samples))
+    info = RunInfo(id="r", name="r", spec_name="s", target="m", status="finished",
+                   created_at=0.0, spec={"metrics": {"battery_life_s": {
+                       "direction": "higher", "unit": "s"}}})
+    (advice,) = recommendations(RunRecord(info, cells), quality="battery_life_s",
+                                current={"mode": "a"})
+    assert advice.recommendations and advice.recommendations[0].params == {"mode": "d"}
+
+
 def test_recommendations_can_answer_that_nothing_is_reliably_better(sqlite_url: str) -> None:
     grid_store(sqlite_url, null=True, name="null")
     grid_store(sqlite_url, seeds=1, name="one-seed")

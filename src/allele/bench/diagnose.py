@@ -46,7 +46,7 @@ from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import (
     LOOPS_METRIC,
     declarations_from_doc,
-    direction_of,
+    metric_info,
     quality_metrics,
     unit_of,
 )
@@ -524,22 +524,26 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
     """Recommend configurations (``quality`` vs ``cost``) per component of a run's matrix.
 
     The recommender sees one row per cell and seed (the median over that seed's repeats), and
-    needs at least 2 seeds; quality's direction comes from the metric catalogue. ``current``
+    needs at least 2 seeds; quality's direction is the run's declaration (a target's
+    ``Metric``, the spec's ``metrics``), else the catalogue's or the name's. ``current``
     defaults, per component, to its cheapest cell (median over seeds); ``target`` keeps one
     component (an empty list when the run has no such component). ``max_cost_per_gain``: the
     largest cost increase in percent accepted per 1% of quality gained.
     """
     rows = _seed_rows(record, quality, cost)
+    declared = declarations_from_doc(record.info.spec)
     if not rows:  # name what the run has, with the candidates for quality first
         have = sorted({m for c in record.cells if c.status == "ok" for m in c.metrics()}
                       - {LOOPS_METRIC})
-        higher = quality_metrics(have, declarations_from_doc(record.info.spec))
+        higher = quality_metrics(have, declared)
         raise AnalyticsError(
             f"no cell has both {quality!r} and {cost!r}; run {record.info.name!r} recorded "
             + ", ".join(have or ["nothing"])
             + (f" (higher is better: {', '.join(higher)})" if higher else ""))
-    opt = PerformanceOptimizer(quality, cost, higher_is_better=direction_of(quality) == "higher",
-                               max_cost_per_gain=max_cost_per_gain)
+    # the run's declaration wins (a battery life declared higher-is-better ends in "_s")
+    opt = PerformanceOptimizer(quality, cost,
+                               higher_is_better=metric_info(quality, declared).direction
+                               == "higher", max_cost_per_gain=max_cost_per_gain)
     opt.fit(rows)
     out = []
     for comp in opt.components():
