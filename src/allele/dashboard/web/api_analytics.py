@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from allele.analytics.anomaly import detect_series
 from allele.bench import diagnose
 from allele.dashboard.web.adapters import clean
 from allele.dashboard.web.context import Context, cached_json, context
@@ -70,12 +69,11 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
            last_ids(ctx.store)[1])
 
     def compute() -> dict[str, Any]:
-        with web_names():
-            series = diagnose.metric_series(ctx.store, metric, component, _labels(labels))
-            use = diagnose.auto_learn(len(series.values)) if learn is None else learn
-            det = detect_series(series.values, series.timestamps, method,
-                                threshold=threshold, learn=use)
-        res = diagnose.MetricAnomalies(series, method, det)
+        with web_names():  # the CLI's service, its learning period included
+            res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
+                                            threshold=threshold, learn=learn,
+                                            labels=_labels(labels))
+        use = diagnose.auto_learn(len(res.series.values)) if learn is None else learn
         out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
                       "scores": res.detection.scores.tolist(),
                       "threshold": res.detection.threshold, "learn": use,
