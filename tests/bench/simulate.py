@@ -19,13 +19,14 @@ the same verdicts as this batch path on one matrix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from allele.bench.estimate import Judgement, judge
-from allele.bench.runlevel import locations, run_level
+from allele.bench.runlevel import run_level, steps
 from allele.bench.within import block_within, paired_within
 
 F = NDArray[np.float64]
@@ -51,6 +52,8 @@ class Noise:
     """Each cell's own run effect sd, drawn per cell in this range."""
     ar: float = 0.0
     """AR(1) coefficient of the run effects across consecutive runs."""
+    seed_sd: float = 0.05
+    """Each seed's own offset, the same in every run (pairing by seed removes it)."""
 
 
 def cell_sigmas(rng: np.random.Generator, trials: int, cells: int, noise: Noise) -> F:
@@ -123,7 +126,7 @@ def two_run_samples(rng: np.random.Generator, trials: int, cells: int, runs: int
     sig = cell_sigmas(rng, trials, cells, noise)
     bimodal = rng.random((trials, cells)) < noise.bimodal_cells
     x = sample_noise(rng, (trials, cells, runs, seeds), sig, bimodal, noise)
-    x += 0.05 * rng.standard_normal((trials, cells, 1, seeds))  # seed effects
+    x += noise.seed_sd * rng.standard_normal((trials, cells, 1, seeds))  # seed effects
     x += rng.uniform(-3, 1, size=(trials, cells, 1, 1))  # cell levels
     round_of = np.arange(seeds) % rounds
     x += noise.round_sd * rng.standard_normal((trials, cells, runs, rounds))[..., round_of]
@@ -131,6 +134,19 @@ def two_run_samples(rng: np.random.Generator, trials: int, cells: int, runs: int
     if effect is not None:
         x[:, :, -1, :] += effect
     return x
+
+
+def switch_modes(rng: np.random.Generator, x: F, share: float = 0.1, slow: float = 2.3,
+                 p: float = 0.3) -> None:
+    """Make a ``share`` of the cells of log samples ``x`` (``trials x cells x runs x seeds``)
+    switch between a fast and a ``slow`` x slower mode, in blocks of two seeds (a worker's
+    calls) that land in the slow mode with probability ``p`` in each run, in place: a pure-Python
+    sort on a shared VM did this (tests/bench/test_runlevel_real.py)."""
+    t, c, r, s = x.shape
+    chosen = rng.random((t, c, 1, 1)) < share
+    block = np.arange(s) // 2
+    slow_now = rng.random((t, c, r, s // 2 + 1))[..., block] < p
+    x += math.log(slow) * (chosen & slow_now)
 
 
 @dataclass(frozen=True)
@@ -146,10 +162,10 @@ def judge_two_run(x: F, *, floor: float = 0.05, q: float = 0.05,
     (paired by seed), with the earlier runs as history (or none)."""
     within = paired_within(x[:, :, -1, :] - x[:, :, -2, :]).moderated()
     if history:
-        loc, w = locations(x[:, :, :-2, :])
+        step, w = steps(x[:, :, :-2, :])
     else:
-        loc = w = np.full((*x.shape[:2], 0), np.nan)
-    part = run_level(within.est, within.var, loc, w, sensitive=sensitive)
+        step = w = np.full((*x.shape[:2], 0), np.nan)
+    part = run_level(within.est, within.var, step, w, sensitive=sensitive)
     est = within.est - part.shift[..., None]
     j = judge(est, within.var, within.df, worse=1.0, floor=floor, q=q,
               var_between=part.var, df_between=part.df)

@@ -10,12 +10,16 @@ ways this module estimates:
   cell X moved +12%". Two runs cannot tell a shift of the machine from a change of the code that
   slows every cell alike; ``allele bench ab`` can (both versions share every round);
 * a **run-level variance** per cell, beyond its within-run sampling: from the cell's *history*
-  of earlier runs (never the runs being compared), as half the mean squared successive
-  difference of its per-run locations after each run's shift is taken out (a real step in the
-  history moves one difference, not all of them), moderated across the cells of the metric;
-  without enough history, from the *cross-section* of the comparison itself: the spread of the
-  cells' shift-free log-ratios beyond their sampling variances (a median-based random-effects
-  estimate, which a few real changes do not inflate).
+  of earlier runs (never the runs being compared), as the robust mean square of its changes
+  from one run to the next (each estimated as a comparison estimates one: the winsorized mean of
+  the seed-paired log differences, after the run's shift is taken out; a real step in the
+  history moves one change, not all of them), moderated across the cells of the metric, less
+  what sampling explains of those changes. A pair whose own sampling variance is below
+  half of what its history's changes had (:data:`FLOOR_SHARE`) is held to the history's
+  whole variance of a change: six winsorized pairs of a cell that switches between a fast and a
+  slow mode can look precise. Without enough history, from the *cross-section* of the
+  comparison itself: the spread of the cells' shift-free log-ratios beyond their sampling
+  variances (a median-based random-effects estimate, which a few real changes do not inflate).
 
 A verdict must beat both the within-run and the run-level noise (:func:`allele.bench.estimate.
 judge`). Quality and memory metrics are not shifted; with neither history nor enough cells
@@ -50,6 +54,10 @@ MIN_HISTORY_RUNS = 4
 """Earlier runs of a cell its own run-level variance needs (3 successive differences)."""
 MIN_SHIFT_CELLS = 3
 """Cells of a metric a run-wide shift needs (with fewer, a shift and a cell's change are one)."""
+FLOOR_SHARE = 0.5
+"""A compared pair whose own sampling variance is below this share of what its cell's history
+showed is held to the history's whole variance of a change, or to its sampling part when that is
+larger (:func:`run_level`)."""
 _TIME_UNITS = ("s", "ms", "us", "µs", "ns", "1/s", "/s", "hz", "ops/s")
 _TIME_HINTS = ("_s", "_ms", "_us", "_ns", "per_s", "time", "latency", "throughput")
 
@@ -102,17 +110,41 @@ def run_locations(series: MetricHistory) -> tuple[FloatArray, FloatArray]:
     return locations(arr)
 
 
-def _polish(loc: FloatArray) -> FloatArray:
-    """Residuals of ``... x cells x runs`` locations after a cell level and a run shift (two
-    sweeps of median polish): what is left is each cell's own run-to-run movement."""
-    r = loc.copy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows and columns stay NaN
-        for _ in range(2):
-            r = r - np.nanmedian(r, axis=-1, keepdims=True)
-            cols = np.nanmedian(r, axis=-2, keepdims=True)
-            r = r - np.where(np.isfinite(cols), cols, 0.0)
-    return r
+def steps(logs: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per run of aligned log samples (``... x runs x n``: sample ``k`` of every run is the same
+    seed and repeat, NaN-padded), its paired change from the run before, estimated as a
+    comparison estimates a change (the winsorized mean of the paired differences), and that
+    estimate's sampling variance; NaN for the first run. Seed effects cancel in both, as they
+    do in the comparison of two runs."""
+    est = np.full(logs.shape[:-1], np.nan)
+    var = np.full(logs.shape[:-1], np.nan)
+    if logs.shape[-2] > 1:
+        est[..., 1:], var[..., 1:] = locations(np.diff(logs, axis=-2))
+    return est, var
+
+
+def run_steps(series: MetricHistory) -> tuple[FloatArray, FloatArray]:
+    """:func:`steps` of a series' runs, samples paired by seed and repeat with the series' run
+    before (the difference of the two runs' locations, and the sum of their sampling variances,
+    when fewer than 2 samples pair)."""
+    k = len(series)
+    est, var = np.full(k, np.nan), np.full(k, np.nan)
+    own, own_var = run_locations(series)
+    prev: dict[tuple[int, int], float] = {}
+    for i in range(k):
+        lo, hi = int(series.offsets[i]), int(series.offsets[i + 1])
+        v = series.values[lo:hi]
+        cur = ({(int(a), int(b)): math.log(x) for a, b, x in
+                zip(series.seeds[lo:hi], series.repeats[lo:hi], v, strict=True)}
+               if v.size and np.all(v > 0) else {})
+        common = sorted(set(cur) & set(prev))
+        if i and len(common) >= 2:
+            m, w = locations(np.array([[cur[c] - prev[c] for c in common]]))
+            est[i], var[i] = float(m[0]), float(w[0])
+        elif i:
+            est[i], var[i] = own[i] - own[i - 1], own_var[i] + own_var[i - 1]
+        prev = cur
+    return est, var
 
 
 def robust_square_mean(d: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -135,25 +167,31 @@ def robust_square_mean(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     return np.where(n > 0, ms / kept, np.nan), n
 
 
-def history_variance(loc: FloatArray, w: FloatArray, shifted: bool
-                     ) -> tuple[FloatArray, FloatArray]:
-    """Per cell (``... x cells x earlier runs`` locations, NaN where absent): the run-level
-    variance of the *difference* of two runs beyond sampling, and its degrees of freedom; NaN
-    for a cell with fewer than :data:`MIN_HISTORY_RUNS` runs. ``shifted``: take each run's
-    shift (median over the cells) out first."""
-    res = _polish(loc) if shifted and loc.shape[-2] >= MIN_SHIFT_CELLS else loc
-    d = np.diff(res, axis=-1)
+def history_variance(step: FloatArray, w: FloatArray, shifted: bool
+                     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per cell, from its history's paired changes from one run to the next (``... x cells x
+    earlier runs``, :func:`steps`, with their sampling variances ``w``; NaN where a cell was
+    absent from a run or the run before): the run-level variance of a change beyond sampling,
+    its degrees of freedom, the whole variance of a change (sampling included) and its sampling
+    part; NaN for a cell with fewer than :data:`MIN_HISTORY_RUNS` runs in a row. ``shifted``:
+    take each run's shift (the median change over the cells) out first."""
+    d = step
+    if shifted and step.shape[-2] >= MIN_SHIFT_CELLS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # runs no cell has a change for
+            col = np.nanmedian(step, axis=-2, keepdims=True)
+        d = step - np.where(np.isfinite(col), col, 0.0)
     v, nd = robust_square_mean(d)
-    v = v / 2.0
     with np.errstate(invalid="ignore", divide="ignore"):
         k = nd + 1.0
         df = 2.0 * (k - 1.0) ** 2 / (3.0 * k - 4.0)  # a successive-difference variance's df
     enough = nd >= MIN_HISTORY_RUNS - 1
     v_post, df_post = squeeze_var(np.where(enough, v, np.nan), np.where(enough, df, np.nan))
-    wv = np.where(np.isfinite(loc), w, np.nan)
+    wv = np.where(np.isfinite(d), w, np.nan)
     wbar = np.nansum(wv, axis=-1) / np.maximum(np.sum(np.isfinite(wv), axis=-1), 1)
     excess = np.maximum(0.0, v_post - wbar)
-    return np.where(enough, 2.0 * excess, np.nan), np.where(enough, df_post, np.nan)
+    return (np.where(enough, excess, np.nan), np.where(enough, df_post, np.nan),
+            np.where(enough, v_post, np.nan), np.where(enough, wbar, np.nan))
 
 
 SRC_HISTORY, SRC_MATRIX, SRC_ZERO, SRC_UNKNOWN = range(4)
@@ -172,19 +210,24 @@ class RunLevel:
     source: NDArray[np.int64]
 
 
-def run_level(est: FloatArray, var: FloatArray, loc: FloatArray, w: FloatArray, *,
+def run_level(est: FloatArray, var: FloatArray, step: FloatArray, w: FloatArray, *,
               sensitive: bool) -> RunLevel:
     """The run-level part of a metric's rows in two-run comparisons (``... x rows``): ``est``
-    and ``var`` the within estimates, ``loc`` / ``w`` each row's earlier runs (``... x rows x
-    runs``, may have 0 runs). Vectorised over leading axes, so a simulation runs the very
-    procedure a comparison does."""
+    and ``var`` the within estimates, ``step`` / ``w`` each row's changes between its earlier
+    runs (:func:`steps`, ``... x rows x runs``, may have 0 runs). Vectorised over leading axes,
+    so a simulation runs the very procedure a comparison does."""
     finite = np.isfinite(est)
     g = np.sum(finite, axis=-1)
     shifted = sensitive and bool(np.all(g >= MIN_SHIFT_CELLS))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         shift = np.nanmedian(est, axis=-1) if shifted else np.zeros(est.shape[:-1])
-    tau2, df = history_variance(loc, w, shifted)
+    tau2, df, total, sampling = history_variance(step, w, shifted)
+    # the history's changes from run to run are the statistic itself, every source of noise
+    # included: a pair whose own sampling variance is far below its history's (6 winsorized
+    # pairs of a bimodal cell can look precise) is no more certain than they were
+    low = np.isfinite(var) & (var < FLOOR_SHARE * sampling)
+    tau2 = np.where(low, np.maximum(tau2, np.fmax(total, sampling) - var), tau2)
     source = np.where(np.isfinite(tau2), SRC_HISTORY, SRC_UNKNOWN)
     cross, cross_df = robust_between(est - shift[..., None], var)
     missing = ~np.isfinite(tau2)
@@ -227,23 +270,25 @@ class RunLevelModel:
             return np.full((g, 0), np.nan), np.full((g, 0), np.nan)
         runs = [r.id for r in self.history.runs if r.id not in self.exclude]
         pos = {rid: j for j, rid in enumerate(runs)}
-        loc = np.full((g, len(runs)), np.nan)
+        step = np.full((g, len(runs)), np.nan)
         w = np.full((g, len(runs)), np.nan)
         by_key = {s.key: s for s in self.history.series if s.metric == metric}
         for i, key in enumerate(keys):
             series = by_key.get(key)
             if series is None:
                 continue
-            m, v = run_locations(series)
-            for j, rid in enumerate(series.run_ids):
-                if rid in pos:
-                    loc[i, pos[rid]], w[i, pos[rid]] = m[j], v[j]
-        return loc, w
+            m, v = run_steps(series)
+            for j in range(1, len(series)):
+                now, before = series.run_ids[j], series.run_ids[j - 1]
+                # a change from the series' run before counts when no history run lies between
+                if now in pos and before in pos and pos[before] == pos[now] - 1:
+                    step[i, pos[now]], w[i, pos[now]] = m[j], v[j]
+        return step, w
 
     def __call__(self, metric: str, within: Within, idx: list[int]) -> Between:
         info = metric_info(metric, self.declared)
-        loc, w = self._history_arrays(metric, [self.keys[i] for i in idx])
-        part = run_level(within.est, within.var, loc, w,
+        step, w = self._history_arrays(metric, [self.keys[i] for i in idx])
+        part = run_level(within.est, within.var, step, w,
                          sensitive=environment_sensitive(info) and not _exact(within))
         if float(part.var_shift) > 0 or float(part.shift) != 0.0:  # every shift taken out
             shift, half = float(part.shift), 1.959963984540054 * math.sqrt(float(part.var_shift))
