@@ -149,6 +149,14 @@ def switch_modes(rng: np.random.Generator, x: F, share: float = 0.1, slow: float
     x += math.log(slow) * (chosen & slow_now)
 
 
+def go_wrong(rng: np.random.Generator, x: F, p: float = 0.01, factor: float = 2.0) -> None:
+    """In place: each cell of each run of log samples ``x`` (``trials x cells x runs x seeds``)
+    runs ``factor`` x slower in every sample with probability ``p`` (a neighbour took the core
+    for that cell's whole stretch of the run)."""
+    t, c, r, _ = x.shape
+    x += math.log(factor) * (rng.random((t, c, r, 1)) < p)
+
+
 @dataclass(frozen=True)
 class TwoRun:
     judgement: Judgement
@@ -168,7 +176,7 @@ def judge_two_run(x: F, *, floor: float = 0.05, q: float = 0.05,
     part = run_level(within.est, within.var, step, w, sensitive=sensitive)
     est = within.est - part.shift[..., None]
     j = judge(est, within.var, within.df, worse=1.0, floor=floor, q=q,
-              var_between=part.var, df_between=part.df)
+              var_between=part.var, df_between=part.df, null=part.null[..., None, :])
     return TwoRun(j, part.shift, part.var_shift)
 
 

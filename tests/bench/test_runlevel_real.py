@@ -1,4 +1,7 @@
-"""The run-level model on a real history: twelve runs of unchanged code recorded on the
+"""The run-level model on a real history, and what a history's record of identical code does to
+a p-value.
+
+The real history: twelve runs of unchanged code recorded on the
 project's shared VM (``data/bimodal_cell_history.json``, exported runs of a user's sort and
 allocation benchmarks: six runs, then four A/A calibration pairs' first three).
 
@@ -15,8 +18,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from allele.bench.compare import compare_runs
+from allele.bench.estimate import V_INCONCLUSIVE, V_REGRESSED, judge
 from allele.bench.history import History
+from allele.bench.runlevel import history_variance
 from allele.store.model import CellResult, RunInfo, RunRecord, Sample
 
 DATA = Path(__file__).parent / "data" / "bimodal_cell_history.json"
@@ -44,3 +51,30 @@ def test_a_mode_switching_cell_is_not_a_regression_on_identical_code() -> None:
     assert row.run_level == "history"
     assert row.estimate.verdict == "inconclusive"
     assert not comp.by_verdict("regressed") and not comp.by_verdict("improved")
+
+
+def test_a_change_the_history_saw_identical_code_make_is_not_certain() -> None:
+    """``judge``'s ``null``: a row's p-value is at least the share of the history's outlying
+    changes of identical code that reach its size (up to 1.25x theirs in log size)."""
+    est = np.array([np.log(2.0)] + [0.0] * 49)
+    kw = {"worse": 1.0, "floor": 0.05, "var_between": 4e-4, "df_between": 200.0}
+    alone = judge(est, np.full(50, 1e-4), np.full(50, 20.0), **kw)
+    assert alone.verdict[0] == V_REGRESSED and alone.p[0] < 1e-12
+    # 200 changes of identical code, two of them a cell running 2x slower for one run
+    null = np.zeros(200)
+    null[:2] = np.log(2.0)
+    seen = judge(est, np.full(50, 1e-4), np.full(50, 20.0), null=null[None, :], **kw)
+    assert seen.verdict[0] == V_INCONCLUSIVE and abs(seen.p[0] - 0.01) < 1e-12
+    beyond = judge(est * 2.0, np.full(50, 1e-4), np.full(50, 20.0), null=null[None, :], **kw)
+    assert beyond.verdict[0] == V_REGRESSED  # 4x: beyond anything the history shows
+
+    # history_variance finds such a run: 20 quiet cells x 8 runs, one cell 2x slower in run 4;
+    # another cell with a real step at run 6 (one large change) stays out of the record
+    rng = np.random.default_rng(5)
+    loc = rng.normal(0.0, 0.02, size=(20, 8))
+    loc[3, 4] += np.log(2.0)
+    loc[7, 6:] += np.log(1.5)
+    step = np.concatenate([np.full((20, 1), np.nan), np.diff(loc, axis=-1)], axis=-1)
+    hist = history_variance(step, np.full((20, 8), 2e-4), shifted=True)
+    outlying = hist.null[np.isfinite(hist.null) & (hist.null > 0)]
+    assert outlying.size == 1 and abs(outlying[0] - np.log(2.0)) < 0.1

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -53,16 +53,20 @@ from allele.bench.stats import (
     equivalent,
     interval_pvalue,
     log_floor,
+    null_share,
+    pad_rows,
     power_noncentrality,
     satterthwaite,
     t_interval,
-    winsorize,
 )
 from allele.bench.within import (
     EXACT_SD,
     Within,
     block_within,
+    location,
+    log_scale,
     paired_within,
+    to_scale,
     unpaired_within,
 )
 from allele.errors import ValidationError
@@ -185,7 +189,7 @@ class Judgement:
 def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
           worse: ArrayLike, floor: ArrayLike, q: float = DEFAULT_Q,
           var_between: ArrayLike = 0.0, df_between: ArrayLike = np.inf,
-          blocked: ArrayLike | None = None) -> Judgement:
+          blocked: ArrayLike | None = None, null: ArrayLike | None = None) -> Judgement:
     """Verdicts for every row (last axis) of one or many matrices (leading axes).
 
     ``est`` is the log-ratio HEAD/BASE, ``worse`` +1 where a larger value is worse (time) and -1
@@ -193,6 +197,14 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
     the run-level variance (NaN: unknown, which makes the row ``run-level noise unknown``).
     ``blocked`` holds a reason code (:data:`REASONS`) for rows that cannot be judged a priori
     (``R_NONE`` for the others); they stay out of the family.
+
+    ``null`` (``... x rows x values``, or ``... x 1 x values`` for all rows; NaN-padded) holds
+    what a history recorded of identical code: each change from one run to the next, as its
+    absolute log size where it stood out from its cell's own noise and 0 elsewhere
+    (:attr:`allele.bench.runlevel.HistoryNoise.null`). A row's p-value is then at least the
+    share of them at least as large as its own ``|est| - floor``: on a machine where a cell runs
+    twice as slow in 1% of runs, the t reference alone read every such run in HEAD as a certain
+    regression. Beyond anything the history shows, the t reference stands alone.
     """
     e = np.asarray(est, dtype=np.float64)
     shape = e.shape
@@ -227,6 +239,8 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
     reason = np.where(out, np.where((vb > 0) & (lone_within <= math.log1p(MAX_MDE)), R_RUN,
                                     R_NOISY), reason)
     p = np.where(family, interval_pvalue(e, se, df, delta), np.nan)
+    if null is not None:
+        p = np.where(family, np.maximum(p, null_share(null, np.abs(e) - delta)), p)
     qv = bh(p)
     significant = family & (qv <= q)
     m = np.maximum(family.sum(axis=-1, keepdims=True), 1)
@@ -252,29 +266,6 @@ def judge(est: ArrayLike, var_within: ArrayLike, df_within: ArrayLike, *,
 
 
 # --- samples to rows ---------------------------------------------------------------------------
-
-
-def log_scale(values: Sequence[NDArray[np.float64]]) -> bool:
-    """Whether a row's samples (all sides) are all positive, so that it is judged on logs."""
-    return all(v.size == 0 or bool(np.all(v > 0)) for v in values)
-
-
-def to_scale(x: NDArray[np.float64], logs: bool, scale: float) -> NDArray[np.float64]:
-    """Samples on the scale of the estimate: logs, or values relative to ``scale`` (the base
-    location) when some sample is 0 or negative (then ``ratio = 1 + estimate``)."""
-    if logs:
-        return np.log(x)
-    return x / scale if scale != 0 else x
-
-
-def location(x: NDArray[np.float64], logs: bool) -> float:
-    """The location a table shows: geometric mean of the winsorized samples (arithmetic when
-    a sample is not positive)."""
-    if x.size == 0:
-        return math.nan
-    if logs:
-        return float(np.exp(np.mean(winsorize(np.log(x))[0])))
-    return float(np.mean(winsorize(x)[0]))
 
 
 def _as_list(x: Sequence[ArrayLike] | ArrayLike) -> list[NDArray[np.float64]]:
@@ -323,6 +314,9 @@ class Between:
     shift: float
     var: FloatArray
     df: FloatArray
+    null: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """The history's standardised changes of identical code (absolute values; see
+    :func:`judge`'s ``null``), shared by the group's rows."""
 
 
 BetweenModel = Callable[[str, Within, list[int]], Between]
@@ -415,6 +409,7 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     stat = [i for i in range(k) if rows[i].design != "deterministic"]
     est, vw, dfw = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
     vb, dfb, shift = np.zeros(k), np.full(k, np.inf), np.zeros(k)
+    nulls: dict[int, FloatArray] = {}
     groups: dict[tuple[str, str], list[int]] = {}
     for i in stat:
         if blocked[i] != R_FEW:
@@ -425,13 +420,15 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
     if between is not None:
         for name in dict.fromkeys(g for g, _ in groups):
             idx = [i for (g, _), ids in groups.items() if g == name for i in ids]
-            _run_level(between, name, idx, logs, loc_b, est, vw, dfw, (vb, dfb, shift))
+            nulls.update(dict.fromkeys(idx, _run_level(between, name, idx, logs, loc_b, est,
+                                                       vw, dfw, (vb, dfb, shift))))
     worse = np.array([1.0 if rows[i].direction == "lower" else -1.0 for i in stat])
     floors = np.array([rows[i].floor if logs[i] else math.expm1(rows[i].floor) for i in stat])
     out: list[Estimate | None] = [None] * k
     if stat:  # (a comparison of deterministic metrics alone has no family to judge)
         j = judge(est[stat], vw[stat], dfw[stat], worse=worse, floor=floors, q=q,
-                  var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat])
+                  var_between=vb[stat], df_between=dfb[stat], blocked=blocked[stat],
+                  null=pad_rows([nulls.get(i, np.zeros(0)) for i in stat]))
     for n, i in enumerate(stat):
         out[i] = _estimate(rows[i], logs[i], float(loc_b[i]), float(loc_h[i]), j, n,
                            float(shift[i]), float(vw[i]), float(vb[i]))
@@ -447,9 +444,10 @@ def estimate_rows(rows: Sequence[Row], *, q: float = DEFAULT_Q,
 
 def _run_level(between: BetweenModel, name: str, idx: list[int], logs: list[bool],
                loc_b: FloatArray, est: FloatArray, vw: FloatArray, dfw: FloatArray,
-               out: tuple[FloatArray, FloatArray, FloatArray]) -> None:
+               out: tuple[FloatArray, FloatArray, FloatArray]) -> FloatArray:
     """Give the rows ``idx`` of one group their run-level part, in place: ``out`` holds the
-    run-level variance, its df and the shift taken out (log) of every row.
+    run-level variance, its df and the shift taken out (log) of every row. Returns the group's
+    :attr:`Between.null`.
 
     The model works on log-ratios: rows on the difference scale (a sample <= 0) take no part in
     estimating it, but get its run-level variance (a log-ratio's is, to first order, that of a
@@ -463,7 +461,7 @@ def _run_level(between: BetweenModel, name: str, idx: list[int], logs: list[bool
                                 np.ones(len(idx))), idx)
     vb[idx], dfb[idx] = part.var, part.df
     if not part.shift:
-        return
+        return part.null
     est[rel] -= part.shift
     shift[rel] = part.shift
     diff = [i for i in idx if not logs[i] and loc_b[i] != 0 and math.isfinite(loc_b[i])]
@@ -471,6 +469,7 @@ def _run_level(between: BetweenModel, name: str, idx: list[int], logs: list[bool
     est[diff] = (1.0 + est[diff]) * factor - 1.0
     vw[diff] *= factor * factor
     shift[diff] = part.shift
+    return part.null
 
 
 def _finite(row: Row) -> Row:

@@ -21,6 +21,11 @@ ways this module estimates:
   comparison itself: the spread of the cells' shift-free log-ratios beyond their sampling
   variances (a median-based random-effects estimate, which a few real changes do not inflate).
 
+The history also keeps a record of how far identical code moved (:attr:`HistoryNoise.null`):
+the changes that stood out from their cell's own noise, by size. A change no larger than one of
+those is no more certain than their frequency (:func:`allele.bench.estimate.judge`): on a shared
+machine a cell sometimes runs twice as slow for a whole run, which no normal reference allows.
+
 A verdict must beat both the within-run and the run-level noise (:func:`allele.bench.estimate.
 judge`). Quality and memory metrics are not shifted; with neither history nor enough cells
 their run-level variance is taken as 0, that of a time metric as unknown.
@@ -167,14 +172,28 @@ def robust_square_mean(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     return np.where(n > 0, ms / kept, np.nan), n
 
 
-def history_variance(step: FloatArray, w: FloatArray, shifted: bool
-                     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+@dataclass(frozen=True, slots=True)
+class HistoryNoise:
+    """What a metric's history says about a change from one run to the next, per cell (``...
+    x cells``; NaN for a cell with fewer than :data:`MIN_HISTORY_RUNS` runs in a row)."""
+
+    var: FloatArray
+    """Run-level variance of a change, beyond sampling."""
+    df: FloatArray
+    total: FloatArray
+    """Whole variance of a change, sampling included."""
+    sampling: FloatArray
+    """Its sampling part."""
+    null: FloatArray
+    """``... x values``: the metric's own record of how far identical code moved
+    (:func:`_null`; pooled over the cells, NaN-padded; :func:`allele.bench.estimate.judge`)."""
+
+
+def history_variance(step: FloatArray, w: FloatArray, shifted: bool) -> HistoryNoise:
     """Per cell, from its history's paired changes from one run to the next (``... x cells x
     earlier runs``, :func:`steps`, with their sampling variances ``w``; NaN where a cell was
-    absent from a run or the run before): the run-level variance of a change beyond sampling,
-    its degrees of freedom, the whole variance of a change (sampling included) and its sampling
-    part; NaN for a cell with fewer than :data:`MIN_HISTORY_RUNS` runs in a row. ``shifted``:
-    take each run's shift (the median change over the cells) out first."""
+    absent from a run or the run before): :class:`HistoryNoise`. ``shifted``: take each run's
+    shift (the median change over the cells) out first."""
     d = step
     if shifted and step.shape[-2] >= MIN_SHIFT_CELLS:
         with warnings.catch_warnings():
@@ -190,8 +209,39 @@ def history_variance(step: FloatArray, w: FloatArray, shifted: bool
     wv = np.where(np.isfinite(d), w, np.nan)
     wbar = np.nansum(wv, axis=-1) / np.maximum(np.sum(np.isfinite(wv), axis=-1), 1)
     excess = np.maximum(0.0, v_post - wbar)
-    return (np.where(enough, excess, np.nan), np.where(enough, df_post, np.nan),
-            np.where(enough, v_post, np.nan), np.where(enough, wbar, np.nan))
+    nan = np.nan
+    return HistoryNoise(np.where(enough, excess, nan), np.where(enough, df_post, nan),
+                        np.where(enough, v_post, nan), np.where(enough, wbar, nan),
+                        _null(d, enough))
+
+
+OUTLYING_CHANGE = 4.0
+"""A history's change counts as one identical code should not have made (:func:`_null`) beyond
+this many robust standard deviations of its cell's changes."""
+
+
+def _null(d: FloatArray, enough: NDArray[np.bool_]) -> FloatArray:
+    """:attr:`HistoryNoise.null`: every change of the cells with enough history, as its absolute
+    log size where it stood out from its cell's own changes (beyond :data:`OUTLYING_CHANGE`
+    robust standard deviations: a median-based scale, which the outlier itself barely moves,
+    moderated across the cells) and as 0 where it did not. Each cell's largest change is left
+    out: a real step in its history is one large change, a run that went wrong for one cell two
+    (into it and out of it). Sizes, not standardised values: a run that goes wrong slows a cell
+    by a factor, whatever that cell's noise."""
+    if d.shape[-1] == 0:
+        return np.full((*d.shape[:-2], 0), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(d * d, axis=-1) / 0.45493642311957283
+    n = np.sum(np.isfinite(d), axis=-1)
+    scale, _ = squeeze_var(np.where(enough, typical, np.nan), 0.37 * n)
+    size = np.abs(np.where(enough[..., None], d, np.nan))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(size > OUTLYING_CHANGE * np.sqrt(scale)[..., None], size, 0.0)
+    out = np.where(np.isfinite(size), out, np.nan)
+    top = np.argmax(np.where(np.isfinite(size), size, -1.0), axis=-1)[..., None]
+    np.put_along_axis(out, top, np.nan, axis=-1)
+    return out.reshape(*out.shape[:-2], -1)
 
 
 SRC_HISTORY, SRC_MATRIX, SRC_ZERO, SRC_UNKNOWN = range(4)
@@ -208,6 +258,8 @@ class RunLevel:
     var: FloatArray
     df: FloatArray
     source: NDArray[np.int64]
+    null: FloatArray
+    """``... x values``: :attr:`HistoryNoise.null` (no values without a history)."""
 
 
 def run_level(est: FloatArray, var: FloatArray, step: FloatArray, w: FloatArray, *,
@@ -222,7 +274,8 @@ def run_level(est: FloatArray, var: FloatArray, step: FloatArray, w: FloatArray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         shift = np.nanmedian(est, axis=-1) if shifted else np.zeros(est.shape[:-1])
-    tau2, df, total, sampling = history_variance(step, w, shifted)
+    hist = history_variance(step, w, shifted)
+    tau2, df, total, sampling = hist.var, hist.df, hist.total, hist.sampling
     # the history's changes from run to run are the statistic itself, every source of noise
     # included: a pair whose own sampling variance is far below its history's (6 winsorized
     # pairs of a bimodal cell can look precise) is no more certain than they were
@@ -245,7 +298,7 @@ def run_level(est: FloatArray, var: FloatArray, step: FloatArray, w: FloatArray,
             warnings.simplefilter("ignore", RuntimeWarning)
             typical = np.nanmedian(var + np.where(np.isfinite(tau2), tau2, 0.0), axis=-1)
         var_shift = math.pi / 2.0 * typical / np.maximum(g, 1)
-    return RunLevel(shift, var_shift, tau2 + var_shift[..., None], df, source)
+    return RunLevel(shift, var_shift, tau2 + var_shift[..., None], df, source, hist.null)
 
 
 @dataclass
@@ -297,7 +350,7 @@ class RunLevelModel:
                                         int(np.sum(np.isfinite(within.est))))
         for n, i in enumerate(idx):
             self.sources[i] = SOURCES[int(part.source[n])]
-        return Between(float(part.shift), part.var, part.df)
+        return Between(float(part.shift), part.var, part.df, part.null)
 
 
 def _exact(within: Within) -> bool:

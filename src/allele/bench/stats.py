@@ -308,3 +308,31 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 def finite_or(x: float, default: float) -> float:
     """``x`` when finite, else ``default``."""
     return x if math.isfinite(x) else default
+
+
+NULL_REACH = 1.25
+"""A change of identical code in a history stands for changes up to this factor larger (in log
+size): no two runs that go wrong slow a cell by exactly the same factor, and the largest the
+history happened to record is not the largest there is."""
+
+
+def null_share(null: ArrayLike, z: FloatArray) -> FloatArray:
+    """The share of the finite values of ``null`` (``... x rows or 1 x values``) that are
+    positive and reach each ``z`` (``... x rows``; :data:`NULL_REACH`); 0 where there are
+    none."""
+    nz = np.asarray(null, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        hits = np.sum((nz > 0) & (NULL_REACH * nz >= z[..., None]), axis=-1)
+    n = np.sum(np.isfinite(nz), axis=-1)
+    return np.where(n > 0, hits / np.maximum(n, 1), 0.0)
+
+
+def pad_rows(rows: list[FloatArray]) -> FloatArray | None:
+    """1-D arrays as the rows of one NaN-padded array (None when every one is empty)."""
+    width = max((v.size for v in rows), default=0)
+    if width == 0:
+        return None
+    out = np.full((len(rows), width), np.nan)
+    for i, v in enumerate(rows):
+        out[i, :v.size] = v
+    return out

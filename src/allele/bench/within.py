@@ -6,10 +6,12 @@ Pure statistics over arrays; no I/O.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from allele.bench.stats import (
     FloatArray,
@@ -86,3 +88,26 @@ def block_within(d: ArrayLike) -> Within:
         blocks = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     mean, var, r = mean_var(blocks)
     return Within(mean, sandwich(var, f), r - 1.0, r)
+
+
+def log_scale(values: Sequence[NDArray[np.float64]]) -> bool:
+    """Whether a row's samples (all sides) are all positive, so that it is judged on logs."""
+    return all(v.size == 0 or bool(np.all(v > 0)) for v in values)
+
+
+def to_scale(x: NDArray[np.float64], logs: bool, scale: float) -> NDArray[np.float64]:
+    """Samples on the scale of the estimate: logs, or values relative to ``scale`` (the base
+    location) when some sample is 0 or negative (then ``ratio = 1 + estimate``)."""
+    if logs:
+        return np.log(x)
+    return x / scale if scale != 0 else x
+
+
+def location(x: NDArray[np.float64], logs: bool) -> float:
+    """The location a table shows: geometric mean of the winsorized samples (arithmetic when
+    a sample is not positive)."""
+    if x.size == 0:
+        return math.nan
+    if logs:
+        return float(np.exp(np.mean(winsorize(np.log(x))[0])))
+    return float(np.mean(winsorize(x)[0]))
