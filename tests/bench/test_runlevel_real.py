@@ -23,8 +23,8 @@ import numpy as np
 from allele.bench.compare import compare_runs
 from allele.bench.estimate import V_INCONCLUSIVE, V_REGRESSED, judge
 from allele.bench.history import History
-from allele.bench.runlevel import history_variance
-from allele.store.model import CellResult, RunInfo, RunRecord, Sample
+from allele.bench.runlevel import history_variance, locations, run_steps
+from allele.store.model import CellResult, MetricHistory, RunInfo, RunRecord, Sample
 
 DATA = Path(__file__).parent / "data" / "bimodal_cell_history.json"
 
@@ -78,3 +78,30 @@ def test_a_change_the_history_saw_identical_code_make_is_not_certain() -> None:
     hist = history_variance(step, np.full((20, 8), 2e-4), shifted=True)
     outlying = hist.null[np.isfinite(hist.null) & (hist.null > 0)]
     assert outlying.size == 1 and abs(outlying[0] - np.log(2.0)) < 0.1
+
+
+def test_run_steps_pair_samples_by_seed_and_repeat() -> None:
+    """A history's change from one run to the next pairs samples by (seed, repeat) whatever
+    their order, so each seed's own offset cancels; with fewer than 2 pairs it is the difference
+    of the runs' locations; a run with a non-positive sample has none."""
+    offset = {0: 1.0, 1: 2.0, 2: 4.0}  # seeds far apart: unpaired, they would swamp 10%
+    runs = [[(0, 0, 1.0), (1, 0, 1.0), (2, 0, 1.0)],
+            [(2, 0, 1.1), (0, 0, 1.1), (1, 0, 1.1)],  # 10% slower, saved in another order
+            [(3, 0, 1.0), (4, 0, 1.0)],  # no seed in common with the run before
+            [(3, 0, 1.0), (4, 0, -1.0)]]
+    vals, seeds, reps, offs = [], [], [], [0]
+    for r in runs:
+        for s, rep, f in r:
+            vals.append(offset.get(s, 1.0) * f)
+            seeds.append(s)
+            reps.append(rep)
+        offs.append(len(vals))
+    k = len(runs)
+    series = MetricHistory("k", "wall_s", [f"r{i}" for i in range(k)], [f"r{i}" for i in range(k)],
+                           np.arange(k, dtype=float), ["finished"] * k, np.array(offs),
+                           np.array(vals), np.array(seeds), np.array(reps))
+    est, var = run_steps(series)
+    assert np.isnan(est[0]) and abs(est[1] - np.log(1.1)) < 1e-12 and var[1] < 1e-20
+    own, _ = locations(np.log(np.array([[1.1, 2.2, 4.4], [1.0, 1.0, np.nan]])))
+    assert abs(est[2] - (own[1] - own[0])) < 1e-12
+    assert np.isnan(est[3]) and np.isnan(var[3])

@@ -131,24 +131,27 @@ def steps(logs: FloatArray) -> tuple[FloatArray, FloatArray]:
 def run_steps(series: MetricHistory) -> tuple[FloatArray, FloatArray]:
     """:func:`steps` of a series' runs, samples paired by seed and repeat with the series' run
     before (the difference of the two runs' locations, and the sum of their sampling variances,
-    when fewer than 2 samples pair)."""
+    when fewer than 2 samples pair). A run with a non-positive sample has none."""
     k = len(series)
-    est, var = np.full(k, np.nan), np.full(k, np.nan)
-    own, own_var = run_locations(series)
-    prev: dict[tuple[int, int], float] = {}
-    for i in range(k):
-        lo, hi = int(series.offsets[i]), int(series.offsets[i + 1])
-        v = series.values[lo:hi]
-        cur = ({(int(a), int(b)): math.log(x) for a, b, x in
-                zip(series.seeds[lo:hi], series.repeats[lo:hi], v, strict=True)}
-               if v.size and np.all(v > 0) else {})
-        common = sorted(set(cur) & set(prev))
-        if i and len(common) >= 2:
-            m, w = locations(np.array([[cur[c] - prev[c] for c in common]]))
-            est[i], var[i] = float(m[0]), float(w[0])
-        elif i:
-            est[i], var[i] = own[i] - own[i - 1], own_var[i] + own_var[i - 1]
-        prev = cur
+    if k == 0:
+        return np.zeros(0), np.zeros(0)
+    run_of = np.repeat(np.arange(k), np.diff(series.offsets))
+    keys = series.seeds.astype(np.int64) * (1 << 32) + series.repeats.astype(np.int64)
+    uniq, col = np.unique(keys, return_inverse=True)
+    logs = np.full((k, uniq.size), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs[run_of, col] = np.log(series.values)
+    positive = np.ones(k, dtype=bool)
+    np.logical_and.at(positive, run_of, series.values > 0)
+    logs[~positive] = np.nan
+    est, var = steps(logs)
+    paired = np.zeros(k, dtype=np.int64)
+    paired[1:] = np.sum(np.isfinite(np.diff(logs, axis=0)), axis=-1)
+    apart = (np.arange(k) > 0) & (paired < 2)
+    if apart.any():
+        own, own_var = run_locations(series)
+        est[apart] = own[1:][apart[1:]] - own[:-1][apart[1:]]
+        var[apart] = own_var[1:][apart[1:]] + own_var[:-1][apart[1:]]
     return est, var
 
 
