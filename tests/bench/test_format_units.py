@@ -30,3 +30,11 @@ def test_the_analytics_messages_use_the_same_labels() -> None:
     assert format_value(2500.0, "MB") == "2.5 GB"
     assert format_value(0.0, "MiB") == "0 MiB"
     assert format_value(3.0, "ms") == "3 ms"
+
+
+def test_one_ladder_of_size_units_for_tables_and_messages() -> None:
+    # allele.units is the one table: both writers reach TiB and read a declared "bytes"
+    assert quantity(2048.0, "GiB") == "2 TiB"
+    assert format_value(2048.0, "GiB") == "2 TiB"
+    assert quantity(4096.0, "bytes") == "4 KiB"
+    assert quantity(3e6, "MB") == "3 TB"

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from allele.errors import AnalyticsError
+from allele.units import BYTES_PER, size_ladder
 
 FloatArray = NDArray[np.float64]
 
@@ -91,17 +92,13 @@ def humanize_duration(seconds: float) -> str:
     return f"{round(s / 86400)} days"
 
 
-_BINARY = (("TiB", 1024.0**4), ("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0))
-_DECIMAL = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3))
-_BYTES_PER = {name: size for name, size in _BINARY + _DECIMAL}
-
-
 def format_value(value: float, unit: str = "") -> str:
     """A value with its unit; a size in bytes or a binary unit scales through KiB/MiB/GiB/TiB
-    (``'MiB'`` to GiB when large), one in a decimal unit through KB/MB/GB/TB."""
-    if unit in ("bytes", "B") or unit in _BYTES_PER:
-        steps = _DECIMAL if unit in ("KB", "MB", "GB", "TB") else _BINARY
-        b = value * _BYTES_PER.get(unit, 1.0)
+    (``'MiB'`` to GiB when large), one in a decimal unit through KB/MB/GB/TB
+    (:func:`allele.units.size_ladder`)."""
+    steps = size_ladder(unit)
+    if steps is not None:
+        b = value * BYTES_PER[unit]
         if b == 0 or not math.isfinite(b):
             return f"{_short(value)} {unit}"
         for label, size in steps:

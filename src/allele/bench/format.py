@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from allele.units import BYTES_PER, size_ladder
+
 MISSING = "–"
 
 
@@ -80,11 +82,6 @@ def when(ts: float | None, missing: str = MISSING) -> str:
 
 _TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _TIME_STEPS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
-_BINARY_STEPS = (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0), ("B", 1.0))
-_DECIMAL_STEPS = (("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1.0))
-_SIZE_SCALE = {name: size for name, size in _BINARY_STEPS + _DECIMAL_STEPS}
-"""Bytes per unit: KiB/MiB/GiB are binary (what the runner measures: ``peak_rss_mb`` is read in
-kibibytes and reported in MiB), KB/MB/GB decimal, as their names say."""
 _RATE_STEPS = (("G/s", 1e9), ("M/s", 1e6), ("k/s", 1e3), ("/s", 1.0))
 
 
@@ -100,22 +97,22 @@ def _scaled(base: float, steps: tuple[tuple[str, float], ...], digits: int, sep:
 def quantity(v: float | None, unit: str = "", digits: int = 4, *,
              missing: str = MISSING) -> str:
     """``v`` (measured in ``unit``) written in the unit that suits its size: times in
-    ns/us/ms/s (``0.0001056`` s -> ``105.6 us``), sizes in B/KiB/MiB/GiB when measured in a binary
-    unit or in bytes (1 MiB = 1024 KiB, as the runner measures them) and in KB/MB/GB when in a
-    decimal one, rates per second with k/M/G (``12.35k/s``); any other unit
-    (``""``, ``tokens``) as a plain number followed by the unit. The one formatter of measured
-    values for tables, reports and dashboards."""
+    ns/us/ms/s (``0.0001056`` s -> ``105.6 us``), sizes in B/KiB/MiB/GiB/TiB when measured in a
+    binary unit or in bytes (1 MiB = 1024 KiB, as the runner measures them) and in KB/MB/GB/TB
+    when in a decimal one (:mod:`allele.units`), rates per second with k/M/G (``12.35k/s``); any
+    other unit (``""``, ``tokens``) as a plain number followed by the unit. The one formatter
+    of measured values for tables, reports and dashboards."""
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return number(v, digits, missing=missing)
     if unit in _TIME_SCALE:
         if v == 0:
             return f"0 {unit}"
         return _scaled(v * _TIME_SCALE[unit], _TIME_STEPS, digits, " ")
-    if unit in _SIZE_SCALE:
+    steps = size_ladder(unit)
+    if steps is not None:
         if v == 0:
             return f"0 {unit}"
-        steps = _DECIMAL_STEPS if unit in ("KB", "MB", "GB") else _BINARY_STEPS
-        return _scaled(v * _SIZE_SCALE[unit], steps, digits, " ")
+        return _scaled(v * BYTES_PER[unit], steps, digits, " ")
     if unit == "1/s":
         if v == 0:
             return "0/s"
