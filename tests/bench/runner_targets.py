@@ -69,6 +69,13 @@ def interrupt_after(params: dict[str, Any], seed: int) -> dict[str, float]:
     return {"x": float(params.get("x", 0))}
 
 
+def seed0_slow(params: dict[str, Any], seed: int) -> dict[str, float]:
+    """Sleeps ``s0`` seconds for seed 0 and ``s`` for any other: a later round of a cell can
+    finish before its first."""
+    time.sleep(float(params["s0"] if seed == 0 else params.get("s", 0.0)))
+    return {"seed_seen": float(seed)}
+
+
 def slow(params: dict[str, Any], seed: int) -> dict[str, float]:
     """Sleeps ``s`` seconds."""
     time.sleep(float(params.get("s", 0.2)))

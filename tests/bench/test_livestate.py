@@ -86,9 +86,10 @@ def test_progress_of_a_resume_counts_the_tasks_already_stored() -> None:
 
 def test_the_curve_of_a_resumed_run_goes_on_from_the_tasks_kept(store: ResultStore,
                                                                  tmp_path: Path) -> None:
-    """Interrupted in round 1 of its last cell, a run keeps the tasks of the two cells stored
-    (4 of the 5 done: round 0 of the third cell runs again). Its curve breaks there and goes on
-    from 4, live and after a reload, instead of a line drawn down from 5 to 4."""
+    """Interrupted in round 1 of its last cell, a run keeps every task it finished: the two
+    cells stored and round 0 of the third, kept in the store until its cell is whole (5 of 5;
+    before rounds were kept, that round ran again: 4 of 5). Its curve breaks there and goes on
+    from 5, live and after a reload."""
     flag = tmp_path / "flag"
     flag.touch()
     suite = loads_suite(f"name: r\norder: sequential\ntarget: tests.bench.runner_targets:"
@@ -110,13 +111,13 @@ def test_the_curve_of_a_resumed_run_goes_on_from_the_tasks_kept(store: ResultSto
     assert run(resume=True) == "finished"
     events = read_events(store, 0, limit=10_000)
     second = [e for e in events if e.kind == "run_started"][1]
-    assert (second.data["tasks_total"], second.data["tasks_skipped"]) == (6, 4)
+    assert (second.data["tasks_total"], second.data["tasks_skipped"]) == (6, 5)
     state = LiveState()
     state.apply(events)
     (run_,) = state.snapshot()["runs"]
-    assert run_["curve"]["v"] == [0, 1, 2, 3, 4, 5, None, 4, 5, 6]
+    assert run_["curve"]["v"] == [0, 1, 2, 3, 4, 5, None, 5, 6]
     assert run_["curve"]["t"][6] == run_["curve"]["t"][7] == second.ts
-    assert run_["resumes"] == [{"at": second.ts, "before": 5, "kept": 4}]
+    assert run_["resumes"] == [{"at": second.ts, "before": 5, "kept": 5}]
     assert (run_["tasks_done"], run_["progress"]) == (6, 1.0)
     reloaded = LiveState()
     reloaded.bootstrap(store)
@@ -125,8 +126,8 @@ def test_the_curve_of_a_resumed_run_goes_on_from_the_tasks_kept(store: ResultSto
 
 
 def test_a_resume_that_kept_nothing_breaks_the_curve_and_says_so() -> None:
-    """Rounds run one after the other: a run interrupted before any cell is stored keeps no
-    task (its rounds all run again); its curve starts again at 0 after a break."""
+    """A run interrupted before any of its tasks finished (or by a runner that kept no rounds)
+    keeps no task on resume; its curve starts again at 0 after a break."""
     def ev(i: int, kind: str, **data: object) -> StoredEvent:
         return StoredEvent(i, float(i), "s", kind, "r", dict(data))
 

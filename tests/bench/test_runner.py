@@ -247,6 +247,90 @@ fixed: {{flag: "{flag}", stop_at: 3}}
     assert Runner(store, environment=ENV).resume("intr").executed == 0
 
 
+def test_a_run_stopped_between_rounds_keeps_them_and_resume_runs_only_the_rest(
+        store: ResultStore, tmp_path: Path) -> None:
+    """Rounds run one after the other, so a run of ``rounds: 3`` stopped in its third round has
+    only the cells before the stop whole. Every other finished round is kept in the store
+    (``cell_rounds``, not ``cells``); the resume runs the rounds missing and nothing else (2 of
+    12 tasks; before, 6), and each cell ends with every seed once and no rounds left behind."""
+    flag = tmp_path / "stop"
+    flag.write_text("1")
+    suite = loads_suite(f"""
+name: rounds
+target: {T}:interrupt_after
+isolation: inline
+order: sequential
+seeds: 6
+rounds: 3
+inner_loops: 1
+alloc_peak: false
+matrix: {{x: [0, 1, 2, 3]}}
+fixed: {{flag: "{flag}", stop_at: 2, stop_seed: 2}}
+""")
+    first = Runner(store, environment=ENV).run(suite, name="rounds")
+    # round 2 of x = 0 and 1 completed those cells; it stopped at x = 2's round 2
+    assert (first.status, first.executed) == ("interrupted", 2)
+    assert store.get_run("rounds").cell_count == 2
+    key = {t.params["x"]: t.key for t in plan(suite)}
+    assert {k: sorted(v) for k, v in store.saved_rounds("rounds").items()} == {
+        key[2]: [0, 1], key[3]: [0, 1]}
+    flag.unlink()
+    tasks: list[int] = []
+
+    class Count:
+        def start(self, name: str, total: int, skipped: int, **_: object) -> None:
+            tasks.extend([total, skipped])
+
+        def cell_started(self, task: object) -> None: ...
+
+        def cell_finished(self, task: object, result: object) -> None:
+            tasks.append(-1)
+
+        def stop(self) -> None: ...
+
+    again = Runner(store, environment=ENV, progress=Count()).resume("rounds")  # type: ignore[arg-type]
+    assert (again.status, again.executed, again.skipped) == ("finished", 2, 2)
+    assert tasks == [12, 10, -1, -1]  # 12 tasks, 10 kept, 2 run
+    rec = store.load_run("rounds")
+    assert rec.info.cell_count == 4
+    for cell in rec.cells:
+        assert sorted(s.seed for s in cell.samples if s.metric == "x") == list(range(6))
+        assert cell.status == "ok"
+    assert store.saved_rounds("rounds") == {}
+
+
+def test_a_round_is_kept_as_the_round_it_is_when_rounds_finish_out_of_order(
+        store: ResultStore) -> None:
+    """On two workers, round 1 of a cell finishes before its round 0 (seed 0 is slow), and round
+    0 finishes while round 2 runs: each kept round holds its own seeds (seed i in round i % 4),
+    which a resume relies on to run the right ones. Taken from the task last started for the
+    cell, round 0's result was kept as round 2."""
+    suite = loads_suite(f"name: ooo\ntarget: {T}:seed0_slow\nseeds: 4\nrounds: 4\n"
+                        "inner_loops: 1\nalloc_peak: false\nfixed: {s0: 0.3, s: 0.2}\n")
+    seen: list[dict[int, list[float]]] = []
+
+    class Peek:
+        def start(self, *_: object, **__: object) -> None: ...
+
+        def cell_started(self, task: object) -> None: ...
+
+        def cell_finished(self, task: object, result: object) -> None:
+            kept = store.saved_rounds("ooo")
+            seen.append({r: part.values("seed_seen") for v in kept.values()
+                         for r, part in v.items()})
+
+        def stop(self) -> None: ...
+
+    summary = Runner(store, workers=2, environment=ENV, progress=Peek()).run(  # type: ignore[arg-type]
+        suite, name="ooo")
+    assert summary.status == "finished" and summary.executed == 1
+    first = next(state for state in seen if state)  # (a sink hears of a round before it is kept)
+    assert 0 not in first  # a later round finished first
+    assert all(vals == [float(r)] for state in seen for r, vals in state.items())
+    (cell,) = store.load_run("ooo").cells
+    assert sorted(cell.values("seed_seen")) == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_environment_fingerprint_is_recorded() -> None:
     env = fingerprint(repo=ROOT)
     assert env["cpu"]["logical"] == os.cpu_count()
@@ -287,6 +371,53 @@ def _count_cells(db: Path) -> int:
             return int(conn.execute("select count(*) from cells").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def _count_rounds(db: Path) -> int:
+    try:
+        with closing(sqlite3.connect(db, timeout=5)) as conn:
+            return int(conn.execute("select count(*) from cell_rounds").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_between_rounds_keeps_the_rounds_done(tmp_path: Path) -> None:
+    """A runner killed with SIGKILL in the first of two rounds has stored no cell, but every
+    round it finished is in the store; the resume runs only the rest (each cell's start is
+    that of its kept round, from before the kill) and every seed lands once."""
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(f"name: slow\ntarget: {T}:slow\nseeds: 2\nrounds: 2\norder: sequential\n"
+                    "inner_loops: 1\nalloc_peak: false\nmatrix: {x: [0, 1, 2, 3, 4, 5, 6, 7]}\n"
+                    "fixed: {s: 0.2}\n")
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
+    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "k9r", "-q",
+                                 "--executor", "inline"),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while _count_rounds(db) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGKILL)
+    killed_at = time.time()
+    proc.wait(timeout=10)
+    with open_store(url) as st:
+        kept = st.saved_rounds("k9r")
+        assert st.get_run("k9r").cell_count == 0 and len(kept) >= 3
+        assert all(list(v) == [0] for v in kept.values())  # the first round, sequentially
+    out = subprocess.run(_cli("run", "--resume", "k9r", "--store", url, "-q",
+                              "--executor", "inline"),
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    with open_store(url) as st:
+        rec = st.load_run("k9r")
+        assert st.saved_rounds("k9r") == {}
+    assert rec.info.cell_count == 8 and all(c.status == "ok" for c in rec.cells)
+    for cell in rec.cells:
+        assert sorted(s.seed for s in cell.samples if s.metric == "x") == [0, 1]
+        assert (cell.started_at < killed_at) == (cell.key in kept)
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])

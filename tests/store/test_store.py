@@ -593,7 +593,7 @@ def _v1_database(url: str) -> str:
 def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
     key = _v1_database(store_url)
     with open_store(store_url) as s:
-        assert s.schema_version() == S.LATEST_VERSION == 6
+        assert s.schema_version() == S.LATEST_VERSION == 7
         rec = s.load_run("old")
         assert rec.info.environment == {"os": "linux"}
         assert rec.cells[0].key == key and rec.cells[0].samples == make_cell(0).samples
@@ -601,6 +601,8 @@ def test_opening_an_old_database_upgrades_it(store_url: str) -> None:
         assert [p.value for p in s.read_metric_points("m")] == [2.0]
         s.append_events([Event("x", "s")])  # the live tables (migration 3) are there
         assert [e.kind for e in read_events(s, 0)] == ["x"]
+        s.save_round(rec.info.id, make_cell(1), 0)  # and the kept rounds (migration 7)
+        assert list(s.saved_rounds("old")) == [make_cell(1).key]
     with open_store(store_url) as s:  # reopening applies nothing twice
         assert s.schema_version() == S.LATEST_VERSION
         assert [r.name for r in s.list_runs()] == ["old"]
@@ -622,7 +624,7 @@ def test_version_4_points_are_packed_into_blocks(store_url: str) -> None:
                 "value": 15.0}])
     engine.dispose()
     with open_store(store_url) as s:
-        assert s.schema_version() == 6
+        assert s.schema_version() == 7
         got = s.read_metric_points("m")
         assert [(p.component, p.timestamp, p.value) for p in got] == [
             ("c", 1.0, 10.0), ("d", 1.5, 15.0), ("c", 2.0, 20.0), ("c", 3.0, 30.0)]
@@ -838,3 +840,36 @@ def test_loop_counts_read_only_what_a_new_run_needs(tmp_path: Path) -> None:
                        error="boom"),
         ])
         assert store.loop_counts(run) == {"t|a": 200, "t|b": 1}
+
+
+def test_a_cells_rounds_are_kept_until_the_cell_is_saved_whole(store_url: str) -> None:
+    """A round of a cell of several rounds survives the process that ran it (a stopped run
+    resumes from it) and is exact: every sample (NaN and inf too), status, error, times, the
+    profile and the declarations. Saving the cell whole drops its rounds in the same
+    transaction; deleting the run drops what is left."""
+    with open_store(store_url) as s:
+        run_id = s.create_run("rr", "spec", "t", {}, {})
+        part = make_cell(0)
+        part.samples += [Sample("m", float("nan"), 1, 0), Sample("m", float("inf"), 2, 0)]
+        part.status, part.error, part.profile = "failed", "ValueError: x", "profile text"
+        part.started_at, part.finished_at = 10.5, 12.25
+        part.declared = {"m": {"direction": "higher", "unit": "1/s"}}
+        s.save_round(run_id, part, 0)
+        s.save_round(run_id, make_cell(0, salt=1.0), 1)
+        s.save_round(run_id, make_cell(1), 2)
+        s.save_round(run_id, make_cell(0, salt=2.0), 1)  # a round saved again replaces it
+    with open_store(store_url) as s:  # another process reads them back
+        kept = s.saved_rounds(run_id)
+        assert sorted(kept) == sorted([make_cell(0).key, make_cell(1).key])
+        r0 = kept[part.key][0]
+        assert (r0.status, r0.error, r0.profile, r0.started_at, r0.finished_at, r0.declared) \
+            == ("failed", "ValueError: x", "profile text", 10.5, 12.25, part.declared)
+        assert r0.samples[:-2] == make_cell(0).samples and r0.params == part.params
+        assert np.isnan(r0.samples[-2].value) and r0.samples[-1].value == float("inf")
+        assert kept[part.key][1].samples == make_cell(0, salt=2.0).samples
+        assert s.finished_cell_keys(run_id) == set()  # a round is not a cell
+        s.save_cell(run_id, make_cell(0))
+        assert list(s.saved_rounds("rr")) == [make_cell(1).key]
+        s.delete_run(run_id)
+        s.create_run("rr", "spec", "t", {}, {})
+        assert s.saved_rounds("rr") == {}

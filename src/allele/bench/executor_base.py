@@ -22,7 +22,8 @@ KILL_GRACE_S = 2.0
 def failed_result(task: CellTask, status: CellStatus, error: str, started: float) -> CellResult:
     """The result of a cell that did not report one itself (crashed, timed out, lost)."""
     return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
-                      samples=[], error=error, started_at=started, finished_at=time.time())
+                      samples=[], error=error, started_at=started, finished_at=time.time(),
+                      round=task.round)
 
 
 class Executor(ABC):

@@ -522,7 +522,7 @@ def run_cell(task: CellTask, *, enforce_timeout: bool = True,
         error = _error_text(exc)
     return CellResult(key=task.key, target=task.target, params=dict(task.params), status=status,
                       samples=samples, error=error, started_at=started, finished_at=time.time(),
-                      profile=profile, declared=declared or None)
+                      profile=profile, declared=declared or None, round=task.round)
 
 
 def describe_exit(exitcode: int | None) -> str:

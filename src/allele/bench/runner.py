@@ -9,10 +9,13 @@ goes to Dask).
 
 Resuming: the run's resolved spec (preset applied) and filters are stored with it, so
 :meth:`Runner.resume` rebuilds exactly the same cells and skips every key already in the store;
-the store never holds a key twice. Ctrl-C (KeyboardInterrupt, and SIGTERM in the CLI) kills the
-running cells, marks the run ``interrupted`` and returns; the run can be resumed. A runner killed
-outright (``kill -9``) leaves its run ``running`` with every cell committed so far, and it can be
-resumed the same way; its workers do not outlive it (see :mod:`allele.bench.executors`).
+the store never holds a key twice. A cell of several rounds is stored once its last round is in;
+each round that finishes before is kept in the store meanwhile (``ResultStore.save_round``), so
+a run stopped between rounds loses none and a resume runs only the rounds missing. Ctrl-C
+(KeyboardInterrupt, and SIGTERM in the CLI) kills the running cells, marks the run
+``interrupted`` and returns; the run can be resumed. A runner killed outright (``kill -9``)
+leaves its run ``running`` with every cell and round committed so far, and it can be resumed the
+same way; its workers do not outlive it (see :mod:`allele.bench.executors`).
 
 While it runs cells the runner holds the run's lease (:mod:`allele.bench.lease`): a second
 resume of the same run refuses, naming the live process that holds it. A cell whose result the
@@ -30,6 +33,7 @@ without counts; ``--resume`` counts them then, keeping their timings.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -63,6 +67,8 @@ from allele.store.results import ResultStore
 
 SPEC_FORMAT = 1
 """Version of the ``spec`` document stored with a run."""
+
+_log = logging.getLogger("allele.bench")
 
 
 class ProgressSink(Protocol):
@@ -278,7 +284,8 @@ class Runner:
         try:
             done = self.store.finished_cell_keys(info.id)
             recount = self._uncounted(info.id, tasks, done)
-            todo = [t for t in tasks if t.key not in done]
+            kept = {k: v for k, v in self.store.saved_rounds(info.id).items() if k not in done}
+            todo = [t for t in tasks if t.key not in done and t.round not in kept.get(t.key, {})]
             # a cell stored without its counts (interrupted before the instruction phase) is
             # counted now, its stored timings kept: one untimed task each
             todo += [replace(t, timed=False, round=0, rounds=1) for t in tasks
@@ -289,7 +296,7 @@ class Runner:
             raise
         return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done)
                              - len(recount), skipped_tasks=len(tasks) - len(todo),
-                             info=info, lease=lease, recount=recount)
+                             info=info, lease=lease, recount=recount, kept_rounds=kept)
 
     def _uncounted(self, run_id: str, tasks: list[CellTask], done: set[str]
                    ) -> dict[str, CellResult]:
@@ -313,6 +320,25 @@ class Runner:
                 raise ConfigError(
                     f"benchmark {t.benchmark!r}: memory_limit_mb needs isolation: process and "
                     "a process executor (run inline, the limit would fall on the runner itself)")
+
+    def _take_round(self, run_id: str, part: CellResult, task: CellTask | None,
+                    parts: dict[str, dict[int, CellResult]], rounds: int) -> CellResult | None:
+        """Add a finished round of a cell: the whole cell once every round is in (merged in
+        round order), else None, the round kept in the store meanwhile (a run stopped between
+        a cell's rounds keeps them; :meth:`resume` runs only the rest)."""
+        have = parts.setdefault(part.key, {})
+        r = part.round if part.round is not None else task.round if task is not None else 0
+        have[r] = part
+        if len(have) < rounds:
+            try:
+                self.store.save_round(run_id, part, r)
+            except StoreError as exc:  # kept in memory; only a stop would lose it
+                _log.warning("round %d of cell %s was not kept in the store: %s", r, part.key,
+                             exc)
+            return None
+        done = [have[i] for i in sorted(have)]
+        del parts[part.key]
+        return done[0] if len(done) == 1 else merge_rounds(done)
 
     def _save(self, run_id: str, result: CellResult) -> CellResult:
         """Commit a cell; a result the store refuses (e.g. more distinct metrics than a cell
@@ -338,16 +364,18 @@ class Runner:
 
     def _execute(self, run_id: str, tasks: list[CellTask], *, skipped: int,
                  skipped_tasks: int = 0, info: RunInfo | None = None,
-                 lease: RunLease | None = None,
-                 recount: dict[str, CellResult] | None = None) -> RunSummary:
-        """Run ``tasks`` into ``run_id``; ``recount``: stored cells to count (untimed tasks)."""
+                 lease: RunLease | None = None, recount: dict[str, CellResult] | None = None,
+                 kept_rounds: dict[str, dict[int, CellResult]] | None = None) -> RunSummary:
+        """Run ``tasks`` into ``run_id``; ``recount``: stored cells to count (untimed tasks);
+        ``kept_rounds``: rounds of unfinished cells a stopped run kept (resume)."""
         info = info or self.store.get_run(run_id)
         run_name = info.name
         cells = len({t.key for t in tasks})
         summary = RunSummary(run_id=run_id, name=run_name, status="running",
                              planned=cells + skipped, skipped=skipped)
         rounds = {t.key: t.rounds for t in tasks}
-        parts: dict[str, list[CellResult]] = {}
+        parts: dict[str, dict[int, CellResult]] = {k: dict(v) for k, v in
+                                                   (kept_rounds or {}).items()}
         t0 = time.perf_counter()
         progress = self.progress
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
@@ -379,12 +407,10 @@ class Runner:
                         progress.cell_finished(task_of, part)
                     if live is not None:
                         live.cell_finished(task_of, part)
-                    parts.setdefault(part.key, []).append(part)
-                    if len(parts[part.key]) < rounds[part.key]:
+                    whole = self._take_round(run_id, part, task_of, parts, rounds[part.key])
+                    if whole is None:
                         continue  # the cell is stored once all its rounds are in
-                    done = parts.pop(part.key)
-                    result = self._save(run_id, done[0] if len(done) == 1
-                                        else merge_rounds(done))
+                    result = self._save(run_id, whole)
                     failpoints.hit("runner.cell_committed")
                     if result.key in counted:
                         kept[result.key] = result

@@ -124,9 +124,9 @@ def run_cmd(
                     f"{summary.failed} failed, {summary.seconds:.1f} s")
             if summary.status == "interrupted":
                 err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
-                                  f"--resume {esc(summary.name)} (the cells stored are kept; "
-                                  "a cell is stored once all its rounds are done, so the "
-                                  "rounds of the cells in progress run again)", highlight=False)
+                                  f"--resume {esc(summary.name)} (the cells stored and the "
+                                  "finished rounds of the others are kept; only the rest "
+                                  "runs)", highlight=False)
                 raise typer.Exit(130)
             err_console.print(line, highlight=False)
             if not quiet:

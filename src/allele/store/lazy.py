@@ -142,7 +142,7 @@ class SampleSource:
 _SAMPLES_SLOT: Any = CellResult.__dict__["samples"]
 """CellResult's own storage for ``samples`` (a slot), which :class:`StoredCell` fills late."""
 
-_CELL_FIELDS = tuple(f.name for f in dataclasses.fields(CellResult))
+_CELL_FIELDS = tuple(f.name for f in dataclasses.fields(CellResult) if f.compare)
 
 
 class StoredCell(CellResult):
@@ -179,6 +179,7 @@ class StoredCell(CellResult):
         self.profile = profile
         self.instr_profile = None  # read on request (ResultStore.instruction_profiles)
         self.declared = None  # declarations travel in the run's spec document, not the cell
+        self.round = None
         self._src, self._i, self._lo, self._hi = src, i, src.bounds[i], src.bounds[i + 1]
         return self
 

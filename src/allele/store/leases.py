@@ -8,19 +8,26 @@
   stored cell for sure. A resume re-sends the cells of a run that are stored but not recorded
   as delivered: what a crash left in a sender's memory is not lost.
 
+* A **round** of a cell of several rounds, finished before the cell is: kept as JSON text so
+  that a run stopped between a cell's rounds loses none of them (a resume runs the rest). Saving
+  the cell deletes its rounds in the same transaction.
+
 The store keeps and reads these rows; it decides nothing.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
 from allele.store import schema as S
 from allele.store.engine import chunks
+from allele.store.model import CellResult, Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +113,49 @@ def undelivered_keys(conn: Connection, run_pk: int, sink: str) -> list[str]:
     query = (select(c.key).where(c.run_pk == run_pk, c.key.not_in(delivered.scalar_subquery()))
              .order_by(c.pk))
     return [str(r[0]) for r in conn.execute(query)]
+
+
+def _part_doc(part: CellResult) -> str:
+    return json.dumps({
+        "target": part.target, "params": part.params, "status": part.status,
+        "error": part.error, "started_at": part.started_at, "finished_at": part.finished_at,
+        "profile": part.profile, "declared": part.declared,
+        "samples": [[x.metric, x.value, x.seed, x.repeat] for x in part.samples]},
+        sort_keys=True, allow_nan=True)
+
+
+def _part_of(key: str, text: str) -> CellResult:
+    doc: dict[str, Any] = json.loads(text)
+    return CellResult(key=key, target=doc["target"], params=doc["params"], status=doc["status"],
+                      samples=[Sample(m, float(v), int(sd), int(rp))
+                               for m, v, sd, rp in doc["samples"]],
+                      error=doc["error"], started_at=doc["started_at"],
+                      finished_at=doc["finished_at"], profile=doc["profile"],
+                      declared=doc["declared"])
+
+
+def save_round(conn: Connection, run_pk: int, part: CellResult, round_: int) -> None:
+    """Keep one finished round of a cell (a round saved again replaces the first)."""
+    cr = S.cell_rounds.c
+    conn.execute(delete(S.cell_rounds).where(cr.run_pk == run_pk, cr.key == part.key,
+                                             cr.round == round_))
+    conn.execute(S.cell_rounds.insert().values(run_pk=run_pk, key=part.key, round=round_,
+                                               part=_part_doc(part), saved_at=time.time()))
+
+
+def read_rounds(conn: Connection, run_pk: int) -> dict[str, dict[int, CellResult]]:
+    """``{key: {round: result}}`` of the rounds kept for the run's unfinished cells."""
+    cr = S.cell_rounds.c
+    out: dict[str, dict[int, CellResult]] = {}
+    for key, round_, text in conn.execute(
+            select(cr.key, cr.round, cr.part).where(cr.run_pk == run_pk)
+            .order_by(cr.key, cr.round)):
+        out.setdefault(str(key), {})[int(round_)] = _part_of(str(key), str(text))
+    return out
+
+
+def drop_rounds(conn: Connection, run_pk: int, keys: Sequence[str]) -> None:
+    """Forget the kept rounds of these cells (they are stored whole now)."""
+    cr = S.cell_rounds.c
+    for part in chunks(list(keys)):
+        conn.execute(delete(S.cell_rounds).where(cr.run_pk == run_pk, cr.key.in_(part)))

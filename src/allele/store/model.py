@@ -59,6 +59,9 @@ class CellResult:
     """Declarations of the metrics the target returned as ``allele.bench.Metric`` values
     (``{name: {direction, unit}}``), on their way to the run's spec document; not stored with
     the cell."""
+    round: int | None = field(default=None, compare=False)
+    """Which round of its cell's task produced this result (a cell of several rounds), on its
+    way to the runner; not stored with the cell, and not part of equality."""
 
     def values(self, metric: str) -> list[float]:
         """All samples of one metric, in (seed, repeat) order."""

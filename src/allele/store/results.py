@@ -46,9 +46,12 @@ from allele.store.lazy import (
 )
 from allele.store.leases import (
     Lease,
+    drop_rounds,
     mark_delivered,
     read_lease,
+    read_rounds,
     release_lease,
+    save_round,
     swap_lease,
     touch_lease,
     undelivered_keys,
@@ -263,6 +266,7 @@ class ResultStore(Database):
             conn.execute(update(S.runs).where(S.runs.c.pk == run_pk).values(
                 cell_count=S.runs.c.cell_count + (len(batch) - len(existing)),
                 failed_count=S.runs.c.failed_count + (new_failed - old_failed)))
+            drop_rounds(conn, run_pk, keys)  # a cell is whole here or in rounds, never both
             failpoints.hit("store.save_cells")  # a test may kill the writer before the commit
 
         self.write_tx(run, what="save cells")
@@ -337,7 +341,7 @@ class ResultStore(Database):
             pk = self._run_pk(conn, run_id, lock=True)
             cell_pks = select(S.cells.c.pk).where(S.cells.c.run_pk == pk).scalar_subquery()
             conn.execute(delete(S.samples).where(S.samples.c.cell_pk.in_(cell_pks)))
-            for table in (S.cells, S.run_leases, S.cell_deliveries):
+            for table in (S.cells, S.run_leases, S.cell_deliveries, S.cell_rounds):
                 conn.execute(delete(table).where(table.c.run_pk == pk))
             conn.execute(delete(S.runs).where(S.runs.c.pk == pk))
 
@@ -382,6 +386,20 @@ class ResultStore(Database):
         return self.read_tx(
             lambda conn: undelivered_keys(conn, self._run_pk(conn, run_id), sink),
             what="read undelivered cells")
+
+    def save_round(self, run_id: str, part: CellResult, round_: int) -> None:
+        """Keep round ``round_`` of a cell of several rounds until the cell is saved whole
+        (:meth:`save_cells` then drops it): a run stopped between rounds keeps it."""
+        self.write_tx(lambda conn: save_round(conn, self._run_pk(conn, run_id), part, round_),
+                      what="save a cell's round")
+
+    def saved_rounds(self, ref: str) -> dict[str, dict[int, CellResult]]:
+        """``{key: {round: result}}``: the rounds kept for the cells of run ``ref`` (id or
+        name) not saved whole."""
+        def run(conn: Connection) -> dict[str, dict[int, CellResult]]:
+            return read_rounds(conn, self._run_pk(conn, self._resolve(conn, ref)[1]))
+
+        return self.read_tx(run, what="read saved rounds")
 
     def load_run(self, ref: str) -> RunRecord:
         """A whole run: its header and every cell with all raw samples (in save order)."""

@@ -45,6 +45,10 @@ starts_at, ends_at, comment, created_at)``
     The process that runs (or resumes) a run, at most one per run.
 ``cell_deliveries(run_pk, sink, key, delivered_at)``
     Which stored cells an outside sink (``mlflow:<uri>#<experiment>``) holds for sure.
+``cell_rounds(run_pk, key, round, part, saved_at)``
+    The rounds of a cell of several rounds that finished before the cell did (version 7): each
+    round's result as JSON text, one row per ``(run_pk, key, round)``. Saving the cell removes
+    its rows in the same transaction, so a cell is in ``cells`` or in rounds here, never both.
 
 A migration is a function of a connection inside an open transaction; :data:`MIGRATIONS` lists
 them in order and :func:`migrate` applies the missing ones. Each migration declares its own tables
@@ -169,6 +173,22 @@ cell_deliveries = Table(
     Column("delivered_at", Float, nullable=False),
     UniqueConstraint("run_pk", "sink", "key", name="uq_cell_deliveries"),
 )
+
+
+
+def _cell_rounds(md: MetaData) -> Table:
+    return Table(
+        "cell_rounds", md,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("part", Text, nullable=False),
+        Column("saved_at", Float, nullable=False),
+        UniqueConstraint("run_pk", "key", "round", name="uq_cell_rounds"),
+    )
+
+
+cell_rounds = _cell_rounds(metadata)
 
 Index("ix_cells_key_run", cells.c.key, cells.c.run_pk)
 Index("ix_runs_created", runs.c.created_at)
@@ -375,10 +395,18 @@ def _migration_6(conn: Connection) -> None:
     old.drop(conn)
 
 
+def _migration_7(conn: Connection) -> None:
+    """Version 7: the rounds of a cell stored as they finish (``cell_rounds``), so that a run
+    stopped between a cell's rounds keeps them and a resume runs only the rest."""
+    md = MetaData()
+    Table("runs", md, Column("pk", Integer, primary_key=True))
+    md.create_all(conn, tables=[_cell_rounds(md)])
+
+
 Migration = Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_3, _migration_4,
-                               _migration_5, _migration_6]
+                               _migration_5, _migration_6, _migration_7]
 """Migration ``i`` (0-based) brings a database from version ``i`` to version ``i + 1``."""
 
 LATEST_VERSION = len(MIGRATIONS)
