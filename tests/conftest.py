@@ -200,8 +200,8 @@ SUITE_BUDGET_S = {"bench": 200, "faults": 120, "uat": 100, "e2e": 90, "docs": 80
                   "golden": 15, "store": 15}
 WALL_BUDGET_S = 600.0
 _suite_seconds: dict[str, float] = {}
+_file_seconds: dict[str, float] = {}
 _session_start = [time.monotonic()]
-
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _session_start[0] = time.monotonic()
@@ -211,6 +211,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     parts = Path(report.nodeid.split("::")[0]).parts
     suite = parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
     _suite_seconds[suite] = _suite_seconds.get(suite, 0.0) + report.duration
+    path = report.nodeid.split("::")[0]
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -226,3 +228,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"{'total':<12} {sum(_suite_seconds.values()):8.1f} s of tests "
                                 f"/ {sum(SUITE_BUDGET_S.values())} s; {wall:.0f} s of wall time "
                                 f"in this invocation (the whole suite: under {WALL_BUDGET_S:.0f} s)")
+    longest = sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:10]
+    terminalreporter.write_line("longest files: " + ", ".join(
+        f"{Path(name).name} {seconds:.0f} s" for name, seconds in longest))

@@ -315,8 +315,8 @@ class Between:
     var: FloatArray
     df: FloatArray
     null: FloatArray = field(default_factory=lambda: np.zeros(0))
-    """The history's standardised changes of identical code (absolute values; see
-    :func:`judge`'s ``null``), shared by the group's rows."""
+    """The history's record of how far identical code moved (log sizes of its outlying
+    changes, 0 for the others; :func:`judge`'s ``null``), shared by the group's rows."""
 
 
 BetweenModel = Callable[[str, Within, list[int]], Between]
