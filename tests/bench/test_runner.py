@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -373,6 +373,23 @@ def _count_cells(db: Path) -> int:
         return 0
 
 
+def _kill_9_when(ready: Callable[[], bool], spec: Path, url: str, name: str,
+                 *args: str) -> tuple[dict[str, str], int]:
+    """Run ``spec`` through the CLI into ``url`` as run ``name`` and SIGKILL the runner once
+    ``ready()``; returns the environment it ran with (for the resume) and its pid."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
+    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", name, "-q", *args),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    return env, proc.pid
+
+
 def _count_rounds(db: Path) -> int:
     try:
         with closing(sqlite3.connect(db, timeout=5)) as conn:
@@ -391,18 +408,9 @@ def test_kill_9_between_rounds_keeps_the_rounds_done(tmp_path: Path) -> None:
                     "fixed: {s: 0.12}\n")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
-    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "k9r", "-q",
-                                 "--executor", "inline"),
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while _count_rounds(db) < 3 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()
-    os.kill(proc.pid, signal.SIGKILL)
+    env, _ = _kill_9_when(lambda: _count_rounds(db) >= 3, spec, url, "k9r", "--executor",
+                          "inline")
     killed_at = time.time()
-    proc.wait(timeout=10)
     with open_store(url) as st:
         kept = st.saved_rounds("k9r")
         assert st.get_run("k9r").cell_count == 0 and len(kept) >= 3
@@ -427,17 +435,8 @@ def test_resume_after_kill_9_of_the_runner(tmp_path: Path, executor: str) -> Non
                     "fixed: {s: 0.25}\n")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
-    proc = subprocess.Popen(_cli("run", str(spec), "--store", url, "--name", "k9", "-q",
-                                 "--executor", executor, "--workers", "2"),
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while _count_cells(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    env, runner_pid = _kill_9_when(lambda: _count_cells(db) >= 4, spec, url, "k9", "--executor",
+                                   executor, "--workers", "2")
     done_before = _count_cells(db)
     assert 4 <= done_before < 16
     with open_store(url) as st:
@@ -461,7 +460,7 @@ def test_resume_after_kill_9_of_the_runner(tmp_path: Path, executor: str) -> Non
             ps = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True,
                                 text=True)
             leftovers = [line for line in ps.stdout.splitlines()
-                         if line.split()[1] == str(proc.pid)]
+                         if line.split()[1] == str(runner_pid)]
             time.sleep(0.1)
         assert leftovers == []
 
