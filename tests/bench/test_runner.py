@@ -301,10 +301,11 @@ fixed: {{flag: "{flag}", stop_at: 2, stop_seed: 2}}
 
 def test_a_round_is_kept_as_the_round_it_is_when_rounds_finish_out_of_order(
         store: ResultStore) -> None:
-    """On two workers, round 1 of a cell finishes before its round 0 (seed 0 is slow), and round
-    0 finishes while round 2 runs: each kept round holds its own seeds (seed i in round i % 4),
-    which a resume relies on to run the right ones. Taken from the task last started for the
-    cell, round 0's result was kept as round 2."""
+    """On two workers, a cell's rounds finish out of order (seed 0 is slow: round 1 usually
+    finishes first and round 0 while round 2 runs): whatever the order, each kept round holds
+    its own seeds (seed i in round i % 4), which a resume relies on to run the right ones, and
+    the cell completes. Taken from the task last started for the cell, round 0's result was
+    kept as round 2 and the cell never completed."""
     suite = loads_suite(f"name: ooo\ntarget: {T}:seed0_slow\nseeds: 4\nrounds: 4\n"
                         "inner_loops: 1\nalloc_peak: false\nfixed: {s0: 0.3, s: 0.2}\n")
     seen: list[dict[int, list[float]]] = []
@@ -324,8 +325,7 @@ def test_a_round_is_kept_as_the_round_it_is_when_rounds_finish_out_of_order(
     summary = Runner(store, workers=2, environment=ENV, progress=Peek()).run(  # type: ignore[arg-type]
         suite, name="ooo")
     assert summary.status == "finished" and summary.executed == 1
-    first = next(state for state in seen if state)  # (a sink hears of a round before it is kept)
-    assert 0 not in first  # a later round finished first
+    assert any(seen)  # rounds were kept before the cell was whole
     assert all(vals == [float(r)] for state in seen for r, vals in state.items())
     (cell,) = store.load_run("ooo").cells
     assert sorted(cell.values("seed_seen")) == [0.0, 1.0, 2.0, 3.0]
