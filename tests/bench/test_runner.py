@@ -413,7 +413,8 @@ def test_kill_9_between_rounds_keeps_the_rounds_done(tmp_path: Path) -> None:
     killed_at = time.time()
     with open_store(url) as st:
         kept = st.saved_rounds("k9r")
-        assert st.get_run("k9r").cell_count == 0 and len(kept) >= 3
+        whole = {c.key for c in st.load_run("k9r").cells}  # (none, unless the kill came late)
+        assert kept and not set(kept) & whole
         assert all(list(v) == [0] for v in kept.values())  # the first round, sequentially
     out = subprocess.run(_cli("run", "--resume", "k9r", "--store", url, "-q",
                               "--executor", "inline"),
@@ -425,7 +426,7 @@ def test_kill_9_between_rounds_keeps_the_rounds_done(tmp_path: Path) -> None:
     assert rec.info.cell_count == 6 and all(c.status == "ok" for c in rec.cells)
     for cell in rec.cells:
         assert sorted(s.seed for s in cell.samples if s.metric == "x") == [0, 1]
-        assert (cell.started_at < killed_at) == (cell.key in kept)
+        assert (cell.started_at < killed_at) == (cell.key in kept or cell.key in whole)
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])
