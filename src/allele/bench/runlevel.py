@@ -155,16 +155,24 @@ def run_steps(series: MetricHistory) -> tuple[FloatArray, FloatArray]:
     return est, var
 
 
+def median_variance(d: FloatArray) -> FloatArray:
+    """The variance of ``d`` about 0 along the last axis, read from the median of its squares
+    (a normal's is 0.4549 of its variance), which a few large values barely move; NaN for a row
+    without values."""
+    if d.shape[-1] == 0:
+        return np.full(d.shape[:-1], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any value
+        return np.asarray(np.nanmedian(d * d, axis=-1) / 0.45493642311957283)
+
+
 def robust_square_mean(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The mean square of ``d`` about 0 along the last axis, robust to a few large values (a
     real step in a history makes one large successive difference): values beyond the robust
     fences are pulled in and the result is divided by the share of a normal's variance that
     winsorizing at ``k`` keeps. Returns ``(mean square, count)``."""
     n = np.sum(np.isfinite(d), axis=-1).astype(np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any difference
-        scale = (np.sqrt(np.nanmedian(d * d, axis=-1) / 0.45493642311957283)
-                 if d.shape[-1] else np.zeros(d.shape[:-1]))
+    scale = np.sqrt(median_variance(d))
     k = fence_k(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         lim = np.where(scale > 0, k * scale, np.inf)[..., None]
@@ -233,11 +241,8 @@ def _null(d: FloatArray, enough: NDArray[np.bool_]) -> FloatArray:
     by a factor, whatever that cell's noise."""
     if d.shape[-1] == 0:
         return np.full((*d.shape[:-2], 0), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        typical = np.nanmedian(d * d, axis=-1) / 0.45493642311957283
     n = np.sum(np.isfinite(d), axis=-1)
-    scale, _ = squeeze_var(np.where(enough, typical, np.nan), 0.37 * n)
+    scale, _ = squeeze_var(np.where(enough, median_variance(d), np.nan), 0.37 * n)
     size = np.abs(np.where(enough[..., None], d, np.nan))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(size > OUTLYING_CHANGE * np.sqrt(scale)[..., None], size, 0.0)

@@ -175,7 +175,6 @@ cell_deliveries = Table(
 )
 
 
-
 def _cell_rounds(md: MetaData) -> Table:
     return Table(
         "cell_rounds", md,

@@ -73,10 +73,9 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
             res = diagnose.metric_anomalies(ctx.store, metric, component, method=method,
                                             threshold=threshold, learn=learn,
                                             labels=_labels(labels))
-        use = diagnose.auto_learn(len(res.series.values)) if learn is None else learn
         out: dict[str, Any] = clean({"series": _series_json(res.series), "method": res.method,
                       "scores": res.detection.scores.tolist(),
-                      "threshold": res.detection.threshold, "learn": use,
+                      "threshold": res.detection.threshold, "learn": res.detection.learn_end,
                       "learn_end": res.detection.learn_end, "period": res.detection.period,
                       "transform": res.detection.transform,
                       "anomalies": res.rows()})

@@ -265,6 +265,11 @@ function run(id) {
   return r;
 }
 
+// A run's samples per round of a cell so far (a Map made on first use), and the event's key in it.
+function roundSamples(r, d) {
+  return [(r.roundSamples ??= new Map()), `${d.key}|${d.round ?? 0}`];
+}
+
 function applyEvent(e) {
   live.lastEventId = Math.max(live.lastEventId, e.id);
   if (!e.run_id) return;
@@ -285,12 +290,12 @@ function applyEvent(e) {
   } else if (e.kind === "cell_started") {
     r.running = r.running.filter((c) => c.key !== d.key).concat([{ key: d.key, benchmark: d.benchmark, params: d.params, started_at: e.ts }]);
     // a round that runs again replaces its earlier attempt's samples (as bench/livestate.py's RoundSamples)
-    const rounds = (r.roundSamples ??= new Map()), k = `${d.key}|${d.round ?? 0}`;
+    const [rounds, k] = roundSamples(r, d);
     r.samples -= rounds.get(k) || 0;
     rounds.delete(k);
   } else if (e.kind === "samples") {
     const n = d.n ?? Math.max(0, ...Object.values(d.values || {}).map((v) => v.length));
-    const rounds = (r.roundSamples ??= new Map()), k = `${d.key}|${d.round ?? 0}`;
+    const [rounds, k] = roundSamples(r, d);
     r.samples += n;
     rounds.set(k, (rounds.get(k) || 0) + n);
     for (const [metric, vals] of Object.entries(d.values || {})) {
