@@ -213,11 +213,12 @@ def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
                                                            ) -> None:
     """`allele bench ab SPEC --base HEAD` on a working tree with more work in one cell exits 1
     and flags that cell alone (3 cells of 60-100 ms a call, 3 seeds x 10 repeats: 30 pairs a
-    cell, in the default rounds: one per pair). 30% more work here: with four other jobs on the two cores, one pair
-    differs by ~19% in CPU time, so 30 pairs see about 15%; the 10% case, with the rounds it
-    needs, is benchmarks/aa_real.py's."""
+    cell, in the default rounds: one per pair). 60% more work here: with four other jobs on the
+    two cores one pair differs by ~19% in CPU time, and a CI machine once showed ~29% (identical
+    cells off by up to 12%), where 30% more work went unflagged; 60% stands 9 standard errors
+    clear of that. The 10% case, with the rounds it needs, is benchmarks/aa_real.py's."""
     repo = _repo(tmp_path)
-    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[400000] = 1.30\n")
+    (repo / "abtarget.py").write_text(TARGET + "\nEXTRA[400000] = 1.60\n")
     monkeypatch.chdir(repo)
     res = CliRunner().invoke(_app(), ["ab", "spec.yaml", "--base", "HEAD", "--store",
                                       sqlite_url, "--json", "--name", "s1"])
@@ -230,7 +231,7 @@ def test_ab_flags_the_cell_with_more_work_alone(tmp_path: Path, sqlite_url: str,
     assert all(n == 400000 for n, _ in flagged), flagged
     row = next(r for r in doc["rows"] if r["params"]["n"] == 400000
                and r["metric"] == "cpu_user_s")
-    assert 1.15 < row["ratio"] < 1.45 and row["design"] == "ab"
+    assert 1.35 < row["ratio"] < 1.9 and row["design"] == "ab"
     checksum = [r for r in doc["rows"] if r["metric"] == "checksum"]
     assert all(r["verdict"] == "unchanged" for r in checksum)
     with open_store(sqlite_url) as st:
