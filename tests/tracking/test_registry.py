@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,18 @@ def test_round_trip_register_alias_load_and_predict(
     assert out["fitness"][1] == pytest.approx(champion["empathy"])
 
 
-def test_prompt_is_the_one_the_agent_sends(mlflow_uri: str, champion: Genome, name: str) -> None:
+def test_prompt_is_the_one_the_agent_sends(mlflow_uri: str, champion: Genome, name: str,
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: the model works after its download directory is gone (none is left behind)."""
     from allele.core.agent import AgentConfig, NLPAgent
 
     register_genome(champion, name, tracking_uri=mlflow_uri)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     model = load_genome_model(f"{name}/1", tracking_uri=mlflow_uri)
+    assert list(scratch.iterdir()) == []
     row = model.predict([{}]).iloc[0]
     agent = NLPAgent(champion, AgentConfig(provider="openai", model="x",
                                            base_url="http://127.0.0.1:9/v1"))

@@ -413,13 +413,17 @@ def _registered(client: Any, mv: Any, genome: Genome) -> RegisteredGenome:
 
 def load_genome_model(ref: str, *, tracking_uri: str | None = None,
                       dst_path: str | os.PathLike[str] | None = None) -> Any:
-    """The pyfunc model of a registered genome (``predict`` as in :class:`GenomeModel`)."""
+    """The pyfunc model of a registered genome (``predict`` as in :class:`GenomeModel`).
+
+    The model is downloaded to ``dst_path`` when given (and kept there); otherwise to a
+    temporary directory removed once the model is loaded (it reads its genome into memory)."""
     uri = _uri(tracking_uri)
     client = _client(uri)
     mv = _model_version(client, ref)
-    dst = str(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="allele-genome-")
-    local = _download_model(client, mv, uri, dst)
-    return mlflow.pyfunc.load_model(local)
+    if dst_path is not None:
+        return mlflow.pyfunc.load_model(_download_model(client, mv, uri, str(dst_path)))
+    with tempfile.TemporaryDirectory(prefix="allele-genome-") as tmp:
+        return mlflow.pyfunc.load_model(_download_model(client, mv, uri, tmp))
 
 
 def get_genome(ref: str, *, tracking_uri: str | None = None) -> RegisteredGenome:
