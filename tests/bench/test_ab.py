@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from allele.bench import ab, ab_trees
 from allele.bench.ab import DEFAULT_ROUNDS, MAX_AUTO_ROUNDS, ROUND_STRIDE, auto_rounds, plan_ab
-from allele.bench.ab_trees import checkout, repo_root, tree_equals
+from allele.bench.ab_trees import checkout, prune_stale, repo_root, tree_equals
 from allele.bench.spec import SuiteSpec, loads_suite
 from allele.cli.bench_analysis import register
 from allele.errors import BenchmarkError, ConfigError
@@ -137,6 +137,26 @@ def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         checkout(repo, "no-such-ref")
     with pytest.raises(ConfigError, match="not inside a git repository"):
         repo_root(tmp_path)
+
+
+def test_prune_removes_only_trees_whose_session_is_gone(tmp_path: Path) -> None:
+    """A tree whose owner process ended (a killed session) goes; this process's own tree and a
+    worktree that is not an A/B session's stay."""
+    repo = _repo(tmp_path)
+    mine, orphan = checkout(repo, "HEAD"), checkout(repo, "HEAD")
+    other = tmp_path / "mine"
+    _git(repo, "worktree", "add", "--detach", str(other), "HEAD")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (orphan.path.parent / "owner").write_text(f"{gone.pid} 1.0\n")
+    try:
+        assert prune_stale(repo) == [orphan.path.parent]
+        assert not orphan.path.parent.exists() and mine.path.exists() and other.exists()
+        listed = _git(repo, "worktree", "list")
+        assert str(mine.path) in listed and str(other) in listed and str(orphan.path) not in listed
+        assert prune_stale(repo) == []
+    finally:
+        mine.close()
 
 
 def test_tree_equals_compares_with_the_ref_not_only_with_head(tmp_path: Path) -> None:

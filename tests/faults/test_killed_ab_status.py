@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from allele.bench.ab_trees import prune_stale
 from allele.bench.views import run_list
 from allele.store import open_store
 from tests.faults.cli import allele, one_line_error
@@ -64,6 +65,13 @@ def _session(tmp: Path, name: str, held_from: int = 1) -> tuple[Cli, Path, str]:
     return cli, hold, url
 
 
+def _worktrees(repo: Path) -> list[Path]:
+    out = subprocess.run(["git", "-C", str(repo), "worktree", "list", "--porcelain"],
+                         check=True, capture_output=True, text=True).stdout
+    return [Path(line.removeprefix("worktree ")).resolve() for line in out.splitlines()
+            if line.startswith("worktree ")]
+
+
 def _end(cli: Cli, hold: Path) -> None:
     hold.unlink(missing_ok=True)
     if cli.returncode is None:
@@ -100,6 +108,12 @@ def test_a_killed_session_shows_interrupted_and_is_not_resumed(tmp_path: Path) -
     code, out, err = allele("bench", "run", "--resume", "abk-head", "--store", url)
     assert one_line_error(code, out, err), err
     assert "head half of A/B session 'abk'" in err and "allele bench ab" in err
+    # the killed session's checkout of BASE is still there; the next session removes it
+    repo = (tmp_path / "proj").resolve()
+    left = [p for p in _worktrees(repo) if p != repo]
+    assert len(left) == 1 and left[0].exists()
+    assert [p.resolve() for p in prune_stale(repo)] == [left[0].parent]
+    assert _worktrees(repo) == [repo] and not left[0].parent.exists()
 
 
 def test_sigterm_before_any_pair_exits_130_with_both_runs_interrupted(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.ab_trees import Tree, checkout, repo_root
+from allele.bench.ab_trees import Tree, checkout, prune_stale, repo_root
 from allele.bench.ab_worker import recv, send
 from allele.bench.history import AB_KEY
 from allele.bench.lease import RunLeases
@@ -278,9 +278,14 @@ class AbSession:
             from allele.bench.instruments import require_instructions
 
             require_instructions()
+        prune_stale(self.repo)
         base_tree = checkout(self.repo, self.base_ref)
-        head_tree = (checkout(self.repo, self.head_ref) if self.head_ref is not None
-                     else Tree(self.repo, None, "working tree"))
+        try:
+            head_tree = (checkout(self.repo, self.head_ref) if self.head_ref is not None
+                         else Tree(self.repo, None, "working tree"))
+        except BaseException:
+            base_tree.close()
+            raise
         try:
             return self._run(_Side("base", base_tree), _Side("head", head_tree))
         finally:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 import shutil
 import subprocess
 import tarfile
@@ -14,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from allele.errors import ConfigError
 
-__all__ = ["Tree", "checkout", "repo_root", "resolve_ref", "tree_equals"]
+__all__ = ["Tree", "checkout", "prune_stale", "repo_root", "resolve_ref", "tree_equals"]
+
+_log = logging.getLogger("allele.bench")
+_PREFIX = "allele-ab-"
+_OWNER = "owner"
+"""The file beside a checked-out tree naming the process that made it (pid, start time)."""
 
 
 def _git(repo: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess[Any]:
@@ -82,7 +91,9 @@ def checkout(repo: Path, ref: str) -> Tree:
     """``ref`` of ``repo`` in a temporary directory: a detached ``git worktree``, or the files
     of ``git archive`` when the repository does not take a worktree (read-only)."""
     commit = resolve_ref(repo, ref)
-    tmp = Path(tempfile.mkdtemp(prefix="allele-ab-"))
+    tmp = Path(tempfile.mkdtemp(prefix=_PREFIX))
+    me = psutil.Process(os.getpid())
+    (tmp / _OWNER).write_text(f"{me.pid} {me.create_time()!r}\n", encoding="utf-8")
     target = tmp / "tree"
     res = _git(repo, "worktree", "add", "--detach", str(target), commit)
     if res.returncode == 0:
@@ -102,3 +113,37 @@ def checkout(repo: Path, ref: str) -> Tree:
     return tree
 
 
+
+
+def _owner_alive(marker: Path) -> bool:
+    try:
+        pid, created = marker.read_text(encoding="utf-8").split()
+        started = float(psutil.Process(int(pid)).create_time())
+        return abs(started - float(created)) < 1e-3
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
+def prune_stale(repo: Path) -> list[Path]:
+    """Remove the worktrees of ``repo`` that A/B sessions checked out and never removed,
+    because they were killed (their process is gone); the directories removed. Trees of
+    sessions still running, and worktrees that are not an A/B session's, are left alone."""
+    listing = _git(repo, "worktree", "list", "--porcelain")
+    removed = []
+    for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+        if not line.startswith("worktree "):
+            continue
+        path = Path(line.removeprefix("worktree "))
+        top = path.parent
+        marker = top / _OWNER
+        if (path.name != "tree" or not top.name.startswith(_PREFIX) or not marker.is_file()
+                or _owner_alive(marker)):
+            continue
+        _git(repo, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(top, ignore_errors=True)
+        removed.append(top)
+    if removed:
+        _git(repo, "worktree", "prune")
+        _log.info("removed %d checked-out tree(s) left by killed A/B sessions: %s",
+                  len(removed), ", ".join(map(str, removed)))
+    return removed
