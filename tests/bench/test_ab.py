@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -139,9 +141,11 @@ def test_trees_from_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         repo_root(tmp_path)
 
 
-def test_prune_removes_only_trees_whose_session_is_gone(tmp_path: Path) -> None:
+def test_prune_removes_only_trees_whose_session_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tree whose owner process ended (a killed session) goes; this process's own tree and a
     worktree that is not an A/B session's stay."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     repo = _repo(tmp_path)
     mine, orphan = checkout(repo, "HEAD"), checkout(repo, "HEAD")
     other = tmp_path / "mine"
@@ -157,6 +161,36 @@ def test_prune_removes_only_trees_whose_session_is_gone(tmp_path: Path) -> None:
         assert prune_stale(repo) == []
     finally:
         mine.close()
+
+
+def test_prune_removes_archive_trees_of_gone_sessions_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trees `git archive` made (a repository without worktrees) are found in the
+    temporary directory: a killed session's goes; a running session's, one whose owner is not
+    written yet, another repository's worktree and other folders stay."""
+    repo = _repo(tmp_path)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    me = psutil.Process()
+
+    def tree(name: str, owner: str | None, worktree: bool = False) -> Path:
+        (temp / name / "tree").mkdir(parents=True)
+        (temp / name / "tree" / ("x.py" if not worktree else ".git")).write_text("x")
+        if owner is not None:
+            (temp / name / "owner").write_text(owner)
+        return temp / name
+
+    dead = tree("allele-ab-dead", f"{gone.pid} 1.0\n")
+    live = tree("allele-ab-live", f"{me.pid} {me.create_time()!r}\n")
+    unwritten = tree("allele-ab-new", None)
+    foreign = tree("allele-ab-other-repo", f"{gone.pid} 1.0\n", worktree=True)
+    unrelated = tree("someone-else", f"{gone.pid} 1.0\n")
+    assert prune_stale(repo) == [dead]
+    assert not dead.exists()
+    assert all(p.exists() for p in (live, unwritten, foreign, unrelated))
 
 
 def test_tree_equals_compares_with_the_ref_not_only_with_head(tmp_path: Path) -> None:

@@ -113,8 +113,6 @@ def checkout(repo: Path, ref: str) -> Tree:
     return tree
 
 
-
-
 def _owner_alive(marker: Path) -> bool:
     try:
         pid, created = marker.read_text(encoding="utf-8").split()
@@ -124,10 +122,25 @@ def _owner_alive(marker: Path) -> bool:
         return False
 
 
+def _prune_archives() -> list[Path]:
+    """The trees ``git archive`` made (no worktree: no ``.git`` in them) for A/B sessions that
+    are gone, removed from the temporary directory."""
+    removed = []
+    for top in sorted(Path(tempfile.gettempdir()).glob(_PREFIX + "*")):
+        marker = top / _OWNER
+        if (not marker.is_file() or (top / "tree" / ".git").exists()
+                or _owner_alive(marker)):
+            continue
+        shutil.rmtree(top, ignore_errors=True)
+        removed.append(top)
+    return removed
+
+
 def prune_stale(repo: Path) -> list[Path]:
-    """Remove the worktrees of ``repo`` that A/B sessions checked out and never removed,
-    because they were killed (their process is gone); the directories removed. Trees of
-    sessions still running, and worktrees that are not an A/B session's, are left alone."""
+    """Remove the trees A/B sessions checked out and never removed because they were killed
+    (their process is gone): ``repo``'s worktrees, and the plain trees of ``git archive`` in
+    the temporary directory; the directories removed. Trees of sessions still running,
+    worktrees that are not an A/B session's and other repositories' worktrees stay."""
     listing = _git(repo, "worktree", "list", "--porcelain")
     removed = []
     for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
@@ -144,6 +157,8 @@ def prune_stale(repo: Path) -> list[Path]:
         removed.append(top)
     if removed:
         _git(repo, "worktree", "prune")
+    removed += _prune_archives()
+    if removed:
         _log.info("removed %d checked-out tree(s) left by killed A/B sessions: %s",
                   len(removed), ", ".join(map(str, removed)))
     return removed
