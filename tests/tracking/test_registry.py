@@ -103,6 +103,22 @@ def test_prompt_is_the_one_the_agent_sends(mlflow_uri: str, champion: Genome, na
     assert math.isnan(row["fitness"])  # no fitness spec anywhere
 
 
+def test_reading_a_genome_skips_the_environment_check_loading_the_model_keeps_it(
+        mlflow_uri: str, champion: Genome, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`genome show` / `diff` read a genome: MLflow's check of the model's pip requirements
+    against this environment (every installed distribution's metadata, about 1.4 s) is for a
+    model loaded to be used, so only load_genome_model runs it."""
+    import mlflow.pyfunc
+
+    register_genome(champion, name, tracking_uri=mlflow_uri)
+    checked: list[list[str]] = []
+    monkeypatch.setattr(mlflow.pyfunc, "warn_dependency_requirement_mismatches", checked.append)
+    assert load_genome(f"models:/{name}/1", tracking_uri=mlflow_uri).traits == champion.traits
+    assert checked == []
+    load_genome_model(f"{name}/1", tracking_uri=mlflow_uri)
+    assert len(checked) == 1 and any(r.startswith("allele==") for r in checked[0])
+
+
 def test_versions_aliases_compare_and_list(mlflow_uri: str, champion: Genome, name: str) -> None:
     register_genome(champion, name, tracking_uri=mlflow_uri)
     child = Genome.from_vector(np.clip(champion.vector() + np.linspace(-0.2, 0.2, 8), 0, 1),

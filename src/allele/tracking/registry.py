@@ -432,7 +432,11 @@ def get_genome(ref: str, *, tracking_uri: str | None = None) -> RegisteredGenome
     client = _client(uri)
     mv = _model_version(client, ref)
     with tempfile.TemporaryDirectory() as tmp:
-        model = mlflow.pyfunc.load_model(_download_model(client, mv, uri, tmp))
+        # reading the genome needs none of the model's pip requirements; MLflow's check of them
+        # against the environment reads every installed distribution's metadata (1.4 s of a
+        # 4-5 s `allele genome show`); load_genome_model keeps it
+        model = mlflow.pyfunc.load_model(_download_model(client, mv, uri, tmp),
+                                         suppress_warnings=True)
         genome = model.unwrap_python_model().genome
     return _registered(client, mv, genome)
 
