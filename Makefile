@@ -23,10 +23,11 @@ sysdeps:
 run: $(STAMP)
 	$(VENV)/bin/allele bench ab benchmarks/seed-matrix.yaml --preset quick --base HEAD --run-if-clean --fail-on never --brief --report .allele/report.html
 
-## make test: the whole suite, slow end-to-end tests included, on two xdist workers (a file's
-## tests stay on one worker); then the tests marked `serial` (timing assertions that a test running
-## beside them would disturb), alone
-PYTEST_PAR := -n 2 --dist loadfile
+## make test: the whole suite, slow end-to-end tests included, on three xdist workers (a file's
+## tests stay on one worker; on 2 cores, two workers left the CPUs idle 15% of the time while tests
+## waited on processes, servers and sockets); then the tests marked `serial` (timing assertions
+## that a test running beside them would disturb), alone
+PYTEST_PAR := -n 3 --dist loadfile
 test: $(STAMP) sysdeps
 	$(PY) -m pytest $(PYTEST_PAR) -m "not serial"
 	$(PY) -m pytest -m serial

@@ -8,7 +8,7 @@ that cannot run here says what it needs in its visible title (```python title="N
 signature listings are titled ``Signature``. Those two kinds are the only ones not run.
 
 The pages are run by two test files, :data:`FIRST` in ``test_examples.py`` and the rest in
-``test_examples_rest.py``: the suite's two workers each take a file, and the pages together
+``test_examples_rest.py``: two of the suite's workers each take a file, and the pages together
 take about two minutes, too long for one worker to run alone at the end."""
 
 from __future__ import annotations
