@@ -113,13 +113,19 @@ def checkout(repo: Path, ref: str) -> Tree:
     return tree
 
 
-def _owner_alive(marker: Path) -> bool:
+def _owner_gone(top: Path) -> bool:
+    """Whether the A/B session that made ``top`` (an ``allele-ab-*`` directory) has ended: its
+    owner file names a process that no longer runs. Without the file (not written yet, or an
+    older version's tree) nothing says so."""
+    marker = top / _OWNER
+    if not top.name.startswith(_PREFIX) or not marker.is_file():
+        return False
     try:
         pid, created = marker.read_text(encoding="utf-8").split()
         started = float(psutil.Process(int(pid)).create_time())
-        return abs(started - float(created)) < 1e-3
+        return abs(started - float(created)) >= 1e-3
     except (OSError, ValueError, psutil.Error):
-        return False
+        return True
 
 
 def _prune_archives() -> list[Path]:
@@ -127,9 +133,7 @@ def _prune_archives() -> list[Path]:
     are gone, removed from the temporary directory."""
     removed = []
     for top in sorted(Path(tempfile.gettempdir()).glob(_PREFIX + "*")):
-        marker = top / _OWNER
-        if (not marker.is_file() or (top / "tree" / ".git").exists()
-                or _owner_alive(marker)):
+        if (top / "tree" / ".git").exists() or not _owner_gone(top):
             continue
         shutil.rmtree(top, ignore_errors=True)
         removed.append(top)
@@ -148,9 +152,7 @@ def prune_stale(repo: Path) -> list[Path]:
             continue
         path = Path(line.removeprefix("worktree "))
         top = path.parent
-        marker = top / _OWNER
-        if (path.name != "tree" or not top.name.startswith(_PREFIX) or not marker.is_file()
-                or _owner_alive(marker)):
+        if path.name != "tree" or not _owner_gone(top):
             continue
         _git(repo, "worktree", "remove", "--force", str(path))
         shutil.rmtree(top, ignore_errors=True)
