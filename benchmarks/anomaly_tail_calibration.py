@@ -26,7 +26,10 @@ statistic is measured against each series' own learning level. For those, a quan
 over 300 series is not each series' truth, and ``exceed / risk`` overstates their false alarms.
 ``docs/analytics.md`` (the Student-t(3) paragraph) quotes this table.
 
-The replay fits a GPD to every column. Where the detector reads a right-skewed noise's spike-up
+The replay reports the GPD refits only. Once 300 values are seen, a spike column whose tail is
+judged light takes a normal tail instead (``tail.py``, weighed columns): a stage where every
+series did so prints no figures, and one where some did averages over the others.
+The replay fits a GPD to every other column. Where the detector reads a right-skewed noise's spike-up
 statistic in logs with a normal tail (``SeriesDetection.skewed``: most lognormal series), the
 spike-up rows describe the GPD it no longer uses there.
 """
@@ -40,6 +43,7 @@ import numpy as np
 
 from allele.analytics.anomaly import DEFAULT_LEARN, detect_series, signed_statistics
 from allele.analytics.anomaly.series import _GATED_COLUMNS as GATED
+from allele.analytics.anomaly.series import _WEIGHED_COLUMNS as WEIGHED
 from allele.analytics.anomaly.series import _ZS_COLUMNS as ZS
 from allele.analytics.anomaly.tail import GpdTail, fit_tail, spot_scores
 from allele.analytics.synthetic import clean_series
@@ -56,7 +60,7 @@ def replay(values: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, GpdTail
     cols = signed_statistics(values)
     tails: list[tuple[int, int, GpdTail]] = []
     scores = spot_scores(cols, WINDOW + 2 * SHORT, DEFAULT_LEARN, RISK, gated=GATED,
-                         zhang_stephens=ZS, tails=tails)
+                         zhang_stephens=ZS, weighed=WEIGHED, tails=tails)
     return scores, tails
 
 
@@ -92,6 +96,9 @@ def main() -> None:
             q_ref, xi_ref = ref_tail.quantile(RISK), ref_tail.xi
             for a, b, label in STAGES:
                 sel = [t for pos, c, t in fits if c == j and a <= pos < b]
+                if not sel:  # every series judged this column's tail light (a normal fit)
+                    print(f"{noise:10s} {NAMES[j]:10s} {label:24s} no GPD refit: normal tails")
+                    continue
                 q = np.array([t.quantile(RISK) for t in sel])
                 exceed = 1.0 - np.searchsorted(truth, q, side="right") / truth.size
                 print(f"{noise:10s} {NAMES[j]:10s} {label:24s} {np.median(q):6.2f} "
