@@ -313,3 +313,17 @@ def test_run_report_to_an_unwritable_path_is_a_clear_error(spec: Path, tmp_path:
     assert code == 2
     assert "cannot write" in err
     assert not (tmp_path / "cli.db").exists()  # refused before anything ran or was stored
+
+
+def test_show_names_the_inner_loop_instead_of_listing_it_as_a_metric(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\ntarget: tests.bench.measure_targets:tiny\nisolation: inline\n"
+                    "seeds: 3\ninner_loops: 7\n")
+    url = store_url(tmp_path)
+    code, _, err = invoke("run", str(spec), "--store", url, "--executor", "inline")
+    assert code == 0, err
+    code, out, _ = invoke("show", "latest", "--store", url)
+    assert code == 0
+    assert "a sample timed 7 calls" in " ".join(out.split())
+    metrics = {line.split("│")[3].strip() for line in out.splitlines() if line.count("│") > 4}
+    assert "wall_s" in metrics and "x" in metrics and "loops" not in metrics

@@ -196,6 +196,25 @@ matrix: {{n: [10]}}
     assert all(w * n >= 0.002 for w in walls), (walls, n)
 
 
+def test_the_inner_loop_count_is_kept_but_shown_nowhere_as_a_metric(store: ResultStore) -> None:
+    from allele.bench import views
+    from allele.bench.history import recent_history
+
+    spec = loads_suite(f"name: tiny\ntarget: {T}:tiny\nisolation: inline\nseeds: 3\n"
+                       "inner_loops: 50\n")
+    for _ in range(2):
+        run_id = Runner(store, executor="inline", environment=ENV).run(spec).run_id
+    assert store.load_run(run_id).cells[0].values(LOOPS_METRIC) == [50.0] * 3  # still stored
+    ov = views.run_overview(store, run_id)
+    (target,) = ov["targets"]
+    assert "wall_s" in target["metrics"] and LOOPS_METRIC not in target["metrics"]
+    (cell,) = ov["cells"]
+    assert "wall_s" in cell["medians"] and LOOPS_METRIC not in cell["medians"]
+    assert LOOPS_METRIC not in cell["median_texts"]
+    metrics = {h.metric for h in recent_history(store)}
+    assert "wall_s" in metrics and LOOPS_METRIC not in metrics
+
+
 def test_compared_runs_must_time_with_the_same_inner_loop(store: ResultStore) -> None:
     spec = f"name: tiny\ntarget: {T}:tiny\nisolation: inline\nseeds: 3\ninner_loops: {{n}}\n"
     a = Runner(store, executor="inline", environment=ENV).run(

@@ -122,3 +122,30 @@ def test_a_step_of_every_cell_is_one_environment_change() -> None:
 def test_find_changes_validates_q() -> None:
     with pytest.raises(ValidationError):
         find_changes(_history(8, 100, np.random.default_rng(8)), q=0.0)
+
+
+def test_a_new_inner_loop_count_is_not_a_change_point() -> None:
+    """The calibration may halve a micro-benchmark's inner loop on a slower machine: the loop
+    count (how a sample was timed) changing is no regression; the timing it measures is."""
+    rng = np.random.default_rng(1)
+
+    def history(step: float) -> list[RunRecord]:
+        runs = []
+        for r in range(16):
+            cells = []
+            for n in (10, 100, 1000):
+                params = {"op": "mutate", "n": n}
+                slow = step if r >= 8 and n == 1000 else 1.0
+                samples = [Sample("us_per_call", n * slow * (1 + 0.02 * z), 0, i)
+                           for i, z in enumerate(rng.standard_normal(5))]
+                samples += [Sample("loops", 400.0 if r < 8 else 200.0, 0, i) for i in range(5)]
+                cells.append(CellResult(cell_key("genome_ops", params), "genome_ops", params,
+                                        "ok", samples))
+            runs.append(RunRecord(RunInfo(id=f"r{r:02d}", name=f"run-{r}", spec_name="s",
+                                          target="genome_ops", status="finished",
+                                          created_at=1000.0 + r), cells))
+        return runs
+
+    assert find_changes(history(1.0)) == []  # before: "loops regression" at run 8
+    found = find_changes(history(1.5))
+    assert [(g.metric, g.kind) for g in found] == [("us_per_call", "regression")]

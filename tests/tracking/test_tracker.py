@@ -186,8 +186,10 @@ def test_matrix_run_is_a_parent_with_one_nested_child_per_cell(
     now = time.time()
     ok = CellResult(key='evolution|{"population_size":10}', target="evolution",
                     params={"population_size": 10}, status="ok",
-                    samples=[Sample("wall_s", v, seed, rep) for (seed, rep), v in
-                             zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0.4, 0.2, 0.3, 0.5])],
+                    samples=[Sample(m, v if m == "wall_s" else 200.0 + 200 * seed, seed, rep)
+                             for (seed, rep), v in
+                             zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0.4, 0.2, 0.3, 0.5])
+                             for m in ("wall_s", "loops")],
                     started_at=now - 2, finished_at=now - 1)
     bad = CellResult(key='evolution|{"population_size":20}', target="evolution",
                      params={"population_size": 20}, status="timeout", error="timed out after 5s",
@@ -226,6 +228,9 @@ def test_matrix_run_is_a_parent_with_one_nested_child_per_cell(
     hist = sorted(client.get_metric_history(c_ok.info.run_id, "wall_s"), key=lambda m: m.step)
     assert [m.value for m in hist] == ok.values("wall_s")
     assert c_ok.data.metrics["wall_s.median"] == pytest.approx(0.35)
+    # The inner-loop count says how a sample was timed: a tag, not a metric.
+    assert set(c_ok.data.metrics) == {"wall_s", "wall_s.median"}
+    assert c_ok.data.tags["allele.loops"] == "200-400"
     assert c_ok.info.start_time == int(ok.started_at * 1000)
     assert c_bad.info.status == "FAILED" and c_bad.data.tags[TAG_ERROR] == "timed out after 5s"
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from allele.bench.metrics import LOOPS_METRIC
 from allele.store.model import MetricHistory, RunInfo, RunRecord
 
 AB_KEY = "ab"
@@ -62,7 +63,9 @@ HISTORY_STATUSES = ("finished", "interrupted")
 @dataclass(frozen=True, slots=True)
 class History:
     """Runs (oldest first: creation time, then id) and every ok cell's series over them,
-    sorted by cell key and metric."""
+    sorted by cell key and metric. The inner-loop count (:data:`~allele.bench.metrics.
+    LOOPS_METRIC`) is not a measurement and has no series: a calibration that halves it on a
+    slower machine is not a regression of anything."""
 
     runs: list[RunInfo]
     series: list[MetricHistory] = field(default_factory=list)
@@ -91,6 +94,8 @@ class History:
                 if cell.status != "ok":
                     continue
                 for metric in cell.metrics():
+                    if metric == LOOPS_METRIC:
+                        continue
                     keyed = cell.keyed(metric)
                     if not keyed:
                         continue
@@ -126,7 +131,8 @@ def as_history(history: History | Sequence[RunRecord]) -> History:
 
 def _read(store: ResultStore, infos: Sequence[RunInfo]) -> History:
     runs = sorted(infos, key=lambda i: (i.created_at, i.id))
-    return History(runs, store.histories([i.id for i in runs]))
+    return History(runs, [h for h in store.histories([i.id for i in runs])
+                          if h.metric != LOOPS_METRIC])
 
 
 def load_history(store: ResultStore, head: RunInfo, limit: int = HISTORY_RUNS, *,

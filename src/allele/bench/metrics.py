@@ -139,9 +139,15 @@ def unit_of(metric: str) -> str:
 
 
 def metric_order(names: list[str]) -> list[str]:
-    """The target's own metrics first (in the given order), then the runner's measurements."""
-    return ([n for n in names if n not in MEASURED_METRICS]
+    """The target's own metrics first (in the given order), then the runner's measurements;
+    never the inner-loop count (:data:`LOOPS_METRIC`), which is not a measurement."""
+    return ([n for n in names if n not in MEASURED_METRICS and n != LOOPS_METRIC]
             + [m for m in MEASURED_METRICS if m in names])
+
+
+def measurements(names: Iterable[str]) -> list[str]:
+    """``names`` without the inner-loop count (:data:`LOOPS_METRIC`), in their order."""
+    return [n for n in names if n != LOOPS_METRIC]
 
 
 DETERMINISTIC_METRICS: dict[str, float] = {

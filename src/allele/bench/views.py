@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allele.bench.format import metric_value, param_variation
-from allele.bench.metrics import declarations_from_doc, quality_metrics, unit_of
+from allele.bench.metrics import declarations_from_doc, measurements, quality_metrics, unit_of
 from allele.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -76,13 +76,13 @@ def sample_count(cell: CellResult) -> int:
 
 
 def _medians(cell: CellResult) -> dict[str, float | None]:
-    return {m: _finite(float(np.median(cell.values(m)))) for m in cell.metrics()}
+    return {m: _finite(float(np.median(cell.values(m)))) for m in measurements(cell.metrics())}
 
 
 def _median_texts(cell: CellResult, units: dict[str, str]) -> dict[str, str]:
     """Each metric's median written in its unit (:func:`allele.bench.format.metric_value`)."""
     return {m: metric_value(float(np.median(cell.values(m))), m, units.get(m))
-            for m in cell.metrics()}
+            for m in measurements(cell.metrics())}
 
 
 def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def run_overview(store: ResultStore, ref: str) -> dict[str, Any]:
     declared = declarations_from_doc(record.info.spec)
     targets = []
     for target, cells in sorted(by_target.items()):
-        metrics = sorted({m for c in cells for m in c.metrics()})
+        metrics = sorted({m for c in cells for m in measurements(c.metrics())})
         targets.append({"target": target, "cells": len(cells),
                         "varying": varying_params(cells), "size_param": size_param(cells),
                         "metrics": metrics,

@@ -22,7 +22,7 @@ from allele.bench.compare import (
     verdict_label,
 )
 from allele.bench.format import number, pct, quantity, when
-from allele.bench.metrics import direction_of
+from allele.bench.metrics import direction_of, measurements
 from allele.bench.report.charts import (
     _hashable,
     _ok,
@@ -128,7 +128,7 @@ def _target_section(target: str, cells: list[CellResult], figs: _Figures) -> str
     import plotly.graph_objects as go
 
     ok = _ok(cells)
-    metrics = sorted({m for c in ok for m in c.metrics()})
+    metrics = sorted({m for c in ok for m in measurements(c.metrics())})
     parts = [f"<h2>Target <code>{html.escape(target)}</code></h2>",
              f"<p class='muted'>{len(cells)} cells, {len(ok)} ok; metrics: "
              f"{html.escape(', '.join(metrics))}</p>"]
