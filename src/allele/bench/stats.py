@@ -62,12 +62,19 @@ def _nan_median(x: FloatArray, axis: int = -1, keepdims: bool = False) -> FloatA
     return np.asarray(med if keepdims else np.squeeze(med, axis=axis), dtype=np.float64)
 
 
+_MAD_NOISE = 1e-9
+"""A MAD under this share of a row's magnitude is floating-point noise (:func:`winsorize`)."""
+
+
 def winsorize(x: ArrayLike, axis: int | tuple[int, ...] = -1,
               k: float | None = None) -> tuple[FloatArray, FloatArray]:
     """``(clipped, f)``: ``x`` with values beyond its robust fences (median +- ``k`` * 1.4826
     MAD over ``axis``; ``k`` from :func:`fence_k` by default) pulled in to them, and the share
     ``f`` of each row's values that moved. NaN stays NaN. A row whose MAD is 0 (more than half
-    its values equal) is left as is: there is no scale to clip by."""
+    its values equal) is left as is: there is no scale to clip by. So is a row whose MAD is
+    floating-point noise, under 1e-9 of the larger of ``|median|`` and its largest deviation
+    (ulps around one repeated value): clipping by it pulled every other value to within a
+    few ulps of the median, the opposite of what an exact 0 does."""
     a = np.asarray(x, dtype=np.float64)
     axes = axis if isinstance(axis, tuple) else (axis,)
     flat = np.moveaxis(a, axes, tuple(range(-len(axes), 0)))
@@ -75,9 +82,12 @@ def winsorize(x: ArrayLike, axis: int | tuple[int, ...] = -1,
     flat = flat.reshape(*shape[:a.ndim - len(axes)], -1)
     n = np.sum(np.isfinite(flat), axis=-1, keepdims=True)
     med = _nan_median(flat, keepdims=True)
-    mad = _nan_median(np.abs(flat - med), keepdims=True) * MAD_TO_SD
+    dev = np.abs(flat - med)
+    mad = _nan_median(dev, keepdims=True) * MAD_TO_SD
+    reach = np.fmax(np.abs(med), np.fmax.reduce(dev, axis=-1, keepdims=True))
     kk = fence_k(n) if k is None else k
-    half = np.where(mad > 0, kk * mad, np.inf)
+    with np.errstate(invalid="ignore"):
+        half = np.where(mad > _MAD_NOISE * reach, kk * mad, np.inf)
     with np.errstate(invalid="ignore"):
         out = np.clip(flat, med - half, med + half)
         moved = np.sum(np.isfinite(flat) & (out != flat), axis=-1) / np.maximum(n[..., 0], 1)
