@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from allele.bench.metrics import LOOPS_METRIC, measurements
 from allele.store import open_store
 from allele.store.model import RunRecord
 
@@ -82,10 +83,18 @@ def mlflow_problems(client: Any, experiment: str, rec: RunRecord,
         want = "FINISHED" if cell.status == "ok" else "FAILED"
         if child.info.status != want:
             problems.append(f"child of {cell.key} is {child.info.status}, expected {want}")
-        for metric in cell.metrics():
+        for metric in measurements(cell.metrics()):
             got = child.data.metrics.get(f"{metric}.median")
             if got != _median(cell.values(metric)):
                 problems.append(f"{cell.key} {metric}.median {got} != stored")
+        # The inner-loop count says how a sample was timed: a tag, never a metric.
+        loops = sorted({int(v) for v in cell.values(LOOPS_METRIC)})
+        tag = child.data.tags.get("allele.loops")
+        if tag != (None if not loops else str(loops[0]) if len(loops) == 1
+                   else f"{loops[0]}-{loops[-1]}"):
+            problems.append(f"{cell.key} allele.loops tag {tag!r}, stored counts {loops}")
+        if LOOPS_METRIC in child.data.metrics or f"{LOOPS_METRIC}.median" in child.data.metrics:
+            problems.append(f"{cell.key}: the loop count was logged as a metric")
         if history_metric is not None and history_metric in cell.metrics():
             hist = sorted(client.get_metric_history(child.info.run_id, history_metric),
                           key=lambda m: m.step)

@@ -209,6 +209,7 @@ def test_a_live_holder_is_named_and_a_dead_one_is_replaced(sqlite_store: ResultS
     assert sqlite_store.swap_lease(run_id, dead, None) is None
     mine.acquire()  # the dead holder does not block
     assert mine.held
+    mine.release()  # its heartbeat thread would outlive the fixture's store and log errors
 
 
 def test_two_resumes_at_once_run_nothing_twice(tmp_path: Path) -> None:
