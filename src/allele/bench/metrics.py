@@ -145,6 +145,15 @@ def metric_order(names: list[str]) -> list[str]:
             + [m for m in MEASURED_METRICS if m in names])
 
 
+def loops_label(counts: Iterable[float]) -> str:
+    """The inner-loop counts of a cell's (or a target's) samples as one label: ``"7"``,
+    ``"200-400"`` when they differ, ``""`` when none was stored (one call a sample)."""
+    loops = sorted({int(v) for v in counts})
+    if not loops:
+        return ""
+    return str(loops[0]) if len(loops) == 1 else f"{loops[0]}-{loops[-1]}"
+
+
 def measurements(names: Iterable[str]) -> list[str]:
     """``names`` without the inner-loop count (:data:`LOOPS_METRIC`), in their order."""
     return [n for n in names if n != LOOPS_METRIC]

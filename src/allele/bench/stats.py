@@ -84,11 +84,10 @@ def winsorize(x: ArrayLike, axis: int | tuple[int, ...] = -1,
     med = _nan_median(flat, keepdims=True)
     dev = np.abs(flat - med)
     mad = _nan_median(dev, keepdims=True) * MAD_TO_SD
-    reach = np.fmax(np.abs(med), np.fmax.reduce(dev, axis=-1, keepdims=True))
+    reach = np.fmax(np.abs(med), np.fmax.reduce(dev, axis=-1, keepdims=True, initial=-np.inf))
     kk = fence_k(n) if k is None else k
     with np.errstate(invalid="ignore"):
         half = np.where(mad > _MAD_NOISE * reach, kk * mad, np.inf)
-    with np.errstate(invalid="ignore"):
         out = np.clip(flat, med - half, med + half)
         moved = np.sum(np.isfinite(flat) & (out != flat), axis=-1) / np.maximum(n[..., 0], 1)
     out = np.where(np.isnan(flat), np.nan, out).reshape(shape)

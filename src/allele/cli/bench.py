@@ -303,7 +303,7 @@ def show_cmd(
 
 
 def _show(record: RunRecord, metrics: list[str] | None) -> None:
-    from allele.bench.metrics import LOOPS_METRIC, metric_order
+    from allele.bench.metrics import LOOPS_METRIC, loops_label, metric_order
     from allele.bench.summary import CI_METHOD, summarize_cell
 
     info = record.info
@@ -326,9 +326,8 @@ def _show(record: RunRecord, metrics: list[str] | None) -> None:
         by_target.setdefault(cell.target, []).append(cell)
     for target, cells in by_target.items():
         varying = set(varying_params((c.params for c in cells), all_if_single=True))
-        loops = sorted({int(v) for c in cells for v in c.values(LOOPS_METRIC)})
-        timed = ("" if not loops else f"; a sample timed {loops[0]} calls" if len(loops) == 1
-                 else f"; a sample timed {loops[0]}-{loops[-1]} calls")
+        loops = loops_label(v for c in cells for v in c.values(LOOPS_METRIC))
+        timed = f"; a sample timed {loops} calls" if loops else ""
         table = Table(title=plain(f"{target}: median, IQR and 95% CI ({CI_METHOD}){timed}"),
                       title_justify="left")
         for col, right in (("params", False), ("status", False), ("metric", False), ("n", True),

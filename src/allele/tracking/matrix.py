@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from allele.bench.metrics import LOOPS_METRIC, measurements
+from allele.bench.metrics import LOOPS_METRIC, loops_label, measurements
 from allele.errors import TrackingError
 from allele.tracking._common import (
     TAG_KIND,
@@ -120,9 +120,9 @@ def log_cell(tracker: MlflowTracker, cell: CellResult, matrix: TrackedRun | None
                             "allele.seed": ",".join(str(s) for s in seeds)}
     if tracker._matrix_fp is not None and parent is tracker._matrix:
         tags["allele.env_fingerprint"] = tracker._matrix_fp
-    loops = sorted({int(v) for v in cell.values(LOOPS_METRIC)})
+    loops = loops_label(cell.values(LOOPS_METRIC))
     if loops:  # how a sample was timed, not a measurement: a tag, never a metric
-        tags["allele.loops"] = str(loops[0]) if len(loops) == 1 else f"{loops[0]}-{loops[-1]}"
+        tags["allele.loops"] = loops
     tags.update(extra_tags or {})
     child = tracker.start_run(_cell_run_name(cell), parent=parent, tags=tags,
                               start_time_ms=started, new=new,

@@ -259,8 +259,8 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     :func:`zhang_stephens_shape`, the others by probability-weighted moments. The columns in
     ``normal`` take a normal upper tail instead of a GPD (see the module notes), at
     ``normal_risk`` (default ``risk``). The columns in ``weighed`` choose between the two by
-their tail's weight (see the module notes). Returns the
-    per-column scores (n x k). A list passed as ``tails`` receives
+    their tail's weight (see the module notes). Returns the per-column scores (n x k). A list
+    passed as ``tails`` receives
     ``(first row, column, tail)`` for every refit, for diagnostics
     (``benchmarks/anomaly_tail_calibration.py``).
     """
@@ -289,7 +289,7 @@ their tail's weight (see the module notes). Returns the
             if j in weighed:
                 seen = x[max(calib_start, lo - WEIGH_SPAN):lo, j]
                 seen = seen[np.isfinite(seen)]
-                if seen.size >= min(WEIGH_AFTER, WEIGH_SPAN):
+                if seen.size >= WEIGH_AFTER:
                     if tail_weight(seen) <= LIGHT_WEIGHT:
                         sc = normal_scores(col, pool.values(), log_risk)
                         scores[lo:hi, j] = sc
