@@ -42,6 +42,7 @@ from allele.bench.metrics import (
     MetricInfo,
     declaration_differences,
     declarations_from_doc,
+    measurements,
     metric_info,
     resolution_per_call,
 )
@@ -427,8 +428,8 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         if why is not None:
             comp.caveats.append(f"{key}: not compared: {why}")
             continue
-        for metric in sorted(set(cb.metrics()) & set(ch.metrics())):
-            if (wanted is not None and metric not in wanted) or metric == LOOPS_METRIC:
+        for metric in sorted(set(measurements(cb.metrics())) & set(ch.metrics())):
+            if wanted is not None and metric not in wanted:
                 continue
             info = metric_info(metric, declared)
             ident.append((ch, metric))

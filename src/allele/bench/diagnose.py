@@ -44,8 +44,8 @@ from allele.analytics.rca_params import NO_CLEAR_CAUSE
 from allele.analytics.recommend import Advice, PerformanceOptimizer, Recommendation
 from allele.analytics.trend import PredictiveAnalyzer, detect_seasonality
 from allele.bench.metrics import (
-    LOOPS_METRIC,
     declarations_from_doc,
+    measurements,
     metric_info,
     quality_metrics,
     unit_of,
@@ -533,8 +533,8 @@ def recommendations(record: RunRecord, quality: str = "best_fitness", cost: str 
     rows = _seed_rows(record, quality, cost)
     declared = declarations_from_doc(record.info.spec)
     if not rows:  # name what the run has, with the candidates for quality first
-        have = sorted({m for c in record.cells if c.status == "ok" for m in c.metrics()}
-                      - {LOOPS_METRIC})
+        have = sorted({m for c in record.cells if c.status == "ok"
+                       for m in measurements(c.metrics())})
         higher = quality_metrics(have, declared)
         raise AnalyticsError(
             f"no cell has both {quality!r} and {cost!r}; run {record.info.name!r} recorded "

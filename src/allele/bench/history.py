@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from allele.bench.metrics import LOOPS_METRIC
+from allele.bench.metrics import LOOPS_METRIC, measurements
 from allele.store.model import MetricHistory, RunInfo, RunRecord
 
 AB_KEY = "ab"
@@ -93,9 +93,7 @@ class History:
             for cell in run.cells:
                 if cell.status != "ok":
                     continue
-                for metric in cell.metrics():
-                    if metric == LOOPS_METRIC:
-                        continue
+                for metric in measurements(cell.metrics()):
                     keyed = cell.keyed(metric)
                     if not keyed:
                         continue

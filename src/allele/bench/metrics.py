@@ -141,7 +141,7 @@ def unit_of(metric: str) -> str:
 def metric_order(names: list[str]) -> list[str]:
     """The target's own metrics first (in the given order), then the runner's measurements;
     never the inner-loop count (:data:`LOOPS_METRIC`), which is not a measurement."""
-    return ([n for n in names if n not in MEASURED_METRICS and n != LOOPS_METRIC]
+    return ([n for n in measurements(names) if n not in MEASURED_METRICS]
             + [m for m in MEASURED_METRICS if m in names])
 
 
@@ -238,7 +238,7 @@ def quality_metrics(metrics: Iterable[str],
                     declared: Mapping[str, MetricInfo] | None = None) -> list[str]:
     """The target's own higher-is-better metrics among ``metrics`` (not the runner's
     measurements nor its loop count): what a recommendation's quality can be."""
-    return [m for m in metrics if m not in MEASURED_METRICS and m != LOOPS_METRIC
+    return [m for m in measurements(metrics) if m not in MEASURED_METRICS
             and metric_info(m, declared).direction == "higher"]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from allele.bench.format import varying_params as format_varying
-from allele.bench.metrics import LOOPS_METRIC, QUALITY_METRICS, RESOURCE_METRICS, TIME_METRICS
+from allele.bench.metrics import QUALITY_METRICS, RESOURCE_METRICS, TIME_METRICS, measurements
 from allele.errors import ValidationError
 from allele.store.model import CellResult
 
@@ -48,8 +48,8 @@ def pick_quality_metric(metrics: Sequence[str]) -> str | None:
     known = next((m for m in QUALITY_METRICS if m in metrics), None)
     if known is not None:
         return known
-    rest = sorted(m for m in metrics if m not in TIME_METRICS and m not in RESOURCE_METRICS
-                  and m != LOOPS_METRIC)
+    rest = sorted(m for m in measurements(metrics)
+                  if m not in TIME_METRICS and m not in RESOURCE_METRICS)
     return rest[0] if rest else None
 
 
