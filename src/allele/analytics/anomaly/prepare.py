@@ -41,8 +41,8 @@ from allele.analytics._season import _fourier_design, seasonal_period
 from allele.errors import AnalyticsError
 
 __all__ = ["ROUNDING", "SKEW_FIT_LEVEL", "SKEW_MIN", "SKEW_SIGMA_MIN", "TREND_SIZE", "TREND_T",
-           "LearnedTrend", "apply_transform", "dequantise", "deseasonalise", "learned_trend",
-           "lognormal_bound", "prewhiten", "snap_rounding"]
+           "LearnedTrend", "apply_transform", "dequantise", "deseasonalise", "is_count",
+           "learned_trend", "lognormal_bound", "prewhiten", "snap_rounding"]
 
 ROUNDING = 1e-12
 """Relative resolution below which two values of a series are the same reading: differences
@@ -94,13 +94,18 @@ def snap_rounding(y: FloatArray, learn: int) -> FloatArray:
     return out
 
 
+def is_count(y: FloatArray, learn: int) -> bool:
+    """Whether ``y`` is a count: its learning values are whole numbers, not all equal."""
+    lv = y[:learn]
+    return bool(lv.size) and bool(np.all(lv == np.round(lv))) and float(np.ptp(lv)) != 0.0
+
+
 def dequantise(y: FloatArray, learn: int) -> FloatArray:
     """A count made continuous: ``y`` plus a fixed uniform jitter in ``[-0.5, 0.5)`` when every
     learning value is a whole number and they are not all equal (a constant learning period
     keeps its own rule: any departure is news). The jitter of point ``i`` is the ``i``-th draw of
     one seeded generator, so it never changes when the series grows."""
-    lv = y[:learn]
-    if lv.size == 0 or not np.all(lv == np.round(lv)) or float(np.ptp(lv)) == 0.0:
+    if not is_count(y, learn):
         return y
     jitter = np.random.default_rng(_JITTER_SEED).uniform(-0.5, 0.5, y.size)
     out: FloatArray = y + jitter

@@ -89,6 +89,7 @@ from allele.analytics.anomaly.prepare import (
     apply_transform,
     dequantise,
     deseasonalise,
+    is_count,
     learned_trend,
     lognormal_bound,
     prewhiten,
@@ -352,9 +353,9 @@ def detect_series(
     _check_options(y.size, method, learn, risk, window, short)
     if period is not None and period < 2:  # 0 and -3 ran as "no season", silently
         raise AnalyticsError(f"period must be an integer >= 2 (or none), got {period}")
-    snapped = snap_rounding(y, learn)
-    y = dequantise(snapped, learn)
-    weigh = y is snapped  # a count (jittered) keeps GPD tails: _WEIGHED_COLUMNS notes
+    y = snap_rounding(y, learn)
+    weigh = not is_count(y, learn)  # a count (jittered) keeps GPD tails: _WEIGHED_COLUMNS notes
+    y = dequantise(y, learn)
     mass = point_mass(y[:learn])
     if mass is None:
         det = _detect(y, method, learn, period, window, short, risk, transform, ar_order,
