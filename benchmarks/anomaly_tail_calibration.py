@@ -19,7 +19,8 @@ table gives, by how far into the series the refit is:
   risk. 1 is a calibrated tail, above 1 a source of false alarms, below 1 of missed events.
 
 The columns are 0 spike up, 1 spike down, 2 shift up, 3 shift down, 4 variance, 5 drift up,
-6 drift down. The comparison means most for the spike columns, whose values are nearly
+6 drift down, 7 heavy var (the heavy-tail variance, which scores in place of 4 where a spike
+column weighs heavy). The comparison means most for the spike columns, whose values are nearly
 independent from point to point and alike across series. The variance and drift statistics are
 autocorrelated (their false alarms come in excursions, not single points), and the drift
 statistic is measured against each series' own learning level. For those, a quantile pooled
@@ -43,6 +44,7 @@ import numpy as np
 
 from allele.analytics.anomaly import DEFAULT_LEARN, detect_series, signed_statistics
 from allele.analytics.anomaly.series import _GATED_COLUMNS as GATED
+from allele.analytics.anomaly.series import _HEAVY_VARIANCE as HEAVY_VARIANCE
 from allele.analytics.anomaly.series import _WEIGHED_COLUMNS as WEIGHED
 from allele.analytics.anomaly.series import _ZS_COLUMNS as ZS
 from allele.analytics.anomaly.tail import GpdTail, fit_tail, spot_scores
@@ -50,7 +52,8 @@ from allele.analytics.synthetic import clean_series
 
 RISK = 1e-4
 WINDOW, SHORT = 48, 5  # detect_series' defaults for a 150-point learning period
-NAMES = ("spike up", "spike down", "shift up", "shift down", "variance", "drift up", "drift down")
+NAMES = ("spike up", "spike down", "shift up", "shift down", "variance", "drift up", "drift down",
+         "heavy var")
 STAGES = ((0, 100, "first 100 scored points"), (100, 350, "points 100-350"),
           (350, 10**9, "points 350-850"))
 
@@ -60,7 +63,8 @@ def replay(values: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, GpdTail
     cols = signed_statistics(values)
     tails: list[tuple[int, int, GpdTail]] = []
     scores = spot_scores(cols, WINDOW + 2 * SHORT, DEFAULT_LEARN, RISK, gated=GATED,
-                         zhang_stephens=ZS, weighed=WEIGHED, tails=tails)
+                         zhang_stephens=ZS, weighed=WEIGHED, alternate=HEAVY_VARIANCE,
+                         tails=tails)
     return scores, tails
 
 

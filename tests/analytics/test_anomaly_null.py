@@ -166,14 +166,15 @@ def test_signed_statistics_through_spot_give_the_detectors_scores_and_report_eac
     """The diagnostics path (benchmarks/anomaly_tail_calibration.py) replays the detector."""
     y = anomaly_benchmark(n_series=1, seed=4, noise_kind="student_t")[0].values
     cols = signed_statistics(y)
-    assert cols.shape == (y.size, 7)
+    assert cols.shape == (y.size, 8)
     assert np.isnan(cols[:58]).all() and np.isfinite(cols[58:]).all()
     tails: list = []
-    sc = spot_scores(cols, 58, 150, 1e-4, gated=(4, 5, 6), zhang_stephens=(0, 1, 2, 3),
-                     weighed=(0, 1), tails=tails)
+    sc = spot_scores(cols, 58, 150, 1e-4, gated=(4, 5, 6, 7), zhang_stephens=(0, 1, 2, 3),
+                     weighed=(0, 1), alternate={4: 7}, tails=tails)
     np.testing.assert_array_equal(np.clip(sc.max(axis=1), 0.0, 1.0), detect_series(y).scores)
+    assert not sc[:, 7].any()  # the heavy-tail variance scores through the variance column
     starts = _checkpoints(150, y.size, 25)[:-1]
-    assert [(lo, j) for lo, j, _ in tails] == [(lo, j) for lo in starts for j in range(7)]
+    assert [(lo, j) for lo, j, _ in tails] == [(lo, j) for lo in starts for j in range(8)]
     # A reported tail is the one that scored its block: its risk quantile has probability risk.
     tail = tails[-1][2]
     p = tail_probability(np.array([tail.quantile(1e-4)]), tail)
@@ -413,3 +414,28 @@ def test_weighed_heavy_tail_raises_fewer_false_alarms_than_plain_spot() -> None:
         weighed += np.count_nonzero(
             spot_scores(col, 0, 150, 1e-4, zhang_stephens=(0,), weighed=(0,)) > 0.5)
     assert weighed <= 0.9 * plain, (weighed, plain)
+
+
+@pytest.mark.parametrize("heavy", [True, False])
+def test_an_alternate_scores_in_place_of_its_column_where_a_weighed_tail_weighs_heavy(
+        heavy: bool) -> None:
+    # Column 0 is weighed (Student-t(3) values: heavy; normal ones: light); column 2 is the
+    # alternate of column 1. Both learn in every block; column 1 shows column 2's scores in the
+    # blocks whose last 1,000 values (at least 300) weigh heavy, and never when it is light.
+    rng = np.random.default_rng(5)
+    n = 1200
+    weighed = rng.standard_t(3, n) if heavy else rng.standard_normal(n)
+    own, alt = rng.standard_normal(n), rng.standard_t(3, n)
+    cols = np.column_stack([weighed, own, alt])
+    plain = spot_scores(cols, 0, 150, 1e-4, gated=(1, 2), weighed=(0,))
+    both = spot_scores(cols, 0, 150, 1e-4, gated=(1, 2), weighed=(0,), alternate={1: 2})
+    assert not both[:, 2].any()
+    np.testing.assert_array_equal(both[:, 0], plain[:, 0])
+    judged = 0
+    for lo, hi in itertools.pairwise(_checkpoints(150, n, 25)):
+        seen = weighed[max(0, lo - 1000):lo]
+        swap = seen.size >= 300 and tail_weight(seen) > 4.0
+        judged += swap
+        np.testing.assert_array_equal(both[lo:hi, 1], plain[lo:hi, 2 if swap else 1])
+    assert (judged >= 10) if heavy else (judged == 0)
+    assert np.any(plain[300:, 1] != plain[300:, 2])  # the two columns' scores differ there

@@ -8,8 +8,9 @@
   series (:func:`score_series` / :func:`detect_series`): a fixed learning period, the series
   prepared by :mod:`~allele.analytics.anomaly.prepare` (rounding, counts, logs for positive
   skewed metrics, the season, AR pre-whitening, a learned trend), four robust statistics
-  (spike, shift, variance, drift; both sides) whose tails are calibrated by peaks over threshold
-  (:mod:`~allele.analytics.anomaly.tail`, SPOT); the learned detectors are opt-in.
+  (spike, shift, variance, drift; both sides; :mod:`~allele.analytics.anomaly.rolling`) whose
+  tails are calibrated by peaks over threshold (:mod:`~allele.analytics.anomaly.tail`, SPOT);
+  the learned detectors are opt-in.
 * :mod:`~allele.analytics.anomaly.persist`: :func:`save_detector` / :func:`load_detector` use
   skops (no pickle, no lambdas) with a format and scikit-learn version check on load.
 """
@@ -23,14 +24,13 @@ from allele.analytics.anomaly.detectors import (
     RobustZScoreDetector,
 )
 from allele.analytics.anomaly.persist import load_detector, save_detector
+from allele.analytics.anomaly.rolling import robust_statistics, robust_statistics_reference
 from allele.analytics.anomaly.series import (
     DEFAULT_LEARN,
     STATISTICS,
     Method,
     SeriesDetection,
     detect_series,
-    robust_statistics,
-    robust_statistics_reference,
     score_series,
     signed_statistics,
 )

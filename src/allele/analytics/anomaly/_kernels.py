@@ -2,7 +2,7 @@
 merge of two sorted arrays (the growing peaks-over-threshold pools of
 :mod:`~allele.analytics.anomaly.tail`).
 
-The numpy reference (:func:`allele.analytics.anomaly.series._rolling_median_mad_numpy`) takes a
+The numpy reference (:func:`allele.analytics.anomaly.rolling._rolling_median_mad_numpy`) takes a
 median of every window twice over a (n x w) strided view: two partitions of ``n * w`` values
 and a temporary of that size, about 60% of the whole scoring time on 200,000 points. The kernel
 keeps the window sorted (one binary search and a shift of at most ``w`` values per step) and

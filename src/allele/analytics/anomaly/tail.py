@@ -55,6 +55,11 @@ never changes when more data arrives.
   A Student-t(3) column wrongly judged light raises alarms at every large value; alarms count
   in the judgement so that they cannot keep a column looking light. Before
   :data:`WEIGH_AFTER` values, the column is fitted as any other.
+* Alternates (``alternate``, ``{i: j}``): in the blocks where a weighed column is judged
+  heavy, column ``i``'s scores are column ``j``'s; ``j`` is scored and learns in every block
+  (through the gate if it is gated), so its tail is ready when it is needed, and its own
+  scores are 0. The anomaly pipeline scores its variance column by the mean absolute deviation
+  where the noise is heavy-tailed (``series._HEAVY_VARIANCE``).
 * Score: ``a / (1 + a)`` with ``a = log(1/p) / log(1/risk)``: 0.5 exactly at the alarm
   threshold, increasing with the evidence (``p = risk^2`` scores 0.67, ``risk^4`` 0.8), so
   scores rank events instead of saturating at 1.
@@ -64,7 +69,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -248,7 +253,7 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
                 block: int = 25, min_scale: float = 0.25,
                 gated: Collection[int] = (), zhang_stephens: Collection[int] = (),
                 normal: Collection[int] = (), normal_risk: float | None = None,
-                weighed: Collection[int] = (),
+                weighed: Collection[int] = (), alternate: Mapping[int, int] | None = None,
                 tails: list[tuple[int, int, GpdTail]] | None = None) -> FloatArray:
     """Causal SPOT scores in [0, 1] of each column of ``stats`` (n x k; NaN rows score 0).
 
@@ -259,7 +264,9 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     :func:`zhang_stephens_shape`, the others by probability-weighted moments. The columns in
     ``normal`` take a normal upper tail instead of a GPD (see the module notes), at
     ``normal_risk`` (default ``risk``). The columns in ``weighed`` choose between the two by
-    their tail's weight (see the module notes). Returns the per-column scores (n x k). A list
+    their tail's weight, and in the blocks where one of them weighs heavy, each column ``i`` of
+    ``alternate`` takes the scores of its column ``j``, whose own scores are 0 (see the module
+    notes). Returns the per-column scores (n x k). A list
     passed as ``tails`` receives
     ``(first row, column, tail)`` for every refit, for diagnostics
     (``benchmarks/anomaly_tail_calibration.py``).
@@ -275,27 +282,20 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     gates = {j: _Excursion() for j in gated}
     marks = _checkpoints(learn_end, n, block)
     for lo, hi in itertools.pairwise(marks):
+        heavy = {j: _heavy(x[max(calib_start, lo - WEIGH_SPAN):lo, j])
+                 for j in weighed if j not in normal}
         for j in range(k):
             col = x[lo:hi, j]
             if pools[j].n < 10:
                 continue
             pool = pools[j]
-            if j in normal:
-                sc = normal_scores(col, pool.values(), log_normal_risk)
+            if j in normal or heavy.get(j) is False:  # a light weighed tail: the normal fit
+                sc = normal_scores(col, pool.values(),
+                                   log_normal_risk if j in normal else log_risk)
                 scores[lo:hi, j] = sc
                 pool.add(col[sc <= 0.5])
                 continue
-            prior = PRIOR_PEAKS
-            if j in weighed:
-                seen = x[max(calib_start, lo - WEIGH_SPAN):lo, j]
-                seen = seen[np.isfinite(seen)]
-                if seen.size >= WEIGH_AFTER:
-                    if tail_weight(seen) <= LIGHT_WEIGHT:
-                        sc = normal_scores(col, pool.values(), log_risk)
-                        scores[lo:hi, j] = sc
-                        pool.add(col[sc <= 0.5])
-                        continue
-                    prior = HEAVY_PRIOR_PEAKS
+            prior = HEAVY_PRIOR_PEAKS if heavy.get(j) else PRIOR_PEAKS
             tail = _fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut,
                                     "zs" if j in zhang_stephens else "pwm", prior)
             if tails is not None:
@@ -305,7 +305,18 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
             scores[lo:hi, j] = sc
             gate = gates.get(j)
             pool.add(col[sc <= 0.5] if gate is None else gate.settled(col, col > tail.u, sc > 0.5))
+        for i, j in (alternate or {}).items():
+            if any(heavy.values()):
+                scores[lo:hi, i] = scores[lo:hi, j]
+            scores[lo:hi, j] = 0.0
     return scores
+
+
+def _heavy(seen: FloatArray) -> bool | None:
+    """A weighed column's judgement from the values ``seen`` before a block: None (fewer than
+    :data:`WEIGH_AFTER` finite ones: not yet judged), True (heavy) or False (light)."""
+    seen = seen[np.isfinite(seen)]
+    return None if seen.size < WEIGH_AFTER else tail_weight(seen) > LIGHT_WEIGHT
 
 
 def tail_weight(values: FloatArray) -> float:
