@@ -439,3 +439,10 @@ def test_an_alternate_scores_in_place_of_its_column_where_a_weighed_tail_weighs_
         np.testing.assert_array_equal(both[lo:hi, 1], plain[lo:hi, 2 if swap else 1])
     assert (judged >= 10) if heavy else (judged == 0)
     assert np.any(plain[300:, 1] != plain[300:, 2])  # the two columns' scores differ there
+    # A series too short to judge a weighed column never needs the alternate: it is not fitted.
+    tails: list = []
+    short = spot_scores(cols[:300], 0, 150, 1e-4, gated=(1, 2), weighed=(0,),
+                        alternate={1: 2}, tails=tails)
+    np.testing.assert_array_equal(short[:, :2], spot_scores(cols[:300], 0, 150, 1e-4,
+                                                            gated=(1, 2), weighed=(0,))[:, :2])
+    assert not short[:, 2].any() and {j for _, j, _ in tails} == {0, 1}

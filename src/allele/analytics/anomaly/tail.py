@@ -58,8 +58,9 @@ never changes when more data arrives.
 * Alternates (``alternate``, ``{i: j}``): in the blocks where a weighed column is judged
   heavy, column ``i``'s scores are column ``j``'s; ``j`` is scored and learns in every block
   (through the gate if it is gated), so its tail is ready when it is needed, and its own
-  scores are 0. The anomaly pipeline scores its variance column by the mean absolute deviation
-  where the noise is heavy-tailed (``series._HEAVY_VARIANCE``).
+  scores are 0. In a series too short for any judgement, ``j`` is not scored at all. The
+  anomaly pipeline scores its variance column by the mean absolute deviation where the noise
+  is heavy-tailed (``series._HEAVY_VARIANCE``).
 * Score: ``a / (1 + a)`` with ``a = log(1/p) / log(1/risk)``: 0.5 exactly at the alarm
   threshold, increasing with the evidence (``p = risk^2`` scores 0.67, ``risk^4`` 0.8), so
   scores rank events instead of saturating at 1.
@@ -281,12 +282,16 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     pools = [_Pool(x[calib_start:learn_end, j]) for j in range(k)]
     gates = {j: _Excursion() for j in gated}
     marks = _checkpoints(learn_end, n, block)
+    # Alternates are only ever shown once a weighed column is judged: in a series too short for
+    # that (or with no weighed column), they are not scored at all.
+    judged = any(j not in normal for j in weighed) and marks[-2] - calib_start >= WEIGH_AFTER
+    idle = set() if judged else set((alternate or {}).values())
     for lo, hi in itertools.pairwise(marks):
         heavy = {j: _heavy(x[max(calib_start, lo - WEIGH_SPAN):lo, j])
                  for j in weighed if j not in normal}
         for j in range(k):
             col = x[lo:hi, j]
-            if pools[j].n < 10:
+            if pools[j].n < 10 or j in idle:
                 continue
             pool = pools[j]
             if j in normal or heavy.get(j) is False:  # a light weighed tail: the normal fit
