@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from allele.bench.format import quantity
+from allele.cli import analyze
 from allele.cli.analyze import app
 from tests.bench.diagnose_stores import (
     common_shift_store,
@@ -251,3 +253,82 @@ def test_forecast_findings_read_in_the_metrics_own_unit(tmp_path: Path) -> None:
     text = " ".join(res.output.split())
     assert "level shift at 220: 251 MiB -> 281 MiB (trend-adjusted, step +" in text
     assert text.count("level shift") == 1
+
+
+def test_rca_telemetry_mode_ends_with_the_answer_and_refuses_an_at_outside(
+        tmp_path: Path) -> None:
+    """The table of causes ended with nothing after it (the answer was only in JSON), and
+    ``--at`` 9e12 analysed the last point."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cause, target, other_metrics, at = telemetry_trial_store(url)
+    args = ["rca", "--target", target, "--candidates", ",".join(other_metrics), "--store", url]
+    res = runner.invoke(app, [*args, "--at", str(100.0 + 5 * at)])
+    assert res.exit_code == 0, res.output
+    message = json.loads(runner.invoke(app, [*args, "--at", str(100.0 + 5 * at),
+                                             "--json"]).stdout)["message"]
+    assert message.startswith(f"{cause} moved first: ")
+    table, _, answer = res.stdout.rpartition("┘")
+    assert cause in table
+    assert " ".join(answer.split()).endswith(f"cause: {' '.join(message.split())}")
+    res = runner.invoke(app, [*args, "--at", "9e12"])
+    assert res.exit_code != 0
+    last = 100.0 + 5 * (len(root_cause_trial_points(url, target)) - 1)
+    assert str(res.exception) == (f"--at 9000000000000 lies outside the time range of "
+                                  f"{target!r}, 100 to {last:.0f} "
+                                  f"({len(root_cause_trial_points(url, target))} points): "
+                                  "give a time in it")
+
+
+def root_cause_trial_points(url: str, metric: str) -> list[float]:
+    from allele.store import open_store
+
+    with open_store(url, read_only=True) as st:
+        return [p.timestamp for p in st.read_metric_points(metric, None)]
+
+
+def test_learned_detectors_alone_warn_that_they_only_compare(tmp_path: Path) -> None:
+    """The help offered iforest and ocsvm as detectors while the docs call them a known
+    defect (they flag noise and miss a 15-sd spike): the help and a run now say so."""
+    res = runner.invoke(app, ["anomalies", "--help"])
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "iforest and ocsvm alone only compare detectors" in text
+    url = _store_with_series(tmp_path)
+    for method in ("iforest", "ocsvm"):
+        res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--method", method,
+                                  "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["method"] == method  # stdout stays JSON
+        assert " ".join(res.stderr.split()) == (
+            f"warning: {method} alone gives wrong answers (it flags noise and misses large "
+            "spikes): use it only to compare detectors, and robust (the default) or ensemble "
+            "to flag anomalies")
+    for method in ("robust", "ensemble"):
+        res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--method", method])
+        assert res.exit_code == 0 and res.stderr == ""
+
+
+def test_predict_marks_configurations_outside_the_measured_cells(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the cells a Gaussian process returns to its prior mean (reservoirs of 400 and 5000
+    were predicted faster than 200, with no warning): each row says when it extrapolates."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    optimum = grid_store(url)  # population measured at 50..400
+    confs = [optimum, {**optimum, "population": 2000}]
+    args = ["predict", "grid", "--store", url, "--params", json.dumps(confs), "-m", "wall_s"]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["predictions"]
+    assert [(r["extrapolates"], r["extrapolation"]) for r in rows] == [
+        (False, []), (True, ["population=2000 outside the measured [50, 400]"])]
+    warning = ("warning: extrapolated (marked): population=2000 outside the measured [50, "
+               "400]; no cell checks a prediction there, and beyond the cells a Gaussian "
+               "process returns to their mean")
+    assert " ".join(res.stderr.split()) == warning
+    monkeypatch.setattr(analyze.console, "width", 200)  # one table row per line
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stdout.splitlines() if "crossover=sbx" in ln]
+    assert len(lines) == 2
+    assert "extrapolated" not in lines[0] and "population=250" in lines[0]
+    assert "population=2000 (extrapolated)" in lines[1]
+    assert " ".join(res.stderr.split()) == warning

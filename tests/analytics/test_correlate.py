@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from allele.analytics.correlate import (
@@ -154,3 +156,89 @@ def test_co_movement_separates_alerts_with_equal_labels_and_times() -> None:
     d = AlertCorrelator().distance_matrix([a, b, c])
     assert d[0, 1] < 0.05  # moved together
     assert d[0, 2] > d[0, 1] + 0.15  # independent series push them apart
+
+
+def _disk(severity: str, starts_at: float) -> dict[str, object]:
+    return {"name": "DiskFull", "labels": {"host": "b"}, "severity": severity,
+            "starts_at": starts_at}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_batch_dedup_is_judged_on_start_times_whatever_the_order(reverse: bool) -> None:
+    from allele.analytics.correlate import correlate_batch
+
+    # 100,000 s apart: two incidents, far beyond the 300 s dedup window.
+    far = [_disk("warning", 1_700_000_000.0), _disk("critical", 1_699_900_000.0)]
+    upd = correlate_batch(far[::-1] if reverse else far)
+    assert upd.duplicates == []
+    assert sorted((e.severity, e.starts_at) for e in upd.accepted) == [
+        ("critical", 1_699_900_000.0), ("warning", 1_700_000_000.0)]
+    assert sorted(g.severity for g in upd.groups) == ["critical", "warning"]
+    # 100 s apart: one alert; the more severe survives, the other is the duplicate.
+    near = [_disk("critical", 1_700_000_100.0), _disk("warning", 1_700_000_000.0)]
+    upd = correlate_batch(near[::-1] if reverse else near)
+    assert [(e.severity, e.starts_at) for e in upd.accepted] == [("critical", 1_700_000_100.0)]
+    assert [(e.severity, e.starts_at) for e in upd.duplicates] == [("warning", 1_700_000_000.0)]
+    assert [g.severity for g in upd.groups] == ["critical"]
+    # critical, age 0, seen twice (the duplicate counts toward frequency), criticality 0.5
+    expected = 0.4 * 1.0 + 0.2 * (1 - math.exp(-1 / 3)) + 0.2 * 0.5
+    assert upd.priorities[upd.groups[0].id] == pytest.approx(expected)
+
+
+def test_live_manager_dedups_on_arrival_and_reports_a_rise_in_severity() -> None:
+    now = [1000.0]
+    mgr = IntelligentAlertManager(dedup_window_s=300, clock=lambda: now[0])
+    first = AlertEvent("fp", "Slow", {"host": "h"}, "warning", 990.0)
+    assert mgr.process([first]).accepted == [first]
+    now[0] = 1060.0  # the same alert notified again (same start) within the window
+    assert mgr.process([first]).duplicates == [first]
+    now[0] = 1200.0  # and again later: still a duplicate, the window slides with each sighting
+    assert mgr.process([first]).duplicates == [first]
+    now[0] = 1600.0  # a repeat notification after the window is news again
+    assert mgr.process([first]).accepted == [first]
+    # More severe than the one already reported: accepted, not swallowed as a duplicate.
+    now[0] = 1610.0
+    worse = AlertEvent("fp", "Slow", {"host": "h"}, "critical", 990.0)
+    upd = mgr.process([worse])
+    assert (upd.accepted, upd.duplicates) == ([worse], [])
+    now[0] = 1620.0
+    assert mgr.process([first]).duplicates == [first]  # less severe than the survivor
+    with pytest.raises(AnalyticsError, match="dedup_clock 'wall'; use arrival or start"):
+        IntelligentAlertManager(dedup_clock="wall")  # type: ignore[arg-type]
+
+
+def test_severities_match_in_any_case_and_unknown_ones_are_refused() -> None:
+    loud = as_alert_event({"name": "NodeDown", "labels": {}, "severity": "CRITICAL",
+                           "starts_at": 100.0})
+    assert loud.severity == "critical"
+    mgr = IntelligentAlertManager(clock=lambda: 100.0)
+    quiet = AlertEvent("w", "Slow", {}, "warning", 100.0)
+    assert mgr.priority(loud) == pytest.approx(0.4 * 1.0 + 0.2 * 0.5)
+    assert mgr.priority(loud) > mgr.priority(quiet)
+    assert AlertEvent("e", "E", {}, "Error", 1.0).severity == "error"
+    accepted = "severity must be one of critical, error, warning, info \\(in any case\\)"
+    with pytest.raises(AnalyticsError, match=f"alert 'x': {accepted}, got 'bogus'"):
+        as_alert_event({"name": "x", "labels": {}, "severity": "bogus", "starts_at": 1})
+    with pytest.raises(AnalyticsError, match=f"alert 'x': {accepted}, got None"):
+        as_alert_event({"name": "x", "labels": {}, "severity": None, "starts_at": 1})
+    with pytest.raises(AnalyticsError, match=f"alert 'y': {accepted}, got 'sev1'"):
+        AlertEvent("y", "y", {}, "sev1", 1.0)
+    assert as_alert_event({"name": "x", "starts_at": 1}).severity == "warning"  # absent: default
+
+
+def test_non_finite_times_series_and_batch_values_are_refused() -> None:
+    from allele.analytics.correlate import correlate_batch
+
+    base = {"name": "x", "labels": {}, "severity": "warning", "starts_at": 1.0}
+    with pytest.raises(AnalyticsError, match="alert 'x': starts_at must be finite: seconds"):
+        as_alert_event({**base, "starts_at": float("nan")})
+    with pytest.raises(AnalyticsError, match="alert 'x': ends_at must be finite.*got inf"):
+        as_alert_event({**base, "ends_at": float("inf")})
+    with pytest.raises(AnalyticsError, match="alert 'x': series must be finite"):
+        as_alert_event({**base, "series": [1.0, float("nan"), 2.0, 3.0]})
+    # A live rule alert may carry its metric's infinite value; a batch read from a file may not.
+    assert as_alert_event({**base, "value": float("inf")}).value == float("inf")
+    with pytest.raises(AnalyticsError, match="alert 'x': value must be a finite number, got inf"):
+        correlate_batch([{**base, "value": float("inf")}])
+    with pytest.raises(AnalyticsError, match="now must be a finite time"):
+        correlate_batch([base], now=float("nan"))

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from allele.analytics.rca import anomaly_onset, causal_align
 from allele.bench.diagnose import metric_root_causes
+from allele.errors import AnalyticsError
 from allele.observe.metrics import MetricPoint
 from allele.store import open_store
 
@@ -65,3 +67,24 @@ def test_default_anomaly_is_the_onset_and_the_cause_is_found(tmp_path: Path) -> 
     assert "leads r_target by 13" not in ev and "lags" not in ev
     onsets = {c.name: c.details["onset"] for c in slow.causes}
     assert onsets == {"r_cause": 350, "r_cause_slow": 350}
+
+
+def test_at_is_the_last_point_at_or_before_it_and_must_lie_in_the_series(tmp_path: Path) -> None:
+    """``--at`` 9e12 was clipped to the last point and analysed, and a time between two points
+    read the next one; the tool's rule elsewhere is "at or before"."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    _rcatel(url)
+    with open_store(url, read_only=True) as st:
+        between = metric_root_causes(st, "r_target", ["r_cause"], at=1e9 + 3549.5)
+        exact = metric_root_causes(st, "r_target", ["r_cause"], at=1e9 + 3550)
+        last = metric_root_causes(st, "r_target", ["r_cause"], at=1e9 + 3990)
+        for at, shown in ((9e12, "9000000000000"), (1e9 - 0.5, "999999999.5"),
+                          (1e9 + 3990.5, "1000003990.5"), (float("nan"), "nan")):
+            with pytest.raises(AnalyticsError) as err:
+                metric_root_causes(st, "r_target", ["r_cause"], at=at)
+            assert str(err.value) == (
+                f"--at {shown} lies outside the time range of 'r_target', 1000000000 to "
+                "1000003990 (400 points): give a time in it")
+    assert (between.index, between.timestamp) == (354, 1e9 + 3540)
+    assert (exact.index, exact.timestamp) == (355, 1e9 + 3550)
+    assert (last.index, last.timestamp) == (399, 1e9 + 3990)

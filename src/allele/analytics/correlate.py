@@ -22,10 +22,11 @@ Validated on :func:`~allele.analytics.synthetic_answers.mixed_incidents` (simult
 on different hosts, chains of unrelated alerts just within the time window, flapping singletons):
 pairwise precision and recall are printed by ``benchmarks/analytics_real_answers.py``.
 
-Group ids are stable across batches: the correlator retains recent alerts (``retention_s``) and
-clusters each batch together with them; a cluster inherits the id of its earliest member that
-already had one, and a new cluster's id is derived from its earliest member's fingerprint and
-start time (sha1, never Python's salted ``hash()``), so it does not depend on the batch.
+Group ids are stable across batches: the correlator retains recent alerts (``retention_s``; each
+occurrence, a fingerprint and a start time, is one alert) and clusters each batch with them; a
+cluster inherits the id of its earliest member that already had one, and a new cluster's id is
+derived from its earliest member's fingerprint and start time (sha1, never Python's salted
+``hash()``), so it does not depend on the batch.
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ __all__ = [
 ]
 
 SEVERITY_WEIGHT = {"critical": 1.0, "error": 0.8, "warning": 0.6, "info": 0.2}
+"""The known severities (lower case) and their weight in an alert's priority."""
+
+
+def _severity(value: Any, alert: Any) -> str:
+    """``value`` as one of the known severities, matched case-insensitively, or an
+    AnalyticsError naming the alert and the accepted values. An unknown severity used to be
+    weighted 0.5, below ``warning``: ``"CRITICAL"`` (or a typo) ranked an outage under a warning.
+    """
+    if isinstance(value, str) and value.lower() in SEVERITY_WEIGHT:
+        return value.lower()
+    raise AnalyticsError(f"alert {alert!r}: severity must be one of "
+                         f"{', '.join(SEVERITY_WEIGHT)} (in any case), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,11 @@ class AlertEvent:
     series: tuple[float, ...] | None = field(default=None, compare=False)
     """Optional recent values of the alert's metric (for co-movement)."""
 
+    def __post_init__(self) -> None:
+        # Every event carries a known, lower-case severity, however it was built: priorities
+        # and group severities look it up in SEVERITY_WEIGHT.
+        object.__setattr__(self, "severity", _severity(self.severity, self.name))
+
     @property
     def component(self) -> str | None:
         """The ``component`` label, if any."""
@@ -81,10 +99,14 @@ def as_alert_event(obj: Any) -> AlertEvent:
     """Adapt an observe ``Alert``, an :class:`AlertEvent`, a dict or any object with
     ``fingerprint``, ``name``, ``labels``, ``severity`` and ``starts_at`` (or ``active_at``).
 
-    Times (``starts_at``, ``active_at``, ``ends_at``) are seconds since the epoch, as the
-    observe layer records them; ``labels`` is an object of names to values; ``value`` a number
-    and ``series`` a list of numbers. Anything else is an AnalyticsError naming the alert, the
-    field and the accepted form (a string start time was an internal ``ValueError``).
+    Times (``starts_at``, ``active_at``, ``ends_at``) are finite seconds since the epoch, as
+    the observe layer records them; ``labels`` is an object of names to values; ``severity`` one
+    of :data:`SEVERITY_WEIGHT` in any case (``warning`` when absent); ``value`` a number and
+    ``series`` a list of finite numbers. Anything else is an AnalyticsError naming the alert, the
+    field and the accepted form (a string start time was an internal ``ValueError``; a NaN start
+    was accepted and sorted nowhere). ``value`` may be infinite or NaN here: a live rule alert
+    reports its metric as it was, and the manager never computes with it;
+    :func:`correlate_batch`, which reads a batch from a file, refuses such a value.
     """
     if isinstance(obj, AlertEvent):
         return obj
@@ -113,25 +135,35 @@ def as_alert_event(obj: Any) -> AlertEvent:
                              f"{str(series)[:40]!r}")
     return AlertEvent(
         fingerprint=str(fp), name=str(name), labels=labels,
-        severity=str(get("severity", "warning")),
+        severity=get("severity", "warning"),
         starts_at=_number(starts, name, "starts_at", _TIME_FORM),
         state=str(get("state", "firing")),
         ends_at=None if get("ends_at") is None else _number(get("ends_at"), name, "ends_at",
                                                             _TIME_FORM),
-        value=None if get("value") is None else _number(get("value"), name, "value", "a number"),
-        series=None if series is None else tuple(_number(v, name, "series", "a list of numbers")
-                                                 for v in series),
+        value=None if get("value") is None else _number(get("value"), name, "value", "a number",
+                                                        finite=False),
+        series=None if series is None else tuple(
+            _number(v, name, "series", "a list of finite numbers") for v in series),
     )
 
 
 _TIME_FORM = "seconds since the epoch (a number, e.g. 1700000000.5)"
 
 
-def _number(value: Any, alert: Any, field_name: str, form: str) -> float:
-    """``value`` as a float, or an AnalyticsError naming the alert, the field and ``form``."""
+def _number(value: Any, alert: Any, field_name: str, form: str, *, finite: bool = True) -> float:
+    """``value`` as a float, or an AnalyticsError naming the alert, the field and ``form``.
+
+    With ``finite`` (the default), NaN and infinities are refused too: Python's JSON reader
+    accepts ``NaN`` and ``Infinity``, and a NaN start time compares false with every other,
+    so its alert was neither a duplicate nor in time order, and a NaN in a series broke the
+    clustering."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise AnalyticsError(f"alert {alert!r}: {field_name} must be {form}, got {value!r}")
-    return float(value)
+    number = float(value)
+    if finite and not math.isfinite(number):
+        raise AnalyticsError(f"alert {alert!r}: {field_name} must be finite: {form}, "
+                             f"got {value!r}")
+    return number
 
 
 @dataclass
@@ -149,7 +181,7 @@ class AlertGroup:
     @property
     def severity(self) -> str:
         """The most severe member severity."""
-        return max((a.severity for a in self.alerts), key=lambda s: SEVERITY_WEIGHT.get(s, 0.5))
+        return max((a.severity for a in self.alerts), key=SEVERITY_WEIGHT.__getitem__)
 
     @property
     def common_labels(self) -> dict[str, str]:
@@ -161,6 +193,12 @@ class AlertGroup:
     def fingerprints(self) -> list[str]:
         """Member fingerprints, sorted."""
         return sorted(a.fingerprint for a in self.alerts)
+
+
+def _occurrence(a: AlertEvent) -> tuple[str, float]:
+    """One occurrence of an alert: its fingerprint and start (a repeated notification of a
+    firing alert is the same occurrence; the same alert firing again later is another)."""
+    return a.fingerprint, a.starts_at
 
 
 def _label_distance(a: AlertEvent, b: AlertEvent, ignore: frozenset[str]) -> float:
@@ -207,8 +245,11 @@ class AlertCorrelator:
         self.weights = weights
         self.ignore_labels = tuple(ignore_labels)
         self.retention_s = retention_s
-        self._retained: dict[str, AlertEvent] = {}
-        self._group_of: dict[str, str] = {}
+        # Keyed by occurrence, (fingerprint, starts_at): keyed by fingerprint alone, an alert
+        # that fired again later replaced its earlier occurrence, and of two far apart in one
+        # batch only the last was grouped (the other vanished from the output).
+        self._retained: dict[tuple[str, float], AlertEvent] = {}
+        self._group_of: dict[tuple[str, float], str] = {}
 
     def distance_matrix(self, alerts: Sequence[AlertEvent]) -> FloatArray:
         """Pairwise combined distances in [0, 1]."""
@@ -253,29 +294,29 @@ class AlertCorrelator:
         # Alerts of earlier batches are kept while they started within retention_s of the
         # newest alert; the current batch is always clustered whole.
         newest = max(a.starts_at for a in batch)
-        self._retained = {fp: a for fp, a in self._retained.items()
+        self._retained = {k: a for k, a in self._retained.items()
                           if newest - a.starts_at <= self.retention_s}
         for a in batch:
-            self._retained[a.fingerprint] = a
+            self._retained[_occurrence(a)] = a
         pool = sorted(self._retained.values(), key=lambda a: (a.starts_at, a.fingerprint))
         labels = self._labels(self.distance_matrix(pool))
         clusters: dict[int, list[AlertEvent]] = {}
         for lab, a in zip(labels, pool, strict=True):
             clusters.setdefault(lab, []).append(a)
-        batch_fps = {a.fingerprint for a in batch}
+        batch_keys = {_occurrence(a) for a in batch}
         groups = []
         for members in clusters.values():
             members.sort(key=lambda a: (a.starts_at, a.fingerprint))
-            known = [self._group_of[a.fingerprint] for a in members
-                     if a.fingerprint in self._group_of]
+            known = [self._group_of[_occurrence(a)] for a in members
+                     if _occurrence(a) in self._group_of]
             if known:
                 gid = known[0]
             else:
                 first = members[0]
                 gid = "g-" + stable_fingerprint([first.fingerprint, repr(first.starts_at)])[:10]
             for a in members:
-                self._group_of[a.fingerprint] = gid
-            if any(a.fingerprint in batch_fps for a in members):
+                self._group_of[_occurrence(a)] = gid
+            if any(_occurrence(a) in batch_keys for a in members):
                 groups.append(AlertGroup(gid, members))
         groups.sort(key=lambda g: (g.starts_at, g.id))
         return groups
@@ -340,8 +381,17 @@ class ManagerUpdate:
 class IntelligentAlertManager:
     """Deduplication, inhibition, grouping, priority and escalation of alerts.
 
-    * Dedup: an alert whose fingerprint was seen less than ``dedup_window_s`` ago is a duplicate;
-      it only raises that fingerprint's frequency count.
+    * Dedup: an alert whose fingerprint was last seen within ``dedup_window_s`` of it is a
+      duplicate; it only raises that fingerprint's frequency count. "Seen" is measured on the
+      ``dedup_clock``: ``"arrival"`` (the default, for alerts arriving over time, as the observe
+      router feeds them) is the manager's clock when :meth:`process` sees the alert, so a repeated
+      notification of a still-firing alert is a duplicate within the window and news after it;
+      ``"start"`` (a batch read at once, :func:`correlate_batch`) is the alerts' own
+      ``starts_at``, since a batch has no arrival times: before, every alert of a file "arrived"
+      at one instant, so two alerts 100,000 s apart were duplicates and the first in the file won.
+      Each call takes its alerts in ``starts_at`` order. Of two alerts merged as duplicates the
+      more severe survives, whatever their order; a more severe alert than the one accepted in an
+      earlier call is accepted (a rise in severity is news, and that one was already reported).
     * Inhibition: with the default rule, a firing ``scope=system`` alert mutes ``scope=component``
       alerts of the same ``host`` (they are explained by it) while it is active.
     * Grouping: the remaining alerts go through the :class:`AlertCorrelator`.
@@ -362,7 +412,11 @@ class IntelligentAlertManager:
         escalate_after_s: float = 600.0,
         escalation_threshold: float = 0.7,
         clock: Callable[[], float] = time.time,
+        dedup_clock: Literal["arrival", "start"] = "arrival",
     ) -> None:
+        if dedup_clock not in ("arrival", "start"):
+            raise AnalyticsError(f"unknown dedup_clock {dedup_clock!r}; use arrival or start")
+        self.dedup_clock = dedup_clock
         self.correlator = correlator if correlator is not None else AlertCorrelator()
         self.dedup_window_s = dedup_window_s
         self.inhibit_rules = tuple(inhibit_rules)
@@ -371,6 +425,8 @@ class IntelligentAlertManager:
         self.escalation_threshold = escalation_threshold
         self.clock = clock
         self._last_seen: dict[str, float] = {}
+        self._survivor: dict[str, AlertEvent] = {}
+        """The accepted alert that later duplicates of a fingerprint merge into."""
         self._count: dict[str, int] = {}
         self._active: dict[str, AlertEvent] = {}
         self._groups: dict[str, _GroupState] = {}
@@ -378,7 +434,7 @@ class IntelligentAlertManager:
     def priority(self, alert: AlertEvent) -> float:
         """The priority of one alert now."""
         now = self.clock()
-        sev = SEVERITY_WEIGHT.get(alert.severity, 0.5)
+        sev = SEVERITY_WEIGHT[alert.severity]
         age = max(0.0, now - alert.starts_at)
         dur = 1.0 - math.exp(-age / self.escalate_after_s)
         freq = 1.0 - math.exp(-(self._count.get(alert.fingerprint, 1) - 1) / 3.0)
@@ -392,21 +448,7 @@ class IntelligentAlertManager:
     def process(self, alerts: Iterable[Any]) -> ManagerUpdate:
         """Take a batch of alerts through dedup, inhibition and grouping."""
         now = self.clock()
-        events = [as_alert_event(a) for a in alerts]
-        accepted: list[AlertEvent] = []
-        duplicates: list[AlertEvent] = []
-        for ev in events:
-            if ev.state == "resolved":
-                self._active.pop(ev.fingerprint, None)
-                continue
-            last = self._last_seen.get(ev.fingerprint)
-            self._last_seen[ev.fingerprint] = now
-            self._count[ev.fingerprint] = self._count.get(ev.fingerprint, 0) + 1
-            if last is not None and now - last <= self.dedup_window_s:
-                duplicates.append(ev)
-                continue
-            self._active[ev.fingerprint] = ev
-            accepted.append(ev)
+        accepted, duplicates = self._dedup([as_alert_event(a) for a in alerts], now)
         inhibited: list[tuple[AlertEvent, str]] = []
         kept: list[AlertEvent] = []
         sources = list(self._active.values())
@@ -427,6 +469,38 @@ class IntelligentAlertManager:
                 state.group = g
             priorities[g.id] = self.group_priority(g)
         return ManagerUpdate(accepted, duplicates, inhibited, groups, priorities)
+
+    def _dedup(self, events: list[AlertEvent], now: float
+               ) -> tuple[list[AlertEvent], list[AlertEvent]]:
+        """Split firing ``events`` into accepted alerts and duplicates (see the class docstring);
+        resolved ones leave the active set."""
+        accepted: list[AlertEvent] = []
+        duplicates: list[AlertEvent] = []
+        here: dict[str, int] = {}  # fingerprint -> index in accepted of this call's survivor
+        for ev in sorted(events, key=lambda e: e.starts_at):  # stable: ties keep their order
+            fp = ev.fingerprint
+            if ev.state == "resolved":
+                self._active.pop(fp, None)
+                continue
+            seen = now if self.dedup_clock == "arrival" else ev.starts_at
+            last = self._last_seen.get(fp)
+            self._last_seen[fp] = seen
+            self._count[fp] = self._count.get(fp, 0) + 1
+            survivor = self._survivor.get(fp)
+            if (last is not None and survivor is not None
+                    and abs(seen - last) <= self.dedup_window_s):
+                if SEVERITY_WEIGHT[ev.severity] <= SEVERITY_WEIGHT[survivor.severity]:
+                    duplicates.append(ev)
+                    continue
+                if fp in here:  # merged within this call: the more severe takes its place
+                    duplicates.append(accepted[here[fp]])
+                    accepted[here[fp]] = ev
+                    self._survivor[fp] = self._active[fp] = ev
+                    continue
+            self._survivor[fp] = self._active[fp] = ev
+            here[fp] = len(accepted)
+            accepted.append(ev)
+        return accepted, duplicates
 
     def acknowledge(self, group_id: str) -> None:
         """Mark a group acknowledged (it will not escalate)."""
@@ -460,7 +534,19 @@ class IntelligentAlertManager:
 def correlate_batch(alerts: Iterable[Any], now: float | None = None) -> ManagerUpdate:
     """One batch of alerts through a fresh :class:`IntelligentAlertManager` (default settings)
     whose clock stands at ``now``, by default the newest alert's start: a batch read from a file
-    is judged as of its own time, so its ages (and priorities) do not grow with the file's age."""
+    is judged as of its own time, so its ages (and priorities) do not grow with the file's age.
+
+    Duplicates are judged on the alerts' own start times (``dedup_clock="start"``), so the
+    result does not depend on the order of the batch. A ``value`` that is not finite (JSON's
+    ``NaN`` / ``Infinity``, which Python reads) is an AnalyticsError naming the alert and the
+    field: a file of alerts has no reason to hold one."""
     events = [as_alert_event(a) for a in alerts]
+    for e in events:
+        if e.value is not None and not math.isfinite(e.value):
+            raise AnalyticsError(f"alert {e.name!r}: value must be a finite number, "
+                                 f"got {e.value!r}")
+    if now is not None and not math.isfinite(now):
+        raise AnalyticsError(f"now must be a finite time (seconds since the epoch), got {now!r}")
     clock_now = now if now is not None else max((e.starts_at for e in events), default=0.0)
-    return IntelligentAlertManager(clock=lambda: clock_now).process(events)
+    manager = IntelligentAlertManager(clock=lambda: clock_now, dedup_clock="start")
+    return manager.process(events)

@@ -17,6 +17,10 @@ configuration give?" with an interval, and says how well that worked on cells it
   of a new configuration falls inside with probability near ``level`` whatever the model (the
   guarantee of cross-conformal prediction is ``1 - 2 * (1 - level)``; in the tests it is near
   nominal).
+* **Extrapolation.** A configuration with a numeric parameter outside its measured [min, max]
+  is predicted, and each :class:`MetricPrediction` names those parameters (``extrapolation``):
+  no cell checks the number there, and a Gaussian process returns to the cells' mean beyond
+  them. A category never measured is refused, not predicted.
 * **Validation.** Before anything else, a share ``holdout`` of the configurations is set aside;
   the whole procedure (model choice, conformal quantile) runs on the rest and predicts them.
   ``validation_[metric]`` reports the held-out MAE beside that of the chance baseline (the mean
@@ -54,6 +58,16 @@ class MetricPrediction:
     upper: float
     level: float
     model: str
+    extrapolation: tuple[str, ...] = ()
+    """The configuration's numeric parameters outside the measured [min, max] (``"population=
+    2000 outside the measured [50, 400]"``); empty inside the cells. No cell checks a
+    prediction there: a Gaussian process returns to the cells' mean beyond them, so a reservoir
+    of 5000 was predicted faster than the 200 measured, and nothing said so."""
+
+    @property
+    def extrapolates(self) -> bool:
+        """Whether the configuration lies outside the measured cells (:attr:`extrapolation`)."""
+        return bool(self.extrapolation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,7 @@ class _Encoder:
         keys = sorted({k for p in params for k in p})
         self.columns: list[tuple[str, str, Any]] = []  # (param, kind, detail)
         self.seen: dict[str, set[str]] = {}  # every parameter's measured values (repr)
+        self.ranges: dict[str, tuple[float, float]] = {}  # a numeric column's measured range
         for k in keys:
             vals = [p.get(k) for p in params]
             distinct = {repr(v) for v in vals}
@@ -90,6 +105,7 @@ class _Encoder:
                 continue
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
                 arr = np.asarray(vals, dtype=np.float64)
+                self.ranges[k] = (float(arr.min()), float(arr.max()))
                 log = bool(np.all(arr > 0) and arr.max() / arr.min() >= 10.0)
                 self.columns.append((k, "log" if log else "num", None))
             else:
@@ -140,6 +156,17 @@ class _Encoder:
                     kept = "held fixed at" if k not in varying else "measured at"
                     raise AnalyticsError(f"parameter {k!r}: {v!r} was never measured (the run "
                                          f"{kept} {', '.join(sorted(self.seen[k]))})")
+
+    def outside(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The numeric parameters of a configuration (one :meth:`check` passed) outside the
+        measured [min, max], in column order. A category never measured is not here: check
+        refuses it, as there is no number to place it by."""
+        out = []
+        for k, (lo, hi) in self.ranges.items():
+            v = float(params[k])
+            if not lo <= v <= hi:
+                out.append(f"{k}={v:g} outside the measured [{lo:g}, {hi:g}]")
+        return tuple(out)
 
     def transform(self, params: Sequence[Mapping[str, Any]]) -> FloatArray:
         out: FloatArray = (self._raw(params) - self.mu) / self.sd
@@ -293,16 +320,20 @@ class PerformancePredictor:
             return _Fitted(_make(best, self.seed).fit(gx, gy), best, q, cv[best])
 
     def predict(self, params: Sequence[Mapping[str, Any]]) -> list[dict[str, MetricPrediction]]:
-        """The predicted metrics of each configuration, with intervals at ``level``."""
+        """The predicted metrics of each configuration, with intervals at ``level``, each
+        naming the parameters outside the measured cells (:attr:`MetricPrediction.extrapolation`;
+        the numbers are the model's, flagged, never altered)."""
         if not hasattr(self, "_fitted"):
             raise NotFittedError("PerformancePredictor.predict called before fit")
         rows = [dict(p) for p in params]
         self._enc.check(rows)
         x = self._enc.transform(rows)
+        outside = [self._enc.outside(r) for r in rows]
         # a metric never negative in the cells (a time, a size) is not predicted below 0
         means = {m: np.maximum(f.model.predict(x), self._floor[m])
                  for m, f in self._fitted.items()}
         return [{m: MetricPrediction(m, float(means[m][i]),
                                      float(max(means[m][i] - f.q, self._floor[m])),
-                                     float(means[m][i] + f.q), self.level, f.name)
+                                     float(means[m][i] + f.q), self.level, f.name,
+                                     outside[i])
                  for m, f in self._fitted.items()} for i in range(x.shape[0])]

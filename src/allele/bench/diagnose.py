@@ -13,6 +13,7 @@ unless one is given.
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -337,15 +338,34 @@ class MetricRootCauses:
                 "causes": [c.to_dict() for c in self.causes]}
 
 
+def _stamp(t: float) -> str:
+    """A timestamp as the number it is, without float noise (``1700003500``, ``999999999.5``;
+    ``9e+12`` read as a time would hide how far it is)."""
+    return f"{t:.6f}".rstrip("0").rstrip(".") if math.isfinite(t) else str(t)
+
+
+def _point_at(timestamps: np.ndarray, at: float, target: str) -> int:
+    """The index of the last of ``timestamps`` at or before ``at``: the rule by which
+    candidates are read (:func:`~allele.analytics.rca.causal_align`). An ``at`` outside the
+    series (or NaN) is an AnalyticsError naming its range: clipped, 9e12 analysed the last
+    point as if it were the anomaly."""
+    first, last = float(timestamps[0]), float(timestamps[-1])
+    if not first <= at <= last:
+        raise AnalyticsError(
+            f"--at {_stamp(at)} lies outside the time range of {target!r}, {_stamp(first)} to "
+            f"{_stamp(last)} ({timestamps.size} points): give a time in it")
+    return int(np.searchsorted(timestamps, at, side="right")) - 1
+
+
 def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str],
                        component: str | None = None, *, at: float | None = None, max_lag: int = 20,
                        labels: Mapping[str, str] | None = None) -> MetricRootCauses:
     """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``:
     each candidate is read at the target's timestamps as its last value at or before each
-    (:func:`~allele.analytics.rca.causal_align`). The anomaly is the point at or after ``at``,
-    or else the onset of the robust detector's last episode of flags (AnalyticsError when it
-    flags none). ``labels`` choose the target's series (:func:`metric_series`); each candidate
-    is read with those of them it is recorded with.
+    (:func:`~allele.analytics.rca.causal_align`). The anomaly is the target's last point at or
+    before ``at`` (:func:`_point_at`), or else the onset of the robust detector's last episode
+    of flags (AnalyticsError when it flags none). ``labels`` choose the target's series
+    (:func:`metric_series`); each candidate is read with those of them it is recorded with.
     """
     series = metric_series(store, target, component, labels)
     t_arr = np.asarray(series.timestamps)
@@ -354,7 +374,7 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
         other = metric_series(store, name, None, labels, recorded_only=True)
         metrics[name] = causal_align(t_arr, other.timestamps, other.values)
     if at is not None:
-        index = int(np.clip(np.searchsorted(t_arr, at), 0, t_arr.size - 1))
+        index = _point_at(t_arr, at, target)
     else:
         flagged = detect_series(series.values, series.timestamps, "robust").anomalies()
         if not flagged:

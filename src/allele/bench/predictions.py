@@ -26,15 +26,33 @@ class Predictions:
     validation: dict[str, PredictorValidation]
     observations: int
 
+    def extrapolation(self, index: int) -> tuple[str, ...]:
+        """The parameters of configuration ``index`` outside the measured cells (empty: inside
+        them); every metric's prediction of a configuration names the same."""
+        return next(iter(self.predictions[index].values())).extrapolation
+
+    def warning(self) -> str | None:
+        """One sentence when a configuration lies outside the measured cells, None otherwise:
+        those numbers are the model's guess where no cell checks it."""
+        outside = dict.fromkeys(r for i in range(len(self.predictions))
+                                for r in self.extrapolation(i))
+        if not outside:
+            return None
+        gp = any(p.model == "gp" for pred in self.predictions for p in pred.values())
+        return (f"extrapolated (marked): {'; '.join(outside)}; no cell checks a prediction "
+                "there" + (", and beyond the cells a Gaussian process returns to their mean"
+                           if gp else ""))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return {"component": self.component, "observations": self.observations,
                 "validation": {m: v.to_dict() for m, v in self.validation.items()},
-                "predictions": [{"params": c, **{m: {"mean": p.mean, "lower": p.lower,
-                                                     "upper": p.upper, "model": p.model}
-                                                 for m, p in pred.items()}}
-                                for c, pred in zip(self.configurations, self.predictions,
-                                                   strict=True)]}
+                "predictions": [{"params": c, "extrapolates": bool(self.extrapolation(i)),
+                                 "extrapolation": list(self.extrapolation(i)),
+                                 **{m: {"mean": p.mean, "lower": p.lower, "upper": p.upper,
+                                        "model": p.model} for m, p in pred.items()}}
+                                for i, (c, pred) in enumerate(zip(
+                                    self.configurations, self.predictions, strict=True))]}
 
 
 def predict_configurations(record: RunRecord, metrics: Sequence[str],

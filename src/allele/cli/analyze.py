@@ -23,6 +23,7 @@ from allele.errors import AnalyticsError
 app = typer.Typer(help="Forecasts, anomalies, alert correlation, root causes, recommendations.",
                   no_args_is_help=True)
 console = Console(emoji=False)  # user text (metric, component, run names) is printed as text
+err_console = Console(stderr=True, emoji=False)  # warnings: stdout stays the answer (or JSON)
 
 StoreOpt = typer.Option(None, "--store", help=STORE_HELP)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
@@ -134,6 +135,11 @@ def _merged_note(series: Any) -> None:
                       "the series; each timestamp holds their mean", markup=False)
 
 
+_COMPARE_ONLY = ("iforest", "ocsvm")
+"""Detectors that alone give wrong answers (docs/analytics.md, "Known defect"): kept to compare
+detectors, so a run of one warns instead of passing its flags off as findings."""
+
+
 @app.command()
 def anomalies(
     metric: str = typer.Argument(..., help="Telemetry metric name."),
@@ -141,8 +147,8 @@ def anomalies(
                                          help="Only points of this component."),
     method: str = typer.Option(
         "robust", "--method",
-        help="robust (tail-calibrated statistics), or opt-in learned detectors: ensemble, "
-        "iforest, ocsvm."),
+        help="robust (tail-calibrated statistics), or the opt-in ensemble; iforest and ocsvm "
+        "alone only compare detectors: they flag noise and miss spikes (a known defect)."),
     period: int | None = typer.Option(None, "--period",
                                       help="Season length in points (default: detected)."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
@@ -165,6 +171,11 @@ def anomalies(
     from allele.bench.diagnose import metric_anomalies, parse_labels
     from allele.store import open_store
 
+    if method in _COMPARE_ONLY:
+        err_console.print(f"warning: {method} alone gives wrong answers (it flags noise and "
+                          "misses large spikes): use it only to compare detectors, and robust "
+                          "(the default) or ensemble to flag anomalies", markup=False,
+                          soft_wrap=True)
     with open_store(store, read_only=True) as st:
         res = metric_anomalies(st, metric, component, method=method,  # type: ignore[arg-type]
                                period=period, threshold=threshold, learn=learn, risk=risk,
@@ -251,8 +262,9 @@ def rca(
     component: str | None = typer.Option(None, "--component",
                                          help="Telemetry mode: component of the target."),
     at: float | None = typer.Option(
-        None, "--at", help="Telemetry mode: anomaly time (default: the onset of the last run of "
-        "flagged points)."),
+        None, "--at", help="Telemetry mode: anomaly time, as the points' timestamps; the "
+        "target's last point at or before it is the anomaly (an error outside the target's "
+        "time range). Default: the onset of the last run of flagged points."),
     max_lag: int = typer.Option(20, "--max-lag", min=1,
                                 help="Largest lead/lag tried, in points."),
     label: list[str] | None = LabelOpt,
@@ -286,8 +298,12 @@ def rca(
         return
     _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
                   f"{res.head.name}", res.causes)
-    console.print(f"{'cause' if res.status == 'cause' else 'answer'}: {res.message}",
-                  markup=False)
+    _answer(res.status, res.message)
+
+
+def _answer(status: str, message: str) -> None:
+    """The line both ``rca`` modes end with: the cause, or ``no clear cause: ...``."""
+    console.print(f"{'cause' if status == 'cause' else 'answer'}: {message}", markup=False)
 
 
 def _rca_telemetry(target: str, candidates: str | None, component: str | None,
@@ -305,11 +321,10 @@ def _rca_telemetry(target: str, candidates: str | None, component: str | None,
     if as_json:
         _emit_json(res.to_dict())
         return
-    if not res.causes:
-        console.print(f"{res.message}", markup=False)
-        return
-    _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
-                  res.causes)
+    if res.causes:
+        _causes_table(f"Metrics that moved before the {target} anomaly at {res.timestamp:.0f}",
+                      res.causes)
+    _answer(res.status, res.message)
 
 
 @app.command()
@@ -407,7 +422,8 @@ def predict(
     with open_store(store, read_only=True) as st:
         record = st.load_run(run)
     res = predict_configurations(record, metric, confs, target=target, level=level)
-    if as_json:
+    if as_json:  # the warning on stderr keeps stdout JSON ("extrapolates" says it per row)
+        _extrapolation_warning(res)
         _emit_json(res.to_dict())
         return
     from allele.bench.metrics import declarations_from_doc, metric_info
@@ -433,8 +449,18 @@ def predict(
     table.add_column("configuration")
     for m in metric:
         table.add_column(plain(m), justify="right")
-    for conf, pred in zip(confs, res.predictions, strict=True):
-        table.add_row(plain(params_text(conf)), *(
+    for i, (conf, pred) in enumerate(zip(confs, res.predictions, strict=True)):
+        mark = " (extrapolated)" if res.extrapolation(i) else ""
+        table.add_row(plain(params_text(conf) + mark), *(
             f"{q(m, pred[m].mean)} [{q(m, pred[m].lower)}, {q(m, pred[m].upper)}]"
             for m in metric))
     console.print(table)
+    _extrapolation_warning(res)  # after the table whose rows it explains
+
+
+def _extrapolation_warning(res: Any) -> None:
+    """On stderr, the parameters of configurations outside the measured cells: a number the
+    model gives where no cell checks it must not read like one it does."""
+    warning = res.warning()
+    if warning:
+        err_console.print(f"warning: {warning}", markup=False, soft_wrap=True)
