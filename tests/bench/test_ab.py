@@ -577,3 +577,34 @@ def test_ab_reads_what_targets_declare_and_names_each_halfs_commit(
                                                                     "direction": "higher"}
         assert runs["d-base"].environment["git"]["commit"] == base_commit
         assert runs["d-head"].environment["git"]["commit"] == head_commit
+
+
+def test_an_interrupted_session_says_how_many_of_its_rounds_ran(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped in its 5th of 6 rounds, a session printed ``interrupted, 6 rounds``: the plan,
+    read as if every round had run. It says ``interrupted after 4 of 6 rounds`` now."""
+    from allele.bench import environment
+    from allele.cli.bench_analysis import _ab_line
+
+    monkeypatch.setattr(ab, "repo_root", lambda cwd: tmp_path)
+    monkeypatch.setattr(environment, "fingerprint", lambda: {})
+    suite = loads_suite("name: s\ntarget: tests.bench.runner_targets:echo\nseeds: 2\n"
+                        "matrix: {a: [1, 2]}\n")
+    ran: list[int] = []
+
+    def one_round(rnd: int, sides: object, rng: object) -> None:
+        if rnd == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the 5th round
+        ran.append(rnd)
+
+    with open_store(sqlite_url) as st:
+        session = ab.AbSession(st, suite, base="HEAD", rounds=6, cwd=tmp_path, name="abint")
+        monkeypatch.setattr(session, "_preflight", lambda sides: None)
+        monkeypatch.setattr(session, "_round", one_round)
+        tree = ab_trees.Tree(tmp_path, None, "working tree")
+        res = session._run(ab._Side("base", tree), ab._Side("head", tree))
+    assert (res.status, res.rounds, res.rounds_done, ran) == ("interrupted", 6, 4,
+                                                              [0, 1, 2, 3])
+    assert _ab_line(res).startswith("A/B session abint: interrupted after 4 of 6 rounds, ")
+    done = ab.AbResult("b", "h", "abf", "finished", 6, 1.0, rounds_done=6)
+    assert _ab_line(done).startswith("A/B session abf: finished, 6 rounds, 1.0 s")

@@ -118,6 +118,17 @@ def test_resume_through_the_cli(spec: Path, tmp_path: Path) -> None:
     assert code == 2 and "--resume reuses" in err
 
 
+def test_resume_needs_an_existing_store_and_creates_none(spec: Path, tmp_path: Path) -> None:
+    """A resume continues a stored run: it made an empty store file, then said no run 'X'."""
+    db = tmp_path / "nope" / "missing.db"
+    for args in (("run", "--resume", "X"), ("run", str(spec), "--resume", "X")):
+        code, _, err = invoke(*args, "--store", str(db), "-q")
+        assert code == 2 and err.startswith(f"error: no result store at {db}: the file does "
+                                            "not exist"), err
+        assert err.count("\n") == 1
+        assert not db.exists() and not db.parent.exists()
+
+
 def test_resume_refuses_a_spec_that_is_not_the_runs(spec: Path, tmp_path: Path) -> None:
     """A SPEC given with --resume must be the run's spec (its preset applied): an edited
     matrix or a new seed count is refused, naming what differs; nothing runs."""
@@ -327,3 +338,49 @@ def test_show_names_the_inner_loop_instead_of_listing_it_as_a_metric(tmp_path: P
     assert "a sample timed 7 calls" in " ".join(out.split())
     metrics = {line.split("│")[3].strip() for line in out.splitlines() if line.count("│") > 4}
     assert "wall_s" in metrics and "x" in metrics and "loops" not in metrics
+
+
+def _killed_process() -> tuple[int, float]:
+    """The pid and start time of a process killed with SIGKILL (and reaped)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.kill()
+    assert proc.wait(timeout=10) == -9
+    return proc.pid, started
+
+
+def test_show_report_and_export_call_a_killed_run_interrupted_as_list_does(
+        spec: Path, tmp_path: Path) -> None:
+    """A runner killed with -9 leaves its run stored ``running`` with a lease naming a dead
+    process: ``list`` said ``interrupted`` while ``show``, ``report`` and ``export`` said
+    ``running``."""
+    import socket
+
+    from allele.store.leases import Lease
+
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "k", "-f",
+                  "benchmark=echo")[0] == 0
+    pid, started = _killed_process()
+    with open_store(url) as st:
+        run_id = st.get_run("k").id
+        st.finish_run(run_id, "running")  # as the killed runner left it
+        assert st.swap_lease(run_id, Lease(socket.gethostname(), pid, started), None) is None
+    code, out, _ = invoke("list", "--store", url)
+    assert code == 0 and "interrupted" in out and "running" not in out
+    code, out, _ = invoke("show", "k", "--store", url)
+    assert code == 0 and "spec clispec: interrupted, 2 cells" in " ".join(out.split())
+    code, out, _ = invoke("export", "k", "--store", url)
+    assert code == 0 and json.loads(out)["run"]["status"] == "interrupted"
+    md, page = tmp_path / "k.md", tmp_path / "k.html"
+    assert invoke("report", "k", "--store", url, "--format", "markdown", "-o", str(md))[0] == 0
+    assert "spec `clispec` · interrupted · 2 cells" in md.read_text()
+    assert invoke("report", "k", "--store", url, "-o", str(page))[0] == 0
+    assert "interrupted · 2 cells" in page.read_text() and " running · " not in page.read_text()
+    with open_store(url) as st:
+        assert st.get_run("k").status == "running"  # the store is left as it is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -452,3 +453,60 @@ def test_a_huge_change_prints_as_a_factor() -> None:
 
     assert [pct(r) for r in (1.23, 0.5, 9.99, 10.0, 2145602.939, 0.0)] == [
         "+23.0%", "-50.0%", "+899.0%", "×10", "×2.15e+06", "-100.0%"]
+
+
+def _memory_run(name: str, rng: np.random.Generator, rss: float,
+                spec: dict[str, object]) -> RunRecord:
+    """Four cells of 6 seeds x 3 repeats with a wall time and a peak RSS near ``rss`` MiB."""
+    cells = []
+    for n in (1, 2, 3, 4):
+        params = {"n": n}
+        samples = [Sample(metric, mu * math.exp(0.01 * rng.standard_normal()), s, r)
+                   for metric, mu in (("wall_s", 0.01 * n), ("peak_rss_mb", rss))
+                   for s in range(6) for r in range(3)]
+        cells.append(CellResult(cell_key("mybench:load", params), "mybench:load", params, "ok",
+                                samples))
+    info = RunInfo(id=name, name=name, spec_name="s", target="mybench:load", status="finished",
+                   created_at=0.0, spec=spec, environment={})
+    return RunRecord(info, cells)
+
+
+def _suite(isolation: str) -> dict[str, object]:
+    return {"benchmarks": [{"name": "load", "target": "mybench:load", "isolation": isolation}]}
+
+
+def test_memory_measured_in_different_processes_gets_no_verdict() -> None:
+    """The review's case: the same code, BASE in pool workers, HEAD inline in the CLI process
+    whose imports add ~12 MiB of resident memory: peak_rss_mb was called +19% regressed. The
+    memory rows leave the comparison with one warning saying why; time rows still compare."""
+    rng = np.random.default_rng(40)
+    base = _memory_run("p5", rng, 61.5, {"executor": "local", "suite": _suite("process")})
+    head = _memory_run("i6", rng, 73.4, {"executor": "inline", "suite": _suite("process")})
+    comp = compare_runs(base, head)
+    assert {r.metric for r in comp.rows} == {"wall_s"} and len(comp.rows) == 4
+    assert not comp.regressed and not comp.fails()
+    (warning,) = [w for w in comp.warnings if "not compared" in w]
+    assert warning.startswith("peak_rss_mb of 4 cells not compared: BASE measured them in "
+                              "worker processes of a process pool, HEAD in the runner's own "
+                              "process")
+    assert comp.to_dict()["warnings"] == comp.warnings
+
+
+def test_memory_compares_where_both_runs_measured_alike() -> None:
+    """Same kind of process: the memory rows are compared. A benchmark with
+    ``isolation: inline`` runs in the runner's process beside a pool too, so it compares with
+    an ``-e inline`` run. A run recorded before the executor was stored compares as before;
+    one resumed with another executor (``mixed``) compares its memory with no run."""
+    rng = np.random.default_rng(41)
+
+    def pair(b: dict[str, Any], h: dict[str, Any]) -> set[str]:
+        comp = compare_runs(_memory_run("b", rng, 61.5, b), _memory_run("h", rng, 73.4, h))
+        return {r.metric for r in comp.rows}
+
+    local: dict[str, Any] = {"executor": "local", "suite": _suite("process")}
+    inline: dict[str, Any] = {"executor": "inline"}
+    both = {"peak_rss_mb", "wall_s"}
+    assert pair(local, dict(local)) == both
+    assert pair({"executor": "local", "suite": _suite("inline")}, inline) == both
+    assert pair({}, inline) == both  # BASE recorded no executor
+    assert pair({"executor": "mixed"}, {"executor": "mixed"}) == {"wall_s"}

@@ -162,3 +162,105 @@ def test_eta_and_running_cells_mid_run() -> None:
     assert [c["key"] for c in run["running"]] == ["b"]
     assert run["failures"][0]["error"] == "boom"
     assert run["progress"] == pytest.approx(0.4)
+
+
+COUNTED = f"""
+name: counted
+target: {L}:user_metrics
+instruments: [time, instructions]
+instruction_seeds: 1
+matrix: {{x: [1, 2, 3]}}
+seeds: 2
+repeats: 2
+rounds: 2
+inner_loops: 1
+alloc_peak: false
+"""
+
+
+class _Stop(BaseException):
+    """The runner dies in its instruction phase (as with kill -9: no interrupt handling)."""
+
+
+def _fake_counts(monkeypatch: pytest.MonkeyPatch, seen: list[dict[str, object]],
+                 store: ResultStore, live: RunLive, die: bool = False) -> None:
+    """The instruction phase without callgrind: it records what the live view and the store
+    say when it starts, then adds one count per cell (or dies)."""
+    from dataclasses import replace
+
+    from allele.bench import runner
+    from allele.store.model import CellResult, Sample
+
+    def count_phase(cells: object, timed: dict[str, CellResult]
+                    ) -> tuple[list[CellResult], None]:
+        live.publisher.flush()
+        state = LiveState()
+        state.bootstrap(store)
+        seen.append({"live": state.snapshot()["runs"][0], "stored": sum(
+            c.status == "ok" for c in store.load_run(store.list_runs(1)[0].id).cells)})
+        if die:
+            raise _Stop
+        return [replace(t, samples=[*t.samples, Sample("instructions", 1e6, 0, 0)])
+                for t in timed.values()], None
+
+    monkeypatch.setattr(runner, "count_phase", count_phase)
+    monkeypatch.setattr(runner, "_check_instruments", lambda tasks: None)
+
+
+def test_cells_done_live_agree_with_the_store_through_the_instruction_phase(
+        store: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed cells waiting for their counts were not counted done live: 0/3 cells done
+    while the store held 3 ok cells, for the whole instruction phase (for ever with a runner
+    killed in it). Now done as soon as committed; stored again with counts, not twice."""
+    seen: list[dict[str, object]] = []
+    live = RunLive(store, interval_s=0.1, sample_workers=False)
+    _fake_counts(monkeypatch, seen, store, live)
+    try:
+        summary = Runner(store, executor="inline", environment=ENV, live=live).run(
+            loads_suite(COUNTED), name="c")
+    finally:
+        live.close()
+    assert (summary.status, summary.executed) == ("finished", 3)
+    (at,) = seen
+    assert at["stored"] == 3
+    assert {k: at["live"][k] for k in ("planned", "done", "tasks", "tasks_done")} == {  # type: ignore[index]
+        "planned": 3, "done": 3, "tasks": 6, "tasks_done": 6}
+    events = read_events(store, 0, limit=10_000)
+    assert [e.data["done"] for e in events if e.kind == "cell_stored"] == [1, 2, 3]
+    state = LiveState()
+    state.apply(events)
+    (run,) = state.snapshot()["runs"]
+    assert (run["status"], run["planned"], run["done"], run["failed"]) == ("finished", 3, 3, 0)
+    assert len(run["recent"]) == 3 and run["samples"] == 3 * 2 * 2
+
+
+def test_a_resume_that_only_counts_keeps_every_timed_task_and_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner that died in its instruction phase stored every timed task (6 of 6, 12
+    samples); the resume only counts. It said ``kept 4/6`` tasks and 9 samples live: the
+    counting task of each cell was taken for a rerun of its first round."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    seen: list[dict[str, object]] = []
+    for die in (True, False):
+        with open_store(url) as st:
+            live = RunLive(st, interval_s=0.1, sample_workers=False)
+            _fake_counts(monkeypatch, seen, st, live, die=die)
+            try:
+                runner = Runner(st, executor="inline", environment=ENV, live=live)
+                if die:
+                    with pytest.raises(_Stop):
+                        runner.run(loads_suite(COUNTED), name="k")
+                else:
+                    assert runner.resume("k").status == "finished"
+            finally:
+                live.close()
+    with open_store(url) as st:
+        assert all(c.values("instructions") for c in st.load_run("k").cells)
+        state = LiveState()
+        state.apply(read_events(st, 0, limit=10_000))
+    (run,) = state.snapshot()["runs"]
+    assert [(r["before"], r["kept"]) for r in run["resumes"]] == [(6, 6)]
+    assert (run["tasks"], run["tasks_skipped"], run["tasks_done"]) == (9, 6, 9)
+    assert (run["planned"], run["skipped"], run["done"]) == (3, 3, 3)
+    assert run["samples"] == 3 * 2 * 2
+    assert seen[1]["live"]["done"] == 3  # type: ignore[index]

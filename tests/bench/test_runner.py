@@ -247,6 +247,32 @@ fixed: {{flag: "{flag}", stop_at: 3}}
     assert Runner(store, environment=ENV).resume("intr").executed == 0
 
 
+def test_the_executor_is_recorded_with_the_run_and_a_resume_with_another_marks_it_mixed(
+        store: ResultStore, tmp_path: Path) -> None:
+    """Memory measured in the runner's process and in a pool worker differ whatever the code
+    does, so the comparison needs to know where a run measured (the review's false +19%
+    peak_rss_mb regression between a default run and an ``-e inline`` one)."""
+    flag = tmp_path / "stop"
+    flag.write_text("1")
+    suite = loads_suite(f"""
+name: where
+target: {T}:interrupt_after
+isolation: inline
+order: sequential
+seeds: 1
+matrix: {{x: [0, 1, 2]}}
+fixed: {{flag: "{flag}", stop_at: 1}}
+""")
+    assert Runner(store, environment=ENV).run(suite, name="w").status == "interrupted"
+    assert store.get_run("w").spec["executor"] == "local"
+    flag.unlink()
+    again = Runner(store, executor="inline", environment=ENV).resume("w")
+    assert (again.status, again.executed) == ("finished", 2)
+    assert store.get_run("w").spec["executor"] == "mixed"
+    Runner(store, executor="inline", environment=ENV).run(suite, name="i")
+    assert store.get_run("i").spec["executor"] == "inline"
+
+
 def test_a_run_stopped_between_rounds_keeps_them_and_resume_runs_only_the_rest(
         store: ResultStore, tmp_path: Path) -> None:
     """Rounds run one after the other, so a run of ``rounds: 3`` stopped in its third round has

@@ -228,9 +228,17 @@ class AbResult:
     name: str
     status: str
     rounds: int
+    """The rounds planned."""
     seconds: float
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     """``(key, side, error)`` of cells that failed on a side."""
+    rounds_done: int | None = None
+    """The rounds every cell finished on both versions (fewer than ``rounds`` when the session
+    was interrupted); None: all of them."""
+
+    @property
+    def completed_rounds(self) -> int:
+        return self.rounds if self.rounds_done is None else self.rounds_done
 
 
 @dataclass
@@ -349,9 +357,11 @@ class AbSession:
             self.live.attach(lambda: [w.proc.pid for w in list(self._workers.values())])
             self.live.run_started(self.store.get_run(head.run_id), total, total, 0)
         leases = RunLeases(self.store, [(s.run_id, f"{self.name}-{s.label}") for s in sides])
+        rounds_done = 0
         try:
             for rnd in range(self.rounds):
                 self._round(rnd, sides, rng)
+                rounds_done = rnd + 1
                 for side in sides:
                     self.store.save_cells(side.run_id, list(side.cells.values()))
             for side in sides:
@@ -377,7 +387,7 @@ class AbSession:
                 head.run_id, f"{self.name}-head", status, total, executed=self._rounds_done,
                 failed=sum(1 for _, side, _ in failed if side == "head"), seconds=seconds))
         return AbResult(base.run_id, head.run_id, self.name, status, self.rounds, seconds,
-                        failed)
+                        failed, rounds_done)
 
     def _declare(self, side: _Side, head: _Side) -> None:
         """Store what HEAD's targets declared by returning ``Metric`` values with both runs, as

@@ -39,6 +39,8 @@ from allele.bench.format import MISSING, param_variation
 from allele.bench.history import History, ab_meta, ab_partners
 from allele.bench.metrics import (
     LOOPS_METRIC,
+    METRIC_UNITS,
+    RESOURCE_METRICS,
     MetricInfo,
     declaration_differences,
     declarations_from_doc,
@@ -107,7 +109,8 @@ class Comparison:
     """Run-wide shifts taken out of the rows (two runs only; see :mod:`allele.bench.runlevel`)."""
     caveats: list[str] = field(default_factory=list)
     """What the runs themselves disagree on: metric declarations that differ between BASE and
-    HEAD, cells timed with different inner-loop counts (and therefore not compared)."""
+    HEAD, cells timed with different inner-loop counts (and therefore not compared), memory
+    metrics measured in different kinds of process (and therefore not compared)."""
 
     def by_verdict(self, verdict: Verdict) -> list[MetricComparison]:
         return [r for r in self.rows if r.verdict == verdict]
@@ -385,6 +388,55 @@ def _loops_text(counts: list[int]) -> str:
     return f"{text} call{'s' if counts != [1] else ''}"
 
 
+MEMORY_METRICS = frozenset(m for m in RESOURCE_METRICS if METRIC_UNITS.get(m) == "MiB")
+"""The runner's memory measurements: what the process around the call holds counts in them."""
+
+_WHERE = {"inline": "the runner's own process", "local": "worker processes of a process pool",
+          "dask": "Dask workers", "mixed": "more than one kind of process (resumed with "
+          "another executor)"}
+
+
+def measured_in(info: RunInfo, cell: CellResult) -> str | None:
+    """Where ``info``'s run measured ``cell``, from the executor stored in its spec document:
+    ``inline`` (the runner's own process: ``-e inline``, or a benchmark with ``isolation:
+    inline`` beside a process pool), ``local``, ``dask``, ``mixed`` (resumed with another
+    executor); None for a run recorded before the executor was stored."""
+    doc = info.spec if isinstance(info.spec, dict) else {}
+    kind = doc.get("executor")
+    if not isinstance(kind, str):
+        return None
+    if kind not in ("local", "process"):  # a process pool by spec, or given as an executor
+        return kind
+    suite = doc.get("suite")
+    benches = suite.get("benchmarks", []) if isinstance(suite, dict) else []
+    isolation = {b.get("isolation") for b in benches
+                 if isinstance(b, dict) and b.get("target") == cell.target}
+    return "inline" if isolation == {"inline"} else "local"
+
+
+def isolation_mismatch(base: RunInfo, head: RunInfo, cb: CellResult,
+                       ch: CellResult) -> tuple[str, str] | None:
+    """``(where BASE measured the cell, where HEAD did)`` when they differ (or either run was
+    resumed with another executor), else None: a process's resident and peak memory include
+    whatever else lives in it (the CLI, its imports), so memory from different kinds of process
+    differs whatever the code does. A run recorded before executors were stored compares as
+    before."""
+    b, h = measured_in(base, cb), measured_in(head, ch)
+    if b is None or h is None or (b == h and b != "mixed"):
+        return None
+    return b, h
+
+
+def isolation_caveat(where: tuple[str, str], cells: int, metrics: set[str]) -> str:
+    """The one warning for the memory rows left out because the runs measured them in
+    different kinds of process."""
+    b, h = where
+    return (f"{', '.join(sorted(metrics))} of {cells} {'cell' if cells == 1 else 'cells'} not "
+            f"compared: BASE measured them in {_WHERE.get(b, b)}, HEAD in {_WHERE.get(h, h)}; "
+            "a process's memory includes everything else living in it, so the two differ "
+            "whatever the code does: run both with the same --executor")
+
+
 def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
                  floor: float = DEFAULT_FLOOR, metrics: Sequence[str] | None = None,
                  history: History | None = None,
@@ -398,7 +450,9 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
     in ``failures``. ``declared`` overrides the metric catalogue (:func:`metric_info`); by
     default HEAD's stored declarations are used, with a caveat for each metric BASE declared
     differently. A cell timed with an inner loop of a different count in the two runs is not
-    compared (its per-call times mean different things); a caveat says so.
+    compared (its per-call times mean different things); a caveat says so. Nor are the memory
+    metrics of a cell the two runs measured in different kinds of process
+    (:func:`isolation_mismatch`); one caveat says so.
     """
     head_cells = {c.key: c for c in head.cells}
     base_cells = {c.key: c for c in base.cells}
@@ -418,6 +472,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
     infos: list[MetricInfo] = []
     rows: list[Row] = []
     wanted = set(metrics) if metrics is not None else None
+    unmatched: dict[tuple[str, str], tuple[set[str], set[str]]] = {}  # where -> cells, metrics
     for key in sorted(set(base_cells) & set(head_cells)):
         cb, ch = base_cells[key], head_cells[key]
         if cb.status != "ok" or ch.status != "ok":
@@ -428,13 +483,20 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         if why is not None:
             comp.caveats.append(f"{key}: not compared: {why}")
             continue
+        where = isolation_mismatch(base.info, head.info, cb, ch)
         for metric in sorted(set(measurements(cb.metrics())) & set(ch.metrics())):
             if wanted is not None and metric not in wanted:
+                continue
+            if where is not None and metric in MEMORY_METRICS:
+                cells, names = unmatched.setdefault(where, (set(), set()))
+                cells.add(key)
+                names.add(metric)
                 continue
             info = metric_info(metric, declared)
             ident.append((ch, metric))
             infos.append(info)
             rows.append(_row(cb, ch, metric, info, floor, stride))
+    comp.caveats.extend(isolation_caveat(w, len(c), m) for w, (c, m) in unmatched.items())
     if not rows:
         return comp
     model = None if ab else RunLevelModel([c.key for c, _ in ident], history,

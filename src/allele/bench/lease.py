@@ -13,11 +13,11 @@ line naming it. A holder that is gone (``kill -9``, a crash, a reboot) does not 
 
 What the views show: a run stored ``running`` whose lease names a holder that is gone was
 killed without a word; :func:`shown_status` calls it ``interrupted`` (what Ctrl-C records, and
-what ``--resume`` continues), so ``bench list``, the dashboards and ``allele top`` stop calling
-it running. The store is not changed: a later ``--resume`` takes the lease over as before. An
-A/B session holds the leases of its two runs (:class:`RunLeases`) in the same way, so a killed
-session shows both halves ``interrupted`` too. A run with no lease at all (recorded before
-leases) keeps its stored status.
+what ``--resume`` continues), so ``bench list``, ``show``, ``report``, ``export``, the dashboards
+and ``allele top`` stop calling it running. The store is not changed: a later ``--resume`` takes
+the lease over as before. An A/B session holds the leases of its two runs (:class:`RunLeases`)
+in the same way, so a killed session shows both halves ``interrupted`` too. A run with no lease
+at all (recorded before leases) keeps its stored status.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from allele.errors import BenchmarkError
 from allele.machine import process_alive, process_started
 from allele.store.leases import Lease
-from allele.store.model import RunInfo, RunStatus
+from allele.store.model import RunInfo, RunRecord, RunStatus
 from allele.store.results import ResultStore
 
 _log = logging.getLogger("allele.bench")
@@ -80,6 +80,16 @@ def with_shown_status(store: ResultStore, infos: list[RunInfo]) -> list[RunInfo]
         status, _ = shown_status(store, info)
         out.append(info if status == info.status else replace(info, status=status))
     return out
+
+
+def record_with_shown_status(store: ResultStore, record: RunRecord) -> RunRecord:
+    """``record`` with its header's status as :func:`shown_status` shows it: ``bench show``,
+    ``report`` and ``export`` call a run killed with -9 ``interrupted``, as ``bench list`` and
+    the dashboards do, not ``running`` beside them."""
+    from dataclasses import replace
+
+    (info,) = with_shown_status(store, [record.info])
+    return record if info is record.info else replace(record, info=info)
 
 
 def _busy(run_name: str, lease: Lease) -> RunBusyError:

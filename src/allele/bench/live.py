@@ -20,7 +20,9 @@ Two halves:
   least :data:`MIN_CPU_INTERVAL_S`). With ``metrics_port`` it also serves all of it on
   ``/metrics`` for Prometheus.
 
-Progress is told in cells (``cell_stored`` carries ``done``) and in tasks, the units the runner
+Progress is told in cells (``cell_stored`` carries ``done``, as soon as the cell is committed;
+a cell the instruction phase stores again with its counts says ``again`` and is not counted
+twice) and in tasks, the units the runner
 completes (one round of one cell: ``run_started`` carries ``tasks_total`` and
 ``tasks_skipped``, every ``cell_finished`` the ``tasks_done`` so far). A ``samples`` event
 carries ``n``, the samples (measured calls, one per seed and repeat) in it, and ``values``, each
@@ -228,6 +230,9 @@ class _RunState:
     """Every sample received, reruns included (the counter ``allele_bench_samples_total``)."""
     tasks_total: int = 0
     tasks_done: int = 0
+    shown: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """The status and error of each cell this invocation stored (stored again, it may
+    change)."""
 
 
 class RunLive:
@@ -345,17 +350,29 @@ class RunLive:
                             seconds=max(0.0, result.finished_at - result.started_at),
                             n_samples=len(result.samples))
 
-    def cell_stored(self, result: CellResult) -> None:
+    def cell_stored(self, result: CellResult, again: bool = False) -> None:
+        """A cell was committed to the store. ``again``: it was counted done before (its
+        timings committed, or stored before a resume) and is stored again with its
+        instruction counts: its status may change, the cells done do not (no event when
+        neither its status nor its error did)."""
         run = self._run
         if run is not None:
             with self._lock:
-                run.done += 1
-                run.failed += result.status != "ok"
+                shown, before = (result.status, result.error), run.shown.get(result.key)
+                bad = result.status != "ok"
+                if not again:
+                    run.done += 1
+                    run.failed += bad
+                elif before == shown:
+                    return
+                elif bad != (before is not None and before[0] != "ok"):
+                    run.failed += 1 if bad else -1
+                run.shown[result.key] = shown
                 run.running.discard(result.key)
                 run.samples.stored(result.key)
         self.publisher.emit("cell_stored", _run_id(run), key=result.key, status=result.status,
                             error=result.error, done=run.done if run else None,
-                            failed=run.failed if run else None)
+                            failed=run.failed if run else None, again=again)
         self._progress_points()
 
     def run_finished(self, summary: RunSummary) -> None:

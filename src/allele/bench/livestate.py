@@ -15,8 +15,10 @@ cell of ``rounds: 3`` is three tasks, stored as one cell once its last round is 
 their rounds one after the other, so no cell is stored before the last round starts: counting
 stored cells would show 0 % for most of such a run. The ETA is ``remaining tasks x elapsed /
 tasks done in this invocation``: the mean rate since the run (or its resume) started, which is
-what a randomised matrix order makes meaningful. Events of a runner that did not report tasks
-(older versions) are counted in cells, as before.
+what a randomised matrix order makes meaningful. Cells done are the cells committed: a cell the
+instruction phase stores again with its counts (``again``) replaces its entry in the recent
+ones. Events of a runner that did not report tasks (older versions) are counted in cells, as
+before.
 
 A resumed run (``--resume``) keeps only the tasks of the cells its earlier invocations stored
 (``run_started`` carries them as ``tasks_skipped``); the rounds of a cell that was not stored yet
@@ -238,6 +240,9 @@ class LiveState:
                 run.failed = int(d["failed"])
             item = {"key": d.get("key"), "status": d.get("status"), "at": e.ts,
                     "error": d.get("error")}
+            if d.get("again"):  # stored again with its counts: the same cell, not another
+                _forget(run.recent, item["key"])
+                _forget(run.failures, item["key"])
             run.recent.append(item)
             if d.get("status") != "ok":
                 run.failures.append(item)
@@ -354,6 +359,14 @@ class LiveState:
             run.started_at = run.updated_at = info.created_at
             run.finished_at = info.finished_at
         self.check_holders(store, force=True)
+
+
+def _forget(items: deque[dict[str, Any]], key: object) -> None:
+    """Drop the entries of cell ``key`` from a run's recent cells or failures."""
+    kept = [i for i in items if i.get("key") != key]
+    if len(kept) != len(items):
+        items.clear()
+        items.extend(kept)
 
 
 def _started(run: RunProgress, e: StoredEvent) -> None:

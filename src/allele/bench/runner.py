@@ -7,6 +7,9 @@ benchmarks with ``isolation: process`` run on the executor (a local process pool
 cells with ``isolation: inline`` run afterwards in this process (with a Dask executor every cell
 goes to Dask).
 
+The executor is stored with the run (``executor`` in its spec document; ``mixed`` once resumed
+with another): memory measured in the runner's process and in a worker do not compare.
+
 Resuming: the run's resolved spec (preset applied) and filters are stored with it, so
 :meth:`Runner.resume` rebuilds exactly the same cells and skips every key already in the store;
 the store never holds a key twice. A cell of several rounds is stored once its last round is in;
@@ -103,7 +106,7 @@ class RunEvents(Protocol):
 
     def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
 
-    def cell_stored(self, result: CellResult) -> None: ...
+    def cell_stored(self, result: CellResult, again: bool = False) -> None: ...
 
     def run_finished(self, summary: RunSummary) -> None: ...
 
@@ -187,7 +190,6 @@ def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
 
 
 def _with_index(task: CellTask, index: int) -> CellTask:
-
     return replace(task, index=index)
 
 
@@ -242,7 +244,7 @@ class Runner:
         doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"),
                "filters": list(filters),
                "metrics": declarations_to_doc(suite.declared_metrics()),
-               "memory": memory_methods()}
+               "memory": memory_methods(), "executor": self._kind}
         targets = ",".join(dict.fromkeys(t.target for t in tasks))
         run_name = name or default_run_name(suite)
         run_id = self.store.create_run(run_name, suite.name, targets, doc, env)
@@ -286,16 +288,20 @@ class Runner:
             recount = self._uncounted(info.id, tasks, done)
             kept = {k: v for k, v in self.store.saved_rounds(info.id).items() if k not in done}
             todo = [t for t in tasks if t.key not in done and t.round not in kept.get(t.key, {})]
+            skipped_tasks = len(tasks) - len(todo)  # every task of the plan kept in the store
             # a cell stored without its counts (interrupted before the instruction phase) is
-            # counted now, its stored timings kept: one untimed task each
+            # counted now, its stored timings kept: one untimed task each, beyond the plan's
             todo += [replace(t, timed=False, round=0, rounds=1) for t in tasks
                      if t.key in recount and t.round == 0]
             self.store.finish_run(info.id, "running")
+            if doc.get("executor", self._kind) != self._kind:  # its memory compares with none
+                info = replace(info, spec={**doc, "executor": "mixed"})
+                self.store.update_run_spec(info.id, info.spec)
         except BaseException:
             lease.release()
             raise
         return self._execute(info.id, todo, skipped=len({t.key for t in tasks} & done)
-                             - len(recount), skipped_tasks=len(tasks) - len(todo),
+                             - len(recount), skipped_tasks=skipped_tasks,
                              info=info, lease=lease, recount=recount, kept_rounds=kept)
 
     def _uncounted(self, run_id: str, tasks: list[CellTask], done: set[str]
@@ -381,8 +387,9 @@ class Runner:
         if progress is not None:  # counts tasks: a cell of 3 rounds advances it 3 times
             progress.start(run_name, len(tasks) + skipped_tasks, skipped_tasks, run=info)
         live = self.live
-        if live is not None:
-            live.run_started(info, cells, len(tasks), skipped, skipped_tasks)
+        if live is not None:  # cells to count again are in the store: done already
+            live.run_started(info, cells - len(recount or {}), len(tasks),
+                             skipped + len(recount or {}), skipped_tasks)
             tasks = [replace(t, live=True) for t in tasks]
         owned: list[Executor] = []
         status: RunStatus = "failed"
@@ -410,19 +417,14 @@ class Runner:
                     whole = self._take_round(run_id, part, task_of, parts, rounds[part.key])
                     if whole is None:
                         continue  # the cell is stored once all its rounds are in
-                    result = self._save(run_id, whole)
-                    failpoints.hit("runner.cell_committed")
-                    if result.key in counted:
-                        kept[result.key] = result
-                        continue  # stored again, with its counts, after the instruction phase
-                    self._stored(result, summary, lease)
+                    self._commit(run_id, whole, counted, kept, summary, lease)
             if counted:
                 self._count_instructions(run_id, tasks, counted, kept, summary, lease)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
             for result in kept.values():  # committed without counts: the sinks still get them
-                self._stored(result, summary, lease)
+                self._stored(result, summary, lease, again=True)
             for ex in self._all_executors(owned):
                 ex.close(kill=True)
             owned.clear()
@@ -443,15 +445,30 @@ class Runner:
                 live.run_finished(summary)
         return summary
 
-    def _stored(self, result: CellResult, summary: RunSummary, lease: RunLease | None) -> None:
-        """Bookkeeping of a committed cell: the lease, the sinks, the summary."""
+    def _commit(self, run_id: str, whole: CellResult, counted: dict[str, Instrumented],
+                kept: dict[str, CellResult], summary: RunSummary, lease: RunLease | None) -> None:
+        """Commit a timed cell. One the instruction phase counts is stored again with its counts
+        (its sinks see it then); the live view counts it done now, as the store holds it."""
+        result = self._save(run_id, whole)
+        failpoints.hit("runner.cell_committed")
+        if result.key not in counted:
+            self._stored(result, summary, lease)
+            return
+        kept[result.key] = result
+        if self.live is not None:
+            self.live.cell_stored(result)
+
+    def _stored(self, result: CellResult, summary: RunSummary, lease: RunLease | None,
+                again: bool = False) -> None:
+        """Bookkeeping of a committed cell: the lease, the sinks, the summary. ``again``: live,
+        it was done when its timings were committed (or before a resume); now it has counts."""
         if lease is not None:
             lease.beat()
         on_stored = getattr(self.progress, "cell_stored", None)
         if on_stored is not None:
             on_stored(result)
         if self.live is not None:
-            self.live.cell_stored(result)
+            self.live.cell_stored(result, again=again)
         summary.executed += 1
         if result.status != "ok":
             summary.failed += 1
@@ -471,13 +488,13 @@ class Runner:
         results, _ = count_phase(counted, kept)
         done = {r.key for r in results}
         for result in [*results, *(kept[k] for k in kept if k not in done)]:
-            kept.pop(result.key, None)
+            again = kept.pop(result.key, None) is not None  # its timings were committed
             result = self._save(run_id, result)
             if self.progress is not None and result.key in untimed:
                 self.progress.cell_finished(untimed[result.key], result)
             if self.live is not None and result.key in untimed:
                 self.live.cell_finished(untimed[result.key], result)
-            self._stored(result, summary, lease)
+            self._stored(result, summary, lease, again=again)
 
     def _record_declarations(self, info: RunInfo) -> None:
         """Add what the targets declared by returning ``Metric`` values (collected by

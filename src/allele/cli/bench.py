@@ -103,7 +103,7 @@ def run_cmd(
         suite = _suite_to_run(spec, preset, resume, filters or [], name, max_cells)
         _check_run_options(workers, experiment, mlflow_uri, report)
         include_working_directory()  # `module:function` targets of the working directory
-        with open_store_url(store) as st:
+        with open_store_url(store, create=resume is None) as st:  # a resume needs one
             if resume is not None and spec is not None:
                 _check_resumed_spec(st, spec, resume, max_cells)
             progress = None if quiet else RichProgress(err_console)
@@ -291,8 +291,10 @@ def show_cmd(
         "--metric", "-m", help="Only these metrics (repeatable).")] = None,
 ) -> None:
     """A table per benchmark target: every cell's median, IQR, 95% CI and failures."""
+    from allele.bench.lease import record_with_shown_status
+
     with one_line_errors(), open_store_url(store, read_only=True) as st:
-        record = st.load_run(run)
+        record = record_with_shown_status(st, st.load_run(run))  # as `list` shows it
         measured = {m for c in record.cells for m in c.metrics()}
         unknown = [m for m in dict.fromkeys(metrics or []) if m not in measured]
         if unknown:
@@ -381,9 +383,10 @@ def export_cmd(
         if fmt not in ("json", "csv"):
             raise ConfigError(f"--format {fmt!r}: allowed: json, csv")
         from allele.bench.export import export_csv, export_json
+        from allele.bench.lease import record_with_shown_status
 
         with open_store_url(store, read_only=True) as st:
-            record = st.load_run(run)
+            record = record_with_shown_status(st, st.load_run(run))  # as `list` shows it
         text = export_json(record) if fmt == "json" else export_csv(record)
         if output is None or str(output) == "-":  # as report's -o - (it wrote a file "-")
             sys.stdout.write(text)

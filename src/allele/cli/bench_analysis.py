@@ -350,8 +350,13 @@ def ab_cmd(
 
 
 def _ab_line(result: Any) -> str:
-    return (f"A/B session {result.name}: {result.status}, {result.rounds} rounds, "
-            f"{result.seconds:.1f} s; runs {result.name}-base and {result.name}-head")
+    """The session's status line; interrupted, how many of its planned rounds ran (the plan
+    alone read as if every round had)."""
+    done = result.completed_rounds
+    rounds = (f"{result.status}, {result.rounds} rounds" if done >= result.rounds
+              else f"{result.status} after {done} of {result.rounds} rounds")
+    return (f"A/B session {result.name}: {rounds}, {result.seconds:.1f} s; runs "
+            f"{result.name}-base and {result.name}-head")
 
 
 def print_ab_status(result: Any) -> None:

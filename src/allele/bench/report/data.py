@@ -117,9 +117,13 @@ def report_data(run: RunRecord, baseline: RunRecord | None = None, *,
 def load_report_data(store: ResultStore, run_ref: str, baseline_ref: str | None = None, *,
                      q: float = 0.05, floor: float = 0.05, seed: int = 0,
                      history_runs: int = HISTORY_RUNS) -> ReportData:
-    """The runs :func:`build_report` needs from ``store``, compared and analysed."""
-    run = store.load_run(run_ref)
-    baseline = store.load_run(baseline_ref) if baseline_ref is not None else None
+    """The runs :func:`build_report` needs from ``store``, compared and analysed; a run whose
+    runner was killed shows as ``interrupted`` (:func:`allele.bench.lease.shown_status`)."""
+    from allele.bench.lease import record_with_shown_status
+
+    run = record_with_shown_status(store, store.load_run(run_ref))
+    baseline = (record_with_shown_status(store, store.load_run(baseline_ref))
+                if baseline_ref is not None else None)
     history = load_history(store, run.info, history_runs)
     data = report_data(run, baseline, history=history, q=q, floor=floor, seed=seed)
     if baseline is not None:
