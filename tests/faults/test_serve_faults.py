@@ -39,6 +39,10 @@ from tests.faults.processes import Cli
     (("--webhook", "ftp://example.com/x"), "scheme must be http or https"),
     (("--host", "0.0.0.0"), "exposes them beyond this machine"),
     (("--host", "::"), "give a token"),
+    # the dashboard's minimum, on any address (`allele dashboard --token short` refuses too)
+    (("--host", "0.0.0.0", "--token", "short"),
+     "the /metrics token must be at least 8 characters long"),
+    (("--token", "seven77"), "the /metrics token must be at least 8 characters long"),
 ])
 def test_serve_refuses_what_cannot_work_in_one_line(args: tuple[str, ...], fragment: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +92,7 @@ def test_sigterm_ends_serve_through_its_final_flush(tmp_path: Path) -> None:
 
 def test_beyond_loopback_metrics_need_the_token(tmp_path: Path) -> None:
     proc, url = _serve(tmp_path, "--host", "0.0.0.0", "--no-alerts",
-                       env={"ALLELE_OBSERVE_TOKEN": "s3cret"})
+                       env={"ALLELE_OBSERVE_TOKEN": "s3cret-token"})
     local = url.replace("0.0.0.0", "127.0.0.1")
     try:
         with pytest.raises(urllib.error.HTTPError) as denied:
@@ -97,13 +101,13 @@ def test_beyond_loopback_metrics_need_the_token(tmp_path: Path) -> None:
         wrong = urllib.request.Request(local, headers={"Authorization": "Bearer nope"})
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(wrong, timeout=10)
-        right = urllib.request.Request(local, headers={"Authorization": "Bearer s3cret"})
+        right = urllib.request.Request(local, headers={"Authorization": "Bearer s3cret-token"})
         with urllib.request.urlopen(right, timeout=10) as resp:
             assert resp.status == 200 and b"allele_process_rss_bytes" in resp.read()
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.output
-    assert "s3cret" not in proc.output
+    assert "s3cret-token" not in proc.output
 
 
 class _Receiver(BaseHTTPRequestHandler):

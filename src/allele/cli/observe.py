@@ -4,8 +4,9 @@
                          [--webhook URL] [--store URL] [--demo none|evolution|kraken]
                          [--duration SECONDS] [--interval SECONDS]
 
-``serve`` stops cleanly on Ctrl-C and on SIGTERM (a service manager's stop): alert
-notifications still queued are delivered and telemetry points still buffered reach the store.
+``serve`` stops cleanly on Ctrl-C, on SIGTERM (a service manager's stop) and at the end of
+``--duration``: alert notifications still queued are delivered, telemetry points still buffered
+reach the store, and its alerts still firing are stored resolved ("observer stopped").
 Bound beyond loopback, /metrics needs a bearer token (``--token`` or ``ALLELE_OBSERVE_TOKEN``).
     allele observe rules [FILE]
     allele observe metrics
@@ -72,12 +73,16 @@ def _demo_loop(kind: str, telemetry: Telemetry, stop: threading.Event) -> None:
             stop.wait(0.05)
 
 
+STOPPED = "observer stopped"
+"""Why the alerts still firing when ``serve`` stops cleanly are stored resolved."""
+
+
 def _alert_manager(telemetry: Telemetry, rules: Path | None, webhook: str | None, store: Any,
-                   settings: Any) -> tuple[Any, Any]:
-    """The alert manager of ``serve`` and the outbox worker delivering its notifications (or
-    None): the rules, a log notifier, the webhook (checked now: a URL that can never be posted
-    to is a one-line error, not a thread that dies later) and, with a store, the store's router
-    (the store is the bus)."""
+                   settings: Any) -> tuple[Any, Any, Any]:
+    """The alert manager of ``serve``, the outbox worker delivering its notifications and the
+    store's router (both None without a store; the store is the bus). The manager notifies a
+    log notifier, the webhook (checked now: a URL that can never be posted to is a one-line
+    error, not a thread that dies later) and the router."""
     from allele.observe.alert_model import load_rules
     from allele.observe.alerts import AlertManager
     from allele.observe.notify import LogNotifier, Notifier, WebhookNotifier
@@ -86,8 +91,9 @@ def _alert_manager(telemetry: Telemetry, rules: Path | None, webhook: str | None
     notifiers: list[Notifier] = [LogNotifier()]
     if webhook:
         notifiers.append(WebhookNotifier(webhook))
-    outbox = _route_through_store(store, settings, notifiers) if store is not None else None
-    return AlertManager(telemetry, rule_list, notifiers), outbox
+    router, outbox = (_route_through_store(store, settings, notifiers) if store is not None
+                      else (None, None))
+    return AlertManager(telemetry, rule_list, notifiers), outbox, router
 
 
 @app.command()
@@ -133,6 +139,8 @@ def serve(
     telemetry = Telemetry(settings=settings, sink=sink)
     manager: AlertManager | None = None
     outbox: Any = None
+    router: Any = None
+    clean_stop = False
     server: MetricsServer | None = None
     stop = threading.Event()
     worker: threading.Thread | None = None
@@ -140,8 +148,8 @@ def serve(
         registry = make_registry(telemetry)
         server = serve_metrics(registry, port=port, host=host, token=token)
         if alerts:
-            manager, outbox = _alert_manager(telemetry, rules or settings.observe.alert_rules,
-                                             webhook, sink, settings)
+            manager, outbox, router = _alert_manager(
+                telemetry, rules or settings.observe.alert_rules, webhook, sink, settings)
             registry.register(manager.collector())
             manager.start(interval_s=interval)
         if demo != "none":
@@ -154,31 +162,53 @@ def serve(
                       + (" (bearer token required)" if token else ""), highlight=False,
                       markup=False)
         sys.stdout.flush()
-        with sigterm_as_interrupt():
-            deadline = None if duration is None else time.monotonic() + duration
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(0.2 if deadline is None else max(0.0, min(
-                    0.2, deadline - time.monotonic())))
+        _wait(duration)
+        clean_stop = True
     except KeyboardInterrupt:
-        pass
+        clean_stop = True
     finally:
         stop.set()
         if worker is not None:
             worker.join(timeout=5)
-        _close(manager, outbox, server, telemetry, sink)
+        try:
+            _stop_alerts(manager, router, clean_stop)
+        finally:
+            _close(outbox, server, telemetry, sink)
+
+
+def _wait(duration: float | None) -> None:
+    """Serve until ``duration`` seconds have passed (for ever without one); Ctrl-C and SIGTERM
+    end the wait with KeyboardInterrupt."""
+    with sigterm_as_interrupt():
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(
+                0.2, deadline - time.monotonic())))
+
+
+def _stop_alerts(manager: Any, router: Any, clean_stop: bool) -> None:
+    """Stop evaluating (no evaluation fires or refreshes an alert after this); after a clean
+    stop, end the alerts still firing in the store: nothing watches them any more, and shown
+    firing until they went stale they looked watched."""
+    if manager is None:
+        return
+    manager.close()
+    if clean_stop and router is not None:
+        router.release([a.fingerprint for a in manager.alerts("firing")], STOPPED)
 
 
 def _close(*parts: Any) -> None:
-    """Close what ``serve`` opened, in order (the alert manager before the outbox it feeds,
-    the telemetry's final flush before its store)."""
+    """Close what ``serve`` opened, in order (after the alert manager, closed first: the outbox
+    it feeds, then the telemetry's final flush before its store)."""
     for part in parts:
         if part is not None:
             part.close()
 
 
-def _route_through_store(store: Any, settings: Any, notifiers: list[Any]) -> Any:
+def _route_through_store(store: Any, settings: Any, notifiers: list[Any]) -> tuple[Any, Any]:
     """Alerts also go through the store's router (IntelligentAlertManager, silences, the
-    outbox) to the configured channels; returns the outbox worker delivering them."""
+    outbox) to the configured channels; returns the router and the outbox worker delivering
+    them."""
     from allele.observe.channels import channels_from_settings
     from allele.observe.outbox import OutboxWorker
     from allele.observe.routing import AlertRouter
@@ -190,7 +220,7 @@ def _route_through_store(store: Any, settings: Any, notifiers: list[Any]) -> Any
                           backoff_max_s=settings.notify.backoff_max_s,
                           max_attempts=settings.notify.max_attempts)
     worker.start()
-    return worker
+    return router, worker
 
 
 @app.command()

@@ -105,6 +105,20 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
+MIN_TOKEN_LENGTH = 8
+"""The shortest access token accepted, by ``/metrics`` here and by the dashboard
+(:func:`allele.dashboard.web.auth.check_bind`): one rule for both doors."""
+
+
+def check_token_length(token: str | None, what: str) -> None:
+    """Refuse a token shorter than :data:`MIN_TOKEN_LENGTH` (``what`` names whose it is, for
+    the one-line error): a short token is guessed in a few requests, on any address."""
+    from allele.errors import ConfigError
+
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"the {what} token must be at least {MIN_TOKEN_LENGTH} characters long")
+
+
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, ``localhost``)."""
     import ipaddress
@@ -125,13 +139,15 @@ def serve(registry: CollectorRegistry, port: int = 9464, host: str = "127.0.0.1"
     Bound beyond loopback it needs a ``token``: every request must then carry
     ``Authorization: Bearer <token>`` (what Prometheus sends with ``authorization:
     {credentials: ...}`` in its scrape config), else it gets 401. Without a token a
-    non-loopback bind is refused (ConfigError), as the dashboard refuses it."""
+    non-loopback bind is refused (ConfigError), as the dashboard refuses it, and so is a token
+    shorter than the dashboard's minimum (:func:`check_token_length`), on any address."""
     from allele.errors import ConfigError
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
     if token is not None and not token.strip():
         raise ConfigError("the /metrics token is empty")
+    check_token_length(token, "/metrics")
     if token is None and not is_loopback(host):
         raise ConfigError(f"serving metrics on {host!r} exposes them beyond this machine: "
                           "give a token (--token or ALLELE_OBSERVE_TOKEN), or bind 127.0.0.1")

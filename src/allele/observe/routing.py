@@ -35,6 +35,7 @@ from allele.observe.channels import iso
 from allele.observe.notify import Notification
 from allele.store.alerts import (
     AlertRow,
+    get_alert,
     is_stale,
     list_alerts,
     list_silences,
@@ -177,6 +178,27 @@ class AlertRouter:
         """Refresh these stored alerts now: their evaluator still sees them (see
         :data:`REFRESH_S`)."""
         return touch_alerts(self.db, fingerprints, self.clock())
+
+    def release(self, fingerprints: Sequence[str], reason: str) -> int:
+        """Store these firing rule alerts resolved now, with ``reason`` as their
+        ``resolved_reason`` annotation; returns how many were. Their evaluator is stopping
+        cleanly (``allele observe serve`` at its end): shown firing until they went stale
+        (:data:`~allele.store.alerts.RULE_STALE_S`, minutes later), they looked watched when
+        nothing watched them any more. Nobody is notified: the condition was not seen to clear,
+        as a stale alert notifies nobody."""
+        released = 0
+        with self._lock:
+            now = self.clock()
+            for fp in dict.fromkeys(fingerprints):
+                row = get_alert(self.db, fp)
+                if row is None or row.source != "rule" or row.state != "firing":
+                    continue  # never stored, resolved meanwhile, or not a rule's to end
+                self.manager.process([_event(row, "resolved")])
+                upsert_alert(self.db, _with(row, state="resolved", ends_at=now, updated_at=now,
+                                            annotations={**row.annotations,
+                                                         "resolved_reason": reason}))
+                released += 1
+        return released
 
     def adopt(self) -> int:
         """Let the manager know the firing alerts stored by other processes (without notifying

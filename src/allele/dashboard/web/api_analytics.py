@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from allele.bench import diagnose
+from allele.bench.metrics import measurements
 from allele.dashboard.web.adapters import clean
 from allele.dashboard.web.context import Context, cached_json, context
 from allele.errors import AnalyticsError
 from allele.store.live import last_ids
+from allele.store.model import RunRecord
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 Ctx = Annotated[Context, Depends(context)]
@@ -114,12 +116,29 @@ def root_causes(ctx: Ctx, base: Name, head: Name, metric: Name = "wall_s") -> Re
     key = ("root-causes", b.id, b.cell_count, h.id, h.cell_count, metric)
 
     def compute() -> dict[str, Any]:
-        res = diagnose.root_causes(ctx.store.load_run(b.id), ctx.store.load_run(h.id), metric)
+        base_record, head_record = ctx.store.load_run(b.id), ctx.store.load_run(h.id)
+        _check_recorded(metric, base_record, head_record)
+        res = diagnose.root_causes(base_record, head_record, metric)
         out: dict[str, Any] = clean({**res.to_dict(), "base_name": b.name, "head_name": h.name,
                       "common_cells": res.common_cells})
         return out
 
     return cached_json(ctx, key, compute)
+
+
+def _check_recorded(metric: str, *records: RunRecord) -> None:
+    """A metric a run did not record is an error naming the metrics the runs did (as
+    Recommendations answers): ranked without it, the "root causes" were the environments'
+    differences, unrelated to the metric asked about."""
+    recorded = [{m for c in r.cells if c.status == "ok" for m in measurements(c.metrics())}
+                for r in records]
+    lacking = [r.info.name for r, have in zip(records, recorded, strict=True)
+               if metric not in have]
+    if lacking:
+        both = sorted(set.intersection(*recorded))
+        raise AnalyticsError(
+            f"no cell of run {' or '.join(map(repr, lacking))} recorded {metric!r}; the runs "
+            "both recorded " + ", ".join(both or ["nothing"]))
 
 
 @router.get("/recommendations", summary="Configurations that trade quality for cost better")

@@ -19,6 +19,7 @@ import ipaddress
 from urllib.parse import quote
 
 from allele.errors import ConfigError
+from allele.observe.export import check_token_length
 
 COOKIE = "allele_session"
 PUBLIC_PREFIXES = ("/static/", "/login", "/favicon.ico")
@@ -39,8 +40,7 @@ def check_bind(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
         raise ConfigError(f"--host {host} exposes the dashboard beyond this machine: give a "
                           "token (ALLELE_DASHBOARD_TOKEN, or --token) or bind to 127.0.0.1")
-    if token is not None and len(token) < 8:
-        raise ConfigError("the dashboard token must be at least 8 characters long")
+    check_token_length(token, "dashboard")  # the rule `allele observe serve` applies too
 
 
 def session_value(token: str) -> str:

@@ -189,18 +189,34 @@ function plot(id, traces, layout) {
   return Plotly.react(node, traces, lay, PLOT_CONFIG);
 }
 
+// Fills run pickers with the newest runs and picks `selected` (ids, names or "latest"). A run
+// asked for but not among them is looked up: an older run is added, and an unknown one is left
+// unpicked (another run standing in for it looked like an answer) and its error ("no run 'x' in
+// the store") returned, with the others, for the page to show.
 async function runOptions(selects, selected) {
   const data = await api("/api/runs", { limit: 200 });
+  const runs = data.runs.slice(), found = new Map(), errors = [];
+  for (const ref of new Set(selected.filter(Boolean))) {
+    const listed = runs.find((r) => r.id === ref || r.name === ref);
+    if (listed) { found.set(ref, listed); continue; }
+    try {
+      const run = (await api("/api/runs/" + encodeURIComponent(ref))).run;
+      if (!runs.some((r) => r.id === run.id)) runs.push(run);
+      found.set(ref, run);
+    } catch (e) {
+      if (e.status !== 404) throw e;
+      errors.push(e.message);
+    }
+  }
   for (const [i, sel] of selects.entries()) {
     clear(sel);
-    for (const r of data.runs) sel.appendChild(el("option", { value: r.id, text: `${r.name} (${r.status})` }));
+    for (const r of runs) sel.appendChild(el("option", { value: r.id, text: `${r.name} (${r.status})` }));
     const ref = selected[i];
-    const named = ref ? data.runs.find((r) => r.id === ref || r.name === ref) : null;
-    const fallback = data.runs[Math.min(i === 0 && data.runs.length > 1 ? 1 : 0, data.runs.length - 1)];
-    const want = (named || fallback || {}).id;
-    if (want) sel.value = want;
+    const fallback = runs[Math.min(i === 0 && runs.length > 1 ? 1 : 0, runs.length - 1)];
+    const want = ref ? (found.get(ref) || {}).id : (fallback || {}).id;
+    if (want) sel.value = want; else sel.selectedIndex = -1;
   }
-  return data.runs;
+  return errors;
 }
 
 function guard(fn) {
@@ -307,7 +323,9 @@ function applyEvent(e) {
     for (const k of [...(r.roundSamples || new Map()).keys()]) if (k.startsWith(d.key + "|")) r.roundSamples.delete(k);
     r.done = d.done ?? r.done + 1;
     if (d.failed !== null && d.failed !== undefined) r.failed = d.failed;
-    r.recent = [{ key: d.key, status: d.status, at: e.ts, error: d.error }].concat(r.recent).slice(0, 50);
+    // a cell stored again (its instruction counts) replaces its entry, as the server's LiveState does
+    const others = d.again ? r.recent.filter((c) => c.key !== d.key) : r.recent;
+    r.recent = [{ key: d.key, status: d.status, at: e.ts, error: d.error }].concat(others).slice(0, 50);
     if (r.tasks === null) progressPoint(e, r, r.done);  // a runner that does not count tasks
   } else if (e.kind === "cell_finished") {
     r.running = r.running.filter((c) => c.key !== d.key);
@@ -582,16 +600,21 @@ async function startRuns() {
 async function startHistory() {
   const q = query();
   const keySel = document.getElementById("history-key"), metricSel = document.getElementById("history-metric");
-  // the cells of the newest run that has cells, of each spec (up to 5): a run in progress
-  // without cells yet, or a run of another spec, does not empty the list
+  // the cells of the recent runs with cells (up to 20 per spec, of up to 5 specs): a run in
+  // progress without cells yet, or a run of another spec, does not empty the list, and after a
+  // `--filter` run of a few cells the other cells of the spec's earlier runs are still offered
   const recent = await api("/api/runs", { limit: 100 });
-  const specs = new Set(), cells = [];
+  const perSpec = new Map();
   for (const r of recent.runs) {
-    if (!r.cells || specs.has(r.spec)) continue;
-    specs.add(r.spec);
-    cells.push(...(await api("/api/runs/" + encodeURIComponent(r.id))).cells);
-    if (specs.size >= 5) break;
+    if (!r.cells) continue;
+    if (!perSpec.has(r.spec)) {
+      if (perSpec.size >= 5) continue;
+      perSpec.set(r.spec, []);
+    }
+    if (perSpec.get(r.spec).length < 20) perSpec.get(r.spec).push(r.id);
   }
+  const overviews = await Promise.all([...perSpec.values()].flat().map((id) => api("/api/runs/" + encodeURIComponent(id))));
+  const cells = overviews.flatMap((o) => o.cells);
   const keys = [...new Set(cells.map((c) => c.key).concat(q.key ? [q.key] : []))].sort();
   for (const k of keys) keySel.appendChild(el("option", { value: k, text: keyText(k) }));
   const metricsFor = (key) => [...new Set(cells.filter((x) => x.key === key).flatMap((x) => Object.keys(x.medians)))].sort();
@@ -645,8 +668,8 @@ async function startCompare() {
   // without both runs in the URL: the newest finished run and the finished run before it of its spec
   const d = q.base && q.head ? null : await api("/api/compare/defaults");
   const pick = (ref, run) => ref || (run ? run.id : undefined);
-  await runOptions([document.getElementById("compare-base"), document.getElementById("compare-head")],
-                   [pick(q.base, d && d.base), pick(q.head, d && d.head)]);
+  const unknown = await runOptions([document.getElementById("compare-base"), document.getElementById("compare-head")],
+                                   [pick(q.base, d && d.base), pick(q.head, d && d.head)]);
   fillForm(f, { q: q.q, floor: q.floor });
   const sum = document.getElementById("compare-summary");
   const defaultNote = (v) => {  // why the page opened on these runs, while they are still chosen
@@ -729,8 +752,10 @@ async function startCompare() {
         { text: num(r.threshold, 3), class: "num" }, { text: num(r.q_value, 3), class: "num" }, { text: r.verdict, class: "v-" + r.verdict }] }))));
   });
   f.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
+  if (unknown.length) throw new Error(unknown.join("; "));  // a run of the URL is not in the store
   const base = document.getElementById("compare-base").value, head = document.getElementById("compare-head").value;
-  if (base && head && base !== head && !(d && !d.base)) await show();
+  // the same run twice is compared too: the API's one-line answer says why nothing is shown
+  if (base && head && !(d && !d.base)) await show();
 }
 
 // A forest plot's row labels: the metric first, then the target and only the parameters that vary
@@ -785,7 +810,8 @@ async function loadAlerts() {
       el("div", {}, el("strong", { text: `${first.name}` }), ` · ${members.length} alert${members.length === 1 ? "" : "s"} · ${g.severity} `,
         el("span", { class: "tag", text: g.id }), ack, " ", silence, " for ", dur));
     div.appendChild(table(["state", "summary", "verdict / value", "root cause", "labels", "since"], members.map((a) => ({
-      cells: [{ text: a.silenced ? "silenced" : a.stale ? `resolved (no evaluation since ${when(a.updated_at)})` : a.state,
+      cells: [{ text: a.silenced ? "silenced" : a.stale ? `resolved (no evaluation since ${when(a.updated_at)})`
+                : a.state === "resolved" && a.annotations.resolved_reason ? `resolved (${a.annotations.resolved_reason})` : a.state,
                 class: a.silenced ? "muted" : "s-" + a.state, title: a.stale ? "the process that evaluated this rule stopped reporting; it is shown resolved when it last reported" : null },
         a.annotations.summary || a.name,
         a.annotations.verdict || num(a.value), a.annotations.root_cause || "",
@@ -874,7 +900,7 @@ async function startAnalytics() {
   const runSelects = [...document.querySelectorAll(".run-pick")];
   const d = await api("/api/compare/defaults");  // finished runs, as Compare opens on
   const id = (r) => (r ? r.id : undefined);
-  await runOptions(runSelects, [q.base || id(d.base), q.head || id(d.head), q.run || id(d.head)]);
+  const unknown = await runOptions(runSelects, [q.base || id(d.base), q.head || id(d.head), q.run || id(d.head)]);
   const rca = document.getElementById("rca-form");
   rca.addEventListener("submit", guard(async (ev) => {
     ev.preventDefault();
@@ -923,6 +949,7 @@ async function startAnalytics() {
                 { text: num(x.confidence, 2), class: "num" }, x.text] }))));
     }
   }));
+  if (unknown.length) throw new Error(unknown.join("; "));  // a run of the URL is not in the store
 }
 
 // ---------------------------------------------------------------- boot
