@@ -27,10 +27,12 @@ statistic is measured against each series' own learning level. For those, a quan
 over 300 series is not each series' truth, and ``exceed / risk`` overstates their false alarms.
 ``docs/analytics.md`` (the Student-t(3) paragraph) quotes this table.
 
-The replay reports the GPD refits only. Once 300 values are seen, a spike column whose tail is
-judged light takes a normal tail instead (``tail.py``, weighed columns): a stage where every
-series did so prints no figures, and one where some did averages over the others.
-The replay fits a GPD to every other column. Where the detector reads a right-skewed noise's spike-up
+The replay reports the GPD refits and, for the spike columns, the half-t refits (``tail.py``,
+weighed columns: the tail until 300 values are seen and where it is judged heavy; its ``xi`` is
+the posterior mean of ``1 / degrees of freedom``, the shape of a GPD with the same tail).
+Once 300 values are seen, a spike column whose tail is judged light takes a normal tail
+instead: a stage where every series did so prints no figures, and one where some did averages
+over the others. The replay fits a GPD to every other column. Where the detector reads a right-skewed noise's spike-up
 statistic in logs with a normal tail (``SeriesDetection.skewed``: most lognormal series), the
 spike-up rows describe the GPD it no longer uses there.
 """
@@ -47,7 +49,7 @@ from allele.analytics.anomaly.series import _GATED_COLUMNS as GATED
 from allele.analytics.anomaly.series import _HEAVY_VARIANCE as HEAVY_VARIANCE
 from allele.analytics.anomaly.series import _WEIGHED_COLUMNS as WEIGHED
 from allele.analytics.anomaly.series import _ZS_COLUMNS as ZS
-from allele.analytics.anomaly.tail import GpdTail, fit_tail, spot_scores
+from allele.analytics.anomaly.tail import GpdTail, StudentTail, fit_tail, spot_scores
 from allele.analytics.synthetic import clean_series
 
 RISK = 1e-4
@@ -58,10 +60,11 @@ STAGES = ((0, 100, "first 100 scored points"), (100, 350, "points 100-350"),
           (350, 10**9, "points 350-850"))
 
 
-def replay(values: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, GpdTail]]]:
+def replay(values: np.ndarray
+           ) -> tuple[np.ndarray, list[tuple[int, int, GpdTail | StudentTail]]]:
     """The detector's column scores of one series and every tail it fitted on the way."""
     cols = signed_statistics(values)
-    tails: list[tuple[int, int, GpdTail]] = []
+    tails: list[tuple[int, int, GpdTail | StudentTail]] = []
     scores = spot_scores(cols, WINDOW + 2 * SHORT, DEFAULT_LEARN, RISK, gated=GATED,
                          zhang_stephens=ZS, weighed=WEIGHED, alternate=HEAVY_VARIANCE,
                          tails=tails)
@@ -101,7 +104,7 @@ def main() -> None:
             for a, b, label in STAGES:
                 sel = [t for pos, c, t in fits if c == j and a <= pos < b]
                 if not sel:  # every series judged this column's tail light (a normal fit)
-                    print(f"{noise:10s} {NAMES[j]:10s} {label:24s} no GPD refit: normal tails")
+                    print(f"{noise:10s} {NAMES[j]:10s} {label:24s} no refit: normal tails")
                     continue
                 q = np.array([t.quantile(RISK) for t in sel])
                 exceed = 1.0 - np.searchsorted(truth, q, side="right") / truth.size

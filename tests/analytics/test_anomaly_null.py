@@ -4,6 +4,7 @@ noise that is not Gaussian, point masses and constant stretches."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -16,9 +17,11 @@ from allele.analytics.anomaly.tail import (
     _Excursion,
     _fit_sorted_tail,
     _sorted_quantile,
+    fit_student_tail,
     fit_tail,
     normal_scores,
     spot_scores,
+    student_scores,
     tail_probability,
     tail_weight,
     zhang_stephens_shape,
@@ -398,9 +401,36 @@ def test_weighed_column_takes_a_normal_tail_once_it_is_seen_to_be_light() -> Non
     weighed = spot_scores(col[:, None], 0, 150, 1e-4, zhang_stephens=(0,), weighed=(0,))[:, 0]
     assert not (plain[spikes] > 0.5).any()
     assert (weighed[spikes] > 0.5).all()
-    # Before 300 rows are seen the column is fitted as any other.
-    np.testing.assert_array_equal(weighed[:300], plain[:300])
+    # Before 300 rows are seen, the column takes the half-t tail of its pool (the learning rows
+    # for the first block).
+    first = student_scores(col[150:175], fit_student_tail(col[:150]), math.log(1e4))
+    np.testing.assert_allclose(weighed[150:175], first, rtol=1e-12)
+    assert np.any(weighed[150:300] != plain[150:300])
     assert np.count_nonzero(np.delete(weighed > 0.5, spikes)) <= 2  # of 1,986 noise rows
+
+
+def test_half_t_tail_is_nearly_normal_on_a_light_tail_and_calibrated_on_a_heavy_one() -> None:
+    # The true exceedance of each fitted 1e-4 quantile, from the noise's own distribution, over
+    # 200 pools of 500 values: the half-t's mean against a GPD above the 90 % quantile (its
+    # shape shrunk towards 0.25) on the same pools. A scattered threshold on a heavy tail is
+    # crossed more often than the risk; the half-t's predictive probability counts the
+    # scatter that its degrees of freedom leave.
+    rng = np.random.default_rng(8)
+    half_t, gpd = [], []
+    for _ in range(200):
+        pool = rng.standard_t(3, 500)
+        half_t.append(stats.t.sf(fit_student_tail(pool).quantile(1e-4), 3))
+        gpd.append(stats.t.sf(fit_tail(pool, 0.25, "zs").quantile(1e-4), 3))
+    assert np.mean(half_t) < 2.5e-4 and np.mean(half_t) < 0.8 * np.mean(gpd), (
+        np.mean(half_t), np.mean(gpd))
+    # A normal pool: the likelihood sits on the large degrees of freedom, and the threshold is
+    # near the normal 1e-4 quantile (3.72), not the GPD's 5 or so.
+    tail = fit_student_tail(rng.standard_normal(2000))
+    assert tail.xi < 0.12 and 3.6 < tail.quantile(1e-4) < 4.3
+    # The quantile inverts the probability.
+    q = tail.quantile(1e-3)
+    assert math.isclose(float(np.exp(tail.log_probability(np.array([q]))[0])), 1e-3, rel_tol=1e-6)
+    assert fit_student_tail(np.ones(50)) is None
 
 
 def test_weighed_heavy_tail_raises_fewer_false_alarms_than_plain_spot() -> None:
