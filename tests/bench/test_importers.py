@@ -65,6 +65,35 @@ def test_import_rejects_bad_files(tmp_path: Path) -> None:
         assert store.list_runs() == []
 
 
+def test_import_reads_the_machine_and_names_the_file_of_a_bad_entry(tmp_path: Path) -> None:
+    """pytest-benchmark's machine_info and commit_info land in the keys a recorded run uses,
+    so `bench show` names the machine (it printed '? x?, Python ?'); an entry without stats
+    is an error naming the file and the entry (it read "benchmark None has no 'stats'")."""
+    doc = {"datetime": "2026-01-01T00:00:00+00:00", "version": "5.1.0",
+           "machine_info": {"node": "box", "python_version": "3.11.7",
+                            "python_implementation": "CPython",
+                            "cpu": {"brand_raw": "Example CPU 9000", "count": 4}},
+           "commit_info": {"id": "0123456789abcdef", "dirty": True, "branch": "main"},
+           "benchmarks": [{"name": "test_x", "fullname": "t.py::test_x", "params": None,
+                           "param": None, "group": None, "stats": {"data": [1.0, 1.1]}}]}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "benchmarks": [{"name": "test_y"}]}))
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with open_store(url) as store:
+        env = store.get_run(import_pytest_benchmark(store, good, name="imp")).environment
+        with pytest.raises(ValidationError, match=r"bad\.json: benchmark 'test_y' has no 'stats'"):
+            import_pytest_benchmark(store, bad)
+    assert env["cpu"] == {"model": "Example CPU 9000", "logical": 4}
+    assert env["python"]["version"] == "3.11.7"
+    assert env["git"] == {"commit": "0123456789abcdef", "dirty": True, "branch": "main"}
+    assert env["machine_info"]["node"] == "box" and env["hostname"] == "box"
+    shown = CliRunner().invoke(app, ["show", "imp", "--store", url])
+    assert shown.exit_code == 0, shown.output
+    assert "Example CPU 9000 x4, Python 3.11.7, git 0123456789+dirty" in shown.output
+
+
 def _stats_only(mean: float) -> dict[str, Any]:
     """A pytest-benchmark file saved without its rounds (statistics only)."""
     stats = {"min": 0.00119, "max": 0.01, "mean": mean, "stddev": 0.00136, "rounds": 158,

@@ -85,7 +85,7 @@ def cell_from_benchmark(bench: Mapping[str, Any], *, when: float = 0.0,
                           error="the benchmarked test raised", started_at=when, finished_at=when)
     st = bench.get("stats")
     if not isinstance(st, Mapping):
-        raise ValidationError(f"benchmark {bench.get('fullname')!r} has no 'stats'")
+        raise ValidationError(f"benchmark {_label(bench)} has no 'stats'")
     samples: list[Sample] = []
     data = st.get("data")
     if isinstance(data, list) and data:
@@ -102,10 +102,16 @@ def cell_from_benchmark(bench: Mapping[str, Any], *, when: float = 0.0,
                 "ops": float(st.get("ops") or (1.0 / mean if mean else 0.0)),
             }
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"benchmark {bench.get('fullname')!r}: stats lack {exc}") \
-                from None
+            raise ValidationError(f"benchmark {_label(bench)}: stats lack {exc}") from None
         samples = [Sample(m, v, 0, 0) for m, v in summary.items()]
     return CellResult(key, target, params, "ok", samples, started_at=when, finished_at=when)
+
+
+def _label(bench: Mapping[str, Any]) -> str:
+    """How an error names a benchmark entry: its full name, else its name, else that it has
+    neither."""
+    name = bench.get("fullname") or bench.get("name")
+    return repr(name) if name else "(with no 'fullname' or 'name')"
 
 
 def load_pytest_benchmark(path: str | Path) -> dict[str, Any]:
@@ -135,13 +141,32 @@ def cells_from_document(doc: Mapping[str, Any]) -> list[CellResult]:
 
 
 def environment_of(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    """The run environment of a pytest-benchmark document: its ``machine_info`` and
+    ``commit_info`` as they are, and what they say in the keys a recorded run uses (``cpu``,
+    ``python``, ``git``, ``hostname``), so ``bench show``, reports and comparisons read an
+    imported run's machine as they read a recorded one's."""
+    machine = doc.get("machine_info") if isinstance(doc.get("machine_info"), Mapping) else {}
+    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), Mapping) else {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), Mapping) else {}
+    env: dict[str, Any] = {
         "source": SOURCE,
         "pytest_benchmark_version": doc.get("version"),
         "datetime": doc.get("datetime"),
-        "machine_info": doc.get("machine_info") or {},
-        "commit_info": doc.get("commit_info") or {},
+        "machine_info": dict(machine),
+        "commit_info": dict(commit),
     }
+    model = cpu.get("brand_raw") or cpu.get("brand")
+    if model or cpu.get("count"):
+        env["cpu"] = {"model": model, "logical": cpu.get("count")}
+    if machine.get("python_version"):
+        env["python"] = {"version": machine.get("python_version"),
+                         "implementation": machine.get("python_implementation")}
+    if commit.get("id"):
+        env["git"] = {"commit": commit.get("id"), "dirty": bool(commit.get("dirty")),
+                      "branch": commit.get("branch")}
+    if machine.get("node"):
+        env["hostname"] = machine.get("node")
+    return env
 
 
 def record_cells(store: ResultStore, cells: Sequence[CellResult], *, name: str,
@@ -170,7 +195,10 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, *,
     ``NNNN_<commit>_<date>.json``, unique per session).
     """
     doc = load_pytest_benchmark(path)
-    cells = cells_from_document(doc)
+    try:
+        cells = cells_from_document(doc)
+    except ValidationError as exc:  # name the file, as the reader's own errors do
+        raise ValidationError(f"{path}: {exc}") from None
     if not cells:
         raise ValidationError(f"{path}: the file holds no benchmarks")
     run_name = name or f"pytest-{Path(path).stem}"
