@@ -145,9 +145,9 @@ def environment_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     ``commit_info`` as they are, and what they say in the keys a recorded run uses (``cpu``,
     ``python``, ``git``, ``hostname``), so ``bench show``, reports and comparisons read an
     imported run's machine as they read a recorded one's."""
-    machine = doc.get("machine_info") if isinstance(doc.get("machine_info"), Mapping) else {}
-    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), Mapping) else {}
-    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), Mapping) else {}
+    machine = _mapping(doc.get("machine_info"))
+    commit = _mapping(doc.get("commit_info"))
+    cpu = _mapping(machine.get("cpu"))
     env: dict[str, Any] = {
         "source": SOURCE,
         "pytest_benchmark_version": doc.get("version"),
@@ -167,6 +167,11 @@ def environment_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     if machine.get("node"):
         env["hostname"] = machine.get("node")
     return env
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is an object of the JSON, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def record_cells(store: ResultStore, cells: Sequence[CellResult], *, name: str,
