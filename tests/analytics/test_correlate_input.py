@@ -26,7 +26,7 @@ from allele.errors import AnalyticsError
     ({"name": "X", "starts_at": 1.0, "series": "[1 2 3]"},
      "alert 'X': series must be a list of numbers, got '[1 2 3]'"),
     ({"name": "X", "starts_at": 1.0, "series": [1, "a"]},
-     "alert 'X': series must be a list of numbers, got 'a'"),
+     "alert 'X': series must be a list of finite numbers, got 'a'"),
 ])
 def test_bad_fields_are_clear_errors(alert: dict[str, Any], message: str) -> None:
     with pytest.raises(AnalyticsError) as info:

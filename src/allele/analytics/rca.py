@@ -12,7 +12,8 @@ changed in the environment.
 * :func:`diff_environments`: flattened environment dictionaries of two runs, differences ranked
   by how likely they matter for performance (versions, CPU, platform first).
 
-Every result is a :class:`Cause` with a score in [0, 1] and an evidence sentence.
+Every result is a :class:`Cause` with a score in [0, 1] and an evidence sentence; a metric
+candidate that did not vary near the anomaly is listed last as kind ``"no data"``, not a cause.
 """
 
 from __future__ import annotations
@@ -67,10 +68,24 @@ def _long_run_factor(x: FloatArray) -> float:
     return math.sqrt((1 + phi) / (1 - phi))
 
 
+def _resolution(x: FloatArray) -> float:
+    """The smallest difference of two means of ``x`` that is not floating-point rounding:
+    ``size * eps * max|x|``, the worst error of a sum of its values.
+
+    Below it a "change" is noise of the arithmetic: a candidate carried forward at 20.6024 for
+    over 100 points (it stopped being recorded) was named the cause, "changed at 330 ... by
+    -7.11e-14 (20.0 sigma, z=11.1)", its sigma being the 3.6e-15 standard deviation of one
+    value repeated."""
+    return float(x.size * np.finfo(np.float64).eps * np.max(np.abs(x))) if x.size else 0.0
+
+
 def _change_point(x: FloatArray, lo: int, hi: int, start: int, sigma: float
                   ) -> tuple[int, float, float]:
-    """Best split k in [lo, hi] of x[start:hi+1]: (k, z, mean_after - mean_before)."""
-    seg = x[start:hi + 1]
+    """Best split k in [lo, hi] of x[start:hi+1]: (k, z, mean_after - mean_before).
+
+    The segment is summed relative to its first value, so a constant stretch sums to exact
+    zeros and its means cannot differ by rounding."""
+    seg = x[start:hi + 1] - x[start]
     c = np.concatenate(([0.0], np.cumsum(seg)))
     m = seg.size
     ks = np.arange(max(lo - start, 2), min(hi - start, m - 1) + 1)
@@ -184,8 +199,10 @@ def rank_metric_causes(
     in the ``max_lag`` points before the anomaly against the ``baseline`` points before those,
     with the noise scale widened for autocorrelation (:func:`_long_run_factor`, estimated on up
     to ``4 * baseline`` points before the window: 60 points underestimate phi); metrics
-    without a significant change (z <= ``z_threshold``) are not listed, so an empty list is the
-    answer "no clear cause".
+    without a significant change (z <= ``z_threshold``) are not listed. A change no larger than
+    the floating-point resolution of the metric's scale (:func:`_resolution`) is no change, and
+    a metric constant up to it in the window searched comes last as kind ``"no data"`` (score
+    0, :func:`_no_data`). The answer "no clear cause" is a list without a ``"metric"`` cause.
     """
     if not metrics:
         raise AnalyticsError("no metrics given")
@@ -209,12 +226,17 @@ def rank_metric_causes(
                                 _robust_sigma(base_t) * _long_run_factor(t[history:lo]))
         tgt_onset = k if z > z_threshold else None
     found = []
+    no_data = []
     for name, x in series.items():
         if name == target:
             continue
-        sigma = _robust_sigma(x[start:lo])
+        res = _resolution(x[start:a + 1])
+        if np.ptp(x[lo:a + 1]) <= res:
+            no_data.append(_no_data(name, x, lo, a))
+            continue
+        sigma = max(_robust_sigma(x[start:lo]), res)
         k, z, delta = _change_point(x, lo, a, start, sigma * _long_run_factor(x[history:lo]))
-        if z > z_threshold:
+        if z > z_threshold and abs(delta) > res:
             found.append((name, x, sigma, k, z, delta))
     first = min((f[3] for f in found), default=a)
     causes = []
@@ -234,7 +256,20 @@ def rank_metric_causes(
             {"onset": k, "shift": delta, "z": z, "lead_steps": a - k},
         ))
     causes.sort(key=lambda c: -c.score)
-    return causes
+    return causes + no_data
+
+
+def _no_data(name: str, x: FloatArray, lo: int, a: int) -> Cause:
+    """The entry of a candidate that did not vary in the window searched: kind ``"no data"``,
+    score 0. Read at the target's timestamps, a candidate no longer recorded repeats its last
+    value (:func:`causal_align`), and a value repeated cannot have moved before the anomaly;
+    it is listed, not dropped, so the answer says the candidate was looked at and why it is
+    not a cause."""
+    return Cause(
+        "no data", name, 0.0,
+        f"{name}: no data near the anomaly: constant at {x[a]:.6g} from {lo} to {a} (a last "
+        "value carried forward, or a metric that did not move), so not a cause",
+        {"constant": float(x[a]), "from": lo, "to": a})
 
 
 def _percent(effect: float) -> float:

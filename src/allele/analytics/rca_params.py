@@ -85,7 +85,8 @@ class Cause:
     """A candidate cause with its score (higher = more likely) and the evidence for it."""
 
     kind: str
-    """'metric', 'parameter', 'shift' (one change common to all cells) or 'environment'."""
+    """'metric', 'parameter', 'shift' (one change common to all cells), 'environment', or 'no
+    data' (a telemetry candidate constant around the anomaly, listed as not a cause)."""
     name: str
     score: float
     evidence: str

@@ -320,13 +320,14 @@ class MetricRootCauses:
 
     @property
     def status(self) -> str:
-        """``"cause"``, or ``"no clear cause"`` when no candidate moved significantly."""
-        return "cause" if self.causes else NO_CLEAR_CAUSE
+        """``"cause"``, or ``"no clear cause"`` when no candidate moved significantly (the
+        ``"no data"`` entries, listed last, are candidates that could not have)."""
+        return "cause" if any(c.kind == "metric" for c in self.causes) else NO_CLEAR_CAUSE
 
     @property
     def message(self) -> str:
         """The answer in one sentence."""
-        if self.causes:
+        if self.status == "cause":
             return f"{self.causes[0].name} moved first: {self.causes[0].evidence}"
         return (f"{NO_CLEAR_CAUSE}: no candidate changed significantly (z > 5 against its "
                 f"autocorrelation-widened noise) before the {self.target} anomaly")

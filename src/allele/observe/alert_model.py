@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from allele.errors import ConfigError, ValidationError
@@ -83,6 +90,15 @@ class AlertRule(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        # NaN compares false with everything (so ``>`` never fires and ``!=`` always does) and
+        # an infinite threshold is never (or always) crossed: either way the rule is a typo.
+        if not math.isfinite(v):
+            raise ValueError(f"threshold must be a finite number, not {v!r}")
+        return v
+
     @field_validator("for_s", "window_s", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
@@ -103,6 +119,21 @@ class AlertRule(BaseModel):
             raise ValueError(f"labels may not set {sorted(reserved)}")
         return v
 
+    @field_validator("annotations")
+    @classmethod
+    def _renderable(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # The evaluator renders annotations leniently (a broken template is sent as raw text),
+        # so a typo would only show up in a notification: render each one here with the fields
+        # the evaluator provides and sample values. Skipped when metric or labels are invalid:
+        # the rule is rejected for those and the fields are not known.
+        if "metric" not in info.data or "labels" not in info.data:
+            return v
+        fields = annotation_fields(info.data["metric"], info.data["labels"],
+                                   info.data.get("threshold", 1.0))
+        for key, template in v.items():
+            check_template(key, template, fields)
+        return v
+
     @model_validator(mode="after")
     def _window_needed(self) -> AlertRule:
         if self.reduce != "last" and self.window_s <= 0:
@@ -111,6 +142,36 @@ class AlertRule(BaseModel):
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
+
+
+_SAMPLE_VALUE = 0.5
+_SAMPLE_LABEL = "x"
+
+
+def annotation_fields(metric: str, labels: Mapping[str, str], threshold: float,
+                      ) -> dict[str, Any]:
+    """Sample values of the fields an annotation template may name: those
+    :meth:`allele.observe.alerts.AlertManager.evaluate` renders it with (``value``,
+    ``threshold``, ``metric``, ``op`` and the alert's labels: ``alertname``, ``component``,
+    ``severity``, the metric's labels and the rule's ``labels``). Numbers are floats and labels
+    strings, as there, so a format spec that fails on the real type fails here too."""
+    names = ("alertname", "component", "severity", *CATALOGUE[metric].label_names, *labels)
+    return {**dict.fromkeys(names, _SAMPLE_LABEL), "value": _SAMPLE_VALUE,
+            "threshold": float(threshold), "metric": metric, "op": ">"}
+
+
+def check_template(key: str, template: str, fields: Mapping[str, Any]) -> None:
+    """Raise ValueError naming annotation ``key`` unless ``template`` renders with ``fields``
+    (an unknown field, a positional ``{}``, a bad format spec or conversion, unbalanced braces).
+    """
+    try:
+        template.format_map(fields)
+    except KeyError as exc:
+        raise ValueError(f"annotation {key!r} names unknown field {{{exc.args[0]}}} "
+                         f"(known: {', '.join(sorted(fields))})") from None
+    except (ValueError, IndexError, TypeError, AttributeError) as exc:
+        raise ValueError(f"annotation {key!r} is not a valid template "
+                         f"{template!r}: {exc}") from None
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -196,7 +257,8 @@ def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
 def _pydantic_message(exc: Exception) -> str:
     if isinstance(exc, PydanticValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors())
+            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors())
     return str(exc)
 
 
