@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from allele.analytics._season import seasonal_periods
 from allele.analytics.forecast import (
     ARIMAForecaster,
     HorizonForecaster,
@@ -127,6 +128,17 @@ def test_trend_mann_kendall_and_theil_sen() -> None:
     assert theil_sen_trend(noise).direction == "none"
     s, _z, p, tau = mann_kendall([1.0, 2, 3, 4, 5])
     assert s == 10 and tau == 1.0 and p < 0.05
+
+
+def test_described_season_is_the_one_the_forecaster_models() -> None:
+    # A season of 31.4 steps: the automatic forecaster's seasons say 31; a 3-harmonic Fourier
+    # fit preferred 63 (two cycles fit a non-integer period better), so `analyze forecast`
+    # modelled seasonal-naive[31] beside "seasonal with period 63".
+    i = np.arange(200)
+    y = np.sin(i / 5.0) + np.random.default_rng(1).normal(0, 0.1, 200)
+    assert seasonal_periods(y) == [31]
+    season = detect_seasonality(y)
+    assert season.period == 31 and season.strength > 0.8
 
 
 def test_seasonality_and_level_shifts() -> None:
