@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from allele.cli.bench import app
 from allele.store import open_store
+from tests.faults.processes import killed_process
 
 T = "tests.bench.runner_targets"
 runner = CliRunner()
@@ -340,18 +341,6 @@ def test_show_names_the_inner_loop_instead_of_listing_it_as_a_metric(tmp_path: P
     assert "wall_s" in metrics and "x" in metrics and "loops" not in metrics
 
 
-def _killed_process() -> tuple[int, float]:
-    """The pid and start time of a process killed with SIGKILL (and reaped)."""
-    import subprocess
-    import sys
-
-    import psutil
-
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    started = psutil.Process(proc.pid).create_time()
-    proc.kill()
-    assert proc.wait(timeout=10) == -9
-    return proc.pid, started
 
 
 def test_show_report_and_export_call_a_killed_run_interrupted_as_list_does(
@@ -366,7 +355,7 @@ def test_show_report_and_export_call_a_killed_run_interrupted_as_list_does(
     url = store_url(tmp_path)
     assert invoke("run", str(spec), "--store", url, "-q", "--name", "k", "-f",
                   "benchmark=echo")[0] == 0
-    pid, started = _killed_process()
+    pid, started = killed_process()
     with open_store(url) as st:
         run_id = st.get_run("k").id
         st.finish_run(run_id, "running")  # as the killed runner left it

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from allele.store import ResultStore, open_store
 from allele.store.leases import Lease
 from allele.store.live import Event, StoredEvent, read_events
 from allele.store.points import MetricPoint
+from tests.faults.processes import killed_process
 
 ENV = {"test": True}
 L = "tests.bench.live_targets"
@@ -280,18 +279,11 @@ def test_running_runs_come_first_then_the_newest() -> None:
 # -- runs whose runner is gone ---------------------------------------------------------------
 
 
-def _killed_process() -> tuple[int, float]:
-    """The pid and start time of a process killed with SIGKILL (and reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    started = psutil.Process(proc.pid).create_time()
-    proc.kill()
-    assert proc.wait(timeout=10) == -9
-    return proc.pid, started
 
 
 def test_a_run_whose_lease_holder_was_killed_shows_interrupted(store: ResultStore) -> None:
     run_id = store.create_run("killed", "s", "t", {}, {})
-    pid, started = _killed_process()
+    pid, started = killed_process()
     assert store.swap_lease(run_id, Lease(socket.gethostname(), pid, started), None) is None
     store.append_events([
         Event("run_started", "bench:1", ts=10.0, run_id=run_id,

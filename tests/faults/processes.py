@@ -146,3 +146,15 @@ def wait_for_file(path: Path, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not appear within {timeout}s")
         time.sleep(0.01)
+
+
+def killed_process() -> tuple[int, float]:
+    """The pid and start time of a process killed with SIGKILL (and reaped): what a lease
+    whose holder died holds."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.kill()
+    assert proc.wait(timeout=10) == -9
+    return proc.pid, started
