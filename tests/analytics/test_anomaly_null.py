@@ -403,10 +403,24 @@ def test_weighed_column_takes_a_normal_tail_once_it_is_seen_to_be_light() -> Non
     assert (weighed[spikes] > 0.5).all()
     # Before 300 rows are seen, the column takes the half-t tail of its pool (the learning rows
     # for the first block).
-    first = student_scores(col[150:175], fit_student_tail(col[:150]), math.log(1e4))
+    tail = fit_student_tail(col[:150])
+    assert tail is not None
+    first = student_scores(col[150:175], tail, math.log(1e4))
     np.testing.assert_allclose(weighed[150:175], first, rtol=1e-12)
     assert np.any(weighed[150:300] != plain[150:300])
     assert np.count_nonzero(np.delete(weighed > 0.5, spikes)) <= 2  # of 1,986 noise rows
+
+
+def test_weighed_column_whose_pool_is_ties_keeps_a_gpd_and_still_alarms() -> None:
+    # A pool with fewer than two values above its median (a statistic that mostly ties) has no
+    # half-t; the column then reads the GPD, so a value far out still alarms instead of the
+    # column going silent.
+    col = np.zeros(400)
+    col[100] = 1.0
+    col[300] = 50.0
+    assert fit_student_tail(col[:150]) is None
+    scores = spot_scores(col[:, None], 0, 150, 1e-4, zhang_stephens=(0,), weighed=(0,))[:, 0]
+    assert scores[300] > 0.5 and np.count_nonzero(scores > 0.5) == 1
 
 
 def test_half_t_tail_is_nearly_normal_on_a_light_tail_and_calibrated_on_a_heavy_one() -> None:
@@ -419,14 +433,16 @@ def test_half_t_tail_is_nearly_normal_on_a_light_tail_and_calibrated_on_a_heavy_
     half_t, gpd = [], []
     for _ in range(200):
         pool = rng.standard_t(3, 500)
-        half_t.append(stats.t.sf(fit_student_tail(pool).quantile(1e-4), 3))
+        fitted = fit_student_tail(pool)
+        assert fitted is not None
+        half_t.append(stats.t.sf(fitted.quantile(1e-4), 3))
         gpd.append(stats.t.sf(fit_tail(pool, 0.25, "zs").quantile(1e-4), 3))
     assert np.mean(half_t) < 2.5e-4 and np.mean(half_t) < 0.8 * np.mean(gpd), (
         np.mean(half_t), np.mean(gpd))
     # A normal pool: the likelihood sits on the large degrees of freedom, and the threshold is
     # near the normal 1e-4 quantile (3.72), not the GPD's 5 or so.
     tail = fit_student_tail(rng.standard_normal(2000))
-    assert tail.xi < 0.12 and 3.6 < tail.quantile(1e-4) < 4.3
+    assert tail is not None and tail.xi < 0.12 and 3.6 < tail.quantile(1e-4) < 4.3
     # The quantile inverts the probability.
     q = tail.quantile(1e-3)
     assert math.isclose(float(np.exp(tail.log_probability(np.array([q]))[0])), 1e-3, rel_tol=1e-6)

@@ -211,12 +211,10 @@ def _half_t_scales(d2: FloatArray, nu: FloatArray) -> FloatArray:
     return out
 
 
-def student_scores(col: FloatArray, tail: StudentTail | None, log_risk: float) -> FloatArray:
+def student_scores(col: FloatArray, tail: StudentTail, log_risk: float) -> FloatArray:
     """Scores of ``col`` under a weighed column's tail, with ``log_risk = log(1 / risk)``: 0
-    without a tail and at or under its centre, where the half-t says nothing (the values far
-    under it are the other spike column's)."""
-    if tail is None:
-        return np.zeros(col.shape)
+    at or under its centre, where the half-t says nothing (the values far under it are the
+    other spike column's)."""
     above = np.isfinite(col) & (col > tail.centre)
     surprise = np.zeros(col.shape)
     surprise[above] = -tail.log_probability(col[above])
@@ -405,9 +403,12 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
                 scores[lo:hi, j] = sc
                 pool.add(col[sc <= 0.5])
                 continue
-            if j in heavy:  # a weighed tail not judged yet, or judged heavy: the half-t
-                student = fit_student_tail(pool.values()[-STUDENT_SPAN:])
-                if tails is not None and student is not None:
+            # A weighed tail not judged yet, or judged heavy: the half-t, unless the pool has
+            # fewer than two values above its median (ties), which only a GPD can read.
+            student = (fit_student_tail(pool.values()[-STUDENT_SPAN:]) if j in heavy
+                       else None)
+            if student is not None:
+                if tails is not None:
                     tails.append((lo, j, student))
                 sc = student_scores(col, student, log_risk)
                 scores[lo:hi, j] = sc
