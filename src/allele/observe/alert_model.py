@@ -148,16 +148,25 @@ _SAMPLE_VALUE = 0.5
 _SAMPLE_LABEL = "x"
 
 
+def annotation_values(labels: Mapping[str, str], value: float, threshold: float, metric: str,
+                      op: str) -> dict[str, Any]:
+    """The fields an annotation template is rendered with: the alert's labels (``alertname``,
+    ``component``, ``severity``, the metric's labels and the rule's ``labels``), ``value``,
+    ``threshold``, ``metric`` and ``op``. One builder for
+    :meth:`allele.observe.alerts.AlertManager.evaluate` and the rule's own check
+    (:func:`annotation_fields`), so the two cannot name different fields."""
+    return {**labels, "value": value, "threshold": threshold, "metric": metric, "op": op}
+
+
 def annotation_fields(metric: str, labels: Mapping[str, str], threshold: float,
                       ) -> dict[str, Any]:
-    """Sample values of the fields an annotation template may name: those
-    :meth:`allele.observe.alerts.AlertManager.evaluate` renders it with (``value``,
-    ``threshold``, ``metric``, ``op`` and the alert's labels: ``alertname``, ``component``,
-    ``severity``, the metric's labels and the rule's ``labels``). Numbers are floats and labels
-    strings, as there, so a format spec that fails on the real type fails here too."""
+    """Sample values of the fields an annotation template may name (:func:`annotation_values`,
+    with the label names a rule on ``metric`` gets). Numbers are floats and labels strings, as
+    when the evaluator renders it, so a format spec that fails on the real type fails here
+    too."""
     names = ("alertname", "component", "severity", *CATALOGUE[metric].label_names, *labels)
-    return {**dict.fromkeys(names, _SAMPLE_LABEL), "value": _SAMPLE_VALUE,
-            "threshold": float(threshold), "metric": metric, "op": ">"}
+    return annotation_values(dict.fromkeys(names, _SAMPLE_LABEL), _SAMPLE_VALUE,
+                             float(threshold), metric, ">")
 
 
 def check_template(key: str, template: str, fields: Mapping[str, Any]) -> None:

@@ -30,6 +30,7 @@ from allele.observe.alert_model import (
     Silence,
     State,
     Status,
+    annotation_values,
     fingerprint,
     parse_duration,
 )
@@ -216,8 +217,8 @@ class AlertManager:
                         self._active[fp] = tracked
                     tracked.value = value
                     tracked.annotations = {
-                        k: _format(v, {**labels, "value": value, "threshold": rule.threshold,
-                                       "metric": rule.metric, "op": rule.op})
+                        k: _format(v, annotation_values(labels, value, rule.threshold,
+                                                        rule.metric, rule.op))
                         for k, v in rule.annotations.items()
                     }
                     if tracked.state == "pending" and now - tracked.active_at >= rule.for_s:
