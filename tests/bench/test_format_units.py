@@ -38,3 +38,11 @@ def test_one_ladder_of_size_units_for_tables_and_messages() -> None:
     assert format_value(2048.0, "GiB") == "2 TiB"
     assert quantity(4096.0, "bytes") == "4 KiB"
     assert quantity(3e6, "MB") == "3 TB"
+
+
+def test_large_counts_are_written_in_full() -> None:
+    # a median of an even number of instruction counts ends in .5: it is still a count
+    assert quantity(24012345.5, "") == "24,012,346"
+    assert quantity(24012345.0, "instructions") == "24,012,345 instructions"
+    assert quantity(1234.5, "") == "1234"
+    assert quantity(2.5e15, "") == "2.500e+15"

@@ -113,8 +113,9 @@ def test_a_step_of_every_cell_is_one_environment_change() -> None:
     assert ("environment", "run-12") in kinds
     env = next(g for g in groups if g.kind == "environment")
     assert env.magnitude == pytest.approx(0.10, abs=0.03) and env.cells_checked == 10
+    assert env.cells_changed == 10  # every cell moved, though its one change is the shift series
     regs = [g for g in groups if g.kind == "regression"]
-    assert len(regs) == 1 and regs[0].run.name == "run-18"
+    assert len(regs) == 1 and regs[0].run.name == "run-18" and regs[0].cells_changed == 2
     assert regs[0].attribution.description == "population_size == 50"
     assert regs[0].magnitude == pytest.approx(0.25, abs=0.05)
 

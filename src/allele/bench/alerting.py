@@ -121,7 +121,7 @@ def change_alerts(report: RegressionReport, history: History) -> list[AlertRow]:
                        f"{c.magnitude:+.1%} at run {c.run.name}")
             out.append(_row(base, c.run.id, c.key, c.target, c.params, c.metric,
                             {"head": c.run.name}, summary, verdict,
-                            f"group of {len(g.changes)}/{g.cells_checked} cells: "
+                            f"group of {g.cells_changed}/{g.cells_checked} cells: "
                             f"{g.attribution.description}", c.run.created_at,
                             _num(c.magnitude)))
     return out

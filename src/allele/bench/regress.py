@@ -201,6 +201,12 @@ class ChangeGroup:
         """The smallest p-value in the group."""
         return min(c.p_value for c in self.changes)
 
+    @property
+    def cells_changed(self) -> int:
+        """How many of the ``cells_checked`` cells moved: every one for an environment change
+        (its one change is the run-wide shift series), else the group's cells."""
+        return self.cells_checked if self.kind == "environment" else len(self.changes)
+
 
 def build_series(runs: History | Sequence[RunRecord]) -> list[CellSeries]:
     """Every (cell, metric) series across ``runs`` (sorted by creation time): each run's
@@ -415,7 +421,7 @@ class RegressionReport:
                 "run": {"id": g.run.id, "name": g.run.name},
                 "magnitude": num(g.magnitude), "p_value": g.p_value,
                 "attribution": g.attribution.description,
-                "cells_changed": len(g.changes), "cells_checked": g.cells_checked,
+                "cells_changed": g.cells_changed, "cells_checked": g.cells_checked,
                 "changes": [{"key": c.key, "params": c.params, "index": c.index,
                              "magnitude": num(c.magnitude), "p_value": c.p_value,
                              "before": c.before, "after": c.after} for c in g.changes],

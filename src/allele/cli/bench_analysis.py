@@ -129,7 +129,7 @@ def _print_regressions(report: RegressionReport) -> None:
         table.add_row(f"[{style}]{g.kind}[/]", plain(g.target), plain(g.metric),
                       plain(g.run.name),
                       f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞",
-                      f"{g.p_value:.2g}", f"{len(g.changes)}/{g.cells_checked}",
+                      f"{g.p_value:.2g}", f"{g.cells_changed}/{g.cells_checked}",
                       plain(g.attribution.description))
     console.print(table)
 
