@@ -237,7 +237,7 @@ def test_ratio_axis_keeps_every_point_and_not_one_huge_interval() -> None:
 
     from allele.bench.compare import MetricComparison
     from allele.bench.estimate import compare_samples
-    from allele.bench.report.html import _ratio_axis
+    from allele.bench.report.ratio_axis import ratio_axis
 
     rng = np.random.default_rng(9)
     base = [rng.normal(1.0, 0.01, 12) for _ in range(3)]
@@ -248,19 +248,49 @@ def test_ratio_axis_keeps_every_point_and_not_one_huge_interval() -> None:
     wild = rows[2].estimate
     rows[2] = MetricComparison("k2", "evolution", {}, "cpu_sys_s",
                                dataclasses.replace(wild, ci_high=19.0))
-    lo, hi = _ratio_axis(rows, 0.05)
+    lo, hi = ratio_axis(rows, 0.05)
     assert lo < 0.9 < 1.3 < hi < 2.0  # every point shown, the wild CI cut at the edge
     assert lo <= 0.95 and hi >= 1.05  # the floor lines stay in view
-    assert _ratio_axis([], 0.05) is None
+    assert ratio_axis([], 0.05) is None
     # the cut interval gets an arrow at the right edge on its own row, and only it
     import plotly.graph_objects as go
 
-    from allele.bench.report.html import _cut_marks
+    from allele.bench.report.ratio_axis import cut_marks
 
     fig = go.Figure()
-    assert _cut_marks(fig, rows, ["a", "b", "c"], (lo, hi)) == 1
+    assert cut_marks(fig, rows, ["a", "b", "c"], (lo, hi)) == 1
     marks = [(a.x, a.y, a.text) for a in fig.layout.annotations]
-    assert marks == [(hi, "c", "▶")]
+    assert marks == [(pytest.approx(np.log(hi)), "c", "▶")]  # drawn on the log-ratio scale
     fig = go.Figure()
-    assert _cut_marks(fig, rows, ["a", "b", "c"], (0.95, 1.25)) == 3  # 0.9 and 1.3 too
+    assert cut_marks(fig, rows, ["a", "b", "c"], (0.95, 1.25)) == 3  # 0.9 and 1.3 too
     assert sorted(a.y + a.text for a in fig.layout.annotations) == ["a▶", "b◀", "c▶"]
+
+
+def test_one_far_row_does_not_flatten_the_others() -> None:
+    """A x67 row among changes of a few percent: the axis follows the others (a halving as far
+    from 1 as a doubling), the far row ends in an arrow, and the ticks read as changes."""
+    import dataclasses
+
+    import plotly.graph_objects as go
+
+    from allele.bench.compare import MetricComparison
+    from allele.bench.estimate import compare_samples
+    from allele.bench.report.ratio_axis import cut_marks, ratio_axis, ratio_ticks, tick_label
+
+    rng = np.random.default_rng(3)
+    base = [rng.normal(1.0, 0.01, 12) for _ in range(4)]
+    head = [base[0] * 67.0, base[1] * 1.08, base[2] * 0.94, base[3] * 1.01]
+    rows = [MetricComparison(f"k{i}", "evolution", {}, "wall_s", e)
+            for i, e in enumerate(compare_samples(base, head, paired=True))]
+    lo, hi = ratio_axis(rows, 0.05)
+    assert lo < 0.94 and 1.08 < hi < 2.0  # the x67 row is not in the range
+    fig = go.Figure()
+    assert cut_marks(fig, rows, ["a", "b", "c", "d"], (lo, hi)) == 1
+    assert [(a.y, a.text) for a in fig.layout.annotations] == [("a", "▶")]
+    # two far rows of five are both far: the axis keeps them (only a fifth is ever cut)
+    rows2 = [*rows, dataclasses.replace(rows[0], key="k4")]
+    assert ratio_axis(rows2, 0.05)[1] > 67.0
+    ticks = ratio_ticks((lo, hi))
+    assert 1.0 in ticks and all(lo <= t <= hi for t in ticks) and 3 <= len(ticks) <= 9
+    assert [tick_label(t) for t in (0.5, 1.0, 1.1, 2.0, 10.0)] == [
+        "-50%", "0%", "+10%", "+100%", "×10"]

@@ -45,6 +45,7 @@ from allele.bench.report.data import (
     _ShownParams,
     _sorted_rows,
 )
+from allele.bench.report.ratio_axis import ratio_figure
 from allele.store.model import CellResult
 
 MAX_PAIRS = 3
@@ -197,8 +198,6 @@ def _design(comp: Comparison) -> str:
 
 
 def _comparison_section(comp: Comparison, figs: _Figures) -> str:
-    import plotly.graph_objects as go
-
     counts = comp.counts()
     badges = "".join(f"<span class='badge v-{v}'>{v}: {n}</span>" for v, n in counts.items())
     rows = _sorted_rows(comp)
@@ -213,37 +212,7 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     parts.extend(f"<p class='muted' id='noise-note'>{html.escape(note)}.</p>"
                  for note in comp.notes())
     if moved:
-        fig = go.Figure()
-        labels = [f"{shown.text(r)} · {r.metric}" for r in moved]
-        for verdict, color in (("regressed", "#b3261e"), ("improved", "#1b7f3a"),
-                               ("inconclusive", "#c08a00"), ("unchanged", "#8a9099")):
-            idx = [i for i, r in enumerate(moved) if r.verdict == verdict
-                   and math.isfinite(r.estimate.ratio) and math.isfinite(r.estimate.ci_low)
-                   and math.isfinite(r.estimate.ci_high)]
-            if not idx:
-                continue
-            est = [moved[i].estimate for i in idx]
-            fig.add_trace(go.Scatter(
-                x=[e.ratio for e in est], y=[labels[i] for i in idx], mode="markers",
-                name=verdict, marker={"color": color, "size": 9},
-                error_x={"type": "data", "symmetric": False,
-                         "array": [e.ci_high - e.ratio for e in est],
-                         "arrayminus": [e.ratio - e.ci_low for e in est]}))
-        for xv in (1.0 - comp.floor, 1.0, 1.0 + comp.floor):
-            fig.add_vline(x=xv, line_dash="dot" if xv != 1.0 else "solid",
-                          line_color="#8a9099")
-        fig.update_layout(title_text="HEAD/BASE ratio with 95% CI (dotted: practical floor)",
-                          height=max(380, 24 * len(moved) + 120))
-        fig.update_yaxes(autorange="reversed", dtick=1)  # a label on every row
-        x_range = _ratio_axis(moved, comp.floor)
-        title = "HEAD/BASE (1 = no change)"
-        if x_range is not None:
-            fig.update_xaxes(range=list(x_range))
-            cut = _cut_marks(fig, moved, labels, x_range)
-            if cut:
-                title += (f": {cut} interval{'s run' if cut > 1 else ' runs'} past the axis "
-                          "(▶ ◀; the table has the values)")
-        fig.update_xaxes(title_text=title)
+        fig = ratio_figure(moved, [f"{shown.text(r)} · {r.metric}" for r in moved], comp.floor)
         parts.append(figs.div(fig))
     headers = ["target", "params", "metric", "base", "head", "change",
                "95% CI", "p", "q (BH)", "MDE", "test", "verdict"]
@@ -278,45 +247,6 @@ def _comparison_section(comp: Comparison, figs: _Figures) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
-def _cut_marks(fig: Any, rows: Sequence[MetricComparison], labels: Sequence[str],
-               x_range: tuple[float, float]) -> int:
-    """An arrow at the chart's edge on every row whose interval (or point) runs past the axis,
-    so a cut bar does not read as one that ends there; returns how many rows are cut."""
-    lo, hi = x_range
-    cut = 0
-    for r, label in zip(rows, labels, strict=True):
-        e = r.estimate
-        if not all(math.isfinite(v) for v in (e.ratio, e.ci_low, e.ci_high)):
-            continue
-        sides = [(hi, "▶", "right")] if max(e.ci_high, e.ratio) > hi else []
-        sides += [(lo, "◀", "left")] if min(e.ci_low, e.ratio) < lo else []
-        for x, arrow, anchor in sides:
-            fig.add_annotation(x=x, y=label, text=arrow, showarrow=False, xanchor=anchor,
-                               font={"color": "#57606a", "size": 13})
-        cut += bool(sides)
-    return cut
-
-
-def _ratio_axis(rows: Sequence[MetricComparison], floor: float = 0.05
-                ) -> tuple[float, float] | None:
-    """The ratio chart's x range: every point, and the CIs up to twice the largest point's
-    distance from 1. One CI of [0.9, 19] (a sys time of 0.1 ms in a run) would otherwise squeeze
-    every other row into a sliver; its bar then runs off the edge of the chart."""
-    ests = [r.estimate for r in rows  # the rows the chart draws
-            if all(math.isfinite(v) for v in (r.estimate.ratio, r.estimate.ci_low,
-                                               r.estimate.ci_high))]
-    if not ests:
-        return None
-    points = [e.ratio for e in ests]
-    reach = 2.0 * max(abs(p - 1.0) for p in points) + 0.1
-    lows = [*points, *(e.ci_low for e in ests)]
-    highs = [*points, *(e.ci_high for e in ests)]
-    lo = min(max(min(lows), 1.0 - reach, 0.0), 1.0 - floor)  # the floor lines stay in view
-    hi = max(min(max(highs), 1.0 + reach), 1.0 + floor)
-    pad = 0.05 * (hi - lo)
-    return max(0.0, lo - pad), hi + pad
-
-
 def _changes_section(data: ReportData) -> str:
     parts = ["<h2>Change points in the history</h2>"]
     if not data.changes:
@@ -334,7 +264,7 @@ def _changes_section(data: ReportData) -> str:
                      _td(g.target), _td(g.metric), _td(g.run.name),
                      _td(f"{g.magnitude:+.1%}" if math.isfinite(g.magnitude) else "∞", "num"),
                      _td(number(g.p_value, 2), "num"),
-                     _td(f"{len(g.changes)} of {g.cells_checked}", "num"),
+                     _td(f"{g.cells_changed} of {g.cells_checked}", "num"),
                      _td(g.attribution.description)])
     parts.append(_table(["kind", "target", "metric", "first affected run", "magnitude",
                          "p", "cells", "where"], rows))

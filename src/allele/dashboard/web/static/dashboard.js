@@ -701,26 +701,41 @@ async function startCompare() {
     document.getElementById("forest").hidden = false;
     // by verdict (as `allele bench compare` lists them), then cell and metric
     const rank = { regressed: 0, improved: 1, inconclusive: 2, unchanged: 3 };
-    const rows = c.rows.filter((r) => r.ratio !== null).sort((a, b) =>
+    const rows = c.rows.filter((r) => r.ratio !== null && r.ratio > 0).sort((a, b) =>
       (rank[a.verdict] - rank[b.verdict]) || a.key.localeCompare(b.key) || a.metric.localeCompare(b.metric));
     const color = { regressed: "#cf222e", improved: "#1a7f37", inconclusive: "#9a6700", unchanged: "#8c959f" };
     const labels = forestLabels(rows, c.varying);
-    const pct100 = (x) => (x - 1) * 100;
-    // The axis follows the point estimates (and twice the floor), not the intervals: one interval of
-    // a metric near 0 can reach +4,000,000 % and would squash every other row onto 0. Intervals and
-    // points beyond the axis end at its edge with an arrow; their values are in the hover and the table.
-    const xs = rows.map((r) => pct100(r.ratio));
-    const sorted = xs.slice().sort((a, b) => a - b);
-    const q = (f) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
-    const fl = 2 * c.floor * 100;
-    let lo = Math.min(-fl, q(0.02)), hi = Math.max(fl, q(0.98));
-    // intervals that end within twice that span are shown whole; only the wild ones are cut
-    const span = hi - lo, ends = rows.flatMap((r) => [pct100(r.ci_low), pct100(r.ci_high)]);
-    lo = Math.min(lo, ...ends.filter((e) => e >= lo - 2 * span));
-    hi = Math.max(hi, ...ends.filter((e) => e <= hi + 2 * span));
+    // Drawn on the log-ratio scale (the interval is a t interval on the log-ratio: a halving sits as
+    // far from 0 as a doubling), ticks labelled as changes. The axis holds every point but far
+    // outliers (one x67 row among changes of a few percent would flatten the rest; at most a fifth
+    // of the rows are cut), and the intervals up to twice the farthest kept point: one interval of
+    // a metric near 0 can reach +4,000,000 %. Points and intervals beyond the axis end at its edge
+    // with an arrow; their values are in the hover and the table (as in the HTML report).
+    const ln = (x) => (x > 0 ? Math.log(x) : -Infinity);
+    const xs = rows.map((r) => ln(r.ratio));
+    const dist = xs.map(Math.abs).sort((a, b) => b - a);
+    const floorDist = Math.log1p(c.floor);
+    let keep = dist[0];
+    for (let i = 0; i < (dist.length > 1 ? Math.max(1, Math.floor(dist.length / 5)) : 0); i++) {
+      if (dist[i] <= 5 * Math.max(dist[i + 1], floorDist)) break;
+      keep = dist[i + 1];
+    }
+    const kept = xs.filter((x) => Math.abs(x) <= keep);
+    const reach = 2 * Math.max(keep, floorDist) + 0.1;
+    const ends = rows.flatMap((r) => [ln(r.ci_low), ln(r.ci_high)]).filter(Number.isFinite);
+    let lo = Math.min(Math.max(Math.min(...kept, ...ends), -reach), Math.log(1 - c.floor));
+    let hi = Math.max(Math.min(Math.max(...kept, ...ends), reach), Math.log1p(c.floor));
     const pad = 0.05 * (hi - lo); lo -= pad; hi += pad;
+    const tickText = (t) => (t >= 3 ? `×${t}` : t === 1 ? "0%" : `${t > 1 ? "+" : ""}${Math.round((t - 1) * 1000) / 10}%`);
+    const ticks = [];
+    for (const t of [1, 2, 0.5, 1.1, 0.9, 10, 0.1, 1.25, 0.8, 1.05, 0.95, 5, 0.2, 1.5, 0.75, 1.02, 0.98, 100, 0.01, 20, 0.05, 50, 0.02, 1.01, 0.99, 3, 1000, 0.001]) {
+      const v = Math.log(t);
+      if (v >= lo && v <= hi && ticks.every((u) => Math.abs(v - Math.log(u)) >= (hi - lo) / 10)) ticks.push(t);
+      if (ticks.length === 9) break;
+    }
+    ticks.sort((a, b) => a - b);
     const clip = (x) => Math.min(hi, Math.max(lo, x));
-    const pts = rows.map((r, i) => ({ r, label: labels[i], x: pct100(r.ratio), low: pct100(r.ci_low), high: pct100(r.ci_high) }));
+    const pts = rows.map((r, i) => ({ r, label: labels[i], x: ln(r.ratio), low: ln(r.ci_low), high: ln(r.ci_high) }));
     const cut = pts.filter((p) => p.low < lo || p.high > hi || p.x < lo || p.x > hi).length;
     const hover = (p) => esc(`${p.r.metric} · ${p.r.target} ${p.r.params_text}<br>${p.r.verdict}: ${pct(p.r.ratio)} [${pct(p.r.ci_low)}, ${pct(p.r.ci_high)}]<br>${p.r.reason}`);
     // one trace per verdict: Plotly takes one colour per trace for markers' error bars
@@ -735,13 +750,14 @@ async function startCompare() {
       x: p.high > hi ? hi : lo, y: p.label, text: p.high > hi ? "▶" : "◀", showarrow: false,
       font: { color: color[p.r.verdict], size: 11 }, xanchor: p.high > hi ? "right" : "left" }));
     plot("forest", traces,
-      { title: { text: "change of HEAD against BASE (%) with 95% intervals" }, height: Math.max(420, 22 * rows.length + 140), showlegend: true,
+      { title: { text: "change of HEAD against BASE with 95% intervals (log scale)" }, height: Math.max(420, 22 * rows.length + 140), showlegend: true,
         legend: { orientation: "h", y: 1.0, yanchor: "bottom", x: 0 },
         margin: { l: 20, r: 20, t: 70, b: 60 }, annotations: edges,
-        xaxis: { zeroline: true, ticksuffix: "%", range: [lo, hi], automargin: true,
-                 title: { text: cut ? `change (%): ${cut} interval${cut > 1 ? "s run" : " runs"} past the axis (▶ ◀; hover for values)` : "change (%)" } },
+        xaxis: { zeroline: true, range: [lo, hi], automargin: true,
+                 tickvals: ticks.map(Math.log), ticktext: ticks.map(tickText),
+                 title: { text: cut ? `change: ${cut} row${cut > 1 ? "s run" : " runs"} past the axis (▶ ◀; hover for values)` : "change" } },
         yaxis: { range: [labels.length - 0.5, -0.5], type: "category", categoryorder: "array", categoryarray: labels, automargin: true },
-        shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: s * c.floor * 100, x1: s * c.floor * 100, y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
+        shapes: [-1, 1].map((s) => ({ type: "line", xref: "x", yref: "paper", x0: Math.log1p(s * c.floor), x1: Math.log1p(s * c.floor), y0: 0, y1: 1, line: { dash: "dash", color: "#8c959f" } })) });
     clear(document.getElementById("verdicts")).appendChild(table(
       ["target", "params", "metric", "base", "head", "change", "95% CI", "q", "verdict", "reason"],
       c.rows.map((r) => ({ cells: [r.target, r.params_text, r.metric + (r.direction_guessed ? " (direction guessed)" : ""), { text: r.base_text || num(r.base), class: "num" }, { text: r.head_text || num(r.head), class: "num" },
