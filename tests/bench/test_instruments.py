@@ -504,6 +504,9 @@ def test_resume_counts_the_cells_a_killed_run_stored_without_counts(tmp_path: Pa
     resumed = subprocess.run([*allele, "bench", "run", "--resume", "k", "-q"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr
+    # what ran is said as it was: no cell timed again, every one counted (was "N cells run")
+    assert (f"0 cells run, {len(CELLS)} only counted (their stored timings kept), 0 already "
+            "done, 0 failed") in " ".join(resumed.stderr.split())
     with open_store(url) as st:
         run = st.load_run("k")
         assert run.info.status == "finished"

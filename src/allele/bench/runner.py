@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,6 +131,9 @@ class RunSummary:
     """Cells finished by this invocation."""
     skipped: int = 0
     """Cells already in the store (resume)."""
+    counted_only: int = 0
+    """Cells of ``executed`` whose stored timings were kept and only their instruction counts
+    ran (a resume of a run stopped before its instruction phase)."""
     failed: int = 0
     """Cells of this invocation whose status is not ``ok``."""
     seconds: float = 0.0
@@ -419,7 +422,8 @@ class Runner:
                         continue  # the cell is stored once all its rounds are in
                     self._commit(run_id, whole, counted, kept, summary, lease)
             if counted:
-                self._count_instructions(run_id, tasks, counted, kept, summary, lease)
+                self._count_instructions(run_id, tasks, counted, kept, summary, lease,
+                                         recount or {})
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -476,9 +480,11 @@ class Runner:
 
     def _count_instructions(self, run_id: str, tasks: Sequence[CellTask],
                             counted: dict[str, Instrumented], kept: dict[str, CellResult],
-                            summary: RunSummary, lease: RunLease | None) -> None:
+                            summary: RunSummary, lease: RunLease | None,
+                            recount: Collection[str] = ()) -> None:
         """The instruction phase (:mod:`allele.bench.instruments.phase`): one callgrind
-        subprocess for every instrumented cell; each cell is stored again with its counts."""
+        subprocess for every instrumented cell; each cell is stored again with its counts.
+        ``recount``: cells stored before this invocation, only counted now."""
         untimed = {t.key: t for t in tasks if not t.timed}
         for task in untimed.values():
             if self.progress is not None:
@@ -495,6 +501,7 @@ class Runner:
             if self.live is not None and result.key in untimed:
                 self.live.cell_finished(untimed[result.key], result)
             self._stored(result, summary, lease, again=again)
+            summary.counted_only += result.key in recount
 
     def _record_declarations(self, info: RunInfo) -> None:
         """Add what the targets declared by returning ``Metric`` values (collected by

@@ -119,9 +119,12 @@ def run_cmd(
                 else:
                     assert suite is not None
                     summary = runner.run(suite, name=name, filters=filters or [])
+            counted = (f", {summary.counted_only} only counted (their stored timings kept)"
+                       if summary.counted_only else "")
             line = (f"run {esc(summary.name)} ({summary.run_id}): {summary.status}; "
-                    f"{summary.executed} cells run, {summary.skipped} already done, "
-                    f"{summary.failed} failed, {summary.seconds:.1f} s")
+                    f"{summary.executed - summary.counted_only} cells run{counted}, "
+                    f"{summary.skipped} already done, {summary.failed} failed, "
+                    f"{summary.seconds:.1f} s")
             if summary.status == "interrupted":
                 err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
                                   f"--resume {esc(summary.name)} (the cells stored and the "
