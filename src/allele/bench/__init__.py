@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from allele.bench.environment import fingerprint
     from allele.bench.metrics import Metric
-    from allele.bench.runner import Runner, RunSummary, run_spec
+    from allele.bench.run_protocols import RunSummary
+    from allele.bench.runner import Runner, run_spec
     from allele.bench.spec import BenchmarkSpec, SuiteSpec, load_suite, loads_suite
     from allele.store import ResultStore, open_store
     from allele.store.model import CellResult, RunInfo, RunRecord, Sample, cell_key
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Metric": "allele.bench.metrics",
     "Runner": "allele.bench.runner",
-    "RunSummary": "allele.bench.runner",
+    "RunSummary": "allele.bench.run_protocols",
     "run_spec": "allele.bench.runner",
     "load_suite": "allele.bench.spec",
     "loads_suite": "allele.bench.spec",

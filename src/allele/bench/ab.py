@@ -73,7 +73,7 @@ from allele.errors import BenchmarkError, ConfigError
 from allele.store.model import CellResult, RunStatus, Sample, cell_key
 
 if TYPE_CHECKING:
-    from allele.bench.runner import ProgressSink
+    from allele.bench.run_protocols import ProgressSink
     from allele.bench.spec import SuiteSpec
     from allele.store.results import ResultStore
 
@@ -381,7 +381,7 @@ class AbSession:
                   for k, c in side.cells.items() if c.status != "ok"]
         seconds = time.perf_counter() - t0
         if self.live is not None:
-            from allele.bench.runner import RunSummary
+            from allele.bench.run_protocols import RunSummary
 
             self.live.run_finished(RunSummary(
                 head.run_id, f"{self.name}-head", status, total, executed=self._rounds_done,

@@ -38,7 +38,7 @@ from allele.bench.targets import include_working_directory
 from allele.errors import AlleleError, ValidationError
 
 if TYPE_CHECKING:
-    from allele.bench.runner import ProgressSink
+    from allele.bench.run_protocols import ProgressSink
     from allele.bench.spec import SuiteSpec
     from allele.store.results import ResultStore
 

@@ -47,7 +47,7 @@ from allele.store.model import CellResult, RunInfo, Sample
 from allele.store.points import MetricPoint
 
 if TYPE_CHECKING:
-    from allele.bench.runner import RunSummary
+    from allele.bench.run_protocols import RunSummary
     from allele.observe.export import MetricsServer
     from allele.observe.usermetrics import SeriesUpdate
     from allele.store.results import ResultStore

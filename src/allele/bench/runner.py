@@ -24,8 +24,8 @@ While it runs cells the runner holds the run's lease (:mod:`allele.bench.lease`)
 resume of the same run refuses, naming the live process that holds it. A cell whose result the
 store refuses (say more distinct metrics than a cell can hold) is stored as a failed cell saying
 why, so one bad cell never stops a run nor a resume. A progress sink with a ``cell_stored``
-method (:class:`StoredCellSink`, e.g. the MLflow bridge) gets each cell once it is committed,
-its rounds merged.
+method (:class:`~allele.bench.run_protocols.StoredCellSink`, e.g. the MLflow bridge) gets each
+cell once it is committed, its rounds merged.
 
 Instruments (:mod:`allele.bench.instruments`): cells whose benchmark asks for ``instructions``
 are counted after the timed phase, all of them in one callgrind subprocess, and are committed
@@ -39,10 +39,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from allele import failpoints
 from allele.bench.executors import (
@@ -57,9 +57,9 @@ from allele.bench.history import ab_meta
 from allele.bench.instruments.phase import Instrumented, count_phase
 from allele.bench.instruments.phase import from_tasks as instrumented
 from allele.bench.lease import RunLease
-from allele.bench.live import LiveBatch
 from allele.bench.metrics import LOOPS_METRIC, declarations_to_doc, with_declarations
 from allele.bench.profiler import memory_methods
+from allele.bench.run_protocols import ProgressSink, RunEvents, RunSummary
 from allele.bench.select import CellFilter
 from allele.bench.spec import SuiteSpec, ordered
 from allele.bench.targets import resolve_target
@@ -72,73 +72,6 @@ SPEC_FORMAT = 1
 """Version of the ``spec`` document stored with a run."""
 
 _log = logging.getLogger("allele.bench")
-
-
-class ProgressSink(Protocol):
-    """What the runner reports while it runs (the CLI shows it with :class:`RichProgress`).
-
-    ``start`` also receives ``run``, the run's header as the runner created it (or read it to
-    resume it), so that a sink mirroring the run elsewhere (MLflow) does not read it back from
-    the store."""
-
-    def start(self, run_name: str, total: int, already_done: int,
-              run: RunInfo | None = None) -> None: ...
-
-    def cell_started(self, task: CellTask) -> None: ...
-
-    def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class RunEvents(Protocol):
-    """Live telemetry of a run (:class:`allele.bench.live.RunLive` implements it): the run and
-    cell lifecycle, and the batches the executor's workers forward (``live``)."""
-
-    def attach(self, pids: Callable[[], list[int]]) -> None: ...
-
-    def run_started(self, info: RunInfo, cells: int, tasks: int, skipped: int,
-                    skipped_tasks: int = 0) -> None: ...
-
-    def cell_started(self, task: CellTask) -> None: ...
-
-    def live(self, batch: LiveBatch) -> None: ...
-
-    def cell_finished(self, task: CellTask | None, result: CellResult) -> None: ...
-
-    def cell_stored(self, result: CellResult, again: bool = False) -> None: ...
-
-    def run_finished(self, summary: RunSummary) -> None: ...
-
-class StoredCellSink(Protocol):
-    """A progress sink that also wants each cell once it is committed to the store (optional:
-    the runner calls ``cell_stored`` when the sink has it). A cell of several rounds arrives
-    here once, merged, after ``cell_finished`` was called for each of its rounds."""
-
-    def cell_stored(self, result: CellResult) -> None: ...
-
-
-@dataclass
-class RunSummary:
-    """How a run (or a resumed part of it) ended."""
-
-    run_id: str
-    name: str
-    status: RunStatus
-    planned: int
-    """Cells in the run's plan."""
-    executed: int = 0
-    """Cells finished by this invocation."""
-    skipped: int = 0
-    """Cells already in the store (resume)."""
-    counted_only: int = 0
-    """Cells of ``executed`` whose stored timings were kept and only their instruction counts
-    ran (a resume of a run stopped before its instruction phase)."""
-    failed: int = 0
-    """Cells of this invocation whose status is not ``ok``."""
-    seconds: float = 0.0
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    """(key, status, error) of every non-ok cell of this invocation."""
 
 
 def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:

@@ -37,6 +37,7 @@ from allele.cli._common import (
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
+    from allele.bench.run_protocols import RunSummary
     from allele.store.model import RunRecord
 
 app = typer.Typer(help="Matrix benchmarks: run, A/B, compare, find change points, calibrate, "
@@ -119,12 +120,7 @@ def run_cmd(
                 else:
                     assert suite is not None
                     summary = runner.run(suite, name=name, filters=filters or [])
-            counted = (f", {summary.counted_only} only counted (their stored timings kept)"
-                       if summary.counted_only else "")
-            line = (f"run {esc(summary.name)} ({summary.run_id}): {summary.status}; "
-                    f"{summary.executed - summary.counted_only} cells run{counted}, "
-                    f"{summary.skipped} already done, {summary.failed} failed, "
-                    f"{summary.seconds:.1f} s")
+            line = _summary_line(summary)
             if summary.status == "interrupted":
                 err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
                                   f"--resume {esc(summary.name)} (the cells stored and the "
@@ -138,6 +134,15 @@ def run_cmd(
                 _write_report(st, summary.run_id, report)
             if summary.failed and strict:
                 raise typer.Exit(1)
+
+
+def _summary_line(summary: RunSummary) -> str:
+    """How a run (or the resumed part of it) ended, in one line."""
+    counted = (f", {summary.counted_only} only counted (their stored timings kept)"
+               if summary.counted_only else "")
+    return (f"run {esc(summary.name)} ({summary.run_id}): {summary.status}; "
+            f"{summary.executed - summary.counted_only} cells run{counted}, "
+            f"{summary.skipped} already done, {summary.failed} failed, {summary.seconds:.1f} s")
 
 
 def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None,

@@ -1,5 +1,5 @@
 """The terminal's view of a running matrix: a rich progress bar fed by the runner's
-:class:`allele.bench.runner.ProgressSink` calls, or plain lines when the console is not a
+:class:`allele.bench.run_protocols.ProgressSink` calls, or plain lines when the console is not a
 terminal (a CI log, ``2> file``, nohup): rich draws a bar there only when it stops, which left
 such a log empty for the whole run."""
 

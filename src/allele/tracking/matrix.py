@@ -275,7 +275,7 @@ def run_matrix_tracked(tracker: MlflowTracker, runner: Any, suite: Any = None, *
     The runner's progress sink is wrapped for the duration of the call; the matrix run ends
     FINISHED, FAILED (the error as a tag) or KILLED (the runner's ``interrupted``), with the
     stored ``cell_count`` and ``failed_cells`` as metrics (and ``cell_count`` as a parameter
-    once the run is finished). Returns the runner's :class:`~allele.bench.runner.RunSummary`.
+    once the run is finished). Returns the runner's :class:`~allele.bench.run_protocols.RunSummary`.
     """
     sink = MlflowProgress(tracker, runner.progress, getattr(runner, "store", None),
                           new_run=resume is None)
