@@ -235,6 +235,37 @@ def test_points_sharing_a_timestamp_are_averaged_and_said_so(tmp_path: Path) -> 
     assert json.loads(res.output)["merged_points"] == 40
 
 
+def test_nan_and_infinite_points_are_left_out_and_named(tmp_path: Path) -> None:
+    """A stored NaN or inf (a failed scrape) no longer fails forecast and anomalies with "values
+    contains NaN": the point is left out, and the output says how many and when."""
+    from allele.store import MetricPoint, open_store
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    rng = np.random.default_rng(4)
+    bad = {50: float("nan"), 120: float("inf"), 121: float("nan")}
+    with open_store(url) as st:
+        st.write_metric_points([MetricPoint("gaps", "c", (), 1.7e9 + 60 * i,
+                                            bad.get(i, 10.0 + rng.normal()))
+                                for i in range(400)])
+        st.write_metric_points([MetricPoint("void", "c", (), 1.7e9 + i, float("nan"))
+                                for i in range(5)])
+    for cmd in (["forecast", "gaps", "--model", "naive"], ["anomalies", "gaps"]):
+        res = runner.invoke(app, [*cmd, "--store", url])
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        # the first three named by time: 50, 120 and 121 minutes in
+        first = [analyze._when(1.7e9 + 60 * i, analyze._time_format([1.7e9, 1.7e9 + 60]))
+                 for i in bad]
+        assert f"note: 3 points left out: value NaN or infinite (at {', '.join(first)})" in text
+        res = runner.invoke(app, [*cmd, "--store", url, "--json"])
+        assert json.loads(res.output)["left_out_points"] == 3
+    assert "0 anomalous points of 397 " in " ".join(runner.invoke(
+        app, ["anomalies", "gaps", "--store", url]).output.split())
+    res = runner.invoke(app, ["anomalies", "void", "--store", url])
+    assert res.exit_code != 0
+    assert "every one of the 5 points of metric 'void' is NaN or infinite" in str(res.exception)
+
+
 def test_forecast_findings_read_in_the_metrics_own_unit(tmp_path: Path) -> None:
     """A memory metric named ``*_bytes``: the findings speak MB without --unit."""
     from allele.observe.metrics import MetricPoint

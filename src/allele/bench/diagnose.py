@@ -97,6 +97,9 @@ class MetricSeries:
     labels: dict[str, str] = field(default_factory=dict)
     """The labels every point of the series has (what ``--label`` chose, and more)."""
     merged: int = 0  # points averaged into a timestamp another point already had
+    left_out: tuple[float, ...] = ()
+    """Timestamps of the points left out because their value was NaN or infinite (a scrape
+    that failed, a division by zero): the store keeps them, the analyses cannot use them."""
 
 
 def parse_labels(items: Sequence[str] | None) -> dict[str, str]:
@@ -114,7 +117,8 @@ def metric_series(store: ResultStore, metric: str, component: str | None = None,
                   labels: Mapping[str, str] | None = None, *,
                   recorded_only: bool = False) -> MetricSeries:
     """The stored points of ``metric`` (of ``component``, with every label of ``labels``) as one
-    series; points sharing a timestamp are averaged, and ``merged`` counts them.
+    series; points sharing a timestamp are averaged, and ``merged`` counts them. Points whose
+    value is NaN or infinite are left out, their timestamps kept in ``left_out``.
 
     Label sets are joined only when they follow one another in time (one worker in successive
     runs). Sets that overlap in time are parallel streams (one per worker), never averaged: an
@@ -141,13 +145,19 @@ def metric_series(store: ResultStore, metric: str, component: str | None = None,
         span = spans.setdefault(p.labels, [p.timestamp, p.timestamp])
         span[0], span[1] = min(span[0], p.timestamp), max(span[1], p.timestamp)
     _refuse_parallel(metric, spans)
+    common = dict(set.intersection(*(set(k) for k in spans)))
+    finite = [p for p in points if math.isfinite(p.value) and math.isfinite(p.timestamp)]
+    left_out = tuple(sorted(p.timestamp for p in points
+                            if not (math.isfinite(p.value) and math.isfinite(p.timestamp))))
+    if not finite:
+        raise AnalyticsError(f"every one of the {len(points)} points of metric {metric!r} is "
+                             "NaN or infinite: nothing to analyse")
     by_ts: dict[float, list[float]] = {}
-    for p in points:
+    for p in finite:
         by_ts.setdefault(float(p.timestamp), []).append(float(p.value))
     ts = sorted(by_ts)
-    common = dict(set.intersection(*(set(k) for k in spans)))
     return MetricSeries(metric, comps[0], ts, [statistics.fmean(by_ts[t]) for t in ts], common,
-                        len(points) - len(ts))
+                        len(finite) - len(ts), left_out)
 
 
 Spans = Mapping[tuple[tuple[str, str], ...], list[float]]
@@ -197,6 +207,7 @@ class MetricForecast:
         """A JSON-ready dictionary."""
         return {"metric": self.series.metric, "component": self.series.component,
                 "labels": self.series.labels, "merged_points": self.series.merged,
+                "left_out_points": len(self.series.left_out),
                 "forecast": self.forecast.to_dict(), "findings": self.findings,
                 "choice": self.choice}
 
@@ -272,6 +283,7 @@ class MetricAnomalies:
         return {"metric": self.series.metric, "component": self.series.component,
                 "labels": self.series.labels, "method": self.method, "learn_end": d.learn_end,
                 "period": d.period, "merged_points": self.series.merged,
+                "left_out_points": len(self.series.left_out),
                 "transform": d.transform, "ar": list(d.ar), "mass": d.mass,
                 "anomalies": self.rows()}
 

@@ -124,15 +124,21 @@ def forecast(
         console.print(f"- refused {why}", markup=False)
     for line in res.findings:
         console.print(f"- {line}", markup=False)
-    _merged_note(res.series)
+    _series_notes(res.series)
 
 
-def _merged_note(series: Any) -> None:
-    """Say so when points shared a timestamp: the series holds their mean, a value that may
-    never have been observed."""
+def _series_notes(series: Any) -> None:
+    """Say so when points shared a timestamp (the series holds their mean, a value that may
+    never have been observed) and when points were left out (NaN or infinite values)."""
     if series.merged:
         console.print(f"- note: {series.merged} points shared a timestamp with another point of "
                       "the series; each timestamp holds their mean", markup=False)
+    if series.left_out:
+        n, tf = len(series.left_out), _time_format(list(series.left_out))
+        first = ", ".join(_when(t, tf) for t in series.left_out[:3] if math.isfinite(t))
+        console.print(f"- note: {n} point{'s' if n > 1 else ''} left out: value NaN or infinite"
+                      + (f" (at {first}{', ...' if n > 3 else ''})" if first else ""),
+                      markup=False)
 
 
 _COMPARE_ONLY = ("iforest", "ocsvm")
@@ -196,7 +202,7 @@ def anomalies(
         table.add_row(str(r["index"]), _when(r["timestamp"], tf),
                       _val(r["value"], unit_of(metric)), f"{r['score']:.2f}")
     console.print(table)
-    _merged_note(res.series)
+    _series_notes(res.series)
 
 
 @app.command()
