@@ -81,6 +81,8 @@ def test_recommend_and_alerts(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert len(out["inhibited"]) == 1 and len(out["groups"]) == 1
+    assert out["inhibited"][0]["alert"]["name"] == "Slow"  # muted by the host's OOM
+    assert [a["name"] for a in out["groups"][0]["alerts"]] == ["HostOOM"]
     assert 0.4 < out["groups"][0]["priority"] <= 1.0  # critical: 0.4 * 1.0 plus the rest
 
 

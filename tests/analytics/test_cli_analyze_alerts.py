@@ -39,6 +39,21 @@ def test_alerts_far_apart_are_not_duplicates_in_either_order(tmp_path: Path,
     assert prio["critical"] > prio["warning"]
 
 
+def test_one_alert_firing_twice_is_told_apart_by_its_start(tmp_path: Path) -> None:
+    """The same alert (one fingerprint) firing a day apart lands in two groups: each group lists
+    its member with its start, not a bare fingerprint the two groups share."""
+    code, out, _ = _run(tmp_path, json.dumps(DISK))
+    assert code == 0, out
+    groups = json.loads(out)["groups"]
+    members = [a for g in groups for a in g["alerts"]]
+    assert len(groups) == 2 and len(members) == 2
+    assert members[0]["fingerprint"] == members[1]["fingerprint"]  # one alert
+    assert {(m["name"], m["starts_at"]) for m in members} == {("DiskFull", 1700000000),
+                                                             ("DiskFull", 1699900000)}
+    by_start = {g["alerts"][0]["starts_at"]: g["severity"] for g in groups}
+    assert by_start == {1700000000: "warning", 1699900000: "critical"}
+
+
 def test_upper_case_severity_ranks_as_critical(tmp_path: Path) -> None:
     alerts = [{"name": "NodeDown", "labels": {"host": "x"}, "severity": "CRITICAL",
                "starts_at": 1700000000},

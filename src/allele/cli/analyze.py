@@ -225,12 +225,19 @@ def alerts(
         raise AnalyticsError(f"{file} must hold a JSON list of alerts")
     upd = correlate_batch(raw, now)
     if as_json:
+        def occurrence(a: Any) -> dict[str, Any]:
+            # an alert is an occurrence: one fingerprint firing again later can sit in a second
+            # group, so the fingerprint alone would not say which member is meant
+            return {"fingerprint": a.fingerprint, "name": a.name, "starts_at": a.starts_at}
+
         _emit_json({
             "groups": [{"id": g.id, "priority": upd.priorities[g.id], "severity": g.severity,
-                        "common_labels": g.common_labels, "alerts": g.fingerprints}
+                        "common_labels": g.common_labels,
+                        "alerts": [occurrence(a) for a in sorted(
+                            g.alerts, key=lambda a: (a.starts_at, a.fingerprint))]}
                        for g in upd.groups],
-            "duplicates": [e.fingerprint for e in upd.duplicates],
-            "inhibited": [{"alert": e.fingerprint, "by": by} for e, by in upd.inhibited],
+            "duplicates": [occurrence(e) for e in upd.duplicates],
+            "inhibited": [{"alert": occurrence(e), "by": by} for e, by in upd.inhibited],
         })
         return
     table = Table(title=f"{len(upd.groups)} alert groups from {len(raw)} alerts")
