@@ -138,7 +138,27 @@ def test_failed_cells_are_counted_by_where_they_failed(sqlite_url: str) -> None:
     assert "(failed→failed)" in res.output and "in one run" not in res.output
     res = CliRunner().invoke(_app(), ["compare", "b", "c", "--store", sqlite_url])
     assert "1 cell failed, not compared (1 in one run): evolution|" in res.output
-    assert "(failed→ok)" in res.output
+    assert "(failed→ok)" in res.output and "HEAD broke" not in res.output
+    assert res.exit_code == 0, res.output  # HEAD fixed it: no gate to fail
+
+
+def test_a_cell_head_broke_fails_the_gate(sqlite_url: str) -> None:
+    """ok in BASE, failed in HEAD: the gate fails by default (it passed with a footer line as
+    the only trace), says why, and lists the cell as broken in --json; --fail-on never passes."""
+    rng = np.random.default_rng(6)
+    _save(sqlite_url, [make_run("a", 0, rng), make_run("b", 1, rng, fail=True)])
+    res = CliRunner().invoke(_app(), ["compare", "a", "b", "--store", sqlite_url])
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "(ok→failed) HEAD broke 1 cell that passed in BASE: the gate fails on it." in text
+    res = CliRunner().invoke(_app(), ["compare", "a", "b", "--store", sqlite_url, "--json"])
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    assert doc["broken"] == [f["key"] for f in doc["failures"]] and len(doc["broken"]) == 1
+    assert doc["counts"]["regressed"] == 0  # no metric row moved: the broken cell alone fails
+    res = CliRunner().invoke(_app(), ["compare", "a", "b", "--store", sqlite_url,
+                                      "--fail-on", "never"])
+    assert res.exit_code == 0
 
 
 @pytest.mark.parametrize("command", [["compare", "run-1", "run-2"], ["report", "run-2"],

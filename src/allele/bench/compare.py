@@ -38,6 +38,7 @@ from allele.bench.estimate import (
 from allele.bench.format import MISSING, param_variation
 from allele.bench.history import History, ab_meta, ab_partners
 from allele.bench.metrics import (
+    CPU_TIME_METRICS,
     LOOPS_METRIC,
     METRIC_UNITS,
     RESOURCE_METRICS,
@@ -122,14 +123,20 @@ class Comparison:
         return out
 
     def fails(self, fail_on: FailOn = "regressed") -> bool:
-        """Whether this comparison fails a CI gate: on any regression (the default), also on
-        any inconclusive row, or never."""
+        """Whether this comparison fails a CI gate: on any regression or any cell HEAD broke
+        (the default), also on any inconclusive row, or never."""
         if fail_on == "never":
             return False
         counts = self.counts()
-        if fail_on == "regressed":
-            return counts["regressed"] > 0
-        return counts["regressed"] > 0 or counts["inconclusive"] > 0
+        if counts["regressed"] > 0 or self.broken:
+            return True
+        return fail_on == "inconclusive" and counts["inconclusive"] > 0
+
+    @property
+    def broken(self) -> list[CellFailure]:
+        """Cells ``ok`` in BASE that did not finish ``ok`` in HEAD (failed, crashed, timed out):
+        the worst regression there is, which no metric row shows."""
+        return [f for f in self.failures if f.base_status == "ok" and f.head_status != "ok"]
 
     @property
     def excluded(self) -> list[MetricComparison]:
@@ -214,6 +221,7 @@ class Comparison:
             "shifts": [asdict(s) for s in self.shifts],
             "rows": rows,
             "failures": [asdict(f) for f in self.failures],
+            "broken": [f.key for f in self.broken],
             "only_in_base": list(self.only_in_base),
             "only_in_head": list(self.only_in_head),
             "notes": self.notes(),
@@ -321,6 +329,19 @@ def conditions_warning(base: RunInfo, head: RunInfo) -> str | None:
             "may reflect that rather than the code")
 
 
+def cpu_time_resolution(*runs: RunInfo) -> float | None:
+    """The CPU-time resolution the runs recorded (the coarser of them), or None when one of
+    them has none (a run recorded before it was measured: the catalogue's 1 ms applies)."""
+    found = []
+    for info in runs:
+        cpu = (info.environment or {}).get("cpu")
+        res = cpu.get("time_resolution_s") if isinstance(cpu, dict) else None
+        if not isinstance(res, int | float) or isinstance(res, bool) or not 0 < res < 1:
+            return None
+        found.append(float(res))
+    return max(found) if found else None
+
+
 def _recorded_cpus(info: RunInfo) -> int | None:
     cpu = (info.environment or {}).get("cpu")
     n = (cpu.get("usable") or cpu.get("logical")) if isinstance(cpu, dict) else None
@@ -355,7 +376,7 @@ def _row(cb: CellResult, ch: CellResult, metric: str, info: MetricInfo, floor: f
     b, h = cb.keyed(metric), ch.keyed(metric)
     loops = int(max(cb.values(LOOPS_METRIC) + ch.values(LOOPS_METRIC), default=1))
     if loops > 1 and info.resolution > 0:
-        info = replace(info, resolution=resolution_per_call(metric, loops))
+        info = replace(info, resolution=resolution_per_call(metric, loops, info.resolution))
     if info.deterministic:  # the same seeds compared seed by seed, when there are any
         common = sorted(set(b) & set(h))
         bv = [b[k] for k in common] if common else list(b.values())
@@ -468,6 +489,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         declared = declarations_from_doc(head.info.spec)
         comp.caveats.extend(declaration_differences(declarations_from_doc(base.info.spec),
                                                     declared))
+    cpu_res = cpu_time_resolution(base.info, head.info)
     ident: list[tuple[CellResult, str]] = []
     infos: list[MetricInfo] = []
     rows: list[Row] = []
@@ -493,6 +515,8 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
                 names.add(metric)
                 continue
             info = metric_info(metric, declared)
+            if metric in CPU_TIME_METRICS and cpu_res is not None:  # as measured, not 1 ms
+                info = replace(info, resolution=cpu_res)
             ident.append((ch, metric))
             infos.append(info)
             rows.append(_row(cb, ch, metric, info, floor, stride))

@@ -11,8 +11,11 @@ import contextlib
 import io
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,23 @@ def stable_view(environment: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def cpu_time_resolution(budget_s: float = 0.05, steps: int = 9) -> float | None:
+    """The step of the process's CPU time as ``getrusage`` reports it here, in seconds: the
+    median of the first ``steps`` changes of the user time seen while spinning for at most
+    ``budget_s``. A kernel with precise accounting steps by 1 us; one that samples scheduler
+    ticks by 1-10 ms. None when fewer than 3 changes were seen (a tick longer than the budget
+    allows to tell)."""
+    seen: list[float] = []
+    prev = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    end = time.perf_counter() + budget_s
+    while len(seen) < steps and time.perf_counter() < end:
+        now = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        if now != prev:
+            seen.append(now - prev)
+            prev = now
+    return statistics.median(seen) if len(seen) >= 3 else None
+
+
 def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
     """Everything :mod:`allele.bench` records about the machine and software of a run."""
     try:
@@ -161,6 +181,7 @@ def fingerprint(*, repo: str | Path | None = None) -> dict[str, Any]:
             "usable": affinity,
             "governor": cpu_governor(),
             "freq_mhz": round(freq.current, 1) if freq is not None else None,
+            "time_resolution_s": cpu_time_resolution(),
         },
         "memory_total_mb": round(mem_total / 2**20, 1) if mem_total else None,
         "os": {

@@ -83,6 +83,11 @@ _COST_HINTS = ("time", "_s", "seconds", "latency", "rss", "memory", "_mb", "_kb"
                "per_genome", "per_item", "per_op", "_ns", "_us", "_ms", "duration", "overhead")
 
 
+CPU_TIME_METRICS = ("cpu_user_s", "cpu_sys_s")
+"""getrusage CPU times: their resolution is measured with each run (the environment's
+``cpu.time_resolution_s``) and the comparison uses it; the catalogue's 1 ms below is for runs
+recorded without it."""
+
 METRIC_RESOLUTIONS: dict[str, float] = {
     # getrusage CPU times: the kernel accounts them in scheduler ticks on many systems, and a
     # cell that barely enters the kernel reads 0 one time and a few microseconds the next
@@ -99,9 +104,10 @@ PER_CALL_METRICS = ("wall_s", "cpu_user_s", "cpu_sys_s")
 the timer's divided by the count (a 1 ms CPU tick over 1000 calls resolves 1 us a call)."""
 
 
-def resolution_per_call(metric: str, loops: int) -> float:
-    """The resolution of one call's ``metric`` in samples of ``loops`` calls."""
-    res = resolution_of(metric)
+def resolution_per_call(metric: str, loops: int, resolution: float | None = None) -> float:
+    """The resolution of one call's ``metric`` in samples of ``loops`` calls (``resolution``:
+    the samples' own, measured; default the catalogue's)."""
+    res = resolution_of(metric) if resolution is None else resolution
     return res / max(1, loops) if metric in PER_CALL_METRICS else res
 
 

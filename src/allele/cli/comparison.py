@@ -122,9 +122,12 @@ def failures_line(comp: Comparison) -> str:
     shown = "; ".join(f"{f.key} ({f.base_status}→{f.head_status})" for f in comp.failures[:5])
     more = f"; and {len(comp.failures) - 5} more" if len(comp.failures) > 5 else ""
     n = len(comp.failures)
+    broke = len(comp.broken)
+    gate = (f" [red]HEAD broke {broke} {'cell' if broke == 1 else 'cells'} that passed in BASE:"
+            " the gate fails on it.[/]" if broke else "")
     return (f"[red]{n} {'cell' if n == 1 else 'cells'} failed, not compared "
             f"({', '.join(where)}):[/] "
-            + esc(shown + more))
+            + esc(shown + more) + gate)
 
 
 def print_conditions(comp: Comparison) -> None:

@@ -58,9 +58,14 @@ def print_summary(console: Console, comp: Comparison | None, run: RunRecord,
                       highlight=False)
     else:
         counts = comp.counts()
-        style = "red" if counts["regressed"] else "green"
+        style = "red" if counts["regressed"] or comp.broken else "green"
         console.print(f"[{style}]verdict against {esc(comp.base.name)}:[/] "
                       + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)
+        if comp.broken:
+            console.print(f"  [red]broken in this run, ok in {esc(comp.base.name)}:[/] "
+                          + esc(", ".join(f.key for f in comp.broken[:3]))
+                          + (f" and {len(comp.broken) - 3} more" if len(comp.broken) > 3
+                             else ""), highlight=False)
         reasons = comp.reasons()
         if reasons:
             console.print("  inconclusive because: " + ", ".join(
