@@ -34,7 +34,9 @@ tails. The pipeline:
    against the median/MAD of the previous ``window``), ``shift`` (z of the mean of the last
    ``short`` points against the window before them), ``variance`` (Wilson-Hilferty z of the
    recent mean square deviation; where the noise is judged heavy-tailed, of the squared mean
-   absolute deviation instead), ``drift`` (the rolling median against the learning level).
+   absolute deviation instead), ``drift`` (the rolling median against the learning level;
+   once it has alarmed for two windows, against a line fitted to the points up to then, or
+   the reference before, whichever is nearer: :mod:`~allele.analytics.anomaly.rebase`).
 6. **Tails** (:mod:`~allele.analytics.anomaly.tail`): each statistic's upper tail is fitted by
    peaks over threshold (a generalised Pareto above its 90% quantile, as in SPOT, Siffer et al.
    KDD 2017) on the learning rows and then on every later row that was not an alarm, refitted
@@ -95,6 +97,7 @@ from allele.analytics.anomaly.prepare import (
     prewhiten,
     snap_rounding,
 )
+from allele.analytics.anomaly.rebase import DriftRebase
 from allele.analytics.anomaly.rolling import robust_statistics
 from allele.analytics.anomaly.tail import spot_scores
 from allele.errors import AnalyticsError
@@ -139,6 +142,9 @@ class SeriesDetection:
     skewed: bool = False
     """Whether the spike-up statistic was read in logs, through the shifted lognormal fitted to
     the learning residuals, with a normal tail (a right-skewed noise)."""
+    rebased: tuple[int, ...] = ()
+    """The points at which the drift statistic's reference was fitted again, after it had
+    alarmed for long enough (:mod:`~allele.analytics.anomaly.rebase`); empty: never."""
 
     def anomalies(self) -> list[int]:
         """Indices of flagged points."""
@@ -200,7 +206,7 @@ def detect_series(
         scores[other[other >= learn]] = (a / (1.0 + a))[other >= learn]
     elif learn_other >= _min_learn(window, short) and other.size > learn_other:
         sub = _detect(y[other], method, learn_other, None, window, short, risk, transform,
-                      ar_order, ml_fence, seed, weigh)
+                      ar_order, ml_fence, seed, weigh, rebase=False)
         scores[other] = sub.scores
         stats[other] = sub.statistics
         hold_episodes(scores, stats, other, sub.statistics)
@@ -250,20 +256,23 @@ def _check_options(n: int, method: str, learn: int, risk: float, window: int | N
 
 def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: int | None,
             short: int, risk: float, transform: str, ar_order: int | None,
-            ml_fence: float | None, seed: int, weigh: bool = True) -> SeriesDetection:
-    """The pipeline on a series without a point mass (scores, flags at 0.5)."""
+            ml_fence: float | None, seed: int, weigh: bool = True,
+            rebase: bool = True) -> SeriesDetection:
+    """The pipeline on a series without a point mass (scores, flags at 0.5); ``rebase``:
+    whether the drift statistic is re-baselined (not for the other points of a point mass)."""
     w = window if window is not None else _default_window(learn)
     if learn < w + 2 * short + 10:
         raise AnalyticsError(
             f"the learning period ({learn} points) needs at least {w + 2 * short + 10}; "
             "pass a longer one (--learn)")
-    cols, used_transform, used_period, phi, trend, skewed = _columns(y, learn, period, w,
-                                                                     short, transform, ar_order)
+    cols, used_transform, used_period, phi, trend, skewed, e = _columns(
+        y, learn, period, w, short, transform, ar_order)
+    rebaser = DriftRebase(e, w, _level_sigma(e[:learn])[1]) if rebase else None
     col_scores = spot_scores(cols, w + 2 * short, learn, risk, gated=_GATED_COLUMNS,
                              zhang_stephens=_ZS_COLUMNS, normal=(0,) if skewed else (),
                              normal_risk=SKEW_RISK_FACTOR * risk,
                              weighed=_WEIGHED_COLUMNS if weigh else (),
-                             alternate=_HEAVY_VARIANCE)[:, :7]
+                             alternate=_HEAVY_VARIANCE, rebase=rebaser)[:, :7]
     cols = cols[:, :7]
     stat_scores = np.stack([np.maximum(col_scores[:, 0], col_scores[:, 1]),
                             np.maximum(col_scores[:, 2], col_scores[:, 3]), col_scores[:, 4],
@@ -282,16 +291,17 @@ def _detect(y: FloatArray, method: str, learn: int, period: int | None, window: 
     scores = np.clip(scores, 0.0, 1.0)
     return SeriesDetection(scores=scores, flags=scores > 0.5, threshold=0.5, learn_end=learn,
                            period=used_period, method=method, statistics=stat_scores,
-                           transform=used_transform, ar=phi, trend=trend, skewed=skewed)
+                           transform=used_transform, ar=phi, trend=trend, skewed=skewed,
+                           rebased=tuple(rebaser.rows) if rebaser else ())
 
 
 def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, transform_: str,
              ar_order: int | None, read_skewed: bool = True
              ) -> tuple[FloatArray, str, int | None, tuple[float, ...], LearnedTrend | None,
-                        bool]:
+                        bool, FloatArray]:
     """Transform, deseasonalise, pre-whiten (with the learned trend, if any), then the eight
-    one-sided statistics; the last item says whether the spike-up column was read in logs
-    (:func:`_skewed_spike_up`)."""
+    one-sided statistics; the sixth item says whether the spike-up column was read in logs
+    (:func:`_skewed_spike_up`), the last is the prepared (pre-whitened) series."""
     x, used_transform = apply_transform(y, learn, transform_)
     r, used_period = deseasonalise(x, learn, period)
     e, phi = prewhiten(r, learn, ar_order)
@@ -303,7 +313,7 @@ def _columns(y: FloatArray, learn: int, period: int | None, w: int, short: int, 
         drift_var = trend.drift_var(y.size)
     cols = _signed_columns(e, learn, w, short, drift_var)
     skewed = read_skewed and _skewed_spike_up(cols, e[:learn])
-    return cols, used_transform, used_period, phi, trend, skewed
+    return cols, used_transform, used_period, phi, trend, skewed, e
 
 
 def _skewed_spike_up(cols: FloatArray, lv: FloatArray) -> bool:
@@ -385,14 +395,19 @@ def _signed_columns(e: FloatArray, learn: int, w: int, short: int,
                     drift_var: FloatArray | None = None) -> FloatArray:
     """The eight one-sided statistics (spike up/down, shift up/down, variance, drift up/down,
     heavy-tail variance)."""
-    lv = e[:learn]
+    level, sigma = _level_sigma(e[:learn])
+    f = robust_statistics(e, w, short, level, sigma, learn, signed=True, drift_var=drift_var)
+    return np.stack([f[:, 0], -f[:, 0], f[:, 1], -f[:, 1], f[:, 2], f[:, 3], -f[:, 3], f[:, 4]],
+                    axis=1)
+
+
+def _level_sigma(lv: FloatArray) -> tuple[float, float]:
+    """The learning level (median) and robust noise scale of the prepared series."""
     level = float(np.median(lv))
     sigma = mad_sigma(lv, level)
     if sigma == 0.0:
         sigma = float(np.std(lv)) or max(abs(level) * 1e-6, 1e-12)
-    f = robust_statistics(e, w, short, level, sigma, learn, signed=True, drift_var=drift_var)
-    return np.stack([f[:, 0], -f[:, 0], f[:, 1], -f[:, 1], f[:, 2], f[:, 3], -f[:, 3], f[:, 4]],
-                    axis=1)
+    return level, sigma
 
 
 def _learned_detectors(method: str, seed: int) -> list[BaseDetector]:

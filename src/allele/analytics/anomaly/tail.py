@@ -79,7 +79,7 @@ import itertools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -359,7 +359,8 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
                 gated: Collection[int] = (), zhang_stephens: Collection[int] = (),
                 normal: Collection[int] = (), normal_risk: float | None = None,
                 weighed: Collection[int] = (), alternate: Mapping[int, int] | None = None,
-                tails: list[tuple[int, int, GpdTail | StudentTail]] | None = None) -> FloatArray:
+                tails: list[tuple[int, int, GpdTail | StudentTail]] | None = None,
+                rebase: Rebase | None = None) -> FloatArray:
     """Causal SPOT scores in [0, 1] of each column of ``stats`` (n x k; NaN rows score 0).
 
     Rows ``[calib_start, learn_end)`` are the learning pool (score 0); from ``learn_end`` on, the
@@ -373,7 +374,9 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     ``i`` of ``alternate`` takes the scores of its column ``j``, whose own scores are 0 (see
     the module notes). Returns the per-column scores (n x k). A list passed as ``tails``
     receives ``(first row, column, tail)`` for every refit of a GPD or half-t tail, for
-    diagnostics (``benchmarks/anomaly_tail_calibration.py``).
+    diagnostics (``benchmarks/anomaly_tail_calibration.py``). A ``rebase`` (:class:`Rebase`)
+    reads each block's scores before any row of it joins a pool, and may rewrite its columns
+    from a row on; those rows are scored again with the block's tails.
     """
     x = np.nan_to_num(np.asarray(stats, dtype=np.float64), nan=-np.inf)
     n, k = x.shape
@@ -392,42 +395,73 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
     for lo, hi in itertools.pairwise(marks):
         heavy = {j: _heavy(x[max(calib_start, lo - WEIGH_SPAN):lo, j])
                  for j in weighed if j not in normal}
+        fits: dict[int, _Fit] = {}
         for j in range(k):
-            col = x[lo:hi, j]
             if pools[j].n < 10 or j in idle:
                 continue
-            pool = pools[j]
-            if j in normal or heavy.get(j) is False:  # a light weighed tail: the normal fit
-                sc = normal_scores(col, pool.values(),
-                                   log_normal_risk if j in normal else log_risk)
-                scores[lo:hi, j] = sc
-                pool.add(col[sc <= 0.5])
-                continue
-            # A weighed tail not judged yet, or judged heavy: the half-t, unless the pool has
-            # fewer than two values above its median (ties), which only a GPD can read.
-            student = (fit_student_tail(pool.values()[-STUDENT_SPAN:]) if j in heavy
-                       else None)
-            if student is not None:
-                if tails is not None:
-                    tails.append((lo, j, student))
-                sc = student_scores(col, student, log_risk)
-                scores[lo:hi, j] = sc
-                pool.add(col[sc <= 0.5])
-                continue
-            tail = _fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut,
-                                    "zs" if j in zhang_stephens else "pwm")
-            if tails is not None:
-                tails.append((lo, j, tail))
-            p = np.maximum(tail_probability(col, tail), 1e-300)
-            sc = _scores(col, np.log(1.0 / p), log_risk)
-            scores[lo:hi, j] = sc
+            fits[j] = fit = _fit_column(pools[j], j, heavy, normal, zhang_stephens, min_scale,
+                                        log_normal_risk if j in normal else log_risk)
+            if tails is not None and fit.tail is not None:
+                tails.append((lo, j, fit.tail))
+            scores[lo:hi, j] = fit.score(x[lo:hi, j])
+        start = lo
+        while rebase is not None and (start := rebase(x, scores, start, hi)) < hi:
+            for j in rebase.columns:  # rows after a re-baseline: their new values, same tails
+                if j in fits:
+                    scores[start:hi, j] = fits[j].score(x[start:hi, j])
+        for j, fit in fits.items():
+            col, sc = x[lo:hi, j], scores[lo:hi, j]
             gate = gates.get(j)
-            pool.add(col[sc <= 0.5] if gate is None else gate.settled(col, col > tail.u, sc > 0.5))
+            pools[j].add(col[sc <= 0.5] if gate is None or not isinstance(fit.tail, GpdTail)
+                         else gate.settled(col, col > fit.tail.u, sc > 0.5))
         for i, j in (alternate or {}).items():
             if any(heavy.values()):
                 scores[lo:hi, i] = scores[lo:hi, j]
             scores[lo:hi, j] = 0.0
     return scores
+
+
+class Rebase(Protocol):
+    """The ``rebase`` of :func:`spot_scores` (:mod:`~allele.analytics.anomaly.rebase`): reads
+    the scores of rows ``[start, stop)``; returns ``stop``, or ``t + 1`` after rewriting its
+    ``columns`` of ``stats`` from row ``t + 1`` on (rows that are then scored again)."""
+
+    columns: tuple[int, ...]
+
+    def __call__(self, stats: FloatArray, scores: FloatArray, start: int, stop: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One column's tail for one block: a GPD, a half-t, or (``tail`` None) the normal tail of
+    ``pool``."""
+
+    tail: GpdTail | StudentTail | None
+    pool: FloatArray | None
+    log_risk: float
+
+    def score(self, col: FloatArray) -> FloatArray:
+        if isinstance(self.tail, StudentTail):
+            return student_scores(col, self.tail, self.log_risk)
+        if isinstance(self.tail, GpdTail):
+            p = np.maximum(tail_probability(col, self.tail), 1e-300)
+            return _scores(col, np.log(1.0 / p), self.log_risk)
+        assert self.pool is not None
+        return normal_scores(col, self.pool, self.log_risk)
+
+
+def _fit_column(pool: _Pool, j: int, heavy: Mapping[int, bool | None], normal: Collection[int],
+                zhang_stephens: Collection[int], min_scale: float, log_risk: float) -> _Fit:
+    """Column ``j``'s tail before a block (see :func:`spot_scores`)."""
+    if j in normal or heavy.get(j) is False:  # a light weighed tail: the normal fit
+        return _Fit(None, pool.values(), log_risk)
+    # A weighed tail not judged yet, or judged heavy: the half-t, unless the pool has fewer
+    # than two values above its median (ties), which only a GPD can read.
+    student = fit_student_tail(pool.values()[-STUDENT_SPAN:]) if j in heavy else None
+    if student is not None:
+        return _Fit(student, None, log_risk)
+    return _Fit(_fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut,
+                                 "zs" if j in zhang_stephens else "pwm"), None, log_risk)
 
 
 def _heavy(seen: FloatArray) -> bool | None:
