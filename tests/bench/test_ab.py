@@ -237,12 +237,54 @@ def test_ab_checks_the_spec_and_refs_before_creating_a_store(
     (repo / "bad.yaml").write_text(SPEC.replace("seeds: 3", "seeds: 0"))
     monkeypatch.chdir(repo)
     db = tmp_path / "new" / "s.db"
-    for args, fragment in ((["bad.yaml"], "bad.yaml: seeds:"),
-                           (["bad.yaml", "--run-if-clean"], "bad.yaml: seeds:"),
-                           (["spec.yaml", "--base", "nope"], "--base/--head 'nope'")):
+    (tmp_path / "afile").write_text("")  # not a directory (root writes any directory)
+    for args, fragment in (
+            (["bad.yaml"], "bad.yaml: seeds:"),
+            (["bad.yaml", "--run-if-clean"], "bad.yaml: seeds:"),
+            (["spec.yaml", "--base", "nope"], "error: --base 'nope': not a commit of"),
+            (["spec.yaml", "--head", "nope"], "error: --head 'nope': not a commit of"),
+            # refused only after the whole session (q), or ignored (--experiment), before
+            (["spec.yaml", "--q", "2"], "Invalid value for '--q': a false-discovery rate in "
+                                        "(0, 1) (0.05 is 5%), got 2.0"),
+            (["spec.yaml", "--q", "0"], "got 0.0"),
+            (["spec.yaml", "--experiment", "x"], "error: --experiment names an MLflow "
+                                                 "experiment: give --mlflow URI too"),
+            (["spec.yaml", "--report", str(tmp_path / "afile" / "r.html")],
+             "is not a writable directory")):
         res = CliRunner().invoke(_app(), ["ab", *args, "--store", f"sqlite:///{db}"])
-        assert res.exit_code == 2 and fragment in res.output, res.output
+        text = " ".join(res.output.replace("│", " ").split())  # typer's usage box, unwrapped
+        assert res.exit_code == 2 and fragment in text, res.output
         assert not db.parent.exists()
+
+
+def test_a_taken_session_name_is_refused_before_any_tree(
+        tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path)
+    monkeypatch.setattr(ab, "checkout", lambda *a: pytest.fail("checked out a tree"))
+    with open_store(sqlite_url) as st:
+        st.create_run("dup-head", "abtest", "x", {}, {})
+        session = ab.AbSession(st, loads_suite(SPEC), base="HEAD", cwd=repo, name="dup")
+        with pytest.raises(ConfigError, match=r"^--name dup: a run named 'dup-base'|"
+                                              r"^--name dup: a run named 'dup-head' already "
+                                              r"exists in the store; choose another session "
+                                              r"name$"):
+            session.run()
+
+
+def test_a_worker_error_names_the_users_line_not_the_import_machinery(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from allele.bench.ab_worker import _error, resolve
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "badmod_ab.py").write_text("x = 1\nraise ValueError('at import')\n")
+    errors = []
+    for ref in ("nosuchmod_ab:fn", "badmod_ab:fn"):
+        with pytest.raises(Exception) as info:
+            resolve(ref)
+        exc = info.value  # the traceback from resolve() on, as in the worker's serve loop
+        errors.append(_error(exc.with_traceback(exc.__traceback__.tb_next)))
+    assert errors == ["ModuleNotFoundError: No module named 'nosuchmod_ab'",
+                      "ValueError: at import (badmod_ab.py:2)"]
 
 
 def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url: str,
@@ -255,7 +297,8 @@ def test_a_target_missing_in_base_is_one_clear_error(tmp_path: Path, sqlite_url:
                                       sqlite_url])
     assert res.exit_code == 2, res.output
     assert "a target cannot be imported: newtarget:work in base (HEAD)" in res.output
-    assert "ModuleNotFoundError" in res.output
+    assert "ModuleNotFoundError: No module named 'newtarget'" in res.output
+    assert "<frozen" not in res.output and "_bootstrap" not in res.output
     with open_store(sqlite_url) as st:
         assert st.list_runs() == []  # nothing started
 

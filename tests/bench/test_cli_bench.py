@@ -143,8 +143,8 @@ def test_resume_refuses_a_spec_that_is_not_the_runs(spec: Path, tmp_path: Path) 
     code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
     assert code == 2
     assert (f"error: {spec} is not the spec run 'r' was made from: benchmarks[flaky].matrix.x: "
-            "the run has [1, 2, 3], SPEC has [1, 2, 3, 4] (`allele bench run --resume r` "
-            "without SPEC resumes with the stored spec)") in " ".join(err.split())
+            f"the run has [1, 2, 3], SPEC has [1, 2, 3, 4] (`allele bench run --resume r "
+            f"--store {url}` without SPEC resumes with the stored spec)") in " ".join(err.split())
     spec.write_text(text.replace("tiny: {seeds: 1}", "tiny: {seeds: 2}"))
     code, _, err = invoke("run", str(spec), "--resume", "r", "--store", url, "-q")
     assert code == 2 and "benchmarks[echo].seeds: the run has 1, SPEC has 2" in err
@@ -373,3 +373,73 @@ def test_show_report_and_export_call_a_killed_run_interrupted_as_list_does(
     assert "interrupted · 2 cells" in page.read_text() and " running · " not in page.read_text()
     with open_store(url) as st:
         assert st.get_run("k").status == "running"  # the store is left as it is
+
+
+def test_an_interrupted_run_prints_a_resume_command_that_names_the_store(
+        tmp_path: Path) -> None:
+    """``resume with: allele bench run --resume k5`` dropped ``--store``: pasted, it looked in
+    the default store. The command carries the store given (shell-quoted); `list` shows the
+    interrupted run's cells as done of planned; the printed command, run, completes it."""
+    import shlex
+
+    flag = tmp_path / "stop"
+    flag.touch()
+    spec = tmp_path / "k.yaml"
+    spec.write_text(f"name: killme\ntarget: {T}:interrupt_after\nseeds: 1\n"
+                    f"matrix: {{x: [1, 2, 3]}}\nfixed: {{flag: '{flag}', stop_at: 2}}\n")
+    db = str(tmp_path / "my store.db")  # a path the shell must see quoted
+    code, _, err = invoke("run", str(spec), "--store", db, "--name", "k 5", "-q",
+                          "--executor", "inline")
+    assert code == 130, err
+    line = next(t for t in err.splitlines() if t.startswith("resume with: "))
+    command = line.removeprefix("resume with: ").split(" (the cells")[0]
+    assert command == f"allele bench run --resume 'k 5' --store {shlex.quote(db)}"
+    code, out, _ = invoke("list", "--store", db)
+    shown = re.search(r"interrupted .* (\d) of 3 ", out)
+    assert code == 0 and shown is not None, out
+    with open_store(db) as st:
+        done = st.get_run("k 5").cell_count
+    assert shown.group(1) == str(done) and 0 < done < 3
+    flag.unlink()
+    words = shlex.split(command)
+    assert words[:3] == ["allele", "bench", "run"]
+    code, _, err = invoke(*words[2:], "-q", "--executor", "inline")
+    assert code == 0 and f"{3 - done} cells run, {done} already done" in err, err
+    code, out, _ = invoke("list", "--store", db)
+    assert re.search(r"finished .* 3 ", out) and " of " not in out, out
+
+
+def test_default_store_adds_no_store_option() -> None:
+    from allele.cli.comparison import store_flag
+
+    assert store_flag(None) == ""
+    assert store_flag("../ab.db") == " --store ../ab.db"
+    assert store_flag("/tmp/a b.db") == " --store '/tmp/a b.db'"
+
+
+def test_compare_refuses_a_q_outside_0_1_before_opening_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "none.db"
+    for q in ("2", "0", "1", "-0.1", "nan"):
+        code, _, err = invoke("compare", "a", "b", "--q", q, "--store", str(db))
+        assert code == 2 and "Invalid value for '--q': a false-discovery rate in (0, 1)" in err
+        assert not db.exists()
+
+
+def test_compare_of_a_run_interrupted_before_any_cell_says_so(spec: Path,
+                                                             tmp_path: Path) -> None:
+    """``runs abk-base and abk-head share no cell (... has 0 ...): compare runs of one spec``
+    sent the user looking for a spec mismatch; an empty interrupted run is named as such."""
+    url = store_url(tmp_path)
+    assert invoke("run", str(spec), "--store", url, "-q", "--name", "full")[0] == 0
+    with open_store(url) as st:
+        empty = st.create_run("cut", "clispec", "x", {}, {})
+        st.finish_run(empty, "interrupted")
+        other = st.create_run("other", "otherspec", "x", {}, {})
+        st.save_cells(other, [])
+        st.finish_run(other, "finished")
+    code, _, err = invoke("compare", "full", "cut", "--store", url)
+    assert code == 2 and err == ("error: run cut was interrupted before any cell was stored: "
+                                 "nothing to compare\n"), err
+    code, _, err = invoke("compare", "full", "other", "--store", url)
+    assert code == 2 and "share no cell" in err
+    assert f"(`allele bench list --store {url}` shows each run's spec)" in err

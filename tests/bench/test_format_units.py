@@ -46,3 +46,11 @@ def test_large_counts_are_written_in_full() -> None:
     assert quantity(24012345.0, "instructions") == "24,012,345 instructions"
     assert quantity(1234.5, "") == "1234"
     assert quantity(2.5e15, "") == "2.500e+15"
+
+
+def test_a_byte_count_is_whole() -> None:
+    # alloc_peak_mb of 736.9 bytes was written "736.9 B"
+    assert quantity(736.9 / 1024**2, "MiB") == "737 B"
+    assert quantity(736.9, "bytes") == "737 B"
+    assert quantity(99.96, "KB") == "99.96 KB"  # a larger unit keeps its digits
+    assert quantity(0.4996, "KB") == "500 B"

@@ -125,3 +125,27 @@ def test_statistics_are_imported_with_units_and_directions(tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["compare", "nd1", "nd2", "--all", "--store", url])
     assert res.exit_code == 0, res.output
     assert "557.7/s" in res.stdout and "guessed" not in res.stdout
+
+
+def test_importing_a_file_twice_names_the_name_option(tmp_path: Path) -> None:
+    """The second import said only "choose another name", not how: it names --name now."""
+    doc = {"datetime": "2026-01-01T00:00:00+00:00", "machine_info": {}, "commit_info": {},
+           "benchmarks": [{"name": "test_x", "fullname": "t.py::test_x", "params": None,
+                           "stats": {"data": [1.0, 1.1]}}]}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(doc))
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    cli = CliRunner()
+    assert cli.invoke(app, ["import", str(path), "--store", url]).exit_code == 0
+    twice = cli.invoke(app, ["import", str(path), "--store", url])
+    assert twice.exit_code == 2
+    assert twice.stderr == (f"error: {path}: a run named 'pytest-b' already exists in the "
+                            "store (the file was imported before?); import it with --name "
+                            "NAME to keep both\n")
+    named = cli.invoke(app, ["import", str(path), "--store", url, "--name", "pytest-b"])
+    assert named.exit_code == 2 and named.stderr == (
+        "error: --name pytest-b: a run named 'pytest-b' already exists in the store; choose "
+        "another name\n")
+    assert cli.invoke(app, ["import", str(path), "--store", url, "-n", "b2"]).exit_code == 0
+    with open_store(url) as store:
+        assert sorted(r.name for r in store.list_runs()) == ["b2", "pytest-b"]

@@ -145,3 +145,17 @@ def test_plugin_inactive_without_options(tmp_path: Path) -> None:
                     "-p", "allele.bench.pytest_plugin"], tmp_path)
     assert "1 passed" in proc.stdout and "allele:" not in proc.stdout
     assert not (tmp_path / ".allele").exists()
+
+
+def test_a_taken_run_name_stops_the_session_before_any_test(session: dict[str, Any]) -> None:
+    """The clash was found after every benchmark ran, and their results were thrown away
+    (exit 3); now it is a usage error naming the option before the first test."""
+    proc = _pytest(["test_bench_mod.py", "--benchmark-max-time=0.01",
+                    "-p", "allele.bench.pytest_plugin", "--allele-store", session["db"],
+                    "--allele-run", "plugin-run"], session["root"])
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert ("ERROR: allele: --allele-run plugin-run: a run named 'plugin-run' already exists "
+            "in the store; choose another name") in proc.stderr
+    assert "passed" not in proc.stdout and "failed" not in proc.stdout
+    with open_store(session["db"]) as store:
+        assert [r.name for r in store.list_runs()] == ["plugin-run"]

@@ -33,10 +33,11 @@ def _run(name: str, t: float, slow: dict[int, float], status: RunStatus = "finis
                              status=status, created_at=t), cells)
 
 
-def _screen(comp: object, run: RunRecord, report: Path | None = None) -> list[str]:
+def _screen(comp: object, run: RunRecord, report: Path | None = None,
+            store: str | None = None) -> list[str]:
     out = io.StringIO()
     print_summary(Console(file=out, width=200, color_system=None), comp, run,  # type: ignore[arg-type]
-                  report)
+                  report, store)
     return out.getvalue().splitlines()
 
 
@@ -56,6 +57,11 @@ def test_the_screen_names_what_ran_the_verdicts_and_the_regression(tmp_path: Pat
     assert "(95% CI +" in found  # the interval lies above 0, as the verdict says
     assert lines[-3] == f"report:    {(tmp_path / 'r.html').resolve()}"
     assert lines[-1] == "tables:    allele bench compare id-before id-after --all"
+    # the commands it suggests reach the store the user named (pasted, they failed without it)
+    lines = _screen(comp, head, None, "my runs/r.db")
+    assert lines[-2:] == [
+        "dashboard: allele dashboard --store 'my runs/r.db'  (then http://127.0.0.1:8050/)",
+        "tables:    allele bench compare id-before id-after --all --store 'my runs/r.db'"]
 
 
 def test_nothing_to_compare_and_an_interrupted_run_are_said() -> None:

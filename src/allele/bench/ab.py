@@ -282,6 +282,7 @@ class AbSession:
         """The calibrated inner-loop count of each cell (round 0)."""
 
     def run(self) -> AbResult:
+        self._check_names()
         if any(c.instruction_seeds for c in self.cells):
             from allele.bench.instruments import require_instructions
 
@@ -299,6 +300,21 @@ class AbSession:
         finally:
             base_tree.close()
             head_tree.close()
+
+    def _check_names(self) -> None:
+        """The session's two run names are free, checked before any tree or worker (a taken
+        one was found after the checkouts and the import check)."""
+        from allele.errors import StoreError
+
+        for label in ("base", "head"):
+            run = f"{self.name}-{label}"
+            try:
+                taken = self.store.get_run(run).name == run
+            except StoreError:  # no such run
+                continue
+            if taken:
+                raise ConfigError(f"--name {self.name}: a run named {run!r} already exists in "
+                                  "the store; choose another session name")
 
     def _cwd_in(self, tree: Tree) -> Path:
         rel = self.cwd.relative_to(self.repo)

@@ -244,9 +244,18 @@ def memory_call(region: _Region, params: dict[str, Any], seed: int) -> dict[str,
     return {"alloc_peak_mb": max(traced, resident), "tracemalloc_peak_mb": traced}
 
 
+_MACHINERY = (os.path.dirname(importlib.__file__) + os.sep, os.path.abspath(__file__))
+
+
 def _error(exc: BaseException) -> str:
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" ({os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
+    """``Type: message (file:line)``, the line the innermost frame of the user's code (a
+    module that failed as it was imported, a target that raised); no location when the error
+    arose in the import machinery or this worker (``<frozen importlib._bootstrap>:1140`` of a
+    module that is not there told nothing)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<")
+              and not os.path.abspath(f.filename).startswith(_MACHINERY)]
+    where = f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {str(exc).strip()}"[:500] + where
 
 

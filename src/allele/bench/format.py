@@ -85,12 +85,14 @@ _TIME_STEPS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
 _RATE_STEPS = (("G/s", 1e9), ("M/s", 1e6), ("k/s", 1e3), ("/s", 1.0))
 
 
-def _scaled(base: float, steps: tuple[tuple[str, float], ...], digits: int, sep: str) -> str:
+def _scaled(base: float, steps: tuple[tuple[str, float], ...], digits: int, sep: str,
+            whole: str | None = None) -> str:
+    """``base`` in the largest of ``steps`` it reaches; in the ``whole`` step (bytes) as a
+    whole number (``737 B``, not ``736.9 B``)."""
     mag = abs(base)
-    for name, size in steps:
-        if mag >= size * 0.9995:
-            return f"{base / size:.{digits}g}{sep}{name}"
-    name, size = steps[-1]
+    name, size = next(((n, s) for n, s in steps if mag >= s * 0.9995), steps[-1])
+    if name == whole:
+        return f"{round(base / size)}{sep}{name}"
     return f"{base / size:.{digits}g}{sep}{name}"
 
 
@@ -99,10 +101,11 @@ def quantity(v: float | None, unit: str = "", digits: int = 4, *,
     """``v`` (measured in ``unit``) written in the unit that suits its size: times in
     ns/us/ms/s (``0.0001056`` s -> ``105.6 us``), sizes in B/KiB/MiB/GiB/TiB when measured in a
     binary unit or in bytes (1 MiB = 1024 KiB, as the runner measures them) and in KB/MB/GB/TB
-    when in a decimal one (:mod:`allele.units`), rates per second with k/M/G (``12.35k/s``); any
-    other unit (``""``, ``tokens``) as a plain number followed by the unit, from 10,000 on whole
-    and with thousands separators (a median of instruction counts: ``24,012,346``). The one
-    formatter of measured values for tables, reports and dashboards."""
+    when in a decimal one, under 1 KiB (1 KB) as whole bytes (:mod:`allele.units`), rates per
+    second with k/M/G (``12.35k/s``); any other unit (``""``, ``tokens``) as a plain number
+    followed by the unit, from 10,000 on whole and with thousands separators (a median of
+    instruction counts: ``24,012,346``). The one formatter of measured values for tables,
+    reports and dashboards."""
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return number(v, digits, missing=missing)
     if unit in _TIME_SCALE:
@@ -113,7 +116,7 @@ def quantity(v: float | None, unit: str = "", digits: int = 4, *,
     if steps is not None:
         if v == 0:
             return f"0 {unit}"
-        return _scaled(v * BYTES_PER[unit], steps, digits, " ")
+        return _scaled(v * BYTES_PER[unit], steps, digits, " ", whole="B")
     if unit == "1/s":
         if v == 0:
             return "0/s"

@@ -206,10 +206,26 @@ def import_pytest_benchmark(store: ResultStore, path: str | Path, *,
         raise ValidationError(f"{path}: {exc}") from None
     if not cells:
         raise ValidationError(f"{path}: the file holds no benchmarks")
-    run_name = name or f"pytest-{Path(path).stem}"
+    run_name = name or default_run_name(path)
     spec = {"source": SOURCE, "file": str(path),
             "raw_data": any("wall_s_mean" not in c.metrics() for c in cells if c.status == "ok")}
     return record_cells(store, cells, name=run_name, spec=spec, environment=environment_of(doc))
+
+
+def default_run_name(path: str | Path) -> str:
+    """The run name a file is imported as without ``--name``: ``pytest-<file stem>``."""
+    return f"pytest-{Path(path).stem}"
+
+
+def name_taken(store: ResultStore, name: str) -> bool:
+    """Whether ``store`` holds a run named ``name`` (checked before a file is read in full or
+    a pytest session runs, so that the clash names the option that chose the name)."""
+    from allele.errors import StoreError
+
+    try:
+        return store.get_run(name).name == name
+    except StoreError:  # no such run
+        return False
 
 
 def import_files(store: ResultStore, paths: Sequence[str | Path]) -> list[str]:

@@ -3,10 +3,12 @@
     pytest benchmarks/micro --allele-store sqlite:///.allele/results.db --allele-run micro-abc
 
 Enabled by ``--allele-store`` or ``--allele-run`` (either one; the store defaults to the
-configured one). At the end of the session every benchmark pytest-benchmark measured becomes one
-cell of a new run, with one ``wall_s`` sample per round (see :mod:`allele.bench.importers` for the
-cell keys), so ``allele bench compare`` and ``allele bench regressions`` work on them. Register it
-with ``-p allele.bench.pytest_plugin`` (or through the ``pytest11`` entry point).
+configured one). Before any test runs the store is opened and the run name checked: a name the
+store already holds is a usage error then, not after every benchmark ran. At the end of the
+session every benchmark pytest-benchmark measured becomes one cell of a new run, with one
+``wall_s`` sample per round (see :mod:`allele.bench.importers` for the cell keys), so ``allele
+bench compare`` and ``allele bench regressions`` work on them. Register it with ``-p
+allele.bench.pytest_plugin`` (or through the ``pytest11`` entry point).
 """
 
 from __future__ import annotations
@@ -33,6 +35,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("allele_store") or config.getoption("allele_run"))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own configure made its session
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse, before any test runs, what would only fail once every benchmark had run: a run
+    name the store already holds, a store that cannot be opened, no pytest-benchmark."""
+    if not _enabled(config) or hasattr(config, "workerinput"):  # xdist workers: not theirs
+        return
+    try:
+        check_session(config)
+    except AlleleError as exc:
+        raise pytest.UsageError(f"allele: {exc}") from None
+
+
+def check_session(config: pytest.Config) -> None:
+    """What :func:`pytest_configure` checks (AlleleError naming the option at fault). The store
+    is opened as the recording will open it (created when missing)."""
+    from allele.bench.importers import name_taken
+    from allele.store import open_store
+
+    collect_benchmarks(config)  # pytest-benchmark active
+    name = config.getoption("allele_run")
+    url = config.getoption("allele_store")
+    try:
+        store = open_store(url)
+    except AlleleError as exc:
+        raise AlleleError(f"--allele-store: {exc}") from None
+    with store:
+        if name is None:
+            return
+        if name == "latest":
+            raise AlleleError("--allele-run latest: 'latest' is reserved and cannot be a run "
+                              "name; choose another")
+        taken = name_taken(store, name)
+    if taken:
+        raise AlleleError(f"--allele-run {name}: a run named {name!r} already exists in the "
+                          "store; choose another name")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -16,6 +16,7 @@ def announce_regressions(store_url: str | None, build: Callable[[], list[Any]],
     warning, never the command's own result."""
     from allele.bench.alerting import raise_regressions
     from allele.cli._common import open_store_url
+    from allele.cli.comparison import store_flag
 
     try:
         rows = build()
@@ -29,4 +30,5 @@ def announce_regressions(store_url: str | None, build: Callable[[], list[Any]],
         return
     line = outcome.line()
     if line:
-        console.print(line + " (`allele dashboard` lists them)", highlight=False, markup=False)
+        console.print(line + f" (`allele dashboard{store_flag(store_url)}` lists them)",
+                      highlight=False, markup=False)

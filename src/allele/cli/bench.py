@@ -34,6 +34,7 @@ from allele.cli._common import (
     plain,
     sigterm_as_interrupt,
 )
+from allele.cli.comparison import shell_word, store_flag
 from allele.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def run_cmd(
         include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store, create=resume is None) as st:  # a resume needs one
             if resume is not None and spec is not None:
-                _check_resumed_spec(st, spec, resume, max_cells)
+                _check_resumed_spec(st, spec, resume, max_cells, store)
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
             with sigterm_as_interrupt(), live_telemetry(st, live, metrics_port,
@@ -122,8 +123,9 @@ def run_cmd(
                     summary = runner.run(suite, name=name, filters=filters or [])
             line = _summary_line(summary)
             if summary.status == "interrupted":
+                again = f"--resume {shell_word(summary.name)}{store_flag(store)}"
                 err_console.print(f"[yellow]{line}[/]\nresume with: allele bench run "
-                                  f"--resume {esc(summary.name)} (the cells stored and the "
+                                  f"{esc(again)} (the cells stored and the "
                                   "finished rounds of the others are kept; only the rest "
                                   "runs)", highlight=False)
                 raise typer.Exit(130)
@@ -131,7 +133,7 @@ def run_cmd(
             if not quiet:
                 _show(st.load_run(summary.run_id), None)
             if report is not None:
-                _write_report(st, summary.run_id, report)
+                _write_report(st, summary.run_id, report, store)
             if summary.failed and strict:
                 raise typer.Exit(1)
 
@@ -160,7 +162,8 @@ def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None,
     return checked_suite(spec, preset=preset, filters=filters, max_cells=max_cells)
 
 
-def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None) -> None:
+def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None,
+                        store: str | None) -> None:
     """Refuse a SPEC that is not the spec the run was made from (its preset applied), naming
     what differs: a resume runs the stored plan, so a different file would be ignored."""
     from allele.bench.spec import SuiteSpec, load_suite
@@ -179,7 +182,8 @@ def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None)
         more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
         raise ConfigError(f"{spec} is not the spec run {info.name!r} was made from: "
                           + "; ".join(diffs[:3]) + more + " (`allele bench run --resume "
-                          f"{info.name}` without SPEC resumes with the stored spec)")
+                          f"{shell_word(info.name)}{store_flag(store)}` without SPEC resumes "
+                          "with the stored spec)")
 
 
 def _differences(stored: Any, on_file: Any, path: str = "") -> list[str]:
@@ -221,12 +225,12 @@ def _check_run_options(workers: int | None, experiment: str | None, mlflow_uri: 
     if experiment is not None and mlflow_uri is None:  # it was silently ignored
         raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
     if report is not None:  # found unwritable only after the whole run, before
-        _check_writable(report)
+        check_writable(report)
 
 
-def _check_writable(path: Path) -> None:
-    """Refuse a ``--report`` path that cannot be written: its nearest existing ancestor must be
-    a writable directory (the missing ones are created)."""
+def check_writable(path: Path) -> None:
+    """Refuse a ``--report`` path (of `run` and `ab`) that cannot be written: its nearest
+    existing ancestor must be a writable directory (the missing ones are created)."""
     import os
 
     here = path.resolve().parent
@@ -236,7 +240,7 @@ def _check_writable(path: Path) -> None:
         raise ConfigError(f"cannot write {path}: {here} is not a writable directory")
 
 
-def _write_report(st: Any, run_id: str, path: Path) -> None:
+def _write_report(st: Any, run_id: str, path: Path, store: str | None) -> None:
     """The HTML report of ``run_id``, against the previous finished run of the same spec."""
     from allele.bench.report import load_report_data, render_html
     from allele.bench.select import previous_run
@@ -259,7 +263,8 @@ def _write_report(st: Any, run_id: str, path: Path) -> None:
         style = "red" if counts["regressed"] else "green"
         err_console.print(f"[{style}]against {esc(comp.base.name)}:[/] "
                           + ", ".join(f"{n} {v}" for v, n in counts.items())
-                          + " (`allele bench compare` for the table)", highlight=False)
+                          + f" (`allele bench compare {comp.base.id} {comp.head.id}"
+                          f"{esc(store_flag(store))}` for the table)", highlight=False)
         print_conditions(comp)
         if comp.regressed:
             from allele.bench.alerting import cause_summaries, comparison_alerts
@@ -287,8 +292,33 @@ def list_cmd(store: StoreOpt = None,
             table.add_column(col, justify="right" if col in ("cells", "failed") else "left")
         for r in runs:
             table.add_row(r.id, plain(r.name), plain(r.spec_name), plain(r.target), r.status,
-                          when(r.created_at), str(r.cell_count), str(r.failed_count))
+                          when(r.created_at), cells_text(r), str(r.failed_count))
         console.print(table)
+
+
+def cells_text(info: Any) -> str:
+    """A run's cells for `list`: the count of a finished run; ``done of planned`` of one that
+    is not (running, interrupted, failed) when its stored spec gives the plan."""
+    if info.status == "finished":
+        return str(info.cell_count)
+    planned = planned_cells(info.spec)
+    return str(info.cell_count) if planned is None else f"{info.cell_count} of {planned}"
+
+
+def planned_cells(doc: Any) -> int | None:
+    """How many cells the spec document a run stored plans (its suite, preset applied, and
+    filters: what a resume would complete); None for a run without one (an import)."""
+    from pydantic import ValidationError
+
+    from allele.bench.runner import SPEC_FORMAT, plan
+    from allele.bench.spec import SuiteSpec
+
+    if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
+        return None
+    try:
+        return len(plan(SuiteSpec.model_validate(doc["suite"]), list(doc.get("filters") or [])))
+    except (ValidationError, ConfigError):  # a document of an older spec format
+        return None
 
 
 @app.command("show")

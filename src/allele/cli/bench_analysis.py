@@ -41,6 +41,7 @@ from allele.cli._common import (
     sigterm_as_interrupt,
 )
 from allele.cli.comparison import (
+    QOpt,
     emit_comparison,
     loaded_no_shared_cell,
     named_keys,
@@ -48,6 +49,8 @@ from allele.cli.comparison import (
     print_conditions,
     require_shared_cell,
     shared_baseline,
+    shell_word,
+    store_flag,
 )
 from allele.errors import ConfigError
 
@@ -83,8 +86,7 @@ def compare_cmd(
     fail_on: Annotated[FailOn, typer.Option(
         "--fail-on", help="Exit 1 when anything regressed (default), also when anything is "
         "inconclusive, or never.")] = FailOn.regressed,
-    q: Annotated[float, typer.Option("--q", help="False-discovery rate (Benjamini-Hochberg).")]
-    = 0.05,
+    q: QOpt = 0.05,
     floor: FloorOpt = 0.05,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
     history: Annotated[int, typer.Option(
@@ -99,13 +101,15 @@ def compare_cmd(
     with one_line_errors():
         from allele.bench.compare import compare_runs
         from allele.bench.history import load_history
+        from allele.bench.lease import record_with_shown_status
 
         with open_store_url(store, read_only=True) as st:
-            b = st.load_run(base)
-            h = st.load_run(head)
+            # as `list` shows them: a killed run is interrupted, not running
+            b = record_with_shown_status(st, st.load_run(base))
+            h = record_with_shown_status(st, st.load_run(head))
             if b.info.id == h.info.id:
                 raise ConfigError(f"BASE and HEAD are the same run ({b.info.name})")
-            require_shared_cell(b, h)
+            require_shared_cell(b, h, store)
             past = load_history(st, h.info, history + 2) if history else None
         comp = compare_runs(b, h, q=q, floor=floor, history=past)
         _alert_comparison(store, comp, b, h)
@@ -134,12 +138,13 @@ def _print_regressions(report: RegressionReport) -> None:
     console.print(table)
 
 
-def _require_answer(report: RegressionReport, filtered: bool) -> None:
+def _require_answer(report: RegressionReport, filtered: bool, store: str | None) -> None:
     """One clear error (exit 2) when the history cannot hold a change point, rather than
     "no change point" for a question that was never asked."""
     if report.series == 0 and filtered and report.runs:
         raise ConfigError(f"no cell metric series of the {report.runs} runs matches --cell / "
-                          "--metric (`allele bench show RUN` lists cells and metrics)")
+                          f"--metric (`allele bench show RUN{store_flag(store)}` lists cells and "
+                          "metrics)")
     if report.too_short:
         longest = (f"; its longest cell series has {report.longest}"
                    if report.longest < report.runs else "")
@@ -177,7 +182,7 @@ def regressions_cmd(
             since_ts = parse_since(since, st) if since else None
         report = analyse_runs(runs, cell_filter=cell_matcher(cells or []), metrics=metrics,
                               since=since_ts)
-        _require_answer(report, bool(cells or metrics))
+        _require_answer(report, bool(cells or metrics), store)
         _alert_changes(store, report, runs)
         if as_json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -196,7 +201,7 @@ def report_cmd(
         "--output", "-o", help="File to write (default: report.html / report.md).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="html or markdown.")]
     = Format.html,
-    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
+    q: QOpt = 0.05,
     floor: FloorOpt = 0.05,
     assets: Annotated[Assets, typer.Option(
         "--assets", help="inline: one self-contained file; shared: reports in one folder load "
@@ -256,6 +261,7 @@ def import_cmd(
         if name is not None and len(files) != 1:
             raise ConfigError("--name needs exactly one FILE")
         with open_store_url(store) as st:
+            _check_import_names(st, files, name)
             if name is not None:
                 ids = [import_pytest_benchmark(st, files[0], name=name)]
             else:
@@ -265,6 +271,24 @@ def import_cmd(
                 err_console.print(f"imported run {info.name} ({info.id}): "
                                   f"{info.cell_count} benchmarks, {info.failed_count} failed",
                                   highlight=False, markup=False)
+
+
+def _check_import_names(st: Any, files: list[Path], name: str | None) -> None:
+    """Each file's run name is free, or one error naming ``--name`` (the store's own clash
+    error said only "choose another name")."""
+    from allele.bench.importers import default_run_name, name_taken
+
+    for path in files:
+        run = name or default_run_name(path)
+        if not name_taken(st, run):
+            continue
+        if name is not None:
+            raise ConfigError(f"--name {name}: a run named {name!r} already exists in the "
+                              "store; choose another name")
+        alone = " alone" if len(files) > 1 else ""
+        raise ConfigError(f"{path}: a run named {run!r} already exists in the store (the "
+                          f"file was imported before?); import it{alone} with --name NAME "
+                          "to keep both")
 
 
 def ab_cmd(
@@ -284,7 +308,7 @@ def ab_cmd(
     fail_on: Annotated[FailOn, typer.Option(
         "--fail-on", help="Exit 1 when anything regressed (default), also when anything is "
         "inconclusive, or never.")] = FailOn.regressed,
-    q: Annotated[float, typer.Option("--q", help="False-discovery rate.")] = 0.05,
+    q: QOpt = 0.05,
     floor: FloorOpt = 0.05,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged cells.")] = False,
     report: Annotated[Path | None, typer.Option(
@@ -313,7 +337,7 @@ def ab_cmd(
         from allele.bench.compare import compare_runs
         from allele.cli.progress import RichProgress
 
-        repo = _ab_repo(base, head)
+        repo = _checked_ab_options(base, head, experiment, mlflow_uri, report)
         if run_if_clean and head is None and tree_equals(repo, base):
             fails = _plain_run(spec, preset, store, report, base, q=q, floor=floor,
                                fail_on=fail_on.value, brief=brief, live=live)
@@ -328,7 +352,7 @@ def ab_cmd(
                 base_run, head_run = st.load_run(result.base_run), st.load_run(result.head_run)
                 if stopped_before_pairs(result, base_run, head_run):
                     raise typer.Exit(130)
-                require_shared_cell(base_run, head_run)
+                require_shared_cell(base_run, head_run, store)
                 comp = compare_runs(base_run, head_run, q=q, floor=floor)
                 if report is not None:
                     _write_report(st, result.head_run, result.base_run, report, q, floor)
@@ -339,7 +363,7 @@ def ab_cmd(
             if brief and not as_json:
                 from allele.cli.summary import print_summary
 
-                print_summary(console, comp, head_run, report)
+                print_summary(console, comp, head_run, report, store)
             else:
                 emit_comparison(comp, as_json=as_json, show_all=show_all)
             fails = comp.fails(fail_on.value)
@@ -381,15 +405,43 @@ def stopped_before_pairs(result: Any, base_run: Any, head_run: Any) -> bool:
     return True
 
 
+def _checked_ab_options(base: str, head: str | None, experiment: str | None,
+                        mlflow_uri: str | None, report: Path | None) -> Path:
+    """The repository (:func:`_ab_repo`), after the options of `ab` that used to be refused
+    (or ignored) only after the whole session: checked before any tree, worker or store."""
+    if experiment is not None and mlflow_uri is None:  # it was silently ignored
+        raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
+    if mlflow_uri is not None:  # a missing extra was found after both halves had run
+        from allele.tracking._deps import require_mlflow
+
+        require_mlflow()
+    if report is not None:
+        from allele.cli.bench import check_writable
+
+        check_writable(report)
+    return _ab_repo(base, head)
+
+
+_REF_PREFIX = "--base/--head "
+
+
 def _ab_repo(base: str, head: str | None) -> Path:
     """The repository of the working directory, BASE and HEAD resolved in it: checked before
-    a store is created (as the spec is)."""
+    a store is created (as the spec is); a ref that names no commit is an error naming the
+    option that gave it."""
     from allele.bench.ab_trees import repo_root, resolve_ref
 
     repo = repo_root(Path.cwd())
-    for ref in (base, head):
-        if ref is not None:
+    for option, ref in (("--base", base), ("--head", head)):
+        if ref is None:
+            continue
+        try:
             resolve_ref(repo, ref)
+        except ConfigError as exc:
+            text = str(exc)
+            if not text.startswith(_REF_PREFIX):
+                raise
+            raise ConfigError(f"{option} {text.removeprefix(_REF_PREFIX)}") from None
     return repo
 
 
@@ -467,7 +519,8 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
         line = (f"run {summary.name} ({summary.run_id}): {summary.status}; "
                 f"{summary.executed} cells, {summary.failed} failed, {summary.seconds:.1f} s")
         if summary.status == "interrupted":
-            err_console.print(f"{line}\nresume with: allele bench run --resume {summary.name}",
+            err_console.print(f"{line}\nresume with: allele bench run --resume "
+                              f"{shell_word(summary.name)}{store_flag(store)}",
                               highlight=False, markup=False)
             raise typer.Exit(130)
         err_console.print(line, highlight=False, markup=False)
@@ -481,14 +534,15 @@ def _plain_run(spec: Path, preset: str | None, store: str | None, report: Path |
     if brief:
         from allele.cli.summary import print_summary
 
-        print_summary(console, comp, head_run, report)
+        print_summary(console, comp, head_run, report, store)
         return comp is not None and comp.fails(fail_on)  # type: ignore[arg-type]
     if comp is None:
         return False
     style = "red" if comp.counts()["regressed"] else "green"
     err_console.print(f"[{style}]against {esc(comp.base.name)}:[/] "
                       + ", ".join(f"{n} {v}" for v, n in comp.counts().items())
-                      + " (`allele bench compare` for the table)", highlight=False)
+                      + f" (`allele bench compare {comp.base.id} {comp.head.id}"
+                      f"{esc(store_flag(store))}` for the table)", highlight=False)
     print_conditions(comp)
     return comp.fails(fail_on)  # type: ignore[arg-type]
 

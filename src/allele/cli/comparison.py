@@ -9,9 +9,11 @@ automatically). Used by ``allele bench compare`` / ``ab`` / ``report`` and ``run
 from __future__ import annotations
 
 import json
+import shlex
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.table import Table
 
 from allele.bench.format import number, params_text, pct, quantity
@@ -28,6 +30,28 @@ _STYLE = {"regressed": "bold red", "improved": "bold green", "inconclusive": "ye
           "unchanged": "dim"}
 
 
+def _q_in_range(value: float) -> float:
+    if not 0.0 < value < 1.0:  # (also refuses nan)
+        raise typer.BadParameter(f"a false-discovery rate in (0, 1) (0.05 is 5%), got {value}")
+    return value
+
+
+QOpt = Annotated[float, typer.Option(
+    "--q", callback=_q_in_range,
+    help="False-discovery rate (Benjamini-Hochberg), a fraction in (0, 1).")]
+"""``--q`` of the bench commands that judge verdicts, refused outside (0, 1) when the options
+are parsed: ``ab --q 2`` ran the whole session before saying so."""
+
+
+def store_flag(store: str | None) -> str:
+    """`` --store URL`` (quoted for the shell) for a printed follow-up command, so that pasting
+    it reaches the store the user named; empty when the default store was used."""
+    return "" if store is None else f" --store {shlex.quote(store)}"
+
+
+def shell_word(text: str) -> str:
+    """A run name (or other user text) as one word of a printed command."""
+    return shlex.quote(text)
 
 
 def _num(v: float) -> str:
@@ -51,12 +75,29 @@ def loaded_no_shared_cell(base: Any, head: Any) -> str | None:
                           {c.key for c in head.cells})
 
 
-def require_shared_cell(base: Any, head: Any) -> None:
-    """One clear error when two loaded runs share no cell."""
+def interrupted_empty(*runs: Any) -> str | None:
+    """Why loaded ``runs`` hold nothing to compare when one of them was interrupted before it
+    stored a cell (None otherwise): "share no cell, compare runs of one spec" misread that."""
+    cut = [r.info.name for r in runs if not r.cells and r.info.status == "interrupted"]
+    if not cut:
+        return None
+    if len(cut) == 1:
+        return f"run {cut[0]} was interrupted before any cell was stored: nothing to compare"
+    return (f"runs {' and '.join(cut)} were interrupted before any cell was stored: nothing "
+            "to compare")
+
+
+def require_shared_cell(base: Any, head: Any, store: str | None = None) -> None:
+    """One clear error when two loaded runs share no cell (``store``: the ``--store`` given,
+    carried into the command the error suggests)."""
     problem = loaded_no_shared_cell(base, head)
-    if problem is not None:
-        raise ConfigError(f"{problem}; compare runs of one spec (`allele bench list` shows "
-                          "each run's spec)")
+    if problem is None:
+        return
+    cut = interrupted_empty(base, head)
+    if cut is not None:
+        raise ConfigError(cut)
+    raise ConfigError(f"{problem}; compare runs of one spec (`allele bench "
+                      f"list{store_flag(store)}` shows each run's spec)")
 
 
 def print_comparison(comp: Comparison, show_all: bool) -> None:

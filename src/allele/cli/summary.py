@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from allele.cli._common import esc
+from allele.cli.comparison import store_flag
 
 if TYPE_CHECKING:
     from allele.bench.compare import Comparison, MetricComparison
@@ -50,8 +51,9 @@ def top_findings(comp: Comparison, limit: int = TOP) -> list[MetricComparison]:
 
 
 def print_summary(console: Console, comp: Comparison | None, run: RunRecord,
-                  report: Path | None) -> None:
-    """The closing screen of a run (``comp`` None: nothing earlier to compare with)."""
+                  report: Path | None, store: str | None = None) -> None:
+    """The closing screen of a run (``comp`` None: nothing earlier to compare with; ``store``:
+    the ``--store`` given, carried into the commands it suggests)."""
     console.print(ran_line(run), highlight=False, markup=False)
     if comp is None:
         console.print("no earlier run of this spec: the next run is compared with this one",
@@ -87,8 +89,9 @@ def print_summary(console: Console, comp: Comparison | None, run: RunRecord,
             console.print("top findings: none beyond the noise", highlight=False)
     if report is not None:
         console.print(f"report:    {report.resolve()}", highlight=False, markup=False)
-    console.print("dashboard: allele dashboard  (then http://127.0.0.1:8050/)", highlight=False,
-                  markup=False)
+    where = store_flag(store)  # pasted, the commands reach the store the user named
+    console.print(f"dashboard: allele dashboard{where}  (then http://127.0.0.1:8050/)",
+                  highlight=False, markup=False)
     if comp is not None:
-        console.print(f"tables:    allele bench compare {comp.base.id} {comp.head.id} --all",
-                      highlight=False, markup=False)
+        console.print(f"tables:    allele bench compare {comp.base.id} {comp.head.id} --all"
+                      f"{where}", highlight=False, markup=False)
