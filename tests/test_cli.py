@@ -1,3 +1,5 @@
+import os
+import signal
 import subprocess
 import sys
 
@@ -106,3 +108,48 @@ def test_short_flags_mean_one_thing_and_h_is_help():
     for argv in (["-h"], ["bench", "run", "-h"], ["analyze", "forecast", "-h"]):
         r = CliRunner().invoke(app, argv)
         assert r.exit_code == 0 and "Usage:" in r.output, (argv, r.output)
+
+
+_CTRL_C_SCRIPT = """
+import sys, time
+import typer
+from allele.cli import app, demo, main
+
+def wait():
+    sys.__stdout__.write("ready\\n"); sys.__stdout__.flush()
+    time.sleep(60)
+    return "", ""
+
+demo.STEPS[:] = [("wait", wait)]
+
+@app.command("own")
+def own():
+    try:
+        wait()
+    except KeyboardInterrupt:
+        print("stopped: resume with --resume x", file=sys.stderr)
+        raise typer.Exit(130)
+
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_says_interrupted_once_and_exits_130():
+    """Typer turned Ctrl-C into a silent exit 130 before main() could say ``interrupted``. A
+    command that handles Ctrl-C itself (prints its own line, exits 130) is not told twice."""
+    def start(command: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", _CTRL_C_SCRIPT, command], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    procs = {name: start(name) for name in ("demo", "own")}
+    for proc in procs.values():
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground group
+    done = {name: (*proc.communicate(timeout=30), proc.returncode)
+            for name, proc in procs.items()}
+    out, err, code = done["demo"]
+    assert (code, out, err) == (130, "", "interrupted\n")
+    out, err, code = done["own"]
+    assert (code, out, err) == (130, "", "stopped: resume with --resume x\n")

@@ -12,7 +12,16 @@ class AlleleError(Exception):
 
 
 class ValidationError(AlleleError, ValueError):
-    """A value, a configuration or a spec is not acceptable; the message says which and why."""
+    """A value, a configuration or a spec is not acceptable; the message says which and why.
+
+    ``param`` names the bad field or parameter when the raiser knows one (the validated
+    configurations of :mod:`allele.core` set it; a spec check reports it as the spec's key),
+    else None.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class ConfigError(ValidationError):

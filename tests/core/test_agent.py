@@ -143,6 +143,9 @@ def test_agent_config_validation(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as info:
         AgentConfig(**bad)
     assert next(iter(bad)) in str(info.value)
+    assert info.value.param == next(iter(bad))
+    assert str(info.value).startswith(f"invalid agent config: {next(iter(bad))}: ")
+    assert "\n" not in str(info.value)
 
 
 def test_agent_config_bounds_are_inclusive() -> None:
@@ -165,6 +168,19 @@ def test_provider_is_built_from_config() -> None:
     genome = Genome()
     assert isinstance(NLPAgent(genome, AgentConfig(provider="openai")).provider, OpenAIProvider)
     assert isinstance(NLPAgent(genome, AgentConfig()).provider, LlamaCppProvider)
+
+
+def test_a_genome_or_config_of_the_wrong_type_is_named() -> None:
+    """``NLPAgent({"empathy": 0.9}, AgentConfig())`` failed with ``AttributeError: 'dict'
+    object has no attribute 'traits'``; the docs pass a Genome, so anything else is an error
+    naming the expected type (before any provider or model is built)."""
+    with pytest.raises(ValidationError) as info:
+        NLPAgent({"empathy": 0.9}, AgentConfig())  # type: ignore[arg-type]
+    assert str(info.value) == ("genome must be an allele.core.genome.Genome, got dict (a mapping "
+                               "of traits becomes one with Genome(traits))")
+    with pytest.raises(ValidationError) as info:
+        NLPAgent(Genome(), {"provider": "openai"})  # type: ignore[arg-type]
+    assert str(info.value) == "config must be an AgentConfig, got dict"
 
 
 # --------------------------------------------------------------------------- memory (real HTTP)

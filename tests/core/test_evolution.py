@@ -138,6 +138,29 @@ def test_config_errors_are_clear(kwargs, match):
         EvolutionConfig.build(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs,param,line", [
+    ({"population_size": -5}, "population_size",
+     "invalid evolution config: population_size: Input should be greater than or equal to 2 "
+     "(got -5)"),
+    ({"seed": -1}, "seed",
+     "invalid evolution config: seed: Input should be greater than or equal to 0 (got -1)"),
+    ({"elitism": 10, "population_size": 10}, None,
+     "invalid evolution config: elitism (10) must be smaller than population_size (10)"),
+])
+def test_the_constructor_raises_allele_errors_of_one_line(kwargs, param, line):
+    """``EvolutionConfig(population_size=-5)`` (the form the docs use) raised pydantic's
+    multi-line ValidationError, which ``except AlleleError`` missed; a negative seed was
+    accepted and failed later inside numpy without naming ``seed``."""
+    from allele.errors import AlleleError
+
+    for make in (EvolutionConfig, EvolutionConfig.build):
+        with pytest.raises(AlleleError) as info:
+            make(**kwargs)
+        assert isinstance(info.value, ValidationError)
+        assert str(info.value) == line
+        assert info.value.param == param
+
+
 def test_bad_fitness_is_reported():
     cfg = EvolutionConfig(population_size=10, generations=2, seed=0)
     with pytest.raises(ValidationError, match="shape"):

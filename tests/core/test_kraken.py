@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,6 +129,56 @@ def test_spectral_radius_both_eigen_paths(
     net = KrakenLNN(200, spectral_radius=0.8, connectivity=0.05, seed=4)
     got = np.abs(np.linalg.eigvals(net.recurrent_weights.toarray())).max()
     assert got == pytest.approx(0.8, rel=1e-9)
+
+
+def test_small_reservoirs_build_for_every_seed() -> None:
+    """``KrakenLNN(reservoir_size=5, seed=2)`` was refused ("spectral radius 0 ... raise
+    connectivity") while seeds 0 and 1 built: its 2 connections formed no cycle. Such a draw is
+    drawn again from the same seed, so every seed builds, each always the same matrix."""
+    for seed in range(30):
+        w = KrakenLNN(reservoir_size=5, seed=seed).recurrent_weights
+        assert w.nnz == 2
+        assert np.abs(np.linalg.eigvals(w.toarray())).max() == pytest.approx(0.9, rel=1e-9)
+        again = KrakenLNN(reservoir_size=5, seed=seed).recurrent_weights
+        assert (w != again).nnz == 0
+
+
+@pytest.mark.parametrize(("size", "connectivity", "seed"), [(5, 0.1, 0), (5, 0.1, 1),
+                                                            (100, 0.1, 7), (300, 0.02, 3)])
+def test_a_first_draw_with_a_cycle_is_kept(size: int, connectivity: float, seed: int) -> None:
+    """Matrices that built before the redraw are unchanged: the first draw, rescaled."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[0])
+    first = scipy.sparse.random_array((size, size), density=connectivity, format="csr", rng=rng,
+                                      data_sampler=lambda size: rng.uniform(-1.0, 1.0, size=size))
+    first.sum_duplicates()
+    first.sort_indices()
+    w = KrakenLNN(size, connectivity=connectivity, seed=seed).recurrent_weights
+    np.testing.assert_array_equal(w.indptr, first.indptr)
+    np.testing.assert_array_equal(w.indices, first.indices)
+    ratio = w.data / first.data
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)  # one scale for every weight
+
+
+def test_a_draw_without_a_cycle_is_not_rescaled_by_its_rounding_error() -> None:
+    """65 units at connectivity 0.01, seed 3, first drew 42 connections without a cycle: the
+    true spectral radius is 0, ARPACK's estimate a rounding error, and the weights were
+    multiplied up to 673 while the radius stayed 0. That draw is replaced too."""
+    w = KrakenLNN(65, connectivity=0.01, seed=3).recurrent_weights
+    assert np.abs(np.linalg.eigvals(w.toarray())).max() == pytest.approx(0.9, rel=1e-9)
+    assert np.abs(w.data).max() < 5
+
+
+def test_too_few_connections_for_a_cycle_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights_mod, "_MAX_DRAWS", 1)
+    with pytest.raises(ValidationError) as info:
+        KrakenLNN(reservoir_size=5, seed=2)
+    assert str(info.value) == (
+        "connectivity=0.1 gives a 5-unit recurrent matrix of 2 connections, and none of 1 "
+        "draws had a cycle (spectral radius 0: nothing to rescale); raise connectivity")
+    with pytest.raises(ValidationError) as info:
+        KrakenLNN(reservoir_size=3, connectivity=0.05, seed=0)
+    assert str(info.value) == ("connectivity=0.05 gives a 3-unit recurrent matrix with no "
+                               "connection at all (0 of its 9 entries); raise connectivity")
 
 
 def test_zero_spectral_radius_means_no_recurrence() -> None:
@@ -297,6 +349,41 @@ def test_predict_continues_from_fit_and_is_pure() -> None:
     fresh.fit_state_ = np.zeros(60)
     cold = fresh.predict(u[400:])
     assert np.abs(cold[:5] - y[400:405]).mean() > np.abs(first[:5] - y[400:405]).mean()
+
+
+def test_readme_example_predicts_the_steps_right_after_the_fit(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """README fitted on ``series[:2999]`` and predicted from ``series[3000]``: the first unseen
+    input, ``series[2999]``, was skipped while the reservoir went on from the fit's state, and
+    it printed NRMSE 5.34e-3 where the contiguous continuation gives 2.57e-3."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    code = next(block for block in re.findall(r"(?ms)^```python\n(.*?)^```", readme)
+                if "KrakenLNN" in block)
+    calls: dict[str, Any] = {}
+    fit, predict = KrakenLNN.fit, KrakenLNN.predict
+
+    def spy_fit(self: KrakenLNN, inputs: Any, targets: Any, **kw: Any) -> KrakenLNN:
+        calls["fit"] = (np.asarray(inputs), np.asarray(targets))
+        return fit(self, inputs, targets, **kw)
+
+    def spy_predict(self: KrakenLNN, inputs: Any) -> np.ndarray:
+        calls["predict"] = np.asarray(inputs)
+        calls["out"] = predict(self, inputs)
+        return calls["out"]
+
+    monkeypatch.setattr(KrakenLNN, "fit", spy_fit)
+    monkeypatch.setattr(KrakenLNN, "predict", spy_predict)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    series = namespace["series"]
+    fit_inputs, fit_targets = calls["fit"]
+    n = len(fit_inputs)
+    np.testing.assert_array_equal(fit_inputs, series[:n])
+    np.testing.assert_array_equal(fit_targets, series[1:n + 1])
+    np.testing.assert_array_equal(calls["predict"], series[n:-1])  # the very next input on
+    printed = float(capsys.readouterr().out)
+    assert printed == nrmse(series[n + 1:], calls["out"])
+    assert printed == pytest.approx(2.573e-3, rel=1e-3)
 
 
 def test_unseeded_instances_differ() -> None:

@@ -132,8 +132,6 @@ def _evolution_config_fields() -> set[str]:
 
 def check_evolution(params: Mapping[str, Any]) -> None:
     """Check ``evolution`` params with the engine's own validated config."""
-    from pydantic import ValidationError as PydanticValidationError
-
     from allele.core.evolution import EvolutionConfig
 
     fields = _evolution_config_fields()
@@ -142,11 +140,10 @@ def check_evolution(params: Mapping[str, Any]) -> None:
     _number(params, "cost_us", 0.0, 1e7)
     try:
         EvolutionConfig(**{k: v for k, v in params.items() if k in fields})
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else None
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ParamError(msg, key if key in params else None) from None
+    except ValidationError as exc:  # "invalid evolution config: <field>: <why> (got ...)"
+        key = exc.param if exc.param in params else None
+        msg = str(exc).removeprefix(f"invalid {EvolutionConfig.label}: ")
+        raise ParamError(msg.removeprefix(f"{key}: ") if key else msg, key) from None
 
 
 def evolution(params: dict[str, Any], seed: int, *, state: object = None) -> dict[str, float]:

@@ -13,9 +13,11 @@ import importlib
 import importlib.util
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from allele.cli._common import print_error, set_verbosity
 from allele.errors import AlleleError
@@ -34,16 +36,32 @@ def _flags_without_type_label() -> None:
 
 
 _flags_without_type_label()
+err_console = Console(stderr=True)
+
+
+class _RootGroup(TyperGroup):
+    """The root command. Ctrl-C that a command leaves unhandled says ``interrupted`` on stderr
+    and exits 130: typer turns KeyboardInterrupt into a silent exit 130 before :func:`main`
+    could see it. A command that handles Ctrl-C itself (``bench run``: a resume hint, then
+    ``typer.Exit(130)``) raises no KeyboardInterrupt here, so it is not said twice."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer keeps its own click)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="allele",
+    cls=_RootGroup,
     help="Evolve agent personalities and benchmark, observe and compare them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},  # -h is help in every command
 )
-err_console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:

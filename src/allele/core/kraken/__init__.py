@@ -5,7 +5,8 @@ The reservoir state ``x`` (``reservoir_size`` units) follows
     x[t] = (1 - a) * x[t-1] + a * tanh(W_in @ [1; u[t]] + W @ x[t-1] + xi[t])
 
 with leak rate ``a``, a sparse random recurrent matrix ``W`` rescaled so that its largest
-absolute eigenvalue equals ``spectral_radius``, input weights ``W_in`` uniform in
+absolute eigenvalue equals ``spectral_radius`` (a draw whose connections form no cycle has no
+eigenvalue to rescale and is drawn again from the same seed), input weights ``W_in`` uniform in
 ``[-input_scaling, input_scaling]`` (a bias column plus one column per input dimension), and
 ``xi`` Gaussian noise of standard deviation ``noise`` during ``fit`` only. The readout is linear
 on the extended state ``[1; u[t]; x[t]]`` and is trained in closed form by ridge regression.

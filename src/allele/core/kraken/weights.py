@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse
+import scipy.sparse.csgraph
 import scipy.sparse.linalg
 
 from allele.errors import ValidationError
@@ -22,12 +23,40 @@ _DENSE_EIG_MAX = 64
 orders of magnitude faster from a few hundred units on)."""
 
 
+_MAX_DRAWS = 1000
+"""How many sparse matrices :func:`build_recurrent` draws at most looking for one with a cycle."""
+
+
 def build_recurrent(
     n: int, connectivity: float, spectral_radius: float, rng: np.random.Generator
 ) -> Any:
     """The ``n`` x ``n`` sparse (CSR, sorted indices) recurrent matrix ``W``: a fraction
     ``connectivity`` of the entries drawn uniform in [-1, 1], then rescaled so that its largest
-    absolute eigenvalue is ``spectral_radius`` (0 gives the empty matrix)."""
+    absolute eigenvalue is ``spectral_radius`` (0 gives the empty matrix).
+
+    A matrix whose connections form no cycle (no self-loop, no loop through other units) has
+    spectral radius 0 and cannot be rescaled: few connections (a small reservoir) often draw one.
+    Such a matrix is drawn again from the same generator, up to ``_MAX_DRAWS`` times, so a seed
+    still gives one matrix, and the first draw, when it has a cycle, is kept as it is."""
+    if spectral_radius == 0.0:
+        return scipy.sparse.csr_array((n, n), dtype=np.float64)
+    for _ in range(_MAX_DRAWS):
+        weights = _draw(n, connectivity, rng)
+        if weights.nnz == 0:
+            raise ValidationError(
+                f"connectivity={connectivity} gives a {n}-unit recurrent matrix with no "
+                f"connection at all (0 of its {n * n} entries); raise connectivity")
+        if _has_cycle(weights):
+            radius = _spectral_radius(weights, rng)
+            if radius >= 1e-12:
+                return weights * (spectral_radius / radius)
+    raise ValidationError(
+        f"connectivity={connectivity} gives a {n}-unit recurrent matrix of {weights.nnz} "
+        f"connections, and none of {_MAX_DRAWS} draws had a cycle (spectral radius 0: nothing "
+        "to rescale); raise connectivity")
+
+
+def _draw(n: int, connectivity: float, rng: np.random.Generator) -> Any:
     weights = scipy.sparse.random_array(
         (n, n),
         density=connectivity,
@@ -37,15 +66,17 @@ def build_recurrent(
     )
     weights.sum_duplicates()
     weights.sort_indices()
-    if spectral_radius == 0.0:
-        return scipy.sparse.csr_array((n, n), dtype=np.float64)
-    radius = _spectral_radius(weights, rng)
-    if radius < 1e-12:
-        raise ValidationError(
-            f"connectivity={connectivity} gives a {n}-unit recurrent matrix with "
-            "spectral radius 0 (too few connections to rescale); raise connectivity"
-        )
-    return weights * (spectral_radius / radius)
+    return weights
+
+
+def _has_cycle(weights: Any) -> bool:
+    """Whether the connections form a cycle (else the matrix is nilpotent: spectral radius 0):
+    a self-loop, or a strongly connected group of several units."""
+    if weights.diagonal().any():
+        return True
+    groups, _ = scipy.sparse.csgraph.connected_components(
+        weights, directed=True, connection="strong")
+    return bool(groups < weights.shape[0])
 
 
 @dataclass(frozen=True, slots=True)
