@@ -71,6 +71,39 @@ def test_from_dict_is_strict():
         Genome.from_json("{nope")
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("fitness_history", 5, "'fitness_history' must be a list of numbers, got 5"),
+    ("fitness_history", "0.9", "'fitness_history' must be a list of numbers, got '0.9'"),
+    ("fitness_history", [0.5, "x"], "'fitness_history' must be a list of numbers"),
+    ("fitness_history", [True], "'fitness_history' must be a list of numbers"),
+    ("parent_ids", "abc", "'parent_ids' must be a list of genome id strings, got 'abc'"),
+    ("parent_ids", [1, 2], "'parent_ids' must be a list of genome id strings, got \\[1, 2\\]"),
+    ("parent_ids", None, "'parent_ids' must be a list of genome id strings, got None"),
+    ("id", None, "'id' must be a string, got None"),
+    ("id", 42, "'id' must be a string, got 42"),
+    ("generation", "3", "generation must be an integer >= 0, got '3'"),
+])
+def test_malformed_json_fields_are_named(field, value, message):
+    """A user's genome file with a field of the wrong type is a one-line ValidationError naming
+    the field: `"fitness_history": 5` was a TypeError, `"parent_ids": "abc"` became parents
+    a, b, c, and `"id": null` the id "None"."""
+    d = Genome({"empathy": 0.7}, parent_ids=("p1",), fitness_history=[0.25]).to_dict()
+    d[field] = value
+    with pytest.raises(ValidationError, match=message) as info:
+        Genome.from_json(json.dumps(d))
+    assert "\n" not in str(info.value)
+
+
+def test_json_fields_are_read_as_they_are():
+    g = Genome.from_json(json.dumps({
+        "id": "g:1:2", "generation": 3, "parent_ids": ["g:0:1", "g:0:7"],
+        "traits": dict.fromkeys(TRAITS, 0.25), "fitness_history": [0.5, 1]}))
+    assert (g.id, g.generation, g.parent_ids) == ("g:1:2", 3, ("g:0:1", "g:0:7"))
+    assert g.fitness_history == [0.5, 1.0] and g.fitness == 1.0
+    without = Genome.from_json(json.dumps({"traits": dict.fromkeys(TRAITS, 0.25)}))
+    assert len(without.id) == 32 and without.parent_ids == () and without.fitness_history == []
+
+
 def test_vector_views_are_copies():
     g = Genome({"empathy": 0.2})
     v = g.vector()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -9,15 +10,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allele.cli._common import errors_as_one_line, esc, plain
+from allele.cli._common import errors_as_one_line, esc, make_console, plain
 
 app = typer.Typer(help="Version evolved genomes in the MLflow model registry (mlflow extra).",
                   no_args_is_help=True)
 
 
 def _console() -> Console:
-    # built per command, so that the terminal width is read when it runs; names are user text
-    return Console(emoji=False)
+    # built per command, so that the terminal width is read when it runs; names are user text;
+    # 150 columns when not a terminal (a pipe's 80 cut the genome ids)
+    return make_console()
+
+
+def fitness_texts(values: Sequence[float | None]) -> list[str]:
+    """Fitness values as text with enough significant digits (10 to 17) that values that
+    differ read differently: ``0.9999999979``, not ``1``; ``-`` for None."""
+    known = sorted({v for v in values if v is not None})
+    digits = 10
+    while digits < 17 and len({f"{v:.{digits}g}" for v in known}) < len(known):
+        digits += 1
+    return ["-" if v is None else f"{v:.{digits}g}" for v in values]
+
+
+def _tag_float(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 
@@ -30,7 +49,9 @@ UriOption = Annotated[str | None, typer.Option(
 def register(
     genome_file: Annotated[Path, typer.Argument(help="A genome JSON file (Genome.to_json).")],
     name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")],
-    alias: Annotated[str, typer.Option(help="Alias pointed at the new version.")] = "champion",
+    alias: Annotated[str, typer.Option(
+        help="Alias pointed at the new version (MLflow reserves 'latest' and v<digits>)."
+    )] = "champion",
     tag: Annotated[list[str] | None, typer.Option(
         "--tag", help="KEY=VALUE version tag (repeatable).")] = None,
     fitness_spec: Annotated[str | None, typer.Option(
@@ -65,11 +86,16 @@ def list_(
         _console().print("no registered genomes" + (f" named {name!r}" if name else ""),
                          markup=False)
         return
+    # ids are copied from here and fitness values compared: those two columns never wrap or
+    # get cut, the others wrap to make room
     table = Table("name", "version", "aliases", "genome id", "generation", "fitness")
-    for v in versions:
+    table.columns[3].no_wrap = table.columns[5].no_wrap = True
+    fitness = [_tag_float(v.tags.get(TAG_FITNESS, "")) for v in versions]
+    for v, fit_text in zip(versions, fitness_texts(fitness), strict=True):
+        raw = v.tags.get(TAG_FITNESS, "")
         table.add_row(plain(v.name), plain(v.version), plain(",".join(v.aliases)),
                       plain(v.tags.get(TAG_GENOME_ID, "")), plain(v.tags.get(TAG_GENERATION, "")),
-                      plain(v.tags.get(TAG_FITNESS, "")))
+                      plain(fit_text if _tag_float(raw) is not None else raw or "-"))
     _console().print(table)
 
 
@@ -92,8 +118,8 @@ def show(
                      + (f" (aliases: {esc(', '.join(reg.aliases))})" if reg.aliases else ""),
                      highlight=False)
     _console().print(f"genome {g.id}, generation {g.generation}, parents "
-                     f"{', '.join(g.parent_ids) or '-'}, fitness "
-                     f"{'-' if g.fitness is None else f'{g.fitness:.6g}'}", highlight=False,
+                     f"{', '.join(g.parent_ids) or '-'}, fitness {fitness_texts([g.fitness])[0]}",
+                     highlight=False,
                      markup=False)
     table = Table("trait", "value")
     for trait, value in g.traits.items():
@@ -119,9 +145,7 @@ def diff(
         style = "bold" if t.delta != 0 else ""
         table.add_row(t.trait, f"{t.a:.4f}", f"{t.b:.4f}", f"{t.delta:+.4f}", style=style)
 
-    def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.6g}"
-
-    table.add_row("fitness", fmt(cmp.fitness_a), fmt(cmp.fitness_b),
-                  "-" if cmp.fitness_delta is None else f"{cmp.fitness_delta:+.6g}")
+    fit_a, fit_b = fitness_texts([cmp.fitness_a, cmp.fitness_b])
+    table.add_row("fitness", fit_a, fit_b,
+                  "-" if cmp.fitness_delta is None else f"{cmp.fitness_delta:+.4g}")
     _console().print(table)

@@ -46,6 +46,8 @@ def _trait_vector(values: Mapping[str, float], default: float) -> FloatArray:
             raise ValidationError(f"unknown trait {name!r}; the traits are: {', '.join(TRAITS)}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError(f"weight of {name!r} must be a number, got {value!r}")
+        if not np.isfinite(value):  # a NaN or infinite weight made every fitness NaN
+            raise ValidationError(f"weight of {name!r} must be finite, got {value!r}")
         vec[TRAIT_INDEX[name]] = float(value)
     return vec
 

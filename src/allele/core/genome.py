@@ -59,6 +59,32 @@ def check_vector(vec: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
+def _field_id(data: Mapping[str, Any]) -> str | None:
+    if "id" not in data:
+        return None  # a new id
+    value = data["id"]
+    if not isinstance(value, str):
+        raise ValidationError(f"genome field 'id' must be a string, got {value!r}")
+    return value
+
+
+def _field_parent_ids(data: Mapping[str, Any]) -> tuple[str, ...]:
+    value = data.get("parent_ids", [])
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+        raise ValidationError(f"genome field 'parent_ids' must be a list of genome id strings, "
+                              f"got {value!r}")
+    return tuple(value)
+
+
+def _field_history(data: Mapping[str, Any]) -> list[float]:
+    value = data.get("fitness_history", [])
+    if not isinstance(value, list | tuple) or any(
+            isinstance(f, bool) or not isinstance(f, Real) for f in value):
+        raise ValidationError(f"genome field 'fitness_history' must be a list of numbers, got "
+                              f"{value!r}")
+    return [float(f) for f in value]
+
+
 class Genome:
     """One personality: 8 traits in [0, 1], a stable id, generation, parents and fitness history.
 
@@ -157,16 +183,12 @@ class Genome:
         missing = [t for t in TRAITS if t not in traits]
         if missing:
             raise ValidationError(f"genome dict is missing trait(s): {', '.join(missing)}")
-        history = data.get("fitness_history", [])
-        for f in history:
-            if isinstance(f, bool) or not isinstance(f, Real):
-                raise ValidationError(f"fitness history values must be numbers, got {f!r}")
         return cls(
             traits,
-            id=str(data["id"]) if "id" in data else None,
+            id=_field_id(data),
             generation=data.get("generation", 0),
-            parent_ids=data.get("parent_ids", ()),
-            fitness_history=history,
+            parent_ids=_field_parent_ids(data),
+            fitness_history=_field_history(data),
         )
 
     def to_json(self) -> str:

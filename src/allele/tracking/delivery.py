@@ -22,7 +22,7 @@ from allele.tracking._common import (
     default_artifact_location,
     is_unavailable,
 )
-from allele.tracking._deps import require_mlflow
+from allele.tracking._sqlite import open_client
 from allele.tracking.spool import Record
 
 
@@ -42,10 +42,7 @@ class Applier:
         """The (cached) ``MlflowClient`` of tracking URI ``target``."""
         client = self._clients.get(target)
         if client is None:
-            require_mlflow()
-            from mlflow import MlflowClient
-
-            client = MlflowClient(tracking_uri=target, registry_uri=target)
+            client = open_client(target)  # a new SQLite database is created atomically
             self._clients[target] = client
         return client
 

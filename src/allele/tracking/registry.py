@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
-import re
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ import numpy as np
 from allele.core.genome import TRAITS, Genome
 from allele.errors import TrackingError, ValidationError
 from allele.tracking._deps import require_mlflow
+from allele.tracking._sqlite import open_client, sqlite_file
+from allele.tracking.registry_checks import (
+    check_alias,
+    check_model_name,
+    dynamics_summary,
+    fitness_from_spec,
+    name_filter,
+    parse_model_ref,
+    parse_tags,
+    present,
+)
+
+_log = logging.getLogger(__name__)
 
 mlflow = require_mlflow()
 importlib.import_module("mlflow.pyfunc")
@@ -59,32 +73,12 @@ TAG_GENERATION = "allele.generation"
 TAG_FITNESS = "allele.fitness"
 
 
-def fitness_from_spec(spec: Mapping[str, Any] | str) -> Any:
-    """A vectorised fitness function from a JSON fitness spec (see the module docstring)."""
-    from allele.core.fitness import target_personality, weighted_objectives
-
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"fitness spec is not valid JSON: {exc}") from None
-    if not isinstance(spec, Mapping):
-        raise ValidationError(f"a fitness spec is a mapping, got {spec!r}")
-    unknown = set(spec) - {"target", "weights", "trait_weights"}
-    if unknown:
-        raise ValidationError(f"unknown fitness spec key(s): {', '.join(sorted(unknown))}")
-    if "target" in spec:
-        return target_personality(spec["target"], spec.get("weights"))
-    if "trait_weights" in spec:
-        return weighted_objectives(dict(spec["trait_weights"]))
-    raise ValidationError("a fitness spec needs 'target' or 'trait_weights'")
-
-
 def system_prompt_for(genome: Genome, dynamics: str | None = None) -> str:
-    """The system prompt an NLPAgent with this genome sends (the agent's own mapping)."""
+    """The system prompt an NLPAgent with this genome sends (the agent's own mapping);
+    ``dynamics`` as in :func:`dynamics_summary`."""
     from allele.core.prompt import build_system_prompt
 
-    return build_system_prompt(genome.traits, dynamics)
+    return build_system_prompt(genome.traits, dynamics_summary(dynamics))
 
 
 def _rows(model_input: Any) -> list[dict[str, Any]]:
@@ -101,18 +95,14 @@ def _rows(model_input: Any) -> list[dict[str, Any]]:
                           f"got {type(model_input).__name__}")
 
 
-def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    return not (isinstance(value, float) and math.isnan(value))
-
-
 class GenomeModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """The pyfunc flavour of a genome: the artifact ``genome`` is the genome JSON.
 
     ``predict(rows)`` gives one output row per input row with ``genome_id``, ``system_prompt``,
     ``traits`` (the 8 values in :data:`allele.core.genome.TRAITS` order) and ``fitness``. Optional
-    input columns: ``dynamics`` (a conversation-dynamics line added to the prompt) and
+    input columns: ``dynamics`` (a conversation-dynamics summary such as ``engagement rising``,
+    shown as the prompt line ``Conversation dynamics: engagement rising.``; that whole line is
+    accepted too, see :func:`dynamics_summary`) and
     ``fitness_spec`` (a fitness spec mapping or JSON string); without a row spec the spec given
     at registration (model config ``fitness_spec``) is used, and without either ``fitness`` is
     NaN.
@@ -135,16 +125,15 @@ class GenomeModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         for row in _rows(model_input):
             dynamics = row.get("dynamics")
             spec = row.get("fitness_spec")
-            if not _present(spec):
+            if not present(spec):
                 spec = self.fitness_spec
             fitness = math.nan
-            if spec is not None and _present(spec):
+            if spec is not None and present(spec):
                 fn = fitness_from_spec(spec)
                 fitness = float(np.asarray(fn(vec[None, :]))[0])
             out.append({
                 "genome_id": genome.id,
-                "system_prompt": system_prompt_for(
-                    genome, str(dynamics) if _present(dynamics) else None),
+                "system_prompt": system_prompt_for(genome, dynamics),
                 "traits": [float(v) for v in vec],
                 "fitness": fitness,
             })
@@ -226,14 +215,15 @@ def _client(tracking_uri: str | None, *, read: bool = True) -> Any:
     """An MlflowClient on the registry; for a ``read`` (list, show, load) of a SQLite registry,
     its file must exist: MLflow would create it, and its directories, only to find nothing
     (``genome list --tracking-uri sqlite:////no/dir/m.db`` left a 950 KB database behind)."""
-    from mlflow import MlflowClient
-
     uri = _uri(tracking_uri)
-    if read and uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    db = sqlite_file(uri)
+    if read and db is not None and not db.exists():
         raise TrackingError(f"no MLflow registry at {uri!r}: the file does not exist (nothing "
                             "was created; `allele genome register` creates it)")
     try:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return open_client(uri)  # a new SQLite database is created atomically
+    except TrackingError:
+        raise  # a half-created SQLite database, named
     except Exception as exc:  # an unsupported or malformed URI: MLflow says so at once
         text = " ".join(str(exc).split())[:300]
         raise TrackingError(f"cannot use the MLflow registry at {uri!r}: {text}") from None
@@ -250,7 +240,85 @@ def _lineage_tags(genome: Genome) -> dict[str, str]:
     return tags
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+class _DropSignatureWarning(logging.Filter):
+    """Drops MLflow's "Failed to infer model signature: Type hint ..." record: a genome model
+    takes any rows by design (its predict is typed ``pd.DataFrame -> Any``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer model signature: Type hint")
+
+
+@contextmanager
+def _no_signature_warning() -> Iterator[None]:
+    logger = logging.getLogger("mlflow.pyfunc")
+    drop = _DropSignatureWarning()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _save_genome_model(client: Any, run_id: str, genome: Genome,
+                       fitness_spec: Mapping[str, Any] | None) -> None:
+    """Save the genome as a pyfunc model and log it as the run's ``genome_model`` artifact."""
+    import allele
+
+    with tempfile.TemporaryDirectory() as tmp:
+        genome_path = Path(tmp) / "genome.json"
+        genome_path.write_text(genome.to_json(), encoding="utf-8")
+        model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
+        code_path = Path(tmp) / "genome_model.py"
+        code_path.write_text(_MODEL_CODE, encoding="utf-8")
+        with warnings.catch_warnings(), _no_signature_warning():
+            warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*")
+            mlflow.pyfunc.save_model(
+                path=str(model_dir),
+                python_model=str(code_path),
+                artifacts={GENOME_ARTIFACT: str(genome_path)},
+                model_config=({"fitness_spec": dict(fitness_spec)} if fitness_spec else None),
+                pip_requirements=[f"allele=={allele.__version__}",
+                                  f"mlflow=={mlflow.__version__}"],
+            )
+        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+
+
+def _create_version(client: Any, name: str, run_id: str, alias: str | None,
+                    tags: dict[str, str], description: str | None) -> Any:
+    """A new version of ``name`` from the run's model, ``alias`` pointed at it; if anything
+    fails (Ctrl-C included) the version, and the registered model if this call made it, are
+    removed again: a failed registration leaves no version behind."""
+    from mlflow.exceptions import MlflowException
+
+    created = False
+    try:
+        client.create_registered_model(name, description=description)
+        created = True
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    mv = None
+    try:
+        mv = client.create_model_version(
+            name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", run_id=run_id, tags=tags,
+            description=description)
+        if alias:
+            client.set_registered_model_alias(name, alias, mv.version)
+    except BaseException:
+        _undo_version(client, name, mv, created)
+        raise
+    return mv
+
+
+def _undo_version(client: Any, name: str, mv: Any, created_model: bool) -> None:
+    try:
+        if mv is not None:
+            client.delete_model_version(name, str(mv.version))
+        if created_model and not client.search_model_versions(name_filter(name)):
+            client.delete_registered_model(name)
+    except Exception as exc:  # the original error is the one raised; this one is logged
+        _log.error("could not remove version %s of %r after a failed registration: %s",
+                   getattr(mv, "version", "-"), name, exc)
 
 
 def register_genome(
@@ -268,21 +336,23 @@ def register_genome(
 
     The version's tags hold the lineage (genome id, parent ids, generation, fitness) plus
     ``tags``. ``fitness_spec`` (validated now) becomes the model's default fitness for predict.
+    Name, alias and spec are checked before anything is written; a registration that fails
+    later leaves no version behind.
     """
     if not isinstance(genome, Genome):
         raise ValidationError(f"register_genome takes a Genome, got {type(genome).__name__}")
-    if not _NAME_RE.match(name):
-        raise ValidationError(f"invalid registered model name {name!r}: use letters, digits, "
-                              "'_', '-' and '.'")
+    check_model_name(name)
+    if alias:
+        check_alias(alias)
     if fitness_spec is not None:
         fitness_from_spec(fitness_spec)  # fail now, not at predict time
     from mlflow.exceptions import MlflowException
 
-    import allele
     from allele.tracking._common import default_artifact_location, owner_tags
 
     uri = _uri(tracking_uri)
     client = _client(uri, read=False)
+    version_tags = {**_lineage_tags(genome), **{str(k): str(v) for k, v in (tags or {}).items()}}
     try:
         exp = client.get_experiment_by_name(experiment)
         exp_id = (exp.experiment_id if exp is not None else client.create_experiment(
@@ -292,37 +362,9 @@ def register_genome(
                                       **_lineage_tags(genome)})
         run_id = run.info.run_id
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                genome_path = Path(tmp) / "genome.json"
-                genome_path.write_text(genome.to_json(), encoding="utf-8")
-                model_dir = Path(tmp) / MODEL_ARTIFACT_PATH
-                code_path = Path(tmp) / "genome_model.py"
-                code_path.write_text(_MODEL_CODE, encoding="utf-8")
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*")
-                    mlflow.pyfunc.save_model(
-                        path=str(model_dir),
-                        python_model=str(code_path),
-                        artifacts={GENOME_ARTIFACT: str(genome_path)},
-                        model_config=({"fitness_spec": dict(fitness_spec)} if fitness_spec
-                                      else None),
-                        pip_requirements=[f"allele=={allele.__version__}",
-                                          f"mlflow=={mlflow.__version__}"],
-                    )
-                client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+            _save_genome_model(client, run_id, genome, fitness_spec)
             client.log_param(run_id, "genome_id", genome.id)
-            try:
-                client.create_registered_model(name, description=description)
-            except MlflowException as exc:
-                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                    raise
-            version_tags = {**_lineage_tags(genome),
-                            **{str(k): str(v) for k, v in (tags or {}).items()}}
-            mv = client.create_model_version(
-                name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", run_id=run_id,
-                tags=version_tags, description=description)
-            if alias:
-                client.set_registered_model_alias(name, alias, mv.version)
+            mv = _create_version(client, name, run_id, alias, version_tags, description)
         except BaseException:
             client.set_terminated(run_id, status="FAILED")
             raise
@@ -332,17 +374,6 @@ def register_genome(
                             f"{exc}") from exc
     return RegisteredGenome(name=name, version=str(mv.version), genome=genome,
                             aliases=[alias] if alias else [], run_id=run_id, tags=version_tags)
-
-
-def parse_tags(items: Sequence[str]) -> dict[str, str]:
-    """``KEY=VALUE`` strings (``--tag``) as a mapping; the value may be empty or hold ``=``."""
-    tags: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"--tag takes KEY=VALUE, got {item!r}")
-        tags[key] = value
-    return tags
 
 
 def register_genome_file(
@@ -369,20 +400,6 @@ def register_genome_file(
             raise ValidationError(f"--fitness-spec is not valid JSON: {exc}") from None
     return register_genome(genome, name, alias=alias, tags=parse_tags(tags),
                            tracking_uri=tracking_uri, fitness_spec=spec)
-
-
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
-
-def parse_model_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS`` or ``NAME/VERSION``
-    -> (name, alias, version)."""
-    text = ref if ref.startswith("models:/") else f"models:/{ref}"
-    m = _MODELS_URI.match(text)
-    if m is None:
-        raise ValidationError(f"not a genome model reference: {ref!r} (use models:/NAME@ALIAS "
-                              "or models:/NAME/VERSION)")
-    return m.group("name"), m.group("alias"), m.group("version")
 
 
 def _model_version(client: Any, ref: str) -> Any:
@@ -475,8 +492,8 @@ class VersionSummary:
 def list_genomes(name: str | None = None, *, tracking_uri: str | None = None
                  ) -> list[VersionSummary]:
     """Every version of ``name`` (or of every registered genome), newest first."""
+    filt = name_filter(name) if name else None
     client = _client(tracking_uri)
-    filt = f"name = '{name}'" if name else None
     versions = client.search_model_versions(filt) if filt else client.search_model_versions()
     out: list[VersionSummary] = []
     alias_cache: dict[str, dict[str, list[str]]] = {}
