@@ -212,3 +212,15 @@ def set_verbosity(verbose: bool) -> None:
     for name in _THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a ``--report`` path (of `run` and `ab`) that cannot be written: its nearest
+    existing ancestor must be a writable directory (the missing ones are created)."""
+    import os
+
+    here = path.resolve().parent
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir() or not os.access(here, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {here} is not a writable directory")

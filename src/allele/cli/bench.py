@@ -25,6 +25,7 @@ from allele.bench.metrics import declarations_from_doc
 from allele.cli._common import (
     LiveOpt,
     StoreOpt,
+    check_writable,
     checked_suite,
     esc,
     live_telemetry,
@@ -226,18 +227,6 @@ def _check_run_options(workers: int | None, experiment: str | None, mlflow_uri: 
         raise ConfigError("--experiment names an MLflow experiment: give --mlflow URI too")
     if report is not None:  # found unwritable only after the whole run, before
         check_writable(report)
-
-
-def check_writable(path: Path) -> None:
-    """Refuse a ``--report`` path (of `run` and `ab`) that cannot be written: its nearest
-    existing ancestor must be a writable directory (the missing ones are created)."""
-    import os
-
-    here = path.resolve().parent
-    while not here.exists():
-        here = here.parent
-    if not here.is_dir() or not os.access(here, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write {path}: {here} is not a writable directory")
 
 
 def _write_report(st: Any, run_id: str, path: Path, store: str | None) -> None:

@@ -416,7 +416,7 @@ def _checked_ab_options(base: str, head: str | None, experiment: str | None,
 
         require_mlflow()
     if report is not None:
-        from allele.cli.bench import check_writable
+        from allele.cli._common import check_writable
 
         check_writable(report)
     return _ab_repo(base, head)
