@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,8 +88,8 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (db.parent.resolve() / "mlruns").as_uri()
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the tracking backend cannot be reached right now (vs. a refusal)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, each once."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -96,6 +97,13 @@ def is_unavailable(exc: BaseException) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        todo.extend([e.__cause__, e.__context__])
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the tracking backend cannot be reached right now (vs. a refusal)."""
+    for e in exception_chain(exc):
         if isinstance(e, ConnectionError | TimeoutError):
             return True
         mod = type(e).__module__
@@ -116,5 +124,4 @@ def is_unavailable(exc: BaseException) -> bool:
             status = getattr(e, "get_http_status_code", lambda: 400)()
             if isinstance(status, int) and status >= 500:
                 return True
-        todo.extend([e.__cause__, e.__context__])
     return False

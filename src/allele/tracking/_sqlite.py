@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from allele.errors import TrackingError
+from allele.tracking._common import exception_chain
 from allele.tracking._deps import require_mlflow
 
 SQLITE_PREFIX = "sqlite:///"
@@ -93,16 +94,8 @@ def _reraise_interrupt(exc: BaseException) -> None:
     """Raise KeyboardInterrupt if ``exc`` was raised while handling one: a Ctrl-C inside
     SQLAlchemy, whose cleanup then failed (``Can't reconnect until invalid transaction is
     rolled back``), is still a Ctrl-C, not an unusable registry."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        cause = todo.pop()
-        if cause is None or id(cause) in seen:
-            continue
-        if isinstance(cause, KeyboardInterrupt):
-            raise KeyboardInterrupt from exc
-        seen.add(id(cause))
-        todo.extend([cause.__cause__, cause.__context__])
+    if any(isinstance(e, KeyboardInterrupt) for e in exception_chain(exc)):
+        raise KeyboardInterrupt from exc
 
 
 def half_created_error(uri: str, exc: BaseException) -> TrackingError | None:
