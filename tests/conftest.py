@@ -200,9 +200,10 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # below are summed seconds under those three workers: about a tenth over the largest of three CI
 # runs of 2026-12-07 (1,195-1,346 s of tests, 463-544 s of wall time), so that OVER BUDGET marks
 # a folder that grew, not the switch from two workers to three (every folder read over its old
-# two-worker budget).
+# two-worker budget). tracking grew on 2026-12-07 (stop 37) by the registry review's tests, a
+# real Ctrl-C and kill of two registrations among them: 45.5 -> 73.8 s.
 SUITE_BUDGET_S = {"bench": 390, "faults": 250, "e2e": 200, "docs": 190, "uat": 170,
-                  "analytics": 135, "tracking": 65, "core": 40, "store": 22, "golden": 20,
+                  "analytics": 135, "tracking": 80, "core": 40, "store": 22, "golden": 20,
                   "observe": 18, "dashboard": 16}
 WALL_BUDGET_S = 600.0
 _suite_seconds: dict[str, float] = {}

@@ -44,15 +44,16 @@ def test_interrupted_creation_leaves_no_database(tmp_path: Path) -> None:
     interrupted, killed = tmp_path / "int" / "m.db", tmp_path / "kill" / "m.db"
     procs = {db: _start_register(tmp_path, db) for db in (interrupted, killed)}
     deadline = time.monotonic() + 60
-    for db, proc in procs.items():
+    for db, sig in ((interrupted, signal.SIGINT), (killed, signal.SIGKILL)):
         db.parent.mkdir(exist_ok=True)
+        proc = procs[db]
         while not _being_created(db.parent, db):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
-    time.sleep(0.3)  # inside the migrations (1.5-10 s, by the machine and its load)
-    assert not interrupted.exists() and not killed.exists()  # (only once complete)
-    os.killpg(procs[interrupted].pid, signal.SIGINT)
-    os.killpg(procs[killed].pid, signal.SIGKILL)
+            time.sleep(0.01)
+        # at once: the migrations take 1.5 s on a quiet machine (10 s on a busy one), and a
+        # process that finished them first would have nothing to interrupt
+        assert not db.exists()  # (only once complete)
+        os.killpg(proc.pid, sig)
     _out, err = procs[interrupted].communicate(timeout=60)
     procs[killed].communicate(timeout=60)
     assert procs[interrupted].returncode == 130, err
