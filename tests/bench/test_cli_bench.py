@@ -443,3 +443,18 @@ def test_compare_of_a_run_interrupted_before_any_cell_says_so(spec: Path,
     code, _, err = invoke("compare", "full", "other", "--store", url)
     assert code == 2 and "share no cell" in err
     assert f"(`allele bench list --store {url}` shows each run's spec)" in err
+
+
+def test_planned_cells_counts_cells_not_their_rounds() -> None:
+    """`bench list` shows an unfinished run as "done of planned": a cell of 3 rounds is 3 tasks
+    of the plan and one cell (it read "2 of 18" for 6 cells)."""
+    from allele.bench.runner import SPEC_FORMAT
+    from allele.bench.spec import loads_suite
+    from allele.cli.bench import planned_cells
+
+    suite = loads_suite("name: p\ntarget: allele.bench.targets:spin\nseeds: 3\nrounds: 3\n"
+                        "matrix: {n: [1, 2, 3, 4, 5, 6]}\n")
+    doc = {"format": SPEC_FORMAT, "suite": suite.model_dump(mode="json"), "filters": []}
+    assert planned_cells(doc) == 6
+    assert planned_cells({**doc, "filters": ["n=2"]}) == 1
+    assert planned_cells({"format": SPEC_FORMAT}) is None  # an import: no plan

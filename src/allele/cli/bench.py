@@ -305,9 +305,10 @@ def planned_cells(doc: Any) -> int | None:
     if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
         return None
     try:
-        return len(plan(SuiteSpec.model_validate(doc["suite"]), list(doc.get("filters") or [])))
+        tasks = plan(SuiteSpec.model_validate(doc["suite"]), list(doc.get("filters") or []))
     except (ValidationError, ConfigError):  # a document of an older spec format
         return None
+    return len({t.key for t in tasks})  # a task per round: a cell of 3 rounds is one cell
 
 
 @app.command("show")
