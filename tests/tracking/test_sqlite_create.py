@@ -27,7 +27,10 @@ def _start_register(tmp_path: Path, db: Path) -> subprocess.Popen[str]:
         [sys.executable, "-m", "allele.cli", "genome", "register", str(genome), "-n", "g",
          "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)  # its own process group, like a terminal's foreground job
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+        # as a terminal's job: a shell's background job (CI under `nohup ... &`) ignores
+        # SIGINT, which the child would inherit, and Python then never raises Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _being_created(folder: Path, db: Path) -> bool:
