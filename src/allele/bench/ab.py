@@ -304,15 +304,9 @@ class AbSession:
     def _check_names(self) -> None:
         """The session's two run names are free, checked before any tree or worker (a taken
         one was found after the checkouts and the import check)."""
-        from allele.errors import StoreError
-
         for label in ("base", "head"):
             run = f"{self.name}-{label}"
-            try:
-                taken = self.store.get_run(run).name == run
-            except StoreError:  # no such run
-                continue
-            if taken:
+            if self.store.run_name_taken(run):
                 raise ConfigError(f"--name {self.name}: a run named {run!r} already exists in "
                                   "the store; choose another session name")
 

@@ -217,17 +217,6 @@ def default_run_name(path: str | Path) -> str:
     return f"pytest-{Path(path).stem}"
 
 
-def name_taken(store: ResultStore, name: str) -> bool:
-    """Whether ``store`` holds a run named ``name`` (checked before a file is read in full or
-    a pytest session runs, so that the clash names the option that chose the name)."""
-    from allele.errors import StoreError
-
-    try:
-        return store.get_run(name).name == name
-    except StoreError:  # no such run
-        return False
-
-
 def import_files(store: ResultStore, paths: Sequence[str | Path]) -> list[str]:
     """Import several files oldest first (by their ``datetime``), so histories run in order."""
     docs = [(p, _timestamp(load_pytest_benchmark(p))) for p in paths]

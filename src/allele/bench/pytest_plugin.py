@@ -52,7 +52,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def check_session(config: pytest.Config) -> None:
     """What :func:`pytest_configure` checks (AlleleError naming the option at fault). The store
     is opened as the recording will open it (created when missing)."""
-    from allele.bench.importers import name_taken
     from allele.store import open_store
 
     collect_benchmarks(config)  # pytest-benchmark active
@@ -68,7 +67,7 @@ def check_session(config: pytest.Config) -> None:
         if name == "latest":
             raise AlleleError("--allele-run latest: 'latest' is reserved and cannot be a run "
                               "name; choose another")
-        taken = name_taken(store, name)
+        taken = store.run_name_taken(name)
     if taken:
         raise AlleleError(f"--allele-run {name}: a run named {name!r} already exists in the "
                           "store; choose another name")

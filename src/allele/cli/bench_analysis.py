@@ -276,11 +276,11 @@ def import_cmd(
 def _check_import_names(st: Any, files: list[Path], name: str | None) -> None:
     """Each file's run name is free, or one error naming ``--name`` (the store's own clash
     error said only "choose another name")."""
-    from allele.bench.importers import default_run_name, name_taken
+    from allele.bench.importers import default_run_name
 
     for path in files:
         run = name or default_run_name(path)
-        if not name_taken(st, run):
+        if not st.run_name_taken(run):
             continue
         if name is not None:
             raise ConfigError(f"--name {name}: a run named {name!r} already exists in the "

@@ -106,8 +106,7 @@ class ResultStore(Database):
         }
 
         def run(conn: Connection) -> int:
-            taken = conn.execute(select(S.runs.c.pk).where(S.runs.c.name == name)).first()
-            if taken is not None:
+            if _name_taken(conn, name):
                 raise StoreError(f"a run named {name!r} already exists in the store; "
                                  "choose another name")
             res = conn.execute(S.runs.insert().values(**row))
@@ -204,6 +203,11 @@ class ResultStore(Database):
             return run_info(row)
 
         return self.read_tx(run, what="read a run")
+
+    def run_name_taken(self, name: str) -> bool:
+        """Whether a run is named ``name`` (what :meth:`create_run` refuses), for commands that
+        check it before their work rather than after."""
+        return self.read_tx(lambda conn: _name_taken(conn, name), what="read a run name")
 
     def list_runs(self, limit: int | None = None) -> list[RunInfo]:
         """Run headers, newest first (the order in which runs were created in this store)."""
@@ -540,3 +544,6 @@ def open_store(url: str | None = None, *, read_only: bool = False,
         url = load_settings().resolved_store_url
     return ResultStore(url, read_only=read_only, create=create)
 
+
+def _name_taken(conn: Connection, name: str) -> bool:
+    return conn.execute(select(S.runs.c.pk).where(S.runs.c.name == name)).first() is not None
