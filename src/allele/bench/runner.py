@@ -108,6 +108,20 @@ def plan(suite: SuiteSpec, filters: Sequence[str] = ()) -> list[CellTask]:
     return [_with_index(t, i) for i, t in enumerate(tasks)]
 
 
+def stored_plan(doc: Any, run_name: str) -> list[CellTask]:
+    """The plan of the spec document a run stored (its suite and filters): what a resume runs.
+    BenchmarkError when the document is not this runner's format or no longer validates."""
+    if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
+        raise BenchmarkError(f"run {run_name!r} was not recorded by this runner's spec "
+                             "format; it cannot be resumed")
+    try:
+        suite = SuiteSpec.model_validate(doc["suite"])
+    except Exception as exc:
+        raise BenchmarkError(f"run {run_name!r}: its stored spec no longer validates: "
+                             f"{exc}") from None
+    return plan(suite, list(doc.get("filters") or []))
+
+
 def merge_rounds(parts: Sequence[CellResult]) -> CellResult:
     """One cell's result from the results of its rounds: every sample, the worst status (the
     first round that did not end ``ok``), every error, the earliest start and the latest end."""
@@ -206,15 +220,7 @@ class Runner:
                                  f"session {ab.get('session')!r}; a session is not resumed: "
                                  "start a new one with `allele bench ab`")
         doc = info.spec
-        if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
-            raise BenchmarkError(f"run {info.name!r} was not recorded by this runner's spec "
-                                 "format; it cannot be resumed")
-        try:
-            suite = SuiteSpec.model_validate(doc["suite"])
-        except Exception as exc:
-            raise BenchmarkError(f"run {info.name!r}: its stored spec no longer validates: "
-                                 f"{exc}") from None
-        tasks = plan(suite, list(doc.get("filters", [])))
+        tasks = stored_plan(doc, info.name)
         self._check_isolation(tasks)
         _check_instruments(tasks)
         lease = RunLease(self.store, info.id, info.name)

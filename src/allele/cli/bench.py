@@ -297,16 +297,12 @@ def cells_text(info: Any) -> str:
 def planned_cells(doc: Any) -> int | None:
     """How many cells the spec document a run stored plans (its suite, preset applied, and
     filters: what a resume would complete); None for a run without one (an import)."""
-    from pydantic import ValidationError
+    from allele.bench.runner import stored_plan
+    from allele.errors import BenchmarkError
 
-    from allele.bench.runner import SPEC_FORMAT, plan
-    from allele.bench.spec import SuiteSpec
-
-    if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT or "suite" not in doc:
-        return None
     try:
-        tasks = plan(SuiteSpec.model_validate(doc["suite"]), list(doc.get("filters") or []))
-    except (ValidationError, ConfigError):  # a document of an older spec format
+        tasks = stored_plan(doc, "")
+    except (BenchmarkError, ConfigError):  # no stored plan, or one of an older spec format
         return None
     return len({t.key for t in tasks})  # a task per round: a cell of 3 rounds is one cell
 
