@@ -519,7 +519,7 @@ def test_cpu_time_resolution_is_the_one_the_runs_measured() -> None:
     coarser of the two runs' resolutions applies."""
     import dataclasses
 
-    from allele.bench.compare import cpu_time_resolution
+    from allele.bench.compare import recorded_cpu_resolution
     from allele.bench.environment import cpu_time_resolution as measured
 
     rng = np.random.default_rng(21)
@@ -543,7 +543,7 @@ def test_cpu_time_resolution_is_the_one_the_runs_measured() -> None:
     row = next(r for r in comp.rows if r.params == {"i": 0})
     assert row.verdict == "regressed" and row.estimate.ratio == pytest.approx(1.13, abs=0.02)
     assert [r.verdict for r in comp.rows if r.params != {"i": 0}] == ["unchanged"] * 2
-    assert cpu_time_resolution(as_cpu(base, 1e-6).info, as_cpu(head, 4e-3).info) == 4e-3
-    assert cpu_time_resolution(as_cpu(base, 1e-6).info, head.info) is None  # one unmeasured
+    assert recorded_cpu_resolution(as_cpu(base, 1e-6).info, as_cpu(head, 4e-3).info) == 4e-3
+    assert recorded_cpu_resolution(as_cpu(base, 1e-6).info, head.info) is None  # one unmeasured
     res = measured()  # this machine's: a step of 1 us to 10 ms, or None when too coarse to see
     assert res is None or 1e-7 <= res <= 0.02

@@ -329,7 +329,7 @@ def conditions_warning(base: RunInfo, head: RunInfo) -> str | None:
             "may reflect that rather than the code")
 
 
-def cpu_time_resolution(*runs: RunInfo) -> float | None:
+def recorded_cpu_resolution(*runs: RunInfo) -> float | None:
     """The CPU-time resolution the runs recorded (the coarser of them), or None when one of
     them has none (a run recorded before it was measured: the catalogue's 1 ms applies)."""
     found = []
@@ -489,7 +489,7 @@ def compare_runs(base: RunRecord, head: RunRecord, *, q: float = DEFAULT_Q,
         declared = declarations_from_doc(head.info.spec)
         comp.caveats.extend(declaration_differences(declarations_from_doc(base.info.spec),
                                                     declared))
-    cpu_res = cpu_time_resolution(base.info, head.info)
+    cpu_res = recorded_cpu_resolution(base.info, head.info)
     ident: list[tuple[CellResult, str]] = []
     infos: list[MetricInfo] = []
     rows: list[Row] = []
