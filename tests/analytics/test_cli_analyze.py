@@ -44,7 +44,9 @@ def test_anomalies_and_forecast_json(tmp_path: Path) -> None:
     res = runner.invoke(app, ["anomalies", "nope", "--store", url])
     assert res.exit_code != 0
     res = runner.invoke(app, ["anomalies", "gen_time", "--store", url, "--method", "robust"])
-    assert res.exit_code == 0 and "anomalous points of 600" in " ".join(res.output.split())
+    title = " ".join(res.output.split())
+    assert res.exit_code == 0 and "anomalous points of 600" in title
+    assert "season of 48 points removed" in title
     res = runner.invoke(app, ["forecast", "gen_time", "--store", url, "--horizon", "3"])
     assert res.exit_code == 0 and "seasonal with period 48" in res.output
 

@@ -396,8 +396,10 @@ def recommend(
 
 
 def _how(det: Any) -> str:
-    """How the series was scored: logs, AR filter, point mass."""
+    """How the series was scored: logs, season, AR filter, point mass."""
     parts = []
+    if det.period:
+        parts.append(f"season of {det.period} points removed")
     if det.transform == "log":
         parts.append("in logs")
     if det.ar:

@@ -49,6 +49,11 @@ ROUNDING = 1e-12
 this small are floating-point rounding, not measurement (a timer's nanoseconds on seconds are
 1e-9)."""
 
+SEASON_HELD_OUT = 0.2
+"""The share of the learning period's variance a season must explain out of sample (one half
+predicted from the other, :func:`~allele.analytics._season.held_out_strength`) besides 30 %
+in-sample: autocorrelated noise and a slow hump pass the in-sample test alone."""
+
 TREND_T = 3.5
 """How many standard errors from 0 the learning period's slope must be to count as a trend
 (two-sided p about 5e-4 on 150 points, were the errors independent). Over 640 clean synthetic
@@ -134,8 +139,8 @@ def deseasonalise(y: FloatArray, learn_end: int, period: int | None) -> tuple[Fl
     """
     fixed = period
     n = y.size
-    first = fixed if fixed is not None else seasonal_period(y[:learn_end],
-                                                            max_period=learn_end // 2)
+    first = fixed if fixed is not None else seasonal_period(
+        y[:learn_end], max_period=learn_end // 2, held_out=SEASON_HELD_OUT)
     if first is None or first < 2 or learn_end < 2 * first:
         return y.copy(), None
     season = np.empty(n)
@@ -146,7 +151,8 @@ def deseasonalise(y: FloatArray, learn_end: int, period: int | None) -> tuple[Fl
     for lo, hi in itertools.pairwise(bounds):
         seen = max(lo, learn_end)  # data available before the segment starts
         if fixed is None and seen > learn_end:
-            used = seasonal_period(y[:seen], max_period=min(seen // 2, 4 * first)) or used
+            used = seasonal_period(y[:seen], max_period=min(seen // 2, 4 * first),
+                                   held_out=SEASON_HELD_OUT) or used
         season[lo:hi] = _season_fit(y, seen, used, hi)[lo:hi]
     return y - season, used
 

@@ -23,7 +23,8 @@ tails. The pipeline:
 2. **Transform.** A positive metric whose learning period is right-skewed (skewness above 1,
    and less skewed after the log) is scored in logs: wall times and sizes vary by ratios.
 3. **Season** (Fourier profile, estimated on the learning period and re-estimated at fixed
-   checkpoints ``2 L, 4 L, ...``) is removed.
+   checkpoints ``2 L, 4 L, ...``) is removed; a period counts only when one half of the data
+   predicts the other (:data:`~allele.analytics.anomaly.prepare.SEASON_HELD_OUT`).
 4. **Pre-whitening.** An AR(p) filter (p <= 3 by BIC, least squares on the learning period) turns
    the series into its one-step residuals: autocorrelated noise no longer looks like shifts,
    and a level shift shows at its onset as a jump of its full size. A clear trend in the
