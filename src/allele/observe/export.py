@@ -120,10 +120,11 @@ def check_token_length(token: str | None, what: str) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, ``localhost``)."""
+    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, ``localhost``,
+    ``ip6-localhost``): the rule of `allele observe serve` and of the dashboard."""
     import ipaddress
 
-    if host.strip().lower() == "localhost":
+    if host.strip().lower() in ("localhost", "ip6-localhost"):
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

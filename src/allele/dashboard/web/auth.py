@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from urllib.parse import quote
 
 from allele.errors import ConfigError
-from allele.observe.export import check_token_length
+from allele.observe.export import check_token_length, is_loopback
 
 COOKIE = "allele_session"
 PUBLIC_PREFIXES = ("/static/", "/login", "/favicon.ico")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to ``host`` keeps the dashboard on this machine."""
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:
