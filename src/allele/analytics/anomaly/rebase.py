@@ -33,7 +33,7 @@ import numpy as np
 
 from allele.analytics._common import MAD_TO_SIGMA, FloatArray, mad_sigma
 from allele.analytics.anomaly.prepare import TREND_T
-from allele.analytics.anomaly.rolling import _MEDIAN_VAR, _rolling_median_mad
+from allele.analytics.anomaly.rolling import MEDIAN_VAR, trailing_median_mad
 
 __all__ = ["DRIFT_COLUMNS", "REBASE_AFTER", "REBASE_SPAN", "DriftRebase"]
 
@@ -89,7 +89,7 @@ class DriftRebase:
     def _refit(self, stats: FloatArray, t: int) -> None:
         """The drift columns from ``t + 1`` on against a line fitted up to ``t``."""
         if self._med is None:
-            med, mad = _rolling_median_mad(self._e, self._w)
+            med, mad = trailing_median_mad(self._e, self._w)
             self._med, self._sref = med, np.maximum(MAD_TO_SIGMA * mad, self._sigma)
         assert self._sref is not None
         lo = max(0, t + 1 - self.span)
@@ -107,7 +107,7 @@ class DriftRebase:
         rows = np.arange(t + 1, self._e.size, dtype=np.float64)
         centre = rows - (self._w + 1) / 2.0 - t0  # the middle of each rolling window, from t0
         sref = self._sref[t + 1:]
-        var = sref**2 * _MEDIAN_VAR * (1.0 / self._w + 1.0 / seg.size) + (se * centre) ** 2
+        var = sref**2 * MEDIAN_VAR * (1.0 / self._w + 1.0 / seg.size) + (se * centre) ** 2
         z = (self._med[t + 1:] - level - slope * centre) / np.sqrt(var)
         old = stats[t + 1:, self.columns[0]]
         new = np.where(np.abs(z) < np.abs(old), z, old)

@@ -19,13 +19,13 @@ from numpy.typing import ArrayLike
 from allele.analytics._common import MAD_TO_SIGMA, FloatArray, mad_sigma
 from allele.analytics.anomaly._kernels import rolling_median_mad
 
-__all__ = ["robust_statistics", "robust_statistics_reference"]
+__all__ = ["MEDIAN_VAR", "robust_statistics", "robust_statistics_reference", "trailing_median_mad"]
 
-_MEDIAN_VAR = math.pi / 2.0  # variance of a sample median relative to a mean (Gaussian)
+MEDIAN_VAR = math.pi / 2.0  # variance of a sample median relative to a mean (Gaussian)
 _ABS_MEAN = math.sqrt(2.0 / math.pi)  # E|Z| of a standard normal Z
 
 
-def _rolling_median_mad(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
+def trailing_median_mad(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
     """Median and MAD of the ``w`` points *before* each index (NaN where unavailable): the numba
     kernel of :mod:`~allele.analytics.anomaly._kernels`, bit-identical to
     :func:`_rolling_median_mad_numpy` and about 20 times faster."""
@@ -34,7 +34,7 @@ def _rolling_median_mad(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
 
 
 def _rolling_median_mad_numpy(r: FloatArray, w: int) -> tuple[FloatArray, FloatArray]:
-    """The numpy reference of :func:`_rolling_median_mad` (two medians over a strided view)."""
+    """The numpy reference of :func:`trailing_median_mad` (two medians over a strided view)."""
     n = r.size
     med = np.full(n, np.nan)
     mad = np.full(n, np.nan)
@@ -141,7 +141,7 @@ def robust_statistics(
     n = x.size
     kv = 2 * short
     mag = (lambda a: a) if signed else np.abs
-    med, mad = _rolling_median_mad(x, window)
+    med, mad = trailing_median_mad(x, window)
     sref = np.maximum(MAD_TO_SIGMA * mad, sigma)
     out = np.full((n, 5), np.nan)
     out[:, 0] = mag(x - med) / sref
@@ -160,7 +160,7 @@ def robust_statistics(
     sref_v = lagged(sref, kv - 1)
     out[:, 2] = np.maximum(_wilson_hilferty(ms / sref_v**2, kv), 0.0)
     out[:, 4] = np.maximum(_wilson_hilferty((md / (_ABS_MEAN * sref_v)) ** 2, kv), 0.0)
-    dscale = sref * math.sqrt(_MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
+    dscale = sref * math.sqrt(MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
     if drift_var is not None:
         dscale = np.sqrt(dscale**2 + drift_var)
     out[:, 3] = mag(med - level) / dscale
@@ -188,7 +188,7 @@ def robust_statistics_reference(
         m = float(np.median(win))
         med[t] = m
         sref[t] = max(mad_sigma(win, m), sigma)
-    drift_scale = math.sqrt(_MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
+    drift_scale = math.sqrt(MEDIAN_VAR * (1.0 / window + 1.0 / learn_n))
     for t in range(window + kv, n):
         t0 = t - short + 1
         tv = t - kv + 1
