@@ -151,9 +151,13 @@ def test_the_constructor_raises_allele_errors_of_one_line(kwargs, param, line):
     """``EvolutionConfig(population_size=-5)`` (the form the docs use) raised pydantic's
     multi-line ValidationError, which ``except AlleleError`` missed; a negative seed was
     accepted and failed later inside numpy without naming ``seed``."""
+    import json
+
     from allele.errors import AlleleError
 
-    for make in (EvolutionConfig, EvolutionConfig.build):
+    for make in (EvolutionConfig, EvolutionConfig.build,
+                 lambda **kw: EvolutionConfig.model_validate(kw),  # a dict read from YAML
+                 lambda **kw: EvolutionConfig.model_validate_json(json.dumps(kw))):
         with pytest.raises(AlleleError) as info:
             make(**kwargs)
         assert isinstance(info.value, ValidationError)
