@@ -171,7 +171,7 @@ def test_analytics_learning_period_fits_the_series_and_errors_name_the_web_field
         short = client.get(get, params={"metric": "allele_bench_cells_done"})
         assert short.status_code == 422 and short.json()["detail"] == (
             "series of 25 points is too short: the learning period takes half the series "
-            "and needs at least 30 points, so 60 points or more")
+            "and needs at least 50 points, so 100 points or more")
         fc = client.get("/api/analytics/forecast", params={"metric": "allele_bench_cells_done"})
         assert fc.status_code == 200 and len(fc.json()["series"]["v"]) == 25
         over = client.get(get, params={"metric": "allele_kraken_steps_per_second",

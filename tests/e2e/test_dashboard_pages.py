@@ -174,7 +174,7 @@ def test_analytics_draws_the_forecast_when_the_series_is_too_short_to_score(
         p.page.wait_for_selector("#anomaly-error:not([hidden])")
         assert p.page.locator("#anomaly-error").inner_text() == (
             "anomaly scores: series of 25 points is too short: the learning period takes half "
-            "the series and needs at least 30 points, so 60 points or more")
+            "the series and needs at least 50 points, so 100 points or more")
         assert p.page.locator("#anomaly-chart").is_hidden()
         assert p.page.locator("#forecast-error").is_hidden()
         assert p.page.locator("#error").is_hidden()

@@ -162,7 +162,7 @@ def anomalies(
     learn: int | None = typer.Option(
         None, "--learn", min=30,
         help="Learning-period length in points (not scored); default 150, or half a series "
-        "shorter than 300 points (whose scores can then change as it grows)."),
+        "shorter than 300 points (whose scores can then change as it grows), at least 50."),
     risk: float = typer.Option(1e-4, "--risk", min=1e-9, max=0.05,
                                help="Tail probability per statistic at which a score is 0.5."),
     label: list[str] | None = LabelOpt,

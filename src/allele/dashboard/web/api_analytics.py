@@ -63,7 +63,7 @@ def anomalies(ctx: Ctx, metric: Name, component: OptName = None,
               method: Literal["robust", "iforest", "ocsvm", "ensemble"] = "robust",
               threshold: Annotated[float, Query(gt=0, le=1)] = 0.5,
               learn: Annotated[int | None, Query(
-                  ge=diagnose.MIN_LEARN, le=100_000,
+                  ge=diagnose.LEARN_FLOOR, le=100_000,
                   description="Learning period in points (default: "
                   "150, or half a shorter series)")] = None,
               labels: Labels = None) -> Response:
