@@ -52,16 +52,24 @@ never changes when more data arrives.
   4.3. A Student-t(3) column wrongly judged light raises alarms at every large value; alarms
   count in the judgement so that they cannot keep a column looking light.
 * Until it is judged, and where it is judged heavy, a weighed column takes a half-t tail
-  (:func:`fit_student_tail`): the values of the pool above its median are the upper half of
-  a Student-t centred on the median, whose degrees of freedom are not known. For each of
-  :data:`DF_GRID` the scale is fitted by maximum likelihood, and the tail probability of
-  a value is the average of the grid's, each weighted by its likelihood (the posterior under
-  a flat prior on the grid). That is the predictive probability: it counts what the pool
-  cannot say about the tail's weight, where a plug-in threshold scatters from series to
-  series and is then crossed more often than the risk. On Student-t(3) noise a GPD above the
-  90 % quantile, its shape prior weighing 60 peaks, was crossed 2.2-2.8 times as often as the
-  risk after 300-700 values; the half-t 1.5-2.3 times. The fit reads the last
-  :data:`STUDENT_SPAN` values the pool kept.
+  (:mod:`~allele.analytics.anomaly.student`): the values of the pool above its median are the
+  upper half of a Student-t centred on the median, whose degrees of freedom are not known. For
+  each of :data:`~allele.analytics.anomaly.student.DF_GRID` the scale is fitted by maximum
+  likelihood, and the tail probability of a value is the average of the grid's, each weighted by
+  its likelihood (the posterior under a flat prior on the grid). That is the predictive
+  probability: it counts what the pool cannot say about the tail's weight, where a plug-in
+  threshold scatters from series to series and is then crossed more often than the risk. On
+  Student-t(3) noise a GPD above the 90 % quantile, its shape prior weighing 60 peaks, was crossed
+  2.2-2.8 times as often as the risk after 300-700 values; the half-t 1.5-2.3 times. The fit reads
+  the last :data:`~allele.analytics.anomaly.student.STUDENT_SPAN` values the pool kept.
+* The two weighed columns, when both take a half-t in a block, lend each other evidence
+  (:func:`_shared_half_t`). They are the two sides of one statistic (the spike-up and
+  spike-down pools hold its values above and below the centre), and one side of a short pool
+  (12 values above the median in a series of 100 points) leaves the tail's weight nearly
+  open. Each column's weights over the degrees of freedom average two models by their
+  evidence, at equal odds before the data: one posterior for both sides (their
+  log-likelihoods summed) and the column's own (a skewed noise has one heavy side). Each
+  column keeps its own centre and scales.
 * Alternates (``alternate``, ``{i: j}``): in the blocks where a weighed column is judged
   heavy, column ``i``'s scores are column ``j``'s; ``j`` is scored and learns in every block
   (through the gate if it is gated), so its tail is ready when it is needed, and its own
@@ -87,6 +95,16 @@ from scipy import special
 
 from allele.analytics._common import FloatArray
 from allele.analytics.anomaly._kernels import merge_sorted
+from allele.analytics.anomaly.student import (
+    STUDENT_SPAN,
+    HalfT,
+    StudentTail,
+    fit_student_tail,
+    log_evidence,
+    posterior,
+    student_scores,
+    surprise_scores,
+)
 
 __all__ = ["GpdTail", "StudentTail", "fit_student_tail", "fit_tail", "normal_scores",
            "spot_scores", "student_scores", "tail_probability", "tail_weight",
@@ -103,14 +121,6 @@ _ZS_POINTS = 256  # more peaks than this reach the Zhang-Stephens likelihood con
 WEIGH_AFTER = 300  # a weighed column's tail is judged once this many values were seen ...
 WEIGH_SPAN = 1000  # ... on the last this many of them
 LIGHT_WEIGHT = 4.0  # (q99 - q01) / (q75 - q25) at most this: a light tail (normal: 3.45)
-DF_GRID = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0,
-           50.0)
-"""Degrees of freedom a weighed column's half-t may have (50: as good as normal)."""
-STUDENT_SPAN = 2000  # a weighed column's fit reads the last this many values its pool kept
-_NEWTON_STEPS = 30  # at most this many Newton steps of each half-t's log scale ...
-_NEWTON_TOLERANCE = 1e-10  # ... until none moves by more than this
-_NEGLIGIBLE = 1e-9  # grid points whose posterior weight is under this share of the largest
-# are dropped: together they add at most 2e-8 to a probability, 0.02 % of the default risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,96 +139,6 @@ class GpdTail:
         if self.xi > 1e-9:
             return float(self.u + self.sigma / self.xi * (r ** (-self.xi) - 1.0))
         return self.u - self.sigma * math.log(r)
-
-
-@dataclass(frozen=True, slots=True)
-class StudentTail:
-    """A weighed column's fitted upper tail (module notes): the values above ``centre`` as half
-    Student-t's with degrees of freedom ``dfs`` and scales ``scales``, mixed with the
-    posterior ``weights``."""
-
-    centre: float
-    dfs: FloatArray
-    scales: FloatArray
-    weights: FloatArray
-
-    @property
-    def xi(self) -> float:
-        """The tail's posterior mean shape (a Student-t with ``nu`` degrees of freedom has the
-        tail of a GPD of shape ``1 / nu``)."""
-        return float(np.sum(self.weights / self.dfs))
-
-    def log_probability(self, s: FloatArray) -> FloatArray:
-        """``log P(X > s)`` of each value under the mixture."""
-        z = (np.asarray(s, dtype=np.float64) - self.centre)[None, :] / self.scales[:, None]
-        p = self.weights @ special.stdtr(self.dfs[:, None], -z)
-        out: FloatArray = np.log(np.clip(p, 1e-300, 1.0))
-        return out
-
-    def quantile(self, risk: float) -> float:
-        """The value exceeded with probability ``risk`` (by bisection: the mixture has no closed
-        form)."""
-        lo = self.centre
-        hi = self.centre + float(np.max(self.scales))
-        target = math.log(risk)
-        while self.log_probability(np.array([hi]))[0] > target:
-            hi = self.centre + 2.0 * (hi - self.centre)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if self.log_probability(np.array([mid]))[0] > target:
-                lo = mid
-            else:
-                hi = mid
-        return hi
-
-
-def fit_student_tail(pool: FloatArray) -> StudentTail | None:
-    """The half-t tail of ``pool``'s values above its median (module notes), or None with fewer
-    than 2 of them or no spread."""
-    x = np.asarray(pool, dtype=np.float64)
-    centre = float(np.median(x))
-    d2 = np.square(x[x > centre] - centre)
-    start = float(np.mean(d2)) if d2.size else 0.0
-    if d2.size < 2 or not start > 0.0:
-        return None
-    nu = np.asarray(DF_GRID)
-    s2 = _half_t_scales(d2, nu)
-    loglik = (d2.size * (special.gammaln((nu + 1.0) / 2.0) - special.gammaln(nu / 2.0)
-                         - 0.5 * np.log(nu * math.pi * s2))
-              - (nu + 1.0) / 2.0 * np.sum(np.log1p(d2[None, :] / (nu[:, None] * s2[:, None])),
-                                          axis=1))
-    w = np.exp(loglik - np.max(loglik))
-    keep = w > _NEGLIGIBLE
-    w = w[keep] / np.sum(w[keep])
-    return StudentTail(centre, nu[keep], np.sqrt(s2[keep]), w)
-
-
-def _half_t_scales(d2: FloatArray, nu: FloatArray) -> FloatArray:
-    """The maximum-likelihood squared scale of a half-t with each of the degrees of freedom
-    ``nu``, given the squared distances ``d2`` from its centre: the root of
-    ``mean((nu + 1) r / (1 + r)) = 1`` with ``r = d2 / (nu s2)`` (the fixed point of the EM
-    steps ``s2 = mean(w d2)``), by Newton's method on ``log s2`` from the median of ``d2``: six
-    or seven steps where EM takes forty."""
-    u = np.full(nu.size, math.log(float(np.median(d2)) or float(np.mean(d2))))
-    for _ in range(_NEWTON_STEPS):
-        r = d2[None, :] / (nu[:, None] * np.exp(u)[:, None])
-        q = (nu[:, None] + 1.0) * r / (1.0 + r)  # decreasing in log s2, with derivative -q/(1+r)
-        step = np.clip((np.mean(q, axis=1) - 1.0) / np.mean(q / (1.0 + r), axis=1), -2.0, 2.0)
-        u += step
-        if float(np.max(np.abs(step))) < _NEWTON_TOLERANCE:
-            break
-    out: FloatArray = np.exp(u)
-    return out
-
-
-def student_scores(col: FloatArray, tail: StudentTail, log_risk: float) -> FloatArray:
-    """Scores of ``col`` under a weighed column's tail, with ``log_risk = log(1 / risk)``: 0
-    at or under its centre, where the half-t says nothing (the values far under it are the
-    other spike column's)."""
-    above = np.isfinite(col) & (col > tail.centre)
-    surprise = np.zeros(col.shape)
-    surprise[above] = -tail.log_probability(col[above])
-    return _scores(col, surprise, log_risk)
 
 
 def fit_tail(pool: FloatArray, min_scale: float, shape: Literal["pwm", "zs"] = "pwm") -> GpdTail:
@@ -396,11 +316,13 @@ def spot_scores(stats: FloatArray, calib_start: int, learn_end: int, risk: float
         heavy = {j: _heavy(x[max(calib_start, lo - WEIGH_SPAN):lo, j])
                  for j in weighed if j not in normal}
         fits: dict[int, _Fit] = {}
+        half_t = _shared_half_t(pools, heavy, idle)
         for j in range(k):
             if pools[j].n < 10 or j in idle:
                 continue
             fits[j] = fit = _fit_column(pools[j], j, heavy, normal, zhang_stephens, min_scale,
-                                        log_normal_risk if j in normal else log_risk)
+                                        log_normal_risk if j in normal else log_risk,
+                                        half_t.get(j))
             if tails is not None and fit.tail is not None:
                 tails.append((lo, j, fit.tail))
             scores[lo:hi, j] = fit.score(x[lo:hi, j])
@@ -445,19 +367,43 @@ class _Fit:
             return student_scores(col, self.tail, self.log_risk)
         if isinstance(self.tail, GpdTail):
             p = np.maximum(tail_probability(col, self.tail), 1e-300)
-            return _scores(col, np.log(1.0 / p), self.log_risk)
+            return surprise_scores(col, np.log(1.0 / p), self.log_risk)
         assert self.pool is not None
         return normal_scores(col, self.pool, self.log_risk)
 
 
+def _shared_half_t(pools: list[_Pool], heavy: Mapping[int, bool | None],
+                   idle: Collection[int]) -> dict[int, StudentTail]:
+    """The half-t tails of the weighed columns that take one in this block (``heavy`` holds
+    the weighed columns not read as normal; those not judged light take a half-t).
+
+    The spike-up and spike-down pools are the two sides of one statistic, and one side of a
+    short pool leaves its tail's weight open (module notes). Whether both sides have the same
+    degrees of freedom is itself uncertain (a skewed noise has one heavy side), so each
+    column's weights average two models by their evidence, equal odds before the data: one
+    posterior for both (their log-likelihoods summed) and the column's own."""
+    halves = {j: HalfT.fit(pools[j].values()[-STUDENT_SPAN:]) for j, h in heavy.items()
+              if h is not False and pools[j].n >= 10 and j not in idle}
+    fitted = {j: h for j, h in halves.items() if h is not None}
+    if len(fitted) < 2:
+        return {j: h.tail(posterior(h.loglik)) for j, h in fitted.items()}
+    both = np.sum([h.loglik for h in fitted.values()], axis=0)
+    apart = sum(log_evidence(h.loglik) for h in fitted.values())
+    same = 1.0 / (1.0 + math.exp(min(apart - log_evidence(both), 700.0)))
+    shared = posterior(both)
+    return {j: h.tail(same * shared + (1.0 - same) * posterior(h.loglik))
+            for j, h in fitted.items()}
+
+
 def _fit_column(pool: _Pool, j: int, heavy: Mapping[int, bool | None], normal: Collection[int],
-                zhang_stephens: Collection[int], min_scale: float, log_risk: float) -> _Fit:
-    """Column ``j``'s tail before a block (see :func:`spot_scores`)."""
+                zhang_stephens: Collection[int], min_scale: float, log_risk: float,
+                student: StudentTail | None) -> _Fit:
+    """Column ``j``'s tail before a block (see :func:`spot_scores`); ``student`` its half-t
+    (:func:`_shared_half_t`), if it has one."""
     if j in normal or heavy.get(j) is False:  # a light weighed tail: the normal fit
         return _Fit(None, pool.values(), log_risk)
     # A weighed tail not judged yet, or judged heavy: the half-t, unless the pool has fewer
     # than two values above its median (ties), which only a GPD can read.
-    student = fit_student_tail(pool.values()[-STUDENT_SPAN:]) if j in heavy else None
     if student is not None:
         return _Fit(student, None, log_risk)
     return _Fit(_fit_sorted_tail(pool.top, min_scale, pool.below, pool.cut,
@@ -492,15 +438,7 @@ def normal_scores(col: FloatArray, pool: FloatArray, log_risk: float) -> FloatAr
     with np.errstate(invalid="ignore", divide="ignore"):  # sf 0 far out: clamped below
         # special.stdtr is the t cdf without scipy.stats' wrapping (about 40 % less time)
         logp = np.log(special.stdtr(up.size - 1, (mid - col) / scale))
-    return _scores(col, -np.minimum(np.maximum(logp, math.log(1e-300)), 0.0), log_risk)
-
-
-def _scores(col: FloatArray, surprise: FloatArray, log_risk: float) -> FloatArray:
-    """``a / (1 + a)`` with ``a = log(1/p) / log(1/risk)`` (``surprise`` is ``log(1/p)``; see the
-    module notes), 0 where the statistic is not finite."""
-    a = surprise / log_risk
-    out: FloatArray = np.where(np.isfinite(col), a / (1.0 + a), 0.0)
-    return out
+    return surprise_scores(col, -np.minimum(np.maximum(logp, math.log(1e-300)), 0.0), log_risk)
 
 
 class _Excursion:
