@@ -4,6 +4,7 @@
     allele top [--store URL] [--refresh 1.0]
 
 Both read an existing store (a missing SQLite file is a one-line error; nothing is created).
+A store error while ``top`` runs is one line too (exit 2); Ctrl-C quits it (exit 130).
 The token also comes from ``ALLELE_DASHBOARD_TOKEN`` (a token on the command line shows in
 ``ps``). Bound to anything but loopback, the dashboard refuses to start without one. Both
 commands import their (heavy) apps inside the command, so ``allele --help`` stays fast.
@@ -93,7 +94,16 @@ def top_cmd(
         from allele.store import open_store
 
         with open_store(store, read_only=True) as st:  # a viewer never creates a store
-            TopApp(st, refresh_s=refresh).run()
+            top = TopApp(st, refresh_s=refresh)
+            top.run()
+        # Textual catches what is raised in its event loop: the app keeps a store error for
+        # here (one line, exit 2), and Ctrl-C ends it like any command's (interrupted, 130)
+        if top.failure is not None:
+            raise top.failure
+        if top.interrupted:
+            raise KeyboardInterrupt
+        if top.return_code:  # an unexpected error, its traceback printed by Textual: a bug
+            raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:
