@@ -99,3 +99,24 @@ def test_tracker_reconnects_by_itself_and_replays_the_spool_first(
     assert [(m.step, m.value) for m in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
     assert client.get_run(run_id).info.status == "FINISHED"
     assert Spool(spool).read().pending == []
+
+
+def test_mlflow_prints_no_run_links_on_stdout(
+        server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an http:// URI MLflow writes "🏃 View run ... at: ..." to stdout itself at every run
+    end (two lines per cell of a tracked bench run), -q or not."""
+    from typer.testing import CliRunner
+
+    from allele.cli import app
+
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "")
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")  # restored after the test
+    spool = tmp_path / "spool.jsonl"
+    base = {"target": server.url, "experiment": "server-links"}
+    Spool(spool).append([
+        {**base, "key": "c", "op": "create_run", "run": "r", "tags": {}, "start_time": 1000},
+        {**base, "key": "e", "op": "end", "run": "r", "status": "FINISHED", "tags": {},
+         "end_time": 2000}])
+    res = CliRunner().invoke(app, ["tracking", "sync", "--spool", str(spool)])
+    assert res.exit_code == 0, res.output
+    assert res.output == "replayed 2 record(s), created 1 run(s), rejected 0, still pending 0\n"

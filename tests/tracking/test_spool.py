@@ -100,3 +100,56 @@ def test_clear_refuses_while_records_are_pending(tmp_path: Path) -> None:
     sp.clear()
     assert not sp.path.exists() and not sp.artifacts_dir.exists()
     assert sp.read().pending == []
+
+
+def test_an_append_after_a_crash_mid_write_keeps_the_spool_readable(tmp_path: Path) -> None:
+    """A crash left the last line without its newline; the next append used to glue its record
+    onto it, and the spool was "corrupt at line 3" for good."""
+    path = tmp_path / "s.jsonl"
+    sp = Spool(path)
+    sp.append([_rec(0), _rec(1)])
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"t":"rec","key":"k2","targ')  # a crash mid-write
+    sp.append([_rec(3)])
+    sp.mark_done("k0")
+    state = sp.read()
+    assert [r["key"] for r in state.pending] == ["k1", "k3"]
+    assert state.torn == [3]  # reported, not silently gone
+    assert path.read_text().splitlines()[2:4] == ['{"t":"rec","key":"k2","targ', '{"t":"torn"}']
+    # a complete last line that only lacks its newline is a record, not a torn one
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    sp.append([_rec(4)])
+    assert [r["key"] for r in sp.read().pending] == ["k1", "k3", "k4"]
+    assert sp.read().torn == [3]
+    # a spool glued by an older version: the entry at the end of the line is recovered
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], '{"t":"rec","key":"k2","targ' + lines[4], *lines[5:]])
+                    + "\n")
+    state = sp.read()
+    assert [r["key"] for r in state.pending] == ["k1", "k3", "k4"] and state.torn == [3]
+
+
+def test_rejected_records_can_be_queued_again(tmp_path: Path) -> None:
+    sp = Spool(tmp_path / "s.jsonl")
+    sp.append([_rec(0), _rec(1), _rec(2)])
+    sp.mark_rejected("k0", "MlflowException: no such experiment")
+    sp.mark_rejected("k2", "MlflowException: no such experiment")
+    assert [r["key"] for r in sp.read().pending] == ["k1"]
+    assert sp.requeue_rejected() == 2
+    state = sp.read()
+    assert [r["key"] for r in state.pending] == ["k0", "k1", "k2"] and state.rejected == {}
+    sp.mark_rejected("k2", "refused again")
+    assert sp.read().rejected == {"k2": "refused again"}
+
+
+def test_a_relative_spool_path_stages_artifacts_by_absolute_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default spool (``.allele/...``) is relative: a replay from another directory found
+    no staged artifact ("artifact file ... is gone")."""
+    monkeypatch.chdir(tmp_path)
+    sp = Spool(Path(".allele") / "s.jsonl")
+    src = tmp_path / "report.html"
+    src.write_text("<html></html>")
+    staged = Path(sp.stash_artifact(src, "k0"))
+    assert staged.is_absolute() and staged.read_text() == "<html></html>"
+    assert staged == tmp_path / ".allele" / "s.jsonl.artifacts" / "k0" / "report.html"

@@ -4,7 +4,10 @@ the bench runner, autolog, and spooling with exactly-once replay."""
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -161,15 +164,21 @@ def test_runs_of_dead_processes_are_marked_failed_on_start(
     dead_pid = proc.stdout.strip()
     exp_id = client.create_experiment(experiment)
     dead = client.create_run(exp_id, tags={TAG_HOST: owner_tags()[TAG_HOST], TAG_PID: dead_pid,
-                                           TAG_PID_STARTED: "1.0"}).info.run_id
+                                           TAG_PID_STARTED: "1.0", TAG_RUN_KEY: "bench-x"}
+                             ).info.run_id
     alive = client.create_run(exp_id, tags=owner_tags()).info.run_id
     tr = MlflowTracker(mlflow_uri, experiment, spool_path=spool_path)
-    tr.close()
     assert tr.reaped == [dead]
     d = client.get_run(dead)
     assert d.info.status == "FAILED" and f"process {dead_pid}" in d.data.tags[TAG_NOTE]
     assert client.get_run(alive).info.status == "RUNNING"
     client.set_terminated(alive)
+    # resumed (bench run --resume): it ends FINISHED, and the note no longer says "marked FAILED"
+    tr.start_run("x", key="bench-x", reopen=True).end()
+    tr.close()
+    d = client.get_run(dead)
+    assert d.info.status == "FINISHED" and d.data.tags[TAG_PID] == str(os.getpid())
+    assert d.data.tags[TAG_NOTE].startswith(f"resumed by process {os.getpid()} on ")
 
 
 def _info(environment: dict[str, Any]) -> RunInfo:
@@ -301,15 +310,21 @@ def test_autolog_tracks_components_created_afterwards(
 
 
 def test_unreachable_server_spools_and_sync_replays_exactly_once(
-        mlflow_uri: str, experiment: str, spool_path: Path, client: Any, tmp_path: Path) -> None:
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead_uri = f"http://127.0.0.1:{s.getsockname()[1]}"
-    tr = MlflowTracker(dead_uri, experiment, spool_path=spool_path, flush_interval_s=3600,
-                       retry_interval_s=3600)
+    with caplog.at_level(logging.WARNING, logger="allele.tracking"):
+        tr = MlflowTracker(dead_uri, experiment, spool_path=spool_path, flush_interval_s=3600,
+                           retry_interval_s=3600)
     assert not tr.online
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "allele.tracking"]
+    # one line, the cause only (not MLflow's "API request ... Max retries exceeded ..." chain)
+    assert f"MLflow at {dead_uri} is unreachable (NewConnectionError: [Errno " in warning
+    assert "Connection refused); spooling to" in warning and "Max retries" not in warning
     obs = tr.observer()
     engine = _engine(obs, generations=40)
     result = engine.run()  # the work goes on while tracking is offline
@@ -325,6 +340,9 @@ def test_unreachable_server_spools_and_sync_replays_exactly_once(
     # the server is still down: nothing is lost, nothing is marked done
     down = sync_spool(spool_path)
     assert down.replayed == 0 and down.pending == len(pending) and not down.complete
+    assert down.blocked_by == "unavailable" and down.blocked.startswith(
+        f"MLflow at {dead_uri} is unreachable (NewConnectionError: [Errno ")
+    assert down.blocked.endswith("Connection refused)")
     records_only = [x for x in spool_path.read_text().splitlines() if json.loads(x)["t"] == "rec"]
 
     first = sync_spool(spool_path, tracking_uri=mlflow_uri)
@@ -392,6 +410,15 @@ def test_tracking_cli_status_and_sync(mlflow_uri: str, experiment: str, spool_pa
     hist = sorted(client.get_metric_history(run_info.info.run_id, "loss"), key=lambda m: m.step)
     assert [m.value for m in hist] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert run_info.info.status == "FINISHED"
+    # the spool was cleared (its lock stays): nothing to do, not an error
+    res = runner.invoke(app, ["tracking", "sync", "--spool", str(spool_path)])
+    assert res.exit_code == 0 and "replayed 0 record(s)" in res.output
+    typo = spool_path.parent / "typo" / "spool.jsonl"  # a mistyped --spool creates nothing
+    for command in ("status", "sync"):
+        res = runner.invoke(app, ["tracking", command, "--spool", str(typo)])
+        assert res.exit_code == 2 and res.output == f"error: no tracking spool at {typo} " \
+            "(check --spool; the default is <data_dir>/tracking-spool.jsonl)\n"
+    assert not typo.parent.exists()
 
 
 def test_events_after_close_are_dropped_not_buffered(
@@ -410,3 +437,92 @@ def test_events_after_close_are_dropped_not_buffered(
     (run,) = runs_of(client, experiment)
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "best")) == 1
+
+
+def _spooled(uri: str, experiment: str, run: str, **log: Any) -> list[dict[str, Any]]:
+    """The records of one run (create, one log batch, end) as a tracker spools them."""
+    base = {"target": uri, "experiment": experiment, "run": run}
+    return [{**base, "key": f"{run}-c", "op": "create_run", "run_name": run, "tags": {},
+             "start_time": 1000},
+            {**base, "key": f"{run}-l", "op": "log", "metrics": [["m", 1.0, 1000, 0]],
+             "params": {}, "tags": {}, **log},
+            {**base, "key": f"{run}-e", "op": "end", "status": "FINISHED", "tags": {},
+             "end_time": 2000}]
+
+
+def test_a_target_that_cannot_take_records_leaves_them_pending(
+        mlflow_uri: str, experiment: str, spool_path: Path, client: Any, tmp_path: Path) -> None:
+    """A broken target (a file that is not a database, a deleted experiment) used to mark every
+    record rejected for good, exit 0; only a record MLflow itself refuses is rejected."""
+    from typer.testing import CliRunner
+
+    from allele.cli import app
+
+    sp = Spool(spool_path)
+    sp.append(_spooled(mlflow_uri, experiment, "ok"))
+    not_a_db = tmp_path / "not-a.db"
+    not_a_db.write_text("not a database\n" * 100)
+    res = CliRunner().invoke(app, ["tracking", "sync", "--spool", str(spool_path),
+                                   "--tracking-uri", f"sqlite:///{not_a_db}"])
+    assert res.exit_code == 2 and "rejected 0, still pending 3" in res.output
+    err = res.output.splitlines()[-1]
+    assert err.startswith("error: 3 record(s) still pending: cannot open MLflow at") and (
+        "file is not a database; fix it" in err and "[SQL" not in err)
+
+    client.delete_experiment(client.create_experiment(experiment))
+    report = sync_spool(sp)
+    assert (report.replayed, report.rejected, report.pending) == (0, 0, 3)
+    assert report.blocked_by == "target" and "is deleted" in report.blocked
+    client.restore_experiment(client.get_experiment_by_name(experiment).experiment_id)
+
+    # records MLflow refuses: a changed parameter value; identical refusals are one line
+    sp.append([*_spooled(mlflow_uri, experiment, "p1", params={"lr": "0.1"}),
+               {**_spooled(mlflow_uri, experiment, "p1", params={"lr": "0.2"})[1], "key": "x"},
+               *_spooled(mlflow_uri, experiment, "lost")[1:]])  # its creation was lost
+    report = sync_spool(sp)
+    assert (report.replayed, report.rejected, report.pending) == (6, 3, 0)
+    assert report.runs_created == 2 and len(report.errors) == 2
+    assert report.errors[1].startswith("2 records (log 1, end 1) refused: run lost does not")
+    res = CliRunner().invoke(app, ["tracking", "status", "--spool", str(spool_path)])
+    assert res.exit_code == 0 and "0 pending" in res.output and "3 rejected" in res.output
+    assert "rejected 2: Refused: run lost does not exist" in res.output
+    assert "rejected 1: MlflowException: Changing param values is not allowed" in res.output
+    exp_id = client.get_experiment_by_name(experiment).experiment_id
+    client.create_run(exp_id, tags={TAG_RUN_KEY: "lost"}, run_name="lost")  # made after all
+    report = sync_spool(sp, retry_rejected=True)
+    assert (report.requeued, report.replayed, report.rejected) == (3, 2, 1)
+    runs = {r.info.run_name: r for r in runs_of(client, experiment)}
+    assert runs["lost"].info.status == "FINISHED" and runs["p1"].data.params == {"lr": "0.1"}
+
+
+def test_relative_tracking_uri_and_spool_are_replayed_from_anywhere(
+        mlflow_template: Path, experiment: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sqlite:///rel.db`` and the default ``.allele/`` spool are relative to the working
+    directory; a replay from another one used to write to a new ``rel.db`` there, and find no
+    staged artifact ("artifact file ... is gone")."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    shutil.copyfile(mlflow_template, work / "rel.db")
+    monkeypatch.chdir(work)
+    tr = MlflowTracker("sqlite:///rel.db", experiment, spool_path=Path(".allele") / "s.jsonl",
+                       flush_interval_s=3600)
+    assert tr.tracking_uri == f"sqlite:///{work / 'rel.db'}"
+    run = tr.start_run("rel")
+    (work / "notes.txt").write_text("staged")
+    run.log_artifact(work / "notes.txt")
+    run.end()
+    tr._drain(tr._spool_records)  # what close() does with records the server did not take
+    tr.close()
+    assert tr.spooled == 3
+    monkeypatch.chdir(elsewhere)
+    report = sync_spool(work / ".allele" / "s.jsonl")
+    assert report.complete and (report.replayed, report.rejected) == (3, 0), report.errors
+    assert list(elsewhere.iterdir()) == []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'rel.db'}")
+    (r,) = runs_of(client, experiment)
+    assert r.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(r.info.run_id)] == ["notes.txt"]

@@ -195,8 +195,11 @@ def set_verbosity(verbose: bool) -> None:
 
     Quiet (the default): third-party loggers and MLflow's own warnings are cut to errors, and
     ``MLFLOW_LOGGING_LEVEL`` is set for this process and its workers (MLflow reads it when it is
-    imported, which commands do lazily, after this). Verbose: INFO from Allele and every library,
-    with a timestamp and the logger's name."""
+    imported, which commands do lazily, after this); so is
+    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` (with an ``http://`` tracking URI MLflow writes
+    "View run ... at: ..." lines straight to stdout, not through a logger, at every run end: a
+    tracked bench run would print two per cell). Verbose: INFO from Allele and every library,
+    with a timestamp and the logger's name, and MLflow's run links."""
     import logging
     import os
     import warnings
@@ -209,6 +212,7 @@ def set_verbosity(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.INFO)
         return
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in _THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from allele.errors import AlleleError
 from allele.machine import process_started
 
 RunEndStatus = Literal["FINISHED", "FAILED", "KILLED"]
@@ -65,6 +67,35 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_TAG_LENGTH]
 
 
+def brief(text: str, limit: int = 240) -> str:
+    """An error message cut to one line for a report: its first non-blank line (SQLAlchemy's
+    ``[SQL: ...]`` and ``(Background on this error at ...)`` lines go), a urllib3 retry chain
+    cut to its cause (``NewConnectionError: [Errno 111] Connection refused``), and a line longer
+    than ``limit`` cut after its last full sentence that fits (else at ``limit``, with ``...``)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    cause = re.search(r"\(Caused by (\w+)\((.*)", line)
+    if cause:
+        errno = re.search(r"\[Errno -?\d+\][^\"'()]*", cause.group(2))
+        if errno:
+            detail = errno.group(0).strip()
+        else:  # HTTPConnectionPool(host=..., port=...): Read timed out. (read timeout=15)")
+            detail = re.sub(r"[\"')]+$", "", cause.group(2).partition("): ")[2] or cause.group(2))
+            detail += ")" * max(0, detail.count("(") - detail.count(")"))
+        line = f"{cause.group(1)}: {detail}"
+    if len(line) <= limit:
+        return line
+    end = line.rfind(". ", 0, limit)
+    return line[:end + 1] if end > limit // 3 else line[:limit - 3].rstrip() + "..."
+
+
+def brief_error(exc: BaseException) -> str:
+    """:func:`brief` of an exception's message (Allele's own errors are one line already and
+    kept whole: they end with what to do)."""
+    if isinstance(exc, AlleleError):
+        return " ".join(str(exc).split())
+    return brief(str(exc)) or type(exc).__name__
+
+
 def recorded_error(exc: BaseException | None) -> BaseException | None:
     """The error a run ended by ``exc`` records: none for Ctrl-C (KILLED says it all)."""
     return exc if exc is not None and not isinstance(exc, KeyboardInterrupt) else None
@@ -88,6 +119,21 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (db.parent.resolve() / "mlruns").as_uri()
 
 
+def absolute_uri(uri: str) -> str:
+    """``uri`` with the path of a local SQLite or file store made absolute.
+
+    ``sqlite:///mlflow.db`` names a file relative to the working directory: a spooled record
+    keeping it that way would be replayed, from another directory, into a new empty database
+    there. Other URIs (servers, absolute paths, ``:memory:``) are returned unchanged."""
+    if uri.startswith("sqlite:///"):
+        path, sep, query = uri[len("sqlite:///"):].partition("?")
+        if path and path != ":memory:" and not path.startswith("/"):
+            return f"sqlite:///{os.path.abspath(path)}{sep}{query}"
+    elif uri.startswith("file:") and not uri.startswith("file:/"):
+        return f"file://{os.path.abspath(uri[len('file:'):])}"
+    return uri
+
+
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception it was raised from or while handling, each once."""
     seen: set[int] = set()
@@ -99,6 +145,22 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(e))
         yield e
         todo.extend([e.__cause__, e.__context__])
+
+
+_DATABASE_ERRORS = frozenset({"DatabaseError", "ProgrammingError", "InternalError",
+                              "NotSupportedError", "InterfaceError"})
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the tracking database itself (``file is not a database``, a
+    schema it cannot use) rather than one record: SQLAlchemy's and sqlite3's database errors
+    other than a refused value (``IntegrityError``, ``DataError``) and the outages of
+    :func:`is_unavailable` (``OperationalError``)."""
+    for e in exception_chain(exc):
+        if (type(e).__module__.startswith(("sqlalchemy", "sqlite3"))
+                and type(e).__name__ in _DATABASE_ERRORS):
+            return True
+    return False
 
 
 def is_unavailable(exc: BaseException) -> bool:

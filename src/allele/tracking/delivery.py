@@ -5,21 +5,31 @@ a record is the same dict whether it is delivered at once or replayed from the s
 later. Runs are found by their ``allele.run_key`` tag, never by name, so a replayed
 ``create_run`` after a lost acknowledgement finds the run it already made instead of making a
 second one; the run key -> run id map is cached per tracking URI.
+
+A failure is one of three kinds (:func:`classify`): the backend is ``unavailable`` (try again
+later), the ``target`` cannot take records at all (it cannot be opened, the experiment cannot be
+resolved or is deleted, the database is broken, a run is at another tracking URI: no record is to
+blame), or MLflow ``refused`` this one record (give it up).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Literal
 
 from allele.errors import TrackingError
 from allele.tracking._common import (
     TAG_HOST,
+    TAG_NOTE,
     TAG_PARENT,
     TAG_PID,
     TAG_PID_STARTED,
     TAG_RUN_KEY,
+    brief_error,
     default_artifact_location,
+    exception_chain,
+    is_database_error,
     is_unavailable,
 )
 from allele.tracking._sqlite import open_client
@@ -28,6 +38,11 @@ from allele.tracking.spool import Record
 
 class Refused(Exception):
     """A record the backend refused for good (it will not be retried)."""
+
+
+class TargetError(TrackingError):
+    """The tracking target cannot take records at all: no record is to blame, so none is
+    rejected; they wait for the target to be fixed or for the right one."""
 
 
 class Applier:
@@ -42,7 +57,13 @@ class Applier:
         """The (cached) ``MlflowClient`` of tracking URI ``target``."""
         client = self._clients.get(target)
         if client is None:
-            client = open_client(target)  # a new SQLite database is created atomically
+            try:
+                client = open_client(target)  # a new SQLite database is created atomically
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                raise TargetError(f"cannot open MLflow at {target}: {brief_error(exc)}"
+                                  ) from exc
             self._clients[target] = client
         return client
 
@@ -51,11 +72,24 @@ class Applier:
         cached = self._experiments.get((target, name))
         if cached is not None:
             return cached
+        try:
+            exp_id = self._resolve_experiment(target, name)
+        except TargetError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            raise TargetError(f"MLflow at {target} cannot resolve experiment {name!r}: "
+                              f"{brief_error(exc)}") from exc
+        self._experiments[(target, name)] = exp_id
+        return exp_id
+
+    def _resolve_experiment(self, target: str, name: str) -> str:
         client = self.client(target)
         exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
-                exp_id = str(client.create_experiment(
+                return str(client.create_experiment(
                     name, artifact_location=default_artifact_location(target)))
             except Exception as exc:
                 if is_unavailable(exc):
@@ -63,14 +97,10 @@ class Applier:
                 exp = client.get_experiment_by_name(name)  # created concurrently
                 if exp is None:
                     raise
-                exp_id = str(exp.experiment_id)
-        else:
-            if exp.lifecycle_stage != "active":
-                raise TrackingError(f"MLflow experiment {name!r} at {target} is deleted; restore "
-                                    "it or choose another experiment name")
-            exp_id = str(exp.experiment_id)
-        self._experiments[(target, name)] = exp_id
-        return exp_id
+        if exp.lifecycle_stage != "active":
+            raise TargetError(f"MLflow experiment {name!r} at {target} is deleted; restore "
+                              "it or choose another experiment name")
+        return str(exp.experiment_id)
 
     def find_run(self, target: str, experiment: str, run_key: str) -> str | None:
         """The MLflow id of the run tagged with ``run_key``, or None."""
@@ -89,6 +119,10 @@ class Applier:
     def _require_run(self, target: str, rec: Record) -> str:
         run_id = self.find_run(target, str(rec["experiment"]), str(rec["run"]))
         if run_id is None:
+            elsewhere = sorted(t for t, rk in self.run_ids if rk == rec["run"] and t != target)
+            if elsewhere:  # replayed to another tracking URI than the one the run went to
+                raise TargetError(f"run {rec['run']} was created at {elsewhere[0]}, not at "
+                                  f"{target}: replay its records to {elsewhere[0]}")
             raise Refused(f"run {rec['run']} does not exist at {target} (its creation failed)")
         return run_id
 
@@ -154,20 +188,31 @@ class Applier:
 
     @staticmethod
     def _reopen(client: Any, run_id: str, rec: Record) -> None:
+        """Set a resumed run RUNNING again, owned by its new process; its ``allele.note`` (a
+        reaper's "ended without closing this run ... marked FAILED", which no longer holds
+        once the run goes on) says it was resumed instead."""
         from mlflow.entities import RunTag
 
-        owner = {k: str(v) for k, v in rec.get("tags", {}).items()
-                 if k in (TAG_HOST, TAG_PID, TAG_PID_STARTED)}
-        if owner:
-            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in owner.items()],
+        tags = {k: str(v) for k, v in rec.get("tags", {}).items()
+                if k in (TAG_HOST, TAG_PID, TAG_PID_STARTED)}
+        if tags:
+            when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            tags[TAG_NOTE] = (f"resumed by process {tags.get(TAG_PID, '?')} on "
+                              f"{tags.get(TAG_HOST, '?')} at {when}")
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()],
                              synchronous=True)
         client.update_run(run_id, status="RUNNING")
 
 
-def classify(exc: BaseException) -> Literal["refused", "unavailable"]:
-    """``unavailable`` (keep the record, try again later) or ``refused`` (give it up)."""
+def classify(exc: BaseException) -> Literal["refused", "unavailable", "target"]:
+    """``unavailable`` (keep the record, try again later), ``target`` (keep the record: the
+    target cannot take any, see :class:`TargetError`) or ``refused`` (give this record up)."""
     if isinstance(exc, Refused):
         return "refused"
+    if any(isinstance(e, TargetError) for e in exception_chain(exc)):
+        return "target"
     if is_unavailable(exc):
         return "unavailable"
+    if is_database_error(exc):
+        return "target"
     return "refused"

@@ -7,17 +7,26 @@ The spool is one append-only JSON-lines file. Every line is one of
   for;
 * ``{"t": "done", "key": K}``: record ``K`` was delivered (it is never replayed again);
 * ``{"t": "rej", "key": K, "error": E}``: the server refused record ``K`` for good (it is kept for
-  inspection and never replayed again);
+  inspection and not replayed again, unless re-queued);
+* ``{"t": "retry", "key": K}``: rejected record ``K`` was re-queued (``allele tracking sync
+  --retry-rejected``): it is pending again;
 * ``{"t": "run", "target": URI, "run": RK, "run_id": ID}``: the Allele run key ``RK`` is the
-  MLflow run ``ID`` on that server.
+  MLflow run ``ID`` on that server;
+* ``{"t": "torn"}``: the line before it was cut short by a crash mid-write (see below).
 
-Nothing is ever rewritten in place, so a crash can at worst leave a truncated last line, which
-is ignored. A line that parses but is not a valid entry (a record without its ``key``, ``op``,
-``target`` or ``experiment``; a mark without its key) is skipped and counted in
-:attr:`SpoolState.malformed`, never a crash of ``allele tracking sync``. Writers and the
+Nothing is ever rewritten in place, so a crash can at worst leave a truncated last line without
+its newline. The next writer ends that line first and appends a ``torn`` mark after it: the
+fragment stays a line of its own, which every reader skips and reports
+(:attr:`SpoolState.torn`). (Appending without ending it glued the new record onto the fragment,
+and the spool was unreadable from then on; a spool glued that way by an older version is still
+read: the complete entry at the end of such a line is recovered, the fragment before it reported
+as torn.) A line that parses but
+is not a valid entry (a record without its ``key``, ``op``, ``target`` or ``experiment``; a mark
+without its key) is skipped and counted in :attr:`SpoolState.malformed`, never a crash of
+``allele tracking sync``; any other line that is not JSON is an error naming it. Writers and the
 replayer take an exclusive ``flock`` on ``<spool>.lock``, so several processes can share one
-spool. Artifacts of spooled records are copied into
-``<spool>.artifacts/<key>/``.
+spool. Artifacts of spooled records are copied into ``<spool>.artifacts/<key>/``; the spool's
+path is made absolute, so a record names its artifact wherever it is replayed from.
 
 This module has no MLflow dependency; :func:`allele.tracking.sync.sync_spool` replays.
 """
@@ -63,6 +72,9 @@ class SpoolState:
     """(target URI, run key) -> MLflow run id."""
     malformed: list[int] = field(default_factory=list)
     """Line numbers (from 1) of lines that are not valid spool entries (skipped)."""
+    torn: list[int] = field(default_factory=list)
+    """Line numbers (from 1) of lines cut short by a crash mid-write (skipped: their record is
+    lost; a bench run's cell is sent again by ``bench run --resume``)."""
 
     def pending_run_keys(self) -> set[str]:
         """Run keys that still have undelivered records."""
@@ -81,8 +93,13 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "rec": ("key", "op", "target", "experiment"),
     "done": ("key",),
     "rej": ("key",),
+    "retry": ("key",),
     "run": ("target", "run", "run_id"),
+    "torn": (),
 }
+_TORN_MARK = '{"t":"torn"}'
+_ENTRY_START = '{"t":'
+"""How every line this module writes starts (``t`` is always the first key)."""
 _RECORD_NEEDS: dict[str, tuple[str, ...]] = {
     "create_run": ("run", "start_time"),
     "log": ("run",),
@@ -111,6 +128,9 @@ class Spool:
         self.path = Path(path) if path is not None else default_spool_path()
         if not self.path.name or self.path.is_dir():
             raise TrackingError(f"tracking spool {str(path)!r} is not a file path")
+        # absolute: the artifacts it stages are named by path in its records, and a replay may
+        # run from another working directory
+        self.path = Path(os.path.abspath(self.path))
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.artifacts_dir = self.path.with_name(self.path.name + ".artifacts")
 
@@ -132,12 +152,35 @@ class Spool:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def _torn_tail(self) -> str:
+        """What to write before appending (the lock held): nothing when the file ends with a
+        newline; else a newline, so that the new lines are not glued onto the unterminated last
+        line, plus a ``torn`` mark after it when that line is a fragment (a crash mid-write)
+        rather than a complete entry that only lacks its newline."""
+        try:
+            with open(self.path, "rb") as fh:
+                if fh.seek(0, os.SEEK_END) == 0:
+                    return ""
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) == b"\n":
+                    return ""
+                fh.seek(0)
+                data = fh.read()  # rare (once after a crash): the last line may be long
+        except FileNotFoundError:
+            return ""
+        try:
+            json.loads(data[data.rfind(b"\n") + 1:])
+            return "\n"
+        except ValueError:  # not JSON (nor UTF-8): a fragment
+            return "\n" + _TORN_MARK + "\n"
+
     def _write_lines(self, lines: Sequence[Record]) -> None:
         if not lines:
             return
         text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=True) + "\n"
                        for line in lines)
         try:
+            text = self._torn_tail() + text
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
@@ -161,6 +204,17 @@ class Spool:
     def mark_rejected(self, key: str, error: str, *, locked: bool = False) -> None:
         """Record that the server refused ``key`` for good."""
         self._mark([{"t": "rej", "key": key, "error": error}], locked)
+
+    def requeue_rejected(self, *, locked: bool = False) -> int:
+        """Make every rejected record pending again (its ``rej`` mark stays, for the record);
+        returns how many. For records rejected by a target that could not take them at all,
+        before ``allele tracking sync`` told the two apart, or after fixing what MLflow refused."""
+        if not locked:
+            with self.lock():
+                return self.requeue_rejected(locked=True)
+        keys = list(self.read().rejected)
+        self._write_lines([{"t": "retry", "key": k} for k in keys])
+        return len(keys)
 
     def note_run_id(self, target: str, run_key: str, run_id: str, *, locked: bool = False) -> None:
         """Remember that run key ``run_key`` is MLflow run ``run_id`` on ``target``."""
@@ -187,13 +241,9 @@ class Spool:
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                if i >= len(lines) - 2:  # a truncated last line from a crash mid-write
-                    continue
-                raise TrackingError(f"tracking spool {self.path} is corrupt at line {i + 1}"
-                                    ) from None
+            item = self._parse(lines, i, state)
+            if item is None:
+                continue
             if not _valid(item):
                 state.malformed.append(i + 1)
                 continue
@@ -204,6 +254,8 @@ class Spool:
                 state.done.add(str(item["key"]))
             elif kind == "rej":
                 state.rejected[str(item["key"])] = str(item.get("error", ""))
+            elif kind == "retry":
+                state.rejected.pop(str(item["key"]), None)
             elif kind == "run":
                 state.run_ids[(str(item["target"]), str(item["run"]))] = str(item["run_id"])
         seen: set[str] = set()
@@ -214,6 +266,32 @@ class Spool:
             seen.add(key)
             state.pending.append(rec)
         return state
+
+    def _parse(self, lines: list[str], i: int, state: SpoolState) -> Any:
+        """Line ``i`` parsed; None for a line cut short by a crash (noted in ``state.torn``):
+        the last line, one followed by a ``torn`` mark, or the fragment before a complete entry
+        glued onto it (by versions that appended without ending a torn line first)."""
+        line = lines[i]
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            pass
+        start = line.find(_ENTRY_START, 1)
+        while start > 0:
+            try:
+                item = json.loads(line[start:])
+            except json.JSONDecodeError:
+                item = None
+            if isinstance(item, dict) and item.get("t") in _NEEDS:
+                state.torn.append(i + 1)
+                return item
+            start = line.find(_ENTRY_START, start + 1)
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        # followed by its mark (or by the start of one, itself cut short), or the last line
+        if (nxt and _TORN_MARK.startswith(nxt)) or not "".join(lines[i + 1:]).strip():
+            state.torn.append(i + 1)
+            return None
+        raise TrackingError(f"tracking spool {self.path} is corrupt at line {i + 1}")
 
     def clear(self, *, locked: bool = False) -> None:
         """Delete the spool file and staged artifacts (only when nothing is pending or rejected:
@@ -240,7 +318,7 @@ class Spool:
             shutil.copyfile(src, dest)
         except OSError as exc:
             raise TrackingError(f"cannot stage artifact {src} in {dest_dir}: {exc}") from exc
-        return str(dest)
+        return str(dest)  # absolute, as the spool's path
 
     def drop_artifact(self, key: str) -> None:
         """Remove a staged artifact folder once its record was delivered."""

@@ -35,6 +35,8 @@ from allele.tracking._common import (
     MAX_PARAMS_PER_BATCH,
     MAX_TAG_LENGTH,
     MAX_TAGS_PER_BATCH,
+    absolute_uri,
+    brief_error,
     end_status_for,
     is_unavailable,
     now_ms,
@@ -125,7 +127,9 @@ class MlflowTracker:
             experiment = experiment or settings.experiment
         if flush_interval_s <= 0:
             raise TrackingError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
-        self.tracking_uri: str = tracking_uri
+        # a relative sqlite:/// or file: URI made absolute: its records may be replayed from
+        # another directory, where the relative path would name another (new, empty) database
+        self.tracking_uri: str = absolute_uri(tracking_uri)
         self.experiment: str = experiment
         self.spool = Spool(spool_path)
         self.flush_interval_s = float(flush_interval_s)
@@ -154,7 +158,10 @@ class MlflowTracker:
             if self.spool.read().pending_by_target().get(self.tracking_uri):
                 # what an earlier process spooled for this server goes first, so that records
                 # of the same run (a resumed matrix run) keep their order
-                sync_spool(self.spool, only_target=self.tracking_uri, _applier=self._applier)
+                report = sync_spool(self.spool, only_target=self.tracking_uri,
+                                    _applier=self._applier)
+                for line in [*report.errors, *([report.blocked] if report.blocked else [])]:
+                    _log.warning("replaying the tracking spool: %s", line)
             if reap_stale:
                 pending = self.spool.read().pending_run_keys()
                 self.reaped = reap_stale_runs(self._applier.client(self.tracking_uri),
@@ -164,7 +171,7 @@ class MlflowTracker:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise TrackingError(f"MLflow at {self.tracking_uri} refused experiment "
-                                    f"{self.experiment!r}: {exc}") from exc
+                                    f"{self.experiment!r}: {brief_error(exc)}") from exc
             self._go_offline(exc)
         self._matrix: TrackedRun | None = None
         self._matrix_fp: str | None = None
@@ -361,9 +368,11 @@ class MlflowTracker:
                 _log.exception("could not record %d records as delivered", len(tokens))
 
     def _go_offline(self, exc: BaseException) -> None:
-        if self._online:
-            _log.warning("MLflow at %s is unreachable (%s); spooling to %s. Run `allele tracking "
-                         "sync` to replay.", self.tracking_uri, exc, self.spool.path)
+        if self._online:  # one line: the first line of the error, not SQLAlchemy's [SQL: ...]
+            state = ("is unreachable" if classify(exc) == "unavailable"
+                     else "cannot take records")
+            _log.warning("MLflow at %s %s (%s); spooling to %s. Run `allele tracking sync` to "
+                         "replay.", self.tracking_uri, state, brief_error(exc), self.spool.path)
         self._online = False
         self._offline_since = time.monotonic()
         with self.spool.lock():
@@ -379,7 +388,7 @@ class MlflowTracker:
             self._applier.experiment_id(self.tracking_uri, self.experiment)
             report = sync_spool(self.spool, only_target=self.tracking_uri, _applier=self._applier)
         except Exception as exc:
-            _log.debug("MLflow at %s still unreachable: %s", self.tracking_uri, exc)
+            _log.debug("MLflow at %s still unreachable: %s", self.tracking_uri, brief_error(exc))
             return
         if report.complete:
             _log.warning("MLflow at %s is back; replayed %d spooled records", self.tracking_uri,
@@ -397,11 +406,11 @@ class MlflowTracker:
             try:
                 self._apply_retrying(rec)
             except Exception as exc:
-                if classify(exc) == "unavailable":
+                if classify(exc) != "refused":  # the server or the target, not this record
                     self._go_offline(exc)
                     break
                 _log.error("MLflow refused a %s record for run %s: %s; kept in the spool",
-                           rec.get("op"), rec.get("run"), exc)
+                           rec.get("op"), rec.get("run"), brief_error(exc))
                 self.spool.append([rec])
                 self.spooled += 1
                 i += 1
