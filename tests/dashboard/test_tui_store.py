@@ -181,3 +181,51 @@ def test_q_quits_with_exit_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     r = _top(monkeypatch, make_store(tmp_path / "s.db"), quit_)
     assert r.exit_code == 0, r.output
     assert r.output == ""
+
+
+def test_sigterm_quits_through_the_app_and_restores_the_terminal(tmp_path: Path) -> None:
+    """``kill`` of a running ``allele top``: the default action ended the process on the
+    alternate screen, and the user's shell was left there (exit 143)."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url = make_store(tmp_path / "s.db")
+    main, sub = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    proc = subprocess.Popen([sys.executable, "-m", "allele", "top", "--store", url],
+                            stdin=sub, stdout=sub, stderr=sub, env=env, close_fds=True)
+    os.close(sub)
+    out = b""
+
+    def read_for(seconds: float, until: bytes = b"") -> None:
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (until and until in out):
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out += chunk
+            elif proc.poll() is not None:
+                return
+
+    try:
+        read_for(60.0, until=b"golden-08")  # the app is up and has drawn its runs
+        assert b"\x1b[?1049h" in out and b"golden-08" in out
+        proc.send_signal(signal.SIGTERM)
+        read_for(30.0, until=b"interrupted")
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    assert out.rfind(b"\x1b[?1049l") > out.rfind(b"\x1b[?1049h")  # left the alternate screen
+    assert b"interrupted" in out

@@ -26,11 +26,15 @@ command's one-line error handling never sees it), so a store error (a damaged fi
 gone) is caught here instead: the app ends with return code 2 and keeps the error in
 :attr:`TopApp.failure` for the command to print in one line.
 Ctrl-C ends it with return code 130 (:attr:`TopApp.interrupted`), as an interrupt ends every
-command.
+command; so does SIGTERM (``kill``), through the app's own exit, which restores the terminal
+(the default action killed the process on the alternate screen, and the shell was left there).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from typing import Any, ClassVar
 
@@ -113,6 +117,10 @@ class TopApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # SIGTERM quits as Ctrl-C does, so the app restores the terminal on its way out (not
+        # where there are no Unix signals, or off the main thread)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.action_interrupt)
         self.query_one("#run-table", DataTable).add_columns(
             "run", "status", "progress", "done", "failed", "samples", "ETA")
         self.query_one("#run-cells", DataTable).add_columns("cell", "round", "running for")
@@ -176,6 +184,10 @@ class TopApp(App[None]):
         if action == "page":
             return self.query_one("#tabs", TabbedContent).active == "components"
         return True
+
+    def on_unmount(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
     def action_interrupt(self) -> None:
         """Ctrl-C quits (Textual's own Ctrl-C only says to press ctrl+q)."""
