@@ -175,8 +175,14 @@ def test_errors_are_one_line_and_exit_2(args: tuple[str, ...], fragment: str, sp
 def test_name_clash_is_an_error(spec: Path, tmp_path: Path) -> None:
     url = store_url(tmp_path)
     assert invoke("run", str(spec), "--store", url, "-q", "--name", "dup")[0] == 0
+    with open_store(url) as st:
+        before = len(st.read_metric_points("allele_bench_worker_rss_bytes"))
+    assert before > 0
     code, _, err = invoke("run", str(spec), "--store", url, "-q", "--name", "dup")
     assert code == 2 and "already exists" in err
+    # refused before its telemetry started: no stray point (it was joined to the runs' series)
+    with open_store(url) as st:
+        assert len(st.read_metric_points("allele_bench_worker_rss_bytes")) == before
 
 
 def test_bad_spec_file_through_the_cli(tmp_path: Path) -> None:

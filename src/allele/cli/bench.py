@@ -107,8 +107,7 @@ def run_cmd(
         _check_run_options(workers, experiment, mlflow_uri, report)
         include_working_directory()  # `module:function` targets of the working directory
         with open_store_url(store, create=resume is None) as st:  # a resume needs one
-            if resume is not None and spec is not None:
-                _check_resumed_spec(st, spec, resume, max_cells, store)
+            _check_store_for_run(st, spec, resume, name, max_cells, store)
             progress = None if quiet else RichProgress(err_console)
             runner = Runner(st, executor=executor, workers=workers, progress=progress)
             with sigterm_as_interrupt(), live_telemetry(st, live, metrics_port,
@@ -161,6 +160,16 @@ def _suite_to_run(spec: Path | None, preset: str | None, resume: str | None,
     if spec is None or resume is not None:
         return None
     return checked_suite(spec, preset=preset, filters=filters, max_cells=max_cells)
+
+
+def _check_store_for_run(st: Any, spec: Path | None, resume: str | None,
+                         name: str | None, max_cells: int | None, store: str | None) -> None:
+    """What the store must allow before the run's telemetry starts (a run refused only at its
+    creation had already stored a telemetry point): a resumed run's spec, a new run's name."""
+    if resume is not None and spec is not None:
+        _check_resumed_spec(st, spec, resume, max_cells, store)
+    if resume is None and name is not None:
+        st.check_name_free(name)
 
 
 def _check_resumed_spec(st: Any, spec: Path, resume: str, max_cells: int | None,

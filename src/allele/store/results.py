@@ -73,6 +73,11 @@ _RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 _CELL_STATUSES: frozenset[str] = frozenset(get_args(CellStatus))
 
 
+def name_taken_error(name: str) -> StoreError:
+    """The error of a run name already in the store."""
+    return StoreError(f"a run named {name!r} already exists in the store; choose another name")
+
+
 class ResultStore(Database):
     """Runs, cells and raw samples in one SQL database. Create it with :func:`open_store`.
 
@@ -107,8 +112,7 @@ class ResultStore(Database):
 
         def run(conn: Connection) -> int:
             if _name_taken(conn, name):
-                raise StoreError(f"a run named {name!r} already exists in the store; "
-                                 "choose another name")
+                raise name_taken_error(name)
             res = conn.execute(S.runs.insert().values(**row))
             return int(cast("tuple[int]", res.inserted_primary_key)[0])
 
@@ -116,8 +120,7 @@ class ResultStore(Database):
             pk = self.write_tx(run, what="create a run")
         except StoreError as exc:
             if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                raise StoreError(f"a run named {name!r} already exists in the store; "
-                                 "choose another name") from None
+                raise name_taken_error(name) from None
             raise
         with self._lock:
             self._run_pk_cache[run_id] = pk
@@ -208,6 +211,12 @@ class ResultStore(Database):
         """Whether a run is named ``name`` (what :meth:`create_run` refuses), for commands that
         check it before their work rather than after."""
         return self.read_tx(lambda conn: _name_taken(conn, name), what="read a run name")
+
+    def check_name_free(self, name: str) -> None:
+        """:meth:`create_run`'s refusal of a taken name, before any work (a run refused only at
+        its creation had already started its telemetry, which stored a stray point)."""
+        if self.run_name_taken(name):
+            raise name_taken_error(name)
 
     def list_runs(self, limit: int | None = None) -> list[RunInfo]:
         """Run headers, newest first (the order in which runs were created in this store)."""
