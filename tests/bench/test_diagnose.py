@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
 import pytest
 
-from allele.analytics.rca import explain_parameter_change
+from allele.analytics.rca import anomaly_onset, explain_parameter_change
 from allele.analytics.synthetic_answers import quick_matrix_trial
 from allele.bench.diagnose import (
     _seed_pairs,
@@ -113,10 +114,35 @@ def test_root_causes_rank_parameters_over_four_common_cells_only(sqlite_url: str
                                    ("c", [2.0, 2.0, 3.0], {"python": "3.12"})])
     with open_store(sqlite_url) as st:
         a, b, c = (st.load_run(n) for n in "abc")
-    with pytest.raises(AnalyticsError, match=r"3 common cells with 'wall_s' \(need 4\)"):
-        root_causes(a, b)
+    quiet = root_causes(a, b)  # too few cells and nothing else: an answer, as with a, c
+    assert (quiet.status, quiet.causes, quiet.common_cells) == ("no clear cause", [], 3)
+    assert quiet.message == ("no clear cause: 3 common cells with 'wall_s' are too few to test "
+                             "the parameters (need 4); the environments are identical")
     res = root_causes(a, c)
     assert res.common_cells == 3 and [x.kind for x in res.causes] == ["environment"]
+    assert res.message.startswith("no clear cause: 3 common cells") and "identical" not in (
+        res.message)
+
+
+def test_root_causes_answer_when_nothing_changed_and_refuse_no_common_cell(
+        sqlite_url: str) -> None:
+    """Two runs with the same values in six cells: "no clear cause", not an error saying that
+    six cells are fewer than four. Runs that share no cell still have nothing to compare."""
+    cells = [{"population_size": n, "selection": s} for n in (50, 250, 1000)
+             for s in ("rank", "tournament")]
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    store_runs(sqlite_url, cells, [("a", values, {"python": "3.11"}),
+                                   ("b", values, {"python": "3.11"})])
+    store_runs(sqlite_url, [{"population_size": 7}], [("other", [1.0], {"python": "3.12"})])
+    with open_store(sqlite_url) as st:
+        a, b, other = (st.load_run(n) for n in ("a", "b", "other"))
+    res = root_causes(a, b)
+    assert (res.status, res.causes, res.common_cells) == ("no clear cause", [], 6)
+    assert res.message.startswith("no clear cause: no parameter is testable on 6 cells (")
+    assert res.message.endswith("; the environments are identical")
+    assert res.to_dict()["status"] == "no clear cause"
+    with pytest.raises(AnalyticsError, match="no common cells with 'wall_s'"):
+        root_causes(a, other)  # the environments differ, but no cell is shared
 
 
 def test_metric_root_causes_name_the_metric_that_moved_first(sqlite_url: str) -> None:
@@ -125,6 +151,45 @@ def test_metric_root_causes_name_the_metric_that_moved_first(sqlite_url: str) ->
         res = metric_root_causes(st, target, others, at=100.0 + 5 * at)
     assert res.index == at and res.timestamp == 100.0 + 5 * at
     assert res.causes[0].name == cause
+
+
+def test_metric_root_causes_read_a_candidate_in_the_target_component(sqlite_url: str) -> None:
+    """``--component`` chooses the target: a candidate recorded by several components is read
+    in the target's (it refused, naming the components, as if the option were the
+    candidate's), and one the target's component never recorded still needs a choice."""
+    def pts(name: str, comp: str, values: list[float]) -> list[MetricPoint]:
+        return [MetricPoint(name, comp, (), 100.0 + i, v) for i, v in enumerate(values)]
+
+    flat, step = [1.0 + 0.01 * (i % 3) for i in range(80)], [1.0] * 60 + [9.0] * 20
+    late = [1.0 + 0.01 * (i % 3) for i in range(65)] + [30.0] * 15
+    with open_store(sqlite_url) as st:
+        st.write_metric_points(pts("tgt", "a", late) + pts("tgt", "b", flat)
+                               + pts("cand", "a", step) + pts("cand", "b", flat)
+                               + pts("elsewhere", "b", flat) + pts("elsewhere", "c", flat))
+        res = metric_root_causes(st, "tgt", ["cand"], "a", at=100.0 + 65)
+        assert [(c.name, c.kind) for c in res.causes] == [("cand", "metric")]  # a's step
+        quiet = metric_root_causes(st, "tgt", ["cand"], "b", at=100.0 + 65)
+        assert all(c.kind != "metric" for c in quiet.causes)  # b's flat series
+        with pytest.raises(AnalyticsError, match=r"'elsewhere' has several components \(b, c\)"):
+            metric_root_causes(st, "tgt", ["elsewhere"], "a", at=100.0 + 65)
+
+
+def test_metric_root_causes_learn_as_anomalies_do(sqlite_url: str) -> None:
+    """Without ``at`` the anomaly is found with :func:`auto_learn`'s learning period, as by
+    ``analyze anomalies``: a 120-point series was refused as shorter than 150 points."""
+    rng = np.random.default_rng(3)
+    target = rng.normal(100.0, 1.0, 120)
+    target[100:] += 25.0
+    cause = rng.normal(5.0, 0.1, 120)
+    cause[96:] += 3.0
+    with open_store(sqlite_url) as st:
+        st.write_metric_points([MetricPoint(name, "c", (), 100.0 + i, float(v))
+                                for name, vs in (("t", target), ("q", cause))
+                                for i, v in enumerate(vs)])
+        found = metric_anomalies(st, "t").detection.anomalies()
+        res = metric_root_causes(st, "t", ["q"])
+    assert found and res.index == anomaly_onset(found) and res.index >= 100
+    assert res.causes[0].name == "q"
 
 
 def test_recommendations_per_component(sqlite_url: str) -> None:

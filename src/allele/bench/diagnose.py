@@ -381,21 +381,23 @@ def metric_root_causes(store: ResultStore, target: str, candidates: Sequence[str
                        labels: Mapping[str, str] | None = None) -> MetricRootCauses:
     """Rank ``candidates`` by how early and how much they moved before the anomaly of ``target``:
     each candidate is read at the target's timestamps as its last value at or before each
-    (:func:`~allele.analytics.rca.causal_align`). The anomaly is the target's last point at or
-    before ``at`` (:func:`_point_at`), or else the onset of the robust detector's last episode
-    of flags (AnalyticsError when it flags none). ``labels`` choose the target's series
-    (:func:`metric_series`); each candidate is read with those of them it is recorded with.
+    (:func:`~allele.analytics.rca.causal_align`), in the target's component if recorded there.
+    The anomaly is the target's last point at or before ``at`` (:func:`_point_at`), or else the
+    onset of the robust detector's last episode of flags, learnt over :func:`auto_learn` as in
+    ``analyze anomalies`` (AnalyticsError when it flags none). ``labels`` choose the target's
+    series (:func:`metric_series`); a candidate is read with those of them it is recorded with.
     """
     series = metric_series(store, target, component, labels)
-    t_arr = np.asarray(series.timestamps)
-    metrics = {target: np.asarray(series.values)}
+    t_arr, metrics = np.asarray(series.timestamps), {target: np.asarray(series.values)}
     for name in candidates:
-        other = metric_series(store, name, None, labels, recorded_only=True)
+        comp = series.component if store.read_metric_points(name, series.component) else None
+        other = metric_series(store, name, comp, labels, recorded_only=True)
         metrics[name] = causal_align(t_arr, other.timestamps, other.values)
     if at is not None:
         index = _point_at(t_arr, at, target)
     else:
-        flagged = detect_series(series.values, series.timestamps, "robust").anomalies()
+        flagged = detect_series(series.values, series.timestamps, "robust",
+                                learn=auto_learn(len(series.values))).anomalies()
         if not flagged:
             raise AnalyticsError(f"no anomaly flagged in {target!r}; give --at")
         index = anomaly_onset(flagged)
@@ -467,8 +469,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     its seed variance (the small-matrix test of :mod:`~allele.analytics.rca_small` needs it);
     the common shift is judged on the cell medians. The target is a parameter too (in a run of
     several targets, "only the kraken cells moved" is an answer) unless every shared cell has
-    the same one. Parameters are ranked only over at least :data:`MIN_COMMON_CELLS` shared cells
-    with positive values in both runs. AnalyticsError when there is nothing to rank.
+    the same one. Parameters are ranked over :data:`MIN_COMMON_CELLS` shared cells or more with
+    positive values in both runs, else "no clear cause" says why; AnalyticsError for no cell.
     """
     if base_record.info.id == head_record.info.id:
         raise AnalyticsError(f"the same run twice ({base_record.info.name}): give two runs")
@@ -477,6 +479,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
     pairs = {k: _seed_pairs(c, heads[k][0], metric) for k, (c, m) in cells.items()
              if k in heads and m > 0 and heads[k][1] > 0}
     keys = sorted(k for k, p in pairs.items() if p)
+    if not keys:
+        raise AnalyticsError(f"no common cells with {metric!r} (ok, above 0 in both runs)")
     causes: list[Cause] = []
     status, message = NO_CLEAR_CAUSE, (
         f"{NO_CLEAR_CAUSE}: {len(keys)} common cells with {metric!r} are too few to test the "
@@ -492,8 +496,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
                              metric=metric)
         try:
             verdict = explain_parameter_change(params, before, after, metric=metric)
-        except AnalyticsError as exc:
-            message = f"{NO_CLEAR_CAUSE}: {exc}"
+        except AnalyticsError as exc:  # e.g. every cell changed by the same ratio
+            message = f"{NO_CLEAR_CAUSE}: no parameter is testable on {len(keys)} cells ({exc})"
             ranked: list[Cause] = []
         else:
             status, message, ranked = verdict.status, verdict.message, verdict.candidates
@@ -506,11 +510,8 @@ def root_causes(base_record: RunRecord, head_record: RunRecord,
                         "apart: `allele bench calibrate` measures it)")
         causes += sorted([*ranked, *([shift] if shift else [])],
                          key=lambda c: (not c.details.get("significant", False), -c.score))
-    causes += diff_environments(base_record.info.environment, head_record.info.environment)
-    if not causes:
-        raise AnalyticsError(
-            f"nothing to rank: {len(keys)} common cells with {metric!r} "
-            f"(need {MIN_COMMON_CELLS}) and identical environments")
+    envs = diff_environments(base_record.info.environment, head_record.info.environment)
+    causes, message = causes + envs, message + ("" if envs else "; the environments are identical")
     return RootCauses(base_record.info, head_record.info, metric, causes, len(keys), status,
                       message)
 
