@@ -367,3 +367,29 @@ def test_predict_marks_configurations_outside_the_measured_cells(
     assert "extrapolated" not in lines[0] and "population=250" in lines[0]
     assert "population=2000 (extrapolated)" in lines[1]
     assert " ".join(res.stderr.split()) == warning
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["recommend", "grid", "--current", "[1, 2]"],
+     "--current must be a JSON object of parameters, e.g. '{\"a\": 1}', not list [1, 2]"),
+    (["recommend", "grid", "--current", "null"], "--current must be a JSON object"),
+    (["predict", "grid", "--params", "[]"],
+     "--params must be a JSON object or a non-empty list of objects, got []"),
+    (["predict", "grid", "--params", '[{"population": 50}, 3]'],
+     "--params must be a JSON object or a non-empty list of objects"),
+])
+def test_json_options_of_the_wrong_shape_are_user_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+        message: str) -> None:
+    """A list for --current reached ``.get`` and an empty --params list reached the model (0
+    samples): internal errors (exit 3) where a one-line error naming the option belongs."""
+    from allele.cli import main
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    grid_store(url)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", *args, "--store", url])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exc.value.code == 2, err
+    assert err.startswith(f"error: {message}"), err

@@ -64,7 +64,7 @@ def test_recommender_answers_no_better_configuration_on_pure_noise() -> None:
         quiet += advice.status == NO_BETTER
         # the winner's curse: the best cell on the selection seeds looks better than it is; its
         # held-out estimate (the one reported) does not
-        cur, best = rec._index_of(CHEAP), int(np.argmax(rec.pred_sel_))
+        cur, best = rec._resolve(CHEAP)[1], int(np.argmax(rec.pred_sel_))
         sel.append(rec.pred_sel_[best] - rec.pred_sel_[cur])
         held.append(rec.q_val_[best] - rec.q_all_[cur])
         if advice.status == NO_BETTER:
@@ -121,3 +121,27 @@ def test_optimizer_per_component_and_errors() -> None:
     assert "seeds" not in str(err.value)
     with pytest.raises(AnalyticsError):
         opt.recommenders_["kraken"].recommend({"units": 123})
+
+
+def test_current_needs_only_the_parameters_that_vary_and_a_miss_says_why() -> None:
+    """--current was refused unless it repeated the spec's fixed generations and target_fitness
+    (predict asks only for what varies), and the error named no key: the shared values are
+    filled in, and a configuration matching no cell names what is missing, unknown or unmeasured.
+    """
+    params, quality, cost, seeds, _ = seed_surface(seed=0)
+    fixed = {"generations": 20, "target_fitness": None}
+    rec = ConfigurationRecommender(seed=0).fit([{**p, **fixed} for p in params], quality, cost,
+                                               seeds)
+    advice = rec.advise(CHEAP)
+    assert advice.current == {**CHEAP, **fixed}
+    assert advice.status == "recommend"
+    assert all(set(r.changes) <= set(CHEAP) for r in advice.recommendations)
+    assert rec.advise({**CHEAP, **fixed}).recommendations == advice.recommendations
+    with pytest.raises(AnalyticsError, match=r"is not among the measured cells: missing "
+                                             r"population; unknown pop \(the cells have "
+                                             r"crossover, generations, mutation_rate, "):
+        rec.advise({"pop": 50, "mutation_rate": 0.01, "crossover": "blend"})
+    with pytest.raises(AnalyticsError, match=r"cells: generations=30 \(the cells have 20\); "
+                                             r"population=60 \(the cells have 50, 100, 150, "
+                                             r"200, 250, 300, 350, 400\)$"):
+        rec.advise({**CHEAP, "population": 60, "generations": 30})

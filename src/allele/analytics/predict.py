@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -264,6 +265,9 @@ class PerformancePredictor:
             if y.size != len(rows):
                 raise AnalyticsError(f"metric {m!r} has {y.size} values for {len(rows)} rows")
         rng = np.random.default_rng(self.seed)
+        # one generator per metric, from the seed and the metric's name: a metric's folds (and
+        # so its model and interval) are the same whatever other metrics are asked, in any order
+        rngs = {m: np.random.default_rng([self.seed, zlib.crc32(m.encode())]) for m in ys}
         uniq = np.unique(groups)
         n_hold = round(self.holdout * uniq.size) if uniq.size >= 8 else 0
         held = set(rng.choice(uniq, size=n_hold, replace=False).tolist()) if n_hold else set()
@@ -275,7 +279,7 @@ class PerformancePredictor:
             enc = _Encoder().fit(train_rows)
             xtr, xte = enc.transform(train_rows), enc.transform(test_rows)
             for m, y in ys.items():
-                fitted = self._procedure(xtr, y[~test], groups[~test], rng)
+                fitted = self._procedure(xtr, y[~test], groups[~test], rngs[m])
                 pred = fitted.model.predict(xte)
                 err = np.abs(y[test] - pred)
                 self.validation_[m] = PredictorValidation(
@@ -284,7 +288,7 @@ class PerformancePredictor:
                     float(np.mean(err <= fitted.q)), self.level, fitted.cv_mae)
         self._enc = _Encoder().fit(rows)
         x = self._enc.transform(rows)
-        self._fitted = {m: self._procedure(x, y, groups, rng) for m, y in ys.items()}
+        self._fitted = {m: self._procedure(x, y, groups, rngs[m]) for m, y in ys.items()}
         self._floor = {m: 0.0 if bool(np.all(y >= 0)) else -math.inf for m, y in ys.items()}
         self.model_ = {m: f.name for m, f in self._fitted.items()}
         return self

@@ -323,11 +323,32 @@ class ConfigurationRecommender:
         return [(dict(self.candidates_[i]), float(self._sign * self.pred_quality_[i]),
                  float(self.pred_cost_[i])) for i in idx]
 
-    def _index_of(self, params: Mapping[str, Any]) -> int:
+    def _resolve(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        """``params`` completed with the values every measured cell shares, and its cell.
+
+        A user names what varies (as predict's ``--params`` asks); the fixed parameters of the
+        spec (generations, a target fitness) are the same in every cell, so they are filled in
+        rather than demanded. A configuration still matching no cell is refused with the keys
+        missing or unknown and, for each key whose value no cell has, the values they do have.
+        """
+        names, levels = self.encoder_.names, self.encoder_.levels
+        full = dict(params)
+        for k in names:
+            if k not in full and len(levels[k]) == 1:
+                full[k] = levels[k][0]
         for i, cand in enumerate(self.configs_):
-            if all(cand.get(k) == params.get(k) for k in self.encoder_.names):
-                return i
-        raise AnalyticsError(f"configuration {dict(params)} is not among the measured cells")
+            if all(cand.get(k) == full.get(k) for k in names) and set(full) <= set(names):
+                return full, i
+        why = []
+        if missing := [k for k in names if k not in full]:
+            why.append("missing " + ", ".join(missing))
+        if unknown := sorted(k for k in full if k not in names):
+            why.append("unknown " + ", ".join(unknown) + " (the cells have "
+                       + ", ".join(names) + ")")
+        why += [f"{k}={full[k]!r} (the cells have {', '.join(map(repr, levels[k]))})"
+                for k in names if k in full and full[k] not in levels[k]]
+        raise AnalyticsError(f"configuration {dict(params)} is not among the measured cells: "
+                             + ("; ".join(why) or "that combination was not measured"))
 
     def _affordable(self, gain_pct: float, cost_pct: float, budget: float | None) -> bool:
         if budget is not None and cost_pct > budget:
@@ -379,7 +400,7 @@ class ConfigurationRecommender:
         """Up to ``top`` held-out-validated configurations better than ``current``, or the
         answer "no reliably better configuration"."""
         self._check()
-        cur = self._index_of(current)
+        current, cur = self._resolve(current)
         s = self._sign
         chosen = []
         for i in np.argsort(-self.pred_sel_):

@@ -309,8 +309,9 @@ def rca(
     if as_json:
         _emit_json(res.to_dict())
         return
-    _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
-                  f"{res.head.name}", res.causes)
+    if res.causes:  # nothing to rank (the runs moved nothing testable): the answer alone
+        _causes_table(f"Candidate causes of the {metric} change {res.base.name} -> "
+                      f"{res.head.name}", res.causes)
     _answer(res.status, res.message)
 
 
@@ -371,6 +372,9 @@ def recommend(
     except json.JSONDecodeError as exc:
         raise AnalyticsError(f"--current must be JSON parameters, e.g. '{{\"a\": 1}}': "
                              f"{exc}") from None
+    if current and not isinstance(cur, dict):  # a list reached .get: an internal error
+        raise AnalyticsError(f"--current must be a JSON object of parameters, e.g. "
+                             f"'{{\"a\": 1}}', not {type(cur).__name__} {current}")
     advice = recommendations(record, quality, cost, current=cur, target=target, top=top,
                              max_cost_per_gain=max_cost_per_gain)
     if not advice:
@@ -432,8 +436,10 @@ def predict(
         raise AnalyticsError(f"--params must be JSON, e.g. '{{\"population\": 150}}': "
                              f"{exc}") from None
     confs = [confs] if isinstance(confs, dict) else confs
-    if not isinstance(confs, list) or not all(isinstance(c, dict) for c in confs):
-        raise AnalyticsError("--params must be a JSON object or a list of objects")
+    # [] reached the model as 0 samples: an internal error, not a user's one
+    if not isinstance(confs, list) or not confs or not all(isinstance(c, dict) for c in confs):
+        raise AnalyticsError(f"--params must be a JSON object or a non-empty list of objects, "
+                             f"got {params}")
     with open_store(store, read_only=True) as st:
         record = st.load_run(run)
     res = predict_configurations(record, metric, confs, target=target, level=level)
