@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from allele.errors import TrackingError
@@ -45,6 +47,20 @@ class TargetError(TrackingError):
     rejected; they wait for the target to be fixed or for the right one."""
 
 
+@contextmanager
+def _target_errors(what: str) -> Iterator[None]:
+    """An error inside, other than an outage (kept as it is, to be retried later) or a
+    :class:`TargetError` already, is the target's: ``TargetError("<what>: <the error>")``."""
+    try:
+        yield
+    except TargetError:
+        raise
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        raise TargetError(f"{what}: {brief_error(exc)}") from exc
+
+
 class Applier:
     """Applies spool-format records to MLflow backends; knows run keys -> run ids."""
 
@@ -57,13 +73,8 @@ class Applier:
         """The (cached) ``MlflowClient`` of tracking URI ``target``."""
         client = self._clients.get(target)
         if client is None:
-            try:
+            with _target_errors(f"cannot open MLflow at {target}"):
                 client = open_client(target)  # a new SQLite database is created atomically
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise
-                raise TargetError(f"cannot open MLflow at {target}: {brief_error(exc)}"
-                                  ) from exc
             self._clients[target] = client
         return client
 
@@ -72,15 +83,8 @@ class Applier:
         cached = self._experiments.get((target, name))
         if cached is not None:
             return cached
-        try:
+        with _target_errors(f"MLflow at {target} cannot resolve experiment {name!r}"):
             exp_id = self._resolve_experiment(target, name)
-        except TargetError:
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise
-            raise TargetError(f"MLflow at {target} cannot resolve experiment {name!r}: "
-                              f"{brief_error(exc)}") from exc
         self._experiments[(target, name)] = exp_id
         return exp_id
 
