@@ -9,6 +9,8 @@ import pytest
 
 from allele.analytics._season import season_profile, seasonal_periods
 
+from .conftest import public_values
+
 
 def _elec_vic() -> np.ndarray:
     """The hourly Victoria electricity demand that statsmodels ships among its test data."""
@@ -44,26 +46,17 @@ def test_no_season_in_noise_or_random_walks() -> None:
     assert hits <= 1
 
 
-def _public(name: str) -> np.ndarray:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import realdata  # the fixture of benchmarks/data/public
-
-    return np.asarray(realdata.public_series()[name].values, dtype=np.float64)
-
-
 def test_held_out_season_refuses_a_hump_and_finds_the_day_in_hourly_demand() -> None:
     from allele.analytics._season import held_out_strength, seasonal_period
 
-    infl = _public("macro_infl")[:101]  # 1959-1984: the 1970s rise and fall, no season
+    infl = public_values("macro_infl")[:101]  # 1959-1984: the 1970s rise and fall, no season
     assert seasonal_period(infl, max_period=50) == 44  # in-sample: two "cycles" of a hump
     assert held_out_strength(infl, 44) < 0.0           # one half does not predict the other
     assert seasonal_period(infl, max_period=50, held_out=0.2) is None
-    demand = _public("elec_vic_hourly")[:150]
+    demand = public_values("elec_vic_hourly")[:150]
     assert seasonal_period(demand, max_period=75) == 71
     assert seasonal_period(demand, max_period=75, held_out=0.2) == 24
-    co2 = _public("co2")[:150]  # a real yearly season of weeks, under three cycles
+    co2 = public_values("co2")[:150]  # a real yearly season of weeks, under three cycles
     assert seasonal_period(co2, max_period=75, held_out=0.2) == 52
     assert held_out_strength(co2, 52) > 0.6
 

@@ -3,16 +3,14 @@ step, a step is not a trend, and the textbook change point of the Nile is found.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from allele.analytics.trend import LevelShift, PredictiveAnalyzer, beyond_curvature
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from .conftest import public_values
 
 
 def _ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -22,13 +20,6 @@ def _ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
     for t in range(1, n):
         x[t] = phi * x[t - 1] + e[t]
     return x * np.sqrt(1.0 - phi * phi)
-
-
-def _public(name: str) -> np.ndarray:
-    sys.path.insert(0, str(BENCH))
-    import realdata  # the fixture of benchmarks/data/public
-
-    return np.asarray(realdata.public_series()[name].values, dtype=np.float64)
 
 
 def _with_and_without_a_step(base: Callable[[np.random.Generator], np.ndarray],
@@ -87,7 +78,7 @@ def test_a_step_on_a_line_is_a_step_not_a_steeper_trend() -> None:
 def test_the_nile_drops_in_1898_and_has_no_trend_beside_the_step() -> None:
     """Annual Nile flow 1871-1970: the dam at Aswan (1898-1902) lowered it from about 1,100 to
     about 850. Before, the step was read as a decreasing trend (-2.6 per year) and no shift."""
-    y = _public("nile")
+    y = public_values("nile")
     res = PredictiveAnalyzer().analyze(y)
     assert [abs(s.index - 28) <= 2 for s in res.level_shifts] == [True]
     s = res.level_shifts[0]
@@ -98,7 +89,7 @@ def test_the_nile_drops_in_1898_and_has_no_trend_beside_the_step() -> None:
 
 def test_co2_has_a_trend_and_no_level_shift() -> None:
     """co2 accelerates; a straight trend left a U-shaped residual split at week 273 (z=93)."""
-    res = PredictiveAnalyzer().analyze(_public("co2"))
+    res = PredictiveAnalyzer().analyze(public_values("co2"))
     assert res.trend.direction == "increasing"
     assert res.level_shifts == []
 
@@ -203,12 +194,12 @@ def test_public_series_slope_changes() -> None:
     """elec_equip's climb stops around 2001 (month 71). co2's growth sped up: seasonally
     adjusted, one corner in the mid-1970s fits it better than a parabola (0.92 ppm a year
     before it, 1.52 after); the Nile has no corner, only its step."""
-    co2 = PredictiveAnalyzer().analyze(_public("co2")).bend
+    co2 = PredictiveAnalyzer().analyze(public_values("co2")).bend
     assert co2 is not None and 52 * 14 < co2.index < 52 * 19  # weeks from March 1958
     assert 52 * co2.before == pytest.approx(0.92, abs=0.1)
     assert 52 * co2.after == pytest.approx(1.52, abs=0.1)
-    assert PredictiveAnalyzer().analyze(_public("nile")).bend is None
-    ee = PredictiveAnalyzer().analyze(_public("elec_equip")).bend
+    assert PredictiveAnalyzer().analyze(public_values("nile")).bend is None
+    ee = PredictiveAnalyzer().analyze(public_values("elec_equip")).bend
     assert ee is not None and abs(ee.index - 71) <= 6 and ee.before > 0.4 and abs(ee.after) < 0.2
 
 
